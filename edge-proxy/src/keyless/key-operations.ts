@@ -1,0 +1,33 @@
+/**
+ * What the TLS engine needs from whoever holds the private keys (DESIGN §4). The edge never sees a
+ * private key; every method is asynchronous and may fail with a KeyOperationError, which the TLS
+ * engine turns into a handshake alert.
+ */
+import type { KeyDescription, PingResult, SignatureSchemeName, ErrorCode } from '../../../lambdas/key-service/protocol';
+
+export interface SignResult {
+  signature: Buffer;
+  /** Wall-clock milliseconds of the whole key operation as seen by the edge. */
+  latencyMs: number;
+}
+
+export interface KeyOperations {
+  /** Sign the TLS 1.3 server CertificateVerify content for this transcript hash (RFC 8446 §4.4.3). */
+  signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult>;
+  /** DER SubjectPublicKeyInfo of a key name. */
+  publicKey(keyName: string): Promise<{ spki: Buffer; keySpec: string }>;
+  ping(): Promise<PingResult>;
+}
+
+/** A failed key operation. `code` is the key service's typed error, or a client-side one. */
+export class KeyOperationError extends Error {
+  constructor(
+    readonly code: ErrorCode | 'timeout' | 'overloaded' | 'bad_signature' | 'function_error',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KeyOperationError';
+  }
+}
+
+export type { KeyDescription };

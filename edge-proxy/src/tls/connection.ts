@@ -1,0 +1,411 @@
+/**
+ * One server-side TLS connection as a `Duplex` with the familiar `TLSSocket` surface, so Node's
+ * `http` and `http2` servers can sit on it.
+ *
+ * Input is pulled record by record while the handshake runs (keys change between records, so a
+ * record is only opened when the state machine asks for the next message), and pushed once the
+ * connection is established. The handshake never blocks the event loop: while the key service is
+ * signing, input is buffered (up to a bound) and the deadline timer keeps running.
+ */
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { AlertDescription, AlertLevel, encodeAlert, PeerAlert, TlsAlert } from './alerts';
+import type { TlsContext } from './context';
+import type { HandshakeInfo, HandshakeIo } from './handshake-io';
+import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-joiner';
+import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RecordProtection, RecordReader, TLS13_MAX_CIPHERTEXT } from './record-layer';
+import { EstablishedSession, serverHandshake } from './server-handshake';
+import { KeyOperationError } from '../keyless/key-operations';
+
+type State = 'handshake' | 'open' | 'closed';
+
+/** Why a handshake ended without success; emitted as 'handshakeError'. */
+export class HandshakeError extends Error {
+  constructor(
+    message: string,
+    /** The alert we sent, if any. */
+    readonly sentAlert?: string,
+    /** The alert the peer sent, if any. */
+    readonly receivedAlert?: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'HandshakeError';
+  }
+}
+
+interface PendingWrite {
+  chunks: Buffer[];
+  callback: (err?: Error | null) => void;
+}
+
+export class TlsServerConnection extends Duplex implements HandshakeIo {
+  readonly encrypted = true;
+  alpnProtocol: string | false = false;
+  servername: string | false = false;
+  /** No client certificates yet: mTLS is a later feature. */
+  readonly authorized = false;
+  handshakeInfo?: HandshakeInfo;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly localPort?: number;
+
+  private state: State = 'handshake';
+  private readonly reader = new RecordReader();
+  private readonly joiner: HandshakeJoiner;
+  private readProtection: RecordProtection = new NullProtection();
+  private writeProtection: RecordProtection = new NullProtection();
+  private queuedHandshake: Buffer[] = [];
+  private outgoing: Buffer[] = [];
+  private wake?: () => void;
+  private inputEnded = false;
+  private readPaused = false;
+  private readClosed = false;
+  private pendingWrites: PendingWrite[] = [];
+  private session?: EstablishedSession;
+  private handshakeTimer?: NodeJS.Timeout;
+  private readonly startedAt = process.hrtime.bigint();
+  private sawClientHello = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: TlsContext,
+  ) {
+    super({ allowHalfOpen: false });
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.localPort = socket.localPort;
+    this.joiner = new HandshakeJoiner(ctx.maxHandshakeMessageSize);
+    socket.on('data', (d: Buffer) => this.onSocketData(d));
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err) => this.onSocketError(err));
+    socket.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    socket.on('drain', () => this.emit('drain'));
+    this.handshakeTimer = setTimeout(() => this.fail(new HandshakeError(`handshake not complete after ${ctx.handshakeTimeoutMs} ms`)), ctx.handshakeTimeoutMs);
+    this.handshakeTimer.unref?.();
+    void this.runHandshake();
+  }
+
+  // ---- TLSSocket surface -------------------------------------------------------------------
+
+  getProtocol(): string | null {
+    return this.handshakeInfo?.protocol ?? null;
+  }
+
+  getCipher(): { name: string; standardName: string; version: string } | undefined {
+    if (!this.handshakeInfo) return undefined;
+    return { name: this.handshakeInfo.cipher, standardName: this.handshakeInfo.cipher, version: this.handshakeInfo.protocol };
+  }
+
+  getPeerCertificate(): Record<string, never> {
+    return {};
+  }
+
+  isSessionReused(): boolean {
+    return this.handshakeInfo?.resumed ?? false;
+  }
+
+  setTimeout(ms: number, cb?: () => void): this {
+    this.socket.setTimeout(ms);
+    if (cb) this.once('timeout', cb);
+    if (this.listenerCount('timeout') > 0 && this.socket.listenerCount('timeout') === 0) {
+      this.socket.on('timeout', () => this.emit('timeout'));
+    }
+    return this;
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.socket.setKeepAlive(enable, delay);
+    return this;
+  }
+
+  address(): ReturnType<Socket['address']> {
+    return this.socket.address();
+  }
+
+  // ---- HandshakeIo ---------------------------------------------------------------------------
+
+  async readHandshakeMessage(): Promise<HandshakeMessage> {
+    while (true) {
+      const message = this.joiner.next();
+      if (message) {
+        if (message.type === HandshakeType.client_hello) this.sawClientHello = true;
+        return message;
+      }
+      const record = await this.nextRecord();
+      switch (record.type) {
+        case ContentType.handshake:
+          // RFC 8446 §5.1: zero-length handshake fragments are not allowed.
+          if (record.plaintext.length === 0) throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
+          this.joiner.push(record.plaintext);
+          break;
+        case ContentType.alert:
+          throw this.peerAlert(record.plaintext);
+        case ContentType.change_cipher_spec:
+          this.checkCompatChangeCipherSpec(record.plaintext);
+          break;
+        default:
+          throw new TlsAlert(AlertDescription.unexpected_message, 'application data before the handshake completed');
+      }
+    }
+  }
+
+  sendHandshake(raw: Buffer): void {
+    this.queuedHandshake.push(raw);
+  }
+
+  sendChangeCipherSpec(): void {
+    this.sealQueuedHandshake();
+    // CCS is never encrypted (RFC 8446 §5, D.4).
+    this.outgoing.push(new NullProtection().seal(ContentType.change_cipher_spec, Buffer.from([1])));
+  }
+
+  flush(): void {
+    this.sealQueuedHandshake();
+    if (this.outgoing.length === 0 || this.socket.destroyed) return;
+    const data = Buffer.concat(this.outgoing);
+    this.outgoing = [];
+    this.socket.write(data);
+  }
+
+  setReadProtection(p: RecordProtection): void {
+    if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans a key change');
+    this.readProtection = p;
+    this.reader.maxFragment = TLS13_MAX_CIPHERTEXT;
+  }
+
+  setWriteProtection(p: RecordProtection): void {
+    this.sealQueuedHandshake();
+    this.writeProtection = p;
+  }
+
+  // ---- input ---------------------------------------------------------------------------------
+
+  private onSocketData(data: Buffer): void {
+    this.reader.push(data);
+    if (this.state === 'handshake') {
+      if (this.reader.buffered > this.ctx.maxBufferedHandshakeInput) {
+        this.fail(new TlsAlert(AlertDescription.unexpected_message, 'too much input buffered during the handshake'));
+        return;
+      }
+      this.wakeReader();
+    } else if (this.state === 'open') {
+      this.drainRecords();
+    }
+  }
+
+  private onSocketEnd(): void {
+    this.inputEnded = true;
+    if (this.state === 'handshake') this.wakeReader();
+    // A peer that closes without close_notify truncates the stream; end it for the reader anyway.
+    else if (this.state === 'open' && !this.readClosed) this.push(null);
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.state === 'handshake') this.fail(new HandshakeError(`socket error during handshake: ${err.message}`, undefined, undefined, err));
+    else this.destroy(err);
+  }
+
+  private wakeReader(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async nextRecord(): Promise<OpenedRecord> {
+    while (true) {
+      const raw = this.reader.next();
+      if (raw) {
+        // During a TLS 1.3 handshake the peer may send plaintext CCS (compatibility mode) or a
+        // plaintext alert (when it could not even read our ServerHello) after keys are set.
+        if (this.readProtection.encrypted && (raw.type === ContentType.change_cipher_spec || raw.type === ContentType.alert)) {
+          return { type: raw.type, plaintext: raw.fragment };
+        }
+        return this.readProtection.open(raw);
+      }
+      if (this.inputEnded) throw new HandshakeError('peer closed the connection during the handshake');
+      if (this.state !== 'handshake') throw new HandshakeError('connection closed');
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** RFC 8446 §5: a single-byte 0x01 CCS between the first ClientHello and the client Finished is dropped. */
+  private checkCompatChangeCipherSpec(payload: Buffer): void {
+    if (!this.sawClientHello || this.state !== 'handshake') {
+      throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec outside the handshake');
+    }
+    if (payload.length !== 1 || payload[0] !== 1) throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
+  }
+
+  private peerAlert(payload: Buffer): Error {
+    if (payload.length !== 2) return new TlsAlert(AlertDescription.decode_error, 'malformed alert');
+    return new PeerAlert(payload[0], payload[1]);
+  }
+
+  /** Established: process every buffered record, honouring backpressure from our reader. */
+  private drainRecords(): void {
+    try {
+      while (this.state === 'open' && !this.readPaused && !this.readClosed) {
+        const raw = this.reader.next();
+        if (!raw) return;
+        const record = this.readProtection.open(raw);
+        switch (record.type) {
+          case ContentType.application_data:
+            if (record.plaintext.length > 0 && !this.push(record.plaintext)) {
+              this.readPaused = true;
+              this.socket.pause();
+            }
+            break;
+          case ContentType.handshake:
+            if (record.plaintext.length === 0) throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
+            this.joiner.push(record.plaintext);
+            for (let m = this.joiner.next(); m; m = this.joiner.next()) this.session?.onPostHandshakeMessage(m);
+            break;
+          case ContentType.alert: {
+            const alert = this.peerAlert(record.plaintext);
+            if (alert instanceof PeerAlert && alert.description === AlertDescription.close_notify) {
+              // Anything after close_notify is ignored (RFC 8446 §6.1); our writable side ends after
+              // pending writes because allowHalfOpen is false.
+              this.readClosed = true;
+              this.push(null);
+              return;
+            }
+            throw alert;
+          }
+          default:
+            throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec after the handshake');
+        }
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  override _read(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+      this.drainRecords();
+    }
+  }
+
+  // ---- output --------------------------------------------------------------------------------
+
+  private sealQueuedHandshake(): void {
+    if (this.queuedHandshake.length === 0) return;
+    const data = Buffer.concat(this.queuedHandshake);
+    this.queuedHandshake = [];
+    for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
+      this.outgoing.push(this.writeProtection.seal(ContentType.handshake, data.subarray(off, off + MAX_PLAINTEXT)));
+    }
+  }
+
+  /** Application data → records of at most 2^14 bytes, written in one socket write. */
+  private writeApplicationData(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    if (this.state !== 'open' || this.socket.destroyed) {
+      callback(new Error('TLS connection is closed'));
+      return;
+    }
+    const records: Buffer[] = [];
+    const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
+      records.push(this.writeProtection.seal(ContentType.application_data, data.subarray(off, off + MAX_PLAINTEXT)));
+    }
+    this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records), callback);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.state === 'handshake') this.pendingWrites.push({ chunks: [chunk], callback });
+    else this.writeApplicationData([chunk], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    if (this.state === 'handshake') this.pendingWrites.push({ chunks: bufs, callback });
+    else this.writeApplicationData(bufs, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.state === 'open' && !this.socket.destroyed) {
+      this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
+      this.socket.end();
+    }
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.state = 'closed';
+    clearTimeout(this.handshakeTimer);
+    this.wakeReader();
+    for (const w of this.pendingWrites) w.callback(new Error('TLS connection closed before the handshake completed'));
+    this.pendingWrites = [];
+    if (!this.socket.destroyed) {
+      // End rather than destroy, so an alert already written reaches the peer before the FIN; a
+      // peer that never closes its side is cut off shortly after.
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    }
+    callback(err);
+  }
+
+  // ---- handshake driver ----------------------------------------------------------------------
+
+  private async runHandshake(): Promise<void> {
+    try {
+      const result = await serverHandshake(this, this.ctx);
+      if (this.state !== 'handshake') return; // failed or closed while we were waiting
+      clearTimeout(this.handshakeTimer);
+      this.handshakeInfo = result.info;
+      this.session = result.session;
+      this.alpnProtocol = result.info.alpn ?? false;
+      this.servername = result.info.serverName ?? false;
+      this.state = 'open';
+      const handshakeMs = Number(process.hrtime.bigint() - this.startedAt) / 1e6;
+      this.emit('secure', { ...result.info, handshakeMs });
+      const writes = this.pendingWrites;
+      this.pendingWrites = [];
+      for (const w of writes) this.writeApplicationData(w.chunks, w.callback);
+      if (this.inputEnded) this.push(null);
+      else this.drainRecords();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Ends the connection after a protocol error, sending the alert the error calls for. */
+  private fail(err: unknown): void {
+    if (this.state === 'closed') return;
+    let sent: AlertDescription | undefined;
+    let received: string | undefined;
+    if (err instanceof TlsAlert) sent = err.description;
+    else if (err instanceof PeerAlert) received = AlertDescription[err.description] ?? String(err.description);
+    else if (err instanceof KeyOperationError) sent = AlertDescription.internal_error;
+    else if (!(err instanceof HandshakeError)) sent = AlertDescription.internal_error;
+
+    if (sent !== undefined && !this.socket.destroyed) {
+      try {
+        this.sealQueuedHandshake();
+        this.outgoing = []; // a half-built flight is not sent after an error
+        this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(sent)));
+      } catch {
+        // the alert is best effort; closing is what matters
+      }
+    }
+    const wasHandshake = this.state === 'handshake';
+    this.state = 'closed';
+    const message = err instanceof Error ? err.message : String(err);
+    if (wasHandshake) {
+      this.emit('handshakeError', new HandshakeError(message, sent !== undefined ? AlertDescription[sent] : undefined, received, err));
+      this.destroy();
+    } else {
+      this.destroy(err instanceof Error ? err : new Error(message));
+    }
+  }
+}

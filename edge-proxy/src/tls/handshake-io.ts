@@ -1,0 +1,37 @@
+/**
+ * What a handshake state machine sees of its connection: ordered handshake messages in, flights
+ * out, and key changes at the points the protocol defines. Implemented by `connection.ts`.
+ */
+import type { HandshakeMessage } from './handshake-joiner';
+import type { RecordProtection } from './record-layer';
+
+export interface HandshakeIo {
+  /** The next complete handshake message (resolves across records; alerts and CCS are handled below). */
+  readHandshakeMessage(): Promise<HandshakeMessage>;
+  /** Queue a handshake message under the current write protection. */
+  sendHandshake(raw: Buffer): void;
+  /** Queue a change_cipher_spec record (TLS 1.3 middlebox compatibility, TLS 1.2 key change). */
+  sendChangeCipherSpec(): void;
+  /** Write everything queued to the socket. */
+  flush(): void;
+  /** Install new read keys. A handshake message may not straddle a key change (RFC 8446 §5.1). */
+  setReadProtection(p: RecordProtection): void;
+  /** Install new write keys; what was queued before stays under the old ones. */
+  setWriteProtection(p: RecordProtection): void;
+}
+
+/** Facts about a finished handshake, for logs, metrics, headers and the demo page. */
+export interface HandshakeInfo {
+  protocol: 'TLSv1.3' | 'TLSv1.2';
+  cipher: string;
+  group?: string;
+  signatureScheme?: string;
+  keyExchange: string;
+  serverName?: string;
+  alpn?: string;
+  helloRetry: boolean;
+  resumed: boolean;
+  /** Wall-clock milliseconds of the key operation (signature / master secret), as seen by the edge. */
+  keyOperationMs?: number;
+  keyName?: string;
+}

@@ -1,0 +1,170 @@
+/**
+ * Record layer (RFC 8446 §5, RFC 5246 §6.2): framing with size limits, and record protection
+ * (AEAD seal/open with per-direction sequence numbers). Protection objects own their keys; a key
+ * change replaces the object, so a record can never be opened under the wrong epoch's state.
+ */
+import * as crypto from 'node:crypto';
+import { AlertDescription, TlsAlert } from './alerts';
+import type { AeadAlgorithm } from './suites';
+
+export enum ContentType {
+  change_cipher_spec = 20,
+  alert = 21,
+  handshake = 22,
+  application_data = 23,
+}
+
+/** Largest plaintext fragment (2^14), and the most AEAD expansion TLS 1.3 allows (RFC 8446 §5.2). */
+export const MAX_PLAINTEXT = 16384;
+export const TLS13_MAX_CIPHERTEXT = MAX_PLAINTEXT + 256;
+/** TLS 1.2 allows 2^14 + 2048 (RFC 5246 §6.2.3). */
+export const TLS12_MAX_CIPHERTEXT = MAX_PLAINTEXT + 2048;
+const HEADER = 5;
+const TAG = 16;
+
+export interface RawRecord {
+  type: ContentType;
+  header: Buffer;
+  fragment: Buffer;
+}
+
+/** Splits a byte stream into records. Enforces the record-size limit before buffering a body. */
+export class RecordReader {
+  private pending: Buffer = Buffer.alloc(0);
+  /** Upper bound for a fragment; raised once protection is in place. */
+  maxFragment = TLS12_MAX_CIPHERTEXT;
+
+  push(data: Buffer): void {
+    this.pending = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+  }
+
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  next(): RawRecord | null {
+    if (this.pending.length < HEADER) return null;
+    const type = this.pending[0];
+    if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
+      throw new TlsAlert(AlertDescription.unexpected_message, `unknown record content type ${type}`);
+    }
+    const length = this.pending.readUInt16BE(3);
+    if (length > this.maxFragment) throw new TlsAlert(AlertDescription.record_overflow, `record of ${length} bytes`);
+    if (this.pending.length < HEADER + length) return null;
+    const header = this.pending.subarray(0, HEADER);
+    const fragment = this.pending.subarray(HEADER, HEADER + length);
+    this.pending = this.pending.subarray(HEADER + length);
+    return { type, header, fragment };
+  }
+}
+
+export function recordHeader(type: ContentType, length: number, version = 0x0303): Buffer {
+  const h = Buffer.alloc(HEADER);
+  h[0] = type;
+  h.writeUInt16BE(version, 1);
+  h.writeUInt16BE(length, 3);
+  return h;
+}
+
+export interface OpenedRecord {
+  type: ContentType;
+  plaintext: Buffer;
+}
+
+export interface RecordProtection {
+  /** True once records are encrypted in this direction. */
+  readonly encrypted: boolean;
+  /** Records processed so far with these keys (for the AEAD usage limits of RFC 8446 §5.5). */
+  readonly sequence: number;
+  /** One record (type + at most MAX_PLAINTEXT bytes) → wire bytes including the header. */
+  seal(type: ContentType, plaintext: Buffer): Buffer;
+  open(record: RawRecord): OpenedRecord;
+}
+
+/** Before keys are established: records pass in the clear. */
+export class NullProtection implements RecordProtection {
+  readonly encrypted = false;
+  readonly sequence = 0;
+  seal(type: ContentType, plaintext: Buffer): Buffer {
+    return Buffer.concat([recordHeader(type, plaintext.length), plaintext]);
+  }
+  open(record: RawRecord): OpenedRecord {
+    if (record.fragment.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext record too long');
+    return { type: record.type, plaintext: record.fragment };
+  }
+}
+
+/** Per-record nonce: the static IV XORed with the 64-bit sequence number (RFC 8446 §5.3, RFC 7905 §2). */
+export function recordNonce(iv: Buffer, seq: number): Buffer {
+  const nonce = Buffer.from(iv);
+  const hi = Math.floor(seq / 0x100000000);
+  const lo = seq >>> 0;
+  nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ hi) >>> 0, 4);
+  nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ lo) >>> 0, 8);
+  return nonce;
+}
+
+export function aeadSeal(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
+  const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
+  const body = cipher.update(plaintext);
+  cipher.final();
+  return Buffer.concat([body, cipher.getAuthTag()]);
+}
+
+/** Returns null when authentication fails (the caller decides the alert). */
+export function aeadOpen(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
+  if (sealed.length < TAG) return null;
+  const decipher = crypto.createDecipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.DecipherGCM;
+  decipher.setAAD(aad, { plaintextLength: sealed.length - TAG });
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
+  const body = decipher.update(sealed.subarray(0, sealed.length - TAG));
+  try {
+    decipher.final();
+  } catch {
+    return null;
+  }
+  return body;
+}
+
+/** TLS 1.3 record protection: TLSInnerPlaintext inside opaque application_data records (RFC 8446 §5.2). */
+export class Tls13Protection implements RecordProtection {
+  readonly encrypted = true;
+  private seq = 0;
+
+  constructor(
+    private readonly aead: AeadAlgorithm,
+    private readonly key: Buffer,
+    private readonly iv: Buffer,
+  ) {}
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  seal(type: ContentType, plaintext: Buffer): Buffer {
+    const inner = Buffer.concat([plaintext, Buffer.from([type])]);
+    const header = recordHeader(ContentType.application_data, inner.length + TAG);
+    const body = aeadSeal(this.aead, this.key, recordNonce(this.iv, this.seq++), header, inner);
+    return Buffer.concat([header, body]);
+  }
+
+  open(record: RawRecord): OpenedRecord {
+    if (record.type !== ContentType.application_data) {
+      throw new TlsAlert(AlertDescription.unexpected_message, `unprotected ${ContentType[record.type]} record after keys were set`);
+    }
+    const inner = aeadOpen(this.aead, this.key, recordNonce(this.iv, this.seq), record.header, record.fragment);
+    if (!inner) throw new TlsAlert(AlertDescription.bad_record_mac, 'record failed authentication');
+    this.seq++;
+    // Strip zero padding; the last non-zero byte is the real content type (RFC 8446 §5.4).
+    let end = inner.length - 1;
+    while (end >= 0 && inner[end] === 0) end--;
+    if (end < 0) throw new TlsAlert(AlertDescription.unexpected_message, 'record has no content type');
+    if (end > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'inner plaintext too long');
+    const type = inner[end];
+    if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
+      throw new TlsAlert(AlertDescription.unexpected_message, `unknown inner content type ${type}`);
+    }
+    return { type, plaintext: inner.subarray(0, end) };
+  }
+}

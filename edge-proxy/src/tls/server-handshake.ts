@@ -1,0 +1,62 @@
+/**
+ * Reads the ClientHello and negotiates the protocol version (RFC 8446 §4.2.1, RFC 7507), then hands
+ * over to the version's state machine.
+ */
+import { AlertDescription, TlsAlert } from './alerts';
+import type { TlsContext } from './context';
+import { ExtensionType, parseClientSupportedVersions } from './extensions';
+import type { HandshakeInfo, HandshakeIo } from './handshake-io';
+import { HandshakeType } from './handshake-joiner';
+import { ClientHello, parseClientHello } from './messages';
+import { TLS_FALLBACK_SCSV } from './suites';
+import { serverHandshake13, TLS12, TLS13 } from './tls13/server';
+import type { HandshakeMessage } from './handshake-joiner';
+
+/** What a connection keeps after the handshake: handles post-handshake messages. */
+export interface EstablishedSession {
+  onPostHandshakeMessage(msg: HandshakeMessage): void;
+}
+
+export interface HandshakeResult {
+  info: HandshakeInfo;
+  session: EstablishedSession;
+}
+
+/** The versions this server implements, best first. */
+const OUR_VERSIONS = [TLS13];
+
+export function negotiateVersion(hello: ClientHello): number {
+  const ext = hello.extensions.get(ExtensionType.supported_versions);
+  let offered: number[];
+  if (ext) {
+    offered = parseClientSupportedVersions(ext);
+  } else {
+    // Without supported_versions the client speaks TLS 1.2 at most (RFC 8446 §4.2.1).
+    offered = hello.legacyVersion >= TLS12 ? [TLS12] : [];
+  }
+  const chosen = OUR_VERSIONS.find((v) => offered.includes(v));
+  const clientMax = Math.max(0, ...offered.filter((v) => (v & 0xff00) === 0x0300));
+  // RFC 7507: a fallback retry from a client that could have done better than what we'd pick.
+  if (hello.cipherSuites.includes(TLS_FALLBACK_SCSV) && clientMax < OUR_VERSIONS[0]) {
+    throw new TlsAlert(AlertDescription.inappropriate_fallback, 'TLS_FALLBACK_SCSV with a version below our best');
+  }
+  if (chosen === undefined) {
+    throw new TlsAlert(AlertDescription.protocol_version, `no supported protocol version offered (client max 0x${clientMax.toString(16)})`);
+  }
+  return chosen;
+}
+
+export async function serverHandshake(io: HandshakeIo, ctx: TlsContext): Promise<HandshakeResult> {
+  const first = await io.readHandshakeMessage();
+  if (first.type !== HandshakeType.client_hello) {
+    throw new TlsAlert(AlertDescription.unexpected_message, `expected ClientHello, got handshake type ${first.type}`);
+  }
+  const hello = parseClientHello(first.body);
+  const version = negotiateVersion(hello);
+  switch (version) {
+    case TLS13:
+      return serverHandshake13(io, first, hello, ctx);
+    default:
+      throw new TlsAlert(AlertDescription.protocol_version, `version 0x${version.toString(16)} not implemented`);
+  }
+}

@@ -1,0 +1,52 @@
+/** A TCP listener whose connections are TlsServerConnections: the engine's `tls.Server` analogue. */
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { createTlsContext, TlsContext, TlsServerOptions } from './context';
+import { HandshakeError, TlsServerConnection } from './connection';
+
+export interface TlsServerEvents {
+  secureConnection: [conn: TlsServerConnection];
+  tlsClientError: [err: HandshakeError, conn: TlsServerConnection];
+}
+
+export class TlsServer extends EventEmitter<TlsServerEvents> {
+  readonly tcp: net.Server;
+  private readonly ctx: TlsContext;
+  private readonly connections = new Set<TlsServerConnection>();
+
+  constructor(options: TlsServerOptions) {
+    super();
+    this.ctx = createTlsContext(options);
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: net.Socket): void {
+    const conn = new TlsServerConnection(socket, this.ctx);
+    this.connections.add(conn);
+    conn.once('close', () => this.connections.delete(conn));
+    conn.once('secure', () => this.emit('secureConnection', conn));
+    conn.once('handshakeError', (err: HandshakeError) => this.emit('tlsClientError', err, conn));
+    // Errors after the handshake belong to whoever consumes the connection; never let one crash us.
+    conn.on('error', () => undefined);
+  }
+
+  get activeConnections(): number {
+    return this.connections.size;
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen(port, host, () => {
+        this.tcp.off('error', reject);
+        resolve(this.tcp.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Stop accepting; with `force`, also close every open connection. */
+  close(force = false): Promise<void> {
+    if (force) for (const c of this.connections) c.destroy();
+    return new Promise((resolve) => this.tcp.close(() => resolve()));
+  }
+}

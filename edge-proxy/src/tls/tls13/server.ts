@@ -1,0 +1,280 @@
+/**
+ * TLS 1.3 server handshake (RFC 8446 §2, §4), written as one straight line in the manner of Go's
+ * handshake_server_tls13.go: negotiate → (HelloRetryRequest) → ServerHello → EncryptedExtensions →
+ * Certificate → CertificateVerify (the one remote key operation) → Finished → client Finished.
+ * Each `await io.readHandshakeMessage()` names the message it requires, so ordering rules are
+ * enforced by the shape of the code.
+ */
+import * as crypto from 'node:crypto';
+import { AlertDescription, TlsAlert } from '../alerts';
+import { Writer } from '../codec';
+import type { TlsContext } from '../context';
+import { ExtensionType, Extension, parseAlpn, parseClientKeyShares, parseClientSupportedVersions, parseServerName, parseU16List, encodeAlpn } from '../extensions';
+import { generateEphemeral, NamedGroup } from '../groups';
+import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
+import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
+import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate } from '../messages';
+import { Tls13Protection } from '../record-layer';
+import type { ServerCertificate } from '../certificates';
+import { chooseScheme, SignatureScheme, tls13SchemesFor, verifySignature } from '../sigalgs';
+import type { CipherSuite } from '../suites';
+import { Transcript } from '../transcript';
+import { finishedVerifyData, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
+import { tls13CertificateVerifyContent } from '../../../../lambdas/key-service/protocol';
+
+export const TLS13 = 0x0304;
+export const TLS12 = 0x0303;
+
+/** ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3). */
+export const HELLO_RETRY_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
+
+/** What the ClientHello asks for and what we chose, computed the same way for a first and a retried hello. */
+interface Negotiated {
+  suite: CipherSuite;
+  cert: ServerCertificate;
+  scheme: SignatureScheme;
+  serverName?: string;
+  sniMatched: boolean;
+  alpn?: string;
+  clientGroups: number[];
+  shares: { group: number; share: Buffer }[];
+}
+
+function required(hello: ClientHello, type: ExtensionType, name: string): Buffer {
+  const data = hello.extensions.get(type);
+  // RFC 8446 §9.2: a ClientHello without a mandatory extension gets missing_extension.
+  if (!data) throw new TlsAlert(AlertDescription.missing_extension, `ClientHello has no ${name} extension`);
+  return data;
+}
+
+function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
+  // RFC 8446 §4.1.2: legacy_compression_methods must be exactly one byte, null.
+  if (hello.compressionMethods.length !== 1 || hello.compressionMethods[0] !== 0) {
+    throw new TlsAlert(AlertDescription.illegal_parameter, 'TLS 1.3 ClientHello must offer only null compression');
+  }
+  const suite = ctx.tls13Suites.find((s) => hello.cipherSuites.includes(s.id));
+  if (!suite) throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.3 cipher suite in common');
+
+  const sigalgs = parseU16List(required(hello, ExtensionType.signature_algorithms, 'signature_algorithms'), 'signature_algorithms');
+  const clientGroups = parseU16List(required(hello, ExtensionType.supported_groups, 'supported_groups'), 'supported_groups');
+  const shares = parseClientKeyShares(required(hello, ExtensionType.key_share, 'key_share'));
+  // RFC 8446 §4.2.8: every share must be for a group the client listed.
+  for (const s of shares) {
+    if (!clientGroups.includes(s.group)) throw new TlsAlert(AlertDescription.illegal_parameter, 'key share for a group not in supported_groups');
+  }
+
+  const sniData = hello.extensions.get(ExtensionType.server_name);
+  const serverName = sniData ? parseServerName(sniData) : undefined;
+  const { certs, matched } = ctx.certificates.candidates(serverName);
+  let cert: ServerCertificate | undefined;
+  let scheme: SignatureScheme | undefined;
+  for (const c of certs) {
+    scheme = chooseScheme(tls13SchemesFor(c.shape), sigalgs);
+    if (scheme) {
+      cert = c;
+      break;
+    }
+  }
+  if (!cert || !scheme) throw new TlsAlert(AlertDescription.handshake_failure, 'no certificate with a signature scheme the client accepts');
+
+  let alpn: string | undefined;
+  const alpnData = hello.extensions.get(ExtensionType.alpn);
+  if (alpnData) {
+    const offered = parseAlpn(alpnData);
+    alpn = ctx.alpnProtocols.find((p) => offered.includes(p));
+    // RFC 7301 §3.2: no overlap is fatal.
+    if (!alpn) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);
+  }
+  return { suite, cert, scheme, serverName, sniMatched: matched && serverName !== undefined, alpn, clientGroups, shares };
+}
+
+function supportedVersionsExtension(): Extension {
+  return { type: ExtensionType.supported_versions, data: new Writer().u16(TLS13).finish() };
+}
+
+/** The established session: traffic secrets kept for KeyUpdate (RFC 8446 §4.6.3). */
+export class Tls13Session {
+  constructor(
+    private readonly io: HandshakeIo,
+    private readonly suite: CipherSuite,
+    private clientSecret: Buffer,
+    private serverSecret: Buffer,
+  ) {}
+
+  onPostHandshakeMessage(msg: HandshakeMessage): void {
+    switch (msg.type) {
+      case HandshakeType.key_update: {
+        const requested = parseKeyUpdate(msg.body);
+        this.clientSecret = nextTrafficSecret(this.suite.hash, this.clientSecret);
+        const k = trafficKeys(this.suite.hash, this.clientSecret, this.suite.keyLength);
+        this.io.setReadProtection(new Tls13Protection(this.suite.aead, k.key, k.iv));
+        if (requested) this.updateWriteKeys(false);
+        return;
+      }
+      default:
+        throw new TlsAlert(AlertDescription.unexpected_message, `unexpected post-handshake message type ${msg.type}`);
+    }
+  }
+
+  /** Send a KeyUpdate and switch our write keys after it. */
+  updateWriteKeys(requestPeerUpdate: boolean): void {
+    this.io.sendHandshake(encodeKeyUpdate(requestPeerUpdate));
+    this.serverSecret = nextTrafficSecret(this.suite.hash, this.serverSecret);
+    const k = trafficKeys(this.suite.hash, this.serverSecret, this.suite.keyLength);
+    this.io.setWriteProtection(new Tls13Protection(this.suite.aead, k.key, k.iv));
+    this.io.flush();
+  }
+}
+
+export interface Tls13Result {
+  info: HandshakeInfo;
+  session: Tls13Session;
+}
+
+export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage, firstHello: ClientHello, ctx: TlsContext): Promise<Tls13Result> {
+  let hello = firstHello;
+  let neg = negotiate(hello, ctx);
+  let transcript: Transcript;
+  let helloRetry = false;
+  let ccsSent = false;
+  const sendCompatCcs = (): void => {
+    // Middlebox compatibility (RFC 8446 §D.4): one CCS right after our first handshake message,
+    // when the client sent a legacy session id.
+    if (!ccsSent && hello.sessionId.length > 0) io.sendChangeCipherSpec();
+    ccsSent = true;
+  };
+
+  let group: NamedGroup | undefined;
+  let peerShare: Buffer | undefined;
+  for (const g of ctx.groups) {
+    const s = neg.shares.find((e) => e.group === g.id);
+    if (s) {
+      group = g;
+      peerShare = s.share;
+      break;
+    }
+  }
+
+  if (!group || !peerShare) {
+    // No usable share: ask for one in the best group we have in common (RFC 8446 §4.1.4).
+    const retryGroup = ctx.groups.find((g) => neg.clientGroups.includes(g.id));
+    if (!retryGroup) throw new TlsAlert(AlertDescription.handshake_failure, 'no key-exchange group in common');
+    transcript = Transcript.afterHelloRetry(neg.suite.hash, first.raw);
+    const hrr = encodeServerHello({
+      version: TLS12,
+      random: HELLO_RETRY_RANDOM,
+      sessionId: hello.sessionId,
+      cipherSuite: neg.suite.id,
+      extensions: [supportedVersionsExtension(), { type: ExtensionType.key_share, data: new Writer().u16(retryGroup.id).finish() }],
+    });
+    transcript.update(hrr);
+    io.sendHandshake(hrr);
+    sendCompatCcs();
+    io.flush();
+
+    const second = await io.readHandshakeMessage();
+    if (second.type !== HandshakeType.client_hello) throw new TlsAlert(AlertDescription.unexpected_message, 'expected the second ClientHello');
+    const hello2 = parseClientHello(second.body);
+    const versions = hello2.extensions.get(ExtensionType.supported_versions);
+    if (!versions || !parseClientSupportedVersions(versions).includes(TLS13)) {
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello does not offer TLS 1.3');
+    }
+    if (!hello2.sessionId.equals(hello.sessionId)) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
+    const neg2 = negotiate(hello2, ctx);
+    // RFC 8446 §4.1.4: the retried hello must use the suite we chose and one share for the group we asked for.
+    if (neg2.suite.id !== neg.suite.id) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed the cipher suite');
+    if (neg2.shares.length !== 1 || neg2.shares[0].group !== retryGroup.id) {
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello must carry exactly one share, for the requested group');
+    }
+    hello = hello2;
+    neg = neg2;
+    group = retryGroup;
+    peerShare = neg2.shares[0].share;
+    helloRetry = true;
+    transcript.update(second.raw);
+  } else {
+    transcript = new Transcript(neg.suite.hash);
+    transcript.update(first.raw);
+  }
+
+  const { suite, cert, scheme } = neg;
+  const ephemeral = generateEphemeral(group);
+  const shared = ephemeral.agree(peerShare);
+
+  const sh = encodeServerHello({
+    version: TLS12,
+    random: crypto.randomBytes(32),
+    sessionId: hello.sessionId,
+    cipherSuite: suite.id,
+    extensions: [
+      supportedVersionsExtension(),
+      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(ephemeral.publicShare).finish() },
+    ],
+  });
+  transcript.update(sh);
+  io.sendHandshake(sh);
+  sendCompatCcs();
+
+  const schedule = new KeySchedule(suite.hash);
+  const hs = schedule.handshakeTrafficSecrets(shared, transcript.digest());
+  const serverHs = trafficKeys(suite.hash, hs.server, suite.keyLength);
+  const clientHs = trafficKeys(suite.hash, hs.client, suite.keyLength);
+  io.setWriteProtection(new Tls13Protection(suite.aead, serverHs.key, serverHs.iv));
+  io.setReadProtection(new Tls13Protection(suite.aead, clientHs.key, clientHs.iv));
+
+  const ee: Extension[] = [];
+  if (neg.sniMatched) ee.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) }); // RFC 6066 §3
+  if (neg.alpn) ee.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
+  for (const msg of [encodeEncryptedExtensions(ee), encodeTls13Certificate(cert.chain)]) {
+    transcript.update(msg);
+    io.sendHandshake(msg);
+  }
+  // Let the client start on the certificate chain while the key service signs.
+  io.flush();
+
+  const certHash = transcript.digest();
+  const signed = await ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, certHash);
+  // Never put an unverified signature on the wire: a wrong key or a corrupted answer fails here.
+  if (!verifySignature(scheme, cert.publicKey, tls13CertificateVerifyContent(certHash), signed.signature)) {
+    throw new TlsAlert(AlertDescription.internal_error, 'key service returned a signature that does not verify with the certificate');
+  }
+  const cv = encodeCertificateVerify(scheme.id, signed.signature);
+  transcript.update(cv);
+  io.sendHandshake(cv);
+
+  const fin = encodeFinished(finishedVerifyData(suite.hash, hs.server, transcript.digest()));
+  transcript.update(fin);
+  io.sendHandshake(fin);
+  const app = schedule.applicationTrafficSecrets(transcript.digest());
+  const serverApp = trafficKeys(suite.hash, app.server, suite.keyLength);
+  io.setWriteProtection(new Tls13Protection(suite.aead, serverApp.key, serverApp.iv));
+  io.flush();
+
+  const expected = finishedVerifyData(suite.hash, hs.client, transcript.digest());
+  const clientFin = await io.readHandshakeMessage();
+  if (clientFin.type !== HandshakeType.finished) {
+    throw new TlsAlert(AlertDescription.unexpected_message, `expected client Finished, got handshake type ${clientFin.type}`);
+  }
+  if (clientFin.body.length !== expected.length) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
+  if (!crypto.timingSafeEqual(clientFin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  transcript.update(clientFin.raw);
+  const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
+  io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
+
+  return {
+    session: new Tls13Session(io, suite, app.client, app.server),
+    info: {
+      protocol: 'TLSv1.3',
+      cipher: suite.name,
+      group: group.name,
+      signatureScheme: scheme.name,
+      keyExchange: `ECDHE (${group.name})`,
+      serverName: neg.serverName,
+      alpn: neg.alpn,
+      helloRetry,
+      resumed: false,
+      keyOperationMs: signed.latencyMs,
+      keyName: cert.keyName,
+    },
+  };
+}

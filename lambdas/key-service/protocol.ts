@@ -1,0 +1,219 @@
+/**
+ * Key-service protocol, version 1 (DESIGN §5): JSON over Lambda Invoke, shared by the key service
+ * (which validates every request strictly) and the edge client (which builds them).
+ *
+ * The key service builds every byte string it signs itself from these inputs, so it can never be used
+ * as a general signing oracle. Binary fields are base64 (standard alphabet, with padding).
+ */
+
+export const PROTOCOL_VERSION = 1 as const;
+
+/** TLS SignatureScheme names (RFC 8446 §4.2.3) the service can serve. No SHA-1, ever (RFC 9155). */
+export const SIGNATURE_SCHEMES = [
+  'rsa_pss_rsae_sha256',
+  'rsa_pss_rsae_sha384',
+  'rsa_pss_rsae_sha512',
+  'rsa_pkcs1_sha256',
+  'rsa_pkcs1_sha384',
+  'rsa_pkcs1_sha512',
+  'ecdsa_secp256r1_sha256',
+  'ecdsa_secp384r1_sha384',
+  'ecdsa_secp521r1_sha512',
+] as const;
+export type SignatureSchemeName = (typeof SIGNATURE_SCHEMES)[number];
+
+export const OPERATIONS = ['tls13.certificate_verify', 'public_key', 'ping'] as const;
+export type OperationName = (typeof OPERATIONS)[number];
+
+export const ERROR_CODES = ['unknown_key', 'bad_request', 'unsupported', 'throttled', 'unavailable', 'internal'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export type Custody = 'kms' | 'sealed' | 'file';
+
+/** Common envelope of every request. `key` is a configured key *name*, never a raw ARN. */
+interface RequestBase {
+  v: typeof PROTOCOL_VERSION;
+  /** Request id chosen by the caller, echoed in the response; 1..64 chars of [A-Za-z0-9._:-]. */
+  id: string;
+}
+
+export interface CertificateVerifyRequest extends RequestBase {
+  op: 'tls13.certificate_verify';
+  key: string;
+  scheme: SignatureSchemeName;
+  /** Transcript-Hash(ClientHello..Certificate), base64; its length must match the scheme's hash. */
+  transcriptHash: string;
+}
+
+export interface PublicKeyRequest extends RequestBase {
+  op: 'public_key';
+  key: string;
+}
+
+export interface PingRequest extends RequestBase {
+  op: 'ping';
+}
+
+export type KeyServiceRequest = CertificateVerifyRequest | PublicKeyRequest | PingRequest;
+
+export interface KeyDescription {
+  name: string;
+  custody: Custody;
+  /** e.g. RSA_2048, ECC_NIST_P256 (KMS KeySpec vocabulary). */
+  keySpec: string;
+}
+
+export interface SignatureResult {
+  /** The signature, base64: for RSA-PSS/PKCS#1 the raw signature, for ECDSA the DER encoding (what TLS sends). */
+  signature: string;
+  /** Milliseconds the backend (KMS, or the in-memory key) took. */
+  backendMs: number;
+}
+
+export interface PublicKeyResult {
+  /** DER SubjectPublicKeyInfo, base64. */
+  spki: string;
+  keySpec: string;
+}
+
+export interface PingResult {
+  service: 'keyless-key-service';
+  protocol: typeof PROTOCOL_VERSION;
+  version: string;
+  keys: KeyDescription[];
+}
+
+export interface OkResponse<T> {
+  v: typeof PROTOCOL_VERSION;
+  id: string;
+  ok: true;
+  result: T;
+}
+
+export interface ErrorResponse {
+  v: typeof PROTOCOL_VERSION;
+  /** Echoed when the request had a well-formed id, otherwise null. */
+  id: string | null;
+  ok: false;
+  error: { code: ErrorCode; message: string };
+}
+
+export type KeyServiceResponse<T = unknown> = OkResponse<T> | ErrorResponse;
+
+/** Hash length in bytes of each scheme's digest; the transcript hash must match it. */
+export const SCHEME_HASH: Record<SignatureSchemeName, { hash: 'sha256' | 'sha384' | 'sha512'; length: number }> = {
+  rsa_pss_rsae_sha256: { hash: 'sha256', length: 32 },
+  rsa_pss_rsae_sha384: { hash: 'sha384', length: 48 },
+  rsa_pss_rsae_sha512: { hash: 'sha512', length: 64 },
+  rsa_pkcs1_sha256: { hash: 'sha256', length: 32 },
+  rsa_pkcs1_sha384: { hash: 'sha384', length: 48 },
+  rsa_pkcs1_sha512: { hash: 'sha512', length: 64 },
+  ecdsa_secp256r1_sha256: { hash: 'sha256', length: 32 },
+  ecdsa_secp384r1_sha384: { hash: 'sha384', length: 48 },
+  ecdsa_secp521r1_sha512: { hash: 'sha512', length: 64 },
+};
+
+/** KMS SigningAlgorithmSpec for each TLS scheme (KMS PSS uses salt length = hash length, as TLS 1.3 requires). */
+export const SCHEME_TO_KMS_ALGORITHM: Record<SignatureSchemeName, string> = {
+  rsa_pss_rsae_sha256: 'RSASSA_PSS_SHA_256',
+  rsa_pss_rsae_sha384: 'RSASSA_PSS_SHA_384',
+  rsa_pss_rsae_sha512: 'RSASSA_PSS_SHA_512',
+  rsa_pkcs1_sha256: 'RSASSA_PKCS1_V1_5_SHA_256',
+  rsa_pkcs1_sha384: 'RSASSA_PKCS1_V1_5_SHA_384',
+  rsa_pkcs1_sha512: 'RSASSA_PKCS1_V1_5_SHA_512',
+  ecdsa_secp256r1_sha256: 'ECDSA_SHA_256',
+  ecdsa_secp384r1_sha384: 'ECDSA_SHA_384',
+  ecdsa_secp521r1_sha512: 'ECDSA_SHA_512',
+};
+
+/**
+ * The exact content a TLS 1.3 server signs in CertificateVerify (RFC 8446 §4.4.3):
+ * 64 spaces, the context string, a zero byte, then the transcript hash.
+ */
+export function tls13CertificateVerifyContent(transcriptHash: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.alloc(64, 0x20),
+    Buffer.from('TLS 1.3, server CertificateVerify', 'latin1'),
+    Buffer.from([0]),
+    transcriptHash,
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation limits and key-type rules, shared by the key service (which enforces them) and the
+// edge client (which checks them before spending an invocation).
+// ---------------------------------------------------------------------------------------------
+
+/** Request ids: 1..64 chars of [A-Za-z0-9._:-]. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Key names (configured on the service, never a raw ARN): 1..64 chars of [A-Za-z0-9._:-]. */
+export const KEY_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * Schemes a TLS 1.3 server may use in CertificateVerify. RFC 8446 §4.4.3: "RSA signatures MUST use
+ * an RSASSA-PSS algorithm, regardless of whether RSASSA-PKCS1-v1_5 algorithms appear in
+ * signature_algorithms" — so the rsa_pkcs1_* schemes are refused for this operation (they remain
+ * valid for TLS 1.2 ServerKeyExchange).
+ */
+export const TLS13_CERTIFICATE_VERIFY_SCHEMES: readonly SignatureSchemeName[] = [
+  'rsa_pss_rsae_sha256',
+  'rsa_pss_rsae_sha384',
+  'rsa_pss_rsae_sha512',
+  'ecdsa_secp256r1_sha256',
+  'ecdsa_secp384r1_sha384',
+  'ecdsa_secp521r1_sha512',
+];
+
+/**
+ * Whether a signature scheme can be produced by a key of this KMS KeySpec. RSA schemes need an RSA
+ * key (any size KMS offers); each TLS 1.3 ECDSA scheme names its curve, so it binds one key spec.
+ */
+export function schemeMatchesKeySpec(scheme: SignatureSchemeName, keySpec: string): boolean {
+  switch (scheme) {
+    case 'rsa_pss_rsae_sha256':
+    case 'rsa_pss_rsae_sha384':
+    case 'rsa_pss_rsae_sha512':
+    case 'rsa_pkcs1_sha256':
+    case 'rsa_pkcs1_sha384':
+    case 'rsa_pkcs1_sha512':
+      return /^RSA_\d+$/.test(keySpec);
+    case 'ecdsa_secp256r1_sha256':
+      return keySpec === 'ECC_NIST_P256';
+    case 'ecdsa_secp384r1_sha384':
+      return keySpec === 'ECC_NIST_P384';
+    case 'ecdsa_secp521r1_sha512':
+      return keySpec === 'ECC_NIST_P521';
+  }
+}
+
+/** Minimal structural view of a node:crypto public or private KeyObject (kept type-only here). */
+interface AsymmetricKeyLike {
+  asymmetricKeyType?: string;
+  asymmetricKeyDetails?: { modulusLength?: number; namedCurve?: string };
+}
+
+/**
+ * The KMS KeySpec name of a node:crypto key (RSA_2048, ECC_NIST_P256, ...), or undefined for key
+ * types TLS signing here does not serve (Ed25519, RSA-PSS-restricted keys, secp256k1, ...).
+ */
+export function keySpecOfKeyObject(key: AsymmetricKeyLike): string | undefined {
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa' && typeof details.modulusLength === 'number') {
+    return `RSA_${details.modulusLength}`;
+  }
+  if (key.asymmetricKeyType === 'ec') {
+    switch (details.namedCurve) {
+      case 'prime256v1':
+      case 'P-256':
+        return 'ECC_NIST_P256';
+      case 'secp384r1':
+      case 'P-384':
+        return 'ECC_NIST_P384';
+      case 'secp521r1':
+      case 'P-521':
+        return 'ECC_NIST_P521';
+    }
+  }
+  return undefined;
+}
