@@ -45,8 +45,14 @@ export function generateEphemeral(group: NamedGroup): EphemeralKey {
       publicShare: spki.subarray(X25519_SPKI_PREFIX.length),
       agree(peerShare) {
         if (peerShare.length !== 32) throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share must be 32 bytes');
-        const peer = crypto.createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerShare]), format: 'der', type: 'spki' });
-        const secret = crypto.diffieHellman({ privateKey, publicKey: peer });
+        let secret: Buffer;
+        try {
+          const peer = crypto.createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerShare]), format: 'der', type: 'spki' });
+          secret = crypto.diffieHellman({ privateKey, publicKey: peer });
+        } catch {
+          // OpenSSL refuses to derive from a low-order point.
+          throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share is not usable');
+        }
         // RFC 7748 §6.1 / RFC 8446 §7.4.2: an all-zero result means a low-order point.
         if (secret.every((b) => b === 0)) throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share is a low-order point');
         return secret;
