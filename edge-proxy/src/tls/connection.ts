@@ -94,9 +94,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     return this.handshakeInfo?.protocol ?? null;
   }
 
-  getCipher(): { name: string; standardName: string; version: string } | undefined {
-    if (!this.handshakeInfo) return undefined;
-    return { name: this.handshakeInfo.cipher, standardName: this.handshakeInfo.cipher, version: this.handshakeInfo.protocol };
+  /** Before the handshake completes every field is empty. */
+  getCipher(): { name: string; standardName: string; version: string } {
+    const info = this.handshakeInfo;
+    return { name: info?.cipher ?? '', standardName: info?.cipher ?? '', version: info?.protocol ?? '' };
   }
 
   getPeerCertificate(): Record<string, never> {

@@ -1,6 +1,6 @@
 /**
- * Signature schemes (RFC 8446 §4.2.3): code points, which key each needs, and verification with
- * node:crypto (used to check every signature the key service returns before it goes on the wire).
+ * Signature schemes (RFC 8446 §4.2.3): code points and which key each needs. Returned signatures
+ * are verified by the key-service client (`keyless/verify.ts`) before they reach the wire.
  */
 import * as crypto from 'node:crypto';
 import type { SignatureSchemeName } from '../../../lambdas/key-service/protocol';
@@ -56,19 +56,4 @@ export function tls13SchemesFor(shape: KeyShape): SignatureScheme[] {
 /** The first of our schemes for this key that the peer offered, or undefined. */
 export function chooseScheme(ours: readonly SignatureScheme[], peerOffered: readonly number[]): SignatureScheme | undefined {
   return ours.find((s) => peerOffered.includes(s.id));
-}
-
-export function verifySignature(scheme: SignatureScheme, publicKey: crypto.KeyObject, content: Buffer, signature: Buffer): boolean {
-  try {
-    if (scheme.keyType === 'rsa') {
-      return crypto.verify(scheme.hash, content, {
-        key: publicKey,
-        padding: scheme.padding === 'pss' ? crypto.constants.RSA_PKCS1_PSS_PADDING : crypto.constants.RSA_PKCS1_PADDING,
-        saltLength: scheme.padding === 'pss' ? crypto.constants.RSA_PSS_SALTLEN_DIGEST : undefined,
-      }, signature);
-    }
-    return crypto.verify(scheme.hash, content, { key: publicKey, dsaEncoding: 'der' }, signature);
-  } catch {
-    return false;
-  }
 }

@@ -1,0 +1,193 @@
+/**
+ * Edge configuration: one JSON file (path in KEYLESS_EDGE_CONFIG or `--config`) plus environment
+ * overrides. Validation names the field and the fix; the edge refuses to start on anything wrong,
+ * including anything that looks like private key material.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface CertificateConfig {
+  /** PEM file with the leaf certificate first, then intermediates. Public data only. */
+  chainFile: string;
+  /** Key name at the key service that signs for this certificate. */
+  keyName: string;
+  /** Hostnames served (defaults to the certificate's DNS subjectAltNames). */
+  hostnames?: string[];
+}
+
+export interface KeyServiceConfig {
+  /** Lambda function name or (qualified) ARN. */
+  functionName: string;
+  region?: string;
+}
+
+export interface EdgeConfig {
+  listen: { host: string; port: number };
+  admin: { host: string; port: number };
+  certificates: CertificateConfig[];
+  keyServices: KeyServiceConfig[];
+  origin: string;
+  alpn: string[];
+  keyOperationTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxKeyOperationsInFlight: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    problem: string,
+    fix: string,
+  ) {
+    super(`invalid edge configuration: ${field}: ${problem}. ${fix}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DEFAULTS = {
+  listen: { host: '0.0.0.0', port: 8443 },
+  admin: { host: '127.0.0.1', port: 9090 },
+  alpn: ['h2', 'http/1.1'],
+  keyOperationTimeoutMs: 1000,
+  handshakeTimeoutMs: 10_000,
+  maxKeyOperationsInFlight: 256,
+};
+
+const KNOWN_KEYS = new Set(['listen', 'admin', 'certificates', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight']);
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function port(v: unknown, field: string): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is not a TCP port`, 'Use an integer from 1 to 65535 (0 picks a free port).');
+  }
+  return n;
+}
+
+function positive(v: unknown, field: string, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > max) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is out of range`, `Use a whole number from 1 to ${max}.`);
+  }
+  return v;
+}
+
+function str(v: unknown, field: string, fix: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(field, 'missing or not a string', fix);
+  return v;
+}
+
+function endpoint(v: unknown, field: string, def: { host: string; port: number }): { host: string; port: number } {
+  if (v === undefined) return { ...def };
+  if (!isObject(v)) throw new ConfigError(field, 'must be an object', 'Write it as {"host": "0.0.0.0", "port": 8443}.');
+  return { host: v.host === undefined ? def.host : str(v.host, `${field}.host`, 'Give an IP address to bind.'), port: v.port === undefined ? def.port : port(v.port, `${field}.port`) };
+}
+
+/** Validates a parsed configuration object (file contents after env overrides). */
+export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConfig {
+  if (!isObject(raw)) throw new ConfigError('(root)', 'configuration must be a JSON object', 'See docs/configuration.md for an example.');
+  for (const k of Object.keys(raw)) {
+    if (!KNOWN_KEYS.has(k)) throw new ConfigError(k, 'unknown field', `Remove it; known fields are ${[...KNOWN_KEYS].join(', ')}.`);
+  }
+  if (!Array.isArray(raw.certificates) || raw.certificates.length === 0) {
+    throw new ConfigError('certificates', 'at least one certificate is required', 'Add {"chainFile": "cert.pem", "keyName": "<key name at the key service>"}.');
+  }
+  const certificates = raw.certificates.map((c, i): CertificateConfig => {
+    const f = `certificates[${i}]`;
+    if (!isObject(c)) throw new ConfigError(f, 'must be an object', 'Give chainFile and keyName.');
+    for (const k of Object.keys(c)) {
+      if (!['chainFile', 'keyName', 'hostnames'].includes(k)) {
+        // A private key has no place in edge configuration: say so plainly.
+        const hint = /key(file|pem)?$/i.test(k) && k !== 'keyName' ? ' The edge never holds a private key; the key service signs for it.' : '';
+        throw new ConfigError(`${f}.${k}`, 'unknown field', `Remove it.${hint}`);
+      }
+    }
+    const hostnames = c.hostnames;
+    if (hostnames !== undefined && (!Array.isArray(hostnames) || hostnames.some((h) => typeof h !== 'string' || h.length === 0))) {
+      throw new ConfigError(`${f}.hostnames`, 'must be a list of host names', 'Write e.g. ["example.com", "*.example.com"].');
+    }
+    return {
+      chainFile: path.resolve(baseDir, str(c.chainFile, `${f}.chainFile`, 'Point it at the PEM certificate chain (leaf first).')),
+      keyName: str(c.keyName, `${f}.keyName`, 'Use the key name configured at the key service.'),
+      hostnames: hostnames as string[] | undefined,
+    };
+  });
+  if (!Array.isArray(raw.keyServices) || raw.keyServices.length === 0) {
+    throw new ConfigError('keyServices', 'at least one key service is required', 'Add {"functionName": "<Lambda name or alias ARN>"} (or set KEYLESS_KEY_SERVICES).');
+  }
+  const keyServices = raw.keyServices.map((k, i): KeyServiceConfig => {
+    const f = `keyServices[${i}]`;
+    if (!isObject(k)) throw new ConfigError(f, 'must be an object', 'Give functionName (and region when it is not in the ARN).');
+    const functionName = str(k.functionName, `${f}.functionName`, 'Give the Lambda function name or qualified alias ARN.');
+    const arnRegion = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):/.exec(functionName)?.[1];
+    return { functionName, region: k.region === undefined ? arnRegion : str(k.region, `${f}.region`, 'Give an AWS region such as eu-west-1.') };
+  });
+  const origin = str(raw.origin, 'origin', 'Set the origin URL, e.g. "http://127.0.0.1:8080" (or KEYLESS_ORIGIN).');
+  let originUrl: URL;
+  try {
+    originUrl = new URL(origin);
+  } catch {
+    throw new ConfigError('origin', `${JSON.stringify(origin)} is not a URL`, 'Use http://host:port.');
+  }
+  if (originUrl.protocol !== 'http:') throw new ConfigError('origin', `scheme ${originUrl.protocol} is not supported`, 'Use an http:// origin (TLS to the origin is a later feature).');
+  const alpn = raw.alpn === undefined ? [...DEFAULTS.alpn] : raw.alpn;
+  if (!Array.isArray(alpn) || alpn.length === 0 || alpn.some((p) => p !== 'h2' && p !== 'http/1.1')) {
+    throw new ConfigError('alpn', `${JSON.stringify(raw.alpn)} is not supported`, 'Use a non-empty list of "h2" and "http/1.1" in preference order.');
+  }
+  return {
+    listen: endpoint(raw.listen, 'listen', DEFAULTS.listen),
+    admin: endpoint(raw.admin, 'admin', DEFAULTS.admin),
+    certificates,
+    keyServices,
+    origin,
+    alpn: alpn as string[],
+    keyOperationTimeoutMs: raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000),
+    handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
+    maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
+  };
+}
+
+/**
+ * Reads the file (if any) and applies environment overrides:
+ * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ORIGIN, KEYLESS_KEY_SERVICES
+ * (comma-separated function names/ARNs in failover order).
+ */
+export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
+  let raw: Json = {};
+  let baseDir = process.cwd();
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('KEYLESS_EDGE_CONFIG', `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`, 'Check the path.');
+    }
+    try {
+      raw = JSON.parse(text) as Json;
+    } catch (e) {
+      throw new ConfigError('KEYLESS_EDGE_CONFIG', `${file} is not valid JSON (${(e as Error).message})`, 'Fix the JSON syntax.');
+    }
+    baseDir = path.dirname(path.resolve(file));
+  }
+  if (!isObject(raw)) throw new ConfigError('(root)', 'configuration must be a JSON object', 'See docs/configuration.md.');
+  const listen = isObject(raw.listen) ? { ...raw.listen } : {};
+  if (env.KEYLESS_EDGE_PORT) listen.port = port(env.KEYLESS_EDGE_PORT, 'KEYLESS_EDGE_PORT');
+  if (env.KEYLESS_EDGE_HOST) listen.host = env.KEYLESS_EDGE_HOST;
+  const admin = isObject(raw.admin) ? { ...raw.admin } : {};
+  if (env.KEYLESS_ADMIN_PORT) admin.port = port(env.KEYLESS_ADMIN_PORT, 'KEYLESS_ADMIN_PORT');
+  const merged: Json = { ...raw, listen, admin };
+  if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
+  if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
+  return parseEdgeConfig(merged, baseDir);
+}
+
+/** Refuses PEM data that contains private key material: the edge must never be given a key. */
+export function assertNoPrivateKey(pem: string, where: string): void {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
+    throw new ConfigError(where, 'contains a PRIVATE KEY block', 'Remove it. The edge serves certificates only; private keys stay in the key service (KMS).');
+  }
+}
