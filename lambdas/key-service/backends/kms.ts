@@ -1,0 +1,255 @@
+/**
+ * `kms` custody (DESIGN §3, the default): the private key is non-exportable in AWS KMS; signing is
+ * KMS `Sign` with MessageType RAW (KMS hashes the ≤ 4096-byte message itself) and the algorithm from
+ * SCHEME_TO_KMS_ALGORITHM (KMS PSS uses salt length = hash length, as TLS 1.3 requires).
+ *
+ * One KMSClient per container (module scope), with a keep-alive HTTP agent and explicit connection
+ * and request timeouts. The endpoint and region come from the SDK's standard configuration
+ * (AWS_REGION, AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL, shared config files).
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as crypto from 'node:crypto';
+import {
+  GetPublicKeyCommand,
+  KMSClient,
+  SignCommand,
+  type KMSClientConfig,
+  type SigningAlgorithmSpec,
+} from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { KeyServiceError } from '../errors';
+import {
+  SCHEME_TO_KMS_ALGORITHM,
+  keySpecOfKeyObject,
+  type ErrorCode,
+  type KeyDescription,
+  type SignatureSchemeName,
+} from '../protocol';
+import { UNKNOWN_KEY_SPEC, type Backend, type PublicKeyOutput, type SignOutput } from './backend';
+
+/** Timeouts of the KMS HTTP client. A KMS Sign normally takes well under 100 ms. */
+export const KMS_CONNECTION_TIMEOUT_MS = 1000;
+export const KMS_REQUEST_TIMEOUT_MS = 2500;
+/** One retry for transient network errors; more would only burn the edge's deadline and KMS quota. */
+export const KMS_MAX_ATTEMPTS = 2;
+/** How long a fetched public key (and key metadata) is trusted before GetPublicKey is called again. */
+export const DEFAULT_PUBLIC_KEY_TTL_MS = 5 * 60 * 1000;
+
+/** A KMSClient with keep-alive agents and explicit timeouts. `overrides` is for tests and tools. */
+export function createKmsClient(overrides: KMSClientConfig = {}): KMSClient {
+  return new KMSClient({
+    maxAttempts: KMS_MAX_ATTEMPTS,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: KMS_CONNECTION_TIMEOUT_MS,
+      requestTimeout: KMS_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    }),
+    ...overrides,
+  });
+}
+
+let sharedClient: KMSClient | undefined;
+
+/** The container's KMSClient, created on first use (so configuration errors surface per request). */
+export function getSharedKmsClient(): KMSClient {
+  sharedClient ??= createKmsClient();
+  return sharedClient;
+}
+
+/** KMS exception names → the protocol's typed errors (DESIGN §5). */
+const KMS_ERROR_CODES: Record<string, ErrorCode> = {
+  DisabledException: 'unavailable',
+  KMSInvalidStateException: 'unavailable',
+  KeyUnavailableException: 'unavailable',
+  DependencyTimeoutException: 'unavailable',
+  KMSInternalException: 'unavailable',
+  NotFoundException: 'unknown_key',
+  ThrottlingException: 'throttled',
+  LimitExceededException: 'throttled',
+  InvalidKeyUsageException: 'unsupported',
+  UnsupportedOperationException: 'unsupported',
+};
+
+/** Node/SDK network failures: KMS could not be reached or did not answer in time. */
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/**
+ * Map anything a KMS call threw to a KeyServiceError. The message names the KMS operation and error
+ * name only — never the upstream message (it carries ARNs and request details).
+ */
+export function mapKmsError(err: unknown, operation: 'Sign' | 'GetPublicKey'): KeyServiceError {
+  if (err instanceof KeyServiceError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    name?: unknown;
+    code?: unknown;
+    message?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = typeof e.name === 'string' && /^[A-Za-z0-9_.]{1,80}$/.test(e.name) ? e.name : 'Error';
+  const mapped = KMS_ERROR_CODES[name];
+  if (mapped) return new KeyServiceError(mapped, `KMS ${operation} failed: ${name}`, name);
+  const netCode = networkErrorCode(e);
+  if (name === 'TimeoutError' || netCode !== undefined) {
+    const what = netCode ?? name;
+    return new KeyServiceError('unavailable', `KMS ${operation} failed: endpoint unreachable (${what})`, what);
+  }
+  const status = e.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500) {
+    return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${status})`, name);
+  }
+  return new KeyServiceError('internal', `KMS ${operation} failed: ${name}`, name);
+}
+
+/**
+ * The errno-style code of a network failure, from `code` or — when the SDK wrapped an error from
+ * another realm ("AWS SDK error wrapper for Error: connect ECONNREFUSED ...") — from its message.
+ */
+function networkErrorCode(e: { code?: unknown; message?: unknown }): string | undefined {
+  if (typeof e.code === 'string' && NETWORK_ERROR_CODES.has(e.code)) return e.code;
+  if (typeof e.message === 'string') {
+    const m = /\b(E[A-Z_]{3,20})\b/.exec(e.message);
+    if (m && NETWORK_ERROR_CODES.has(m[1])) return m[1];
+  }
+  return undefined;
+}
+
+interface KmsKeyMetadata extends PublicKeyOutput {
+  keyUsage: string | undefined;
+  signingAlgorithms: readonly string[];
+  fetchedAt: number;
+}
+
+export interface KmsBackendOptions {
+  name: string;
+  /** Key id, key ARN, alias/... or alias ARN. */
+  keyId: string;
+  /** Injected client (tests, tools); defaults to the container's shared client. */
+  client?: KMSClient;
+  publicKeyTtlMs?: number;
+  now?: () => number;
+}
+
+export class KmsBackend implements Backend {
+  readonly custody = 'kms' as const;
+  readonly name: string;
+  private readonly keyId: string;
+  private readonly explicitClient: KMSClient | undefined;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  private cached: KmsKeyMetadata | undefined;
+  private inflight: Promise<KmsKeyMetadata> | undefined;
+
+  constructor(options: KmsBackendOptions) {
+    this.name = options.name;
+    this.keyId = options.keyId;
+    this.explicitClient = options.client;
+    this.ttlMs = options.publicKeyTtlMs ?? DEFAULT_PUBLIC_KEY_TTL_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  private get client(): KMSClient {
+    return this.explicitClient ?? getSharedKmsClient();
+  }
+
+  describe(): KeyDescription {
+    return { name: this.name, custody: this.custody, keySpec: this.cached?.keySpec ?? UNKNOWN_KEY_SPEC };
+  }
+
+  async publicKey(): Promise<PublicKeyOutput> {
+    const meta = await this.metadata();
+    return { spki: Buffer.from(meta.spki), keySpec: meta.keySpec };
+  }
+
+  async sign(message: Buffer, scheme: SignatureSchemeName): Promise<SignOutput> {
+    const algorithm = SCHEME_TO_KMS_ALGORITHM[scheme];
+    const meta = await this.metadata();
+    if (meta.keyUsage !== undefined && meta.keyUsage !== 'SIGN_VERIFY') {
+      throw new KeyServiceError('unsupported', `KMS key usage is ${safeToken(meta.keyUsage)}, not SIGN_VERIFY`);
+    }
+    if (meta.signingAlgorithms.length > 0 && !meta.signingAlgorithms.includes(algorithm)) {
+      throw new KeyServiceError('unsupported', `KMS key does not support ${algorithm}`);
+    }
+    const started = process.hrtime.bigint();
+    let signature: Uint8Array | undefined;
+    try {
+      const out = await this.client.send(
+        new SignCommand({
+          KeyId: this.keyId,
+          Message: message,
+          MessageType: 'RAW',
+          SigningAlgorithm: algorithm as SigningAlgorithmSpec,
+        }),
+      );
+      signature = out.Signature;
+    } catch (err) {
+      throw mapKmsError(err, 'Sign');
+    }
+    const backendMs = Number(process.hrtime.bigint() - started) / 1e6;
+    if (!signature || signature.length === 0) {
+      throw new KeyServiceError('internal', 'KMS Sign returned no signature');
+    }
+    return { signature: Buffer.from(signature), backendMs };
+  }
+
+  /** GetPublicKey, cached for the TTL; concurrent callers share one request; failures are not cached. */
+  private async metadata(): Promise<KmsKeyMetadata> {
+    const cached = this.cached;
+    if (cached && this.now() - cached.fetchedAt < this.ttlMs) return cached;
+    this.inflight ??= this.fetchMetadata().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async fetchMetadata(): Promise<KmsKeyMetadata> {
+    let out;
+    try {
+      out = await this.client.send(new GetPublicKeyCommand({ KeyId: this.keyId }));
+    } catch (err) {
+      throw mapKmsError(err, 'GetPublicKey');
+    }
+    if (!out.PublicKey || out.PublicKey.length === 0) {
+      throw new KeyServiceError('internal', 'KMS GetPublicKey returned no public key');
+    }
+    const spki = Buffer.from(out.PublicKey);
+    let keyObject: crypto.KeyObject;
+    try {
+      keyObject = crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    } catch {
+      throw new KeyServiceError('internal', 'KMS GetPublicKey returned an unparseable public key');
+    }
+    const derived = keySpecOfKeyObject(keyObject);
+    const reported = out.KeySpec;
+    if (derived === undefined) {
+      throw new KeyServiceError('unsupported', `KMS key type ${safeToken(reported ?? 'unknown')} cannot sign TLS handshakes`);
+    }
+    if (reported !== undefined && reported !== derived) {
+      throw new KeyServiceError('internal', `KMS reported KeySpec ${safeToken(reported)} but the public key is ${derived}`);
+    }
+    const meta: KmsKeyMetadata = {
+      spki,
+      keySpec: derived,
+      keyUsage: out.KeyUsage,
+      signingAlgorithms: out.SigningAlgorithms ?? [],
+      fetchedAt: this.now(),
+    };
+    this.cached = meta;
+    return meta;
+  }
+}
+
+function safeToken(s: string): string {
+  return /^[A-Za-z0-9_]{1,40}$/.test(s) ? s : 'unrecognised';
+}

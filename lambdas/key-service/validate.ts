@@ -1,0 +1,152 @@
+/**
+ * Strict parsing of key-service requests (protocol v1, DESIGN §5). Everything the service does not
+ * expect is rejected: unknown fields, wrong types, non-canonical base64, wrong digest lengths,
+ * oversize values. Error messages name fields and limits, never echo the caller's values.
+ */
+import {
+  KEY_NAME_PATTERN,
+  OPERATIONS,
+  PROTOCOL_VERSION,
+  REQUEST_ID_PATTERN,
+  SCHEME_HASH,
+  SIGNATURE_SCHEMES,
+  type ErrorCode,
+  type OperationName,
+  type SignatureSchemeName,
+} from './protocol';
+
+export type ParsedRequest =
+  | { op: 'tls13.certificate_verify'; id: string; key: string; scheme: SignatureSchemeName; transcriptHash: Buffer }
+  | { op: 'public_key'; id: string; key: string }
+  | { op: 'ping'; id: string };
+
+export interface ParseFailure {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+  /** The request id when it was well-formed (for echoing), otherwise null. */
+  id: string | null;
+  /** The op when it was a known operation (for logs), otherwise undefined. */
+  op?: OperationName;
+  /** The key name when it was well-formed (for logs), otherwise undefined. */
+  key?: string;
+}
+
+export type ParseResult = { ok: true; request: ParsedRequest } | ParseFailure;
+
+const FIELDS: Record<OperationName, readonly string[]> = {
+  'tls13.certificate_verify': ['v', 'id', 'op', 'key', 'scheme', 'transcriptHash'],
+  public_key: ['v', 'id', 'op', 'key'],
+  ping: ['v', 'id', 'op'],
+};
+
+const MAX_ID_LENGTH = 64;
+const MAX_KEY_LENGTH = 64;
+const MAX_TOKEN_LENGTH = 64;
+/** The longest digest any scheme uses (SHA-512) is 64 bytes: 88 base64 characters. */
+const MAX_HASH_B64_LENGTH = 88;
+
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Strict standard base64 (RFC 4648 §4, padded, no whitespace, canonical trailing bits). Returns
+ * undefined for anything else.
+ */
+export function decodeBase64Strict(s: string): Buffer | undefined {
+  if (s.length % 4 !== 0 || !BASE64_PATTERN.test(s)) return undefined;
+  const buf = Buffer.from(s, 'base64');
+  // Rejects non-zero padding bits ("QR==" decodes like "QQ=="): one canonical encoding per value.
+  if (buf.toString('base64') !== s) return undefined;
+  return buf;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A field name safe to mention in an error message, or a placeholder. */
+function fieldLabel(name: string): string {
+  return /^[A-Za-z0-9_]{1,32}$/.test(name) ? `"${name}"` : '(unprintable name)';
+}
+
+export function parseRequest(event: unknown): ParseResult {
+  // What has been validated so far, reported with a failure (id for echoing; op and key for logs).
+  const seen: { id: string | null; op?: OperationName; key?: string } = { id: null };
+  const fail = (code: ErrorCode, message: string): ParseFailure => ({ ok: false, code, message, ...seen });
+
+  if (!isPlainObject(event)) return fail('bad_request', 'request must be a JSON object');
+
+  // id first, so every later error can echo it.
+  if (!('id' in event)) return fail('bad_request', 'id: required');
+  const rawId = event.id;
+  if (typeof rawId !== 'string') return fail('bad_request', 'id: expected a string');
+  if (rawId.length === 0 || rawId.length > MAX_ID_LENGTH) {
+    return fail('bad_request', `id: must be 1..${MAX_ID_LENGTH} characters`);
+  }
+  if (!REQUEST_ID_PATTERN.test(rawId)) return fail('bad_request', 'id: allowed characters are [A-Za-z0-9._:-]');
+  const id = rawId;
+  seen.id = id;
+
+  if (!('v' in event)) return fail('bad_request', 'v: required');
+  const v = event.v;
+  if (typeof v !== 'number' || !Number.isInteger(v)) return fail('bad_request', 'v: expected an integer');
+  if (v !== PROTOCOL_VERSION) {
+    return fail('unsupported', `v: protocol version not supported (this service speaks v${PROTOCOL_VERSION})`);
+  }
+
+  if (!('op' in event)) return fail('bad_request', 'op: required');
+  const rawOp = event.op;
+  if (typeof rawOp !== 'string') return fail('bad_request', 'op: expected a string');
+  if (rawOp.length > MAX_TOKEN_LENGTH || !(OPERATIONS as readonly string[]).includes(rawOp)) {
+    return fail('unsupported', `op: unknown operation (supported: ${OPERATIONS.join(', ')})`);
+  }
+  const op = rawOp as OperationName;
+  seen.op = op;
+
+  const allowed = FIELDS[op];
+  for (const field of Object.keys(event)) {
+    if (!allowed.includes(field)) return fail('bad_request', `unknown field ${fieldLabel(field)} for op ${op}`);
+  }
+
+  if (op === 'ping') return { ok: true, request: { op, id } };
+
+  if (!('key' in event)) return fail('bad_request', 'key: required');
+  const rawKey = event.key;
+  if (typeof rawKey !== 'string') return fail('bad_request', 'key: expected a string');
+  if (rawKey.length === 0 || rawKey.length > MAX_KEY_LENGTH) {
+    return fail('bad_request', `key: must be 1..${MAX_KEY_LENGTH} characters`);
+  }
+  if (!KEY_NAME_PATTERN.test(rawKey)) return fail('bad_request', 'key: allowed characters are [A-Za-z0-9._:-]');
+  const key = rawKey;
+  seen.key = key;
+
+  if (op === 'public_key') return { ok: true, request: { op, id, key } };
+
+  // tls13.certificate_verify
+  if (!('scheme' in event)) return fail('bad_request', 'scheme: required');
+  const rawScheme = event.scheme;
+  if (typeof rawScheme !== 'string') return fail('bad_request', 'scheme: expected a string');
+  if (rawScheme.length > MAX_TOKEN_LENGTH || !(SIGNATURE_SCHEMES as readonly string[]).includes(rawScheme)) {
+    return fail('unsupported', 'scheme: unknown or unsupported signature scheme');
+  }
+  const scheme = rawScheme as SignatureSchemeName;
+
+  if (!('transcriptHash' in event)) return fail('bad_request', 'transcriptHash: required');
+  const rawHash = event.transcriptHash;
+  if (typeof rawHash !== 'string') return fail('bad_request', 'transcriptHash: expected a base64 string');
+  if (rawHash.length > MAX_HASH_B64_LENGTH) {
+    return fail('bad_request', `transcriptHash: longer than ${MAX_HASH_B64_LENGTH} base64 characters`);
+  }
+  const transcriptHash = decodeBase64Strict(rawHash);
+  if (transcriptHash === undefined) return fail('bad_request', 'transcriptHash: not canonical padded base64');
+  const expected = SCHEME_HASH[scheme].length;
+  if (transcriptHash.length !== expected) {
+    return fail(
+      'bad_request',
+      `transcriptHash: ${transcriptHash.length} bytes, but ${scheme} needs a ${expected}-byte ${SCHEME_HASH[scheme].hash} hash`,
+    );
+  }
+  return { ok: true, request: { op, id, key, scheme, transcriptHash } };
+}
