@@ -1,0 +1,193 @@
+/**
+ * HTTP front end of the local KMS: the AWS JSON 1.1 protocol as KMS speaks it.
+ *
+ *   POST /  X-Amz-Target: TrentService.<Operation>  Content-Type: application/x-amz-json-1.1
+ *
+ * Responses are JSON with binary members in base64 and timestamps in epoch seconds; errors are
+ * HTTP 400 (500 for internal faults) with `{"__type": "<Exception>", "message": "..."}` and the
+ * same name in `x-amzn-ErrorType`, so the production `@aws-sdk/client-kms` raises the same
+ * exception classes it raises against AWS. SigV4 signatures are not verified.
+ *
+ * The endpoint holds private keys and authenticates nobody, so it listens on loopback only and
+ * refuses requests whose Host header is not a loopback name (DNS rebinding).
+ */
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { KmsError } from './errors';
+import { Input, type Json } from './input';
+import { OPERATIONS } from './operations';
+import { KmsStore } from './store';
+
+export interface LocalKmsOptions {
+  /** TCP port; 0 (the default) picks a free one. */
+  port?: number;
+  /** Loopback address to bind: '127.0.0.1' (default), '::1' or 'localhost'. */
+  host?: string;
+  /** Directory for persistent state (e.g. `.keyless/dev/kms`); omit for in-memory keys. */
+  dataDir?: string;
+  /** Region in key ARNs (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
+  region?: string;
+  /** Account id in key ARNs (default 000000000000). */
+  accountId?: string;
+  /** Receives one line per failed request and per internal error. Never given request bodies. */
+  log?: (line: string) => void;
+}
+
+export interface LocalKmsStats {
+  /** Requests received (including rejected ones). */
+  requests: number;
+  /** Successful calls per operation name, e.g. `{ Sign: 12, GetPublicKey: 2 }`. */
+  operations: Record<string, number>;
+  /** Failed calls per exception name, e.g. `{ DisabledException: 1 }`. */
+  errors: Record<string, number>;
+}
+
+export interface LocalKms {
+  /** Base URL for the SDK `endpoint` option or AWS_ENDPOINT_URL_KMS, e.g. http://127.0.0.1:4599 */
+  readonly url: string;
+  readonly port: number;
+  readonly host: string;
+  readonly region: string;
+  readonly accountId: string;
+  /** Live counters (mutated in place). */
+  readonly stats: LocalKmsStats;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+const MAX_BODY = 1 << 20;
+const CONTENT_TYPE = 'application/x-amz-json-1.1';
+
+function defaultRegion(): string {
+  return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
+}
+
+/** Host header check: only loopback names may address this endpoint. */
+function loopbackHostHeader(host: string | undefined): boolean {
+  if (!host) return false;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host);
+  if (!m) return false;
+  const name = m[1].replace(/^\[|\]$/g, '').toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
+}
+
+export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKms> {
+  const host = opts.host ?? '127.0.0.1';
+  if (!LOOPBACK_HOSTS.has(host)) {
+    throw new Error(`local KMS must listen on loopback (127.0.0.1, ::1 or localhost), not ${host}`);
+  }
+  const region = opts.region ?? defaultRegion();
+  const accountId = opts.accountId ?? '000000000000';
+  const store = new KmsStore({ region, accountId, dataDir: opts.dataDir });
+  const log = opts.log ?? (() => undefined);
+  const stats: LocalKmsStats = { requests: 0, operations: {}, errors: {} };
+
+  const send = (res: http.ServerResponse, status: number, body: Json, errorType?: string): void => {
+    const payload = JSON.stringify(body);
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': CONTENT_TYPE,
+      'content-length': Buffer.byteLength(payload),
+      'x-amzn-requestid': crypto.randomUUID(),
+    };
+    if (errorType) headers['x-amzn-errortype'] = errorType;
+    res.writeHead(status, headers);
+    res.end(payload);
+  };
+
+  const fail = (res: http.ServerResponse, op: string, err: KmsError): void => {
+    stats.errors[err.type] = (stats.errors[err.type] ?? 0) + 1;
+    log(`kms: ${op} -> ${err.type}${err.hasMessage ? `: ${err.message}` : ''}`);
+    const body: Json = { __type: err.type };
+    if (err.hasMessage) body.message = err.message;
+    send(res, err.status, body, err.type);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer): Promise<void> => {
+    stats.requests++;
+    if (!loopbackHostHeader(req.headers.host)) {
+      return fail(res, '-', new KmsError('AccessDeniedException', 'Host header must name a loopback address', 403));
+    }
+    const target = req.headers['x-amz-target'];
+    const m = typeof target === 'string' ? /^TrentService\.([A-Za-z]+)$/.exec(target) : null;
+    if (req.method !== 'POST' || !m) {
+      return fail(res, String(target ?? '-'), new KmsError('UnknownOperationException', 'Expected POST / with X-Amz-Target: TrentService.<Operation>'));
+    }
+    const opName = m[1];
+    const op = OPERATIONS[opName];
+    if (!op) {
+      return fail(res, opName, new KmsError('UnknownOperationException', `Operation ${opName} is not implemented by the local KMS`));
+    }
+    let body: unknown;
+    try {
+      body = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
+    } catch {
+      return fail(res, opName, new KmsError('SerializationException', 'Request body is not valid JSON'));
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return fail(res, opName, new KmsError('SerializationException', 'Request body must be a JSON object'));
+    }
+    try {
+      const out = await op(store, new Input(body as Json));
+      stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;
+      send(res, 200, out);
+    } catch (err) {
+      if (err instanceof KmsError) return fail(res, opName, err);
+      log(`kms: ${opName} internal error: ${(err as Error).message}`);
+      return fail(res, opName, new KmsError('KMSInternalException', 'Internal error in the local KMS', 500));
+    }
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) tooLarge = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (tooLarge) {
+        stats.requests++;
+        return fail(res, '-', new KmsError('SerializationException', 'Request body too large', 413));
+      }
+      handle(req, res, Buffer.concat(chunks)).catch((err: Error) => {
+        log(`kms: internal error: ${err.message}`);
+        if (!res.headersSent) send(res, 500, { __type: 'KMSInternalException' }, 'KMSInternalException');
+      });
+    });
+    req.on('error', () => res.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '::1' ? '[::1]' : host;
+
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    host,
+    region,
+    accountId,
+    stats,
+    resetStats() {
+      stats.requests = 0;
+      for (const k of Object.keys(stats.operations)) delete stats.operations[k];
+      for (const k of Object.keys(stats.errors)) delete stats.errors[k];
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
