@@ -41,7 +41,11 @@ export interface CertificateVerifyRequest extends RequestBase {
   op: 'tls13.certificate_verify';
   key: string;
   scheme: SignatureSchemeName;
-  /** Transcript-Hash(ClientHello..Certificate), base64; its length must match the scheme's hash. */
+  /**
+   * Transcript-Hash(ClientHello..Certificate), base64. It is computed with the *cipher suite's* hash
+   * (SHA-256 or SHA-384 in TLS 1.3), independent of the signature scheme, which hashes the whole
+   * CertificateVerify content again with its own hash (RFC 8446 §4.4.1, §4.4.3).
+   */
   transcriptHash: string;
 }
 
@@ -100,7 +104,7 @@ export interface ErrorResponse {
 
 export type KeyServiceResponse<T = unknown> = OkResponse<T> | ErrorResponse;
 
-/** Hash length in bytes of each scheme's digest; the transcript hash must match it. */
+/** The hash each scheme signs with (and its output length). */
 export const SCHEME_HASH: Record<SignatureSchemeName, { hash: 'sha256' | 'sha384' | 'sha512'; length: number }> = {
   rsa_pss_rsae_sha256: { hash: 'sha256', length: 32 },
   rsa_pss_rsae_sha384: { hash: 'sha384', length: 48 },
@@ -125,6 +129,9 @@ export const SCHEME_TO_KMS_ALGORITHM: Record<SignatureSchemeName, string> = {
   ecdsa_secp384r1_sha384: 'ECDSA_SHA_384',
   ecdsa_secp521r1_sha512: 'ECDSA_SHA_512',
 };
+
+/** Lengths of a TLS 1.3 transcript hash: SHA-256 or SHA-384, the hashes of the TLS 1.3 suites. */
+export const TLS13_TRANSCRIPT_HASH_LENGTHS: readonly number[] = [32, 48];
 
 /**
  * The exact content a TLS 1.3 server signs in CertificateVerify (RFC 8446 §4.4.3):

@@ -8,7 +8,7 @@ import {
   OPERATIONS,
   PROTOCOL_VERSION,
   REQUEST_ID_PATTERN,
-  SCHEME_HASH,
+  TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   type ErrorCode,
   type OperationName,
@@ -141,12 +141,8 @@ export function parseRequest(event: unknown): ParseResult {
   }
   const transcriptHash = decodeBase64Strict(rawHash);
   if (transcriptHash === undefined) return fail('bad_request', 'transcriptHash: not canonical padded base64');
-  const expected = SCHEME_HASH[scheme].length;
-  if (transcriptHash.length !== expected) {
-    return fail(
-      'bad_request',
-      `transcriptHash: ${transcriptHash.length} bytes, but ${scheme} needs a ${expected}-byte ${SCHEME_HASH[scheme].hash} hash`,
-    );
+  if (!TLS13_TRANSCRIPT_HASH_LENGTHS.includes(transcriptHash.length)) {
+    return fail('bad_request', `transcriptHash: ${transcriptHash.length} bytes, but a TLS 1.3 transcript hash is 32 (SHA-256) or 48 (SHA-384) bytes`);
   }
   return { ok: true, request: { op, id, key, scheme, transcriptHash } };
 }

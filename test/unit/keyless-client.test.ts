@@ -114,7 +114,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   throw new Error('expected a KeyOperationError');
 }
 
-const hashFor = (scheme: SignatureSchemeName) => crypto.randomBytes({ rsa_pss_rsae_sha256: 32, rsa_pss_rsae_sha384: 48, rsa_pss_rsae_sha512: 64, ecdsa_secp256r1_sha256: 32, ecdsa_secp384r1_sha384: 48 }[scheme as string] ?? 32);
+const hashFor = (scheme: SignatureSchemeName) => crypto.randomBytes({ rsa_pss_rsae_sha256: 32, rsa_pss_rsae_sha384: 48, rsa_pss_rsae_sha512: 48, ecdsa_secp256r1_sha256: 32, ecdsa_secp384r1_sha384: 48 }[scheme as string] ?? 32);
 
 describe('signing through Lambda Invoke', () => {
   test.each([
@@ -132,7 +132,7 @@ describe('signing through Lambda Invoke', () => {
     // Independent check with node:crypto over the RFC 8446 §4.4.3 content.
     const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), hash]);
     const digest = scheme.endsWith('512') ? 'sha512' : scheme.endsWith('384') ? 'sha384' : 'sha256';
-    const opts = key === 'rsa' ? { key: pub(key), padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: hash.length } : { key: pub(key), dsaEncoding: 'der' as const };
+    const opts = key === 'rsa' ? { key: pub(key), padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST } : { key: pub(key), dsaEncoding: 'der' as const };
     expect(crypto.verify(digest, content, opts, signature)).toBe(true);
   });
 
@@ -254,7 +254,7 @@ describe('failures', () => {
   test('requests the service would refuse are refused locally, without an invocation', async () => {
     lambda.resetStats();
     const c = client({ certificateKeys: { rsa: pub('rsa') } });
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha384', crypto.randomBytes(32)))).resolves.toBe('bad_request');
+    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha384', crypto.randomBytes(40)))).resolves.toBe('bad_request');
     await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pkcs1_sha256', crypto.randomBytes(32)))).resolves.toBe('unsupported');
     await expect(codeOf(c.signTls13CertificateVerify('rsa', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).resolves.toBe('unsupported');
     await expect(codeOf(c.signTls13CertificateVerify('bad name', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_request');

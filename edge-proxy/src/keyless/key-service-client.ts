@@ -8,7 +8,7 @@ import {
   ERROR_CODES,
   KEY_NAME_PATTERN,
   PROTOCOL_VERSION,
-  SCHEME_HASH,
+  TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
   type ErrorCode,
@@ -102,8 +102,8 @@ export class KeyServiceClient implements KeyOperations {
     if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.3 CertificateVerify`);
     }
-    if (!Buffer.isBuffer(transcriptHash) || transcriptHash.length !== SCHEME_HASH[scheme].length) {
-      throw new KeyOperationError('bad_request', `transcript hash must be ${SCHEME_HASH[scheme].length} bytes for ${scheme}`);
+    if (!Buffer.isBuffer(transcriptHash) || !TLS13_TRANSCRIPT_HASH_LENGTHS.includes(transcriptHash.length)) {
+      throw new KeyOperationError('bad_request', 'transcript hash must be 32 (SHA-256) or 48 (SHA-384) bytes');
     }
     const registered = this.certificateKeys.get(keyName);
     if (registered && !schemeMatchesKey(scheme, registered)) {

@@ -62,6 +62,9 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private readPaused = false;
   private readClosed = false;
   private pendingWrites: PendingWrite[] = [];
+  private drainWaiters: Array<(err?: Error | null) => void> = [];
+  /** Why an established connection was torn down, if it was an error (also emitted as 'tlsError'). */
+  lastError?: Error;
   private session?: EstablishedSession;
   private handshakeTimer?: NodeJS.Timeout;
   private readonly startedAt = process.hrtime.bigint();
@@ -82,7 +85,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     socket.on('close', () => {
       if (!this.destroyed) this.destroy();
     });
-    socket.on('drain', () => this.emit('drain'));
+    socket.on('drain', () => this.releaseDrainWaiters());
     this.handshakeTimer = setTimeout(() => this.fail(new HandshakeError(`handshake not complete after ${ctx.handshakeTimeoutMs} ms`)), ctx.handshakeTimeoutMs);
     this.handshakeTimer.unref?.();
     void this.runHandshake();
@@ -211,7 +214,19 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   private onSocketError(err: Error): void {
     if (this.state === 'handshake') this.fail(new HandshakeError(`socket error during handshake: ${err.message}`, undefined, undefined, err));
-    else this.destroy(err);
+    else this.closeWithError(err);
+  }
+
+  /**
+   * Tears an established connection down without emitting 'error' on the stream: a peer reset is a
+   * normal way for a connection to end, and HTTP/2 over a JS stream cannot survive an 'error'
+   * raised while it is writing. Consumers see 'close'; the cause is in `lastError` / 'tlsError'.
+   */
+  private closeWithError(err: Error): void {
+    if (this.destroyed) return;
+    this.lastError = err;
+    this.emit('tlsError', err);
+    this.destroy();
   }
 
   private wakeReader(): void {
@@ -311,7 +326,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   /** Application data → records of at most 2^14 bytes, written in one socket write. */
   private writeApplicationData(chunks: Buffer[], callback: (err?: Error | null) => void): void {
     if (this.state !== 'open' || this.socket.destroyed) {
-      callback(new Error('TLS connection is closed'));
+      callback(); // closed underneath the writer: drop quietly, 'close' tells the consumer
       return;
     }
     const records: Buffer[] = [];
@@ -319,7 +334,20 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
       records.push(this.writeProtection.seal(ContentType.application_data, data.subarray(off, off + MAX_PLAINTEXT)));
     }
-    this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records), callback);
+    // Complete the write as soon as the socket accepts it, and wait for 'drain' only under
+    // backpressure (as net.Socket does). A write pending across a teardown would trip Node's
+    // JSStreamSocket (which wraps us under http2), so the window is kept as small as possible.
+    if (this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records))) {
+      callback();
+    } else {
+      this.drainWaiters.push(callback);
+    }
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -345,8 +373,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     this.state = 'closed';
     clearTimeout(this.handshakeTimer);
     this.wakeReader();
-    for (const w of this.pendingWrites) w.callback(new Error('TLS connection closed before the handshake completed'));
+    // Pending writes complete quietly: the stream is being destroyed, the data has nowhere to go.
+    for (const w of this.pendingWrites) w.callback();
     this.pendingWrites = [];
+    this.releaseDrainWaiters();
     if (!this.socket.destroyed) {
       // End rather than destroy, so an alert already written reaches the peer before the FIN; a
       // peer that never closes its side is cut off shortly after.
@@ -406,7 +436,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       this.emit('handshakeError', new HandshakeError(message, sent !== undefined ? AlertDescription[sent] : undefined, received, err));
       this.destroy();
     } else {
-      this.destroy(err instanceof Error ? err : new Error(message));
+      this.closeWithError(err instanceof Error ? err : new Error(message));
     }
   }
 }

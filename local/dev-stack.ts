@@ -1,0 +1,207 @@
+/**
+ * The whole product on one machine, no AWS and no Docker (DESIGN §8) — what `npm start` runs:
+ *
+ *   local KMS (this process; its key store under .keyless/dev/kms is the local "HSM")
+ *     ↑ AWS SDK KMS client (AWS_ENDPOINT_URL_KMS)
+ *   key service = the real Lambda handler behind a local Lambda-invoke endpoint (child process)
+ *     ↑ AWS SDK Lambda client (AWS_ENDPOINT_URL_LAMBDA)
+ *   edge proxy (child process: holds certificates only, never a key) → demo origin (this process)
+ *
+ * On first run it creates a dev CA and a `localhost` leaf whose private keys exist only inside the
+ * local KMS; later runs reuse them. Ports and process ids are written to .keyless/dev/stack.json.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { startLocalKms, LocalKms } from './kms';
+import { ensureDevPki } from './dev-pki';
+import { startDemoOrigin, DemoOrigin } from './demo-origin';
+
+export interface DevStackOptions {
+  /** Folder for the KMS store, PKI files and generated configuration. Default `.keyless/dev`. */
+  dataDir?: string;
+  /** Edge TLS port. Default KEYLESS_EDGE_PORT or 8443; 0 picks a free port. */
+  edgePort?: number;
+  /** Edge admin port. Default KEYLESS_ADMIN_PORT or 9090; 0 picks a free port. */
+  adminPort?: number;
+  /** Key custody of the leaf key. Only `kms` exists today (`sealed` arrives with TLS 1.2 RSA). */
+  custody?: 'kms';
+  /** KMS key spec of the leaf key. Default RSA_2048. */
+  leafKeySpec?: 'RSA_2048' | 'RSA_3072' | 'RSA_4096' | 'ECC_NIST_P256' | 'ECC_NIST_P384';
+  /** Key-operation deadline at the edge. Default 1000 ms. */
+  keyOperationTimeoutMs?: number;
+  /** Child processes' output goes here (default: inherited stdout). */
+  output?: NodeJS.WritableStream;
+}
+
+export interface DevStack {
+  edgeUrl: string;
+  edgePort: number;
+  adminPort: number;
+  caPath: string;
+  kms: LocalKms;
+  origin: DemoOrigin;
+  keyService: ChildProcess & { url: string };
+  edge: ChildProcess;
+  stateFile: string;
+  stop(): Promise<void>;
+}
+
+export const FUNCTION_NAME = 'keyless-key-service';
+const REGION = 'us-east-1';
+/** Dummy credentials: the local endpoints accept any; the AWS SDK requires some. */
+const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+
+function envPort(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name}=${v} is not a TCP port; use a number from 0 to 65535`);
+  return n;
+}
+
+/** Environment for children: ours minus anything AWS-related, plus what each child needs. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
+  // The SDK warns on every start that Node 20 support ends in 2027; once per run of the stack is enough.
+  return { ...env, AWS_REGION: REGION, ...LOCAL_CREDENTIALS, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
+}
+
+/** Starts a compiled entry point and resolves once `ready(line)` returns a value for some stdout line. */
+function startChild<T>(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: string) => T | undefined, out: NodeJS.WritableStream): Promise<{ child: ChildProcess; value: T }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let settled = false;
+    let buf = '';
+    const timer = setTimeout(() => fail(new Error(`${name} did not become ready within 20 s`)), 20_000);
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(e);
+    };
+    child.stdout!.on('data', (d: Buffer) => {
+      out.write(d);
+      if (settled) return;
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const value = ready(line);
+        if (value !== undefined) {
+          settled = true;
+          clearTimeout(timer);
+          resolve({ child, value });
+          return;
+        }
+      }
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      out.write(d);
+    });
+    child.on('exit', (code, signal) => fail(new Error(`${name} exited (${signal ?? code}) before it was ready: ${stderr.trim().slice(-500)}`)));
+    child.on('error', fail);
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStack> {
+  const dataDir = path.resolve(opts.dataDir ?? process.env.KEYLESS_DEV_DIR ?? '.keyless/dev');
+  const out = opts.output ?? process.stdout;
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const dist = path.resolve(__dirname, '..');
+  const started: Array<() => Promise<void>> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of started.reverse()) await s().catch(() => undefined);
+  };
+
+  try {
+    const kms = await startLocalKms({ port: 0, dataDir: path.join(dataDir, 'kms'), region: REGION });
+    started.push(() => kms.close());
+    const kmsClient = new KMSClient({ region: REGION, endpoint: kms.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: opts.leafKeySpec ?? 'RSA_2048' });
+    kmsClient.destroy();
+
+    const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+    started.push(() => origin.close());
+
+    const keyServiceEnv = childEnv({
+      AWS_ENDPOINT_URL_KMS: kms.url,
+      KEYLESS_KEYS: JSON.stringify([{ name: 'localhost', custody: opts.custody ?? 'kms', keyId: pki.keyAlias }]),
+    });
+    const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
+    const keyService = Object.assign(ks.child, { url: ks.value });
+    started.push(() => stopChild(keyService));
+
+    // The edge's whole configuration: a certificate chain, a key *name*, and where the key service is.
+    const edgeConfigPath = path.join(dataDir, 'edge.json');
+    fs.writeFileSync(
+      edgeConfigPath,
+      JSON.stringify(
+        {
+          listen: { host: '127.0.0.1', port: opts.edgePort ?? envPort('KEYLESS_EDGE_PORT', 8443) },
+          admin: { host: '127.0.0.1', port: opts.adminPort ?? envPort('KEYLESS_ADMIN_PORT', 9090) },
+          certificates: [{ chainFile: pki.paths.chain, keyName: 'localhost', hostnames: ['localhost'] }],
+          keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
+          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
+          origin: origin.url,
+        },
+        null,
+        2,
+      ),
+    );
+    const edgeEnv = childEnv({ AWS_ENDPOINT_URL_LAMBDA: keyService.url, KEYLESS_EDGE_CONFIG: edgeConfigPath });
+    const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, (line) => {
+      if (!line.startsWith('{')) return undefined;
+      try {
+        const j = JSON.parse(line) as { msg?: string; tlsPort?: number; adminPort?: number };
+        return j.msg === 'edge listening' ? { tlsPort: j.tlsPort!, adminPort: j.adminPort! } : undefined;
+      } catch {
+        return undefined;
+      }
+    }, out);
+    const edge = edgeStart.child;
+    started.push(() => stopChild(edge));
+
+    const stateFile = path.join(dataDir, 'stack.json');
+    const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
+    fs.writeFileSync(
+      stateFile,
+      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, caPath: pki.paths.ca, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+    );
+    started.push(async () => fs.rmSync(stateFile, { force: true }));
+
+    return {
+      edgeUrl,
+      edgePort: edgeStart.value.tlsPort,
+      adminPort: edgeStart.value.adminPort,
+      caPath: pki.paths.ca,
+      kms,
+      origin,
+      keyService,
+      edge,
+      stateFile,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

@@ -1,0 +1,39 @@
+/** Runs real TLS peers (openssl, curl, python3, …) as child processes with a hard deadline. */
+import { spawn, spawnSync } from 'node:child_process';
+
+export interface PeerResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export function runPeer(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PeerResult> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** True when `cmd` is on PATH; otherwise prints why the peer's tests are skipped. */
+export function havePeer(cmd: string, why = 'interop tests with it are skipped'): boolean {
+  const ok = spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+  if (!ok) process.stdout.write(`[peers] ${cmd} is not installed: ${why} (.ci/run installs it)\n`);
+  return ok;
+}
+
+/** An HTTP/1.1 request for openssl s_client to send once connected. */
+export function httpGet(path: string, host = 'localhost'): string {
+  return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+}
