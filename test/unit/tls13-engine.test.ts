@@ -14,6 +14,8 @@ import { makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { clientHelloBody, handshakeRecord, plainRecord, x25519Share } from '../helpers/client-hello';
 import { rawExchange } from '../helpers/raw-peer';
+import { spawn } from 'node:child_process';
+import { havePeer } from '../helpers/peers';
 
 let pki: TestPki;
 let server: TlsServer;
@@ -115,6 +117,35 @@ describe('handshakes with Node/OpenSSL', () => {
     } finally {
       keys.failWith = undefined;
     }
+  });
+});
+
+describe('KeyUpdate (RFC 8446 §4.6.3)', () => {
+  const maybe = havePeer('openssl') ? it : it.skip;
+  maybe('follows the client to new keys and answers update_requested with its own KeyUpdate', async () => {
+    // s_client sends KeyUpdate on a line "k" (update_not_requested) or "K" (update_requested).
+    const out = await new Promise<string>((resolve) => {
+      const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, '-tls1_3']);
+      let text = '';
+      p.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      const steps = ['one\n', 'K\n', 'two\n', 'k\n', 'three\n'];
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < steps.length) p.stdin.write(steps[i++]);
+        else {
+          clearInterval(timer);
+          p.stdin.end();
+          setTimeout(() => p.kill(), 300);
+        }
+      }, 250);
+      p.on('close', () => resolve(text));
+    });
+    expect(out).toContain('KEYUPDATE');
+    // Echoes after each update prove both directions switched keys in step.
+    expect(out.indexOf('two')).toBeGreaterThan(out.indexOf('KEYUPDATE'));
+    for (const w of ['one', 'two', 'three']) expect(out.split(w).length - 1).toBeGreaterThanOrEqual(1);
+    expect(out).not.toMatch(/alert|bad record mac/i);
   });
 });
 
