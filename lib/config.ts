@@ -1,0 +1,724 @@
+/**
+ * Deployment configuration of the keyless stacks: typed, defaulted and validated.
+ *
+ * Sources, later ones winning (objects merge key by key, arrays are replaced whole):
+ *   1. the `keyless` object in `cdk.json` context (the repository ships a working example),
+ *   2. a JSON file named by the context key `keyless:configFile` (relative to the repository root),
+ *   3. single-value overrides: `-c keyless:deployment=prod`, `-c keyless:regions=eu-west-1,eu-central-1`,
+ *      `-c keyless:origin=https://origin.internal`, `-c keyless:alarmEmail=oncall@example.com`.
+ *
+ * Every problem is reported at once, each naming the field and what would fix it.
+ */
+import { createPublicKey } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Node } from 'constructs';
+import { inspectCertificate } from './certificates';
+
+/* ----------------------------------------------------------------------------------------------
+ * Vocabulary
+ * -------------------------------------------------------------------------------------------- */
+
+/** KMS `SIGN_VERIFY` key specs the key service can use for TLS (DESIGN §2.3). */
+export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
+export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
+
+/** KMS signing algorithms each spec may use for TLS. SHA-1 does not exist in KMS; ECC binds curve and hash. */
+export const SIGNING_ALGORITHMS: Record<KmsKeySpec, readonly string[]> = {
+  RSA_2048: rsaAlgorithms(),
+  RSA_3072: rsaAlgorithms(),
+  RSA_4096: rsaAlgorithms(),
+  ECC_NIST_P256: ['ECDSA_SHA_256'],
+  ECC_NIST_P384: ['ECDSA_SHA_384'],
+};
+
+function rsaAlgorithms(): readonly string[] {
+  return [
+    // TLS 1.3 rsa_pss_rsae_* (and TLS 1.2 with PSS); KMS uses salt length = hash length.
+    'RSASSA_PSS_SHA_256',
+    'RSASSA_PSS_SHA_384',
+    'RSASSA_PSS_SHA_512',
+    // TLS 1.2 ECDHE_RSA with rsa_pkcs1_* schemes.
+    'RSASSA_PKCS1_V1_5_SHA_256',
+    'RSASSA_PKCS1_V1_5_SHA_384',
+    'RSASSA_PKCS1_V1_5_SHA_512',
+  ];
+}
+
+/** Fargate task sizes: CPU units → allowed memory (MiB). */
+const FARGATE_SIZES: Record<number, number[]> = {
+  256: [512, 1024, 2048],
+  512: range(1024, 4096, 1024),
+  1024: range(2048, 8192, 1024),
+  2048: range(4096, 16384, 1024),
+  4096: range(8192, 30720, 1024),
+  8192: range(16384, 61440, 4096),
+  16384: range(32768, 122880, 8192),
+};
+
+function range(from: number, to: number, step: number): number[] {
+  const out: number[] = [];
+  for (let v = from; v <= to; v += step) out.push(v);
+  return out;
+}
+
+/** CloudWatch Logs retention values (days). */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+/* ----------------------------------------------------------------------------------------------
+ * Resolved configuration (what the stacks consume)
+ * -------------------------------------------------------------------------------------------- */
+
+export interface KmsCustodyKey {
+  readonly name: string;
+  readonly custody: 'kms';
+  readonly keySpec: KmsKeySpec;
+  /** Signing algorithms the key policy allows (a non-empty subset of SIGNING_ALGORITHMS[keySpec]). */
+  readonly signingAlgorithms: readonly string[];
+}
+
+export interface SealedCustodyKey {
+  readonly name: string;
+  readonly custody: 'sealed';
+  /**
+   * base64 `PrivateKeyCiphertextBlob` from KMS GenerateDataKeyPairWithoutPlaintext under the
+   * deployment's wrapping key with encryption context `keyless:key-name=<name>`. Absent until the
+   * key has been provisioned (the wrapping key must exist first); the key is then not served yet.
+   */
+  readonly sealedKey?: string;
+  /** base64 DER SubjectPublicKeyInfo of the sealed key pair (required with sealedKey). */
+  readonly publicKey?: string;
+}
+
+export type CustodyKey = KmsCustodyKey | SealedCustodyKey;
+
+export interface CertificateEntry {
+  /** Parameter name below the deployment's certificate prefix. */
+  readonly name: string;
+  readonly hostnames: readonly string[];
+  readonly keyName: string;
+  /** PEM chain, leaf first. */
+  readonly chainPem: string;
+}
+
+export type ClientAddressMode = 'proxy-protocol-v2' | 'preserve-client-ip';
+
+export interface EdgeConfig {
+  /** Origin URL the edge forwards plaintext to (`KEYLESS_ORIGIN`). */
+  readonly origin: string;
+  /** How the edge learns the client address: PROXY protocol v2 from the NLB, or NLB client-IP preservation. */
+  readonly clientAddress: ClientAddressMode;
+  /** IPv4 CIDRs allowed to reach the NLB listener (its security group). */
+  readonly allowedClientCidrs: readonly string[];
+  readonly internetFacing: boolean;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  readonly cpuArchitecture: 'ARM64' | 'X86_64';
+  readonly minTasks: number;
+  readonly maxTasks: number;
+  /** Target average CPU utilisation (%) for scaling. */
+  readonly targetCpuUtilization: number;
+  /** Target concurrent client connections per task for scaling. */
+  readonly targetConnectionsPerTask: number;
+  /** NLB deregistration delay: how long a stopping task keeps serving its connections. */
+  readonly deregistrationDelaySeconds: number;
+  /** SIGTERM → SIGKILL grace for the edge process (Fargate allows at most 120 s). */
+  readonly stopTimeoutSeconds: number;
+  readonly vpcCidr: string;
+  readonly natGateways: number;
+  /** Put a Lambda interface endpoint in the edge VPC so same-region key operations stay private. */
+  readonly privateLambdaEndpoint: boolean;
+  /**
+   * NLB target health check: "tcp" connects to the TLS port; "http" sends GET /healthz to the admin
+   * port, which requires the edge to bind its admin listener to all interfaces (KEYLESS_ADMIN_HOST).
+   */
+  readonly healthCheck: 'http' | 'tcp';
+  readonly deletionProtection: boolean;
+  readonly logRetentionDays: number;
+}
+
+export interface KeyServiceConfig {
+  readonly vpcCidr: string;
+  readonly memoryMiB: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency: number;
+  /** 0 disables provisioned concurrency. */
+  readonly provisionedConcurrency: number;
+  readonly logRetentionDays: number;
+  /** KMS pending-deletion window for keys this deployment creates (7–30 days). */
+  readonly keyDeletionWindowDays: number;
+}
+
+export interface AlarmConfig {
+  /** Optional e-mail address subscribed to the alarm topics (confirm the subscription mail). */
+  readonly email?: string;
+  /** Alarm when KMS cryptographic requests reach this share of the account's request quota (%). */
+  readonly kmsQuotaUtilizationPercent: number;
+}
+
+export interface KeylessConfig {
+  /** Short deployment name: stack names, KMS aliases, SSM paths. */
+  readonly deployment: string;
+  /**
+   * Key-service regions in failover order; the edge runs in the first. Absent: one region, and the
+   * stacks are environment-agnostic (deployed to the CLI's default region).
+   */
+  readonly regions?: readonly string[];
+  /** Optional explicit AZ names per region (otherwise two AZs are chosen at deploy time). */
+  readonly availabilityZones: Readonly<Record<string, readonly string[]>>;
+  readonly keys: readonly CustodyKey[];
+  readonly certificates: readonly CertificateEntry[];
+  readonly edge: EdgeConfig;
+  readonly keyService: KeyServiceConfig;
+  readonly alarms: AlarmConfig;
+  readonly tags: Readonly<Record<string, string>>;
+  /**
+   * IAM principal ARNs (wildcards allowed) of the operators who sign CSRs with `kms` keys and
+   * provision `sealed` keys (they also need an IAM policy allowing it). Absent: nobody can.
+   */
+  readonly operators?: readonly string[];
+}
+
+export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
+  clientAddress: 'proxy-protocol-v2',
+  allowedClientCidrs: ['0.0.0.0/0'],
+  internetFacing: true,
+  cpu: 1024,
+  memoryMiB: 2048,
+  cpuArchitecture: 'ARM64',
+  minTasks: 2,
+  maxTasks: 20,
+  targetCpuUtilization: 60,
+  targetConnectionsPerTask: 20000,
+  deregistrationDelaySeconds: 60,
+  stopTimeoutSeconds: 120,
+  vpcCidr: '10.80.0.0/16',
+  natGateways: 2,
+  privateLambdaEndpoint: true,
+  healthCheck: 'tcp',
+  deletionProtection: true,
+  logRetentionDays: 30,
+};
+
+export const DEFAULT_KEY_SERVICE: KeyServiceConfig = {
+  vpcCidr: '10.81.0.0/16',
+  memoryMiB: 1024,
+  timeoutSeconds: 5,
+  reservedConcurrency: 100,
+  provisionedConcurrency: 0,
+  logRetentionDays: 90,
+  keyDeletionWindowDays: 30,
+};
+
+/* ----------------------------------------------------------------------------------------------
+ * Errors
+ * -------------------------------------------------------------------------------------------- */
+
+export class KeylessConfigError extends Error {
+  constructor(public readonly problems: readonly string[]) {
+    super(
+      `invalid keyless configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p}`).join('\n'),
+    );
+    this.name = 'KeylessConfigError';
+  }
+}
+
+class Problems {
+  readonly list: string[] = [];
+  add(where: string, message: string): void {
+    this.list.push(`${where}: ${message}`);
+  }
+}
+
+/* ----------------------------------------------------------------------------------------------
+ * Loading from CDK context
+ * -------------------------------------------------------------------------------------------- */
+
+export const CONTEXT_KEY = 'keyless';
+export const CONTEXT_CONFIG_FILE = 'keyless:configFile';
+const CONTEXT_OVERRIDES = {
+  deployment: 'keyless:deployment',
+  regions: 'keyless:regions',
+  origin: 'keyless:origin',
+  alarmEmail: 'keyless:alarmEmail',
+} as const;
+
+/** Read, merge and validate the configuration from a construct node's context (usually the App's). */
+export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfig {
+  const problems = new Problems();
+  let merged: Record<string, unknown> = {};
+  const inline = parseMaybeJson(node.tryGetContext(CONTEXT_KEY), `context "${CONTEXT_KEY}"`, problems);
+  if (inline !== undefined) {
+    if (!isPlainObject(inline)) problems.add(`context "${CONTEXT_KEY}"`, 'expected a JSON object');
+    else merged = deepMerge(merged, inline);
+  }
+  const file = node.tryGetContext(CONTEXT_CONFIG_FILE);
+  if (file !== undefined) {
+    if (typeof file !== 'string' || file.length === 0) {
+      problems.add(`context "${CONTEXT_CONFIG_FILE}"`, 'expected a path to a JSON file');
+    } else {
+      const p = path.resolve(baseDir, file);
+      try {
+        const fromFile: unknown = JSON.parse(fs.readFileSync(p, 'utf8'));
+        if (!isPlainObject(fromFile)) problems.add(p, 'expected a JSON object');
+        else merged = deepMerge(merged, fromFile);
+      } catch (e) {
+        problems.add(`context "${CONTEXT_CONFIG_FILE}"`, `cannot read ${p}: ${(e as Error).message}`);
+      }
+    }
+  }
+  const dep = node.tryGetContext(CONTEXT_OVERRIDES.deployment);
+  if (dep !== undefined) merged.deployment = dep;
+  const regions = node.tryGetContext(CONTEXT_OVERRIDES.regions);
+  if (regions !== undefined) {
+    merged.regions = typeof regions === 'string' ? regions.split(',').map((r) => r.trim()).filter(Boolean) : regions;
+  }
+  const origin = node.tryGetContext(CONTEXT_OVERRIDES.origin);
+  if (origin !== undefined) merged.edge = { ...(isPlainObject(merged.edge) ? merged.edge : {}), origin };
+  const email = node.tryGetContext(CONTEXT_OVERRIDES.alarmEmail);
+  if (email !== undefined) merged.alarms = { ...(isPlainObject(merged.alarms) ? merged.alarms : {}), email };
+  if (problems.list.length > 0) throw new KeylessConfigError(problems.list);
+  return resolveConfig(merged, { baseDir });
+}
+
+function parseMaybeJson(value: unknown, where: string, problems: Problems): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    problems.add(where, `not valid JSON (${(e as Error).message})`);
+    return undefined;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+/* ----------------------------------------------------------------------------------------------
+ * Validation
+ * -------------------------------------------------------------------------------------------- */
+
+export interface ResolveOptions {
+  /** Directory that relative `chainFile` paths are resolved against (the repository root). */
+  readonly baseDir: string;
+  /** Clock for certificate expiry checks (tests). */
+  readonly now?: Date;
+}
+
+const DEPLOYMENT_RE = /^[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$/;
+/** Key names become part of KMS alias names, which allow only [A-Za-z0-9/_-]. */
+const KEY_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const CERT_NAME_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+const REGION_RE = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$/;
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const HOSTNAME_RE = /^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
+/** SSM advanced-tier parameters hold at most 8 KB. */
+export const MAX_CERT_PARAMETER_BYTES = 8192;
+
+const TOP_FIELDS = ['deployment', 'regions', 'availabilityZones', 'keys', 'certificates', 'edge', 'keyService', 'alarms', 'tags', 'operators'];
+const PRINCIPAL_ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*:-]+$/;
+
+/** Validate a raw configuration object and fill in defaults. Throws KeylessConfigError listing every problem. */
+export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessConfig {
+  const p = new Problems();
+  const root = 'keyless';
+  if (!isPlainObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
+  unknownFields(raw, TOP_FIELDS, root, p);
+
+  const deployment = raw.deployment;
+  if (typeof deployment !== 'string' || !DEPLOYMENT_RE.test(deployment)) {
+    p.add(`${root}.deployment`, 'required: 1–24 characters of [a-z0-9-], starting with a letter (e.g. "prod")');
+  }
+
+  const regions = resolveRegions(raw.regions, `${root}.regions`, p);
+  const availabilityZones = resolveAzs(raw.availabilityZones, regions, `${root}.availabilityZones`, p);
+  const keys = resolveKeys(raw.keys, `${root}.keys`, p);
+  const certificates = resolveCertificates(raw.certificates, keys, `${root}.certificates`, p, options);
+  const edge = resolveEdge(raw.edge, `${root}.edge`, p);
+  const keyService = resolveKeyService(raw.keyService, `${root}.keyService`, p);
+  const alarms = resolveAlarms(raw.alarms, `${root}.alarms`, p);
+  const tags = resolveTags(raw.tags, `${root}.tags`, p);
+  let operators: string[] | undefined;
+  if (raw.operators !== undefined) {
+    const o = raw.operators;
+    if (!Array.isArray(o) || o.length === 0 || o.some((a) => typeof a !== 'string' || !PRINCIPAL_ARN_RE.test(a))) {
+      p.add(`${root}.operators`, 'expected a non-empty list of IAM principal ARNs, e.g. ["arn:aws:iam::123456789012:role/KeylessOperator"]');
+    } else operators = o as string[];
+  }
+
+  if (p.list.length > 0) throw new KeylessConfigError(p.list);
+  return {
+    deployment: deployment as string,
+    regions,
+    availabilityZones,
+    keys,
+    certificates,
+    edge: edge!,
+    keyService: keyService!,
+    alarms: alarms!,
+    tags,
+    operators,
+  };
+}
+
+function unknownFields(obj: Record<string, unknown>, allowed: readonly string[], where: string, p: Problems): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) p.add(`${where}.${k}`, `unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function resolveRegions(v: unknown, where: string, p: Problems): readonly string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(where, 'expected a non-empty list of AWS regions in failover order, e.g. ["eu-west-1","eu-central-1"]');
+    return undefined;
+  }
+  const seen = new Set<string>();
+  v.forEach((r, i) => {
+    if (typeof r !== 'string' || !REGION_RE.test(r)) p.add(`${where}[${i}]`, `"${String(r)}" is not an AWS region name`);
+    else if (seen.has(r)) p.add(`${where}[${i}]`, `region "${r}" is listed twice`);
+    else seen.add(r);
+  });
+  if (v.length > 5) p.add(where, 'at most 5 key-service regions are supported');
+  return v as string[];
+}
+
+function resolveAzs(
+  v: unknown,
+  regions: readonly string[] | undefined,
+  where: string,
+  p: Problems,
+): Record<string, readonly string[]> {
+  if (v === undefined) return {};
+  if (!isPlainObject(v)) {
+    p.add(where, 'expected an object mapping region → list of AZ names');
+    return {};
+  }
+  const out: Record<string, readonly string[]> = {};
+  for (const [region, azs] of Object.entries(v)) {
+    if (!regions?.includes(region)) {
+      p.add(`${where}.${region}`, 'AZ names can only be given for regions listed in "regions" (environment-agnostic stacks pick two AZs at deploy time)');
+      continue;
+    }
+    if (!Array.isArray(azs) || azs.length < 2 || azs.some((a) => typeof a !== 'string' || !a.startsWith(region))) {
+      p.add(`${where}.${region}`, `expected at least two AZ names of ${region}, e.g. ["${region}a","${region}b"]`);
+      continue;
+    }
+    out[region] = azs as string[];
+  }
+  return out;
+}
+
+function resolveKeys(v: unknown, where: string, p: Problems): CustodyKey[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(where, 'required: at least one key, e.g. [{"name":"web","custody":"kms","keySpec":"ECC_NIST_P256"}]');
+    return [];
+  }
+  const names = new Set<string>();
+  const out: CustodyKey[] = [];
+  v.forEach((k, i) => {
+    const w = `${where}[${i}]`;
+    if (!isPlainObject(k)) {
+      p.add(w, 'expected an object with name and custody');
+      return;
+    }
+    const name = k.name;
+    if (typeof name !== 'string' || !KEY_NAME_RE.test(name)) {
+      p.add(`${w}.name`, 'required: 1–64 characters of [A-Za-z0-9_-] (it becomes part of a KMS alias name)');
+      return;
+    }
+    if (names.has(name)) p.add(`${w}.name`, `duplicate key name "${name}"`);
+    names.add(name);
+    if (k.custody === 'kms') {
+      unknownFields(k, ['name', 'custody', 'keySpec', 'signingAlgorithms'], w, p);
+      const spec = k.keySpec;
+      if (typeof spec !== 'string' || !(KMS_KEY_SPECS as readonly string[]).includes(spec)) {
+        p.add(`${w}.keySpec`, `required: one of ${KMS_KEY_SPECS.join(', ')}`);
+        return;
+      }
+      const allowed = SIGNING_ALGORITHMS[spec as KmsKeySpec];
+      let algs = allowed;
+      if (k.signingAlgorithms !== undefined) {
+        const a = k.signingAlgorithms;
+        if (!Array.isArray(a) || a.length === 0 || a.some((x) => typeof x !== 'string' || !allowed.includes(x))) {
+          p.add(`${w}.signingAlgorithms`, `expected a non-empty subset of ${allowed.join(', ')} for ${spec}`);
+          return;
+        }
+        algs = [...new Set(a as string[])];
+      }
+      out.push({ name, custody: 'kms', keySpec: spec as KmsKeySpec, signingAlgorithms: algs });
+    } else if (k.custody === 'sealed') {
+      unknownFields(k, ['name', 'custody', 'sealedKey', 'publicKey'], w, p);
+      const { sealedKey, publicKey } = k;
+      if ((sealedKey === undefined) !== (publicKey === undefined)) {
+        p.add(w, 'sealedKey and publicKey go together: set both (after provisioning) or neither (before)');
+        return;
+      }
+      if (sealedKey !== undefined) {
+        if (typeof sealedKey !== 'string' || sealedKey.length < 64 || !BASE64_RE.test(sealedKey)) {
+          p.add(`${w}.sealedKey`, 'expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext');
+          return;
+        }
+        if (typeof publicKey !== 'string' || !BASE64_RE.test(publicKey) || !isRsaSpki(publicKey)) {
+          p.add(`${w}.publicKey`, 'expected the base64 DER SubjectPublicKeyInfo of an RSA 2048/3072/4096 key');
+          return;
+        }
+        out.push({ name, custody: 'sealed', sealedKey, publicKey });
+      } else {
+        out.push({ name, custody: 'sealed' });
+      }
+    } else if (k.custody === 'file') {
+      p.add(`${w}.custody`, '"file" custody is for local development only; use "kms" or "sealed" in AWS');
+    } else {
+      p.add(`${w}.custody`, 'required: "kms" or "sealed"');
+    }
+  });
+  return out;
+}
+
+function isRsaSpki(b64: string): boolean {
+  try {
+    const key = createPublicKey({ key: Buffer.from(b64, 'base64'), format: 'der', type: 'spki' });
+    const bits = key.asymmetricKeyDetails?.modulusLength;
+    return key.asymmetricKeyType === 'rsa' && (bits === 2048 || bits === 3072 || bits === 4096);
+  } catch {
+    return false;
+  }
+}
+
+function resolveCertificates(
+  v: unknown,
+  keys: readonly CustodyKey[],
+  where: string,
+  p: Problems,
+  options: ResolveOptions,
+): CertificateEntry[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    p.add(where, 'expected a list of {name, hostnames, keyName, chainFile|chainPem}');
+    return [];
+  }
+  const out: CertificateEntry[] = [];
+  const names = new Set<string>();
+  const hostOwners = new Map<string, string>();
+  v.forEach((c, i) => {
+    const w = `${where}[${i}]`;
+    if (!isPlainObject(c)) {
+      p.add(w, 'expected an object');
+      return;
+    }
+    unknownFields(c, ['name', 'hostnames', 'keyName', 'chainFile', 'chainPem'], w, p);
+    const { name, hostnames, keyName } = c;
+    if (typeof name !== 'string' || !CERT_NAME_RE.test(name)) {
+      p.add(`${w}.name`, 'required: 1–128 characters of [A-Za-z0-9_.-] (the SSM parameter name under the prefix)');
+      return;
+    }
+    if (names.has(name)) p.add(`${w}.name`, `duplicate certificate name "${name}"`);
+    names.add(name);
+    if (!Array.isArray(hostnames) || hostnames.length === 0) {
+      p.add(`${w}.hostnames`, 'required: a non-empty list of DNS names (wildcards like *.example.com allowed)');
+      return;
+    }
+    const hosts: string[] = [];
+    hostnames.forEach((h, j) => {
+      if (typeof h !== 'string' || !HOSTNAME_RE.test(h.toLowerCase())) p.add(`${w}.hostnames[${j}]`, `"${String(h)}" is not a DNS name`);
+      else {
+        const lower = h.toLowerCase();
+        const owner = hostOwners.get(lower);
+        if (owner !== undefined) p.add(`${w}.hostnames[${j}]`, `"${h}" is already served by certificate "${owner}"`);
+        hostOwners.set(lower, name);
+        hosts.push(lower);
+      }
+    });
+    const key = keys.find((k) => k.name === keyName);
+    if (typeof keyName !== 'string' || key === undefined) {
+      p.add(`${w}.keyName`, `must name one of the configured keys (${keys.map((k) => k.name).join(', ') || 'none'})`);
+      return;
+    }
+    let pem: string | undefined;
+    if (typeof c.chainPem === 'string' && c.chainFile === undefined) pem = c.chainPem;
+    else if (typeof c.chainFile === 'string' && c.chainPem === undefined) {
+      const file = path.resolve(options.baseDir, c.chainFile);
+      try {
+        pem = fs.readFileSync(file, 'utf8');
+      } catch (e) {
+        p.add(`${w}.chainFile`, `cannot read ${file}: ${(e as Error).message}`);
+        return;
+      }
+    } else {
+      p.add(w, 'give exactly one of chainFile (path to a PEM chain, leaf first) or chainPem');
+      return;
+    }
+    const problems = inspectCertificate(pem, hosts, key, options.now ?? new Date());
+    for (const msg of problems) p.add(w, msg);
+    if (problems.length > 0) return;
+    const entry: CertificateEntry = { name, hostnames: hosts, keyName, chainPem: pem.trim() + '\n' };
+    const size = Buffer.byteLength(certificateParameterValue(entry), 'utf8');
+    if (size > MAX_CERT_PARAMETER_BYTES) {
+      p.add(w, `the parameter value would be ${size} bytes; SSM advanced parameters hold at most ${MAX_CERT_PARAMETER_BYTES} (drop the root CA from the chain)`);
+      return;
+    }
+    out.push(entry);
+  });
+  return out;
+}
+
+/** The SSM parameter value the edge reads for a certificate (runtime contract). */
+export function certificateParameterValue(c: CertificateEntry): string {
+  return JSON.stringify({ hostnames: c.hostnames, keyName: c.keyName, chainPem: c.chainPem });
+}
+
+type Check<T> = (v: unknown) => v is T;
+const isInt = (min: number, max: number): Check<number> =>
+  ((v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) as Check<number>;
+const isBool: Check<boolean> = ((v: unknown) => typeof v === 'boolean') as Check<boolean>;
+const oneOf = <T extends string>(...vals: T[]): Check<T> => ((v: unknown) => typeof v === 'string' && (vals as string[]).includes(v)) as Check<T>;
+const isRetention: Check<number> = ((v: unknown) => typeof v === 'number' && LOG_RETENTION_DAYS.includes(v)) as Check<number>;
+const IPV4_CIDR_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(\d|[12]\d|3[0-2])$/;
+const isVpcCidr: Check<string> = ((v: unknown) => {
+  if (typeof v !== 'string' || !IPV4_CIDR_RE.test(v)) return false;
+  const prefix = Number(v.split('/')[1]);
+  return prefix >= 16 && prefix <= 24;
+}) as Check<string>;
+
+function field<T>(
+  obj: Record<string, unknown>,
+  key: string,
+  def: T,
+  check: Check<T>,
+  hint: string,
+  where: string,
+  p: Problems,
+): T {
+  const v = obj[key];
+  if (v === undefined) return def;
+  if (!check(v)) {
+    p.add(`${where}.${key}`, `${JSON.stringify(v)} is invalid: ${hint}`);
+    return def;
+  }
+  return v;
+}
+
+function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undefined {
+  if (!isPlainObject(v)) {
+    p.add(where, 'required: an object with at least "origin" (the URL the edge forwards to)');
+    return undefined;
+  }
+  unknownFields(v, ['origin', ...Object.keys(DEFAULT_EDGE)], where, p);
+  const d = DEFAULT_EDGE;
+  const origin = v.origin;
+  let originOk = false;
+  if (typeof origin === 'string') {
+    try {
+      const u = new URL(origin);
+      originOk = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.username === '' && u.password === '';
+    } catch {
+      originOk = false;
+    }
+  }
+  if (!originOk) p.add(`${where}.origin`, 'required: an http:// or https:// URL without credentials, e.g. "https://origin.internal.example.com"');
+  const e: EdgeConfig = {
+    origin: origin as string,
+    clientAddress: field(v, 'clientAddress', d.clientAddress, oneOf('proxy-protocol-v2', 'preserve-client-ip'), 'one of "proxy-protocol-v2", "preserve-client-ip"', where, p),
+    allowedClientCidrs: field(
+      v,
+      'allowedClientCidrs',
+      d.allowedClientCidrs,
+      ((x: unknown) => Array.isArray(x) && x.length > 0 && x.every((c) => typeof c === 'string' && IPV4_CIDR_RE.test(c))) as Check<readonly string[]>,
+      'a non-empty list of IPv4 CIDRs (the load balancer is IPv4)',
+      where,
+      p,
+    ),
+    internetFacing: field(v, 'internetFacing', d.internetFacing, isBool, 'true or false', where, p),
+    cpu: field(v, 'cpu', d.cpu, ((x: unknown) => typeof x === 'number' && x in FARGATE_SIZES) as Check<number>, `one of ${Object.keys(FARGATE_SIZES).join(', ')} (Fargate CPU units)`, where, p),
+    memoryMiB: field(v, 'memoryMiB', d.memoryMiB, isInt(512, 122880), 'MiB, valid for the chosen cpu', where, p),
+    cpuArchitecture: field(v, 'cpuArchitecture', d.cpuArchitecture, oneOf('ARM64', 'X86_64'), '"ARM64" or "X86_64"', where, p),
+    minTasks: field(v, 'minTasks', d.minTasks, isInt(1, 1000), 'an integer 1..1000', where, p),
+    maxTasks: field(v, 'maxTasks', d.maxTasks, isInt(1, 1000), 'an integer 1..1000', where, p),
+    targetCpuUtilization: field(v, 'targetCpuUtilization', d.targetCpuUtilization, isInt(10, 90), 'a percentage 10..90', where, p),
+    targetConnectionsPerTask: field(v, 'targetConnectionsPerTask', d.targetConnectionsPerTask, isInt(10, 1_000_000), 'an integer 10..1000000', where, p),
+    deregistrationDelaySeconds: field(v, 'deregistrationDelaySeconds', d.deregistrationDelaySeconds, isInt(0, 3600), 'seconds 0..3600', where, p),
+    stopTimeoutSeconds: field(v, 'stopTimeoutSeconds', d.stopTimeoutSeconds, isInt(2, 120), 'seconds 2..120 (Fargate maximum)', where, p),
+    vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
+    natGateways: field(v, 'natGateways', d.natGateways, isInt(1, 6), 'an integer 1..6 (the edge reaches the origin and other regions through NAT)', where, p),
+    privateLambdaEndpoint: field(v, 'privateLambdaEndpoint', d.privateLambdaEndpoint, isBool, 'true or false', where, p),
+    healthCheck: field(v, 'healthCheck', d.healthCheck, oneOf('http', 'tcp'), '"http" (GET /healthz on the admin port) or "tcp"', where, p),
+    deletionProtection: field(v, 'deletionProtection', d.deletionProtection, isBool, 'true or false', where, p),
+    logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
+  };
+  const mems = FARGATE_SIZES[e.cpu];
+  if (mems && !mems.includes(e.memoryMiB)) {
+    p.add(`${where}.memoryMiB`, `${e.memoryMiB} MiB is not valid with cpu ${e.cpu}; choose ${mems[0]}..${mems[mems.length - 1]} (${mems.length} sizes)`);
+  }
+  if (e.minTasks > e.maxTasks) p.add(`${where}.minTasks`, `minTasks (${e.minTasks}) exceeds maxTasks (${e.maxTasks})`);
+  return e;
+}
+
+function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceConfig {
+  if (v === undefined) return DEFAULT_KEY_SERVICE;
+  if (!isPlainObject(v)) {
+    p.add(where, 'expected an object');
+    return DEFAULT_KEY_SERVICE;
+  }
+  unknownFields(v, Object.keys(DEFAULT_KEY_SERVICE), where, p);
+  const d = DEFAULT_KEY_SERVICE;
+  const k: KeyServiceConfig = {
+    vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
+    memoryMiB: field(v, 'memoryMiB', d.memoryMiB, isInt(128, 10240), 'MiB 128..10240', where, p),
+    timeoutSeconds: field(v, 'timeoutSeconds', d.timeoutSeconds, isInt(1, 60), 'seconds 1..60 (a key operation waits on one KMS call)', where, p),
+    reservedConcurrency: field(v, 'reservedConcurrency', d.reservedConcurrency, isInt(1, 10000), 'an integer 1..10000', where, p),
+    provisionedConcurrency: field(v, 'provisionedConcurrency', d.provisionedConcurrency, isInt(0, 10000), 'an integer 0..10000 (0 = none)', where, p),
+    logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
+    keyDeletionWindowDays: field(v, 'keyDeletionWindowDays', d.keyDeletionWindowDays, isInt(7, 30), 'days 7..30 (KMS pending-deletion window)', where, p),
+  };
+  if (k.provisionedConcurrency > k.reservedConcurrency) {
+    p.add(`${where}.provisionedConcurrency`, `(${k.provisionedConcurrency}) cannot exceed reservedConcurrency (${k.reservedConcurrency})`);
+  }
+  return k;
+}
+
+function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
+  const d: AlarmConfig = { kmsQuotaUtilizationPercent: 80 };
+  if (v === undefined) return d;
+  if (!isPlainObject(v)) {
+    p.add(where, 'expected an object');
+    return d;
+  }
+  unknownFields(v, ['email', 'kmsQuotaUtilizationPercent'], where, p);
+  const email = v.email;
+  if (email !== undefined && (typeof email !== 'string' || !EMAIL_RE.test(email))) p.add(`${where}.email`, 'expected an e-mail address');
+  return {
+    email: typeof email === 'string' && email !== '' ? email : undefined,
+    kmsQuotaUtilizationPercent: field(v, 'kmsQuotaUtilizationPercent', d.kmsQuotaUtilizationPercent, isInt(10, 100), 'a percentage 10..100', where, p),
+  };
+}
+
+function resolveTags(v: unknown, where: string, p: Problems): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isPlainObject(v)) {
+    p.add(where, 'expected an object of tag key → value');
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!TAG_KEY_RE.test(k) || k.toLowerCase().startsWith('aws:')) p.add(`${where}.${k}`, 'invalid tag key');
+    else if (typeof val !== 'string' || val.length > 256) p.add(`${where}.${k}`, 'tag values are strings of at most 256 characters');
+    else out[k] = val;
+  }
+  return out;
+}
