@@ -6,6 +6,7 @@
  * Endpoint and region follow the SDK's standard configuration: AWS_REGION, AWS_ENDPOINT_URL_LAMBDA
  * (e.g. the local Lambda endpoint), shared config files.
  */
+import { describeAwsFailure } from '../../../lambdas/key-service/aws-errors';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -142,38 +143,14 @@ const LAMBDA_UNAVAILABLE = new Set([
   'EFSMountFailureException',
   'EFSMountTimeoutException',
 ]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
-/** errno-style network code from `code`, or from the message of an SDK-wrapped cross-realm error. */
-function networkErrorCode(e: { code?: unknown; message?: unknown }): string | undefined {
-  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return e.code;
-  if (typeof e.message === 'string') {
-    const m = /\b(E[A-Z_]{3,20})\b/.exec(e.message);
-    if (m && NETWORK_CODES.has(m[1])) return m[1];
-  }
-  return undefined;
-}
-
 /** Map an error thrown by InvokeCommand (service or network) to a KeyOperationError. */
 export function mapLambdaError(err: unknown): KeyOperationError {
   if (err instanceof KeyOperationError) return err;
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    name?: unknown;
-    code?: unknown;
-    message?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = typeof e.name === 'string' && /^[A-Za-z0-9_.]{1,80}$/.test(e.name) ? e.name : 'Error';
+  const { name, unreachable, serverStatus } = describeAwsFailure(err);
   if (LAMBDA_THROTTLED.has(name)) return new KeyOperationError('throttled', `Lambda Invoke failed: ${name}`);
   if (LAMBDA_UNAVAILABLE.has(name)) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name}`);
-  const code = networkErrorCode(e);
-  if (name === 'TimeoutError' || code !== undefined) {
-    return new KeyOperationError('unavailable', `Lambda Invoke failed: endpoint unreachable (${code ?? name})`);
-  }
-  const status = e.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && status >= 500) {
-    return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name} (HTTP ${status})`);
-  }
+  if (unreachable) return new KeyOperationError('unavailable', `Lambda Invoke failed: endpoint unreachable (${unreachable})`);
+  if (serverStatus) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name} (HTTP ${serverStatus})`);
   return new KeyOperationError('internal', `Lambda Invoke failed: ${name}`);
 }
 

@@ -18,6 +18,7 @@ import {
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { describeAwsFailure } from '../aws-errors';
 import { KeyServiceError } from '../errors';
 import {
   SCHEME_TO_KMS_ALGORITHM,
@@ -73,57 +74,20 @@ const KMS_ERROR_CODES: Record<string, ErrorCode> = {
   UnsupportedOperationException: 'unsupported',
 };
 
-/** Node/SDK network failures: KMS could not be reached or did not answer in time. */
-const NETWORK_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
 /**
  * Map anything a KMS call threw to a KeyServiceError. The message names the KMS operation and error
  * name only — never the upstream message (it carries ARNs and request details).
  */
 export function mapKmsError(err: unknown, operation: 'Sign' | 'GetPublicKey'): KeyServiceError {
   if (err instanceof KeyServiceError) return err;
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    name?: unknown;
-    code?: unknown;
-    message?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = typeof e.name === 'string' && /^[A-Za-z0-9_.]{1,80}$/.test(e.name) ? e.name : 'Error';
+  const { name, unreachable, serverStatus } = describeAwsFailure(err);
   const mapped = KMS_ERROR_CODES[name];
   if (mapped) return new KeyServiceError(mapped, `KMS ${operation} failed: ${name}`, name);
-  const netCode = networkErrorCode(e);
-  if (name === 'TimeoutError' || netCode !== undefined) {
-    const what = netCode ?? name;
-    return new KeyServiceError('unavailable', `KMS ${operation} failed: endpoint unreachable (${what})`, what);
-  }
-  const status = e.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && status >= 500) {
-    return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${status})`, name);
-  }
+  if (unreachable) return new KeyServiceError('unavailable', `KMS ${operation} failed: endpoint unreachable (${unreachable})`, unreachable);
+  if (serverStatus) return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
   return new KeyServiceError('internal', `KMS ${operation} failed: ${name}`, name);
 }
 
-/**
- * The errno-style code of a network failure, from `code` or — when the SDK wrapped an error from
- * another realm ("AWS SDK error wrapper for Error: connect ECONNREFUSED ...") — from its message.
- */
-function networkErrorCode(e: { code?: unknown; message?: unknown }): string | undefined {
-  if (typeof e.code === 'string' && NETWORK_ERROR_CODES.has(e.code)) return e.code;
-  if (typeof e.message === 'string') {
-    const m = /\b(E[A-Z_]{3,20})\b/.exec(e.message);
-    if (m && NETWORK_ERROR_CODES.has(m[1])) return m[1];
-  }
-  return undefined;
-}
 
 interface KmsKeyMetadata extends PublicKeyOutput {
   keyUsage: string | undefined;
