@@ -1,0 +1,549 @@
+/**
+ * The HTTP frontend of the edge (DESIGN §4, `src/proxy/`): takes each handshaken `SecureConnection`
+ * from the TLS engine, serves it with Node's own HTTP/1.1 or HTTP/2 server (chosen by ALPN), and
+ * reverse-proxies every request to the origin over HTTP/1.1 with a keep-alive agent.
+ *
+ * - HTTP/1.1 (ALPN `http/1.1` or none): `http.Server`, fed with `emit('connection', conn)`.
+ *   WebSocket-style `Upgrade` requests are tunnelled to the origin (see `upgrade.ts`).
+ * - HTTP/2 (ALPN `h2`): `http2.createServer()`, fed the same way; Node runs nghttp2 over any Duplex
+ *   (a non-native stream is wrapped in a JSStreamSocket), so our engine's connection works as-is.
+ * - Bodies stream both ways with backpressure (`pipe`); nothing is buffered whole.
+ * - Origin refused/unreachable/reset before a response → 502; connect or response deadline → 504;
+ *   failure after the response head was sent → the client response is aborted (connection reset for
+ *   HTTP/1.1, RST_STREAM for HTTP/2), never a truncated response that looks complete.
+ * - Every stream and socket has an 'error' handler: no client or origin behaviour crashes the process.
+ *
+ * Header rewriting (hop-by-hop, `X-Forwarded-*`, `x-keyless-*`) is in `headers.ts`.
+ */
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { describeConnection, type ConnectionFacts } from './connection-facts';
+import { buildOriginRequestHeaders, filterResponseHeaders, toHttp2Headers, type RawHeaders } from './headers';
+import {
+  armOriginTimeouts,
+  createOriginAgent,
+  IDEMPOTENT_METHODS,
+  isStaleSocketError,
+  OriginTimeoutError,
+  parseOrigin,
+  type ForwardContext,
+} from './origin';
+import { proxyUpgrade } from './upgrade';
+import type {
+  HttpFrontend,
+  HttpFrontendOptions,
+  ProxyLog,
+  ProxyOutcome,
+  ProxyRequestEvent,
+  SecureConnection,
+} from './types';
+
+/** Per-connection state. */
+interface ConnState {
+  readonly conn: SecureConnection;
+  readonly facts: ConnectionFacts;
+  readonly kind: 'h1' | 'h2';
+  /** In-flight requests (HTTP/1.1) — an upgraded tunnel counts as one until it closes. */
+  active: number;
+  session?: http2.ServerHttp2Session;
+}
+
+const noop = (): void => undefined;
+
+/** Characters allowed in an authority we forward as `Host` (RFC 3986 host [":" port], no userinfo). */
+const AUTHORITY = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+function plainText(status: number, message: string): { body: string; headers: Record<string, string> } {
+  const body = `${status} ${http.STATUS_CODES[status] ?? ''}: ${message}\n`;
+  return {
+    body,
+    headers: {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+    },
+  };
+}
+
+export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
+  const origin = parseOrigin(options.origin);
+  const log: ProxyLog = options.log ?? noop;
+  const agent = createOriginAgent({
+    maxSockets: options.maxOriginSockets ?? 256,
+    idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
+  });
+  const ctx: ForwardContext = {
+    origin,
+    agent,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    originTimeoutMs: options.originTimeoutMs ?? 60_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+    log,
+  };
+  const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+
+  const states = new Set<ConnState>();
+  const h1States = new WeakMap<object, ConnState>();
+  const h2States = new WeakMap<object, ConnState>();
+  let adopting: ConnState | undefined;
+  let closing = false;
+  let closePromise: Promise<void> | undefined;
+  let onAllClosed: (() => void) | undefined;
+
+  const report = (event: ProxyRequestEvent): void => {
+    if (!options.onRequest) return;
+    try {
+      options.onRequest(event);
+    } catch (err) {
+      log('warn', 'proxy: onRequest hook threw', { err: String(err) });
+    }
+  };
+
+  // ---------------------------------------------------------------- HTTP/1.1
+  const h1 = http.createServer({
+    headersTimeout: options.headersTimeoutMs ?? 30_000,
+    requestTimeout: options.requestTimeoutMs ?? 300_000,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
+    connectionsCheckingInterval: options.connectionsCheckingIntervalMs ?? 1000,
+    requireHostHeader: true,
+  });
+  h1.timeout = ctx.idleTimeoutMs;
+  h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const st = h1States.get(req.socket);
+    if (!st) {
+      res.destroy();
+      return;
+    }
+    forward(req, res, st);
+  });
+  h1.on('upgrade', (req: http.IncomingMessage, socket: SecureConnection, head: Buffer) => {
+    const st = h1States.get(socket);
+    if (!st) {
+      socket.destroy();
+      return;
+    }
+    st.active++;
+    proxyUpgrade(req, socket, head, st.facts, ctx, (event) => {
+      st.active--;
+      report(event);
+    });
+  });
+  // Node starts the HTTP/1.1 header/request deadline checks (slowloris protection, 408) and the
+  // connection list behind closeIdleConnections() when a server emits 'listening'. This server never
+  // listens — connections are injected — so start them the same way.
+  h1.emit('listening');
+
+  // ---------------------------------------------------------------- HTTP/2
+  const h2 = http2.createServer({
+    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100, enablePush: false },
+  });
+  h2.setTimeout(ctx.idleTimeoutMs);
+  h2.on('timeout', (session: http2.ServerHttp2Session) => {
+    // Idle session: GOAWAY, then drop it if streams still hang around.
+    session.close();
+    setTimeout(() => session.destroy(), 5000).unref();
+  });
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    // Emitted synchronously from emit('connection'), so `adopting` is this session's connection.
+    if (!adopting) return;
+    adopting.session = session;
+    h2States.set(session, adopting);
+    session.on('error', (err) => log('debug', 'proxy: http2 session error', { err: String(err) }));
+  });
+  h2.on('sessionError', noop);
+  h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const session = req.stream.session;
+    const st = session ? h2States.get(session) : undefined;
+    if (!st) {
+      req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    forward(req, res, st);
+  });
+
+  // ---------------------------------------------------------------- proxying
+  function forward(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, st: ConnState): void {
+    const started = performance.now();
+    const isH2 = st.kind === 'h2';
+    const httpVersion = isH2 ? '2' : req.httpVersion === '1.0' ? '1.0' : '1.1';
+    const method = req.method ?? 'GET';
+    const body: Readable = req;
+    const sink: Writable = res;
+    body.on('error', noop);
+    sink.on('error', noop);
+
+    let outcome: ProxyOutcome = 'ok';
+    let finished = false;
+    // The whole response was handed to the connection ('close' without it = aborted). HTTP/2 compat
+    // responses emit 'finish' even for a reset stream, so only our own end() callback counts.
+    let completed = false;
+    const h2stream = isH2 ? (req as http2.Http2ServerRequest).stream : undefined;
+    /** End the response; on HTTP/2 get rid of a request body nobody will read any more. */
+    const endResponse = (data?: string): void => {
+      const done = (): void => {
+        completed = true;
+        if (h2stream && !req.complete && !h2stream.destroyed) discardRequestBody(h2stream, body);
+      };
+      if (data === undefined) sink.end(done);
+      else sink.end(data, done);
+    };
+    let proxyReq: http.ClientRequest | undefined;
+    let proxyRes: http.IncomingMessage | undefined;
+    const target: { path?: string; authority?: string } = {};
+    st.active++;
+
+    sink.on('close', () => {
+      if (finished) return;
+      finished = true;
+      st.active--;
+      if (!completed) {
+        if (outcome === 'ok') outcome = 'client_aborted';
+        proxyReq?.destroy();
+        proxyRes?.destroy();
+      } else if (proxyReq && !proxyReq.writableFinished) {
+        // The origin answered before the request body was complete: that origin request is over.
+        proxyReq.destroy();
+      }
+      report({
+        httpVersion,
+        method,
+        authority: target.authority,
+        path: target.path ?? req.url ?? '',
+        status: res.headersSent ? res.statusCode : 0,
+        outcome,
+        durationMs: performance.now() - started,
+        clientAddress: st.facts.clientAddress,
+      });
+      if (closing && !isH2 && st.active === 0) st.conn.end();
+    });
+
+    if (closing && !isH2) (res as http.ServerResponse).shouldKeepAlive = false;
+
+    const abort = (): void => {
+      if (isH2) {
+        const stream = (res as http2.Http2ServerResponse).stream;
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      } else {
+        (res as http.ServerResponse).destroy();
+      }
+    };
+
+    const fail = (status: number, why: ProxyOutcome, message: string): void => {
+      outcome = why;
+      if (res.headersSent) {
+        abort();
+        return;
+      }
+      const { body: text, headers } = plainText(status, message);
+      // The rest of an unread request body is not worth draining: close the HTTP/1.1 connection.
+      if (!isH2 && !req.complete) (res as http.ServerResponse).shouldKeepAlive = false;
+      try {
+        res.writeHead(status, headers);
+        endResponse(text);
+      } catch {
+        abort();
+      }
+    };
+
+    const parsed = requestTarget(req, isH2);
+    if ('error' in parsed) {
+      const connect = parsed.error === 'CONNECT';
+      fail(connect ? 405 : 400, 'bad_request', connect ? 'CONNECT is not supported' : parsed.error);
+      return;
+    }
+    const { path, authority } = parsed;
+    target.path = path;
+    target.authority = authority;
+
+    const hasBody = isH2
+      ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders || req.headers['content-length'] !== undefined
+      : req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    const headers = buildOriginRequestHeaders({
+      rawHeaders: req.rawHeaders,
+      authority,
+      fallbackHost: origin.host,
+      facts: st.facts,
+      httpVersion,
+      hasBody,
+    });
+
+    const send = (attempt: number): void => {
+      let preq: http.ClientRequest;
+      try {
+        preq = http.request({
+          host: origin.hostname,
+          port: origin.port,
+          method,
+          path,
+          headers,
+          agent,
+        });
+      } catch (err) {
+        // Node validates the method, path and header values; reject what it would not send.
+        log('debug', 'proxy: request rejected', { err: String(err) });
+        fail(400, 'bad_request', 'malformed request');
+        return;
+      }
+      proxyReq = preq;
+      armOriginTimeouts(preq, ctx);
+
+      preq.on('error', (err: Error) => {
+        if (proxyRes) {
+          // The response was under way; the origin went away (or a deadline passed) mid-body.
+          if (!proxyRes.complete) {
+            outcome = 'origin_error';
+            abort();
+          }
+          return;
+        }
+        if (finished) return;
+        if (attempt === 0 && !hasBody && preq.reusedSocket && IDEMPOTENT_METHODS.has(method) && isStaleSocketError(err)) {
+          log('debug', 'proxy: retrying on a fresh origin socket', { err: String(err) });
+          send(1);
+          return;
+        }
+        if (err instanceof OriginTimeoutError) {
+          log('warn', 'proxy: origin timeout', { phase: err.phase, path });
+          fail(504, 'origin_timeout', 'origin did not respond in time');
+        } else {
+          log('warn', 'proxy: origin unreachable', { err: String(err), code: (err as NodeJS.ErrnoException).code });
+          fail(502, 'origin_unreachable', 'origin unreachable');
+        }
+      });
+
+      preq.on('response', (pres: http.IncomingMessage) => {
+        proxyRes = pres;
+        pres.on('error', noop);
+        if (finished) {
+          pres.destroy();
+          return;
+        }
+        const status = pres.statusCode ?? 502;
+        // The origin answered before the client finished sending: the rest of the upload will not
+        // be read, so the HTTP/1.1 connection cannot be reused (HTTP/2 discards per stream).
+        if (!isH2 && !req.complete) (res as http.ServerResponse).shouldKeepAlive = false;
+        try {
+          if (isH2) {
+            (res as http2.Http2ServerResponse).writeHead(status, toHttp2Headers(pres.rawHeaders));
+          } else {
+            (res as http.ServerResponse).writeHead(status, pres.statusMessage, filterResponseHeaders(pres.rawHeaders));
+          }
+        } catch (err) {
+          log('warn', 'proxy: unusable origin response head', { err: String(err) });
+          pres.destroy();
+          fail(502, 'origin_error', 'invalid response from origin');
+          return;
+        }
+        pres.pipe(sink, { end: false });
+        pres.on('end', () => {
+          if (pres.rawTrailers.length > 0) addTrailers(res, isH2, pres.rawTrailers);
+          endResponse();
+        });
+        pres.on('close', () => {
+          if (!pres.complete && !finished) {
+            outcome = 'origin_error';
+            abort();
+          }
+        });
+      });
+
+      if (hasBody && attempt === 0) {
+        // End the origin request only for a body that really ended: an HTTP/2 stream reset by the
+        // client also ends the request Readable, and a truncated upload must not reach the origin
+        // as a complete one.
+        body.pipe(preq, { end: false });
+        body.once('end', () => {
+          const aborted = h2stream
+            ? h2stream.aborted || (h2stream.rstCode !== undefined && h2stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+            : !req.complete;
+          if (aborted) {
+            if (outcome === 'ok') outcome = 'client_aborted';
+            preq.destroy();
+          } else {
+            preq.end();
+          }
+        });
+      } else {
+        preq.end();
+        if (!hasBody) body.resume();
+      }
+    };
+    send(0);
+  }
+
+  // ---------------------------------------------------------------- connections
+  function release(st: ConnState): void {
+    if (!states.delete(st)) return;
+    if (states.size === 0 && onAllClosed) onAllClosed();
+  }
+
+  const frontend: HttpFrontend = {
+    get connectionCount() {
+      return states.size;
+    },
+
+    handle(conn: SecureConnection): void {
+      conn.on('error', (err: Error) => log('debug', 'proxy: client connection error', { err: String(err) }));
+      if (closing || conn.destroyed) {
+        conn.destroy();
+        return;
+      }
+      const alpn = conn.alpnProtocol;
+      const kind = alpn === 'h2' ? 'h2' : !alpn || alpn === 'http/1.1' ? 'h1' : undefined;
+      if (!kind) {
+        log('warn', 'proxy: unsupported ALPN protocol', { alpn });
+        conn.destroy();
+        return;
+      }
+      // Request/response traffic: never wait for Nagle (Node's own listeners do this for their sockets;
+      // injected connections and the JSStreamSocket wrapper around them do not).
+      try {
+        conn.setNoDelay(true);
+      } catch {
+        // best effort
+      }
+      const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0 };
+      states.add(st);
+      conn.once('close', () => release(st));
+      if (kind === 'h1') {
+        h1States.set(conn, st);
+        h1.emit('connection', conn);
+      } else {
+        adopting = st;
+        try {
+          h2.emit('connection', conn);
+        } finally {
+          adopting = undefined;
+        }
+        if (!st.session) {
+          log('error', 'proxy: http2 session was not created');
+          conn.destroy();
+        }
+      }
+    },
+
+    close(): Promise<void> {
+      if (closePromise) return closePromise;
+      closing = true;
+      closePromise = (async () => {
+        // Stops the deadline checker and closes idle keep-alive connections.
+        h1.close();
+        for (const st of states) {
+          if (st.kind === 'h2') st.session?.close();
+          else if (st.active === 0) st.conn.end();
+        }
+        if (states.size > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, closeTimeoutMs);
+            timer.unref();
+            onAllClosed = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        for (const st of [...states]) {
+          st.session?.destroy();
+          st.conn.destroy();
+        }
+        h2.close();
+        agent.destroy();
+      })();
+      return closePromise;
+    },
+  };
+  return frontend;
+}
+
+/** Bytes / milliseconds of an unwanted HTTP/2 request body the edge reads and drops before resetting. */
+const DISCARD_MAX_BYTES = 1024 * 1024;
+const DISCARD_MAX_MS = 2000;
+
+/**
+ * The response is complete but the client is still sending a body nobody will read (an error answer,
+ * or an origin that answered early). Read and drop a bounded amount, so that well-behaved uploads
+ * finish normally, then stop the rest with RST_STREAM(NO_ERROR) (RFC 9113 §8.1). (Resetting at once
+ * would be valid too, but leaves some clients — Node's own — waiting forever for their pending
+ * writes.)
+ */
+function discardRequestBody(stream: http2.ServerHttp2Stream, body: Readable): void {
+  let dropped = 0;
+  const stop = (): void => {
+    clearTimeout(timer);
+    if (!stream.destroyed && !stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  };
+  const timer = setTimeout(stop, DISCARD_MAX_MS);
+  timer.unref();
+  body.unpipe();
+  body.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DISCARD_MAX_BYTES) stop();
+  });
+  body.once('end', () => clearTimeout(timer));
+  body.once('close', () => clearTimeout(timer));
+  body.resume();
+}
+
+/** Path and authority of a request, or why it cannot be forwarded. */
+function requestTarget(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  isH2: boolean,
+): { path: string; authority?: string } | { error: string } {
+  const method = req.method ?? '';
+  if (method === 'CONNECT') return { error: 'CONNECT' };
+  const url = req.url ?? '';
+  let path: string;
+  let authority: string | undefined;
+  if (isH2) {
+    const a = req.headers[':authority'];
+    const host = req.headers.host;
+    authority = typeof a === 'string' && a ? a : typeof host === 'string' && host ? host : undefined;
+    // RFC 9113 §8.3.1: a Host that disagrees with :authority makes the request malformed.
+    if (typeof a === 'string' && a && typeof host === 'string' && host.toLowerCase() !== a.toLowerCase()) {
+      return { error: 'host and :authority disagree' };
+    }
+    path = url;
+  } else if (url.startsWith('/') || (url === '*' && method === 'OPTIONS')) {
+    path = url;
+    const host = req.headers.host;
+    authority = typeof host === 'string' && host ? host : undefined;
+  } else {
+    // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return { error: 'bad request target' };
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+      return { error: 'bad request target' };
+    }
+    path = `${u.pathname}${u.search}`;
+    authority = u.host;
+  }
+  if (!path.startsWith('/') && path !== '*') return { error: 'bad request target' };
+  if (authority !== undefined && !AUTHORITY.test(authority)) return { error: 'bad authority' };
+  return { path, authority };
+}
+
+/** Forward origin trailers (hop-by-hop and framing fields removed). */
+function addTrailers(res: http.ServerResponse | http2.Http2ServerResponse, isH2: boolean, raw: RawHeaders): void {
+  const filtered = filterResponseHeaders(raw).filter((_, i, all) => {
+    const name = (i % 2 === 0 ? all[i] : all[i - 1]).toLowerCase();
+    return name !== 'content-length' && name !== 'host';
+  });
+  if (filtered.length === 0) return;
+  try {
+    if (isH2) {
+      (res as http2.Http2ServerResponse).addTrailers(toHttp2Headers(filtered));
+    } else {
+      const pairs: [string, string][] = [];
+      for (let i = 0; i + 1 < filtered.length; i += 2) pairs.push([filtered[i], filtered[i + 1]]);
+      (res as http.ServerResponse).addTrailers(pairs);
+    }
+  } catch {
+    // Invalid trailers are dropped, the body is still delivered.
+  }
+}

@@ -1,0 +1,90 @@
+/** The origin a frontend forwards to, and the small error types of forwarding. */
+import * as http from 'node:http';
+import type { ProxyLog } from './types';
+
+export interface OriginTarget {
+  /** Host name or IP literal (IPv6 without brackets), for `http.request`. */
+  hostname: string;
+  port: number;
+  /** `host[:port]` as a `Host` header value. */
+  host: string;
+}
+
+/** Parse `http://host:port` (no path, query, fragment or credentials). Throws on anything else. */
+export function parseOrigin(origin: string): OriginTarget {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new Error(`proxy: origin must be an http:// URL, got ${JSON.stringify(origin)}`);
+  }
+  if (url.protocol !== 'http:') {
+    throw new Error(`proxy: origin must use http:// (plain HTTP/1.1 to the origin), got ${url.protocol}`);
+  }
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
+    throw new Error(`proxy: origin must be http://host[:port] without path, query or credentials, got ${origin}`);
+  }
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port ? Number(url.port) : 80;
+  return { hostname, port, host: url.host };
+}
+
+/** Keep-alive agent for origin connections. */
+export function createOriginAgent(opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.Agent {
+  return new http.Agent({
+    keepAlive: true,
+    keepAliveMsecs: 1000,
+    maxSockets: opts.maxSockets,
+    maxFreeSockets: Math.min(opts.maxSockets, 256),
+    // Closes free (idle) sockets; keep it below the origin's own keep-alive timeout so the edge
+    // never sends a request on a socket the origin is closing.
+    timeout: opts.idleSocketTimeoutMs,
+    scheduling: 'lifo',
+  });
+}
+
+/** A deadline towards the origin passed: becomes 504 Gateway Timeout. */
+export class OriginTimeoutError extends Error {
+  readonly code = 'ORIGIN_TIMEOUT';
+  constructor(readonly phase: 'connect' | 'response') {
+    super(`origin ${phase} timeout`);
+    this.name = 'OriginTimeoutError';
+  }
+}
+
+/** Errors worth one retry of a body-less idempotent request on a fresh socket (keep-alive race). */
+export function isStaleSocketError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED';
+}
+
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Settings resolved from `HttpFrontendOptions`, shared by `http-proxy.ts` and `upgrade.ts`. */
+export interface ForwardContext {
+  readonly origin: OriginTarget;
+  readonly agent: http.Agent;
+  readonly connectTimeoutMs: number;
+  readonly originTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly log: ProxyLog;
+}
+
+/** Set up an origin request's two deadlines: TCP connect, and socket inactivity. */
+export function armOriginTimeouts(proxyReq: http.ClientRequest, ctx: ForwardContext): void {
+  let connectTimer: NodeJS.Timeout | undefined;
+  const clear = (): void => {
+    if (connectTimer) clearTimeout(connectTimer);
+    connectTimer = undefined;
+  };
+  proxyReq.on('socket', (sock) => {
+    const pending = (sock as { connecting?: boolean }).connecting;
+    if (!pending) return;
+    connectTimer = setTimeout(() => proxyReq.destroy(new OriginTimeoutError('connect')), ctx.connectTimeoutMs);
+    connectTimer.unref();
+    sock.once('connect', clear);
+  });
+  proxyReq.once('close', clear);
+  proxyReq.setTimeout(ctx.originTimeoutMs, () => proxyReq.destroy(new OriginTimeoutError('response')));
+}
+
