@@ -58,7 +58,71 @@ export interface PingRequest extends RequestBase {
   op: 'ping';
 }
 
-export type KeyServiceRequest = CertificateVerifyRequest | PublicKeyRequest | PingRequest;
+/**
+ * TLS 1.2 ServerKeyExchange signature (RFC 8422 §5.4, RFC 5246 §7.4.3). The service validates
+ * `params` (ServerECDHParams: curve_type named_curve(3), a named curve it supports, and a
+ * well-formed public point for that curve) and signs `clientRandom ‖ serverRandom ‖ params`.
+ * Schemes: rsa_pkcs1_sha256/384/512, rsa_pss_rsae_*, ecdsa_* — never SHA-1.
+ */
+export interface ServerKeyExchangeRequest extends RequestBase {
+  op: 'tls12.server_key_exchange';
+  key: string;
+  scheme: SignatureSchemeName;
+  /** 32 bytes, base64. */
+  clientRandom: string;
+  /** 32 bytes, base64. */
+  serverRandom: string;
+  /** ServerECDHParams as sent on the wire, base64. */
+  params: string;
+}
+
+/**
+ * TLS 1.2 RSA key exchange (`sealed`/`file` custody only). The edge forwards the client's
+ * EncryptedPreMasterSecret; the service decrypts it with implicit rejection (RFC 5246 §7.4.7.1: on
+ * any padding, length or version error a synthetic premaster derived from the ciphertext is used),
+ * derives the master secret (RFC 5246 §8.1, or RFC 7627 §4 with EMS) and returns only that.
+ *
+ * Freshness: the edge's ServerHello.random must be `SHA-256(serverRandomSeed)[0..24] ‖ 8 bytes`
+ * (the last 8 carry the TLS 1.3 downgrade sentinel), so a compromised edge cannot replay a
+ * recorded handshake's ClientKeyExchange through the service (it cannot find a seed for an old
+ * server random).
+ */
+export interface RsaMasterSecretRequest extends RequestBase {
+  op: 'tls12.rsa_master_secret';
+  key: string;
+  /** The RSA ciphertext (EncryptedPreMasterSecret contents, without the u16 length), base64. */
+  encryptedPreMasterSecret: string;
+  /** ClientHello.client_version (e.g. 0x0303), checked against the premaster's first two bytes. */
+  clientVersion: number;
+  /** 32 bytes, base64. */
+  clientRandom: string;
+  /** 32 bytes, base64: the ServerHello.random that was sent. */
+  serverRandom: string;
+  /** 32 bytes, base64: the seed S behind serverRandom. */
+  serverRandomSeed: string;
+  /** PRF hash of the negotiated suite. */
+  prfHash: 'sha256' | 'sha384';
+  /**
+   * With extended master secret (RFC 7627): every handshake message from ClientHello up to and
+   * including ClientKeyExchange, concatenated as sent, base64. The service checks that the
+   * ServerHello in it carries `serverRandom` and the ClientKeyExchange carries this ciphertext,
+   * then hashes it itself for the session hash. Absent without EMS.
+   */
+  handshakeMessages?: string;
+}
+
+/** Fleet-wide session-ticket keys for the current and previous epoch (DESIGN §7). */
+export interface TicketKeysRequest extends RequestBase {
+  op: 'ticket_keys';
+}
+
+export type KeyServiceRequest =
+  | CertificateVerifyRequest
+  | ServerKeyExchangeRequest
+  | RsaMasterSecretRequest
+  | TicketKeysRequest
+  | PublicKeyRequest
+  | PingRequest;
 
 export interface KeyDescription {
   name: string;
@@ -72,6 +136,25 @@ export interface SignatureResult {
   signature: string;
   /** Milliseconds the backend (KMS, or the in-memory key) took. */
   backendMs: number;
+}
+
+export interface MasterSecretResult {
+  /** 48 bytes, base64: the master secret of this one session (never the premaster). */
+  masterSecret: string;
+  backendMs: number;
+}
+
+export interface TicketKey {
+  /** Epoch number: floor(unix seconds / epochSeconds). */
+  epoch: number;
+  /** 32 bytes, base64. */
+  key: string;
+}
+
+export interface TicketKeysResult {
+  epochSeconds: number;
+  current: TicketKey;
+  previous: TicketKey;
 }
 
 export interface PublicKeyResult {
