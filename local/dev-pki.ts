@@ -252,10 +252,18 @@ export async function issueDevCa(kms: KMSClient, caAlias: string, opts: IssueDev
   return pem;
 }
 
+/** A leaf public key that is not a KMS signing key (e.g. a `sealed` custody key pair). */
+export interface LeafPublicKey {
+  spki: Buffer;
+  keySpec: string;
+}
+
 export interface IssueLeafOptions {
   caAlias: string;
   caCertPem: string;
-  leafAlias: string;
+  /** The leaf's KMS key; or give `leafPublicKey` for a key that KMS does not hold as a signing key. */
+  leafAlias?: string;
+  leafPublicKey?: LeafPublicKey;
   dnsNames: string[];
   ipAddresses?: string[];
   /** Validity in days (capped at the CA's own expiry). Default 397. */
@@ -267,7 +275,8 @@ export interface IssueLeafOptions {
 export async function issueLeaf(kms: KMSClient, opts: IssueLeafOptions): Promise<string> {
   if (opts.dnsNames.length === 0 && (opts.ipAddresses ?? []).length === 0) throw new Error('a leaf needs at least one name');
   const ca = await describeOrThrow(kms, opts.caAlias);
-  const leaf = await describeOrThrow(kms, opts.leafAlias);
+  if (!opts.leafPublicKey && !opts.leafAlias) throw new Error('issueLeaf needs leafAlias or leafPublicKey');
+  const leaf = opts.leafPublicKey ?? (await describeOrThrow(kms, opts.leafAlias!));
   const caCert = new x509.X509Certificate(opts.caCertPem);
   const caSpki = Buffer.from(caCert.publicKey.rawData);
   if (!caSpki.equals(ca.spki)) throw new Error(`CA certificate does not belong to the KMS key ${opts.caAlias}`);
@@ -325,6 +334,10 @@ export interface EnsureDevPkiOptions {
   caAlias?: string;
   /** Default `alias/keyless/dev/localhost-<spec>` so switching specs never reuses a mismatched certificate. */
   leafAlias?: string;
+  /** Certify this public key instead of a KMS signing key (`sealed` custody); no leaf KMS key is made. */
+  leafPublicKey?: LeafPublicKey;
+  /** File name of the chain in `dir` (default `localhost.chain.pem`). */
+  chainFileName?: string;
   dnsNames?: string[];
   ipAddresses?: string[];
   /** Leaf validity in days (default 397). */
@@ -337,9 +350,9 @@ export interface DevPki {
   /** Leaf then CA. */
   chainPem: string;
   leafPem: string;
-  /** The alias of the leaf key: what the key service should sign with. */
-  keyAlias: string;
-  keyId: string;
+  /** The alias of the leaf key: what the key service should sign with (absent for `leafPublicKey`). */
+  keyAlias?: string;
+  keyId?: string;
   caAlias: string;
   caKeyId: string;
   paths: { ca: string; chain: string };
@@ -378,17 +391,17 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
   const leafKeySpec = opts.leafKeySpec ?? 'ECC_NIST_P256';
   const caKeySpec = opts.caKeySpec ?? 'ECC_NIST_P256';
   const caAlias = opts.caAlias ?? DEFAULT_CA_ALIAS;
-  const keyAlias = opts.leafAlias ?? defaultLeafAlias(leafKeySpec);
+  const keyAlias = opts.leafPublicKey ? undefined : (opts.leafAlias ?? defaultLeafAlias(leafKeySpec));
   const dnsNames = opts.dnsNames ?? ['localhost'];
   const ipAddresses = opts.ipAddresses ?? ['127.0.0.1', '::1'];
   const now = opts.now ?? new Date();
-  const paths = { ca: path.join(dir, 'ca.pem'), chain: path.join(dir, 'localhost.chain.pem') };
+  const paths = { ca: path.join(dir, 'ca.pem'), chain: path.join(dir, opts.chainFileName ?? 'localhost.chain.pem') };
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
 
   const caKeyId = await createKmsKey(kms, { alias: caAlias, keySpec: caKeySpec, description: 'keyless-tls development CA' });
-  const keyId = await createKmsKey(kms, { alias: keyAlias, keySpec: leafKeySpec, description: 'keyless-tls development localhost' });
+  const keyId = keyAlias ? await createKmsKey(kms, { alias: keyAlias, keySpec: leafKeySpec, description: 'keyless-tls development localhost' }) : undefined;
   const caKey = await kmsPublicKey(kms, caKeyId);
-  const leafKey = await kmsPublicKey(kms, keyId);
+  const leafKey = keyId ? await kmsPublicKey(kms, keyId) : opts.leafPublicKey!;
 
   // CA: reuse if it is our CA key's, a CA, self-signed, and valid for more than a day.
   let caPem: string;
@@ -422,7 +435,7 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
   if (leafReused) {
     leafPem = normalizePem(oldLeaf.toString());
   } else {
-    leafPem = await issueLeaf(kms, { caAlias, caCertPem: caPem, leafAlias: keyAlias, dnsNames, ipAddresses, days: opts.days, now });
+    leafPem = await issueLeaf(kms, { caAlias, caCertPem: caPem, leafAlias: keyAlias, leafPublicKey: opts.leafPublicKey, dnsNames, ipAddresses, days: opts.days, now });
   }
   const chainPem = leafPem + caPem;
   if (!leafReused || fs.readFileSync(paths.chain, 'utf8') !== chainPem) writeAtomic(paths.chain, chainPem);

@@ -85,7 +85,7 @@ describe.each(['ECC_NIST_P256', 'RSA_2048'] as DevKeySpec[])('ensureDevPki with 
     expect(new Date(ca.validTo).getTime()).toBeGreaterThan(Date.now() + 9 * 365 * 86_400_000);
 
     // The leaf's public key is the KMS key's, and the CA's is the CA key's.
-    expect(leaf.publicKey.export({ type: 'spki', format: 'der' })).toEqual(await kmsSpki(pki.keyAlias));
+    expect(leaf.publicKey.export({ type: 'spki', format: 'der' })).toEqual(await kmsSpki(pki.keyAlias!));
     expect(ca.publicKey.export({ type: 'spki', format: 'der' })).toEqual(await kmsSpki(pki.caAlias));
     expect((await kms.send(new DescribeKeyCommand({ KeyId: pki.keyAlias }))).KeyMetadata).toMatchObject({
       KeyId: pki.keyId,
@@ -198,5 +198,29 @@ describe('building blocks', () => {
     await expect(
       issueLeaf(kms, { caAlias, caCertPem: foreignCa, leafAlias: otherAlias, dnsNames: ['localhost'] }),
     ).rejects.toThrow(/does not belong/);
+  });
+});
+
+describe('a leaf for a key KMS does not hold as a signing key (sealed custody)', () => {
+  it('certifies the given public key, signed by the KMS-held CA', async () => {
+    const local = await startLocalKms({ port: 0 });
+    const client = new KMSClient({ region: 'us-east-1', endpoint: local.url, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dev-pki-sealed-'));
+    try {
+      const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const spki = publicKey.export({ type: 'spki', format: 'der' });
+      const pki = await ensureDevPki({ kms: client, dir, leafPublicKey: { spki, keySpec: 'RSA_2048' }, chainFileName: 'sealed.chain.pem' });
+      expect(pki.keyAlias).toBeUndefined();
+      expect(pki.paths.chain).toBe(path.join(dir, 'sealed.chain.pem'));
+      const leaf = new crypto.X509Certificate(pki.leafPem);
+      expect(leaf.publicKey.export({ type: 'spki', format: 'der' })).toEqual(spki);
+      expect(leaf.verify(new crypto.X509Certificate(pki.caPem).publicKey)).toBe(true);
+      const again = await ensureDevPki({ kms: client, dir, leafPublicKey: { spki, keySpec: 'RSA_2048' }, chainFileName: 'sealed.chain.pem' });
+      expect(again.reused).toEqual({ ca: true, leaf: true });
+    } finally {
+      client.destroy();
+      await local.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
