@@ -11,7 +11,9 @@ const USAGE = `usage: keyless <command>
 commands:
   dev       run the whole stack locally (local KMS, key service, edge, demo origin); no AWS, no Docker
             environment: KEYLESS_EDGE_PORT (default 8443), KEYLESS_ADMIN_PORT (default 9090),
-                         KEYLESS_DEV_DIR (default .keyless/dev)
+                         KEYLESS_DEV_DIR (default .keyless/dev),
+                         KEYLESS_DEV_CUSTODY (kms, the default, or sealed: the RSA key becomes a sealed
+                         key pair, which also serves TLS 1.2 RSA key exchange)
   help      show this text
 `;
 

@@ -13,7 +13,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KMSClient } from '@aws-sdk/client-kms';
+import * as crypto from 'node:crypto';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backends/sealed';
+import type { SealedKeyConfig } from '../lambdas/key-service/config';
+import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
 import { startLocalKms, LocalKms } from './kms';
 import { ensureDevPki } from './dev-pki';
 import { startDemoOrigin, DemoOrigin } from './demo-origin';
@@ -25,10 +29,14 @@ export interface DevStackOptions {
   edgePort?: number;
   /** Edge admin port. Default KEYLESS_ADMIN_PORT or 9090; 0 picks a free port. */
   adminPort?: number;
-  /** Key custody of the leaf key. Only `kms` exists today (`sealed` arrives with TLS 1.2 RSA). */
-  custody?: 'kms';
-  /** KMS key spec of the leaf key. Default RSA_2048. */
-  leafKeySpec?: 'RSA_2048' | 'RSA_3072' | 'RSA_4096' | 'ECC_NIST_P256' | 'ECC_NIST_P384';
+  /**
+   * Custody of the RSA leaf key (default KEYLESS_DEV_CUSTODY or `kms`). `sealed` makes the RSA key a
+   * KMS-generated key pair whose private half is KMS ciphertext, unsealed only in the key service —
+   * the mode that serves TLS 1.2 RSA key exchange. The ECDSA leaf is always `kms`.
+   */
+  custody?: 'kms' | 'sealed';
+  /** KMS key spec of the RSA leaf key (the ECDSA leaf is always P-256). Default RSA_2048. */
+  leafKeySpec?: 'RSA_2048' | 'RSA_3072' | 'RSA_4096';
   /** Key-operation deadline at the edge. Default 1000 ms. */
   keyOperationTimeoutMs?: number;
   /** Child processes' output goes here (default: inherited stdout). */
@@ -122,6 +130,38 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+function devCustody(): 'kms' | 'sealed' {
+  const v = process.env.KEYLESS_DEV_CUSTODY ?? 'kms';
+  if (v !== 'kms' && v !== 'sealed') throw new Error(`KEYLESS_DEV_CUSTODY=${v} is not a custody mode; use kms (default) or sealed`);
+  return v;
+}
+
+const WRAPPING_ALIAS = 'alias/keyless/dev/sealed-wrapping';
+
+/**
+ * A `sealed` RSA key for the dev stack, created once and reused: KMS generates the pair under a
+ * symmetric wrapping key; only the ciphertext and the public key are kept (in the data folder).
+ */
+async function ensureSealedKey(kms: KMSClient, dataDir: string, name: string, keySpec: SealedKeySpec): Promise<SealedKeyConfig> {
+  try {
+    await kms.send(new DescribeKeyCommand({ KeyId: WRAPPING_ALIAS }));
+  } catch (e) {
+    if ((e as Error).name !== 'NotFoundException') throw e;
+    const created = await kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development sealed-key wrapping key' }));
+    await kms.send(new CreateAliasCommand({ AliasName: WRAPPING_ALIAS, TargetKeyId: created.KeyMetadata!.KeyId! }));
+  }
+  const file = path.join(dataDir, `sealed-${name}.json`);
+  if (fs.existsSync(file)) {
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as SealedKeyConfig;
+    const spec = keySpecOfKeyObject(crypto.createPublicKey({ key: Buffer.from(saved.publicKey, 'base64'), format: 'der', type: 'spki' }));
+    if (saved.name === name && spec === keySpec) return saved;
+  }
+  const config = await provisionSealedKey(kms, { name, wrappingKeyId: WRAPPING_ALIAS, keySpec });
+  // Ciphertext and public key only: nothing here can be used without kms:Decrypt on the wrapping key.
+  fs.writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return config;
+}
+
 export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStack> {
   const dataDir = path.resolve(opts.dataDir ?? process.env.KEYLESS_DEV_DIR ?? '.keyless/dev');
   const out = opts.output ?? process.stdout;
@@ -136,15 +176,38 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const kms = await startLocalKms({ port: 0, dataDir: path.join(dataDir, 'kms'), region: REGION });
     started.push(() => kms.close());
     const kmsClient = new KMSClient({ region: REGION, endpoint: kms.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-    const pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: opts.leafKeySpec ?? 'RSA_2048' });
+    // Two certificates for localhost, as production edges often serve: RSA (what most clients
+    // pick) and ECDSA P-256 (for clients and suites that want it). Both keys live only in KMS.
+    const rsaSpec = opts.leafKeySpec ?? 'RSA_2048';
+    const custody = opts.custody ?? devCustody();
+    let rsaKey: Record<string, unknown>;
+    let pki;
+    if (custody === 'sealed') {
+      const sealed = await ensureSealedKey(kmsClient, dataDir, 'localhost-rsa', rsaSpec);
+      rsaKey = { ...sealed };
+      const spki = Buffer.from(sealed.publicKey, 'base64');
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem' });
+    } else {
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem' });
+      rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
+    }
+    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem' });
     kmsClient.destroy();
+    const keys = [
+      rsaKey,
+      { name: 'localhost-ecdsa', custody: 'kms', keyId: ecPki.keyAlias },
+    ];
+    const certificates = [
+      { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: ['localhost'] },
+      { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: ['localhost'] },
+    ];
 
     const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
     started.push(() => origin.close());
 
     const keyServiceEnv = childEnv({
       AWS_ENDPOINT_URL_KMS: kms.url,
-      KEYLESS_KEYS: JSON.stringify([{ name: 'localhost', custody: opts.custody ?? 'kms', keyId: pki.keyAlias }]),
+      KEYLESS_KEYS: JSON.stringify(keys),
     });
     const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
     const keyService = Object.assign(ks.child, { url: ks.value });
@@ -158,7 +221,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
         {
           listen: { host: '127.0.0.1', port: opts.edgePort ?? envPort('KEYLESS_EDGE_PORT', 8443) },
           admin: { host: '127.0.0.1', port: opts.adminPort ?? envPort('KEYLESS_ADMIN_PORT', 9090) },
-          certificates: [{ chainFile: pki.paths.chain, keyName: 'localhost', hostnames: ['localhost'] }],
+          certificates,
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
           keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
           origin: origin.url,

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { assertNoPrivateKey, ConfigError, EdgeConfig } from './config';
 import { LambdaKeyClient } from './keyless/lambda-key-client';
 import type { Logger } from './log';
+import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
 import type { SecureConnection } from './proxy/types';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
@@ -37,6 +38,17 @@ export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
       throw new ConfigError(`certificates[${i}].chainFile`, (e as Error).message, 'Give a PEM chain with the leaf certificate first.');
     }
   });
+}
+
+/**
+ * TLS 1.2 RSA key exchange is offered only for RSA keys the key service holds in `sealed` or `file`
+ * custody (KMS cannot decrypt PKCS#1 v1.5); the service's `ping` says which custody each key has.
+ */
+export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescription[]): void {
+  for (const c of certs) {
+    const custody = keys.find((k) => k.name === c.keyName)?.custody;
+    c.allowRsaKeyExchange = c.shape.keyType === 'rsa' && (custody === 'sealed' || custody === 'file');
+  }
 }
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
@@ -92,8 +104,9 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
   let healthy = false;
   const checkHealth = async (): Promise<void> => {
     try {
-      await keys.ping();
+      const ping = await keys.ping();
       healthy = true;
+      applyCustody(certs, ping.keys);
     } catch {
       healthy = false;
     }

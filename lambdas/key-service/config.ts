@@ -3,8 +3,11 @@
  *
  * Read from the environment variable KEYLESS_KEYS, a JSON array such as
  *   [{"name":"localhost","custody":"kms","keyId":"alias/keyless-localhost"},
+ *    {"name":"legacy","custody":"sealed","wrappingKeyId":"alias/keyless/prod/sealed-wrapping",
+ *     "sealedKey":"<base64 PrivateKeyCiphertextBlob>","publicKey":"<base64 DER SPKI>"},
  *    {"name":"dev","custody":"file","path":"/abs/key.pem"}]
  */
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { KEY_NAME_PATTERN, type Custody } from './protocol';
@@ -26,13 +29,19 @@ export interface FileKeyConfig {
 }
 
 /**
- * `sealed` custody (a KMS-wrapped RSA key unsealed in the function's memory) is accepted in the
- * configuration but not served yet: its own fields are kept, unvalidated, for the sealed backend.
+ * `sealed` custody (DESIGN §3): an RSA key pair from KMS GenerateDataKeyPairWithoutPlaintext whose
+ * private half is unsealed with kms:Decrypt (encryption context {"keyless:key-name": name}) only in
+ * the function's memory. Produced by provisionSealedKey (backends/sealed.ts).
  */
 export interface SealedKeyConfig {
   name: string;
   custody: 'sealed';
-  settings: Readonly<Record<string, unknown>>;
+  /** The symmetric wrapping key: key id, key ARN, alias/... or alias ARN. */
+  wrappingKeyId: string;
+  /** base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext. */
+  sealedKey: string;
+  /** base64 DER SubjectPublicKeyInfo of the key pair (PublicKey from the same call). */
+  publicKey: string;
 }
 
 export type KeyConfig = KmsKeyConfig | FileKeyConfig | SealedKeyConfig;
@@ -40,6 +49,11 @@ export type KeyConfig = KmsKeyConfig | FileKeyConfig | SealedKeyConfig;
 const CUSTODIES: readonly Custody[] = ['kms', 'file', 'sealed'];
 const MAX_KEYS = 256;
 const MAX_KMS_KEY_ID = 2048;
+/** KMS ciphertext blobs are at most 6144 bytes: 8192 base64 characters. */
+const MAX_SEALED_KEY_B64 = 8192;
+/** An RSA-4096 SPKI is 550 bytes; leave room. */
+const MAX_PUBLIC_KEY_B64 = 2048;
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Parse and validate KEYLESS_KEYS. Throws ConfigError naming the field on any problem. */
 export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR): KeyConfig[] {
@@ -84,14 +98,7 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
   switch (custody as Custody) {
     case 'kms': {
       rejectUnknownFields(obj, ['name', 'custody', 'keyId'], where);
-      const keyId = obj.keyId;
-      if (typeof keyId !== 'string' || keyId.length === 0) {
-        throw new ConfigError(`${where}.keyId: expected a non-empty string (key id, key ARN, alias/... or alias ARN)`);
-      }
-      if (keyId.length > MAX_KMS_KEY_ID || /\s/.test(keyId)) {
-        throw new ConfigError(`${where}.keyId: not a valid KMS key identifier`);
-      }
-      return { name, custody: 'kms', keyId };
+      return { name, custody: 'kms', keyId: kmsKeyId(obj.keyId, `${where}.keyId`) };
     }
     case 'file': {
       rejectUnknownFields(obj, ['name', 'custody', 'path'], where);
@@ -101,11 +108,36 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
       return { name, custody: 'file', path: p };
     }
     case 'sealed': {
-      const settings: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(obj)) if (k !== 'name' && k !== 'custody') settings[k] = v;
-      return { name, custody: 'sealed', settings };
+      rejectUnknownFields(obj, ['name', 'custody', 'wrappingKeyId', 'sealedKey', 'publicKey'], where);
+      const wrappingKeyId = kmsKeyId(obj.wrappingKeyId, `${where}.wrappingKeyId`);
+      const sealedKey = obj.sealedKey;
+      if (typeof sealedKey !== 'string' || sealedKey.length < 16 || sealedKey.length > MAX_SEALED_KEY_B64 || !BASE64_RE.test(sealedKey)) {
+        throw new ConfigError(`${where}.sealedKey: expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext`);
+      }
+      const publicKey = obj.publicKey;
+      if (typeof publicKey !== 'string' || publicKey.length > MAX_PUBLIC_KEY_B64 || !BASE64_RE.test(publicKey)) {
+        throw new ConfigError(`${where}.publicKey: expected a base64 DER SubjectPublicKeyInfo`);
+      }
+      let key: crypto.KeyObject;
+      try {
+        key = crypto.createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
+      } catch {
+        throw new ConfigError(`${where}.publicKey: not a DER SubjectPublicKeyInfo`);
+      }
+      if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+        throw new ConfigError(`${where}.publicKey: sealed keys are RSA keys of at least 2048 bits`);
+      }
+      return { name, custody: 'sealed', wrappingKeyId, sealedKey, publicKey };
     }
   }
+}
+
+function kmsKeyId(keyId: unknown, where: string): string {
+  if (typeof keyId !== 'string' || keyId.length === 0) {
+    throw new ConfigError(`${where}: expected a non-empty string (key id, key ARN, alias/... or alias ARN)`);
+  }
+  if (keyId.length > MAX_KMS_KEY_ID || /\s/.test(keyId)) throw new ConfigError(`${where}: not a valid KMS key identifier`);
+  return keyId;
 }
 
 function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {

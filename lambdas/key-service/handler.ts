@@ -1,32 +1,50 @@
 /**
- * The key service (DESIGN §5): parse → validate → authorise → build the exact bytes to sign → backend
- * → respond. Deployed as an AWS Lambda (Node 20, `handler`), and usable in-process (`createHandler`)
- * by the local Lambda endpoint and tests.
+ * The key service (DESIGN §5): parse → validate → authorise → build the exact bytes to sign/derive →
+ * backend → respond. Deployed as an AWS Lambda (Node 20+, `handler`), and usable in-process
+ * (`createHandler`) by the local Lambda endpoint and tests.
  *
  * The handler never throws: every failure is an ErrorResponse with a typed code. It never logs or
- * returns key material, transcript hashes or signatures; one JSON log line per request.
+ * returns key material, premaster or master secrets in logs, transcript hashes or signatures; one
+ * structured log line per request, and (in the Lambda) CloudWatch EMF metrics per request.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { createBackend, type Backend } from './backends';
 import { loadKeysConfigFromEnv, type KeyConfig } from './config';
 import { ConfigError, KeyServiceError } from './errors';
 import {
+  collectKmsCalls,
+  createPowertoolsLogger,
+  createPowertoolsMetrics,
+  jsonLineLogger,
+  noMetrics,
+  type KeyServiceLogger,
+  type KeyServiceMetrics,
+} from './observability';
+import {
   PROTOCOL_VERSION,
+  TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
   schemeMatchesKeySpec,
+  tls12ServerKeyExchangeContent,
   tls13CertificateVerifyContent,
   type ErrorCode,
   type ErrorResponse,
   type KeyServiceResponse,
+  type MasterSecretResult,
   type OkResponse,
   type PingResult,
   type PublicKeyResult,
   type SignatureResult,
   type SignatureSchemeName,
+  type TicketKeysResult,
 } from './protocol';
+import { checkRsaMasterSecretRequest } from './rsa-premaster';
+import { KmsTicketKeys, loadTicketKeysConfigFromEnv, type TicketKeySource } from './ticket-keys';
 import { parseRequest, type ParsedRequest } from './validate';
 
-export const KEY_SERVICE_VERSION = '0.1.0';
+export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
+
+export const KEY_SERVICE_VERSION = '0.2.0';
 
 /** The part of the Lambda context object the service reads. */
 export interface LambdaContextLike {
@@ -36,40 +54,65 @@ export interface LambdaContextLike {
 
 export type KeyServiceHandler = (event: unknown, context?: LambdaContextLike) => Promise<KeyServiceResponse>;
 
-export interface KeyServiceLogRecord {
-  level: 'info' | 'warn' | 'error';
-  msg: 'key_service_request' | 'key_service_config_error';
-  [field: string]: unknown;
-}
-
-export type KeyServiceLogger = (record: KeyServiceLogRecord) => void;
-
-/** Default logger: one JSON object per line on stdout (CloudWatch Logs in Lambda). */
-export const jsonLineLogger: KeyServiceLogger = (record) => {
-  console.log(JSON.stringify({ time: new Date().toISOString(), service: 'keyless-key-service', ...record }));
-};
-
 export interface KeyServiceOptions {
   /** Key configuration; defaults to KEYLESS_KEYS from the environment. */
   keys?: KeyConfig[];
   /** Pre-built backends (tests); used instead of `keys`. */
   backends?: Backend[];
-  /** KMS client for `kms` keys (tests); defaults to the container's shared client. */
+  /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
   kmsClient?: KMSClient;
+  /**
+   * Source of session-ticket keys. Default: KMS GenerateMac when KEYLESS_TICKET_MAC_KEY_ID is set
+   * (KEYLESS_TICKET_EPOCH_SECONDS, default 3600), otherwise none. `null`: none (`ticket_keys`
+   * answers `unavailable`).
+   */
+  ticketKeys?: TicketKeySource | null;
   logger?: KeyServiceLogger;
+  /** Metrics sink; default none (the Lambda entry point uses Powertools EMF metrics). */
+  metrics?: KeyServiceMetrics;
 }
+
+type ExecuteOutput = {
+  result: SignatureResult | MasterSecretResult | TicketKeysResult | PublicKeyResult | PingResult;
+  backendMs?: number;
+};
 
 /**
  * Build a handler over a fixed set of keys. Throws ConfigError when the configuration is invalid
  * (including unreadable `file` keys) — this is the only place that throws.
  */
 export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandler {
-  const logger = options.logger ?? jsonLineLogger;
+  const sinkLogger = options.logger ?? jsonLineLogger;
+  const sinkMetrics = options.metrics ?? noMetrics;
+  // Neither logging nor metrics may ever fail a request (or make the handler throw).
+  const logger: KeyServiceLogger = (record) => {
+    try {
+      sinkLogger(record);
+    } catch {
+      // dropped
+    }
+  };
+  const metrics: KeyServiceMetrics = {
+    request: (m) => {
+      try {
+        sinkMetrics.request(m);
+      } catch {
+        // dropped
+      }
+    },
+  };
   const backends = options.backends ?? (options.keys ?? loadKeysConfigFromEnv()).map((k) => createBackend(k, { kmsClient: options.kmsClient }));
   const byName = new Map<string, Backend>();
   for (const b of backends) {
     if (byName.has(b.name)) throw new ConfigError(`duplicate key name "${b.name}"`);
     byName.set(b.name, b);
+  }
+  let ticketKeys: TicketKeySource | undefined;
+  if (options.ticketKeys === undefined) {
+    const cfg = loadTicketKeysConfigFromEnv();
+    if (cfg) ticketKeys = new KmsTicketKeys({ ...cfg, client: options.kmsClient });
+  } else {
+    ticketKeys = options.ticketKeys ?? undefined;
   }
 
   return async (event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> => {
@@ -79,6 +122,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
 
     const parsed = parseRequest(event);
     if (!parsed.ok) {
+      const latencyMs = elapsedMs();
       logger({
         level: 'warn',
         msg: 'key_service_request',
@@ -87,9 +131,10 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
         key: parsed.key,
         outcome: parsed.code,
         reason: parsed.message,
-        latencyMs: elapsedMs(),
+        latencyMs,
         awsRequestId,
       });
+      metrics.request({ op: parsed.op ?? 'invalid', outcome: parsed.code, latencyMs, kms: [] });
       return errorResponse(parsed.id, parsed.code, parsed.message);
     }
 
@@ -98,36 +143,41 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       id: req.id,
       op: req.op,
       key: 'key' in req ? req.key : undefined,
-      scheme: req.op === 'tls13.certificate_verify' ? req.scheme : undefined,
+      scheme: 'scheme' in req ? req.scheme : undefined,
+      ems: req.op === 'tls12.rsa_master_secret' ? req.handshakeMessages !== undefined : undefined,
       awsRequestId,
     };
-    try {
-      const { result, backendMs } = await execute(req, byName);
-      logger({ level: 'info', msg: 'key_service_request', ...logBase, outcome: 'ok', latencyMs: elapsedMs(), backendMs });
-      return okResponse(req.id, result);
-    } catch (err) {
-      const e =
-        err instanceof KeyServiceError
-          ? err
-          : new KeyServiceError('internal', 'internal error', err instanceof Error ? err.name : typeof err);
-      logger({
-        level: levelFor(e.code),
-        msg: 'key_service_request',
-        ...logBase,
-        outcome: e.code,
-        reason: e.message,
-        upstream: e.upstream,
-        latencyMs: elapsedMs(),
-      });
-      return errorResponse(req.id, e.code, e.message);
+    const run = await collectKmsCalls(() => execute(req, byName, ticketKeys));
+    const latencyMs = elapsedMs();
+    const kms = run.calls.length > 0 ? { kmsCalls: run.calls.length, kmsMs: round3(run.calls.reduce((t, c) => t + c.ms, 0)) } : {};
+    if (!run.failed && run.value) {
+      logger({ level: 'info', msg: 'key_service_request', ...logBase, outcome: 'ok', latencyMs, backendMs: run.value.backendMs, ...kms });
+      metrics.request({ op: req.op, outcome: 'ok', latencyMs, kms: run.calls });
+      return okResponse(req.id, run.value.result);
     }
+    const err = run.error;
+    const e =
+      err instanceof KeyServiceError ? err : new KeyServiceError('internal', 'internal error', err instanceof Error ? err.name : typeof err);
+    logger({
+      level: levelFor(e.code),
+      msg: 'key_service_request',
+      ...logBase,
+      outcome: e.code,
+      reason: e.message,
+      upstream: e.upstream,
+      latencyMs,
+      ...kms,
+    });
+    metrics.request({ op: req.op, outcome: e.code, latencyMs, kms: run.calls });
+    return errorResponse(req.id, e.code, e.message);
   };
 }
 
-async function execute(
-  req: ParsedRequest,
-  keys: ReadonlyMap<string, Backend>,
-): Promise<{ result: SignatureResult | PublicKeyResult | PingResult; backendMs?: number }> {
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+async function execute(req: ParsedRequest, keys: ReadonlyMap<string, Backend>, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
   switch (req.op) {
     case 'ping':
       return {
@@ -145,14 +195,54 @@ async function execute(
     }
     case 'tls13.certificate_verify': {
       const backend = lookup(keys, req.key);
+      if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(req.scheme)) {
+        throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.3 CertificateVerify (RFC 8446 §4.4.3)`);
+      }
       await authoriseScheme(backend, req.scheme);
       // The service, not the caller, builds the bytes it signs (RFC 8446 §4.4.3).
-      const content = tls13CertificateVerifyContent(req.transcriptHash);
-      const signed = await backend.sign(content, req.scheme);
-      const backendMs = Math.round(signed.backendMs * 1000) / 1000;
-      return { result: { signature: signed.signature.toString('base64'), backendMs }, backendMs };
+      return signed(await backend.sign(tls13CertificateVerifyContent(req.transcriptHash), req.scheme));
+    }
+    case 'tls12.server_key_exchange': {
+      const backend = lookup(keys, req.key);
+      if (!TLS12_SERVER_KEY_EXCHANGE_SCHEMES.includes(req.scheme)) {
+        throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
+      }
+      await authoriseScheme(backend, req.scheme);
+      // params were validated (named curve, point on the curve, nothing after it) by parseRequest.
+      const content = tls12ServerKeyExchangeContent(req.clientRandom, req.serverRandom, req.params);
+      return signed(await backend.sign(content, req.scheme));
+    }
+    case 'tls12.rsa_master_secret': {
+      const backend = lookup(keys, req.key);
+      // Public checks first (freshness, EMS transcript); they never look at the plaintext.
+      checkRsaMasterSecretRequest(req);
+      const out = await backend.rsaMasterSecret(req);
+      if (out.masterSecret.length !== 48) throw new KeyServiceError('internal', 'backend returned a master secret of the wrong length');
+      // backendMs is reported in whole milliseconds here: the edge needs no finer view of how long
+      // a decryption took (see docs/key-service-protocol.md, "Residual exposure").
+      const backendMs = Math.round(out.backendMs);
+      const result: MasterSecretResult = { masterSecret: out.masterSecret.toString('base64'), backendMs };
+      out.masterSecret.fill(0);
+      return { result, backendMs };
+    }
+    case 'ticket_keys': {
+      if (!ticketKeys) {
+        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_MAC_KEY_ID)');
+      }
+      const t = await ticketKeys.get();
+      const result: TicketKeysResult = {
+        epochSeconds: t.epochSeconds,
+        current: { epoch: t.current.epoch, key: t.current.key.toString('base64') },
+        previous: { epoch: t.previous.epoch, key: t.previous.key.toString('base64') },
+      };
+      return { result, backendMs: round3(t.backendMs) };
     }
   }
+}
+
+function signed(out: { signature: Buffer; backendMs: number }): ExecuteOutput {
+  const backendMs = round3(out.backendMs);
+  return { result: { signature: out.signature.toString('base64'), backendMs }, backendMs };
 }
 
 function lookup(keys: ReadonlyMap<string, Backend>, name: string): Backend {
@@ -162,9 +252,6 @@ function lookup(keys: ReadonlyMap<string, Backend>, name: string): Backend {
 }
 
 async function authoriseScheme(backend: Backend, scheme: SignatureSchemeName): Promise<void> {
-  if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) {
-    throw new KeyServiceError('unsupported', `${scheme} cannot be used in a TLS 1.3 CertificateVerify (RFC 8446 §4.4.3)`);
-  }
   const { keySpec } = await backend.publicKey();
   if (!schemeMatchesKeySpec(scheme, keySpec)) {
     throw new KeyServiceError('unsupported', `${scheme} is not compatible with a ${keySpec} key`);
@@ -192,16 +279,23 @@ let defaultConfigError: string | undefined;
 
 function getDefaultHandler(): KeyServiceHandler | undefined {
   if (defaultHandler || defaultConfigError) return defaultHandler;
+  // Powertools reads its environment (POWERTOOLS_*, AWS_LAMBDA_LOG_LEVEL) when constructed: here,
+  // once per container.
+  const logger = createPowertoolsLogger();
   try {
-    defaultHandler = createHandler();
+    defaultHandler = createHandler({ logger, metrics: createPowertoolsMetrics() });
   } catch (err) {
     defaultConfigError = err instanceof ConfigError ? err.message : 'configuration could not be loaded';
-    jsonLineLogger({ level: 'error', msg: 'key_service_config_error', reason: defaultConfigError });
+    logger({ level: 'error', msg: 'key_service_config_error', reason: defaultConfigError });
   }
   return defaultHandler;
 }
 
-/** AWS Lambda handler (Node 20). Configuration: KEYLESS_KEYS; KMS endpoint/region: SDK defaults. */
+/**
+ * AWS Lambda handler (Node 20+). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_MAC_KEY_ID,
+ * KEYLESS_TICKET_EPOCH_SECONDS; KMS endpoint/region: SDK defaults; logs and metrics: Powertools
+ * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
+ */
 export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {
   const h = getDefaultHandler();
   if (h) return h(event, context);
@@ -210,7 +304,7 @@ export async function handler(event: unknown, context?: LambdaContextLike): Prom
   return errorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
 }
 
-/** Forget the environment-derived handler (tests that change KEYLESS_KEYS). */
+/** Forget the environment-derived handler (tests that change the environment). */
 export function resetDefaultHandlerForTests(): void {
   defaultHandler = undefined;
   defaultConfigError = undefined;

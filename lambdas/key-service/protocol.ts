@@ -22,7 +22,14 @@ export const SIGNATURE_SCHEMES = [
 ] as const;
 export type SignatureSchemeName = (typeof SIGNATURE_SCHEMES)[number];
 
-export const OPERATIONS = ['tls13.certificate_verify', 'public_key', 'ping'] as const;
+export const OPERATIONS = [
+  'tls13.certificate_verify',
+  'tls12.server_key_exchange',
+  'tls12.rsa_master_secret',
+  'ticket_keys',
+  'public_key',
+  'ping',
+] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
 export const ERROR_CODES = ['unknown_key', 'bad_request', 'unsupported', 'throttled', 'unavailable', 'internal'] as const;
@@ -254,6 +261,44 @@ export const TLS13_CERTIFICATE_VERIFY_SCHEMES: readonly SignatureSchemeName[] = 
   'ecdsa_secp384r1_sha384',
   'ecdsa_secp521r1_sha512',
 ];
+
+/**
+ * Schemes a TLS 1.2 server may use in ServerKeyExchange: every scheme the service knows. None of
+ * them uses SHA-1 (RFC 9155; KMS cannot sign with SHA-1 either). ECDSA schemes stay bound to their
+ * curve as in TLS 1.3, which is also what KMS enforces (an ECC_NIST_P384 key signs only with
+ * ECDSA_SHA_384), so a TLS 1.2 engine picks ecdsa_secp384r1_sha384 (0x0503) for a P-384 key.
+ */
+export const TLS12_SERVER_KEY_EXCHANGE_SCHEMES: readonly SignatureSchemeName[] = SIGNATURE_SCHEMES;
+
+/** Length of ClientHello.random and ServerHello.random (and of the server-random seed). */
+export const TLS_RANDOM_LENGTH = 32;
+
+/**
+ * The exact content a TLS 1.2 server signs in ServerKeyExchange (RFC 5246 §7.4.3, RFC 8422 §5.4):
+ * client_random ‖ server_random ‖ ServerECDHParams.
+ */
+export function tls12ServerKeyExchangeContent(clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Buffer {
+  return Buffer.concat([clientRandom, serverRandom, params]);
+}
+
+/** Largest RSA modulus served (RSA 4096): the longest EncryptedPreMasterSecret, in bytes. */
+export const MAX_RSA_CIPHERTEXT_BYTES = 512;
+
+/**
+ * Largest `handshakeMessages` (ClientHello..ClientKeyExchange) accepted for the extended master
+ * secret: three handshake messages of the engine's 64 KiB maximum plus small ones fit comfortably.
+ */
+export const MAX_HANDSHAKE_MESSAGES_BYTES = 256 * 1024;
+
+/**
+ * ClientHello.client_version values accepted for RSA key exchange: TLS 1.2 (0x0303) and above (a
+ * client that can do better still says 0x0303 or more); anything older is never negotiated.
+ */
+export const MIN_RSA_CLIENT_VERSION = 0x0303;
+export const MAX_RSA_CLIENT_VERSION = 0x03ff;
+
+/** Session-ticket keys are 32 bytes (DESIGN §7). */
+export const TICKET_KEY_LENGTH = 32;
 
 /**
  * Whether a signature scheme can be produced by a key of this KMS KeySpec. RSA schemes need an RSA

@@ -3,20 +3,39 @@
  * expect is rejected: unknown fields, wrong types, non-canonical base64, wrong digest lengths,
  * oversize values. Error messages name fields and limits, never echo the caller's values.
  */
+import { checkServerEcdhParams, MAX_SERVER_ECDH_PARAMS_BYTES } from './ecdh-params';
 import {
   KEY_NAME_PATTERN,
+  MAX_HANDSHAKE_MESSAGES_BYTES,
+  MAX_RSA_CIPHERTEXT_BYTES,
+  MAX_RSA_CLIENT_VERSION,
+  MIN_RSA_CLIENT_VERSION,
   OPERATIONS,
   PROTOCOL_VERSION,
   REQUEST_ID_PATTERN,
+  TLS_RANDOM_LENGTH,
   TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   type ErrorCode,
   type OperationName,
   type SignatureSchemeName,
 } from './protocol';
+import type { RsaMasterSecretParams } from './rsa-premaster';
+import { PRF12_HASHES, type Prf12Hash } from './tls12-prf';
 
 export type ParsedRequest =
   | { op: 'tls13.certificate_verify'; id: string; key: string; scheme: SignatureSchemeName; transcriptHash: Buffer }
+  | {
+      op: 'tls12.server_key_exchange';
+      id: string;
+      key: string;
+      scheme: SignatureSchemeName;
+      clientRandom: Buffer;
+      serverRandom: Buffer;
+      params: Buffer;
+    }
+  | ({ op: 'tls12.rsa_master_secret'; id: string; key: string } & RsaMasterSecretParams)
+  | { op: 'ticket_keys'; id: string }
   | { op: 'public_key'; id: string; key: string }
   | { op: 'ping'; id: string };
 
@@ -36,9 +55,27 @@ export type ParseResult = { ok: true; request: ParsedRequest } | ParseFailure;
 
 const FIELDS: Record<OperationName, readonly string[]> = {
   'tls13.certificate_verify': ['v', 'id', 'op', 'key', 'scheme', 'transcriptHash'],
+  'tls12.server_key_exchange': ['v', 'id', 'op', 'key', 'scheme', 'clientRandom', 'serverRandom', 'params'],
+  'tls12.rsa_master_secret': [
+    'v',
+    'id',
+    'op',
+    'key',
+    'encryptedPreMasterSecret',
+    'clientVersion',
+    'clientRandom',
+    'serverRandom',
+    'serverRandomSeed',
+    'prfHash',
+    'handshakeMessages',
+  ],
+  ticket_keys: ['v', 'id', 'op'],
   public_key: ['v', 'id', 'op', 'key'],
   ping: ['v', 'id', 'op'],
 };
+
+/** base64 length of n bytes. */
+const b64Length = (n: number) => 4 * Math.ceil(n / 3);
 
 const MAX_ID_LENGTH = 64;
 const MAX_KEY_LENGTH = 64;
@@ -110,7 +147,7 @@ export function parseRequest(event: unknown): ParseResult {
     if (!allowed.includes(field)) return fail('bad_request', `unknown field ${fieldLabel(field)} for op ${op}`);
   }
 
-  if (op === 'ping') return { ok: true, request: { op, id } };
+  if (op === 'ping' || op === 'ticket_keys') return { ok: true, request: { op, id } };
 
   if (!('key' in event)) return fail('bad_request', 'key: required');
   const rawKey = event.key;
@@ -124,7 +161,64 @@ export function parseRequest(event: unknown): ParseResult {
 
   if (op === 'public_key') return { ok: true, request: { op, id, key } };
 
-  // tls13.certificate_verify
+  /** A required base64 field of min..max decoded bytes (exact when min = max). */
+  const bytesField = (name: string, min: number, max: number): Buffer | ParseFailure => {
+    if (!(name in event)) return fail('bad_request', `${name}: required`);
+    const raw = event[name];
+    if (typeof raw !== 'string') return fail('bad_request', `${name}: expected a base64 string`);
+    if (raw.length > b64Length(max)) return fail('bad_request', `${name}: longer than ${max} bytes`);
+    const buf = decodeBase64Strict(raw);
+    if (buf === undefined) return fail('bad_request', `${name}: not canonical padded base64`);
+    if (buf.length < min || buf.length > max) {
+      return fail('bad_request', min === max ? `${name}: must be ${min} bytes` : `${name}: must be ${min}..${max} bytes`);
+    }
+    return buf;
+  };
+
+  if (op === 'tls12.rsa_master_secret') {
+    const encryptedPreMasterSecret = bytesField('encryptedPreMasterSecret', 1, MAX_RSA_CIPHERTEXT_BYTES);
+    if (!Buffer.isBuffer(encryptedPreMasterSecret)) return encryptedPreMasterSecret;
+    if (!('clientVersion' in event)) return fail('bad_request', 'clientVersion: required');
+    const clientVersion = event.clientVersion;
+    if (typeof clientVersion !== 'number' || !Number.isInteger(clientVersion)) return fail('bad_request', 'clientVersion: expected an integer');
+    if (clientVersion < MIN_RSA_CLIENT_VERSION || clientVersion > MAX_RSA_CLIENT_VERSION) {
+      return fail('bad_request', 'clientVersion: must be 0x0303 (TLS 1.2) .. 0x03ff');
+    }
+    const clientRandom = bytesField('clientRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(clientRandom)) return clientRandom;
+    const serverRandom = bytesField('serverRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(serverRandom)) return serverRandom;
+    const serverRandomSeed = bytesField('serverRandomSeed', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(serverRandomSeed)) return serverRandomSeed;
+    if (!('prfHash' in event)) return fail('bad_request', 'prfHash: required');
+    const prfHash = event.prfHash;
+    if (typeof prfHash !== 'string' || !(PRF12_HASHES as readonly string[]).includes(prfHash)) {
+      return fail('bad_request', 'prfHash: expected "sha256" or "sha384"');
+    }
+    let handshakeMessages: Buffer | undefined;
+    if ('handshakeMessages' in event) {
+      const hm = bytesField('handshakeMessages', 1, MAX_HANDSHAKE_MESSAGES_BYTES);
+      if (!Buffer.isBuffer(hm)) return hm;
+      handshakeMessages = hm;
+    }
+    return {
+      ok: true,
+      request: {
+        op,
+        id,
+        key,
+        encryptedPreMasterSecret,
+        clientVersion,
+        clientRandom,
+        serverRandom,
+        serverRandomSeed,
+        prfHash: prfHash as Prf12Hash,
+        ...(handshakeMessages ? { handshakeMessages } : {}),
+      },
+    };
+  }
+
+  // Signing operations: scheme first.
   if (!('scheme' in event)) return fail('bad_request', 'scheme: required');
   const rawScheme = event.scheme;
   if (typeof rawScheme !== 'string') return fail('bad_request', 'scheme: expected a string');
@@ -133,6 +227,19 @@ export function parseRequest(event: unknown): ParseResult {
   }
   const scheme = rawScheme as SignatureSchemeName;
 
+  if (op === 'tls12.server_key_exchange') {
+    const clientRandom = bytesField('clientRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(clientRandom)) return clientRandom;
+    const serverRandom = bytesField('serverRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(serverRandom)) return serverRandom;
+    const params = bytesField('params', 1, MAX_SERVER_ECDH_PARAMS_BYTES);
+    if (!Buffer.isBuffer(params)) return params;
+    const check = checkServerEcdhParams(params);
+    if (!check.ok) return fail(check.code, check.message);
+    return { ok: true, request: { op, id, key, scheme, clientRandom, serverRandom, params } };
+  }
+
+  // tls13.certificate_verify
   if (!('transcriptHash' in event)) return fail('bad_request', 'transcriptHash: required');
   const rawHash = event.transcriptHash;
   if (typeof rawHash !== 'string') return fail('bad_request', 'transcriptHash: expected a base64 string');

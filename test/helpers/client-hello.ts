@@ -14,6 +14,8 @@ export interface HelloOptions {
   serverName?: string;
   alpn?: string[];
   sessionId?: Buffer;
+  /** ClientHello.random (default: fresh random bytes). */
+  random?: Buffer;
   /** Extra raw extensions appended at the end. */
   extra?: { type: number; data: Buffer }[];
 }
@@ -41,7 +43,7 @@ export function clientHelloBody(o: HelloOptions = {}): Buffer {
   exts.push(...(o.extra ?? []));
   return new Writer()
     .u16(o.legacyVersion ?? 0x0303)
-    .bytes(crypto.randomBytes(32))
+    .bytes(o.random ?? crypto.randomBytes(32))
     .vec8(o.sessionId ?? Buffer.alloc(0))
     .vec16((w) => (o.suites ?? [0x1301]).forEach((s) => w.u16(s)))
     .vec8(Buffer.from(o.compression ?? [0]))

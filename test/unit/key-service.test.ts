@@ -33,7 +33,6 @@ beforeAll(() => {
       { name: 'rsa', custody: 'file', path: writeKey('rsa', keys.rsa) },
       { name: 'p256', custody: 'file', path: writeKey('p256', keys.p256) },
       { name: 'p384', custody: 'file', path: writeKey('p384', keys.p384) },
-      { name: 'sealed-one', custody: 'sealed', settings: {} },
     ],
     logger: (r) => logs.push(r),
   });
@@ -123,7 +122,6 @@ describe('public_key and ping', () => {
         { name: 'rsa', custody: 'file', keySpec: 'RSA_2048' },
         { name: 'p256', custody: 'file', keySpec: 'ECC_NIST_P256' },
         { name: 'p384', custody: 'file', keySpec: 'ECC_NIST_P384' },
-        { name: 'sealed-one', custody: 'sealed', keySpec: 'UNKNOWN' },
       ],
     });
   });
@@ -166,8 +164,6 @@ describe('rejections', () => {
     ['not an object: array', [1, 2], 'bad_request', null],
     ['not an object: string', '{"v":1}', 'bad_request', null],
     ['not an object: null', null, 'bad_request', null],
-    ['sealed custody not served yet', cv({ key: 'sealed-one' }), 'unsupported', 'req-1'],
-    ['sealed custody public key', { v: 1, id: 'x', op: 'public_key', key: 'sealed-one' }, 'unsupported', 'x'],
   ];
 
   test.each(cases.map(([label, event, code, id]) => ({ label, event, code, id })))('$label → $code', async ({ event, code, id }) => {
@@ -220,10 +216,23 @@ describe('configuration', () => {
       expect(() => parseKeysConfig(json)).toThrow(ConfigError);
       expect(() => parseKeysConfig(json)).toThrow(message);
     }
-    expect(parseKeysConfig('[{"name":"localhost","custody":"kms","keyId":"alias/keyless-localhost"},{"name":"s","custody":"sealed","blob":"x"}]')).toEqual([
+    const spki = crypto.createPublicKey(keys.rsa).export({ type: 'spki', format: 'der' }).toString('base64');
+    const sealedKey = crypto.randomBytes(1200).toString('base64');
+    const sealed = { name: 's', custody: 'sealed', wrappingKeyId: 'alias/keyless/prod/sealed-wrapping', sealedKey, publicKey: spki };
+    expect(parseKeysConfig(JSON.stringify([{ name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' }, sealed]))).toEqual([
       { name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' },
-      { name: 's', custody: 'sealed', settings: { blob: 'x' } },
+      sealed,
     ]);
+    const p256Spki = crypto.createPublicKey(keys.p256).export({ type: 'spki', format: 'der' }).toString('base64');
+    const badSealed: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...sealed, blob: 'x' }, /\[0\]: unknown field "blob"/],
+      [{ ...sealed, wrappingKeyId: undefined }, /\[0\]\.wrappingKeyId/],
+      [{ ...sealed, sealedKey: 'not base64!' }, /\[0\]\.sealedKey/],
+      [{ ...sealed, sealedKey: undefined }, /\[0\]\.sealedKey/],
+      [{ ...sealed, publicKey: 'AAAA' }, /\[0\]\.publicKey: not a DER SubjectPublicKeyInfo/],
+      [{ ...sealed, publicKey: p256Spki }, /\[0\]\.publicKey: sealed keys are RSA keys/],
+    ];
+    for (const [entry, message] of badSealed) expect(() => parseKeysConfig(JSON.stringify([entry]))).toThrow(message);
     expect(() => loadKeysConfigFromEnv({})).toThrow(/KEYLESS_KEYS: not set/);
   });
 
@@ -241,26 +250,34 @@ describe('configuration', () => {
     expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: ed }] })).toThrow(/unsupported key type/);
   });
 
-  test('the Lambda entry point reads KEYLESS_KEYS once and never throws', async () => {
+  test('the Lambda entry point reads KEYLESS_KEYS once, logs through Powertools, and never throws', async () => {
     const saved = process.env.KEYLESS_KEYS;
+    const savedDev = process.env.POWERTOOLS_DEV;
+    // Powertools writes to the global console (spy-able) in dev mode, and then publishes no metrics.
+    process.env.POWERTOOLS_DEV = 'true';
     try {
       resetDefaultHandlerForTests();
       delete process.env.KEYLESS_KEYS;
-      const quiet = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+      const quiet = jest.spyOn(console, 'info').mockImplementation(() => undefined);
+      const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
       const res = err(await lambdaHandler({ v: 1, id: 'x', op: 'ping' }));
       expect(res.error).toEqual({ code: 'internal', message: 'key service is misconfigured (see its logs)' });
       expect(res.id).toBe('x');
+      expect(JSON.parse(String(errors.mock.calls.at(-1)?.[0]))).toMatchObject({ level: 'ERROR', message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS: not set/) });
+      errors.mockRestore();
 
       resetDefaultHandlerForTests();
       process.env.KEYLESS_KEYS = JSON.stringify([{ name: 'dev', custody: 'file', path: path.join(dir, 'p256.pem') }]);
       const pong = ok<PingResult>(await lambdaHandler({ v: 1, id: 'y', op: 'ping' }, { awsRequestId: 'r' }));
       expect(pong.result.keys).toEqual([{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }]);
       const line = JSON.parse(String(quiet.mock.calls.at(-1)?.[0]));
-      expect(line).toMatchObject({ msg: 'key_service_request', id: 'y', op: 'ping', outcome: 'ok', service: 'keyless-key-service' });
+      expect(line).toMatchObject({ level: 'INFO', message: 'key_service_request', id: 'y', op: 'ping', outcome: 'ok', service: 'keyless-key-service', awsRequestId: 'r' });
       quiet.mockRestore();
     } finally {
       if (saved === undefined) delete process.env.KEYLESS_KEYS;
       else process.env.KEYLESS_KEYS = saved;
+      if (savedDev === undefined) delete process.env.POWERTOOLS_DEV;
+      else process.env.POWERTOOLS_DEV = savedDev;
       resetDefaultHandlerForTests();
     }
   });

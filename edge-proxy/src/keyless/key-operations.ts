@@ -11,9 +11,37 @@ export interface SignResult {
   latencyMs: number;
 }
 
+export interface RsaMasterSecretInput {
+  encryptedPreMasterSecret: Buffer;
+  clientVersion: number;
+  clientRandom: Buffer;
+  serverRandom: Buffer;
+  serverRandomSeed: Buffer;
+  prfHash: 'sha256' | 'sha384';
+  /** ClientHello..ClientKeyExchange as sent, when extended master secret was negotiated. */
+  handshakeMessages?: Buffer;
+}
+
+export interface MasterSecretResult {
+  masterSecret: Buffer;
+  latencyMs: number;
+}
+
+export interface TicketKeys {
+  epochSeconds: number;
+  current: { epoch: number; key: Buffer };
+  previous: { epoch: number; key: Buffer };
+}
+
 export interface KeyOperations {
   /** Sign the TLS 1.3 server CertificateVerify content for this transcript hash (RFC 8446 §4.4.3). */
   signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult>;
+  /** Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ serverRandom ‖ params. */
+  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult>;
+  /** TLS 1.2 RSA key exchange: the master secret for this session (never the premaster). */
+  rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult>;
+  /** Fleet-wide ticket keys (current and previous epoch). */
+  ticketKeys(): Promise<TicketKeys>;
   /** DER SubjectPublicKeyInfo of a key name. */
   publicKey(keyName: string): Promise<{ spki: Buffer; keySpec: string }>;
   ping(): Promise<PingResult>;

@@ -1,13 +1,23 @@
 /**
  * The edge's key-service client over any KeyServiceTarget: implements KeyOperations with a deadline
- * per operation, a cap on operations in flight, strict response validation, and verification of
- * every signature against the certificate's public key (DESIGN §4, §5).
+ * per operation, a cap on operations in flight, strict response validation (master secrets exactly
+ * 48 bytes, ticket keys exactly 32, no unexpected fields), and verification of every signature —
+ * TLS 1.3 CertificateVerify and TLS 1.2 ServerKeyExchange — against the certificate's public key
+ * before it is returned (DESIGN §4, §5).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
+import { checkServerEcdhParams } from '../../../lambdas/key-service/ecdh-params';
 import {
   ERROR_CODES,
   KEY_NAME_PATTERN,
+  MAX_HANDSHAKE_MESSAGES_BYTES,
+  MAX_RSA_CIPHERTEXT_BYTES,
+  MAX_RSA_CLIENT_VERSION,
+  MIN_RSA_CLIENT_VERSION,
   PROTOCOL_VERSION,
+  TICKET_KEY_LENGTH,
+  TLS_RANDOM_LENGTH,
+  TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
   TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
@@ -17,9 +27,24 @@ import {
   type PingResult,
   type SignatureSchemeName,
 } from '../../../lambdas/key-service/protocol';
-import { KeyOperationError, type KeyOperations, type SignResult } from './key-operations';
+import { MASTER_SECRET_LENGTH, PRF12_HASHES } from '../../../lambdas/key-service/tls12-prf';
+import { decodeBase64Strict } from '../../../lambdas/key-service/validate';
+import {
+  KeyOperationError,
+  type KeyOperations,
+  type MasterSecretResult,
+  type RsaMasterSecretInput,
+  type SignResult,
+  type TicketKeys,
+} from './key-operations';
 import type { KeyServiceTarget } from './target';
-import { schemeMatchesKey, toVerificationKey, verifyTls13CertificateVerify, type CertificateKeyInput } from './verify';
+import {
+  schemeMatchesKey,
+  toVerificationKey,
+  verifyTls12ServerKeyExchange,
+  verifyTls13CertificateVerify,
+  type CertificateKeyInput,
+} from './verify';
 
 export const DEFAULT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
@@ -95,58 +120,126 @@ export class KeyServiceClient implements KeyOperations {
   }
 
   async signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult> {
-    if (!KEY_NAME_PATTERN.test(keyName)) throw new KeyOperationError('bad_request', 'invalid key name');
-    if (!(SIGNATURE_SCHEMES as readonly string[]).includes(scheme)) {
-      throw new KeyOperationError('unsupported', 'unknown signature scheme');
-    }
+    this.checkSigningRequest(keyName, scheme);
     if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.3 CertificateVerify`);
     }
     if (!Buffer.isBuffer(transcriptHash) || !TLS13_TRANSCRIPT_HASH_LENGTHS.includes(transcriptHash.length)) {
       throw new KeyOperationError('bad_request', 'transcript hash must be 32 (SHA-256) or 48 (SHA-384) bytes');
     }
-    const registered = this.certificateKeys.get(keyName);
-    if (registered && !schemeMatchesKey(scheme, registered)) {
-      throw new KeyOperationError('unsupported', `${scheme} does not match the certificate key of "${keyName}"`);
-    }
-    if (!registered && !this.fetchUnregistered) {
-      throw new KeyOperationError('bad_request', `no certificate key registered for "${keyName}"`);
-    }
-
-    return this.run(async (signal) => {
-      const started = performance.now();
-      // Without a registered certificate key, fetch (or reuse) the service's public key concurrently.
-      const keyPromise: Promise<KeyObject> = registered
-        ? Promise.resolve(registered)
-        : this.fetchPublicKey(keyName).then((c) => c.key);
-      keyPromise.catch(() => undefined); // observed below; avoid an unhandled rejection if signing fails first
-
-      const request: KeyServiceRequest = {
+    return this.signAndVerify(
+      keyName,
+      scheme,
+      {
         v: PROTOCOL_VERSION,
         id: newRequestId(),
         op: 'tls13.certificate_verify',
         key: keyName,
         scheme,
         transcriptHash: transcriptHash.toString('base64'),
-      };
-      const result = await this.call(request, signal);
-      const signature = decodeB64(field(result, 'signature'), 'signature');
-      if (signature.length === 0 || signature.length > MAX_SIGNATURE_BYTES) {
-        throw new KeyOperationError('internal', 'malformed key-service response: signature length');
-      }
-      const backendMs = result.backendMs;
-      if (typeof backendMs !== 'number' || !Number.isFinite(backendMs) || backendMs < 0) {
-        throw new KeyOperationError('internal', 'malformed key-service response: backendMs');
-      }
+      },
+      (key, signature) => verifyTls13CertificateVerify(key, scheme, transcriptHash, signature),
+    );
+  }
 
-      const key = await raceAbort(keyPromise, signal);
-      if (!verifyTls13CertificateVerify(key, scheme, transcriptHash, signature)) {
-        throw new KeyOperationError(
-          'bad_signature',
-          `the key service's ${scheme} signature for "${keyName}" does not verify against the ${registered ? 'certificate' : 'service-reported'} public key`,
-        );
+  async signTls12ServerKeyExchange(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    clientRandom: Buffer,
+    serverRandom: Buffer,
+    params: Buffer,
+  ): Promise<SignResult> {
+    this.checkSigningRequest(keyName, scheme);
+    if (!TLS12_SERVER_KEY_EXCHANGE_SCHEMES.includes(scheme)) {
+      throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
+    }
+    requireBytes(clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
+    requireBytes(serverRandom, TLS_RANDOM_LENGTH, 'serverRandom');
+    if (!Buffer.isBuffer(params)) throw new KeyOperationError('bad_request', 'params must be a Buffer');
+    // The service checks the same rules; checking here saves an invocation on an engine bug.
+    const check = checkServerEcdhParams(params);
+    if (!check.ok) throw new KeyOperationError(check.code, check.message);
+    return this.signAndVerify(
+      keyName,
+      scheme,
+      {
+        v: PROTOCOL_VERSION,
+        id: newRequestId(),
+        op: 'tls12.server_key_exchange',
+        key: keyName,
+        scheme,
+        clientRandom: clientRandom.toString('base64'),
+        serverRandom: serverRandom.toString('base64'),
+        params: params.toString('base64'),
+      },
+      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, serverRandom, params, signature),
+    );
+  }
+
+  async rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult> {
+    if (!KEY_NAME_PATTERN.test(keyName)) throw new KeyOperationError('bad_request', 'invalid key name');
+    if (!isObject(input)) throw new KeyOperationError('bad_request', 'rsaMasterSecret input must be an object');
+    const ct = input.encryptedPreMasterSecret;
+    if (!Buffer.isBuffer(ct) || ct.length === 0 || ct.length > MAX_RSA_CIPHERTEXT_BYTES) {
+      throw new KeyOperationError('bad_request', `encryptedPreMasterSecret must be 1..${MAX_RSA_CIPHERTEXT_BYTES} bytes`);
+    }
+    const v = input.clientVersion;
+    if (!Number.isInteger(v) || v < MIN_RSA_CLIENT_VERSION || v > MAX_RSA_CLIENT_VERSION) {
+      throw new KeyOperationError('bad_request', 'clientVersion must be 0x0303..0x03ff');
+    }
+    requireBytes(input.clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
+    requireBytes(input.serverRandom, TLS_RANDOM_LENGTH, 'serverRandom');
+    requireBytes(input.serverRandomSeed, TLS_RANDOM_LENGTH, 'serverRandomSeed');
+    if (!(PRF12_HASHES as readonly string[]).includes(input.prfHash)) {
+      throw new KeyOperationError('bad_request', 'prfHash must be sha256 or sha384');
+    }
+    const hm = input.handshakeMessages;
+    if (hm !== undefined && (!Buffer.isBuffer(hm) || hm.length === 0 || hm.length > MAX_HANDSHAKE_MESSAGES_BYTES)) {
+      throw new KeyOperationError('bad_request', `handshakeMessages must be 1..${MAX_HANDSHAKE_MESSAGES_BYTES} bytes`);
+    }
+    const request: KeyServiceRequest = {
+      v: PROTOCOL_VERSION,
+      id: newRequestId(),
+      op: 'tls12.rsa_master_secret',
+      key: keyName,
+      encryptedPreMasterSecret: ct.toString('base64'),
+      clientVersion: v,
+      clientRandom: input.clientRandom.toString('base64'),
+      serverRandom: input.serverRandom.toString('base64'),
+      serverRandomSeed: input.serverRandomSeed.toString('base64'),
+      prfHash: input.prfHash,
+      ...(hm !== undefined ? { handshakeMessages: hm.toString('base64') } : {}),
+    };
+    return this.run(async (signal) => {
+      const started = performance.now();
+      const result = await this.call(request, signal);
+      expectFields(result, ['masterSecret', 'backendMs']);
+      const masterSecret = decodeStrict(field(result, 'masterSecret'), 'masterSecret');
+      if (masterSecret.length !== MASTER_SECRET_LENGTH) {
+        throw new KeyOperationError('internal', `malformed key-service response: masterSecret must be ${MASTER_SECRET_LENGTH} bytes`);
       }
-      return { signature, latencyMs: performance.now() - started };
+      checkBackendMs(result.backendMs);
+      return { masterSecret, latencyMs: performance.now() - started };
+    });
+  }
+
+  async ticketKeys(): Promise<TicketKeys> {
+    return this.run(async (signal) => {
+      const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'ticket_keys' }, signal);
+      expectFields(result, ['epochSeconds', 'current', 'previous']);
+      const epochSeconds = result.epochSeconds;
+      if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0) {
+        throw new KeyOperationError('internal', 'malformed key-service response: epochSeconds');
+      }
+      const current = ticketKey(result.current, 'current');
+      const previous = ticketKey(result.previous, 'previous');
+      if (previous.epoch !== current.epoch - 1) {
+        throw new KeyOperationError('internal', 'malformed key-service response: previous epoch must be current - 1');
+      }
+      if (previous.key.equals(current.key)) {
+        throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
+      }
+      return { epochSeconds, current, previous };
     });
   }
 
@@ -185,6 +278,57 @@ export class KeyServiceClient implements KeyOperations {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** Checks every signing operation shares (key name, scheme, certificate key). */
+  private checkSigningRequest(keyName: string, scheme: SignatureSchemeName): void {
+    if (!KEY_NAME_PATTERN.test(keyName)) throw new KeyOperationError('bad_request', 'invalid key name');
+    if (!(SIGNATURE_SCHEMES as readonly string[]).includes(scheme)) {
+      throw new KeyOperationError('unsupported', 'unknown signature scheme');
+    }
+    const registered = this.certificateKeys.get(keyName);
+    if (registered && !schemeMatchesKey(scheme, registered)) {
+      throw new KeyOperationError('unsupported', `${scheme} does not match the certificate key of "${keyName}"`);
+    }
+    if (!registered && !this.fetchUnregistered) {
+      throw new KeyOperationError('bad_request', `no certificate key registered for "${keyName}"`);
+    }
+  }
+
+  /**
+   * Run one signing request and verify the returned signature against the certificate key (or, for
+   * unregistered names, the service-reported public key, fetched concurrently) before returning it.
+   */
+  private signAndVerify(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    request: KeyServiceRequest,
+    verify: (key: KeyObject, signature: Buffer) => boolean,
+  ): Promise<SignResult> {
+    const registered = this.certificateKeys.get(keyName);
+    return this.run(async (signal) => {
+      const started = performance.now();
+      const keyPromise: Promise<KeyObject> = registered
+        ? Promise.resolve(registered)
+        : this.fetchPublicKey(keyName).then((c) => c.key);
+      keyPromise.catch(() => undefined); // observed below; avoid an unhandled rejection if signing fails first
+
+      const result = await this.call(request, signal);
+      const signature = decodeB64(field(result, 'signature'), 'signature');
+      if (signature.length === 0 || signature.length > MAX_SIGNATURE_BYTES) {
+        throw new KeyOperationError('internal', 'malformed key-service response: signature length');
+      }
+      checkBackendMs(result.backendMs);
+
+      const key = await raceAbort(keyPromise, signal);
+      if (!verify(key, signature)) {
+        throw new KeyOperationError(
+          'bad_signature',
+          `the key service's ${scheme} signature for "${keyName}" does not verify against the ${registered ? 'certificate' : 'service-reported'} public key`,
+        );
+      }
+      return { signature, latencyMs: performance.now() - started };
+    });
+  }
 
   /** Admission (in-flight cap) and the per-operation deadline. */
   private async run<T>(op: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -285,6 +429,46 @@ function decodeB64(s: string, name: string): Buffer {
     throw new KeyOperationError('internal', `malformed key-service response: ${name} is not base64`);
   }
   return Buffer.from(s, 'base64');
+}
+
+/** Strict standard base64 (canonical, padded), as the service emits it. */
+function decodeStrict(s: string, name: string): Buffer {
+  const buf = decodeBase64Strict(s);
+  if (buf === undefined) throw new KeyOperationError('internal', `malformed key-service response: ${name} is not canonical base64`);
+  return buf;
+}
+
+function checkBackendMs(backendMs: unknown): void {
+  if (typeof backendMs !== 'number' || !Number.isFinite(backendMs) || backendMs < 0) {
+    throw new KeyOperationError('internal', 'malformed key-service response: backendMs');
+  }
+}
+
+/** A result must carry exactly these fields (the service never adds secrets we would not expect). */
+function expectFields(result: Record<string, unknown>, names: readonly string[]): void {
+  const keys = Object.keys(result);
+  if (keys.length !== names.length || !keys.every((k) => names.includes(k))) {
+    throw new KeyOperationError('internal', `malformed key-service response: expected fields ${names.join(', ')}`);
+  }
+}
+
+function requireBytes(b: unknown, length: number, name: string): void {
+  if (!Buffer.isBuffer(b) || b.length !== length) throw new KeyOperationError('bad_request', `${name} must be ${length} bytes`);
+}
+
+function ticketKey(v: unknown, name: string): { epoch: number; key: Buffer } {
+  if (!isObject(v)) throw new KeyOperationError('internal', `malformed key-service response: ${name}`);
+  expectFields(v, ['epoch', 'key']);
+  const epoch = v.epoch;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
+    throw new KeyOperationError('internal', `malformed key-service response: ${name}.epoch`);
+  }
+  if (typeof v.key !== 'string') throw new KeyOperationError('internal', `malformed key-service response: ${name}.key`);
+  const key = decodeStrict(v.key, `${name}.key`);
+  if (key.length !== TICKET_KEY_LENGTH) {
+    throw new KeyOperationError('internal', `malformed key-service response: ${name}.key must be ${TICKET_KEY_LENGTH} bytes`);
+  }
+  return { epoch, key };
 }
 
 /** Keep a service-provided message printable and short before it reaches logs and alerts. */

@@ -8,6 +8,7 @@ import {
   SCHEME_HASH,
   keySpecOfKeyObject,
   schemeMatchesKeySpec,
+  tls12ServerKeyExchangeContent,
   tls13CertificateVerifyContent,
   type SignatureSchemeName,
 } from '../../../lambdas/key-service/protocol';
@@ -64,19 +65,13 @@ export function schemeMatchesKey(scheme: SignatureSchemeName, key: crypto.KeyObj
 }
 
 /**
- * Verify a TLS 1.3 server CertificateVerify signature (RFC 8446 §4.4.3) over the transcript hash:
- * RSA-PSS with salt length = hash length, PKCS#1 v1.5, or DER ECDSA. False on any mismatch or
- * malformed signature; never throws for bad signatures.
+ * Verify a TLS signature of `scheme` over `content` (the complete signed bytes): RSA-PSS with salt
+ * length = hash length (RFC 8446 §4.2.3, also for TLS 1.2's rsa_pss_rsae_*), PKCS#1 v1.5, or DER
+ * ECDSA. False on any mismatch or malformed signature; never throws for bad signatures.
  */
-export function verifyTls13CertificateVerify(
-  key: crypto.KeyObject,
-  scheme: SignatureSchemeName,
-  transcriptHash: Buffer,
-  signature: Buffer,
-): boolean {
+export function verifyTlsSignature(key: crypto.KeyObject, scheme: SignatureSchemeName, content: Buffer, signature: Buffer): boolean {
   if (!schemeMatchesKey(scheme, key)) return false;
   const { hash, length } = SCHEME_HASH[scheme];
-  const content = tls13CertificateVerifyContent(transcriptHash);
   let verifyKey: crypto.VerifyKeyObjectInput;
   if (scheme.startsWith('rsa_pss_rsae_')) {
     verifyKey = { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: length };
@@ -90,4 +85,32 @@ export function verifyTls13CertificateVerify(
   } catch {
     return false;
   }
+}
+
+/**
+ * Verify a TLS 1.3 server CertificateVerify signature (RFC 8446 §4.4.3) over the transcript hash.
+ * False on any mismatch or malformed signature; never throws for bad signatures.
+ */
+export function verifyTls13CertificateVerify(
+  key: crypto.KeyObject,
+  scheme: SignatureSchemeName,
+  transcriptHash: Buffer,
+  signature: Buffer,
+): boolean {
+  return verifyTlsSignature(key, scheme, tls13CertificateVerifyContent(transcriptHash), signature);
+}
+
+/**
+ * Verify a TLS 1.2 ServerKeyExchange signature (RFC 5246 §7.4.3, RFC 8422 §5.4) over
+ * client_random ‖ server_random ‖ params. False on any mismatch; never throws for bad signatures.
+ */
+export function verifyTls12ServerKeyExchange(
+  key: crypto.KeyObject,
+  scheme: SignatureSchemeName,
+  clientRandom: Buffer,
+  serverRandom: Buffer,
+  params: Buffer,
+  signature: Buffer,
+): boolean {
+  return verifyTlsSignature(key, scheme, tls12ServerKeyExchangeContent(clientRandom, serverRandom, params), signature);
 }

@@ -15,6 +15,11 @@ export interface ServerCertificate {
   shape: KeyShape;
   /** The key-service key name that signs for this certificate. */
   keyName: string;
+  /**
+   * TLS 1.2 RSA key exchange may be offered: only for RSA keys in `sealed` or `file` custody
+   * (KMS cannot decrypt PKCS#1 v1.5). Set from what the key service reports for the key name.
+   */
+  allowRsaKeyExchange?: boolean;
 }
 
 /** Splits a PEM bundle into DER certificates, leaf first as written. */

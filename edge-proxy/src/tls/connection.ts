@@ -13,7 +13,7 @@ import { AlertDescription, AlertLevel, encodeAlert, PeerAlert, TlsAlert } from '
 import type { TlsContext } from './context';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-joiner';
-import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RecordProtection, RecordReader, TLS13_MAX_CIPHERTEXT } from './record-layer';
+import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RecordProtection, RecordReader } from './record-layer';
 import { EstablishedSession, serverHandshake } from './server-handshake';
 import { KeyOperationError } from '../keyless/key-operations';
 
@@ -61,6 +61,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private inputEnded = false;
   private readPaused = false;
   private readClosed = false;
+  private tls12Records = false;
   private pendingWrites: PendingWrite[] = [];
   private drainWaiters: Array<(err?: Error | null) => void> = [];
   /** Why an established connection was torn down, if it was an error (also emitted as 'tlsError'). */
@@ -100,7 +101,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   /** Before the handshake completes every field is empty. */
   getCipher(): { name: string; standardName: string; version: string } {
     const info = this.handshakeInfo;
-    return { name: info?.cipher ?? '', standardName: info?.cipher ?? '', version: info?.protocol ?? '' };
+    return { name: info?.cipherOpenssl ?? '', standardName: info?.cipher ?? '', version: info?.protocol ?? '' };
   }
 
   getPeerCertificate(): Record<string, never> {
@@ -153,12 +154,31 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         case ContentType.alert:
           throw this.peerAlert(record.plaintext);
         case ContentType.change_cipher_spec:
+          // TLS 1.2: a CCS where a handshake message is due is out of order.
+          if (this.tls12Records) throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec out of order');
           this.checkCompatChangeCipherSpec(record.plaintext);
           break;
         default:
           throw new TlsAlert(AlertDescription.unexpected_message, 'application data before the handshake completed');
       }
     }
+  }
+
+  useTls12Records(): void {
+    this.tls12Records = true;
+  }
+
+  async readChangeCipherSpec(): Promise<void> {
+    if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans change_cipher_spec');
+    const record = await this.nextRecord();
+    if (record.type === ContentType.alert) throw this.peerAlert(record.plaintext);
+    if (record.type !== ContentType.change_cipher_spec) throw new TlsAlert(AlertDescription.unexpected_message, 'expected change_cipher_spec');
+    if (record.plaintext.length !== 1 || record.plaintext[0] !== 1) throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
+  }
+
+  sendWarningAlert(description: number): void {
+    if (this.socket.destroyed) return;
+    this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(description, AlertLevel.warning)));
   }
 
   sendHandshake(raw: Buffer): void {
@@ -182,7 +202,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   setReadProtection(p: RecordProtection): void {
     if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans a key change');
     this.readProtection = p;
-    this.reader.maxFragment = TLS13_MAX_CIPHERTEXT;
+    this.reader.maxFragment = p.maxFragment;
   }
 
   setWriteProtection(p: RecordProtection): void {
@@ -239,9 +259,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     while (true) {
       const raw = this.reader.next();
       if (raw) {
-        // During a TLS 1.3 handshake the peer may send plaintext CCS (compatibility mode) or a
-        // plaintext alert (when it could not even read our ServerHello) after keys are set.
-        if (this.readProtection.encrypted && (raw.type === ContentType.change_cipher_spec || raw.type === ContentType.alert)) {
+        // CCS is never encrypted during a handshake. In TLS 1.3 every protected record is outwardly
+        // application_data, so an alert record is one the peer sent in the clear (it could not read
+        // our ServerHello); in TLS 1.2 alerts after the key change are protected and opened below.
+        if (this.readProtection.encrypted && (raw.type === ContentType.change_cipher_spec || (raw.type === ContentType.alert && !this.tls12Records))) {
           return { type: raw.type, plaintext: raw.fragment };
         }
         return this.readProtection.open(raw);

@@ -18,12 +18,23 @@ export interface HandshakeIo {
   setReadProtection(p: RecordProtection): void;
   /** Install new write keys; what was queued before stays under the old ones. */
   setWriteProtection(p: RecordProtection): void;
+  /** Switch record handling to TLS 1.2 rules (CCS is a real message; alerts are encrypted). */
+  useTls12Records(): void;
+  /** TLS 1.2: the next record must be change_cipher_spec (RFC 5246 §7.1). */
+  readChangeCipherSpec(): Promise<void>;
+  /** Send a warning-level alert now (e.g. no_renegotiation). */
+  sendWarningAlert(description: number): void;
 }
 
 /** Facts about a finished handshake, for logs, metrics, headers and the demo page. */
 export interface HandshakeInfo {
   protocol: 'TLSv1.3' | 'TLSv1.2';
+  /** IANA name of the cipher suite. */
   cipher: string;
+  /** OpenSSL's name for it (what `TLSSocket.getCipher().name` shows). */
+  cipherOpenssl: string;
+  /** TLS 1.2: extended master secret (RFC 7627) was used. */
+  extendedMasterSecret?: boolean;
   group?: string;
   signatureScheme?: string;
   keyExchange: string;

@@ -82,3 +82,42 @@ export function parseKeyUpdate(body: Buffer): boolean {
   if (v > 1) throw new TlsAlert(AlertDescription.illegal_parameter, 'KeyUpdate request_update out of range');
   return v === 1;
 }
+
+/** TLS 1.2 Certificate (RFC 5246 §7.4.2): a list of DER certificates, leaf first. */
+export function encodeTls12Certificate(chainDer: Buffer[]): Buffer {
+  const body = new Writer()
+    .vec24((w) => {
+      for (const der of chainDer) w.vec24(der);
+    })
+    .finish();
+  return handshakeMessage(HandshakeType.certificate, body);
+}
+
+/** ServerECDHParams (RFC 8422 §5.4): curve_type named_curve(3), the group, our public point. */
+export function encodeServerEcdhParams(group: number, publicShare: Buffer): Buffer {
+  return new Writer().u8(3).u16(group).vec8(publicShare).finish();
+}
+
+export function encodeServerKeyExchange(params: Buffer, scheme: number, signature: Buffer): Buffer {
+  return handshakeMessage(HandshakeType.server_key_exchange, new Writer().bytes(params).u16(scheme).vec16(signature).finish());
+}
+
+export function encodeServerHelloDone(): Buffer {
+  return handshakeMessage(HandshakeType.server_hello_done, Buffer.alloc(0));
+}
+
+/** ClientKeyExchange for ECDHE (RFC 8422 §5.7): the client's public point. */
+export function parseEcdhClientKeyExchange(body: Buffer): Buffer {
+  const r = new Reader(body, 'ClientKeyExchange');
+  const point = r.vec8('ecdh_Yc', 1);
+  r.end();
+  return point;
+}
+
+/** ClientKeyExchange for RSA (RFC 5246 §7.4.7.1): the encrypted premaster secret. */
+export function parseRsaClientKeyExchange(body: Buffer): Buffer {
+  const r = new Reader(body, 'ClientKeyExchange');
+  const encrypted = r.vec16('EncryptedPreMasterSecret', 1);
+  r.end();
+  return encrypted;
+}

@@ -74,6 +74,8 @@ export interface OpenedRecord {
 export interface RecordProtection {
   /** True once records are encrypted in this direction. */
   readonly encrypted: boolean;
+  /** Largest record fragment accepted under this protection. */
+  readonly maxFragment: number;
   /** Records processed so far with these keys (for the AEAD usage limits of RFC 8446 §5.5). */
   readonly sequence: number;
   /** One record (type + at most MAX_PLAINTEXT bytes) → wire bytes including the header. */
@@ -84,6 +86,9 @@ export interface RecordProtection {
 /** Before keys are established: records pass in the clear. */
 export class NullProtection implements RecordProtection {
   readonly encrypted = false;
+  // Plaintext records are at most 2^14; a longer one is refused in open() as record_overflow,
+  // after the reader has let in what a TLS 1.2 ciphertext could be.
+  readonly maxFragment = TLS12_MAX_CIPHERTEXT;
   readonly sequence = 0;
   seal(type: ContentType, plaintext: Buffer): Buffer {
     return Buffer.concat([recordHeader(type, plaintext.length), plaintext]);
@@ -130,6 +135,7 @@ export function aeadOpen(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: B
 /** TLS 1.3 record protection: TLSInnerPlaintext inside opaque application_data records (RFC 8446 §5.2). */
 export class Tls13Protection implements RecordProtection {
   readonly encrypted = true;
+  readonly maxFragment = TLS13_MAX_CIPHERTEXT;
   private seq = 0;
 
   constructor(
@@ -166,5 +172,69 @@ export class Tls13Protection implements RecordProtection {
       throw new TlsAlert(AlertDescription.unexpected_message, `unknown inner content type ${type}`);
     }
     return { type, plaintext: inner.subarray(0, end) };
+  }
+}
+
+/**
+ * TLS 1.2 AEAD record protection. AES-GCM (RFC 5288): nonce = fixed IV (4) ‖ explicit nonce (8),
+ * the explicit part sent in the record (we use the sequence number). ChaCha20-Poly1305 (RFC 7905):
+ * nonce = IV (12) XOR sequence, nothing explicit. AAD = seq ‖ type ‖ version ‖ plaintext length
+ * (RFC 5246 §6.2.3.3).
+ */
+export class Tls12Protection implements RecordProtection {
+  readonly encrypted = true;
+  readonly maxFragment = TLS12_MAX_CIPHERTEXT;
+  private seq = 0;
+
+  constructor(
+    private readonly aead: AeadAlgorithm,
+    private readonly key: Buffer,
+    private readonly iv: Buffer,
+    private readonly recordIvLength: number,
+  ) {}
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  private aad(type: ContentType, length: number): Buffer {
+    const a = Buffer.alloc(13);
+    a.writeUInt32BE(Math.floor(this.seq / 0x100000000), 0);
+    a.writeUInt32BE(this.seq >>> 0, 4);
+    a[8] = type;
+    a.writeUInt16BE(0x0303, 9);
+    a.writeUInt16BE(length, 11);
+    return a;
+  }
+
+  private nonce(explicit?: Buffer): Buffer {
+    if (this.recordIvLength === 0) return recordNonce(this.iv, this.seq);
+    return Buffer.concat([this.iv, explicit ?? Buffer.alloc(0)]);
+  }
+
+  seal(type: ContentType, plaintext: Buffer): Buffer {
+    let explicit = Buffer.alloc(0);
+    if (this.recordIvLength > 0) {
+      explicit = Buffer.alloc(8);
+      explicit.writeUInt32BE(Math.floor(this.seq / 0x100000000), 0);
+      explicit.writeUInt32BE(this.seq >>> 0, 4);
+    }
+    const body = aeadSeal(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), plaintext);
+    this.seq++;
+    return Buffer.concat([recordHeader(type, explicit.length + body.length), explicit, body]);
+  }
+
+  open(record: RawRecord): OpenedRecord {
+    const explicit = record.fragment.subarray(0, this.recordIvLength);
+    const sealed = record.fragment.subarray(this.recordIvLength);
+    const plaintextLength = sealed.length - TAG;
+    if (explicit.length < this.recordIvLength || plaintextLength < 0) {
+      throw new TlsAlert(AlertDescription.bad_record_mac, 'record too short for its AEAD');
+    }
+    const plaintext = aeadOpen(this.aead, this.key, this.nonce(explicit), this.aad(record.type, plaintextLength), sealed);
+    if (!plaintext) throw new TlsAlert(AlertDescription.bad_record_mac, 'record failed authentication');
+    this.seq++;
+    if (plaintext.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext too long');
+    return { type: record.type, plaintext };
   }
 }

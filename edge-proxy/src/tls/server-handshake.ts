@@ -10,6 +10,7 @@ import { HandshakeType } from './handshake-joiner';
 import { ClientHello, parseClientHello } from './messages';
 import { TLS_FALLBACK_SCSV } from './suites';
 import { serverHandshake13, TLS12, TLS13 } from './tls13/server';
+import { serverHandshake12 } from './tls12/server';
 import type { HandshakeMessage } from './handshake-joiner';
 
 /** What a connection keeps after the handshake: handles post-handshake messages. */
@@ -23,7 +24,7 @@ export interface HandshakeResult {
 }
 
 /** The versions this server implements, best first. */
-const OUR_VERSIONS = [TLS13];
+const OUR_VERSIONS = [TLS13, TLS12];
 
 export function negotiateVersion(hello: ClientHello): number {
   const ext = hello.extensions.get(ExtensionType.supported_versions);
@@ -57,6 +58,6 @@ export async function serverHandshake(io: HandshakeIo, ctx: TlsContext): Promise
     case TLS13:
       return serverHandshake13(io, first, hello, ctx);
     default:
-      throw new TlsAlert(AlertDescription.protocol_version, `version 0x${version.toString(16)} not implemented`);
+      return serverHandshake12(io, first, hello, ctx);
   }
 }

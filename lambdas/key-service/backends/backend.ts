@@ -3,11 +3,19 @@
  * One Backend per configured key name. Implementations throw KeyServiceError for typed failures.
  */
 import type { Custody, KeyDescription, SignatureSchemeName } from '../protocol';
+import type { RsaMasterSecretParams } from '../rsa-premaster';
 
 export interface SignOutput {
   /** RSA: the raw signature; ECDSA: DER (what TLS sends). */
   signature: Buffer;
   /** Milliseconds spent in the backend (the KMS round trip, or the in-process signature). */
+  backendMs: number;
+}
+
+export interface MasterSecretOutput {
+  /** 48 bytes: the master secret of one TLS 1.2 session (never the premaster). */
+  masterSecret: Buffer;
+  /** Milliseconds spent in the backend (RSA decryption and PRF, plus an unseal on first use). */
   backendMs: number;
 }
 
@@ -26,6 +34,13 @@ export interface Backend {
    * hash) with the scheme's algorithm. The caller has already checked scheme/key compatibility.
    */
   sign(message: Buffer, scheme: SignatureSchemeName): Promise<SignOutput>;
+  /**
+   * TLS 1.2 RSA key exchange: decrypt the EncryptedPreMasterSecret with implicit rejection and
+   * derive the master secret. The handler has already run the public checks
+   * (checkRsaMasterSecretRequest). Custody that cannot decrypt PKCS#1 v1.5 (`kms`) throws
+   * KeyServiceError('unsupported').
+   */
+  rsaMasterSecret(params: RsaMasterSecretParams): Promise<MasterSecretOutput>;
   /** The public key and its type; cached by the backend. */
   publicKey(): Promise<PublicKeyOutput>;
   /** What `ping` reports, without I/O: keySpec is 'UNKNOWN' until the backend has learned it. */

@@ -4,9 +4,11 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError, KeyServiceError } from '../errors';
-import { SCHEME_HASH, keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
-import type { Backend, PublicKeyOutput, SignOutput } from './backend';
+import { ConfigError } from '../errors';
+import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
+import type { RsaMasterSecretParams } from '../rsa-premaster';
+import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
+import { LocalRsaDecryptor, signWithKeyObject } from './local-key';
 
 const MIN_RSA_BITS = 2048;
 const MAX_PEM_BYTES = 64 * 1024;
@@ -23,6 +25,7 @@ export class FileBackend implements Backend {
   private readonly privateKey: crypto.KeyObject;
   private readonly spki: Buffer;
   private readonly keySpec: string;
+  private readonly decryptor: LocalRsaDecryptor;
 
   /** Reads and parses the key file synchronously, once. Throws ConfigError (never with key bytes). */
   constructor(options: FileBackendOptions) {
@@ -55,6 +58,7 @@ export class FileBackend implements Backend {
     }
     this.keySpec = keySpec;
     this.spki = crypto.createPublicKey(this.privateKey).export({ type: 'spki', format: 'der' });
+    this.decryptor = new LocalRsaDecryptor(this.privateKey);
   }
 
   async publicKey(): Promise<PublicKeyOutput> {
@@ -66,26 +70,10 @@ export class FileBackend implements Backend {
   }
 
   sign(message: Buffer, scheme: SignatureSchemeName): Promise<SignOutput> {
-    const { hash, length } = SCHEME_HASH[scheme];
-    let key: crypto.SignKeyObjectInput;
-    if (scheme.startsWith('rsa_pss_rsae_')) {
-      // TLS 1.3 / RFC 8446 §4.2.3: PSS salt length equals the digest length.
-      key = { key: this.privateKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: length };
-    } else if (scheme.startsWith('rsa_pkcs1_')) {
-      key = { key: this.privateKey, padding: crypto.constants.RSA_PKCS1_PADDING };
-    } else {
-      key = { key: this.privateKey, dsaEncoding: 'der' };
-    }
-    const started = process.hrtime.bigint();
-    return new Promise<SignOutput>((resolve, reject) => {
-      // The callback form runs in libuv's thread pool and keeps the event loop free.
-      crypto.sign(hash, message, key, (err, signature) => {
-        if (err) {
-          reject(new KeyServiceError('internal', 'file backend signing failed', err.name));
-          return;
-        }
-        resolve({ signature, backendMs: Number(process.hrtime.bigint() - started) / 1e6 });
-      });
-    });
+    return signWithKeyObject(this.privateKey, message, scheme, 'file backend');
+  }
+
+  async rsaMasterSecret(params: RsaMasterSecretParams): Promise<MasterSecretOutput> {
+    return this.decryptor.masterSecret(params);
   }
 }

@@ -5,14 +5,15 @@ import { FileBackend } from './file';
 import { KmsBackend } from './kms';
 import { SealedBackend } from './sealed';
 
-export type { Backend, PublicKeyOutput, SignOutput } from './backend';
+export type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
 export { UNKNOWN_KEY_SPEC } from './backend';
 export { FileBackend } from './file';
 export { KmsBackend, createKmsClient, getSharedKmsClient, mapKmsError } from './kms';
-export { SealedBackend } from './sealed';
+export { SealedBackend, provisionSealedKey, SEALED_ENCRYPTION_CONTEXT_KEY, SEALED_KEY_SPECS } from './sealed';
+export type { ProvisionSealedKeyInput, SealedKeySpec } from './sealed';
 
 export interface BackendFactoryOptions {
-  /** KMS client for `kms` keys; defaults to the container's shared client. */
+  /** KMS client for `kms` and `sealed` keys; defaults to the container's shared client. */
   kmsClient?: KMSClient;
 }
 
@@ -24,6 +25,6 @@ export function createBackend(key: KeyConfig, options: BackendFactoryOptions = {
     case 'file':
       return new FileBackend({ name: key.name, path: key.path });
     case 'sealed':
-      return new SealedBackend(key.name, key.settings);
+      return new SealedBackend({ config: key, client: options.kmsClient });
   }
 }

@@ -20,6 +20,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { describeAwsFailure } from '../aws-errors';
 import { KeyServiceError } from '../errors';
+import { timeKmsCall } from '../observability';
 import {
   SCHEME_TO_KMS_ALGORITHM,
   keySpecOfKeyObject,
@@ -27,7 +28,7 @@ import {
   type KeyDescription,
   type SignatureSchemeName,
 } from '../protocol';
-import { UNKNOWN_KEY_SPEC, type Backend, type PublicKeyOutput, type SignOutput } from './backend';
+import { UNKNOWN_KEY_SPEC, type Backend, type MasterSecretOutput, type PublicKeyOutput, type SignOutput } from './backend';
 
 /** Timeouts of the KMS HTTP client. A KMS Sign normally takes well under 100 ms. */
 export const KMS_CONNECTION_TIMEOUT_MS = 1000;
@@ -72,13 +73,20 @@ const KMS_ERROR_CODES: Record<string, ErrorCode> = {
   LimitExceededException: 'throttled',
   InvalidKeyUsageException: 'unsupported',
   UnsupportedOperationException: 'unsupported',
+  // A sealed key's ciphertext that does not open (wrong wrapping key, wrong encryption context,
+  // corrupted configuration) is a deployment error, not the caller's.
+  InvalidCiphertextException: 'internal',
+  IncorrectKeyException: 'internal',
 };
 
 /**
  * Map anything a KMS call threw to a KeyServiceError. The message names the KMS operation and error
  * name only — never the upstream message (it carries ARNs and request details).
  */
-export function mapKmsError(err: unknown, operation: 'Sign' | 'GetPublicKey'): KeyServiceError {
+export function mapKmsError(
+  err: unknown,
+  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'GenerateMac' | 'GenerateDataKeyPairWithoutPlaintext',
+): KeyServiceError {
   if (err instanceof KeyServiceError) return err;
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
   const mapped = KMS_ERROR_CODES[name];
@@ -148,13 +156,15 @@ export class KmsBackend implements Backend {
     const started = process.hrtime.bigint();
     let signature: Uint8Array | undefined;
     try {
-      const out = await this.client.send(
-        new SignCommand({
-          KeyId: this.keyId,
-          Message: message,
-          MessageType: 'RAW',
-          SigningAlgorithm: algorithm as SigningAlgorithmSpec,
-        }),
+      const out = await timeKmsCall('Sign', () =>
+        this.client.send(
+          new SignCommand({
+            KeyId: this.keyId,
+            Message: message,
+            MessageType: 'RAW',
+            SigningAlgorithm: algorithm as SigningAlgorithmSpec,
+          }),
+        ),
       );
       signature = out.Signature;
     } catch (err) {
@@ -165,6 +175,14 @@ export class KmsBackend implements Backend {
       throw new KeyServiceError('internal', 'KMS Sign returned no signature');
     }
     return { signature: Buffer.from(signature), backendMs };
+  }
+
+  /** KMS decrypts RSA only with OAEP (DESIGN §2.1): TLS 1.2 RSA key exchange needs `sealed` custody. */
+  async rsaMasterSecret(): Promise<MasterSecretOutput> {
+    throw new KeyServiceError(
+      'unsupported',
+      'custody "kms" cannot decrypt a TLS 1.2 RSA premaster secret (KMS decrypts only RSAES-OAEP); use "sealed" custody for RSA key exchange',
+    );
   }
 
   /** GetPublicKey, cached for the TTL; concurrent callers share one request; failures are not cached. */
@@ -180,7 +198,7 @@ export class KmsBackend implements Backend {
   private async fetchMetadata(): Promise<KmsKeyMetadata> {
     let out;
     try {
-      out = await this.client.send(new GetPublicKeyCommand({ KeyId: this.keyId }));
+      out = await timeKmsCall('GetPublicKey', () => this.client.send(new GetPublicKeyCommand({ KeyId: this.keyId })));
     } catch (err) {
       throw mapKmsError(err, 'GetPublicKey');
     }

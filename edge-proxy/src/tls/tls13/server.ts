@@ -9,7 +9,8 @@ import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../alerts';
 import { Writer } from '../codec';
 import type { TlsContext } from '../context';
-import { ExtensionType, Extension, parseAlpn, parseClientKeyShares, parseClientSupportedVersions, parseServerName, parseU16List, encodeAlpn } from '../extensions';
+import { ExtensionType, Extension, parseClientKeyShares, parseClientSupportedVersions, parseU16List, encodeAlpn } from '../extensions';
+import { negotiateAlpn, requestedServerName } from '../negotiation';
 import { generateEphemeral, NamedGroup } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
@@ -62,8 +63,7 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
     if (!clientGroups.includes(s.group)) throw new TlsAlert(AlertDescription.illegal_parameter, 'key share for a group not in supported_groups');
   }
 
-  const sniData = hello.extensions.get(ExtensionType.server_name);
-  const serverName = sniData ? parseServerName(sniData) : undefined;
+  const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
   let cert: ServerCertificate | undefined;
   let scheme: SignatureScheme | undefined;
@@ -76,14 +76,7 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
   }
   if (!cert || !scheme) throw new TlsAlert(AlertDescription.handshake_failure, 'no certificate with a signature scheme the client accepts');
 
-  let alpn: string | undefined;
-  const alpnData = hello.extensions.get(ExtensionType.alpn);
-  if (alpnData) {
-    const offered = parseAlpn(alpnData);
-    alpn = ctx.alpnProtocols.find((p) => offered.includes(p));
-    // RFC 7301 §3.2: no overlap is fatal.
-    if (!alpn) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);
-  }
+  const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
   return { suite, cert, scheme, serverName, sniMatched: matched && serverName !== undefined, alpn, clientGroups, shares };
 }
 
@@ -263,6 +256,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     info: {
       protocol: 'TLSv1.3',
       cipher: suite.name,
+      cipherOpenssl: suite.opensslName,
       group: group.name,
       signatureScheme: scheme.name,
       keyExchange: `ECDHE (${group.name})`,

@@ -1,0 +1,19 @@
+/** Choices made from a ClientHello the same way in TLS 1.3 and TLS 1.2: server name and ALPN. */
+import { AlertDescription, TlsAlert } from './alerts';
+import { ExtensionType, parseAlpn, parseServerName } from './extensions';
+import type { ClientHello } from './messages';
+
+export function requestedServerName(hello: ClientHello): string | undefined {
+  const data = hello.extensions.get(ExtensionType.server_name);
+  return data ? parseServerName(data) : undefined;
+}
+
+/** Our first protocol the client offered; no overlap is fatal (RFC 7301 §3.2). */
+export function negotiateAlpn(hello: ClientHello, ours: readonly string[]): string | undefined {
+  const data = hello.extensions.get(ExtensionType.alpn);
+  if (!data) return undefined;
+  const offered = parseAlpn(data);
+  const chosen = ours.find((p) => offered.includes(p));
+  if (!chosen) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);
+  return chosen;
+}

@@ -1,0 +1,225 @@
+/**
+ * TLS 1.2 server handshake (RFC 5246 §7.3) for AEAD suites only, in one straight line:
+ * negotiate → ServerHello, Certificate, [ServerKeyExchange: signed by the key service],
+ * ServerHelloDone → ClientKeyExchange → master secret (ECDHE: here; RSA: by the key service, which
+ * returns only the master secret) → client CCS + Finished → our CCS + Finished.
+ *
+ * Also: extended master secret (RFC 7627), secure renegotiation indication with renegotiation refused
+ * (RFC 5746), ECDHE groups and point formats (RFC 8422), the TLS 1.3 downgrade sentinel in
+ * ServerHello.random (RFC 8446 §4.1.3).
+ */
+import * as crypto from 'node:crypto';
+import { AlertDescription, TlsAlert } from '../alerts';
+import type { ServerCertificate } from '../certificates';
+import type { TlsContext } from '../context';
+import { Extension, ExtensionType, encodeAlpn, parseU16List } from '../extensions';
+import { generateEphemeral, NamedGroup, SECP256R1 } from '../groups';
+import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
+import { HandshakeMessage, HandshakeType, handshakeMessage } from '../handshake-joiner';
+import {
+  ClientHello,
+  encodeServerEcdhParams,
+  encodeServerHello,
+  encodeServerHelloDone,
+  encodeServerKeyExchange,
+  encodeTls12Certificate,
+  parseEcdhClientKeyExchange,
+  parseRsaClientKeyExchange,
+} from '../messages';
+import { negotiateAlpn, requestedServerName } from '../negotiation';
+import { Tls12Protection } from '../record-layer';
+import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../sigalgs';
+import { CipherSuite, TLS12_SUITES } from '../suites';
+import { Transcript } from '../transcript';
+import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
+
+const TLS12 = 0x0303;
+/** Last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates TLS 1.2 (RFC 8446 §4.1.3). */
+export const DOWNGRADE_SENTINEL_TLS12 = Buffer.from('444f574e47524401', 'hex');
+
+/** Signature schemes for a TLS 1.2 ServerKeyExchange by this key, in preference order. Never SHA-1. */
+export function tls12SchemesFor(shape: KeyShape): SignatureScheme[] {
+  if (shape.keyType === 'rsa') {
+    const order = ['rsa_pss_rsae_sha256', 'rsa_pkcs1_sha256', 'rsa_pss_rsae_sha384', 'rsa_pkcs1_sha384', 'rsa_pss_rsae_sha512', 'rsa_pkcs1_sha512'];
+    return order.map((n) => SIGNATURE_SCHEMES.find((s) => s.name === n)!);
+  }
+  // KMS binds each curve to one ECDSA hash, so the scheme follows the key's curve.
+  return SIGNATURE_SCHEMES.filter((s) => s.keyType === 'ec' && s.curve === shape.curve);
+}
+
+interface Choice {
+  cert: ServerCertificate;
+  suite: CipherSuite;
+  scheme?: SignatureScheme;
+  group?: NamedGroup;
+}
+
+/** First certificate (in SNI order) and, for it, the first of our suites the client can complete. */
+function choose(hello: ClientHello, certs: ServerCertificate[], groups: readonly NamedGroup[]): Choice {
+  const sigalgsData = hello.extensions.get(ExtensionType.signature_algorithms);
+  // Without signature_algorithms the client implies SHA-1 (RFC 5246 §7.4.1.4.1): no ECDHE for it.
+  const sigalgs = sigalgsData ? parseU16List(sigalgsData, 'signature_algorithms') : [];
+  const groupsData = hello.extensions.get(ExtensionType.supported_groups);
+  // RFC 8422 §4: without the extension any curve may be used; P-256 is the one every client has.
+  const clientGroups = groupsData ? parseU16List(groupsData, 'supported_groups') : [SECP256R1.id];
+  const group = groups.find((g) => clientGroups.includes(g.id));
+  for (const cert of certs) {
+    for (const suite of TLS12_SUITES) {
+      if (!hello.cipherSuites.includes(suite.id)) continue;
+      if (suite.keyExchange === 'RSA') {
+        if (cert.shape.keyType === 'rsa' && cert.allowRsaKeyExchange) return { cert, suite };
+        continue;
+      }
+      const wantType = suite.keyExchange === 'ECDHE_ECDSA' ? 'ec' : 'rsa';
+      if (cert.shape.keyType !== wantType || !group) continue;
+      const scheme = chooseScheme(tls12SchemesFor(cert.shape), sigalgs);
+      if (scheme) return { cert, suite, scheme, group };
+    }
+  }
+  throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.2 cipher suite, group and signature scheme in common');
+}
+
+/** renegotiation_info (RFC 5746 §3.6): in an initial handshake it must be empty. */
+function clientSignalsSecureRenegotiation(hello: ClientHello): boolean {
+  const ext = hello.extensions.get(ExtensionType.renegotiation_info);
+  if (ext) {
+    if (ext.length !== 1 || ext[0] !== 0) throw new TlsAlert(AlertDescription.handshake_failure, 'renegotiation_info not empty in an initial handshake');
+    return true;
+  }
+  return hello.cipherSuites.includes(0x00ff); // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+}
+
+/** After the handshake: renegotiation is refused politely (RFC 5746 §4.4 allows declining). */
+export class Tls12Session {
+  constructor(private readonly io: HandshakeIo) {}
+
+  onPostHandshakeMessage(msg: HandshakeMessage): void {
+    if (msg.type === HandshakeType.client_hello) {
+      this.io.sendWarningAlert(AlertDescription.no_renegotiation);
+      return;
+    }
+    throw new TlsAlert(AlertDescription.unexpected_message, `unexpected post-handshake message type ${msg.type}`);
+  }
+}
+
+export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, ctx: TlsContext): Promise<{ info: HandshakeInfo; session: Tls12Session }> {
+  io.useTls12Records();
+  if (!hello.compressionMethods.includes(0)) throw new TlsAlert(AlertDescription.handshake_failure, 'client does not offer null compression');
+  const secureRenegotiation = clientSignalsSecureRenegotiation(hello);
+  const ems = hello.extensions.has(ExtensionType.extended_master_secret);
+  const serverName = requestedServerName(hello);
+  const { certs, matched } = ctx.certificates.candidates(serverName);
+  const { cert, suite, scheme, group } = choose(hello, certs, ctx.groups);
+  const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
+
+  // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
+  // checks it for RSA key exchange so a recorded handshake cannot be replayed through it.
+  const seed = crypto.randomBytes(32);
+  const serverRandom = Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), DOWNGRADE_SENTINEL_TLS12]);
+
+  const extensions: Extension[] = [];
+  if (secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
+  if (ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
+  if (matched && serverName) extensions.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) });
+  if (alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(alpn) });
+  if (group && hello.extensions.has(ExtensionType.ec_point_formats)) {
+    extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
+  }
+
+  const transcript = new Transcript(suite.hash);
+  const messages: Buffer[] = [];
+  const send = (msg: Buffer): void => {
+    transcript.update(msg);
+    messages.push(msg);
+    io.sendHandshake(msg);
+  };
+  transcript.update(first.raw);
+  messages.push(first.raw);
+  send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: Buffer.alloc(0), cipherSuite: suite.id, extensions }));
+  send(encodeTls12Certificate(cert.chain));
+
+  let keyOperationMs: number | undefined;
+  const ephemeral = group ? generateEphemeral(group) : undefined;
+  if (ephemeral && scheme) {
+    // Let the client work on the chain while the key service signs our ECDHE parameters.
+    io.flush();
+    const params = encodeServerEcdhParams(ephemeral.group.id, ephemeral.publicShare);
+    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, serverRandom, params);
+    keyOperationMs = signed.latencyMs;
+    send(encodeServerKeyExchange(params, scheme.id, signed.signature));
+  }
+  send(encodeServerHelloDone());
+  io.flush();
+
+  const cke = await io.readHandshakeMessage();
+  if (cke.type !== HandshakeType.client_key_exchange) {
+    throw new TlsAlert(AlertDescription.unexpected_message, `expected ClientKeyExchange, got handshake type ${cke.type}`);
+  }
+  transcript.update(cke.raw);
+  messages.push(cke.raw);
+
+  let masterSecret: Buffer;
+  if (ephemeral) {
+    const premaster = ephemeral.agree(parseEcdhClientKeyExchange(cke.body));
+    masterSecret = ems
+      ? prf12(suite.hash, premaster, 'extended master secret', transcript.digest(), 48) // RFC 7627 §4
+      : prf12(suite.hash, premaster, 'master secret', Buffer.concat([hello.random, serverRandom]), 48);
+    premaster.fill(0);
+  } else {
+    // RSA key exchange: the premaster never reaches the edge; the key service returns the master
+    // secret of this session only (or a synthetic one on a bad ciphertext — implicit rejection).
+    const result = await ctx.keyOperations.rsaMasterSecret(cert.keyName, {
+      encryptedPreMasterSecret: parseRsaClientKeyExchange(cke.body),
+      clientVersion: hello.legacyVersion,
+      clientRandom: hello.random,
+      serverRandom,
+      serverRandomSeed: seed,
+      prfHash: suite.hash,
+      handshakeMessages: ems ? Buffer.concat(messages) : undefined,
+    });
+    keyOperationMs = result.latencyMs;
+    masterSecret = result.masterSecret;
+  }
+
+  // Key block (RFC 5246 §6.3): client key, server key, client IV, server IV.
+  const keyLen = suite.keyLength;
+  const ivLen = suite.fixedIvLength!;
+  const block = prf12(suite.hash, masterSecret, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
+  const clientKey = block.subarray(0, keyLen);
+  const serverKey = block.subarray(keyLen, 2 * keyLen);
+  const clientIv = block.subarray(2 * keyLen, 2 * keyLen + ivLen);
+  const serverIv = block.subarray(2 * keyLen + ivLen);
+
+  await io.readChangeCipherSpec();
+  io.setReadProtection(new Tls12Protection(suite.aead, clientKey, clientIv, suite.recordIvLength!));
+  const expected = prf12(suite.hash, masterSecret, 'client finished', transcript.digest(), 12);
+  const fin = await io.readHandshakeMessage();
+  if (fin.type !== HandshakeType.finished) throw new TlsAlert(AlertDescription.unexpected_message, `expected Finished, got handshake type ${fin.type}`);
+  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
+  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  transcript.update(fin.raw);
+
+  io.sendChangeCipherSpec();
+  io.setWriteProtection(new Tls12Protection(suite.aead, serverKey, serverIv, suite.recordIvLength!));
+  io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, masterSecret, 'server finished', transcript.digest(), 12)));
+  io.flush();
+
+  return {
+    session: new Tls12Session(io),
+    info: {
+      protocol: 'TLSv1.2',
+      cipher: suite.name,
+      cipherOpenssl: suite.opensslName,
+      group: ephemeral?.group.name,
+      signatureScheme: scheme?.name,
+      keyExchange: ephemeral ? `ECDHE (${ephemeral.group.name})` : 'RSA (no forward secrecy)',
+      extendedMasterSecret: ems,
+      serverName,
+      alpn,
+      helloRetry: false,
+      resumed: false,
+      keyOperationMs,
+      keyName: cert.keyName,
+    },
+  };
+}
