@@ -98,21 +98,3 @@ export function startRsaProbe(port: number, servername = 'localhost'): Promise<P
       });
   });
 }
-
-/** An RSA PKCS#1 v1.5 type-2 block of modulus size k around `message`, with optional defects. */
-export function pkcs1Block(k: number, message: Buffer, defect?: 'type' | 'no-separator' | 'short-padding'): Buffer {
-  const ps = Buffer.alloc(k - 3 - message.length);
-  for (let i = 0; i < ps.length; i++) ps[i] = 1 + crypto.randomInt(255);
-  const em = Buffer.concat([Buffer.from([0, 2]), ps, Buffer.from([0]), message]);
-  if (defect === 'type') em[1] = 1;
-  if (defect === 'no-separator') {
-    em[2 + ps.length] = 7;
-    for (let i = 2 + ps.length; i < em.length; i++) if (em[i] === 0) em[i] = 9;
-  }
-  if (defect === 'short-padding') em[5] = 0; // a separator after only 3 padding bytes
-  return em;
-}
-
-export function rawRsaEncrypt(publicKey: crypto.KeyObject, em: Buffer): Buffer {
-  return crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_NO_PADDING }, em);
-}

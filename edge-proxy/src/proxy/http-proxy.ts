@@ -110,6 +110,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     requireHostHeader: true,
   });
   h1.timeout = ctx.idleTimeoutMs;
+  // A client that sends its request and then close_notify (TLS 1.3 half-close, RFC 8446 §6.1 — e.g.
+  // gnutls-cli on end of input) still gets its response; the connection ends after it.
+  h1.httpAllowHalfOpen = true;
   h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = h1States.get(req.socket);
     if (!st) {

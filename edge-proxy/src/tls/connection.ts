@@ -75,7 +75,9 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     private readonly socket: Socket,
     private readonly ctx: TlsContext,
   ) {
-    super({ allowHalfOpen: false });
+    // Half-open: a peer's close_notify ends our readable side only (RFC 8446 §6.1); the consumer
+    // decides when to end ours (HTTP finishes its response first).
+    super({ allowHalfOpen: true });
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
     this.localPort = socket.localPort;
@@ -308,8 +310,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
           case ContentType.alert: {
             const alert = this.peerAlert(record.plaintext);
             if (alert instanceof PeerAlert && alert.description === AlertDescription.close_notify) {
-              // Anything after close_notify is ignored (RFC 8446 §6.1); our writable side ends after
-              // pending writes because allowHalfOpen is false.
+              // Anything after close_notify is ignored (RFC 8446 §6.1); the consumer ends our side.
               this.readClosed = true;
               this.push(null);
               return;
