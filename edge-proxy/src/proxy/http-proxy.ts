@@ -112,7 +112,8 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
   h1.timeout = ctx.idleTimeoutMs;
   // A client that sends its request and then close_notify (TLS 1.3 half-close, RFC 8446 §6.1 — e.g.
   // gnutls-cli on end of input) still gets its response; the connection ends after it.
-  h1.httpAllowHalfOpen = true;
+  // (`httpAllowHalfOpen` is set by Node's http.Server constructor but missing from @types/node 20.)
+  (h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = h1States.get(req.socket);
     if (!st) {
