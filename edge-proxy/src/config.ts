@@ -19,6 +19,17 @@ export interface KeyServiceConfig {
   /** Lambda function name or (qualified) ARN. */
   functionName: string;
   region?: string;
+  /** Lambda endpoint URL override for this key service (local endpoints, tests). */
+  endpoint?: string;
+}
+
+/** Circuit breaker of each key service (see docs/configuration.md). */
+export interface CircuitBreakerConfig {
+  failureThreshold: number;
+  errorRateThreshold: number;
+  minimumRequests: number;
+  windowMs: number;
+  cooldownMs: number;
 }
 
 export interface EdgeConfig {
@@ -31,6 +42,9 @@ export interface EdgeConfig {
   keyOperationTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxKeyOperationsInFlight: number;
+  /** Connect timeout of one request to a key service (a refused or slow connect is retried elsewhere). */
+  keyServiceConnectTimeoutMs: number;
+  circuitBreaker: CircuitBreakerConfig;
 }
 
 export class ConfigError extends Error {
@@ -51,9 +65,11 @@ const DEFAULTS = {
   keyOperationTimeoutMs: 1000,
   handshakeTimeoutMs: 10_000,
   maxKeyOperationsInFlight: 256,
+  keyServiceConnectTimeoutMs: 300,
+  circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['listen', 'admin', 'certificates', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight']);
+const KNOWN_KEYS = new Set(['listen', 'admin', 'certificates', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -85,6 +101,28 @@ function endpoint(v: unknown, field: string, def: { host: string; port: number }
   if (v === undefined) return { ...def };
   if (!isObject(v)) throw new ConfigError(field, 'must be an object', 'Write it as {"host": "0.0.0.0", "port": 8443}.');
   return { host: v.host === undefined ? def.host : str(v.host, `${field}.host`, 'Give an IP address to bind.'), port: v.port === undefined ? def.port : port(v.port, `${field}.port`) };
+}
+
+function circuitBreaker(v: unknown): CircuitBreakerConfig {
+  const d = DEFAULTS.circuitBreaker;
+  if (v === undefined) return { ...d };
+  const fix = 'Write it as {"failureThreshold": 5, "errorRateThreshold": 0.5, "minimumRequests": 20, "windowMs": 10000, "cooldownMs": 5000} (every field optional).';
+  if (!isObject(v)) throw new ConfigError('circuitBreaker', 'must be an object', fix);
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`circuitBreaker.${k}`, 'unknown field', `Remove it; known fields are ${Object.keys(d).join(', ')}.`);
+  }
+  const rate = v.errorRateThreshold;
+  if (rate !== undefined && (typeof rate !== 'number' || !(rate > 0 && rate <= 1))) {
+    throw new ConfigError('circuitBreaker.errorRateThreshold', `${JSON.stringify(rate)} is out of range`, 'Use a fraction greater than 0 and at most 1, e.g. 0.5.');
+  }
+  const int = (k: 'failureThreshold' | 'minimumRequests' | 'windowMs' | 'cooldownMs', max: number): number => (v[k] === undefined ? d[k] : positive(v[k], `circuitBreaker.${k}`, max));
+  return {
+    failureThreshold: int('failureThreshold', 10_000),
+    errorRateThreshold: rate === undefined ? d.errorRateThreshold : (rate as number),
+    minimumRequests: int('minimumRequests', 1_000_000),
+    windowMs: int('windowMs', 3_600_000),
+    cooldownMs: int('cooldownMs', 3_600_000),
+  };
 }
 
 /** Validates a parsed configuration object (file contents after env overrides). */
@@ -123,8 +161,23 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     const f = `keyServices[${i}]`;
     if (!isObject(k)) throw new ConfigError(f, 'must be an object', 'Give functionName (and region when it is not in the ARN).');
     const functionName = str(k.functionName, `${f}.functionName`, 'Give the Lambda function name or qualified alias ARN.');
+    for (const key of Object.keys(k)) {
+      if (!['functionName', 'region', 'endpoint'].includes(key)) throw new ConfigError(`${f}.${key}`, 'unknown field', 'Remove it; known fields are functionName, region, endpoint.');
+    }
     const arnRegion = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):/.exec(functionName)?.[1];
-    return { functionName, region: k.region === undefined ? arnRegion : str(k.region, `${f}.region`, 'Give an AWS region such as eu-west-1.') };
+    const region = k.region === undefined ? arnRegion : str(k.region, `${f}.region`, 'Give an AWS region such as eu-west-1.');
+    if (k.endpoint === undefined) return { functionName, region };
+    const endpointUrl = str(k.endpoint, `${f}.endpoint`, 'Give the Lambda endpoint URL, e.g. "http://127.0.0.1:9001", or remove it to use the region\'s endpoint.');
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(endpointUrl);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.pathname !== '/' || parsed.search || parsed.username) {
+      throw new ConfigError(`${f}.endpoint`, `${JSON.stringify(endpointUrl)} is not an endpoint URL`, 'Use http(s)://host[:port] with no path, or remove it to use the region\'s endpoint.');
+    }
+    return { functionName, region, endpoint: endpointUrl };
   });
   const origin = str(raw.origin, 'origin', 'Set the origin URL, e.g. "http://127.0.0.1:8080" (or KEYLESS_ORIGIN).');
   let originUrl: URL;
@@ -138,6 +191,12 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
   if (!Array.isArray(alpn) || alpn.length === 0 || alpn.some((p) => p !== 'h2' && p !== 'http/1.1')) {
     throw new ConfigError('alpn', `${JSON.stringify(raw.alpn)} is not supported`, 'Use a non-empty list of "h2" and "http/1.1" in preference order.');
   }
+  const keyOperationTimeoutMs = raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000);
+  const keyServiceConnectTimeoutMs =
+    raw.keyServiceConnectTimeoutMs === undefined ? Math.min(DEFAULTS.keyServiceConnectTimeoutMs, keyOperationTimeoutMs) : positive(raw.keyServiceConnectTimeoutMs, 'keyServiceConnectTimeoutMs', 60_000);
+  if (keyServiceConnectTimeoutMs > keyOperationTimeoutMs) {
+    throw new ConfigError('keyServiceConnectTimeoutMs', `${keyServiceConnectTimeoutMs} is longer than keyOperationTimeoutMs (${keyOperationTimeoutMs})`, 'Make it shorter than the key-operation deadline, so a retry on another key service still fits in it.');
+  }
   return {
     listen: endpoint(raw.listen, 'listen', DEFAULTS.listen),
     admin: endpoint(raw.admin, 'admin', DEFAULTS.admin),
@@ -145,9 +204,11 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     keyServices,
     origin,
     alpn: alpn as string[],
-    keyOperationTimeoutMs: raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000),
+    keyOperationTimeoutMs,
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
+    keyServiceConnectTimeoutMs,
+    circuitBreaker: circuitBreaker(raw.circuitBreaker),
   };
 }
 

@@ -1,13 +1,17 @@
 /**
  * Assembles the edge: certificates (public data only) → TLS engine whose one private-key operation
- * goes to the key service over Lambda Invoke → HTTP frontend that proxies to the origin. Also an
- * admin listener (`/healthz`) on a separate, loopback-by-default port.
+ * goes to the key services over Lambda Invoke (in failover order, a circuit breaker each) → HTTP
+ * frontend that proxies to the origin. Also an admin listener (`/healthz`) on a separate,
+ * loopback-by-default port.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { assertNoPrivateKey, ConfigError, EdgeConfig } from './config';
-import { LambdaKeyClient } from './keyless/lambda-key-client';
+import { KeyClientMetrics } from './keyless/client-metrics';
+import { FailoverTarget, type TargetPing, type TargetStatus } from './keyless/failover-target';
+import { KeyServiceClient } from './keyless/key-service-client';
+import { createLambdaTargets } from './keyless/lambda-targets';
 import type { Logger } from './log';
 import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
@@ -19,8 +23,23 @@ import { TlsServer } from './tls/server';
 export interface RunningEdge {
   tlsPort: number;
   adminPort: number;
-  keys: LambdaKeyClient;
+  /** The key-service client (the TLS engine uses it through `failover.trackOperations`). */
+  keys: KeyServiceClient;
+  /** The configured key services in failover order, with their breakers and health. */
+  failover: FailoverTarget;
+  metrics: KeyClientMetrics;
+  /** Ping every key service now and update what /healthz reports. */
+  checkHealth(): Promise<EdgeHealth>;
   close(): Promise<void>;
+}
+
+/** The body of GET /healthz. */
+export interface EdgeHealth {
+  /** True when at least one key service answers `ping`. */
+  ok: boolean;
+  keyService: 'reachable' | 'unreachable';
+  connections: number;
+  keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -53,11 +72,27 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
   const certs = loadCertificates(config);
-  // Failover across several key services arrives with the resilient client; today the first is used.
-  const primary = config.keyServices[0];
-  const keys = new LambdaKeyClient({
-    functionName: primary.functionName,
-    region: primary.region,
+  // One Lambda target per configured key service, in failover order, behind one deadline per
+  // operation: at most one retry, health per key service, a circuit breaker each.
+  const metrics = new KeyClientMetrics();
+  const failover = new FailoverTarget({
+    targets: createLambdaTargets(config.keyServices, {
+      deadlineMs: config.keyOperationTimeoutMs,
+      connectTimeoutMs: config.keyServiceConnectTimeoutMs,
+      maxSockets: config.maxKeyOperationsInFlight,
+    }),
+    breaker: config.circuitBreaker,
+    // Unhealthy: mostly failing, or slower than half the deadline. A key service avoided for that is
+    // tried again after about one breaker cool-down (the health record's half-life).
+    health: { slowMs: config.keyOperationTimeoutMs / 2, halfLifeMs: config.circuitBreaker.cooldownMs },
+    metrics,
+    onEvent: (e) => {
+      if (e.type === 'breaker') log.log(e.to === 'closed' ? 'info' : 'warn', 'key service circuit breaker', { component: 'keyless', keyService: e.target, from: e.from, to: e.to });
+      else log.log(e.reason === 'health' ? 'warn' : 'info', 'key service failover', { component: 'keyless', from: e.from, to: e.to, reason: e.reason });
+    },
+  });
+  const keys = new KeyServiceClient({
+    target: failover,
     timeoutMs: config.keyOperationTimeoutMs,
     maxInFlight: config.maxKeyOperationsInFlight,
     // Only keys of certificates we serve may be used, and every signature is verified against
@@ -72,7 +107,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
   });
   const server = new TlsServer({
     certificates: new CertificateStore(certs),
-    keyOperations: keys,
+    keyOperations: failover.trackOperations(keys),
     alpnProtocols: config.alpn,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
   });
@@ -101,22 +136,33 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
   });
   const tlsAddr = await server.listen(config.listen.port, config.listen.host);
 
-  let healthy = false;
-  const checkHealth = async (): Promise<void> => {
-    try {
-      const ping = await keys.ping();
-      healthy = true;
-      applyCustody(certs, ping.keys);
-    } catch {
-      healthy = false;
-    }
+  // Healthy while at least one key service answers ping (each pinged directly, whatever its breaker).
+  let pings: TargetPing[] = [];
+  const report = (): EdgeHealth => {
+    const ok = pings.some((p) => p.reachable);
+    return {
+      ok,
+      keyService: ok ? 'reachable' : 'unreachable',
+      connections: server.activeConnections,
+      keyServices: failover.status().map((s) => {
+        const p = pings.find((x) => x.name === s.name);
+        return { ...s, reachable: p?.reachable, error: p?.error };
+      }),
+    };
+  };
+  const checkHealth = async (): Promise<EdgeHealth> => {
+    pings = await failover.pingTargets(config.keyOperationTimeoutMs);
+    const first = pings.find((p) => p.reachable && p.keys);
+    if (first?.keys) applyCustody(certs, first.keys);
+    return report();
   };
   await checkHealth();
   const healthTimer = setInterval(() => void checkHealth(), 10_000).unref();
   const admin = http.createServer((req, res) => {
     if (req.url === '/healthz') {
-      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: healthy, keyService: healthy ? 'reachable' : 'unreachable', connections: server.activeConnections }));
+      const health = report();
+      res.writeHead(health.ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(health));
       return;
     }
     res.writeHead(404).end();
@@ -130,12 +176,16 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
     tlsPort: tlsAddr.port,
     adminPort: (admin.address() as AddressInfo).port,
     keys,
+    failover,
+    metrics,
+    checkHealth,
     async close() {
       clearInterval(healthTimer);
       await server.close();
       await frontend.close();
       await server.close(true);
       await new Promise<void>((r) => admin.close(() => r()));
+      keys.close();
     },
   };
 }

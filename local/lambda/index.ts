@@ -1,2 +1,2 @@
 export { startLocalLambda } from './server';
-export type { FunctionStats, LocalLambda, LocalLambdaContext, LocalLambdaHandler, LocalLambdaOptions } from './server';
+export type { FunctionStats, LocalLambdaFault, LocalLambda, LocalLambdaContext, LocalLambdaHandler, LocalLambdaOptions } from './server';

@@ -11,6 +11,8 @@
  *     Unknown function → 404, x-amzn-ErrorType: ResourceNotFoundException, {"Type":"User","Message"}.
  *   GET  /_local/stats        → {"functions": {"name": {"invocations", "errors", "inFlight"}}}
  *   POST /_local/stats/reset  → 204
+ *   Test-only: `faultInjector` (off unless given) can answer an Invoke with a service error (e.g. 429
+ *   TooManyRequestsException) or a raw payload instead of running the handler.
  */
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -37,6 +39,14 @@ export interface FunctionStats {
   inFlight: number;
 }
 
+/**
+ * A fault the endpoint answers an Invoke with instead of running the handler (tests only):
+ * `error` — a Lambda service error as the REST-JSON protocol carries it, e.g.
+ *   { type: 'error', status: 429, errorType: 'TooManyRequestsException' };
+ * `raw` — HTTP 200 with this exact payload (e.g. bytes that are not JSON).
+ */
+export type LocalLambdaFault = { type: 'error'; status: number; errorType: string; message?: string } | { type: 'raw'; body: string };
+
 export interface LocalLambdaOptions {
   /** 0 (default) picks a free port. */
   port?: number;
@@ -51,6 +61,12 @@ export interface LocalLambdaOptions {
   functionTimeoutMs?: number;
   region?: string;
   accountId?: string;
+  /**
+   * Test-only fault injection: asked before each RequestResponse Invoke of a registered function
+   * (by its registered name); a returned fault is the answer and the handler does not run (nor count
+   * in stats). Absent (the default) or returning undefined: normal behaviour.
+   */
+  faultInjector?: (functionName: string) => LocalLambdaFault | undefined;
 }
 
 export interface LocalLambda {
@@ -151,6 +167,16 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
       default:
         sendError(res, 400, 'InvalidParameterValueException', 'Invalid InvocationType');
         return;
+    }
+
+    const fault = options.faultInjector?.(target.key);
+    if (fault?.type === 'error') {
+      sendError(res, fault.status, fault.errorType, fault.message ?? fault.errorType);
+      return;
+    }
+    if (fault?.type === 'raw') {
+      sendRaw(res, 200, fault.body, commonHeaders);
+      return;
     }
 
     const outcome = await invoke(target.key, event, arn, requestId);

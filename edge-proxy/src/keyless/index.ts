@@ -7,3 +7,14 @@ export { LambdaInvokeTarget, LambdaKeyClient, mapLambdaError } from './lambda-ke
 export type { LambdaInvokeTargetOptions, LambdaKeyClientOptions } from './lambda-key-client';
 export { schemeMatchesKey, toVerificationKey, verifyTls12ServerKeyExchange, verifyTls13CertificateVerify, verifyTlsSignature } from './verify';
 export type { CertificateKeyInput } from './verify';
+export { CircuitBreaker, BREAKER_DEFAULTS } from './circuit-breaker';
+export type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circuit-breaker';
+export { TargetHealth, HEALTH_DEFAULTS } from './target-health';
+export type { TargetHealthOptions } from './target-health';
+export { FailoverTarget, RETRYABLE_CODES } from './failover-target';
+export type { FailoverEvent, FailoverTargetOptions, TargetPing, TargetStatus } from './failover-target';
+export { createLambdaTargets, ManagedLambdaTarget, DEFAULT_CONNECT_TIMEOUT_MS } from './lambda-targets';
+export type { LambdaTargetSpec, LambdaTargetsOptions } from './lambda-targets';
+export { KeyClientMetrics, LATENCY_BUCKETS_SECONDS, BREAKER_STATE_VALUE } from './client-metrics';
+export { MetricsRegistry, Counter, Gauge, Histogram } from './metrics';
+export type { HistogramSample, MetricSample, MetricSnapshot } from './metrics';
