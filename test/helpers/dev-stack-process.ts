@@ -31,7 +31,15 @@ export interface StackProcess {
   stop(): Promise<number | null>;
 }
 
-export const REPO_ROOT = path.resolve(__dirname, '../..');
+/** The folder holding package.json, whether this file runs from test/ (jest) or dist/test/ (bench). */
+function findRepoRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+export const REPO_ROOT = findRepoRoot(__dirname);
 export const KEYLESS_BIN = path.join(REPO_ROOT, 'dist/bin/keyless.js');
 
 export function startStackProcess(extraEnv: Record<string, string> = {}, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-dev-'))): Promise<StackProcess> {

@@ -1,0 +1,109 @@
+/**
+ * The load generator for the new-connection rate: h2load when installed (`--h1 -n N -c C -t 1`,
+ * every request with `Connection: close`, so each request is a new connection and a new full
+ * handshake when the server allows no resumption), else a small Node client pool in a child
+ * process. PEERS.md: use -n, never -D (h2load hangs on -D when the server closes).
+ */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { have } from './tools';
+import { clockTicks } from './proc';
+
+export type LoadTool = 'h2load' | 'node';
+
+export interface LoadResult {
+  tool: LoadTool;
+  requested: number;
+  succeeded: number;
+  failed: number;
+  seconds: number;
+  /** Successful requests (= new connections = full handshakes) per second. */
+  rate: number;
+  /** CPU milliseconds spent by the load generator itself. */
+  clientCpuMs: number;
+  protocol?: string;
+  cipher?: string;
+  tempKey?: string;
+}
+
+export interface LoadOptions {
+  url: string;
+  n: number;
+  c: number;
+  /** Hard deadline; the run is killed and reported as failed after it. */
+  timeoutMs: number;
+}
+
+export function pickLoadTool(): { tool: LoadTool; reason?: string } {
+  if (process.env.BENCH_LOADGEN === 'node') return { tool: 'node', reason: 'BENCH_LOADGEN=node: using the Node client pool instead of h2load' };
+  if (have('h2load')) return { tool: 'h2load' };
+  return { tool: 'node', reason: 'h2load is not installed (apt-get install -y nghttp2-client): using the Node client pool fallback, which spends more client CPU per connection' };
+}
+
+const CPU_MARK = '__bench_child_cpu__';
+
+function runCapture(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+function seconds(value: string, unit: string): number {
+  const v = Number(value);
+  return unit === 'us' ? v / 1e6 : unit === 'ms' ? v / 1e3 : unit === 'm' ? v * 60 : v;
+}
+
+export function parseH2load(out: string): Omit<LoadResult, 'tool' | 'requested' | 'clientCpuMs' | 'rate'> | undefined {
+  const fin = /finished in ([\d.]+)(us|ms|s|m),/.exec(out);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  if (!fin || !req) return undefined;
+  return {
+    seconds: seconds(fin[1], fin[2]),
+    succeeded: Number(req[4]),
+    failed: Number(req[5]),
+    protocol: /TLS Protocol: (\S+)/.exec(out)?.[1],
+    cipher: /Cipher: (\S+)/.exec(out)?.[1],
+    tempKey: /Server Temp Key: (.+)/.exec(out)?.[1]?.trim(),
+  };
+}
+
+async function runH2load(o: LoadOptions): Promise<LoadResult> {
+  // Run h2load under a shell that, once h2load has been reaped, prints its own cutime+cstime:
+  // the load generator's CPU time, so the report can show that it does not dominate.
+  const script = `h2load "$@"; rc=$?; echo "${CPU_MARK} $(cut -d' ' -f16,17 /proc/$$/stat)"; exit $rc`;
+  const args = ['--h1', '-n', String(o.n), '-c', String(o.c), '-t', '1', '-H', 'Connection: close', '-N', '10s', o.url];
+  const r = await runCapture('sh', ['-c', script, 'sh', ...args], o.timeoutMs);
+  const parsed = parseH2load(r.stdout);
+  const cpu = new RegExp(`${CPU_MARK} (\\d+) (\\d+)`).exec(r.stdout);
+  const clientCpuMs = cpu ? ((Number(cpu[1]) + Number(cpu[2])) * 1000) / clockTicks() : NaN;
+  if (!parsed || r.timedOut) {
+    return { tool: 'h2load', requested: o.n, succeeded: parsed?.succeeded ?? 0, failed: o.n - (parsed?.succeeded ?? 0), seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs };
+  }
+  return { tool: 'h2load', requested: o.n, ...parsed, rate: parsed.seconds > 0 ? parsed.succeeded / parsed.seconds : 0, clientCpuMs };
+}
+
+async function runNodePool(o: LoadOptions): Promise<LoadResult> {
+  const script = path.join(__dirname, 'node-loadgen.js');
+  const r = await runCapture(process.execPath, [script, JSON.stringify({ url: o.url, n: o.n, c: o.c })], o.timeoutMs);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  if (!line) return { tool: 'node', requested: o.n, succeeded: 0, failed: o.n, seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs: NaN };
+  const j = JSON.parse(line) as { succeeded: number; failed: number; seconds: number; cpuMs: number; protocol?: string; cipher?: string };
+  return { tool: 'node', requested: o.n, succeeded: j.succeeded, failed: j.failed, seconds: j.seconds, rate: j.seconds > 0 ? j.succeeded / j.seconds : 0, clientCpuMs: j.cpuMs, protocol: j.protocol, cipher: j.cipher };
+}
+
+export function runLoad(tool: LoadTool, o: LoadOptions): Promise<LoadResult> {
+  return tool === 'h2load' ? runH2load(o) : runNodePool(o);
+}

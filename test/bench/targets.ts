@@ -1,0 +1,386 @@
+/**
+ * The servers the benchmark drives, each started fresh on a free loopback port and stopped after
+ * its measurements: the keyless edge of the local stack (`keyless dev`), the engine alone with an
+ * in-process signer, `openssl s_server`, and nginx with 1 and 2 workers. Each target can count,
+ * on the server side, the full and resumed handshakes of a measurement window.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import * as devStackProcess from '../helpers/dev-stack-process';
+import type { StackProcess } from '../helpers/dev-stack-process';
+import { childPids, ProcessGroups } from './proc';
+
+/** What the server side saw during one measurement window. */
+export interface WindowCheck {
+  /** Full handshakes counted on the server side (undefined when the target cannot count). */
+  fullHandshakes?: number;
+  resumed?: number;
+  /** One line for the console: how it was counted. */
+  detail: string;
+  /** Edge only: latencies parsed from the stack's JSON logs for the window (ms). */
+  keyOperationMs?: number[];
+  keyServiceHandlerMs?: number[];
+  kmsCallMs?: number[];
+}
+
+export interface Target {
+  id: string;
+  label: string;
+  /** URL for the load generator (IP literal: the same for every target). */
+  url: string;
+  port: number;
+  path: string;
+  caPem: string;
+  /** Processes whose CPU time is accounted, by role. */
+  processes: ProcessGroups;
+  /** Marks the start of a window; the returned function counts what happened since. */
+  beginWindow(): Promise<(expected: number) => Promise<WindowCheck>>;
+  stop(): Promise<void>;
+}
+
+export interface ReferencePki {
+  dir: string;
+  caPem: string;
+  /** Leaf (RSA-2048, CN/SAN localhost) followed by the CA. */
+  chainPath: string;
+  leafPath: string;
+  caPath: string;
+  keyPath: string;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      if (child && child.exitCode !== null) return reject(new Error(`exited with ${child.exitCode} before listening`));
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Sends `signal` (after `graceMs` for the child to exit by itself), then SIGKILL 5 s later. */
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 0): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timers: NodeJS.Timeout[] = [];
+    child.once('exit', () => {
+      timers.forEach(clearTimeout);
+      resolve();
+    });
+    timers.push(setTimeout(() => child.kill(signal), graceMs));
+    timers.push(setTimeout(() => child.kill('SIGKILL'), graceMs + 5000));
+  });
+}
+
+function getJson(url: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body));
+          } catch (e) {
+            reject(e);
+          }
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// The keyless edge of the local stack.
+
+interface KsStats {
+  functions: Record<string, { invocations: number }>;
+}
+
+function invocations(s: unknown): number {
+  return Object.values((s as KsStats).functions ?? {}).reduce((a, f) => a + (f.invocations ?? 0), 0);
+}
+
+function completeLines(text: string): Record<string, unknown>[] {
+  const end = text.lastIndexOf('\n');
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.slice(0, end + 1).split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not one of ours
+    }
+  }
+  return out;
+}
+
+export interface EdgeWindowLogs {
+  handshakes: number;
+  resumed: number;
+  signOps: number;
+  pings: number;
+  keyOperationMs: number[];
+  keyServiceHandlerMs: number[];
+  kmsCallMs: number[];
+}
+
+export function parseStackLogs(text: string): EdgeWindowLogs {
+  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [] };
+  for (const j of completeLines(text)) {
+    if (j.component === 'edge' && j.msg === 'handshake') {
+      r.handshakes++;
+      if (j.resumed === true) r.resumed++;
+      if (typeof j.keyOperationMs === 'number') r.keyOperationMs.push(j.keyOperationMs);
+    } else if (j.service === 'keyless-key-service' && j.msg === 'key_service_request') {
+      if (j.op === 'ping') r.pings++;
+      else if (j.op === 'tls13.certificate_verify') {
+        r.signOps++;
+        if (typeof j.latencyMs === 'number') r.keyServiceHandlerMs.push(j.latencyMs);
+        if (typeof j.backendMs === 'number') r.kmsCallMs.push(j.backendMs);
+      }
+    }
+  }
+  return r;
+}
+
+export async function startEdgeTarget(extraEnv: Record<string, string> = {}): Promise<Target & { stack: StackProcess }> {
+  const stack = await devStackProcess.startStackProcess(extraEnv);
+  const s = stack.state;
+  const statsUrl = `${s.keyServiceUrl}/_local/stats`;
+  return {
+    id: 'edge',
+    label: 'keyless edge (local stack)',
+    url: `https://127.0.0.1:${s.edgePort}/healthz`,
+    port: s.edgePort,
+    path: '/healthz',
+    caPem: stack.caPem,
+    stack,
+    processes: {
+      edge: () => [s.pids.edge],
+      'key service': () => [s.pids.keyService],
+      'kms+origin': () => [s.pids.devStack],
+    },
+    async beginWindow() {
+      const inv0 = invocations(await getJson(statsUrl));
+      const off0 = stack.output().length;
+      return async (expected: number) => {
+        // Log lines travel edge → dev stack → us through pipes: wait until they have all arrived.
+        let logs = parseStackLogs(stack.output().slice(off0));
+        let inv1 = invocations(await getJson(statsUrl));
+        for (let i = 0; i < 30 && (logs.handshakes < expected || logs.signOps + logs.pings < inv1 - inv0); i++) {
+          await sleep(100);
+          logs = parseStackLogs(stack.output().slice(off0));
+          inv1 = invocations(await getJson(statsUrl));
+        }
+        const delta = inv1 - inv0;
+        const signing = delta - logs.pings;
+        return {
+          fullHandshakes: signing,
+          resumed: logs.resumed,
+          detail: `key service /_local/stats: +${delta} invocations (${logs.pings} health ping${logs.pings === 1 ? '' : 's'}) → ${signing} signing ops; edge logged ${logs.handshakes} handshakes (${logs.resumed} resumed); key service logged ${logs.signOps} certificate_verify`,
+          keyOperationMs: logs.keyOperationMs,
+          keyServiceHandlerMs: logs.keyServiceHandlerMs,
+          kmsCallMs: logs.kmsCallMs,
+        };
+      };
+    },
+    async stop() {
+      await stack.stop();
+      // The stack's data folder (throwaway dev CA and KMS store) was made for this run only.
+      fs.rmSync(stack.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine alone, in its own process, with the in-process signer.
+
+export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<string, string> = {}): Promise<Target> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'engine-server.js'), pki.chainPath, pki.keyPath], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } });
+  const lines = readline.createInterface({ input: child.stdout! });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const waiters: Array<(j: Record<string, unknown>) => void> = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`engine server not ready in 15 s: ${stderr}`)), 15_000);
+    child.once('exit', (code) => reject(new Error(`engine server exited (${code}): ${stderr}`)));
+    lines.on('line', (line) => {
+      let j: Record<string, unknown>;
+      try {
+        j = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (typeof j.port === 'number') {
+        clearTimeout(t);
+        resolve(j.port);
+      } else waiters.shift()?.(j);
+    });
+  });
+  const stats = (): Promise<{ signatures: number; handshakes: number; failures: number }> =>
+    new Promise((resolve) => {
+      waiters.push((j) => resolve(j.stats as { signatures: number; handshakes: number; failures: number }));
+      child.stdin!.write('stats\n');
+    });
+  return {
+    id: 'engine',
+    label: 'engine only (in-process signer)',
+    url: `https://127.0.0.1:${port}/`,
+    port,
+    path: '/',
+    caPem: pki.caPem,
+    processes: { engine: () => [child.pid!] },
+    async beginWindow() {
+      const s0 = await stats();
+      return async () => {
+        const s1 = await stats();
+        const sig = s1.signatures - s0.signatures;
+        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes` };
+      };
+    },
+    async stop() {
+      child.stdin!.end(); // the server exits by itself on end of input
+      await stopChild(child, 'SIGTERM', 3000);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// openssl s_server: single process, one connection at a time.
+
+export async function startSServerTarget(pki: ReferencePki): Promise<Target> {
+  const port = await freePort();
+  const www = fs.mkdtempSync(path.join(pki.dir, 'www-'));
+  // -HTTP serves a file that holds the complete HTTP response.
+  fs.writeFileSync(path.join(www, 'ok'), 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n');
+  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, '-tls1_3', '-no_ticket', '-no_cache', '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await waitForPort(port, 10_000, child);
+  } catch (e) {
+    await stopChild(child);
+    throw new Error(`openssl s_server: ${(e as Error).message} ${stderr}`);
+  }
+  return {
+    id: 's_server',
+    label: 'openssl s_server -no_ticket -no_cache',
+    url: `https://127.0.0.1:${port}/ok`,
+    port,
+    path: '/ok',
+    caPem: pki.caPem,
+    processes: { server: () => [child.pid!] },
+    async beginWindow() {
+      return async () => ({ detail: 's_server cannot count; -no_ticket -no_cache leave nothing to resume with' });
+    },
+    async stop() {
+      await stopChild(child);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx: full handshakes only (no session cache, no tickets, no keep-alive).
+
+export async function startNginxTarget(pki: ReferencePki, workers: number): Promise<Target> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-${workers}w-`));
+  // Worker processes may run as an unprivileged user: let them reach the folder.
+  fs.chmodSync(pki.dir, 0o755);
+  fs.chmodSync(dir, 0o755);
+  const log = path.join(dir, 'access.log');
+  const conf = `worker_processes ${workers};
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  log_format bench '$ssl_session_reused $ssl_protocol';
+  access_log ${log} bench;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  ssl_session_cache off;
+  ssl_session_tickets off;
+  keepalive_timeout 0;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${pki.chainPath};
+    ssl_certificate_key ${pki.keyPath};
+    ssl_protocols TLSv1.3;
+    location / { default_type text/plain; return 200 "ok\\n"; }
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await waitForPort(port, 10_000, child);
+  } catch (e) {
+    await stopChild(child, 'SIGQUIT');
+    const errLog = fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+    throw new Error(`nginx: ${(e as Error).message} ${stderr} ${errLog}`.trim());
+  }
+  const logSize = (): number => (fs.existsSync(log) ? fs.statSync(log).size : 0);
+  return {
+    id: `nginx-${workers}w`,
+    label: `nginx ${workers} worker${workers > 1 ? 's' : ''}, no cache/tickets`,
+    url: `https://127.0.0.1:${port}/`,
+    port,
+    path: '/',
+    caPem: pki.caPem,
+    processes: { nginx: () => [child.pid!, ...childPids(child.pid!)] },
+    async beginWindow() {
+      const off0 = logSize();
+      return async (expected: number) => {
+        let text = '';
+        for (let i = 0; i < 20; i++) {
+          const fd = fs.openSync(log, 'r');
+          const len = logSize() - off0;
+          const buf = Buffer.alloc(Math.max(0, len));
+          fs.readSync(fd, buf, 0, buf.length, off0);
+          fs.closeSync(fd);
+          text = buf.toString();
+          if (text.split('\n').filter(Boolean).length >= expected) break;
+          await sleep(100);
+        }
+        const rows = text.split('\n').filter(Boolean);
+        const resumed = rows.filter((r) => r.startsWith('r ')).length;
+        return { fullHandshakes: rows.length - resumed, resumed, detail: `nginx access log: ${rows.length} requests, ${resumed} on resumed sessions ($ssl_session_reused)` };
+      };
+    },
+    async stop() {
+      await stopChild(child, 'SIGQUIT');
+    },
+  };
+}
