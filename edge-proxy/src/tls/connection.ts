@@ -74,12 +74,14 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   constructor(
     private readonly socket: Socket,
     private readonly ctx: TlsContext,
+    /** When a PROXY header was read first: the client's real address and the bytes after it. */
+    proxied?: { source?: { address: string; port: number }; rest: Buffer },
   ) {
     // Half-open: a peer's close_notify ends our readable side only (RFC 8446 §6.1); the consumer
     // decides when to end ours (HTTP finishes its response first).
     super({ allowHalfOpen: true });
-    this.remoteAddress = socket.remoteAddress;
-    this.remotePort = socket.remotePort;
+    this.remoteAddress = proxied?.source?.address ?? socket.remoteAddress;
+    this.remotePort = proxied?.source?.port ?? socket.remotePort;
     this.localPort = socket.localPort;
     this.joiner = new HandshakeJoiner(ctx.maxHandshakeMessageSize);
     socket.on('data', (d: Buffer) => this.onSocketData(d));
@@ -91,6 +93,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     socket.on('drain', () => this.releaseDrainWaiters());
     this.handshakeTimer = setTimeout(() => this.fail(new HandshakeError(`handshake not complete after ${ctx.handshakeTimeoutMs} ms`)), ctx.handshakeTimeoutMs);
     this.handshakeTimer.unref?.();
+    if (proxied && proxied.rest.length > 0) this.reader.push(proxied.rest);
+    socket.resume();
     void this.runHandshake();
   }
 

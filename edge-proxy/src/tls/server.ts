@@ -3,8 +3,10 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { createTlsContext, TlsContext, TlsServerOptions } from './context';
 import { HandshakeError, TlsServerConnection } from './connection';
+import { ProxyHeader, readProxyHeader } from '../proxy-protocol';
 
 export interface TlsServerEvents {
+  proxyProtocolError: [err: Error, remoteAddress: string | undefined];
   secureConnection: [conn: TlsServerConnection];
   tlsClientError: [err: HandshakeError, conn: TlsServerConnection];
 }
@@ -14,14 +16,35 @@ export class TlsServer extends EventEmitter<TlsServerEvents> {
   private readonly ctx: TlsContext;
   private readonly connections = new Set<TlsServerConnection>();
 
-  constructor(options: TlsServerOptions) {
+  constructor(
+    options: TlsServerOptions,
+    /** Expect a PROXY protocol v2 header before TLS on every connection (behind an NLB). */
+    private readonly proxyProtocol = false,
+  ) {
     super();
     this.ctx = createTlsContext(options);
-    this.tcp = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.tcp = net.createServer({ noDelay: true }, (socket) => {
+      if (!this.proxyProtocol) return this.accept(socket);
+      socket.on('error', () => undefined);
+      readProxyHeader(socket, this.ctx.handshakeTimeoutMs).then(
+        (header) => {
+          // A LOCAL connection (the balancer's health check) carries no client: close it quietly.
+          if (!header.source && header.rest.length === 0) {
+            socket.end();
+            return;
+          }
+          this.accept(socket, header);
+        },
+        (err: Error) => {
+          this.emit('proxyProtocolError', err, socket.remoteAddress);
+          socket.destroy();
+        },
+      );
+    });
   }
 
-  private accept(socket: net.Socket): void {
-    const conn = new TlsServerConnection(socket, this.ctx);
+  private accept(socket: net.Socket, proxied?: ProxyHeader): void {
+    const conn = new TlsServerConnection(socket, this.ctx, proxied);
     this.connections.add(conn);
     conn.once('close', () => this.connections.delete(conn));
     conn.once('secure', () => this.emit('secureConnection', conn));
