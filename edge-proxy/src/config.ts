@@ -32,10 +32,22 @@ export interface CircuitBreakerConfig {
   cooldownMs: number;
 }
 
+/** Certificates kept in SSM Parameter Store (what the CDK edge stack deploys). */
+export interface CertificateStoreConfig {
+  /**
+   * Parameter path prefix, starting and ending with `/` (e.g. `/keyless/prod/certs/`). Every String
+   * parameter below it (recursively) is one certificate: JSON `{"hostnames":[...],"keyName":"...","chainPem":"..."}`.
+   */
+  ssmPrefix: string;
+}
+
 export interface EdgeConfig {
   listen: { host: string; port: number };
   admin: { host: string; port: number };
+  /** Certificates from files (served first, in order). May be empty when `certificateStore` is set. */
   certificates: CertificateConfig[];
+  /** Certificates read from SSM at startup, after the file certificates. */
+  certificateStore?: CertificateStoreConfig;
   keyServices: KeyServiceConfig[];
   origin: string;
   alpn: string[];
@@ -45,6 +57,8 @@ export interface EdgeConfig {
   /** Connect timeout of one request to a key service (a refused or slow connect is retried elsewhere). */
   keyServiceConnectTimeoutMs: number;
   circuitBreaker: CircuitBreakerConfig;
+  /** Expect a PROXY protocol v2 header (from the NLB) before TLS on every connection. */
+  proxyProtocol: boolean;
 }
 
 export class ConfigError extends Error {
@@ -69,7 +83,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['listen', 'admin', 'certificates', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -89,6 +103,11 @@ function positive(v: unknown, field: string, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > max) {
     throw new ConfigError(field, `${JSON.stringify(v)} is out of range`, `Use a whole number from 1 to ${max}.`);
   }
+  return v;
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(field, `${JSON.stringify(v)} is not true or false`, 'Use true or false.');
   return v;
 }
 
@@ -125,16 +144,48 @@ function circuitBreaker(v: unknown): CircuitBreakerConfig {
   };
 }
 
+/** SSM parameter path: `/`-separated segments of [A-Za-z0-9_.-], starting and ending with `/`. */
+const SSM_PREFIX_RE = /^\/(?:[A-Za-z0-9_.-]+\/)+$/;
+
+/** Validates an SSM parameter path prefix for certificates (`field` names where it came from). */
+export function validateSsmPrefix(v: unknown, field: string): string {
+  const fix = 'Give the parameter path the certificates are stored under, starting and ending with "/", e.g. "/keyless/prod/certs/".';
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(field, 'missing or not a string', fix);
+  if (!v.startsWith('/') || !v.endsWith('/')) throw new ConfigError(field, `${JSON.stringify(v)} must start and end with "/"`, fix);
+  if (v.length > 1011 || !SSM_PREFIX_RE.test(v)) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is not an SSM parameter path`, 'Use "/"-separated segments of letters, digits, "_", "." and "-" (no empty segment, not just "/"), e.g. "/keyless/prod/certs/".');
+  }
+  return v;
+}
+
+function certificateStore(v: unknown): CertificateStoreConfig | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw new ConfigError('certificateStore', 'must be an object', 'Write it as {"ssmPrefix": "/keyless/prod/certs/"} (or set KEYLESS_CERT_SSM_PREFIX).');
+  for (const k of Object.keys(v)) {
+    if (k !== 'ssmPrefix') throw new ConfigError(`certificateStore.${k}`, 'unknown field', 'Remove it; the only field is ssmPrefix.');
+  }
+  return { ssmPrefix: validateSsmPrefix(v.ssmPrefix, 'certificateStore.ssmPrefix') };
+}
+
 /** Validates a parsed configuration object (file contents after env overrides). */
 export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConfig {
   if (!isObject(raw)) throw new ConfigError('(root)', 'configuration must be a JSON object', 'See docs/configuration.md for an example.');
   for (const k of Object.keys(raw)) {
     if (!KNOWN_KEYS.has(k)) throw new ConfigError(k, 'unknown field', `Remove it; known fields are ${[...KNOWN_KEYS].join(', ')}.`);
   }
-  if (!Array.isArray(raw.certificates) || raw.certificates.length === 0) {
-    throw new ConfigError('certificates', 'at least one certificate is required', 'Add {"chainFile": "cert.pem", "keyName": "<key name at the key service>"}.');
+  const store = certificateStore(raw.certificateStore);
+  const rawCerts = raw.certificates === undefined ? [] : raw.certificates;
+  if (!Array.isArray(rawCerts)) {
+    throw new ConfigError('certificates', 'must be a list', 'Write it as [{"chainFile": "cert.pem", "keyName": "<key name at the key service>"}].');
   }
-  const certificates = raw.certificates.map((c, i): CertificateConfig => {
+  if (rawCerts.length === 0 && !store) {
+    throw new ConfigError(
+      'certificates',
+      'at least one certificate is required',
+      'Add {"chainFile": "cert.pem", "keyName": "<key name at the key service>"}, or read them from SSM with {"certificateStore": {"ssmPrefix": "/keyless/<deployment>/certs/"}} (or KEYLESS_CERT_SSM_PREFIX).',
+    );
+  }
+  const certificates = rawCerts.map((c, i): CertificateConfig => {
     const f = `certificates[${i}]`;
     if (!isObject(c)) throw new ConfigError(f, 'must be an object', 'Give chainFile and keyName.');
     for (const k of Object.keys(c)) {
@@ -201,12 +252,14 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     listen: endpoint(raw.listen, 'listen', DEFAULTS.listen),
     admin: endpoint(raw.admin, 'admin', DEFAULTS.admin),
     certificates,
+    ...(store ? { certificateStore: store } : {}),
     keyServices,
     origin,
     alpn: alpn as string[],
     keyOperationTimeoutMs,
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
+    proxyProtocol: raw.proxyProtocol === undefined ? false : bool(raw.proxyProtocol, 'proxyProtocol'),
     keyServiceConnectTimeoutMs,
     circuitBreaker: circuitBreaker(raw.circuitBreaker),
   };
@@ -214,8 +267,10 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
 
 /**
  * Reads the file (if any) and applies environment overrides:
- * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ORIGIN, KEYLESS_KEY_SERVICES
- * (comma-separated function names/ARNs in failover order).
+ * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ADMIN_HOST, KEYLESS_ORIGIN,
+ * KEYLESS_KEY_SERVICES (comma-separated function names/ARNs in failover order) and
+ * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix). With no file, the environment alone is the
+ * configuration (as in the CDK edge stack).
  */
 export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
   let raw: Json = {};
@@ -240,8 +295,16 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
   if (env.KEYLESS_EDGE_HOST) listen.host = env.KEYLESS_EDGE_HOST;
   const admin = isObject(raw.admin) ? { ...raw.admin } : {};
   if (env.KEYLESS_ADMIN_PORT) admin.port = port(env.KEYLESS_ADMIN_PORT, 'KEYLESS_ADMIN_PORT');
+  if (env.KEYLESS_ADMIN_HOST) admin.host = env.KEYLESS_ADMIN_HOST;
   const merged: Json = { ...raw, listen, admin };
+  if (env.KEYLESS_CERT_SSM_PREFIX) {
+    merged.certificateStore = { ...(isObject(raw.certificateStore) ? raw.certificateStore : {}), ssmPrefix: validateSsmPrefix(env.KEYLESS_CERT_SSM_PREFIX, 'KEYLESS_CERT_SSM_PREFIX') };
+  }
   if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
+  if (env.KEYLESS_PROXY_PROTOCOL) {
+    if (!['0', '1'].includes(env.KEYLESS_PROXY_PROTOCOL)) throw new ConfigError('KEYLESS_PROXY_PROTOCOL', `${env.KEYLESS_PROXY_PROTOCOL} is not 0 or 1`, 'Set 1 when the load balancer sends PROXY protocol v2, else 0.');
+    merged.proxyProtocol = env.KEYLESS_PROXY_PROTOCOL === '1';
+  }
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);
 }

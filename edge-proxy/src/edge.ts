@@ -7,6 +7,8 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { createSsmClient, loadCertificatesFromSsm, type SsmCertificateEntry } from './cert-store/ssm';
 import { assertNoPrivateKey, ConfigError, EdgeConfig } from './config';
 import { KeyClientMetrics } from './keyless/client-metrics';
 import { FailoverTarget, type TargetPing, type TargetStatus } from './keyless/failover-target';
@@ -59,6 +61,47 @@ export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
   });
 }
 
+/** Turns certificates read from SSM into served certificates; errors name the parameter. */
+export function certificatesFromStore(entries: readonly SsmCertificateEntry[]): ServerCertificate[] {
+  return entries.map((e) => {
+    try {
+      return loadCertificate(e.chainPem, e.keyName, e.hostnames);
+    } catch (err) {
+      throw new ConfigError(`${e.parameter}.chainPem`, (err as Error).message, 'Give a PEM chain with the leaf certificate first.');
+    }
+  });
+}
+
+export interface EdgeDependencies {
+  /** SSM client for `certificateStore` (default: one from the environment's region and credentials). */
+  ssmClient?: SSMClient;
+}
+
+/**
+ * Every certificate the edge serves: those from files first (in order), then those in the SSM
+ * certificate store (by parameter name). Fails when there is none at all.
+ */
+export async function loadAllCertificates(config: EdgeConfig, deps: EdgeDependencies = {}): Promise<ServerCertificate[]> {
+  const certs = loadCertificates(config);
+  const store = config.certificateStore;
+  if (store) {
+    const client = deps.ssmClient ?? createSsmClient();
+    try {
+      certs.push(...certificatesFromStore(await loadCertificatesFromSsm(client, store.ssmPrefix)));
+    } finally {
+      if (!deps.ssmClient) client.destroy();
+    }
+    if (certs.length === 0) {
+      throw new ConfigError(
+        'certificateStore.ssmPrefix',
+        `no certificate parameter found under ${store.ssmPrefix}`,
+        'Deploy the certificates (the CDK edge stack writes one String parameter per certificate under this prefix), check KEYLESS_CERT_SSM_PREFIX and the region, and that the task role may call ssm:GetParametersByPath on it.',
+      );
+    }
+  }
+  return certs;
+}
+
 /**
  * TLS 1.2 RSA key exchange is offered only for RSA keys the key service holds in `sealed` or `file`
  * custody (KMS cannot decrypt PKCS#1 v1.5); the service's `ping` says which custody each key has.
@@ -70,8 +113,9 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
   }
 }
 
-export async function startEdge(config: EdgeConfig, log: Logger): Promise<RunningEdge> {
-  const certs = loadCertificates(config);
+export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
+  const certs = await loadAllCertificates(config, deps);
+  if (config.certificateStore) log.log('info', 'certificates loaded', { ssmPrefix: config.certificateStore.ssmPrefix, certificates: certs.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames })) });
   // One Lambda target per configured key service, in failover order, behind one deadline per
   // operation: at most one retry, health per key service, a circuit breaker each.
   const metrics = new KeyClientMetrics();
@@ -110,7 +154,8 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Runnin
     keyOperations: failover.trackOperations(keys),
     alpnProtocols: config.alpn,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
-  });
+  }, config.proxyProtocol);
+  server.on('proxyProtocolError', (err, remote) => log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }));
   let nextId = 0;
   server.tcp.on('connection', () => nextId++);
   server.on('secureConnection', (conn: TlsServerConnection) => {
