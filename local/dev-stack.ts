@@ -14,7 +14,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, CreateKeyCommandInput, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backends/sealed';
 import type { SealedKeyConfig } from '../lambdas/key-service/config';
 import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
@@ -137,19 +137,25 @@ function devCustody(): 'kms' | 'sealed' {
 }
 
 const WRAPPING_ALIAS = 'alias/keyless/dev/sealed-wrapping';
+const TICKET_MAC_ALIAS = 'alias/keyless/dev/ticket-mac';
+
+/** A KMS key under `alias`, created once with these parameters if the alias does not exist yet. */
+async function ensureAliasedKey(kms: KMSClient, alias: string, params: CreateKeyCommandInput): Promise<void> {
+  try {
+    await kms.send(new DescribeKeyCommand({ KeyId: alias }));
+  } catch (e) {
+    if ((e as Error).name !== 'NotFoundException') throw e;
+    const created = await kms.send(new CreateKeyCommand(params));
+    await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: created.KeyMetadata!.KeyId! }));
+  }
+}
 
 /**
  * A `sealed` RSA key for the dev stack, created once and reused: KMS generates the pair under a
  * symmetric wrapping key; only the ciphertext and the public key are kept (in the data folder).
  */
 async function ensureSealedKey(kms: KMSClient, dataDir: string, name: string, keySpec: SealedKeySpec): Promise<SealedKeyConfig> {
-  try {
-    await kms.send(new DescribeKeyCommand({ KeyId: WRAPPING_ALIAS }));
-  } catch (e) {
-    if ((e as Error).name !== 'NotFoundException') throw e;
-    const created = await kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development sealed-key wrapping key' }));
-    await kms.send(new CreateAliasCommand({ AliasName: WRAPPING_ALIAS, TargetKeyId: created.KeyMetadata!.KeyId! }));
-  }
+  await ensureAliasedKey(kms, WRAPPING_ALIAS, { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development sealed-key wrapping key' });
   const file = path.join(dataDir, `sealed-${name}.json`);
   if (fs.existsSync(file)) {
     const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as SealedKeyConfig;
@@ -191,6 +197,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem' });
       rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
     }
+    // Session-ticket keys are derived per epoch from this HMAC key by the key service (DESIGN §7).
+    await ensureAliasedKey(kmsClient, TICKET_MAC_ALIAS, { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'keyless-tls development ticket keys' });
     const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem' });
     kmsClient.destroy();
     const keys = [
@@ -208,6 +216,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const keyServiceEnv = childEnv({
       AWS_ENDPOINT_URL_KMS: kms.url,
       KEYLESS_KEYS: JSON.stringify(keys),
+      KEYLESS_TICKET_MAC_KEY_ID: TICKET_MAC_ALIAS,
     });
     const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
     const keyService = Object.assign(ks.child, { url: ks.value });
@@ -230,7 +239,12 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
         2,
       ),
     );
-    const edgeEnv = childEnv({ AWS_ENDPOINT_URL_LAMBDA: keyService.url, KEYLESS_EDGE_CONFIG: edgeConfigPath });
+    const edgeEnv = childEnv({
+      AWS_ENDPOINT_URL_LAMBDA: keyService.url,
+      KEYLESS_EDGE_CONFIG: edgeConfigPath,
+      // KEYLESS_TICKETS=0 turns resumption off (e.g. to benchmark full handshakes only).
+      ...(process.env.KEYLESS_TICKETS ? { KEYLESS_TICKETS: process.env.KEYLESS_TICKETS } : {}),
+    });
     const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, (line) => {
       if (!line.startsWith('{')) return undefined;
       try {

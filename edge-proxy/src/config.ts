@@ -59,6 +59,8 @@ export interface EdgeConfig {
   circuitBreaker: CircuitBreakerConfig;
   /** Expect a PROXY protocol v2 header (from the NLB) before TLS on every connection. */
   proxyProtocol: boolean;
+  /** Session tickets (resumption) with fleet-wide keys from the key service. */
+  tickets: { enabled: boolean; count: number; lifetimeSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -83,7 +85,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -104,6 +106,21 @@ function positive(v: unknown, field: string, max: number): number {
     throw new ConfigError(field, `${JSON.stringify(v)} is out of range`, `Use a whole number from 1 to ${max}.`);
   }
   return v;
+}
+
+function parseTickets(v: unknown): EdgeConfig['tickets'] {
+  const d = { enabled: true, count: 2, lifetimeSeconds: 86_400 };
+  if (v === undefined) return d;
+  if (!isObject(v)) throw new ConfigError('tickets', 'must be an object', 'Write it as {"enabled": true, "count": 2, "lifetimeSeconds": 86400}.');
+  for (const k of Object.keys(v)) {
+    if (!['enabled', 'count', 'lifetimeSeconds'].includes(k)) throw new ConfigError(`tickets.${k}`, 'unknown field', 'Remove it; known fields are enabled, count, lifetimeSeconds.');
+  }
+  return {
+    enabled: v.enabled === undefined ? d.enabled : bool(v.enabled, 'tickets.enabled'),
+    count: v.count === undefined ? d.count : positive(v.count, 'tickets.count', 10),
+    // RFC 8446 §4.6.1: a ticket lifetime may not exceed seven days.
+    lifetimeSeconds: v.lifetimeSeconds === undefined ? d.lifetimeSeconds : positive(v.lifetimeSeconds, 'tickets.lifetimeSeconds', 604_800),
+  };
 }
 
 function bool(v: unknown, field: string): boolean {
@@ -260,6 +277,7 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
     proxyProtocol: raw.proxyProtocol === undefined ? false : bool(raw.proxyProtocol, 'proxyProtocol'),
+    tickets: parseTickets(raw.tickets),
     keyServiceConnectTimeoutMs,
     circuitBreaker: circuitBreaker(raw.circuitBreaker),
   };
@@ -301,6 +319,10 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     merged.certificateStore = { ...(isObject(raw.certificateStore) ? raw.certificateStore : {}), ssmPrefix: validateSsmPrefix(env.KEYLESS_CERT_SSM_PREFIX, 'KEYLESS_CERT_SSM_PREFIX') };
   }
   if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
+  if (env.KEYLESS_TICKETS) {
+    if (!['0', '1'].includes(env.KEYLESS_TICKETS)) throw new ConfigError('KEYLESS_TICKETS', `${env.KEYLESS_TICKETS} is not 0 or 1`, 'Set 0 to disable session tickets (every handshake full), 1 to enable.');
+    merged.tickets = { ...(isObject(raw.tickets) ? raw.tickets : {}), enabled: env.KEYLESS_TICKETS === '1' };
+  }
   if (env.KEYLESS_PROXY_PROTOCOL) {
     if (!['0', '1'].includes(env.KEYLESS_PROXY_PROTOCOL)) throw new ConfigError('KEYLESS_PROXY_PROTOCOL', `${env.KEYLESS_PROXY_PROTOCOL} is not 0 or 1`, 'Set 1 when the load balancer sends PROXY protocol v2, else 0.');
     merged.proxyProtocol = env.KEYLESS_PROXY_PROTOCOL === '1';

@@ -21,6 +21,8 @@ import type { SecureConnection } from './proxy/types';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
 import type { TlsServerConnection } from './tls/connection';
 import { TlsServer } from './tls/server';
+import { TicketProtector } from './tls/tickets';
+import { TicketKeyRefresher } from './ticket-key-refresher';
 
 export interface RunningEdge {
   tlsPort: number;
@@ -149,11 +151,18 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     origin: config.origin,
     log: (level, msg, fields) => log.log(level, msg, { ...fields, component: 'proxy' }),
   });
+  const trackedKeys = failover.trackOperations(keys);
+  // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
+  const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
+  const ticketRefresher = tickets ? new TicketKeyRefresher(trackedKeys, tickets, log) : undefined;
+  await ticketRefresher?.start();
   const server = new TlsServer({
     certificates: new CertificateStore(certs),
-    keyOperations: failover.trackOperations(keys),
+    keyOperations: trackedKeys,
     alpnProtocols: config.alpn,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
+    tickets,
+    ticketSettings: { count: config.tickets.count, lifetimeSeconds: config.tickets.lifetimeSeconds },
   }, config.proxyProtocol);
   server.on('proxyProtocolError', (err, remote) => log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }));
   let nextId = 0;
@@ -226,6 +235,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     checkHealth,
     async close() {
       clearInterval(healthTimer);
+      ticketRefresher?.stop();
       await server.close();
       await frontend.close();
       await server.close(true);

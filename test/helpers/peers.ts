@@ -37,3 +37,15 @@ export function havePeer(cmd: string, why = 'interop tests with it are skipped')
 export function httpGet(path: string, host = 'localhost'): string {
   return `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
 }
+
+/**
+ * The JSON body of the HTTP/1.1 response inside a peer's output (openssl s_client interleaves its
+ * own session reports, e.g. post-handshake tickets), cut by the response's Content-Length.
+ */
+export function httpJsonBody(stdout: string): Record<string, unknown> {
+  const start = stdout.indexOf('HTTP/1.1 ');
+  const headEnd = stdout.indexOf('\r\n\r\n', start);
+  if (start < 0 || headEnd < 0) throw new Error(`no HTTP response in peer output:\n${stdout.slice(-2000)}`);
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(stdout.slice(start, headEnd))?.[1]);
+  return JSON.parse(stdout.slice(headEnd + 4, headEnd + 4 + length)) as Record<string, unknown>;
+}

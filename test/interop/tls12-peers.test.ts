@@ -7,7 +7,7 @@
  */
 import * as crypto from 'node:crypto';
 import { startStackProcess, StackProcess } from '../helpers/dev-stack-process';
-import { havePeer, httpGet, runPeer, PeerResult } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, runPeer, PeerResult } from '../helpers/peers';
 import { buildGoProbe } from '../helpers/go-probe';
 import { startRsaProbe } from '../helpers/tls12-rsa-probe';
 import { encryptPreMaster, MALFORMED_PREMASTER_CASES, newPreMaster } from '../helpers/rsa-kex';
@@ -24,10 +24,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-function view(stdout: string): Record<string, unknown> {
-  const body = stdout.slice(stdout.indexOf('{', stdout.indexOf('\r\n\r\n')));
-  return JSON.parse(body.slice(0, body.lastIndexOf('}') + 1)) as Record<string, unknown>;
-}
+const view = httpJsonBody;
 
 const SUITES: [string, string, string][] = [
   // OpenSSL name, key exchange shown by the edge, signature scheme (or none for RSA key exchange)

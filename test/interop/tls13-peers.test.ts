@@ -6,7 +6,7 @@
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { startStackProcess, StackProcess } from '../helpers/dev-stack-process';
-import { havePeer, httpGet, runPeer } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, runPeer } from '../helpers/peers';
 
 let stack: StackProcess;
 let port: number;
@@ -24,10 +24,7 @@ function sClient(extra: string[]): Promise<import('../helpers/peers').PeerResult
   return runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', stack.state.caPath, '-tls1_3', '-ign_eof', ...extra], { input: httpGet('/api/tls') });
 }
 
-function edgeView(stdout: string): Record<string, unknown> {
-  const body = stdout.slice(stdout.indexOf('{', stdout.indexOf('\r\n\r\n')));
-  return JSON.parse(body.slice(0, body.lastIndexOf('}') + 1)) as Record<string, unknown>;
-}
+const edgeView = httpJsonBody;
 
 describe('openssl s_client -tls1_3', () => {
   const haveOpenssl = havePeer('openssl');

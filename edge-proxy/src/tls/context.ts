@@ -3,6 +3,7 @@ import type { KeyOperations } from '../keyless/key-operations';
 import type { CertificateStore } from './certificates';
 import { SUPPORTED_GROUPS, NamedGroup } from './groups';
 import { CipherSuite, TLS13_SUITES } from './suites';
+import { DEFAULT_TICKET_SETTINGS, TicketProtector, TicketSettings } from './tickets';
 
 export interface TlsServerOptions {
   certificates: CertificateStore;
@@ -17,6 +18,9 @@ export interface TlsServerOptions {
   maxBufferedHandshakeInput?: number;
   tls13Suites?: readonly CipherSuite[];
   groups?: readonly NamedGroup[];
+  /** Session tickets (resumption); absent = no resumption. */
+  tickets?: TicketProtector;
+  ticketSettings?: Partial<TicketSettings>;
 }
 
 export interface TlsContext {
@@ -28,6 +32,8 @@ export interface TlsContext {
   maxBufferedHandshakeInput: number;
   tls13Suites: readonly CipherSuite[];
   groups: readonly NamedGroup[];
+  tickets?: TicketProtector;
+  ticketSettings: TicketSettings;
 }
 
 export function createTlsContext(o: TlsServerOptions): TlsContext {
@@ -40,5 +46,7 @@ export function createTlsContext(o: TlsServerOptions): TlsContext {
     maxBufferedHandshakeInput: o.maxBufferedHandshakeInput ?? 256 * 1024,
     tls13Suites: o.tls13Suites ?? TLS13_SUITES,
     groups: o.groups ?? SUPPORTED_GROUPS,
+    tickets: o.tickets,
+    ticketSettings: { ...DEFAULT_TICKET_SETTINGS, ...o.ticketSettings },
   };
 }

@@ -139,3 +139,25 @@ export function parsePskModes(data: Buffer): number[] {
 export function encodeAlpn(protocol: string): Buffer {
   return new Writer().vec16((w) => w.vec8(Buffer.from(protocol, 'latin1'))).finish();
 }
+
+export interface OfferedPsks {
+  identities: { identity: Buffer; obfuscatedAge: number }[];
+  binders: Buffer[];
+  /** Bytes of the binders list including its 2-byte length: the tail of the ClientHello it ends. */
+  bindersLength: number;
+}
+
+/** pre_shared_key in a ClientHello (RFC 8446 §4.2.11). */
+export function parseOfferedPsks(data: Buffer): OfferedPsks {
+  const r = new Reader(data, 'pre_shared_key');
+  const ids = r.sub16('identities', 7);
+  const bindersStart = r.offset;
+  const bl = r.sub16('binders', 33);
+  r.end();
+  const identities: OfferedPsks['identities'] = [];
+  while (ids.remaining > 0) identities.push({ identity: Buffer.from(ids.vec16('identity', 1)), obfuscatedAge: ids.u32() });
+  const binders: Buffer[] = [];
+  while (bl.remaining > 0) binders.push(Buffer.from(bl.vec8('binder', 32)));
+  if (binders.length !== identities.length) throw new TlsAlert(AlertDescription.illegal_parameter, 'pre_shared_key: binders and identities differ in number');
+  return { identities, binders, bindersLength: data.length - bindersStart };
+}

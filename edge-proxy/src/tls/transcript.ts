@@ -19,6 +19,11 @@ export class Transcript {
     return this.h.copy().digest();
   }
 
+  /** Transcript-Hash of everything so far plus `extra`, without adding `extra` (PSK binders). */
+  digestWith(extra: Buffer): Buffer {
+    return this.h.copy().update(extra).digest();
+  }
+
   /**
    * After a HelloRetryRequest the first ClientHello is replaced by a synthetic message_hash
    * message containing its hash (RFC 8446 §4.4.1).

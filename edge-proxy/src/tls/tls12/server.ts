@@ -23,6 +23,7 @@ import {
   encodeServerHelloDone,
   encodeServerKeyExchange,
   encodeTls12Certificate,
+  encodeNewSessionTicket12,
   parseEcdhClientKeyExchange,
   parseRsaClientKeyExchange,
 } from '../messages';
@@ -31,6 +32,7 @@ import { Tls12Protection } from '../record-layer';
 import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../sigalgs';
 import { CipherSuite, TLS12_SUITES } from '../suites';
 import { Transcript } from '../transcript';
+import { TicketState, ticketFresh } from '../tickets';
 import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
 
 const TLS12 = 0x0303;
@@ -111,6 +113,10 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   const { certs, matched } = ctx.certificates.candidates(serverName);
   const { cert, suite, scheme, group } = choose(hello, certs, ctx.groups);
   const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
+  const ticketExt = hello.extensions.get(ExtensionType.session_ticket);
+  const issueTicket = ticketExt !== undefined && ctx.tickets?.ready === true;
+  const resumable = ticketExt && ticketExt.length > 0 ? resumableTicket(ticketExt, hello, serverName, ems, ctx) : undefined;
+  if (resumable) return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket }, ctx);
 
   // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
   // checks it for RSA key exchange so a recorded handshake cannot be replayed through it.
@@ -125,6 +131,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   if (group && hello.extensions.has(ExtensionType.ec_point_formats)) {
     extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
   }
+  if (issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) }); // RFC 5077 §3.2
 
   const transcript = new Transcript(suite.hash);
   const messages: Buffer[] = [];
@@ -199,6 +206,14 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
   transcript.update(fin.raw);
 
+  // RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript.
+  if (issueTicket) {
+    const nst = newTicket12(ctx, { suite: suite.id, master: masterSecret, ems, serverName, alpn });
+    if (nst) {
+      transcript.update(nst);
+      io.sendHandshake(nst);
+    }
+  }
   io.sendChangeCipherSpec();
   io.setWriteProtection(new Tls12Protection(suite.aead, serverKey, serverIv, suite.recordIvLength!));
   io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, masterSecret, 'server finished', transcript.digest(), 12)));
@@ -220,6 +235,99 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
       resumed: false,
       keyOperationMs,
       keyName: cert.keyName,
+    },
+  };
+}
+
+interface TicketUse {
+  secureRenegotiation: boolean;
+  ems: boolean;
+  alpn?: string;
+  issueTicket: boolean;
+}
+
+/** A valid, fresh ticket for this client, or undefined: an unusable ticket means a full handshake. */
+function resumableTicket(ticket: Buffer, hello: ClientHello, serverName: string | undefined, ems: boolean, ctx: TlsContext): TicketState | undefined {
+  // Without a session id the client could not tell that we resumed (RFC 5077 §3.4).
+  if (hello.sessionId.length === 0) return undefined;
+  const state = ctx.tickets?.open(ticket);
+  if (!state || state.protocol !== 'TLSv1.2' || !hello.cipherSuites.includes(state.suite)) return undefined;
+  if (!TLS12_SUITES.some((s) => s.id === state.suite)) return undefined;
+  if (!ticketFresh(state, Date.now(), ctx.ticketSettings.ageToleranceMs) || state.serverName !== (serverName ?? '')) return undefined;
+  // RFC 7627 §5.3: a session with EMS must not resume without it (abort); one without EMS is not
+  // resumed by a client that now offers it (full handshake).
+  if (state.extendedMasterSecret && !ems) throw new TlsAlert(AlertDescription.handshake_failure, 'resumption without extended master secret of a session that used it');
+  return state.extendedMasterSecret === ems ? state : undefined;
+}
+
+function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: boolean; serverName?: string; alpn?: string }): Buffer | undefined {
+  const { lifetimeSeconds } = ctx.ticketSettings;
+  const ticket = ctx.tickets?.seal({
+    protocol: 'TLSv1.2',
+    suite: s.suite,
+    secret: s.master,
+    issuedAt: Date.now(),
+    ageAdd: 0,
+    lifetimeSeconds,
+    extendedMasterSecret: s.ems,
+    serverName: s.serverName ?? '',
+    alpn: s.alpn ?? '',
+  });
+  return ticket ? encodeNewSessionTicket12(lifetimeSeconds, ticket) : undefined;
+}
+
+/**
+ * Abbreviated handshake from a session ticket (RFC 5077 §3.1, RFC 5246 §7.3): ServerHello echoing
+ * the client's session id, a fresh ticket, our CCS and Finished first, then the client's. No key
+ * operation: the master secret comes from the ticket.
+ */
+async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, state: TicketState, use: TicketUse, ctx: TlsContext): Promise<{ info: HandshakeInfo; session: Tls12Session }> {
+  const suite = TLS12_SUITES.find((x) => x.id === state.suite)!;
+  const serverRandom = Buffer.concat([crypto.randomBytes(24), DOWNGRADE_SENTINEL_TLS12]);
+  const extensions: Extension[] = [];
+  if (use.secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
+  if (use.ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
+  if (use.alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(use.alpn) });
+  if (use.issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) });
+  const transcript = new Transcript(suite.hash);
+  transcript.update(first.raw);
+  const send = (msg: Buffer): void => {
+    transcript.update(msg);
+    io.sendHandshake(msg);
+  };
+  send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: hello.sessionId, cipherSuite: suite.id, extensions }));
+  const master = state.secret;
+  if (use.issueTicket) {
+    const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn });
+    if (nst) send(nst);
+  }
+  const keyLen = suite.keyLength;
+  const ivLen = suite.fixedIvLength!;
+  const block = prf12(suite.hash, master, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
+  io.sendChangeCipherSpec();
+  io.setWriteProtection(new Tls12Protection(suite.aead, block.subarray(keyLen, 2 * keyLen), block.subarray(2 * keyLen + ivLen), suite.recordIvLength!));
+  send(handshakeMessage(HandshakeType.finished, prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
+  io.flush();
+
+  await io.readChangeCipherSpec();
+  io.setReadProtection(new Tls12Protection(suite.aead, block.subarray(0, keyLen), block.subarray(2 * keyLen, 2 * keyLen + ivLen), suite.recordIvLength!));
+  const fin = await io.readHandshakeMessage();
+  if (fin.type !== HandshakeType.finished) throw new TlsAlert(AlertDescription.unexpected_message, `expected Finished, got handshake type ${fin.type}`);
+  const expected = prf12(suite.hash, master, 'client finished', transcript.digest(), 12);
+  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
+  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  return {
+    session: new Tls12Session(io),
+    info: {
+      protocol: 'TLSv1.2',
+      cipher: suite.name,
+      cipherOpenssl: suite.opensslName,
+      keyExchange: 'session ticket',
+      extendedMasterSecret: use.ems,
+      serverName: state.serverName || undefined,
+      alpn: use.alpn,
+      helloRetry: false,
+      resumed: true,
     },
   };
 }

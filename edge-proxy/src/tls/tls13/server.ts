@@ -9,18 +9,19 @@ import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../alerts';
 import { Writer } from '../codec';
 import type { TlsContext } from '../context';
-import { ExtensionType, Extension, parseClientKeyShares, parseClientSupportedVersions, parseU16List, encodeAlpn } from '../extensions';
+import { ExtensionType, Extension, parseClientKeyShares, parseClientSupportedVersions, parseU16List, encodeAlpn, parseOfferedPsks, parsePskModes } from '../extensions';
 import { negotiateAlpn, requestedServerName } from '../negotiation';
 import { generateEphemeral, NamedGroup } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
-import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate } from '../messages';
+import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate, encodeNewSessionTicket13 } from '../messages';
 import { Tls13Protection } from '../record-layer';
 import type { ServerCertificate } from '../certificates';
 import { chooseScheme, SignatureScheme, tls13SchemesFor } from '../sigalgs';
-import type { CipherSuite } from '../suites';
+import { CipherSuite, TLS13_SUITES } from '../suites';
 import { Transcript } from '../transcript';
-import { finishedVerifyData, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
+import { finishedVerifyData, hkdfExpandLabel, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
+import { ticketFresh } from '../tickets';
 
 export const TLS13 = 0x0304;
 export const TLS12 = 0x0303;
@@ -118,6 +119,65 @@ export class Tls13Session {
   }
 }
 
+/**
+ * The first offered ticket we can use (RFC 8446 §4.2.11): ours, TLS 1.3, same hash as the chosen
+ * suite, fresh, its age plausible, same SNI and ALPN. Its binder must verify, else decrypt_error.
+ * Only `psk_dhe_ke` is supported, so a client without that mode gets a full handshake.
+ */
+function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transcriptBefore: Transcript, ctx: TlsContext): { secret: Buffer; index: number } | undefined {
+  const data = hello.extensions.get(ExtensionType.pre_shared_key);
+  const modes = hello.extensions.get(ExtensionType.psk_key_exchange_modes);
+  if (!data || !ctx.tickets?.ready) return undefined;
+  // RFC 8446 §4.2.9: a PSK offer without psk_key_exchange_modes is a protocol error.
+  if (!modes) throw new TlsAlert(AlertDescription.missing_extension, 'pre_shared_key without psk_key_exchange_modes');
+  const offered = parseOfferedPsks(data);
+  if (!parsePskModes(modes).includes(1)) return undefined;
+  const now = Date.now();
+  const { ageToleranceMs } = ctx.ticketSettings;
+  for (let i = 0; i < offered.identities.length; i++) {
+    const state = ctx.tickets.open(offered.identities[i].identity);
+    if (!state || state.protocol !== 'TLSv1.3') continue;
+    const ticketSuite = TLS13_SUITES.find((x) => x.id === state.suite);
+    if (!ticketSuite || ticketSuite.hash !== neg.suite.hash) continue;
+    if (!ticketFresh(state, now, ageToleranceMs)) continue;
+    const clientAge = (offered.identities[i].obfuscatedAge - state.ageAdd) >>> 0;
+    if (Math.abs(clientAge - (now - state.issuedAt)) > ageToleranceMs) continue;
+    if (state.serverName !== (neg.serverName ?? '') || state.alpn !== (neg.alpn ?? '')) continue;
+    const truncated = helloRaw.subarray(0, helloRaw.length - offered.bindersLength);
+    const binderKey = new KeySchedule(neg.suite.hash, state.secret).resumptionBinderKey();
+    const expected = finishedVerifyData(neg.suite.hash, binderKey, transcriptBefore.digestWith(truncated));
+    const binder = offered.binders[i];
+    if (binder.length !== expected.length || !crypto.timingSafeEqual(binder, expected)) {
+      throw new TlsAlert(AlertDescription.decrypt_error, 'PSK binder does not verify');
+    }
+    return { secret: state.secret, index: i };
+  }
+  return undefined;
+}
+
+/** NewSessionTicket messages after the handshake (RFC 8446 §4.6.1), under the fleet ticket keys. */
+function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resumptionMaster: Buffer, neg: Negotiated): void {
+  if (!ctx.tickets?.ready) return;
+  const { count, lifetimeSeconds } = ctx.ticketSettings;
+  for (let i = 0; i < count; i++) {
+    const nonce = Buffer.from([i]);
+    const ageAdd = crypto.randomBytes(4).readUInt32BE(0);
+    const ticket = ctx.tickets.seal({
+      protocol: 'TLSv1.3',
+      suite: suite.id,
+      secret: hkdfExpandLabel(suite.hash, resumptionMaster, 'resumption', nonce, suite.hashLength),
+      issuedAt: Date.now(),
+      ageAdd,
+      lifetimeSeconds,
+      extendedMasterSecret: false,
+      serverName: neg.serverName ?? '',
+      alpn: neg.alpn ?? '',
+    });
+    if (ticket) io.sendHandshake(encodeNewSessionTicket13(lifetimeSeconds, ageAdd, nonce, ticket));
+  }
+  io.flush();
+}
+
 export interface Tls13Result {
   info: HandshakeInfo;
   session: Tls13Session;
@@ -128,6 +188,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   let neg = negotiate(hello, ctx);
   let transcript: Transcript;
   let helloRetry = false;
+  let lastHelloRaw = first.raw;
   let ccsSent = false;
   const sendCompatCcs = (): void => {
     // Middlebox compatibility (RFC 8446 §D.4): one CCS right after our first handshake message,
@@ -165,6 +226,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     io.flush();
 
     const second = await io.readHandshakeMessage();
+    lastHelloRaw = second.raw;
     if (second.type !== HandshakeType.client_hello) throw new TlsAlert(AlertDescription.unexpected_message, 'expected the second ClientHello');
     const hello2 = parseClientHello(second.body);
     const versions = hello2.extensions.get(ExtensionType.supported_versions);
@@ -183,11 +245,13 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     group = retryGroup;
     peerShare = neg2.shares[0].share;
     helloRetry = true;
-    transcript.update(second.raw);
   } else {
     transcript = new Transcript(neg.suite.hash);
-    transcript.update(first.raw);
   }
+  const helloRaw = helloRetry ? lastHelloRaw : first.raw;
+  // Resumption: binders are computed over the transcript up to this ClientHello minus its binders.
+  const psk = acceptPsk(hello, helloRaw, neg, transcript, ctx);
+  transcript.update(helloRaw);
 
   const { suite, cert, scheme } = neg;
   const ephemeral = generateEphemeral(group);
@@ -201,13 +265,14 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     extensions: [
       supportedVersionsExtension(),
       { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(ephemeral.publicShare).finish() },
+      ...(psk ? [{ type: ExtensionType.pre_shared_key, data: new Writer().u16(psk.index).finish() }] : []),
     ],
   });
   transcript.update(sh);
   io.sendHandshake(sh);
   sendCompatCcs();
 
-  const schedule = new KeySchedule(suite.hash);
+  const schedule = new KeySchedule(suite.hash, psk?.secret);
   const hs = schedule.handshakeTrafficSecrets(shared, transcript.digest());
   const serverHs = trafficKeys(suite.hash, hs.server, suite.keyLength);
   const clientHs = trafficKeys(suite.hash, hs.client, suite.keyLength);
@@ -217,20 +282,25 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   const ee: Extension[] = [];
   if (neg.sniMatched) ee.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) }); // RFC 6066 §3
   if (neg.alpn) ee.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
-  for (const msg of [encodeEncryptedExtensions(ee), encodeTls13Certificate(cert.chain)]) {
-    transcript.update(msg);
-    io.sendHandshake(msg);
+  const eeMsg = encodeEncryptedExtensions(ee);
+  transcript.update(eeMsg);
+  io.sendHandshake(eeMsg);
+  let signed: { latencyMs: number } | undefined;
+  if (!psk) {
+    const certMsg = encodeTls13Certificate(cert.chain);
+    transcript.update(certMsg);
+    io.sendHandshake(certMsg);
+    // Let the client start on the certificate chain while the key service signs.
+    io.flush();
+    const certHash = transcript.digest();
+    // The key operations client verifies the signature against this certificate's public key
+    // before returning it, so nothing unverified reaches the wire.
+    const sig = await ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, certHash);
+    signed = sig;
+    const cv = encodeCertificateVerify(scheme.id, sig.signature);
+    transcript.update(cv);
+    io.sendHandshake(cv);
   }
-  // Let the client start on the certificate chain while the key service signs.
-  io.flush();
-
-  const certHash = transcript.digest();
-  // The key operations client verifies the signature against this certificate's public key
-  // before returning it, so nothing unverified reaches the wire.
-  const signed = await ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, certHash);
-  const cv = encodeCertificateVerify(scheme.id, signed.signature);
-  transcript.update(cv);
-  io.sendHandshake(cv);
 
   const fin = encodeFinished(finishedVerifyData(suite.hash, hs.server, transcript.digest()));
   transcript.update(fin);
@@ -250,6 +320,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   transcript.update(clientFin.raw);
   const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
   io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
+  sendTickets(io, ctx, suite, schedule.resumptionMasterSecret(transcript.digest()), neg);
 
   return {
     session: new Tls13Session(io, suite, app.client, app.server),
@@ -258,13 +329,13 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
       cipher: suite.name,
       cipherOpenssl: suite.opensslName,
       group: group.name,
-      signatureScheme: scheme.name,
-      keyExchange: `ECDHE (${group.name})`,
+      signatureScheme: psk ? undefined : scheme.name,
+      keyExchange: psk ? `PSK + ECDHE (${group.name})` : `ECDHE (${group.name})`,
       serverName: neg.serverName,
       alpn: neg.alpn,
       helloRetry,
-      resumed: false,
-      keyOperationMs: signed.latencyMs,
+      resumed: psk !== undefined,
+      keyOperationMs: signed?.latencyMs,
       keyName: cert.keyName,
     },
   };

@@ -1,0 +1,50 @@
+/**
+ * Keeps the edge's session-ticket keys current (DESIGN §7): fetched from the key service
+ * (`ticket_keys`, derived there from a KMS HMAC key per epoch), refreshed before each epoch ends,
+ * and kept when the key service is unreachable — resumption is how the fleet rides out an outage.
+ */
+import type { KeyOperations } from './keyless/key-operations';
+import type { Logger } from './log';
+import type { TicketProtector } from './tls/tickets';
+
+const RETRY_MS = 5_000;
+
+export class TicketKeyRefresher {
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly keys: Pick<KeyOperations, 'ticketKeys'>,
+    private readonly protector: TicketProtector,
+    private readonly log: Logger,
+  ) {}
+
+  /** First fetch; resolves either way (without keys the edge simply issues no tickets yet). */
+  async start(): Promise<void> {
+    await this.refresh();
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.stopped) return;
+    let next = RETRY_MS;
+    try {
+      const k = await this.keys.ticketKeys();
+      const changed = this.protector.epoch !== k.current.epoch;
+      this.protector.setKeys(k);
+      if (changed) this.log.log('info', 'ticket keys', { epoch: k.current.epoch, epochSeconds: k.epochSeconds });
+      // Fetch again shortly after the next epoch starts (all edges roll over together).
+      const epochEndsMs = (k.current.epoch + 1) * k.epochSeconds * 1000;
+      next = Math.max(1_000, Math.min(epochEndsMs - Date.now() + 1_000, 5 * 60_000));
+    } catch (e) {
+      this.log.log('warn', 'ticket keys unavailable; keeping the ones we have', { error: (e as Error).message, haveKeys: this.protector.ready });
+    }
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.refresh(), next);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}

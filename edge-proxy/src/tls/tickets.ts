@@ -1,0 +1,137 @@
+/**
+ * Session tickets (DESIGN §7): resumption state sealed under fleet-wide ticket keys that every edge
+ * gets from the key service for the same epoch, so a ticket from one edge resumes on any other and a
+ * resumed handshake needs no key operation.
+ *
+ * Ticket = version(1) ‖ epoch(u32) ‖ nonce(12) ‖ AES-256-GCM(key[epoch], state) ‖ tag(16), with
+ * version ‖ epoch as additional data. Tickets under the current or the previous epoch's key open;
+ * anything else (expired epoch, another fleet, tampering) is simply not a ticket: full handshake.
+ */
+import * as crypto from 'node:crypto';
+import { Reader, Writer } from './codec';
+import type { TicketKeys } from '../keyless/key-operations';
+
+const TICKET_VERSION = 1;
+const HEADER = 1 + 4 + 12;
+const TAG = 16;
+
+/** What a ticket remembers. TLS 1.3: the resumption PSK; TLS 1.2: the master secret. */
+export interface TicketState {
+  protocol: 'TLSv1.3' | 'TLSv1.2';
+  suite: number;
+  /** TLS 1.3 PSK, or TLS 1.2 master secret. */
+  secret: Buffer;
+  /** Unix milliseconds when the ticket was issued. */
+  issuedAt: number;
+  /** TLS 1.3 ticket_age_add; 0 for TLS 1.2. */
+  ageAdd: number;
+  lifetimeSeconds: number;
+  /** TLS 1.2: the original session used the extended master secret. */
+  extendedMasterSecret: boolean;
+  serverName: string;
+  alpn: string;
+}
+
+export function encodeTicketState(s: TicketState): Buffer {
+  return new Writer()
+    .u8(s.protocol === 'TLSv1.3' ? 13 : 12)
+    .u16(s.suite)
+    .vec8(s.secret)
+    .u32(Math.floor(s.issuedAt / 0x100000000))
+    .u32(s.issuedAt >>> 0)
+    .u32(s.ageAdd)
+    .u32(s.lifetimeSeconds)
+    .u8(s.extendedMasterSecret ? 1 : 0)
+    .vec8(Buffer.from(s.serverName, 'latin1'))
+    .vec8(Buffer.from(s.alpn, 'latin1'))
+    .finish();
+}
+
+export function decodeTicketState(b: Buffer): TicketState | undefined {
+  try {
+    const r = new Reader(b, 'ticket state');
+    const kind = r.u8();
+    if (kind !== 12 && kind !== 13) return undefined;
+    const state: TicketState = {
+      protocol: kind === 13 ? 'TLSv1.3' : 'TLSv1.2',
+      suite: r.u16(),
+      secret: Buffer.from(r.vec8('secret')),
+      issuedAt: r.u32() * 0x100000000 + r.u32(),
+      ageAdd: r.u32(),
+      lifetimeSeconds: r.u32(),
+      extendedMasterSecret: r.u8() === 1,
+      serverName: r.vec8('sni').toString('latin1'),
+      alpn: r.vec8('alpn').toString('latin1'),
+    };
+    r.end();
+    return state;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Seals and opens tickets with the fleet's ticket keys (kept fresh by the edge). */
+export class TicketProtector {
+  private keys?: TicketKeys;
+
+  /** Install the keys the key service handed out (current and previous epoch). */
+  setKeys(keys: TicketKeys): void {
+    this.keys = keys;
+  }
+
+  get ready(): boolean {
+    return this.keys !== undefined;
+  }
+
+  /** The current epoch, for tests and metrics. */
+  get epoch(): number | undefined {
+    return this.keys?.current.epoch;
+  }
+
+  seal(state: TicketState): Buffer | undefined {
+    const k = this.keys?.current;
+    if (!k) return undefined;
+    const header = Buffer.alloc(HEADER);
+    header[0] = TICKET_VERSION;
+    header.writeUInt32BE(k.epoch >>> 0, 1);
+    crypto.randomFillSync(header, 5, 12);
+    const cipher = crypto.createCipheriv('aes-256-gcm', k.key, header.subarray(5));
+    cipher.setAAD(header.subarray(0, 5));
+    const body = Buffer.concat([cipher.update(encodeTicketState(state)), cipher.final()]);
+    return Buffer.concat([header, body, cipher.getAuthTag()]);
+  }
+
+  open(ticket: Buffer): TicketState | undefined {
+    if (!this.keys || ticket.length < HEADER + TAG + 1 || ticket[0] !== TICKET_VERSION) return undefined;
+    const epoch = ticket.readUInt32BE(1);
+    const key = [this.keys.current, this.keys.previous].find((k) => k.epoch >>> 0 === epoch)?.key;
+    if (!key) return undefined;
+    try {
+      const d = crypto.createDecipheriv('aes-256-gcm', key, ticket.subarray(5, HEADER));
+      d.setAAD(ticket.subarray(0, 5));
+      d.setAuthTag(ticket.subarray(ticket.length - TAG));
+      const plain = Buffer.concat([d.update(ticket.subarray(HEADER, ticket.length - TAG)), d.final()]);
+      return decodeTicketState(plain);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export interface TicketSettings {
+  /** Tickets sent after each TLS 1.3 handshake (default 2). */
+  count: number;
+  /** Ticket lifetime in seconds (default 24 h; RFC 8446 §4.6.1 caps it at 7 days). */
+  lifetimeSeconds: number;
+  /** Tolerated difference between the client's and our view of a ticket's age (ms). */
+  ageToleranceMs: number;
+}
+
+export const DEFAULT_TICKET_SETTINGS: TicketSettings = { count: 2, lifetimeSeconds: 86_400, ageToleranceMs: 10_000 };
+export const MAX_TICKET_LIFETIME_SECONDS = 604_800;
+
+/** Still within its lifetime (and not from the future beyond the tolerance). */
+export function ticketFresh(state: TicketState, now: number, toleranceMs: number): boolean {
+  const age = now - state.issuedAt;
+  return age >= -toleranceMs && age <= state.lifetimeSeconds * 1000;
+}
