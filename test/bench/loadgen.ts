@@ -32,6 +32,8 @@ export interface LoadOptions {
   c: number;
   /** Hard deadline; the run is killed and reported as failed after it. */
   timeoutMs: number;
+  /** Node client pool only: cap the version at TLS 1.2 and offer these (OpenSSL-named) suites. */
+  tls12Ciphers?: string;
 }
 
 export function pickLoadTool(): { tool: LoadTool; reason?: string } {
@@ -97,7 +99,8 @@ async function runH2load(o: LoadOptions): Promise<LoadResult> {
 
 async function runNodePool(o: LoadOptions): Promise<LoadResult> {
   const script = path.join(__dirname, 'node-loadgen.js');
-  const r = await runCapture(process.execPath, [script, JSON.stringify({ url: o.url, n: o.n, c: o.c })], o.timeoutMs);
+  const args = { url: o.url, n: o.n, c: o.c, ...(o.tls12Ciphers ? { maxVersion: 'TLSv1.2', ciphers: o.tls12Ciphers } : {}) };
+  const r = await runCapture(process.execPath, [script, JSON.stringify(args)], o.timeoutMs);
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   if (!line) return { tool: 'node', requested: o.n, succeeded: 0, failed: o.n, seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs: NaN };
   const j = JSON.parse(line) as { succeeded: number; failed: number; seconds: number; cpuMs: number; protocol?: string; cipher?: string };
@@ -105,5 +108,6 @@ async function runNodePool(o: LoadOptions): Promise<LoadResult> {
 }
 
 export function runLoad(tool: LoadTool, o: LoadOptions): Promise<LoadResult> {
-  return tool === 'h2load' ? runH2load(o) : runNodePool(o);
+  // h2load cannot cap the version at TLS 1.2: TLS 1.2 runs always use the Node client pool.
+  return tool === 'h2load' && !o.tls12Ciphers ? runH2load(o) : runNodePool(o);
 }

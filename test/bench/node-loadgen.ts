@@ -2,7 +2,9 @@
  * Fallback load generator (child process) when h2load is missing: C concurrent loops, each opening
  * a new TLS connection (no session reuse), sending one HTTP/1.1 request with `Connection: close`
  * and reading the response to the end, until N requests have been started.
- * argv[2]: JSON {url, n, c}. Prints one JSON line {succeeded, failed, seconds, cpuMs, protocol, cipher}.
+ * argv[2]: JSON {url, n, c, maxVersion?, ciphers?}. Prints one JSON line {succeeded, failed, seconds,
+ * cpuMs, protocol, cipher}. `maxVersion: 'TLSv1.2'` (with `ciphers`, an OpenSSL TLS 1.2 cipher list)
+ * drives full TLS 1.2 handshakes: no session is ever offered for reuse.
  */
 import * as tls from 'node:tls';
 
@@ -10,12 +12,23 @@ interface Args {
   url: string;
   n: number;
   c: number;
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  ciphers?: string;
 }
 
-function once(u: URL, state: { protocol?: string; cipher?: string }): Promise<boolean> {
+function once(u: URL, a: Args, state: { protocol?: string; cipher?: string }): Promise<boolean> {
   return new Promise((resolve) => {
     let ok = false;
-    const socket = tls.connect({ host: u.hostname, port: Number(u.port), rejectUnauthorized: false, minVersion: 'TLSv1.3', ALPNProtocols: ['http/1.1'] });
+    const tls12 = a.maxVersion === 'TLSv1.2';
+    const socket = tls.connect({
+      host: u.hostname,
+      port: Number(u.port),
+      rejectUnauthorized: false,
+      minVersion: tls12 ? 'TLSv1.2' : 'TLSv1.3',
+      maxVersion: tls12 ? 'TLSv1.2' : 'TLSv1.3',
+      ...(a.ciphers ? { ciphers: a.ciphers } : {}),
+      ALPNProtocols: ['http/1.1'],
+    });
     socket.setTimeout(10_000, () => socket.destroy());
     socket.on('secureConnect', () => {
       state.protocol ??= socket.getProtocol() ?? undefined;
@@ -42,7 +55,7 @@ async function main(): Promise<void> {
   const loop = async (): Promise<void> => {
     while (started < a.n) {
       started++;
-      if (await once(u, state)) succeeded++;
+      if (await once(u, a, state)) succeeded++;
       else failed++;
     }
   };

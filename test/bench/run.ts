@@ -17,7 +17,12 @@
  * BENCH_BUDGET_SECONDS (skip what would start after this, default 300), BENCH_NO_DOCS=1 (print only),
  * BENCH_PROFILE=0 (no sampled CPU profiles), BENCH_KEEP_PROFILES=1 (keep the .cpuprofile files),
  * BENCH_LOADGEN=node (the Node client pool even when h2load is installed), BENCH_KEY_SERVICE=0 (skip
- * the key-service path section, test/bench/key-service.ts, which has its own BENCH_KS_* knobs).
+ * the key-service path section, test/bench/key-service.ts, which has its own BENCH_KS_* knobs),
+ * BENCH_TLS12=0 (skip section 4).
+ *   4. full TLS 1.2 handshakes/s (ECDHE-RSA and RSA key exchange, AES128-GCM) of the local stack in
+ *      sealed custody next to `openssl s_server -tls1_2 -no_ticket -no_cache`, Node client pool
+ *      (h2load cannot cap the version), at the highest concurrency, with CPU per process and the
+ *      key operation's latency; the key service's invocation delta verifies every handshake was full.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -26,7 +31,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeTestPki } from '../helpers/certs';
 import { measureLatency, LatencySample } from './latency';
-import { LoadResult, LoadTool, pickLoadTool, runLoad } from './loadgen';
+import { LoadOptions, LoadResult, LoadTool, pickLoadTool, runLoad } from './loadgen';
 import { HAVE_PROC, startCpuWindow } from './proc';
 import { CATEGORIES, ProfileSummary, summarizeProfile } from './profile';
 import { barChartSvg, fmt, fmtMs, pct, ratio, renderMarkdown, renderText, Table } from './report';
@@ -53,6 +58,7 @@ const CONFIG = {
   latencyMaxMs: 6000,
   profile: process.env.BENCH_PROFILE !== '0',
   keyService: process.env.BENCH_KEY_SERVICE !== '0',
+  tls12: process.env.BENCH_TLS12 !== '0',
   /** The whole run (after the build) should end by then: `npm run bench` stays under ~6 minutes. */
   hardStopMs: 330_000,
   budgetMs: envNum('BENCH_BUDGET_SECONDS', 300) * 1000,
@@ -131,6 +137,8 @@ function verify(run: LoadResult, check: WindowCheck): 'ok' | 'mismatch' | 'n/a' 
 interface Active {
   target: Target;
   result: TargetResult;
+  /** Extra load-generator options (the TLS 1.2 section: version cap and suite). */
+  load?: Pick<LoadOptions, 'tls12Ciphers'>;
 }
 
 /** Calibration run (also the warm-up: JIT, connection pools, the key service's SDK clients). */
@@ -139,7 +147,7 @@ async function calibrate(a: Active, tool: LoadTool, c: number): Promise<Cell> {
   a.result.cells.push(cell);
   const calN = Math.max(4 * c, 60);
   try {
-    const cal = await runLoad(tool, { url: a.target.url, n: calN, c, timeoutMs: 60_000 });
+    const cal = await runLoad(tool, { url: a.target.url, n: calN, c, timeoutMs: 60_000, ...a.load });
     if (cal.succeeded === 0) cell.error = `calibration run failed (${cal.failed} of ${calN} failed)`;
     else cell.n = Math.min(200_000, Math.max(2 * c, 100, Math.round(cal.rate * CONFIG.runSeconds)));
     say(`  ${a.target.label}: calibration ${fmt(cal.rate)}/s → ${cell.n} connections per run${cell.error ? ` (${cell.error})` : ''}`);
@@ -154,7 +162,7 @@ async function measuredRun(a: Active, tool: LoadTool, cell: Cell, rep: number): 
   const timeoutMs = Math.max(30_000, 10 * CONFIG.runSeconds * 1000);
   const window = await t.beginWindow();
   const cpu = startCpuWindow({ ...t.processes, [RUNNER]: () => [process.pid] });
-  const run = await runLoad(tool, { url: t.url, n: cell.n, c: cell.c, timeoutMs });
+  const run = await runLoad(tool, { url: t.url, n: cell.n, c: cell.c, timeoutMs, ...a.load });
   const d = cpu();
   const check = await window(run.succeeded);
   cell.runs.push(run);
@@ -187,7 +195,12 @@ function mergeChecks(a: WindowCheck | undefined, b: WindowCheck): WindowCheck {
  * slow drifts in the background load then touch every target alike, which keeps the ratios fair.
  */
 async function measureAll(active: Active[], tool: LoadTool): Promise<void> {
-  for (const c of CONFIG.concurrency) {
+  await measureRates(active, tool, CONFIG.concurrency);
+  await measureLatencies(active);
+}
+
+async function measureRates(active: Active[], tool: LoadTool, concurrencies: number[]): Promise<void> {
+  for (const c of concurrencies) {
     say(`\n== concurrency ${c}`);
     const cells = new Map<Active, Cell>();
     for (const a of active) cells.set(a, await calibrate(a, tool, c));
@@ -209,6 +222,9 @@ async function measureAll(active: Active[], tool: LoadTool): Promise<void> {
       }
     }
   }
+}
+
+async function measureLatencies(active: Active[]): Promise<void> {
   say('\n== latency at concurrency 1');
   const rounds = 3;
   const samples = new Map<Active, LatencySample[]>();
@@ -443,6 +459,180 @@ function profileInterpretation(p: Profiles, micro: Micro | undefined): string | 
       ? ` X25519 costs the engine ${fmtMs(keyObj)} ms per handshake although keygen + derive alone take ${fmtMs(1000 / micro.x25519PerSec)} ms: the shares cross KeyObject boundaries as DER SubjectPublicKeyInfo (OpenSSL 3 encoders/decoders), and importing a share that way takes ${fmt(micro.x25519ImportDerUs)} µs against ${fmt(micro.x25519ImportJwkUs)} µs as a JWK.`
       : '';
   return `**Inside the processes (sampled profile).** ${e ? `Edge, per handshake: ${e}. ` : ''}${g ? `Engine alone: ${g}.` : ''}${keyNote}`;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Full TLS 1.2 handshakes: ECDHE-RSA and RSA key exchange, the local stack in sealed custody next to
+// openssl s_server, both driven by the Node client pool (h2load cannot cap the version at TLS 1.2).
+
+interface Tls12Row {
+  server: 'edge' | 's_server';
+  kx: 'ECDHE-RSA' | 'RSA';
+  /** OpenSSL name of the one suite the client offers. */
+  cipher: string;
+  /** The key-service op every full handshake of this row needs (edge only). */
+  op?: string;
+  result: TargetResult;
+}
+
+interface Tls12Results {
+  c: number;
+  rows: Tls12Row[];
+  notes: string[];
+}
+
+const TLS12_SUITES: Array<{ kx: Tls12Row['kx']; cipher: string; op: string }> = [
+  { kx: 'ECDHE-RSA', cipher: 'ECDHE-RSA-AES128-GCM-SHA256', op: 'tls12.server_key_exchange' },
+  { kx: 'RSA', cipher: 'AES128-GCM-SHA256', op: 'tls12.rsa_master_secret' },
+];
+
+async function tls12Phase(pki: ReferencePki): Promise<Tls12Results | undefined> {
+  const c = CONFIG.concurrency[CONFIG.concurrency.length - 1];
+  const out: Tls12Results = { c, rows: [], notes: [] };
+  say(`\n== full TLS 1.2 handshakes at c=${c} (Node client pool; BENCH_TLS12=0 skips this)`);
+  const active: Active[] = [];
+  const servers: Array<{ server: Tls12Row['server']; name: string; needs?: string; start: () => Promise<Target> }> = [
+    { server: 'edge', name: 'keyless edge (sealed custody)', start: () => startEdgeTarget({ KEYLESS_DEV_CUSTODY: 'sealed' }, { id: 'edge-tls12', label: 'keyless edge (sealed custody)' }) },
+    { server: 's_server', name: 'openssl s_server -tls1_2', needs: 'openssl', start: () => startSServerTarget(pki, { tls12: true }) },
+  ];
+  try {
+    for (const sv of servers) {
+      if (sv.needs && !have(sv.needs)) {
+        out.notes.push(`${sv.name}: skipped: ${missingReason(sv.needs, `the ${sv.name} reference`)}`);
+        continue;
+      }
+      let target: Target;
+      try {
+        target = await sv.start();
+      } catch (e) {
+        out.notes.push(`${sv.name}: failed to start: ${(e as Error).message}`);
+        continue;
+      }
+      running.add(target);
+      say(`  ${target.label}: ${target.url}`);
+      for (const suite of TLS12_SUITES) {
+        const label = `${sv.server === 'edge' ? 'keyless edge' : 'openssl s_server'}, ${suite.kx === 'RSA' ? 'RSA key exchange' : suite.kx} (${suite.cipher})`;
+        const result: TargetResult = { id: `${target.id}-${suite.kx}`, label, cells: [] };
+        out.rows.push({ server: sv.server, kx: suite.kx, cipher: suite.cipher, op: sv.server === 'edge' ? suite.op : undefined, result });
+        // The same server process serves both suites; only the client's offer differs.
+        active.push({ target: { ...target, id: result.id, label }, result, load: { tls12Ciphers: suite.cipher } });
+      }
+    }
+    if (active.length) await measureRates(active, 'node', [c]);
+  } finally {
+    await stopAll();
+  }
+  for (const n of out.notes) say(`  ${n}`);
+  return out.rows.length ? out : undefined;
+}
+
+/** Every run of the cell: TLS 1.2 with the offered suite, and (edge) one key op of the right kind per handshake. */
+function tls12Check(row: Tls12Row, cell: Cell): string {
+  const want = `TLSv1.2`;
+  const wrongProto = cell.runs.find((r) => r.protocol !== want);
+  if (wrongProto) return `✗ negotiated ${wrongProto.protocol ?? '?'}`;
+  if (row.server !== 'edge') return `TLSv1.2 ${cell.runs[0]?.cipher ?? ''}; server cannot count (-no_cache -no_ticket)`;
+  if (cell.verified !== 'ok') return '✗ mismatch';
+  const okOps = cell.runs.every((r, i) => (cell.checks[i]?.keyOps?.[row.op!] ?? 0) === r.succeeded && Object.keys(cell.checks[i]?.keyOps ?? {}).every((k) => k === row.op));
+  return okOps ? `✓ all full (${row.op} = handshakes)` : `✗ key ops ≠ handshakes (${cell.checks.map((x) => JSON.stringify(x.keyOps ?? {})).join(' ')})`;
+}
+
+function tls12Tables(t: Tls12Results): Table[] {
+  const find = (server: Tls12Row['server'], kx: Tls12Row['kx']): Tls12Row | undefined => t.rows.find((r) => r.server === server && r.kx === kx);
+  const rows: string[][] = [];
+  for (const r of t.rows) {
+    const cell = cellOf(r.result, t.c);
+    const err = r.result.cells.find((x) => x.error)?.error;
+    if (!cell) {
+      rows.push([r.result.label, err ? `failed: ${err}` : '–', '', '', '', '', '']);
+      continue;
+    }
+    const rates = cell.runs.map((x) => x.rate);
+    const peer = r.server === 'edge' ? find('s_server', r.kx) : find('edge', r.kx);
+    const peerCell = cellOf(peer?.result, t.c);
+    const edgeRate = r.server === 'edge' ? rateMedian(cell) : rateMedian(peerCell);
+    const refRate = r.server === 'edge' ? rateMedian(peerCell) : rateMedian(cell);
+    rows.push([
+      r.result.label,
+      `${fmt(rateMedian(cell))} (${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))})`,
+      r.server === 'edge' ? ratio(edgeRate, refRate) : '',
+      fmtMs(cpuTotalPerHs(cell)),
+      Object.entries(cell.cpu).map(([k, v]) => `${k} ${fmtMs(v / handshakes(cell))}`).join(' + '),
+      fmtMs(clientCpuPerHs(cell)),
+      tls12Check(r, cell),
+    ]);
+  }
+  // Ratios between the suites and against TLS 1.3 (same server, same client kind).
+  const ratios: string[][] = [];
+  for (const server of ['edge', 's_server'] as const) {
+    const e = cellOf(find(server, 'ECDHE-RSA')?.result, t.c);
+    const k = cellOf(find(server, 'RSA')?.result, t.c);
+    if (e && k) ratios.push([`${server === 'edge' ? 'keyless edge' : 'openssl s_server'}: RSA kx ÷ ECDHE-RSA`, ratio(rateMedian(k), rateMedian(e)), ratio(cpuTotalPerHs(k), cpuTotalPerHs(e))]);
+  }
+  for (const kx of ['ECDHE-RSA', 'RSA'] as const) {
+    const e = cellOf(find('edge', kx)?.result, t.c);
+    const o = cellOf(find('s_server', kx)?.result, t.c);
+    if (e && o) ratios.push([`${kx === 'RSA' ? 'RSA key exchange' : kx}: keyless edge ÷ s_server`, ratio(rateMedian(e), rateMedian(o)), ratio(cpuTotalPerHs(e), cpuTotalPerHs(o))]);
+  }
+  const tables: Table[] = [
+    {
+      title: `Full TLS 1.2 handshakes per second (c=${t.c}; new connection + one small HTTP/1.1 request each)`,
+      head: ['target, key exchange (suite)', 'hs/s (min–max)', 'edge ÷ s_server', 'server CPU ms/hs', 'by process', 'client ms/hs', 'check (server side)'],
+      rows,
+      left: [0, 4, 6],
+      note: `Median of ${CONFIG.reps} runs of ~${CONFIG.runSeconds} s each, all four rows interleaved in rotating order. Client: the Node client pool (\`tls.connect\`, \`maxVersion: 'TLSv1.2'\`, one suite offered, no session reuse) for every row — h2load cannot cap the version — so these rates are not comparable with the TLS 1.3 table's h2load rates. The edge runs the local stack in sealed custody (\`KEYLESS_DEV_CUSTODY=sealed\`): ECDHE-RSA costs one key-service \`tls12.server_key_exchange\` signature, RSA key exchange one \`tls12.rsa_master_secret\` (the key service decrypts the premaster with the unsealed key and returns the master secret). The check compares, per run, the key service's \`/_local/stats\` invocation delta (minus health pings) and its logged ops with the client's successful connections. s_server: \`-tls1_2 -no_ticket -no_cache\`, the same RSA-2048 key as in the TLS 1.3 table.`,
+    },
+  ];
+  if (ratios.length) tables.push({ title: 'TLS 1.2 ratios (rate, and CPU ms per handshake of the server side)', head: ['comparison', 'hs/s ratio', 'server CPU/hs ratio'], rows: ratios });
+  const lat: string[][] = [];
+  for (const r of t.rows.filter((x) => x.server === 'edge')) {
+    const cell = cellOf(r.result, t.c);
+    if (!cell) continue;
+    const k = summarize(cell.checks.flatMap((x) => x.keyOperationMs ?? []));
+    const h = summarize(cell.checks.flatMap((x) => x.keyServiceHandlerMs ?? []));
+    const m = summarize(cell.checks.flatMap((x) => x.kmsCallMs ?? []));
+    lat.push([r.result.label, r.op ?? '', `${fmtMs(k.p50)} / ${fmtMs(k.p99)}`, `${fmtMs(h.p50)} / ${fmtMs(h.p99)}`, `${fmtMs(m.p50)} / ${fmtMs(m.p99)}`, fmtMs(k.p50 - h.p50), pct(median(cell.machineBusy))]);
+  }
+  if (lat.length)
+    tables.push({
+      title: `Where a keyless TLS 1.2 handshake waits (c=${t.c}, ms p50 / p99, from the JSON logs)`,
+      head: ['row', 'key-service op', 'key op as the edge sees it', 'key-service handler', 'its backend', 'edge↔key service hop (p50 diff)', 'machine busy'],
+      rows: lat,
+      left: [0, 1],
+      note: 'backend = the handler\'s backendMs (sealed custody: the RSA private-key operation with the unsealed key, the KMS Decrypt that unseals the key runs once per key-service container, before these runs).',
+    });
+  return tables;
+}
+
+function tls12Interpretation(t: Tls12Results, micro: Micro | undefined, facts: Facts): string | undefined {
+  const get = (server: Tls12Row['server'], kx: Tls12Row['kx']): Cell | undefined => cellOf(t.rows.find((r) => r.server === server && r.kx === kx)?.result, t.c);
+  const parts: string[] = [];
+  for (const kx of ['ECDHE-RSA', 'RSA'] as const) {
+    const e = get('edge', kx);
+    const o = get('s_server', kx);
+    if (!e) continue;
+    const hs = handshakes(e);
+    const procs = Object.entries(e.cpu).map(([k, v]) => `${k} ${fmtMs(v / hs)} ms`).join(', ');
+    parts.push(
+      `${kx === 'RSA' ? 'RSA key exchange' : 'ECDHE-RSA'}: the edge completes ${fmt(rateMedian(e))} full handshakes/s` +
+        (o ? ` against ${fmt(rateMedian(o))}/s for s_server (${ratio(rateMedian(e), rateMedian(o))}); per handshake the stack spends ${fmtMs(cpuTotalPerHs(e))} ms of CPU (${procs}) against s_server's ${fmtMs(cpuTotalPerHs(o))} ms (${ratio(cpuTotalPerHs(e), cpuTotalPerHs(o))})` : ` (${procs} CPU ms per handshake)`) +
+        `, the Node client ${fmtMs(clientCpuPerHs(e))} ms; machine ${pct(median(e.machineBusy))} of ${facts.cores} cores busy.`,
+    );
+  }
+  if (!parts.length) return undefined;
+  const where: string[] = [];
+  for (const kx of ['ECDHE-RSA', 'RSA'] as const) {
+    const e = get('edge', kx);
+    if (!e) continue;
+    const hs = handshakes(e);
+    const k = summarize(e.checks.flatMap((x) => x.keyOperationMs ?? []));
+    const h = summarize(e.checks.flatMap((x) => x.keyServiceHandlerMs ?? []));
+    const ks = ((e.cpu['key service'] ?? 0) + (e.cpu['kms+origin'] ?? 0)) / hs;
+    where.push(`${kx === 'RSA' ? 'RSA kx' : kx}: edge process ${fmtMs((e.cpu.edge ?? 0) / hs)} ms, key service + local KMS/origin ${fmtMs(ks)} ms of CPU per handshake; the key op waits ${fmtMs(k.p50)} ms p50 at the edge of which the handler accounts for ${fmtMs(h.p50)} ms`);
+  }
+  const sign = micro ? ` For scale, one RSA-2048 private-key operation (PSS sign; the premaster decrypt is the same exponentiation) costs ${fmtMs(1000 / micro.rsaSignPerSec)} ms of CPU in Node.` : '';
+  return `**Full TLS 1.2 handshakes (c=${t.c}, Node client for every row).** ${parts.join(' ')} Where the time goes — ${where.join('; ')}.${sign}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,6 +934,14 @@ async function main(): Promise<number> {
   } finally {
     await stopAll();
   }
+  let tls12: Tls12Results | undefined;
+  if (CONFIG.tls12 && elapsed() < CONFIG.budgetMs) {
+    try {
+      tls12 = await tls12Phase(pki);
+    } catch (e) {
+      say(`  TLS 1.2 section failed: ${(e as Error).message}`);
+    }
+  } else if (CONFIG.tls12) say('\nTLS 1.2 section skipped: time budget spent');
   let profiles: Profiles | undefined;
   if (CONFIG.profile && elapsed() < CONFIG.budgetMs && results.some((r) => r.cells.some((c) => c.runs.length))) profiles = await profilePhase(pki, load.tool, results);
   else if (CONFIG.profile) say('\nsampled CPU profiles skipped: time budget spent or nothing measured');
@@ -772,13 +970,17 @@ async function main(): Promise<number> {
   if (edge && (edge.latencyWindow || edge.cells.some((c) => c.runs.length))) tables.push(edgeBreakdownTable(edge).table);
   if (HAVE_PROC) tables.push(cpuTable(results));
   if (profiles) tables.push(...profileTables(profiles));
+  const tls12Tabs = tls12 ? tls12Tables(tls12) : [];
   const mTable = machineTable(facts, load.tool, micro);
   const notes = interpretation(results, micro, facts);
   const pNote = profiles && profileInterpretation(profiles, micro);
   if (pNote) notes.splice(notes.length - 1, 0, pNote);
+  const t12Note = tls12 && tls12Interpretation(tls12, micro, facts);
   say('');
   say(renderText(mTable));
   for (const t of tables) say(renderText(t));
+  for (const t of tls12Tabs) say(renderText(t));
+  if (t12Note) say(`\n${t12Note.replace(/\*\*/g, '')}`);
   if (keyServiceText) say(`\nKey-service path\n${keyServiceText}`);
   say('\nInterpretation:');
   for (const n of notes) say(`- ${n.replace(/\*\*/g, '')}`);
@@ -790,6 +992,12 @@ async function main(): Promise<number> {
       if (c.error) problems.push(`${r.label} c=${c.c}: ${c.error}`);
       if (c.verified === 'mismatch') problems.push(`${r.label} c=${c.c}: server-side full-handshake count does not match the client's (see the run lines above)`);
     }
+  }
+  for (const row of tls12?.rows ?? []) {
+    const cell = cellOf(row.result, tls12!.c);
+    const err = row.result.cells.find((x) => x.error)?.error;
+    if (err) problems.push(`TLS 1.2 ${row.result.label}: ${err}`);
+    else if (cell && tls12Check(row, cell).startsWith('✗')) problems.push(`TLS 1.2 ${row.result.label}: ${tls12Check(row, cell)}`);
   }
 
   if (CONFIG.writeDocs) {
@@ -809,6 +1017,16 @@ async function main(): Promise<number> {
       ...notes.map((n) => `- ${n}`),
       '',
       ...tables.slice(1).flatMap((t) => [renderMarkdown(t), '']),
+      ...(tls12Tabs.length
+        ? [
+            '## Full TLS 1.2 handshakes per second',
+            '',
+            'TLS 1.2 with ECDHE-RSA and with RSA key exchange (AES128-GCM), every connection new, against the local stack in sealed custody and `openssl s_server -tls1_2 -no_ticket -no_cache` with the local RSA-2048 key, measured in the same run by the same Node client.',
+            '',
+            ...(t12Note ? [`- ${t12Note}`, ''] : []),
+            ...tls12Tabs.flatMap((t) => [renderMarkdown(t), '']),
+          ]
+        : []),
       renderMarkdown(mTable),
       '',
       ...(keyServiceText
@@ -839,7 +1057,7 @@ async function main(): Promise<number> {
       'npm run bench',
       '```',
       '',
-      'Missing tools are skipped with a printed reason (no h2load → Node client pool; no nginx → no nginx rows; no rsvg-convert → SVG chart only). Knobs: `BENCH_RUN_SECONDS`, `BENCH_REPS`, `BENCH_CONCURRENCY`, `BENCH_LATENCY_COUNT`, `BENCH_BUDGET_SECONDS`, `BENCH_NO_DOCS=1`, `BENCH_PROFILE=0`, `BENCH_KEEP_PROFILES=1`, `BENCH_LOADGEN=node`, `BENCH_KEY_SERVICE=0` (and the key-service section\'s own `BENCH_KS_*`).',
+      'Missing tools are skipped with a printed reason (no h2load → Node client pool; no nginx → no nginx rows; no rsvg-convert → SVG chart only). Knobs: `BENCH_RUN_SECONDS`, `BENCH_REPS`, `BENCH_CONCURRENCY`, `BENCH_LATENCY_COUNT`, `BENCH_BUDGET_SECONDS`, `BENCH_NO_DOCS=1`, `BENCH_PROFILE=0`, `BENCH_KEEP_PROFILES=1`, `BENCH_LOADGEN=node`, `BENCH_KEY_SERVICE=0` (and the key-service section\'s own `BENCH_KS_*`), `BENCH_TLS12=0` (no TLS 1.2 section).',
       '',
     ];
     if (problems.length) md.splice(4, 0, '> **This run had problems:**', ...problems.map((p) => `> - ${p}`), '');

@@ -25,6 +25,8 @@ export interface WindowCheck {
   keyOperationMs?: number[];
   keyServiceHandlerMs?: number[];
   kmsCallMs?: number[];
+  /** Edge only: key-service operations logged in the window, by op. */
+  keyOps?: Record<string, number>;
 }
 
 export interface Target {
@@ -145,7 +147,9 @@ function completeLines(text: string): Record<string, unknown>[] {
 export interface EdgeWindowLogs {
   handshakes: number;
   resumed: number;
+  /** Private-key operations the key service logged (any op but ping), and how many of each op. */
   signOps: number;
+  byOp: Record<string, number>;
   pings: number;
   keyOperationMs: number[];
   keyServiceHandlerMs: number[];
@@ -153,7 +157,7 @@ export interface EdgeWindowLogs {
 }
 
 export function parseStackLogs(text: string): EdgeWindowLogs {
-  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [] };
+  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, byOp: {}, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [] };
   for (const j of completeLines(text)) {
     if (j.component === 'edge' && j.msg === 'handshake') {
       r.handshakes++;
@@ -161,8 +165,10 @@ export function parseStackLogs(text: string): EdgeWindowLogs {
       if (typeof j.keyOperationMs === 'number') r.keyOperationMs.push(j.keyOperationMs);
     } else if (j.service === 'keyless-key-service' && j.msg === 'key_service_request') {
       if (j.op === 'ping') r.pings++;
-      else if (j.op === 'tls13.certificate_verify') {
+      else if (typeof j.op === 'string') {
+        // tls13.certificate_verify, tls12.server_key_exchange (ECDHE) or tls12.rsa_master_secret.
         r.signOps++;
+        r.byOp[j.op] = (r.byOp[j.op] ?? 0) + 1;
         if (typeof j.latencyMs === 'number') r.keyServiceHandlerMs.push(j.latencyMs);
         if (typeof j.backendMs === 'number') r.kmsCallMs.push(j.backendMs);
       }
@@ -171,13 +177,13 @@ export function parseStackLogs(text: string): EdgeWindowLogs {
   return r;
 }
 
-export async function startEdgeTarget(extraEnv: Record<string, string> = {}): Promise<Target & { stack: StackProcess }> {
-  const stack = await devStackProcess.startStackProcess(extraEnv);
+export async function startEdgeTarget(extraEnv: Record<string, string> = {}, name: { id: string; label: string } = { id: 'edge', label: 'keyless edge (local stack)' }): Promise<Target & { stack: StackProcess }> {
+  // Session tickets off: these rows measure full handshakes only (h2load resumes whenever it can).
+  const stack = await devStackProcess.startStackProcess({ KEYLESS_TICKETS: '0', ...extraEnv });
   const s = stack.state;
   const statsUrl = `${s.keyServiceUrl}/_local/stats`;
   return {
-    id: 'edge',
-    label: 'keyless edge (local stack)',
+    ...name,
     url: `https://127.0.0.1:${s.edgePort}/healthz`,
     port: s.edgePort,
     path: '/healthz',
@@ -202,13 +208,15 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}): Pr
         }
         const delta = inv1 - inv0;
         const signing = delta - logs.pings;
+        const ops = Object.entries(logs.byOp).map(([op, n]) => `${n} ${op}`).join(', ') || 'no key ops';
         return {
           fullHandshakes: signing,
           resumed: logs.resumed,
-          detail: `key service /_local/stats: +${delta} invocations (${logs.pings} health ping${logs.pings === 1 ? '' : 's'}) → ${signing} signing ops; edge logged ${logs.handshakes} handshakes (${logs.resumed} resumed); key service logged ${logs.signOps} certificate_verify`,
+          detail: `key service /_local/stats: +${delta} invocations (${logs.pings} health ping${logs.pings === 1 ? '' : 's'}) → ${signing} key ops; edge logged ${logs.handshakes} handshakes (${logs.resumed} resumed); key service logged ${ops}`,
           keyOperationMs: logs.keyOperationMs,
           keyServiceHandlerMs: logs.keyServiceHandlerMs,
           kmsCallMs: logs.kmsCallMs,
+          keyOps: logs.byOp,
         };
       };
     },
@@ -276,12 +284,13 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
 // ---------------------------------------------------------------------------------------------
 // openssl s_server: single process, one connection at a time.
 
-export async function startSServerTarget(pki: ReferencePki): Promise<Target> {
+/** `tls12`: `-tls1_2` instead of `-tls1_3`, offering ECDHE-RSA and RSA key exchange (AES128-GCM); the client picks. */
+export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: boolean } = {}): Promise<Target> {
   const port = await freePort();
   const www = fs.mkdtempSync(path.join(pki.dir, 'www-'));
   // -HTTP serves a file that holds the complete HTTP response.
   fs.writeFileSync(path.join(www, 'ok'), 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n');
-  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, '-tls1_3', '-no_ticket', '-no_cache', '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, opts.tls12 ? '-tls1_2' : '-tls1_3', ...(opts.tls12 ? ['-cipher', 'ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256'] : []), '-no_ticket', '-no_cache', '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
@@ -291,8 +300,8 @@ export async function startSServerTarget(pki: ReferencePki): Promise<Target> {
     throw new Error(`openssl s_server: ${(e as Error).message} ${stderr}`);
   }
   return {
-    id: 's_server',
-    label: 'openssl s_server -no_ticket -no_cache',
+    id: opts.tls12 ? 's_server-tls12' : 's_server',
+    label: opts.tls12 ? 'openssl s_server -tls1_2 -no_ticket -no_cache' : 'openssl s_server -no_ticket -no_cache',
     url: `https://127.0.0.1:${port}/ok`,
     port,
     path: '/ok',
