@@ -234,6 +234,9 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
           keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
           origin: origin.url,
+          // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
+          // is set far above what one machine can do, so benchmarks and test suites are not refused.
+          admission: { keyOperationsPerSecond: 1_000_000, keyOperationBurst: 100_000, perClientRatePerSecond: 1_000_000, perClientBurst: 100_000, maxPendingFullHandshakes: 100_000 },
         },
         null,
         2,

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_ADMISSION, type AdmissionConfig } from './keyless/admission';
 
 export interface CertificateConfig {
   /** PEM file with the leaf certificate first, then intermediates. Public data only. */
@@ -57,6 +58,10 @@ export interface EdgeConfig {
   /** Connect timeout of one request to a key service (a refused or slow connect is retried elsewhere). */
   keyServiceConnectTimeoutMs: number;
   circuitBreaker: CircuitBreakerConfig;
+  /** Admission control for full handshakes (each costs one key operation). */
+  admission: AdmissionConfig;
+  /** On SIGTERM: how long to wait for in-flight handshakes and active requests before closing the rest. */
+  drainTimeoutMs: number;
   /** Expect a PROXY protocol v2 header (from the NLB) before TLS on every connection. */
   proxyProtocol: boolean;
   /** Session tickets (resumption) with fleet-wide keys from the key service. */
@@ -85,7 +90,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -158,6 +163,31 @@ function circuitBreaker(v: unknown): CircuitBreakerConfig {
     minimumRequests: int('minimumRequests', 1_000_000),
     windowMs: int('windowMs', 3_600_000),
     cooldownMs: int('cooldownMs', 3_600_000),
+  };
+}
+
+function admission(v: unknown): AdmissionConfig {
+  const d = DEFAULT_ADMISSION;
+  if (v === undefined) return { ...d };
+  const fix = 'Write it as {"keyOperationsPerSecond": 400, "keyOperationBurst": 40, "maxPendingFullHandshakes": 256, "perClientRatePerSecond": 20, "perClientBurst": 40, "maxTrackedClients": 100000} (every field optional).';
+  if (!isObject(v)) throw new ConfigError('admission', 'must be an object', fix);
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`admission.${k}`, 'unknown field', `Remove it; known fields are ${Object.keys(d).join(', ')}.`);
+  }
+  const int = (k: keyof AdmissionConfig, max: number): number => (v[k] === undefined ? d[k] : positive(v[k], `admission.${k}`, max));
+  const keyOperationsPerSecond = int('keyOperationsPerSecond', 1_000_000);
+  // Default burst: a tenth of a second of the budget (at least 1), so no window sees much more than it.
+  const keyOperationBurst = v.keyOperationBurst === undefined ? Math.max(1, Math.ceil(keyOperationsPerSecond / 10)) : positive(v.keyOperationBurst, 'admission.keyOperationBurst', 1_000_000);
+  if (keyOperationBurst > keyOperationsPerSecond) {
+    throw new ConfigError('admission.keyOperationBurst', `${keyOperationBurst} is more than keyOperationsPerSecond (${keyOperationsPerSecond})`, 'Keep the burst at most one second of the budget (default: a tenth of it).');
+  }
+  return {
+    maxPendingFullHandshakes: int('maxPendingFullHandshakes', 100_000),
+    perClientRatePerSecond: int('perClientRatePerSecond', 1_000_000),
+    perClientBurst: int('perClientBurst', 1_000_000),
+    maxTrackedClients: int('maxTrackedClients', 10_000_000),
+    keyOperationsPerSecond,
+    keyOperationBurst,
   };
 }
 
@@ -280,6 +310,8 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     tickets: parseTickets(raw.tickets),
     keyServiceConnectTimeoutMs,
     circuitBreaker: circuitBreaker(raw.circuitBreaker),
+    admission: admission(raw.admission),
+    drainTimeoutMs: raw.drainTimeoutMs === undefined ? 30_000 : positive(raw.drainTimeoutMs, 'drainTimeoutMs', 3_600_000),
   };
 }
 
@@ -326,6 +358,14 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
   if (env.KEYLESS_PROXY_PROTOCOL) {
     if (!['0', '1'].includes(env.KEYLESS_PROXY_PROTOCOL)) throw new ConfigError('KEYLESS_PROXY_PROTOCOL', `${env.KEYLESS_PROXY_PROTOCOL} is not 0 or 1`, 'Set 1 when the load balancer sends PROXY protocol v2, else 0.');
     merged.proxyProtocol = env.KEYLESS_PROXY_PROTOCOL === '1';
+  }
+  if (env.KEYLESS_KMS_BUDGET) {
+    if (!/^\d+$/.test(env.KEYLESS_KMS_BUDGET)) throw new ConfigError('KEYLESS_KMS_BUDGET', `${env.KEYLESS_KMS_BUDGET} is not a whole number`, 'Set the key operations per second this edge may use, e.g. 400.');
+    merged.admission = { ...(isObject(raw.admission) ? raw.admission : {}), keyOperationsPerSecond: Number(env.KEYLESS_KMS_BUDGET) };
+  }
+  if (env.KEYLESS_DRAIN_TIMEOUT_MS) {
+    if (!/^\d+$/.test(env.KEYLESS_DRAIN_TIMEOUT_MS)) throw new ConfigError('KEYLESS_DRAIN_TIMEOUT_MS', `${env.KEYLESS_DRAIN_TIMEOUT_MS} is not a whole number`, 'Set milliseconds, e.g. 30000 (match the load balancer deregistration delay).');
+    merged.drainTimeoutMs = Number(env.KEYLESS_DRAIN_TIMEOUT_MS);
   }
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);

@@ -23,14 +23,40 @@ async function main(): Promise<void> {
     throw e;
   }
   let stopping = false;
+  // SIGTERM (ECS, after the load balancer starts deregistering the task): stop accepting, let
+  // in-flight handshakes and requests finish up to drainTimeoutMs, then exit. A second signal exits
+  // at once.
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      log.log('warn', 'stopping now', { signal });
+      process.exit(1);
+    }
     stopping = true;
     log.log('info', 'stopping', { signal });
-    edge.close().then(() => process.exit(0), () => process.exit(1));
+    const running = edge;
+    running
+      .drain()
+      .then(() => running.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: reload certificates (from the configuration file and the certificate store) without
+  // dropping a connection. Other settings need a restart.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    let next;
+    try {
+      next = loadEdgeConfig(file);
+    } catch (e) {
+      log.log('error', 'configuration reload failed; still serving the previous certificates', { error: (e as Error).message });
+      return;
+    }
+    edge.reloadCertificates(next).catch(() => undefined); // logged by the edge
+  });
 }
 
 main().catch((e: unknown) => {

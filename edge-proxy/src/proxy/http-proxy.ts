@@ -47,6 +47,8 @@ interface ConnState {
   readonly kind: 'h1' | 'h2';
   /** In-flight requests (HTTP/1.1) — an upgraded tunnel counts as one until it closes. */
   active: number;
+  /** Requests seen so far (a connection with none yet is not idle: its first request may be on its way). */
+  requests: number;
   session?: http2.ServerHttp2Session;
 }
 
@@ -129,6 +131,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       return;
     }
     st.active++;
+    st.requests++;
     proxyUpgrade(req, socket, head, st.facts, ctx, (event) => {
       st.active--;
       report(event);
@@ -197,6 +200,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     let proxyRes: http.IncomingMessage | undefined;
     const target: { path?: string; authority?: string } = {};
     st.active++;
+    st.requests++;
 
     sink.on('close', () => {
       if (finished) return;
@@ -408,7 +412,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       } catch {
         // best effort
       }
-      const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0 };
+      const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0, requests: 0 };
       states.add(st);
       conn.once('close', () => release(st));
       if (kind === 'h1') {
@@ -432,12 +436,20 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       if (closePromise) return closePromise;
       closing = true;
       closePromise = (async () => {
-        // Stops the deadline checker and closes idle keep-alive connections.
-        h1.close();
+        // Idle keep-alive connections are closed now (HTTP/2: GOAWAY, then the session ends when its
+        // streams do). A connection that has not sent its first request yet was just established —
+        // its request is most likely on the way — so it gets a short grace before being closed;
+        // ending it at once would reset that request. Every response from now on says
+        // `Connection: close`, and a connection ends when its last active request does.
+        // (Node's own h1.close() would destroy both kinds of "idle" connection: it runs last.)
         for (const st of states) {
           if (st.kind === 'h2') st.session?.close();
-          else if (st.active === 0) st.conn.end();
+          else if (st.active === 0 && st.requests > 0) st.conn.end();
         }
+        const grace = setTimeout(() => {
+          for (const st of states) if (st.kind === 'h1' && st.active === 0) st.conn.end();
+        }, Math.min(FIRST_REQUEST_GRACE_MS, closeTimeoutMs));
+        grace.unref();
         if (states.size > 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, closeTimeoutMs);
@@ -448,10 +460,13 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
             };
           });
         }
+        clearTimeout(grace);
         for (const st of [...states]) {
           st.session?.destroy();
           st.conn.destroy();
         }
+        // Stops the HTTP/1.1 deadline checker.
+        h1.close();
         h2.close();
         agent.destroy();
       })();
@@ -460,6 +475,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
   };
   return frontend;
 }
+
+/** On close, how long a new HTTP/1.1 connection may take to send its first request. */
+const FIRST_REQUEST_GRACE_MS = 1000;
 
 /** Bytes / milliseconds of an unwanted HTTP/2 request body the edge reads and drops before resetting. */
 const DISCARD_MAX_BYTES = 1024 * 1024;

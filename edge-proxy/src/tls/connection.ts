@@ -16,6 +16,7 @@ import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-jo
 import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RecordProtection, RecordReader } from './record-layer';
 import { EstablishedSession, serverHandshake } from './server-handshake';
 import { KeyOperationError } from '../keyless/key-operations';
+import { AdmissionRejectedError, isConnectionScoped } from '../keyless/admission';
 
 type State = 'handshake' | 'open' | 'closed';
 
@@ -416,7 +417,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   private async runHandshake(): Promise<void> {
     try {
-      const result = await serverHandshake(this, this.ctx);
+      // Admission control (per-client limits) needs to know whose handshake a key operation is for.
+      const ops = this.ctx.keyOperations;
+      const ctx = isConnectionScoped(ops) ? { ...this.ctx, keyOperations: ops.forConnection(this.remoteAddress) } : this.ctx;
+      const result = await serverHandshake(this, ctx);
       if (this.state !== 'handshake') return; // failed or closed while we were waiting
       clearTimeout(this.handshakeTimer);
       this.handshakeInfo = result.info;
@@ -443,6 +447,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     let received: string | undefined;
     if (err instanceof TlsAlert) sent = err.description;
     else if (err instanceof PeerAlert) received = AlertDescription[err.description] ?? String(err.description);
+    else if (err instanceof AdmissionRejectedError) sent = AlertDescription.handshake_failure; // refused, not broken
     else if (err instanceof KeyOperationError) sent = AlertDescription.internal_error;
     else if (!(err instanceof HandshakeError)) sent = AlertDescription.internal_error;
 
