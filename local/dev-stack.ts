@@ -10,7 +10,8 @@
  * On first run it creates a dev CA and a `localhost` leaf whose private keys exist only inside the
  * local KMS; later runs reuse them. Ports and process ids are written to .keyless/dev/stack.json.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { edgeListening, inheritedEnv, startChild, stopChild } from './processes';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
@@ -71,64 +72,11 @@ function envPort(name: string, fallback: number): number {
 
 /** Environment for children: ours minus anything AWS-related, plus what each child needs. */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
+  const env = inheritedEnv();
   // The SDK warns on every start that Node 20 support ends in 2027; once per run of the stack is enough.
   return { ...env, AWS_REGION: REGION, ...LOCAL_CREDENTIALS, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
 }
 
-/** Starts a compiled entry point and resolves once `ready(line)` returns a value for some stdout line. */
-function startChild<T>(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: string) => T | undefined, out: NodeJS.WritableStream): Promise<{ child: ChildProcess; value: T }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let settled = false;
-    let buf = '';
-    const timer = setTimeout(() => fail(new Error(`${name} did not become ready within 20 s`)), 20_000);
-    const fail = (e: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(e);
-    };
-    child.stdout!.on('data', (d: Buffer) => {
-      out.write(d);
-      if (settled) return;
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const value = ready(line);
-        if (value !== undefined) {
-          settled = true;
-          clearTimeout(timer);
-          resolve({ child, value });
-          return;
-        }
-      }
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      out.write(d);
-    });
-    child.on('exit', (code, signal) => fail(new Error(`${name} exited (${signal ?? code}) before it was ready: ${stderr.trim().slice(-500)}`)));
-    child.on('error', fail);
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 function devCustody(): 'kms' | 'sealed' {
   const v = process.env.KEYLESS_DEV_CUSTODY ?? 'kms';
@@ -248,15 +196,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       // KEYLESS_TICKETS=0 turns resumption off (e.g. to benchmark full handshakes only).
       ...(process.env.KEYLESS_TICKETS ? { KEYLESS_TICKETS: process.env.KEYLESS_TICKETS } : {}),
     });
-    const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, (line) => {
-      if (!line.startsWith('{')) return undefined;
-      try {
-        const j = JSON.parse(line) as { msg?: string; tlsPort?: number; adminPort?: number };
-        return j.msg === 'edge listening' ? { tlsPort: j.tlsPort!, adminPort: j.adminPort! } : undefined;
-      } catch {
-        return undefined;
-      }
-    }, out);
+    const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, edgeListening, out);
     const edge = edgeStart.child;
     started.push(() => stopChild(edge));
 

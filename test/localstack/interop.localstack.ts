@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import { havePeer, httpGet, runPeer, type PeerResult } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, runPeer, type PeerResult } from '../helpers/peers';
 import { lambdaLogLines, type LocalStackState } from './stack';
 
 const stateFile = process.env.KEYLESS_LOCALSTACK_STATE;
@@ -28,10 +28,7 @@ function sClient(extra: string[]): Promise<PeerResult> {
 }
 
 /** The demo origin's JSON answer at the end of an s_client transcript. */
-function edgeView(stdout: string): Record<string, unknown> {
-  const body = stdout.slice(stdout.indexOf('{', stdout.indexOf('\r\n\r\n')));
-  return JSON.parse(body.slice(0, body.lastIndexOf('}') + 1)) as Record<string, unknown>;
-}
+const edgeView = httpJsonBody;
 
 function edgeLogs(): Record<string, unknown>[] {
   return fs

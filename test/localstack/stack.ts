@@ -12,7 +12,7 @@
  * written under the work directory (default .keyless/localstack), including `state.json`, which the
  * scenario suite reads, and `edge.log`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,6 +31,7 @@ import { DEFAULT_KEY_SERVICE } from '../../lib/config';
 import { aliasNames, KEY_SERVICE_ALIAS, METRICS } from '../../lib/naming';
 import { createKmsKey, ensureDevPki, issueLeaf } from '../../local/dev-pki';
 import { startDemoOrigin } from '../../local/demo-origin';
+import { edgeListening, inheritedEnv, startChild, stopChild } from '../../local/processes';
 import { ARCHITECTURE, bundleKeyService, HANDLER, REPO_ROOT, RUNTIME } from './bundle';
 
 export const DEPLOYMENT = 'localstack';
@@ -339,63 +340,7 @@ interface Edge {
   adminPort: number;
 }
 
-/** Environment for the edge: ours minus anything AWS- or keyless-related, plus `extra`. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-function startEdge(script: string, logFile: string, env: Record<string, string>): Promise<Edge> {
-  return new Promise((resolve, reject) => {
-    const out = fs.createWriteStream(logFile);
-    const child = spawn(process.execPath, [script], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    let settled = false;
-    const timer = setTimeout(() => fail(new Error('the edge did not start listening within 30 s')), 30_000);
-    const fail = (e: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${e.message}\n${buf.slice(-2000)}`));
-    };
-    child.stdout!.on('data', (d: Buffer) => {
-      out.write(d);
-      if (settled) return;
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const j = JSON.parse(line) as { msg?: string; tlsPort?: number; adminPort?: number };
-          if (j.msg === 'edge listening' && j.tlsPort && j.adminPort) {
-            settled = true;
-            clearTimeout(timer);
-            resolve({ child, tlsPort: j.tlsPort, adminPort: j.adminPort });
-            return;
-          }
-        } catch {
-          // an incomplete line: wait for more
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      out.write(d);
-      buf += d.toString();
-    });
-    child.once('exit', (code, signal) => fail(new Error(`the edge exited (${signal ?? code}) before it was listening`)));
-    child.once('error', fail);
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+async function startEdge(script: string, logFile: string, env: Record<string, string>): Promise<Edge> {
+  const { child, value } = await startChild('the edge', script, [], { ...inheritedEnv(), ...env }, edgeListening, fs.createWriteStream(logFile), 30_000);
+  return { child, ...value };
 }
