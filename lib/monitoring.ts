@@ -399,6 +399,48 @@ export class EdgeMonitoring extends Construct {
         height: h,
       }),
     );
+    // What resumption saves: every resumed handshake is a KMS request not made (edge-proxy/src/emf.ts).
+    const full = edge(METRICS.edge.handshakesFull, 'Sum', 'full handshakes (one KMS request each)');
+    const avoided = edge(METRICS.edge.keyOperationsAvoided, 'Sum', 'KMS requests avoided (resumed handshakes)');
+    const byKind = (kind: string, stat: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: METRICS.edgeNamespace,
+        metricName: METRICS.edge.handshakeDuration,
+        dimensionsMap: { [METRICS.deploymentDimension]: props.deployment, Kind: kind },
+        statistic: stat,
+        period: MINUTE,
+        label: `${kind} ${stat}`,
+      });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'KMS requests avoided by resumption',
+        left: [full, avoided],
+        right: [
+          new cloudwatch.MathExpression({
+            expression: 'IF(full + avoided > 0, 100 * avoided / (full + avoided), 0)',
+            usingMetrics: { full, avoided },
+            label: 'avoided, % of handshakes',
+            period: MINUTE,
+          }),
+        ],
+        rightYAxis: { min: 0, max: 100 },
+        width: w,
+        height: h,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Handshake duration at the edge (ms)',
+        left: [byKind('full', 'p50'), byKind('full', 'p99'), byKind('resumed', 'p50'), byKind('resumed', 'p99')],
+        width: w,
+        height: h,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Admission rejections by reason; abandoned handshakes',
+        left: [search(`{${METRICS.edgeNamespace},${METRICS.deploymentDimension},Reason} MetricName="${METRICS.edge.admissionRejections}" ${dep}`, 'Sum', '')],
+        right: [edge(METRICS.edge.handshakesAbandoned, 'Sum', 'abandoned (closed without an alert)')],
+        width: w,
+        height: h,
+      }),
+    );
     this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Edge alarms', alarms: this.alarms, width: 24, height: 3 }));
   }
 }

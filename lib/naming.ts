@@ -55,6 +55,12 @@ export const METRICS = {
     keyOperationErrors: 'KeyOperationErrors',
     admissionRejections: 'AdmissionRejections',
     activeConnections: 'ActiveConnections',
+    /** One per resumed handshake: the KMS request a full handshake would have cost. */
+    keyOperationsAvoided: 'KeyOperationsAvoided',
+    /** The peer closed TCP without an alert before the handshake completed (probes, clients that left). */
+    handshakesAbandoned: 'HandshakesAbandoned',
+    /** Milliseconds, accept → client Finished; carries a `Kind` dimension (`full` / `resumed`). */
+    handshakeDuration: 'HandshakeDuration',
   },
   keyService: {
     /** Carries an `Operation` dimension. */

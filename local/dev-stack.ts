@@ -9,6 +9,11 @@
  *
  * On first run it creates a dev CA and a `localhost` leaf whose private keys exist only inside the
  * local KMS; later runs reuse them. Ports and process ids are written to .keyless/dev/stack.json.
+ *
+ * Key rotation (docs/rotation.md) works on this stack: the edge also serves the certificate store in
+ * .keyless/dev/certs/ (re-read every few seconds and on SIGHUP), and the key service resolves any key
+ * name N as the local KMS alias `alias/keyless/dev/keys/N`, so `keyless keys create` / `keyless rotate`
+ * need no restart. The two `localhost` certificates stay fixed files, so the store starts empty.
  */
 import type { ChildProcess } from 'node:child_process';
 import { edgeListening, inheritedEnv, startChild, stopChild } from './processes';
@@ -58,6 +63,12 @@ export interface DevStack {
 }
 
 export const FUNCTION_NAME = 'keyless-key-service';
+/** Alias prefix of the dev stack's key generations (the CDK scheme for deployment "dev", lib/naming.ts). */
+export const DEV_ALIAS_PREFIX = 'alias/keyless/dev/keys/';
+/** The certificate store folder inside the data folder. */
+export const DEV_CERT_DIR = 'certs';
+/** The dev edge re-reads its certificate store this often (a directory read is cheap). */
+const DEV_CERT_REFRESH_SECONDS = 5;
 const REGION = 'us-east-1';
 /** Dummy credentials: the local endpoints accept any; the AWS SDK requires some. */
 const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
@@ -152,7 +163,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const keys = [
       rsaKey,
       { name: 'localhost-ecdsa', custody: 'kms', keyId: ecPki.keyAlias },
+      // Any other key name N is the local KMS key behind alias/keyless/dev/keys/N (keyless keys create).
+      { name: '*', custody: 'kms', aliasPrefix: DEV_ALIAS_PREFIX },
     ];
+    const certDir = path.join(dataDir, DEV_CERT_DIR);
+    fs.mkdirSync(certDir, { recursive: true });
     const certificates = [
       { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: ['localhost'] },
       { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: ['localhost'] },
@@ -179,6 +194,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           listen: { host: '127.0.0.1', port: opts.edgePort ?? envPort('KEYLESS_EDGE_PORT', 8443) },
           admin: { host: '127.0.0.1', port: opts.adminPort ?? envPort('KEYLESS_ADMIN_PORT', 9090) },
           certificates,
+          // Certificates imported with `keyless cert import` / `keyless rotate` (public data only).
+          certificateStore: { directory: certDir, refreshSeconds: DEV_CERT_REFRESH_SECONDS },
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
           keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
           origin: origin.url,
@@ -204,7 +221,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
     fs.writeFileSync(
       stateFile,
-      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, caPath: pki.paths.ca, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
     );
     started.push(async () => fs.rmSync(stateFile, { force: true }));
 

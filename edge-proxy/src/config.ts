@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_ADMISSION, type AdmissionConfig } from './keyless/admission';
+import type { Level } from './log';
 
 export interface CertificateConfig {
   /** PEM file with the leaf certificate first, then intermediates. Public data only. */
@@ -14,6 +15,20 @@ export interface CertificateConfig {
   keyName: string;
   /** Hostnames served (defaults to the certificate's DNS subjectAltNames). */
   hostnames?: string[];
+  /** Client certificates (mTLS) on these hostnames; absent = mode "none". */
+  clientAuth?: ClientAuthConfig;
+  /**
+   * DER OCSP response for the leaf (e.g. from `openssl ocsp -respout`), stapled for clients that send
+   * status_request. Refreshed by the operator and re-read with the certificates.
+   */
+  ocspResponseFile?: string;
+}
+
+/** mTLS per certificate entry: ask clients for a certificate issued by one of the CAs in `caFile`. */
+export interface ClientAuthConfig {
+  mode: 'none' | 'optional' | 'required';
+  /** PEM bundle of the CAs client certificates must chain to (absolute path; required unless mode is "none"). */
+  caFile?: string;
 }
 
 export interface KeyServiceConfig {
@@ -33,13 +48,71 @@ export interface CircuitBreakerConfig {
   cooldownMs: number;
 }
 
-/** Certificates kept in SSM Parameter Store (what the CDK edge stack deploys). */
-export interface CertificateStoreConfig {
-  /**
-   * Parameter path prefix, starting and ending with `/` (e.g. `/keyless/prod/certs/`). Every String
-   * parameter below it (recursively) is one certificate: JSON `{"hostnames":[...],"keyName":"...","chainPem":"..."}`.
-   */
-  ssmPrefix: string;
+/**
+ * The certificate store the edge re-reads without restart (docs/configuration.md, "Certificate
+ * store"): SSM Parameter Store (what the CDK edge stack deploys) or a local directory. Exactly one of
+ * `ssmPrefix` and `directory` is set.
+ */
+export type CertificateStoreConfig = (
+  | {
+      /**
+       * Parameter path prefix, starting and ending with `/` (e.g. `/keyless/prod/certs/`). Every String
+       * parameter below it (recursively) is one certificate: JSON `{"hostnames":[...],"keyName":"...","chainPem":"...","slot":"...","state":"..."}`.
+       */
+      ssmPrefix: string;
+      directory?: undefined;
+    }
+  | {
+      /** Directory with one `<id>.json` file per certificate (same JSON); absolute after parsing. */
+      directory: string;
+      ssmPrefix?: undefined;
+    }
+) & {
+  /** Re-read the store this often (seconds, ±20 % jitter per edge); default 60. */
+  refreshSeconds: number;
+};
+
+/** Default certificate refresh interval (seconds). */
+export const DEFAULT_CERT_REFRESH_SECONDS = 60;
+
+/** What happens to the decrypted stream (docs/configuration.md, "Proxy mode"). */
+export interface ProxyConfig {
+  /** `http`: HTTP/1.1 + HTTP/2 reverse proxy to an `http://` origin. `tcp`: raw bytes to a `tcp://` origin. */
+  mode: 'http' | 'tcp';
+  /** Send a PROXY protocol v2 header (client address, SNI, ALPN, TLS version and cipher) first on every origin connection. */
+  sendProxyProtocol: boolean;
+  /** Origin TCP connect deadline (both modes). */
+  connectTimeoutMs: number;
+  /** tcp mode: no byte in either direction for this long closes the connection. */
+  idleTimeoutMs: number;
+}
+
+/** Logs (docs/observability.md): minimum level, and the share of connections whose debug/info lines are written. */
+export interface LoggingConfig {
+  level: Level;
+  /** 0..1, decided once per connection id; warnings and errors are always written. */
+  sampleRate: number;
+}
+
+/** CloudWatch embedded metric format lines on stdout (docs/observability.md). */
+export interface MetricsConfig {
+  emf: boolean;
+  namespace: string;
+  intervalSeconds: number;
+  /** Value of the `Deployment` dimension (KEYLESS_DEPLOYMENT, set by the CDK edge stack). */
+  deployment: string;
+}
+
+/** Connection limits (docs/configuration.md, "Limits"). */
+export interface LimitsConfig {
+  /** Open TCP connections on the TLS listener; connections beyond it are closed at accept. */
+  maxConnections: number;
+  /** HTTP: a client connection with no traffic this long is closed (HTTP/2: GOAWAY). */
+  httpIdleTimeoutMs: number;
+  /** HTTP/1.1: the complete request head must arrive within this (slowloris) → 408. */
+  httpHeadersTimeoutMs: number;
+  /** HTTP/1.1: largest request head (request line + headers) → 431. */
+  httpMaxHeaderBytes: number;
 }
 
 export interface EdgeConfig {
@@ -51,6 +124,7 @@ export interface EdgeConfig {
   certificateStore?: CertificateStoreConfig;
   keyServices: KeyServiceConfig[];
   origin: string;
+  proxy: ProxyConfig;
   alpn: string[];
   keyOperationTimeoutMs: number;
   handshakeTimeoutMs: number;
@@ -66,6 +140,9 @@ export interface EdgeConfig {
   proxyProtocol: boolean;
   /** Session tickets (resumption) with fleet-wide keys from the key service. */
   tickets: { enabled: boolean; count: number; lifetimeSeconds: number };
+  logging: LoggingConfig;
+  metrics: MetricsConfig;
+  limits: LimitsConfig;
 }
 
 export class ConfigError extends Error {
@@ -90,7 +167,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -191,6 +268,153 @@ function admission(v: unknown): AdmissionConfig {
   };
 }
 
+const PROXY_DEFAULTS: ProxyConfig = { mode: 'http', sendProxyProtocol: false, connectTimeoutMs: 5000, idleTimeoutMs: 300_000 };
+
+function proxyConfig(v: unknown): ProxyConfig {
+  const d = PROXY_DEFAULTS;
+  if (v === undefined) return { ...d };
+  const fix = 'Write it as {"mode": "http" | "tcp", "sendProxyProtocol": false, "connectTimeoutMs": 5000, "idleTimeoutMs": 300000} (every field optional).';
+  if (!isObject(v)) throw new ConfigError('proxy', 'must be an object', fix);
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`proxy.${k}`, 'unknown field', `Remove it; known fields are ${Object.keys(d).join(', ')}.`);
+  }
+  if (v.mode !== undefined && v.mode !== 'http' && v.mode !== 'tcp') {
+    throw new ConfigError('proxy.mode', `${JSON.stringify(v.mode)} is not a proxy mode`, 'Use "http" (reverse proxy to an http:// origin) or "tcp" (raw TCP forwarding to a tcp://host:port origin).');
+  }
+  return {
+    mode: (v.mode as ProxyConfig['mode'] | undefined) ?? d.mode,
+    sendProxyProtocol: v.sendProxyProtocol === undefined ? d.sendProxyProtocol : bool(v.sendProxyProtocol, 'proxy.sendProxyProtocol'),
+    connectTimeoutMs: v.connectTimeoutMs === undefined ? d.connectTimeoutMs : positive(v.connectTimeoutMs, 'proxy.connectTimeoutMs', 600_000),
+    idleTimeoutMs: v.idleTimeoutMs === undefined ? d.idleTimeoutMs : positive(v.idleTimeoutMs, 'proxy.idleTimeoutMs', 86_400_000),
+  };
+}
+
+/** The origin URL for the proxy mode: `http://host[:port]` or `tcp://host:port`, nothing else. */
+function originFor(raw: unknown, mode: ProxyConfig['mode']): string {
+  const example = mode === 'tcp' ? 'tcp://127.0.0.1:5432' : 'http://127.0.0.1:8080';
+  const origin = str(raw, 'origin', `Set the origin URL, e.g. "${example}" (or KEYLESS_ORIGIN).`);
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new ConfigError('origin', `${JSON.stringify(origin)} is not a URL`, mode === 'tcp' ? 'Use tcp://host:port.' : 'Use http://host:port.');
+  }
+  if (mode === 'http' && url.protocol !== 'http:') {
+    const hint = url.protocol === 'tcp:' ? ' For raw TCP forwarding set proxy.mode to "tcp" (or KEYLESS_PROXY_MODE=tcp).' : ' (TLS to the origin is a later feature.)';
+    throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "http"`, `Use an http:// origin.${hint}`);
+  }
+  if (mode === 'tcp') {
+    if (url.protocol !== 'tcp:') {
+      const hint = url.protocol === 'http:' ? ' For an HTTP reverse proxy set proxy.mode to "http" (the default).' : '';
+      throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "tcp"`, `Use tcp://host:port.${hint}`);
+    }
+    if (!url.hostname || !url.port || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
+      throw new ConfigError('origin', `${JSON.stringify(origin)} is not tcp://host:port`, 'Give a host and a port and nothing else, e.g. "tcp://10.0.1.5:5432".');
+    }
+  }
+  return origin;
+}
+
+/** ALPN protocol ids the listener offers: HTTP ones in http mode; in tcp mode any but h2, default none. */
+function alpnFor(raw: unknown, mode: ProxyConfig['mode']): string[] {
+  if (mode === 'http') {
+    const alpn = raw === undefined ? [...DEFAULTS.alpn] : raw;
+    if (!Array.isArray(alpn) || alpn.length === 0 || alpn.some((p) => p !== 'h2' && p !== 'http/1.1')) {
+      throw new ConfigError('alpn', `${JSON.stringify(raw)} is not supported`, 'Use a non-empty list of "h2" and "http/1.1" in preference order.');
+    }
+    return alpn as string[];
+  }
+  if (raw === undefined) return [];
+  // RFC 7301 §3.1: a protocol id is 1 to 255 bytes; we take printable ASCII (every registered id is).
+  if (!Array.isArray(raw) || raw.some((p) => typeof p !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(p))) {
+    throw new ConfigError('alpn', `${JSON.stringify(raw)} is not a list of ALPN protocol ids`, 'Use a list of printable ALPN ids in preference order, e.g. ["imap"], or [] / leave it out to offer none (the default in tcp mode).');
+  }
+  if (raw.includes('h2')) {
+    // The edge would promise HTTP/2 on the origin's behalf; the http mode speaks it itself.
+    throw new ConfigError('alpn', '"h2" cannot be offered in proxy mode "tcp"', 'Remove "h2", or use proxy mode "http", which serves HTTP/2 to clients itself.');
+  }
+  return raw as string[];
+}
+
+const LOG_LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
+function logging(v: unknown): LoggingConfig {
+  const d: LoggingConfig = { level: 'info', sampleRate: 1 };
+  if (v === undefined) return d;
+  if (!isObject(v)) throw new ConfigError('logging', 'must be an object', 'Write it as {"level": "info", "sampleRate": 1} (every field optional).');
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`logging.${k}`, 'unknown field', 'Remove it; known fields are level, sampleRate.');
+  }
+  if (v.level !== undefined && !LOG_LEVELS.includes(v.level as Level)) {
+    throw new ConfigError('logging.level', `${JSON.stringify(v.level)} is not a log level`, `Use one of ${LOG_LEVELS.join(', ')} (or KEYLESS_LOG_LEVEL).`);
+  }
+  const rate = v.sampleRate;
+  if (rate !== undefined && (typeof rate !== 'number' || !(rate >= 0 && rate <= 1))) {
+    throw new ConfigError('logging.sampleRate', `${JSON.stringify(rate)} is out of range`, 'Use a fraction from 0 to 1 (1 = every connection, 0.1 = one in ten; warnings and errors are always logged), or KEYLESS_LOG_SAMPLE_RATE.');
+  }
+  return { level: (v.level as Level | undefined) ?? d.level, sampleRate: (rate as number | undefined) ?? d.sampleRate };
+}
+
+/** Namespace as CloudWatch accepts it: 1–255 of letters, digits and . - _ / # : (not starting with "AWS/"). */
+const NAMESPACE_RE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
+
+function metricsConfig(v: unknown): MetricsConfig {
+  const d: MetricsConfig = { emf: false, namespace: 'Keyless/Edge', intervalSeconds: 60, deployment: 'default' };
+  if (v === undefined) return d;
+  if (!isObject(v)) throw new ConfigError('metrics', 'must be an object', 'Write it as {"emf": true, "namespace": "Keyless/Edge", "intervalSeconds": 60, "deployment": "prod"} (every field optional).');
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`metrics.${k}`, 'unknown field', `Remove it; known fields are ${Object.keys(d).join(', ')}.`);
+  }
+  const name = (x: unknown, field: string): string => {
+    if (typeof x !== 'string' || !NAMESPACE_RE.test(x) || x.startsWith('AWS/')) {
+      throw new ConfigError(field, `${JSON.stringify(x)} is not a CloudWatch ${field === 'metrics.namespace' ? 'namespace' : 'dimension value'}`, 'Use 1 to 255 letters, digits and . - _ / # : (not starting with "AWS/"), e.g. "Keyless/Edge".');
+    }
+    return x;
+  };
+  return {
+    emf: v.emf === undefined ? d.emf : bool(v.emf, 'metrics.emf'),
+    namespace: v.namespace === undefined ? d.namespace : name(v.namespace, 'metrics.namespace'),
+    // CloudWatch stores custom metrics at one-minute resolution: shorter intervals add log lines, not detail.
+    intervalSeconds: v.intervalSeconds === undefined ? d.intervalSeconds : positive(v.intervalSeconds, 'metrics.intervalSeconds', 3600),
+    deployment: v.deployment === undefined ? d.deployment : name(v.deployment, 'metrics.deployment'),
+  };
+}
+
+function limits(v: unknown): LimitsConfig {
+  const d: LimitsConfig = { maxConnections: 20_000, httpIdleTimeoutMs: 120_000, httpHeadersTimeoutMs: 30_000, httpMaxHeaderBytes: 16_384 };
+  if (v === undefined) return d;
+  if (!isObject(v)) throw new ConfigError('limits', 'must be an object', 'Write it as {"maxConnections": 20000, "httpIdleTimeoutMs": 120000, "httpHeadersTimeoutMs": 30000, "httpMaxHeaderBytes": 16384} (every field optional).');
+  for (const k of Object.keys(v)) {
+    if (!(k in d)) throw new ConfigError(`limits.${k}`, 'unknown field', `Remove it; known fields are ${Object.keys(d).join(', ')}.`);
+  }
+  const int = (k: keyof LimitsConfig, max: number): number => (v[k] === undefined ? d[k] : positive(v[k], `limits.${k}`, max));
+  return {
+    maxConnections: int('maxConnections', 1_000_000),
+    httpIdleTimeoutMs: int('httpIdleTimeoutMs', 86_400_000),
+    httpHeadersTimeoutMs: int('httpHeadersTimeoutMs', 600_000),
+    httpMaxHeaderBytes: int('httpMaxHeaderBytes', 1_048_576),
+  };
+}
+
+/** `certificates[i].clientAuth`: {"mode": "none" | "optional" | "required", "caFile": "clients-ca.pem"}. */
+function clientAuthConfig(v: unknown, field: string, baseDir: string): ClientAuthConfig {
+  const example = 'Write it as {"mode": "required", "caFile": "clients-ca.pem"} (mode "none", "optional" or "required").';
+  if (!isObject(v)) throw new ConfigError(field, 'must be an object', example);
+  for (const k of Object.keys(v)) {
+    if (k !== 'mode' && k !== 'caFile') throw new ConfigError(`${field}.${k}`, 'unknown field', 'Remove it; known fields are mode and caFile.');
+  }
+  const mode = v.mode;
+  if (mode !== 'none' && mode !== 'optional' && mode !== 'required') {
+    throw new ConfigError(`${field}.mode`, `${JSON.stringify(mode)} is not a client-certificate mode`, 'Use "none", "optional" (ask, let clients without a certificate through) or "required".');
+  }
+  if (mode === 'none') {
+    if (v.caFile !== undefined) throw new ConfigError(`${field}.caFile`, 'is set but mode is "none"', 'Remove caFile, or set mode to "optional" or "required" to use it.');
+    return { mode };
+  }
+  const caFile = str(v.caFile, `${field}.caFile`, 'Point it at a PEM bundle of the CA certificates that issue your client certificates.');
+  return { mode, caFile: path.resolve(baseDir, caFile) };
+}
+
 /** SSM parameter path: `/`-separated segments of [A-Za-z0-9_.-], starting and ending with `/`. */
 const SSM_PREFIX_RE = /^\/(?:[A-Za-z0-9_.-]+\/)+$/;
 
@@ -205,13 +429,27 @@ export function validateSsmPrefix(v: unknown, field: string): string {
   return v;
 }
 
-function certificateStore(v: unknown): CertificateStoreConfig | undefined {
+function certificateStore(v: unknown, baseDir: string): CertificateStoreConfig | undefined {
   if (v === undefined) return undefined;
-  if (!isObject(v)) throw new ConfigError('certificateStore', 'must be an object', 'Write it as {"ssmPrefix": "/keyless/prod/certs/"} (or set KEYLESS_CERT_SSM_PREFIX).');
+  const example = 'Write it as {"ssmPrefix": "/keyless/prod/certs/"} or {"directory": "/srv/keyless/certs"}, optionally with "refreshSeconds": 60 (or set KEYLESS_CERT_SSM_PREFIX / KEYLESS_CERT_DIR).';
+  if (!isObject(v)) throw new ConfigError('certificateStore', 'must be an object', example);
   for (const k of Object.keys(v)) {
-    if (k !== 'ssmPrefix') throw new ConfigError(`certificateStore.${k}`, 'unknown field', 'Remove it; the only field is ssmPrefix.');
+    if (!['ssmPrefix', 'directory', 'refreshSeconds'].includes(k)) throw new ConfigError(`certificateStore.${k}`, 'unknown field', 'Remove it; known fields are ssmPrefix, directory, refreshSeconds.');
   }
-  return { ssmPrefix: validateSsmPrefix(v.ssmPrefix, 'certificateStore.ssmPrefix') };
+  // Certificates are re-read at most every 5 s (SSM GetParametersByPath has a low request quota) and at least daily.
+  const refreshSeconds = v.refreshSeconds === undefined ? DEFAULT_CERT_REFRESH_SECONDS : positive(v.refreshSeconds, 'certificateStore.refreshSeconds', 86_400);
+  if (refreshSeconds < 5 && v.directory === undefined) {
+    throw new ConfigError('certificateStore.refreshSeconds', `${refreshSeconds} is too short for SSM`, 'Use at least 5 seconds with ssmPrefix (SSM throttles GetParametersByPath); send SIGHUP for an immediate refresh.');
+  }
+  if (v.ssmPrefix !== undefined && v.directory !== undefined) {
+    throw new ConfigError('certificateStore', 'has both ssmPrefix and directory', 'Keep one: ssmPrefix for SSM Parameter Store (AWS), directory for a local directory.');
+  }
+  if (v.directory !== undefined) {
+    const dir = str(v.directory, 'certificateStore.directory', 'Give the directory holding one <key name>.json per certificate, e.g. ".keyless/dev/certs".');
+    return { directory: path.resolve(baseDir, dir), refreshSeconds };
+  }
+  if (v.ssmPrefix === undefined) throw new ConfigError('certificateStore', 'has neither ssmPrefix nor directory', example);
+  return { ssmPrefix: validateSsmPrefix(v.ssmPrefix, 'certificateStore.ssmPrefix'), refreshSeconds };
 }
 
 /** Validates a parsed configuration object (file contents after env overrides). */
@@ -220,7 +458,7 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
   for (const k of Object.keys(raw)) {
     if (!KNOWN_KEYS.has(k)) throw new ConfigError(k, 'unknown field', `Remove it; known fields are ${[...KNOWN_KEYS].join(', ')}.`);
   }
-  const store = certificateStore(raw.certificateStore);
+  const store = certificateStore(raw.certificateStore, baseDir);
   const rawCerts = raw.certificates === undefined ? [] : raw.certificates;
   if (!Array.isArray(rawCerts)) {
     throw new ConfigError('certificates', 'must be a list', 'Write it as [{"chainFile": "cert.pem", "keyName": "<key name at the key service>"}].');
@@ -229,14 +467,14 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     throw new ConfigError(
       'certificates',
       'at least one certificate is required',
-      'Add {"chainFile": "cert.pem", "keyName": "<key name at the key service>"}, or read them from SSM with {"certificateStore": {"ssmPrefix": "/keyless/<deployment>/certs/"}} (or KEYLESS_CERT_SSM_PREFIX).',
+      'Add {"chainFile": "cert.pem", "keyName": "<key name at the key service>"}, or read them from SSM with {"certificateStore": {"ssmPrefix": "/keyless/<deployment>/certs/"}} (or KEYLESS_CERT_SSM_PREFIX), or from a directory with {"certificateStore": {"directory": "certs"}} (or KEYLESS_CERT_DIR).',
     );
   }
   const certificates = rawCerts.map((c, i): CertificateConfig => {
     const f = `certificates[${i}]`;
     if (!isObject(c)) throw new ConfigError(f, 'must be an object', 'Give chainFile and keyName.');
     for (const k of Object.keys(c)) {
-      if (!['chainFile', 'keyName', 'hostnames'].includes(k)) {
+      if (!['chainFile', 'keyName', 'hostnames', 'clientAuth', 'ocspResponseFile'].includes(k)) {
         // A private key has no place in edge configuration: say so plainly.
         const hint = /key(file|pem)?$/i.test(k) && k !== 'keyName' ? ' The edge never holds a private key; the key service signs for it.' : '';
         throw new ConfigError(`${f}.${k}`, 'unknown field', `Remove it.${hint}`);
@@ -250,6 +488,10 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
       chainFile: path.resolve(baseDir, str(c.chainFile, `${f}.chainFile`, 'Point it at the PEM certificate chain (leaf first).')),
       keyName: str(c.keyName, `${f}.keyName`, 'Use the key name configured at the key service.'),
       hostnames: hostnames as string[] | undefined,
+      ...(c.clientAuth === undefined ? {} : { clientAuth: clientAuthConfig(c.clientAuth, `${f}.clientAuth`, baseDir) }),
+      ...(c.ocspResponseFile === undefined
+        ? {}
+        : { ocspResponseFile: path.resolve(baseDir, str(c.ocspResponseFile, `${f}.ocspResponseFile`, 'Point it at a DER OCSP response for the leaf certificate (openssl ocsp -respout), or remove the field.')) }),
     };
   });
   if (!Array.isArray(raw.keyServices) || raw.keyServices.length === 0) {
@@ -277,18 +519,9 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     }
     return { functionName, region, endpoint: endpointUrl };
   });
-  const origin = str(raw.origin, 'origin', 'Set the origin URL, e.g. "http://127.0.0.1:8080" (or KEYLESS_ORIGIN).');
-  let originUrl: URL;
-  try {
-    originUrl = new URL(origin);
-  } catch {
-    throw new ConfigError('origin', `${JSON.stringify(origin)} is not a URL`, 'Use http://host:port.');
-  }
-  if (originUrl.protocol !== 'http:') throw new ConfigError('origin', `scheme ${originUrl.protocol} is not supported`, 'Use an http:// origin (TLS to the origin is a later feature).');
-  const alpn = raw.alpn === undefined ? [...DEFAULTS.alpn] : raw.alpn;
-  if (!Array.isArray(alpn) || alpn.length === 0 || alpn.some((p) => p !== 'h2' && p !== 'http/1.1')) {
-    throw new ConfigError('alpn', `${JSON.stringify(raw.alpn)} is not supported`, 'Use a non-empty list of "h2" and "http/1.1" in preference order.');
-  }
+  const proxy = proxyConfig(raw.proxy);
+  const origin = originFor(raw.origin, proxy.mode);
+  const alpn = alpnFor(raw.alpn, proxy.mode);
   const keyOperationTimeoutMs = raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000);
   const keyServiceConnectTimeoutMs =
     raw.keyServiceConnectTimeoutMs === undefined ? Math.min(DEFAULTS.keyServiceConnectTimeoutMs, keyOperationTimeoutMs) : positive(raw.keyServiceConnectTimeoutMs, 'keyServiceConnectTimeoutMs', 60_000);
@@ -302,12 +535,16 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     ...(store ? { certificateStore: store } : {}),
     keyServices,
     origin,
-    alpn: alpn as string[],
+    proxy,
+    alpn,
     keyOperationTimeoutMs,
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
     proxyProtocol: raw.proxyProtocol === undefined ? false : bool(raw.proxyProtocol, 'proxyProtocol'),
     tickets: parseTickets(raw.tickets),
+    logging: logging(raw.logging),
+    metrics: metricsConfig(raw.metrics),
+    limits: limits(raw.limits),
     keyServiceConnectTimeoutMs,
     circuitBreaker: circuitBreaker(raw.circuitBreaker),
     admission: admission(raw.admission),
@@ -318,8 +555,10 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
 /**
  * Reads the file (if any) and applies environment overrides:
  * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ADMIN_HOST, KEYLESS_ORIGIN,
+ * KEYLESS_PROXY_MODE (proxy.mode), KEYLESS_ORIGIN_PROXY_PROTOCOL (proxy.sendProxyProtocol, 0/1),
  * KEYLESS_KEY_SERVICES (comma-separated function names/ARNs in failover order) and
- * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix). With no file, the environment alone is the
+ * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix), KEYLESS_CERT_DIR (certificateStore.directory),
+ * KEYLESS_CERT_REFRESH_SECONDS (certificateStore.refreshSeconds). With no file, the environment alone is the
  * configuration (as in the CDK edge stack).
  */
 export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
@@ -347,8 +586,25 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
   if (env.KEYLESS_ADMIN_PORT) admin.port = port(env.KEYLESS_ADMIN_PORT, 'KEYLESS_ADMIN_PORT');
   if (env.KEYLESS_ADMIN_HOST) admin.host = env.KEYLESS_ADMIN_HOST;
   const merged: Json = { ...raw, listen, admin };
-  if (env.KEYLESS_CERT_SSM_PREFIX) {
-    merged.certificateStore = { ...(isObject(raw.certificateStore) ? raw.certificateStore : {}), ssmPrefix: validateSsmPrefix(env.KEYLESS_CERT_SSM_PREFIX, 'KEYLESS_CERT_SSM_PREFIX') };
+  if (env.KEYLESS_CERT_SSM_PREFIX && env.KEYLESS_CERT_DIR) {
+    throw new ConfigError('KEYLESS_CERT_DIR', 'is set together with KEYLESS_CERT_SSM_PREFIX', 'Set one: KEYLESS_CERT_SSM_PREFIX for SSM Parameter Store, KEYLESS_CERT_DIR for a local directory.');
+  }
+  if (env.KEYLESS_CERT_SSM_PREFIX || env.KEYLESS_CERT_DIR || env.KEYLESS_CERT_REFRESH_SECONDS) {
+    const store: Json = { ...(isObject(raw.certificateStore) ? raw.certificateStore : {}) };
+    // The environment's location replaces the file's (either kind).
+    if (env.KEYLESS_CERT_SSM_PREFIX) {
+      delete store.directory;
+      store.ssmPrefix = validateSsmPrefix(env.KEYLESS_CERT_SSM_PREFIX, 'KEYLESS_CERT_SSM_PREFIX');
+    }
+    if (env.KEYLESS_CERT_DIR) {
+      delete store.ssmPrefix;
+      store.directory = path.resolve(env.KEYLESS_CERT_DIR);
+    }
+    if (env.KEYLESS_CERT_REFRESH_SECONDS) {
+      if (!/^\d+$/.test(env.KEYLESS_CERT_REFRESH_SECONDS)) throw new ConfigError('KEYLESS_CERT_REFRESH_SECONDS', `${env.KEYLESS_CERT_REFRESH_SECONDS} is not a whole number`, 'Set seconds between certificate refreshes, e.g. 60.');
+      store.refreshSeconds = Number(env.KEYLESS_CERT_REFRESH_SECONDS);
+    }
+    merged.certificateStore = store;
   }
   if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
   if (env.KEYLESS_TICKETS) {
@@ -359,6 +615,18 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     if (!['0', '1'].includes(env.KEYLESS_PROXY_PROTOCOL)) throw new ConfigError('KEYLESS_PROXY_PROTOCOL', `${env.KEYLESS_PROXY_PROTOCOL} is not 0 or 1`, 'Set 1 when the load balancer sends PROXY protocol v2, else 0.');
     merged.proxyProtocol = env.KEYLESS_PROXY_PROTOCOL === '1';
   }
+  if (env.KEYLESS_PROXY_MODE || env.KEYLESS_ORIGIN_PROXY_PROTOCOL) {
+    const proxy: Json = { ...(isObject(raw.proxy) ? raw.proxy : {}) };
+    if (env.KEYLESS_PROXY_MODE) {
+      if (!['http', 'tcp'].includes(env.KEYLESS_PROXY_MODE)) throw new ConfigError('KEYLESS_PROXY_MODE', `${env.KEYLESS_PROXY_MODE} is not http or tcp`, 'Set http (reverse proxy to an http:// origin) or tcp (raw TCP forwarding to a tcp://host:port origin).');
+      proxy.mode = env.KEYLESS_PROXY_MODE;
+    }
+    if (env.KEYLESS_ORIGIN_PROXY_PROTOCOL) {
+      if (!['0', '1'].includes(env.KEYLESS_ORIGIN_PROXY_PROTOCOL)) throw new ConfigError('KEYLESS_ORIGIN_PROXY_PROTOCOL', `${env.KEYLESS_ORIGIN_PROXY_PROTOCOL} is not 0 or 1`, 'Set 1 to send PROXY protocol v2 to the origin (it must expect it), else 0.');
+      proxy.sendProxyProtocol = env.KEYLESS_ORIGIN_PROXY_PROTOCOL === '1';
+    }
+    merged.proxy = proxy;
+  }
   if (env.KEYLESS_KMS_BUDGET) {
     if (!/^\d+$/.test(env.KEYLESS_KMS_BUDGET)) throw new ConfigError('KEYLESS_KMS_BUDGET', `${env.KEYLESS_KMS_BUDGET} is not a whole number`, 'Set the key operations per second this edge may use, e.g. 400.');
     merged.admission = { ...(isObject(raw.admission) ? raw.admission : {}), keyOperationsPerSecond: Number(env.KEYLESS_KMS_BUDGET) };
@@ -367,8 +635,37 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     if (!/^\d+$/.test(env.KEYLESS_DRAIN_TIMEOUT_MS)) throw new ConfigError('KEYLESS_DRAIN_TIMEOUT_MS', `${env.KEYLESS_DRAIN_TIMEOUT_MS} is not a whole number`, 'Set milliseconds, e.g. 30000 (match the load balancer deregistration delay).');
     merged.drainTimeoutMs = Number(env.KEYLESS_DRAIN_TIMEOUT_MS);
   }
+  // Observability (docs/observability.md). EMF is on by default inside ECS (the agent sets
+  // ECS_CONTAINER_METADATA_URI_V4 in every task), where stdout goes to CloudWatch Logs.
+  const rawLogging = isObject(raw.logging) ? { ...raw.logging } : raw.logging;
+  if (isObject(rawLogging)) {
+    if (env.KEYLESS_LOG_LEVEL) rawLogging.level = env.KEYLESS_LOG_LEVEL;
+    if (env.KEYLESS_LOG_SAMPLE_RATE) rawLogging.sampleRate = fraction(env.KEYLESS_LOG_SAMPLE_RATE, 'KEYLESS_LOG_SAMPLE_RATE');
+    merged.logging = rawLogging;
+  } else if (raw.logging === undefined && (env.KEYLESS_LOG_LEVEL || env.KEYLESS_LOG_SAMPLE_RATE)) {
+    merged.logging = {
+      ...(env.KEYLESS_LOG_LEVEL ? { level: env.KEYLESS_LOG_LEVEL } : {}),
+      ...(env.KEYLESS_LOG_SAMPLE_RATE ? { sampleRate: fraction(env.KEYLESS_LOG_SAMPLE_RATE, 'KEYLESS_LOG_SAMPLE_RATE') } : {}),
+    };
+  }
+  if (raw.metrics === undefined || isObject(raw.metrics)) {
+    const m: Json = { ...(isObject(raw.metrics) ? raw.metrics : {}) };
+    if (m.emf === undefined && env.ECS_CONTAINER_METADATA_URI_V4) m.emf = true;
+    if (env.KEYLESS_EMF) {
+      if (!['0', '1'].includes(env.KEYLESS_EMF)) throw new ConfigError('KEYLESS_EMF', `${env.KEYLESS_EMF} is not 0 or 1`, 'Set 1 to write CloudWatch embedded-metric-format lines on stdout, 0 to turn them off (default: on inside ECS).');
+      m.emf = env.KEYLESS_EMF === '1';
+    }
+    if (env.KEYLESS_DEPLOYMENT) m.deployment = env.KEYLESS_DEPLOYMENT;
+    if (Object.keys(m).length > 0) merged.metrics = m;
+  }
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);
+}
+
+function fraction(v: string, field: string): number {
+  const n = Number(v);
+  if (!/^\d*\.?\d+$/.test(v) || !(n >= 0 && n <= 1)) throw new ConfigError(field, `${v} is not a fraction from 0 to 1`, 'Set e.g. 0.1 to log one connection in ten (warnings and errors are always logged).');
+  return n;
 }
 
 /** Refuses PEM data that contains private key material: the edge must never be given a key. */

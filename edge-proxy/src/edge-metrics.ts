@@ -3,8 +3,11 @@
  * `/metrics` page renders both in Prometheus text format). Names follow Prometheus conventions.
  *
  *   keyless_edge_handshakes_total{protocol,suite,group,kind,result,alert}  handshakes that ended
- *       kind: full | resumed (unknown when it failed); result: ok | alert_sent | alert_received | error;
- *       alert: the alert name sent or received ('' when none); protocol/suite/group '' when unknown
+ *       kind: full | resumed (unknown when it failed); result: ok | alert_sent | alert_received |
+ *       closed (the peer closed TCP without an alert) | error; alert: the alert name sent or
+ *       received ('' when none); protocol/suite/group '' when unknown
+ *   keyless_edge_handshake_duration_seconds{protocol,kind}  completed handshakes, accept → client Finished
+ *   keyless_edge_key_operations_avoided_total           resumed handshakes: each would have cost one key operation
  *   keyless_edge_admission_rejections_total{reason}     full handshakes refused: pending_limit | client_rate | key_budget
  *   keyless_edge_admission_pending                      full handshakes waiting for the key service
  *   keyless_edge_connections_total                      TCP connections accepted
@@ -12,20 +15,27 @@
  *   keyless_edge_bytes_total{direction}                 bytes on the wire (TLS records), in | out
  *   keyless_edge_draining                               1 while draining after SIGTERM
  *   keyless_edge_certificate_reloads_total{result}      SIGHUP reloads: ok | error
+ *   keyless_edge_tcp_connections_total{result}          tcp mode: connections forwarded, connected | connect_failed
+ *   keyless_edge_tcp_origin_connect_failures_total{reason}  tcp mode: origin connects that failed, refused | timeout | unreachable | error
+ *   keyless_edge_tcp_bytes_total{direction}             tcp mode: plaintext bytes forwarded, to_origin | to_client
  */
 import type { Socket } from 'node:net';
 import type { AdmissionReason } from './keyless/admission';
-import { MetricsRegistry, type Counter, type Gauge } from './keyless/metrics';
-import type { HandshakeError } from './tls/connection';
+import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './keyless/metrics';
+import { LATENCY_BUCKETS_SECONDS } from './keyless/client-metrics';
+import { PeerClosedError, type HandshakeError } from './tls/connection';
+import type { OriginConnectFailure, TcpForwardMetrics } from './proxy/tcp-forward';
 
 export interface HandshakeFacts {
   protocol?: string;
   cipher?: string;
   group?: string;
   resumed?: boolean;
+  /** Accept → handshake complete, in milliseconds. */
+  handshakeMs?: number;
 }
 
-export class EdgeMetrics {
+export class EdgeMetrics implements TcpForwardMetrics {
   readonly handshakes: Counter<'protocol' | 'suite' | 'group' | 'kind' | 'result' | 'alert'>;
   readonly admissionRejections: Counter<'reason'>;
   readonly admissionPending: Gauge;
@@ -34,6 +44,11 @@ export class EdgeMetrics {
   readonly bytes: Counter<'direction'>;
   readonly draining: Gauge;
   readonly certificateReloads: Counter<'result'>;
+  readonly handshakeDuration: Histogram<'protocol' | 'kind'>;
+  readonly keyOperationsAvoided: Counter;
+  readonly tcpConnections: Counter<'result'>;
+  readonly tcpOriginConnectFailures: Counter<'reason'>;
+  readonly tcpForwardedBytes: Counter<'direction'>;
   /** Open sockets and the bytes already counted for each. */
   private readonly sockets = new Map<Socket, { read: number; written: number }>();
 
@@ -55,6 +70,20 @@ export class EdgeMetrics {
     this.draining.set({}, 0);
     this.certificateReloads = registry.counter('keyless_edge_certificate_reloads_total', 'Certificate reloads (SIGHUP), by result.', ['result']);
     this.activeConnections.collect = (g) => g.set({}, this.sockets.size);
+    this.handshakeDuration = registry.histogram(
+      'keyless_edge_handshake_duration_seconds',
+      'Completed TLS handshakes, from accepting the connection to verifying the client Finished (client round trips and the key operation included), by protocol and kind.',
+      ['protocol', 'kind'],
+      LATENCY_BUCKETS_SECONDS,
+    );
+    this.keyOperationsAvoided = registry.counter(
+      'keyless_edge_key_operations_avoided_total',
+      'Key operations (KMS requests) avoided: one per resumed handshake, which a full handshake would have cost.',
+    );
+    this.keyOperationsAvoided.inc({}, 0);
+    this.tcpConnections = registry.counter('keyless_edge_tcp_connections_total', 'tcp proxy mode: TLS connections forwarded, by whether the origin connection was made.', ['result']);
+    this.tcpOriginConnectFailures = registry.counter('keyless_edge_tcp_origin_connect_failures_total', 'tcp proxy mode: origin connections that failed (the client got close_notify), by reason.', ['reason']);
+    this.tcpForwardedBytes = registry.counter('keyless_edge_tcp_bytes_total', 'tcp proxy mode: plaintext bytes forwarded (PROXY header excluded), by direction.', ['direction']);
     this.bytes.inc({ direction: 'in' }, 0);
     this.bytes.inc({ direction: 'out' }, 0);
   }
@@ -70,12 +99,27 @@ export class EdgeMetrics {
   }
 
   handshakeSucceeded(facts: HandshakeFacts): void {
-    this.handshakes.inc({ protocol: facts.protocol ?? '', suite: facts.cipher ?? '', group: facts.group ?? '', kind: facts.resumed ? 'resumed' : 'full', result: 'ok', alert: '' });
+    const kind = facts.resumed ? 'resumed' : 'full';
+    this.handshakes.inc({ protocol: facts.protocol ?? '', suite: facts.cipher ?? '', group: facts.group ?? '', kind, result: 'ok', alert: '' });
+    if (facts.handshakeMs !== undefined) this.handshakeDuration.observe({ protocol: facts.protocol ?? '', kind }, facts.handshakeMs / 1000);
+    if (facts.resumed) this.keyOperationsAvoided.inc({});
   }
 
-  handshakeFailed(err: Pick<HandshakeError, 'sentAlert' | 'receivedAlert'>): void {
-    const result = err.sentAlert ? 'alert_sent' : err.receivedAlert ? 'alert_received' : 'error';
+  handshakeFailed(err: Pick<HandshakeError, 'sentAlert' | 'receivedAlert'> & { cause?: unknown }): void {
+    const result = err.sentAlert ? 'alert_sent' : err.receivedAlert ? 'alert_received' : err.cause instanceof PeerClosedError ? 'closed' : 'error';
     this.handshakes.inc({ protocol: '', suite: '', group: '', kind: 'unknown', result, alert: err.sentAlert ?? err.receivedAlert ?? '' });
+  }
+
+  tcpConnection(result: 'connected' | 'connect_failed'): void {
+    this.tcpConnections.inc({ result });
+  }
+
+  originConnectFailed(reason: OriginConnectFailure): void {
+    this.tcpOriginConnectFailures.inc({ reason });
+  }
+
+  tcpBytes(direction: 'to_origin' | 'to_client', bytes: number): void {
+    this.tcpForwardedBytes.inc({ direction }, bytes);
   }
 
   admissionRejected(reason: AdmissionReason): void {

@@ -9,21 +9,26 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { createSsmClient, loadCertificatesFromSsm, type SsmCertificateEntry } from './cert-store/ssm';
-import { assertNoPrivateKey, ConfigError, EdgeConfig } from './config';
+import { openCertificateStore, type CertificateStoreBackend, type StoredCertificate } from './cert-store';
+import { CertificateStoreMetrics, checkStagedEntries, startJitteredTimer } from './cert-store/edge-refresh';
+import { assertNoPrivateKey, type ClientAuthConfig, ConfigError, EdgeConfig } from './config';
+import { loadClientAuthPolicy, type ClientAuthPolicy } from './tls/client-auth';
 import { EdgeMetrics } from './edge-metrics';
+import { EmfPublisher } from './emf';
 import { AdmissionController } from './keyless/admission';
 import { KeyClientMetrics } from './keyless/client-metrics';
 import { MetricsRegistry } from './keyless/metrics';
 import { FailoverTarget, type TargetPing, type TargetStatus } from './keyless/failover-target';
 import { KeyServiceClient } from './keyless/key-service-client';
 import { createLambdaTargets } from './keyless/lambda-targets';
-import type { Logger } from './log';
+import { LogSampler, type Logger } from './log';
 import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
+import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
-import type { TlsServerConnection } from './tls/connection';
+import { ocspResponseProblem } from './tls/ocsp-stapling';
+import { PeerClosedError, type TlsServerConnection } from './tls/connection';
 import { TlsServer } from './tls/server';
 import { TicketProtector } from './tls/tickets';
 import { TicketKeyRefresher } from './ticket-key-refresher';
@@ -46,8 +51,12 @@ export interface RunningEdge {
    * whatever is left. `close()` afterwards releases the rest.
    */
   drain(deadlineMs?: number): Promise<void>;
-  /** Reloads the served certificates (SIGHUP) from `next` (default: the startup configuration); existing connections are untouched. */
-  reloadCertificates(next?: EdgeConfig): Promise<ServerCertificate[]>;
+  /**
+   * Reloads the served certificates from the files and the certificate store of `next` (SIGHUP; default:
+   * the last configuration that loaded). New handshakes use the new set; existing connections are
+   * untouched. The refresh timer calls it with trigger `timer`.
+   */
+  reloadCertificates(next?: EdgeConfig, trigger?: 'sighup' | 'timer'): Promise<ServerCertificate[]>;
   /** Ping every key service now and update what /healthz reports. */
   checkHealth(): Promise<EdgeHealth>;
   close(): Promise<void>;
@@ -73,21 +82,60 @@ export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
       throw new ConfigError(`certificates[${i}].chainFile`, `cannot read ${c.chainFile} (${(e as NodeJS.ErrnoException).code})`, 'Check the path, or run `npm start` once to create the local dev certificate.');
     }
     assertNoPrivateKey(pem, `certificates[${i}].chainFile`);
+    let cert: ServerCertificate;
     try {
-      return loadCertificate(pem, c.keyName, c.hostnames);
+      cert = loadCertificate(pem, c.keyName, c.hostnames);
     } catch (e) {
       throw new ConfigError(`certificates[${i}].chainFile`, (e as Error).message, 'Give a PEM chain with the leaf certificate first.');
     }
+    const clientAuth = loadClientAuth(c.clientAuth, `certificates[${i}].clientAuth.caFile`);
+    const ocspResponse = loadOcspResponse(c.ocspResponseFile, `certificates[${i}].ocspResponseFile`);
+    return { ...cert, ...(clientAuth ? { clientAuth } : {}), ...(ocspResponse ? { ocspResponse } : {}) };
   });
 }
 
-/** Turns certificates read from SSM into served certificates; errors name the parameter. */
-export function certificatesFromStore(entries: readonly SsmCertificateEntry[]): ServerCertificate[] {
-  return entries.map((e) => {
+/** The OCSP response stapled for a certificate (TLS engine: tls/ocsp-stapling.ts), re-read on reload. */
+function loadOcspResponse(file: string | undefined, field: string): Buffer | undefined {
+  if (!file) return undefined;
+  let der: Buffer;
+  try {
+    der = fs.readFileSync(file);
+  } catch (e) {
+    throw new ConfigError(field, `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`, 'Check the path, or remove the field to serve without OCSP stapling.');
+  }
+  const problem = ocspResponseProblem(der);
+  if (problem) throw new ConfigError(field, `${file} ${problem}`, 'Fetch a fresh response in DER form, e.g. `openssl ocsp -issuer ca.pem -cert leaf.pem -url <responder> -respout ocsp.der`.');
+  return der;
+}
+
+/** The CA bundle of an mTLS certificate entry, read at startup and on every SIGHUP reload. */
+function loadClientAuth(config: ClientAuthConfig | undefined, field: string): ClientAuthPolicy | undefined {
+  if (!config || config.mode === 'none' || !config.caFile) return undefined;
+  let pem: string;
+  try {
+    pem = fs.readFileSync(config.caFile, 'utf8');
+  } catch (e) {
+    throw new ConfigError(field, `cannot read ${config.caFile} (${(e as NodeJS.ErrnoException).code})`, 'Check the path of the PEM bundle of client-certificate CAs.');
+  }
+  assertNoPrivateKey(pem, field);
+  try {
+    return loadClientAuthPolicy(config.mode, pem);
+  } catch (e) {
+    throw new ConfigError(field, `${config.caFile} ${(e as Error).message}`, 'Give a PEM bundle of the CA certificates that issue your client certificates.');
+  }
+}
+
+/**
+ * Turns store entries into served certificates: `live` and `retiring` ones (the TLS engine prefers
+ * live, see CertificateStore.candidates); `staged` entries are never served. Errors name the entry.
+ */
+export function certificatesFromStore(entries: readonly StoredCertificate[]): ServerCertificate[] {
+  return entries.flatMap((e) => {
+    if (e.state === 'staged') return [];
     try {
-      return loadCertificate(e.chainPem, e.keyName, e.hostnames);
+      return [{ ...loadCertificate(e.chainPem, e.keyName, e.hostnames), state: e.state }];
     } catch (err) {
-      throw new ConfigError(`${e.parameter}.chainPem`, (err as Error).message, 'Give a PEM chain with the leaf certificate first.');
+      throw new ConfigError(`${e.source}.chainPem`, (err as Error).message, 'Give a PEM chain with the leaf certificate first.');
     }
   });
 }
@@ -120,31 +168,68 @@ export class ReloadableCertificateStore extends CertificateStore {
 export interface EdgeDependencies {
   /** SSM client for `certificateStore` (default: one from the environment's region and credentials). */
   ssmClient?: SSMClient;
+  /** The certificate store backend (tests); default: the one `certificateStore` names. */
+  certificateStore?: CertificateStoreBackend;
+  /** Where embedded-metric-format lines go when `metrics.emf` is on (default: stdout). */
+  emfWrite?: (line: string) => void;
+}
+
+/** What the edge holds: the certificates it serves, and the store's staged entries (checked, never served). */
+export interface CertificateSet {
+  served: ServerCertificate[];
+  staged: StoredCertificate[];
 }
 
 /**
- * Every certificate the edge serves: those from files first (in order), then those in the SSM
- * certificate store (by parameter name). Fails when there is none at all.
+ * Every certificate the edge serves: those from files first (in order), then the live and retiring
+ * entries of the certificate store (by entry id). Fails when there is none at all.
  */
-export async function loadAllCertificates(config: EdgeConfig, deps: EdgeDependencies = {}): Promise<ServerCertificate[]> {
-  const certs = loadCertificates(config);
+export async function loadCertificateSet(config: EdgeConfig, deps: EdgeDependencies = {}): Promise<CertificateSet> {
+  const served = loadCertificates(config);
   const store = config.certificateStore;
-  if (store) {
-    const client = deps.ssmClient ?? createSsmClient();
-    try {
-      certs.push(...certificatesFromStore(await loadCertificatesFromSsm(client, store.ssmPrefix)));
-    } finally {
-      if (!deps.ssmClient) client.destroy();
-    }
-    if (certs.length === 0) {
+  if (!store) return { served, staged: [] };
+  const opened = deps.certificateStore ? { store: deps.certificateStore, close: () => undefined } : openCertificateStore(store, deps.ssmClient);
+  let entries: StoredCertificate[];
+  try {
+    entries = await opened.store.list();
+  } finally {
+    opened.close();
+  }
+  served.push(...certificatesFromStore(entries));
+  const staged = entries.filter((e) => e.state === 'staged');
+  if (served.length === 0) {
+    const stagedNote = staged.length > 0 ? ` (${staged.length} staged, never served: promote one with \`keyless rotate <slot> promote\`)` : '';
+    if (store.ssmPrefix !== undefined) {
       throw new ConfigError(
         'certificateStore.ssmPrefix',
-        `no certificate parameter found under ${store.ssmPrefix}`,
+        `no certificate parameter found under ${store.ssmPrefix}${stagedNote}`,
         'Deploy the certificates (the CDK edge stack writes one String parameter per certificate under this prefix), check KEYLESS_CERT_SSM_PREFIX and the region, and that the task role may call ssm:GetParametersByPath on it.',
       );
     }
+    throw new ConfigError(
+      'certificateStore.directory',
+      `no certificate found in ${store.directory}${stagedNote}`,
+      'Import one with `keyless cert import` (one <key name>.json per certificate), or check KEYLESS_CERT_DIR.',
+    );
   }
-  return certs;
+  return { served, staged };
+}
+
+/** The certificates the edge serves (see loadCertificateSet). */
+export async function loadAllCertificates(config: EdgeConfig, deps: EdgeDependencies = {}): Promise<ServerCertificate[]> {
+  return (await loadCertificateSet(config, deps)).served;
+}
+
+/** Where the certificate store is, for logs. */
+function storeLocation(config: EdgeConfig): Record<string, string> {
+  const s = config.certificateStore;
+  if (!s) return {};
+  return s.ssmPrefix !== undefined ? { ssmPrefix: s.ssmPrefix } : { directory: s.directory };
+}
+
+/** A fingerprint of what is served and staged, to log a refresh only when something changed. */
+function setFingerprint(set: CertificateSet): string {
+  return JSON.stringify([set.served.map((c) => [c.keyName, c.state ?? 'live', c.leaf.fingerprint256, c.hostnames]), set.staged.map((e) => [e.id, e.keyName, e.chainPem.length])]);
 }
 
 /**
@@ -166,8 +251,11 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
 const ACCEPT_QUEUE_GRACE_MS = 100;
 
 export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
-  const certs = await loadAllCertificates(config, deps);
-  if (config.certificateStore) log.log('info', 'certificates loaded', { ssmPrefix: config.certificateStore.ssmPrefix, certificates: certs.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames })) });
+  const initialSet = await loadCertificateSet(config, deps);
+  const certs = initialSet.served;
+  if (config.certificateStore) {
+    log.log('info', 'certificates loaded', { ...storeLocation(config), certificates: certs.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })), staged: initialSet.staged.map((e) => e.keyName) });
+  }
   // One Lambda target per configured key service, in failover order, behind one deadline per
   // operation: at most one retry, health per key service, a circuit breaker each.
   const registry = new MetricsRegistry();
@@ -180,6 +268,11 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     },
   });
   edgeMetrics.admissionPending.collect = (g) => g.set({}, admission.pending);
+  // CloudWatch in ECS: the same figures as embedded-metric-format lines on stdout (docs/observability.md).
+  const emf = config.metrics.emf
+    ? new EmfPublisher(edgeMetrics, metrics, { namespace: config.metrics.namespace, deployment: config.metrics.deployment, intervalMs: config.metrics.intervalSeconds * 1000, write: deps.emfWrite })
+    : undefined;
+  emf?.start();
   const failover = new FailoverTarget({
     targets: createLambdaTargets(config.keyServices, {
       deadlineMs: config.keyOperationTimeoutMs,
@@ -206,11 +299,29 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   });
   for (const c of certs) keys.registerCertificateKey(c.keyName, c.publicKey);
 
-  const frontend = createHttpFrontend({
-    origin: config.origin,
-    log: (level, msg, fields) => log.log(level, msg, { ...fields, component: 'proxy' }),
-    closeTimeoutMs: config.drainTimeoutMs,
-  });
+  const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => log.log(level, msg, { ...fields, component: 'proxy' });
+  // What happens to the plaintext: HTTP reverse proxy, or raw TCP forwarding (config `proxy.mode`).
+  const frontend =
+    config.proxy.mode === 'tcp'
+      ? createTcpForwarder({
+          origin: config.origin,
+          connectTimeoutMs: config.proxy.connectTimeoutMs,
+          idleTimeoutMs: config.proxy.idleTimeoutMs,
+          sendProxyProtocol: config.proxy.sendProxyProtocol,
+          closeTimeoutMs: config.drainTimeoutMs,
+          log: proxyLog,
+          metrics: edgeMetrics,
+        })
+      : createHttpFrontend({
+          origin: config.origin,
+          connectTimeoutMs: config.proxy.connectTimeoutMs,
+          sendProxyProtocol: config.proxy.sendProxyProtocol,
+          log: proxyLog,
+          closeTimeoutMs: config.drainTimeoutMs,
+          idleTimeoutMs: config.limits.httpIdleTimeoutMs,
+          headersTimeoutMs: config.limits.httpHeadersTimeoutMs,
+          maxHeaderBytes: config.limits.httpMaxHeaderBytes,
+        });
   const certificateStore = new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
   // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
@@ -221,13 +332,18 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     certificates: certificateStore,
     keyOperations: admission.wrap(trackedKeys),
     alpnProtocols: config.alpn,
+    // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
+    allowHalfOpen: config.proxy.mode === 'tcp',
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     tickets,
     ticketSettings: { count: config.tickets.count, lifetimeSeconds: config.tickets.lifetimeSeconds },
   }, config.proxyProtocol);
+  // Connections beyond the cap are closed at accept (before any TLS work): bounds memory and file descriptors.
+  server.tcp.maxConnections = config.limits.maxConnections;
   server.on('proxyProtocolError', (err, remote) => log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }));
   // Every log line about a connection carries its id: a per-process random prefix and a counter.
   const idPrefix = randomBytes(3).toString('hex');
+  const logSampler = new LogSampler(config.logging.sampleRate);
   let nextId = 0;
   const connIds = new WeakMap<TlsServerConnection, string>();
   const connId = (conn: TlsServerConnection): string => {
@@ -242,11 +358,12 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   server.on('secureConnection', (conn: TlsServerConnection) => {
     const i = conn.handshakeInfo;
     const id = connId(conn);
-    edgeMetrics.handshakeSucceeded({ protocol: i?.protocol, cipher: i?.cipher, group: i?.group, resumed: i?.resumed });
+    // Per-connection lines are sampled (logging.sampleRate); warnings and errors never are.
+    const clog = logSampler.forConnection(log, id);
+    edgeMetrics.handshakeSucceeded({ protocol: i?.protocol, cipher: i?.cipher, group: i?.group, resumed: i?.resumed, handshakeMs: conn.handshakeMs });
     const openedAt = Date.now();
-    conn.once('close', () => log.log('debug', 'connection closed', { conn: id, remote: conn.remoteAddress, durationMs: Date.now() - openedAt, error: conn.lastError?.message }));
-    log.log('info', 'handshake', {
-      conn: id,
+    conn.once('close', () => clog.log('debug', 'connection closed', { remote: conn.remoteAddress, durationMs: Date.now() - openedAt, error: conn.lastError?.message }));
+    clog.log('info', 'handshake', {
       remote: conn.remoteAddress,
       protocol: i?.protocol,
       cipher: i?.cipher,
@@ -259,12 +376,18 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       resumed: i?.resumed,
       keyName: i?.keyName,
       keyOperationMs: i?.keyOperationMs,
+      // mTLS hosts: the verified client certificate's SHA-256 (an identifier, not a secret), or "none".
+      clientCert: i?.clientAuth ? (i.clientAuth.fingerprint256 ?? 'none') : undefined,
+      handshakeMs: conn.handshakeMs === undefined ? undefined : Math.round(conn.handshakeMs * 1000) / 1000,
     });
     frontend.handle(conn as SecureConnection);
   });
   server.on('tlsClientError', (err, conn) => {
     edgeMetrics.handshakeFailed(err);
-    log.log('warn', 'handshake failed', { conn: connId(conn), remote: conn.remoteAddress, error: err.message, alertSent: err.sentAlert, alertReceived: err.receivedAlert });
+    // A TCP probe (no ClientHello) or a client that left after our whole flight — for it the
+    // handshake succeeded — is routine: debug, sampled. Anything else is worth a warning.
+    const routine = err.cause instanceof PeerClosedError && err.cause.stage !== 'during_handshake';
+    logSampler.forConnection(log, connId(conn)).log(routine ? 'debug' : 'warn', routine ? 'handshake abandoned' : 'handshake failed', { remote: conn.remoteAddress, error: err.message, alertSent: err.sentAlert, alertReceived: err.receivedAlert });
   });
   const tlsAddr = await server.listen(config.listen.port, config.listen.host);
 
@@ -296,26 +419,65 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     return drainPromise;
   };
 
+  // Staged entries are checked (key known to the key service, same public key as the leaf) after
+  // every load, so `keyless rotate promote` can see that the fleet is ready; never served.
+  const storeMetrics = new CertificateStoreMetrics(registry);
+  let stagedCount = initialSet.staged.length;
+  storeMetrics.trackCertificates(() => ({ served: certificateStore.all, staged: stagedCount }));
+  const stagedResults = new Map<string, string>();
+  const checkStaged = async (staged: readonly StoredCertificate[]): Promise<void> => {
+    const checks = await checkStagedEntries(staged, (name) => keys.publicKey(name));
+    storeMetrics.recordStagedChecks(checks);
+    for (const c of checks) {
+      if (stagedResults.get(c.keyName) === c.result) continue;
+      stagedResults.set(c.keyName, c.result);
+      log.log(c.result === 'ok' ? 'info' : 'warn', 'staged certificate checked', { keyName: c.keyName, entry: c.id, result: c.result, detail: c.detail });
+    }
+    for (const name of [...stagedResults.keys()]) if (!checks.some((c) => c.keyName === name)) stagedResults.delete(name);
+  };
+  const checkStagedQuietly = (staged: readonly StoredCertificate[]): void => void checkStaged(staged).catch((e: unknown) => log.log('warn', 'staged certificate check failed', { error: (e as Error).message }));
+  checkStagedQuietly(initialSet.staged);
+
+  // Reloads (SIGHUP with a re-read configuration, or the refresh timer with the last good one) are
+  // serialised; a failed read keeps the last good set in service, never an empty one.
+  let currentConfig = config;
+  let lastFingerprint = setFingerprint(initialSet);
   let reloading: Promise<ServerCertificate[]> = Promise.resolve([]);
-  const reloadCertificates = (next: EdgeConfig = config): Promise<ServerCertificate[]> => {
+  const reloadCertificates = (next?: EdgeConfig, trigger: 'sighup' | 'timer' = 'sighup'): Promise<ServerCertificate[]> => {
     reloading = reloading.catch(() => []).then(async () => {
+      const cfg = next ?? currentConfig;
       try {
-        const fresh = await loadAllCertificates(next, deps);
+        const set = await loadCertificateSet(cfg, deps);
+        const fresh = set.served;
         for (const c of fresh) keys.registerCertificateKey(c.keyName, c.publicKey);
         const first = pings.find((p) => p.reachable && p.keys);
         if (first?.keys) applyCustody(fresh, first.keys);
         certificateStore.replace(fresh);
-        edgeMetrics.certificateReloads.inc({ result: 'ok' });
-        log.log('info', 'certificates reloaded', { certificates: fresh.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames })) });
+        currentConfig = cfg;
+        stagedCount = set.staged.length;
+        if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'ok' });
+        const fingerprint = setFingerprint(set);
+        const changed = fingerprint !== lastFingerprint;
+        lastFingerprint = fingerprint;
+        // The timer re-reads every minute: say so only when something changed.
+        log.log(changed || trigger === 'sighup' ? 'info' : 'debug', 'certificates reloaded', {
+          trigger,
+          changed,
+          certificates: fresh.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })),
+          staged: set.staged.map((e) => e.keyName),
+        });
+        checkStagedQuietly(set.staged);
         return fresh;
       } catch (e) {
-        edgeMetrics.certificateReloads.inc({ result: 'error' });
-        log.log('error', 'certificate reload failed; still serving the previous certificates', { error: (e as Error).message });
+        if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'error' });
+        storeMetrics.refreshFailures.inc({ trigger });
+        log.log('error', 'certificate reload failed; still serving the previous certificates', { trigger, error: (e as Error).message });
         throw e;
       }
     });
     return reloading;
   };
+  const refreshTimer = config.certificateStore ? startJitteredTimer(config.certificateStore.refreshSeconds, () => reloadCertificates(undefined, 'timer')) : undefined;
 
   // Healthy while at least one key service answers ping (each pinged directly, whatever its breaker).
   let pings: TargetPing[] = [];
@@ -373,6 +535,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     reloadCertificates,
     async close() {
       clearInterval(healthTimer);
+      refreshTimer?.stop();
+      emf?.stop(); // the last interval's figures are written before exit
       ticketRefresher?.stop();
       await server.close();
       await frontend.close();

@@ -7,12 +7,13 @@ import { startEdge } from './edge';
 import { createLogger } from './log';
 
 async function main(): Promise<void> {
-  const log = createLogger('edge');
+  let log = createLogger('edge');
   const argIdx = process.argv.indexOf('--config');
   const file = argIdx > 0 ? process.argv[argIdx + 1] : process.env.KEYLESS_EDGE_CONFIG;
   let edge;
   try {
     const config = loadEdgeConfig(file);
+    log = createLogger('edge', config.logging.level); // logging.level / KEYLESS_LOG_LEVEL, validated
     edge = await startEdge(config, log);
     log.log('info', 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices: config.keyServices.map((k) => k.functionName) });
   } catch (e) {

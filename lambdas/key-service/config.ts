@@ -5,7 +5,8 @@
  *   [{"name":"localhost","custody":"kms","keyId":"alias/keyless-localhost"},
  *    {"name":"legacy","custody":"sealed","wrappingKeyId":"alias/keyless/prod/sealed-wrapping",
  *     "sealedKey":"<base64 PrivateKeyCiphertextBlob>","publicKey":"<base64 DER SPKI>"},
- *    {"name":"dev","custody":"file","path":"/abs/key.pem"}]
+ *    {"name":"dev","custody":"file","path":"/abs/key.pem"},
+ *    {"name":"*","custody":"kms","aliasPrefix":"alias/keyless/prod/keys/"}]
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -46,6 +47,35 @@ export interface SealedKeyConfig {
 
 export type KeyConfig = KmsKeyConfig | FileKeyConfig | SealedKeyConfig;
 
+/**
+ * `{"name": "*", "custody": "kms", "aliasPrefix": "alias/keyless/prod/keys/"}`: any other valid key
+ * name N is the KMS key behind the alias `<aliasPrefix>N`. Key generations made with `keyless keys
+ * create` are then served without redeploying the key service; an alias that does not exist yields
+ * `unknown_key`. At most one such entry; configured names always win over it.
+ */
+export interface KmsAliasPrefixConfig {
+  name: '*';
+  custody: 'kms';
+  /** `alias/...` ending in `/`; not under the AWS-managed `alias/aws/`. */
+  aliasPrefix: string;
+}
+
+/** One KEYLESS_KEYS entry: a configured key, or the alias-prefix pattern. */
+export type KeysConfigEntry = KeyConfig | KmsAliasPrefixConfig;
+
+export function isAliasPrefixEntry(k: KeysConfigEntry): k is KmsAliasPrefixConfig {
+  return k.name === '*';
+}
+
+/**
+ * Key names the alias-prefix entry resolves: what a KMS alias name allows ([A-Za-z0-9/_-]) minus "/"
+ * (a name is one alias segment), within the protocol's key-name alphabet.
+ */
+export const ALIAS_KEY_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const ALIAS_PREFIX_RE = /^alias\/(?:[A-Za-z0-9_-]+\/)+$/;
+/** KMS alias names are at most 256 characters; leave room for a 64-character key name. */
+const MAX_ALIAS_PREFIX = 256 - 64;
+
 const CUSTODIES: readonly Custody[] = ['kms', 'file', 'sealed'];
 const MAX_KEYS = 256;
 const MAX_KMS_KEY_ID = 2048;
@@ -56,7 +86,7 @@ const MAX_PUBLIC_KEY_B64 = 2048;
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Parse and validate KEYLESS_KEYS. Throws ConfigError naming the field on any problem. */
-export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR): KeyConfig[] {
+export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR): KeysConfigEntry[] {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -67,14 +97,15 @@ export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR): Ke
 }
 
 /** Validate an already-parsed key list (same rules as parseKeysConfig). */
-export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR): KeyConfig[] {
+export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR): KeysConfigEntry[] {
   if (!Array.isArray(raw)) throw new ConfigError(`${source}: expected a JSON array of key objects`);
   if (raw.length === 0) throw new ConfigError(`${source}: at least one key is required`);
   if (raw.length > MAX_KEYS) throw new ConfigError(`${source}: more than ${MAX_KEYS} keys`);
   const seen = new Set<string>();
   return raw.map((entry: unknown, i: number) => {
     const where = `${source}[${i}]`;
-    const key = validateKeyEntry(entry, where);
+    const key = isObject(entry) && entry.name === '*' ? validateAliasPrefixEntry(entry, where) : validateKeyEntry(entry, where);
+    if (key.name === '*' && seen.has('*')) throw new ConfigError(`${where}.name: only one "*" (alias prefix) entry is allowed`);
     if (seen.has(key.name)) throw new ConfigError(`${where}.name: duplicate key name "${key.name}"`);
     seen.add(key.name);
     return key;
@@ -132,6 +163,20 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
   }
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function validateAliasPrefixEntry(obj: Record<string, unknown>, where: string): KmsAliasPrefixConfig {
+  if (obj.custody !== 'kms') throw new ConfigError(`${where}.custody: the "*" entry resolves names by KMS alias, so its custody must be "kms"`);
+  rejectUnknownFields(obj, ['name', 'custody', 'aliasPrefix'], where);
+  const prefix = obj.aliasPrefix;
+  if (typeof prefix !== 'string' || prefix.length > MAX_ALIAS_PREFIX || !ALIAS_PREFIX_RE.test(prefix) || prefix.startsWith('alias/aws/')) {
+    throw new ConfigError(`${where}.aliasPrefix: expected an alias name prefix such as "alias/keyless/prod/keys/" (starts with alias/, ends with /, segments of [A-Za-z0-9_-], not under alias/aws/)`);
+  }
+  return { name: '*', custody: 'kms', aliasPrefix: prefix };
+}
+
 function kmsKeyId(keyId: unknown, where: string): string {
   if (typeof keyId !== 'string' || keyId.length === 0) {
     throw new ConfigError(`${where}: expected a non-empty string (key id, key ARN, alias/... or alias ARN)`);
@@ -149,7 +194,7 @@ function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly str
 }
 
 /** Read KEYLESS_KEYS from an environment (process.env by default). */
-export function loadKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KeyConfig[] {
+export function loadKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KeysConfigEntry[] {
   const json = env[KEYS_ENV_VAR];
   if (json === undefined || json.trim() === '') {
     throw new ConfigError(`${KEYS_ENV_VAR}: not set (expected a JSON array of key objects)`);

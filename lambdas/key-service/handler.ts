@@ -8,8 +8,8 @@
  * structured log line per request, and (in the Lambda) CloudWatch EMF metrics per request.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { createBackend, type Backend } from './backends';
-import { loadKeysConfigFromEnv, type KeyConfig } from './config';
+import { createBackend, KmsBackend, type Backend } from './backends';
+import { ALIAS_KEY_NAME_PATTERN, isAliasPrefixEntry, loadKeysConfigFromEnv, type KeyConfig, type KeysConfigEntry } from './config';
 import { ConfigError, KeyServiceError } from './errors';
 import {
   collectKmsCalls,
@@ -55,8 +55,8 @@ export interface LambdaContextLike {
 export type KeyServiceHandler = (event: unknown, context?: LambdaContextLike) => Promise<KeyServiceResponse>;
 
 export interface KeyServiceOptions {
-  /** Key configuration; defaults to KEYLESS_KEYS from the environment. */
-  keys?: KeyConfig[];
+  /** Key configuration (configured keys and at most one alias-prefix entry); defaults to KEYLESS_KEYS from the environment. */
+  keys?: KeysConfigEntry[];
   /** Pre-built backends (tests); used instead of `keys`. */
   backends?: Backend[];
   /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
@@ -101,12 +101,15 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       }
     },
   };
-  const backends = options.backends ?? (options.keys ?? loadKeysConfigFromEnv()).map((k) => createBackend(k, { kmsClient: options.kmsClient }));
+  const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv());
+  const backends = options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient }));
   const byName = new Map<string, Backend>();
   for (const b of backends) {
     if (byName.has(b.name)) throw new ConfigError(`duplicate key name "${b.name}"`);
     byName.set(b.name, b);
   }
+  const pattern = entries.find(isAliasPrefixEntry);
+  const keys = new KeyResolver(byName, pattern ? { aliasPrefix: pattern.aliasPrefix, kmsClient: options.kmsClient } : undefined);
   let ticketKeys: TicketKeySource | undefined;
   if (options.ticketKeys === undefined) {
     const cfg = loadTicketKeysConfigFromEnv();
@@ -147,7 +150,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       ems: req.op === 'tls12.rsa_master_secret' ? req.handshakeMessages !== undefined : undefined,
       awsRequestId,
     };
-    const run = await collectKmsCalls(() => execute(req, byName, ticketKeys));
+    const run = await collectKmsCalls(() => execute(req, keys, ticketKeys));
     const latencyMs = elapsedMs();
     const kms = run.calls.length > 0 ? { kmsCalls: run.calls.length, kmsMs: round3(run.calls.reduce((t, c) => t + c.ms, 0)) } : {};
     if (!run.failed && run.value) {
@@ -177,7 +180,7 @@ function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-async function execute(req: ParsedRequest, keys: ReadonlyMap<string, Backend>, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
+async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
   switch (req.op) {
     case 'ping':
       return {
@@ -185,7 +188,8 @@ async function execute(req: ParsedRequest, keys: ReadonlyMap<string, Backend>, t
           service: 'keyless-key-service',
           protocol: PROTOCOL_VERSION,
           version: KEY_SERVICE_VERSION,
-          keys: [...keys.values()].map((b) => b.describe()),
+          keys: keys.configured().map((b) => b.describe()),
+          ...(keys.aliasPrefix !== undefined ? { keyPattern: { name: '*', custody: 'kms', aliasPrefix: keys.aliasPrefix } } : {}),
         },
       };
     case 'public_key': {
@@ -245,10 +249,51 @@ function signed(out: { signature: Buffer; backendMs: number }): ExecuteOutput {
   return { result: { signature: out.signature.toString('base64'), backendMs }, backendMs };
 }
 
-function lookup(keys: ReadonlyMap<string, Backend>, name: string): Backend {
+function lookup(keys: KeyResolver, name: string): Backend {
   const backend = keys.get(name);
   if (!backend) throw new KeyServiceError('unknown_key', 'key name is not configured on this key service');
   return backend;
+}
+
+/** Backends resolved by alias prefix are kept (public-key cache and all) for this many names. */
+const MAX_RESOLVED_KEYS = 256;
+
+/**
+ * Key names → backends: the configured keys first; then, with an alias-prefix entry, any other name
+ * N (alias-safe) as the KMS key `<aliasPrefix>N`. Whether that alias exists is KMS's answer at the
+ * first use (NotFoundException → `unknown_key`), so new key generations need no redeploy. Names are
+ * immutable per key generation (docs/rotation.md), so signing by alias never pairs a certificate
+ * with another key.
+ */
+class KeyResolver {
+  private readonly resolved = new Map<string, Backend>();
+  readonly aliasPrefix: string | undefined;
+
+  constructor(
+    private readonly byName: ReadonlyMap<string, Backend>,
+    private readonly pattern: { aliasPrefix: string; kmsClient?: KMSClient } | undefined,
+  ) {
+    this.aliasPrefix = pattern?.aliasPrefix;
+  }
+
+  configured(): Backend[] {
+    return [...this.byName.values()];
+  }
+
+  get(name: string): Backend | undefined {
+    const configured = this.byName.get(name);
+    if (configured || !this.pattern || !ALIAS_KEY_NAME_PATTERN.test(name)) return configured;
+    let backend = this.resolved.get(name);
+    if (backend) {
+      // Most recently used last, so the oldest is evicted first.
+      this.resolved.delete(name);
+    } else {
+      backend = new KmsBackend({ name, keyId: `${this.pattern.aliasPrefix}${name}`, client: this.pattern.kmsClient });
+      if (this.resolved.size >= MAX_RESOLVED_KEYS) this.resolved.delete(this.resolved.keys().next().value as string);
+    }
+    this.resolved.set(name, backend);
+    return backend;
+  }
 }
 
 async function authoriseScheme(backend: Backend, scheme: SignatureSchemeName): Promise<void> {

@@ -174,7 +174,10 @@ export interface PingResult {
   service: 'keyless-key-service';
   protocol: typeof PROTOCOL_VERSION;
   version: string;
+  /** The configured key names (names resolved by `keyPattern` are not listed). */
   keys: KeyDescription[];
+  /** Present when other names resolve by KMS alias: name N is the key `<aliasPrefix>N`. */
+  keyPattern?: { name: '*'; custody: 'kms'; aliasPrefix: string };
 }
 
 export interface OkResponse<T> {

@@ -14,7 +14,9 @@
  *
  * Environment: BENCH_RUN_SECONDS (target length of one measured run, default 3), BENCH_REPS
  * (default 3), BENCH_CONCURRENCY (default "8,32"), BENCH_LATENCY_COUNT (default 300),
- * BENCH_BUDGET_SECONDS (skip what would start after this, default 300), BENCH_NO_DOCS=1 (print only),
+ * BENCH_BUDGET_SECONDS (skip what would start after this, default 540; the key-service section, last, ends by budget + 60 s),
+ * BENCH_KEEPALIVE_REQUESTS (requests per kept-alive connection, default 500), BENCH_BULK_MIB (MiB per
+ * bulk run, default 256), BENCH_NO_DOCS=1 (print only), BENCH_DOCS_DIR (write the report there),
  * BENCH_PROFILE=0 (no sampled CPU profiles), BENCH_KEEP_PROFILES=1 (keep the .cpuprofile files),
  * BENCH_LOADGEN=node (the Node client pool even when h2load is installed), BENCH_KEY_SERVICE=0 (skip
  * the key-service path section, test/bench/key-service.ts, which has its own BENCH_KS_* knobs),
@@ -23,6 +25,21 @@
  *      sealed custody next to `openssl s_server -tls1_2 -no_ticket -no_cache`, Node client pool
  *      (h2load cannot cap the version), at the highest concurrency, with CPU per process and the
  *      key operation's latency; the key service's invocation delta verifies every handshake was full.
+ *   5. resumed handshakes/s (issue 7), TLS 1.3 (h2load, which resumes by itself) and TLS 1.2 (Node
+ *      client pool offering each loop's newest session), of the local stack with session tickets on
+ *      next to `openssl s_server` with tickets and nginx with a ticket key file; the share actually
+ *      resumed is counted on the server (edge /metrics `keyless_edge_handshakes_total{kind}` and the
+ *      key service's invocations, nginx `$ssl_session_reused`) or, for s_server, by the client.
+ *   6. HTTP requests/s over kept-alive connections and 7. bulk MB/s through the edge and through
+ *      nginx (proxy_pass, upstream keep-alive) to one origin (test/bench/proxy-bench.ts).
+ *   8. the edge's own latency per full handshake with the key operation taken out, at c=1 (from the
+ *      latency probe of 2 and the edge's per-handshake `keyOperationMs`), next to nginx's and the
+ *      engine's with their local signature taken out.
+ *
+ * Short runs while developing: KEYLESS_BENCH_QUICK=1 (1 run of ~1 s per cell, c=32 only, smaller
+ * counts) and KEYLESS_BENCH_ONLY=<sections> (comma-separated: full, latency, tls12, resume,
+ * keepalive, bulk, profile, keyservice). Either one leaves docs/benchmarks.md alone unless
+ * BENCH_DOCS_DIR names a folder to write the report into.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -34,9 +51,11 @@ import { measureLatency, LatencySample } from './latency';
 import { LoadOptions, LoadResult, LoadTool, pickLoadTool, runLoad } from './loadgen';
 import { HAVE_PROC, startCpuWindow } from './proc';
 import { CATEGORIES, ProfileSummary, summarizeProfile } from './profile';
-import { barChartSvg, fmt, fmtMs, pct, ratio, renderMarkdown, renderText, Table } from './report';
+import { ChartPanel, fmt, fmtMs, pct, ratio, renderMarkdown, renderText, stackedBarChartsSvg, Table } from './report';
 import { median, summarize, Summary } from './stats';
-import { ReferencePki, startEdgeTarget, startEngineTarget, startNginxTarget, startSServerTarget, Target, WindowCheck } from './targets';
+import type { StackProcess } from '../helpers/dev-stack-process';
+import { bulkRate, bulkTable, kaRate, keepAliveTable, pairBulk, pairKeepAlive, runBulkBench, runKeepAliveBench, type ProxyBenchResults } from './proxy-bench';
+import { directOriginTarget, ProxyTarget, ReferencePki, startBenchOrigin, startEdgeTarget, startEngineTarget, startNginxProxyTarget, startNginxTarget, startProxyEdgeTarget, startSServerTarget, Target, WindowCheck } from './targets';
 import { have, missingReason, versionOf } from './tools';
 
 // ---------------------------------------------------------------------------------------------
@@ -47,22 +66,53 @@ function envNum(name: string, fallback: number): number {
   return process.env[name] && Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
+const SECTIONS = ['full', 'latency', 'tls12', 'resume', 'keepalive', 'bulk', 'profile', 'keyservice'] as const;
+type Section = (typeof SECTIONS)[number];
+
+/** KEYLESS_BENCH_ONLY: the sections to run (all when unset). A typo stops the run before anything starts. */
+function parseOnly(v: string | undefined): Set<Section> | undefined {
+  if (!v || !v.trim()) return undefined;
+  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+  if (bad.length) throw new Error(`KEYLESS_BENCH_ONLY: unknown section${bad.length > 1 ? 's' : ''} ${bad.join(', ')}; use a comma-separated list of ${SECTIONS.join(', ')}`);
+  return new Set(names as Section[]);
+}
+
+const QUICK = process.env.KEYLESS_BENCH_QUICK === '1';
+const ONLY = parseOnly(process.env.KEYLESS_BENCH_ONLY);
+const wants = (s: Section): boolean => !ONLY || ONLY.has(s);
+/** Partial or quick runs must not replace the committed report, unless told where to write. */
+const DOCS_DIR = process.env.BENCH_DOCS_DIR;
+
 const CONFIG = {
-  runSeconds: envNum('BENCH_RUN_SECONDS', 3),
-  reps: Math.round(envNum('BENCH_REPS', 3)),
-  concurrency: (process.env.BENCH_CONCURRENCY ?? '8,32')
+  runSeconds: envNum('BENCH_RUN_SECONDS', QUICK ? 1 : 3),
+  reps: Math.round(envNum('BENCH_REPS', QUICK ? 1 : 3)),
+  concurrency: (process.env.BENCH_CONCURRENCY ?? (QUICK ? '32' : '8,32'))
     .split(',')
     .map((s) => Number(s.trim()))
     .filter((n) => Number.isInteger(n) && n > 0),
-  latencyCount: Math.round(envNum('BENCH_LATENCY_COUNT', 300)),
+  latencyCount: Math.round(envNum('BENCH_LATENCY_COUNT', QUICK ? 60 : 300)),
   latencyMaxMs: 6000,
-  profile: process.env.BENCH_PROFILE !== '0',
-  keyService: process.env.BENCH_KEY_SERVICE !== '0',
-  tls12: process.env.BENCH_TLS12 !== '0',
-  /** The whole run (after the build) should end by then: `npm run bench` stays under ~6 minutes. */
-  hardStopMs: 330_000,
-  budgetMs: envNum('BENCH_BUDGET_SECONDS', 300) * 1000,
-  writeDocs: process.env.BENCH_NO_DOCS !== '1',
+  full: wants('full'),
+  latency: wants('latency'),
+  profile: process.env.BENCH_PROFILE !== '0' && wants('profile'),
+  keyService: process.env.BENCH_KEY_SERVICE !== '0' && wants('keyservice'),
+  tls12: process.env.BENCH_TLS12 !== '0' && wants('tls12'),
+  resume: wants('resume'),
+  keepAlive: wants('keepalive'),
+  bulk: wants('bulk'),
+  /** Keep-alive runs: connections, and requests each connection carries. */
+  keepAliveConnections: 8,
+  requestsPerConnection: Math.round(envNum('BENCH_KEEPALIVE_REQUESTS', QUICK ? 200 : 500)),
+  /** Bulk runs: bytes per run (split over the run's connections) and the connection counts. */
+  bulkBytes: Math.round(envNum('BENCH_BULK_MIB', QUICK ? 64 : 256) * 2 ** 20),
+  bulkConnections: [1, 4],
+  /** Skip what would start after this; the whole run (after the build) should end by hardStopMs (~10 minutes). */
+  budgetMs: envNum('BENCH_BUDGET_SECONDS', QUICK ? 240 : 540) * 1000,
+  get hardStopMs(): number {
+    return this.budgetMs + 60_000;
+  },
+  writeDocs: process.env.BENCH_NO_DOCS !== '1' && ((!QUICK && !ONLY) || DOCS_DIR !== undefined),
 };
 
 function findRepoRoot(from: string): string {
@@ -104,6 +154,12 @@ interface TargetResult {
   cells: Cell[];
   latency?: { handshake: Summary; total: Summary };
   latencyWindow?: WindowCheck;
+  /**
+   * Edge only: per latency-probe connection, the client's handshake time minus the key operation
+   * the edge logged for that very handshake (ms), and how many connections could not be paired.
+   */
+  ownMs?: number[];
+  ownUnpaired?: number;
   skipped?: string;
   error?: string;
 }
@@ -129,16 +185,23 @@ function foreignShare(cell: Cell): number {
   return cell.machineTotalMs > 0 ? Math.max(0, cell.machineBusyMs - ours) / cell.machineTotalMs : NaN;
 }
 
-function verify(run: LoadResult, check: WindowCheck): 'ok' | 'mismatch' | 'n/a' {
+/**
+ * `full`: the server counted exactly the client's successful connections as full handshakes and
+ * resumed none. `resume`: full + resumed add up to them (the share resumed is reported separately).
+ */
+function verify(run: LoadResult, check: WindowCheck, expect: 'full' | 'resume' = 'full'): 'ok' | 'mismatch' | 'n/a' {
   if (check.fullHandshakes === undefined) return 'n/a';
+  if (expect === 'resume') return run.failed === 0 && check.fullHandshakes + (check.resumed ?? 0) === run.succeeded ? 'ok' : 'mismatch';
   return run.failed === 0 && check.fullHandshakes === run.succeeded && (check.resumed ?? 0) === 0 ? 'ok' : 'mismatch';
 }
 
 interface Active {
   target: Target;
   result: TargetResult;
-  /** Extra load-generator options (the TLS 1.2 section: version cap and suite). */
-  load?: Pick<LoadOptions, 'tls12Ciphers'>;
+  /** Extra load-generator options (TLS 1.2: version cap and suite; resumption). */
+  load?: Pick<LoadOptions, 'tls12Ciphers' | 'resume' | 'forceNode'>;
+  /** What the server-side count must show (default: every handshake full). */
+  expect?: 'full' | 'resume';
 }
 
 /** Calibration run (also the warm-up: JIT, connection pools, the key service's SDK clients). */
@@ -174,7 +237,7 @@ async function measuredRun(a: Active, tool: LoadTool, cell: Cell, rep: number): 
   cell.machineBusy.push(d.machineBusy);
   cell.machineBusyMs += d.machineBusyMs;
   cell.machineTotalMs += d.machineTotalMs;
-  const v = verify(run, check);
+  const v = verify(run, check, a.expect);
   cell.verified = cell.verified === 'mismatch' || v === 'mismatch' ? 'mismatch' : v === 'ok' ? 'ok' : cell.verified;
   say(`  run ${rep + 1}/${CONFIG.reps} ${t.label}: ${fmt(run.rate)} handshakes/s (${run.succeeded}/${run.requested} ok in ${run.seconds.toFixed(2)} s${run.failed ? `, ${run.failed} FAILED` : ''}) — ${check.detail}${v === 'mismatch' ? '  ✗ MISMATCH' : v === 'ok' ? '  ✓' : ''}`);
 }
@@ -184,6 +247,7 @@ function mergeChecks(a: WindowCheck | undefined, b: WindowCheck): WindowCheck {
   return {
     detail: b.detail,
     keyOperationMs: [...(a.keyOperationMs ?? []), ...(b.keyOperationMs ?? [])],
+    serverOwnMs: [...(a.serverOwnMs ?? []), ...(b.serverOwnMs ?? [])],
     keyServiceHandlerMs: [...(a.keyServiceHandlerMs ?? []), ...(b.keyServiceHandlerMs ?? [])],
     kmsCallMs: [...(a.kmsCallMs ?? []), ...(b.kmsCallMs ?? [])],
   };
@@ -195,8 +259,8 @@ function mergeChecks(a: WindowCheck | undefined, b: WindowCheck): WindowCheck {
  * slow drifts in the background load then touch every target alike, which keeps the ratios fair.
  */
 async function measureAll(active: Active[], tool: LoadTool): Promise<void> {
-  await measureRates(active, tool, CONFIG.concurrency);
-  await measureLatencies(active);
+  if (CONFIG.full) await measureRates(active, tool, CONFIG.concurrency);
+  if (CONFIG.latency) await measureLatencies(active);
 }
 
 async function measureRates(active: Active[], tool: LoadTool, concurrencies: number[]): Promise<void> {
@@ -224,6 +288,20 @@ async function measureRates(active: Active[], tool: LoadTool, concurrencies: num
   }
 }
 
+/**
+ * At c=1 the connections run one after another, so the edge's `handshake` log lines of the window
+ * come in the same order as the probe's connections (warm-up first): pair them and take the key
+ * operation out of each handshake. A window whose counts differ is not paired (and is counted).
+ */
+function pairOwnLatency(r: TargetResult, got: LatencySample[], keyOpMs: number[], warmup: number): void {
+  r.ownMs ??= [];
+  if (keyOpMs.length !== got.length + warmup) {
+    r.ownUnpaired = (r.ownUnpaired ?? 0) + got.length;
+    return;
+  }
+  got.forEach((x, i) => r.ownMs!.push(x.handshakeMs - keyOpMs[warmup + i]));
+}
+
 async function measureLatencies(active: Active[]): Promise<void> {
   say('\n== latency at concurrency 1');
   const rounds = 3;
@@ -235,8 +313,10 @@ async function measureLatencies(active: Active[]): Promise<void> {
         const window = await t.beginWindow();
         const warmup = round === 0 ? 10 : 2;
         const got = await measureLatency({ port: t.port, path: t.path, ca: t.caPem, count: Math.ceil(CONFIG.latencyCount / rounds), warmup, maxMs: CONFIG.latencyMaxMs / rounds });
-        a.result.latencyWindow = mergeChecks(a.result.latencyWindow, await window(got.length + warmup));
+        const check = await window(got.length + warmup);
+        a.result.latencyWindow = mergeChecks(a.result.latencyWindow, check);
         samples.set(a, [...(samples.get(a) ?? []), ...got]);
+        if (check.keyOperationMs) pairOwnLatency(a.result, got, check.keyOperationMs, warmup);
       } catch (e) {
         say(`  ${t.label}: latency probe failed: ${(e as Error).message}`);
       }
@@ -636,6 +716,287 @@ function tls12Interpretation(t: Tls12Results, micro: Micro | undefined, facts: F
 }
 
 // ---------------------------------------------------------------------------------------------
+// Resumed handshakes (issue 7): the local stack with session tickets on, next to openssl s_server
+// with tickets and nginx with a ticket key file, TLS 1.3 and TLS 1.2, in the same run.
+
+type ResumeServer = 'edge' | 's_server' | 'nginx';
+
+interface ResumeRow {
+  version: 'TLSv1.3' | 'TLSv1.2';
+  server: ResumeServer;
+  mode: 'resumed' | 'full';
+  tool: LoadTool;
+  result: TargetResult;
+}
+
+interface ResumeResults {
+  c: number;
+  rows: ResumeRow[];
+  /** TLS 1.3: a short Node-client probe per server (client-side count of resumed connections). */
+  probes: Partial<Record<ResumeServer, { n: number; resumed: number }>>;
+  notes: string[];
+}
+
+const RESUME_SERVER_LABEL: Record<ResumeServer, string> = { edge: 'keyless edge (tickets on)', s_server: 'openssl s_server (tickets)', nginx: 'nginx 1 worker (ticket key file)' };
+/** Where the same server's full TLS 1.3 handshakes are in the main table (h2load, tickets off). */
+const FULL_TLS13_ID: Record<ResumeServer, string> = { edge: 'edge', s_server: 's_server', nginx: 'nginx-1w' };
+const TLS12_RESUME_SUITE = 'ECDHE-RSA-AES128-GCM-SHA256';
+
+async function resumePhase(pki: ReferencePki, tool: LoadTool, edge: Target): Promise<ResumeResults | undefined> {
+  const c = CONFIG.concurrency[CONFIG.concurrency.length - 1];
+  const out: ResumeResults = { c, rows: [], probes: {}, notes: [] };
+  say(`\n== resumed handshakes at c=${c} (TLS 1.3 with ${tool === 'h2load' ? 'h2load' : 'the Node client pool'}, TLS 1.2 with the Node client pool)`);
+  const servers: Array<{ server: ResumeServer; target: Target }> = [{ server: 'edge', target: edge }];
+  const refs: Array<{ server: ResumeServer; needs: string; start: () => Promise<Target> }> = [
+    { server: 's_server', needs: 'openssl', start: () => startSServerTarget(pki, { tickets: true }) },
+    { server: 'nginx', needs: 'nginx', start: () => startNginxTarget(pki, 1, { tickets: true }) },
+  ];
+  for (const r of refs) {
+    if (!have(r.needs)) {
+      out.notes.push(`${RESUME_SERVER_LABEL[r.server]}: skipped: ${missingReason(r.needs, `the ${RESUME_SERVER_LABEL[r.server]} reference`)}`);
+      continue;
+    }
+    try {
+      const target = await r.start();
+      running.add(target);
+      servers.push({ server: r.server, target });
+      say(`  ${RESUME_SERVER_LABEL[r.server]}: ${target.url}`);
+    } catch (e) {
+      out.notes.push(`${RESUME_SERVER_LABEL[r.server]}: failed to start: ${(e as Error).message}`);
+    }
+  }
+  const actives = (version: ResumeRow['version'], modes: Array<ResumeRow['mode']>, rowTool: LoadTool): Active[] =>
+    servers.flatMap(({ server, target }) =>
+      modes.map((mode) => {
+        const label = `${RESUME_SERVER_LABEL[server]}, ${version} ${mode}`;
+        const result: TargetResult = { id: `${target.id}-${version}-${mode}`, label, cells: [] };
+        out.rows.push({ version, server, mode, tool: rowTool, result });
+        const load: Active['load'] = { resume: mode === 'resumed', ...(version === 'TLSv1.2' ? { tls12Ciphers: TLS12_RESUME_SUITE } : {}) };
+        return { target: { ...target, id: result.id, label }, result, load, expect: mode === 'resumed' ? 'resume' : 'full' } satisfies Active;
+      }),
+    );
+  // TLS 1.3: h2load resumes by itself but cannot say whether it did; the servers count (edge,
+  // nginx). s_server cannot, so a short Node-client probe shows that every server resumes at all.
+  for (const { server, target } of servers) {
+    try {
+      const p = await runLoad('node', { url: target.url, n: 4 * 15, c: 4, resume: true, forceNode: true, timeoutMs: 60_000 });
+      out.probes[server] = { n: p.succeeded, resumed: p.resumed ?? 0 };
+      say(`  probe ${RESUME_SERVER_LABEL[server]}: ${p.resumed ?? 0} of ${p.succeeded} TLS 1.3 connections resumed (Node client, 4 loops)`);
+    } catch (e) {
+      out.notes.push(`${RESUME_SERVER_LABEL[server]}: resumption probe failed: ${(e as Error).message}`);
+    }
+  }
+  await measureRates(actives('TLSv1.3', ['resumed'], tool), tool, [c]);
+  if (elapsed() < CONFIG.budgetMs) await measureRates(actives('TLSv1.2', ['resumed', 'full'], 'node'), 'node', [c]);
+  else out.notes.push('TLS 1.2 resumption skipped: time budget spent');
+  for (const { target } of servers) {
+    if (target !== edge) {
+      await target.stop().catch(() => undefined);
+      running.delete(target);
+    }
+  }
+  for (const n of out.notes) say(`  ${n}`);
+  return out.rows.length ? out : undefined;
+}
+
+/** Share of a cell's handshakes that were resumed, and who counted it. */
+function resumedShare(row: ResumeRow, cell: Cell, probe?: { n: number; resumed: number }): { share?: number; how: string } {
+  const ok = cell.runs.reduce((a, r) => a + r.succeeded, 0);
+  const metrics = cell.checks.every((x) => x.metrics) ? cell.checks.reduce((a, x) => ({ full: a.full + x.metrics!.full, resumed: a.resumed + x.metrics!.resumed }), { full: 0, resumed: 0 }) : undefined;
+  if (metrics && metrics.full + metrics.resumed > 0) return { share: metrics.resumed / (metrics.full + metrics.resumed), how: 'edge /metrics' };
+  if (cell.checks.every((x) => x.fullHandshakes !== undefined && x.resumed !== undefined)) {
+    const resumed = cell.checks.reduce((a, x) => a + (x.resumed ?? 0), 0);
+    return { share: ok ? resumed / ok : undefined, how: row.server === 'nginx' ? '$ssl_session_reused' : 'server' };
+  }
+  if (cell.runs.every((r) => r.resumed !== undefined)) return { share: ok ? cell.runs.reduce((a, r) => a + (r.resumed ?? 0), 0) / ok : undefined, how: 'client' };
+  if (probe && probe.n) return { share: undefined, how: `not countable (probe: ${pct(probe.resumed / probe.n)})` };
+  return { how: 'not countable' };
+}
+
+function resumeRate(t: ResumeResults, version: ResumeRow['version'], server: ResumeServer, mode: ResumeRow['mode']): number | undefined {
+  return rateMedian(cellOf(t.rows.find((r) => r.version === version && r.server === server && r.mode === mode)?.result, t.c));
+}
+
+/** The same server's full-handshake rate with the same client: TLS 1.3 from the main table (tickets off), TLS 1.2 from this section. */
+function fullRateFor(t: ResumeResults, results: TargetResult[], version: ResumeRow['version'], server: ResumeServer): number | undefined {
+  if (version === 'TLSv1.2') return resumeRate(t, version, server, 'full');
+  return rateMedian(cellOf(results.find((r) => r.id === FULL_TLS13_ID[server]), t.c));
+}
+
+function resumeTable(t: ResumeResults, results: TargetResult[]): Table {
+  const rows: string[][] = [];
+  for (const row of t.rows) {
+    const cell = cellOf(row.result, t.c);
+    const err = row.result.cells.find((x) => x.error)?.error;
+    if (!cell) {
+      rows.push([row.version, RESUME_SERVER_LABEL[row.server], row.mode, err ? `failed: ${err}` : '–', '', '', '', '', '', '']);
+      continue;
+    }
+    const rates = cell.runs.map((x) => x.rate);
+    const rate = rateMedian(cell);
+    const edgeRate = resumeRate(t, row.version, 'edge', row.mode);
+    const share = row.mode === 'resumed' ? resumedShare(row, cell, row.version === 'TLSv1.3' ? t.probes[row.server] : undefined) : undefined;
+    const full = row.mode === 'resumed' ? fullRateFor(t, results, row.version, row.server) : undefined;
+    const keyOps = row.server === 'edge' ? cell.checks.reduce((a, x) => a + (x.fullHandshakes ?? 0), 0) : undefined;
+    const check = cell.verified === 'mismatch' ? '✗ mismatch' : cell.verified === 'ok' ? `✓ counted${keyOps !== undefined ? ` (${fmt(keyOps)} key ops)` : ''}` : cell.runs.some((r) => r.failed) ? '✗ failures' : 'n/a';
+    rows.push([
+      row.version,
+      RESUME_SERVER_LABEL[row.server],
+      `${row.mode} (${row.tool === 'h2load' ? 'h2load' : 'Node'})`,
+      `${fmt(rate)} (${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))})`,
+      row.server === 'edge' ? '1.00×' : ratio(edgeRate, rate),
+      share ? `${share.share !== undefined ? pct(share.share) : '–'} (${share.how})` : row.mode === 'full' ? 'none offered' : '–',
+      full !== undefined ? ratio(rate, full) : row.mode === 'full' ? '' : '–',
+      fmtMs(cpuTotalPerHs(cell)),
+      Object.entries(cell.cpu).length > 1 ? Object.entries(cell.cpu).map(([k, v]) => `${k} ${fmtMs(v / handshakes(cell))}`).join(' + ') : '',
+      check,
+    ]);
+  }
+  return {
+    title: `Resumed handshakes per second (c=${t.c}; new connection + one small HTTP/1.1 request each)`,
+    head: ['version', 'server', 'handshakes (client)', 'hs/s (min–max)', 'edge ÷ server', 'share resumed (counted by)', 'resumed ÷ full (same server)', 'server CPU ms/hs', 'by process', 'check (server side)'],
+    rows,
+    left: [0, 1, 2, 5, 8, 9],
+    note:
+      `Median of ${CONFIG.reps} runs of ~${CONFIG.runSeconds} s each, the servers' runs interleaved in rotating order. TLS 1.3: h2load as in the full-handshake table; each of its ${t.c} clients resumes with the ticket of its previous connection, so all but its first connection can resume. TLS 1.2 (${TLS12_RESUME_SUITE}): the Node client pool, which offers each loop's newest session ("resumed") or none ("full", the same server process). ` +
+      `"resumed ÷ full" divides by the same server's full-handshake rate with the same client: for TLS 1.3 the full-handshake table above (tickets off, h2load), for TLS 1.2 the "full" row. The edge counts on its admin /metrics (\`keyless_edge_handshakes_total{kind}\`), its JSON logs and the key service's invocations (key ops = full handshakes: a resumed handshake needs none); nginx logs \`$ssl_session_reused\`; s_server cannot count, so for TLS 1.3 a 60-connection Node-client probe shows it resumes, and for TLS 1.2 the Node client counts (\`isSessionReused()\`). As in the full-handshake table, the edge proxies each request to the demo origin (its CPU counts under kms+origin) while s_server and nginx answer it themselves. Tickets: the edge's fleet ticket keys come from the key service (KMS HMAC key); nginx uses one 80-byte \`ssl_session_ticket_key\` file, no session cache; s_server its built-in ticket key, \`-no_cache\`.`,
+  };
+}
+
+function resumeInterpretation(t: ResumeResults, results: TargetResult[]): string | undefined {
+  const parts: string[] = [];
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    const e = resumeRate(t, version, 'edge', 'resumed');
+    if (e === undefined) continue;
+    const n = resumeRate(t, version, 'nginx', 'resumed');
+    const o = resumeRate(t, version, 's_server', 'resumed');
+    const eFull = fullRateFor(t, results, version, 'edge');
+    const eCell = cellOf(t.rows.find((r) => r.version === version && r.server === 'edge' && r.mode === 'resumed')?.result, t.c);
+    const sh = eCell ? resumedShare(t.rows.find((r) => r.version === version && r.server === 'edge' && r.mode === 'resumed')!, eCell) : undefined;
+    parts.push(
+      `${version}: the edge resumes ${fmt(e)} handshakes/s${sh?.share !== undefined ? ` (${pct(sh.share)} of them resumed, by its /metrics)` : ''}` +
+        (eFull !== undefined ? `, ${ratio(e, eFull)} its full-handshake rate` : '') +
+        (n !== undefined ? `; nginx ${fmt(n)}/s → edge ÷ nginx ${ratio(e, n)} (target ≥ 1.0×: ${e / n >= 1 ? '**met**' : '**not met**'})` : '') +
+        (o !== undefined ? `; s_server ${fmt(o)}/s (${ratio(e, o)})` : '') +
+        '.',
+    );
+  }
+  if (!parts.length) return undefined;
+  return `**Resumption.** ${parts.join(' ')} A resumed handshake costs the edge no key operation (the key-op count stays at the clients' first connections), so its rate is bounded by the edge process's own CPU — the TLS engine, the HTTP proxy hop and the JSON log line per handshake — where nginx runs C code end to end.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests over kept-alive connections and bulk downloads (test/bench/proxy-bench.ts).
+
+async function proxyPhase(pki: ReferencePki, edgeStack: StackProcess): Promise<ProxyBenchResults | undefined> {
+  say(`\n== proxy benchmarks: kept-alive requests and bulk downloads through the edge and nginx to one origin`);
+  const origin = await startBenchOrigin();
+  const targets: ProxyTarget[] = [];
+  const stops: Array<() => Promise<void>> = [() => origin.stop()];
+  const cfg = {
+    reps: CONFIG.reps,
+    keepAliveConnections: CONFIG.keepAliveConnections,
+    requestsPerConnection: CONFIG.requestsPerConnection,
+    bulkConnections: CONFIG.bulkConnections,
+    bulkBytes: CONFIG.bulkBytes,
+    log: (line: string) => say(`  ${line}`),
+    outOfTime: () => elapsed() > CONFIG.budgetMs,
+  };
+  const results: ProxyBenchResults = { config: { reps: cfg.reps, keepAliveConnections: cfg.keepAliveConnections, requestsPerConnection: cfg.requestsPerConnection, bulkConnections: cfg.bulkConnections, bulkBytes: cfg.bulkBytes }, keepAlive: [], bulk: [] };
+  try {
+    const edge = await startProxyEdgeTarget(edgeStack, origin);
+    stops.push(() => edge.stop());
+    targets.push(edge);
+    if (have('nginx')) {
+      const nginx = await startNginxProxyTarget(pki, origin, 1);
+      stops.push(() => nginx.stop());
+      targets.push(nginx);
+    } else say(`  ${missingReason('nginx', 'the nginx proxy reference')}`);
+    targets.push(directOriginTarget(origin));
+    for (const t of targets) say(`  ${t.label}: ${t.base}`);
+    if (!have('h2load')) say(`  keep-alive: ${missingReason('h2load', 'the keep-alive benchmark')}`);
+    else if (CONFIG.keepAlive) results.keepAlive = await runKeepAliveBench(targets, cfg);
+    if (CONFIG.bulk && elapsed() < CONFIG.budgetMs) {
+      if (!have('curl')) say('  bulk: curl is not installed, so the bulk benchmark is skipped (apt-get install -y curl)');
+      else results.bulk = await runBulkBench(targets, cfg);
+    } else if (CONFIG.bulk) say('  bulk: skipped, time budget spent');
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  }
+  return results.keepAlive.length || results.bulk.length ? results : undefined;
+}
+
+function proxyInterpretation(p: ProxyBenchResults): string[] {
+  const out: string[] = [];
+  const ka: string[] = [];
+  for (const mode of ['http/1.1', 'h2'] as const) {
+    const x = pairKeepAlive(p.keepAlive, mode);
+    if (!x.edge) continue;
+    ka.push(`${mode === 'h2' ? 'HTTP/2 (10 streams per connection)' : 'HTTP/1.1'}: edge ${fmt(kaRate(x.edge))} requests/s` + (x.nginx ? `, nginx ${fmt(kaRate(x.nginx))}/s (edge ÷ nginx ${ratio(kaRate(x.edge), kaRate(x.nginx))})` : '') + (x.origin ? `, the origin alone ${fmt(kaRate(x.origin))}/s` : ''));
+  }
+  if (ka.length) out.push(`**Requests over kept-alive connections** (no target in the issue; the handshake is out of the picture here). ${ka.join('; ')}. Per request the edge does the record layer (AES-GCM), Node's HTTP parser on both sides and a pooled origin request in JavaScript; nginx does the same in C.`);
+  const bulk: string[] = [];
+  let met: boolean | undefined;
+  for (const c of p.config.bulkConnections) {
+    const x = pairBulk(p.bulk, c);
+    if (!x.edge) continue;
+    const r = x.nginx ? (bulkRate(x.edge) ?? 0) / (bulkRate(x.nginx) ?? Infinity) : undefined;
+    if (r !== undefined) met = (met ?? true) && r >= 0.7;
+    bulk.push(`${c} connection${c > 1 ? 's' : ''}: edge ${fmt(bulkRate(x.edge))} MB/s` + (x.nginx ? `, nginx ${fmt(bulkRate(x.nginx))} MB/s (edge ÷ nginx ${ratio(bulkRate(x.edge), bulkRate(x.nginx))})` : '') + (x.origin ? `, origin alone ${fmt(bulkRate(x.origin))} MB/s` : ''));
+  }
+  if (bulk.length) out.push(`**Bulk throughput** (target: edge ≥ 0.7× nginx — ${met === undefined ? 'no nginx reference' : met ? '**met**' : '**not met**'}). ${bulk.join('; ')}. Both proxies encrypt with AES-128-GCM through OpenSSL; the edge's cost per MB is in its stream pipeline (16 KiB records, Buffer copies, backpressure between the origin socket and the TLS socket).`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The edge's own latency per full handshake, key operation excluded (c=1).
+
+interface OwnLatency {
+  table: Table;
+  /** Edge (hs − key op) p50 minus nginx 1 worker's (hs − local signature) p50, ms. */
+  addedOverNginx?: number;
+  edgeOwnP50?: number;
+  note?: string;
+}
+
+function ownLatency(results: TargetResult[], micro: Micro | undefined): OwnLatency | undefined {
+  const edge = results.find((r) => r.id === 'edge');
+  if (!edge?.latency) return undefined;
+  const own = summarize(edge.ownMs ?? []);
+  const keyOp = summarize(edge.latencyWindow?.keyOperationMs ?? []);
+  const signMs = micro ? 1000 / micro.rsaSignPerSec : undefined;
+  const rows: string[][] = [];
+  const edgeOwn = own.n ? own.p50 : edge.latency.handshake.p50 - keyOp.p50;
+  rows.push(['keyless edge (local stack)', fmtMs(edge.latency.handshake.p50), `${fmtMs(keyOp.p50)} (remote key op, edge's log)`, fmtMs(edgeOwn), own.n ? `${fmtMs(own.p99)}` : '–', own.n ? `client handshake − key op, per connection (${own.n} paired${edge.ownUnpaired ? `, ${edge.ownUnpaired} unpaired` : ''})` : 'client p50 − key op p50 (no pairing)', '']);
+  const server = summarize(edge.latencyWindow?.serverOwnMs ?? []);
+  if (server.n) rows.push(['keyless edge, as the edge sees it', '–', `${fmtMs(keyOp.p50)} (same)`, fmtMs(server.p50), fmtMs(server.p99), `edge's handshakeMs (accept → client Finished) − key op, per handshake (${server.n})`, '']);
+  let nginxOwn: number | undefined;
+  for (const id of ['nginx-1w', 'engine', 's_server', 'nginx-2w']) {
+    const r = results.find((x) => x.id === id);
+    if (!r?.latency || signMs === undefined) continue;
+    const o = r.latency.handshake.p50 - signMs;
+    if (id === 'nginx-1w') nginxOwn = o;
+    rows.push([r.label, fmtMs(r.latency.handshake.p50), `${fmtMs(signMs)} (local RSA-2048 sign, CPU time)`, fmtMs(o), '–', 'p50 − signature', fmtMs(edgeOwn - o)]);
+  }
+  rows[0][6] = '';
+  const addedOverNginx = nginxOwn !== undefined ? edgeOwn - nginxOwn : undefined;
+  return {
+    table: {
+      title: 'The edge\'s own latency per full TLS 1.3 handshake, key operation excluded (c=1, ms)',
+      head: ['target', 'handshake p50 (client)', 'private-key operation p50', 'handshake − key op, p50', 'p99', 'how', 'edge − this (added by the edge)'],
+      rows,
+      left: [0, 2, 5],
+      note:
+        'The second edge row needs no client: the edge logs, per handshake, the time from accepting the TCP connection to the client\'s Finished (`handshakeMs`) and the key operation; it still contains the client\'s second flight (certificate and signature verification, Finished) but not the TCP connect. ' +
+        'From the c=1 latency probe above (Node client, certificate verified, no resumption). Edge: for every probe connection the client\'s handshake time (TCP connect → server Finished) minus the key operation the edge logged for that same handshake (`keyOperationMs`: the whole remote call — Lambda Invoke over HTTP, key service, KMS, signature verification), paired by order (one connection at a time); the p50 of those differences. References: their handshake p50 minus one RSA-2048 PSS signature as Node/OpenSSL computes it on this machine (CPU time, micro-benchmark) — what a server holding the key spends on it. ' +
+        'What remains in every row is the same client work (key share, certificate chain and signature verification, Finished), the TCP connect on loopback and the server\'s own TLS work; the last column subtracts the reference from the edge, which leaves what the keyless edge adds on top of that server when the key operation itself is taken out.',
+    },
+    addedOverNginx,
+    edgeOwnP50: edgeOwn,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 const SERIES_COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759'];
@@ -827,20 +1188,149 @@ function machineTable(facts: Facts, tool: LoadTool, micro: Micro | undefined): T
   return { title: 'Machine', head: ['fact', 'value'], rows, left: [0, 1] };
 }
 
-function renderChart(results: TargetResult[], date: string): string {
-  const series = CONFIG.concurrency.map((c, i) => ({ name: `concurrency ${c}`, color: SERIES_COLORS[i % SERIES_COLORS.length] }));
-  const groups = results.filter((r) => !r.skipped).map((r) => ({ label: r.label, values: CONFIG.concurrency.map((c) => rateMedian(cellOf(r, c))) }));
-  return barChartSvg('Full TLS 1.3 handshakes per second (RSA-2048, X25519)', `${date.slice(0, 10)}: new connection + one HTTP/1.1 request each; same machine, same run; ${os.cpus().length} cores shared with the client`, series, groups, 'handshakes per second (median)');
+interface TargetsSummary {
+  table: Table;
+  /** edge ÷ nginx per measure, with its target (for the chart). */
+  ratios: Array<{ label: string; value?: number; target?: number }>;
+  ownAddedMs?: number;
+}
+
+/** The issue's figures in one table: the edge next to nginx 1 worker, the ratio, the target, met or not. */
+function targetsSummary(results: TargetResult[], resume: ResumeResults | undefined, proxy: ProxyBenchResults | undefined, own: OwnLatency | undefined): TargetsSummary {
+  const cMax = CONFIG.concurrency[CONFIG.concurrency.length - 1];
+  const rows: string[][] = [];
+  const ratios: TargetsSummary['ratios'] = [];
+  const add = (measure: string, chartLabel: string, e: number | undefined, n: number | undefined, unit: (v: number | undefined) => string, target?: number): void => {
+    // A rate of 0 is a run in which every request failed (listed under "problems"), not a measurement.
+    const failed = e === 0 || n === 0;
+    const r = e !== undefined && n !== undefined && !failed ? e / n : undefined;
+    const verdict = failed ? '✗ run failed (see the problems above)' : target === undefined ? 'no target' : r === undefined ? 'not measured' : r >= target ? '✓ met' : '✗ not met';
+    rows.push([measure, unit(e), unit(n), ratio(e, n), target === undefined ? '–' : `≥ ${target.toFixed(1)}×`, verdict]);
+    ratios.push({ label: chartLabel, value: r, target });
+  };
+  const rate = (id: string): number | undefined => rateMedian(cellOf(results.find((r) => r.id === id), cMax));
+  const perS = (v: number | undefined): string => (v === undefined ? '–' : `${fmt(v)}/s`);
+  const mbs = (v: number | undefined): string => (v === undefined ? '–' : `${fmt(v)} MB/s`);
+  add(`Full TLS 1.3 handshakes/s (c=${cMax}, h2load)`, 'full TLS 1.3 handshakes/s', rate('edge'), rate('nginx-1w'), perS, 1.5);
+  if (resume) {
+    add(`Full TLS 1.2 ECDHE handshakes/s (c=${resume.c}, Node client)`, 'full TLS 1.2 ECDHE handshakes/s', resumeRate(resume, 'TLSv1.2', 'edge', 'full'), resumeRate(resume, 'TLSv1.2', 'nginx', 'full'), perS, 1.5);
+    add(`Resumed TLS 1.3 handshakes/s (c=${resume.c}, h2load)`, 'resumed TLS 1.3 handshakes/s', resumeRate(resume, 'TLSv1.3', 'edge', 'resumed'), resumeRate(resume, 'TLSv1.3', 'nginx', 'resumed'), perS, 1.0);
+    add(`Resumed TLS 1.2 handshakes/s (c=${resume.c}, Node client)`, 'resumed TLS 1.2 handshakes/s', resumeRate(resume, 'TLSv1.2', 'edge', 'resumed'), resumeRate(resume, 'TLSv1.2', 'nginx', 'resumed'), perS, 1.0);
+  }
+  if (proxy?.keepAlive.length) {
+    for (const mode of ['http/1.1', 'h2'] as const) {
+      const p = pairKeepAlive(proxy.keepAlive, mode);
+      add(`Requests/s over kept-alive connections, ${mode === 'h2' ? 'HTTP/2 -m 10' : 'HTTP/1.1'}`, `kept-alive requests/s, ${mode === 'h2' ? 'HTTP/2' : 'HTTP/1.1'}`, kaRate(p.edge), kaRate(p.nginx), perS);
+    }
+  }
+  if (proxy?.bulk.length) {
+    for (const c of proxy.config.bulkConnections) {
+      const p = pairBulk(proxy.bulk, c);
+      add(`Bulk download, ${c} connection${c > 1 ? 's' : ''}`, `bulk MB/s, ${c} connection${c > 1 ? 's' : ''}`, bulkRate(p.edge), bulkRate(p.nginx), mbs, 0.7);
+    }
+  }
+  const eCell = cellOf(results.find((r) => r.id === 'edge'), cMax);
+  const nCell = cellOf(results.find((r) => r.id === 'nginx-1w'), cMax);
+  if (eCell && HAVE_PROC) {
+    const edgeOnly = eCell.cpu.edge !== undefined ? eCell.cpu.edge / handshakes(eCell) : undefined;
+    rows.push([`CPU per full TLS 1.3 handshake (c=${cMax}): edge process (whole local stack)`, `${fmtMs(edgeOnly)} ms (${fmtMs(cpuTotalPerHs(eCell))} ms)`, nCell ? `${fmtMs(cpuTotalPerHs(nCell))} ms` : '–', nCell ? ratio(edgeOnly, cpuTotalPerHs(nCell)) : '–', '–', 'no target (lower is better)']);
+  }
+  if (own) {
+    const met = own.addedOverNginx === undefined ? 'not measured' : own.addedOverNginx < 1 ? '✓ met' : '✗ not met';
+    rows.push(['Own added latency per full handshake, key op excluded (c=1, p50)', `${fmtMs(own.edgeOwnP50)} ms`, own.addedOverNginx !== undefined ? `${fmtMs((own.edgeOwnP50 ?? 0) - own.addedOverNginx)} ms` : '–', own.addedOverNginx !== undefined ? `${own.addedOverNginx >= 0 ? '+' : '−'}${fmtMs(Math.abs(own.addedOverNginx))} ms` : '–', '< 1 ms added', met]);
+  }
+  return {
+    table: {
+      title: 'Edge vs nginx (1 worker, local key), same run, same client',
+      head: ['measure', 'keyless edge', 'nginx', 'edge ÷ nginx', 'target', 'met?'],
+      rows,
+      left: [0, 5],
+      note: 'Latency row: "keyless edge" = its handshake minus its key operation, "nginx" = its handshake minus one local RSA signature; the difference is what the edge adds (section "The edge\'s own latency" below explains it). CPU row: the edge process alone, and in brackets the whole local stack (edge + key service + local KMS/origin), against all of nginx.',
+    },
+    ratios,
+    ownAddedMs: own?.addedOverNginx,
+  };
+}
+
+function renderChart(results: TargetResult[], date: string, summary: TargetsSummary, resume: ResumeResults | undefined, proxy: ProxyBenchResults | undefined): string {
+  const day = date.slice(0, 10);
+  const cores = os.cpus().length;
+  const panels: ChartPanel[] = [];
+  const measured = summary.ratios.filter((r) => r.value !== undefined);
+  if (measured.length) {
+    panels.push({
+      title: 'Keyless edge ÷ nginx (1 worker, local key): higher is better for the edge',
+      subtitle: `${day}: same machine (${cores} cores shared with the client), same run; dashed line = the issue's target${summary.ownAddedMs !== undefined ? `; own added latency ${fmtMs(summary.ownAddedMs)} ms p50 (target < 1 ms)` : ''}`,
+      series: [{ name: 'edge ÷ nginx', color: SERIES_COLORS[0] }],
+      groups: measured.map((r) => ({ label: r.label, values: [r.value] })),
+      markers: measured.map((r) => (r.target !== undefined ? { value: r.target, label: `target ${r.target.toFixed(1)}×` } : undefined)),
+      unit: 'ratio (1.0 = as fast as nginx)',
+      format: (v) => `${v.toFixed(2)}×`,
+    });
+  }
+  const full = results.filter((r) => !r.skipped && r.cells.some((c) => c.runs.length));
+  if (full.length) {
+    panels.push({
+      title: 'Full TLS 1.3 handshakes per second (RSA-2048, X25519)',
+      subtitle: `new connection + one HTTP/1.1 request each, no resumption possible; h2load`,
+      series: CONFIG.concurrency.map((c, i) => ({ name: `concurrency ${c}`, color: SERIES_COLORS[i % SERIES_COLORS.length] })),
+      groups: full.map((r) => ({ label: r.label, values: CONFIG.concurrency.map((c) => rateMedian(cellOf(r, c))) })),
+      unit: 'handshakes per second (median)',
+    });
+  }
+  if (resume) {
+    const servers = (['edge', 's_server', 'nginx'] as const).filter((s) => resume.rows.some((r) => r.server === s));
+    panels.push({
+      title: `Resumed vs full handshakes per second (c=${resume.c})`,
+      subtitle: 'session tickets on; TLS 1.3 with h2load (full = the table above, tickets off), TLS 1.2 with the Node client',
+      series: [
+        { name: 'TLS 1.3 resumed', color: SERIES_COLORS[0] },
+        { name: 'TLS 1.3 full', color: '#a0cbe8' },
+        { name: 'TLS 1.2 resumed', color: SERIES_COLORS[1] },
+        { name: 'TLS 1.2 full', color: '#ffbe7d' },
+      ],
+      groups: servers.map((s) => ({
+        label: RESUME_SERVER_LABEL[s],
+        values: [resumeRate(resume, 'TLSv1.3', s, 'resumed'), fullRateFor(resume, results, 'TLSv1.3', s), resumeRate(resume, 'TLSv1.2', s, 'resumed'), resumeRate(resume, 'TLSv1.2', s, 'full')],
+      })),
+      unit: 'handshakes per second (median)',
+    });
+  }
+  if (proxy?.keepAlive.length) {
+    const targets = [...new Map(proxy.keepAlive.map((c) => [c.target.id, c.target])).values()];
+    panels.push({
+      title: 'HTTP requests per second over kept-alive connections',
+      subtitle: `${proxy.config.keepAliveConnections} connections × ${fmt(proxy.config.requestsPerConnection)} requests, 3-byte responses from the same origin; h2load`,
+      series: [
+        { name: 'HTTP/1.1', color: SERIES_COLORS[2] },
+        { name: 'HTTP/2, 10 streams', color: SERIES_COLORS[3] },
+      ],
+      groups: targets.map((t) => ({ label: t.label, values: (['http/1.1', 'h2'] as const).map((m) => kaRate(proxy.keepAlive.find((c) => c.target.id === t.id && c.mode === m))) })),
+      unit: 'requests per second (median)',
+    });
+  }
+  if (proxy?.bulk.length) {
+    const targets = [...new Map(proxy.bulk.map((c) => [c.target.id, c.target])).values()];
+    panels.push({
+      title: 'Bulk download throughput',
+      subtitle: `${fmt(proxy.config.bulkBytes / 2 ** 20)} MiB per run streamed by the same origin; curl, HTTP/1.1, TLS_AES_128_GCM_SHA256`,
+      series: proxy.config.bulkConnections.map((c, i) => ({ name: `${c} connection${c > 1 ? 's' : ''}`, color: [SERIES_COLORS[0], SERIES_COLORS[1]][i % 2] })),
+      groups: targets.map((t) => ({ label: t.label, values: proxy.config.bulkConnections.map((c) => bulkRate(proxy.bulk.find((x) => x.target.id === t.id && x.c === c))) })),
+      unit: 'MB/s (median, 10^6 bytes per second)',
+    });
+  }
+  return stackedBarChartsSvg(panels);
 }
 
 function writeDocs(md: string, svg: string): string {
-  const docs = path.join(REPO_ROOT, 'docs');
+  const docs = path.resolve(DOCS_DIR ?? path.join(REPO_ROOT, 'docs'));
   fs.mkdirSync(docs, { recursive: true });
   const svgPath = path.join(docs, 'benchmarks.svg');
   const pngPath = path.join(docs, 'benchmarks.png');
   fs.writeFileSync(svgPath, svg);
   let image = 'benchmarks.svg';
-  let chartNote = 'chart: docs/benchmarks.svg';
+  const rel = path.relative(REPO_ROOT, docs).startsWith('..') ? docs : path.relative(REPO_ROOT, docs) || '.';
+  let chartNote = `chart: ${rel}/benchmarks.svg`;
   const converters: Array<[string, string[]]> = [
     ['rsvg-convert', ['-f', 'png', '-o', pngPath, svgPath]],
     ['convert', [svgPath, pngPath]],
@@ -848,11 +1338,11 @@ function writeDocs(md: string, svg: string): string {
   const conv = converters.find(([cmd]) => have(cmd));
   if (conv && spawnSync(conv[0], conv[1], { stdio: 'ignore', timeout: 30_000 }).status === 0) {
     image = 'benchmarks.png';
-    chartNote = `chart: docs/benchmarks.png (rendered by ${conv[0]}) and docs/benchmarks.svg`;
+    chartNote = `chart: ${rel}/benchmarks.png (rendered by ${conv[0]}) and ${rel}/benchmarks.svg`;
   } else {
-    chartNote = `chart: docs/benchmarks.svg only — ${missingReason('rsvg-convert', 'the PNG rendering')}`;
+    chartNote = `chart: ${rel}/benchmarks.svg only — ${missingReason('rsvg-convert', 'the PNG rendering')}`;
   }
-  fs.writeFileSync(path.join(docs, 'benchmarks.md'), md.replace('{{CHART}}', `![Full TLS 1.3 handshakes per second](${image})`));
+  fs.writeFileSync(path.join(docs, 'benchmarks.md'), md.replace('{{CHART}}', `![Keyless edge vs nginx: ratios against the targets, full and resumed handshakes per second, kept-alive requests per second, bulk MB/s](${image})`));
   return chartNote;
 }
 
@@ -878,7 +1368,9 @@ async function main(): Promise<number> {
   const facts = machineFacts();
   const load = pickLoadTool();
   say(`keyless TLS benchmark — ${facts.date} — ${facts.cores} × ${facts.cpuModel}, Node ${facts.node}, ${facts.opensslCli ?? 'no openssl CLI'}`);
-  say(`plan: concurrency ${CONFIG.concurrency.join(', ')}; ${CONFIG.reps} runs of ~${CONFIG.runSeconds} s per cell; latency probe ${CONFIG.latencyCount} connections at c=1; budget ${CONFIG.budgetMs / 1000} s`);
+  say(`plan: concurrency ${CONFIG.concurrency.join(', ')}; ${CONFIG.reps} runs of ~${CONFIG.runSeconds} s per cell; latency probe ${CONFIG.latencyCount} connections at c=1; budget ${CONFIG.budgetMs / 1000} s${QUICK ? '; QUICK (KEYLESS_BENCH_QUICK=1)' : ''}`);
+  const ran = SECTIONS.filter((x) => ({ full: CONFIG.full, latency: CONFIG.latency, tls12: CONFIG.tls12, resume: CONFIG.resume, keepalive: CONFIG.keepAlive, bulk: CONFIG.bulk, profile: CONFIG.profile, keyservice: CONFIG.keyService })[x]);
+  say(`sections: ${ran.join(', ')}${CONFIG.writeDocs ? `; the report goes to ${DOCS_DIR ?? 'docs/'}` : '; the report is printed only (quick/partial run or BENCH_NO_DOCS=1; BENCH_DOCS_DIR=<folder> writes it there)'}`);
   if (load.reason) say(`note: ${load.reason}`);
   if (!HAVE_PROC) say('note: no /proc here, so CPU time per process is not reported');
   if (process.platform === 'linux' && !have('openssl')) say(`note: ${missingReason('openssl', 'the openssl s_server reference')}`);
@@ -909,8 +1401,8 @@ async function main(): Promise<number> {
   ];
   const results: TargetResult[] = [];
   const active: Active[] = [];
-  say(`\n== starting ${plan.length} targets`);
-  for (const p of plan) {
+  if (CONFIG.full || CONFIG.latency) say(`\n== starting ${plan.length} targets`);
+  for (const p of CONFIG.full || CONFIG.latency ? plan : []) {
     if (p.needs && !have(p.needs)) {
       const why = missingReason(p.needs, `the ${p.label} reference`);
       say(`  ${p.label}: skipped: ${why}`);
@@ -942,6 +1434,24 @@ async function main(): Promise<number> {
       say(`  TLS 1.2 section failed: ${(e as Error).message}`);
     }
   } else if (CONFIG.tls12) say('\nTLS 1.2 section skipped: time budget spent');
+  // Resumption and the proxy benchmarks share one local stack with session tickets on.
+  let resume: ResumeResults | undefined;
+  let proxy: ProxyBenchResults | undefined;
+  if ((CONFIG.resume || CONFIG.keepAlive || CONFIG.bulk) && elapsed() < CONFIG.budgetMs) {
+    try {
+      const edgeT = await startEdgeTarget({ KEYLESS_TICKETS: '1' }, { id: 'edge-tickets', label: 'keyless edge (tickets on)' });
+      running.add(edgeT);
+      try {
+        if (CONFIG.resume) resume = await resumePhase(pki, load.tool, edgeT);
+        if ((CONFIG.keepAlive || CONFIG.bulk) && elapsed() < CONFIG.budgetMs) proxy = await proxyPhase(pki, edgeT.stack);
+        else if (CONFIG.keepAlive || CONFIG.bulk) say('\nproxy benchmarks skipped: time budget spent');
+      } finally {
+        await stopAll();
+      }
+    } catch (e) {
+      say(`  resumption / proxy sections failed: ${(e as Error).message}`);
+    }
+  } else if (CONFIG.resume || CONFIG.keepAlive || CONFIG.bulk) say('\nresumption and proxy sections skipped: time budget spent');
   let profiles: Profiles | undefined;
   if (CONFIG.profile && elapsed() < CONFIG.budgetMs && results.some((r) => r.cells.some((c) => c.runs.length))) profiles = await profilePhase(pki, load.tool, results);
   else if (CONFIG.profile) say('\nsampled CPU profiles skipped: time budget spent or nothing measured');
@@ -966,24 +1476,42 @@ async function main(): Promise<number> {
   }
 
   const edge = results.find((r) => r.id === 'edge');
-  const tables: Table[] = [throughputTable(results, edge), latencyTable(results, edge)];
+  const ranMain = results.some((r) => r.cells.some((c) => c.runs.length) || r.latency);
+  const tables: Table[] = ranMain ? [throughputTable(results, edge), latencyTable(results, edge)] : [];
   if (edge && (edge.latencyWindow || edge.cells.some((c) => c.runs.length))) tables.push(edgeBreakdownTable(edge).table);
-  if (HAVE_PROC) tables.push(cpuTable(results));
+  if (HAVE_PROC && ranMain) tables.push(cpuTable(results));
   if (profiles) tables.push(...profileTables(profiles));
   const tls12Tabs = tls12 ? tls12Tables(tls12) : [];
+  const resumeTab = resume && resumeTable(resume, results);
+  const resumeNote = resume && resumeInterpretation(resume, results);
+  const kaTab = proxy?.keepAlive.length ? keepAliveTable(proxy) : undefined;
+  const bulkTab = proxy?.bulk.length ? bulkTable(proxy) : undefined;
+  const proxyNotes = proxy ? proxyInterpretation(proxy) : [];
+  const own = ownLatency(results, micro);
+  const summary = targetsSummary(results, resume, proxy, own);
   const mTable = machineTable(facts, load.tool, micro);
-  const notes = interpretation(results, micro, facts);
+  const notes = ranMain ? interpretation(results, micro, facts) : [];
   const pNote = profiles && profileInterpretation(profiles, micro);
-  if (pNote) notes.splice(notes.length - 1, 0, pNote);
+  if (pNote) notes.splice(Math.max(0, notes.length - 1), 0, pNote);
   const t12Note = tls12 && tls12Interpretation(tls12, micro, facts);
+  const plain = (x: string): string => x.replace(/\*\*/g, '');
   say('');
   say(renderText(mTable));
   for (const t of tables) say(renderText(t));
   for (const t of tls12Tabs) say(renderText(t));
-  if (t12Note) say(`\n${t12Note.replace(/\*\*/g, '')}`);
+  if (t12Note) say(`\n${plain(t12Note)}`);
+  if (resumeTab) say(renderText(resumeTab));
+  if (resumeNote) say(`\n${plain(resumeNote)}`);
+  if (kaTab) say(renderText(kaTab));
+  if (bulkTab) say(renderText(bulkTab));
+  for (const n of proxyNotes) say(`\n${plain(n)}`);
+  if (own) say(renderText(own.table));
   if (keyServiceText) say(`\nKey-service path\n${keyServiceText}`);
-  say('\nInterpretation:');
-  for (const n of notes) say(`- ${n.replace(/\*\*/g, '')}`);
+  if (notes.length) {
+    say('\nInterpretation:');
+    for (const n of notes) say(`- ${plain(n)}`);
+  }
+  say(renderText(summary.table));
 
   const problems: string[] = [];
   for (const r of results) {
@@ -999,32 +1527,102 @@ async function main(): Promise<number> {
     if (err) problems.push(`TLS 1.2 ${row.result.label}: ${err}`);
     else if (cell && tls12Check(row, cell).startsWith('✗')) problems.push(`TLS 1.2 ${row.result.label}: ${tls12Check(row, cell)}`);
   }
+  for (const row of resume?.rows ?? []) {
+    const err = row.result.cells.find((x) => x.error)?.error;
+    if (err) problems.push(`${row.result.label}: ${err}`);
+    if (row.result.cells.some((c) => c.verified === 'mismatch')) problems.push(`${row.result.label}: the server's full + resumed count does not match the client's successful connections`);
+  }
+  for (const cell of [...(proxy?.keepAlive ?? []), ...(proxy?.bulk ?? [])]) {
+    if (cell.error) problems.push(`${cell.target.label}: ${cell.error}`);
+    const failed = (cell.runs as Array<{ failed: number }>).reduce((a, r) => a + r.failed, 0);
+    if (failed) problems.push(`${cell.target.label} (${'mode' in cell ? cell.mode : `bulk ×${cell.c}`}): ${failed} failed request${failed === 1 ? '' : 's'}`);
+  }
 
   if (CONFIG.writeDocs) {
+    const cMax = CONFIG.concurrency[CONFIG.concurrency.length - 1];
     const md = [
       '# Benchmarks',
       '',
       `_Generated by \`npm run bench\` on ${facts.date} (commit ${facts.commit ?? 'unknown'}). Do not edit by hand: run the benchmark again._`,
       '',
-      'What is measured, in one run on one machine: the rate of **full TLS 1.3 handshakes** (every connection new, no resumption possible, one small HTTP/1.1 request, then close) that the keyless edge sustains with its key operation going through the local key service and KMS, next to the same engine with a local signer and to OpenSSL and nginx with a local RSA-2048 key; the handshake latency at concurrency 1 and how much of it is the key operation; and the CPU time each process spends per handshake.',
+      'What is measured, in one run on one machine, the keyless edge next to OpenSSL (`s_server`) and nginx holding a local RSA-2048 key: **full** TLS 1.3 and TLS 1.2 handshakes per second (every connection new, its one key operation going through the local key service and KMS) and the CPU each costs; **resumed** handshakes per second with session tickets (no key operation at all); **HTTP requests per second over kept-alive connections** and **bulk download MB/s** through the edge and through nginx to the same origin; and handshake **latency** at concurrency 1, with the edge\'s own share once the key operation is taken out.',
+      '',
+      '## At a glance: the targets of issues 6 and 7',
+      '',
+      'How to read this: each row puts the edge next to nginx (1 worker, local key) measured in the same run by the same client; "edge ÷ nginx" above 1 means the edge did more. The targets are those of the issues; "met" is judged on the medians of this run. On this machine the key service, the local KMS, the load generator and the servers share 2 cores, so the full-handshake rows measure the whole local stack\'s CPU, not a remote KMS (see "What this does and does not say about AWS" below).',
+      '',
+      renderMarkdown(summary.table, '###'),
       '',
       '{{CHART}}',
       '',
-      renderMarkdown(tables[0]),
-      '',
-      '## Interpretation',
-      '',
-      ...notes.map((n) => `- ${n}`),
-      '',
-      ...tables.slice(1).flatMap((t) => [renderMarkdown(t), '']),
+      ...(ranMain
+        ? [
+            '## Full TLS 1.3 handshakes',
+            '',
+            'How to read this: every connection is new and resumption is impossible (tickets off everywhere), so every row pays one private-key operation per connection — the edge through the key service and the local KMS, the others with the key in memory. Rates are medians of interleaved runs; "server CPU ms/hs" is the steadiest comparison on a shared machine. The server-side check proves each handshake was full.',
+            '',
+            renderMarkdown(tables[0]),
+            '',
+            '### Interpretation',
+            '',
+            ...notes.map((n) => `- ${n}`),
+            '',
+            ...tables.slice(1).flatMap((t) => [renderMarkdown(t), '']),
+          ]
+        : []),
       ...(tls12Tabs.length
         ? [
             '## Full TLS 1.2 handshakes per second',
             '',
-            'TLS 1.2 with ECDHE-RSA and with RSA key exchange (AES128-GCM), every connection new, against the local stack in sealed custody and `openssl s_server -tls1_2 -no_ticket -no_cache` with the local RSA-2048 key, measured in the same run by the same Node client.',
+            'How to read this: TLS 1.2 with ECDHE-RSA and with RSA key exchange (AES128-GCM), every connection new, against the local stack in sealed custody and `openssl s_server -tls1_2 -no_ticket -no_cache` with the local RSA-2048 key, measured in the same run by the same Node client. The comparison with nginx for TLS 1.2 ECDHE is in the resumption section below ("full" rows, same client).',
             '',
             ...(t12Note ? [`- ${t12Note}`, ''] : []),
             ...tls12Tabs.flatMap((t) => [renderMarkdown(t), '']),
+          ]
+        : []),
+      ...(resumeTab
+        ? [
+            '## Resumed handshakes (issue 7)',
+            '',
+            `How to read this: the same kind of connection as above (new TCP connection, one small request, close), but the client offers the session ticket of its previous connection and every server accepts tickets, so a resumed handshake needs no private-key operation and no certificate. "share resumed" says how many handshakes really resumed and who counted them (for the edge its \`/metrics\` and the key service: key ops = full handshakes = the clients' first connections). "resumed ÷ full" is how much cheaper resumption is on that server. Target: edge resumed ≥ 1.0× nginx.`,
+            '',
+            ...(resumeNote ? [`- ${resumeNote}`, ''] : []),
+            renderMarkdown(resumeTab),
+            '',
+          ]
+        : []),
+      ...(kaTab
+        ? [
+            '## HTTP requests over kept-alive connections',
+            '',
+            'How to read this: a few long-lived connections, each carrying the same fixed number of small GETs, so the TLS handshake is out of the picture and what counts is the cost per request: decrypting the request, parsing it, one request to the origin over a pooled keep-alive connection, relaying and encrypting the answer. Both proxies forward to the same origin process; "origin direct" is that origin without TLS or proxy — the ceiling, not a competitor. The issue sets no target for this figure.',
+            '',
+            ...proxyNotes.filter((n) => n.startsWith('**Requests')).map((n) => `- ${n}`),
+            '',
+            renderMarkdown(kaTab),
+            '',
+          ]
+        : []),
+      ...(bulkTab
+        ? [
+            '## Bulk throughput',
+            '',
+            'How to read this: one, then a few connections each download a large body that the origin streams; MB/s is the total over the run\'s wall time. What limits it is the proxy\'s per-byte cost — AES-GCM, copies between the origin socket and the TLS records, backpressure — so "server CPU ms/MB" explains the rates. Target: edge ≥ 0.7× nginx.',
+            '',
+            ...proxyNotes.filter((n) => n.startsWith('**Bulk')).map((n) => `- ${n}`),
+            '',
+            renderMarkdown(bulkTab),
+            '',
+          ]
+        : []),
+      ...(own
+        ? [
+            '## The edge\'s own latency per handshake, key operation excluded',
+            '',
+            `How to read this: at concurrency 1 the edge's handshake is the client's work + TCP + the edge's own TLS and proxy work + the key operation. Taking out the key operation that the edge logged for each handshake leaves "handshake − key op"; a server with a local key pays the same client and TCP time, so the same figure for nginx (its handshake minus one local RSA signature) is the floor, and the difference is **what the keyless edge itself adds** — computed as edge (handshake − key op) p50 − nginx 1 worker (handshake − signature) p50. Target: under 1 ms p50.${own.addedOverNginx !== undefined ? ` This run: ${fmtMs(own.edgeOwnP50)} ms − nginx ${fmtMs((own.edgeOwnP50 ?? 0) - own.addedOverNginx)} ms = **${fmtMs(own.addedOverNginx)} ms** (${own.addedOverNginx < 1 ? 'met' : 'not met'}).` : ''}`,
+            '',
+            renderMarkdown(own.table),
+            '',
           ]
         : []),
       renderMarkdown(mTable),
@@ -1043,26 +1641,29 @@ async function main(): Promise<number> {
         : []),
       '## Method',
       '',
-      `- **Load**: ${load.tool === 'h2load' ? `\`h2load --h1 -n N -c C -t 1 -H 'Connection: close'\` (nghttp2-client)` : 'a Node client pool (h2load was not installed)'}; each request opens a new connection. For each target and concurrency a calibration run (also the warm-up) picks N so that one run lasts ~${CONFIG.runSeconds} s, then ${CONFIG.reps} runs are measured and the median is reported. All targets are up at the same time (idle ones cost nothing) and the measured runs take turns, target after target, in an order that rotates each round, so a change in background load touches every target alike. h2load resumes sessions whenever a server allows it, so every server here allows none, and the server side counts: the edge through the key service's \`/_local/stats\` invocation delta (minus health pings) and the edge's \`handshake\` log lines (\`resumed\`), the engine-only server through its signer's count, nginx through \`$ssl_session_reused\` in its access log; \`openssl s_server -no_ticket -no_cache\` cannot resume.`,
+      `- **Load**: ${load.tool === 'h2load' ? `\`h2load --h1 -n N -c C -t 1 -H 'Connection: close'\` (nghttp2-client)` : 'a Node client pool (h2load was not installed)'}; each request opens a new connection. For each target and concurrency a calibration run (also the warm-up) picks N so that one run lasts ~${CONFIG.runSeconds} s, then ${CONFIG.reps} runs are measured and the median is reported. All targets are up at the same time (idle ones cost nothing) and the measured runs take turns, target after target, in an order that rotates each round, so a change in background load touches every target alike. h2load resumes sessions whenever a server allows it, so for full handshakes every server allows none, and the server side counts: the edge through the key service's \`/_local/stats\` invocation delta (minus health pings) and the edge's \`handshake\` log lines (\`resumed\`), the engine-only server through its signer's count, nginx through \`$ssl_session_reused\` in its access log; \`openssl s_server -no_ticket -no_cache\` cannot resume.`,
       '- **Targets**: the edge of `keyless dev` (edge, key-service and dev-stack processes: the real key-service handler behind the local Lambda endpoint, the local KMS with an RSA_2048 `SIGN_VERIFY` key, the demo origin; the request is proxied to the origin\'s `/healthz`); the engine alone (`TlsServer` with the in-process signer of the unit tests, one process, answering itself); `openssl s_server -tls1_3 -no_ticket -no_cache -HTTP`; nginx with `ssl_session_cache off; ssl_session_tickets off; keepalive_timeout 0;` and 1 or 2 workers. All use an RSA-2048 certificate (+ CA), `rsa_pss_rsae_sha256`, X25519, loopback only.',
+      `- **Resumption**: a second local stack with session tickets on (the edge's default: fleet ticket keys from the key service), \`openssl s_server\` without \`-no_ticket\` (still \`-no_cache\`), nginx 1 worker with \`ssl_session_tickets on; ssl_session_ticket_key <80-byte file>; ssl_session_cache off;\`, at c=${cMax}. TLS 1.3 with h2load (it resumes by itself: each client offers the ticket of its previous connection), TLS 1.2 with the Node client pool (\`session\` of the previous connection, or none for the "full" rows).`,
+      `- **Proxying**: a separate origin process (test/bench/bench-origin.ts: \`/small\` 3 bytes, \`/bulk/<n>\` streamed); a second edge process of that stack pointed at it; nginx 1 worker with \`proxy_pass\` to an \`upstream\` with \`keepalive 64\`, \`proxy_http_version 1.1\`, HTTP/2 on the listener, \`proxy_max_temp_file_size 0\`, no access log. Keep-alive: h2load \`-c ${CONFIG.keepAliveConnections} -m 1 --h1\` and \`-c ${CONFIG.keepAliveConnections} -m 10\` (HTTP/2), ${CONFIG.requestsPerConnection} requests per connection. Bulk: curl \`--http1.1 --tls13-ciphers TLS_AES_128_GCM_SHA256\`, ${fmt(CONFIG.bulkBytes / 2 ** 20)} MiB per run over ${CONFIG.bulkConnections.join(' or ')} connection(s).`,
       '- **Latency**: a Node (OpenSSL) client in the benchmark process, one connection at a time, certificate verified, no session reuse; 10 warm-up connections, then up to ' + `${CONFIG.latencyCount} measured (at most ${CONFIG.latencyMaxMs / 1000} s).` + ' The edge\'s `keyOperationMs` and the key service\'s `latencyMs`/`backendMs` come from their JSON log lines.',
       '- **CPU**: user+system time of every server process from `/proc/<pid>/stat` before and after each run; the client\'s from its shell\'s `cutime`/`cstime`; machine load from `/proc/stat`.',
-      `- **Profiles**: ${CONFIG.profile ? 'after the measurements, one more run at the highest concurrency of a fresh local stack and of the engine alone, with the V8 sampling profiler started by SIGUSR2 in each Node process (loaded through `NODE_OPTIONS=--require dist/test/bench/profile-preload.js`) once the warm-up is done; these runs are not part of any figure above.' : 'skipped in this run (BENCH_PROFILE=0).'}`,
+      `- **Profiles**: ${CONFIG.profile ? 'after the measurements, one more run at the highest concurrency of a fresh local stack and of the engine alone, with the V8 sampling profiler started by SIGUSR2 in each Node process (loaded through `NODE_OPTIONS=--require dist/test/bench/profile-preload.js`) once the warm-up is done; these runs are not part of any figure above.' : 'skipped in this run.'}`,
       '- Client and servers share the same cores, so absolute numbers are lower than on a dedicated machine; the ratios are what carries over. Nothing here runs in `npm test`.',
       '',
       '## Reproduce',
       '',
       '```sh',
-      'apt-get install -y --no-install-recommends nghttp2-client nginx librsvg2-bin   # h2load, nginx reference, PNG chart',
-      'npm run bench',
+      'apt-get install -y --no-install-recommends nghttp2-client nginx librsvg2-bin curl   # h2load, nginx reference, PNG chart, bulk client',
+      'npm run bench                                       # everything, ~10 minutes, writes this file',
+      'KEYLESS_BENCH_QUICK=1 KEYLESS_BENCH_ONLY=resume,bulk npm run bench   # short partial run, prints only',
       '```',
       '',
-      'Missing tools are skipped with a printed reason (no h2load → Node client pool; no nginx → no nginx rows; no rsvg-convert → SVG chart only). Knobs: `BENCH_RUN_SECONDS`, `BENCH_REPS`, `BENCH_CONCURRENCY`, `BENCH_LATENCY_COUNT`, `BENCH_BUDGET_SECONDS`, `BENCH_NO_DOCS=1`, `BENCH_PROFILE=0`, `BENCH_KEEP_PROFILES=1`, `BENCH_LOADGEN=node`, `BENCH_KEY_SERVICE=0` (and the key-service section\'s own `BENCH_KS_*`), `BENCH_TLS12=0` (no TLS 1.2 section).',
+      'Missing tools are skipped with a printed reason (no h2load → Node client pool, no keep-alive rows; no nginx → no nginx rows; no rsvg-convert → SVG chart only). Sections: `KEYLESS_BENCH_ONLY` takes a comma-separated list of `full`, `latency`, `tls12`, `resume`, `keepalive`, `bulk`, `profile`, `keyservice`; `KEYLESS_BENCH_QUICK=1` shortens every run; both print only, unless `BENCH_DOCS_DIR=<folder>` says where to write the report. Knobs: `BENCH_RUN_SECONDS`, `BENCH_REPS`, `BENCH_CONCURRENCY`, `BENCH_LATENCY_COUNT`, `BENCH_BUDGET_SECONDS`, `BENCH_KEEPALIVE_REQUESTS` (per connection), `BENCH_BULK_MIB` (per run), `BENCH_NO_DOCS=1`, `BENCH_PROFILE=0`, `BENCH_KEEP_PROFILES=1`, `BENCH_LOADGEN=node`, `BENCH_KEY_SERVICE=0` (and the key-service section\'s own `BENCH_KS_*`), `BENCH_TLS12=0`.',
       '',
     ];
     if (problems.length) md.splice(4, 0, '> **This run had problems:**', ...problems.map((p) => `> - ${p}`), '');
-    const chartNote = writeDocs(md.join('\n'), renderChart(results, facts.date));
-    say(`\nwrote docs/benchmarks.md (${chartNote})`);
+    const chartNote = writeDocs(md.join('\n'), renderChart(results, facts.date, summary, resume, proxy));
+    say(`\nwrote ${path.join(DOCS_DIR ?? 'docs', 'benchmarks.md')} (${chartNote})`);
   }
   say(`\ndone in ${(elapsed() / 1000).toFixed(0)} s`);
   if (problems.length) {

@@ -5,6 +5,7 @@
  * on the server side, the full and resumed handshakes of a measurement window.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -27,6 +28,14 @@ export interface WindowCheck {
   kmsCallMs?: number[];
   /** Edge only: key-service operations logged in the window, by op. */
   keyOps?: Record<string, number>;
+  /**
+   * Edge only, when its `handshake` log lines carry `handshakeMs` (accept → client Finished, server
+   * side): per full handshake, handshakeMs − keyOperationMs — the edge's own time plus the client's
+   * second flight, without the key operation.
+   */
+  serverOwnMs?: number[];
+  /** Edge only: successful handshakes by kind from its admin /metrics (`keyless_edge_handshakes_total`). */
+  metrics?: { full: number; resumed: number };
 }
 
 export interface Target {
@@ -65,7 +74,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
+export function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const attempt = (): void => {
@@ -86,7 +95,7 @@ function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Pro
 }
 
 /** Sends `signal` (after `graceMs` for the child to exit by itself), then SIGKILL 5 s later. */
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 0): Promise<void> {
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 0): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timers: NodeJS.Timeout[] = [];
@@ -154,15 +163,24 @@ export interface EdgeWindowLogs {
   keyOperationMs: number[];
   keyServiceHandlerMs: number[];
   kmsCallMs: number[];
+  /** handshakeMs − keyOperationMs of each full handshake whose line has both. */
+  serverOwnMs: number[];
+  /** Handshakes the edge logged as failed, and the first one's error (to say why a run failed). */
+  failed: number;
+  firstError?: string;
 }
 
 export function parseStackLogs(text: string): EdgeWindowLogs {
-  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, byOp: {}, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [] };
+  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, byOp: {}, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [], serverOwnMs: [], failed: 0 };
   for (const j of completeLines(text)) {
     if (j.component === 'edge' && j.msg === 'handshake') {
       r.handshakes++;
       if (j.resumed === true) r.resumed++;
       if (typeof j.keyOperationMs === 'number') r.keyOperationMs.push(j.keyOperationMs);
+      if (typeof j.keyOperationMs === 'number' && typeof j.handshakeMs === 'number') r.serverOwnMs.push(j.handshakeMs - j.keyOperationMs);
+    } else if (j.component === 'edge' && j.msg === 'handshake failed') {
+      r.failed++;
+      r.firstError ??= [j.error, j.alertSent && `alert sent: ${String(j.alertSent)}`].filter(Boolean).join(', ');
     } else if (j.service === 'keyless-key-service' && j.msg === 'key_service_request') {
       if (j.op === 'ping') r.pings++;
       else if (typeof j.op === 'string') {
@@ -175,6 +193,39 @@ export function parseStackLogs(text: string): EdgeWindowLogs {
     }
   }
   return r;
+}
+
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Successful handshakes by kind, summed over every other label, from a Prometheus text page. */
+export function handshakeKinds(metricsText: string): { full: number; resumed: number } {
+  const out = { full: 0, resumed: 0 };
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith('keyless_edge_handshakes_total{') || !line.includes('result="ok"')) continue;
+    const kind = /kind="(\w+)"/.exec(line)?.[1];
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if ((kind === 'full' || kind === 'resumed') && Number.isFinite(v)) out[kind] += v;
+  }
+  return out;
+}
+
+/** The edge's handshake counters now (admin listener `/metrics`); undefined when unreachable. */
+export async function edgeHandshakeKinds(adminPort: number): Promise<{ full: number; resumed: number } | undefined> {
+  try {
+    return handshakeKinds(await getText(`http://127.0.0.1:${adminPort}/metrics`));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startEdgeTarget(extraEnv: Record<string, string> = {}, name: { id: string; label: string } = { id: 'edge', label: 'keyless edge (local stack)' }): Promise<Target & { stack: StackProcess }> {
@@ -197,6 +248,7 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}, nam
     async beginWindow() {
       const inv0 = invocations(await getJson(statsUrl));
       const off0 = stack.output().length;
+      const m0 = await edgeHandshakeKinds(s.adminPort);
       return async (expected: number) => {
         // Log lines travel edge → dev stack → us through pipes: wait until they have all arrived.
         let logs = parseStackLogs(stack.output().slice(off0));
@@ -209,11 +261,15 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}, nam
         const delta = inv1 - inv0;
         const signing = delta - logs.pings;
         const ops = Object.entries(logs.byOp).map(([op, n]) => `${n} ${op}`).join(', ') || 'no key ops';
+        const m1 = await edgeHandshakeKinds(s.adminPort);
+        const metrics = m0 && m1 ? { full: m1.full - m0.full, resumed: m1.resumed - m0.resumed } : undefined;
         return {
           fullHandshakes: signing,
           resumed: logs.resumed,
-          detail: `key service /_local/stats: +${delta} invocations (${logs.pings} health ping${logs.pings === 1 ? '' : 's'}) → ${signing} key ops; edge logged ${logs.handshakes} handshakes (${logs.resumed} resumed); key service logged ${ops}`,
+          metrics,
+          detail: `key service /_local/stats: +${delta} invocations (${logs.pings} health ping${logs.pings === 1 ? '' : 's'}) → ${signing} key ops; edge logged ${logs.handshakes} handshakes (${logs.resumed} resumed)${metrics ? `, /metrics ${metrics.full} full + ${metrics.resumed} resumed` : ''}; key service logged ${ops}${logs.failed ? `; edge logged ${logs.failed} failed handshake${logs.failed === 1 ? '' : 's'} (first: ${logs.firstError ?? '?'})` : ''}`,
           keyOperationMs: logs.keyOperationMs,
+          serverOwnMs: logs.serverOwnMs,
           keyServiceHandlerMs: logs.keyServiceHandlerMs,
           kmsCallMs: logs.kmsCallMs,
           keyOps: logs.byOp,
@@ -284,13 +340,20 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
 // ---------------------------------------------------------------------------------------------
 // openssl s_server: single process, one connection at a time.
 
-/** `tls12`: `-tls1_2` instead of `-tls1_3`, offering ECDHE-RSA and RSA key exchange (AES128-GCM); the client picks. */
-export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: boolean } = {}): Promise<Target> {
+/**
+ * `tls12`: `-tls1_2` instead of `-tls1_3`, offering ECDHE-RSA and RSA key exchange (AES128-GCM); the
+ * client picks. `tickets`: session tickets on (OpenSSL's default stateless tickets, no session
+ * cache), TLS 1.2 and 1.3 both allowed — the resumption reference; the client caps the version.
+ */
+export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: boolean; tickets?: boolean } = {}): Promise<Target> {
   const port = await freePort();
   const www = fs.mkdtempSync(path.join(pki.dir, 'www-'));
   // -HTTP serves a file that holds the complete HTTP response.
   fs.writeFileSync(path.join(www, 'ok'), 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n');
-  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, opts.tls12 ? '-tls1_2' : '-tls1_3', ...(opts.tls12 ? ['-cipher', 'ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256'] : []), '-no_ticket', '-no_cache', '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
+  const version = opts.tickets ? [] : [opts.tls12 ? '-tls1_2' : '-tls1_3'];
+  const ciphers = opts.tls12 || opts.tickets ? ['-cipher', 'ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256'] : [];
+  const resumption = opts.tickets ? ['-no_cache'] : ['-no_ticket', '-no_cache'];
+  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, ...version, ...ciphers, ...resumption, '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
@@ -300,15 +363,15 @@ export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: bool
     throw new Error(`openssl s_server: ${(e as Error).message} ${stderr}`);
   }
   return {
-    id: opts.tls12 ? 's_server-tls12' : 's_server',
-    label: opts.tls12 ? 'openssl s_server -tls1_2 -no_ticket -no_cache' : 'openssl s_server -no_ticket -no_cache',
+    id: opts.tickets ? 's_server-tickets' : opts.tls12 ? 's_server-tls12' : 's_server',
+    label: opts.tickets ? 'openssl s_server (tickets)' : opts.tls12 ? 'openssl s_server -tls1_2 -no_ticket -no_cache' : 'openssl s_server -no_ticket -no_cache',
     url: `https://127.0.0.1:${port}/ok`,
     port,
     path: '/ok',
     caPem: pki.caPem,
     processes: { server: () => [child.pid!] },
     async beginWindow() {
-      return async () => ({ detail: 's_server cannot count; -no_ticket -no_cache leave nothing to resume with' });
+      return async () => ({ detail: opts.tickets ? 's_server cannot count on the server side' : 's_server cannot count; -no_ticket -no_cache leave nothing to resume with' });
     },
     async stop() {
       await stopChild(child);
@@ -317,38 +380,11 @@ export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: bool
 }
 
 // ---------------------------------------------------------------------------------------------
-// nginx: full handshakes only (no session cache, no tickets, no keep-alive).
+// nginx: full handshakes (no session cache, no tickets, no keep-alive), or resumption with session
+// tickets from a ticket key file (as a fleet shares one), or a reverse proxy in front of the origin.
 
-export async function startNginxTarget(pki: ReferencePki, workers: number): Promise<Target> {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-${workers}w-`));
-  // Worker processes may run as an unprivileged user: let them reach the folder.
-  fs.chmodSync(pki.dir, 0o755);
-  fs.chmodSync(dir, 0o755);
-  const log = path.join(dir, 'access.log');
-  const conf = `worker_processes ${workers};
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  log_format bench '$ssl_session_reused $ssl_protocol';
-  access_log ${log} bench;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  ssl_session_cache off;
-  ssl_session_tickets off;
-  keepalive_timeout 0;
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${pki.chainPath};
-    ssl_certificate_key ${pki.keyPath};
-    ssl_protocols TLSv1.3;
-    location / { default_type text/plain; return 200 "ok\\n"; }
-  }
-}
-`;
+/** Writes nginx.conf into `dir`, starts nginx in the foreground and waits for `port`. */
+async function launchNginx(dir: string, conf: string, port: number): Promise<ChildProcess> {
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const child = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -360,10 +396,63 @@ http {
     const errLog = fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
     throw new Error(`nginx: ${(e as Error).message} ${stderr} ${errLog}`.trim());
   }
+  return child;
+}
+
+function nginxMain(dir: string, workers: number): string {
+  return `worker_processes ${workers};
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }`;
+}
+
+const nginxTempPaths = (dir: string): string =>
+  `client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`;
+
+/**
+ * `tickets`: session tickets on, sealed with a 80-byte ticket key file (how an nginx fleet shares
+ * ticket keys), still no session cache, TLS 1.2 and 1.3 (the client caps the version). Without it:
+ * no cache, no tickets, TLS 1.3 only. Either way one request per connection (`keepalive_timeout 0`).
+ */
+export async function startNginxTarget(pki: ReferencePki, workers: number, opts: { tickets?: boolean } = {}): Promise<Target> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-${workers}w-`));
+  // Worker processes may run as an unprivileged user: let them reach the folder.
+  fs.chmodSync(pki.dir, 0o755);
+  fs.chmodSync(dir, 0o755);
+  const log = path.join(dir, 'access.log');
+  let resumption = 'ssl_session_cache off;\n  ssl_session_tickets off;';
+  if (opts.tickets) {
+    // A throwaway ticket key for this run (AES-256 + HMAC-SHA256 keys); deleted with the folder.
+    const ticketKey = path.join(dir, 'ticket.key');
+    fs.writeFileSync(ticketKey, crypto.randomBytes(80), { mode: 0o644 });
+    resumption = `ssl_session_cache off;\n  ssl_session_tickets on;\n  ssl_session_ticket_key ${ticketKey};`;
+  }
+  const conf = `${nginxMain(dir, workers)}
+http {
+  log_format bench '$ssl_session_reused $ssl_protocol';
+  access_log ${log} bench;
+  ${nginxTempPaths(dir)}
+  ${resumption}
+  keepalive_timeout 0;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${pki.chainPath};
+    ssl_certificate_key ${pki.keyPath};
+    ssl_protocols ${opts.tickets ? 'TLSv1.2 TLSv1.3' : 'TLSv1.3'};
+    ${opts.tickets ? 'ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;' : ''}
+    location / { default_type text/plain; return 200 "ok\\n"; }
+  }
+}
+`;
+  const child = await launchNginx(dir, conf, port);
   const logSize = (): number => (fs.existsSync(log) ? fs.statSync(log).size : 0);
   return {
-    id: `nginx-${workers}w`,
-    label: `nginx ${workers} worker${workers > 1 ? 's' : ''}, no cache/tickets`,
+    id: `nginx-${workers}w${opts.tickets ? '-tickets' : ''}`,
+    label: opts.tickets ? `nginx ${workers} worker${workers > 1 ? 's' : ''}, tickets (key file)` : `nginx ${workers} worker${workers > 1 ? 's' : ''}, no cache/tickets`,
     url: `https://127.0.0.1:${port}/`,
     port,
     path: '/',
@@ -388,6 +477,166 @@ http {
         return { fullHandshakes: rows.length - resumed, resumed, detail: `nginx access log: ${rows.length} requests, ${resumed} on resumed sessions ($ssl_session_reused)` };
       };
     },
+    async stop() {
+      await stopChild(child, 'SIGQUIT');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy benchmarks (requests over kept-alive connections, bulk downloads): one origin, and the
+// edge, nginx and nothing (direct) in front of it.
+
+/** A server in front of (or being) the bench origin. */
+export interface ProxyTarget {
+  id: string;
+  label: string;
+  /** `https://127.0.0.1:P` (or `http://` for the origin itself), no trailing slash. */
+  base: string;
+  /** Whether it speaks HTTP/2 (by ALPN). */
+  h2: boolean;
+  processes: ProcessGroups;
+  stop(): Promise<void>;
+}
+
+export interface BenchOrigin {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** test/bench/bench-origin.ts in its own process. */
+export async function startBenchOrigin(): Promise<BenchOrigin> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'bench-origin.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = readline.createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`bench origin not ready in 15 s: ${stderr}`)), 15_000);
+    child.once('exit', (code) => reject(new Error(`bench origin exited (${code}): ${stderr}`)));
+    lines.on('line', (line) => {
+      const m = /^\{"port":(\d+)\}$/.exec(line.trim());
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      child.stdin!.end();
+      await stopChild(child, 'SIGTERM', 3000);
+    },
+  };
+}
+
+export function directOriginTarget(origin: BenchOrigin): ProxyTarget {
+  return { id: 'origin', label: 'origin direct (no TLS)', base: origin.url, h2: false, processes: { origin: () => [origin.pid] }, stop: async () => undefined };
+}
+
+/**
+ * A second edge process of a running local stack (same key service, same certificates, tickets on)
+ * whose origin is the bench origin: `keyless dev` gives its own edge the demo origin, and passes no
+ * KEYLESS_* variable through, so the benchmark starts this one itself, as the dev stack would.
+ */
+export async function startProxyEdgeTarget(stack: StackProcess, origin: BenchOrigin): Promise<ProxyTarget> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
+  Object.assign(env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_ENDPOINT_URL_LAMBDA: stack.state.keyServiceUrl,
+    KEYLESS_EDGE_CONFIG: path.join(stack.dir, 'edge.json'),
+    KEYLESS_EDGE_PORT: '0',
+    KEYLESS_ADMIN_PORT: '0',
+    KEYLESS_ORIGIN: origin.url,
+  });
+  const child = spawn(process.execPath, [path.join(devStackProcess.REPO_ROOT, 'dist/edge-proxy/src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  const lines = readline.createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`edge (bench origin) not listening in 30 s: ${out}`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`edge (bench origin) exited (${code}): ${out}`)));
+    lines.on('line', (line) => {
+      if (!line.includes('"edge listening"')) return;
+      try {
+        const j = JSON.parse(line) as { tlsPort?: number };
+        if (j.tlsPort) {
+          clearTimeout(t);
+          resolve(j.tlsPort);
+        }
+      } catch {
+        // not the line we wait for
+      }
+    });
+  });
+  // The edge logs every handshake; the readline interface keeps draining its stdout.
+  return {
+    id: 'edge',
+    label: 'keyless edge',
+    base: `https://127.0.0.1:${port}`,
+    h2: true,
+    processes: { edge: () => [child.pid!], 'key service': () => [stack.state.pids.keyService], origin: () => [origin.pid] },
+    async stop() {
+      await stopChild(child, 'SIGTERM', 0);
+    },
+  };
+}
+
+/**
+ * nginx as a TLS-terminating reverse proxy to the bench origin: HTTP/1.1 and HTTP/2 by ALPN,
+ * keep-alive towards clients (any number of requests per connection) and towards the origin
+ * (`upstream` keepalive pool, HTTP/1.1, `Connection` cleared), no access log (the edge logs
+ * handshakes, not requests). Responses stream through nginx's memory buffers without temporary
+ * files (`proxy_max_temp_file_size 0`), as the edge streams with backpressure.
+ */
+export async function startNginxProxyTarget(pki: ReferencePki, origin: BenchOrigin, workers = 1): Promise<ProxyTarget> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-proxy-${workers}w-`));
+  fs.chmodSync(pki.dir, 0o755);
+  fs.chmodSync(dir, 0o755);
+  const conf = `${nginxMain(dir, workers)}
+http {
+  access_log off;
+  ${nginxTempPaths(dir)}
+  ssl_session_cache off;
+  ssl_session_tickets off;
+  keepalive_timeout 60s;
+  keepalive_requests 1000000;
+  http2_max_requests 1000000;
+  upstream origin {
+    server ${new URL(origin.url).host};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${pki.chainPath};
+    ssl_certificate_key ${pki.keyPath};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+  const child = await launchNginx(dir, conf, port);
+  return {
+    id: `nginx-proxy-${workers}w`,
+    label: `nginx ${workers} worker${workers > 1 ? 's' : ''}, proxy_pass`,
+    base: `https://127.0.0.1:${port}`,
+    h2: true,
+    processes: { nginx: () => [child.pid!, ...childPids(child.pid!)], origin: () => [origin.pid] },
     async stop() {
       await stopChild(child, 'SIGQUIT');
     },

@@ -12,7 +12,9 @@ import { havePeer } from './peers';
 
 export function buildGoProbe(): string | undefined {
   if (!havePeer('go', 'Go crypto/tls interop tests are skipped')) return undefined;
-  const src = path.join(__dirname, 'go-probe', 'main.go');
+  // From dist/test/helpers (compiled scripts) the Go source is still in the repository's test/helpers.
+  let src = path.join(__dirname, 'go-probe', 'main.go');
+  if (!fs.existsSync(src)) src = path.join(__dirname, '..', '..', '..', 'test', 'helpers', 'go-probe', 'main.go');
   const code = fs.readFileSync(src);
   const dir = path.join(os.tmpdir(), `keyless-go-probe-${crypto.createHash('sha256').update(code).digest('hex').slice(0, 12)}`);
   const bin = path.join(dir, 'probe');

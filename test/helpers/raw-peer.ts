@@ -1,5 +1,14 @@
 /** A raw TCP peer: sends bytes, collects what the server answers until it closes (or a deadline). */
 import * as net from 'node:net';
+import * as crypto from 'node:crypto';
+import { HandshakeJoiner, HandshakeMessage, handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handshake-joiner';
+import { ContentType, recordHeader, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
+import { KeySchedule, finishedVerifyData, nextTrafficSecret, trafficKeys } from '../../edge-proxy/src/tls/tls13/key-schedule';
+import { Transcript } from '../../edge-proxy/src/tls/transcript';
+import { TLS13_SUITES, CipherSuite } from '../../edge-proxy/src/tls/suites';
+import { Reader } from '../../edge-proxy/src/tls/codec';
+import { clientHelloBody, HelloOptions } from './client-hello';
+
 
 export interface RawExchange {
   received: Buffer;
@@ -44,3 +53,336 @@ export function rawExchange(port: number, chunks: Buffer[], waitMs = 3000, gapMs
     });
   });
 }
+
+// ---- A scriptable TLS 1.3 client for negative tests ------------------------------------------------
+//
+// Real clients never send the broken inputs the alert tests need past the ClientHello (a bad Finished,
+// a record with a wrong tag, a padded all-zero record...). This client does the handshake with the
+// engine's own primitives — key schedule (checked against RFC 8448 in tls13-rfc8448.test.ts), record
+// protection, transcript — and lets a test break exactly one thing.
+
+const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
+
+interface ClientShare {
+  group: number;
+  share: Buffer;
+  agree(peer: Buffer): Buffer;
+}
+
+export function clientShare(group: number): ClientShare {
+  if (group === 0x001d) {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
+    return {
+      group,
+      share: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url'),
+      agree: (peer) => crypto.diffieHellman({ privateKey, publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peer.toString('base64url') }, format: 'jwk' }) }),
+    };
+  }
+  const ecdh = crypto.createECDH(group === 0x0017 ? 'prime256v1' : 'secp384r1');
+  const share = ecdh.generateKeys();
+  return { group, share, agree: (peer) => ecdh.computeSecret(peer) };
+}
+
+function parseExtensionsBlock(r: Reader): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  const block = r.sub16('extensions');
+  while (block.remaining > 0) {
+    const t = block.u16();
+    out.set(t, block.vec16('ext'));
+  }
+  return out;
+}
+
+export interface ServerFlight {
+  helloRetry: boolean;
+  /** ServerHello legacy fields (RFC 8446 §4.1.3). */
+  serverHello: { legacyVersion: number; sessionId: Buffer; compression: number };
+  serverHelloExtensions: Map<number, Buffer>;
+  encryptedExtensions: Map<number, Buffer>;
+  /** Handshake messages after EncryptedExtensions, up to and including Finished. */
+  messages: HandshakeMessage[];
+  /** Plaintext lengths of the protected handshake records the server sent. */
+  handshakeRecordSizes: number[];
+}
+
+export interface Tls13HandshakeOptions {
+  hello?: HelloOptions;
+  /** Group of the key share we send first (default x25519); `null` sends none (forces HelloRetryRequest). */
+  shareGroup?: number | null;
+  /** Sent right after the (first) ClientHello, e.g. 0-RTT records. */
+  afterClientHello?: Buffer[];
+  /** Extensions to drop from the second ClientHello (early_data must go, RFC 8446 §4.2.10). */
+  dropOnRetry?: number[];
+  /** Overrides applied to the second ClientHello (to test what it may not change). */
+  retryOverrides?: HelloOptions;
+}
+
+export class RawTls13Client {
+  private readonly sock: net.Socket;
+  private input = Buffer.alloc(0);
+  private waiter?: () => void;
+  closed = false;
+  private readonly joiner = new HandshakeJoiner(1 << 20);
+  private read?: Tls13Protection;
+  private write?: Tls13Protection;
+  suite: CipherSuite = TLS13_SUITES[0];
+  transcript?: Transcript;
+  private schedule?: KeySchedule;
+  private hs?: { client: Buffer; server: Buffer };
+  private app?: { client: Buffer; server: Buffer };
+  /** Alerts received (descriptions), decrypted when protected. */
+  readonly alerts: number[] = [];
+  /** Application data received after the handshake. */
+  appData = Buffer.alloc(0);
+  /** Size of each protected application-data record received (plaintext + content type). */
+  readonly appRecordSizes: number[] = [];
+
+  private constructor(sock: net.Socket) {
+    this.sock = sock;
+    sock.on('data', (d: Buffer) => {
+      this.input = Buffer.concat([this.input, d]);
+      this.wake();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static connect(port: number): Promise<RawTls13Client> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new RawTls13Client(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  send(...chunks: Buffer[]): void {
+    if (!this.sock.destroyed) this.sock.write(Buffer.concat(chunks));
+  }
+
+  /** A protected record under our current write keys; `padding` zero bytes after the content type. */
+  protectedRecord(type: ContentType, plaintext: Buffer, padding = 0): Buffer {
+    if (!this.write) throw new Error('no write keys yet');
+    if (padding === 0) return this.write.seal(type, plaintext);
+    // Tls13Protection seals without padding: append the type and the zeros ourselves and seal as
+    // "type 0" content, which is exactly TLSInnerPlaintext with padding (RFC 8446 §5.4).
+    return this.sealRaw(Buffer.concat([plaintext, Buffer.from([type]), Buffer.alloc(padding)]));
+  }
+
+  /** Seals `inner` as the whole TLSInnerPlaintext (no content type added): for all-zero records. */
+  sealRaw(inner: Buffer): Buffer {
+    if (!this.write) throw new Error('no write keys yet');
+    // seal(type, x) encrypts x ‖ type; with type 0 that is x ‖ 0x00, so drop one byte of `inner`.
+    if (inner.length === 0 || inner[inner.length - 1] !== 0) throw new Error('sealRaw needs inner plaintext ending in a zero byte');
+    return this.write.seal(0 as ContentType, inner.subarray(0, inner.length - 1));
+  }
+
+  private async nextRawRecord(deadline: number): Promise<{ type: number; header: Buffer; fragment: Buffer } | null> {
+    while (true) {
+      if (this.input.length >= 5) {
+        const len = this.input.readUInt16BE(3);
+        if (this.input.length >= 5 + len) {
+          const header = this.input.subarray(0, 5);
+          const fragment = this.input.subarray(5, 5 + len);
+          this.input = this.input.subarray(5 + len);
+          return { type: header[0], header, fragment };
+        }
+      }
+      if (this.closed || Date.now() > deadline) return null;
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+        setTimeout(resolve, Math.max(1, deadline - Date.now())).unref();
+      });
+    }
+  }
+
+  /** Next record, decrypted when keys are set; alerts are collected. Null on close or deadline. */
+  async nextRecord(deadline = Date.now() + 10_000): Promise<{ type: number; plaintext: Buffer; size: number } | null> {
+    while (true) {
+      const raw = await this.nextRawRecord(deadline);
+      if (!raw) return null;
+      if (raw.type === ContentType.change_cipher_spec) continue;
+      let rec = { type: raw.type, plaintext: raw.fragment, size: raw.fragment.length };
+      if (raw.type === ContentType.application_data && this.read) {
+        const opened = this.read.open(raw);
+        rec = { type: opened.type, plaintext: opened.plaintext, size: opened.plaintext.length + 1 };
+      }
+      if (rec.type === ContentType.alert && rec.plaintext.length === 2) this.alerts.push(rec.plaintext[1]);
+      return rec;
+    }
+  }
+
+  async nextHandshakeMessage(sizes?: number[]): Promise<HandshakeMessage> {
+    while (true) {
+      const m = this.joiner.next();
+      if (m) return m;
+      const rec = await this.nextRecord();
+      if (!rec) throw new Error(`connection closed before the next handshake message (alerts: ${this.alerts.join(',')})`);
+      if (rec.type === ContentType.alert) throw new Error(`server sent alert ${rec.plaintext[1]}`);
+      if (rec.type !== ContentType.handshake) throw new Error(`unexpected record type ${rec.type}`);
+      sizes?.push(rec.size);
+      this.joiner.push(rec.plaintext);
+    }
+  }
+
+  /** Runs the handshake up to and including the server Finished; our Finished is not sent yet. */
+  async handshake(o: Tls13HandshakeOptions = {}): Promise<ServerFlight> {
+    const hello = { ...o.hello };
+    const suiteId = (hello.suites ?? [0x1301]).find((s) => TLS13_SUITES.some((x) => x.id === s)) ?? 0x1301;
+    hello.random ??= crypto.randomBytes(32);
+    let share = o.shareGroup === null ? undefined : clientShare(o.shareGroup ?? 0x001d);
+    const ch1 = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ ...hello, shares: share ? [{ group: share.group, share: share.share }] : [] }));
+    this.send(plainRecordOf(ContentType.handshake, ch1), ...(o.afterClientHello ?? []));
+    let sh = await this.nextHandshakeMessage();
+    let helloRetry = false;
+    let transcript: Transcript;
+    let chRaw = ch1;
+    let r = new Reader(sh.body, 'ServerHello');
+    r.u16();
+    let random = r.bytes(32);
+    if (random.equals(HRR_RANDOM)) {
+      helloRetry = true;
+      r.vec8('sid');
+      const suite = r.u16();
+      this.suite = TLS13_SUITES.find((s) => s.id === suite)!;
+      r.u8();
+      const exts = parseExtensionsBlock(r);
+      const group = exts.get(51)!.readUInt16BE(0);
+      transcript = Transcript.afterHelloRetry(this.suite.hash, ch1);
+      transcript.update(sh.raw);
+      share = clientShare(group);
+      const extra = (hello.extra ?? []).filter((e) => !(o.dropOnRetry ?? []).includes(e.type));
+      chRaw = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ ...hello, extra, ...o.retryOverrides, shares: [{ group, share: share.share }] }));
+      this.send(plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])), plainRecordOf(ContentType.handshake, chRaw));
+      sh = await this.nextHandshakeMessage();
+      r = new Reader(sh.body, 'ServerHello');
+      r.u16();
+      random = r.bytes(32);
+    } else {
+      this.suite = TLS13_SUITES.find((s) => s.id === suiteId)!;
+      transcript = new Transcript(this.suite.hash);
+    }
+    if (sh.type !== HandshakeType.server_hello) throw new Error(`expected ServerHello, got ${sh.type}`);
+    const legacyVersion = sh.body.readUInt16BE(0);
+    const sessionId = Buffer.from(r.vec8('sid'));
+    this.suite = TLS13_SUITES.find((s) => s.id === r.u16())!;
+    const compression = r.u8();
+    const shExts = parseExtensionsBlock(r);
+    const ks = new Reader(shExts.get(51)!, 'key_share');
+    ks.u16();
+    const serverShare = ks.vec16('share');
+    transcript.update(chRaw);
+    transcript.update(sh.raw);
+    this.schedule = new KeySchedule(this.suite.hash);
+    this.hs = this.schedule.handshakeTrafficSecrets(share!.agree(serverShare), transcript.digest());
+    this.read = this.protection(this.hs.server);
+    this.write = this.protection(this.hs.client);
+    const sizes: number[] = [];
+    const ee = await this.nextHandshakeMessage(sizes);
+    transcript.update(ee.raw);
+    const eeExts = parseExtensionsBlock(new Reader(ee.body, 'EncryptedExtensions'));
+    const messages: HandshakeMessage[] = [];
+    while (true) {
+      const m = await this.nextHandshakeMessage(sizes);
+      messages.push(m);
+      if (m.type === HandshakeType.finished) {
+        const expected = finishedVerifyData(this.suite.hash, this.hs.server, transcript.digest());
+        if (!m.body.equals(expected)) throw new Error('server Finished does not verify');
+      }
+      transcript.update(m.raw);
+      if (m.type === HandshakeType.finished) break;
+    }
+    this.app = this.schedule.applicationTrafficSecrets(transcript.digest());
+    this.read = this.protection(this.app.server);
+    this.transcript = transcript;
+    return { helloRetry, serverHello: { legacyVersion, sessionId, compression }, serverHelloExtensions: shExts, encryptedExtensions: eeExts, messages, handshakeRecordSizes: sizes };
+  }
+
+  private protection(secret: Buffer): Tls13Protection {
+    const k = trafficKeys(this.suite.hash, secret, this.suite.keyLength);
+    return new Tls13Protection(this.suite.aead, k.key, k.iv);
+  }
+
+  /** Our Finished (or a wrong one) under the handshake keys; then switch to application keys. */
+  finishedMessage(valid = true): Buffer {
+    const verify = finishedVerifyData(this.suite.hash, this.hs!.client, this.transcript!.digest());
+    if (!valid) verify[0] ^= 1;
+    return handshakeMessage(HandshakeType.finished, verify);
+  }
+
+  sendFinished(valid = true): void {
+    this.send(this.protectedRecord(ContentType.handshake, this.finishedMessage(valid)));
+    this.useApplicationKeys();
+  }
+
+  useApplicationKeys(): void {
+    this.write = this.protection(this.app!.client);
+  }
+
+  /** Reads until the server closes (or the deadline): the first alert and whether it closed. */
+  async untilClosed(deadlineMs = 8000): Promise<{ alert?: number; closed: boolean }> {
+    const deadline = Date.now() + deadlineMs;
+    try {
+      while (true) {
+        const rec = await this.nextRecord(deadline);
+        if (!rec) break;
+        if (rec.type === ContentType.application_data) this.appData = Buffer.concat([this.appData, rec.plaintext]);
+      }
+    } catch {
+      // a record we cannot open: stop reading, report what we have
+    }
+    const closed = this.closed;
+    this.sock.destroy();
+    return { alert: this.alerts[0], closed };
+  }
+
+  /** Reads application data until `n` bytes arrived (or close/deadline). */
+  async readAppData(n: number, deadlineMs = 8000): Promise<Buffer> {
+    const deadline = Date.now() + deadlineMs;
+    while (this.appData.length < n) {
+      const rec = await this.nextRecord(deadline);
+      if (!rec) break;
+      if (rec.type === ContentType.application_data) {
+        this.appData = Buffer.concat([this.appData, rec.plaintext]);
+        this.appRecordSizes.push(rec.size);
+      } else if (rec.type === ContentType.handshake) this.postHandshake(rec.plaintext);
+    }
+    return this.appData;
+  }
+
+  /** Post-handshake messages: NewSessionTicket is ignored; KeyUpdate moves our read keys. */
+  readonly keyUpdatesReceived: boolean[] = [];
+  private postHandshake(data: Buffer): void {
+    this.joiner.push(data);
+    for (let m = this.joiner.next(); m; m = this.joiner.next()) {
+      if (m.type === HandshakeType.key_update) {
+        this.keyUpdatesReceived.push(m.body[0] === 1);
+        this.app!.server = nextTrafficSecret(this.suite.hash, this.app!.server);
+        this.read = this.protection(this.app!.server);
+      }
+    }
+  }
+
+  /** Sends our KeyUpdate and switches our write keys. */
+  sendKeyUpdate(requestUpdate: boolean): void {
+    this.send(this.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([requestUpdate ? 1 : 0]))));
+    this.app!.client = nextTrafficSecret(this.suite.hash, this.app!.client);
+    this.write = this.protection(this.app!.client);
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+function plainRecordOf(type: ContentType, payload: Buffer): Buffer {
+  return Buffer.concat([recordHeader(type, payload.length), payload]);
+}
+

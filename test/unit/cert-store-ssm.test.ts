@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { createSsmClient, loadCertificatesFromSsm } from '../../edge-proxy/src/cert-store/ssm';
+import { createSsmClient, loadCertificatesFromSsm, SsmCertificateStore } from '../../edge-proxy/src/cert-store/ssm';
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
 import { loadAllCertificates } from '../../edge-proxy/src/edge';
 import { makeTestPki, type TestPki } from '../helpers/certs';
@@ -43,6 +43,25 @@ async function startFakeSsm(): Promise<FakeSsm> {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(payload));
       };
+      if (req.method === 'POST' && target === 'AmazonSSM.PutParameter') {
+        const name = String(body.Name);
+        const existing = fake.parameters.find((p) => p.Name === name);
+        if (existing && body.Overwrite !== true) {
+          reply(400, { __type: 'ParameterAlreadyExists', message: 'exists' });
+          return;
+        }
+        if (existing) existing.Value = String(body.Value);
+        else fake.parameters.push({ Name: name, Value: String(body.Value), Type: String(body.Type) });
+        reply(200, { Version: 1, Tier: 'Standard' });
+        return;
+      }
+      if (req.method === 'POST' && target === 'AmazonSSM.DeleteParameters') {
+        const names = body.Names as string[];
+        const deleted = names.filter((n) => fake.parameters.some((p) => p.Name === n));
+        fake.parameters = fake.parameters.filter((p) => !names.includes(p.Name));
+        reply(200, { DeletedParameters: deleted, InvalidParameters: names.filter((n) => !deleted.includes(n)) });
+        return;
+      }
       if (req.method !== 'POST' || target !== 'AmazonSSM.GetParametersByPath') {
         reply(400, { __type: 'com.amazonaws.ssm#InvalidAction', message: `unsupported ${String(target)}` });
         return;
@@ -193,6 +212,46 @@ describe('certificates from SSM', () => {
     expect(e.message).toMatch(new RegExp(`no certificate parameter found under ${PREFIX}\\. Deploy the certificates`));
   });
 
+  it('as a store backend: put writes <prefix><keyName> as a String, list reads states back, remove is re-runnable', async () => {
+    const store = new SsmCertificateStore(client, PREFIX);
+    expect(store.location).toBe(`ssm:${PREFIX}`);
+    fake.parameters = [{ Name: `${PREFIX}site`, Value: certValue(rsaPem, 'site-1', ['www.example.com']) }];
+    await store.put({ hostnames: ['www.example.com'], keyName: 'site-2', chainPem: ecPem, slot: 'site', state: 'staged' });
+    const put = fake.requests.find((r) => r.target === 'AmazonSSM.PutParameter');
+    expect(put?.body).toMatchObject({ Name: `${PREFIX}site-2`, Type: 'String', Overwrite: true, Tier: 'Intelligent-Tiering' });
+    expect(JSON.parse(String(put?.body.Value))).toEqual({ hostnames: ['www.example.com'], keyName: 'site-2', chainPem: ecPem, slot: 'site', state: 'staged' });
+    fake.pageSize = 10;
+    let list = await store.list();
+    // The entry written before rotation has no state (live) and keeps its own id.
+    expect(list.map((e) => [e.id, e.keyName, e.state, e.slot])).toEqual([
+      ['site', 'site-1', 'live', undefined],
+      ['site-2', 'site-2', 'staged', 'site'],
+    ]);
+    await store.put({ ...list[0], state: 'retiring', slot: 'site' });
+    list = await store.list();
+    expect(list.map((e) => [e.id, e.state])).toEqual([
+      ['site', 'retiring'],
+      ['site-2', 'staged'],
+    ]);
+    await store.remove('site');
+    await store.remove('site');
+    expect((await store.list()).map((e) => e.id)).toEqual(['site-2']);
+    const del = fake.requests.filter((r) => r.target === 'AmazonSSM.DeleteParameters');
+    expect(del.map((r) => r.body.Names)).toEqual([[`${PREFIX}site`], [`${PREFIX}site`]]);
+  });
+
+  it('as a store backend: refuses private keys, bad ids and oversize values before calling SSM', async () => {
+    const store = new SsmCertificateStore(client, PREFIX);
+    const keyPem = pki.leaf('leaky2', 'p256', ['leaky.example.com']).key.export({ type: 'pkcs8', format: 'pem' }) as string;
+    await expect(store.put({ hostnames: [], keyName: 'k', chainPem: ecPem + keyPem, state: 'staged' })).rejects.toThrow(/PRIVATE KEY/);
+    await expect(store.put({ hostnames: [], keyName: 'has:colon', chainPem: ecPem, state: 'staged' })).rejects.toThrow(/not a certificate entry id/);
+    const huge = Array.from({ length: 12 }, () => ecPem).join('');
+    await expect(store.put({ hostnames: [], keyName: 'big', chainPem: huge, state: 'staged' })).rejects.toThrow(/SSM parameters hold at most 8192.*Drop the root CA/);
+    await expect(store.remove('../x')).rejects.toThrow(ConfigError);
+    expect(fake.requests).toEqual([]);
+    expect(() => new SsmCertificateStore(client, 'no-slash')).toThrow(/certificateStore\.ssmPrefix/);
+  });
+
   it('reports an unreachable SSM endpoint with the prefix', async () => {
     const dead = createSsmClient({ region: 'eu-west-1', endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1, connectTimeoutMs: 500 });
     const e = await rejection(loadCertificatesFromSsm(dead, PREFIX));
@@ -214,7 +273,7 @@ describe('edge configuration from the environment only (CDK edge stack)', () => 
   it('needs no file and no certificates when KEYLESS_CERT_SSM_PREFIX is set', () => {
     const c = loadEdgeConfig(undefined, env);
     expect(c.certificates).toEqual([]);
-    expect(c.certificateStore).toEqual({ ssmPrefix: '/keyless/prod/certs/' });
+    expect(c.certificateStore).toEqual({ ssmPrefix: '/keyless/prod/certs/', refreshSeconds: 60 });
     expect(c.admin).toEqual({ host: '0.0.0.0', port: 9090 });
     expect(c.listen.port).toBe(8443);
     expect(c.keyServices[0].region).toBe('eu-west-1');
@@ -233,7 +292,7 @@ describe('edge configuration from the environment only (CDK edge stack)', () => 
 
   it('accepts certificateStore in the file and validates it', () => {
     const base = { keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
-    expect(parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b/' } }).certificateStore).toEqual({ ssmPrefix: '/a/b/' });
+    expect(parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b/' } }).certificateStore).toEqual({ ssmPrefix: '/a/b/', refreshSeconds: 60 });
     expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b' } })).toThrow(/certificateStore\.ssmPrefix: "\/a\/b" must start and end with "\/"/);
     expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/', region: 'x' } })).toThrow(/certificateStore\.region: unknown field/);
     // Without a store, certificates are still required, and the message points at the store.

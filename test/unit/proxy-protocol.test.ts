@@ -33,7 +33,7 @@ function inet(src: string, sport: number): Buffer {
 describe('parseProxyV2', () => {
   it('reads an IPv4 source and keeps the bytes after the header', () => {
     const h = parseProxyV2(Buffer.concat([v2(1, 1, inet('203.0.113.7', 51000)), Buffer.from([22, 3, 1])]));
-    expect(h).toEqual({ source: { address: '203.0.113.7', port: 51000 }, rest: Buffer.from([22, 3, 1]) });
+    expect(h).toEqual({ source: { address: '203.0.113.7', port: 51000 }, destination: { address: '10.0.0.1', port: 443 }, rest: Buffer.from([22, 3, 1]) });
   });
   it('reads an IPv6 source', () => {
     const body = Buffer.alloc(36);
@@ -100,7 +100,7 @@ describe('TlsServer behind a PROXY v2 load balancer', () => {
         const c = net.connect(port, '127.0.0.1', () => c.write(bytes));
         c.on('error', () => undefined);
         c.on('close', () => resolve(true));
-        setTimeout(() => resolve(false), 3000);
+        setTimeout(() => resolve(false), 3000).unref();
       });
       expect(closed).toBe(true);
     }

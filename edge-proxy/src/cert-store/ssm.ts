@@ -1,24 +1,21 @@
 /**
- * Certificates (public data only) read from SSM Parameter Store at startup: every String parameter
- * below a prefix is one certificate, its value the JSON written by the CDK edge stack
- * (lib/config.ts `certificateParameterValue`): `{"hostnames":[...],"keyName":"...","chainPem":"..."}`.
- * Values are parsed strictly; anything carrying a private key is refused.
+ * Certificates (public data only) in SSM Parameter Store: every String parameter below a prefix is
+ * one certificate, its value the JSON of entry.ts (the CDK edge stack, lib/config.ts
+ * `certificateParameterValue`, writes the fields without slot and state). Values are parsed strictly;
+ * anything carrying a private key is refused. `keyless cert import` / `rotate` write `<prefix><id>`.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { GetParametersByPathCommand, SSMClient, type Parameter, type SSMClientConfig } from '@aws-sdk/client-ssm';
+import { DeleteParametersCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient, type Parameter, type SSMClientConfig } from '@aws-sdk/client-ssm';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { assertNoPrivateKey, ConfigError, validateSsmPrefix } from '../config';
+import { ConfigError, validateSsmPrefix } from '../config';
+import type { CertificateStoreBackend } from './backend';
+import { parseCertificateEntry, serializeCertificateEntry, validateEntryId, type CertificateEntryInput, type StoredCertificate } from './entry';
 
-/** One certificate as stored in SSM. */
-export interface SsmCertificateEntry {
-  /** Full SSM parameter name (for messages). */
+/** One certificate as stored in SSM; its id is the parameter name below the prefix. */
+export interface SsmCertificateEntry extends StoredCertificate {
+  /** Full SSM parameter name (for messages; also `source`). */
   parameter: string;
-  /** PEM chain, leaf first. */
-  chainPem: string;
-  keyName: string;
-  /** Hostnames served; empty means the leaf's DNS subjectAltNames. */
-  hostnames: string[];
 }
 
 export interface SsmClientOptions {
@@ -51,42 +48,13 @@ export function createSsmClient(options: SsmClientOptions = {}): SSMClient {
   });
 }
 
-const FIELDS = ['hostnames', 'keyName', 'chainPem'];
-const VALUE_FIX = 'Store it as JSON {"hostnames": ["example.com"], "keyName": "<key name at the key service>", "chainPem": "-----BEGIN CERTIFICATE-----\\n..."} (the CDK edge stack writes this).';
-/** A PEM chain: one or more CERTIFICATE blocks and nothing else but whitespace. */
-const PEM_CHAIN_RE = /^\s*(?:-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$/;
-
 /** Parses one parameter value strictly. Errors are ConfigErrors whose field is the parameter name. */
-export function parseCertificateParameter(name: string, type: string | undefined, value: string | undefined): SsmCertificateEntry {
+export function parseCertificateParameter(name: string, type: string | undefined, value: string | undefined, prefix?: string): SsmCertificateEntry {
   if (type !== undefined && type !== 'String') {
     throw new ConfigError(name, `is a ${type} parameter`, 'Store certificates as plain String parameters: they are public data (the edge reads them without decryption).');
   }
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(name, 'has no value', VALUE_FIX);
-  // Before anything else: a private key must never reach the edge, whatever field it hides in.
-  assertNoPrivateKey(value, name);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(value);
-  } catch (e) {
-    throw new ConfigError(name, `value is not valid JSON (${(e as Error).message})`, VALUE_FIX);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(name, 'value must be a JSON object', VALUE_FIX);
-  const o = raw as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!FIELDS.includes(k)) {
-      const hint = /key(file|pem)?$/i.test(k) && k !== 'keyName' ? ' The edge never holds a private key; the key service signs for it.' : '';
-      throw new ConfigError(`${name}.${k}`, 'unknown field', `Remove it; known fields are ${FIELDS.join(', ')}.${hint}`);
-    }
-  }
-  if (typeof o.keyName !== 'string' || o.keyName.length === 0) throw new ConfigError(`${name}.keyName`, 'missing or not a string', 'Use the key name configured at the key service.');
-  if (typeof o.chainPem !== 'string' || !PEM_CHAIN_RE.test(o.chainPem)) {
-    throw new ConfigError(`${name}.chainPem`, 'missing or not a PEM certificate chain', 'Give the PEM chain, leaf first: CERTIFICATE blocks only.');
-  }
-  const hostnames = o.hostnames ?? [];
-  if (!Array.isArray(hostnames) || hostnames.some((h) => typeof h !== 'string' || h.length === 0)) {
-    throw new ConfigError(`${name}.hostnames`, 'must be a list of host names', 'Write e.g. ["example.com", "*.example.com"].');
-  }
-  return { parameter: name, chainPem: o.chainPem, keyName: o.keyName, hostnames: hostnames as string[] };
+  const id = prefix !== undefined && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+  return { ...parseCertificateEntry(name, id, value), parameter: name };
 }
 
 /**
@@ -117,5 +85,70 @@ export async function loadCertificatesFromSsm(client: SSMClient, prefix: string)
   return params
     .map((p) => ({ ...p, Name: p.Name ?? '(unnamed parameter)' }))
     .sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0))
-    .map((p) => parseCertificateParameter(p.Name, p.Type, p.Value));
+    .map((p) => parseCertificateParameter(p.Name, p.Type, p.Value, prefix));
+}
+
+/**
+ * SSM parameters hold at most 8 KB (advanced tier); `Intelligent-Tiering` lets SSM pick standard
+ * (4 KB, free) when the value fits, advanced otherwise.
+ */
+const MAX_PARAMETER_BYTES = 8192;
+
+/** The SSM backend of the certificate store: `<prefix><id>` String parameters. */
+export class SsmCertificateStore implements CertificateStoreBackend {
+  readonly prefix: string;
+
+  constructor(
+    private readonly client: SSMClient,
+    prefix: string,
+  ) {
+    this.prefix = validateSsmPrefix(prefix, 'certificateStore.ssmPrefix');
+  }
+
+  get location(): string {
+    return `ssm:${this.prefix}`;
+  }
+
+  list(): Promise<StoredCertificate[]> {
+    return loadCertificatesFromSsm(this.client, this.prefix);
+  }
+
+  async put(entry: CertificateEntryInput): Promise<void> {
+    const id = validateEntryId(entry.id ?? entry.keyName, 'certificate entry id');
+    const name = `${this.prefix}${id}`;
+    const value = serializeCertificateEntry({ ...entry, id }, name);
+    const size = Buffer.byteLength(value, 'utf8');
+    if (size > MAX_PARAMETER_BYTES) {
+      throw new ConfigError(name, `the value would be ${size} bytes; SSM parameters hold at most ${MAX_PARAMETER_BYTES}`, 'Drop the root CA from the chain (clients have it) and keep only the leaf and intermediates.');
+    }
+    try {
+      await this.client.send(
+        new PutParameterCommand({
+          Name: name,
+          Value: value,
+          Type: 'String',
+          Overwrite: true,
+          Tier: 'Intelligent-Tiering',
+          Description: `keyless certificate for ${entry.hostnames.join(', ') || 'its DNS names'} (key ${entry.keyName}, ${entry.state})`.slice(0, 1024),
+        }),
+      );
+    } catch (e) {
+      const err = e as Error;
+      throw new Error(`cannot write certificate ${name} to SSM: ${err.name}: ${err.message}`, { cause: e });
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    // Ids read back from SSM may contain "/" (nested parameters written by other tools).
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,1010}$/.test(id)) validateEntryId(id, 'certificate entry id');
+    const name = `${this.prefix}${id}`;
+    try {
+      // DeleteParameters (unlike DeleteParameter) reports a missing name in InvalidParameters instead
+      // of failing, which is what a re-runnable step wants.
+      await this.client.send(new DeleteParametersCommand({ Names: [name] }));
+    } catch (e) {
+      const err = e as Error;
+      throw new Error(`cannot remove certificate ${name} from SSM: ${err.name}: ${err.message}`, { cause: e });
+    }
+  }
 }

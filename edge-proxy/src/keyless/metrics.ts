@@ -105,6 +105,7 @@ export class Gauge<K extends string = never> implements Metric {
 
 export class Histogram<K extends string = never> implements Metric {
   private readonly values = new Map<string, { labels: Record<string, string>; counts: number[]; sum: number; count: number }>();
+  private readonly observers: Array<(labels: Labels<K>, value: number) => void> = [];
   readonly buckets: readonly number[];
 
   constructor(
@@ -131,6 +132,16 @@ export class Histogram<K extends string = never> implements Metric {
     s.counts[i]++;
     s.sum += value;
     s.count++;
+    for (const o of this.observers) o(labels, value);
+  }
+
+  /** Calls `fn` with every observation from now on (e.g. to sample raw values); returns an unsubscribe. */
+  onObserve(fn: (labels: Labels<K>, value: number) => void): () => void {
+    this.observers.push(fn);
+    return () => {
+      const i = this.observers.indexOf(fn);
+      if (i >= 0) this.observers.splice(i, 1);
+    };
   }
 
   /** Observations recorded for these labels. */

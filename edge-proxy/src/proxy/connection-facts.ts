@@ -2,7 +2,7 @@
  * What the edge knows about one TLS connection, read once when the connection is handed over and
  * turned into the `x-keyless-tls-*` headers the origin receives.
  */
-import type { SecureConnection } from './types';
+import type { HandshakeInfo, SecureConnection } from './types';
 
 export interface ConnectionFacts {
   /** `TLSv1.3` / `TLSv1.2`. */
@@ -21,6 +21,11 @@ export interface ConnectionFacts {
   /** Client IP as seen by the edge (IPv4-mapped IPv6 shown as plain IPv4). */
   clientAddress?: string;
   clientPort?: number;
+  /** mTLS hosts only: `SUCCESS` (a verified client certificate) or `NONE`. */
+  clientCertVerified?: 'SUCCESS' | 'NONE';
+  clientCertSubject?: string;
+  clientCertSan?: string;
+  clientCertFingerprint?: string;
 }
 
 /** `::ffff:192.0.2.1` → `192.0.2.1`; other addresses unchanged. */
@@ -40,6 +45,12 @@ function safely<T>(f: () => T): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+function clientCertFacts(auth: HandshakeInfo['clientAuth']): Partial<ConnectionFacts> {
+  if (!auth) return {};
+  if (!auth.verified) return { clientCertVerified: 'NONE' };
+  return { clientCertVerified: 'SUCCESS', clientCertSubject: auth.subject, clientCertSan: nonEmpty(auth.san), clientCertFingerprint: auth.fingerprint256 };
 }
 
 /** Read the facts; never throws (a connection that is already torn down just yields fewer facts). */
@@ -66,5 +77,6 @@ export function describeConnection(conn: SecureConnection): ConnectionFacts {
     resumed: typeof resumed === 'boolean' ? resumed : undefined,
     clientAddress: normalizeAddress(conn.remoteAddress),
     clientPort: conn.remotePort,
+    ...clientCertFacts(info.clientAuth),
   };
 }

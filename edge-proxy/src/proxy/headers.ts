@@ -18,6 +18,10 @@
  * | `x-keyless-tls-key-op-ms`         | `12.345`                 | remote private-key operation latency, ms     |
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
+ * | `x-keyless-client-cert-verified`  | `SUCCESS` / `NONE`       | mTLS hosts only: a client certificate verified |
+ * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
+ * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
+ * | `x-keyless-client-cert-fingerprint-sha256` | `3f9a…` (64 hex) | SHA-256 of the certificate (DER)             |
  *
  * plus `x-forwarded-for` (client address appended to any existing list), `x-forwarded-proto: https`
  * and `x-forwarded-host` (the client's Host / `:authority`), both overwritten.
@@ -37,6 +41,14 @@ export const KEYLESS_HEADERS = {
   keyOperationMs: 'x-keyless-tls-key-op-ms',
   resumed: 'x-keyless-tls-resumed',
   httpVersion: 'x-keyless-http-version',
+} as const;
+
+/** mTLS hosts only (`clientAuth` configured): the client certificate the edge verified. */
+export const CLIENT_CERT_HEADERS = {
+  verified: 'x-keyless-client-cert-verified',
+  subject: 'x-keyless-client-cert-subject',
+  san: 'x-keyless-client-cert-san',
+  fingerprint: 'x-keyless-client-cert-fingerprint-sha256',
 } as const;
 
 /** Connection-specific headers never forwarded in either direction (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
@@ -96,6 +108,10 @@ export function keylessHeaders(facts: ConnectionFacts, httpVersion: string): Raw
   add(KEYLESS_HEADERS.keyOperationMs, facts.keyOperationMs === undefined ? undefined : formatMs(facts.keyOperationMs));
   add(KEYLESS_HEADERS.resumed, facts.resumed === undefined ? undefined : String(facts.resumed));
   add(KEYLESS_HEADERS.httpVersion, httpVersion);
+  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified);
+  add(CLIENT_CERT_HEADERS.subject, facts.clientCertSubject);
+  add(CLIENT_CERT_HEADERS.san, facts.clientCertSan);
+  add(CLIENT_CERT_HEADERS.fingerprint, facts.clientCertFingerprint);
   return out;
 }
 

@@ -13,6 +13,9 @@
  *   HTTP/1.1, RST_STREAM for HTTP/2), never a truncated response that looks complete.
  * - Every stream and socket has an 'error' handler: no client or origin behaviour crashes the process.
  *
+ * - `sendProxyProtocol`: every origin connection starts with a PROXY v2 header naming the client, so
+ *   origin connections belong to one client connection (an agent each) rather than a shared pool.
+ *
  * Header rewriting (hop-by-hop, `X-Forwarded-*`, `x-keyless-*`) is in `headers.ts`.
  */
 import * as http from 'node:http';
@@ -24,12 +27,14 @@ import { buildOriginRequestHeaders, filterResponseHeaders, toHttp2Headers, type 
 import {
   armOriginTimeouts,
   createOriginAgent,
+  createProxyProtocolAgent,
   IDEMPOTENT_METHODS,
   isStaleSocketError,
   OriginTimeoutError,
   parseOrigin,
   type ForwardContext,
 } from './origin';
+import { originProxyHeader } from './origin-proxy-header';
 import { proxyUpgrade } from './upgrade';
 import type {
   HttpFrontend,
@@ -50,6 +55,9 @@ interface ConnState {
   /** Requests seen so far (a connection with none yet is not idle: its first request may be on its way). */
   requests: number;
   session?: http2.ServerHttp2Session;
+  /** With `sendProxyProtocol`: this connection's own origin agent (and forwarding context). */
+  agent?: http.Agent;
+  ctx?: ForwardContext;
 }
 
 const noop = (): void => undefined;
@@ -106,6 +114,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
   // ---------------------------------------------------------------- HTTP/1.1
   const h1 = http.createServer({
     headersTimeout: options.headersTimeoutMs ?? 30_000,
+    maxHeaderSize: options.maxHeaderBytes ?? 16_384,
     requestTimeout: options.requestTimeoutMs ?? 300_000,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
     connectionsCheckingInterval: options.connectionsCheckingIntervalMs ?? 1000,
@@ -132,7 +141,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     }
     st.active++;
     st.requests++;
-    proxyUpgrade(req, socket, head, st.facts, ctx, (event) => {
+    proxyUpgrade(req, socket, head, st.facts, st.ctx ?? ctx, (event) => {
       st.active--;
       report(event);
     });
@@ -144,7 +153,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
 
   // ---------------------------------------------------------------- HTTP/2
   const h2 = http2.createServer({
-    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100, enablePush: false },
+    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100, enablePush: false, maxHeaderListSize: options.maxHeaderBytes ?? 16_384 },
   });
   h2.setTimeout(ctx.idleTimeoutMs);
   h2.on('timeout', (session: http2.ServerHttp2Session) => {
@@ -286,7 +295,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
           method,
           path,
           headers,
-          agent,
+          agent: st.agent ?? agent,
         });
       } catch (err) {
         // Node validates the method, path and header values; reject what it would not send.
@@ -295,7 +304,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         return;
       }
       proxyReq = preq;
-      armOriginTimeouts(preq, ctx);
+      armOriginTimeouts(preq, st.ctx ?? ctx);
 
       preq.on('error', (err: Error) => {
         if (proxyRes) {
@@ -384,6 +393,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
   // ---------------------------------------------------------------- connections
   function release(st: ConnState): void {
     if (!states.delete(st)) return;
+    st.agent?.destroy();
     if (states.size === 0 && onAllClosed) onAllClosed();
   }
 
@@ -413,6 +423,15 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         // best effort
       }
       const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0, requests: 0 };
+      if (options.sendProxyProtocol) {
+        // The PROXY header names this client, so its origin sockets are its own: a keep-alive agent
+        // per client connection (HTTP/2 streams of one client may use several), destroyed with it.
+        st.agent = createProxyProtocolAgent(originProxyHeader(conn), {
+          maxSockets: Math.min(options.maxOriginSockets ?? 256, options.maxConcurrentStreams ?? 100),
+          idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
+        });
+        st.ctx = { ...ctx, agent: st.agent };
+      }
       states.add(st);
       conn.once('close', () => release(st));
       if (kind === 'h1') {

@@ -1,5 +1,6 @@
 /** The origin a frontend forwards to, and the small error types of forwarding. */
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { ProxyLog } from './types';
 
 export interface OriginTarget {
@@ -41,6 +42,21 @@ export function createOriginAgent(opts: { maxSockets: number; idleSocketTimeoutM
     timeout: opts.idleSocketTimeoutMs,
     scheduling: 'lifo',
   });
+}
+
+/**
+ * Keep-alive agent whose every new socket starts with `header` (a PROXY v2 header), for one client
+ * connection only: the header names that client, so these sockets must never carry another
+ * client's requests. The socket queues the write until it is connected, before any request bytes.
+ */
+export function createProxyProtocolAgent(header: Buffer, opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.Agent {
+  const agent = createOriginAgent(opts);
+  agent.createConnection = (options: http.ClientRequestArgs): net.Socket => {
+    const socket = net.createConnection(options as net.NetConnectOpts);
+    socket.write(header);
+    return socket;
+  };
+  return agent;
 }
 
 /** A deadline towards the origin passed: becomes 504 Gateway Timeout. */

@@ -20,6 +20,16 @@ export interface HandshakeInfo {
   readonly resumed?: boolean;
   /** Key-exchange kind, e.g. `ecdhe`, `rsa`, `psk_dhe`. */
   readonly keyExchange?: string;
+  /** Present on hosts with client certificates (mTLS): the verified client, if any. */
+  readonly clientAuth?: {
+    readonly verified: boolean;
+    /** Leaf subject, RFC 4514. */
+    readonly subject?: string;
+    /** Leaf subjectAltName, e.g. `DNS:a.example, email:ops@example.com`. */
+    readonly san?: string;
+    /** SHA-256 of the leaf certificate (DER), lower-case hex. */
+    readonly fingerprint256?: string;
+  };
 }
 
 export interface SecureConnection extends Duplex {
@@ -30,6 +40,9 @@ export interface SecureConnection extends Duplex {
   readonly servername?: string | false | null;
   readonly remoteAddress?: string;
   readonly remotePort?: number;
+  /** Address and port the client connected to (behind an NLB with PROXY v2: the balancer's listener). */
+  readonly localAddress?: string;
+  readonly localPort?: number;
   /** `'TLSv1.3'` / `'TLSv1.2'`. */
   getProtocol(): string | null;
   /** `standardName` is the IANA name (`TLS_AES_128_GCM_SHA256`); `name` the OpenSSL one. */
@@ -81,12 +94,20 @@ export interface HttpFrontendOptions {
   originIdleSocketTimeoutMs?: number;
   /** Cap on concurrent origin sockets (the agent's `maxSockets`). Default 256. */
   maxOriginSockets?: number;
+  /**
+   * Start every origin connection with a PROXY protocol v2 header describing the client's connection
+   * (see `origin-proxy-header.ts`). Origin connections are then per client connection (a keep-alive
+   * agent each, closed with it) instead of one pool shared by all clients. Default false.
+   */
+  sendProxyProtocol?: boolean;
   /** Client connection inactivity: HTTP/1.1 socket timeout and HTTP/2 session idle timeout. Default 120000. */
   idleTimeoutMs?: number;
   /** HTTP/1.1 keep-alive wait between requests. Default 5000. */
   keepAliveTimeoutMs?: number;
   /** HTTP/1.1 deadline for the complete request head (slowloris) → 408. Default 30000. */
   headersTimeoutMs?: number;
+  /** Largest request head: HTTP/1.1 request line + headers (→ 431), HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE. Default 16384. */
+  maxHeaderBytes?: number;
   /** HTTP/1.1 deadline for the complete request (head and body) → 408. Default 300000 (0 = none). */
   requestTimeoutMs?: number;
   /** How often the HTTP/1.1 header/request deadlines are checked. Default 1000. */

@@ -13,10 +13,11 @@ import { AlertDescription, AlertLevel, encodeAlert, PeerAlert, TlsAlert } from '
 import type { TlsContext } from './context';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-joiner';
-import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RecordProtection, RecordReader } from './record-layer';
+import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RawRecord, RecordProtection, RecordReader, Tls13Protection } from './record-layer';
 import { EstablishedSession, serverHandshake } from './server-handshake';
 import { KeyOperationError } from '../keyless/key-operations';
 import { AdmissionRejectedError, isConnectionScoped } from '../keyless/admission';
+import { peerCertificateObject, type LegacyPeerCertificate } from './client-auth';
 
 type State = 'handshake' | 'open' | 'closed';
 
@@ -35,6 +36,26 @@ export class HandshakeError extends Error {
   }
 }
 
+/**
+ * The peer closed TCP (no alert) before the handshake completed. `stage` tells noise from trouble:
+ * `before_client_hello` is a TCP probe (load-balancer health check, port scan);
+ * `after_server_finished` is a client that got our whole flight — for it the handshake succeeded —
+ * and left without sending its Finished (e.g. a TLS 1.3 client destroyed right after connecting, so
+ * its Finished never left its buffers); `during_handshake` is a client that gave up mid-way.
+ */
+export class PeerClosedError extends HandshakeError {
+  constructor(readonly stage: 'before_client_hello' | 'during_handshake' | 'after_server_finished') {
+    super(
+      stage === 'before_client_hello'
+        ? 'peer closed the connection before sending a ClientHello'
+        : stage === 'after_server_finished'
+          ? 'peer closed the connection after the server Finished without sending its own'
+          : 'peer closed the connection during the handshake',
+    );
+    this.name = 'PeerClosedError';
+  }
+}
+
 interface PendingWrite {
   chunks: Buffer[];
   callback: (err?: Error | null) => void;
@@ -44,11 +65,24 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   readonly encrypted = true;
   alpnProtocol: string | false = false;
   servername: string | false = false;
-  /** No client certificates yet: mTLS is a later feature. */
-  readonly authorized = false;
+  /** Like TLSSocket: the client presented a certificate that verified (mTLS hosts only). */
+  get authorized(): boolean {
+    return this.handshakeInfo?.clientAuth?.verified === true;
+  }
+  /** Like TLSSocket: why `authorized` is false on a host that asked for a certificate. */
+  get authorizationError(): string | undefined {
+    const auth = this.handshakeInfo?.clientAuth;
+    return auth && !auth.verified ? 'NO_PEER_CERTIFICATE' : undefined;
+  }
   handshakeInfo?: HandshakeInfo;
+  /** TLS 1.3 KeyUpdates after the handshake: ours (write keys changed) and the peer's (read keys changed). */
+  readonly keyUpdates = { sent: 0, received: 0 };
+  /** Time from accepting the connection (after any PROXY header) to the handshake's completion. */
+  handshakeMs?: number;
   readonly remoteAddress?: string;
   readonly remotePort?: number;
+  /** Address the client connected to: the NLB listener's from its PROXY v2 header, else our socket's. */
+  readonly localAddress?: string;
   readonly localPort?: number;
 
   private state: State = 'handshake';
@@ -71,19 +105,30 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private handshakeTimer?: NodeJS.Timeout;
   private readonly startedAt = process.hrtime.bigint();
   private sawClientHello = false;
+  /** Our Finished has been queued: from here on only the client's Finished is missing. */
+  private sentFinished = false;
+  /** Largest plaintext in one protected record we send: 2^14, or less when the peer sent record_size_limit. */
+  private maxSendPlaintext = MAX_PLAINTEXT;
+  /** 0-RTT declined (RFC 8446 §4.2.10): how to recognise the client's early data, and how much more we skip. */
+  private earlyDataSkip?: { mode: 'application_data' | 'undecryptable'; remaining: number };
+  /** We asked the peer to update its keys (it neared the AEAD limit) and have not seen it do so yet. */
+  private peerUpdateRequested = false;
+  /** How far the handshake was when the peer's FIN arrived (what a PeerClosedError reports). */
+  private endStage?: PeerClosedError['stage'];
 
   constructor(
     private readonly socket: Socket,
     private readonly ctx: TlsContext,
     /** When a PROXY header was read first: the client's real address and the bytes after it. */
-    proxied?: { source?: { address: string; port: number }; rest: Buffer },
+    proxied?: { source?: { address: string; port: number }; destination?: { address: string; port: number }; rest: Buffer },
   ) {
     // Half-open: a peer's close_notify ends our readable side only (RFC 8446 §6.1); the consumer
     // decides when to end ours (HTTP finishes its response first).
     super({ allowHalfOpen: true });
     this.remoteAddress = proxied?.source?.address ?? socket.remoteAddress;
     this.remotePort = proxied?.source?.port ?? socket.remotePort;
-    this.localPort = socket.localPort;
+    this.localAddress = proxied?.destination?.address ?? socket.localAddress;
+    this.localPort = proxied?.destination?.port ?? socket.localPort;
     this.joiner = new HandshakeJoiner(ctx.maxHandshakeMessageSize);
     socket.on('data', (d: Buffer) => this.onSocketData(d));
     socket.on('end', () => this.onSocketEnd());
@@ -111,8 +156,13 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     return { name: info?.cipherOpenssl ?? '', standardName: info?.cipher ?? '', version: info?.protocol ?? '' };
   }
 
-  getPeerCertificate(): Record<string, never> {
-    return {};
+  /**
+   * The client's verified certificate in Node's `PeerCertificate` shape (`detailed`: with
+   * `issuerCertificate` up the path), or `{}` when there is none, as TLSSocket does.
+   */
+  getPeerCertificate(detailed = false): LegacyPeerCertificate | Record<string, never> {
+    const chain = this.handshakeInfo?.clientAuth?.chain;
+    return chain && chain.length > 0 ? peerCertificateObject(chain, detailed) : {};
   }
 
   isSessionReused(): boolean {
@@ -122,9 +172,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   setTimeout(ms: number, cb?: () => void): this {
     this.socket.setTimeout(ms);
     if (cb) this.once('timeout', cb);
-    if (this.listenerCount('timeout') > 0 && this.socket.listenerCount('timeout') === 0) {
-      this.socket.on('timeout', () => this.emit('timeout'));
-    }
+    // Forward unconditionally: Node's http server calls setTimeout() first and adds its 'timeout'
+    // listener afterwards, so forwarding only when a listener already existed left HTTP/1.1
+    // connections without an idle timeout.
+    if (this.socket.listenerCount('timeout') === 0) this.socket.on('timeout', () => this.emit('timeout'));
     return this;
   }
 
@@ -189,6 +240,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   }
 
   sendHandshake(raw: Buffer): void {
+    if (raw[0] === HandshakeType.finished) this.sentFinished = true;
     this.queuedHandshake.push(raw);
   }
 
@@ -210,11 +262,22 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans a key change');
     this.readProtection = p;
     this.reader.maxFragment = p.maxFragment;
+    this.peerUpdateRequested = false;
+    if (this.state === 'open') this.keyUpdates.received++;
+  }
+
+  skipRejectedEarlyData(mode: 'application_data' | 'undecryptable'): void {
+    this.earlyDataSkip = { mode, remaining: this.ctx.maxSkippedEarlyData };
+  }
+
+  limitRecordPlaintext(maxPlaintext: number): void {
+    this.maxSendPlaintext = Math.max(1, Math.min(MAX_PLAINTEXT, maxPlaintext));
   }
 
   setWriteProtection(p: RecordProtection): void {
     this.sealQueuedHandshake();
     this.writeProtection = p;
+    if (this.state === 'open') this.keyUpdates.sent++;
   }
 
   // ---- input ---------------------------------------------------------------------------------
@@ -234,6 +297,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   private onSocketEnd(): void {
     this.inputEnded = true;
+    this.endStage = !this.sawClientHello && this.reader.buffered === 0 ? 'before_client_hello' : this.sentFinished ? 'after_server_finished' : 'during_handshake';
     if (this.state === 'handshake') this.wakeReader();
     // A peer that closes without close_notify truncates the stream; end it for the reader anyway.
     else if (this.state === 'open' && !this.readClosed) this.push(null);
@@ -266,6 +330,9 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     while (true) {
       const raw = this.reader.next();
       if (raw) {
+        const skipped = this.skipEarlyDataRecord(raw);
+        if (skipped === 'skipped') continue;
+        if (skipped) return skipped;
         // CCS is never encrypted during a handshake. In TLS 1.3 every protected record is outwardly
         // application_data, so an alert record is one the peer sent in the clear (it could not read
         // our ServerHello); in TLS 1.2 alerts after the key change are protected and opened below.
@@ -274,10 +341,39 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         }
         return this.readProtection.open(raw);
       }
-      if (this.inputEnded) throw new HandshakeError('peer closed the connection during the handshake');
+      if (this.inputEnded) throw new PeerClosedError(this.endStage ?? 'during_handshake');
       if (this.state !== 'handshake') throw new HandshakeError('connection closed');
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
+  }
+
+  /**
+   * RFC 8446 §4.2.10: a server that declines 0-RTT skips the client's early data, up to a bound
+   * (more is unexpected_message, §4.6.1). After a HelloRetryRequest every application_data record
+   * before the second ClientHello is early data; otherwise it is every record that fails to
+   * decrypt under the handshake keys, until the first one that does.
+   */
+  private skipEarlyDataRecord(raw: RawRecord): OpenedRecord | 'skipped' | undefined {
+    const skip = this.earlyDataSkip;
+    if (!skip) return undefined;
+    if (raw.type !== ContentType.application_data) {
+      // The second ClientHello ends early data after a HelloRetryRequest; a CCS may come before it.
+      if (skip.mode === 'application_data' && raw.type === ContentType.handshake) this.earlyDataSkip = undefined;
+      return undefined;
+    }
+    let opened: OpenedRecord | null = null;
+    if (skip.mode === 'undecryptable') {
+      if (!(this.readProtection instanceof Tls13Protection)) return undefined;
+      opened = this.readProtection.tryOpen(raw);
+      if (opened) {
+        this.earlyDataSkip = undefined;
+        return opened;
+      }
+    }
+    // The AEAD tag is the only overhead we can be sure of; the rest counts as early data.
+    skip.remaining -= Math.max(0, raw.fragment.length - 16);
+    if (skip.remaining < 0) throw new TlsAlert(AlertDescription.unexpected_message, 'more early data than we skip after declining 0-RTT');
+    return 'skipped';
   }
 
   /** RFC 8446 §5: a single-byte 0x01 CCS between the first ClientHello and the client Finished is dropped. */
@@ -302,6 +398,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         const record = this.readProtection.open(raw);
         switch (record.type) {
           case ContentType.application_data:
+            this.requestPeerKeyUpdateIfDue();
             if (record.plaintext.length > 0 && !this.push(record.plaintext)) {
               this.readPaused = true;
               this.socket.pause();
@@ -341,13 +438,35 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   // ---- output --------------------------------------------------------------------------------
 
+  /** record_size_limit (RFC 8449 §4) binds protected records only. */
+  private get sendFragment(): number {
+    return this.writeProtection.encrypted ? this.maxSendPlaintext : MAX_PLAINTEXT;
+  }
+
   private sealQueuedHandshake(): void {
     if (this.queuedHandshake.length === 0) return;
     const data = Buffer.concat(this.queuedHandshake);
     this.queuedHandshake = [];
-    for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
-      this.outgoing.push(this.writeProtection.seal(ContentType.handshake, data.subarray(off, off + MAX_PLAINTEXT)));
+    const size = this.sendFragment;
+    for (let off = 0; off < data.length; off += size) {
+      this.outgoing.push(this.writeProtection.seal(ContentType.handshake, data.subarray(off, off + size)));
     }
+  }
+
+  /**
+   * RFC 8446 §5.5: keys must change before the AEAD's usage limit (2^24.5 full records for AES-GCM).
+   * At `keyUpdateAfterRecords` records under one key we send a KeyUpdate and switch (TLS 1.3 only;
+   * TLS 1.2 has no key update, and renegotiation is refused).
+   */
+  private keyUpdateDue(): boolean {
+    return this.session?.updateWriteKeys !== undefined && this.writeProtection.sequence >= this.ctx.keyUpdateAfterRecords;
+  }
+
+  /** The peer's records under one key near the same limit: ask it to update (and update ours). */
+  private requestPeerKeyUpdateIfDue(): void {
+    if (this.peerUpdateRequested || !this.session?.updateWriteKeys || this.readProtection.sequence < this.ctx.keyUpdateAfterRecords) return;
+    this.peerUpdateRequested = true;
+    this.session.updateWriteKeys(true);
   }
 
   /** Application data → records of at most 2^14 bytes, written in one socket write. */
@@ -356,10 +475,21 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       callback(); // closed underneath the writer: drop quietly, 'close' tells the consumer
       return;
     }
-    const records: Buffer[] = [];
+    let records: Buffer[] = [];
     const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
-      records.push(this.writeProtection.seal(ContentType.application_data, data.subarray(off, off + MAX_PLAINTEXT)));
+    const size = this.sendFragment;
+    for (let off = 0; off < data.length; off += size) {
+      if (this.keyUpdateDue()) {
+        // Records sealed so far go out before the KeyUpdate, which is the last record under the old key.
+        this.outgoing.push(...records);
+        records = [];
+        this.session!.updateWriteKeys!(false);
+      }
+      records.push(this.writeProtection.seal(ContentType.application_data, data.subarray(off, off + size)));
+    }
+    if (records.length === 0) {
+      callback();
+      return;
     }
     // Complete the write as soon as the socket accepts it, and wait for 'drain' only under
     // backpressure (as net.Socket does). A write pending across a teardown would trip Node's
@@ -429,6 +559,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       this.servername = result.info.serverName ?? false;
       this.state = 'open';
       const handshakeMs = Number(process.hrtime.bigint() - this.startedAt) / 1e6;
+      this.handshakeMs = handshakeMs;
       this.emit('secure', { ...result.info, handshakeMs });
       const writes = this.pendingWrites;
       this.pendingWrites = [];

@@ -21,6 +21,19 @@ export interface TlsServerOptions {
   /** Session tickets (resumption); absent = no resumption. */
   tickets?: TicketProtector;
   ticketSettings?: Partial<TicketSettings>;
+  /**
+   * TLS 1.3: records sent under one traffic key before we switch with a KeyUpdate (RFC 8446 §5.5
+   * puts the AES-GCM limit at 2^24.5 full-size records). Also the point at which we ask the client to
+   * update its keys. Default 2^24.
+   */
+  keyUpdateAfterRecords?: number;
+  /** Bytes of 0-RTT data skipped after declining it (RFC 8446 §4.2.10) before giving up. Default 16 KiB. */
+  maxSkippedEarlyData?: number;
+  /**
+   * Keep our TCP write side open after the client's FIN (raw TCP forwarding: a client that sends
+   * close_notify and FIN still receives the rest of the origin's answer). Default false.
+   */
+  allowHalfOpen?: boolean;
 }
 
 export interface TlsContext {
@@ -34,6 +47,8 @@ export interface TlsContext {
   groups: readonly NamedGroup[];
   tickets?: TicketProtector;
   ticketSettings: TicketSettings;
+  keyUpdateAfterRecords: number;
+  maxSkippedEarlyData: number;
 }
 
 export function createTlsContext(o: TlsServerOptions): TlsContext {
@@ -48,5 +63,7 @@ export function createTlsContext(o: TlsServerOptions): TlsContext {
     groups: o.groups ?? SUPPORTED_GROUPS,
     tickets: o.tickets,
     ticketSettings: { ...DEFAULT_TICKET_SETTINGS, ...o.ticketSettings },
+    keyUpdateAfterRecords: o.keyUpdateAfterRecords ?? 2 ** 24,
+    maxSkippedEarlyData: o.maxSkippedEarlyData ?? 16_384,
   };
 }

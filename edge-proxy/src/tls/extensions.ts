@@ -20,6 +20,7 @@ export enum ExtensionType {
   cookie = 44,
   psk_key_exchange_modes = 45,
   certificate_authorities = 47,
+  oid_filters = 48,
   post_handshake_auth = 49,
   signature_algorithms_cert = 50,
   key_share = 51,

@@ -4,6 +4,7 @@
  */
 import type { HandshakeMessage } from './handshake-joiner';
 import type { RecordProtection } from './record-layer';
+import type { ClientAuthResult } from './client-auth';
 
 export interface HandshakeIo {
   /** The next complete handshake message (resolves across records; alerts and CCS are handled below). */
@@ -24,6 +25,14 @@ export interface HandshakeIo {
   readChangeCipherSpec(): Promise<void>;
   /** Send a warning-level alert now (e.g. no_renegotiation). */
   sendWarningAlert(description: number): void;
+  /**
+   * We declined 0-RTT: skip the client's early data (RFC 8446 §4.2.10) — `application_data` after a
+   * HelloRetryRequest (until the second ClientHello), `undecryptable` once handshake keys are set
+   * (until a record decrypts) — at most `maxSkippedEarlyData` bytes.
+   */
+  skipRejectedEarlyData(mode: 'application_data' | 'undecryptable'): void;
+  /** The peer's record_size_limit (RFC 8449 §4), as plaintext bytes per protected record we send. */
+  limitRecordPlaintext(maxPlaintext: number): void;
 }
 
 /** Facts about a finished handshake, for logs, metrics, headers and the demo page. */
@@ -45,4 +54,6 @@ export interface HandshakeInfo {
   /** Wall-clock milliseconds of the key operation (signature / master secret), as seen by the edge. */
   keyOperationMs?: number;
   keyName?: string;
+  /** Hosts with client certificates (mTLS) configured: who the client is, if it said. */
+  clientAuth?: ClientAuthResult;
 }

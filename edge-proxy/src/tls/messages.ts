@@ -51,12 +51,15 @@ export function encodeEncryptedExtensions(exts: Extension[]): Buffer {
   return handshakeMessage(HandshakeType.encrypted_extensions, encodeExtensions(exts));
 }
 
-/** TLS 1.3 Certificate (RFC 8446 §4.4.2) with an empty request context and no per-entry extensions. */
-export function encodeTls13Certificate(chainDer: Buffer[]): Buffer {
+/**
+ * TLS 1.3 Certificate (RFC 8446 §4.4.2) with an empty request context; `leafExtensions` go in the
+ * first CertificateEntry (e.g. a stapled OCSP response, §4.4.2.1), the others carry none.
+ */
+export function encodeTls13Certificate(chainDer: Buffer[], leafExtensions: Extension[] = []): Buffer {
   const body = new Writer()
     .vec8(Buffer.alloc(0))
     .vec24((w) => {
-      for (const der of chainDer) w.vec24(der).vec16(Buffer.alloc(0));
+      chainDer.forEach((der, i) => w.vec24(der).bytes(encodeExtensions(i === 0 ? leafExtensions : [])));
     })
     .finish();
   return handshakeMessage(HandshakeType.certificate, body);

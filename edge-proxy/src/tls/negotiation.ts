@@ -8,10 +8,13 @@ export function requestedServerName(hello: ClientHello): string | undefined {
   return data ? parseServerName(data) : undefined;
 }
 
-/** Our first protocol the client offered; no overlap is fatal (RFC 7301 §3.2). */
+/**
+ * Our first protocol the client offered; no overlap is fatal (RFC 7301 §3.2). With no protocols of
+ * our own (raw TCP forwarding) the extension is ignored, as by a server that does not implement ALPN.
+ */
 export function negotiateAlpn(hello: ClientHello, ours: readonly string[]): string | undefined {
   const data = hello.extensions.get(ExtensionType.alpn);
-  if (!data) return undefined;
+  if (!data || ours.length === 0) return undefined;
   const offered = parseAlpn(data);
   const chosen = ours.find((p) => offered.includes(p));
   if (!chosen) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);

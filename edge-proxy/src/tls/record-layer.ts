@@ -156,17 +156,29 @@ export class Tls13Protection implements RecordProtection {
   }
 
   open(record: RawRecord): OpenedRecord {
+    const opened = this.tryOpen(record);
+    if (!opened) throw new TlsAlert(AlertDescription.bad_record_mac, 'record failed authentication');
+    return opened;
+  }
+
+  /**
+   * Like open(), but a record that fails authentication returns null and leaves the sequence number
+   * alone: how a server that declined 0-RTT skips the client's early data (RFC 8446 §4.2.10).
+   */
+  tryOpen(record: RawRecord): OpenedRecord | null {
     if (record.type !== ContentType.application_data) {
       throw new TlsAlert(AlertDescription.unexpected_message, `unprotected ${ContentType[record.type]} record after keys were set`);
     }
     const inner = aeadOpen(this.aead, this.key, recordNonce(this.iv, this.seq), record.header, record.fragment);
-    if (!inner) throw new TlsAlert(AlertDescription.bad_record_mac, 'record failed authentication');
+    if (!inner) return null;
     this.seq++;
-    // Strip zero padding; the last non-zero byte is the real content type (RFC 8446 §5.4).
+    // RFC 8446 §5.4: padding does not change the limit; the whole TLSInnerPlaintext is at most 2^14 + 1.
+    if (inner.length > MAX_PLAINTEXT + 1) throw new TlsAlert(AlertDescription.record_overflow, 'inner plaintext too long');
+    // Strip zero padding; the last non-zero byte is the real content type (RFC 8446 §5.4). A record
+    // that is all zeros has no content type: unexpected_message (same section).
     let end = inner.length - 1;
     while (end >= 0 && inner[end] === 0) end--;
     if (end < 0) throw new TlsAlert(AlertDescription.unexpected_message, 'record has no content type');
-    if (end > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'inner plaintext too long');
     const type = inner[end];
     if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
       throw new TlsAlert(AlertDescription.unexpected_message, `unknown inner content type ${type}`);

@@ -16,6 +16,8 @@ import type { HandshakeMessage } from './handshake-joiner';
 /** What a connection keeps after the handshake: handles post-handshake messages. */
 export interface EstablishedSession {
   onPostHandshakeMessage(msg: HandshakeMessage): void;
+  /** TLS 1.3: send a KeyUpdate and switch our write keys (RFC 8446 §4.6.3); absent in TLS 1.2. */
+  updateWriteKeys?(requestPeerUpdate: boolean): void;
 }
 
 export interface HandshakeResult {

@@ -23,7 +23,7 @@ export class TlsServer extends EventEmitter<TlsServerEvents> {
   ) {
     super();
     this.ctx = createTlsContext(options);
-    this.tcp = net.createServer({ noDelay: true }, (socket) => {
+    this.tcp = net.createServer({ noDelay: true, allowHalfOpen: options.allowHalfOpen ?? false }, (socket) => {
       if (!this.proxyProtocol) return this.accept(socket);
       socket.on('error', () => undefined);
       readProxyHeader(socket, this.ctx.handshakeTimeoutMs).then(

@@ -30,6 +30,12 @@ export interface TicketState {
   extendedMasterSecret: boolean;
   serverName: string;
   alpn: string;
+  /**
+   * mTLS: the client's verified certificate path (DER, leaf first), so a resumed connection still
+   * knows its client. Encoded after the other fields only when present, so tickets without it are
+   * unchanged (and still open on edges that predate it).
+   */
+  clientCertificateChain?: Buffer[];
 }
 
 export function encodeTicketState(s: TicketState): Buffer {
@@ -44,6 +50,7 @@ export function encodeTicketState(s: TicketState): Buffer {
     .u8(s.extendedMasterSecret ? 1 : 0)
     .vec8(Buffer.from(s.serverName, 'latin1'))
     .vec8(Buffer.from(s.alpn, 'latin1'))
+    .bytes(s.clientCertificateChain?.length ? new Writer().vec24((w) => s.clientCertificateChain!.forEach((c) => w.vec24(c))).finish() : Buffer.alloc(0))
     .finish();
 }
 
@@ -63,6 +70,11 @@ export function decodeTicketState(b: Buffer): TicketState | undefined {
       serverName: r.vec8('sni').toString('latin1'),
       alpn: r.vec8('alpn').toString('latin1'),
     };
+    if (r.remaining > 0) {
+      const chain = r.sub24('client certificates');
+      state.clientCertificateChain = [];
+      while (chain.remaining > 0) state.clientCertificateChain.push(Buffer.from(chain.vec24('client certificate', 1)));
+    }
     r.end();
     return state;
   } catch {

@@ -33,7 +33,11 @@ import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../s
 import { CipherSuite, TLS12_SUITES } from '../suites';
 import { Transcript } from '../transcript';
 import { TicketState, ticketFresh } from '../tickets';
+import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient, readClientCertificate12, readClientCertificateVerify12, resumedClientAuth } from '../client-auth';
 import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
+import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
+import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
+import { insufficientSecurity } from '../insufficient-security';
 
 const TLS12 = 0x0303;
 /** Last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates TLS 1.2 (RFC 8446 §4.1.3). */
@@ -78,6 +82,9 @@ function choose(hello: ClientHello, certs: ServerCertificate[], groups: readonly
       if (scheme) return { cert, suite, scheme, group };
     }
   }
+  // Some failures are the client offering only what we refuse as too weak (RFC 7919 §4, RFC 7465 §2).
+  const weak = insufficientSecurity(hello.cipherSuites, groupsData ? clientGroups : undefined, groups);
+  if (weak) throw new TlsAlert(AlertDescription.insufficient_security, weak);
   throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.2 cipher suite, group and signature scheme in common');
 }
 
@@ -112,11 +119,16 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
   const { cert, suite, scheme, group } = choose(hello, certs, ctx.groups);
-  const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
+  // RFC 9113 §9.2.2: HTTP/2 over TLS 1.2 needs an ephemeral key exchange (RSA key exchange is on its
+  // cipher-suite block list; Chromium fails with ERR_HTTP2_INADEQUATE_TRANSPORT_SECURITY), so h2 is
+  // not chosen with it. Found by the interop matrix (test/interop/matrix.test.ts).
+  const alpn = negotiateAlpn(hello, suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols);
   const ticketExt = hello.extensions.get(ExtensionType.session_ticket);
   const issueTicket = ticketExt !== undefined && ctx.tickets?.ready === true;
   const resumable = ticketExt && ticketExt.length > 0 ? resumableTicket(ticketExt, hello, serverName, ems, ctx) : undefined;
-  if (resumable) return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket }, ctx);
+  // mTLS: a ticket's client identity must still satisfy this host's policy, else a full handshake.
+  const resumedAuth = resumable ? resumedClientAuth(cert.clientAuth, resumable.clientCertificateChain) : undefined;
+  if (resumable && resumedAuth !== 'refuse') return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket, clientAuth: resumedAuth }, ctx);
 
   // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
   // checks it for RSA key exchange so a recorded handshake cannot be replayed through it.
@@ -132,6 +144,15 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
   }
   if (issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) }); // RFC 5077 §3.2
+  const recordSizeLimit = clientRecordSizeLimit(hello);
+  if (recordSizeLimit !== undefined) {
+    // RFC 8449 §4: binds our protected records (after our CCS); ours is announced in the ServerHello.
+    io.limitRecordPlaintext(maxPlaintextUnder(recordSizeLimit, false));
+    extensions.push(recordSizeLimitExtension(false));
+  }
+  // OCSP stapling (RFC 6066 §8): an empty status_request here, CertificateStatus after Certificate.
+  const staple = clientWantsOcsp(hello) ? cert.ocspResponse : undefined;
+  if (staple) extensions.push({ type: ExtensionType.status_request, data: Buffer.alloc(0) });
 
   const transcript = new Transcript(suite.hash);
   const messages: Buffer[] = [];
@@ -144,6 +165,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   messages.push(first.raw);
   send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: Buffer.alloc(0), cipherSuite: suite.id, extensions }));
   send(encodeTls12Certificate(cert.chain));
+  if (staple) send(encodeCertificateStatus(staple));
 
   let keyOperationMs: number | undefined;
   const ephemeral = group ? generateEphemeral(group) : undefined;
@@ -155,8 +177,21 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     keyOperationMs = signed.latencyMs;
     send(encodeServerKeyExchange(params, scheme.id, signed.signature));
   }
+  // mTLS (RFC 5246 §7.4.4): CertificateRequest just before ServerHelloDone; the client's
+  // Certificate opens its flight (§7.4.6) and counts towards the EMS session hash (RFC 7627 §3).
+  const clientPolicy = cert.clientAuth;
+  if (clientPolicy) send(certificateRequest12(clientPolicy));
   send(encodeServerHelloDone());
   io.flush();
+  let clientAuth: ClientAuthResult | undefined;
+  let clientPath: Awaited<ReturnType<typeof readClientCertificate12>>['path'];
+  if (clientPolicy) {
+    const c = await readClientCertificate12(io, clientPolicy);
+    transcript.update(c.raw);
+    messages.push(c.raw);
+    clientPath = c.path;
+    clientAuth = c.path ? describeClient(clientPolicy.mode, c.path) : anonymousClient(clientPolicy);
+  }
 
   const cke = await io.readHandshakeMessage();
   if (cke.type !== HandshakeType.client_key_exchange) {
@@ -164,12 +199,22 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   }
   transcript.update(cke.raw);
   messages.push(cke.raw);
+  // EMS covers the messages up to ClientKeyExchange, not the client's CertificateVerify.
+  const sessionHash = transcript.digest();
+  const messagesThroughCke = Buffer.concat(messages);
+  if (clientPath) {
+    // RFC 5246 §7.4.8: a signature over every handshake message so far; checked before any key
+    // operation is spent on this client.
+    const cv = await readClientCertificateVerify12(io, clientPath[0], messagesThroughCke);
+    transcript.update(cv);
+    messages.push(cv);
+  }
 
   let masterSecret: Buffer;
   if (ephemeral) {
     const premaster = ephemeral.agree(parseEcdhClientKeyExchange(cke.body));
     masterSecret = ems
-      ? prf12(suite.hash, premaster, 'extended master secret', transcript.digest(), 48) // RFC 7627 §4
+      ? prf12(suite.hash, premaster, 'extended master secret', sessionHash, 48) // RFC 7627 §4
       : prf12(suite.hash, premaster, 'master secret', Buffer.concat([hello.random, serverRandom]), 48);
     premaster.fill(0);
   } else {
@@ -182,7 +227,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
       serverRandom,
       serverRandomSeed: seed,
       prfHash: suite.hash,
-      handshakeMessages: ems ? Buffer.concat(messages) : undefined,
+      handshakeMessages: ems ? messagesThroughCke : undefined,
     });
     keyOperationMs = result.latencyMs;
     masterSecret = result.masterSecret;
@@ -208,7 +253,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
 
   // RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript.
   if (issueTicket) {
-    const nst = newTicket12(ctx, { suite: suite.id, master: masterSecret, ems, serverName, alpn });
+    const nst = newTicket12(ctx, { suite: suite.id, master: masterSecret, ems, serverName, alpn, clientCertificateChain: clientAuth?.chain });
     if (nst) {
       transcript.update(nst);
       io.sendHandshake(nst);
@@ -235,6 +280,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
       resumed: false,
       keyOperationMs,
       keyName: cert.keyName,
+      clientAuth,
     },
   };
 }
@@ -244,6 +290,7 @@ interface TicketUse {
   ems: boolean;
   alpn?: string;
   issueTicket: boolean;
+  clientAuth?: ClientAuthResult;
 }
 
 /** A valid, fresh ticket for this client, or undefined: an unusable ticket means a full handshake. */
@@ -260,7 +307,7 @@ function resumableTicket(ticket: Buffer, hello: ClientHello, serverName: string 
   return state.extendedMasterSecret === ems ? state : undefined;
 }
 
-function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: boolean; serverName?: string; alpn?: string }): Buffer | undefined {
+function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: boolean; serverName?: string; alpn?: string; clientCertificateChain?: Buffer[] }): Buffer | undefined {
   const { lifetimeSeconds } = ctx.ticketSettings;
   const ticket = ctx.tickets?.seal({
     protocol: 'TLSv1.2',
@@ -272,6 +319,7 @@ function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: b
     extendedMasterSecret: s.ems,
     serverName: s.serverName ?? '',
     alpn: s.alpn ?? '',
+    clientCertificateChain: s.clientCertificateChain,
   });
   return ticket ? encodeNewSessionTicket12(lifetimeSeconds, ticket) : undefined;
 }
@@ -289,6 +337,11 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
   if (use.ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
   if (use.alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(use.alpn) });
   if (use.issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) });
+  const recordSizeLimit = clientRecordSizeLimit(hello);
+  if (recordSizeLimit !== undefined) {
+    io.limitRecordPlaintext(maxPlaintextUnder(recordSizeLimit, false)); // RFC 8449 §4
+    extensions.push(recordSizeLimitExtension(false));
+  }
   const transcript = new Transcript(suite.hash);
   transcript.update(first.raw);
   const send = (msg: Buffer): void => {
@@ -298,7 +351,7 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
   send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: hello.sessionId, cipherSuite: suite.id, extensions }));
   const master = state.secret;
   if (use.issueTicket) {
-    const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn });
+    const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn, clientCertificateChain: use.clientAuth?.chain });
     if (nst) send(nst);
   }
   const keyLen = suite.keyLength;
@@ -328,6 +381,7 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
       alpn: use.alpn,
       helloRetry: false,
       resumed: true,
+      clientAuth: use.clientAuth,
     },
   };
 }

@@ -22,6 +22,10 @@ import { CipherSuite, TLS13_SUITES } from '../suites';
 import { Transcript } from '../transcript';
 import { finishedVerifyData, hkdfExpandLabel, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
 import { ticketFresh } from '../tickets';
+import { certificateRequest13, ClientAuthResult, readClientAuth13, resumedClientAuth } from '../client-auth';
+import { checkClientHelloExtensions13, checkRetriedClientHello } from '../hello-checks';
+import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
+import { certificateStatusBody, clientWantsOcsp } from '../ocsp-stapling';
 
 export const TLS13 = 0x0304;
 export const TLS12 = 0x0303;
@@ -39,6 +43,10 @@ interface Negotiated {
   alpn?: string;
   clientGroups: number[];
   shares: { group: number; share: Buffer }[];
+  /** The client's record_size_limit (RFC 8449), if it sent one. */
+  recordSizeLimit?: number;
+  /** The client sent status_request for OCSP (RFC 6066 §8). */
+  wantsOcsp: boolean;
 }
 
 function required(hello: ClientHello, type: ExtensionType, name: string): Buffer {
@@ -53,6 +61,7 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
   if (hello.compressionMethods.length !== 1 || hello.compressionMethods[0] !== 0) {
     throw new TlsAlert(AlertDescription.illegal_parameter, 'TLS 1.3 ClientHello must offer only null compression');
   }
+  checkClientHelloExtensions13(hello);
   const suite = ctx.tls13Suites.find((s) => hello.cipherSuites.includes(s.id));
   if (!suite) throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.3 cipher suite in common');
 
@@ -78,7 +87,11 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
   if (!cert || !scheme) throw new TlsAlert(AlertDescription.handshake_failure, 'no certificate with a signature scheme the client accepts');
 
   const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
-  return { suite, cert, scheme, serverName, sniMatched: matched && serverName !== undefined, alpn, clientGroups, shares };
+  // certificate_authorities (§4.2.4) is read by nobody: our certificates are chosen by SNI and
+  // signature scheme; a client that cannot verify the chain will say so with an alert.
+  const recordSizeLimit = clientRecordSizeLimit(hello);
+  const wantsOcsp = clientWantsOcsp(hello);
+  return { suite, cert, scheme, serverName, sniMatched: matched && serverName !== undefined, alpn, clientGroups, shares, recordSizeLimit, wantsOcsp };
 }
 
 function supportedVersionsExtension(): Extension {
@@ -124,7 +137,7 @@ export class Tls13Session {
  * suite, fresh, its age plausible, same SNI and ALPN. Its binder must verify, else decrypt_error.
  * Only `psk_dhe_ke` is supported, so a client without that mode gets a full handshake.
  */
-function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transcriptBefore: Transcript, ctx: TlsContext): { secret: Buffer; index: number } | undefined {
+function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transcriptBefore: Transcript, ctx: TlsContext): { secret: Buffer; index: number; clientAuth?: ClientAuthResult } | undefined {
   const data = hello.extensions.get(ExtensionType.pre_shared_key);
   const modes = hello.extensions.get(ExtensionType.psk_key_exchange_modes);
   if (!data || !ctx.tickets?.ready) return undefined;
@@ -143,6 +156,9 @@ function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transc
     const clientAge = (offered.identities[i].obfuscatedAge - state.ageAdd) >>> 0;
     if (Math.abs(clientAge - (now - state.issuedAt)) > ageToleranceMs) continue;
     if (state.serverName !== (neg.serverName ?? '') || state.alpn !== (neg.alpn ?? '')) continue;
+    // mTLS: the ticket's client identity must still satisfy this host's policy, else a full handshake.
+    const clientAuth = resumedClientAuth(neg.cert.clientAuth, state.clientCertificateChain);
+    if (clientAuth === 'refuse') continue;
     const truncated = helloRaw.subarray(0, helloRaw.length - offered.bindersLength);
     const binderKey = new KeySchedule(neg.suite.hash, state.secret).resumptionBinderKey();
     const expected = finishedVerifyData(neg.suite.hash, binderKey, transcriptBefore.digestWith(truncated));
@@ -150,13 +166,13 @@ function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transc
     if (binder.length !== expected.length || !crypto.timingSafeEqual(binder, expected)) {
       throw new TlsAlert(AlertDescription.decrypt_error, 'PSK binder does not verify');
     }
-    return { secret: state.secret, index: i };
+    return { secret: state.secret, index: i, clientAuth };
   }
   return undefined;
 }
 
 /** NewSessionTicket messages after the handshake (RFC 8446 §4.6.1), under the fleet ticket keys. */
-function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resumptionMaster: Buffer, neg: Negotiated): void {
+function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resumptionMaster: Buffer, neg: Negotiated, clientAuth?: ClientAuthResult): void {
   if (!ctx.tickets?.ready) return;
   const { count, lifetimeSeconds } = ctx.ticketSettings;
   for (let i = 0; i < count; i++) {
@@ -172,6 +188,7 @@ function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resum
       extendedMasterSecret: false,
       serverName: neg.serverName ?? '',
       alpn: neg.alpn ?? '',
+      clientCertificateChain: clientAuth?.chain,
     });
     if (ticket) io.sendHandshake(encodeNewSessionTicket13(lifetimeSeconds, ageAdd, nonce, ticket));
   }
@@ -224,11 +241,15 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     io.sendHandshake(hrr);
     sendCompatCcs();
     io.flush();
+    // 0-RTT is never accepted; after a HelloRetryRequest the client's early data is every
+    // application_data record before its second ClientHello (RFC 8446 §4.2.10).
+    if (hello.extensions.has(ExtensionType.early_data)) io.skipRejectedEarlyData('application_data');
 
     const second = await io.readHandshakeMessage();
     lastHelloRaw = second.raw;
     if (second.type !== HandshakeType.client_hello) throw new TlsAlert(AlertDescription.unexpected_message, 'expected the second ClientHello');
     const hello2 = parseClientHello(second.body);
+    checkRetriedClientHello(hello, hello2);
     const versions = hello2.extensions.get(ExtensionType.supported_versions);
     if (!versions || !parseClientSupportedVersions(versions).includes(TLS13)) {
       throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello does not offer TLS 1.3');
@@ -278,16 +299,35 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   const clientHs = trafficKeys(suite.hash, hs.client, suite.keyLength);
   io.setWriteProtection(new Tls13Protection(suite.aead, serverHs.key, serverHs.iv));
   io.setReadProtection(new Tls13Protection(suite.aead, clientHs.key, clientHs.iv));
+  // We never accept 0-RTT (no early_data in EncryptedExtensions, none offered in tickets): records
+  // that do not decrypt under the handshake keys are the client's early data and are skipped
+  // (RFC 8446 §4.2.10).
+  if (hello.extensions.has(ExtensionType.early_data)) io.skipRejectedEarlyData('undecryptable');
 
   const ee: Extension[] = [];
+  if (neg.recordSizeLimit !== undefined) {
+    // RFC 8449 §4: honour the client's limit from EncryptedExtensions on, and tell it ours.
+    io.limitRecordPlaintext(maxPlaintextUnder(neg.recordSizeLimit, true));
+    ee.push(recordSizeLimitExtension(true));
+  }
   if (neg.sniMatched) ee.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) }); // RFC 6066 §3
   if (neg.alpn) ee.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
   const eeMsg = encodeEncryptedExtensions(ee);
   transcript.update(eeMsg);
   io.sendHandshake(eeMsg);
+  // mTLS (RFC 8446 §4.3.2): CertificateRequest right after EncryptedExtensions; never with a PSK
+  // (§4.6.2 keeps the identity of the original handshake, carried in the ticket).
+  const clientPolicy = psk ? undefined : cert.clientAuth;
+  if (clientPolicy) {
+    const cr = certificateRequest13(clientPolicy);
+    transcript.update(cr);
+    io.sendHandshake(cr);
+  }
   let signed: { latencyMs: number } | undefined;
   if (!psk) {
-    const certMsg = encodeTls13Certificate(cert.chain);
+    // OCSP stapling (RFC 8446 §4.4.2.1): in the leaf's entry, only when the client asked.
+    const leafExtensions = neg.wantsOcsp && cert.ocspResponse ? [{ type: ExtensionType.status_request, data: certificateStatusBody(cert.ocspResponse) }] : [];
+    const certMsg = encodeTls13Certificate(cert.chain, leafExtensions);
     transcript.update(certMsg);
     io.sendHandshake(certMsg);
     // Let the client start on the certificate chain while the key service signs.
@@ -310,6 +350,8 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   io.setWriteProtection(new Tls13Protection(suite.aead, serverApp.key, serverApp.iv));
   io.flush();
 
+  // The client's Certificate and CertificateVerify come before its Finished, under handshake keys.
+  const clientAuth = clientPolicy ? await readClientAuth13(io, transcript, clientPolicy) : psk?.clientAuth;
   const expected = finishedVerifyData(suite.hash, hs.client, transcript.digest());
   const clientFin = await io.readHandshakeMessage();
   if (clientFin.type !== HandshakeType.finished) {
@@ -320,7 +362,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   transcript.update(clientFin.raw);
   const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
   io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
-  sendTickets(io, ctx, suite, schedule.resumptionMasterSecret(transcript.digest()), neg);
+  sendTickets(io, ctx, suite, schedule.resumptionMasterSecret(transcript.digest()), neg, clientAuth);
 
   return {
     session: new Tls13Session(io, suite, app.client, app.server),
@@ -337,6 +379,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
       resumed: psk !== undefined,
       keyOperationMs: signed?.latencyMs,
       keyName: cert.keyName,
+      clientAuth,
     },
   };
 }

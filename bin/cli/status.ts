@@ -1,0 +1,331 @@
+/**
+ * `keyless status`: what is deployed, from the three sources of truth —
+ *  - KMS: the keys under the deployment's alias prefix (name, key id, spec, state) and, for each
+ *    slot, which key its live alias `<aliasPrefix><slot>` points at;
+ *  - the certificate store: every certificate (slot, key, host names, validity, state) and whether
+ *    its leaf's public key is its key's;
+ *  - the key service: `ping` (version, the key names it serves) and `public_key` for each
+ *    certificate's key, i.e. whether what the edges will ask it to sign with matches the certificate.
+ * A source that cannot be read is reported as such; the other sources are still shown. `problems`
+ * lists what an operator should act on (and `--check` turns them into exit code 2).
+ */
+import * as crypto from 'node:crypto';
+import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, type AliasListEntry } from '@aws-sdk/client-kms';
+import type { CertificateStoreBackend, StoredCertificate } from '../../edge-proxy/src/cert-store';
+import type { KeyDescription } from '../../lambdas/key-service/protocol';
+import { awsError, CliError } from './errors';
+import { dnsNamesOf, storeError } from './cert-import';
+import type { KeyServiceProbe } from './key-service';
+import { kmsPublicKey, spkiFingerprint } from './keys';
+import { type Progress, silent, table } from './output';
+
+const DAY_MS = 86_400_000;
+/** Below this many days left, an expiring certificate is a problem to act on. */
+export const EXPIRY_WARNING_DAYS = 14;
+
+export interface KeyStatus {
+  name: string;
+  custody: string;
+  keyId?: string;
+  alias?: string;
+  keySpec: string;
+  /** KMS key state (Enabled, Disabled, PendingDeletion, ...), or `configured` for key-service-only keys. */
+  state: string;
+  enabled: boolean;
+  /** Slots whose live alias points at this key. */
+  liveFor: string[];
+  /** Whether the key service lists this name (null: key service not asked or unreachable). */
+  inKeyService: boolean | null;
+  publicKeySha256?: string;
+}
+
+export interface CertificateStatus {
+  id: string;
+  slot: string | null;
+  keyName: string;
+  state: string;
+  hostnames: string[];
+  subject: string;
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  daysLeft: number;
+  /** Valid right now (notBefore ≤ now ≤ notAfter). */
+  valid: boolean;
+  publicKeySha256: string;
+  /** Leaf public key equals KMS's public key of keyName (null: not a KMS key, or KMS not readable). */
+  matchesKms: boolean | null;
+  /** Leaf public key equals the key service's `public_key` of keyName (null: not asked or failed). */
+  matchesKeyService: boolean | null;
+}
+
+export interface SlotStatus {
+  slot: string;
+  liveAlias: string;
+  /** Key name the live alias points at (another alias of the same key), if any. */
+  liveKeyName: string | null;
+  liveKeyId: string | null;
+  certificates: { id: string; state: string }[];
+}
+
+export interface KeyServiceStatus {
+  target: string;
+  reachable: boolean;
+  version?: string;
+  protocol?: number;
+  keys?: KeyDescription[];
+  error?: string;
+}
+
+export interface StatusReport {
+  generatedAt: string;
+  aliasPrefix: string;
+  store: string | null;
+  keys: KeyStatus[];
+  certificates: CertificateStatus[];
+  slots: SlotStatus[];
+  keyService: KeyServiceStatus | null;
+  /** Sources that could not be read (kms, store, key service), with why. */
+  errors: string[];
+  /** Things to act on (expired or expiring certificates, mismatches, inconsistent slots). */
+  problems: string[];
+}
+
+export interface StatusOptions {
+  aliasPrefix: string;
+  now?: Date;
+}
+
+export interface StatusDeps {
+  kms?: KMSClient;
+  store?: CertificateStoreBackend;
+  keyService?: KeyServiceProbe;
+  progress?: Progress;
+}
+
+const errorText = (e: unknown): string => (e instanceof CliError ? e.message : e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e));
+
+async function listAliases(kms: KMSClient, prefix: string): Promise<AliasListEntry[]> {
+  const out: AliasListEntry[] = [];
+  let marker: string | undefined;
+  const seen = new Set<string>();
+  do {
+    let page;
+    try {
+      page = await kms.send(new ListAliasesCommand({ Limit: 100, Marker: marker }));
+    } catch (e) {
+      throw awsError(e, 'KMS ListAliases');
+    }
+    out.push(...(page.Aliases ?? []).filter((a) => a.AliasName?.startsWith(prefix) && a.TargetKeyId));
+    marker = page.Truncated ? page.NextMarker : undefined;
+    if (marker !== undefined) {
+      if (seen.has(marker)) throw new Error('KMS ListAliases repeated a marker');
+      seen.add(marker);
+    }
+  } while (marker !== undefined);
+  return out;
+}
+
+export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Promise<StatusReport> {
+  const progress = deps.progress ?? silent;
+  const now = opts.now ?? new Date();
+  const report: StatusReport = {
+    generatedAt: now.toISOString(),
+    aliasPrefix: opts.aliasPrefix,
+    store: deps.store?.location ?? null,
+    keys: [],
+    certificates: [],
+    slots: [],
+    keyService: null,
+    errors: [],
+    problems: [],
+  };
+
+  // 1. The certificate store (it tells which alias names are slots).
+  let entries: StoredCertificate[] = [];
+  if (deps.store) {
+    progress(`reading certificates from ${deps.store.location}`);
+    try {
+      entries = await deps.store.list();
+    } catch (e) {
+      report.errors.push(`certificate store: ${errorText(storeError(e, deps.store.location, 'read'))}`);
+    }
+  }
+  const slotNames = new Set(entries.map((e) => e.slot).filter((s): s is string => s !== undefined));
+  const certKeyNames = new Set(entries.map((e) => e.keyName));
+
+  // 2. KMS keys under the prefix, grouped by key; alias names that are slots are live aliases.
+  const kmsKeyIdByName = new Map<string, string>();
+  const spkiByKeyId = new Map<string, Buffer>();
+  if (deps.kms) {
+    progress(`listing KMS keys under ${opts.aliasPrefix}`);
+    try {
+      const aliases = await listAliases(deps.kms, opts.aliasPrefix);
+      const byKey = new Map<string, string[]>();
+      for (const a of aliases) byKey.set(a.TargetKeyId!, [...(byKey.get(a.TargetKeyId!) ?? []), a.AliasName!.slice(opts.aliasPrefix.length)]);
+      for (const [keyId, names] of byKey) {
+        let meta;
+        try {
+          meta = (await deps.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata;
+        } catch (e) {
+          report.errors.push(`kms: ${errorText(awsError(e, `KMS DescribeKey ${keyId}`))}`);
+          continue;
+        }
+        const keyNames = names.filter((n) => !slotNames.has(n) || certKeyNames.has(n));
+        const liveFor = names.filter((n) => slotNames.has(n));
+        if (meta?.KeyUsage === 'SIGN_VERIFY') {
+          try {
+            spkiByKeyId.set(keyId, (await kmsPublicKey(deps.kms, keyId)).spki);
+          } catch (e) {
+            report.errors.push(`kms: ${errorText(e)}`);
+          }
+        }
+        for (const slot of liveFor) {
+          report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: keyNames[0] ?? null, liveKeyId: keyId, certificates: [] });
+        }
+        // A key known only by its slot alias (e.g. created before per-generation names) is still listed.
+        for (const name of keyNames.length > 0 ? keyNames : liveFor.slice(0, 1)) {
+          kmsKeyIdByName.set(name, keyId);
+          const spki = spkiByKeyId.get(keyId);
+          report.keys.push({
+            name,
+            custody: 'kms',
+            keyId,
+            alias: `${opts.aliasPrefix}${name}`,
+            keySpec: String(meta?.KeySpec ?? 'unknown'),
+            state: String(meta?.KeyState ?? 'unknown'),
+            enabled: meta?.Enabled === true && meta.KeyState === 'Enabled',
+            liveFor,
+            inKeyService: null,
+            ...(spki ? { publicKeySha256: spkiFingerprint(spki) } : {}),
+          });
+        }
+      }
+    } catch (e) {
+      report.errors.push(`kms: ${errorText(e)}`);
+    }
+  }
+  for (const slot of slotNames) {
+    if (!report.slots.some((s) => s.slot === slot)) report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: null, liveKeyId: null, certificates: [] });
+  }
+
+  // 3. The key service.
+  const keyServiceSpki = new Map<string, Buffer | null>();
+  if (deps.keyService) {
+    progress(`asking ${deps.keyService.name} (ping)`);
+    try {
+      const ping = await deps.keyService.ping();
+      report.keyService = { target: deps.keyService.name, reachable: true, version: ping.version, protocol: ping.protocol, keys: ping.keys };
+      const served = new Set(ping.keys.map((k) => k.name));
+      for (const k of report.keys) k.inKeyService = served.has(k.name);
+      for (const k of ping.keys) {
+        if (k.custody !== 'kms' && !report.keys.some((r) => r.name === k.name)) {
+          report.keys.push({ name: k.name, custody: k.custody, keySpec: k.keySpec, state: 'configured', enabled: true, liveFor: [], inKeyService: true });
+        }
+      }
+      for (const name of certKeyNames) {
+        try {
+          keyServiceSpki.set(name, Buffer.from((await deps.keyService.publicKey(name)).spki, 'base64'));
+        } catch (e) {
+          keyServiceSpki.set(name, null);
+          report.problems.push(`key service cannot give the public key of ${name}: ${errorText(e)}`);
+        }
+      }
+      for (const k of report.keys) if (keyServiceSpki.get(k.name)) k.inKeyService = true;
+    } catch (e) {
+      report.keyService = { target: deps.keyService.name, reachable: false, error: errorText(e) };
+      report.errors.push(`key service: ${errorText(e)}`);
+    }
+  }
+
+  // 4. Certificates, checked against both.
+  for (const entry of entries) {
+    const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(entry.chainPem);
+    if (!first) continue;
+    const leaf = new crypto.X509Certificate(first[0]);
+    const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
+    const notBefore = new Date(leaf.validFrom);
+    const notAfter = new Date(leaf.validTo);
+    const kmsKeyId = kmsKeyIdByName.get(entry.keyName);
+    const kmsSpki = kmsKeyId ? spkiByKeyId.get(kmsKeyId) : undefined;
+    const ksSpki = keyServiceSpki.get(entry.keyName);
+    const cert: CertificateStatus = {
+      id: entry.id,
+      slot: entry.slot ?? null,
+      keyName: entry.keyName,
+      state: entry.state,
+      hostnames: entry.hostnames.length > 0 ? entry.hostnames : dnsNamesOf(leaf),
+      subject: leaf.subject.replace(/\n/g, ', '),
+      issuer: leaf.issuer.replace(/\n/g, ', '),
+      notBefore: notBefore.toISOString(),
+      notAfter: notAfter.toISOString(),
+      daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS),
+      valid: notBefore <= now && now <= notAfter,
+      publicKeySha256: spkiFingerprint(spki),
+      matchesKms: kmsSpki ? kmsSpki.equals(spki) : null,
+      matchesKeyService: ksSpki ? ksSpki.equals(spki) : null,
+    };
+    report.certificates.push(cert);
+    const slot = report.slots.find((s) => s.slot === entry.slot);
+    slot?.certificates.push({ id: entry.id, state: entry.state });
+
+    const serving = entry.state !== 'staged';
+    if (!cert.valid) report.problems.push(`certificate ${entry.id} is ${now < notBefore ? 'not valid yet' : 'expired'} (${cert.notBefore} … ${cert.notAfter})${serving ? '; the edges do not serve it' : ''}`);
+    else if (serving && cert.daysLeft < EXPIRY_WARNING_DAYS) report.problems.push(`certificate ${entry.id} expires in ${cert.daysLeft} days (${cert.notAfter}): rotate or renew it`);
+    if (cert.matchesKms === false) report.problems.push(`certificate ${entry.id} does not match KMS key ${entry.keyName}`);
+    if (cert.matchesKeyService === false) report.problems.push(`certificate ${entry.id} does not match what the key service signs with for ${entry.keyName}`);
+    if (deps.kms && !kmsKeyId && !report.errors.some((e) => e.startsWith('kms:')) && !report.keys.some((k) => k.name === entry.keyName)) {
+      report.problems.push(`certificate ${entry.id} names key ${entry.keyName}, which is not under ${opts.aliasPrefix} in KMS${deps.keyService ? ' nor served by the key service' : ''}`);
+    }
+    const key = report.keys.find((k) => k.name === entry.keyName);
+    if (serving && key && !key.enabled) report.problems.push(`certificate ${entry.id} is ${entry.state} but its key ${entry.keyName} is ${key.state}`);
+  }
+  for (const s of report.slots) {
+    const live = s.certificates.filter((c) => c.state === 'live');
+    const liveEntries = report.certificates.filter((c) => c.slot === s.slot && c.state === 'live');
+    if (live.length === 0 && s.certificates.length > 0) report.problems.push(`slot ${s.slot} has no live certificate`);
+    if (s.liveKeyName && liveEntries.length > 0 && !liveEntries.some((c) => c.keyName === s.liveKeyName)) {
+      report.problems.push(`slot ${s.slot}: the live alias points at ${s.liveKeyName}, but the live certificate is ${liveEntries.map((c) => c.keyName).join(', ')} (an unfinished promote? run keyless rotate ${s.slot})`);
+    }
+  }
+  report.keys.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  report.slots.sort((a, b) => (a.slot < b.slot ? -1 : a.slot > b.slot ? 1 : 0));
+  return report;
+}
+
+const yesNo = (v: boolean | null): string => (v === null ? '-' : v ? 'yes' : 'NO');
+
+/** The human rendering of a status report. */
+export function formatStatus(r: StatusReport): string {
+  const out: string[] = [];
+  out.push(`keys (${r.aliasPrefix}):`);
+  out.push(
+    r.keys.length === 0
+      ? '  (none)'
+      : indent(table(['NAME', 'CUSTODY', 'KEY ID', 'SPEC', 'STATE', 'LIVE FOR', 'KEY SERVICE'], r.keys.map((k) => [k.name, k.custody, k.keyId ?? '-', k.keySpec, k.state, k.liveFor.join(',') || '-', yesNo(k.inKeyService)]))),
+  );
+  out.push('', `certificates (${r.store ?? 'no store'}):`);
+  out.push(
+    r.certificates.length === 0
+      ? '  (none)'
+      : indent(
+          table(
+            ['ID', 'SLOT', 'KEY', 'STATE', 'HOSTNAMES', 'NOT AFTER', 'DAYS LEFT', 'KMS MATCH', 'KS MATCH'],
+            r.certificates.map((c) => [c.id, c.slot ?? '-', c.keyName, c.state, c.hostnames.join(','), c.notAfter.slice(0, 10), c.valid ? String(c.daysLeft) : c.daysLeft < 0 ? 'expired' : 'not yet', yesNo(c.matchesKms), yesNo(c.matchesKeyService)]),
+          ),
+        ),
+  );
+  if (r.slots.length > 0) {
+    out.push('', 'slots:');
+    out.push(indent(table(['SLOT', 'LIVE ALIAS', 'POINTS AT', 'CERTIFICATES'], r.slots.map((s) => [s.slot, s.liveAlias, s.liveKeyName ?? s.liveKeyId ?? '(no alias)', s.certificates.map((c) => `${c.id}:${c.state}`).join(' ') || '-']))));
+  }
+  out.push('', 'key service:');
+  if (!r.keyService) out.push('  (not asked: pass --key-service FUNCTION, or --local)');
+  else if (!r.keyService.reachable) out.push(`  ${r.keyService.target}: unreachable (${r.keyService.error})`);
+  else out.push(`  ${r.keyService.target}: version ${r.keyService.version}, protocol ${r.keyService.protocol}, serves ${(r.keyService.keys ?? []).map((k) => `${k.name} (${k.custody})`).join(', ') || 'nothing'}`);
+  if (r.errors.length > 0) out.push('', 'could not read:', ...r.errors.map((e) => `  - ${e}`));
+  out.push('', r.problems.length === 0 ? 'problems: none' : 'problems:', ...r.problems.map((p) => `  - ${p}`));
+  return `${out.join('\n')}\n`;
+}
+
+const indent = (s: string): string => s.split('\n').map((l) => `  ${l}`).join('\n');

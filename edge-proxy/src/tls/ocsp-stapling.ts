@@ -1,0 +1,52 @@
+/**
+ * OCSP stapling: the client asks with status_request (RFC 6066 §8) and we answer with the OCSP
+ * response the operator configured for the certificate — in TLS 1.3 as a status_request extension
+ * of the leaf's CertificateEntry (RFC 8446 §4.4.2.1), in TLS 1.2 as a CertificateStatus message after
+ * Certificate, announced by an empty status_request in the ServerHello (RFC 6066 §8).
+ */
+import { Reader, Writer } from './codec';
+import { ExtensionType } from './extensions';
+import { HandshakeType, handshakeMessage } from './handshake-joiner';
+import type { ClientHello } from './messages';
+
+const STATUS_TYPE_OCSP = 1;
+
+/** True when the client asked for an OCSP response (status_type ocsp). Malformed is decode_error. */
+export function clientWantsOcsp(hello: ClientHello): boolean {
+  const data = hello.extensions.get(ExtensionType.status_request);
+  if (!data) return false;
+  const r = new Reader(data, 'status_request');
+  const type = r.u8();
+  if (type !== STATUS_TYPE_OCSP) return false; // other status types are ignored (RFC 6066 §8)
+  r.vec16('responder_id_list');
+  r.vec16('request_extensions');
+  r.end();
+  return true;
+}
+
+/** CertificateStatus body (RFC 6066 §8): status_type ocsp, then the DER OCSPResponse in a u24 vector. */
+export function certificateStatusBody(ocspResponse: Buffer): Buffer {
+  return new Writer().u8(STATUS_TYPE_OCSP).vec24(ocspResponse).finish();
+}
+
+/** TLS 1.2 CertificateStatus handshake message. */
+export function encodeCertificateStatus(ocspResponse: Buffer): Buffer {
+  return handshakeMessage(HandshakeType.certificate_status, certificateStatusBody(ocspResponse));
+}
+
+/**
+ * Why a configured OCSP response cannot be stapled, or undefined if it can: it must be a DER
+ * OCSPResponse (RFC 6960 §4.2.1) whose responseStatus is successful(0) — the other statuses carry no
+ * signed response and would only make clients fail.
+ */
+export function ocspResponseProblem(der: Buffer): string | undefined {
+  // SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT ... }
+  if (der.length < 5 || der[0] !== 0x30) return 'is not a DER OCSP response (expected an ASN.1 SEQUENCE; PEM or text output will not do)';
+  let off = 1;
+  const lenByte = der[off++];
+  if (lenByte & 0x80) off += lenByte & 0x7f;
+  if (der[off] !== 0x0a || der[off + 1] !== 0x01) return 'is not a DER OCSP response (no responseStatus)';
+  const status = der[off + 2];
+  if (status !== 0) return `has responseStatus ${status}, not successful(0)`;
+  return undefined;
+}
