@@ -14,7 +14,7 @@ import {
   PP2_TYPE,
   ProxyProtocolError,
 } from '../../edge-proxy/src/proxy-protocol';
-import { originProxyHeader } from '../../edge-proxy/src/proxy/origin-proxy-header';
+import { commonName, originProxyHeader } from '../../edge-proxy/src/proxy/origin-proxy-header';
 import type { SecureConnection } from '../../edge-proxy/src/proxy/types';
 import { tlsFacts } from '../helpers/proxy-origin';
 
@@ -159,5 +159,35 @@ describe('originProxyHeader', () => {
     const p = parseProxyV2(h)!;
     expect(p.source).toEqual({ address: '0.0.0.0', port: 0 });
     expect(tlsFacts(p).version).toBeUndefined();
+  });
+});
+
+describe('originProxyHeader with client certificates (mTLS)', () => {
+  const ssl = (conn: SecureConnection) => {
+    const t = parseProxyV2(originProxyHeader(conn))!.tlvs.find((x) => x.type === PP2_TYPE.SSL)!;
+    const info = decodeProxySsl(t.value);
+    const cn = info.tlvs.find((x) => x.type === PP2_SUBTYPE_SSL.CN)?.value.toString();
+    return { client: info.client, verify: info.verify, cn };
+  };
+
+  test('a verified client certificate sets CERT_CONN, verify 0 and the CN', () => {
+    const conn = fakeConnection({ handshakeInfo: { clientAuth: { verified: true, subject: 'CN=client-1,O=Example' } } });
+    expect(ssl(conn)).toEqual({ client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_CONN, verify: 0, cn: 'client-1' });
+  });
+
+  test('a resumed session reports the certificate as presented earlier in the session (CERT_SESS)', () => {
+    const conn = fakeConnection({ handshakeInfo: { resumed: true, clientAuth: { verified: true, subject: 'O=Example,CN=svc\\,a' } } });
+    expect(ssl(conn)).toEqual({ client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_SESS, verify: 0, cn: 'svc,a' });
+  });
+
+  test('no certificate on an optional host: verify non-zero and no CN', () => {
+    const conn = fakeConnection({ handshakeInfo: { clientAuth: { verified: false } } });
+    expect(ssl(conn)).toEqual({ client: PP2_CLIENT.SSL, verify: 1, cn: undefined });
+  });
+
+  test('commonName reads the first CN of an RFC 4514 subject', () => {
+    expect(commonName('O=A,CN=b+UID=3')).toBe('b');
+    expect(commonName('O=ACN=x')).toBeUndefined();
+    expect(commonName(undefined)).toBeUndefined();
   });
 });

@@ -7,10 +7,13 @@
  *   TCP peer) and the address the client connected to;
  * - `PP2_TYPE_ALPN`: the negotiated ALPN protocol (absent when none was negotiated);
  * - `PP2_TYPE_AUTHORITY`: the SNI host name (absent when the client sent none);
- * - `PP2_TYPE_SSL` with `PP2_CLIENT_SSL` set, `verify` non-zero (no client certificate was presented
- *   and verified: the spec reserves zero for that), and the sub-TLVs `PP2_SUBTYPE_SSL_VERSION`
+ * - `PP2_TYPE_SSL` with `PP2_CLIENT_SSL` set and the sub-TLVs `PP2_SUBTYPE_SSL_VERSION`
  *   (`TLSv1.3` / `TLSv1.2`) and `PP2_SUBTYPE_SSL_CIPHER` (OpenSSL name, e.g.
- *   `ECDHE-ECDSA-AES128-GCM-SHA256`, as haproxy sends).
+ *   `ECDHE-ECDSA-AES128-GCM-SHA256`, as haproxy sends). On hosts with client certificates (mTLS)
+ *   a verified client sets `PP2_CLIENT_CERT_CONN` (full handshake) or `PP2_CLIENT_CERT_SESS`
+ *   (resumed: the certificate was presented earlier in the session), `verify` = 0 and the
+ *   `PP2_SUBTYPE_SSL_CN` sub-TLV; otherwise `verify` is non-zero, which the spec reserves for "no
+ *   certificate presented and verified" (§2.2.5).
  */
 import { isIP } from 'node:net';
 import { encodeProxySsl, encodeProxyV2, PP2_CLIENT, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyTlv } from '../proxy-protocol';
@@ -41,6 +44,14 @@ function address(a: string | undefined, fallbackV6: boolean): string {
   return fallbackV6 ? '::' : '0.0.0.0';
 }
 
+/** The first CN attribute of an RFC 4514 subject (`CN=client-1,O=Example`), unescaped. */
+export function commonName(subject: string | undefined): string | undefined {
+  if (!subject) return undefined;
+  // RFC 4514 §2.4: "," "+" and "\\" inside a value are escaped with a backslash.
+  const m = /(?:^|[,+])\s*CN=((?:\\.|[^,+\\])*)/i.exec(subject);
+  return m ? m[1].replace(/\\(.)/g, '$1') : undefined;
+}
+
 /** The TLVs describing the client's TLS connection. */
 export function tlsTlvs(conn: SecureConnection): ProxyTlv[] {
   const tlvs: ProxyTlv[] = [];
@@ -54,7 +65,16 @@ export function tlsTlvs(conn: SecureConnection): ProxyTlv[] {
   const c = safely(() => conn.getCipher());
   const cipher = text(c?.name) ?? text(c?.standardName);
   if (cipher) sub.push({ type: PP2_SUBTYPE_SSL.CIPHER, value: cipher });
-  tlvs.push({ type: PP2_TYPE.SSL, value: encodeProxySsl({ client: PP2_CLIENT.SSL, verify: VERIFY_NO_CLIENT_CERTIFICATE, tlvs: sub }) });
+  const auth = conn.handshakeInfo?.clientAuth;
+  let client: number = PP2_CLIENT.SSL;
+  let verify = VERIFY_NO_CLIENT_CERTIFICATE;
+  if (auth?.verified === true) {
+    client |= conn.handshakeInfo?.resumed ? PP2_CLIENT.CERT_SESS : PP2_CLIENT.CERT_CONN;
+    verify = 0;
+    const cn = text(commonName(auth.subject));
+    if (cn) sub.push({ type: PP2_SUBTYPE_SSL.CN, value: cn });
+  }
+  tlvs.push({ type: PP2_TYPE.SSL, value: encodeProxySsl({ client, verify, tlvs: sub }) });
   return tlvs;
 }
 
