@@ -164,7 +164,7 @@ describe('originProxyHeader', () => {
 
 describe('originProxyHeader with client certificates (mTLS)', () => {
   const ssl = (conn: SecureConnection) => {
-    const t = parseProxyV2(originProxyHeader(conn))!.tlvs.find((x) => x.type === PP2_TYPE.SSL)!;
+    const t = (parseProxyV2(originProxyHeader(conn))!.tlvs ?? []).find((x) => x.type === PP2_TYPE.SSL)!;
     const info = decodeProxySsl(t.value);
     const cn = info.tlvs.find((x) => x.type === PP2_SUBTYPE_SSL.CN)?.value.toString();
     return { client: info.client, verify: info.verify, cn };
