@@ -15,7 +15,7 @@ import { Aws, Duration, RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import type { CustodyKey, KmsCustodyKey, KmsKeySpec, SealedCustodyKey } from './config';
+import { SIGNING_ALGORITHMS, type CustodyKey, type KmsCustodyKey, type KmsKeySpec, type SealedCustodyKey } from './config';
 import { aliasNames, SEALED_CONTEXT_KEY } from './naming';
 
 /** Who may use the keys: the key-service role, through its VPC endpoint. */
@@ -85,12 +85,21 @@ export const KEY_SERVICE_ACTIONS = {
   ticketMac: ['kms:GenerateMac'],
 } as const;
 
+/** Every algorithm a TLS signing key of any supported spec may use (the union of SIGNING_ALGORITHMS). */
+const TLS_SIGNING_ALGORITHMS: string[] = [...new Set(Object.values(SIGNING_ALGORITHMS).flat())].sort();
+
 export class KeylessKeys extends Construct {
   readonly signingKeys: readonly SigningKey[];
   readonly ticketMacKey: RegionalKey;
   /** Present when any key uses `sealed` custody. */
   readonly wrappingKey?: RegionalKey;
   readonly sealedKeys: readonly SealedCustodyKey[];
+  /**
+   * Alias prefix of the deployment's signing keys (`alias/keyless/<deployment>/keys/`). Key
+   * generations that `keyless keys create` / `keyless rotate` make under it are served without a
+   * redeploy (docs/rotation.md); present when the deployment has `kms` signing keys.
+   */
+  readonly generationAliasPrefix?: string;
 
   constructor(scope: Construct, id: string, props: KeylessKeysProps) {
     super(scope, id);
@@ -154,6 +163,7 @@ export class KeylessKeys extends Construct {
       signing.push({ ...rk, name: k.name, keySpec: k.keySpec, signingAlgorithms: k.signingAlgorithms });
     }
     this.signingKeys = signing;
+    if (signing.length > 0) this.generationAliasPrefix = aliasNames.signingKey(props.deployment, '');
 
     // Ticket-key HMAC key (DESIGN §7): one per deployment, replicated so every region derives the same ticket keys.
     this.ticketMacKey = make(
@@ -207,6 +217,8 @@ export class KeylessKeys extends Construct {
       if (s.sealedKey === undefined || s.publicKey === undefined || !this.wrappingKey) continue;
       out.push({ name: s.name, custody: 'sealed', wrappingKeyId: this.wrappingKey.aliasArn, sealedKey: s.sealedKey, publicKey: s.publicKey });
     }
+    // Any other key name N is the key behind <prefix>N: new key generations need no redeploy.
+    if (this.generationAliasPrefix) out.push({ name: '*', custody: 'kms', aliasPrefix: this.generationAliasPrefix });
     return out;
   }
 
@@ -242,13 +254,30 @@ export class KeylessKeys extends Construct {
         }),
       );
     }
+    if (this.generationAliasPrefix) {
+      // Key generations made by `keyless keys create` / `keyless rotate` (docs/rotation.md) carry an
+      // alias under the deployment's prefix; only principals allowed kms:CreateAlias/UpdateAlias in
+      // that namespace (the operators) can put a key there, and the key's own policy must still
+      // allow this role (`keyless keys create --key-service-role` writes the same policy as here).
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'SignWithKeyGenerations',
+          actions: ['kms:Sign'],
+          resources: [anyKeyInThisAccountAndRegion],
+          conditions: {
+            'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] },
+            StringEquals: { 'kms:SigningAlgorithm': TLS_SIGNING_ALGORITHMS, 'kms:MessageType': 'RAW' },
+          },
+        }),
+      );
+    }
     if (this.signingKeys.length > 0) {
       statements.push(
         new iam.PolicyStatement({
           sid: 'ReadSigningKeyMetadata',
           actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
           resources: [anyKeyInThisAccountAndRegion],
-          conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': this.signingKeys.map((k) => k.aliasName) } },
+          conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] } },
         }),
       );
     }

@@ -148,6 +148,7 @@ describe('multi-Region keys: same key material in every region', () => {
       expect(JSON.parse(render(env.KEYLESS_KEYS, PSEUDO))).toEqual([
         { name: 'web', custody: 'kms', keyId: arn('keys/web') },
         { name: 'legacy', custody: 'sealed', wrappingKeyId: arn('sealed-wrapping'), sealedKey: sealed.sealedKey, publicKey: sealed.publicKey },
+        { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/global/keys/' },
       ]);
       expect(render(env.KEYLESS_TICKET_MAC_KEY_ID, PSEUDO)).toBe(arn('ticket-mac'));
       const roleId = fnOf(t)[1].Properties!.Role['Fn::GetAtt'][0];

@@ -189,6 +189,8 @@ describe('key-service function', () => {
       { name: 'web-ecdsa', custody: 'kms', keyId: arn('keys/web-ecdsa') },
       { name: 'web-rsa', custody: 'kms', keyId: arn('keys/web-rsa') },
       { name: 'legacy', custody: 'sealed', wrappingKeyId: arn('sealed-wrapping'), sealedKey: sealed.sealedKey, publicKey: sealed.publicKey },
+      // Key generations made by `keyless keys create` / `keyless rotate` are served without a redeploy.
+      { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/prod/keys/' },
     ]); // "next" is not provisioned yet, so it is not served
     expect(render(env.KEYLESS_TICKET_MAC_KEY_ID, PSEUDO)).toBe(arn('ticket-mac'));
     expect(env).toMatchObject({ POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace, KEYLESS_DEPLOYMENT: 'prod' });
@@ -227,15 +229,30 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
   test('KMS permissions follow aliases (rotation needs no IAM change) and carry the algorithm conditions', () => {
     const [roleId] = keyServiceRole();
     const kmsSt = roleStatements(ks, roleId).filter((st) => asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
+    const aliasesOf = (st: { Condition: Record<string, Record<string, string[]>> }): string[] =>
+      st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ?? st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
     for (const st of kmsSt) {
       expect(render(st.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*'); // never a key ARN
-      expect(st.Condition['ForAnyValue:StringEquals']['kms:ResourceAliases'].every((a: string) => a.startsWith('alias/keyless/prod/'))).toBe(true);
+      expect(aliasesOf(st).every((a: string) => a.startsWith('alias/keyless/prod/'))).toBe(true);
     }
+    // Wildcards only ever cover the deployment's signing-key namespace, never the ticket or wrapping keys.
+    const wild = kmsSt.filter((st) => st.Condition['ForAnyValue:StringLike']);
+    expect(wild.map((st) => asArray<string>(st.Action).sort().join(','))).toEqual(['kms:Sign', 'kms:DescribeKey,kms:GetPublicKey']);
+    for (const st of wild) expect(st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases']).toEqual(['alias/keyless/prod/keys/*']);
     const sign = kmsSt.filter((st) => asArray(st.Action).includes('kms:Sign'));
-    const byAlias = Object.fromEntries(sign.map((st) => [st.Condition['ForAnyValue:StringEquals']['kms:ResourceAliases'].join(','), st.Condition.StringEquals]));
+    const byAlias = Object.fromEntries(sign.map((st) => [aliasesOf(st).join(','), st.Condition.StringEquals]));
     expect(byAlias).toEqual({
       'alias/keyless/prod/keys/web-ecdsa': { 'kms:SigningAlgorithm': ['ECDSA_SHA_256'], 'kms:MessageType': 'RAW' },
       'alias/keyless/prod/keys/web-rsa': { 'kms:SigningAlgorithm': ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'], 'kms:MessageType': 'RAW' },
+      // Generations: any TLS signing algorithm, still RAW messages only (the key's own policy narrows further).
+      'alias/keyless/prod/keys/*': {
+        'kms:SigningAlgorithm': [
+          'ECDSA_SHA_256', 'ECDSA_SHA_384',
+          'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512',
+          'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512',
+        ],
+        'kms:MessageType': 'RAW',
+      },
     });
     const decrypt = kmsSt.find((st) => asArray(st.Action).includes('kms:Decrypt'))!;
     expect(decrypt.Condition.StringEquals).toEqual({ 'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'], 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT' });
