@@ -229,7 +229,7 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
   test('KMS permissions follow aliases (rotation needs no IAM change) and carry the algorithm conditions', () => {
     const [roleId] = keyServiceRole();
     const kmsSt = roleStatements(ks, roleId).filter((st) => asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
-    const aliasesOf = (st: { Condition: Record<string, Record<string, string[]>> }): string[] =>
+    const aliasesOf = (st: Statement): string[] =>
       st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ?? st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
     for (const st of kmsSt) {
       expect(render(st.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*'); // never a key ARN
