@@ -875,6 +875,7 @@ function resumeInterpretation(t: ResumeResults, results: TargetResult[]): string
     const sh = eCell ? resumedShare(t.rows.find((r) => r.version === version && r.server === 'edge' && r.mode === 'resumed')!, eCell) : undefined;
     parts.push(
       `${version}: the edge resumes ${fmt(e)} handshakes/s${sh?.share !== undefined ? ` (${pct(sh.share)} of them resumed, by its /metrics)` : ''}` +
+        (eCell?.runs.some((r) => r.failed) ? ` — **some of its runs had failed handshakes** (the run lines name the cause; the figure is not a clean measurement)` : '') +
         (eFull !== undefined ? `, ${ratio(e, eFull)} its full-handshake rate` : '') +
         (n !== undefined ? `; nginx ${fmt(n)}/s → edge ÷ nginx ${ratio(e, n)} (target ≥ 1.0×: ${e / n >= 1 ? '**met**' : '**not met**'})` : '') +
         (o !== undefined ? `; s_server ${fmt(o)}/s (${ratio(e, o)})` : '') +
