@@ -494,11 +494,21 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     // Complete the write as soon as the socket accepts it, and wait for 'drain' only under
     // backpressure (as net.Socket does). A write pending across a teardown would trip Node's
     // JSStreamSocket (which wraps us under http2), so the window is kept as small as possible.
-    if (this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records))) {
+    if (this.writeRecords(records)) {
       callback();
     } else {
       this.drainWaiters.push(callback);
     }
+  }
+
+  /** Writes records as one gathered write (cork/uncork → writev), without copying them together. */
+  private writeRecords(records: Buffer[]): boolean {
+    if (records.length === 1) return this.socket.write(records[0]);
+    this.socket.cork();
+    let ok = true;
+    for (const r of records) ok = this.socket.write(r);
+    this.socket.uncork();
+    return ok;
   }
 
   private releaseDrainWaiters(): void {

@@ -110,12 +110,24 @@ export function recordNonce(iv: Buffer, seq: number): Buffer {
 }
 
 export function aeadSeal(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
-  const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
-  cipher.setAAD(aad, { plaintextLength: plaintext.length });
-  const body = cipher.update(plaintext);
-  cipher.final();
-  return Buffer.concat([body, cipher.getAuthTag()]);
+  return Buffer.concat(aeadSealParts(aead, key, nonce, aad, [plaintext], plaintext.length));
 }
+
+/**
+ * Encrypts the concatenation of `parts` and returns the ciphertext pieces followed by the tag, so a
+ * record is assembled with one copy (bulk transfer spends a measurable share of its CPU in copies).
+ */
+function aeadSealParts(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], plaintextLength: number): Buffer[] {
+  const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
+  cipher.setAAD(aad, { plaintextLength });
+  const out = parts.map((p) => cipher.update(p));
+  cipher.final();
+  out.push(cipher.getAuthTag());
+  return out;
+}
+
+/** The one-byte TLSInnerPlaintext content type trailer (RFC 8446 §5.2), one shared buffer per type. */
+const CONTENT_TYPE_BYTE: Record<number, Buffer> = Object.fromEntries([20, 21, 22, 23].map((t) => [t, Buffer.from([t])]));
 
 /** Returns null when authentication fails (the caller decides the alert). */
 export function aeadOpen(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
@@ -149,10 +161,11 @@ export class Tls13Protection implements RecordProtection {
   }
 
   seal(type: ContentType, plaintext: Buffer): Buffer {
-    const inner = Buffer.concat([plaintext, Buffer.from([type])]);
-    const header = recordHeader(ContentType.application_data, inner.length + TAG);
-    const body = aeadSeal(this.aead, this.key, recordNonce(this.iv, this.seq++), header, inner);
-    return Buffer.concat([header, body]);
+    const innerLength = plaintext.length + 1;
+    const header = recordHeader(ContentType.application_data, innerLength + TAG);
+    const typeByte = CONTENT_TYPE_BYTE[type] ?? Buffer.from([type]);
+    const body = aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength);
+    return Buffer.concat([header, ...body], header.length + innerLength + TAG);
   }
 
   open(record: RawRecord): OpenedRecord {
@@ -231,9 +244,10 @@ export class Tls12Protection implements RecordProtection {
       explicit.writeUInt32BE(Math.floor(this.seq / 0x100000000), 0);
       explicit.writeUInt32BE(this.seq >>> 0, 4);
     }
-    const body = aeadSeal(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), plaintext);
+    const body = aeadSealParts(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), [plaintext], plaintext.length);
     this.seq++;
-    return Buffer.concat([recordHeader(type, explicit.length + body.length), explicit, body]);
+    const length = explicit.length + plaintext.length + TAG;
+    return Buffer.concat([recordHeader(type, length), explicit, ...body], 5 + length);
   }
 
   open(record: RawRecord): OpenedRecord {
