@@ -148,8 +148,9 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (e: unknown) => {
+      // Only `keyless dev` gets here (a stack that failed to start): exit even if a handle lingers.
       process.stderr.write(`keyless: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = EXIT.failed;
+      process.exit(EXIT.failed);
     },
   );
 }

@@ -61,12 +61,16 @@ export function dnsNamesOf(cert: crypto.X509Certificate): string[] {
 
 const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
 
-/** The pure part of `cert import`: every check on the chain itself. Throws CliError (refused). */
-export function checkCertificateChain(pemText: string, opts: ChainCheckOptions): CheckedChain {
-  // The private-key check comes first and looks at everything, parsed or not.
-  if (/PRIVATE KEY-----/.test(pemText)) {
+/** The private-key check comes first and looks at everything, parsed or not. */
+export function refusePrivateKey(text: string): void {
+  if (/PRIVATE KEY-----/.test(text)) {
     throw refused('the certificate file contains a private key', 'Remove the PRIVATE KEY block (and rotate that key if it was ever a real one): keyless keys never leave KMS, and a certificate file must hold certificates only.');
   }
+}
+
+/** The pure part of `cert import`: every check on the chain itself. Throws CliError (refused). */
+export function checkCertificateChain(pemText: string, opts: ChainCheckOptions): CheckedChain {
+  refusePrivateKey(pemText);
   const blocks = [...pemText.matchAll(PEM_BLOCK_RE)];
   const leftover = pemText.replace(PEM_BLOCK_RE, '').trim();
   const other = blocks.find((b) => b[1] !== 'CERTIFICATE');
@@ -209,7 +213,7 @@ export async function importCertificate(
   if (!SLOT_PATTERN.test(opts.slot)) throw usageError(`slot ${JSON.stringify(opts.slot)} is not valid`, 'Use 1 to 64 of letters, digits, "_" and "-" (e.g. --slot site).');
   const state = opts.state ?? 'staged';
   // Refuse a private key before any network call.
-  if (/PRIVATE KEY-----/.test(opts.chainText)) checkCertificateChain(opts.chainText, { spki: Buffer.alloc(0), keyName: opts.keyName });
+  refusePrivateKey(opts.chainText);
   progress(`reading the public key of ${opts.keyName}`);
   const pub = await publicKeyOfKeyName(opts.keyName, { kms: deps.kms, aliasPrefix: opts.aliasPrefix, keyService: deps.keyService });
   const checked = checkCertificateChain(opts.chainText, { spki: pub.spki, keyName: opts.keyName, caPem: opts.caPem, hostnames: opts.hostnames, now: opts.now });

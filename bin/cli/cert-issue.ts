@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-acm-pca';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { issueLeaf } from '../../local/dev-pki';
-import { awsError, failed, refused, unavailable, usageError } from './errors';
+import { awsError, failed, isAwsSdkError, refused, unavailable, usageError } from './errors';
 import { parseCsr } from './csr';
 import { type Progress, silent } from './output';
 
@@ -101,7 +101,7 @@ export async function issueCertificate(
         now: opts.now,
       });
     } catch (e) {
-      if (/Exception$/.test((e as Error).name)) throw awsError(e, 'KMS (dev CA)');
+      if (isAwsSdkError(e)) throw awsError(e, `KMS Sign with the dev CA key ${opts.ca.caAlias}`);
       throw refused(`the dev CA cannot issue: ${(e as Error).message}`, 'Run `npm start` once (it creates the dev CA), and pass --local or --ca-cert/--ca-alias that belong together.');
     }
     chainPem = normalize(leafPem) + normalize(caCert.toString());

@@ -96,7 +96,7 @@ export const keysCreateCommand: Command = {
           deployment: ctx.deployment,
           tags: parseTags(opt.list(args, 'tag')),
           description: opt.str(args, 'description'),
-          wrappingKeyId: opt.str(args, 'wrapping-key') ?? (ctx.local ? 'alias/keyless/dev/sealed-wrapping' : undefined),
+          wrappingKeyId: opt.str(args, 'wrapping-key'),
           outFile: opt.str(args, 'out') === undefined ? undefined : path.resolve(io.cwd ?? process.cwd(), opt.str(args, 'out')!),
           ifExists: opt.str(args, 'if-exists') as 'refuse' | 'reuse' | undefined,
         },

@@ -17,7 +17,7 @@ import type { KMSClient } from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
 import { type DevKeySpec, kmsCrypto, kmsSigningKey } from '../../local/dev-pki';
 import { keySpecOfKeyObject } from '../../lambdas/key-service/protocol';
-import { failed, refused, usageError } from './errors';
+import { awsError, failed, isAwsSdkError, refused, usageError } from './errors';
 import { describeKeyByName, KMS_KEY_SPECS, kmsPublicKey, spkiFingerprint } from './keys';
 import { type Progress, silent } from './output';
 
@@ -113,7 +113,7 @@ export async function createCsr(opts: CreateCsrOptions, deps: { kms: KMSClient; 
       provider,
     );
   } catch (e) {
-    if (e instanceof Error && /Exception$/.test(e.name)) throw failed(`KMS Sign with ${info.keyId} failed: ${e.name}: ${e.message}`, 'Check that you may call kms:Sign on this key.', e);
+    if (isAwsSdkError(e)) throw awsError(e, `KMS Sign with ${info.keyId}`);
     throw e;
   }
   // Verify before printing: the signature under the request's own key, and that key is KMS's.

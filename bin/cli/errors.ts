@@ -40,6 +40,12 @@ export const refused = (message: string, hint?: string): CliError => new CliErro
 export const failed = (message: string, hint?: string, cause?: unknown): CliError => new CliError(EXIT.failed, message, hint, { cause });
 export const unavailable = (message: string, hint?: string, cause?: unknown): CliError => new CliError(EXIT.unavailable, message, hint, { cause });
 
+/** Whether an error came from an AWS SDK call (a service answer, or the endpoint being unreachable). */
+export function isAwsSdkError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  return '$metadata' in err || describeAwsFailure(err).unreachable !== undefined || CREDENTIAL_ERRORS.has((err as Error).name);
+}
+
 const CREDENTIAL_ERRORS = new Set(['CredentialsProviderError', 'ExpiredTokenException', 'UnrecognizedClientException', 'InvalidSignatureException']);
 
 /**

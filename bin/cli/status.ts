@@ -74,6 +74,8 @@ export interface KeyServiceStatus {
   version?: string;
   protocol?: number;
   keys?: KeyDescription[];
+  /** The alias-prefix entry: names not configured resolve to `<aliasPrefix><name>` (null: none). */
+  keyPattern?: { name: '*'; custody: 'kms'; aliasPrefix: string } | null;
   error?: string;
 }
 
@@ -215,23 +217,39 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
     progress(`asking ${deps.keyService.name} (ping)`);
     try {
       const ping = await deps.keyService.ping();
-      report.keyService = { target: deps.keyService.name, reachable: true, version: ping.version, protocol: ping.protocol, keys: ping.keys };
+      report.keyService = { target: deps.keyService.name, reachable: true, version: ping.version, protocol: ping.protocol, keys: ping.keys, keyPattern: ping.keyPattern ?? null };
+      if (ping.keyPattern && ping.keyPattern.aliasPrefix !== opts.aliasPrefix) {
+        report.problems.push(`the key service resolves key names under ${ping.keyPattern.aliasPrefix}, not ${opts.aliasPrefix}: check --deployment / --alias-prefix (or its KEYLESS_KEYS "*" entry)`);
+      }
       const served = new Set(ping.keys.map((k) => k.name));
       for (const k of report.keys) k.inKeyService = served.has(k.name);
+      // Keys the service is configured with by name (sealed keys, kms keys with their own key id).
       for (const k of ping.keys) {
-        if (k.custody !== 'kms' && !report.keys.some((r) => r.name === k.name)) {
+        if (!report.keys.some((r) => r.name === k.name)) {
           report.keys.push({ name: k.name, custody: k.custody, keySpec: k.keySpec, state: 'configured', enabled: true, liveFor: [], inKeyService: true });
         }
       }
-      for (const name of certKeyNames) {
+      // Ask for every key we know of: a kms key the service resolves by alias prefix is served even
+      // when `ping` does not list it, and the key it resolves must be the one KMS lists.
+      for (const name of new Set([...report.keys.map((k) => k.name), ...certKeyNames])) {
         try {
-          keyServiceSpki.set(name, Buffer.from((await deps.keyService.publicKey(name)).spki, 'base64'));
+          const pub = await deps.keyService.publicKey(name);
+          keyServiceSpki.set(name, Buffer.from(pub.spki, 'base64'));
+          // The service loads configured keys lazily: its ping may not know their spec yet.
+          const configured = report.keys.find((k) => k.name === name && k.state === 'configured');
+          if (configured) configured.keySpec = pub.keySpec;
         } catch (e) {
           keyServiceSpki.set(name, null);
-          report.problems.push(`key service cannot give the public key of ${name}: ${errorText(e)}`);
+          if (certKeyNames.has(name)) report.problems.push(`key service cannot give the public key of ${name}: ${errorText(e)}`);
         }
       }
-      for (const k of report.keys) if (keyServiceSpki.get(k.name)) k.inKeyService = true;
+      for (const k of report.keys) {
+        const ks = keyServiceSpki.get(k.name);
+        if (ks === undefined) continue;
+        k.inKeyService = ks !== null;
+        const kmsSpki = k.keyId ? spkiByKeyId.get(k.keyId) : undefined;
+        if (ks && kmsSpki && !ks.equals(kmsSpki)) report.problems.push(`the key service signs for ${k.name} with another key than ${k.alias} (check its KEYLESS_KEYS entry for ${k.name})`);
+      }
     } catch (e) {
       report.keyService = { target: deps.keyService.name, reachable: false, error: errorText(e) };
       report.errors.push(`key service: ${errorText(e)}`);
@@ -298,7 +316,7 @@ const yesNo = (v: boolean | null): string => (v === null ? '-' : v ? 'yes' : 'NO
 /** The human rendering of a status report. */
 export function formatStatus(r: StatusReport): string {
   const out: string[] = [];
-  out.push(`keys (${r.aliasPrefix}):`);
+  out.push(`keys (KMS aliases under ${r.aliasPrefix}${r.keyService?.reachable ? ', and the key service\'s configured names' : ''}):`);
   out.push(
     r.keys.length === 0
       ? '  (none)'
@@ -322,7 +340,11 @@ export function formatStatus(r: StatusReport): string {
   out.push('', 'key service:');
   if (!r.keyService) out.push('  (not asked: pass --key-service FUNCTION, or --local)');
   else if (!r.keyService.reachable) out.push(`  ${r.keyService.target}: unreachable (${r.keyService.error})`);
-  else out.push(`  ${r.keyService.target}: version ${r.keyService.version}, protocol ${r.keyService.protocol}, serves ${(r.keyService.keys ?? []).map((k) => `${k.name} (${k.custody})`).join(', ') || 'nothing'}`);
+  else {
+    const named = (r.keyService.keys ?? []).map((k) => `${k.name} (${k.custody})`).join(', ');
+    const pattern = r.keyService.keyPattern ? `any name under ${r.keyService.keyPattern.aliasPrefix}` : '';
+    out.push(`  ${r.keyService.target}: version ${r.keyService.version}, protocol ${r.keyService.protocol}, serves ${[named, pattern].filter(Boolean).join('; ') || 'nothing'}`);
+  }
   if (r.errors.length > 0) out.push('', 'could not read:', ...r.errors.map((e) => `  - ${e}`));
   out.push('', r.problems.length === 0 ? 'problems: none' : 'problems:', ...r.problems.map((p) => `  - ${p}`));
   return `${out.join('\n')}\n`;

@@ -184,6 +184,17 @@ describe('keyless csr', () => {
     expect(badWildcard.code).toBe(EXIT.usage);
   });
 
+  test('an unreachable KMS is exit 69 with what to check, for keys create and csr alike', async () => {
+    const dead = path.join(env.dir, 'dead');
+    fs.mkdirSync(dead, { recursive: true });
+    fs.writeFileSync(path.join(dead, 'stack.json'), JSON.stringify({ kmsUrl: 'http://127.0.0.1:9' }));
+    for (const argv of [['keys', 'create', '--name', 'x-1'], ['csr', '--key', 'x-1', '--dns', 'example.com']]) {
+      const r = await env.run(...argv, '--local', '--dev-dir', dead, '--quiet');
+      expect(r.code).toBe(EXIT.unavailable);
+      expect(r.stderr).toMatch(/the endpoint is unreachable \(ECONNREFUSED\)\n {2}Check --region and the AWS_ENDPOINT_URL_\* variables/);
+    }
+  });
+
   test('a disabled key cannot sign a request', async () => {
     const created = (await env.run('keys', 'create', '--local', '--name', 'csr-disabled-1', '--key-spec', 'ECC_NIST_P256', '--json')).json<{ keyId: string }>();
     const { DisableKeyCommand } = await import('@aws-sdk/client-kms');

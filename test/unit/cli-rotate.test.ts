@@ -229,6 +229,29 @@ describe('keyless rotate: resuming and edge cases', () => {
     expect(await keyState('api-2')).toBe('Enabled');
   });
 
+  it('promote finishes a promote that stopped before moving the live alias', async () => {
+    const slot = 'half';
+    await step('new-key', slot);
+    await step('issue', slot, { ca, dnsNames: ['half.example.test'] });
+    await step('promote', slot);
+    await step('new-key', slot);
+    await step('issue', slot, { ca });
+    // Simulate a crash after the store writes, before UpdateAlias.
+    const all = await store.list();
+    await store.put({ ...all.find((e) => e.keyName === 'half-2')!, state: 'live' });
+    await store.put({ ...all.find((e) => e.keyName === 'half-1')!, state: 'retiring' });
+    const half1 = (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}half-1` }))).KeyMetadata!.KeyId;
+    expect((await rotationPlan(base(slot), deps)).state.liveAliasTarget).toBe(half1);
+    // Retire refuses: the alias still points at the old key.
+    expect((await refusal(step('retire', slot, { force: true }))).message).toMatch(/does not point at the live key half-2/);
+    const dry = await step('promote', slot, { dryRun: true });
+    expect(dry.actions).toEqual([expect.stringMatching(/^would point alias\/keyless\/dev\/keys\/half at half-2/)]);
+    const r = await step('promote', slot);
+    expect(r.actions).toEqual([expect.stringMatching(/^point alias\/keyless\/dev\/keys\/half at half-2/)]);
+    const half2 = (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}half-2` }))).KeyMetadata!.KeyId;
+    expect(r.state).toMatchObject({ liveAliasTarget: half2, next: 'retire' });
+  });
+
   it('promote refuses a staged certificate that is not valid yet', async () => {
     const slot = 'future';
     await step('new-key', slot);

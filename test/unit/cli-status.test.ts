@@ -66,18 +66,19 @@ test('--json: keys, certificates, slots, key service, problems', async () => {
   expect(new Date(cert.notAfter).getTime()).toBeGreaterThan(Date.now());
   expect(cert.publicKeySha256).toBe(s.keys.find((k) => k.name === 'site-2')!.publicKeySha256);
 
-  expect(s.keyService).toMatchObject({ target: 'key service keyless-key-service', reachable: true, protocol: 1 });
+  expect(s.keyService).toMatchObject({ target: 'key service keyless-key-service', reachable: true, protocol: 1, keys: [], keyPattern: { name: '*', custody: 'kms', aliasPrefix: PREFIX } });
   expect(s.problems).toEqual([expect.stringMatching(/^certificate soon-1 expires in [45] days/)]);
 });
 
 test('human table and --check exit code', async () => {
   const r = await env.run('status', '--local', '--quiet');
   expect(r.code).toBe(EXIT.ok);
-  expect(r.stdout).toMatch(/^keys \(alias\/keyless\/dev\/keys\/\):\n {2}NAME +CUSTODY +KEY ID/);
+  expect(r.stdout).toMatch(/^keys \(KMS aliases under alias\/keyless\/dev\/keys\/, and the key service's configured names\):\n {2}NAME +CUSTODY +KEY ID/);
   expect(r.stdout).toMatch(/site-1 +kms +[0-9a-f-]{36} +ECC_NIST_P256 +Enabled +site +yes/);
   expect(r.stdout).toMatch(/site-2 +site +site-2 +staged +example.com +\d{4}-\d\d-\d\d +(89|90) +yes +yes/);
   expect(r.stdout).toMatch(/site +alias\/keyless\/dev\/keys\/site +site-1 +site-1:live site-2:staged/);
   expect(r.stdout).toMatch(/problems:\n {2}- certificate soon-1 expires in/);
+  expect(r.stdout).toMatch(/key service:\n {2}key service keyless-key-service: version \S+, protocol 1, serves any name under alias\/keyless\/dev\/keys\//);
   const check = await env.run('status', '--local', '--quiet', '--check');
   expect(check.code).toBe(EXIT.refused);
 });
@@ -117,6 +118,21 @@ test('a slot whose live alias is missing says so', async () => {
   expect(s.slots.find((x) => x.slot === 'soon')).toMatchObject({ liveKeyName: null, liveKeyId: null });
   expect(s.keys.find((k) => k.name === 'soon-1')!.liveFor).toEqual([]);
   expect((await env.run('status', '--local', '--quiet')).stdout).toMatch(/soon +alias\/keyless\/dev\/keys\/soon +\(no alias\) +soon-1:live/);
+});
+
+test('a key service configured for another prefix, and its named keys, are shown', async () => {
+  const ecdsa = (await env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}site-1` }))).KeyMetadata!.KeyId!;
+  await env.startKeyService([{ name: 'fixed', custody: 'kms', keyId: ecdsa }, { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/prod/keys/' } as never]);
+  try {
+    const s = (await env.run('status', '--local', '--json', '--quiet')).json<StatusReport>();
+    expect(s.keys.find((k) => k.name === 'fixed')).toMatchObject({ custody: 'kms', keySpec: 'ECC_NIST_P256', state: 'configured', inKeyService: true });
+    expect(s.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^the key service resolves key names under alias\/keyless\/prod\/keys\/, not alias\/keyless\/dev\/keys\//)]));
+    // Under the wrong prefix it knows none of the certificates' keys: each is a problem.
+    expect(s.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^key service cannot give the public key of site-2: .*unknown_key/)]));
+    expect(s.keys.find((k) => k.name === 'site-2')!.inKeyService).toBe(false);
+  } finally {
+    await env.startKeyService([{ name: '*', custody: 'kms', aliasPrefix: PREFIX } as never]);
+  }
 });
 
 test('nothing reachable: exit 69, and the report still says why', async () => {
