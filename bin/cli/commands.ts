@@ -31,6 +31,25 @@ export function readInput(file: string, what: string, io: CliIo = {}): string {
   }
 }
 
+/** `--key-policy FILE`: a KMS key policy document, checked for shape before KMS sees it. */
+function keyPolicyOption(args: ParsedArgs, io: CliIo): string | undefined {
+  const file = opt.str(args, 'key-policy');
+  if (file === undefined) return undefined;
+  const text = readInput(file, 'key policy', io);
+  const fix = 'Give a KMS key policy document: {"Version": "2012-10-17", "Statement": [...]} (aws kms get-key-policy on the slot\'s CDK-made key prints one).';
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw usageError(`--key-policy ${file} is not valid JSON (${(e as Error).message})`, fix);
+  }
+  const statements = (doc as { Statement?: unknown } | null)?.Statement;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !(Array.isArray(statements) ? statements.length > 0 : typeof statements === 'object' && statements !== null)) {
+    throw usageError(`--key-policy ${file} has no Statement`, fix);
+  }
+  return text;
+}
+
 /** Writes an output file atomically (temp file + rename); public data, so mode 0644. */
 export function writeOutput(file: string, content: string, io: CliIo = {}): string {
   const target = path.resolve(io.cwd ?? process.cwd(), file);
@@ -80,6 +99,7 @@ export const keysCreateCommand: Command = {
       { name: 'wrapping-key', type: 'string', value: 'KEY', description: 'sealed: the wrapping key (default alias/keyless/<deployment>/sealed-wrapping)' },
       { name: 'out', type: 'string', value: 'FILE', description: 'sealed: also write the KEYLESS_KEYS entry to FILE (mode 0600, never overwritten)' },
       { name: 'if-exists', type: 'string', value: 'WHAT', description: 'when the name exists: refuse (default, exit 2) or reuse a key of the same spec', choices: ['refuse', 'reuse'] },
+      { name: 'key-policy', type: 'string', value: 'FILE', description: 'kms: key policy JSON for the new key (e.g. the one the CDK gives the slot\'s key, pinning the key-service role and its VPC endpoint); default: KMS\'s default policy' },
       ...GLOBAL_OPTIONS,
     ],
     examples: ['keyless keys create --local --name site-1 --key-spec ECC_NIST_P256', 'keyless keys create --deployment prod --name site-2 --key-spec RSA_2048 --tag team=edge', 'keyless keys create --deployment prod --custody sealed --name legacy-1 --out legacy-1.json'],
@@ -99,6 +119,7 @@ export const keysCreateCommand: Command = {
           wrappingKeyId: opt.str(args, 'wrapping-key'),
           outFile: opt.str(args, 'out') === undefined ? undefined : path.resolve(io.cwd ?? process.cwd(), opt.str(args, 'out')!),
           ifExists: opt.str(args, 'if-exists') as 'refuse' | 'reuse' | undefined,
+          keyPolicy: keyPolicyOption(args, io),
         },
         { kms: ctx.aws.kms, progress: ctx.out.progress },
       );

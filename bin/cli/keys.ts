@@ -161,6 +161,8 @@ export interface CreateKeyOptions {
    * custody and spec (what a resumed `keyless rotate` wants). A mismatching key is always refused.
    */
   ifExists?: 'refuse' | 'reuse';
+  /** `kms` custody: the new key's key policy (JSON); absent: KMS's default policy. */
+  keyPolicy?: string;
 }
 
 export interface CreatedKey {
@@ -232,6 +234,7 @@ export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; 
         KeyUsage: 'SIGN_VERIFY',
         Description: opts.description ?? `keyless-tls key ${opts.name}${opts.deployment ? ` (${opts.deployment})` : ''}`,
         Tags: Object.entries(tags).map(([TagKey, TagValue]): Tag => ({ TagKey, TagValue })),
+        ...(opts.keyPolicy !== undefined ? { Policy: opts.keyPolicy } : {}),
       }),
     );
   } catch (err) {

@@ -235,7 +235,16 @@ const createKey: Operation = async (store, input) => {
   const origin = input.enumOf('Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const) ?? 'AWS_KMS';
   const multiRegion = input.bool('MultiRegion') ?? false;
   const tags = input.tags('Tags') ?? [];
-  input.str('Policy', { min: 1, max: 131072 });
+  const policy = input.str('Policy', { min: 1, max: 131072 });
+  if (policy !== undefined) {
+    // KMS rejects a policy that is not a JSON document (MalformedPolicyDocumentException); the local
+    // KMS stores it and returns it from GetKeyPolicy but does not evaluate it.
+    try {
+      JSON.parse(policy);
+    } catch {
+      throw new KmsError('MalformedPolicyDocumentException', 'The new key policy is not a valid JSON document.');
+    }
+  }
   input.bool('BypassPolicyLockoutSafetyCheck');
   if (input.has('CustomKeyStoreId') || input.has('XksKeyId')) {
     throw unsupported('Custom key stores are not available in the local KMS.');
@@ -268,6 +277,7 @@ const createKey: Operation = async (store, input) => {
     keyState: 'Enabled',
     multiRegion,
     tags: Object.fromEntries(tags.map((t) => [t.TagKey, t.TagValue])),
+    ...(policy !== undefined ? { policy } : {}),
   };
   if (isAsymmetric(keySpec)) {
     const pair = await generateKeyPair(keySpec);
@@ -368,8 +378,9 @@ const listResourceTags: Operation = (store, input) => {
 
 const getKeyPolicy: Operation = (store, input) => {
   const name = input.str('PolicyName', { min: 1, max: 128 }) ?? 'default';
-  managedKey(store, input, 'any');
+  const rec = managedKey(store, input, 'any');
   if (name !== 'default') throw notFound('No such policy exists');
+  if (rec.policy !== undefined) return { PolicyName: 'default', Policy: rec.policy };
   return {
     PolicyName: 'default',
     Policy: JSON.stringify({

@@ -27,6 +27,8 @@ export interface KeyRecord {
   pendingWindowInDays?: number;
   multiRegion: boolean;
   tags: Record<string, string>;
+  /** Key policy given to CreateKey (stored and returned, not evaluated); absent: the default policy. */
+  policy?: string;
   /** PKCS#8 PEM of asymmetric keys. Secret: never logged, never returned by any operation. */
   privateKeyPem?: string;
   /** base64 SubjectPublicKeyInfo DER of asymmetric keys */

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, GetPublicKeyCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
 import { parseKeysConfig } from '../../lambdas/key-service/config';
 import { createCsr } from '../../bin/cli/csr';
@@ -202,5 +202,29 @@ describe('keyless csr', () => {
     const err = await createCsr({ keyName: 'csr-disabled-1', aliasPrefix: PREFIX, dnsNames: ['example.com'] }, { kms: env.kmsClient }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliError);
     expect(err).toMatchObject({ exitCode: EXIT.refused, message: expect.stringMatching(/is Disabled and cannot sign/) });
+  });
+});
+
+describe('keyless keys create --key-policy', () => {
+  test('the policy document is given to KMS with the new key', async () => {
+    const policy = { Version: '2012-10-17', Statement: [{ Sid: 'KeyService', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111122223333:role/key-service' }, Action: 'kms:Sign', Resource: '*' }] };
+    const file = path.join(env.dir, 'policy.json');
+    fs.writeFileSync(file, JSON.stringify(policy));
+    const r = await env.run('keys', 'create', '--local', '--name', 'pinned-1', '--key-spec', 'ECC_NIST_P256', '--key-policy', file, '--json', '--quiet');
+    expect(r.code).toBe(EXIT.ok);
+    const stored = await env.kmsClient.send(new GetKeyPolicyCommand({ KeyId: r.json<{ keyId: string }>().keyId, PolicyName: 'default' }));
+    expect(JSON.parse(stored.Policy!)).toEqual(policy);
+  });
+
+  test.each([
+    ['not JSON', '{"Statement": [', /is not valid JSON/],
+    ['no statement', '{"Version": "2012-10-17"}', /has no Statement/],
+  ])('a policy file that is %s is a usage error (exit 64) and no key is made', async (_what, text, message) => {
+    const file = path.join(env.dir, `bad-policy-${crypto.randomUUID()}.json`);
+    fs.writeFileSync(file, text);
+    const r = await env.run('keys', 'create', '--local', '--name', 'unpinned-1', '--key-spec', 'ECC_NIST_P256', '--key-policy', file);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(message);
+    await expect(env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}unpinned-1` }))).rejects.toThrow(/not found|NotFound|is not found/i);
   });
 });
