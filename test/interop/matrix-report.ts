@@ -133,9 +133,10 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('');
   lines.push('## Scanners');
   lines.push('');
-  lines.push('`test/interop/scanners.test.ts` runs `testssl.sh` (`--protocols --std --fs --server-defaults');
-  lines.push('--vulnerable`, JSON output, the dev CA added with `--add-ca`) and `sslscan` (XML output) against the');
-  lines.push('`kms` stack and the `sealed` stack in every `npm test`, and asserts: only TLS 1.2 and 1.3; only AEAD');
+  lines.push('`test/interop/scanners.test.ts` runs `testssl.sh` (JSON output, the dev CA added with `--add-ca`;');
+  lines.push('`--protocols --std --fs --server-defaults --vulnerable` against the `kms` stack, the same without');
+  lines.push('`--server-defaults` against the `sealed` stack) and `sslscan` (XML output) against both in every');
+  lines.push('`npm test`, and asserts: only TLS 1.2 and 1.3; only AEAD');
   lines.push('suites, all with forward secrecy for `kms` (the nine TLS 1.3 and ECDHE suites); `sealed` adds exactly');
   lines.push('`TLS_RSA_WITH_AES_128_GCM_SHA256` and `TLS_RSA_WITH_AES_256_GCM_SHA384`; every vulnerability check');
   lines.push('(Heartbleed, CCS injection, Ticketbleed, ROBOT — which on `sealed` has RSA key transport to probe —,');
@@ -144,7 +145,10 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('passed and in order for both certificates. BREACH is about HTTP compression: neither the edge nor');
   lines.push('the demo origin compresses, and testssl reports exactly that. Findings above INFO that are about');
   lines.push('the development PKI rather than the endpoint are listed in the test with their reason (no CRL/OCSP');
-  lines.push('for a dev CA, no DNS CAA record for `localhost`).');
+  lines.push('for a dev CA, no DNS CAA record for `localhost`). sslscan\'s group enumeration runs against `kms`');
+  lines.push('only (X25519, P-256, P-384 asserted): against `sealed` its TLS 1.2 probes also offer RSA key');
+  lines.push('exchange, which legitimately succeeds without a group, and sslscan then waits ~5 s per group for a');
+  lines.push('ServerKeyExchange that RSA key exchange never sends.');
   lines.push('');
   return lines.join('\n');
 }
