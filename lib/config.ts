@@ -5,7 +5,7 @@
  *   1. the `keyless` object in `cdk.json` context (the repository ships a working example),
  *   2. a JSON file named by the context key `keyless:configFile` (relative to the repository root),
  *   3. single-value overrides: `-c keyless:deployment=prod`, `-c keyless:regions=eu-west-1,eu-central-1`,
- *      `-c keyless:origin=https://origin.internal`, `-c keyless:alarmEmail=oncall@example.com`.
+ *      `-c keyless:origin=http://origin.internal:8080`, `-c keyless:alarmEmail=oncall@example.com`.
  *
  * Every problem is reported at once, each naming the field and what would fix it.
  */
@@ -106,8 +106,18 @@ export interface CertificateEntry {
 export type ClientAddressMode = 'proxy-protocol-v2' | 'preserve-client-ip';
 
 export interface EdgeConfig {
-  /** Origin URL the edge forwards plaintext to (`KEYLESS_ORIGIN`). */
+  /**
+   * Where the edge forwards plaintext (`KEYLESS_ORIGIN`): `http://host[:port]` in proxy mode "http",
+   * `tcp://host:port` in proxy mode "tcp". The edge does not speak TLS to the origin, so keep the
+   * origin inside the VPC (or behind a private link).
+   */
   readonly origin: string;
+  /** "http": HTTP/1.1 + HTTP/2 reverse proxy; "tcp": raw TCP forwarding (`KEYLESS_PROXY_MODE`). */
+  readonly proxyMode: 'http' | 'tcp';
+  /** Send PROXY protocol v2 (client address, SNI, ALPN, TLS facts) to the origin (`KEYLESS_ORIGIN_PROXY_PROTOCOL`). */
+  readonly originProxyProtocol: boolean;
+  /** Share of connections whose info logs are kept, 0..1 (`KEYLESS_LOG_SAMPLE_RATE`); warnings and errors always are. */
+  readonly logSampleRate: number;
   /** How the edge learns the client address: PROXY protocol v2 from the NLB, or NLB client-IP preservation. */
   readonly clientAddress: ClientAddressMode;
   /** IPv4 CIDRs allowed to reach the NLB listener (its security group). */
@@ -182,6 +192,9 @@ export interface KeylessConfig {
 }
 
 export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
+  proxyMode: 'http',
+  originProxyProtocol: false,
+  logSampleRate: 1,
   clientAddress: 'proxy-protocol-v2',
   allowedClientCidrs: ['0.0.0.0/0'],
   internetFacing: true,
@@ -622,18 +635,32 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
   unknownFields(v, ['origin', ...Object.keys(DEFAULT_EDGE)], where, p);
   const d = DEFAULT_EDGE;
   const origin = v.origin;
+  const proxyMode = field(v, 'proxyMode', d.proxyMode, oneOf('http', 'tcp'), '"http" (reverse proxy) or "tcp" (raw TCP forwarding)', where, p);
+  // The edge speaks plaintext to the origin: http:// in http mode, tcp://host:port in tcp mode
+  // (edge-proxy/src/config.ts refuses anything else at startup, so refuse it here, at synth).
   let originOk = false;
   if (typeof origin === 'string') {
     try {
       const u = new URL(origin);
-      originOk = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.username === '' && u.password === '';
+      const scheme = proxyMode === 'tcp' ? 'tcp:' : 'http:';
+      originOk = u.protocol === scheme && u.hostname !== '' && u.username === '' && u.password === '' && (proxyMode === 'http' || u.port !== '');
     } catch {
       originOk = false;
     }
   }
-  if (!originOk) p.add(`${where}.origin`, 'required: an http:// or https:// URL without credentials, e.g. "https://origin.internal.example.com"');
+  if (!originOk) {
+    p.add(
+      `${where}.origin`,
+      proxyMode === 'tcp'
+        ? 'required in proxyMode "tcp": tcp://host:port, e.g. "tcp://origin.internal.example.com:9000"'
+        : 'required: an http:// URL without credentials, e.g. "http://origin.internal.example.com:8080" (the edge does not speak TLS to the origin: keep it inside the VPC; for raw TCP set proxyMode "tcp")',
+    );
+  }
   const e: EdgeConfig = {
     origin: origin as string,
+    proxyMode,
+    originProxyProtocol: field(v, 'originProxyProtocol', d.originProxyProtocol, isBool, 'true or false (the origin must then expect PROXY protocol v2)', where, p),
+    logSampleRate: field(v, 'logSampleRate', d.logSampleRate, ((x: unknown) => typeof x === 'number' && x >= 0 && x <= 1) as Check<number>, 'a fraction 0..1 (1 = every connection)', where, p),
     clientAddress: field(v, 'clientAddress', d.clientAddress, oneOf('proxy-protocol-v2', 'preserve-client-ip'), 'one of "proxy-protocol-v2", "preserve-client-ip"', where, p),
     allowedClientCidrs: field(
       v,

@@ -215,7 +215,13 @@ export class EdgeStack extends Stack {
       KEYLESS_CERT_SSM_PREFIX: prefix,
       KEYLESS_ORIGIN: e.origin,
       KEYLESS_DEPLOYMENT: config.deployment,
+      KEYLESS_PROXY_MODE: e.proxyMode,
+      // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
+      // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
+      KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),
     };
+    if (e.originProxyProtocol) environment.KEYLESS_ORIGIN_PROXY_PROTOCOL = '1';
+    if (e.logSampleRate !== 1) environment.KEYLESS_LOG_SAMPLE_RATE = String(e.logSampleRate);
     if (e.clientAddress === 'proxy-protocol-v2') environment.KEYLESS_PROXY_PROTOCOL = '1';
     if (e.healthCheck === 'http') environment.KEYLESS_ADMIN_HOST = '0.0.0.0';
 

@@ -18,7 +18,7 @@ import {
 import { createKeylessStacks } from '../../lib/keyless-app';
 import { cdkJsonContext, fakeSealedKey, makeCertificate, rsaKeysFromPkcs8, ROOT } from './helpers';
 
-const minimal = { deployment: 'prod', keys: [{ name: 'web', custody: 'kms', keySpec: 'ECC_NIST_P256' }], edge: { origin: 'https://origin.example.com' } };
+const minimal = { deployment: 'prod', keys: [{ name: 'web', custody: 'kms', keySpec: 'ECC_NIST_P256' }], edge: { origin: 'http://origin.example.com' } };
 const resolve = (raw: unknown, now?: Date) => resolveConfig(raw, { baseDir: ROOT, now });
 
 function problems(raw: unknown): string[] {
@@ -34,7 +34,7 @@ function problems(raw: unknown): string[] {
 describe('defaults', () => {
   test('a minimal configuration gets production defaults', () => {
     const c = resolve(minimal);
-    expect(c.edge).toEqual({ ...DEFAULT_EDGE, origin: 'https://origin.example.com' });
+    expect(c.edge).toEqual({ ...DEFAULT_EDGE, origin: 'http://origin.example.com' });
     expect(c.keyService).toEqual(DEFAULT_KEY_SERVICE);
     expect(c.regions).toBeUndefined();
     expect(c.keys).toEqual([{ name: 'web', custody: 'kms', keySpec: 'ECC_NIST_P256', signingAlgorithms: ['ECDSA_SHA_256'] }]);
@@ -46,6 +46,11 @@ describe('defaults', () => {
     expect(SIGNING_ALGORITHMS.RSA_2048).toEqual(expect.arrayContaining(['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256']));
     expect(Object.values(SIGNING_ALGORITHMS).flat().some((a) => /SHA_1|SHA1/.test(a))).toBe(false);
     expect(SIGNING_ALGORITHMS.ECC_NIST_P384).toEqual(['ECDSA_SHA_384']);
+  });
+
+  test('raw TCP forwarding with PROXY protocol to the origin and sampled logs', () => {
+    const c = resolve({ ...minimal, edge: { origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 } });
+    expect(c.edge).toMatchObject({ origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 });
   });
 
   test('the example configuration in cdk.json is valid', () => {
@@ -77,12 +82,18 @@ describe('rejections name the field and the fix', () => {
       { ...minimal, keys: [{ name: 's', custody: 'sealed', sealedKey: 'A'.repeat(100), publicKey: Buffer.from('not a key').toString('base64') }] },
       /publicKey: expected the base64 DER SubjectPublicKeyInfo of an RSA/,
     ],
-    ['missing origin', { ...minimal, edge: {} }, /edge\.origin: required: an http:\/\/ or https:\/\/ URL/],
-    ['origin with credentials', { ...minimal, edge: { origin: 'https://user:pw@origin.example.com' } }, /edge\.origin/],
-    ['Fargate size', { ...minimal, edge: { origin: 'https://o.example.com', cpu: 256, memoryMiB: 4096 } }, /edge\.memoryMiB: 4096 MiB is not valid with cpu 256/],
-    ['min above max', { ...minimal, edge: { origin: 'https://o.example.com', minTasks: 5, maxTasks: 2 } }, /minTasks \(5\) exceeds maxTasks \(2\)/],
-    ['stop timeout above the Fargate limit', { ...minimal, edge: { origin: 'https://o.example.com', stopTimeoutSeconds: 300 } }, /stopTimeoutSeconds: 300 is invalid: seconds 2\.\.120/],
-    ['IPv6 client CIDR', { ...minimal, edge: { origin: 'https://o.example.com', allowedClientCidrs: ['::/0'] } }, /allowedClientCidrs: .* IPv4 CIDRs/],
+    ['missing origin', { ...minimal, edge: {} }, /edge\.origin: required: an http:\/\/ URL/],
+    ['origin with credentials', { ...minimal, edge: { origin: 'http://user:pw@origin.example.com' } }, /edge\.origin/],
+    // The edge speaks plaintext to the origin and refuses https:// at startup: refuse it at synth.
+    ['https origin', { ...minimal, edge: { origin: 'https://origin.example.com' } }, /edge\.origin: required: an http:\/\/ URL .* does not speak TLS to the origin/],
+    ['tcp origin in http mode', { ...minimal, edge: { origin: 'tcp://origin.example.com:9000' } }, /edge\.origin: .*proxyMode "tcp"/],
+    ['tcp mode without a port', { ...minimal, edge: { origin: 'tcp://origin.example.com', proxyMode: 'tcp' } }, /edge\.origin: required in proxyMode "tcp": tcp:\/\/host:port/],
+    ['unknown proxy mode', { ...minimal, edge: { origin: 'http://o.example.com', proxyMode: 'udp' } }, /edge\.proxyMode: "udp" is invalid/],
+    ['log sample rate above 1', { ...minimal, edge: { origin: 'http://o.example.com', logSampleRate: 2 } }, /edge\.logSampleRate: 2 is invalid: a fraction 0\.\.1/],
+    ['Fargate size', { ...minimal, edge: { origin: 'http://o.example.com', cpu: 256, memoryMiB: 4096 } }, /edge\.memoryMiB: 4096 MiB is not valid with cpu 256/],
+    ['min above max', { ...minimal, edge: { origin: 'http://o.example.com', minTasks: 5, maxTasks: 2 } }, /minTasks \(5\) exceeds maxTasks \(2\)/],
+    ['stop timeout above the Fargate limit', { ...minimal, edge: { origin: 'http://o.example.com', stopTimeoutSeconds: 300 } }, /stopTimeoutSeconds: 300 is invalid: seconds 2\.\.120/],
+    ['IPv6 client CIDR', { ...minimal, edge: { origin: 'http://o.example.com', allowedClientCidrs: ['::/0'] } }, /allowedClientCidrs: .* IPv4 CIDRs/],
     ['provisioned above reserved', { ...minimal, keyService: { reservedConcurrency: 5, provisionedConcurrency: 10 } }, /provisionedConcurrency: \(10\) cannot exceed reservedConcurrency \(5\)/],
     ['log retention', { ...minimal, keyService: { logRetentionDays: 42 } }, /logRetentionDays: 42 is invalid: one of 1, 3, 5/],
     ['deletion window', { ...minimal, keyService: { keyDeletionWindowDays: 3 } }, /keyDeletionWindowDays: 3 is invalid: days 7\.\.30/],

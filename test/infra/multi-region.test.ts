@@ -52,7 +52,11 @@ beforeAll(async () => {
     ],
     certificates: [{ name: 'www', hostnames: ['www.example.org'], keyName: 'web', chainPem: cert.pem }],
     edge: {
-      origin: 'https://origin.example.org',
+      origin: 'tcp://origin.example.org:9000',
+      proxyMode: 'tcp',
+      originProxyProtocol: true,
+      logSampleRate: 0.5,
+      stopTimeoutSeconds: 30,
       healthCheck: 'http',
       clientAddress: 'preserve-client-ip',
       allowedClientCidrs: ['203.0.113.0/24', '198.51.100.0/24'],
@@ -213,6 +217,17 @@ describe('edge variants: HTTP health check, client-IP preservation, restricted c
     const env = containerEnvironment(edge);
     expect(env.KEYLESS_ADMIN_HOST).toBe('0.0.0.0');
     expect(env.KEYLESS_PROXY_PROTOCOL).toBeUndefined();
+  });
+
+  test('raw TCP forwarding, PROXY protocol to the origin, sampled logs and a drain inside the stop timeout reach the container', () => {
+    expect(containerEnvironment(edge)).toMatchObject({
+      KEYLESS_ORIGIN: 'tcp://origin.example.org:9000',
+      KEYLESS_PROXY_MODE: 'tcp',
+      KEYLESS_ORIGIN_PROXY_PROTOCOL: '1',
+      KEYLESS_LOG_SAMPLE_RATE: '0.5',
+      // deregistration delay 60 s, but ECS kills after 30 s: drain 25 s and exit before SIGKILL.
+      KEYLESS_DRAIN_TIMEOUT_MS: '25000',
+    });
   });
 
   test('only the configured client networks reach port 443', () => {

@@ -389,8 +389,13 @@ describe('edge fleet', () => {
       KEYLESS_CERT_SSM_PREFIX: certificatePrefix('prod'),
       KEYLESS_ORIGIN: 'http://origin.internal.example.com:8080',
       KEYLESS_PROXY_PROTOCOL: '1',
+      KEYLESS_PROXY_MODE: 'http',
+      // The drain matches the NLB deregistration delay (45 s here), within the 120 s stop timeout.
+      KEYLESS_DRAIN_TIMEOUT_MS: '45000',
     });
     expect(env.KEYLESS_ADMIN_HOST).toBeUndefined(); // TCP health checks: admin stays on loopback
+    expect(env.KEYLESS_ORIGIN_PROXY_PROTOCOL).toBeUndefined(); // off unless configured
+    expect(env.KEYLESS_LOG_SAMPLE_RATE).toBeUndefined(); // every connection logged by default
     // The output the edge reads is the key service's live alias.
     const out = (s.json(KS).Outputs ?? {}) as Record<string, { Value: unknown }>;
     const name = ksOut.match(/\/(\w+)@/)![1];
