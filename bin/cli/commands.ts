@@ -32,7 +32,7 @@ export function readInput(file: string, what: string, io: CliIo = {}): string {
 }
 
 /** `--key-policy FILE`: a KMS key policy document, checked for shape before KMS sees it. */
-function keyPolicyOption(args: ParsedArgs, io: CliIo): string | undefined {
+export function keyPolicyOption(args: ParsedArgs, io: CliIo): string | undefined {
   const file = opt.str(args, 'key-policy');
   if (file === undefined) return undefined;
   const text = readInput(file, 'key policy', io);

@@ -28,7 +28,7 @@ import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
 import { type CommandSpec, opt, type ParsedArgs } from './args';
 import { type CertificateAuthority, issueCertificate } from './cert-issue';
 import { dnsNamesOf, importCertificate, storeError, type ImportedCertificate } from './cert-import';
-import type { Command } from './commands';
+import { type Command, keyPolicyOption } from './commands';
 import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resolveContext, STORE_OPTIONS } from './context';
 import { createCsr } from './csr';
 import { awsError, CliError, EXIT, failed, refused, usageError } from './errors';
@@ -59,6 +59,8 @@ export interface RotateOptions {
   newKey?: string;
   /** new-key: KMS key spec (default: the live certificate's key type, else ECC_NIST_P256). */
   keySpec?: string;
+  /** new-key: key policy JSON for the new key (default: KMS's default policy). */
+  keyPolicy?: string;
   /** csr/issue: DNS names (default: the live certificate's hostnames). */
   dnsNames?: string[];
   /** import: the PEM chain (leaf first). */
@@ -347,7 +349,10 @@ async function newKeyStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
     return result({ alreadyDone: true, actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); nothing to do`] });
   }
   await actions.run(`create KMS key ${name} (${keySpec}, alias ${keyAlias(opts.aliasPrefix, name)})`, () =>
-    createKey({ name, custody: 'kms', keySpec, aliasPrefix: opts.aliasPrefix, ifExists: 'reuse', description: `keyless-tls key ${name} (slot ${opts.slot})`, tags: { 'keyless:slot': opts.slot } }, { kms: deps.kms, progress: deps.progress }),
+    createKey(
+      { name, custody: 'kms', keySpec, aliasPrefix: opts.aliasPrefix, ifExists: 'reuse', description: `keyless-tls key ${name} (slot ${opts.slot})`, tags: { 'keyless:slot': opts.slot }, keyPolicy: opts.keyPolicy },
+      { kms: deps.kms, progress: deps.progress },
+    ),
   );
   return result();
 }
@@ -623,6 +628,7 @@ export const rotateSpec: CommandSpec = {
     { name: 'dry-run', type: 'boolean', description: 'print what the step would do; change nothing' },
     { name: 'new-key', type: 'string', value: 'NAME', description: 'name of the new key generation (default <slot>-<n+1>)' },
     { name: 'key-spec', type: 'string', value: 'SPEC', description: 'new-key: KMS key spec (default: the live certificate\'s)', choices: KMS_KEY_SPECS },
+    { name: 'key-policy', type: 'string', value: 'FILE', description: 'new-key: key policy JSON for the new key, e.g. the slot\'s CDK key policy (default: KMS\'s default policy)' },
     { name: 'dns', type: 'list', value: 'NAME', description: 'csr/issue: DNS names (default: the live certificate\'s)' },
     { name: 'out', type: 'string', value: 'FILE', description: 'csr: write the request here (default: stdout); issue: also write the chain here' },
     { name: 'cert', type: 'string', value: 'FILE', description: 'import: the certificate chain (PEM, leaf first)' },
@@ -692,6 +698,7 @@ export function optionsFromArgs(args: ParsedArgs, ctx: CliContext, io: CliIo): {
       aliasPrefix: ctx.aliasPrefix,
       newKey: opt.str(args, 'new-key'),
       keySpec: opt.str(args, 'key-spec'),
+      keyPolicy: keyPolicyOption(args, io),
       dnsNames: opt.list(args, 'dns'),
       chainText: certFile !== undefined ? readFileArg(certFile, 'certificate', io) : undefined,
       caPem: caFile !== undefined ? readFileArg(caFile, 'CA certificate', io) : undefined,

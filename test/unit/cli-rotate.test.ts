@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { DirectoryCertificateStore } from '../../edge-proxy/src/cert-store';
 import { main } from '../../bin/keyless';
 import type { CertificateAuthority } from '../../bin/cli/cert-issue';
@@ -335,5 +335,15 @@ describe('keyless rotate on the command line', () => {
     const promoted = await run(['rotate', 'cli', 'promote', '--json', ...args]);
     expect(promoted.code).toBe(0);
     expect(JSON.parse(promoted.out)).toMatchObject({ step: 'promote', state: { next: 'new-key' } });
+  });
+});
+
+describe('keyless rotate new-key --key-policy', () => {
+  it('creates the generation with the given key policy (the pinning of the CDK-made keys)', async () => {
+    const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'KeyServiceOnly', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111122223333:role/ks' }, Action: 'kms:Sign', Resource: '*' }] });
+    const made = await step('new-key', 'pinned', { keyPolicy: policy });
+    expect(made.state).toMatchObject({ pendingKey: 'pinned-1' });
+    const stored = await kms.send(new GetKeyPolicyCommand({ KeyId: (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}pinned-1` }))).KeyMetadata!.KeyId, PolicyName: 'default' }));
+    expect(stored.Policy).toBe(policy);
   });
 });
