@@ -403,7 +403,9 @@ function withMaxEarlyData(pem: string, max: number): string {
   elements.splice(at < 0 ? elements.length : at, 0, field);
   const body = Buffer.concat(elements);
   const out = Buffer.concat([Buffer.from([0x30]), encLen(body.length), body]);
-  return `-----BEGIN SSL SESSION PARAMETERS-----\n${out.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END SSL SESSION PARAMETERS-----\n`;
+  // Lines of at most 64 characters, each ending in a newline: a body that is a multiple of 64 long
+  // must not leave an empty line before END (OpenSSL then refuses the file).
+  return `-----BEGIN SSL SESSION PARAMETERS-----\n${out.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END SSL SESSION PARAMETERS-----\n`;
 }
 
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -77,7 +77,8 @@ function safeValue(v: string | undefined): string | undefined {
 export function connectionTokens(raw: readonly string[]): Set<string> {
   const tokens = new Set<string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i].toLowerCase() !== 'connection') continue;
+    // Length first: runs twice per proxied request over every header, most of which are not it.
+    if (raw[i].length !== 10 || raw[i].toLowerCase() !== 'connection') continue;
     for (const t of raw[i + 1].split(',')) {
       const token = t.trim().toLowerCase();
       if (token) tokens.add(token);

@@ -131,7 +131,7 @@ export class TicketProtector {
 }
 
 export interface TicketSettings {
-  /** Tickets sent after each TLS 1.3 handshake (default 2). */
+  /** Tickets sent after each full TLS 1.3 handshake (default 2); a resumed handshake gets one. */
   count: number;
   /** Ticket lifetime in seconds (default 24 h; RFC 8446 §4.6.1 caps it at 7 days). */
   lifetimeSeconds: number;

@@ -13,6 +13,14 @@ export function hkdfExtract(hash: HashName, salt: Buffer, ikm: Buffer): Buffer {
 
 /** HKDF-Expand (RFC 5869 §2.3). */
 export function hkdfExpand(hash: HashName, prk: Buffer, info: Buffer, length: number): Buffer {
+  // Every TLS 1.3 label asks for at most one hash length: T(1) = HMAC(PRK, info ‖ 0x01), one HMAC
+  // with one update (a TLS 1.3 handshake runs ~25 of these).
+  if (length <= hashLength(hash)) {
+    const input = Buffer.allocUnsafe(info.length + 1);
+    info.copy(input, 0);
+    input[info.length] = 1;
+    return crypto.createHmac(hash, prk).update(input).digest().subarray(0, length);
+  }
   const out: Buffer[] = [];
   let prev = Buffer.alloc(0);
   let total = 0;
@@ -38,8 +46,11 @@ export function hashLength(hash: HashName): number {
   return hash === 'sha256' ? 32 : 48;
 }
 
+/** Hash of the empty string; a constant, computed once per hash (used 3 times per handshake). */
+const EMPTY_HASHES: Record<HashName, Buffer> = { sha256: crypto.createHash('sha256').digest(), sha384: crypto.createHash('sha384').digest() };
+
 export function emptyHash(hash: HashName): Buffer {
-  return crypto.createHash(hash).digest();
+  return Buffer.from(EMPTY_HASHES[hash]);
 }
 
 export interface TrafficKeys {
