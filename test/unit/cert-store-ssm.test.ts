@@ -13,6 +13,7 @@ import { createSsmClient, loadCertificatesFromSsm, SsmCertificateStore } from '.
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
 import { loadAllCertificates } from '../../edge-proxy/src/edge';
 import { makeTestPki, type TestPki } from '../helpers/certs';
+import { rejection } from '../helpers/rejection';
 
 interface FakeParameter {
   Name: string;
@@ -97,15 +98,6 @@ const PREFIX = '/keyless/test/certs/';
 function certValue(chainPem: string, keyName: string, hostnames: string[]): string {
   // The same shape lib/config.ts certificateParameterValue writes.
   return JSON.stringify({ hostnames, keyName, chainPem });
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('certificates from SSM', () => {

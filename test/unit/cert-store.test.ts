@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { DirectoryCertificateStore, parseCertificateEntry, serializeCertificateEntry, type CertificateEntryInput } from '../../edge-proxy/src/cert-store';
 import { ConfigError } from '../../edge-proxy/src/config';
 import { makeTestPki, type TestPki } from '../helpers/certs';
+import { rejection } from '../helpers/rejection';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -17,15 +18,6 @@ function configError(fn: () => unknown): ConfigError {
     throw e;
   }
   throw new Error('expected a ConfigError');
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('certificate entry format', () => {
