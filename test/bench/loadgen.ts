@@ -135,17 +135,8 @@ export interface KeepAliveOptions {
   timeoutMs: number;
 }
 
-export interface KeepAliveResult {
-  requested: number;
-  succeeded: number;
-  failed: number;
-  seconds: number;
-  /** Successful requests per second. */
-  rate: number;
-  clientCpuMs: number;
-  protocol?: string;
-  cipher?: string;
-}
+/** The same counts as a handshake run; `rate` is successful requests per second. */
+export type KeepAliveResult = Pick<LoadResult, 'requested' | 'succeeded' | 'failed' | 'seconds' | 'rate' | 'clientCpuMs' | 'protocol' | 'cipher'>;
 
 /**
  * `h2load -n N -c C -m M -t 1` with keep-alive (no `Connection: close`): C connections, each

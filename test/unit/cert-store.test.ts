@@ -9,16 +9,8 @@ import { DirectoryCertificateStore, parseCertificateEntry, serializeCertificateE
 import { ConfigError } from '../../edge-proxy/src/config';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 import { rejection } from '../helpers/rejection';
+import { configError } from '../helpers/config-error';
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('certificate entry format', () => {
   let pki: TestPki;

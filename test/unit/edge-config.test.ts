@@ -2,19 +2,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertNoPrivateKey, ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
+import { assertNoPrivateKey, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
+import { edgeConfigError } from '../helpers/config-error';
 
 const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
 
-function error(raw: unknown): ConfigError {
-  try {
-    parseEdgeConfig(raw, '/etc/keyless');
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const error = edgeConfigError;
 
 describe('edge configuration', () => {
   it('fills safe defaults and resolves paths against the file folder', () => {

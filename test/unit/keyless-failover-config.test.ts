@@ -1,17 +1,10 @@
 /** Edge configuration of key-service failover: per-service endpoints, connect timeout, circuit breaker. */
-import { ConfigError, parseEdgeConfig } from '../../edge-proxy/src/config';
+import { parseEdgeConfig } from '../../edge-proxy/src/config';
+import { edgeConfigError } from '../helpers/config-error';
 
 const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
 
-function error(raw: unknown): ConfigError {
-  try {
-    parseEdgeConfig(raw, '/etc/keyless');
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const error = edgeConfigError;
 
 describe('failover configuration', () => {
   it('has defaults', () => {

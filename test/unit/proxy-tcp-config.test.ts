@@ -4,29 +4,15 @@
  * and every error names the field and the fix.
  */
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
+import { configError, edgeConfigError } from '../helpers/config-error';
 
 const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
 const tcp = { ...minimal, origin: 'tcp://10.0.1.5:5432', proxy: { mode: 'tcp' } };
 
-function error(raw: unknown): ConfigError {
-  try {
-    parseEdgeConfig(raw, '/etc/keyless');
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const error = edgeConfigError;
 
-function envError(env: NodeJS.ProcessEnv): ConfigError {
-  try {
-    loadEdgeConfig(undefined, { KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:8080', ...env });
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const envError = (env: NodeJS.ProcessEnv): ConfigError =>
+  configError(() => loadEdgeConfig(undefined, { KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:8080', ...env }));
 
 describe('proxy configuration', () => {
   test('defaults: http mode, no PROXY header to the origin, HTTP ALPN', () => {
