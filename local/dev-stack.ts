@@ -84,8 +84,7 @@ function envPort(name: string, fallback: number): number {
 /** Environment for children: ours minus anything AWS-related, plus what each child needs. */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = inheritedEnv();
-  // The SDK warns on every start that Node 20 support ends in 2027; once per run of the stack is enough.
-  return { ...env, AWS_REGION: REGION, ...LOCAL_CREDENTIALS, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
+  return { ...env, AWS_REGION: REGION, ...LOCAL_CREDENTIALS, ...extra };
 }
 
 

@@ -1,6 +1,6 @@
 /**
  * The key service (DESIGN §5): parse → validate → authorise → build the exact bytes to sign/derive →
- * backend → respond. Deployed as an AWS Lambda (Node 20+, `handler`), and usable in-process
+ * backend → respond. Deployed as an AWS Lambda (`nodejs24.x`, `handler`), and usable in-process
  * (`createHandler`) by the local Lambda endpoint and tests.
  *
  * The handler never throws: every failure is an ErrorResponse with a typed code. It never logs or
@@ -337,7 +337,7 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
 }
 
 /**
- * AWS Lambda handler (Node 20+). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_MAC_KEY_ID,
+ * AWS Lambda handler (`nodejs24.x`). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_MAC_KEY_ID,
  * KEYLESS_TICKET_EPOCH_SECONDS; KMS endpoint/region: SDK defaults; logs and metrics: Powertools
  * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
  */

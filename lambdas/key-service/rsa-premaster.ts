@@ -3,7 +3,7 @@
  * decrypt the client's EncryptedPreMasterSecret with implicit rejection and return only the master
  * secret of that one session.
  *
- * Implicit rejection. Node 20 refuses RSA_PKCS1_PADDING in privateDecrypt (CVE-2023-46809, Marvin),
+ * Implicit rejection. Node (since 20, and so 24) refuses RSA_PKCS1_PADDING in privateDecrypt (CVE-2023-46809, Marvin),
  * so the RSA primitive runs with RSA_NO_PADDING (OpenSSL's blinded RSA; its time does not depend on
  * the plaintext) and the PKCS#1 v1.5 check is done here, branch-free on secret data:
  *

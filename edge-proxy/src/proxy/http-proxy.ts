@@ -123,7 +123,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
   h1.timeout = ctx.idleTimeoutMs;
   // A client that sends its request and then close_notify (TLS 1.3 half-close, RFC 8446 §6.1 — e.g.
   // gnutls-cli on end of input) still gets its response; the connection ends after it.
-  // (`httpAllowHalfOpen` is set by Node's http.Server constructor but missing from @types/node 20.)
+  // (`httpAllowHalfOpen` is set by Node's http.Server constructor but missing from @types/node.)
   (h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const st = h1States.get(req.socket);
@@ -257,7 +257,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       // The rest of an unread request body is not worth draining: close the HTTP/1.1 connection.
       if (!isH2 && !req.complete) (res as http.ServerResponse).shouldKeepAlive = false;
       try {
-        res.writeHead(status, headers);
+        (res as http.ServerResponse).writeHead(status, headers);
         endResponse(text);
       } catch {
         abort();
