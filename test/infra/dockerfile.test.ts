@@ -31,7 +31,9 @@ describe('edge-proxy/Dockerfile', () => {
     expect(rest).toEqual([]);
     expect(build[0]).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS build$/);
     expect(runtime[0]).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS runtime$/);
-    expect(instructions.find((i) => i.startsWith('ARG NODE_VERSION='))).toMatch(/^ARG NODE_VERSION=20\.\d+\.\d+$/);
+    // The image runs the same Node.js as the project's tests and the Lambda (.nvmrc, nodejs24.x).
+    const nvmrc = fs.readFileSync(path.join(__dirname, '../../.nvmrc'), 'utf8').trim();
+    expect(instructions.find((i) => i.startsWith('ARG NODE_VERSION='))).toBe(`ARG NODE_VERSION=${nvmrc}`);
     const b = build.join('\n');
     expect(b).toMatch(/RUN .*npm ci\b/);
     expect(b).toMatch(/RUN npm run build/);
