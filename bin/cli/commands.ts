@@ -14,6 +14,7 @@ import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resol
 import { createCsr } from './csr';
 import { EXIT, failed, usageError } from './errors';
 import { createKey, CUSTODIES, type CliCustody, KMS_KEY_SPECS, parseTags } from './keys';
+import { fleetScaleCommand, fleetStatusCommand } from './fleet';
 import { collectStatus, formatStatus } from './status';
 
 export interface Command {
@@ -298,4 +299,6 @@ export const COMMANDS: Record<string, Command> = {
   'cert issue': certIssueCommand,
   'cert import': certImportCommand,
   status: statusCommand,
+  'fleet status': fleetStatusCommand,
+  'fleet scale': fleetScaleCommand,
 };
