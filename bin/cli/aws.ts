@@ -60,6 +60,7 @@ export class AwsClients {
   private pcaClient?: ACMPCAClient;
   private lambdaClient?: LambdaClient;
   private scalingClient?: ApplicationAutoScalingClient;
+  private readonly regionalKms = new Map<string, KMSClient>();
 
   constructor(options: AwsClientOptions = {}) {
     this.options = options;
@@ -81,6 +82,16 @@ export class AwsClients {
     return (this.kmsClient ??= new KMSClient(this.common(this.options.local?.kmsUrl)));
   }
 
+  /** KMS in another region of the same account (multi-Region keys: replicas and their aliases). */
+  kmsIn(region: string): KMSClient {
+    let c = this.regionalKms.get(region);
+    if (!c) {
+      c = new KMSClient({ ...this.common(this.options.local?.kmsUrl), region });
+      this.regionalKms.set(region, c);
+    }
+    return c;
+  }
+
   get ssm(): SSMClient {
     return (this.ssmClient ??= new SSMClient(this.common(undefined)));
   }
@@ -99,6 +110,6 @@ export class AwsClients {
   }
 
   destroy(): void {
-    for (const c of [this.kmsClient, this.ssmClient, this.pcaClient, this.lambdaClient, this.scalingClient]) c?.destroy();
+    for (const c of [this.kmsClient, this.ssmClient, this.pcaClient, this.lambdaClient, this.scalingClient, ...this.regionalKms.values()]) c?.destroy();
   }
 }
