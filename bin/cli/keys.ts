@@ -1,5 +1,5 @@
 /**
- * `keyless keys create`: a new key generation in the chosen custody mode (DESIGN §3).
+ * `keyless keys create`: a new key generation in the chosen custody mode (README, "Security model").
  *
  *  - `kms`: an asymmetric SIGN_VERIFY KMS key (RSA 2048/3072/4096, ECC P-256/P-384) plus the alias
  *    `<aliasPrefix><name>`. Key names are immutable and name one key generation forever (a certificate

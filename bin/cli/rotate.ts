@@ -1,7 +1,7 @@
 /**
  * `keyless rotate SLOT [STEP]`: guided, zero-downtime rotation of the certificate of one slot (a
  * logical certificate such as "site") to a new key generation (docs/rotation.md). KMS asymmetric keys
- * do not rotate by themselves (DESIGN §2.5): rotation is a new key and certificate served side by
+ * do not rotate by themselves: rotation is a new key and certificate served side by
  * side, then promotion and retirement of the old one.
  *
  *   new-key   create the next key generation (`<slot>-<n>`, alias `<aliasPrefix><slot>-<n>`)

@@ -1,5 +1,5 @@
 /**
- * Admission control (issue 6 item 3): token buckets, the pending-handshake cap, per-client and global
+ * Admission control: token buckets, the pending-handshake cap, per-client and global
  * limits, the bounded client map, configuration, and — through a real TlsServer — that a refused full
  * handshake gets a `handshake_failure` alert while nothing reaches the key service.
  */

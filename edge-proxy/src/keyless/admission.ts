@@ -1,5 +1,5 @@
 /**
- * Admission control for full handshakes (issue 6 item 3). Every full handshake costs exactly one key
+ * Admission control for full handshakes (docs/configuration.md, "Admission control"). Every full handshake costs exactly one key
  * operation (KMS allows ~500 RSA signatures per second per region by default), so the gate sits in
  * front of the key operation itself: a `KeyOperations` wrapper that, before forwarding a signing or
  * master-secret operation, checks
