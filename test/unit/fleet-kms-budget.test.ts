@@ -5,9 +5,15 @@
  * them run (up to the maximum) and whenever they start. Past the budget, handshakes are refused by
  * admission control (reason `key_budget`), not sent on to be throttled.
  */
+import * as tls from 'node:tls';
 import { loadEdgeConfig, ConfigError, type EdgeConfig } from '../../edge-proxy/src/config';
 import { AdmissionController, AdmissionRejectedError, fleetShare, type AdmissionReason } from '../../edge-proxy/src/keyless/admission';
 import type { KeyOperations, SignResult } from '../../edge-proxy/src/keyless/key-operations';
+import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
+import type { HandshakeError } from '../../edge-proxy/src/tls/connection';
+import { TlsServer } from '../../edge-proxy/src/tls/server';
+import { makeTestPki } from '../helpers/certs';
+import { InProcessKeys } from '../helpers/in-process-keys';
 
 /** The edge's configuration from the environment alone, as the CDK's task definition gives it. */
 const TASK_ENV = { KEYLESS_CERT_SSM_PREFIX: '/keyless/prod/certs/', KEYLESS_KEY_SERVICES: 'keyless-prod-key-service', KEYLESS_ORIGIN: 'http://10.0.1.5:8080' };
@@ -138,3 +144,55 @@ describe('several edges under more load than the regional budget', () => {
   });
 });
 
+
+describe('two edges on loopback past their share', () => {
+  it('refuse the excess full handshakes with handshake_failure (reason key_budget), before any key operation', async () => {
+    const pki = makeTestPki();
+    const leaf = pki.leaf('ec', 'p256', ['localhost']);
+    const keys = new InProcessKeys(new Map([['ec-key', leaf.key]]));
+    let signed = 0;
+    const kms: KeyOperations = Object.assign(Object.create(keys) as KeyOperations, {
+      signTls13CertificateVerify: (...a: Parameters<KeyOperations['signTls13CertificateVerify']>) => {
+        signed++;
+        return keys.signTls13CertificateVerify(...a);
+      },
+    });
+    // A regional budget of 20/s for at most 10 tasks: 2/s each, a burst of 1. The clock stands still,
+    // so no token refills while the test runs, however slow the machine.
+    const config = loadFromEnv({ KEYLESS_KMS_BUDGET: '20', KEYLESS_FLEET_MAX_TASKS: '10' });
+    expect(config.admission).toMatchObject({ keyOperationsPerSecond: 1, keyOperationBurst: 1 });
+    const rejects: AdmissionReason[] = [];
+    const alerts: string[] = [];
+    const edges = await Promise.all(
+      [0, 1].map(async () => {
+        const admission = new AdmissionController({ ...config.admission, perClientBurst: 100 }, { now: () => 0, onReject: (r) => rejects.push(r) });
+        const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: admission.wrap(kms), handshakeTimeoutMs: 10_000 });
+        server.on('tlsClientError', (e: HandshakeError) => e.sentAlert && alerts.push(e.sentAlert));
+        server.on('secureConnection', (c) => c.end());
+        return { server, port: (await server.listen(0)).port };
+      }),
+    );
+    const handshake = (port: number): Promise<string> =>
+      new Promise((resolve) => {
+        const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, minVersion: 'TLSv1.3' });
+        s.once('secureConnect', () => {
+          s.destroy();
+          resolve('ok');
+        });
+        s.once('error', (e) => resolve(e.message));
+      });
+    try {
+      for (const { port } of edges) {
+        expect(await handshake(port)).toBe('ok');
+        expect(await handshake(port)).toMatch(/alert handshake failure/i);
+        expect(await handshake(port)).toMatch(/alert handshake failure/i);
+      }
+      expect(signed).toBe(2); // one per edge: its burst
+      expect(rejects).toEqual(['key_budget', 'key_budget', 'key_budget', 'key_budget']);
+      expect(alerts).toEqual(['handshake_failure', 'handshake_failure', 'handshake_failure', 'handshake_failure']);
+    } finally {
+      for (const { server } of edges) await server.close(true);
+      pki.cleanup();
+    }
+  });
+});
