@@ -28,7 +28,11 @@ import { type Progress, silent } from './output';
 const NAMESPACE = 'ecs';
 const DIMENSION = 'ecs:service:DesiredCount';
 
-/** SSM parameter in which the CDK edge stack records the fleet's KMS budget: `{"kmsBudget": N, "maxTasks": M}`. */
+/**
+ * SSM parameter in which the CDK edge stack records the fleet's KMS budget:
+ * `{"kmsBudget": N, "maxTasks": M, "maximumPercent": P}` — the edges' KEYLESS_KMS_BUDGET and
+ * KEYLESS_FLEET_MAX_TASKS, and the service's deployment maximumPercent (optional, default 100).
+ */
 export function fleetBudgetParameter(deployment: string): string {
   return `/keyless/${deployment}/fleet`;
 }
@@ -37,10 +41,20 @@ export function fleetBudgetParameter(deployment: string): string {
 export interface FleetBudget {
   /** Key operations per second the region's fleet may send to KMS. */
   kmsBudget: number;
-  /** The most tasks whose shares the budget was split into. */
+  /** The most tasks whose shares the budget was split into (KEYLESS_FLEET_MAX_TASKS). */
   maxTasks: number;
+  /** The ECS service's deployment maximumPercent: a rolling deploy may run this share of the desired count. */
+  maximumPercent: number;
   /** Where the numbers came from: the SSM parameter, or `--fleet-max-tasks`. */
   source: string;
+}
+
+/**
+ * The largest autoscaling maximum the budget allows: with a rolling deploy at maximumPercent, M tasks
+ * become up to ceil(M × maximumPercent / 100) that admit at once, and those must fit the split.
+ */
+export function largestSafeMax(b: Pick<FleetBudget, 'maxTasks' | 'maximumPercent'>): number {
+  return Math.floor((b.maxTasks * 100) / b.maximumPercent);
 }
 
 export interface FleetDeps {
@@ -62,7 +76,7 @@ export interface FleetStatus extends FleetTarget {
   deployment: string;
   region?: string;
   /** Undefined when the deployment records no budget. */
-  budget?: FleetBudget & { perTaskShare: number };
+  budget?: FleetBudget & { perTaskShare: number; largestSafeMax: number };
   /** Target-tracking policies: name, metric and target value. */
   policies: Array<{ name: string; metric: string; target?: number }>;
   /** The latest scaling activity (what the autoscaler last did), if any. */
@@ -118,17 +132,18 @@ export async function readFleetBudget(deployment: string, ssm: SSMClient): Promi
     if ((e as Error).name === 'ParameterNotFound') return undefined;
     throw awsError(e, `SSM GetParameter ${name}`);
   }
-  let parsed: { kmsBudget?: unknown; maxTasks?: unknown };
+  let parsed: { kmsBudget?: unknown; maxTasks?: unknown; maximumPercent?: unknown };
   try {
     parsed = JSON.parse(value ?? '') as typeof parsed;
   } catch {
     parsed = {};
   }
   const whole = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
-  if (!whole(parsed.kmsBudget) || !whole(parsed.maxTasks)) {
-    throw refused(`${name} is not {"kmsBudget": N, "maxTasks": M}`, 'Redeploy the edge stack (it writes the parameter), or pass --fleet-max-tasks with the edges\' KEYLESS_FLEET_MAX_TASKS.');
+  const percent = parsed.maximumPercent ?? 100;
+  if (!whole(parsed.kmsBudget) || !whole(parsed.maxTasks) || !whole(percent) || percent < 100) {
+    throw refused(`${name} is not {"kmsBudget": N, "maxTasks": M, "maximumPercent": P ≥ 100 (optional)}`, 'Redeploy the edge stack (it writes the parameter), or pass --fleet-max-tasks with the edges\' KEYLESS_FLEET_MAX_TASKS.');
   }
-  return { kmsBudget: parsed.kmsBudget, maxTasks: parsed.maxTasks, source: `ssm:${name}` };
+  return { kmsBudget: parsed.kmsBudget, maxTasks: parsed.maxTasks, maximumPercent: percent, source: `ssm:${name}` };
 }
 
 export async function fleetStatus(opts: { deployment: string; service?: string; region?: string }, deps: FleetDeps): Promise<FleetStatus> {
@@ -153,15 +168,17 @@ export async function fleetStatus(opts: { deployment: string; service?: string; 
   }
   const problems: string[] = [];
   if (!budget) problems.push(`the deployment records no fleet KMS budget (${fleetBudgetParameter(opts.deployment)}): nothing shows that ${target.maxTasks} tasks stay within the region's KMS quota`);
-  else if (target.maxTasks > budget.maxTasks) {
-    problems.push(`max ${target.maxTasks} tasks exceeds the ${budget.maxTasks} the KMS budget is split into: the fleet may admit more than ${budget.kmsBudget}/s; lower it with keyless fleet scale --max ${budget.maxTasks}`);
+  else if (target.maxTasks > largestSafeMax(budget)) {
+    problems.push(
+      `max ${target.maxTasks} tasks exceeds the ${largestSafeMax(budget)} the KMS budget allows (split into ${budget.maxTasks} tasks${budget.maximumPercent > 100 ? `, deployments at ${budget.maximumPercent}%` : ''}): the fleet may admit more than ${budget.kmsBudget}/s; lower it with keyless fleet scale --max ${largestSafeMax(budget)}`,
+    );
   }
   if (target.suspended.length > 0) problems.push(`autoscaling is suspended (${target.suspended.join(', ')})`);
   return {
     deployment: opts.deployment,
     ...(opts.region ? { region: opts.region } : {}),
     ...target,
-    ...(budget ? { budget: { ...budget, perTaskShare: Math.floor(budget.kmsBudget / budget.maxTasks) } } : {}),
+    ...(budget ? { budget: { ...budget, perTaskShare: Math.floor(budget.kmsBudget / budget.maxTasks), largestSafeMax: largestSafeMax(budget) } } : {}),
     policies,
     ...(lastActivity ? { lastActivity } : {}),
     problems,
@@ -185,7 +202,7 @@ export interface ScaleResult {
   after: { minTasks: number; maxTasks: number };
   changed: boolean;
   dryRun: boolean;
-  budget: FleetBudget | { maxTasks: number; source: string };
+  budget: FleetBudget | { maxTasks: number; maximumPercent: number; source: string };
 }
 
 export async function scaleFleet(opts: ScaleOptions, deps: FleetDeps): Promise<ScaleResult> {
@@ -196,7 +213,7 @@ export async function scaleFleet(opts: ScaleOptions, deps: FleetDeps): Promise<S
   if (recorded && opts.fleetMaxTasks !== undefined && opts.fleetMaxTasks !== recorded.maxTasks) {
     throw refused(`--fleet-max-tasks ${opts.fleetMaxTasks} disagrees with the deployment's record (${recorded.maxTasks} in ${recorded.source})`, 'Drop --fleet-max-tasks: the record is what the edges were deployed with.');
   }
-  const budget = recorded ?? (opts.fleetMaxTasks !== undefined ? { maxTasks: opts.fleetMaxTasks, source: '--fleet-max-tasks' } : undefined);
+  const budget = recorded ?? (opts.fleetMaxTasks !== undefined ? { maxTasks: opts.fleetMaxTasks, maximumPercent: 100, source: '--fleet-max-tasks' } : undefined);
   const after = { minTasks: opts.min ?? target.minTasks, maxTasks: opts.max ?? target.maxTasks };
   if (after.minTasks > after.maxTasks) {
     throw usageError(`min ${after.minTasks} is above max ${after.maxTasks}`, opts.max === undefined ? `The current max is ${target.maxTasks}: give --max too.` : 'Give a min that is at most the max.');
@@ -207,11 +224,13 @@ export async function scaleFleet(opts: ScaleOptions, deps: FleetDeps): Promise<S
       'Redeploy the edge stack (it records KEYLESS_KMS_BUDGET and KEYLESS_FLEET_MAX_TASKS there), or pass --fleet-max-tasks with the task definition\'s KEYLESS_FLEET_MAX_TASKS.',
     );
   }
-  if (after.maxTasks > budget.maxTasks) {
+  const ceiling = largestSafeMax(budget);
+  if (after.maxTasks > ceiling) {
     const perTask = 'kmsBudget' in budget ? ` (${budget.kmsBudget}/s ÷ ${budget.maxTasks} = ${Math.floor(budget.kmsBudget / budget.maxTasks)}/s per task)` : '';
+    const surge = budget.maximumPercent > 100 ? `, and a deployment at ${budget.maximumPercent}% runs up to ${Math.ceil((after.maxTasks * budget.maximumPercent) / 100)} of them at once` : '';
     throw refused(
-      `--max ${after.maxTasks} would break the fleet KMS budget: each task admits its share of the region's budget sized for at most ${budget.maxTasks} tasks${perTask}, so ${after.maxTasks} tasks could exceed it`,
-      `Keep --max at most ${budget.maxTasks}, or redeploy the edge stack with maxTasks ${after.maxTasks} (each task's share shrinks; raise the KMS quota and budget first if it becomes too small): see docs/configuration.md, "Fleet KMS budget".`,
+      `--max ${after.maxTasks} would break the fleet KMS budget: each task admits its share of the region's budget sized for at most ${budget.maxTasks} tasks${perTask}${surge}, so ${after.maxTasks} tasks could exceed it`,
+      `Keep --max at most ${ceiling}, or redeploy the edge stack with maxTasks ${after.maxTasks} (each task's share shrinks; raise the KMS quota and budget first if it becomes too small): see docs/configuration.md, "Fleet KMS budget".`,
     );
   }
   const before = { minTasks: target.minTasks, maxTasks: target.maxTasks };
@@ -308,7 +327,10 @@ export const fleetScaleCommand: Command = {
 
 export function formatFleetStatus(s: FleetStatus): string {
   const lines = [`fleet of ${s.deployment}${s.region ? ` in ${s.region}` : ''}: ${s.resourceId}`, `  tasks:      min ${s.minTasks}, max ${s.maxTasks}${s.suspended.length ? ` (suspended: ${s.suspended.join(', ')})` : ''}`];
-  if (s.budget) lines.push(`  KMS budget: ${s.budget.kmsBudget}/s for at most ${s.budget.maxTasks} tasks = ${s.budget.perTaskShare}/s per task (${s.budget.source})`);
+  if (s.budget) {
+    const surge = s.budget.maximumPercent > 100 ? `; deployments at ${s.budget.maximumPercent}%` : '';
+    lines.push(`  KMS budget: ${s.budget.kmsBudget}/s for at most ${s.budget.maxTasks} tasks = ${s.budget.perTaskShare}/s per task${surge}; largest safe max ${largestSafeMax(s.budget)} (${s.budget.source})`);
+  }
   for (const p of s.policies) lines.push(`  policy:     ${p.name}: ${p.metric}${p.target !== undefined ? ` target ${p.target}` : ''}`);
   if (s.lastActivity) lines.push(`  last:       ${s.lastActivity.at ?? '?'} ${s.lastActivity.status ?? ''} ${s.lastActivity.description ?? ''}`.trimEnd());
   if (s.problems.length > 0) lines.push('', 'problems:', ...s.problems.map((p) => `  - ${p}`));

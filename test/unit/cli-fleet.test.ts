@@ -58,7 +58,7 @@ describe('keyless fleet status', () => {
     expect(r.code).toBe(EXIT.ok);
     const s = r.json<Record<string, unknown>>();
     expect(s).toMatchObject({ resourceId: PROD, minTasks: 2, maxTasks: 10, suspended: [], problems: [] });
-    expect(s.budget).toEqual({ kmsBudget: 400, maxTasks: 20, perTaskShare: 20, source: `ssm:${fleetBudgetParameter('prod')}` });
+    expect(s.budget).toEqual({ kmsBudget: 400, maxTasks: 20, maximumPercent: 100, perTaskShare: 20, largestSafeMax: 20, source: `ssm:${fleetBudgetParameter('prod')}` });
     expect(s.policies).toEqual([{ name: 'Cpu', metric: 'ECSServiceAverageCPUUtilization', target: 60 }]);
     expect(s.lastActivity).toMatchObject({ status: 'Successful', description: 'Setting desired count to 3.' });
     // Four targets on pages of two: discovery read every page.
@@ -79,7 +79,7 @@ describe('keyless fleet status', () => {
     fake.parameters.set(fleetBudgetParameter('prod'), JSON.stringify({ kmsBudget: 400, maxTasks: 8 }));
     r = await run('fleet', 'status', '--deployment', 'prod', '--check', '--quiet');
     expect(r.code).toBe(EXIT.refused);
-    expect(r.stdout).toContain('max 10 tasks exceeds the 8 the KMS budget is split into');
+    expect(r.stdout).toContain('max 10 tasks exceeds the 8 the KMS budget allows (split into 8 tasks)');
     expect(r.stdout).toContain('keyless fleet scale --max 8');
     expect((await run('fleet', 'status', '--deployment', 'prod', '--quiet')).code).toBe(EXIT.ok); // without --check: a report, not a failure
   });
@@ -144,7 +144,18 @@ describe('keyless fleet scale', () => {
     fake.parameters.set(fleetBudgetParameter('prod'), '{"kmsBudget": "lots"}');
     r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '12');
     expect(r.code).toBe(EXIT.refused);
-    expect(r.stderr).toContain('/keyless/prod/fleet is not {"kmsBudget": N, "maxTasks": M}');
+    expect(r.stderr).toContain('/keyless/prod/fleet is not {"kmsBudget": N, "maxTasks": M, "maximumPercent": P ≥ 100 (optional)}');
+  });
+
+  test('counts the extra tasks of a rolling deployment (maximumPercent) against the budget', async () => {
+    fake.parameters.set(fleetBudgetParameter('prod'), JSON.stringify({ kmsBudget: 400, maxTasks: 20, maximumPercent: 200 }));
+    let r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '11');
+    expect(r.code).toBe(EXIT.refused);
+    expect(r.stderr).toContain('a deployment at 200% runs up to 22 of them at once');
+    expect(r.stderr).toContain('Keep --max at most 10');
+    r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '10', '--quiet');
+    expect(r.code).toBe(EXIT.ok);
+    expect((await run('fleet', 'status', '--deployment', 'prod', '--quiet')).stdout).toContain('deployments at 200%; largest safe max 10');
   });
 
   test('--dry-run checks and prints the change without making it', async () => {
