@@ -305,7 +305,7 @@ export const statusCommand: Command = {
     summary: 'Show keys, certificates (expiry, state), which key each live alias points at, and what the key service serves.',
     description: 'Exit code 0 when every source could be read; with --check, 2 when there are problems to act on.',
     options: [{ name: 'check', type: 'boolean', description: 'exit with code 2 when problems are listed (for monitoring)' }, ...STORE_OPTIONS, ...KEY_SERVICE_OPTIONS, ...GLOBAL_OPTIONS],
-    examples: ['keyless status --local', 'keyless status --deployment prod --key-service keyless-prod-key-service --json'],
+    examples: ['keyless status --local', 'keyless status --deployment prod --key-service arn:aws:lambda:eu-west-1:111122223333:function:Keyless-Prod-KeyService-Fn:live --json'],
   },
   run: (args, io) =>
     withContext(args, io, async (ctx) => {

@@ -739,7 +739,7 @@ export const rotateSpec: CommandSpec = {
     'keyless rotate site promote --local',
     'keyless rotate site retire --local --drain-seconds 20',
     'keyless rotate site csr --deployment prod --out site-3.csr   # then get it signed, and:',
-    'keyless rotate site import --deployment prod --cert site-3.chain.pem --key-service keyless-prod-key-service',
+    'keyless rotate site import --deployment prod --cert site-3.chain.pem --key-service arn:aws:lambda:eu-west-1:111122223333:function:Keyless-Prod-KeyService-Fn:live',
   ],
 };
 
