@@ -53,8 +53,17 @@ describe('defaults', () => {
     expect(c.edge).toMatchObject({ origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 });
   });
 
-  test('the example configuration in cdk.json is valid', () => {
-    expect(() => resolve(cdkJsonContext().keyless)).not.toThrow();
+  test('the example configuration in cdk.json is valid once its operator placeholder is replaced, and refused before', () => {
+    const sample = cdkJsonContext().keyless as Record<string, unknown>;
+    expect(problems(sample)).toEqual([expect.stringMatching(/^keyless\.operators: still the sample placeholder: name the IAM role .*-c keyless:operators=/)]);
+    expect(() => resolve({ ...sample, operators: ['arn:aws:iam::111122223333:role/KeylessOperator'] })).not.toThrow();
+  });
+
+  test('first-deploy and scaling defaults: no deletion protection, readiness over HTTP, a connection target well under the cap, no reserved concurrency', () => {
+    const c = resolve(minimal);
+    expect(c.edge).toMatchObject({ deletionProtection: false, healthCheck: 'http', certificatesReady: false, maxConnectionsPerTask: 20000, kmsBudget: 240 });
+    expect(c.edge.targetConnectionsPerTask).toBeLessThanOrEqual(0.5 * c.edge.maxConnectionsPerTask);
+    expect(c.keyService.reservedConcurrency).toBeUndefined();
   });
 });
 
