@@ -441,7 +441,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
       );
     } else operators = o as string[];
   }
-  const accounts = resolveAccounts(raw, regions, operators, root, p);
+  const accounts = resolveAccounts(raw, regions, availabilityZones, operators, root, p);
   if (edge && edge.natGateways === 0) {
     if (!edge.privateEndpoints) p.add(`${root}.edge.natGateways`, '0 needs edge.privateEndpoints true (the tasks reach SSM, ECR and CloudWatch Logs through them)');
     if (regions && regions.length > 1) p.add(`${root}.edge.natGateways`, '0 cannot reach the key services of other regions (interface endpoints are regional): keep at least 1 NAT gateway in a multi-region deployment');
@@ -467,6 +467,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
 function resolveAccounts(
   raw: Record<string, unknown>,
   regions: readonly string[] | undefined,
+  availabilityZones: Readonly<Record<string, readonly string[]>>,
   operators: readonly string[] | undefined,
   root: string,
   p: Problems,
@@ -478,6 +479,14 @@ function resolveAccounts(
   if (typeof edgeAccount !== 'string' || !ACCOUNT_RE.test(edgeAccount)) p.add(`${root}.edgeAccount`, `expected a 12-digit AWS account id: ${hint}`);
   if (keyServiceAccount === edgeAccount) p.add(`${root}.keyServiceAccount`, 'must differ from edgeAccount (omit both for a single-account deployment)');
   if (!regions) p.add(`${root}.regions`, 'required with keyServiceAccount: stacks in two accounts need explicit regions, e.g. ["eu-west-1"]');
+  for (const region of regions ?? []) {
+    if (!availabilityZones[region]) {
+      p.add(
+        `${root}.availabilityZones.${region}`,
+        `required with keyServiceAccount: stacks with an explicit account would look AZs up in AWS at synth; name at least two AZs of ${region}, e.g. ["${region}a","${region}b"] (aws ec2 describe-availability-zones in each account; names differ between accounts, so check both)`,
+      );
+    }
+  }
   for (const o of operators ?? []) {
     if (typeof keyServiceAccount === 'string' && !o.includes(`::${keyServiceAccount}:`)) {
       p.add(`${root}.operators`, `${o} is not in the key-service account ${keyServiceAccount}: operators use the keys there (key policies trust that account only)`);

@@ -34,7 +34,7 @@ export interface EdgeServiceProps {
   readonly certificatePrefix: string;
   /** The container's environment (the edge's runtime contract, see edge-proxy/src/config.ts). */
   readonly environment: Record<string, string>;
-  /** Fixed role name: the key-service account names this role in the function's resource policy. */
+  /** Fixed role name: the key service's resource policy (across accounts) and the invoke SCP name it. */
   readonly taskRoleName?: string;
   /**
    * Tasks at creation. Absent (the normal case): the template carries no DesiredCount, so deploys

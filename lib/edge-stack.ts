@@ -45,7 +45,7 @@ export interface EdgeStackProps extends StackProps {
    * address when it is an IP, else the VPC's own CIDR.
    */
   readonly originEgress?: readonly OriginEgress[];
-  /** Fixed task-role name (cross-account deployments: the key-service account names the role). */
+  /** Fixed task-role name: the key-service account's resource policy and the invoke SCP name the role. */
   readonly taskRoleName?: string;
 }
 
@@ -56,8 +56,16 @@ export class EdgeStack extends Stack {
   readonly scaling: EdgeScaling;
   readonly monitoring: EdgeMonitoring;
 
+  private readonly configuredAzs?: readonly string[];
+
+  /** Configured AZ names win over a lookup (stacks with an explicit account would need AWS at synth). */
+  override get availabilityZones(): string[] {
+    return this.configuredAzs ? [...this.configuredAzs] : super.availabilityZones;
+  }
+
   constructor(scope: Construct, id: string, props: EdgeStackProps) {
     super(scope, id, props);
+    this.configuredAzs = props.availabilityZones;
     const e = props.edge;
     if (props.keyServices.length === 0) throw new Error('the edge needs at least one key service');
     const prefix = certificatePrefix(props.deployment);

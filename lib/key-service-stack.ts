@@ -40,8 +40,16 @@ export class KeyServiceStack extends Stack {
   readonly keyService: KeyServiceFunction;
   readonly alarms: KeyServiceAlarms;
 
+  private readonly configuredAzs?: readonly string[];
+
+  /** Configured AZ names win over a lookup (stacks with an explicit account would need AWS at synth). */
+  override get availabilityZones(): string[] {
+    return this.configuredAzs ? [...this.configuredAzs] : super.availabilityZones;
+  }
+
   constructor(scope: Construct, id: string, props: KeyServiceStackProps) {
     super(scope, id, props);
+    this.configuredAzs = props.availabilityZones;
     const ks = props.keyService;
 
     this.network = new KeyServiceNetwork(this, 'Network', {

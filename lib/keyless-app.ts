@@ -5,8 +5,9 @@
  *   - one edge stack in the first region, given the key services in failover order,
  *   - the invoke grant between them: only the edge task role may invoke the key services.
  * Without `regions`, both stacks are environment-agnostic and go to the CLI's default region. With
- * `keyServiceAccount`, the key-service stacks go to that account and the edge to `edgeAccount`;
- * names are then fixed so that each side can write the other's ARN without a cross-stack reference.
+ * `keyServiceAccount`, the key-service stacks go to that account and the edge to `edgeAccount`; the
+ * function and the edge task role have fixed names, so each side writes the other's ARN without a
+ * cross-stack reference.
  */
 import { Aws, Tags, type App } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -66,7 +67,8 @@ export function createKeylessStacks(app: App, config: KeylessConfig): KeylessSta
     alarms: config.alarms,
     availabilityZones: edgeRegion ? config.availabilityZones[edgeRegion] : undefined,
     keyServices: keyServices.map(view),
-    taskRoleName: crossAccount ? edgeTaskRoleName(config.deployment) : undefined,
+    // A fixed name in every mode: the key account's resource policy and the SCP (docs/deploy.md) name it.
+    taskRoleName: edgeTaskRoleName(config.deployment),
     env: edgeRegion ? { region: edgeRegion, account: config.edgeAccount } : undefined,
     crossRegionReferences: multiRegion && !crossAccount,
     description: `keyless TLS (${config.deployment}): edge fleet — NLB TCP 443, ECS Fargate, autoscaling, dashboard`,

@@ -41,7 +41,10 @@ export function keyServiceFunctionName(deployment: string): string {
   return `keyless-${deployment}-key-service`;
 }
 
-/** The edge task role's name in a cross-account deployment (named in the key service's resource policy). */
+/**
+ * The edge task role's name: the only principal that may invoke the key service (named in the
+ * function's resource policy across accounts, and in the SCP of docs/policies/ in one account).
+ */
 export function edgeTaskRoleName(deployment: string): string {
   return `keyless-${deployment}-edge-task`;
 }
