@@ -156,9 +156,10 @@ export interface EdgeConfig {
   /** Interface endpoints for SSM, ECR and CloudWatch Logs, and the S3 gateway endpoint. */
   readonly privateEndpoints: boolean;
   /**
-   * NLB target health check (readiness): "http" sends GET /healthz to the admin port and counts only
-   * 200 (a key service answers, not draining), binding the admin listener to all interfaces
-   * (KEYLESS_ADMIN_HOST); "tcp" only connects to the TLS port. Liveness is the container check.
+   * NLB target health check: "http" sends GET /healthz to the admin port (the event loop answers:
+   * 200, or 503 without a key service), binding the admin listener to all interfaces
+   * (KEYLESS_ADMIN_HOST); "tcp" only connects to the TLS port (the kernel accepts even for a hung
+   * process). docs/deploy.md, "Health checks".
    */
   readonly healthCheck: 'http' | 'tcp';
   readonly deletionProtection: boolean;

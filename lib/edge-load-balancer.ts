@@ -1,7 +1,7 @@
 /**
  * The Network Load Balancer in front of the edge: TCP 443 passed straight through to the tasks'
  * 8443 (TLS is terminated by our code), PROXY protocol v2 or client-IP preservation, and the
- * readiness half of the health policy (docs/deploy.md, "Health checks").
+ * load balancer's side of the health policy (docs/deploy.md, "Health checks").
  */
 import { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -10,6 +10,15 @@ import { Construct } from 'constructs';
 import type { ClientAddressMode } from './config';
 import { acknowledge } from './nag';
 import { ADMIN_PORT, EDGE_PORT, LISTENER_PORT } from './naming';
+
+/**
+ * The statuses of GET /healthz that count as healthy: 200, and 503 ("no key service answers", or
+ * draining). Key-service reachability is shared by every task, so it is a metric and an alarm, not a
+ * health signal: failing targets for it would help no client (the NLB fails open when all targets
+ * are unhealthy) and ECS would replace every task during a key-service outage. Draining needs no
+ * signal either: ECS deregisters a task from the target group before it sends SIGTERM.
+ */
+export const HEALTHY_HTTP_CODES = '200,503';
 
 export interface EdgeLoadBalancerProps {
   readonly vpc: ec2.IVpc;
@@ -20,7 +29,7 @@ export interface EdgeLoadBalancerProps {
   readonly deletionProtection: boolean;
   readonly clientAddress: ClientAddressMode;
   readonly deregistrationDelaySeconds: number;
-  /** "http": readiness is GET /healthz on the admin port (200 only); "tcp": the TLS port accepts. */
+  /** "http": the edge answers GET /healthz on the admin port (200 or 503); "tcp": the TLS port accepts. */
   readonly healthCheck: 'http' | 'tcp';
 }
 
@@ -55,7 +64,7 @@ export class EdgeLoadBalancer extends Construct {
       connectionTermination: true,
       healthCheck:
         props.healthCheck === 'http'
-          ? { protocol: elbv2.Protocol.HTTP, port: String(ADMIN_PORT), path: '/healthz', healthyHttpCodes: '200', interval: Duration.seconds(10), timeout: Duration.seconds(5), healthyThresholdCount: 2, unhealthyThresholdCount: 2 }
+          ? { protocol: elbv2.Protocol.HTTP, port: String(ADMIN_PORT), path: '/healthz', healthyHttpCodes: HEALTHY_HTTP_CODES, interval: Duration.seconds(10), timeout: Duration.seconds(5), healthyThresholdCount: 2, unhealthyThresholdCount: 2 }
           : { protocol: elbv2.Protocol.TCP, port: 'traffic-port', interval: Duration.seconds(10), timeout: Duration.seconds(5), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
     });
     // A target failing health checks takes no new connections, but its established ones live on

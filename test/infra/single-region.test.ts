@@ -439,7 +439,8 @@ describe('edge fleet', () => {
     t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'TCP' });
     const [, tg] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::TargetGroup');
-    // Readiness: GET /healthz on the admin port, 200 only (a key service answers; not draining).
+    // The edge answers GET /healthz on the admin port (200, or 503 without a key service: that is a
+    // metric, not a reason to fail every target and have ECS replace every task; docs/deploy.md).
     expect(tg.Properties).toMatchObject({
       Port: 8443,
       Protocol: 'TCP',
@@ -447,7 +448,7 @@ describe('edge fleet', () => {
       HealthCheckProtocol: 'HTTP',
       HealthCheckPort: '9090',
       HealthCheckPath: '/healthz',
-      Matcher: { HttpCode: '200' },
+      Matcher: { HttpCode: '200,503' },
       HealthyThresholdCount: 2,
       UnhealthyThresholdCount: 2,
     });
