@@ -810,8 +810,11 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
       `(${e.targetConnectionsPerTask}) must stay under 80% of maxConnectionsPerTask (${e.maxConnectionsPerTask}), or tasks refuse connections before scale-out adds capacity; e.g. ${Math.floor(e.maxConnectionsPerTask * 0.4)}`,
     );
   }
-  if (e.kmsBudget < 2 * e.maxTasks) {
-    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${e.maxTasks} tasks under 2 key operations per second: raise it (and the KMS quota) or lower maxTasks`);
+  // The budget is split over maxTasks plus a rolling deploy's surplus (ECS maximumPercent 200), and
+  // the edge refuses a share under 2/s at startup (edge-proxy/src/config.ts).
+  const admitting = e.maxTasks * 2;
+  if (e.kmsBudget < 2 * admitting) {
+    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under 2 key operations per second: raise it (and the KMS quota) to at least ${2 * admitting}, or lower maxTasks`);
   }
   return e;
 }

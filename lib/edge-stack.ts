@@ -13,7 +13,7 @@ import { certificateParameterValue, type AlarmConfig, type CertificateEntry, typ
 import { EdgeLoadBalancer } from './edge-load-balancer';
 import { EdgeNetwork, type OriginEgress } from './edge-network';
 import { EdgeScaling } from './edge-scaling';
-import { EdgeService } from './edge-service';
+import { EdgeService, MAX_HEALTHY_PERCENT } from './edge-service';
 import { EdgeMonitoring, type KeyServiceView } from './monitoring';
 import { ADMIN_PORT, certificatePrefix, EDGE_PORT, METRICS } from './naming';
 
@@ -129,6 +129,7 @@ export class EdgeStack extends Stack {
 
     this.addPrivateLambdaEndpoint(props);
     this.storeCertificates(props, prefix);
+    this.recordFleetBudget(props);
 
     this.monitoring = new EdgeMonitoring(this, 'Monitoring', {
       deployment: props.deployment,
@@ -170,6 +171,18 @@ export class EdgeStack extends Stack {
     );
   }
 
+  /**
+   * The fleet's KMS budget as the edges were given it, for `keyless fleet scale`, which refuses a
+   * maximum that would break it without a redeploy (bin/cli/fleet.ts, fleetBudgetParameter).
+   */
+  private recordFleetBudget(props: EdgeStackProps): void {
+    new ssm.StringParameter(this, 'FleetBudget', {
+      parameterName: `/keyless/${props.deployment}/fleet`,
+      stringValue: JSON.stringify({ kmsBudget: props.edge.kmsBudget, maxTasks: fleetAdmittingTasks(props.edge.maxTasks), maximumPercent: MAX_HEALTHY_PERCENT }),
+      description: `keyless ${props.deployment}: the edges' KEYLESS_KMS_BUDGET and KEYLESS_FLEET_MAX_TASKS, and the service's deployment maximumPercent`,
+    });
+  }
+
   /** Certificates (public data) under the deployment's SSM prefix. */
   private storeCertificates(props: EdgeStackProps, prefix: string): void {
     for (const cert of props.certificates) {
@@ -181,6 +194,11 @@ export class EdgeStack extends Stack {
       });
     }
   }
+}
+
+/** Tasks that may admit key operations at once: maxTasks, plus a rolling deploy's surplus. */
+export function fleetAdmittingTasks(maxTasks: number): number {
+  return Math.ceil((maxTasks * MAX_HEALTHY_PERCENT) / 100);
 }
 
 /** The edge container's environment: the runtime contract read by edge-proxy/src/config.ts. */
@@ -198,9 +216,10 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
     KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),
     KEYLESS_MAX_CONNECTIONS: String(e.maxConnectionsPerTask),
-    // The fleet's regional KMS budget, split by each task over the most tasks that can run at once.
+    // The fleet's regional KMS budget, split by each task over the most tasks that can run at once:
+    // maxTasks, and during a rolling deploy up to MAX_HEALTHY_PERCENT of it (docs/configuration.md).
     KEYLESS_KMS_BUDGET: String(e.kmsBudget),
-    KEYLESS_FLEET_MAX_TASKS: String(e.maxTasks),
+    KEYLESS_FLEET_MAX_TASKS: String(fleetAdmittingTasks(e.maxTasks)),
   };
   if (e.originProxyProtocol) env.KEYLESS_ORIGIN_PROXY_PROTOCOL = '1';
   if (e.logSampleRate !== 1) env.KEYLESS_LOG_SAMPLE_RATE = String(e.logSampleRate);

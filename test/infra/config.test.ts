@@ -113,7 +113,7 @@ describe('rejections name the field and the fix', () => {
       { ...minimal, edge: { origin: 'http://o.example.com', targetConnectionsPerTask: 20000 } },
       /edge\.targetConnectionsPerTask: \(20000\) must stay under 80% of maxConnectionsPerTask \(20000\), or tasks refuse connections before scale-out/,
     ],
-    ['KMS budget too thin for the fleet', { ...minimal, edge: { origin: 'http://o.example.com', kmsBudget: 30, maxTasks: 20 } }, /edge\.kmsBudget: \(30\/s\) leaves each of up to 20 tasks under 2 key operations per second/],
+    ['KMS budget too thin for the fleet', { ...minimal, edge: { origin: 'http://o.example.com', kmsBudget: 30, maxTasks: 20 } }, /edge\.kmsBudget: \(30\/s\) leaves each of up to 40 tasks \(maxTasks 20, doubled during a rolling deploy\) under 2 key operations per second/],
     ['no NAT without private endpoints', { ...minimal, edge: { origin: 'http://10.80.0.5', natGateways: 0, privateEndpoints: false } }, /edge\.natGateways: 0 needs edge\.privateEndpoints true/],
     ['no NAT with key services in other regions', { ...minimal, regions: ['eu-west-1', 'eu-central-1'], edge: { origin: 'http://10.80.0.5', natGateways: 0 } }, /edge\.natGateways: 0 cannot reach the key services of other regions/],
     ['operator placeholder', { ...minimal, operators: ['arn:aws:iam::111122223333:role/REPLACE-ME'] }, /operators: still the sample placeholder/],

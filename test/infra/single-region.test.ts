@@ -417,10 +417,11 @@ describe('edge fleet', () => {
       KEYLESS_PROXY_MODE: 'http',
       // The drain matches the NLB deregistration delay (45 s here), within the 120 s stop timeout.
       KEYLESS_DRAIN_TIMEOUT_MS: '45000',
-      // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks.
+      // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks
+      // that can admit at once (12, doubled during a rolling deploy).
       KEYLESS_MAX_CONNECTIONS: '20000',
       KEYLESS_KMS_BUDGET: '240',
-      KEYLESS_FLEET_MAX_TASKS: '12',
+      KEYLESS_FLEET_MAX_TASKS: '24',
       // HTTP readiness checks from the NLB reach the admin listener.
       KEYLESS_ADMIN_HOST: '0.0.0.0',
     });
@@ -528,6 +529,12 @@ describe('edge fleet', () => {
       },
     });
     t.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 2);
+    // `keyless fleet scale` reads the budget split the edges were given, so it can refuse a maximum
+    // that would break it (bin/cli/fleet.ts).
+    const [, fleet] = Object.entries(t.findResources('AWS::SSM::Parameter')).find(([, r]) => (r as { Properties: { Name?: string } }).Properties.Name?.endsWith('/fleet'))!;
+    const p = (fleet as { Properties: { Name: string; Value: string } }).Properties;
+    expect(p.Name).toMatch(/^\/keyless\/[a-z0-9-]+\/fleet$/);
+    expect(JSON.parse(p.Value)).toEqual({ kmsBudget: 240, maxTasks: 24, maximumPercent: 200 });
   });
 
   test('task role: invoke the key-service alias and read certificates, nothing else; no KMS anywhere in the edge', () => {
@@ -556,7 +563,7 @@ describe('edge fleet', () => {
   });
 
   test('certificates in SSM under the deployment prefix, advanced tier, in the runtime JSON shape', () => {
-    const params = ofType(edge, 'AWS::SSM::Parameter');
+    const params = ofType(edge, 'AWS::SSM::Parameter').filter(([, p]) => String(p.Properties!.Name).startsWith('/keyless/prod/certs/'));
     expect(params.map(([, p]) => p.Properties!.Name).sort()).toEqual(['/keyless/prod/certs/legacy', '/keyless/prod/certs/www']);
     for (const [, p] of params) {
       expect(p.Properties).toMatchObject({ Tier: 'Advanced', Type: 'String' });
