@@ -8,7 +8,7 @@ import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { AlarmConfig, CustodyKey, KeyServiceConfig } from './config';
-import { KeyServiceFunction } from './key-service-function';
+import { KeyServiceFunction, keyServiceBaseEnvironment } from './key-service-function';
 import { KeyServiceNetwork } from './key-service-network';
 import { aliasArnFor, KeylessKeys } from './kms-keys';
 import { KeyServiceAlarms } from './monitoring';
@@ -144,7 +144,7 @@ function checkEnvironmentSize(env: Record<string, string>, keys: KeylessKeys, de
     if (out.wrappingKeyId && keys.wrappingKey) out.wrappingKeyId = longest(keys.wrappingKey.aliasName);
     return out;
   });
-  const sized: Record<string, string> = { ...env, KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_MAC_KEY_ID: longest(keys.ticketMacKey.aliasName) };
+  const sized: Record<string, string> = { ...env, ...keyServiceBaseEnvironment(deployment), KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_MAC_KEY_ID: longest(keys.ticketMacKey.aliasName) };
   const bytes = Object.entries(sized).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
     throw new Error(

@@ -171,7 +171,7 @@ export class KeylessKeys extends Construct {
     this.signingKeys = signing;
     if (signing.length > 0) this.generationAliasPrefix = aliasNames.signingKey(props.deployment, '');
 
-    // Ticket-key HMAC key (DESIGN §7): one per deployment, replicated so every region derives the same ticket keys.
+    // Ticket-key HMAC key: one per deployment, replicated so every region derives the same ticket keys.
     this.ticketMacKey = make(
       'TicketMacKey',
       {

@@ -1,5 +1,5 @@
 /**
- * Configuration: typed props and cdk.json context, validated with clear errors (issue 5 §5).
+ * Configuration: typed props and cdk.json context, validated with clear errors that name the field and the fix.
  * No synthesis here except the two cases that fail while the stacks are being built.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Multi-region option (issue 5 §4, the patent's "one of several key managers"): key services in two
+ * Multi-region option (one of several key services, in failover order): key services in two
  * regions with multi-Region KMS keys (same key material, one certificate) and an edge that fails
  * over between them in order. Also exercises the HTTP health check and client-IP preservation
  * variants of the edge. One synthesis shared by the file.

@@ -1,6 +1,6 @@
 /**
  * One-region deployment with every custody mode: the key-service stack and the edge stack, checked
- * against each promise of issue 5 (least privilege, isolation, scaling, observability), cdk-nag
+ * against each promise of docs/deploy.md (least privilege, isolation, scaling, observability), cdk-nag
  * AwsSolutions and cfn-lint. One synthesis, shared by every test in this file.
  */
 import * as fs from 'node:fs';
