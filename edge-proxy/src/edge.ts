@@ -30,6 +30,7 @@ import { CertificateStore, loadCertificate, ServerCertificate } from './tls/cert
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
 import { TlsServer } from './tls/server';
+import { groupByName } from './tls/groups';
 import { TicketProtector } from './tls/tickets';
 import { TicketKeyRefresher } from './ticket-key-refresher';
 
@@ -332,6 +333,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     certificates: certificateStore,
     keyOperations: admission.wrap(trackedKeys),
     alpnProtocols: config.alpn,
+    groups: config.groups.map((name) => groupByName(name)!),
     // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
     allowHalfOpen: config.proxy.mode === 'tcp',
     handshakeTimeoutMs: config.handshakeTimeoutMs,
