@@ -72,6 +72,8 @@ export interface EdgeHealth {
   /** True while draining after SIGTERM (reported as 503, so load balancers stop sending). */
   draining?: boolean;
   keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
+  /** The edge process's runtime, e.g. `node/24.22.3`. */
+  runtime: string;
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -490,6 +492,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       keyService: ok ? 'reachable' : 'unreachable',
       connections: server.activeConnections,
       ...(drainPromise ? { draining: true } : {}),
+      runtime: `node/${process.versions.node}`,
       keyServices: failover.status().map((s) => {
         const p = pings.find((x) => x.name === s.name);
         return { ...s, reachable: p?.reachable, error: p?.error };
