@@ -196,7 +196,12 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           // Certificates imported with `keyless cert import` / `keyless rotate` (public data only).
           certificateStore: { directory: certDir, refreshSeconds: DEV_CERT_REFRESH_SECONDS },
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
-          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
+          // One machine runs the key service, the KMS, the edge and every client here, so under load
+          // (a test suite, a benchmark) a key operation waits for CPU, not for a remote service. The
+          // production deadline (1000 ms, 300 ms to connect) would fail handshakes that are merely
+          // queued; the local stack allows 5 s (2 s to connect), well within the 10 s handshake deadline.
+          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 5000,
+          keyServiceConnectTimeoutMs: 2000,
           origin: origin.url,
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
           // is set far above what one machine can do, so benchmarks and test suites are not refused.

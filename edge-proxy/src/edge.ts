@@ -247,11 +247,34 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
 }
 
 /**
- * On SIGTERM the listener closes this long after the signal, so connections already queued in the
- * kernel (client side: connected) are accepted and served rather than reset. Under load the event
- * loop can take tens of milliseconds to get to them.
+ * On SIGTERM the listener stays open at least this long, so connections already queued in the
+ * kernel (client side: connected) are accepted and served rather than reset...
  */
 const ACCEPT_QUEUE_GRACE_MS = 100;
+/** ...and then until an event-loop turn accepts nothing more, but not longer than this. */
+const ACCEPT_QUEUE_MAX_MS = 3000;
+
+/**
+ * Waits until the kernel's accept queue is empty: after the grace, turn by turn (a setImmediate runs
+ * right after the poll phase that accepts), until a whole turn accepted no connection. On a starved
+ * CPU one turn can take longer than the grace itself, and a connection the client already counts as
+ * connected must not be reset by closing the listener.
+ */
+async function drainAcceptQueue(server: TlsServer, until: number): Promise<void> {
+  let accepted = 0;
+  const count = (): void => void accepted++;
+  server.tcp.on('connection', count);
+  try {
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(ACCEPT_QUEUE_GRACE_MS, until - Date.now()))));
+    let before: number;
+    do {
+      before = accepted;
+      await new Promise((r) => setImmediate(r));
+    } while (accepted > before && Date.now() < until);
+  } finally {
+    server.tcp.off('connection', count);
+  }
+}
 
 export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
   const initialSet = await loadCertificateSet(config, deps);
@@ -404,8 +427,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       log.log('info', 'draining', { connections: server.activeConnections, deadlineMs });
       // 1. Stop accepting (the listening socket closes; established connections stay). Connections
       //    the kernel has already completed but a busy event loop has not accepted yet would be
-      //    reset by the close, so the listener stays open a moment longer (ACCEPT_QUEUE_GRACE_MS).
-      await new Promise((r) => setTimeout(r, Math.min(ACCEPT_QUEUE_GRACE_MS, deadlineMs)));
+      //    reset by the close, so the listener stays open until the accept queue is seen empty.
+      await drainAcceptQueue(server, Math.min(deadline, started + ACCEPT_QUEUE_MAX_MS));
       const allClosed = server.close();
       // 2. Handshakes in flight finish and are handed to the HTTP frontend, which still takes them.
       const handshaking = (): number => server.activeConnections - frontend.connectionCount;
