@@ -117,11 +117,9 @@ type Attempt = { ok: true; response: unknown } | { ok: false; error: KeyOperatio
 /**
  * The operation `track` is running right now. KeyServiceClient sends its request synchronously
  * within the method call (validation, then `run` → `call` → `target.invoke`, no await before it), so
- * `invoke` finds its scope here and keeps it for its retries. This replaced an AsyncLocalStorage,
- * which on Node 20 added async_hooks init/propagate work to every async resource in the process
- * (~4% of the edge's CPU per kept-alive HTTP request, measured with --cpu-prof on Node 20). Node 24
- * builds AsyncLocalStorage on AsyncContextFrame instead, without async_hooks, so that cost is gone
- * there; the synchronous hand-off stays because it is simpler and needs no context propagation.
+ * `invoke` finds its scope here and keeps it for its retries. This replaced an AsyncLocalStorage:
+ * on Node 20 an ALS, once used, adds async_hooks init/propagate work to every async resource in the
+ * process (~4% of the edge's CPU per kept-alive HTTP request, measured with --cpu-prof).
  */
 let currentScope: OperationScope | undefined;
 
