@@ -73,6 +73,13 @@ const REGION = 'us-east-1';
 /** Dummy credentials: the local endpoints accept any; the AWS SDK requires some. */
 const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
 
+function devKeyOperationTimeoutMs(): number {
+  const v = process.env.KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS;
+  if (v === undefined) return 5000;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: ${v} is not a whole number of milliseconds (e.g. 1000)`);
+  return Number(v);
+}
+
 function envPort(name: string, fallback: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return fallback;
@@ -200,7 +207,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           // (a test suite, a benchmark) a key operation waits for CPU, not for a remote service. The
           // production deadline (1000 ms, 300 ms to connect) would fail handshakes that are merely
           // queued; the local stack allows 5 s (2 s to connect), well within the 10 s handshake deadline.
-          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 5000,
+          // KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS sets it (tests of the fail-fast path use 1000).
+          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? devKeyOperationTimeoutMs(),
           keyServiceConnectTimeoutMs: 2000,
           origin: origin.url,
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
