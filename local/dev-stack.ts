@@ -193,6 +193,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 
     // The edge's whole configuration: a certificate chain, a key *name*, and where the key service is.
     const edgeConfigPath = path.join(dataDir, 'edge.json');
+    const keyOpMs = opts.keyOperationTimeoutMs ?? devKeyOperationTimeoutMs();
     fs.writeFileSync(
       edgeConfigPath,
       JSON.stringify(
@@ -205,11 +206,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
           // One machine runs the key service, the KMS, the edge and every client here, so under load
           // (a test suite, a benchmark) a key operation waits for CPU, not for a remote service. The
-          // production deadline (1000 ms, 300 ms to connect) would fail handshakes that are merely
-          // queued; the local stack allows 5 s (2 s to connect), well within the 10 s handshake deadline.
-          // KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS sets it (tests of the fail-fast path use 1000).
-          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? devKeyOperationTimeoutMs(),
-          keyServiceConnectTimeoutMs: 2000,
+          // production deadline (1000 ms) would fail handshakes that are merely queued; the local stack
+          // allows 5 s, well within the 10 s handshake deadline. KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS
+          // sets it (tests of the fail-fast path use 1000). Connects get 30 % of it, as in production.
+          keyOperationTimeoutMs: keyOpMs,
+          keyServiceConnectTimeoutMs: Math.round(keyOpMs * 0.3),
           origin: origin.url,
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
           // is set far above what one machine can do, so benchmarks and test suites are not refused.
