@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
 import { inspectCertificate } from './certificates';
+import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
 /* ----------------------------------------------------------------------------------------------
  * Vocabulary
@@ -118,6 +119,8 @@ export interface EdgeConfig {
   readonly originProxyProtocol: boolean;
   /** Share of connections whose info logs are kept, 0..1 (`KEYLESS_LOG_SAMPLE_RATE`); warnings and errors always are. */
   readonly logSampleRate: number;
+  /** TLS key-exchange groups, most preferred first (`KEYLESS_GROUPS`; docs/tls-engine.md). */
+  readonly groups: readonly string[];
   /** How the edge learns the client address: PROXY protocol v2 from the NLB, or NLB client-IP preservation. */
   readonly clientAddress: ClientAddressMode;
   /** IPv4 CIDRs allowed to reach the NLB listener (its security group). */
@@ -219,6 +222,7 @@ export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
   proxyMode: 'http',
   originProxyProtocol: false,
   logSampleRate: 1,
+  groups: SUPPORTED_GROUPS.map((g) => g.name),
   clientAddress: 'proxy-protocol-v2',
   allowedClientCidrs: ['0.0.0.0/0'],
   internetFacing: true,
@@ -709,6 +713,11 @@ const isInt = (min: number, max: number): Check<number> =>
 const isBool: Check<boolean> = ((v: unknown) => typeof v === 'boolean') as Check<boolean>;
 const oneOf = <T extends string>(...vals: T[]): Check<T> => ((v: unknown) => typeof v === 'string' && (vals as string[]).includes(v)) as Check<T>;
 const isRetention: Check<number> = ((v: unknown) => typeof v === 'number' && LOG_RETENTION_DAYS.includes(v)) as Check<number>;
+const isGroupList: Check<readonly string[]> = ((v: unknown) => {
+  if (!Array.isArray(v) || v.length === 0 || new Set(v).size !== v.length) return false;
+  const groups = v.map((n) => (typeof n === 'string' ? groupByName(n) : undefined));
+  return groups.every((g) => g !== undefined) && groups.some((g) => !g.hybrid);
+}) as Check<readonly string[]>;
 const IPV4_CIDR_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(\d|[12]\d|3[0-2])$/;
 const isVpcCidr: Check<string> = ((v: unknown) => {
   if (typeof v !== 'string' || !IPV4_CIDR_RE.test(v)) return false;
@@ -768,6 +777,7 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
     proxyMode,
     originProxyProtocol: field(v, 'originProxyProtocol', d.originProxyProtocol, isBool, 'true or false (the origin must then expect PROXY protocol v2)', where, p),
     logSampleRate: field(v, 'logSampleRate', d.logSampleRate, ((x: unknown) => typeof x === 'number' && x >= 0 && x <= 1) as Check<number>, 'a fraction 0..1 (1 = every connection)', where, p),
+    groups: field(v, 'groups', d.groups, isGroupList, `a non-empty list of ${SUPPORTED_GROUPS.map((g) => g.name).join(', ')}, most preferred first, with at least one classic group (TLS 1.2 needs one)`, where, p),
     clientAddress: field(v, 'clientAddress', d.clientAddress, oneOf('proxy-protocol-v2', 'preserve-client-ip'), 'one of "proxy-protocol-v2", "preserve-client-ip"', where, p),
     allowedClientCidrs: field(
       v,

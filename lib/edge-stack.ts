@@ -212,6 +212,7 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_ORIGIN: e.origin,
     KEYLESS_DEPLOYMENT: props.deployment,
     KEYLESS_PROXY_MODE: e.proxyMode,
+    KEYLESS_GROUPS: e.groups.join(','),
     // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
     // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
     KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),

@@ -49,6 +49,9 @@ export interface EdgeView {
   forwardedHost: string | null;
   /** HTTP version between client and edge (`2`, `1.1`, `1.0`). */
   httpVersion: string | null;
+  /** Runtimes of the edge process (as it reports it) and of this origin, e.g. `node/24.22.3`. */
+  edgeRuntime: string | null;
+  originRuntime: string;
 }
 
 function one(req: http.IncomingMessage, name: string): string | null {
@@ -82,6 +85,8 @@ export function edgeViewOf(req: http.IncomingMessage): EdgeView {
     forwardedProto: one(req, 'x-forwarded-proto'),
     forwardedHost: one(req, 'x-forwarded-host'),
     httpVersion: one(req, KEYLESS_HEADERS.httpVersion),
+    edgeRuntime: one(req, KEYLESS_HEADERS.edgeRuntime),
+    originRuntime: `node/${process.versions.node}`,
   };
 }
 
@@ -115,6 +120,8 @@ export function renderDemoPage(view: EdgeView): string {
     ['X-Forwarded-For', cell(view.forwardedFor.length > 0 ? view.forwardedFor.join(', ') : null)],
     ['X-Forwarded-Host', cell(view.forwardedHost)],
     ['X-Forwarded-Proto', cell(view.forwardedProto)],
+    ['Edge runtime', cell(view.edgeRuntime)],
+    ['Origin runtime', cell(view.originRuntime)],
   ];
   const banner = view.viaEdge
     ? '<p class="ok">This request reached the origin through the keyless TLS edge. The edge terminated TLS without ever holding the certificate&#39;s private key: the one private-key operation of the handshake was done remotely by the key service.</p>'

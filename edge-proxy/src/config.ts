@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
+import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
 
 export interface CertificateConfig {
   /** PEM file with the leaf certificate first, then intermediates. Public data only. */
@@ -126,6 +127,8 @@ export interface EdgeConfig {
   origin: string;
   proxy: ProxyConfig;
   alpn: string[];
+  /** Key-exchange groups in server preference order (names as in SUPPORTED_GROUPS; docs/tls-engine.md). */
+  groups: NamedGroup['name'][];
   keyOperationTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxKeyOperationsInFlight: number;
@@ -167,7 +170,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
 
 type Json = Record<string, unknown>;
 
@@ -537,6 +540,7 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     origin,
     proxy,
     alpn,
+    groups: groupsConfig(raw.groups, 'groups'),
     keyOperationTimeoutMs,
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
@@ -558,7 +562,7 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
  * KEYLESS_PROXY_MODE (proxy.mode), KEYLESS_ORIGIN_PROXY_PROTOCOL (proxy.sendProxyProtocol, 0/1),
  * KEYLESS_KEY_SERVICES (comma-separated function names/ARNs in failover order) and
  * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix), KEYLESS_CERT_DIR (certificateStore.directory),
- * KEYLESS_CERT_REFRESH_SECONDS (certificateStore.refreshSeconds). With no file, the environment alone is the
+ * KEYLESS_CERT_REFRESH_SECONDS (certificateStore.refreshSeconds), KEYLESS_GROUPS (groups, comma-separated). With no file, the environment alone is the
  * configuration (as in the CDK edge stack).
  */
 export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
@@ -659,6 +663,7 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     if (env.KEYLESS_DEPLOYMENT) m.deployment = env.KEYLESS_DEPLOYMENT;
     if (Object.keys(m).length > 0) merged.metrics = m;
   }
+  if (env.KEYLESS_GROUPS !== undefined) merged.groups = groupsConfig(env.KEYLESS_GROUPS.split(',').map((g) => g.trim()).filter((g) => g), 'KEYLESS_GROUPS');
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);
 }
@@ -682,6 +687,25 @@ function fleetBudgetFromEnv(env: NodeJS.ProcessEnv): Json {
     throw new ConfigError('KEYLESS_KMS_BUDGET', `${budget}/s shared by ${maxTasks} tasks leaves each less than 2 key operations per second`, 'Raise the KMS budget (and the KMS quota behind it), or lower the fleet\'s maximum task count.');
   }
   return { ...share };
+}
+
+/**
+ * `groups` / KEYLESS_GROUPS: names from SUPPORTED_GROUPS (any case), most preferred first, no
+ * repeats, and at least one classic group, since TLS 1.2 and clients without ML-KEM need one.
+ */
+function groupsConfig(v: unknown, field: string): NamedGroup['name'][] {
+  const known = SUPPORTED_GROUPS.map((g) => g.name).join(', ');
+  if (v === undefined) return SUPPORTED_GROUPS.map((g) => g.name);
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, 'must be a non-empty list of group names', `Write e.g. ["X25519MLKEM768", "x25519", "secp256r1"] (known: ${known}), or set KEYLESS_GROUPS=X25519MLKEM768,x25519.`);
+  const out: NamedGroup[] = [];
+  for (const name of v) {
+    const g = typeof name === 'string' ? groupByName(name) : undefined;
+    if (!g) throw new ConfigError(field, `${JSON.stringify(name)} is not a supported group`, `Use names from: ${known}.`);
+    if (out.includes(g)) throw new ConfigError(field, `${g.name} is listed twice`, 'List each group once, most preferred first.');
+    out.push(g);
+  }
+  if (out.every((g) => g.hybrid)) throw new ConfigError(field, 'lists only post-quantum hybrid groups', 'Add a classic group after them, e.g. "x25519": TLS 1.2 and clients without ML-KEM need one.');
+  return out.map((g) => g.name);
 }
 
 function fraction(v: string, field: string): number {

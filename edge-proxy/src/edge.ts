@@ -30,6 +30,7 @@ import { CertificateStore, loadCertificate, ServerCertificate } from './tls/cert
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
 import { TlsServer } from './tls/server';
+import { groupByName } from './tls/groups';
 import { TicketProtector } from './tls/tickets';
 import { TicketKeyRefresher } from './ticket-key-refresher';
 
@@ -71,6 +72,8 @@ export interface EdgeHealth {
   /** True while draining after SIGTERM (reported as 503, so load balancers stop sending). */
   draining?: boolean;
   keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
+  /** The edge process's runtime, e.g. `node/24.22.3`. */
+  runtime: string;
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -244,11 +247,34 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
 }
 
 /**
- * On SIGTERM the listener closes this long after the signal, so connections already queued in the
- * kernel (client side: connected) are accepted and served rather than reset. Under load the event
- * loop can take tens of milliseconds to get to them.
+ * On SIGTERM the listener stays open at least this long, so connections already queued in the
+ * kernel (client side: connected) are accepted and served rather than reset...
  */
 const ACCEPT_QUEUE_GRACE_MS = 100;
+/** ...and then until an event-loop turn accepts nothing more, but not longer than this. */
+const ACCEPT_QUEUE_MAX_MS = 3000;
+
+/**
+ * Waits until the kernel's accept queue is empty: after the grace, turn by turn (a setImmediate runs
+ * right after the poll phase that accepts), until a whole turn accepted no connection. On a starved
+ * CPU one turn can take longer than the grace itself, and a connection the client already counts as
+ * connected must not be reset by closing the listener.
+ */
+async function drainAcceptQueue(server: TlsServer, until: number): Promise<void> {
+  let accepted = 0;
+  const count = (): void => void accepted++;
+  server.tcp.on('connection', count);
+  try {
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(ACCEPT_QUEUE_GRACE_MS, until - Date.now()))));
+    let before: number;
+    do {
+      before = accepted;
+      await new Promise((r) => setImmediate(r));
+    } while (accepted > before && Date.now() < until);
+  } finally {
+    server.tcp.off('connection', count);
+  }
+}
 
 export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
   const initialSet = await loadCertificateSet(config, deps);
@@ -332,6 +358,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     certificates: certificateStore,
     keyOperations: admission.wrap(trackedKeys),
     alpnProtocols: config.alpn,
+    groups: config.groups.map((name) => groupByName(name)!),
     // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
     allowHalfOpen: config.proxy.mode === 'tcp',
     handshakeTimeoutMs: config.handshakeTimeoutMs,
@@ -400,8 +427,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       log.log('info', 'draining', { connections: server.activeConnections, deadlineMs });
       // 1. Stop accepting (the listening socket closes; established connections stay). Connections
       //    the kernel has already completed but a busy event loop has not accepted yet would be
-      //    reset by the close, so the listener stays open a moment longer (ACCEPT_QUEUE_GRACE_MS).
-      await new Promise((r) => setTimeout(r, Math.min(ACCEPT_QUEUE_GRACE_MS, deadlineMs)));
+      //    reset by the close, so the listener stays open until the accept queue is seen empty.
+      await drainAcceptQueue(server, Math.min(deadline, started + ACCEPT_QUEUE_MAX_MS));
       const allClosed = server.close();
       // 2. Handshakes in flight finish and are handed to the HTTP frontend, which still takes them.
       const handshaking = (): number => server.activeConnections - frontend.connectionCount;
@@ -488,6 +515,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       keyService: ok ? 'reachable' : 'unreachable',
       connections: server.activeConnections,
       ...(drainPromise ? { draining: true } : {}),
+      runtime: `node/${process.versions.node}`,
       keyServices: failover.status().map((s) => {
         const p = pings.find((x) => x.name === s.name);
         return { ...s, reachable: p?.reachable, error: p?.error };

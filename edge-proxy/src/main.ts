@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     const config = loadEdgeConfig(file);
     log = createLogger('edge', config.logging.level); // logging.level / KEYLESS_LOG_LEVEL, validated
     edge = await startEdge(config, log);
-    log.log('info', 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices: config.keyServices.map((k) => k.functionName) });
+    log.log('info', 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices: config.keyServices.map((k) => k.functionName), runtime: `node/${process.versions.node}` });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);

@@ -32,13 +32,15 @@
  *      key service's invocations, nginx `$ssl_session_reused`) or, for s_server, by the client.
  *   6. HTTP requests/s over kept-alive connections and 7. bulk MB/s through the edge and through
  *      nginx (proxy_pass, upstream keep-alive) to one origin (test/bench/proxy-bench.ts).
+ *   9. CPU per full TLS 1.3 handshake with X25519MLKEM768 next to X25519, same run, engine only
+ *      (test/bench/groups-bench.ts; BENCH_GROUPS=0 skips it, BENCH_GROUPS_CONNECTIONS per run).
  *   8. the edge's own latency per full handshake with the key operation taken out, at c=1 (from the
  *      latency probe of 2 and the edge's per-handshake `keyOperationMs`), next to nginx's and the
  *      engine's with their local signature taken out.
  *
  * Short runs while developing: KEYLESS_BENCH_QUICK=1 (1 run of ~1 s per cell, c=32 only, smaller
  * counts) and KEYLESS_BENCH_ONLY=<sections> (comma-separated: full, latency, tls12, resume,
- * keepalive, bulk, profile, keyservice). Either one leaves docs/benchmarks.md alone unless
+ * keepalive, bulk, profile, keyservice, groups). Either one leaves docs/benchmarks.md alone unless
  * BENCH_DOCS_DIR names a folder to write the report into.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -66,7 +68,7 @@ function envNum(name: string, fallback: number): number {
   return process.env[name] && Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
-const SECTIONS = ['full', 'latency', 'tls12', 'resume', 'keepalive', 'bulk', 'profile', 'keyservice'] as const;
+const SECTIONS = ['full', 'latency', 'tls12', 'groups', 'resume', 'keepalive', 'bulk', 'profile', 'keyservice'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** KEYLESS_BENCH_ONLY: the sections to run (all when unset). A typo stops the run before anything starts. */
@@ -98,6 +100,9 @@ const CONFIG = {
   profile: process.env.BENCH_PROFILE !== '0' && wants('profile'),
   keyService: process.env.BENCH_KEY_SERVICE !== '0' && wants('keyservice'),
   tls12: process.env.BENCH_TLS12 !== '0' && wants('tls12'),
+  groups: process.env.BENCH_GROUPS !== '0' && wants('groups'),
+  /** Groups section: full handshakes per run and client concurrency. */
+  groupsConnections: Math.round(envNum('BENCH_GROUPS_CONNECTIONS', QUICK ? 200 : 600)),
   resume: wants('resume'),
   keepAlive: wants('keepalive'),
   bulk: wants('bulk'),
@@ -1370,7 +1375,7 @@ async function main(): Promise<number> {
   const load = pickLoadTool();
   say(`keyless TLS benchmark — ${facts.date} — ${facts.cores} × ${facts.cpuModel}, Node ${facts.node}, ${facts.opensslCli ?? 'no openssl CLI'}`);
   say(`plan: concurrency ${CONFIG.concurrency.join(', ')}; ${CONFIG.reps} runs of ~${CONFIG.runSeconds} s per cell; latency probe ${CONFIG.latencyCount} connections at c=1; budget ${CONFIG.budgetMs / 1000} s${QUICK ? '; QUICK (KEYLESS_BENCH_QUICK=1)' : ''}`);
-  const ran = SECTIONS.filter((x) => ({ full: CONFIG.full, latency: CONFIG.latency, tls12: CONFIG.tls12, resume: CONFIG.resume, keepalive: CONFIG.keepAlive, bulk: CONFIG.bulk, profile: CONFIG.profile, keyservice: CONFIG.keyService })[x]);
+  const ran = SECTIONS.filter((x) => ({ full: CONFIG.full, latency: CONFIG.latency, tls12: CONFIG.tls12, groups: CONFIG.groups, resume: CONFIG.resume, keepalive: CONFIG.keepAlive, bulk: CONFIG.bulk, profile: CONFIG.profile, keyservice: CONFIG.keyService })[x]);
   say(`sections: ${ran.join(', ')}${CONFIG.writeDocs ? `; the report goes to ${DOCS_DIR ?? 'docs/'}` : '; the report is printed only (quick/partial run or BENCH_NO_DOCS=1; BENCH_DOCS_DIR=<folder> writes it there)'}`);
   if (load.reason) say(`note: ${load.reason}`);
   if (!HAVE_PROC) say('note: no /proc here, so CPU time per process is not reported');
@@ -1435,6 +1440,16 @@ async function main(): Promise<number> {
       say(`  TLS 1.2 section failed: ${(e as Error).message}`);
     }
   } else if (CONFIG.tls12) say('\nTLS 1.2 section skipped: time budget spent');
+  let groupsTab: Table | undefined;
+  if (CONFIG.groups && elapsed() < CONFIG.budgetMs) {
+    say(`\n== key-exchange groups: X25519MLKEM768 vs X25519, engine only, ${CONFIG.reps} interleaved runs of ${CONFIG.groupsConnections} full handshakes each`);
+    try {
+      const { runGroupsBench, groupsTable } = await import('./groups-bench');
+      groupsTab = groupsTable(await runGroupsBench({ pki, reps: CONFIG.reps, connections: CONFIG.groupsConnections, c: 8, log: (line) => say(`  ${line}`), loadAverage: () => os.loadavg().map((v) => v.toFixed(2)).join(' ') }));
+    } catch (e) {
+      say(`  groups section failed: ${(e as Error).message}`);
+    }
+  } else if (CONFIG.groups) say('\nkey-exchange groups section skipped: time budget spent');
   // Resumption and the proxy benchmarks share one local stack with session tickets on.
   let resume: ResumeResults | undefined;
   let proxy: ProxyBenchResults | undefined;
@@ -1500,6 +1515,7 @@ async function main(): Promise<number> {
   say(renderText(mTable));
   for (const t of tables) say(renderText(t));
   for (const t of tls12Tabs) say(renderText(t));
+  if (groupsTab) say(renderText(groupsTab));
   if (t12Note) say(`\n${plain(t12Note)}`);
   if (resumeTab) say(renderText(resumeTab));
   if (resumeNote) say(`\n${plain(resumeNote)}`);
@@ -1579,6 +1595,16 @@ async function main(): Promise<number> {
             '',
             ...(t12Note ? [`- ${t12Note}`, ''] : []),
             ...tls12Tabs.flatMap((t) => [renderMarkdown(t), '']),
+          ]
+        : []),
+      ...(groupsTab
+        ? [
+            '## Post-quantum key exchange: X25519MLKEM768 vs X25519',
+            '',
+            'How to read this: the same engine and client, full TLS 1.3 handshakes, the client offering only the group under test (the server prefers the hybrid; [TLS engine](tls-engine.md#key-exchange-groups)). The difference row is what the hybrid adds per handshake on each side: an ML-KEM-768 encapsulation (server) or key generation and decapsulation (client), and 1.2 KB more each way.',
+            '',
+            renderMarkdown(groupsTab),
+            '',
           ]
         : []),
       ...(resumeTab

@@ -309,9 +309,10 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
       } else waiters.shift()?.(j);
     });
   });
-  const stats = (): Promise<{ signatures: number; handshakes: number; failures: number }> =>
+  type EngineStats = { signatures: number; handshakes: number; failures: number; groups: Record<string, number> };
+  const stats = (): Promise<EngineStats> =>
     new Promise((resolve) => {
-      waiters.push((j) => resolve(j.stats as { signatures: number; handshakes: number; failures: number }));
+      waiters.push((j) => resolve(j.stats as EngineStats));
       child.stdin!.write('stats\n');
     });
   return {
@@ -327,7 +328,11 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
       return async () => {
         const s1 = await stats();
         const sig = s1.signatures - s0.signatures;
-        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes` };
+        const groups = Object.entries(s1.groups)
+          .map(([g, n]) => [g, n - (s0.groups[g] ?? 0)] as const)
+          .filter(([, n]) => n > 0)
+          .map(([g, n]) => `${g} ×${n}`);
+        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes; groups ${groups.join(', ') || 'none'}` };
       };
     },
     async stop() {

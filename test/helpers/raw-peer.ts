@@ -63,13 +63,14 @@ export function rawExchange(port: number, chunks: Buffer[], waitMs = 3000, gapMs
 
 const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
 
-interface ClientShare {
+export interface ClientShare {
   group: number;
   share: Buffer;
   agree(peer: Buffer): Buffer;
 }
 
 export function clientShare(group: number): ClientShare {
+  if (group === 0x11ec) return hybridClientShare(crypto.generateKeyPairSync('ml-kem-768').privateKey, crypto.generateKeyPairSync('x25519').privateKey);
   if (group === 0x001d) {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
     return {
@@ -81,6 +82,24 @@ export function clientShare(group: number): ClientShare {
   const ecdh = crypto.createECDH(group === 0x0017 ? 'prime256v1' : 'secp384r1');
   const share = ecdh.generateKeys();
   return { group, share, agree: (peer) => ecdh.computeSecret(peer) };
+}
+
+/**
+ * The client side of X25519MLKEM768 (draft-ietf-tls-ecdhe-mlkem-04 §4): share = encapsulation key ‖
+ * X25519 share; secret = decapsulated ML-KEM secret ‖ X25519 secret.
+ */
+export function hybridClientShare(mlkem: crypto.KeyObject, x25519: crypto.KeyObject): ClientShare {
+  const ek = Buffer.from(crypto.createPublicKey(mlkem).export({ format: 'jwk' }).pub as string, 'base64url');
+  const x = Buffer.from(crypto.createPublicKey(x25519).export({ format: 'jwk' }).x!, 'base64url');
+  return {
+    group: 0x11ec,
+    share: Buffer.concat([ek, x]),
+    agree: (peer) => {
+      const kem = crypto.decapsulate(mlkem, peer.subarray(0, 1088));
+      const dh = crypto.diffieHellman({ privateKey: x25519, publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peer.subarray(1088).toString('base64url') }, format: 'jwk' }) });
+      return Buffer.concat([kem, dh]);
+    },
+  };
 }
 
 function parseExtensionsBlock(r: Reader): Map<number, Buffer> {

@@ -53,6 +53,11 @@ describe('defaults', () => {
     expect(c.edge).toMatchObject({ origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 });
   });
 
+  test('key-exchange groups: the edge default (hybrid first) unless configured', () => {
+    expect(resolve(minimal).edge.groups).toEqual(['X25519MLKEM768', 'x25519', 'secp256r1', 'secp384r1']);
+    expect(resolve({ ...minimal, edge: { origin: 'http://o.example.com', groups: ['x25519', 'X25519MLKEM768'] } }).edge.groups).toEqual(['x25519', 'X25519MLKEM768']);
+  });
+
   test('the example configuration in cdk.json is valid once its operator placeholder is replaced, and refused before', () => {
     const sample = cdkJsonContext().keyless as Record<string, unknown>;
     expect(problems(sample)).toEqual([expect.stringMatching(/^keyless\.operators: still the sample placeholder: name the IAM role .*-c keyless:operators=/)]);
@@ -98,6 +103,8 @@ describe('rejections name the field and the fix', () => {
     ['tcp origin in http mode', { ...minimal, edge: { origin: 'tcp://origin.example.com:9000' } }, /edge\.origin: .*proxyMode "tcp"/],
     ['tcp mode without a port', { ...minimal, edge: { origin: 'tcp://origin.example.com', proxyMode: 'tcp' } }, /edge\.origin: required in proxyMode "tcp": tcp:\/\/host:port/],
     ['unknown proxy mode', { ...minimal, edge: { origin: 'http://o.example.com', proxyMode: 'udp' } }, /edge\.proxyMode: "udp" is invalid/],
+    ['unknown key-exchange group', { ...minimal, edge: { origin: 'http://o.example.com', groups: ['x25519', 'X448'] } }, /edge\.groups: \["x25519","X448"\] is invalid: a non-empty list of X25519MLKEM768, x25519/],
+    ['only a hybrid group', { ...minimal, edge: { origin: 'http://o.example.com', groups: ['X25519MLKEM768'] } }, /edge\.groups: .* at least one classic group/],
     ['log sample rate above 1', { ...minimal, edge: { origin: 'http://o.example.com', logSampleRate: 2 } }, /edge\.logSampleRate: 2 is invalid: a fraction 0\.\.1/],
     ['Fargate size', { ...minimal, edge: { origin: 'http://o.example.com', cpu: 256, memoryMiB: 4096 } }, /edge\.memoryMiB: 4096 MiB is not valid with cpu 256/],
     ['min above max', { ...minimal, edge: { origin: 'http://o.example.com', minTasks: 5, maxTasks: 2 } }, /minTasks \(5\) exceeds maxTasks \(2\)/],

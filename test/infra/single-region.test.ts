@@ -415,6 +415,8 @@ describe('edge fleet', () => {
       KEYLESS_ORIGIN: 'http://origin.internal.example.com:8080',
       KEYLESS_PROXY_PROTOCOL: '1',
       KEYLESS_PROXY_MODE: 'http',
+      // The edge's default groups, post-quantum hybrid first (edge.groups in the config).
+      KEYLESS_GROUPS: 'X25519MLKEM768,x25519,secp256r1,secp384r1',
       // The drain matches the NLB deregistration delay (45 s here), within the 120 s stop timeout.
       KEYLESS_DRAIN_TIMEOUT_MS: '45000',
       // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks

@@ -15,7 +15,8 @@ let edgeB: ChildProcess;
 let portB: number;
 
 beforeAll(async () => {
-  stack = await startStackProcess();
+  // The production key-operation deadline (1 s): full handshakes must fail fast while the key service is stopped.
+  stack = await startStackProcess({ KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: '1000' });
   const config = JSON.parse(fs.readFileSync(path.join(stack.dir, 'edge.json'), 'utf8')) as Record<string, unknown>;
   const fileB = path.join(stack.dir, 'edge-b.json');
   fs.writeFileSync(fileB, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }));

@@ -123,6 +123,20 @@ export function renderInteropDoc(r: MatrixRecord): string {
     }
     lines.push('');
   }
+  lines.push('## Post-quantum key exchange (X25519MLKEM768)');
+  lines.push('');
+  lines.push('The edge prefers the hybrid X25519MLKEM768 in TLS 1.3 ([TLS engine](tls-engine.md#key-exchange-groups));');
+  lines.push('TLS 1.2 has no hybrid group. The group each peer negotiated with its default settings, from the');
+  lines.push('TLS 1.3 cells above (the test asserts the hybrid for Node 24 and Chromium, which offer it by default):');
+  lines.push('');
+  lines.push('| peer | TLS 1.3 group | X25519MLKEM768 |');
+  lines.push('|---|---|---|');
+  for (const peer of PEERS) {
+    const groups = [...new Set(r.cells.filter((c) => c.peer === peer && c.protocol === 'tls13' && c.outcome === 'ok').map((c) => c.group ?? '?'))];
+    const hybrid = groups.includes('X25519MLKEM768');
+    lines.push(`| ${PEER_TITLES[peer]} | ${groups.join(', ') || '—'} | ${hybrid ? '✅ negotiated' : 'not offered by this peer'} |`);
+  }
+  lines.push('');
   lines.push('## Peer versions');
   lines.push('');
   lines.push('| peer | version |');

@@ -41,6 +41,7 @@ const EDGE_HEADERS = {
   'x-keyless-tls-key-op-ms': '23.5',
   'x-keyless-tls-resumed': 'false',
   'x-keyless-http-version': '2',
+  'x-keyless-edge-runtime': 'node/24.22.3',
   'x-forwarded-for': '203.0.113.5, 198.51.100.9',
   'x-forwarded-proto': 'https',
   'x-forwarded-host': 'demo.example.com',
@@ -76,6 +77,8 @@ test('/api/tls reads the edge headers', async () => {
     forwardedProto: 'https',
     forwardedHost: 'demo.example.com',
     httpVersion: '2',
+    edgeRuntime: 'node/24.22.3',
+    originRuntime: `node/${process.versions.node}`,
   });
 });
 
@@ -94,6 +97,7 @@ test('/ is a self-contained HTML page with every fact', async () => {
   for (const text of [
     'TLSv1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'x25519', 'rsa_pss_rsae_sha256', 'demo.example.com',
     '<code>h2</code>', '23.500 ms', '<code>no</code>', '<code>198.51.100.9</code>', '<code>HTTP/2</code>',
+    'Edge runtime</th><td><code>node/24.22.3</code>', `Origin runtime</th><td><code>node/${process.versions.node}</code>`,
   ]) {
     expect(res.body).toContain(text);
   }
@@ -105,7 +109,7 @@ test('the page escapes what it shows and explains resumption', () => {
   const html = renderDemoPage({
     viaEdge: true, protocol: 'TLSv1.3', cipher: null, group: null, signatureScheme: null, keyExchange: null,
     sni: '<script>alert(1)</script>', alpn: null, keyOperationMs: null, resumed: true, clientAddress: null,
-    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1',
+    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1', edgeRuntime: null, originRuntime: 'node/24.22.3',
   });
   expect(html).not.toContain('<script>');
   expect(html).toContain(escapeHtml('<script>alert(1)</script>'));
@@ -143,8 +147,8 @@ test('CLI prints "origin: listening on …" and stops on SIGTERM', async () => {
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}`)));
     });
-    expect(line).toMatch(/^origin: listening on http:\/\/127\.0\.0\.1:\d+$/);
-    const url = line.slice('origin: listening on '.length);
+    expect(line).toMatch(/^origin: listening on http:\/\/127\.0\.0\.1:\d+ \(node\/24\.\d+\.\d+\)$/);
+    const url = line.split(' ')[3];
     expect((await get(`${url}/healthz`)).body).toBe('ok\n');
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');

@@ -154,7 +154,7 @@ describe('CLI (local/lambda/main.ts)', () => {
     });
     const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
     try {
-      expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port}`]);
+      expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port} (node/${process.versions.node})`]);
       const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 1, id: 'cli', op: 'ping' })) }));
       expect(decode(out.Payload)).toMatchObject({ ok: true, id: 'cli', result: { keys: [{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }] } });
       await expect(run(['--port', '0'], { env: {}, out: () => undefined })).rejects.toThrow(/KEYLESS_KEYS: not set/);

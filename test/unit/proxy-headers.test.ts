@@ -131,6 +131,7 @@ describe('keylessHeaders', () => {
         ['x-keyless-tls-protocol', ['TLSv1.2']],
         ['x-keyless-tls-resumed', ['true']],
         ['x-keyless-http-version', ['1.1']],
+        ['x-keyless-edge-runtime', [`node/${process.versions.node}`]],
       ]),
     );
   });

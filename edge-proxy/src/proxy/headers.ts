@@ -18,6 +18,7 @@
  * | `x-keyless-tls-key-op-ms`         | `12.345`                 | remote private-key operation latency, ms     |
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
+ * | `x-keyless-edge-runtime`          | `node/24.22.3`           | the edge process's Node.js version           |
  * | `x-keyless-client-cert-verified`  | `SUCCESS` / `NONE`       | mTLS hosts only: a client certificate verified |
  * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
  * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
@@ -41,7 +42,11 @@ export const KEYLESS_HEADERS = {
   keyOperationMs: 'x-keyless-tls-key-op-ms',
   resumed: 'x-keyless-tls-resumed',
   httpVersion: 'x-keyless-http-version',
+  edgeRuntime: 'x-keyless-edge-runtime',
 } as const;
+
+/** The edge's runtime, for the origin (the demo page shows it): a version, nothing secret. */
+const EDGE_RUNTIME = `node/${process.versions.node}`;
 
 /** mTLS hosts only (`clientAuth` configured): the client certificate the edge verified. */
 export const CLIENT_CERT_HEADERS = {
@@ -109,6 +114,7 @@ export function keylessHeaders(facts: ConnectionFacts, httpVersion: string): Raw
   add(KEYLESS_HEADERS.keyOperationMs, facts.keyOperationMs === undefined ? undefined : formatMs(facts.keyOperationMs));
   add(KEYLESS_HEADERS.resumed, facts.resumed === undefined ? undefined : String(facts.resumed));
   add(KEYLESS_HEADERS.httpVersion, httpVersion);
+  add(KEYLESS_HEADERS.edgeRuntime, EDGE_RUNTIME);
   add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified);
   add(CLIENT_CERT_HEADERS.subject, facts.clientCertSubject);
   add(CLIENT_CERT_HEADERS.san, facts.clientCertSan);

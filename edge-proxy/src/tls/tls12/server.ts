@@ -13,7 +13,7 @@ import { AlertDescription, TlsAlert } from '../alerts';
 import type { ServerCertificate } from '../certificates';
 import type { TlsContext } from '../context';
 import { Extension, ExtensionType, encodeAlpn, parseU16List } from '../extensions';
-import { generateEphemeral, NamedGroup, SECP256R1 } from '../groups';
+import { generateEphemeral, NamedGroup, SECP256R1, tls12Groups } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType, handshakeMessage } from '../handshake-joiner';
 import {
@@ -118,7 +118,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   const ems = hello.extensions.has(ExtensionType.extended_master_secret);
   const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
-  const { cert, suite, scheme, group } = choose(hello, certs, ctx.groups);
+  const { cert, suite, scheme, group } = choose(hello, certs, tls12Groups(ctx.groups));
   // RFC 9113 §9.2.2: HTTP/2 over TLS 1.2 needs an ephemeral key exchange (RSA key exchange is on its
   // cipher-suite block list; Chromium fails with ERR_HTTP2_INADEQUATE_TRANSPORT_SECURITY), so h2 is
   // not chosen with it. Found by the interop matrix (test/interop/matrix.test.ts).

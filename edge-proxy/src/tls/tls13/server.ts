@@ -11,7 +11,7 @@ import { Writer } from '../codec';
 import type { TlsContext } from '../context';
 import { ExtensionType, Extension, parseClientKeyShares, parseClientSupportedVersions, parseU16List, encodeAlpn, parseOfferedPsks, parsePskModes } from '../extensions';
 import { negotiateAlpn, requestedServerName } from '../negotiation';
-import { generateEphemeral, NamedGroup } from '../groups';
+import { NamedGroup, respondToKeyShare } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
 import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate, encodeNewSessionTicket13 } from '../messages';
@@ -281,8 +281,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   transcript.update(helloRaw);
 
   const { suite, cert, scheme } = neg;
-  const ephemeral = generateEphemeral(group);
-  const shared = ephemeral.agree(peerShare);
+  const { publicShare, sharedSecret: shared } = respondToKeyShare(group, peerShare);
 
   const sh = encodeServerHello({
     version: TLS12,
@@ -291,7 +290,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     cipherSuite: suite.id,
     extensions: [
       supportedVersionsExtension(),
-      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(ephemeral.publicShare).finish() },
+      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(publicShare).finish() },
       ...(psk ? [{ type: ExtensionType.pre_shared_key, data: new Writer().u16(psk.index).finish() }] : []),
     ],
   });
@@ -378,7 +377,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
       cipherOpenssl: suite.opensslName,
       group: group.name,
       signatureScheme: psk ? undefined : scheme.name,
-      keyExchange: psk ? `PSK + ECDHE (${group.name})` : `ECDHE (${group.name})`,
+      keyExchange: `${psk ? 'PSK + ' : ''}${group.hybrid ? 'ECDHE-MLKEM' : 'ECDHE'} (${group.name})`,
       serverName: neg.serverName,
       alpn: neg.alpn,
       helloRetry,
