@@ -26,6 +26,7 @@ import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
 import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';
+import type { CertificateEntries, CertificateEntryView } from './proxy/authority';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
@@ -243,6 +244,38 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
   }
 }
 
+/** A client-certificate policy as a comparable key: mode and trust anchors ('' = none). */
+const policyKeys = new WeakMap<ClientAuthPolicy, string>();
+function clientAuthKey(policy: ClientAuthPolicy | undefined): string {
+  if (!policy) return '';
+  let key = policyKeys.get(policy);
+  if (key === undefined) {
+    key = `${policy.mode}:${policy.anchors.map((a) => a.fingerprint256).sort().join(',')}`;
+    policyKeys.set(policy, key);
+  }
+  return key;
+}
+
+/**
+ * The certificate entries behind the HTTP frontend's 421 check (proxy/authority.ts): the one a
+ * connection was served (by key name among the SNI's candidates), and the one a host name selects.
+ */
+export function certificateEntries(store: () => CertificateStore): CertificateEntries {
+  const view = (c: ServerCertificate): CertificateEntryView => ({ hostnames: c.hostnames, clientAuth: clientAuthKey(c.clientAuth) });
+  return {
+    forConnection(conn) {
+      const sni = typeof conn.servername === 'string' && conn.servername ? conn.servername.toLowerCase() : undefined;
+      const { certs } = store().candidates(sni);
+      const keyName = conn.handshakeInfo?.keyName;
+      const served = (keyName && certs.find((c) => c.keyName === keyName)) || certs[0];
+      return served ? view(served) : undefined;
+    },
+    forHost(host) {
+      return view(store().candidates(host).certs[0]);
+    },
+  };
+}
+
 /**
  * On SIGTERM the listener closes this long after the signal, so connections already queued in the
  * kernel (client side: connected) are accepted and served rather than reset. Under load the event
@@ -321,6 +354,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           idleTimeoutMs: config.limits.httpIdleTimeoutMs,
           headersTimeoutMs: config.limits.httpHeadersTimeoutMs,
           maxHeaderBytes: config.limits.httpMaxHeaderBytes,
+          certificateEntries: certificateEntries(() => certificateStore),
         });
   const certificateStore = new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);

@@ -18,7 +18,7 @@
  * | `x-keyless-tls-key-op-ms`         | `12.345`                 | remote private-key operation latency, ms     |
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
- * | `x-keyless-client-cert-verified`  | `SUCCESS` / `NONE`       | mTLS hosts only: a client certificate verified |
+ * | `x-keyless-client-cert-verified`  | `1` / `0`                | always: a client certificate verified (mTLS) |
  * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
  * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
  * | `x-keyless-client-cert-fingerprint-sha256` | `3f9a…` (64 hex) | SHA-256 of the certificate (DER)             |
@@ -43,7 +43,7 @@ export const KEYLESS_HEADERS = {
   httpVersion: 'x-keyless-http-version',
 } as const;
 
-/** mTLS hosts only (`clientAuth` configured): the client certificate the edge verified. */
+/** The client certificate the edge verified (mTLS hosts); `verified` is always sent, `0` or `1`. */
 export const CLIENT_CERT_HEADERS = {
   verified: 'x-keyless-client-cert-verified',
   subject: 'x-keyless-client-cert-subject',
@@ -109,7 +109,7 @@ export function keylessHeaders(facts: ConnectionFacts, httpVersion: string): Raw
   add(KEYLESS_HEADERS.keyOperationMs, facts.keyOperationMs === undefined ? undefined : formatMs(facts.keyOperationMs));
   add(KEYLESS_HEADERS.resumed, facts.resumed === undefined ? undefined : String(facts.resumed));
   add(KEYLESS_HEADERS.httpVersion, httpVersion);
-  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified);
+  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified ?? '0');
   add(CLIENT_CERT_HEADERS.subject, facts.clientCertSubject);
   add(CLIENT_CERT_HEADERS.san, facts.clientCertSan);
   add(CLIENT_CERT_HEADERS.fingerprint, facts.clientCertFingerprint);

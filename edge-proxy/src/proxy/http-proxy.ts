@@ -22,6 +22,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { hostFieldCount, hostOfAuthority, isMisdirected, type CertificateEntryView } from './authority';
 import { describeConnection, type ConnectionFacts } from './connection-facts';
 import { buildOriginRequestHeaders, filterResponseHeaders, toHttp2Headers, type RawHeaders } from './headers';
 import {
@@ -50,6 +51,10 @@ interface ConnState {
   readonly conn: SecureConnection;
   readonly facts: ConnectionFacts;
   readonly kind: 'h1' | 'h2';
+  /** SNI, lower-case; absent when the client sent none. */
+  readonly sni?: string;
+  /** The certificate entry the handshake used (absent: not known, no 421 check). */
+  readonly entry?: CertificateEntryView;
   /** In-flight requests (HTTP/1.1) — an upgraded tunnel counts as one until it closes. */
   active: number;
   /** Requests seen so far (a connection with none yet is not idle: its first request may be on its way). */
@@ -141,7 +146,7 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     }
     st.active++;
     st.requests++;
-    proxyUpgrade(req, socket, head, st.facts, st.ctx ?? ctx, (event) => {
+    proxyUpgrade(req, socket, head, st.facts, st.ctx ?? ctx, (authority) => misdirected(st, authority), (event) => {
       st.active--;
       report(event);
     });
@@ -273,6 +278,10 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     const { path, authority } = parsed;
     target.path = path;
     target.authority = authority;
+    if (misdirected(st, authority)) {
+      fail(421, 'misdirected', 'this connection does not serve that host; open a new connection for it');
+      return;
+    }
 
     const hasBody = isH2
       ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders || req.headers['content-length'] !== undefined
@@ -390,6 +399,12 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     send(0);
   }
 
+  /** RFC 9110 §15.5.20: the request names a host the connection's certificate entry does not serve (see authority.ts). */
+  function misdirected(st: ConnState, authority: string | undefined): boolean {
+    if (!st.entry || !options.certificateEntries) return false;
+    return isMisdirected(authority === undefined ? undefined : hostOfAuthority(authority), st.sni, st.entry, st.kind === 'h2', options.certificateEntries);
+  }
+
   // ---------------------------------------------------------------- connections
   function release(st: ConnState): void {
     if (!states.delete(st)) return;
@@ -422,7 +437,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       } catch {
         // best effort
       }
-      const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0, requests: 0 };
+      const facts = describeConnection(conn);
+      const entry = options.certificateEntries?.forConnection(conn);
+      const st: ConnState = { conn, facts, kind, sni: facts.sni?.toLowerCase(), entry, active: 0, requests: 0 };
       if (options.sendProxyProtocol) {
         // The PROXY header names this client, so its origin sockets are its own: a keep-alive agent
         // per client connection (HTTP/2 streams of one client may use several), destroyed with it.
@@ -534,6 +551,8 @@ function requestTarget(
 ): { path: string; authority?: string } | { error: string } {
   const method = req.method ?? '';
   if (method === 'CONNECT') return { error: 'CONNECT' };
+  // RFC 9112 §3.2: more than one Host field makes the request invalid (Node keeps the first).
+  if (hostFieldCount(req.rawHeaders) > 1) return { error: 'more than one Host header' };
   const url = req.url ?? '';
   let path: string;
   let authority: string | undefined;

@@ -7,6 +7,7 @@
  * proxy layer is proven independently of our engine.
  */
 import type { Duplex } from 'node:stream';
+import type { CertificateEntries } from './authority';
 
 /** Handshake facts only our engine knows; they become `x-keyless-tls-*` request headers. */
 export interface HandshakeInfo {
@@ -14,6 +15,8 @@ export interface HandshakeInfo {
   readonly group?: string;
   /** Signature scheme of CertificateVerify / ServerKeyExchange, RFC 8446 name, e.g. `ecdsa_secp256r1_sha256`. */
   readonly signatureScheme?: string;
+  /** The key-service key name of the certificate served (identifies its entry for the 421 check). */
+  readonly keyName?: string;
   /** Wall-clock milliseconds of the remote private-key operation (absent when none was needed). */
   readonly keyOperationMs?: number;
   /** True when the session was resumed (PSK / session ticket): no key operation happened. */
@@ -64,6 +67,7 @@ export type ProxyLog = (level: LogLevel, msg: string, fields?: Record<string, un
 export type ProxyOutcome =
   | 'ok'
   | 'bad_request'
+  | 'misdirected'
   | 'origin_unreachable'
   | 'origin_timeout'
   | 'origin_error'
@@ -116,6 +120,11 @@ export interface HttpFrontendOptions {
   maxConcurrentStreams?: number;
   /** `close()` waits this long for in-flight requests, then destroys what is left. Default 10000. */
   closeTimeoutMs?: number;
+  /**
+   * Which certificate entry served a connection and which would serve a host: enables the
+   * `421 Misdirected Request` check (see `authority.ts`). Absent: requests are not checked.
+   */
+  certificateEntries?: CertificateEntries;
   log?: ProxyLog;
   /** Called once per request when it ends (access log, metrics). Must not throw. */
   onRequest?: (event: ProxyRequestEvent) => void;

@@ -11,6 +11,7 @@ import type { ConnectionFacts } from './connection-facts';
 import { buildOriginRequestHeaders, filterResponseHeaders, type RawHeaders } from './headers';
 import { armOriginTimeouts, OriginTimeoutError, type ForwardContext } from './origin';
 import type { ProxyOutcome, ProxyRequestEvent } from './types';
+import { hostFieldCount } from './authority';
 
 const noop = (): void => undefined;
 /** How long a half-closed side may linger before it is destroyed. */
@@ -28,6 +29,7 @@ export function proxyUpgrade(
   bodyHead: Buffer,
   facts: ConnectionFacts,
   ctx: ForwardContext,
+  misdirected: (authority: string | undefined) => boolean,
   onDone: (event: ProxyRequestEvent) => void,
 ): void {
   const started = performance.now();
@@ -76,8 +78,12 @@ export function proxyUpgrade(
   };
 
   const upgrade = req.headers.upgrade;
-  if (method !== 'GET' || !upgrade || !path.startsWith('/')) {
+  if (method !== 'GET' || !upgrade || !path.startsWith('/') || hostFieldCount(req.rawHeaders) > 1) {
     reply(400, 'bad_request', 'unsupported upgrade request');
+    return;
+  }
+  if (misdirected(authority)) {
+    reply(421, 'misdirected', 'this connection does not serve that host; open a new connection for it');
     return;
   }
 
