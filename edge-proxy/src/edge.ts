@@ -27,6 +27,11 @@ import { createHttpFrontend } from './proxy/http-proxy';
 import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';
 import type { CertificateEntries, CertificateEntryView } from './proxy/authority';
+import { RoutingMetrics } from './proxy/routing-metrics';
+import type { RouteStatus } from './proxy/routing';
+import { RouteTable } from './proxy/routes';
+import type { RouteConfig } from './routing-config';
+import { AlertDescription, TlsAlert } from './tls/alerts';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
@@ -72,6 +77,8 @@ export interface EdgeHealth {
   /** True while draining after SIGTERM (reported as 503, so load balancers stop sending). */
   draining?: boolean;
   keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
+  /** Every route's origin addresses and their health; informational: never makes the edge unhealthy. */
+  origins: RouteStatus[];
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -163,6 +170,21 @@ export class ReloadableCertificateStore extends CertificateStore {
 
   override candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
     return this.current.candidates(serverName);
+  }
+}
+
+/** tcp mode with routes and no default route: only server names a route serves get a handshake. */
+export class SniRoutedCertificateStore extends ReloadableCertificateStore {
+  private readonly routes: RouteTable<RouteConfig>;
+
+  constructor(certs: readonly ServerCertificate[], routes: RouteConfig[]) {
+    super(certs);
+    this.routes = new RouteTable(routes, undefined);
+  }
+
+  override candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
+    if (!this.routes.match(serverName?.toLowerCase())) throw new TlsAlert(AlertDescription.unrecognized_name, `no route serves the server name ${JSON.stringify(serverName ?? '')}`);
+    return super.candidates(serverName);
   }
 }
 
@@ -333,11 +355,14 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   for (const c of certs) keys.registerCertificateKey(c.keyName, c.publicKey);
 
   const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => log.log(level, msg, { ...fields, component: 'proxy' });
+  // Routes to origins (docs/configuration.md, "Routing"); per route and origin address metrics.
+  const routing = { routes: config.routes, ...(config.defaultRoute ? { defaultRoute: config.defaultRoute } : {}) };
+  const routingMetrics = new RoutingMetrics(registry);
   // What happens to the plaintext: HTTP reverse proxy, or raw TCP forwarding (config `proxy.mode`).
   const frontend =
     config.proxy.mode === 'tcp'
       ? createTcpForwarder({
-          origin: config.origin,
+          routing,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           idleTimeoutMs: config.proxy.idleTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
@@ -346,7 +371,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           metrics: edgeMetrics,
         })
       : createHttpFrontend({
-          origin: config.origin,
+          routing,
+          metrics: routingMetrics,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
           log: proxyLog,
@@ -356,7 +382,10 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           maxHeaderBytes: config.limits.httpMaxHeaderBytes,
           certificateEntries: certificateEntries(() => certificateStore),
         });
-  const certificateStore = new ReloadableCertificateStore(certs);
+  await frontend.ready;
+  // SNI routing (tcp mode) without a default route: a name no route serves is refused in the
+  // handshake with unrecognized_name (RFC 6066 §3), before any key operation.
+  const certificateStore = config.proxy.mode === 'tcp' && !config.defaultRoute ? new SniRoutedCertificateStore(certs, config.routes) : new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
   // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
   const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
@@ -526,6 +555,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
         const p = pings.find((x) => x.name === s.name);
         return { ...s, reachable: p?.reachable, error: p?.error };
       }),
+      // An origin that is down must not make the load balancer recycle edges: reported, not judged.
+      origins: frontend.originStatus(),
     };
   };
   const checkHealth = async (): Promise<EdgeHealth> => {

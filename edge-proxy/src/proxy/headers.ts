@@ -19,6 +19,7 @@
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
  * | `x-keyless-client-cert-verified`  | `1` / `0`                | always: a client certificate verified (mTLS) |
+ * | `x-keyless-route`                 | `api.example.com`        | the route that chose the origin              |
  * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
  * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
  * | `x-keyless-client-cert-fingerprint-sha256` | `3f9a…` (64 hex) | SHA-256 of the certificate (DER)             |
@@ -29,6 +30,9 @@
 import type { ConnectionFacts } from './connection-facts';
 
 export const KEYLESS_HEADER_PREFIX = 'x-keyless-';
+
+/** The route (`routes[].name`, its first host by default, or `default`) that chose the origin. */
+export const KEYLESS_ROUTE_HEADER = 'x-keyless-route';
 
 export const KEYLESS_HEADERS = {
   protocol: 'x-keyless-tls-protocol',
@@ -130,6 +134,8 @@ export interface OriginHeadersInput {
   hasBody: boolean;
   /** WebSocket-style upgrade: keep `Connection: upgrade` and `Upgrade`. */
   upgrade?: string;
+  /** The route that chose the origin (`x-keyless-route`). */
+  route?: string;
 }
 
 /**
@@ -191,6 +197,7 @@ export function buildOriginRequestHeaders(input: OriginHeadersInput): RawHeaders
   out.push('x-forwarded-proto', 'https');
   if (authority) out.push('x-forwarded-host', authority);
   out.push(...keylessHeaders(facts, input.httpVersion));
+  if (input.route) out.push(KEYLESS_ROUTE_HEADER, input.route);
   return out;
 }
 

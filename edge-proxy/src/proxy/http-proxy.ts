@@ -20,6 +20,8 @@
  */
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { hostFieldCount, hostOfAuthority, isMisdirected, type CertificateEntryView } from './authority';
@@ -27,16 +29,18 @@ import { describeConnection, type ConnectionFacts } from './connection-facts';
 import { buildOriginRequestHeaders, filterResponseHeaders, toHttp2Headers, type RawHeaders } from './headers';
 import {
   armOriginTimeouts,
-  createOriginAgent,
   createProxyProtocolAgent,
   IDEMPOTENT_METHODS,
   isStaleSocketError,
+  isTlsVerificationError,
   OriginTimeoutError,
-  parseOrigin,
+  trackReached,
   type ForwardContext,
 } from './origin';
+import { createRouting, type Route } from './routing';
+import type { PoolAddress } from './origin-pool';
 import { originProxyHeader } from './origin-proxy-header';
-import { proxyUpgrade } from './upgrade';
+import { proxyUpgrade, type UpgradeTarget } from './upgrade';
 import type {
   HttpFrontend,
   HttpFrontendOptions,
@@ -60,9 +64,8 @@ interface ConnState {
   /** Requests seen so far (a connection with none yet is not idle: its first request may be on its way). */
   requests: number;
   session?: http2.ServerHttp2Session;
-  /** With `sendProxyProtocol`: this connection's own origin agent (and forwarding context). */
+  /** With `sendProxyProtocol`: this connection's own origin agent (http:// origins only). */
   agent?: http.Agent;
-  ctx?: ForwardContext;
 }
 
 const noop = (): void => undefined;
@@ -83,15 +86,11 @@ function plainText(status: number, message: string): { body: string; headers: Re
 }
 
 export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
-  const origin = parseOrigin(options.origin);
   const log: ProxyLog = options.log ?? noop;
-  const agent = createOriginAgent({
-    maxSockets: options.maxOriginSockets ?? 256,
-    idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
-  });
+  const routing = createRouting(options, log);
+  const routes = routing.table;
+  const metrics = options.metrics;
   const ctx: ForwardContext = {
-    origin,
-    agent,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     originTimeoutMs: options.originTimeoutMs ?? 60_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
@@ -146,7 +145,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     }
     st.active++;
     st.requests++;
-    proxyUpgrade(req, socket, head, st.facts, st.ctx ?? ctx, (authority) => misdirected(st, authority), (event) => {
+    const authority = typeof req.headers.host === 'string' ? req.headers.host : undefined;
+    const host = authority === undefined ? undefined : hostOfAuthority(authority);
+    proxyUpgrade(req, socket, head, st.facts, ctx, upgradeTarget(st, host), (event) => {
       st.active--;
       report(event);
     });
@@ -278,8 +279,16 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     const { path, authority } = parsed;
     target.path = path;
     target.authority = authority;
-    if (misdirected(st, authority)) {
+    // Routing and the 421 rule read the host without its port, lower-case (only when they need it).
+    const host = authority === undefined || (routes.onlyDefault && !st.entry) ? undefined : hostOfAuthority(authority);
+    if (misdirected(st, host)) {
       fail(421, 'misdirected', 'this connection does not serve that host; open a new connection for it');
+      return;
+    }
+    const route = routeFor(st, host);
+    if (!route) {
+      metrics?.failure('', 'no_route');
+      fail(421, 'misdirected', 'no route serves this host');
       return;
     }
 
@@ -289,23 +298,27 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     const headers = buildOriginRequestHeaders({
       rawHeaders: req.rawHeaders,
       authority,
-      fallbackHost: origin.host,
+      fallbackHost: route.hostHeader,
       facts: st.facts,
       httpVersion,
       hasBody,
+      route: route.name,
     });
+    const pool = route.pool;
+    const secure = pool.origin.scheme === 'https';
+    let tried: Set<PoolAddress> | undefined;
 
-    const send = (attempt: number): void => {
+    const send = (attempt: number, sameAddress?: PoolAddress): void => {
+      const addr = sameAddress ?? pool.pick(tried);
+      if (!addr) {
+        metrics?.failure(route.name, 'all_down');
+        log('warn', 'proxy: every origin address is down', { route: route.name });
+        fail(502, 'origin_down', `every origin address of route ${route.name} is down`);
+        return;
+      }
       let preq: http.ClientRequest;
       try {
-        preq = http.request({
-          host: origin.hostname,
-          port: origin.port,
-          method,
-          path,
-          headers,
-          agent: st.agent ?? agent,
-        });
+        preq = (secure ? https : http).request({ host: addr.host, port: addr.port, method, path, headers, agent: st.agent ?? pool.agent });
       } catch (err) {
         // Node validates the method, path and header values; reject what it would not send.
         log('debug', 'proxy: request rejected', { err: String(err) });
@@ -313,9 +326,19 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         return;
       }
       proxyReq = preq;
-      armOriginTimeouts(preq, st.ctx ?? ctx);
+      addr.pending++;
+      const sentAt = performance.now();
+      let answered = false;
+      preq.once('close', () => addr.pending--);
+      armOriginTimeouts(preq, ctx);
+      const reached = trackReached(preq, secure);
 
       preq.on('error', (err: Error) => {
+        if (!answered) {
+          metrics?.originRequest(route.name, addr.label, 0);
+          // A failed connect or TLS handshake, or a request that got no answer, counts against the address.
+          if (!preq.reusedSocket || !isStaleSocketError(err)) pool.failed(addr, String((err as NodeJS.ErrnoException).code ?? err.message));
+        }
         if (proxyRes) {
           // The response was under way; the origin went away (or a deadline passed) mid-body.
           if (!proxyRes.complete) {
@@ -327,21 +350,43 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         if (finished) return;
         if (attempt === 0 && !hasBody && preq.reusedSocket && IDEMPOTENT_METHODS.has(method) && isStaleSocketError(err)) {
           log('debug', 'proxy: retrying on a fresh origin socket', { err: String(err) });
-          send(1);
+          send(1, addr);
           return;
         }
+        // Another address, for a request without a body (never replayed) that never reached the
+        // origin, or that is idempotent on a route that allows it.
+        if (!hasBody && attempt + 1 < MAX_ATTEMPTS && (!reached() || (route.retryIdempotent && IDEMPOTENT_METHODS.has(method)))) {
+          (tried ??= new Set()).add(addr);
+          if (pool.pick(tried)) {
+            log('debug', 'proxy: retrying on another origin address', { route: route.name, address: addr.label, err: String(err) });
+            send(attempt + 1);
+            return;
+          }
+        }
+        const fields = { route: route.name, address: addr.label, err: String(err), code: (err as NodeJS.ErrnoException).code };
         if (err instanceof OriginTimeoutError) {
-          log('warn', 'proxy: origin timeout', { phase: err.phase, path });
+          metrics?.failure(route.name, 'timeout');
+          log('warn', 'proxy: origin timeout', { ...fields, phase: err.phase, path });
           fail(504, 'origin_timeout', 'origin did not respond in time');
+        } else if (isTlsVerificationError(err)) {
+          metrics?.failure(route.name, 'tls');
+          log('warn', 'proxy: origin certificate verification failed', { ...fields, reason: err.message });
+          fail(502, 'origin_unreachable', 'origin certificate verification failed');
         } else {
-          log('warn', 'proxy: origin unreachable', { err: String(err), code: (err as NodeJS.ErrnoException).code });
+          metrics?.failure(route.name, 'unreachable');
+          log('warn', 'proxy: origin unreachable', fields);
           fail(502, 'origin_unreachable', 'origin unreachable');
         }
       });
 
       preq.on('response', (pres: http.IncomingMessage) => {
         proxyRes = pres;
+        answered = true;
         pres.on('error', noop);
+        const code = pres.statusCode ?? 0;
+        metrics?.originRequest(route.name, addr.label, code, (performance.now() - sentAt) / 1000);
+        if (code >= 500) pool.failed(addr, `status ${code}`);
+        else pool.succeeded(addr);
         if (finished) {
           pres.destroy();
           return;
@@ -399,10 +444,25 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     send(0);
   }
 
+  function upgradeTarget(st: ConnState, host: string | undefined): UpgradeTarget {
+    if (misdirected(st, host)) return { refuse: 421, outcome: 'misdirected', message: 'this connection does not serve that host; open a new connection for it' };
+    const route = routeFor(st, host);
+    if (!route) return { refuse: 421, outcome: 'misdirected', message: 'no route serves this host' };
+    const address = route.pool.pick();
+    if (!address) return { refuse: 502, outcome: 'origin_down', message: `every origin address of route ${route.name} is down` };
+    return { route, address, agent: st.agent };
+  }
+
+  /** The route for a request: by its host, or by the SNI when it names none (or an IP address). */
+  function routeFor(st: ConnState, host: string | undefined): Route | undefined {
+    if (routes.onlyDefault) return routes.defaultRoute;
+    return routes.match(host === undefined || isIP(host) !== 0 ? st.sni : host);
+  }
+
   /** RFC 9110 §15.5.20: the request names a host the connection's certificate entry does not serve (see authority.ts). */
-  function misdirected(st: ConnState, authority: string | undefined): boolean {
+  function misdirected(st: ConnState, host: string | undefined): boolean {
     if (!st.entry || !options.certificateEntries) return false;
-    return isMisdirected(authority === undefined ? undefined : hostOfAuthority(authority), st.sni, st.entry, st.kind === 'h2', options.certificateEntries);
+    return isMisdirected(host, st.sni, st.entry, st.kind === 'h2', options.certificateEntries);
   }
 
   // ---------------------------------------------------------------- connections
@@ -416,6 +476,8 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     get connectionCount() {
       return states.size;
     },
+    ready: routing.ready,
+    originStatus: routing.status,
 
     handle(conn: SecureConnection): void {
       conn.on('error', (err: Error) => log('debug', 'proxy: client connection error', { err: String(err) }));
@@ -447,7 +509,6 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
           maxSockets: Math.min(options.maxOriginSockets ?? 256, options.maxConcurrentStreams ?? 100),
           idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
         });
-        st.ctx = { ...ctx, agent: st.agent };
       }
       states.add(st);
       conn.once('close', () => release(st));
@@ -504,13 +565,16 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         // Stops the HTTP/1.1 deadline checker.
         h1.close();
         h2.close();
-        agent.destroy();
+        routing.close();
       })();
       return closePromise;
     },
   };
   return frontend;
 }
+
+/** Attempts per request, over different origin addresses. */
+const MAX_ATTEMPTS = 3;
 
 /** On close, how long a new HTTP/1.1 connection may take to send its first request. */
 const FIRST_REQUEST_GRACE_MS = 1000;

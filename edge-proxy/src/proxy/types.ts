@@ -8,6 +8,9 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CertificateEntries } from './authority';
+import type { RoutingConfig } from '../routing-config';
+import type { RoutingMetrics } from './routing-metrics';
+import type { RouteStatus } from './routing';
 
 /** Handshake facts only our engine knows; they become `x-keyless-tls-*` request headers. */
 export interface HandshakeInfo {
@@ -69,6 +72,7 @@ export type ProxyOutcome =
   | 'bad_request'
   | 'misdirected'
   | 'origin_unreachable'
+  | 'origin_down'
   | 'origin_timeout'
   | 'origin_error'
   | 'client_aborted'
@@ -88,8 +92,12 @@ export interface ProxyRequestEvent {
 }
 
 export interface HttpFrontendOptions {
-  /** Origin base URL, `http://host:port` (plain HTTP/1.1; no path). */
-  origin: string;
+  /** Origin base URL, `http://host:port` or `https://host:port` (no path): everything goes there. */
+  origin?: string;
+  /** Per-hostname routes to origins (routing-config.ts); replaces `origin`. */
+  routing?: RoutingConfig;
+  /** Metrics per route and origin address. */
+  metrics?: RoutingMetrics;
   /** Origin TCP connect deadline → 504. Default 5000. */
   connectTimeoutMs?: number;
   /** Origin socket inactivity (waiting for the response or mid-body) → 504 / abort. Default 60000. */
@@ -137,4 +145,8 @@ export interface HttpFrontend {
   close(): Promise<void>;
   /** Connections currently owned (for metrics and tests). */
   readonly connectionCount: number;
+  /** Settles when origin names are resolved and health checks started. */
+  readonly ready: Promise<void>;
+  /** Health of every route's origin addresses (for /healthz). */
+  originStatus(): RouteStatus[];
 }
