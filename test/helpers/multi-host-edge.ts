@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
@@ -43,10 +44,13 @@ export interface EchoOrigin {
   close(): Promise<void>;
 }
 
-/** An HTTP/1.1 origin answering every request with JSON: its name and what it received. */
-export async function startEchoOrigin(name: string): Promise<EchoOrigin> {
+/**
+ * An HTTP/1.1 origin answering every request with JSON: its name and what it received. With `tls`,
+ * an HTTPS origin; with `port`, on that port (to bring a stopped origin back).
+ */
+export async function startEchoOrigin(name: string, opts: { tls?: { key: string | Buffer; cert: string }; port?: number } = {}): Promise<EchoOrigin> {
   const seen: EchoSeen[] = [];
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('x-keyless-') && typeof v === 'string') headers[k] = v;
     const s: EchoSeen = { origin: name, host: req.headers.host, method: req.method ?? '', url: req.url ?? '', headers };
@@ -57,12 +61,13 @@ export async function startEchoOrigin(name: string): Promise<EchoOrigin> {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);
     });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  };
+  const server: http.Server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     name,
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     seen,
     server,
