@@ -16,7 +16,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { certificateParameterValue, type KeylessConfig } from './config';
+import { certificateParameterValue, originEgressTargets, type KeylessConfig } from './config';
 import { EdgeMonitoring, type KeyServiceView } from './monitoring';
 import { acknowledge, explicitAzsChosenByOperator, nagResource } from './nag';
 import { ADMIN_PORT, certificatePrefix, EDGE_PORT, LISTENER_PORT, METRICS } from './naming';
@@ -108,10 +108,10 @@ export class EdgeStack extends Stack {
     }
     // AWS APIs (Lambda in other regions, SSM, ECR, CloudWatch Logs) go through NAT on 443.
     this.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (through NAT)');
-    const origin = new URL(e.origin);
-    const originPort = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
-    if (originPort !== 443) {
-      this.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(originPort), `Origin ${origin.host}`);
+    // The origin hop: only the configured origins' addresses or security groups.
+    for (const t of originEgressTargets(e, e.vpcCidr)) {
+      const peer = t.securityGroupId ? ec2.Peer.securityGroupId(t.securityGroupId) : ec2.Peer.ipv4(t.cidr!);
+      this.taskSecurityGroup.addEgressRule(peer, ec2.Port.tcp(t.port), t.description);
     }
 
     // --- Task role: invoke the key-service aliases, read this deployment's certificates. Nothing else. ---
@@ -214,6 +214,7 @@ export class EdgeStack extends Stack {
       KEYLESS_KEY_SERVICES: keyServiceArns.join(','),
       KEYLESS_CERT_SSM_PREFIX: prefix,
       KEYLESS_ORIGIN: e.origin,
+      ...(e.routes ? { KEYLESS_ROUTES: JSON.stringify(e.routes.map((r) => ({ hosts: r.hosts, origin: r.addresses ? { url: r.origin, addresses: r.addresses } : r.origin, ...(r.retryIdempotent ? { retryIdempotent: true } : {}) }))) } : {}),
       KEYLESS_DEPLOYMENT: config.deployment,
       KEYLESS_PROXY_MODE: e.proxyMode,
       // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's

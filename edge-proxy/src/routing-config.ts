@@ -203,8 +203,18 @@ export function parseRouting(rawRoutes: unknown, rawOrigin: unknown, mode: 'http
   return { routes, defaultRoute: { name: 'default', hosts: [], origin: parseOrigin(rawOrigin, 'origin', mode, baseDir), retryIdempotent: false } };
 }
 
-/** KEYLESS_ROUTES: `host[,host...]=url;...`, e.g. `app.example.com=https://10.0.0.5:8443;*.example.com=http://10.0.0.6:8080`. */
+/**
+ * KEYLESS_ROUTES: `host[,host...]=url;...`, e.g. `app.example.com=https://10.0.0.5:8443;*.example.com=http://10.0.0.6:8080`,
+ * or the `routes` list as JSON (what the CDK edge stack sets).
+ */
 export function routesFromEnv(v: string): Json[] {
+  if (v.trim().startsWith('[')) {
+    try {
+      return JSON.parse(v) as Json[];
+    } catch (err) {
+      throw new ConfigError('KEYLESS_ROUTES', `is not valid JSON (${(err as Error).message})`, 'Give the routes list as JSON, or as "host[,host]=url;host=url".');
+    }
+  }
   return v
     .split(';')
     .map((s) => s.trim())
