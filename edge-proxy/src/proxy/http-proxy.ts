@@ -1,7 +1,7 @@
 /**
  * The HTTP frontend of the edge (DESIGN §4, `src/proxy/`): takes each handshaken `SecureConnection`
  * from the TLS engine, serves it with Node's own HTTP/1.1 or HTTP/2 server (chosen by ALPN), and
- * reverse-proxies every request to the origin over HTTP/1.1 with a keep-alive agent.
+ * reverse-proxies every request over HTTP/1.1 (plain or TLS) to the origin its route chooses.
  *
  * - HTTP/1.1 (ALPN `http/1.1` or none): `http.Server`, fed with `emit('connection', conn)`.
  *   WebSocket-style `Upgrade` requests are tunnelled to the origin (see `upgrade.ts`).
@@ -13,6 +13,10 @@
  *   HTTP/1.1, RST_STREAM for HTTP/2), never a truncated response that looks complete.
  * - Every stream and socket has an 'error' handler: no client or origin behaviour crashes the process.
  *
+ * - Routing (routing.ts, origin-pool.ts): the request's host (or the SNI) picks the route, the route's
+ *   pool picks the address with the fewest pending requests; a request without a body that never
+ *   reached the origin (or an idempotent one, where the route allows it) may go to another address.
+ * - 421 (authority.ts): a host the connection's certificate entry does not serve, or no route.
  * - `sendProxyProtocol`: every origin connection starts with a PROXY v2 header naming the client, so
  *   origin connections belong to one client connection (an agent each) rather than a shared pool.
  *
