@@ -9,7 +9,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { certificateParameterValue, type AlarmConfig, type CertificateEntry, type EdgeConfig } from './config';
+import { certificateParameterValue, originEgressTargets, type AlarmConfig, type CertificateEntry, type EdgeConfig } from './config';
 import { EdgeLoadBalancer } from './edge-load-balancer';
 import { EdgeNetwork, type OriginEgress } from './edge-network';
 import { EdgeScaling } from './edge-scaling';
@@ -41,7 +41,7 @@ export interface EdgeStackProps extends StackProps {
   readonly availabilityZones?: readonly string[];
   readonly keyServices: readonly EdgeKeyService[];
   /**
-   * Where the origin hop may go. Default: `originEgressFor(edge.origin, edge.vpcCidr)` — the origin's
+   * Where the origin hop may go. Default: `originEgressFor(this, edge, edge.vpcCidr)` — the origins'
    * address when it is an IP, else the VPC's own CIDR.
    */
   readonly originEgress?: readonly OriginEgress[];
@@ -79,7 +79,7 @@ export class EdgeStack extends Stack {
       allowedClientCidrs: e.allowedClientCidrs,
       healthCheck: e.healthCheck,
       privateEndpoints: e.privateEndpoints,
-      originEgress: props.originEgress ?? originEgressFor(this, e.origin, e.vpcCidr),
+      originEgress: props.originEgress ?? originEgressFor(this, e, e.vpcCidr),
     });
 
     this.loadBalancer = new EdgeLoadBalancer(this, 'LoadBalancer', {
@@ -210,6 +210,7 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_KEY_SERVICES: props.keyServices.map((k) => k.aliasArn).join(','),
     KEYLESS_CERT_SSM_PREFIX: prefix,
     KEYLESS_ORIGIN: e.origin,
+    ...(e.routes ? { KEYLESS_ROUTES: JSON.stringify(e.routes.map((r) => ({ hosts: r.hosts, origin: r.addresses ? { url: r.origin, addresses: r.addresses } : r.origin, ...(r.retryIdempotent ? { retryIdempotent: true } : {}) }))) } : {}),
     KEYLESS_DEPLOYMENT: props.deployment,
     KEYLESS_PROXY_MODE: e.proxyMode,
     KEYLESS_GROUPS: e.groups.join(','),
@@ -230,23 +231,30 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
 }
 
 /**
- * Default egress of the origin hop (the hop is plaintext): the origin's own address when it is an
- * IPv4 literal, else the VPC's CIDR (a name is expected to resolve inside the VPC, e.g. a private
- * hosted zone or an internal load balancer). Warns at synth when the origin is not inside the VPC.
+ * Default egress of the origin hop: exactly the configured origins (the default origin and every
+ * route's), as lib/config.ts `originEgressTargets` places them — a security group, each listed address,
+ * an IPv4 literal, or the VPC's CIDR for a name (expected to resolve inside the VPC: a private hosted
+ * zone, an internal load balancer). Warns at synth when a plaintext origin is not inside the VPC.
  */
-export function originEgressFor(scope: Construct, origin: string, vpcCidr: string): OriginEgress[] {
-  const url = new URL(origin);
-  const port = Number(url.port || 80);
-  const host = url.hostname;
+export function originEgressFor(scope: Construct, e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>, vpcCidr: string): OriginEgress[] {
   const warn = (message: string): void => {
-    Annotations.of(scope).addWarningV2('keyless:origin-outside-vpc', `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC (docs/deploy.md, "Network").`);
+    Annotations.of(scope).addWarningV2('keyless:origin-outside-vpc', `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC, or use an https:// origin (docs/deploy.md, "Network").`);
   };
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
-    if (!ipv4InCidr(host, vpcCidr)) warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32 on ${port}, through NAT.`);
-    return [{ peer: ec2.Peer.ipv4(`${host}/32`), port: ec2.Port.tcp(port), description: `Origin ${url.host}` }];
+  for (const origin of [e.origin, ...(e.routes ?? []).map((r) => r.origin)]) {
+    const url = new URL(origin);
+    if (url.protocol === 'https:' || url.protocol === 'tls:') continue;
+    const host = url.hostname;
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+      if (!ipv4InCidr(host, vpcCidr)) warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32, through NAT.`);
+    } else if (!e.originSecurityGroupId) {
+      warn(`The origin host "${host}" is a name; its egress is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`);
+    }
   }
-  warn(`The origin host "${host}" is a name; egress on ${port} is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`);
-  return [{ peer: ec2.Peer.ipv4(vpcCidr), port: ec2.Port.tcp(port), description: `Origin ${url.host} (inside the VPC)` }];
+  return originEgressTargets(e, vpcCidr).map((t) => ({
+    peer: t.securityGroupId ? ec2.Peer.securityGroupId(t.securityGroupId) : ec2.Peer.ipv4(t.cidr!),
+    port: ec2.Port.tcp(t.port),
+    description: t.description,
+  }));
 }
 
 function ipv4InCidr(ip: string, cidr: string): boolean {

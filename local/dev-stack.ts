@@ -25,7 +25,12 @@ import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backen
 import type { SealedKeyConfig } from '../lambdas/key-service/config';
 import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
 import { startLocalKms, LocalKms } from './kms';
-import { ensureDevPki } from './dev-pki';
+import { ensureDevPki, ensureOriginPki } from './dev-pki';
+
+/** The names the local edge serves (both routed, see `routes` below). */
+const DEV_HOSTNAMES = ['localhost', 'api.localhost'];
+/** The TLS demo origin's name: in its certificate, verified by the edge. */
+const API_ORIGIN_NAME = 'origin.localhost';
 import { startDemoOrigin, DemoOrigin } from './demo-origin';
 
 export interface DevStackOptions {
@@ -56,6 +61,8 @@ export interface DevStack {
   caPath: string;
   kms: LocalKms;
   origin: DemoOrigin;
+  /** The demo origin behind `api.localhost`, reached over TLS (its own dev CA). */
+  apiOrigin: DemoOrigin;
   keyService: ChildProcess & { url: string };
   edge: ChildProcess;
   stateFile: string;
@@ -157,14 +164,14 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       const sealed = await ensureSealedKey(kmsClient, dataDir, 'localhost-rsa', rsaSpec);
       rsaKey = { ...sealed };
       const spki = Buffer.from(sealed.publicKey, 'base64');
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem' });
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem', dnsNames: DEV_HOSTNAMES });
     } else {
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem' });
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem', dnsNames: DEV_HOSTNAMES });
       rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
     }
     // Session-ticket keys are derived per epoch from this HMAC key by the key service (DESIGN §7).
     await ensureAliasedKey(kmsClient, TICKET_MAC_ALIAS, { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'keyless-tls development ticket keys' });
-    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem' });
+    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem', dnsNames: DEV_HOSTNAMES });
     kmsClient.destroy();
     const keys = [
       rsaKey,
@@ -175,12 +182,17 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const certDir = path.join(dataDir, DEV_CERT_DIR);
     fs.mkdirSync(certDir, { recursive: true });
     const certificates = [
-      { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: ['localhost'] },
-      { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: ['localhost'] },
+      { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: DEV_HOSTNAMES },
+      { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: DEV_HOSTNAMES },
     ];
 
-    const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+    // Two routed hostnames: localhost → a plain-HTTP demo origin (also the default route), and
+    // api.localhost → a demo origin over TLS whose certificate comes from its own dev CA.
+    const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'web origin' });
     started.push(() => origin.close());
+    const originPki = await ensureOriginPki(dataDir, API_ORIGIN_NAME);
+    const apiOrigin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'api origin', tls: { key: originPki.key, cert: originPki.cert } });
+    started.push(() => apiOrigin.close());
 
     const keyServiceEnv = childEnv({
       AWS_ENDPOINT_URL_KMS: kms.url,
@@ -212,6 +224,10 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           keyOperationTimeoutMs: keyOpMs,
           keyServiceConnectTimeoutMs: Math.round(keyOpMs * 0.3),
           origin: origin.url,
+          routes: [
+            { hosts: ['localhost'], origin: origin.url },
+            { hosts: ['api.localhost'], origin: { url: `https://${API_ORIGIN_NAME}:${apiOrigin.port}`, addresses: [`127.0.0.1:${apiOrigin.port}`], caFile: originPki.caPath, healthCheck: { path: '/healthz', intervalSeconds: 10 } } },
+          ],
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
           // is set far above what one machine can do, so benchmarks and test suites are not refused.
           admission: { keyOperationsPerSecond: 1_000_000, keyOperationBurst: 100_000, perClientRatePerSecond: 1_000_000, perClientBurst: 100_000, maxPendingFullHandshakes: 100_000 },
@@ -234,7 +250,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
     fs.writeFileSync(
       stateFile,
-      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, apiOriginUrl: apiOrigin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
     );
     started.push(async () => fs.rmSync(stateFile, { force: true }));
 
@@ -245,6 +261,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       caPath: pki.paths.ca,
       kms,
       origin,
+      apiOrigin,
       keyService,
       edge,
       stateFile,

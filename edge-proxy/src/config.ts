@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
+import { parseRouting, routesFromEnv, type RouteConfig } from './routing-config';
 
 export interface CertificateConfig {
   /** PEM file with the leaf certificate first, then intermediates. Public data only. */
@@ -124,7 +125,12 @@ export interface EdgeConfig {
   /** Certificates read from SSM at startup, after the file certificates. */
   certificateStore?: CertificateStoreConfig;
   keyServices: KeyServiceConfig[];
-  origin: string;
+  /** The default route's origin URL as written (absent: `routes` without a default). */
+  origin?: string;
+  /** Per-hostname routes to origins (routing-config.ts; docs/configuration.md, "Routing"). */
+  routes: RouteConfig[];
+  /** Where hosts no route names go; absent = 421 (http mode) or `unrecognized_name` (tcp mode). */
+  defaultRoute?: RouteConfig;
   proxy: ProxyConfig;
   alpn: string[];
   /** Key-exchange groups in server preference order (names as in SUPPORTED_GROUPS; docs/tls-engine.md). */
@@ -170,7 +176,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker', 'routes']);
 
 type Json = Record<string, unknown>;
 
@@ -290,32 +296,6 @@ function proxyConfig(v: unknown): ProxyConfig {
     connectTimeoutMs: v.connectTimeoutMs === undefined ? d.connectTimeoutMs : positive(v.connectTimeoutMs, 'proxy.connectTimeoutMs', 600_000),
     idleTimeoutMs: v.idleTimeoutMs === undefined ? d.idleTimeoutMs : positive(v.idleTimeoutMs, 'proxy.idleTimeoutMs', 86_400_000),
   };
-}
-
-/** The origin URL for the proxy mode: `http://host[:port]` or `tcp://host:port`, nothing else. */
-function originFor(raw: unknown, mode: ProxyConfig['mode']): string {
-  const example = mode === 'tcp' ? 'tcp://127.0.0.1:5432' : 'http://127.0.0.1:8080';
-  const origin = str(raw, 'origin', `Set the origin URL, e.g. "${example}" (or KEYLESS_ORIGIN).`);
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    throw new ConfigError('origin', `${JSON.stringify(origin)} is not a URL`, mode === 'tcp' ? 'Use tcp://host:port.' : 'Use http://host:port.');
-  }
-  if (mode === 'http' && url.protocol !== 'http:') {
-    const hint = url.protocol === 'tcp:' ? ' For raw TCP forwarding set proxy.mode to "tcp" (or KEYLESS_PROXY_MODE=tcp).' : ' (TLS to the origin is a later feature.)';
-    throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "http"`, `Use an http:// origin.${hint}`);
-  }
-  if (mode === 'tcp') {
-    if (url.protocol !== 'tcp:') {
-      const hint = url.protocol === 'http:' ? ' For an HTTP reverse proxy set proxy.mode to "http" (the default).' : '';
-      throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "tcp"`, `Use tcp://host:port.${hint}`);
-    }
-    if (!url.hostname || !url.port || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
-      throw new ConfigError('origin', `${JSON.stringify(origin)} is not tcp://host:port`, 'Give a host and a port and nothing else, e.g. "tcp://10.0.1.5:5432".');
-    }
-  }
-  return origin;
 }
 
 /** ALPN protocol ids the listener offers: HTTP ones in http mode; in tcp mode any but h2, default none. */
@@ -523,7 +503,11 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     return { functionName, region, endpoint: endpointUrl };
   });
   const proxy = proxyConfig(raw.proxy);
-  const origin = originFor(raw.origin, proxy.mode);
+  const routing = parseRouting(raw.routes, raw.origin, proxy.mode, baseDir);
+  const tlsOrigin = [...routing.routes, ...(routing.defaultRoute ? [routing.defaultRoute] : [])].find((r) => r.origin.scheme === 'https' || r.origin.scheme === 'tls');
+  if (proxy.sendProxyProtocol && tlsOrigin) {
+    throw new ConfigError('proxy.sendProxyProtocol', `is not supported with the TLS origin of route ${tlsOrigin.name}`, 'Turn it off, or reach that origin over http:// / tcp://.');
+  }
   const alpn = alpnFor(raw.alpn, proxy.mode);
   const keyOperationTimeoutMs = raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000);
   const keyServiceConnectTimeoutMs =
@@ -537,7 +521,9 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     certificates,
     ...(store ? { certificateStore: store } : {}),
     keyServices,
-    origin,
+    ...(routing.defaultRoute ? { origin: routing.defaultRoute.origin.url } : {}),
+    routes: routing.routes,
+    ...(routing.defaultRoute ? { defaultRoute: routing.defaultRoute } : {}),
     proxy,
     alpn,
     groups: groupsConfig(raw.groups, 'groups'),
@@ -559,6 +545,7 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
 /**
  * Reads the file (if any) and applies environment overrides:
  * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ADMIN_HOST, KEYLESS_ORIGIN,
+ * KEYLESS_ROUTES (`routes`, as `host[,host]=url;host=url`),
  * KEYLESS_PROXY_MODE (proxy.mode), KEYLESS_ORIGIN_PROXY_PROTOCOL (proxy.sendProxyProtocol, 0/1),
  * KEYLESS_KEY_SERVICES (comma-separated function names/ARNs in failover order) and
  * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix), KEYLESS_CERT_DIR (certificateStore.directory),
@@ -611,6 +598,7 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     merged.certificateStore = store;
   }
   if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
+  if (env.KEYLESS_ROUTES) merged.routes = routesFromEnv(env.KEYLESS_ROUTES);
   if (env.KEYLESS_TICKETS) {
     if (!['0', '1'].includes(env.KEYLESS_TICKETS)) throw new ConfigError('KEYLESS_TICKETS', `${env.KEYLESS_TICKETS} is not 0 or 1`, 'Set 0 to disable session tickets (every handshake full), 1 to enable.');
     merged.tickets = { ...(isObject(raw.tickets) ? raw.tickets : {}), enabled: env.KEYLESS_TICKETS === '1' };

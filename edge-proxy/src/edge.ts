@@ -26,6 +26,12 @@ import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
 import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';
+import type { CertificateEntries, CertificateEntryView } from './proxy/authority';
+import { RoutingMetrics } from './proxy/routing-metrics';
+import type { RouteStatus } from './proxy/routing';
+import { RouteTable } from './proxy/routes';
+import type { RouteConfig } from './routing-config';
+import { AlertDescription, TlsAlert } from './tls/alerts';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
@@ -74,6 +80,8 @@ export interface EdgeHealth {
   keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
   /** The edge process's runtime, e.g. `node/24.22.3`. */
   runtime: string;
+  /** Every route's origin addresses and their health; informational: never makes the edge unhealthy. */
+  origins: RouteStatus[];
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -168,6 +176,21 @@ export class ReloadableCertificateStore extends CertificateStore {
   }
 }
 
+/** tcp mode with routes and no default route: only server names a route serves get a handshake. */
+export class SniRoutedCertificateStore extends ReloadableCertificateStore {
+  private readonly routes: RouteTable<RouteConfig>;
+
+  constructor(certs: readonly ServerCertificate[], routes: RouteConfig[]) {
+    super(certs);
+    this.routes = new RouteTable(routes, undefined);
+  }
+
+  override candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
+    if (!this.routes.match(serverName?.toLowerCase())) throw new TlsAlert(AlertDescription.unrecognized_name, `no route serves the server name ${JSON.stringify(serverName ?? '')}`);
+    return super.candidates(serverName);
+  }
+}
+
 export interface EdgeDependencies {
   /** SSM client for `certificateStore` (default: one from the environment's region and credentials). */
   ssmClient?: SSMClient;
@@ -244,6 +267,38 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
     const custody = keys.find((k) => k.name === c.keyName)?.custody;
     c.allowRsaKeyExchange = c.shape.keyType === 'rsa' && (custody === 'sealed' || custody === 'file');
   }
+}
+
+/** A client-certificate policy as a comparable key: mode and trust anchors ('' = none). */
+const policyKeys = new WeakMap<ClientAuthPolicy, string>();
+function clientAuthKey(policy: ClientAuthPolicy | undefined): string {
+  if (!policy) return '';
+  let key = policyKeys.get(policy);
+  if (key === undefined) {
+    key = `${policy.mode}:${policy.anchors.map((a) => a.fingerprint256).sort().join(',')}`;
+    policyKeys.set(policy, key);
+  }
+  return key;
+}
+
+/**
+ * The certificate entries behind the HTTP frontend's 421 check (proxy/authority.ts): the one a
+ * connection was served (by key name among the SNI's candidates), and the one a host name selects.
+ */
+export function certificateEntries(store: () => CertificateStore): CertificateEntries {
+  const view = (c: ServerCertificate): CertificateEntryView => ({ hostnames: c.hostnames, clientAuth: clientAuthKey(c.clientAuth) });
+  return {
+    forConnection(conn) {
+      const sni = typeof conn.servername === 'string' && conn.servername ? conn.servername.toLowerCase() : undefined;
+      const { certs } = store().candidates(sni);
+      const keyName = conn.handshakeInfo?.keyName;
+      const served = (keyName && certs.find((c) => c.keyName === keyName)) || certs[0];
+      return served ? view(served) : undefined;
+    },
+    forHost(host) {
+      return view(store().candidates(host).certs[0]);
+    },
+  };
 }
 
 /**
@@ -326,11 +381,14 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   for (const c of certs) keys.registerCertificateKey(c.keyName, c.publicKey);
 
   const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => log.log(level, msg, { ...fields, component: 'proxy' });
+  // Routes to origins (docs/configuration.md, "Routing"); per route and origin address metrics.
+  const routing = { routes: config.routes, ...(config.defaultRoute ? { defaultRoute: config.defaultRoute } : {}) };
+  const routingMetrics = new RoutingMetrics(registry);
   // What happens to the plaintext: HTTP reverse proxy, or raw TCP forwarding (config `proxy.mode`).
   const frontend =
     config.proxy.mode === 'tcp'
       ? createTcpForwarder({
-          origin: config.origin,
+          routing,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           idleTimeoutMs: config.proxy.idleTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
@@ -339,7 +397,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           metrics: edgeMetrics,
         })
       : createHttpFrontend({
-          origin: config.origin,
+          routing,
+          metrics: routingMetrics,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
           log: proxyLog,
@@ -347,8 +406,12 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           idleTimeoutMs: config.limits.httpIdleTimeoutMs,
           headersTimeoutMs: config.limits.httpHeadersTimeoutMs,
           maxHeaderBytes: config.limits.httpMaxHeaderBytes,
+          certificateEntries: certificateEntries(() => certificateStore),
         });
-  const certificateStore = new ReloadableCertificateStore(certs);
+  await frontend.ready;
+  // SNI routing (tcp mode) without a default route: a name no route serves is refused in the
+  // handshake with unrecognized_name (RFC 6066 §3), before any key operation.
+  const certificateStore = config.proxy.mode === 'tcp' && !config.defaultRoute ? new SniRoutedCertificateStore(certs, config.routes) : new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
   // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
   const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
@@ -520,6 +583,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
         const p = pings.find((x) => x.name === s.name);
         return { ...s, reachable: p?.reachable, error: p?.error };
       }),
+      // An origin that is down must not make the load balancer recycle edges: reported, not judged.
+      origins: frontend.originStatus(),
     };
   };
   const checkHealth = async (): Promise<EdgeHealth> => {

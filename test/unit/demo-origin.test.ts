@@ -45,6 +45,7 @@ const EDGE_HEADERS = {
   'x-forwarded-for': '203.0.113.5, 198.51.100.9',
   'x-forwarded-proto': 'https',
   'x-forwarded-host': 'demo.example.com',
+  'x-keyless-route': 'demo.example.com',
 };
 
 test('startDemoOrigin returns url and port', () => {
@@ -79,6 +80,8 @@ test('/api/tls reads the edge headers', async () => {
     httpVersion: '2',
     edgeRuntime: 'node/24.22.3',
     originRuntime: `node/${process.versions.node}`,
+    route: 'demo.example.com',
+    origin: 'demo origin (plain HTTP from the edge)',
   });
 });
 
@@ -109,12 +112,13 @@ test('the page escapes what it shows and explains resumption', () => {
   const html = renderDemoPage({
     viaEdge: true, protocol: 'TLSv1.3', cipher: null, group: null, signatureScheme: null, keyExchange: null,
     sni: '<script>alert(1)</script>', alpn: null, keyOperationMs: null, resumed: true, clientAddress: null,
-    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1', edgeRuntime: null, originRuntime: 'node/24.22.3',
+    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1', edgeRuntime: null, originRuntime: 'node/24.22.3', route: null, origin: 'api origin',
   });
   expect(html).not.toContain('<script>');
   expect(html).toContain(escapeHtml('<script>alert(1)</script>'));
   expect(html).toContain('session resumed, no private-key operation');
   expect(html).toContain('none negotiated');
+  expect(html).toContain('<code>api origin</code>');
 });
 
 test('/api/echo hashes the body', async () => {

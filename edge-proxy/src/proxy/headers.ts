@@ -19,7 +19,8 @@
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
  * | `x-keyless-edge-runtime`          | `node/24.22.3`           | the edge process's Node.js version           |
- * | `x-keyless-client-cert-verified`  | `SUCCESS` / `NONE`       | mTLS hosts only: a client certificate verified |
+ * | `x-keyless-client-cert-verified`  | `1` / `0`                | always: a client certificate verified (mTLS) |
+ * | `x-keyless-route`                 | `api.example.com`        | the route that chose the origin              |
  * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
  * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
  * | `x-keyless-client-cert-fingerprint-sha256` | `3f9a…` (64 hex) | SHA-256 of the certificate (DER)             |
@@ -30,6 +31,9 @@
 import type { ConnectionFacts } from './connection-facts';
 
 export const KEYLESS_HEADER_PREFIX = 'x-keyless-';
+
+/** The route (`routes[].name`, its first host by default, or `default`) that chose the origin. */
+export const KEYLESS_ROUTE_HEADER = 'x-keyless-route';
 
 export const KEYLESS_HEADERS = {
   protocol: 'x-keyless-tls-protocol',
@@ -48,7 +52,7 @@ export const KEYLESS_HEADERS = {
 /** The edge's runtime, for the origin (the demo page shows it): a version, nothing secret. */
 const EDGE_RUNTIME = `node/${process.versions.node}`;
 
-/** mTLS hosts only (`clientAuth` configured): the client certificate the edge verified. */
+/** The client certificate the edge verified (mTLS hosts); `verified` is always sent, `0` or `1`. */
 export const CLIENT_CERT_HEADERS = {
   verified: 'x-keyless-client-cert-verified',
   subject: 'x-keyless-client-cert-subject',
@@ -115,7 +119,7 @@ export function keylessHeaders(facts: ConnectionFacts, httpVersion: string): Raw
   add(KEYLESS_HEADERS.resumed, facts.resumed === undefined ? undefined : String(facts.resumed));
   add(KEYLESS_HEADERS.httpVersion, httpVersion);
   add(KEYLESS_HEADERS.edgeRuntime, EDGE_RUNTIME);
-  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified);
+  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified ?? '0');
   add(CLIENT_CERT_HEADERS.subject, facts.clientCertSubject);
   add(CLIENT_CERT_HEADERS.san, facts.clientCertSan);
   add(CLIENT_CERT_HEADERS.fingerprint, facts.clientCertFingerprint);
@@ -136,6 +140,8 @@ export interface OriginHeadersInput {
   hasBody: boolean;
   /** WebSocket-style upgrade: keep `Connection: upgrade` and `Upgrade`. */
   upgrade?: string;
+  /** The route that chose the origin (`x-keyless-route`). */
+  route?: string;
 }
 
 /**
@@ -197,6 +203,7 @@ export function buildOriginRequestHeaders(input: OriginHeadersInput): RawHeaders
   out.push('x-forwarded-proto', 'https');
   if (authority) out.push('x-forwarded-host', authority);
   out.push(...keylessHeaders(facts, input.httpVersion));
+  if (input.route) out.push(KEYLESS_ROUTE_HEADER, input.route);
   return out;
 }
 
