@@ -8,6 +8,10 @@
  * same name in `x-amzn-ErrorType`, so the production `@aws-sdk/client-kms` raises the same
  * exception classes it raises against AWS. SigV4 signatures are not verified.
  *
+ * One endpoint serves every region of the account, as `AWS_ENDPOINT_URL_KMS` points every regional
+ * client at it: the region is the one the request is signed for (the SigV4 credential scope), with a
+ * key store per region, so multi-Region keys (ReplicateKey) and aliases per region behave as in KMS.
+ *
  * The endpoint holds private keys and authenticates nobody, so it listens on loopback only and
  * refuses requests whose Host header is not a loopback name (DNS rebinding).
  */
@@ -15,6 +19,7 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { CallLog } from '../call-log';
 import { KmsError } from './errors';
 import { Input, type Json } from './input';
 import { OPERATIONS } from './operations';
@@ -27,12 +32,14 @@ export interface LocalKmsOptions {
   host?: string;
   /** Directory for persistent state (e.g. `.keyless/dev/kms`); omit for in-memory keys. */
   dataDir?: string;
-  /** Region in key ARNs (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
+  /** Region of requests that name none (unsigned), and of `region` (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
   region?: string;
   /** Account id in key ARNs (default 000000000000). */
   accountId?: string;
   /** Receives one line per failed request and per internal error. Never given request bodies. */
   log?: (line: string) => void;
+  /** Records every call with its caller (off unless given; may be shared with other endpoints). */
+  callLog?: CallLog;
 }
 
 export interface LocalKmsStats {
@@ -53,6 +60,8 @@ export interface LocalKms {
   readonly accountId: string;
   /** Live counters (mutated in place). */
   readonly stats: LocalKmsStats;
+  /** The recorded calls (live; empty unless a `callLog` was given). */
+  readonly calls: CallLog['calls'];
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -60,6 +69,26 @@ export interface LocalKms {
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 const MAX_BODY = 1 << 20;
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
+/** Request members never kept in the call record (messages, plaintext, ciphertext, signatures, policies). */
+const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature', 'Mac', 'Policy'];
+
+/** The key and alias ARNs a request names, resolved as far as the store can (for the call record). */
+function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
+  const arns = new Set<string>();
+  for (const field of ['KeyId', 'TargetKeyId', 'DestinationKeyId', 'SourceKeyId']) {
+    const id = body[field];
+    if (typeof id !== 'string') continue;
+    try {
+      arns.add(store.keyArn(store.resolveKey(id, { aliases: true }).keyId));
+    } catch {
+      // an unknown key names no resource of ours
+    }
+  }
+  if (typeof body.AliasName === 'string') arns.add(store.aliasArn(body.AliasName));
+  const created = (out?.KeyMetadata as Json | undefined)?.Arn;
+  if (typeof created === 'string') arns.add(created);
+  return [...arns];
+}
 
 function defaultRegion(): string {
   return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
@@ -74,6 +103,12 @@ function loopbackHostHeader(host: string | undefined): boolean {
   return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
+/** The region of a SigV4 `Authorization` header's credential scope (`Credential=AKID/date/region/kms/aws4_request`). */
+function signedRegion(authorization: string | undefined): string | undefined {
+  const m = /Credential=[^/,\s]+\/\d{8}\/([a-z]+(?:-[a-z]+){1,3}-\d+)\/kms\/aws4_request/.exec(authorization ?? '');
+  return m?.[1];
+}
+
 export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKms> {
   const host = opts.host ?? '127.0.0.1';
   if (!LOOPBACK_HOSTS.has(host)) {
@@ -81,9 +116,20 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
   }
   const region = opts.region ?? defaultRegion();
   const accountId = opts.accountId ?? '000000000000';
-  const store = new KmsStore({ region, accountId, dataDir: opts.dataDir });
+  const stores = new Map<string, KmsStore>();
+  const storeFor = (r: string): KmsStore => {
+    let s = stores.get(r);
+    if (!s) {
+      s = new KmsStore({ region: r, accountId, dataDir: opts.dataDir });
+      s.peer = storeFor;
+      stores.set(r, s);
+    }
+    return s;
+  };
+  storeFor(region);
   const log = opts.log ?? (() => undefined);
   const stats: LocalKmsStats = { requests: 0, operations: {}, errors: {} };
+  const callLog = opts.callLog;
 
   const send = (res: http.ServerResponse, status: number, body: Json, errorType?: string): void => {
     const payload = JSON.stringify(body);
@@ -129,13 +175,25 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return fail(res, opName, new KmsError('SerializationException', 'Request body must be a JSON object'));
     }
+    const request = body as Json;
+    const callRegion = signedRegion(req.headers.authorization) ?? region;
+    const store = storeFor(callRegion);
+    // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
+    const before = callLog ? resourcesOf(store, request) : [];
+    const record = (error?: string, out?: Json): void =>
+      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], error, omit: UNRECORDED_MEMBERS });
     try {
-      const out = await op(store, new Input(body as Json));
+      const out = await op(store, new Input(request));
       stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;
+      record(undefined, out);
       send(res, 200, out);
     } catch (err) {
-      if (err instanceof KmsError) return fail(res, opName, err);
+      if (err instanceof KmsError) {
+        record(err.type);
+        return fail(res, opName, err);
+      }
       log(`kms: ${opName} internal error: ${(err as Error).message}`);
+      record('KMSInternalException');
       return fail(res, opName, new KmsError('KMSInternalException', 'Internal error in the local KMS', 500));
     }
   };
@@ -179,6 +237,7 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     region,
     accountId,
     stats,
+    calls: callLog?.calls ?? [],
     resetStats() {
       stats.requests = 0;
       for (const k of Object.keys(stats.operations)) delete stats.operations[k];
