@@ -219,6 +219,8 @@ export class EdgeStack extends Stack {
       // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
       // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
       KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),
+      // [perf] One edge worker process per vCPU of the task size (edge-proxy/src/workers.ts).
+      KEYLESS_WORKERS: String(Math.max(1, Math.floor(e.cpu / 1024))),
     };
     if (e.originProxyProtocol) environment.KEYLESS_ORIGIN_PROXY_PROTOCOL = '1';
     if (e.logSampleRate !== 1) environment.KEYLESS_LOG_SAMPLE_RATE = String(e.logSampleRate);
