@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     }
     if (worker) config = workerShare(config, worker.count, worker.adminPort);
     edge = await startEdge(config, log);
-    log.log('info', worker ? 'worker listening' : 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices });
+    log.log('info', worker ? 'worker listening' : 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices, ...(worker ? { pid: process.pid } : {}) });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);

@@ -136,6 +136,26 @@ it("/metrics on the admin port is the sum of the workers' own figures", async ()
   expect(JSON.parse(health.body)).toMatchObject({ ok: true, workers: [{ ok: true }, { ok: true }] });
 });
 
+it('a worker that dies is replaced, and the edge keeps serving meanwhile', async () => {
+  const listening = () => stack.edgeLogs().filter((x) => x.msg === 'worker listening');
+  const victim = listening().find((l) => l.worker === 0)!;
+  const before = listening().length;
+  const logged = stack.edgeLogs().length;
+  process.kill(victim.pid as number, 'SIGKILL');
+  await waitFor('the primary noticing', () => stack.edgeLogs().slice(logged).find((l) => l.msg === 'worker exited; starting another' && l.worker === 0 && l.signal === 'SIGKILL'));
+  // The other worker takes the connections until the replacement listens.
+  for (let i = 0; i < 3; i++) expect((await getOnce()).status).toBe('HTTP/1.1 200');
+  const replacement = await waitFor('a replacement worker 0', () => listening().slice(before).find((l) => l.worker === 0), 30_000);
+  expect(replacement.pid).not.toBe(victim.pid);
+  const since = handshakeLines().length;
+  for (let i = 0; i < 4; i++) expect((await getOnce()).status).toBe('HTTP/1.1 200');
+  const lines = await waitFor('four handshake lines', () => {
+    const l = handshakeLines().slice(since);
+    return l.length >= 4 ? l : undefined;
+  });
+  expect(new Set(lines.map((l) => l.worker))).toEqual(new Set([0, 1]));
+});
+
 it('SIGTERM to the primary drains both workers, then the edge exits', async () => {
   const pid = stack.state.pids.edge;
   expect(isAlive(pid)).toBe(true);
