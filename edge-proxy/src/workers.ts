@@ -247,6 +247,8 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
     const worker = cluster.fork({ KEYLESS_WORKER_INDEX: String(slot.index), KEYLESS_WORKER_COUNT: String(count), KEYLESS_WORKER_ADMIN_PORT: String(adminPort) });
     slot.worker = worker;
     slot.ready = false;
+    // An IPC send to a worker that just died: its exit is handled below; never crash the primary.
+    worker.on('error', (e: Error) => log.log('warn', 'worker channel error', { worker: slot.index, error: e.message }));
     worker.on('message', (m: unknown) => {
       if (!isFromWorker(m)) return;
       if (m.keyless === 'ready') {
@@ -268,7 +270,10 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
         return;
       }
       log.log('error', 'worker exited; starting another', { worker: slot.index, code, signal });
-      void fork(slot);
+      fork(slot).catch((e: unknown) => {
+        log.log('error', 'cannot start a worker; stopping the edge', { worker: slot.index, error: (e as Error).message });
+        stopAll('restarts', 1);
+      });
     });
   };
 
@@ -328,7 +333,14 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
     exitCode = code;
     log.log('info', 'stopping', { signal: reason, workers: count });
     tell({ keyless: 'stop' });
+    // A worker still starting has no stop handler yet: the signal's default action ends it.
+    for (const s of slots) if (!s.ready) s.worker?.process.kill('SIGTERM');
     const alive = slots.filter((s) => s.worker && !s.worker.isDead()).map((s) => new Promise<number>((r) => s.worker!.once('exit', (c) => r(c ?? 1))));
+    // Workers drain within drainTimeoutMs; one that does not exit well after it is killed.
+    const backstop = setTimeout(() => {
+      for (const s of slots) if (s.worker && !s.worker.isDead()) s.worker.process.kill('SIGKILL');
+    }, config.drainTimeoutMs + config.handshakeTimeoutMs + 5_000);
+    backstop.unref();
     void Promise.all(alive).then((codes) => {
       admin.close();
       process.exit(codes.some((c) => c !== 0) ? 1 : exitCode);
