@@ -241,6 +241,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       KEYLESS_EDGE_CONFIG: edgeConfigPath,
       // KEYLESS_TICKETS=0 turns resumption off (e.g. to benchmark full handshakes only).
       ...(process.env.KEYLESS_TICKETS ? { KEYLESS_TICKETS: process.env.KEYLESS_TICKETS } : {}),
+      // KEYLESS_WORKERS=2 / auto: one edge worker per vCPU (edge-proxy/src/workers.ts); default 1.
+      ...(process.env.KEYLESS_WORKERS ? { KEYLESS_WORKERS: process.env.KEYLESS_WORKERS } : {}),
     });
     const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, edgeListening, out);
     const edge = edgeStart.child;
