@@ -35,13 +35,13 @@ import { Transcript } from '../transcript';
 import { TicketState, ticketFresh } from '../tickets';
 import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient, readClientCertificate12, readClientCertificateVerify12, resumedClientAuth } from '../client-auth';
 import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
+import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../lambdas/key-service/protocol';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
 import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
 import { insufficientSecurity } from '../insufficient-security';
 
 const TLS12 = 0x0303;
-/** Last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates TLS 1.2 (RFC 8446 §4.1.3). */
-export const DOWNGRADE_SENTINEL_TLS12 = Buffer.from('444f574e47524401', 'hex');
+export { DOWNGRADE_SENTINEL_TLS12 };
 
 /** Signature schemes for a TLS 1.2 ServerKeyExchange by this key, in preference order. Never SHA-1. */
 export function tls12SchemesFor(shape: KeyShape): SignatureScheme[] {
@@ -128,9 +128,10 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   if (resumable && resumedAuth !== 'refuse') return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket, clientAuth: resumedAuth }, ctx);
 
   // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
-  // checks it for RSA key exchange so a recorded handshake cannot be replayed through it.
+  // derives it from S before signing ServerKeyExchange (so the caller chooses none of its bytes), and
+  // checks it for RSA key exchange (so a recorded handshake cannot be replayed through it).
   const seed = crypto.randomBytes(32);
-  const serverRandom = Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), DOWNGRADE_SENTINEL_TLS12]);
+  const serverRandom = tls12ServerRandom(seed);
 
   const extensions: Extension[] = [];
   if (secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
@@ -170,7 +171,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     // Let the client work on the chain while the key service signs our ECDHE parameters.
     io.flush();
     const params = encodeServerEcdhParams(ephemeral.group.id, ephemeral.publicShare);
-    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, serverRandom, params);
+    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, seed, params);
     keyOperationMs = signed.latencyMs;
     send(encodeServerKeyExchange(params, scheme.id, signed.signature));
   }
