@@ -39,6 +39,7 @@ import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../lambdas
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
 import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
 import { insufficientSecurity } from '../insufficient-security';
+import { tls12KeyBlock, verifyFinished } from '../finished';
 
 const TLS12 = 0x0303;
 export { DOWNGRADE_SENTINEL_TLS12 };
@@ -228,21 +229,12 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     masterSecret = result.masterSecret;
   }
 
-  // Key block (RFC 5246 §6.3): client key, server key, client IV, server IV.
-  const keyLen = suite.keyLength;
-  const ivLen = suite.fixedIvLength!;
-  const block = prf12(suite.hash, masterSecret, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
-  const clientKey = block.subarray(0, keyLen);
-  const serverKey = block.subarray(keyLen, 2 * keyLen);
-  const clientIv = block.subarray(2 * keyLen, 2 * keyLen + ivLen);
-  const serverIv = block.subarray(2 * keyLen + ivLen);
-
+  const keys = tls12KeyBlock(suite, masterSecret, serverRandom, hello.random);
   await io.readChangeCipherSpec();
-  io.setReadProtection(new Tls12Protection(suite.aead, clientKey, clientIv, suite.recordIvLength!));
+  io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
   const expected = prf12(suite.hash, masterSecret, 'client finished', transcript.digest(), 12);
   const fin = await io.readHandshakeMessage(HandshakeType.finished);
-  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  verifyFinished(fin, expected);
   transcript.update(fin.raw);
 
   // RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript.
@@ -254,7 +246,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     }
   }
   io.sendChangeCipherSpec();
-  io.setWriteProtection(new Tls12Protection(suite.aead, serverKey, serverIv, suite.recordIvLength!));
+  io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
   io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, masterSecret, 'server finished', transcript.digest(), 12)));
   io.flush();
 
@@ -348,20 +340,16 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
     const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn, clientCertificateChain: use.clientAuth?.chain });
     if (nst) send(nst);
   }
-  const keyLen = suite.keyLength;
-  const ivLen = suite.fixedIvLength!;
-  const block = prf12(suite.hash, master, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
+  const keys = tls12KeyBlock(suite, master, serverRandom, hello.random);
   io.sendChangeCipherSpec();
-  io.setWriteProtection(new Tls12Protection(suite.aead, block.subarray(keyLen, 2 * keyLen), block.subarray(2 * keyLen + ivLen), suite.recordIvLength!));
+  io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
   send(handshakeMessage(HandshakeType.finished, prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
   io.flush();
 
   await io.readChangeCipherSpec();
-  io.setReadProtection(new Tls12Protection(suite.aead, block.subarray(0, keyLen), block.subarray(2 * keyLen, 2 * keyLen + ivLen), suite.recordIvLength!));
+  io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
   const fin = await io.readHandshakeMessage(HandshakeType.finished);
-  const expected = prf12(suite.hash, master, 'client finished', transcript.digest(), 12);
-  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  verifyFinished(fin, prf12(suite.hash, master, 'client finished', transcript.digest(), 12));
   return {
     session: new Tls12Session(io),
     info: {

@@ -22,6 +22,7 @@ import { CipherSuite, TLS13_SUITES } from '../suites';
 import { Transcript } from '../transcript';
 import { finishedVerifyData, hkdfExpandLabel, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
 import { ticketFresh } from '../tickets';
+import { verifyFinished } from '../finished';
 import { certificateRequest13, ClientAuthResult, readClientAuth13, resumedClientAuth } from '../client-auth';
 import { checkClientHelloExtensions13, checkRetriedClientHello } from '../hello-checks';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
@@ -357,8 +358,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   const clientAuth = clientPolicy ? await readClientAuth13(io, transcript, clientPolicy) : psk?.clientAuth;
   const expected = finishedVerifyData(suite.hash, hs.client, transcript.digest());
   const clientFin = await io.readHandshakeMessage(HandshakeType.finished);
-  if (clientFin.body.length !== expected.length) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(clientFin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  verifyFinished(clientFin, expected);
   transcript.update(clientFin.raw);
   const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
   io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
