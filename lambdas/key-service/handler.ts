@@ -26,6 +26,7 @@ import {
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
   schemeMatchesKeySpec,
   tls12ServerKeyExchangeContent,
+  tls12ServerRandom,
   tls13CertificateVerifyContent,
   type ErrorCode,
   type ErrorResponse,
@@ -212,8 +213,9 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
       }
       await authoriseScheme(backend, req.scheme);
-      // params were validated (named curve, point on the curve, nothing after it) by parseRequest.
-      const content = tls12ServerKeyExchangeContent(req.clientRandom, req.serverRandom, req.params);
+      // params were validated (named curve, point on the curve, nothing after it) by parseRequest;
+      // the server random is derived here from the seed, never taken from the caller.
+      const content = tls12ServerKeyExchangeContent(req.clientRandom, tls12ServerRandom(req.serverRandomSeed), req.params);
       return signed(await backend.sign(content, req.scheme));
     }
     case 'tls12.rsa_master_secret': {

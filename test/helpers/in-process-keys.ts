@@ -20,6 +20,8 @@ import {
   keySpecOfKeyObject,
   schemeMatchesKeySpec,
   tls12ServerKeyExchangeContent,
+  tls12ServerRandom,
+  PROTOCOL_VERSION,
   tls13CertificateVerifyContent,
   type PingResult,
   type SignatureSchemeName,
@@ -70,13 +72,14 @@ export class InProcessKeys implements KeyOperations {
     return { signature, latencyMs: Date.now() - started };
   }
 
-  async signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult> {
+  async signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult> {
     const started = Date.now();
     await this.injected();
-    if (clientRandom.length !== 32 || serverRandom.length !== 32) throw new KeyOperationError('bad_request', 'randoms must be 32 bytes');
+    if (clientRandom.length !== 32 || serverRandomSeed.length !== 32) throw new KeyOperationError('bad_request', 'clientRandom and serverRandomSeed must be 32 bytes');
     const check = checkServerEcdhParams(params);
     if (!check.ok) throw new KeyOperationError(check.code, check.message);
-    const signature = this.sign(keyName, scheme, tls12ServerKeyExchangeContent(clientRandom, serverRandom, params));
+    // As the key service does: the server random is derived from the seed, never taken from the caller.
+    const signature = this.sign(keyName, scheme, tls12ServerKeyExchangeContent(clientRandom, tls12ServerRandom(serverRandomSeed), params));
     return { signature, latencyMs: Date.now() - started };
   }
 
@@ -121,7 +124,7 @@ export class InProcessKeys implements KeyOperations {
   }
 
   async ping(): Promise<PingResult> {
-    return { service: 'keyless-key-service', protocol: 1, version: 'test', keys: [] };
+    return { service: 'keyless-key-service', protocol: PROTOCOL_VERSION, version: 'test', keys: [] };
   }
 
   private async injected(): Promise<void> {

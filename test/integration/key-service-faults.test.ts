@@ -68,9 +68,9 @@ function keyService(which: Service): LocalLambdaHandler {
         await sleep(3 * DEADLINE_MS);
         return real(event, context);
       case 'throttled':
-        return { v: 1, id, ok: false, error: { code: 'throttled', message: 'KMS request rate exceeded' } };
+        return { v: 2, id, ok: false, error: { code: 'throttled', message: 'KMS request rate exceeded' } };
       case 'garbage':
-        return { v: 1, id, ok: true, result: { signature: 'this is not base64!', backendMs: 1 } };
+        return { v: 2, id, ok: true, result: { signature: 'this is not base64!', backendMs: 1 } };
       case 'wrong-key':
         return impostor(event, context);
       default:

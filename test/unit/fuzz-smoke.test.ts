@@ -15,7 +15,7 @@ import { createTlsContext } from '../../edge-proxy/src/tls/context';
 
 /** Fixed: the same mutation stream every run. */
 const SEED = 20260914;
-const EXECS: Record<string, number> = { record: 600, 'handshake-parser': 600, 'server-tls13': 200, 'server-tls12': 200 };
+const EXECS: Record<string, number> = { record: 600, 'handshake-parser': 600, 'server-tls13': 200, 'server-tls12': 200, 'server-mtls': 200 };
 
 let targets: FuzzTarget[];
 const crashDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-fuzz-smoke-'));
@@ -51,6 +51,17 @@ describe.each(Object.keys(EXECS))('fuzz target %s', (name) => {
     // Inputs end in protocol outcomes: alerts and clean closes, counted by kind.
     expect(Object.values(report.outcomes).reduce((a, b) => a + b, 0)).toBe(report.execs + report.seeds);
   }, 180_000);
+});
+
+describe('fuzz target server-mtls', () => {
+  it('its seeds reach the client Certificate: a real chain is accepted, a corrupted one refused', async () => {
+    const target = targets.find((t) => t.name === 'server-mtls')!;
+    const helloAndChain = target.seeds[0];
+    expect(await target.run(helloAndChain)).toEqual({ kind: 'ok', label: 'closed at EOF' }); // chain verified, waiting for ClientKeyExchange
+    const corrupted = Buffer.from(helloAndChain);
+    corrupted[corrupted.length - 40] ^= 0xff; // inside the intermediate's signature
+    expect(await target.run(corrupted)).toMatchObject({ kind: 'ok', label: expect.stringMatching(/^alert (bad_certificate|unknown_ca|decrypt_error)$/) });
+  });
 });
 
 describe('regressions from test/fuzz/crashes', () => {

@@ -90,7 +90,7 @@ function rsaRequest(key: string, preMaster = newPreMaster(), publicKey: crypto.K
   const ciphertext = encryptPreMaster(publicKey, preMaster);
   return {
     request: {
-      v: 1,
+      v: 2,
       id: 'rsa',
       op: 'tls12.rsa_master_secret',
       key,
@@ -136,21 +136,22 @@ describe('sealed custody', () => {
     const metrics: RequestMetrics[] = [];
     const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: null, logger: () => undefined, metrics: { request: (m) => metrics.push(m) } });
 
-    const pk = ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'legacy' }));
+    const pk = ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'legacy' }));
     expect(pk.result).toEqual({ spki: sealed.publicKey, keySpec: 'RSA_2048' });
-    const ping = ok<PingResult>(await handler({ v: 1, id: 'p', op: 'ping' }));
+    const ping = ok<PingResult>(await handler({ v: 2, id: 'p', op: 'ping' }));
     expect(ping.result.keys).toEqual([{ name: 'legacy', custody: 'sealed', keySpec: 'RSA_2048' }]);
     expect(decrypts()).toBe(0);
 
     // Concurrent first operations share one Decrypt.
     const hash = crypto.randomBytes(32);
     const clientRandom = crypto.randomBytes(32);
-    const serverRandom = crypto.randomBytes(32);
+    // The key service derives the server random from the seed: SHA-256(seed)[0..24] ‖ "DOWNGRD\x01".
+    const { seed: skeSeed, serverRandom } = seededServerRandom(Buffer.from('DOWNGRD\x01', 'latin1'));
     const params = Buffer.concat([Buffer.from([3, 0, 29, 32]), Buffer.from(crypto.generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url')]);
     const rsa = rsaRequest('legacy');
     const [cv, ske, ms] = await Promise.all([
-      handler({ v: 1, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(hash) }),
-      handler({ v: 1, id: 'ske', op: 'tls12.server_key_exchange', key: 'legacy', scheme: 'rsa_pkcs1_sha256', clientRandom: b64(clientRandom), serverRandom: b64(serverRandom), params: b64(params) }),
+      handler({ v: 2, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(hash) }),
+      handler({ v: 2, id: 'ske', op: 'tls12.server_key_exchange', key: 'legacy', scheme: 'rsa_pkcs1_sha256', clientRandom: b64(clientRandom), serverRandomSeed: b64(skeSeed), params: b64(params) }),
       handler(rsa.request),
     ]);
     expect(decrypts()).toBe(1);
@@ -194,8 +195,8 @@ describe('sealed custody', () => {
     kms.resetStats();
     const otherSpki = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
     const handler = createHandler({ keys: [{ ...sealed, publicKey: b64(otherSpki) }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const res = await handler({ v: 1, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(crypto.randomBytes(32)) });
-    expect(res).toEqual({ v: 1, id: 'cv', ok: false, error: { code: 'internal', message: 'sealed key "legacy" does not match its configured public key' } });
+    const res = await handler({ v: 2, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(crypto.randomBytes(32)) });
+    expect(res).toEqual({ v: 2, id: 'cv', ok: false, error: { code: 'internal', message: 'sealed key "legacy" does not match its configured public key' } });
     expect(errCode(await handler(rsaRequest('legacy').request))).toBe('internal');
     expect(decrypts()).toBe(1);
   });
@@ -227,7 +228,7 @@ describe('sealed custody', () => {
 describe('kms custody and RSA key exchange', () => {
   test('tls12.rsa_master_secret is unsupported: KMS cannot decrypt PKCS#1 v1.5', async () => {
     const handler = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: 'alias/keyless/test/keys/kms-rsa' }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
+    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
     const res = await handler(rsaRequest('k', newPreMaster(), pub).request);
     expect(errCode(res)).toBe('unsupported');
     expect(JSON.stringify(res)).toMatch(/sealed/);
@@ -235,13 +236,13 @@ describe('kms custody and RSA key exchange', () => {
 
   test('but it signs TLS 1.2 ServerKeyExchange with PKCS#1 v1.5 SHA-256 through KMS Sign', async () => {
     const handler = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: ids.kmsRsa }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
+    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
     const cr = crypto.randomBytes(32);
-    const sr = crypto.randomBytes(32);
+    const { seed, serverRandom: sr } = seededServerRandom(Buffer.from('DOWNGRD\x01', 'latin1'));
     const params = Buffer.concat([Buffer.from([3, 0, 23, 65]), crypto.createECDH('prime256v1').generateKeys()]);
     for (const scheme of ['rsa_pkcs1_sha256', 'rsa_pkcs1_sha384', 'rsa_pss_rsae_sha256'] as const) {
       const res = ok<SignatureResult>(
-        await handler({ v: 1, id: 's', op: 'tls12.server_key_exchange', key: 'k', scheme, clientRandom: b64(cr), serverRandom: b64(sr), params: b64(params) }),
+        await handler({ v: 2, id: 's', op: 'tls12.server_key_exchange', key: 'k', scheme, clientRandom: b64(cr), serverRandomSeed: b64(seed), params: b64(params) }),
       );
       const hash = scheme.endsWith('384') ? 'sha384' : 'sha256';
       const opts = scheme.startsWith('rsa_pss') ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING };
@@ -268,7 +269,7 @@ describe('ticket_keys', () => {
     const metrics: RequestMetrics[] = [];
     const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined, metrics: { request: (m) => metrics.push(m) } });
     kms.resetStats();
-    const r1 = ok<TicketKeysResult>(await handler({ v: 1, id: 't1', op: 'ticket_keys' }));
+    const r1 = ok<TicketKeysResult>(await handler({ v: 2, id: 't1', op: 'ticket_keys' }));
     const epoch = Math.floor(now / 1000 / epochSeconds);
     expect(Object.keys(r1.result).sort()).toEqual(['current', 'epochSeconds', 'previous']);
     expect(r1.result.epochSeconds).toBe(3600);
@@ -280,18 +281,18 @@ describe('ticket_keys', () => {
     kms.resetStats();
 
     // Cached: no KMS call for the same epoch.
-    ok<TicketKeysResult>(await handler({ v: 1, id: 't2', op: 'ticket_keys' }));
+    ok<TicketKeysResult>(await handler({ v: 2, id: 't2', op: 'ticket_keys' }));
     expect(macs()).toBe(0);
 
     // Next epoch: one new MAC; the old current becomes previous.
     now += epochSeconds * 1000;
-    const r3 = ok<TicketKeysResult>(await handler({ v: 1, id: 't3', op: 'ticket_keys' }));
+    const r3 = ok<TicketKeysResult>(await handler({ v: 2, id: 't3', op: 'ticket_keys' }));
     expect(macs()).toBe(1);
     expect(r3.result.previous).toEqual(r1.result.current);
 
     // Another container (another handler and cache) derives the same keys.
     const other = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: new KmsTicketKeys({ macKeyId: ids.mac, epochSeconds, client, now: () => now }), logger: () => undefined });
-    expect(ok<TicketKeysResult>(await other({ v: 1, id: 't4', op: 'ticket_keys' })).result).toEqual(r3.result);
+    expect(ok<TicketKeysResult>(await other({ v: 2, id: 't4', op: 'ticket_keys' })).result).toEqual(r3.result);
   });
 
   test('a disabled MAC key is `unavailable` and the failure is not cached', async () => {
@@ -299,11 +300,11 @@ describe('ticket_keys', () => {
     const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined });
     await client.send(new DisableKeyCommand({ KeyId: ids.mac }));
     try {
-      expect(errCode(await handler({ v: 1, id: 't', op: 'ticket_keys' }))).toBe('unavailable');
+      expect(errCode(await handler({ v: 2, id: 't', op: 'ticket_keys' }))).toBe('unavailable');
     } finally {
       await client.send(new EnableKeyCommand({ KeyId: ids.mac }));
     }
-    expect(ok<TicketKeysResult>(await handler({ v: 1, id: 't', op: 'ticket_keys' })).result.epochSeconds).toBe(60);
+    expect(ok<TicketKeysResult>(await handler({ v: 2, id: 't', op: 'ticket_keys' })).result.epochSeconds).toBe(60);
   });
 
   test('configuration from the environment', async () => {
@@ -320,7 +321,7 @@ describe('ticket_keys', () => {
     process.env.KEYLESS_TICKET_MAC_KEY_ID = ids.mac;
     try {
       const handler = createHandler({ keys: [sealed], kmsClient: client, logger: () => undefined });
-      const res = ok<TicketKeysResult>(await handler({ v: 1, id: 't', op: 'ticket_keys' }));
+      const res = ok<TicketKeysResult>(await handler({ v: 2, id: 't', op: 'ticket_keys' }));
       expect(Buffer.from(res.result.current.key, 'base64').equals(await mac(res.result.current.epoch))).toBe(true);
     } finally {
       if (saved === undefined) delete process.env.KEYLESS_TICKET_MAC_KEY_ID;

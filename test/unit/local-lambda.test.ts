@@ -155,7 +155,7 @@ describe('CLI (local/lambda/main.ts)', () => {
     const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
     try {
       expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port} (node/${process.versions.node})`]);
-      const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 1, id: 'cli', op: 'ping' })) }));
+      const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 2, id: 'cli', op: 'ping' })) }));
       expect(decode(out.Payload)).toMatchObject({ ok: true, id: 'cli', result: { keys: [{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }] } });
       await expect(run(['--port', '0'], { env: {}, out: () => undefined })).rejects.toThrow(/KEYLESS_KEYS: not set/);
     } finally {
@@ -170,10 +170,10 @@ describe('CLI (local/lambda/main.ts)', () => {
     const server = await startLocalLambda({ functions: { ks: h } });
     const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
     try {
-      for (const payload of [null, 42, 'str', [], { v: 1 }, { v: 1, id: 'x', op: 'tls13.certificate_verify', key: 'zzz', scheme: 'rsa_pss_rsae_sha256', transcriptHash: 'AA==' }]) {
+      for (const payload of [null, 42, 'str', [], { v: 2 }, { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'zzz', scheme: 'rsa_pss_rsae_sha256', transcriptHash: 'AA==' }]) {
         const out = await c.send(new InvokeCommand({ FunctionName: 'ks', Payload: Buffer.from(JSON.stringify(payload)) }));
         expect(out.FunctionError).toBeUndefined();
-        expect(decode(out.Payload)).toMatchObject({ v: 1, ok: false, error: { code: expect.any(String) } });
+        expect(decode(out.Payload)).toMatchObject({ v: 2, ok: false, error: { code: expect.any(String) } });
       }
     } finally {
       c.destroy();

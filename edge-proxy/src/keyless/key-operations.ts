@@ -36,8 +36,11 @@ export interface TicketKeys {
 export interface KeyOperations {
   /** Sign the TLS 1.3 server CertificateVerify content for this transcript hash (RFC 8446 §4.4.3). */
   signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult>;
-  /** Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ serverRandom ‖ params. */
-  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult>;
+  /**
+   * Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ tls12ServerRandom(serverRandomSeed)
+   * ‖ params, so the ServerHello must carry `tls12ServerRandom(serverRandomSeed)`.
+   */
+  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult>;
   /** TLS 1.2 RSA key exchange: the master secret for this session (never the premaster). */
   rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult>;
   /** Fleet-wide ticket keys (current and previous epoch). */

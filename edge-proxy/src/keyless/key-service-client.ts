@@ -21,6 +21,7 @@ import {
   TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
+  tls12ServerRandom,
   type ErrorCode,
   type KeyDescription,
   type KeyServiceRequest,
@@ -146,7 +147,7 @@ export class KeyServiceClient implements KeyOperations {
     keyName: string,
     scheme: SignatureSchemeName,
     clientRandom: Buffer,
-    serverRandom: Buffer,
+    serverRandomSeed: Buffer,
     params: Buffer,
   ): Promise<SignResult> {
     this.checkSigningRequest(keyName, scheme);
@@ -154,7 +155,7 @@ export class KeyServiceClient implements KeyOperations {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
     }
     requireBytes(clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
-    requireBytes(serverRandom, TLS_RANDOM_LENGTH, 'serverRandom');
+    requireBytes(serverRandomSeed, TLS_RANDOM_LENGTH, 'serverRandomSeed');
     if (!Buffer.isBuffer(params)) throw new KeyOperationError('bad_request', 'params must be a Buffer');
     // The service checks the same rules; checking here saves an invocation on an engine bug.
     const check = checkServerEcdhParams(params);
@@ -169,10 +170,11 @@ export class KeyServiceClient implements KeyOperations {
         key: keyName,
         scheme,
         clientRandom: clientRandom.toString('base64'),
-        serverRandom: serverRandom.toString('base64'),
+        serverRandomSeed: serverRandomSeed.toString('base64'),
         params: params.toString('base64'),
       },
-      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, serverRandom, params, signature),
+      // Verified over the server random the ServerHello carries, derived from the seed as the service does.
+      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, tls12ServerRandom(serverRandomSeed), params, signature),
     );
   }
 
@@ -388,8 +390,11 @@ export class KeyServiceClient implements KeyOperations {
   /** One request through the target; validates the envelope and returns `result`. */
   private async call(request: KeyServiceRequest, signal: AbortSignal): Promise<Record<string, unknown>> {
     const response = await this.target.invoke(request, signal);
-    if (!isObject(response) || response.v !== PROTOCOL_VERSION || typeof response.ok !== 'boolean') {
-      throw new KeyOperationError('internal', 'malformed key-service response');
+    if (!isObject(response) || typeof response.ok !== 'boolean') throw new KeyOperationError('internal', 'malformed key-service response');
+    if (response.v !== PROTOCOL_VERSION) {
+      // A key service of another release: it refuses our requests (or we its answers) as a whole.
+      const theirs = typeof response.v === 'number' && Number.isInteger(response.v) ? `v${response.v}` : 'an unknown version';
+      throw new KeyOperationError('unsupported', `key service speaks protocol ${theirs}, this edge v${PROTOCOL_VERSION}: deploy the edge and the key service of the same release`);
     }
     if (response.ok === false) {
       const error = response.error;
