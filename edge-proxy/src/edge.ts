@@ -324,8 +324,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
         });
   const certificateStore = new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
-  // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
-  const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
+  // Fleet-wide session tickets: resumed handshakes cost no key operation (docs/tls-engine.md).
+  const tickets = config.tickets.enabled ? new TicketProtector({ onRejected: (reason) => edgeMetrics.ticketRejected(reason) }) : undefined;
   const ticketRefresher = tickets ? new TicketKeyRefresher(trackedKeys, tickets, log) : undefined;
   await ticketRefresher?.start();
   const server = new TlsServer({

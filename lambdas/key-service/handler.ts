@@ -39,7 +39,7 @@ import {
   type TicketKeysResult,
 } from './protocol';
 import { checkRsaMasterSecretRequest } from './rsa-premaster';
-import { KmsTicketKeys, loadTicketKeysConfigFromEnv, type TicketKeySource } from './ticket-keys';
+import { loadTicketKeysConfigFromEnv, ticketKeysFromConfig, type TicketKeySource } from './ticket-keys';
 import { parseRequest, type ParsedRequest } from './validate';
 
 export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
@@ -62,9 +62,9 @@ export interface KeyServiceOptions {
   /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
   kmsClient?: KMSClient;
   /**
-   * Source of session-ticket keys. Default: KMS GenerateMac when KEYLESS_TICKET_MAC_KEY_ID is set
-   * (KEYLESS_TICKET_EPOCH_SECONDS, default 3600), otherwise none. `null`: none (`ticket_keys`
-   * answers `unavailable`).
+   * Source of session-ticket keys. Default: random per-epoch keys in SSM Parameter Store under the
+   * KMS envelope when KEYLESS_TICKET_KEY_ID and KEYLESS_TICKET_PARAMETER_PREFIX are set (see
+   * ticket-keys.ts), otherwise none. `null`: none (`ticket_keys` answers `unavailable`).
    */
   ticketKeys?: TicketKeySource | null;
   logger?: KeyServiceLogger;
@@ -113,7 +113,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
   let ticketKeys: TicketKeySource | undefined;
   if (options.ticketKeys === undefined) {
     const cfg = loadTicketKeysConfigFromEnv();
-    if (cfg) ticketKeys = new KmsTicketKeys({ ...cfg, client: options.kmsClient });
+    if (cfg) ticketKeys = ticketKeysFromConfig(cfg, { kmsClient: options.kmsClient });
   } else {
     ticketKeys = options.ticketKeys ?? undefined;
   }
@@ -231,13 +231,15 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
     }
     case 'ticket_keys': {
       if (!ticketKeys) {
-        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_MAC_KEY_ID)');
+        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)');
       }
       const t = await ticketKeys.get();
+      const wire = (k: { epoch: number; key: Buffer }) => ({ epoch: k.epoch, key: k.key.toString('base64') });
       const result: TicketKeysResult = {
         epochSeconds: t.epochSeconds,
-        current: { epoch: t.current.epoch, key: t.current.key.toString('base64') },
-        previous: { epoch: t.previous.epoch, key: t.previous.key.toString('base64') },
+        current: wire(t.current),
+        previous: wire(t.previous),
+        ...(t.epochsAccepted !== undefined && t.epochsAccepted > 2 ? { epochsAccepted: t.epochsAccepted, older: (t.older ?? []).map(wire) } : {}),
       };
       return { result, backendMs: round3(t.backendMs) };
     }
@@ -337,8 +339,9 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
 }
 
 /**
- * AWS Lambda handler (`nodejs24.x`). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_MAC_KEY_ID,
- * KEYLESS_TICKET_EPOCH_SECONDS; KMS endpoint/region: SDK defaults; logs and metrics: Powertools
+ * AWS Lambda handler (`nodejs24.x`). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_KEY_ID,
+ * KEYLESS_TICKET_PARAMETER_PREFIX, KEYLESS_TICKET_EPOCH_SECONDS, KEYLESS_TICKET_EPOCHS_ACCEPTED;
+ * KMS and SSM endpoints/region: SDK defaults; logs and metrics: Powertools
  * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
  */
 export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {
