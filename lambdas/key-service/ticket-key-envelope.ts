@@ -47,7 +47,7 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
       if (!out.CiphertextBlob) throw new KeyServiceError('internal', 'KMS Encrypt returned no ciphertext');
       return Buffer.from(out.CiphertextBlob);
     } catch (err) {
-      throw mapKmsError(err, 'Encrypt');
+      throw envelopeError(err, 'Encrypt');
     }
   }
 
@@ -61,9 +61,15 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
       );
       plaintext = out.Plaintext;
     } catch (err) {
-      throw mapKmsError(err, 'Decrypt');
+      throw envelopeError(err, 'Decrypt');
     }
     if (!plaintext || plaintext.length !== TICKET_KEY_LENGTH) throw new KeyServiceError('internal', 'stored ticket key has the wrong length');
     return Buffer.from(plaintext);
   }
+}
+
+/** A missing ticket KMS key is a deployment error, not an unknown TLS key name. */
+function envelopeError(err: unknown, operation: 'Encrypt' | 'Decrypt'): KeyServiceError {
+  const e = mapKmsError(err, operation);
+  return e.code === 'unknown_key' ? new KeyServiceError('internal', `${e.message} (the ticket key, KEYLESS_TICKET_KEY_ID)`, e.upstream) : e;
 }

@@ -92,6 +92,9 @@ export interface TicketProtectorOptions {
   now?: () => number;
 }
 
+/** How long after its epoch ends the current key still seals (the refresher fetches the next one within seconds). */
+const SEAL_SLACK_MS = 60_000;
+
 interface HeldKey {
   epoch: number;
   key: Buffer;
@@ -130,8 +133,9 @@ export class TicketProtector {
     this.held = [keys.current, keys.previous, ...(keys.older ?? [])]
       .filter((k) => k.epoch > keys.current.epoch - accepted)
       .map((k) => ({ epoch: k.epoch, key: Buffer.from(k.key), acceptedUntil: until(k.epoch) }));
-    // New tickets only while the current key has at least one more accepted epoch ahead of it.
-    this.sealUntil = until(keys.current.epoch) - periodMs;
+    // New tickets only under the current epoch's key, plus a minute for the refresh after a
+    // boundary: an edge that cannot reach the key service stops issuing tickets that would soon die.
+    this.sealUntil = (keys.current.epoch + 1) * periodMs + offset + SEAL_SLACK_MS;
     this.expire();
   }
 
