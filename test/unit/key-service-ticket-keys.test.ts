@@ -18,7 +18,8 @@ import { KmsTicketKeyEnvelope, ticketKeyEncryptionContext } from '../../lambdas/
 import { MemoryTicketKeyStore, type TicketKeyStore } from '../../lambdas/key-service/ticket-key-store';
 import { StoredTicketKeys, keyExpiresAtMs, loadTicketKeysConfigFromEnv, TICKET_KEY_GRACE_SECONDS } from '../../lambdas/key-service/ticket-keys';
 import { TicketProtector, type TicketState } from '../../edge-proxy/src/tls/tickets';
-import type { TicketKeys } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError, type TicketKeys } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyServiceClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless/key-service-client';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 const DEPLOYMENT = 'test';
@@ -162,6 +163,38 @@ describe('random per-epoch keys in the store', () => {
     const wrongKey = new StoredTicketKeys({ store: new MemoryTicketKeyStore(), envelope: new KmsTicketKeyEnvelope({ keyId: 'alias/keyless/test/missing', deployment: DEPLOYMENT, client }), epochSeconds: EPOCH_SECONDS, epochsAccepted: 2 });
     const res2 = await handlerOver(wrongKey)({ v: 1, id: 'c', op: 'ticket_keys' });
     expect(!res2.ok && res2.error).toEqual({ code: 'internal', message: 'KMS Encrypt failed: NotFoundException (the ticket key, KEYLESS_TICKET_KEY_ID)' });
+  });
+});
+
+describe('the edge client reads both answer shapes', () => {
+  const direct = (h: (e: unknown) => Promise<unknown>): KeyServiceTarget => ({ name: 'direct', invoke: async (r) => JSON.parse(JSON.stringify(await h(JSON.parse(JSON.stringify(r))))) });
+  const answering = (result: unknown): KeyServiceTarget => ({ name: 'fake', invoke: async (r) => ({ v: 1, id: r.id, ok: true, result }) });
+
+  test('three epochs accepted: epochsAccepted and older reach the protector', async () => {
+    const c = clock();
+    const h = handlerOver(container(new MemoryTicketKeyStore(new Map(), c.now), c.now, 3));
+    const t = await new KeyServiceClient({ target: direct(h) }).ticketKeys();
+    expect(t.epochsAccepted).toBe(3);
+    expect(t.older?.map((k) => k.epoch)).toEqual([t.current.epoch - 2]);
+  });
+
+  test('malformed extended answers are refused', async () => {
+    const key = () => crypto.randomBytes(32).toString('base64');
+    const base = { epochSeconds: 3600, current: { epoch: 10, key: key() }, previous: { epoch: 9, key: key() } };
+    const same = key();
+    for (const body of [
+      { ...base, epochsAccepted: 3 },
+      { ...base, epochsAccepted: 3, older: [] },
+      { ...base, epochsAccepted: 2, older: [] },
+      { ...base, epochsAccepted: 9, older: Array.from({ length: 7 }, (_, i) => ({ epoch: 8 - i, key: key() })) },
+      { ...base, epochsAccepted: 3, older: [{ epoch: 7, key: key() }] },
+      { ...base, epochsAccepted: 3, older: [{ epoch: 8, key: base.current.key }] },
+      { ...base, previous: { epoch: 9, key: same }, epochsAccepted: 3, older: [{ epoch: 8, key: same }] },
+    ]) {
+      const err = await new KeyServiceClient({ target: answering(body) }).ticketKeys().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KeyOperationError);
+      expect((err as KeyOperationError).code).toBe('internal');
+    }
   });
 });
 
