@@ -18,8 +18,7 @@ import { KmsTicketKeyEnvelope, ticketKeyEncryptionContext } from '../../lambdas/
 import { MemoryTicketKeyStore, type TicketKeyStore } from '../../lambdas/key-service/ticket-key-store';
 import { StoredTicketKeys, keyExpiresAtMs, loadTicketKeysConfigFromEnv, TICKET_KEY_GRACE_SECONDS } from '../../lambdas/key-service/ticket-keys';
 import { TicketProtector, type TicketState } from '../../edge-proxy/src/tls/tickets';
-import { KeyOperationError, type TicketKeys } from '../../edge-proxy/src/keyless/key-operations';
-import { KeyServiceClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless/key-service-client';
+import { KeyOperationError, KeyServiceClient, type KeyServiceTarget, type TicketKeys } from '../../edge-proxy/src/keyless';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 const DEPLOYMENT = 'test';
