@@ -19,6 +19,7 @@ import { KmsError } from './errors';
 import { Input, type Json } from './input';
 import { OPERATIONS } from './operations';
 import { KmsStore } from './store';
+import { loopbackHostHeader } from '../loopback-host';
 
 export interface LocalKmsOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -63,15 +64,6 @@ const CONTENT_TYPE = 'application/x-amz-json-1.1';
 
 function defaultRegion(): string {
   return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
-}
-
-/** Host header check: only loopback names may address this endpoint. */
-function loopbackHostHeader(host: string | undefined): boolean {
-  if (!host) return false;
-  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host);
-  if (!m) return false;
-  const name = m[1].replace(/^\[|\]$/g, '').toLowerCase();
-  return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKms> {
