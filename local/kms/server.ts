@@ -15,6 +15,7 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { CallLog } from '../call-log';
 import { KmsError } from './errors';
 import { Input, type Json } from './input';
 import { OPERATIONS } from './operations';
@@ -34,6 +35,8 @@ export interface LocalKmsOptions {
   accountId?: string;
   /** Receives one line per failed request and per internal error. Never given request bodies. */
   log?: (line: string) => void;
+  /** Records every call with its caller (off unless given; may be shared with other endpoints). */
+  callLog?: CallLog;
 }
 
 export interface LocalKmsStats {
@@ -54,6 +57,8 @@ export interface LocalKms {
   readonly accountId: string;
   /** Live counters (mutated in place). */
   readonly stats: LocalKmsStats;
+  /** The recorded calls (live; empty unless a `callLog` was given). */
+  readonly calls: CallLog['calls'];
   resetStats(): void;
   close(): Promise<void>;
 }
@@ -61,6 +66,26 @@ export interface LocalKms {
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 const MAX_BODY = 1 << 20;
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
+/** Request members never kept in the call record (messages, plaintext, ciphertext, signatures, policies). */
+const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature', 'Mac', 'Policy'];
+
+/** The key and alias ARNs a request names, resolved as far as the store can (for the call record). */
+function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
+  const arns = new Set<string>();
+  for (const field of ['KeyId', 'TargetKeyId', 'DestinationKeyId', 'SourceKeyId']) {
+    const id = body[field];
+    if (typeof id !== 'string') continue;
+    try {
+      arns.add(store.keyArn(store.resolveKey(id, { aliases: true }).keyId));
+    } catch {
+      // an unknown key names no resource of ours
+    }
+  }
+  if (typeof body.AliasName === 'string') arns.add(store.aliasArn(body.AliasName));
+  const created = (out?.KeyMetadata as Json | undefined)?.Arn;
+  if (typeof created === 'string') arns.add(created);
+  return [...arns];
+}
 
 function defaultRegion(): string {
   return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
@@ -76,6 +101,7 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
   const store = new KmsStore({ region, accountId, dataDir: opts.dataDir });
   const log = opts.log ?? (() => undefined);
   const stats: LocalKmsStats = { requests: 0, operations: {}, errors: {} };
+  const callLog = opts.callLog;
 
   const send = (res: http.ServerResponse, status: number, body: Json, errorType?: string): void => {
     const payload = JSON.stringify(body);
@@ -121,13 +147,23 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return fail(res, opName, new KmsError('SerializationException', 'Request body must be a JSON object'));
     }
+    const request = body as Json;
+    // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
+    const before = callLog ? resourcesOf(store, request) : [];
+    const record = (error?: string, out?: Json): void =>
+      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], error, omit: UNRECORDED_MEMBERS });
     try {
-      const out = await op(store, new Input(body as Json));
+      const out = await op(store, new Input(request));
       stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;
+      record(undefined, out);
       send(res, 200, out);
     } catch (err) {
-      if (err instanceof KmsError) return fail(res, opName, err);
+      if (err instanceof KmsError) {
+        record(err.type);
+        return fail(res, opName, err);
+      }
       log(`kms: ${opName} internal error: ${(err as Error).message}`);
+      record('KMSInternalException');
       return fail(res, opName, new KmsError('KMSInternalException', 'Internal error in the local KMS', 500));
     }
   };
@@ -171,6 +207,7 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     region,
     accountId,
     stats,
+    calls: callLog?.calls ?? [],
     resetStats() {
       stats.requests = 0;
       for (const k of Object.keys(stats.operations)) delete stats.operations[k];

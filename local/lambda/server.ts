@@ -20,6 +20,8 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { loopbackHostHeader } from '../loopback-host';
 
+import type { CallLog, RecordedCall } from '../call-log';
+
 /** The Lambda context fields handlers commonly read. */
 export interface LocalLambdaContext {
   awsRequestId: string;
@@ -69,6 +71,8 @@ export interface LocalLambdaOptions {
    * in stats). Absent (the default) or returning undefined: normal behaviour.
    */
   faultInjector?: (functionName: string) => LocalLambdaFault | undefined;
+  /** Records every Invoke with its caller (off unless given; may be shared with other endpoints). Never the payload. */
+  callLog?: CallLog;
 }
 
 export interface LocalLambda {
@@ -78,6 +82,8 @@ export interface LocalLambda {
   /** Snapshot of per-function counters. */
   stats(): Record<string, FunctionStats>;
   resetStats(): void;
+  /** The recorded calls (live; empty unless a `callLog` was given). */
+  readonly calls: readonly RecordedCall[];
   close(): Promise<void>;
 }
 
@@ -137,6 +143,15 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
       return;
     }
     const target = resolveFunction(rawName, url.searchParams.get('Qualifier'));
+    options.callLog?.record({
+      service: 'lambda',
+      operation: 'InvokeFunction',
+      headers: req.headers,
+      region,
+      request: { FunctionName: rawName, Qualifier: url.searchParams.get('Qualifier') ?? undefined, InvocationType: headerValue(req, 'x-amz-invocation-type') ?? 'RequestResponse' },
+      resources: [functionArn(rawName, url.searchParams.get('Qualifier'))],
+      error: 'error' in target ? target.error : undefined,
+    });
     if ('error' in target) {
       drain(req);
       sendError(res, target.status, target.error, target.message);
@@ -256,6 +271,14 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
     return { status: 404, error: 'ResourceNotFoundException', message: `Function not found: ${arn}` };
   }
 
+  /** The ARN IAM evaluates an Invoke against: the function, with the qualifier when one is given. */
+  function functionArn(raw: string, queryQualifier: string | null): string {
+    const m = /^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(raw);
+    const name = m?.[1] ?? raw;
+    const qualifier = queryQualifier || m?.[2];
+    return `arn:aws:lambda:${region}:${accountId}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
+  }
+
   function snapshot(): Record<string, FunctionStats> {
     const out: Record<string, FunctionStats> = {};
     for (const [k, v] of counters) out[k] = { ...v };
@@ -284,6 +307,7 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
     port,
     stats: snapshot,
     resetStats: resetCounters,
+    calls: options.callLog?.calls ?? [],
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
