@@ -17,6 +17,7 @@ import { KeyServiceAlarms } from './monitoring';
 import { acknowledge, explicitAzsChosenByOperator, nagResource } from './nag';
 import { KEY_SERVICE_ALIAS, METRICS } from './naming';
 import { REPO_PATHS, repoRoot } from './paths';
+import { TicketKeyStore } from './ticket-key-store';
 
 export interface KeyServiceStackProps extends StackProps {
   readonly config: KeylessConfig;
@@ -166,9 +167,19 @@ export class KeyServiceStack extends Stack {
         'keyless: no key can be served yet (sealed keys without sealedKey/publicKey are not provisioned); configure at least one "kms" key or provision the sealed key first',
       );
     }
+    // Session-ticket keys: random per epoch, KMS ciphertext in SSM with expiry (lib/ticket-key-store.ts).
+    const ticketKeys = new TicketKeyStore(this, 'TicketKeys', {
+      deployment: config.deployment,
+      vpc: this.vpc,
+      subnets: isolated,
+      functionSecurityGroup: this.functionSecurityGroup,
+      kmsEndpoint: this.kmsEndpoint,
+      deletionWindowDays: ks.keyDeletionWindowDays,
+    });
+    ticketKeys.grantKeyService(this.role);
     const environment: Record<string, string> = {
       KEYLESS_KEYS: Stack.of(this).toJsonString(keysJson),
-      KEYLESS_TICKET_MAC_KEY_ID: this.keys.ticketMacKey.aliasArn,
+      ...ticketKeys.environment(),
       KEYLESS_DEPLOYMENT: config.deployment,
       POWERTOOLS_SERVICE_NAME: 'keyless-key-service',
       POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
@@ -209,7 +220,7 @@ export class KeyServiceStack extends Stack {
       },
     });
     // Not live before its keys, their policies and the KMS endpoint exist.
-    this.fn.node.addDependency(this.keys, this.kmsEndpoint);
+    this.fn.node.addDependency(this.keys, this.kmsEndpoint, ticketKeys);
 
     this.alias = new lambda.Alias(this, 'LiveAlias', {
       aliasName: KEY_SERVICE_ALIAS,
@@ -250,7 +261,7 @@ function checkEnvironmentSize(env: Record<string, string>, keys: KeylessKeys, de
     if (out.wrappingKeyId && keys.wrappingKey) out.wrappingKeyId = longest(keys.wrappingKey.aliasName);
     return out;
   });
-  const sized: Record<string, string> = { ...env, KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_MAC_KEY_ID: longest(keys.ticketMacKey.aliasName) };
+  const sized: Record<string, string> = { ...env, KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_KEY_ID: longest('key/00000000-0000-0000-0000-000000000000') };
   const bytes = Object.entries(sized).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
     throw new Error(
