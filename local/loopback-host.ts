@@ -3,7 +3,7 @@
  * loopback only, but a web page can still reach loopback through a name it controls that resolves to
  * 127.0.0.1 (DNS rebinding); the browser then sends that name as Host. Only loopback names pass.
  * This stops web pages, not local users: the local stack trusts every user of the machine
- * (docs/localstack.md).
+ * (README.md, "Quick start").
  */
 export function loopbackHostHeader(host: string | undefined): boolean {
   if (!host) return false;

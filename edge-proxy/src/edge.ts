@@ -324,7 +324,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
         });
   const certificateStore = new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
-  // Fleet-wide session tickets: resumed handshakes cost no key operation (docs/tls-engine.md).
+  // Fleet-wide session tickets: resumed handshakes cost no key operation (docs/key-service-protocol.md, "Session-ticket keys").
   const tickets = config.tickets.enabled ? new TicketProtector({ onRejected: (reason) => edgeMetrics.ticketRejected(reason) }) : undefined;
   const ticketRefresher = tickets ? new TicketKeyRefresher(trackedKeys, tickets, log) : undefined;
   await ticketRefresher?.start();

@@ -2,7 +2,7 @@
  * A local endpoint compatible with the AWS Lambda Invoke REST API as the AWS SDK uses it
  * (`@aws-sdk/client-lambda` InvokeCommand), running registered handlers in-process. Loopback only,
  * and only for requests whose Host header names loopback (DNS rebinding); no authentication (SigV4
- * headers are accepted and ignored): every local user may invoke (docs/localstack.md).
+ * headers are accepted and ignored): every local user may invoke (README.md, "Quick start").
  *
  *   POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=q]
  *     FunctionName: name, name:qualifier, partial ARN (123456789012:function:name) or full ARN.

@@ -106,7 +106,7 @@ interface HeldKey {
  * Seals and opens tickets with the fleet's ticket keys (kept fresh by the edge). The acceptance
  * window is the key service's: the current epoch and the epochsAccepted - 1 before it. A ticket
  * from any other epoch is refused, and a key is wiped once its last accepted epoch has ended, also
- * when the key service cannot be reached to replace it (docs/tls-engine.md, "Session tickets").
+ * when the key service cannot be reached to replace it (docs/key-service-protocol.md, "Session-ticket keys").
  */
 export class TicketProtector {
   private held: HeldKey[] = [];
