@@ -3,6 +3,9 @@
  *
  *   local KMS (this process; its key store under .keyless/dev/kms is the local "HSM")
  *     ↑ AWS SDK KMS client (AWS_ENDPOINT_URL_KMS)
+ *   local SSM Parameter Store (this process; .keyless/dev/ssm): the session-ticket keys, one
+ *     parameter per epoch as KMS ciphertext, deleted by its Expiration policy
+ *     ↑ AWS SDK SSM client (AWS_ENDPOINT_URL_SSM)
  *   key service = the real Lambda handler behind a local Lambda-invoke endpoint (child process)
  *     ↑ AWS SDK Lambda client (AWS_ENDPOINT_URL_LAMBDA)
  *   edge proxy (child process: holds certificates only, never a key) → demo origin (this process)
@@ -25,6 +28,7 @@ import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backen
 import type { SealedKeyConfig } from '../lambdas/key-service/config';
 import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
 import { startLocalKms, LocalKms } from './kms';
+import { startLocalSsm, type LocalSsm } from './ssm';
 import { ensureDevPki, ensureOriginPki } from './dev-pki';
 
 /** The names the local edge serves (both routed, see `routes` below). */
@@ -60,6 +64,7 @@ export interface DevStack {
   adminPort: number;
   caPath: string;
   kms: LocalKms;
+  ssm: LocalSsm;
   origin: DemoOrigin;
   /** The demo origin behind `api.localhost`, reached over TLS (its own dev CA). */
   apiOrigin: DemoOrigin;
@@ -109,7 +114,9 @@ function devCustody(): 'kms' | 'sealed' {
 }
 
 const WRAPPING_ALIAS = 'alias/keyless/dev/sealed-wrapping';
-const TICKET_MAC_ALIAS = 'alias/keyless/dev/ticket-mac';
+/** The ticket-key envelope key and store of deployment "dev" (the names lib/ticket-key-store.ts gives them). */
+const TICKET_KEY_ALIAS = 'alias/keyless/dev/ticket-keys';
+const TICKET_PARAMETER_PREFIX = '/keyless/dev/ticket-keys/';
 
 /** A KMS key under `alias`, created once with these parameters if the alias does not exist yet. */
 async function ensureAliasedKey(kms: KMSClient, alias: string, params: CreateKeyCommandInput): Promise<void> {
@@ -154,6 +161,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const kms = await startLocalKms({ port: 0, dataDir: path.join(dataDir, 'kms'), region: REGION });
     started.push(() => kms.close());
     const kmsClient = new KMSClient({ region: REGION, endpoint: kms.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const ssm = await startLocalSsm({ port: 0, dataDir: path.join(dataDir, 'ssm'), region: REGION });
+    started.push(() => ssm.close());
     // Two certificates for localhost, as production edges often serve: RSA (what most clients
     // pick) and ECDSA P-256 (for clients and suites that want it). Both keys live only in KMS.
     const rsaSpec = opts.leafKeySpec ?? 'RSA_2048';
@@ -169,8 +178,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem', dnsNames: DEV_HOSTNAMES });
       rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
     }
-    // Session-ticket keys are derived per epoch from this HMAC key by the key service (DESIGN §7).
-    await ensureAliasedKey(kmsClient, TICKET_MAC_ALIAS, { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'keyless-tls development ticket keys' });
+    // Session-ticket keys: random per epoch, stored in the local SSM encrypted under this key.
+    await ensureAliasedKey(kmsClient, TICKET_KEY_ALIAS, { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development session-ticket key envelope' });
     const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem', dnsNames: DEV_HOSTNAMES });
     kmsClient.destroy();
     const keys = [
@@ -196,8 +205,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 
     const keyServiceEnv = childEnv({
       AWS_ENDPOINT_URL_KMS: kms.url,
+      AWS_ENDPOINT_URL_SSM: ssm.url,
       KEYLESS_KEYS: JSON.stringify(keys),
-      KEYLESS_TICKET_MAC_KEY_ID: TICKET_MAC_ALIAS,
+      KEYLESS_DEPLOYMENT: 'dev',
+      KEYLESS_TICKET_KEY_ID: TICKET_KEY_ALIAS,
+      KEYLESS_TICKET_PARAMETER_PREFIX: TICKET_PARAMETER_PREFIX,
     });
     const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
     const keyService = Object.assign(ks.child, { url: ks.value });
@@ -252,7 +264,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
     fs.writeFileSync(
       stateFile,
-      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, apiOriginUrl: apiOrigin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, ssmUrl: ssm.url, keyServiceUrl: keyService.url, originUrl: origin.url, apiOriginUrl: apiOrigin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
     );
     started.push(async () => fs.rmSync(stateFile, { force: true }));
 
@@ -262,6 +274,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       adminPort: edgeStart.value.adminPort,
       caPath: pki.paths.ca,
       kms,
+      ssm,
       origin,
       apiOrigin,
       keyService,

@@ -413,8 +413,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   // handshake with unrecognized_name (RFC 6066 §3), before any key operation.
   const certificateStore = config.proxy.mode === 'tcp' && !config.defaultRoute ? new SniRoutedCertificateStore(certs, config.routes) : new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
-  // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
-  const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
+  // Fleet-wide session tickets: resumed handshakes cost no key operation (docs/key-service-protocol.md, "Session-ticket keys").
+  const tickets = config.tickets.enabled ? new TicketProtector({ onRejected: (reason) => edgeMetrics.ticketRejected(reason) }) : undefined;
   const ticketRefresher = tickets ? new TicketKeyRefresher(trackedKeys, tickets, log) : undefined;
   await ticketRefresher?.start();
   const server = new TlsServer({

@@ -33,7 +33,7 @@ export const METRIC_NAMES = {
 // ---------------------------------------------------------------------------------------------
 
 export interface KmsCallRecord {
-  /** KMS API name: Sign, GetPublicKey, Decrypt, GenerateMac, ... */
+  /** KMS API name: Sign, GetPublicKey, Decrypt, Encrypt, ... */
   operation: string;
   ms: number;
   /** Exception name when the call failed. */

@@ -128,7 +128,7 @@ export interface RsaMasterSecretRequest extends RequestBase {
   handshakeMessages?: string;
 }
 
-/** Fleet-wide session-ticket keys for the current and previous epoch (DESIGN §7). */
+/** Fleet-wide session-ticket keys of every accepted epoch (docs/key-service-protocol.md, "Session-ticket keys"). */
 export interface TicketKeysRequest extends RequestBase {
   op: 'ticket_keys';
 }
@@ -172,6 +172,13 @@ export interface TicketKeysResult {
   epochSeconds: number;
   current: TicketKey;
   previous: TicketKey;
+  /**
+   * Only when more than two epochs are accepted (so the default answer keeps the shape every edge
+   * version reads): how many, and the keys of epochs current-2 .. current-(epochsAccepted-1),
+   * newest first. Absent: two (current and previous).
+   */
+  epochsAccepted?: number;
+  older?: TicketKey[];
 }
 
 export interface PublicKeyResult {
@@ -322,8 +329,11 @@ export const MAX_HANDSHAKE_MESSAGES_BYTES = 256 * 1024;
 export const MIN_RSA_CLIENT_VERSION = 0x0303;
 export const MAX_RSA_CLIENT_VERSION = 0x03ff;
 
-/** Session-ticket keys are 32 bytes (DESIGN §7). */
+/** Session-ticket keys are 32 bytes (AES-256-GCM). */
 export const TICKET_KEY_LENGTH = 32;
+
+/** Epochs whose ticket keys the fleet accepts (current included): 2 (current and previous) up to this. */
+export const MAX_TICKET_EPOCHS_ACCEPTED = 8;
 
 /**
  * Whether a signature scheme can be produced by a key of this KMS KeySpec. RSA schemes need an RSA

@@ -5,7 +5,6 @@
  *     container; signatures and RSA key exchange; failures (wrong context, wrong public key,
  *     disabled wrapping key) as typed errors;
  *   - `kms` custody refuses RSA key exchange (KMS cannot decrypt PKCS#1 v1.5);
- *   - ticket_keys derived with GenerateMac, cached per epoch, the same in every container;
  *   - KMS calls reach the metrics sink (per-request KMS latency).
  */
 import * as crypto from 'node:crypto';
@@ -14,7 +13,6 @@ import {
   CreateKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
-  GenerateMacCommand,
   type KMSClient,
   type KeySpec,
   type KeyUsageType,
@@ -23,7 +21,7 @@ import { startLocalKms, type LocalKms } from '../../local/kms';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import { SEALED_ENCRYPTION_CONTEXT_KEY, SealedBackend, provisionSealedKey } from '../../lambdas/key-service/backends/sealed';
 import type { SealedKeyConfig } from '../../lambdas/key-service/config';
-import { ConfigError, KeyServiceError } from '../../lambdas/key-service/errors';
+import { KeyServiceError } from '../../lambdas/key-service/errors';
 import { createHandler } from '../../lambdas/key-service/handler';
 import type { RequestMetrics } from '../../lambdas/key-service/observability';
 import type {
@@ -33,9 +31,7 @@ import type {
   PingResult,
   PublicKeyResult,
   SignatureResult,
-  TicketKeysResult,
 } from '../../lambdas/key-service/protocol';
-import { KmsTicketKeys, loadTicketKeysConfigFromEnv, ticketKeyMessage } from '../../lambdas/key-service/ticket-keys';
 import { prf12 } from '../../lambdas/key-service/tls12-prf';
 import { SEALED_CONTEXT_KEY } from '../../lib/naming';
 import { encryptPreMaster, newPreMaster, pkcs1Block, rawRsaEncrypt, seededServerRandom } from '../helpers/rsa-kex';
@@ -59,7 +55,7 @@ beforeAll(async () => {
   client = createKmsClient({ endpoint: kms.url, region: 'us-east-1', credentials });
   ids.wrapping = await createKey('keyless/test/sealed-wrapping', 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
   ids.otherWrapping = await createKey('keyless/test/other-wrapping', 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-  ids.mac = await createKey('keyless/test/ticket-mac', 'HMAC_256', 'GENERATE_VERIFY_MAC');
+  ids.hmac = await createKey('keyless/test/hmac-not-wrapping', 'HMAC_256', 'GENERATE_VERIFY_MAC'); // wrong key usage
   ids.kmsRsa = await createKey('keyless/test/keys/kms-rsa', 'RSA_2048', 'SIGN_VERIFY');
   sealed = await provisionSealedKey(client, { name: 'legacy', wrappingKeyId: 'alias/keyless/test/sealed-wrapping', keySpec: 'RSA_2048' });
   sealedPub = crypto.createPublicKey({ key: Buffer.from(sealed.publicKey, 'base64'), format: 'der', type: 'spki' });
@@ -82,7 +78,6 @@ function errCode(res: KeyServiceResponse): string {
 
 const b64 = (b: Buffer) => b.toString('base64');
 const decrypts = () => kms.stats.operations.Decrypt ?? 0;
-const macs = () => kms.stats.operations.GenerateMac ?? 0;
 
 function rsaRequest(key: string, preMaster = newPreMaster(), publicKey: crypto.KeyObject = sealedPub) {
   const clientRandom = crypto.randomBytes(32);
@@ -127,7 +122,7 @@ describe('sealed custody', () => {
     const e = await provisionSealedKey(client, { name: 'x', wrappingKeyId: 'alias/keyless/test/missing', keySpec: 'RSA_2048' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(KeyServiceError);
     expect((e as KeyServiceError).code).toBe('unknown_key');
-    const e2 = await provisionSealedKey(client, { name: 'x', wrappingKeyId: ids.mac, keySpec: 'RSA_2048' }).catch((x: unknown) => x);
+    const e2 = await provisionSealedKey(client, { name: 'x', wrappingKeyId: ids.hmac, keySpec: 'RSA_2048' }).catch((x: unknown) => x);
     expect((e2 as KeyServiceError).code).toBe('unsupported'); // InvalidKeyUsageException
   });
 
@@ -247,85 +242,6 @@ describe('kms custody and RSA key exchange', () => {
       const hash = scheme.endsWith('384') ? 'sha384' : 'sha256';
       const opts = scheme.startsWith('rsa_pss') ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING };
       expect(crypto.verify(hash, Buffer.concat([cr, sr, params]), opts, Buffer.from(res.result.signature, 'base64'))).toBe(true);
-    }
-  });
-});
-
-describe('ticket_keys', () => {
-  async function mac(epoch: number): Promise<Buffer> {
-    const out = await client.send(new GenerateMacCommand({ KeyId: ids.mac, MacAlgorithm: 'HMAC_SHA_256', Message: ticketKeyMessage(epoch) }));
-    return Buffer.from(out.Mac!).subarray(0, 32);
-  }
-
-  test('the MAC message is "keyless ticket key v1" ‖ uint64 epoch', () => {
-    expect(ticketKeyMessage(0x0102030405).toString('hex')).toBe(Buffer.from('keyless ticket key v1').toString('hex') + '0000000102030405');
-    expect(() => ticketKeyMessage(-1)).toThrow(RangeError);
-  });
-
-  test('current and previous epoch keys from GenerateMac, cached per epoch, equal across containers', async () => {
-    let now = 1_800_000_000_000;
-    const epochSeconds = 3600;
-    const source = new KmsTicketKeys({ macKeyId: 'alias/keyless/test/ticket-mac', epochSeconds, client, now: () => now });
-    const metrics: RequestMetrics[] = [];
-    const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined, metrics: { request: (m) => metrics.push(m) } });
-    kms.resetStats();
-    const r1 = ok<TicketKeysResult>(await handler({ v: 2, id: 't1', op: 'ticket_keys' }));
-    const epoch = Math.floor(now / 1000 / epochSeconds);
-    expect(Object.keys(r1.result).sort()).toEqual(['current', 'epochSeconds', 'previous']);
-    expect(r1.result.epochSeconds).toBe(3600);
-    expect(r1.result.current.epoch).toBe(epoch);
-    expect(r1.result.previous.epoch).toBe(epoch - 1);
-    expect(Buffer.from(r1.result.current.key, 'base64').equals(await mac(epoch))).toBe(true);
-    expect(Buffer.from(r1.result.previous.key, 'base64').equals(await mac(epoch - 1))).toBe(true);
-    expect(metrics[0].kms.map((c) => c.operation)).toEqual(['GenerateMac', 'GenerateMac']);
-    kms.resetStats();
-
-    // Cached: no KMS call for the same epoch.
-    ok<TicketKeysResult>(await handler({ v: 2, id: 't2', op: 'ticket_keys' }));
-    expect(macs()).toBe(0);
-
-    // Next epoch: one new MAC; the old current becomes previous.
-    now += epochSeconds * 1000;
-    const r3 = ok<TicketKeysResult>(await handler({ v: 2, id: 't3', op: 'ticket_keys' }));
-    expect(macs()).toBe(1);
-    expect(r3.result.previous).toEqual(r1.result.current);
-
-    // Another container (another handler and cache) derives the same keys.
-    const other = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: new KmsTicketKeys({ macKeyId: ids.mac, epochSeconds, client, now: () => now }), logger: () => undefined });
-    expect(ok<TicketKeysResult>(await other({ v: 2, id: 't4', op: 'ticket_keys' })).result).toEqual(r3.result);
-  });
-
-  test('a disabled MAC key is `unavailable` and the failure is not cached', async () => {
-    const source = new KmsTicketKeys({ macKeyId: ids.mac, epochSeconds: 60, client });
-    const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined });
-    await client.send(new DisableKeyCommand({ KeyId: ids.mac }));
-    try {
-      expect(errCode(await handler({ v: 2, id: 't', op: 'ticket_keys' }))).toBe('unavailable');
-    } finally {
-      await client.send(new EnableKeyCommand({ KeyId: ids.mac }));
-    }
-    expect(ok<TicketKeysResult>(await handler({ v: 2, id: 't', op: 'ticket_keys' })).result.epochSeconds).toBe(60);
-  });
-
-  test('configuration from the environment', async () => {
-    expect(loadTicketKeysConfigFromEnv({})).toBeUndefined();
-    expect(loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x' })).toEqual({ macKeyId: 'alias/x', epochSeconds: 3600 });
-    expect(loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x', KEYLESS_TICKET_EPOCH_SECONDS: '600' })).toEqual({ macKeyId: 'alias/x', epochSeconds: 600 });
-    for (const bad of ['0', '59', '604801', 'abc', '1e3', '-5']) {
-      expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x', KEYLESS_TICKET_EPOCH_SECONDS: bad })).toThrow(ConfigError);
-    }
-    expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x y' })).toThrow(ConfigError);
-
-    // createHandler picks it up from process.env.
-    const saved = process.env.KEYLESS_TICKET_MAC_KEY_ID;
-    process.env.KEYLESS_TICKET_MAC_KEY_ID = ids.mac;
-    try {
-      const handler = createHandler({ keys: [sealed], kmsClient: client, logger: () => undefined });
-      const res = ok<TicketKeysResult>(await handler({ v: 2, id: 't', op: 'ticket_keys' }));
-      expect(Buffer.from(res.result.current.key, 'base64').equals(await mac(res.result.current.epoch))).toBe(true);
-    } finally {
-      if (saved === undefined) delete process.env.KEYLESS_TICKET_MAC_KEY_ID;
-      else process.env.KEYLESS_TICKET_MAC_KEY_ID = saved;
     }
   });
 });

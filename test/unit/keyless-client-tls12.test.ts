@@ -15,7 +15,7 @@ import { KeyOperationError, KeyServiceClient, LambdaKeyClient, type KeyServiceTa
 import { verifyTls12ServerKeyExchange } from '../../edge-proxy/src/keyless/verify';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { tls12ServerRandom, type KeyServiceRequest, type SignatureSchemeName } from '../../lambdas/key-service/protocol';
-import { ticketKeyMessage, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
+import type { TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { prf12 } from '../../lambdas/key-service/tls12-prf';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { InProcessKeys } from '../helpers/in-process-keys';
@@ -32,12 +32,12 @@ const pub = (k: KeyName) => crypto.createPublicKey(priv[k]);
 const TICKET_SECRET = crypto.randomBytes(32);
 const EPOCH_SECONDS = 600;
 
-/** Ticket keys like the service's KMS source, with HMAC under a local secret (same message format). */
+/** Deterministic test ticket keys (HMAC of the epoch under a local secret), as the in-process double makes them. */
 const hmacTickets: TicketKeySource = {
   epochSeconds: EPOCH_SECONDS,
   async get() {
     const epoch = Math.floor(Date.now() / 1000 / EPOCH_SECONDS);
-    const derive = (e: number) => crypto.createHmac('sha256', TICKET_SECRET).update(ticketKeyMessage(e)).digest();
+    const derive = (e: number) => crypto.createHmac('sha256', TICKET_SECRET).update(`test ticket key ${e}`).digest();
     return { epochSeconds: EPOCH_SECONDS, current: { epoch, key: derive(epoch) }, previous: { epoch: epoch - 1, key: derive(epoch - 1) }, backendMs: 0 };
   },
 };
@@ -286,12 +286,12 @@ describe('rsaMasterSecret', () => {
 });
 
 describe('ticketKeys', () => {
-  test('current and previous keys, 32 bytes each, as the service derives them', async () => {
+  test('current and previous keys, 32 bytes each, as the service hands them out', async () => {
     const c = new KeyServiceClient({ target: direct(real) });
     const t = await c.ticketKeys();
     expect(t.epochSeconds).toBe(EPOCH_SECONDS);
     expect(t.previous.epoch).toBe(t.current.epoch - 1);
-    expect(t.current.key.equals(crypto.createHmac('sha256', TICKET_SECRET).update(ticketKeyMessage(t.current.epoch)).digest())).toBe(true);
+    expect(t.current.key.equals(crypto.createHmac('sha256', TICKET_SECRET).update(`test ticket key ${t.current.epoch}`).digest())).toBe(true);
     expect(t.previous.key.length).toBe(32);
   });
 
@@ -368,7 +368,7 @@ describe('the in-process test double agrees with the service', () => {
     await expect(codeOf(keys.signTls12ServerKeyExchange('p256', 'rsa_pkcs1_sha256', cr, sr, x25519Params()))).resolves.toBe('unsupported');
   });
 
-  test('ticket keys: the same derivation as the service for the same secret', async () => {
+  test('ticket keys: the same keys as the service for the same test secret', async () => {
     expect(await keys.ticketKeys()).toEqual(await service().ticketKeys());
   });
 });

@@ -31,6 +31,10 @@ export interface TicketKeys {
   epochSeconds: number;
   current: { epoch: number; key: Buffer };
   previous: { epoch: number; key: Buffer };
+  /** How many epochs the fleet accepts (current included); absent: 2. */
+  epochsAccepted?: number;
+  /** Keys of epochs current-2 .. current-(epochsAccepted-1), newest first. */
+  older?: Array<{ epoch: number; key: Buffer }>;
 }
 
 export interface KeyOperations {
@@ -43,7 +47,7 @@ export interface KeyOperations {
   signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult>;
   /** TLS 1.2 RSA key exchange: the master secret for this session (never the premaster). */
   rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult>;
-  /** Fleet-wide ticket keys (current and previous epoch). */
+  /** Fleet-wide ticket keys (every accepted epoch). */
   ticketKeys(): Promise<TicketKeys>;
   /** DER SubjectPublicKeyInfo of a key name. */
   publicKey(keyName: string): Promise<{ spki: Buffer; keySpec: string }>;

@@ -16,6 +16,7 @@ import {
   MIN_RSA_CLIENT_VERSION,
   PROTOCOL_VERSION,
   TICKET_KEY_LENGTH,
+  MAX_TICKET_EPOCHS_ACCEPTED,
   TLS_RANDOM_LENGTH,
   TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
   TLS13_TRANSCRIPT_HASH_LENGTHS,
@@ -228,7 +229,9 @@ export class KeyServiceClient implements KeyOperations {
   async ticketKeys(): Promise<TicketKeys> {
     return this.run(async (signal) => {
       const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'ticket_keys' }, signal);
-      expectFields(result, ['epochSeconds', 'current', 'previous']);
+      // epochsAccepted and older come only when more than two epochs are accepted.
+      const extended = 'epochsAccepted' in result;
+      expectFields(result, extended ? ['epochSeconds', 'current', 'previous', 'epochsAccepted', 'older'] : ['epochSeconds', 'current', 'previous']);
       const epochSeconds = result.epochSeconds;
       if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0) {
         throw new KeyOperationError('internal', 'malformed key-service response: epochSeconds');
@@ -238,10 +241,24 @@ export class KeyServiceClient implements KeyOperations {
       if (previous.epoch !== current.epoch - 1) {
         throw new KeyOperationError('internal', 'malformed key-service response: previous epoch must be current - 1');
       }
-      if (previous.key.equals(current.key)) {
-        throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
+      if (!extended) {
+        if (previous.key.equals(current.key)) throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
+        return { epochSeconds, current, previous };
       }
-      return { epochSeconds, current, previous };
+      const epochsAccepted = result.epochsAccepted;
+      if (typeof epochsAccepted !== 'number' || !Number.isSafeInteger(epochsAccepted) || epochsAccepted < 3 || epochsAccepted > MAX_TICKET_EPOCHS_ACCEPTED) {
+        throw new KeyOperationError('internal', 'malformed key-service response: epochsAccepted');
+      }
+      if (!Array.isArray(result.older) || result.older.length !== epochsAccepted - 2) {
+        throw new KeyOperationError('internal', 'malformed key-service response: older must hold epochsAccepted - 2 keys');
+      }
+      const older = result.older.map((k: unknown, i: number) => ticketKey(k, `older[${i}]`));
+      const all = [current, previous, ...older];
+      all.forEach((k, i) => {
+        if (k.epoch !== current.epoch - i) throw new KeyOperationError('internal', 'malformed key-service response: ticket-key epochs must count down from current');
+        if (all.some((o, j) => j !== i && o.key.equals(k.key))) throw new KeyOperationError('internal', 'malformed key-service response: ticket keys of two epochs are equal');
+      });
+      return { epochSeconds, current, previous, epochsAccepted, older };
     });
   }
 

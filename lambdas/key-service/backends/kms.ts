@@ -85,7 +85,7 @@ const KMS_ERROR_CODES: Record<string, ErrorCode> = {
  */
 export function mapKmsError(
   err: unknown,
-  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'GenerateMac' | 'GenerateDataKeyPairWithoutPlaintext',
+  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'Encrypt' | 'GenerateDataKeyPairWithoutPlaintext',
 ): KeyServiceError {
   if (err instanceof KeyServiceError) return err;
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
