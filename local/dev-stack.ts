@@ -1,5 +1,5 @@
 /**
- * The whole product on one machine, no AWS and no Docker (DESIGN §8) — what `npm start` runs:
+ * The whole product on one machine, no AWS and no Docker (README, "Quick start") — what `npm start` runs:
  *
  *   local KMS (this process; its key store under .keyless/dev/kms is the local "HSM")
  *     ↑ AWS SDK KMS client (AWS_ENDPOINT_URL_KMS)

@@ -1,5 +1,5 @@
 /**
- * The key service (DESIGN §5): parse → validate → authorise → build the exact bytes to sign/derive →
+ * The key service (docs/key-service-protocol.md): parse → validate → authorise → build the exact bytes to sign/derive →
  * backend → respond. Deployed as an AWS Lambda (`nodejs24.x`, `handler`), and usable in-process
  * (`createHandler`) by the local Lambda endpoint and tests.
  *

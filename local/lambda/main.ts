@@ -1,5 +1,5 @@
 /**
- * CLI: the key service behind a local Lambda-invoke endpoint (DESIGN §8).
+ * CLI: the key service behind a local Lambda-invoke endpoint (README, "Quick start").
  *
  *   node dist/local/lambda/main.js [--function-name keyless-key-service] [--port 3001] [--host 127.0.0.1]
  *

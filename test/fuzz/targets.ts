@@ -1,6 +1,6 @@
 /**
  * Fuzz targets. Each one takes an input, runs a piece of the TLS engine on it, and classifies what
- * happened. The invariants (DESIGN §6: "never a crash on any input"):
+ * happened. The invariants (docs/tls-engine.md: never a crash on any input):
  *   - no exception other than a TLS alert escapes a parser or the record layer;
  *   - a connection never fails with an error that is not a protocol outcome (a TypeError or a
  *     RangeError turned into internal_error is a bug, even though the connection survives it);

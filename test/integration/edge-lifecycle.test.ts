@@ -1,5 +1,5 @@
 /**
- * Lifecycle (issue 6 item 6) of a real edge process in the whole local stack (`keyless dev`):
+ * Lifecycle of a real edge process in the whole local stack (`keyless dev`):
  *
  * - SIGHUP reloads the certificates from the configuration file without dropping a connection (and
  *   a broken file leaves the served certificates as they were);

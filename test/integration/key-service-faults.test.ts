@@ -1,5 +1,5 @@
 /**
- * Key-service faults (issue 3 item 9), end to end in one process: the real edge assembly
+ * Key-service faults, end to end in one process: the real edge assembly
  * (`startEdge`: TLS engine, KeyServiceClient, FailoverTarget over real AWS SDK Lambda clients) in
  * front of the real key-service handler (file keys) behind local Lambda-invoke endpoints, driven
  * with real TLS handshakes from Node's `tls`.

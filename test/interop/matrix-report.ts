@@ -101,7 +101,7 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('`/api/tls` answer (what the edge negotiated) is asserted: protocol, key exchange, and a signature');
   lines.push('scheme of the key type under test. One edge process per key type serves only that certificate,');
   lines.push('so the peer cannot fall back to another one. Cells that are impossible by design — TLS 1.2 RSA key');
-  lines.push('exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (DESIGN §2.1), and an');
+  lines.push('exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (docs/architecture.md, "Facts that shape the design"), and an');
   lines.push('ECDSA key cannot do RSA key exchange at all — are asserted to be refused with a `handshake_failure`');
   lines.push('alert (seen in the edge log, and in the peer\'s own error where it prints one).');
   lines.push('');

@@ -1,5 +1,5 @@
 /**
- * The keyless stack on LocalStack (DESIGN §8): what `npm run test:localstack` deploys and drives.
+ * The keyless stack on LocalStack (docs/localstack.md): what `npm run test:localstack` deploys and drives.
  *
  *   LocalStack KMS   ← dev PKI: CA + `localhost` leaves (RSA 2048 and ECDSA P-256) signed through KMS
  *        ↑ AWS_ENDPOINT_URL, injected by LocalStack into every Lambda container

@@ -1,5 +1,5 @@
 /**
- * Observability (issue 6 item 5): the edge's Prometheus `/metrics` on the admin listener — handshakes
+ * Observability: the edge's Prometheus `/metrics` on the admin listener — handshakes
  * by protocol, suite, group, kind and result/alert, admission rejections, active connections, bytes
  * in/out, next to the key-service client's metrics from the same registry — and JSON log lines that
  * carry a connection id.

@@ -1,5 +1,5 @@
 /**
- * What the TLS engine needs from whoever holds the private keys (DESIGN §4). The edge never sees a
+ * What the TLS engine needs from whoever holds the private keys (docs/architecture.md, "Deployables"). The edge never sees a
  * private key; every method is asynchronous and may fail with a KeyOperationError, which the TLS
  * engine turns into a handshake alert.
  */

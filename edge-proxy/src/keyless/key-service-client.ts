@@ -3,7 +3,7 @@
  * per operation, a cap on operations in flight, strict response validation (master secrets exactly
  * 48 bytes, ticket keys exactly 32, no unexpected fields), and verification of every signature —
  * TLS 1.3 CertificateVerify and TLS 1.2 ServerKeyExchange — against the certificate's public key
- * before it is returned (DESIGN §4, §5).
+ * before it is returned (docs/architecture.md, "Deployables"; docs/key-service-protocol.md).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { checkServerEcdhParams } from '../../../lambdas/key-service/ecdh-params';

@@ -1,5 +1,5 @@
 /**
- * The HTTP frontend of the edge (DESIGN §4, `src/proxy/`): takes each handshaken `SecureConnection`
+ * The HTTP frontend of the edge (docs/architecture.md, "Deployables", `src/proxy/`): takes each handshaken `SecureConnection`
  * from the TLS engine, serves it with Node's own HTTP/1.1 or HTTP/2 server (chosen by ALPN), and
  * reverse-proxies every request over HTTP/1.1 (plain or TLS) to the origin its route chooses.
  *

@@ -1,5 +1,5 @@
 /**
- * The contract between the TLS engine (`src/tls/`) and the plaintext side (`src/proxy/`), DESIGN §4.
+ * The contract between the TLS engine (`src/tls/`) and the plaintext side (`src/proxy/`), docs/architecture.md, "Deployables"
  *
  * The engine hands the proxy one `SecureConnection` per accepted, fully handshaken connection: a
  * `Duplex` carrying application data, with the familiar `tls.TLSSocket` surface. Node's own

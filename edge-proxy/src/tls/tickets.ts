@@ -1,5 +1,5 @@
 /**
- * Session tickets (DESIGN §7): resumption state sealed under fleet-wide ticket keys that every edge
+ * Session tickets (docs/key-service-protocol.md, "Session-ticket keys"): resumption state sealed under fleet-wide ticket keys that every edge
  * gets from the key service for the same epoch, so a ticket from one edge resumes on any other and a
  * resumed handshake needs no key operation.
  *
