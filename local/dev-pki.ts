@@ -3,7 +3,7 @@
  *
  * A dev CA and a `localhost` leaf certificate are issued with @peculiar/x509, whose generator signs
  * through WebCrypto's `subtle.sign`. We hand it a crypto provider whose `sign()` recognises
- * KMS-backed key handles and calls KMS Sign (MessageType=DIGEST over the locally hashed TBS) instead;
+ * KMS-backed key handles and calls KMS Sign (MessageType=RAW over the TBS, which KMS hashes) instead;
  * every other WebCrypto call goes to node's implementation. No private key is ever created outside
  * KMS, written to disk, or held in this process.
  *
@@ -180,6 +180,9 @@ function derToP1363(der: Buffer, size: number): Buffer {
   return Buffer.concat([int(), int()]);
 }
 
+/** KMS Sign's largest RAW message (bytes). */
+const KMS_RAW_MESSAGE_LIMIT = 4096;
+
 /** node's WebCrypto, except that sign() with a `kmsSigningKey` handle is a KMS Sign call. */
 export function kmsCrypto(): X509Crypto {
   const base = crypto.webcrypto;
@@ -190,10 +193,13 @@ export function kmsCrypto(): X509Crypto {
     const bytes = ArrayBuffer.isView(data)
       ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
       : Buffer.from(data as ArrayBuffer);
-    // Hash here and sign the digest: certificates of any size stay within KMS's message limit.
-    const digest = crypto.createHash(handle.hash).update(bytes).digest();
+    // KMS hashes RAW messages of up to 4096 bytes itself, and RAW is what the CDK's key policies
+    // allow operators (lib/kms-keys.ts): every CSR and certificate we sign fits. Only a larger one is
+    // hashed here and sent as a DIGEST, which those policies would refuse.
+    const raw = bytes.length <= KMS_RAW_MESSAGE_LIMIT;
+    const message = raw ? bytes : crypto.createHash(handle.hash).update(bytes).digest();
     const out = await handle.kms.send(
-      new SignCommand({ KeyId: handle.keyId, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: handle.signingAlgorithm }),
+      new SignCommand({ KeyId: handle.keyId, Message: message, MessageType: raw ? 'RAW' : 'DIGEST', SigningAlgorithm: handle.signingAlgorithm }),
     );
     const der = Buffer.from(out.Signature as Uint8Array);
     const sig = handle.ecCoordinateBytes ? derToP1363(der, handle.ecCoordinateBytes) : der;

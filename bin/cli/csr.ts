@@ -2,8 +2,8 @@
  * `keyless csr`: a PKCS#10 certificate request (RFC 2986) for DNS names, signed by the KMS key itself.
  *
  * @peculiar/x509 builds the CertificationRequestInfo and hands its DER to `crypto.subtle.sign`; the
- * provider from local/dev-pki.ts `kmsCrypto()` turns that into KMS Sign (MessageType=DIGEST over the
- * locally computed hash; RSASSA_PKCS1_V1_5_SHA_256, ECDSA_SHA_256 or ECDSA_SHA_384 by key spec, with
+ * provider from local/dev-pki.ts `kmsCrypto()` turns that into KMS Sign (MessageType=RAW over the
+ * request info, which KMS hashes; RSASSA_PKCS1_V1_5_SHA_256, ECDSA_SHA_256 or ECDSA_SHA_384 by key spec, with
  * KMS's DER ECDSA signature converted to the IEEE P1363 form WebCrypto returns). The request is then
  * verified here — signature, and public key equal to KMS's — before anyone sees it.
  *
