@@ -68,6 +68,20 @@ const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Request members never kept in the call record (messages, plaintext, ciphertext, signatures, policies). */
 const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature', 'Mac', 'Policy'];
 
+/** `kms:ResourceAliases` of the key a request names: the aliases pointing at it now. */
+function aliasesOf(store: KmsStore, body: Json): string[] {
+  if (typeof body.KeyId !== 'string') return [];
+  try {
+    const keyId = store.resolveKey(body.KeyId, { aliases: true }).keyId;
+    return store
+      .listAliases()
+      .filter((a) => a.targetKeyId === keyId)
+      .map((a) => a.aliasName);
+  } catch {
+    return [];
+  }
+}
+
 /** The key and alias ARNs a request names, resolved as far as the store can (for the call record). */
 function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
   const arns = new Set<string>();
@@ -81,7 +95,7 @@ function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
     }
   }
   if (typeof body.AliasName === 'string') arns.add(store.aliasArn(body.AliasName));
-  const created = (out?.KeyMetadata as Json | undefined)?.Arn;
+  const created = ((out?.KeyMetadata ?? out?.ReplicaKeyMetadata) as Json | undefined)?.Arn;
   if (typeof created === 'string') arns.add(created);
   return [...arns];
 }
@@ -158,8 +172,9 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     const request = body as Json;
     // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
     const before = callLog ? resourcesOf(store, request) : [];
+    const context = callLog ? { 'kms:ResourceAliases': aliasesOf(store, request) } : undefined;
     const record = (error?: string, out?: Json): void =>
-      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], error, omit: UNRECORDED_MEMBERS });
+      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS });
     try {
       const out = await op(store, new Input(request));
       stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;
