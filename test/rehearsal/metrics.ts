@@ -130,5 +130,11 @@ export const awsPublished = (namespace: string): boolean => /^(AWS|ECS)\//.test(
 
 /** Queries in namespaces the code emits that match no emitted metric. */
 export function unmatchedQueries(queries: readonly MetricQuery[], emitted: readonly EmittedMetric[]): MetricQuery[] {
-  return queries.filter((q) => !awsPublished(q.namespace) && !emitted.some((m) => matches(q, m)));
+  const seen = new Set<string>();
+  return queries.filter((q) => {
+    const key = `${q.where}\u0000${q.text}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return !awsPublished(q.namespace) && !emitted.some((m) => matches(q, m));
+  });
 }

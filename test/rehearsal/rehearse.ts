@@ -224,8 +224,11 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
         KEYLESS_ADMIN_PORT: String(await freePort()),
         KEYLESS_ORIGIN: task.environment.KEYLESS_ORIGIN?.startsWith('tcp://') ? `tcp://127.0.0.1:${origin.port}` : origin.url,
         KEYLESS_CERT_REFRESH_SECONDS: String(REFRESH_SECONDS),
+        // What Fargate adds to every task's environment (the edge turns EMF on when it sees it).
         AWS_REGION: edgeStack.region,
         AWS_DEFAULT_REGION: edgeStack.region,
+        AWS_EXECUTION_ENV: 'AWS_ECS_FARGATE',
+        ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/rehearsal-task',
         AWS_ACCESS_KEY_ID: ACCESS_KEYS.edge,
         AWS_SECRET_ACCESS_KEY: 'rehearsal',
         AWS_ENDPOINT_URL_KMS: world.kms.url,
