@@ -376,7 +376,7 @@ describe('edge fleet', () => {
     const context = path.join(s.outdir, images[0].source.directory);
     expect(fs.existsSync(path.join(context, 'edge-proxy/Dockerfile'))).toBe(true);
     for (const absent of ['node_modules', '.git', '.keyless', 'dist', 'cdk.out', 'bin', 'lib', 'test', 'local']) expect(fs.existsSync(path.join(context, absent))).toBe(false);
-    for (const present of ['package.json', 'package-lock.json', 'tsconfig.build.json', 'edge-proxy/src', 'lambdas']) expect(fs.existsSync(path.join(context, present))).toBe(true);
+    for (const present of ['package.json', 'package-lock.json', 'tools/bundle-edge.mjs', 'edge-proxy/src', 'lambdas']) expect(fs.existsSync(path.join(context, present))).toBe(true);
   });
 
   test('runtime contract: environment of the edge container', () => {

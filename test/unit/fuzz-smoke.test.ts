@@ -15,7 +15,7 @@ import { createTlsContext } from '../../edge-proxy/src/tls/context';
 
 /** Fixed: the same mutation stream every run. */
 const SEED = 20260914;
-const EXECS: Record<string, number> = { record: 250, 'handshake-parser': 250, 'server-tls13': 200, 'server-tls12': 200 };
+const EXECS: Record<string, number> = { record: 600, 'handshake-parser': 600, 'server-tls13': 200, 'server-tls12': 200 };
 
 let targets: FuzzTarget[];
 const crashDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-fuzz-smoke-'));

@@ -1,6 +1,6 @@
 /**
- * Failover across several key services (DESIGN §4: "retries, failover across several key services
- * (regions), a circuit breaker"), as one KeyServiceTarget under the unchanged KeyServiceClient.
+ * Failover across several key services (docs/architecture.md: retries, failover across
+ * several key services in several regions, a circuit breaker), as one KeyServiceTarget under the unchanged KeyServiceClient.
  *
  * - Order: the first key service in configured order that is healthy (EWMA of errors and latency,
  *   see TargetHealth) and whose breaker lets requests through; a half-open breaker counts as healthy
@@ -21,7 +21,7 @@
 import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
 import { BREAKER_STATE_VALUE, KeyClientMetrics } from './client-metrics';
 import { CircuitBreaker, type BreakerPermit, type BreakerState, type CircuitBreakerOptions } from './circuit-breaker';
-import { KeyOperationError, type KeyDescription } from './key-operations';
+import { KeyOperationError, type KeyDescription, type KeyOperations } from './key-operations';
 import { abortReason, KeyServiceClient, raceAbort } from './key-service-client';
 import type { KeyServiceTarget } from './target';
 import { TargetHealth, type TargetHealthOptions } from './target-health';
@@ -117,9 +117,10 @@ type Attempt = { ok: true; response: unknown } | { ok: false; error: KeyOperatio
 /**
  * The operation `track` is running right now. KeyServiceClient sends its request synchronously
  * within the method call (validation, then `run` → `call` → `target.invoke`, no await before it), so
- * `invoke` finds its scope here and keeps it for its retries. This replaced an AsyncLocalStorage:
- * on Node 20 an ALS, once used, adds async_hooks init/propagate work to every async resource in the
- * process (~4% of the edge's CPU per kept-alive HTTP request, measured with --cpu-prof).
+ * `invoke` finds its scope here and keeps it for its retries. A synchronous hand-off costs nothing per
+ * async resource, which an AsyncLocalStorage does not guarantee (measured on Node 20 at ~4% of the
+ * edge's CPU per kept-alive HTTP request; Node 24's AsyncContextFrame makes it cheaper, but this needs
+ * no context propagation at all).
  */
 let currentScope: OperationScope | undefined;
 
@@ -242,23 +243,19 @@ export class FailoverTarget implements KeyServiceTarget {
   }
 
   /**
-   * `ops` (e.g. the KeyServiceClient over this target) with every method run inside `track`. Works
-   * for methods added to KeyOperations later without changes here.
+   * A decorator of `ops` (the KeyServiceClient over this target) whose every key operation runs
+   * inside `track`, so its outcome is charged to the key service that answered; the same shape as
+   * AdmissionController.wrap.
    */
-  trackOperations<T extends object>(ops: T): T {
-    const wrappers = new Map<PropertyKey, { original: unknown; wrapped: unknown }>();
-    return new Proxy(ops, {
-      get: (obj, prop) => {
-        const value: unknown = Reflect.get(obj, prop, obj);
-        if (typeof value !== 'function' || prop === 'constructor') return value;
-        const cached = wrappers.get(prop);
-        if (cached && cached.original === value) return cached.wrapped;
-        const fn = value as (...args: unknown[]) => unknown;
-        const wrapped = (...args: unknown[]): unknown => this.track(String(prop), () => Reflect.apply(fn, obj, args));
-        wrappers.set(prop, { original: value, wrapped });
-        return wrapped;
-      },
-    });
+  trackOperations(ops: KeyOperations): KeyOperations {
+    return {
+      signTls13CertificateVerify: (...a) => this.track('signTls13CertificateVerify', () => ops.signTls13CertificateVerify(...a)),
+      signTls12ServerKeyExchange: (...a) => this.track('signTls12ServerKeyExchange', () => ops.signTls12ServerKeyExchange(...a)),
+      rsaMasterSecret: (...a) => this.track('rsaMasterSecret', () => ops.rsaMasterSecret(...a)),
+      ticketKeys: () => this.track('ticketKeys', () => ops.ticketKeys()),
+      publicKey: (...a) => this.track('publicKey', () => ops.publicKey(...a)),
+      ping: () => this.track('ping', () => ops.ping()),
+    };
   }
 
   /** Breaker and health of every key service, in configured order. */
