@@ -14,7 +14,7 @@ export interface Handshake {
   leaf?: string;
 }
 
-export function handshake(port: number, servername: string, ca: string, session?: Buffer, timeoutMs = 15_000): Promise<Handshake> {
+export function handshake(port: number, servername: string, ca: string, session?: Buffer, timeoutMs = 15_000, extra: tls.ConnectionOptions = {}): Promise<Handshake> {
   return new Promise((resolve) => {
     let settled = false;
     let ticket: Buffer | undefined;
@@ -25,7 +25,7 @@ export function handshake(port: number, servername: string, ca: string, session?
       socket.destroy();
       resolve(h);
     };
-    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca, session, minVersion: 'TLSv1.2' });
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca, session, minVersion: 'TLSv1.2', ...extra });
     const timer = setTimeout(() => done({ ok: false, error: 'timeout', reused: false }), timeoutMs);
     socket.on('session', (s: Buffer) => {
       ticket = s;

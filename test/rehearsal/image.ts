@@ -107,7 +107,9 @@ export async function buildImage(contextDir: string, dockerfile: string, repo: s
             break;
           }
           log(`image: RUN ${command}`);
-          await sh(command, dir(), { ...env, PATH: `${path.join(repo, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` });
+          // Paths inside the image (the WORKDIR, e.g. /src/bundle) live under the stage's directory here.
+          const local = workdir === '/' ? command : command.replace(new RegExp(`(^|[\\s=:'"])${workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'), `$1${dir()}`);
+          await sh(local, dir(), { ...env, PATH: `${path.join(repo, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` });
           break;
         }
         case 'CMD':

@@ -25,8 +25,9 @@ import { checkIam } from './iam';
 import { buildImage, type BuiltImage } from './image';
 import { alarmQueries, awsPublished, dashboardQueries, emittedMetrics, unmatchedQueries, type EmittedMetric, type MetricQuery } from './metrics';
 import { startLocalNlb, type LocalNlb } from './nlb';
+import { StackResolver } from './cfn';
 import { readAssembly, synthesize, SynthError, type Assembly } from './synth';
-import { ACCESS_KEYS, credentials, deployStack, freePort, hostScript, startEdgeTask, startKeyService, startWorld, stopProcess, type DeployedStack, type EdgeTask, type World } from './world';
+import { ACCESS_KEYS, ACCOUNT, credentials, deployStack, freePort, hostScript, startEdgeTask, startKeyService, startWorld, stopProcess, type DeployedStack, type EdgeTask, type World } from './world';
 
 export type CheckName =
   | 'synth'
@@ -94,6 +95,12 @@ export interface RehearsalResult {
   queries: MetricQuery[];
   assemblyDir?: string;
   iamEvaluated: number;
+  /** Every stdout line of every process (for re-checking metrics). */
+  stdout: { source: string; line: string }[];
+  /** Key policies as the local KMS held them, by key ARN (for re-checking IAM). */
+  keyPolicies: Map<string, unknown>;
+  /** The walk reached its end (only then is a grant never used a finding). */
+  walked: boolean;
 }
 
 const HOSTNAME = 'www.rehearsal.test';
@@ -101,9 +108,11 @@ const SLOT = 'www';
 /** Certificate store refresh of the rehearsal's edges (the task definition leaves the 60 s default; 5 s is the edge's minimum with SSM). */
 const REFRESH_SECONDS = 5;
 
+const IMAGES = new Map<string, Promise<BuiltImage>>();
+
 export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult> {
   const log = opts.log ?? (() => undefined);
-  const result: RehearsalResult = { name: opts.name, findings: [], steps: [], notes: [], calls: [], emitted: [], queries: [], iamEvaluated: 0 };
+  const result: RehearsalResult = { name: opts.name, findings: [], steps: [], notes: [], calls: [], emitted: [], queries: [], iamEvaluated: 0, stdout: [], keyPolicies: new Map(), walked: false };
   const finding = (check: CheckName, message: string): void => {
     result.findings.push({ check, message });
     log(`  ✗ ${check}: ${message}`);
@@ -202,7 +211,10 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     }
     let image: BuiltImage;
     try {
-      image = await buildImage(imageAsset.context, imageAsset.dockerfile, opts.repo, path.join(opts.workDir, 'image'), log);
+      // One build per image asset in a process (a rehearsal on the same assembly reuses it).
+      const key = `${imageAsset.context}\u0000${imageAsset.dockerfile}`;
+      if (!IMAGES.has(key)) IMAGES.set(key, buildImage(imageAsset.context, imageAsset.dockerfile, opts.repo, path.join(opts.workDir, 'image'), log));
+      image = await IMAGES.get(key)!;
       const nodeArg = /ARG NODE_VERSION=(\d+)/.exec(fs.readFileSync(path.join(imageAsset.context, imageAsset.dockerfile), 'utf8'))?.[1];
       if (nodeArg && nodeArg !== process.versions.node.split('.')[0]) finding('runtime', `the image runs Node ${nodeArg}, the rehearsal Node ${process.versions.node}`);
       step(`built the image from ${imageAsset.dockerfile} (CMD ${image.cmd.join(' ')})`);
@@ -300,6 +312,10 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       return result;
     }
     await realPeers(nlb.port, caPem, files('dev/ca.pem'), step, (m) => finding('serve', m));
+    // A client the edge must refuse (TLS 1.2 with only a CBC suite): an alert, which the dashboards count.
+    const refused = await handshake(nlb.port, HOSTNAME, caPem, undefined, 15_000, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' });
+    if (refused.ok) finding('serve', 'a TLS 1.2 client offering only AES128-SHA (CBC) completed a handshake');
+    else step('a client with no common cipher suite is refused with an alert');
 
     // 7. Rotation, while clients keep connecting.
     const regions = [...new Set(deployed.filter((d) => d.outputs.KeyServiceAliasArn).map((d) => d.region))];
@@ -397,27 +413,59 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
         else step(label);
       }
     }
+    result.walked = true;
   } finally {
     for (const e of edges) await stopProcess(e.child);
     for (const n of nlbs) await n.close();
     await origin.close();
     // IAM and metrics are checked on what was recorded, whatever happened above.
     result.calls = [...world.log.calls];
-    await finalChecks(result, world, assembly, primaryRegion, finding, step).catch((e: Error) => finding('deploy', `final checks failed: ${e.message}`));
+    result.stdout = [...world.stdout];
+    result.keyPolicies = await keyPoliciesOf(world, result.calls);
+    await finalChecks(result, assembly, primaryRegion, finding, step).catch((e: Error) => finding('deploy', `final checks failed: ${e.message}`));
     await world.close();
   }
   return result;
 }
 
+/**
+ * The checks on what was recorded, again, on changed templates (tests inject a missing permission or
+ * a dashboard query that cannot match): returns the IAM and metrics findings only.
+ */
+export async function recheck(result: RehearsalResult, mutate: (assembly: Assembly) => void): Promise<Finding[]> {
+  const assembly = readAssembly(result.assemblyDir!);
+  mutate(assembly);
+  const copy: RehearsalResult = { ...result, findings: [], steps: [], queries: [] };
+  const region = assembly.stacks.find((s) => s.region)?.region ?? 'eu-west-1';
+  await finalChecks(copy, assembly, region, (check, message) => copy.findings.push({ check, message }), () => undefined);
+  return copy.findings;
+}
+
+async function keyPoliciesOf(world: World, calls: readonly RecordedCall[]): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  const arns = new Set(calls.filter((c) => c.service === 'kms').flatMap((c) => c.resources.filter((r) => r.includes(':key/'))));
+  for (const arn of arns) {
+    const kms = new KMSClient({ region: arn.split(':')[3], endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
+    try {
+      const p = await kms.send(new GetKeyPolicyCommand({ KeyId: arn, PolicyName: 'default' }));
+      if (p.Policy) out.set(arn, JSON.parse(p.Policy));
+    } catch {
+      // a key the local KMS cannot describe is evaluated with KMS's default policy
+    } finally {
+      kms.destroy();
+    }
+  }
+  return out;
+}
+
 /** IAM against the calls, metrics against the dashboards and alarms. */
-async function finalChecks(result: RehearsalResult, world: World, assembly: Assembly, primaryRegion: string, finding: (c: CheckName, m: string) => void, step: (t: string) => void): Promise<void> {
+async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryRegion: string, finding: (c: CheckName, m: string) => void, step: (t: string) => void): Promise<void> {
   const outputs = new Map<string, Record<string, string>>();
   // Re-resolve the templates (as deployed) for their policies.
   const stacks: DeployedStack[] = [];
-  const { StackResolver } = await import('./cfn');
   for (const s of assembly.stacks) {
     const region = s.region ?? primaryRegion;
-    const env = { stackName: s.name, account: '111122223333', region, physical: new Map<string, string>(), stackOutputs: outputs };
+    const env = { stackName: s.name, account: ACCOUNT, region, physical: new Map<string, string>(), stackOutputs: outputs };
     const resolver = new StackResolver(s.template, env);
     const out: Record<string, string> = {};
     for (const [k, o] of Object.entries(s.template.Outputs ?? {})) {
@@ -430,26 +478,14 @@ async function finalChecks(result: RehearsalResult, world: World, assembly: Asse
     outputs.set(s.name, out);
     stacks.push({ name: s.name, region, template: s.template, resolver, outputs: out });
   }
-  const keyPolicies = new Map<string, { Statement: never[] }>();
-  const arns = new Set(result.calls.filter((c) => c.service === 'kms').flatMap((c) => c.resources.filter((r) => r.includes(':key/'))));
-  for (const arn of arns) {
-    const kms = new KMSClient({ region: arn.split(':')[3], endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
-    try {
-      const p = await kms.send(new GetKeyPolicyCommand({ KeyId: arn, PolicyName: 'default' }));
-      if (p.Policy) keyPolicies.set(arn, JSON.parse(p.Policy) as { Statement: never[] });
-    } catch {
-      // a key the local KMS cannot describe: evaluated with the default policy
-    } finally {
-      kms.destroy();
-    }
-  }
   const edgeRegion = stacks.find((s) => Object.values(s.template.Resources).some((r) => r.Type === 'AWS::ECS::TaskDefinition'))?.region ?? primaryRegion;
-  const iam = await checkIam({ stacks, calls: result.calls.filter((c) => c.principal !== 'cloudformation'), keyPolicies: keyPolicies as never, edgeRegion });
+  const iam = await checkIam({ stacks, calls: result.calls.filter((c) => c.principal !== 'cloudformation'), keyPolicies: result.keyPolicies as never, edgeRegion });
   result.iamEvaluated = iam.evaluated;
-  for (const f of iam.findings) finding(f.check, f.message);
+  // A grant never used is only a finding when the whole walk ran (otherwise nothing had the chance).
+  for (const f of iam.findings) if (f.check === 'iam-denied' || result.walked) finding(f.check, f.message);
   step(`IAM: ${iam.evaluated} calls evaluated against the synthesized policies`);
 
-  result.emitted = emittedMetrics(world.stdout);
+  result.emitted = emittedMetrics(result.stdout);
   for (const s of stacks) {
     for (const [id, r] of Object.entries(s.template.Resources)) {
       if (r.Type === 'AWS::CloudWatch::Dashboard') {
