@@ -25,6 +25,10 @@ keys and certificates:
   status        keys, certificates and expiry, live aliases, what the key service serves
   rotate        guided zero-downtime rotation of a slot: new-key, csr/issue, import, promote, retire
 
+edge fleet:
+  fleet status  the fleet's task range, scaling policies, last activity and KMS budget
+  fleet scale   change the task range (--min/--max) without a redeploy, within the KMS budget
+
 local stack:
   dev           run the whole stack locally (local KMS, key service, edge, demo origin); no AWS, no Docker
                 environment: KEYLESS_EDGE_PORT (default 8443), KEYLESS_ADMIN_PORT (default 9090),
@@ -33,12 +37,12 @@ local stack:
                              key pair, which also serves TLS 1.2 RSA key exchange)
   help          show this text (keyless help <command> shows a command's)
 
-AWS: --profile/--region and the SDK's variables (AWS_ENDPOINT_URL_KMS, _SSM, _ACM_PCA, _LAMBDA) pick the
-account and endpoints; --local uses the running local stack. Exit codes: 0 ok, 1 failed, 2 refused
-(a precondition does not hold), 64 usage error, 69 service unavailable.
+AWS: --profile/--region and the SDK's variables (AWS_ENDPOINT_URL_KMS, _SSM, _ACM_PCA, _LAMBDA,
+_APPLICATION_AUTO_SCALING) pick the account and endpoints; --local uses the running local stack.
+Exit codes: 0 ok, 1 failed, 2 refused (a precondition does not hold), 64 usage error, 69 service unavailable.
 `;
 
-const GROUPS = new Set(['keys', 'cert']);
+const GROUPS = new Set(['keys', 'cert', 'fleet']);
 // `keyless rotate` (bin/cli/rotate.ts) orchestrates the commands above.
 COMMANDS.rotate ??= rotateCommand;
 

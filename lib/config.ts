@@ -19,7 +19,7 @@ import { inspectCertificate } from './certificates';
  * Vocabulary
  * -------------------------------------------------------------------------------------------- */
 
-/** KMS `SIGN_VERIFY` key specs the key service can use for TLS (DESIGN §2.3). */
+/** KMS `SIGN_VERIFY` key specs the key service can use for TLS. */
 export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
 export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
 
@@ -130,19 +130,36 @@ export interface EdgeConfig {
   readonly maxTasks: number;
   /** Target average CPU utilisation (%) for scaling. */
   readonly targetCpuUtilization: number;
-  /** Target concurrent client connections per task for scaling. */
+  /** Target concurrent client connections per task for scaling (well under maxConnectionsPerTask). */
   readonly targetConnectionsPerTask: number;
+  /** Open TCP connections one edge task accepts (`KEYLESS_MAX_CONNECTIONS`). */
+  readonly maxConnectionsPerTask: number;
+  /**
+   * Key operations per second the whole fleet may ask of the region's key service (`KEYLESS_KMS_BUDGET`),
+   * split by each task over maxTasks (`KEYLESS_FLEET_MAX_TASKS`); keep it under the account's KMS quota.
+   */
+  readonly kmsBudget: number;
+  /**
+   * A certificate exists in the store (imported with `keyless cert import`). Until then, and while no
+   * certificate is configured here, the service is created with 0 tasks (docs/deploy.md, "First deploy").
+   */
+  readonly certificatesReady: boolean;
   /** NLB deregistration delay: how long a stopping task keeps serving its connections. */
   readonly deregistrationDelaySeconds: number;
   /** SIGTERM → SIGKILL grace for the edge process (Fargate allows at most 120 s). */
   readonly stopTimeoutSeconds: number;
   readonly vpcCidr: string;
+  /** 0: no route out of the VPC (single region, origin inside the VPC, privateEndpoints on). */
   readonly natGateways: number;
   /** Put a Lambda interface endpoint in the edge VPC so same-region key operations stay private. */
   readonly privateLambdaEndpoint: boolean;
+  /** Interface endpoints for SSM, ECR and CloudWatch Logs, and the S3 gateway endpoint. */
+  readonly privateEndpoints: boolean;
   /**
-   * NLB target health check: "tcp" connects to the TLS port; "http" sends GET /healthz to the admin
-   * port, which requires the edge to bind its admin listener to all interfaces (KEYLESS_ADMIN_HOST).
+   * NLB target health check: "http" sends GET /healthz to the admin port (the event loop answers:
+   * 200, or 503 without a key service), binding the admin listener to all interfaces
+   * (KEYLESS_ADMIN_HOST); "tcp" only connects to the TLS port (the kernel accepts even for a hung
+   * process). docs/deploy.md, "Health checks".
    */
   readonly healthCheck: 'http' | 'tcp';
   readonly deletionProtection: boolean;
@@ -153,7 +170,8 @@ export interface KeyServiceConfig {
   readonly vpcCidr: string;
   readonly memoryMiB: number;
   readonly timeoutSeconds: number;
-  readonly reservedConcurrency: number;
+  /** Absent: no reservation (the account's unreserved pool must keep 100 after any reservation). */
+  readonly reservedConcurrency?: number;
   /** 0 disables provisioned concurrency. */
   readonly provisionedConcurrency: number;
   readonly logRetentionDays: number;
@@ -189,6 +207,12 @@ export interface KeylessConfig {
    * provision `sealed` keys (they also need an IAM policy allowing it). Absent: nobody can.
    */
   readonly operators?: readonly string[];
+  /**
+   * Dedicated AWS account for the key services, their KMS keys and VPCs; the edge runs in
+   * `edgeAccount`. Only the edge task role (named in the function's resource policy) may invoke.
+   */
+  readonly keyServiceAccount?: string;
+  readonly edgeAccount?: string;
 }
 
 export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
@@ -204,14 +228,18 @@ export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
   minTasks: 2,
   maxTasks: 20,
   targetCpuUtilization: 60,
-  targetConnectionsPerTask: 20000,
+  targetConnectionsPerTask: 8000,
+  maxConnectionsPerTask: 20000,
+  kmsBudget: 240,
+  certificatesReady: false,
   deregistrationDelaySeconds: 60,
   stopTimeoutSeconds: 120,
   vpcCidr: '10.80.0.0/16',
   natGateways: 2,
   privateLambdaEndpoint: true,
-  healthCheck: 'tcp',
-  deletionProtection: true,
+  privateEndpoints: true,
+  healthCheck: 'http',
+  deletionProtection: false,
   logRetentionDays: 30,
 };
 
@@ -219,7 +247,6 @@ export const DEFAULT_KEY_SERVICE: KeyServiceConfig = {
   vpcCidr: '10.81.0.0/16',
   memoryMiB: 1024,
   timeoutSeconds: 5,
-  reservedConcurrency: 100,
   provisionedConcurrency: 0,
   logRetentionDays: 90,
   keyDeletionWindowDays: 30,
@@ -257,7 +284,12 @@ const CONTEXT_OVERRIDES = {
   regions: 'keyless:regions',
   origin: 'keyless:origin',
   alarmEmail: 'keyless:alarmEmail',
+  operators: 'keyless:operators',
+  keyServiceAccount: 'keyless:keyServiceAccount',
+  edgeAccount: 'keyless:edgeAccount',
 } as const;
+/** `-c keyless:edge.maxTasks=40`, `-c keyless:keyService.reservedConcurrency=50`: one field of a section. */
+const SECTION_OVERRIDES = ['edge', 'keyService'] as const;
 
 /** Read, merge and validate the configuration from a construct node's context (usually the App's). */
 export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfig {
@@ -293,8 +325,37 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
   if (origin !== undefined) merged.edge = { ...(isPlainObject(merged.edge) ? merged.edge : {}), origin };
   const email = node.tryGetContext(CONTEXT_OVERRIDES.alarmEmail);
   if (email !== undefined) merged.alarms = { ...(isPlainObject(merged.alarms) ? merged.alarms : {}), email };
+  const operators = node.tryGetContext(CONTEXT_OVERRIDES.operators);
+  if (operators !== undefined) merged.operators = typeof operators === 'string' ? operators.split(',').map((o) => o.trim()).filter(Boolean) : operators;
+  for (const key of ['keyServiceAccount', 'edgeAccount'] as const) {
+    const v = node.tryGetContext(CONTEXT_OVERRIDES[key]);
+    if (v !== undefined) merged[key] = String(v);
+  }
+  for (const section of SECTION_OVERRIDES) {
+    const fields = section === 'edge' ? ['origin', ...Object.keys(DEFAULT_EDGE)] : [...Object.keys(DEFAULT_KEY_SERVICE), 'reservedConcurrency'];
+    for (const field of fields) {
+      const v = node.tryGetContext(`${CONTEXT_KEY}:${section}.${field}`);
+      if (v === undefined) continue;
+      merged[section] = { ...(isPlainObject(merged[section]) ? merged[section] : {}), [field]: contextScalar(v) };
+    }
+  }
   if (problems.list.length > 0) throw new KeylessConfigError(problems.list);
   return resolveConfig(merged, { baseDir });
+}
+
+/** `-c key=value` values arrive as strings: read numbers, booleans and JSON lists as such. */
+function contextScalar(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
+  if (v === 'true' || v === 'false') return v === 'true';
+  if (v.startsWith('[')) {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }
+  return v;
 }
 
 function parseMaybeJson(value: unknown, where: string, problems: Problems): unknown {
@@ -343,7 +404,10 @@ const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 /** SSM advanced-tier parameters hold at most 8 KB. */
 export const MAX_CERT_PARAMETER_BYTES = 8192;
 
-const TOP_FIELDS = ['deployment', 'regions', 'availabilityZones', 'keys', 'certificates', 'edge', 'keyService', 'alarms', 'tags', 'operators'];
+const TOP_FIELDS = ['deployment', 'regions', 'availabilityZones', 'keys', 'certificates', 'edge', 'keyService', 'alarms', 'tags', 'operators', 'keyServiceAccount', 'edgeAccount'];
+/** The sample configuration's operator placeholder: synth refuses it until it names a real principal. */
+export const OPERATOR_PLACEHOLDER = 'REPLACE-ME';
+const ACCOUNT_RE = /^\d{12}$/;
 const PRINCIPAL_ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*:-]+$/;
 
 /** Validate a raw configuration object and fill in defaults. Throws KeylessConfigError listing every problem. */
@@ -371,7 +435,17 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
     const o = raw.operators;
     if (!Array.isArray(o) || o.length === 0 || o.some((a) => typeof a !== 'string' || !PRINCIPAL_ARN_RE.test(a))) {
       p.add(`${root}.operators`, 'expected a non-empty list of IAM principal ARNs, e.g. ["arn:aws:iam::123456789012:role/KeylessOperator"]');
+    } else if (o.some((a: string) => a.includes(OPERATOR_PLACEHOLDER))) {
+      p.add(
+        `${root}.operators`,
+        `still the sample placeholder: name the IAM role (or user) that runs the keyless CLI (keys, csr, rotate) in the key account, e.g. -c keyless:operators=arn:aws:iam::123456789012:role/KeylessOperator (without an operator nobody can have the keys sign a certificate request)`,
+      );
     } else operators = o as string[];
+  }
+  const accounts = resolveAccounts(raw, regions, availabilityZones, operators, root, p);
+  if (edge && edge.natGateways === 0) {
+    if (!edge.privateEndpoints) p.add(`${root}.edge.natGateways`, '0 needs edge.privateEndpoints true (the tasks reach SSM, ECR and CloudWatch Logs through them)');
+    if (regions && regions.length > 1) p.add(`${root}.edge.natGateways`, '0 cannot reach the key services of other regions (interface endpoints are regional): keep at least 1 NAT gateway in a multi-region deployment');
   }
 
   if (p.list.length > 0) throw new KeylessConfigError(p.list);
@@ -386,7 +460,40 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
     alarms: alarms!,
     tags,
     operators,
+    ...accounts,
   };
+}
+
+/** keyServiceAccount / edgeAccount: both or neither, different, and with explicit regions. */
+function resolveAccounts(
+  raw: Record<string, unknown>,
+  regions: readonly string[] | undefined,
+  availabilityZones: Readonly<Record<string, readonly string[]>>,
+  operators: readonly string[] | undefined,
+  root: string,
+  p: Problems,
+): { keyServiceAccount?: string; edgeAccount?: string } {
+  const { keyServiceAccount, edgeAccount } = raw;
+  if (keyServiceAccount === undefined && edgeAccount === undefined) return {};
+  const hint = 'set both keyServiceAccount and edgeAccount (12-digit account ids) for a cross-account deployment, or neither';
+  if (typeof keyServiceAccount !== 'string' || !ACCOUNT_RE.test(keyServiceAccount)) p.add(`${root}.keyServiceAccount`, `expected a 12-digit AWS account id: ${hint}`);
+  if (typeof edgeAccount !== 'string' || !ACCOUNT_RE.test(edgeAccount)) p.add(`${root}.edgeAccount`, `expected a 12-digit AWS account id: ${hint}`);
+  if (keyServiceAccount === edgeAccount) p.add(`${root}.keyServiceAccount`, 'must differ from edgeAccount (omit both for a single-account deployment)');
+  if (!regions) p.add(`${root}.regions`, 'required with keyServiceAccount: stacks in two accounts need explicit regions, e.g. ["eu-west-1"]');
+  for (const region of regions ?? []) {
+    if (!availabilityZones[region]) {
+      p.add(
+        `${root}.availabilityZones.${region}`,
+        `required with keyServiceAccount: stacks with an explicit account would look AZs up in AWS at synth; name at least two AZs of ${region}, e.g. ["${region}a","${region}b"] (aws ec2 describe-availability-zones in each account; names differ between accounts, so check both)`,
+      );
+    }
+  }
+  for (const o of operators ?? []) {
+    if (typeof keyServiceAccount === 'string' && !o.includes(`::${keyServiceAccount}:`)) {
+      p.add(`${root}.operators`, `${o} is not in the key-service account ${keyServiceAccount}: operators use the keys there (key policies trust that account only)`);
+    }
+  }
+  return { keyServiceAccount: keyServiceAccount as string, edgeAccount: edgeAccount as string };
 }
 
 function unknownFields(obj: Record<string, unknown>, allowed: readonly string[], where: string, p: Problems): void {
@@ -679,11 +786,15 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
     maxTasks: field(v, 'maxTasks', d.maxTasks, isInt(1, 1000), 'an integer 1..1000', where, p),
     targetCpuUtilization: field(v, 'targetCpuUtilization', d.targetCpuUtilization, isInt(10, 90), 'a percentage 10..90', where, p),
     targetConnectionsPerTask: field(v, 'targetConnectionsPerTask', d.targetConnectionsPerTask, isInt(10, 1_000_000), 'an integer 10..1000000', where, p),
+    maxConnectionsPerTask: field(v, 'maxConnectionsPerTask', d.maxConnectionsPerTask, isInt(100, 1_000_000), 'an integer 100..1000000 (open connections per task)', where, p),
+    kmsBudget: field(v, 'kmsBudget', d.kmsBudget, isInt(1, 100_000), 'key operations per second for the whole fleet, 1..100000 (under the KMS quota of the region)', where, p),
+    certificatesReady: field(v, 'certificatesReady', d.certificatesReady, isBool, 'true once a certificate is in the store (keyless cert import), else false', where, p),
     deregistrationDelaySeconds: field(v, 'deregistrationDelaySeconds', d.deregistrationDelaySeconds, isInt(0, 3600), 'seconds 0..3600', where, p),
     stopTimeoutSeconds: field(v, 'stopTimeoutSeconds', d.stopTimeoutSeconds, isInt(2, 120), 'seconds 2..120 (Fargate maximum)', where, p),
     vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
-    natGateways: field(v, 'natGateways', d.natGateways, isInt(1, 6), 'an integer 1..6 (the edge reaches the origin and other regions through NAT)', where, p),
+    natGateways: field(v, 'natGateways', d.natGateways, isInt(0, 6), 'an integer 0..6 (NAT is needed for key services in other regions and origins outside the VPC)', where, p),
     privateLambdaEndpoint: field(v, 'privateLambdaEndpoint', d.privateLambdaEndpoint, isBool, 'true or false', where, p),
+    privateEndpoints: field(v, 'privateEndpoints', d.privateEndpoints, isBool, 'true or false', where, p),
     healthCheck: field(v, 'healthCheck', d.healthCheck, oneOf('http', 'tcp'), '"http" (GET /healthz on the admin port) or "tcp"', where, p),
     deletionProtection: field(v, 'deletionProtection', d.deletionProtection, isBool, 'true or false', where, p),
     logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
@@ -693,6 +804,15 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
     p.add(`${where}.memoryMiB`, `${e.memoryMiB} MiB is not valid with cpu ${e.cpu}; choose ${mems[0]}..${mems[mems.length - 1]} (${mems.length} sizes)`);
   }
   if (e.minTasks > e.maxTasks) p.add(`${where}.minTasks`, `minTasks (${e.minTasks}) exceeds maxTasks (${e.maxTasks})`);
+  if (e.targetConnectionsPerTask > 0.8 * e.maxConnectionsPerTask) {
+    p.add(
+      `${where}.targetConnectionsPerTask`,
+      `(${e.targetConnectionsPerTask}) must stay under 80% of maxConnectionsPerTask (${e.maxConnectionsPerTask}), or tasks refuse connections before scale-out adds capacity; e.g. ${Math.floor(e.maxConnectionsPerTask * 0.4)}`,
+    );
+  }
+  if (e.kmsBudget < 2 * e.maxTasks) {
+    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${e.maxTasks} tasks under 2 key operations per second: raise it (and the KMS quota) or lower maxTasks`);
+  }
   return e;
 }
 
@@ -702,18 +822,18 @@ function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceCo
     p.add(where, 'expected an object');
     return DEFAULT_KEY_SERVICE;
   }
-  unknownFields(v, Object.keys(DEFAULT_KEY_SERVICE), where, p);
+  unknownFields(v, [...Object.keys(DEFAULT_KEY_SERVICE), 'reservedConcurrency'], where, p);
   const d = DEFAULT_KEY_SERVICE;
   const k: KeyServiceConfig = {
     vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
     memoryMiB: field(v, 'memoryMiB', d.memoryMiB, isInt(128, 10240), 'MiB 128..10240', where, p),
     timeoutSeconds: field(v, 'timeoutSeconds', d.timeoutSeconds, isInt(1, 60), 'seconds 1..60 (a key operation waits on one KMS call)', where, p),
-    reservedConcurrency: field(v, 'reservedConcurrency', d.reservedConcurrency, isInt(1, 10000), 'an integer 1..10000', where, p),
+    reservedConcurrency: field<number | undefined>(v, 'reservedConcurrency', undefined, isInt(1, 10000), 'an integer 1..10000, or absent for no reservation (the account must keep 100 unreserved: docs/deploy.md)', where, p),
     provisionedConcurrency: field(v, 'provisionedConcurrency', d.provisionedConcurrency, isInt(0, 10000), 'an integer 0..10000 (0 = none)', where, p),
     logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
     keyDeletionWindowDays: field(v, 'keyDeletionWindowDays', d.keyDeletionWindowDays, isInt(7, 30), 'days 7..30 (KMS pending-deletion window)', where, p),
   };
-  if (k.provisionedConcurrency > k.reservedConcurrency) {
+  if (k.reservedConcurrency !== undefined && k.provisionedConcurrency > k.reservedConcurrency) {
     p.add(`${where}.provisionedConcurrency`, `(${k.provisionedConcurrency}) cannot exceed reservedConcurrency (${k.reservedConcurrency})`);
   }
   return k;

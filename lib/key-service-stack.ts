@@ -1,165 +1,71 @@
 /**
- * The key service of one region (DESIGN §1, §3): an isolated VPC with no route anywhere but the KMS
- * interface endpoint, the key-service Lambda behind a published version and alias, and the
- * deployment's KMS keys (primaries in the first region, multi-Region replicas elsewhere).
+ * The key service of one region: an isolated VPC whose only way out is the KMS interface endpoint,
+ * the key-service Lambda behind a published version and alias, and the deployment's KMS keys
+ * (primaries in the first region, multi-Region replicas elsewhere). Each concern is one construct;
+ * this stack wires them together.
  */
-import * as path from 'node:path';
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat, LogLevel as EsbuildLogLevel } from 'aws-cdk-lib/aws-lambda-nodejs';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import type { KeylessConfig } from './config';
+import type { AlarmConfig, CustodyKey, KeyServiceConfig } from './config';
+import { KeyServiceFunction } from './key-service-function';
+import { KeyServiceNetwork } from './key-service-network';
 import { aliasArnFor, KeylessKeys } from './kms-keys';
 import { KeyServiceAlarms } from './monitoring';
-import { acknowledge, explicitAzsChosenByOperator, nagResource } from './nag';
-import { KEY_SERVICE_ALIAS, METRICS } from './naming';
-import { REPO_PATHS, repoRoot } from './paths';
+import { acknowledge, nagResource } from './nag';
 
 export interface KeyServiceStackProps extends StackProps {
-  readonly config: KeylessConfig;
-  /** Region label used in names and for sizing checks (undefined for an environment-agnostic stack). */
-  readonly regionName?: string;
+  readonly deployment: string;
+  readonly keys: readonly CustodyKey[];
+  readonly keyService: KeyServiceConfig;
+  readonly alarms: AlarmConfig;
+  /** IAM principals that may sign CSRs and provision sealed keys (see `KeylessKeys`). */
+  readonly operators?: readonly string[];
+  /** Explicit AZ names of this region, if configured. */
+  readonly availabilityZones?: readonly string[];
   /** Multi-region deployment: create multi-Region primary keys here, or replicas of `primary`'s keys. */
   readonly multiRegion: boolean;
   /** The first region's key-service stack, whose keys this stack replicates. */
   readonly primary?: KeyServiceStack;
+  /** Fixed function name: the edge in another account computes the alias ARN from it. */
+  readonly functionName?: string;
 }
 
 /** Lambda's limit on the total size of a function's environment variables. */
 export const LAMBDA_ENV_LIMIT_BYTES = 4096;
 
 export class KeyServiceStack extends Stack {
-  readonly vpc: ec2.Vpc;
-  readonly kmsEndpoint: ec2.InterfaceVpcEndpoint;
-  readonly role: iam.Role;
-  readonly fn: NodejsFunction;
-  readonly alias: lambda.Alias;
+  readonly network: KeyServiceNetwork;
   readonly keys: KeylessKeys;
-  readonly functionSecurityGroup: ec2.SecurityGroup;
+  readonly keyService: KeyServiceFunction;
   readonly alarms: KeyServiceAlarms;
+
+  private readonly configuredAzs?: readonly string[];
+
+  /** Configured AZ names win over a lookup (stacks with an explicit account would need AWS at synth). */
+  override get availabilityZones(): string[] {
+    return this.configuredAzs ? [...this.configuredAzs] : super.availabilityZones;
+  }
 
   constructor(scope: Construct, id: string, props: KeyServiceStackProps) {
     super(scope, id, props);
-    const { config } = props;
-    const ks = config.keyService;
-    const root = repoRoot();
-    const azs = props.regionName ? config.availabilityZones[props.regionName] : undefined;
+    this.configuredAzs = props.availabilityZones;
+    const ks = props.keyService;
 
-    // --- Network: isolated subnets only. No internet gateway, no NAT, no route out of the VPC. ---
-    const flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
-      retention: ks.logRetentionDays,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.vpc = new ec2.Vpc(this, 'Vpc', {
-      ipAddresses: ec2.IpAddresses.cidr(ks.vpcCidr),
-      ...(azs ? { availabilityZones: [...azs] } : { maxAzs: 2 }),
-      natGateways: 0,
-      subnetConfiguration: [{ name: 'KeyService', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
-      restrictDefaultSecurityGroup: true,
-      flowLogs: {
-        All: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup), trafficType: ec2.FlowLogTrafficType.ALL },
-      },
-    });
-    const isolated: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
-    if (azs) explicitAzsChosenByOperator(this.vpc);
-
-    // --- Security groups: the function may talk to the KMS endpoint on 443 and to nothing else. ---
-    this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
-      vpc: this.vpc,
-      description: 'keyless key service: egress only to the KMS interface endpoint on 443',
-      allowAllOutbound: false,
-    });
-    const endpointSg = new ec2.SecurityGroup(this, 'KmsEndpointSecurityGroup', {
-      vpc: this.vpc,
-      description: 'KMS interface endpoint: ingress only from the key-service function on 443',
-      allowAllOutbound: false,
-    });
-    this.functionSecurityGroup.connections.allowTo(endpointSg, ec2.Port.tcp(443), 'HTTPS to the KMS endpoint');
-
-    this.kmsEndpoint = this.vpc.addInterfaceEndpoint('KmsEndpoint', {
-      service: ec2.InterfaceVpcEndpointAwsService.KMS,
-      privateDnsEnabled: true,
-      subnets: isolated,
-      securityGroups: [endpointSg],
-      open: false,
+    this.network = new KeyServiceNetwork(this, 'Network', {
+      vpcCidr: ks.vpcCidr,
+      availabilityZones: props.availabilityZones,
+      flowLogRetentionDays: ks.logRetentionDays,
     });
 
-    // --- Execution role: logging, Lambda's VPC networking, and (below) the KMS actions of its modes. ---
-    const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
-      retention: ks.logRetentionDays,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    const kmsDocument = new iam.PolicyDocument();
-    this.role = new iam.Role(this, 'FunctionRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'keyless key service: KMS operations on the designated keys only',
-      inlinePolicies: {
-        Logging: new iam.PolicyDocument({
-          statements: [
-            new iam.PolicyStatement({
-              sid: 'WriteOwnLogs',
-              actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-              resources: [logGroup.logGroupArn],
-            }),
-          ],
-        }),
-        VpcNetworking: new iam.PolicyDocument({
-          statements: [
-            new iam.PolicyStatement({
-              sid: 'LambdaVpcNetworkInterfaces',
-              actions: [
-                'ec2:CreateNetworkInterface',
-                'ec2:DescribeNetworkInterfaces',
-                'ec2:DescribeSubnets',
-                'ec2:DeleteNetworkInterface',
-                'ec2:AssignPrivateIpAddresses',
-                'ec2:UnassignPrivateIpAddresses',
-              ],
-              resources: ['*'],
-            }),
-          ],
-        }),
-        KeyOperations: kmsDocument,
-      },
-    });
-    acknowledge(
-      this.role,
-      'AwsSolutions-IAM5[Resource::*]',
-      'The EC2 network-interface actions Lambda needs to attach a function to a VPC do not support resource-level permissions (same grant as the AWSLambdaVPCAccessExecutionRole managed policy, written inline to avoid IAM4).',
-    );
-
-    // --- Keys and their policies (need the role and the endpoint). ---
     this.keys = new KeylessKeys(this, 'Keys', {
-      deployment: config.deployment,
-      keys: config.keys,
+      deployment: props.deployment,
+      keys: props.keys,
       deletionWindowDays: ks.keyDeletionWindowDays,
       multiRegion: props.multiRegion && props.primary === undefined,
       replicaOf: props.primary?.keys,
-      user: { roleArn: this.role.roleArn, vpcEndpointId: this.kmsEndpoint.vpcEndpointId },
-      operators: config.operators,
+      operators: props.operators,
     });
-    kmsDocument.addStatements(...this.keys.identityStatements());
-    const anyKey = this.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
-    acknowledge(
-      this.role,
-      `AwsSolutions-IAM5[Resource::${nagResource(this, anyKey)}]`,
-      'KMS permissions follow aliases (kms:ResourceAliases), not key ARNs, so that key rotation by alias swap needs no IAM change; every statement is bound to the deployment\'s aliases and algorithms, and each key policy additionally requires this role and the VPC endpoint.',
-    );
-
-    // Endpoint policy: through this endpoint, only this role, only its KMS actions, only this account's keys.
-    this.kmsEndpoint.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'OnlyTheKeyServiceRole',
-        principals: [new iam.ArnPrincipal(this.role.roleArn)],
-        actions: this.keys.keyServiceActions(),
-        resources: [anyKey],
-      }),
-    );
-
-    // --- The function. ---
     const keysJson = this.keys.keysConfig();
     if (keysJson.length === 0) {
       throw new Error(
@@ -169,69 +75,57 @@ export class KeyServiceStack extends Stack {
     const environment: Record<string, string> = {
       KEYLESS_KEYS: Stack.of(this).toJsonString(keysJson),
       KEYLESS_TICKET_MAC_KEY_ID: this.keys.ticketMacKey.aliasArn,
-      KEYLESS_DEPLOYMENT: config.deployment,
-      POWERTOOLS_SERVICE_NAME: 'keyless-key-service',
-      POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
-      NODE_OPTIONS: '--enable-source-maps',
     };
-    checkEnvironmentSize(environment, this.keys, config.deployment);
+    checkEnvironmentSize(environment, this.keys, props.deployment);
 
-    this.fn = new NodejsFunction(this, 'Function', {
-      description: `keyless ${config.deployment}: key service (KMS-backed private-key operations for the TLS edge)`,
-      entry: path.join(root, REPO_PATHS.keyServiceEntry),
-      handler: 'handler',
-      projectRoot: root,
-      depsLockFilePath: path.join(root, REPO_PATHS.lockFile),
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: ks.memoryMiB,
-      timeout: Duration.seconds(ks.timeoutSeconds),
-      reservedConcurrentExecutions: ks.reservedConcurrency,
-      role: this.role,
-      logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
-      systemLogLevelV2: lambda.SystemLogLevel.WARN,
-      vpc: this.vpc,
-      vpcSubnets: isolated,
-      securityGroups: [this.functionSecurityGroup],
+    this.keyService = new KeyServiceFunction(this, 'KeyService', {
+      deployment: props.deployment,
+      vpc: this.network.vpc,
+      subnets: this.network.subnets,
+      securityGroup: this.network.functionSecurityGroup,
+      memoryMiB: ks.memoryMiB,
+      timeoutSeconds: ks.timeoutSeconds,
+      reservedConcurrency: ks.reservedConcurrency,
+      provisionedConcurrency: ks.provisionedConcurrency,
+      logRetentionDays: ks.logRetentionDays,
+      functionName: props.functionName,
       environment,
-      recursiveLoop: lambda.RecursiveLoop.TERMINATE,
-      bundling: {
-        forceDockerBundling: false,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        target: 'node24',
-        format: OutputFormat.CJS,
-        bundleAwsSDK: true, // ship the SDK version the tests ran with, not the runtime's
-        logLevel: EsbuildLogLevel.WARNING,
-      },
     });
+    const kmsEndpoint = this.network.kmsEndpoint;
+    this.keys.grantKeyService(this.keyService.role, kmsEndpoint);
     // Not live before its keys, their policies and the KMS endpoint exist.
-    this.fn.node.addDependency(this.keys, this.kmsEndpoint);
+    this.keyService.fn.node.addDependency(this.keys, kmsEndpoint);
 
-    this.alias = new lambda.Alias(this, 'LiveAlias', {
-      aliasName: KEY_SERVICE_ALIAS,
-      version: this.fn.currentVersion,
-      description: 'What the edge invokes; moves to each newly published version.',
-      provisionedConcurrentExecutions: ks.provisionedConcurrency > 0 ? ks.provisionedConcurrency : undefined,
-    });
+    const anyKey = this.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+    acknowledge(
+      this.keyService.role,
+      `AwsSolutions-IAM5[Resource::${nagResource(this, anyKey)}]`,
+      'KMS permissions follow aliases (kms:ResourceAliases) and the deployment tag, not key ARNs, so that key rotation by alias swap needs no IAM change; every statement is bound to the deployment\'s aliases, tag and algorithms, and each key policy additionally requires this role and the VPC endpoint.',
+    );
+    // Endpoint policy: through this endpoint, only this role, only its KMS actions, only this account's keys.
+    kmsEndpoint.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheKeyServiceRole',
+        principals: [new iam.ArnPrincipal(this.keyService.role.roleArn)],
+        actions: this.keys.keyServiceActions(),
+        resources: [anyKey],
+      }),
+    );
 
     this.alarms = new KeyServiceAlarms(this, 'Alarms', {
-      deployment: config.deployment,
-      fn: this.fn,
-      alias: this.alias,
+      deployment: props.deployment,
+      fn: this.keyService.fn,
+      alias: this.keyService.alias,
       timeout: Duration.seconds(ks.timeoutSeconds),
       reservedConcurrency: ks.reservedConcurrency,
       keySpecs: this.keys.signingKeys.map((k) => k.keySpec),
-      kmsQuotaUtilizationPercent: config.alarms.kmsQuotaUtilizationPercent,
-      email: config.alarms.email,
+      kmsQuotaUtilizationPercent: props.alarms.kmsQuotaUtilizationPercent,
+      email: props.alarms.email,
     });
 
-    new CfnOutput(this, 'KeyServiceAliasArn', { value: this.alias.functionArn, description: 'Qualified alias ARN the edge invokes' });
-    new CfnOutput(this, 'KeyServiceRoleArn', { value: this.role.roleArn, description: 'Role named in the key policies (create rotated keys with the same policy)' });
-    new CfnOutput(this, 'KmsEndpointId', { value: this.kmsEndpoint.vpcEndpointId, description: 'aws:SourceVpce value of the key policies' });
+    new CfnOutput(this, 'KeyServiceAliasArn', { value: this.keyService.alias.functionArn, description: 'Qualified alias ARN the edge invokes' });
+    new CfnOutput(this, 'KeyServiceRoleArn', { value: this.keyService.role.roleArn, description: 'Role named in the key policies (create rotated keys with the same policy)' });
+    new CfnOutput(this, 'KmsEndpointId', { value: kmsEndpoint.vpcEndpointId, description: 'aws:SourceVpce value of the key policies' });
     for (const k of this.keys.allKeys()) {
       new CfnOutput(this, `Key${k.aliasName.replace(/[^A-Za-z0-9]/g, '')}`, { value: k.keyArn, description: `Key behind ${k.aliasName}` });
     }

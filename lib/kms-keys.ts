@@ -1,22 +1,25 @@
 /**
- * The deployment's KMS keys (DESIGN §3, §7) and the policies around them.
+ * The deployment's KMS keys and the policies around them.
  *
- * Two layers must both allow every cryptographic use:
+ * `grantKeyService(role, endpoint)` writes both layers that must allow every cryptographic use:
  *   - the **key policy** (resource side) delegates to the account only for the key-service role
  *     (`aws:PrincipalArn`), only through the key service's VPC endpoint (`aws:SourceVpce`), only
  *     the operation of the key's mode and only with its allowed algorithms;
  *   - the role's **identity policy** names keys by alias (`kms:ResourceAliases`), never by key ARN,
- *     so rotating a key (new key, alias swap — DESIGN §2.5) needs no IAM change.
+ *     so rotating a key (new key, alias swap — docs/rotation.md) needs no IAM change, and requires
+ *     the deployment's tag (`aws:ResourceTag/keyless:deployment`), which only key administrators
+ *     can set, so an alias put on some other key does not make it usable.
  * Administration (describe, alias, policy, deletion) stays with the account's IAM administrators,
  * who get no signing, decryption or MAC permission from these policies; only the configured
  * operators may sign CSRs and provision sealed keys (see `operatorStatements`).
  */
 import { Aws, Duration, RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { SIGNING_ALGORITHMS, type CustodyKey, type KmsCustodyKey, type KmsKeySpec, type SealedCustodyKey } from './config';
-import { aliasNames, SEALED_CONTEXT_KEY } from './naming';
+import { aliasNames, DEPLOYMENT_TAG, SEALED_CONTEXT_KEY } from './naming';
 
 /** Who may use the keys: the key-service role, through its VPC endpoint. */
 export interface KeyUser {
@@ -46,7 +49,6 @@ export interface KeylessKeysProps {
   readonly multiRegion: boolean;
   /** Replicate these primary keys into this stack's region instead of creating new ones. */
   readonly replicaOf?: KeylessKeys;
-  readonly user: KeyUser;
   /**
    * IAM principal ARNs (wildcards allowed) that may sign CSRs with the signing keys and provision
    * sealed keys. Absent: nobody can (add operators before issuing certificates).
@@ -78,7 +80,7 @@ export const KEY_ADMIN_ACTIONS = [
   'kms:UpdatePrimaryRegion',
 ];
 
-/** KMS actions the key-service role holds, per key kind (DESIGN §3). */
+/** KMS actions the key-service role holds, per key kind. */
 export const KEY_SERVICE_ACTIONS = {
   kms: ['kms:Sign', 'kms:GetPublicKey', 'kms:DescribeKey'],
   sealed: ['kms:Decrypt'],
@@ -100,16 +102,20 @@ export class KeylessKeys extends Construct {
    * redeploy (docs/rotation.md); present when the deployment has `kms` signing keys.
    */
   readonly generationAliasPrefix?: string;
+  private readonly deployment: string;
+  private readonly keyPolicies: Array<{ policy: iam.PolicyDocument; use: MakeKeyProps['use'] }> = [];
 
   constructor(scope: Construct, id: string, props: KeylessKeysProps) {
     super(scope, id);
+    this.deployment = props.deployment;
     const stack = Stack.of(this);
     const replica = props.replicaOf;
     const admin = adminStatement(props.multiRegion || replica !== undefined);
 
     const make = (cid: string, p: MakeKeyProps, primaryArn: (k: KeylessKeys) => string): RegionalKey => {
       const aliasArn = stack.formatArn({ service: 'kms', resource: 'alias', resourceName: p.aliasName.slice('alias/'.length) });
-      const policy = new iam.PolicyDocument({ statements: [admin, ...p.statements] });
+      const policy = new iam.PolicyDocument({ statements: [admin] });
+      this.keyPolicies.push({ policy, use: p.use });
       let keyArn: string;
       if (replica) {
         const r = new kms.CfnReplicaKey(this, cid, {
@@ -122,7 +128,7 @@ export class KeylessKeys extends Construct {
         r.applyRemovalPolicy(RemovalPolicy.RETAIN);
         new kms.CfnAlias(this, `${cid}Alias`, { aliasName: p.aliasName, targetKeyId: r.attrKeyId });
         keyArn = r.attrArn;
-        Tags.of(r).add('keyless:deployment', props.deployment);
+        Tags.of(r).add(DEPLOYMENT_TAG, props.deployment);
       } else {
         const key = new kms.Key(this, cid, {
           description: p.description,
@@ -136,7 +142,7 @@ export class KeylessKeys extends Construct {
         });
         new kms.Alias(this, `${cid}Alias`, { aliasName: p.aliasName, targetKey: key });
         keyArn = key.keyArn;
-        Tags.of(key).add('keyless:deployment', props.deployment);
+        Tags.of(key).add(DEPLOYMENT_TAG, props.deployment);
       }
       return { keyArn, aliasName: p.aliasName, aliasArn };
     };
@@ -153,9 +159,9 @@ export class KeylessKeys extends Construct {
           keySpec: kms.KeySpec[k.keySpec],
           keyUsage: kms.KeyUsage.SIGN_VERIFY,
           rotate: false, // asymmetric keys cannot rotate automatically: rotation = new key + alias swap
-          statements: [
-            ...signingKeyUseStatements(props.user, k.signingAlgorithms),
-            ...operatorStatements(props.operators, props.user, { signingAlgorithms: k.signingAlgorithms }),
+          use: (user) => [
+            ...signingKeyUseStatements(user, k.signingAlgorithms),
+            ...operatorStatements(props.operators, user, { signingAlgorithms: k.signingAlgorithms }),
           ],
         },
         (p) => p.signingKey(k.name).keyArn,
@@ -174,7 +180,7 @@ export class KeylessKeys extends Construct {
         keySpec: kms.KeySpec.HMAC_256,
         keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
         rotate: false, // KMS does not rotate HMAC keys; ticket keys already rotate by epoch
-        statements: [macKeyUseStatement(props.user)],
+        use: (user) => [macKeyUseStatement(user)],
       },
       (p) => p.ticketMacKey.keyArn,
     );
@@ -191,9 +197,9 @@ export class KeylessKeys extends Construct {
           keySpec: kms.KeySpec.SYMMETRIC_DEFAULT,
           keyUsage: kms.KeyUsage.ENCRYPT_DECRYPT,
           rotate: true,
-          statements: [
-            wrappingKeyUseStatement(props.user, names),
-            ...operatorStatements(props.operators, props.user, { sealedKeyNames: names }),
+          use: (user) => [
+            wrappingKeyUseStatement(user, names),
+            ...operatorStatements(props.operators, user, { sealedKeyNames: names }),
           ],
         },
         (p) => {
@@ -223,12 +229,25 @@ export class KeylessKeys extends Construct {
   }
 
   /**
-   * Identity-policy statements for the key-service role: the actions of each mode, on whichever key
-   * currently carries the alias (`kms:ResourceAliases`), with the same algorithm conditions as the
-   * key policies. `aws:SourceVpce` is enforced by the key policies (putting it here too would make
-   * the role and the endpoint policy depend on each other).
+   * Let `role` use every key of this deployment the way its custody mode needs, and only through
+   * `endpoint`: the key policies name the role and the endpoint, the role's identity policy names
+   * the aliases, the deployment tag and the algorithms. Also writes the operators' statements,
+   * which exclude this role.
    */
-  identityStatements(): iam.PolicyStatement[] {
+  grantKeyService(role: iam.IRole, endpoint: ec2.IVpcEndpoint): void {
+    const user: KeyUser = { roleArn: role.roleArn, vpcEndpointId: endpoint.vpcEndpointId };
+    for (const k of this.keyPolicies) k.policy.addStatements(...k.use(user));
+    for (const statement of this.identityStatements()) role.addToPrincipalPolicy(statement);
+  }
+
+  /**
+   * Identity-policy statements for the key-service role: the actions of each mode, on whichever key
+   * currently carries the alias (`kms:ResourceAliases`) and the deployment tag, with the same
+   * algorithm conditions as the key policies. `aws:SourceVpce` is enforced by the key policies
+   * (putting it here too would make the role and the endpoint policy depend on each other).
+   */
+  private identityStatements(): iam.PolicyStatement[] {
+    const tagged = { [`aws:ResourceTag/${DEPLOYMENT_TAG}`]: this.deployment };
     const stack = Stack.of(this);
     const anyKeyInThisAccountAndRegion = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
     const statements: iam.PolicyStatement[] = [];
@@ -249,7 +268,7 @@ export class KeylessKeys extends Construct {
           resources: [anyKeyInThisAccountAndRegion],
           conditions: {
             'ForAnyValue:StringEquals': { 'kms:ResourceAliases': g.aliases },
-            StringEquals: { 'kms:SigningAlgorithm': [...g.algs], 'kms:MessageType': 'RAW' },
+            StringEquals: { 'kms:SigningAlgorithm': [...g.algs], 'kms:MessageType': 'RAW', ...tagged },
           },
         }),
       );
@@ -266,7 +285,7 @@ export class KeylessKeys extends Construct {
           resources: [anyKeyInThisAccountAndRegion],
           conditions: {
             'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] },
-            StringEquals: { 'kms:SigningAlgorithm': TLS_SIGNING_ALGORITHMS, 'kms:MessageType': 'RAW' },
+            StringEquals: { 'kms:SigningAlgorithm': TLS_SIGNING_ALGORITHMS, 'kms:MessageType': 'RAW', ...tagged },
           },
         }),
       );
@@ -277,7 +296,7 @@ export class KeylessKeys extends Construct {
           sid: 'ReadSigningKeyMetadata',
           actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
           resources: [anyKeyInThisAccountAndRegion],
-          conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] } },
+          conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] }, StringEquals: tagged },
         }),
       );
     }
@@ -292,6 +311,7 @@ export class KeylessKeys extends Construct {
             StringEquals: {
               [`kms:EncryptionContext:${SEALED_CONTEXT_KEY}`]: this.sealedKeys.map((k) => k.name),
               'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT',
+              ...tagged,
             },
           },
         }),
@@ -304,7 +324,7 @@ export class KeylessKeys extends Construct {
         resources: [anyKeyInThisAccountAndRegion],
         conditions: {
           'ForAnyValue:StringEquals': { 'kms:ResourceAliases': [this.ticketMacKey.aliasName] },
-          StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' },
+          StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256', ...tagged },
         },
       }),
     );
@@ -332,7 +352,8 @@ interface MakeKeyProps {
   readonly keySpec: kms.KeySpec;
   readonly keyUsage: kms.KeyUsage;
   readonly rotate: boolean;
-  readonly statements: iam.PolicyStatement[];
+  /** The statements that let the key service (and the operators) use the key. */
+  readonly use: (user: KeyUser) => iam.PolicyStatement[];
 }
 
 function adminStatement(multiRegion: boolean): iam.PolicyStatement {

@@ -4,7 +4,13 @@
  * AWS-published metrics (Lambda, NLB, ECS Container Insights, AWS/Usage for the KMS quota) drive
  * the alarms. The dashboard adds the figures the edge and the key service publish themselves in
  * CloudWatch embedded metric format (names in `METRICS`, see naming.ts); their per-alert and
- * per-error-code series are found with SEARCH expressions, so new alert names appear unaided.
+ * per-error-code series are found with SEARCH expressions, so new alert names appear unaided. A
+ * SEARCH schema matches metrics with exactly its dimension set, so each one names the full set the
+ * code emits (`EMF_DIMENSIONS`) and filters on the deployment.
+ *
+ * Fresh stacks do not alarm: no alarm treats missing data as breaching (a metric that does not exist
+ * yet is not an outage); where missing data could hide one, a second alarm on a metric that is
+ * always published covers it (NoHealthyTargets / TasksBelowMinimum).
  */
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -16,7 +22,27 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { KmsKeySpec } from './config';
-import { KEY_SERVICE_ALIAS, METRICS } from './naming';
+import { KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from './naming';
+
+/**
+ * Dimension sets of the EMF metrics, exactly as emitted: the edge's (edge-proxy/src/emf.ts) carry
+ * Deployment plus at most one of Alert / Reason / Kind; the key service's go through Powertools,
+ * which adds its `service` dimension (POWERTOOLS_SERVICE_NAME) to Deployment and Code / Operation
+ * (lambdas/key-service/observability.ts).
+ */
+export const EMF_DIMENSIONS = {
+  edgeByAlert: [METRICS.deploymentDimension, 'Alert'],
+  edgeByReason: [METRICS.deploymentDimension, 'Reason'],
+  keyServiceByCode: ['service', METRICS.deploymentDimension, 'Code'],
+  keyServiceByOperation: ['service', METRICS.deploymentDimension, 'Operation'],
+} as const;
+
+/** A CloudWatch SEARCH expression for one metric with exactly `dimensions`, in one deployment. */
+export function searchExpression(namespace: string, dimensions: readonly string[], metricName: string, filters: Record<string, string>): string {
+  const schema = [namespace, ...dimensions].map((d) => (/^[A-Za-z0-9_./#:-]+$/.test(d) ? d : `"${d}"`)).join(',');
+  const terms = Object.entries(filters).map(([k, v]) => `${k}="${v}"`);
+  return `{${schema}} MetricName="${metricName}" ${terms.join(' ')}`.trim();
+}
 
 const MINUTE = Duration.minutes(1);
 
@@ -103,7 +129,8 @@ export interface KeyServiceAlarmsProps {
   readonly fn: lambda.IFunction;
   readonly alias: lambda.IAlias;
   readonly timeout: Duration;
-  readonly reservedConcurrency: number;
+  /** Absent: no reservation, and no alarm on approaching it. */
+  readonly reservedConcurrency?: number;
   readonly keySpecs: readonly KmsKeySpec[];
   readonly kmsQuotaUtilizationPercent: number;
   readonly email?: string;
@@ -167,25 +194,30 @@ export class KeyServiceAlarms extends Construct {
         }),
         a,
       ),
-      alarmOn(
-        new cloudwatch.Alarm(this, 'ConcurrencyNearReserved', {
-          alarmDescription: 'Key-service concurrency is above 80% of its reserved concurrency; throttling is next.',
-          metric: new cloudwatch.Metric({
-            namespace: 'AWS/Lambda',
-            metricName: 'ConcurrentExecutions',
-            dimensionsMap: { FunctionName: fnName },
-            statistic: 'Maximum',
-            period: MINUTE,
-          }),
-          threshold: Math.max(1, Math.floor(props.reservedConcurrency * 0.8)),
-          evaluationPeriods: 5,
-          datapointsToAlarm: 3,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-        a,
-      ),
     );
+    const reserved = props.reservedConcurrency;
+    if (reserved !== undefined) {
+      this.alarms.push(
+        alarmOn(
+          new cloudwatch.Alarm(this, 'ConcurrencyNearReserved', {
+            alarmDescription: 'Key-service concurrency is above 80% of its reserved concurrency; throttling is next.',
+            metric: new cloudwatch.Metric({
+              namespace: 'AWS/Lambda',
+              metricName: 'ConcurrentExecutions',
+              dimensionsMap: { FunctionName: fnName },
+              statistic: 'Maximum',
+              period: MINUTE,
+            }),
+            threshold: Math.max(1, Math.floor(reserved * 0.8)),
+            evaluationPeriods: 5,
+            datapointsToAlarm: 3,
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          }),
+          a,
+        ),
+      );
+    }
     for (const family of kmsFamilies(props.keySpecs)) {
       this.alarms.push(
         alarmOn(
@@ -269,7 +301,8 @@ export class EdgeMonitoring extends Construct {
           evaluationPeriods: 2,
           datapointsToAlarm: 2,
           comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+          // No data = no target registered (a fresh stack, or every task gone): TasksBelowMinimum covers that.
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
         a,
       ),
@@ -285,23 +318,29 @@ export class EdgeMonitoring extends Construct {
         }),
         a,
       ),
-      alarmOn(
-        new cloudwatch.Alarm(this, 'TasksBelowMinimum', {
-          alarmDescription: `Fewer edge tasks are running than the configured minimum (${props.minTasks}) for 5 minutes: tasks are crashing or cannot be placed.`,
-          metric: running,
-          threshold: props.minTasks,
-          evaluationPeriods: 5,
-          datapointsToAlarm: 5,
-          comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-        }),
-        a,
-      ),
     );
-
+    // With a minimum of 0 (before the first certificate) there is nothing to fall below.
+    if (props.minTasks > 0) {
+      this.alarms.push(
+        alarmOn(
+          new cloudwatch.Alarm(this, 'TasksBelowMinimum', {
+            alarmDescription: `Fewer edge tasks are running than the configured minimum (${props.minTasks}) for 5 minutes: tasks are crashing or cannot be placed.`,
+            metric: running,
+            threshold: props.minTasks,
+            evaluationPeriods: 5,
+            datapointsToAlarm: 5,
+            comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            // Container Insights publishes the count while the service exists, 0 included.
+            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          }),
+          a,
+        ),
+      );
+    }
     const search = (expr: string, stat: string, label: string, region?: string): cloudwatch.MathExpression =>
       new cloudwatch.MathExpression({ expression: `SEARCH('${expr}', '${stat}', 60)`, usingMetrics: {}, label, period: MINUTE, searchRegion: region });
-    const dep = `${METRICS.deploymentDimension}="${props.deployment}"`;
+    const dep = { [METRICS.deploymentDimension]: props.deployment };
+    const keyServiceFilter = { ...dep, service: KEY_SERVICE_POWERTOOLS_SERVICE };
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: `keyless-${props.deployment}`,
@@ -327,7 +366,7 @@ export class EdgeMonitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Handshake failures by alert',
         left: [
-          search(`{${METRICS.edgeNamespace},${METRICS.deploymentDimension},Alert} MetricName="${METRICS.edge.handshakeFailures}" ${dep}`, 'Sum', ''),
+          search(searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByAlert, METRICS.edge.handshakeFailures, dep), 'Sum', ''),
           edge(METRICS.edge.admissionRejections, 'Sum', 'admission rejections'),
         ],
         width: w,
@@ -365,7 +404,7 @@ export class EdgeMonitoring extends Construct {
           aliasMetric(k.functionName, 'Throttles', 'Sum', k.region).with({ label: `${k.label} throttles` }),
         ]),
         right: props.keyServices.map((k) =>
-          search(`{${METRICS.keyServiceNamespace}} MetricName="${METRICS.keyService.errors}"`, 'Sum', `${k.label} typed errors`, k.region),
+          search(searchExpression(METRICS.keyServiceNamespace, EMF_DIMENSIONS.keyServiceByCode, METRICS.keyService.errors, keyServiceFilter), 'Sum', `${k.label} typed errors`, k.region),
         ),
         width: w,
         height: h,
@@ -375,7 +414,7 @@ export class EdgeMonitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'KMS throttles (reported by the key service)',
         left: props.keyServices.map((k) =>
-          search(`{${METRICS.keyServiceNamespace}} MetricName="${METRICS.keyService.kmsThrottles}"`, 'Sum', `${k.label}`, k.region),
+          search(searchExpression(METRICS.keyServiceNamespace, EMF_DIMENSIONS.keyServiceByOperation, METRICS.keyService.kmsThrottles, keyServiceFilter), 'Sum', `${k.label}`, k.region),
         ),
         width: w,
         height: h,
@@ -435,7 +474,7 @@ export class EdgeMonitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Admission rejections by reason; abandoned handshakes',
-        left: [search(`{${METRICS.edgeNamespace},${METRICS.deploymentDimension},Reason} MetricName="${METRICS.edge.admissionRejections}" ${dep}`, 'Sum', '')],
+        left: [search(searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByReason, METRICS.edge.admissionRejections, dep), 'Sum', '')],
         right: [edge(METRICS.edge.handshakesAbandoned, 'Sum', 'abandoned (closed without an alert)')],
         width: w,
         height: h,

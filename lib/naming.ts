@@ -9,14 +9,44 @@ export const EDGE_PORT = 8443;
 export const ADMIN_PORT = 9090;
 /** The public listener of the Network Load Balancer. */
 export const LISTENER_PORT = 443;
+/**
+ * The edge's liveness check: the admin listener answers GET /healthz with any status. The Dockerfile
+ * HEALTHCHECK and the ECS container health check run exactly this (test/infra/dockerfile.test.ts).
+ */
+export const LIVENESS_CHECK_COMMAND = [
+  'node',
+  '-e',
+  "require('http').get({host:'127.0.0.1',port:Number(process.env.KEYLESS_ADMIN_PORT||9090),path:'/healthz',timeout:4000},r=>{r.resume();process.exit(0)}).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))",
+] as const;
 /** Name of the Lambda alias the edge invokes (a published version sits behind it). */
 export const KEY_SERVICE_ALIAS = 'live';
+/**
+ * Tag every resource of a deployment carries; its value is the deployment name. The key-service
+ * role may only use KMS keys that carry it (`aws:ResourceTag/keyless:deployment`).
+ */
+export const DEPLOYMENT_TAG = 'keyless:deployment';
 /** Encryption-context key binding a sealed key's ciphertext to its key name. */
 export const SEALED_CONTEXT_KEY = 'keyless:key-name';
 
 export function stackId(deployment: string, kind: 'KeyService' | 'Edge', region?: string): string {
   const base = `Keyless-${capitalise(deployment)}-${kind}`;
   return region === undefined ? base : `${base}-${region}`;
+}
+
+/**
+ * The key-service function's name in every region (`keyless-<deployment>-key-service`): what the
+ * CLI's `--key-service` takes, and what an edge in another account writes into its alias ARN.
+ */
+export function keyServiceFunctionName(deployment: string): string {
+  return `keyless-${deployment}-key-service`;
+}
+
+/**
+ * The edge task role's name: the only principal that may invoke the key service (named in the
+ * function's resource policy across accounts, and in the SCP of docs/policies/ in one account).
+ */
+export function edgeTaskRoleName(deployment: string): string {
+  return `keyless-${deployment}-edge-task`;
 }
 
 function capitalise(s: string): string {
@@ -41,6 +71,9 @@ export function certificatePrefix(deployment: string): string {
  * CloudWatch permission. The key service does the same through Powertools (namespace given by the
  * POWERTOOLS_METRICS_NAMESPACE variable the stack sets).
  */
+/** POWERTOOLS_SERVICE_NAME of the key service: the `service` dimension of its metrics. */
+export const KEY_SERVICE_POWERTOOLS_SERVICE = 'keyless-key-service';
+
 export const METRICS = {
   edgeNamespace: 'Keyless/Edge',
   keyServiceNamespace: 'Keyless/KeyService',

@@ -25,5 +25,5 @@ export const REPO_PATHS = {
   keyServiceEntry: 'lambdas/key-service/handler.ts',
   lockFile: 'package-lock.json',
   edgeDockerfile: 'edge-proxy/Dockerfile',
-  edgeDockerignore: 'edge-proxy/.dockerignore',
+  edgeDockerignore: 'edge-proxy/Dockerfile.dockerignore',
 } as const;

@@ -66,6 +66,11 @@ async function describe(kms: KMSClient, keyId: string): Promise<KeyMetadata | un
  * An alias pointing at a key of another spec or usage, or at a key pending deletion, is moved to a
  * new key. A disabled key is an error: someone disabled it on purpose.
  */
+function deploymentTagOf(alias: string): Array<{ TagKey: string; TagValue: string }> {
+  const m = /^alias\/keyless\/([a-z][a-z0-9-]{0,31})\//.exec(alias);
+  return m ? [{ TagKey: 'keyless:deployment', TagValue: m[1] }] : [];
+}
+
 export async function createKmsKey(kms: KMSClient, opts: CreateKmsKeyOptions): Promise<string> {
   const existing = await describe(kms, opts.alias);
   if (existing) {
@@ -80,7 +85,9 @@ export async function createKmsKey(kms: KMSClient, opts: CreateKmsKeyOptions): P
       KeySpec: opts.keySpec,
       KeyUsage: 'SIGN_VERIFY',
       Description: opts.description ?? `keyless-tls development key ${opts.alias}`,
-      Tags: [{ TagKey: 'keyless:purpose', TagValue: 'dev-pki' }],
+      // Keys in a deployment's namespace carry its tag, as `keyless keys create` gives them (the
+      // key-service policy requires it): alias/keyless/<deployment>/...
+      Tags: [{ TagKey: 'keyless:purpose', TagValue: 'dev-pki' }, ...deploymentTagOf(opts.alias)],
     }),
   );
   const keyId = created.KeyMetadata?.KeyId as string;

@@ -7,7 +7,8 @@
  *    version we use — client-acm-pca 3.523 has no per-client `profile` option), else the default
  *    provider chain;
  *  - endpoints: the SDK's per-service variables (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SSM,
- *    AWS_ENDPOINT_URL_ACM_PCA, AWS_ENDPOINT_URL_LAMBDA) or AWS_ENDPOINT_URL (LocalStack);
+ *    AWS_ENDPOINT_URL_ACM_PCA, AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING) or
+ *    AWS_ENDPOINT_URL (LocalStack);
  *  - `--local`: the endpoints of the running local stack (`npm start`), read from its state file,
  *    with dummy credentials (the local endpoints accept any).
  *
@@ -17,6 +18,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
+import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -57,6 +59,8 @@ export class AwsClients {
   private ssmClient?: SSMClient;
   private pcaClient?: ACMPCAClient;
   private lambdaClient?: LambdaClient;
+  private scalingClient?: ApplicationAutoScalingClient;
+  private readonly regionalKms = new Map<string, KMSClient>();
 
   constructor(options: AwsClientOptions = {}) {
     this.options = options;
@@ -78,6 +82,16 @@ export class AwsClients {
     return (this.kmsClient ??= new KMSClient(this.common(this.options.local?.kmsUrl)));
   }
 
+  /** KMS in another region of the same account (multi-Region keys: replicas and their aliases). */
+  kmsIn(region: string): KMSClient {
+    let c = this.regionalKms.get(region);
+    if (!c) {
+      c = new KMSClient({ ...this.common(this.options.local?.kmsUrl), region });
+      this.regionalKms.set(region, c);
+    }
+    return c;
+  }
+
   get ssm(): SSMClient {
     return (this.ssmClient ??= new SSMClient(this.common(undefined)));
   }
@@ -90,7 +104,12 @@ export class AwsClients {
     return (this.lambdaClient ??= new LambdaClient(this.common(this.options.local?.keyServiceUrl)));
   }
 
+  /** The edge fleet's scalable target (`keyless fleet`); the local stack has none. */
+  get applicationAutoScaling(): ApplicationAutoScalingClient {
+    return (this.scalingClient ??= new ApplicationAutoScalingClient(this.common(undefined)));
+  }
+
   destroy(): void {
-    for (const c of [this.kmsClient, this.ssmClient, this.pcaClient, this.lambdaClient]) c?.destroy();
+    for (const c of [this.kmsClient, this.ssmClient, this.pcaClient, this.lambdaClient, this.scalingClient, ...this.regionalKms.values()]) c?.destroy();
   }
 }

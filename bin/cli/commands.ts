@@ -7,13 +7,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
-import { type CommandSpec, opt, type ParsedArgs } from './args';
+import { type CommandSpec, opt, type OptionSpec, type ParsedArgs } from './args';
 import { type CertificateAuthority, issueCertificate, PCA_SIGNING_ALGORITHMS } from './cert-issue';
 import { importCertificate } from './cert-import';
 import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resolveContext, STORE_OPTIONS } from './context';
 import { createCsr } from './csr';
 import { EXIT, failed, usageError } from './errors';
 import { createKey, CUSTODIES, type CliCustody, KMS_KEY_SPECS, parseTags } from './keys';
+import { fleetScaleCommand, fleetStatusCommand } from './fleet';
 import { collectStatus, formatStatus } from './status';
 
 export interface Command {
@@ -34,18 +35,22 @@ export function readInput(file: string, what: string, io: CliIo = {}): string {
 /** `--key-policy FILE`: a KMS key policy document, checked for shape before KMS sees it. */
 export function keyPolicyOption(args: ParsedArgs, io: CliIo): string | undefined {
   const file = opt.str(args, 'key-policy');
-  if (file === undefined) return undefined;
+  return file === undefined ? undefined : policyFile(file, '--key-policy', io);
+}
+
+/** A key policy file, checked for shape before KMS sees it. */
+function policyFile(file: string, option: string, io: CliIo): string {
   const text = readInput(file, 'key policy', io);
   const fix = 'Give a KMS key policy document: {"Version": "2012-10-17", "Statement": [...]} (aws kms get-key-policy on the slot\'s CDK-made key prints one).';
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw usageError(`--key-policy ${file} is not valid JSON (${(e as Error).message})`, fix);
+    throw usageError(`${option} ${file} is not valid JSON (${(e as Error).message})`, fix);
   }
   const statements = (doc as { Statement?: unknown } | null)?.Statement;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !(Array.isArray(statements) ? statements.length > 0 : typeof statements === 'object' && statements !== null)) {
-    throw usageError(`--key-policy ${file} has no Statement`, fix);
+    throw usageError(`${option} ${file} has no Statement`, fix);
   }
   return text;
 }
@@ -63,6 +68,25 @@ export function writeOutput(file: string, content: string, io: CliIo = {}): stri
     throw failed(`cannot write ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the directory exists and is writable.');
   }
   return target;
+}
+
+/** `--replica-region` / `--replica-key-policy`: where a new multi-Region key is replicated (keys create, rotate new-key). */
+export const REPLICA_OPTIONS: OptionSpec[] = [
+  { name: 'replica-region', type: 'list', value: 'REGION', description: 'kms: the deployment\'s other regions; the key becomes multi-Region and is replicated there with its alias (default KEYLESS_REPLICA_REGIONS)' },
+  { name: 'replica-key-policy', type: 'list', value: 'REGION=FILE', description: 'kms: key policy JSON of the replica in REGION (needed for each replica when --key-policy is given)' },
+];
+
+export function replicaOptions(args: ParsedArgs, ctx: CliContext, io: CliIo): { replicaRegions: string[]; replicaKeyPolicies: Record<string, string> } {
+  const given = opt.list(args, 'replica-region');
+  const fromEnv = (ctx.env.KEYLESS_REPLICA_REGIONS ?? '').split(',').map((r) => r.trim()).filter((r) => r.length > 0);
+  const replicaRegions = given.length > 0 ? given : fromEnv;
+  const replicaKeyPolicies: Record<string, string> = {};
+  for (const item of opt.list(args, 'replica-key-policy')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw usageError(`--replica-key-policy ${item} is not REGION=FILE`, 'Write e.g. --replica-key-policy us-west-2=policy-us-west-2.json.');
+    replicaKeyPolicies[item.slice(0, eq)] = policyFile(item.slice(eq + 1), `--replica-key-policy ${item.slice(0, eq)}`, io);
+  }
+  return { replicaRegions, replicaKeyPolicies };
 }
 
 async function withContext(args: ParsedArgs, io: CliIo, body: (ctx: CliContext) => Promise<number>): Promise<number> {
@@ -100,9 +124,10 @@ export const keysCreateCommand: Command = {
       { name: 'out', type: 'string', value: 'FILE', description: 'sealed: also write the KEYLESS_KEYS entry to FILE (mode 0600, never overwritten)' },
       { name: 'if-exists', type: 'string', value: 'WHAT', description: 'when the name exists: refuse (default, exit 2) or reuse a key of the same spec', choices: ['refuse', 'reuse'] },
       { name: 'key-policy', type: 'string', value: 'FILE', description: 'kms: key policy JSON for the new key (e.g. the one the CDK gives the slot\'s key, pinning the key-service role and its VPC endpoint); default: KMS\'s default policy' },
+      ...REPLICA_OPTIONS,
       ...GLOBAL_OPTIONS,
     ],
-    examples: ['keyless keys create --local --name site-1 --key-spec ECC_NIST_P256', 'keyless keys create --deployment prod --name site-2 --key-spec RSA_2048 --tag team=edge', 'keyless keys create --deployment prod --custody sealed --name legacy-1 --out legacy-1.json'],
+    examples: ['keyless keys create --local --name site-1 --key-spec ECC_NIST_P256', 'keyless keys create --deployment prod --name site-2 --key-spec RSA_2048 --tag team=edge', 'keyless keys create --deployment prod --custody sealed --name legacy-1 --out legacy-1.json', 'keyless keys create --deployment prod --region us-east-1 --replica-region us-west-2 --name site-3 --key-spec ECC_NIST_P256'],
   },
   run: (args, io) =>
     withContext(args, io, async (ctx) => {
@@ -120,13 +145,15 @@ export const keysCreateCommand: Command = {
           outFile: opt.str(args, 'out') === undefined ? undefined : path.resolve(io.cwd ?? process.cwd(), opt.str(args, 'out')!),
           ifExists: opt.str(args, 'if-exists') as 'refuse' | 'reuse' | undefined,
           keyPolicy: keyPolicyOption(args, io),
+          ...replicaOptions(args, ctx, io),
         },
-        { kms: ctx.aws.kms, progress: ctx.out.progress },
+        { kms: ctx.aws.kms, kmsIn: (r) => ctx.aws.kmsIn(r), progress: ctx.out.progress },
       );
       ctx.out.result(created, () => {
         const lines = [
           `${created.created ? 'created' : 'reused'} ${created.custody} key ${created.name} (${created.keySpec})`,
           ...(created.alias ? [`  alias:      ${created.alias}`, `  key id:     ${created.keyId}`, `  key arn:    ${created.keyArn}`] : []),
+          ...(created.replicas ?? []).map((r) => `  replica:    ${r.keyArn} (${r.region}, alias ${r.alias}${r.created ? '' : ', already there'})`),
           `  public key: sha256 ${created.publicKeySha256}`,
         ];
         if (created.custody === 'kms') {
@@ -278,11 +305,11 @@ export const statusCommand: Command = {
     summary: 'Show keys, certificates (expiry, state), which key each live alias points at, and what the key service serves.',
     description: 'Exit code 0 when every source could be read; with --check, 2 when there are problems to act on.',
     options: [{ name: 'check', type: 'boolean', description: 'exit with code 2 when problems are listed (for monitoring)' }, ...STORE_OPTIONS, ...KEY_SERVICE_OPTIONS, ...GLOBAL_OPTIONS],
-    examples: ['keyless status --local', 'keyless status --deployment prod --key-service keyless-prod-key-service --json'],
+    examples: ['keyless status --local', 'keyless status --deployment prod --key-service arn:aws:lambda:eu-west-1:111122223333:function:Keyless-Prod-KeyService-Fn:live --json'],
   },
   run: (args, io) =>
     withContext(args, io, async (ctx) => {
-      const report = await collectStatus({ aliasPrefix: ctx.aliasPrefix }, { kms: ctx.aws.kms, store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress });
+      const report = await collectStatus({ aliasPrefix: ctx.aliasPrefix, deployment: ctx.deployment }, { kms: ctx.aws.kms, store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress });
       ctx.out.result(report, () => formatStatus(report));
       // Nothing could be read: the status is unknown, which is an outage, not a finding.
       if (report.errors.length > 0 && report.keys.length === 0 && report.certificates.length === 0) {
@@ -298,4 +325,6 @@ export const COMMANDS: Record<string, Command> = {
   'cert issue': certIssueCommand,
   'cert import': certImportCommand,
   status: statusCommand,
+  'fleet status': fleetStatusCommand,
+  'fleet scale': fleetScaleCommand,
 };

@@ -1,5 +1,5 @@
 /**
- * `keyless keys create`: a new key generation in the chosen custody mode (DESIGN §3).
+ * `keyless keys create`: a new key generation in the chosen custody mode (README, "Security model").
  *
  *  - `kms`: an asymmetric SIGN_VERIFY KMS key (RSA 2048/3072/4096, ECC P-256/P-384) plus the alias
  *    `<aliasPrefix><name>`. Key names are immutable and name one key generation forever (a certificate
@@ -20,8 +20,11 @@ import {
   CreateKeyCommand,
   DescribeKeyCommand,
   GetPublicKeyCommand,
+  type KeyMetadata,
   type KMSClient,
+  ListResourceTagsCommand,
   type KeySpec,
+  ReplicateKeyCommand,
   ScheduleKeyDeletionCommand,
   type Tag,
 } from '@aws-sdk/client-kms';
@@ -36,6 +39,12 @@ import { type Progress, silent } from './output';
 export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
 export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
 export const CUSTODIES = ['kms', 'sealed'] as const;
+/**
+ * The tag naming a key's deployment. The key-service role may use only keys that carry its
+ * deployment's value (`aws:ResourceTag/keyless:deployment`), and only key administrators may tag, so
+ * an alias alone cannot make a key signable.
+ */
+export const DEPLOYMENT_TAG = 'keyless:deployment';
 export type CliCustody = (typeof CUSTODIES)[number];
 
 /**
@@ -84,6 +93,8 @@ export interface KeyInfo {
   /** Enabled, Disabled, PendingDeletion, ... */
   keyState: string;
   enabled: boolean;
+  /** A multi-Region key (its id starts with mrk-): it can be replicated to other regions. */
+  multiRegion: boolean;
   createdAt?: string;
   description?: string;
 }
@@ -108,6 +119,7 @@ export async function describeKeyByName(kms: KMSClient, aliasPrefix: string, nam
     keyUsage: String(meta.KeyUsage ?? 'unknown'),
     keyState: String(meta.KeyState ?? 'unknown'),
     enabled: meta.Enabled === true && meta.KeyState === 'Enabled',
+    multiRegion: meta.MultiRegion === true,
     createdAt: meta.CreationDate?.toISOString(),
     description: meta.Description,
   };
@@ -163,6 +175,30 @@ export interface CreateKeyOptions {
   ifExists?: 'refuse' | 'reuse';
   /** `kms` custody: the new key's key policy (JSON); absent: KMS's default policy. */
   keyPolicy?: string;
+  /**
+   * `kms` custody: the deployment's other regions. The key is then a multi-Region key, replicated to
+   * each (ReplicateKey) with the same alias and tags, so every region's key service signs for it.
+   */
+  replicaRegions?: string[];
+  /** Key policy of the replica in each region (a region's policy pins that region's key-service role and VPC endpoint). */
+  replicaKeyPolicies?: Record<string, string>;
+}
+
+export interface KeyDeps {
+  /** KMS in the primary region (the CLI's region). */
+  kms: KMSClient;
+  /** KMS in another region (needed with replicaRegions). */
+  kmsIn?: (region: string) => KMSClient;
+  progress?: Progress;
+}
+
+/** A key's replica in another region, with its alias there. */
+export interface ReplicaInfo {
+  region: string;
+  keyArn: string;
+  alias: string;
+  /** False when the replica and its alias were already there. */
+  created: boolean;
 }
 
 export interface CreatedKey {
@@ -179,6 +215,8 @@ export interface CreatedKey {
   publicKey: string;
   publicKeySha256: string;
   tags?: Record<string, string>;
+  /** `kms` custody with replicaRegions: the replicas. */
+  replicas?: ReplicaInfo[];
   /**
    * The key-service KEYLESS_KEYS entry that serves this key. For `kms` keys the deployment's
    * alias-prefix entry already does; for `sealed` keys this entry must be added (redeploy).
@@ -206,7 +244,7 @@ export function parseTags(items: string[]): Record<string, string> {
   return tags;
 }
 
-export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; progress?: Progress }): Promise<CreatedKey> {
+export async function createKey(opts: CreateKeyOptions, deps: KeyDeps): Promise<CreatedKey> {
   const progress = deps.progress ?? silent;
   validateKeyName(opts.name, opts.custody);
   if (opts.custody === 'sealed') return createSealedKey(opts, deps.kms, progress);
@@ -216,13 +254,22 @@ export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; 
   validateAliasPrefix(opts.aliasPrefix);
   const alias = keyAlias(opts.aliasPrefix, opts.name);
 
+  const replicaRegions = await checkReplicaRegions(opts, deps);
   const existing = await describeKeyByName(deps.kms, opts.aliasPrefix, opts.name);
-  if (existing) return reuseOrRefuse(existing, opts, deps.kms);
+  if (existing) {
+    const reused = await reuseOrRefuse(existing, opts, deps.kms);
+    if (replicaRegions.length === 0) return reused;
+    if (!existing.multiRegion) {
+      throw refused(`key ${opts.name} is a single-Region key and cannot be replicated to ${replicaRegions.join(', ')}`, 'Create a new key generation (a new name): with --replica-region it is a multi-Region key.');
+    }
+    const replicas = await ensureReplicas({ keyId: existing.keyId, alias, description: existing.description, tags: await keyTags(deps.kms, existing.keyId) }, replicaRegions, opts, deps);
+    return { ...reused, replicas };
+  }
 
   const tags: Record<string, string> = {
     ...(opts.tags ?? {}),
     'keyless:key-name': opts.name,
-    ...(opts.deployment ? { 'keyless:deployment': opts.deployment } : {}),
+    ...(opts.deployment ? { [DEPLOYMENT_TAG]: opts.deployment } : {}),
     'keyless:created-by': 'keyless keys create',
   };
   progress(`creating KMS key ${opts.keySpec} SIGN_VERIFY for ${alias}`);
@@ -235,6 +282,7 @@ export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; 
         Description: opts.description ?? `keyless-tls key ${opts.name}${opts.deployment ? ` (${opts.deployment})` : ''}`,
         Tags: Object.entries(tags).map(([TagKey, TagValue]): Tag => ({ TagKey, TagValue })),
         ...(opts.keyPolicy !== undefined ? { Policy: opts.keyPolicy } : {}),
+        ...(replicaRegions.length > 0 ? { MultiRegion: true } : {}),
       }),
     );
   } catch (err) {
@@ -253,12 +301,14 @@ export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; 
     }
     throw awsError(err, `KMS CreateAlias ${alias} (the new key ${keyId} is scheduled for deletion)`);
   }
+  const replicas = replicaRegions.length > 0 ? await ensureReplicas({ keyId, alias, description: created.KeyMetadata?.Description, tags }, replicaRegions, opts, deps) : undefined;
   const pub = await kmsPublicKey(deps.kms, keyId);
   return {
     name: opts.name,
     custody: 'kms',
     keySpec: opts.keySpec,
     created: true,
+    ...(replicas ? { replicas } : {}),
     alias,
     keyId,
     keyArn: created.KeyMetadata?.Arn ?? keyId,
@@ -267,6 +317,120 @@ export async function createKey(opts: CreateKeyOptions, deps: { kms: KMSClient; 
     tags,
     keyServiceEntry: { name: opts.name, custody: 'kms', keyId: alias },
   };
+}
+
+const REGION_RE = /^([a-z]+-){2,3}\d+$/;
+
+/** The replica regions, checked before anything is created: well-formed, not the primary's, each with a key policy when the primary has one. */
+async function checkReplicaRegions(opts: CreateKeyOptions, deps: KeyDeps): Promise<string[]> {
+  const regions = [...new Set(opts.replicaRegions ?? [])];
+  if (regions.length === 0) return regions;
+  if (!deps.kmsIn) throw new Error('createKey: replicaRegions needs deps.kmsIn');
+  const primary = await deps.kms.config.region();
+  for (const r of regions) {
+    if (!REGION_RE.test(r)) throw usageError(`--replica-region ${r} is not a region name`, 'Write e.g. --replica-region us-west-2.');
+    if (r === primary) throw usageError(`--replica-region ${r} is the key's own region`, `Name only the deployment's other regions (the key is created in ${primary}: --region).`);
+  }
+  for (const r of Object.keys(opts.replicaKeyPolicies ?? {})) {
+    if (!regions.includes(r)) throw usageError(`a replica key policy is given for ${r}, which is not a replica region`, `Add --replica-region ${r}, or drop its policy.`);
+  }
+  if (opts.keyPolicy !== undefined) {
+    const missing = regions.filter((r) => opts.replicaKeyPolicies?.[r] === undefined);
+    if (missing.length > 0) {
+      throw usageError(
+        `--key-policy is for ${primary} only: the replicas in ${missing.join(', ')} need their own`,
+        `Give --replica-key-policy ${missing[0]}=FILE for each (the CDK key policy of that region, which pins its key-service role and VPC endpoint).`,
+      );
+    }
+  }
+  return regions;
+}
+
+/** The tags of a key, as a map (all pages). */
+async function keyTags(kms: KMSClient, keyId: string): Promise<Record<string, string>> {
+  const tags: Record<string, string> = {};
+  let marker: string | undefined;
+  try {
+    do {
+      const page = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Marker: marker }));
+      for (const t of page.Tags ?? []) if (t.TagKey) tags[t.TagKey] = t.TagValue ?? '';
+      marker = page.Truncated ? page.NextMarker : undefined;
+    } while (marker !== undefined);
+  } catch (err) {
+    throw awsError(err, `KMS ListResourceTags ${keyId}`);
+  }
+  return tags;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Makes sure a multi-Region key has a replica with the alias in each region: ReplicateKey (from the
+ * primary region) where the region has no replica yet, then the alias there once the replica left its
+ * `Creating` state. Re-runnable: what exists is checked and kept; an alias that names another key is
+ * refused, never moved.
+ */
+export async function ensureReplicas(
+  key: { keyId: string; alias: string; description?: string; tags: Record<string, string> },
+  regions: string[],
+  opts: Pick<CreateKeyOptions, 'replicaKeyPolicies'>,
+  deps: KeyDeps,
+): Promise<ReplicaInfo[]> {
+  const progress = deps.progress ?? silent;
+  const out: ReplicaInfo[] = [];
+  for (const region of regions) {
+    const kmsR = deps.kmsIn!(region);
+    const byAlias = await describeOrUndefined(kmsR, key.alias, `KMS DescribeKey ${key.alias} in ${region}`);
+    if (byAlias && byAlias.KeyId !== key.keyId) {
+      throw refused(`${key.alias} in ${region} points at another key (${byAlias.KeyId}), not the replica of ${key.keyId}`, `Key names are immutable: pick a new name, or delete that alias in ${region} if it is a leftover.`);
+    }
+    if (byAlias) {
+      out.push({ region, keyArn: byAlias.Arn ?? key.keyId, alias: key.alias, created: false });
+      continue;
+    }
+    let replica = await describeOrUndefined(kmsR, key.keyId, `KMS DescribeKey ${key.keyId} in ${region}`);
+    if (!replica) {
+      progress(`replicating ${key.keyId} to ${region} (ReplicateKey)`);
+      const policy = opts.replicaKeyPolicies?.[region];
+      try {
+        replica = (
+          await deps.kms.send(
+            new ReplicateKeyCommand({
+              KeyId: key.keyId,
+              ReplicaRegion: region,
+              Description: key.description,
+              Tags: Object.entries(key.tags).map(([TagKey, TagValue]): Tag => ({ TagKey, TagValue })),
+              ...(policy !== undefined ? { Policy: policy } : {}),
+            }),
+          )
+        ).ReplicaKeyMetadata;
+      } catch (err) {
+        throw awsError(err, `KMS ReplicateKey ${key.keyId} to ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`);
+      }
+    }
+    // A new replica is `Creating` for a few seconds; an alias can only name a usable key.
+    for (let i = 0; replica?.KeyState === 'Creating' && i < 60; i++) {
+      await sleep(1000);
+      replica = await describeOrUndefined(kmsR, key.keyId, `KMS DescribeKey ${key.keyId} in ${region}`);
+    }
+    progress(`creating alias ${key.alias} → ${key.keyId} in ${region}`);
+    try {
+      await kmsR.send(new CreateAliasCommand({ AliasName: key.alias, TargetKeyId: key.keyId }));
+    } catch (err) {
+      throw awsError(err, `KMS CreateAlias ${key.alias} in ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`);
+    }
+    out.push({ region, keyArn: replica?.Arn ?? key.keyId, alias: key.alias, created: true });
+  }
+  return out;
+}
+
+async function describeOrUndefined(kms: KMSClient, keyId: string, what: string): Promise<KeyMetadata | undefined> {
+  try {
+    return (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata;
+  } catch (err) {
+    if ((err as Error).name === 'NotFoundException') return undefined;
+    throw awsError(err, what);
+  }
 }
 
 async function reuseOrRefuse(existing: KeyInfo, opts: CreateKeyOptions, kms: KMSClient): Promise<CreatedKey> {

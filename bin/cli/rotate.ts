@@ -1,7 +1,7 @@
 /**
  * `keyless rotate SLOT [STEP]`: guided, zero-downtime rotation of the certificate of one slot (a
  * logical certificate such as "site") to a new key generation (docs/rotation.md). KMS asymmetric keys
- * do not rotate by themselves (DESIGN §2.5): rotation is a new key and certificate served side by
+ * do not rotate by themselves: rotation is a new key and certificate served side by
  * side, then promotion and retirement of the old one.
  *
  *   new-key   create the next key generation (`<slot>-<n>`, alias `<aliasPrefix><slot>-<n>`)
@@ -21,14 +21,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { CreateAliasCommand, DisableKeyCommand, type KMSClient, ListAliasesCommand, ScheduleKeyDeletionCommand, UpdateAliasCommand, type AliasListEntry } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, DescribeKeyCommand, DisableKeyCommand, type KMSClient, ListAliasesCommand, ScheduleKeyDeletionCommand, UpdateAliasCommand, type AliasListEntry } from '@aws-sdk/client-kms';
 import { SLOT_PATTERN, type CertificateStoreBackend, type StoredCertificate } from '../../edge-proxy/src/cert-store';
 import { DEFAULT_CERT_REFRESH_SECONDS } from '../../edge-proxy/src/config';
 import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
 import { type CommandSpec, opt, type ParsedArgs } from './args';
 import { type CertificateAuthority, issueCertificate } from './cert-issue';
 import { dnsNamesOf, importCertificate, storeError, type ImportedCertificate } from './cert-import';
-import { type Command, keyPolicyOption } from './commands';
+import { type Command, keyPolicyOption, REPLICA_OPTIONS, replicaOptions } from './commands';
 import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resolveContext, STORE_OPTIONS } from './context';
 import { createCsr } from './csr';
 import { awsError, CliError, EXIT, failed, refused, usageError } from './errors';
@@ -61,6 +61,14 @@ export interface RotateOptions {
   keySpec?: string;
   /** new-key: key policy JSON for the new key (default: KMS's default policy). */
   keyPolicy?: string;
+  /** new-key: recorded as the new key's `keyless:deployment` tag (the key service may use only keys with its deployment's). */
+  deployment?: string;
+  /**
+   * The deployment's other regions: new-key makes a multi-Region key replicated there with its alias
+   * (and `replicaKeyPolicies`), promote moves the live alias there too, retire disables the replicas.
+   */
+  replicaRegions?: string[];
+  replicaKeyPolicies?: Record<string, string>;
   /** csr/issue: DNS names (default: the live certificate's hostnames). */
   dnsNames?: string[];
   /** import: the PEM chain (leaf first). */
@@ -84,6 +92,8 @@ export interface RotateOptions {
 
 export interface RotateDeps {
   kms: KMSClient;
+  /** KMS in another region (with replicaRegions). */
+  kmsIn?: (region: string) => KMSClient;
   store: CertificateStoreBackend;
   acmPca?: ACMPCAClient;
   keyService?: KeyServiceProbe;
@@ -343,17 +353,35 @@ async function newKeyStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
   if (!(KMS_KEY_SPECS as readonly string[]).includes(keySpec)) {
     throw usageError(`the live certificate's key (${keySpec}) cannot be a KMS signing key spec`, `Pass --key-spec (one of ${KMS_KEY_SPECS.join(', ')}).`);
   }
+  const regions = opts.replicaRegions ?? [];
+  const create = (): Promise<unknown> =>
+    createKey(
+      {
+        name,
+        custody: 'kms',
+        keySpec,
+        aliasPrefix: opts.aliasPrefix,
+        deployment: opts.deployment,
+        ifExists: 'reuse',
+        description: `keyless-tls key ${name} (slot ${opts.slot})`,
+        tags: { 'keyless:slot': opts.slot },
+        keyPolicy: opts.keyPolicy,
+        replicaRegions: regions,
+        replicaKeyPolicies: opts.replicaKeyPolicies,
+      },
+      { kms: deps.kms, kmsIn: deps.kmsIn, progress: deps.progress },
+    );
   const existing = await describeKeyByName(deps.kms, opts.aliasPrefix, name);
   if (existing) {
     if (!existing.enabled) throw refused(`key ${name} exists but is ${existing.keyState}`, 'Pick another name with --new-key.');
-    return result({ alreadyDone: true, actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); nothing to do`] });
+    if (regions.length === 0) return result({ alreadyDone: true, actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); nothing to do`] });
+    // A new-key that stopped before every replica was made: finish them (createKey reuses the key).
+    if (opts.dryRun) return result({ actions: [`would make sure ${name} has a replica with its alias in ${regions.join(', ')}`] });
+    await create();
+    return result({ actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); checked its replicas in ${regions.join(', ')}`] });
   }
-  await actions.run(`create KMS key ${name} (${keySpec}, alias ${keyAlias(opts.aliasPrefix, name)})`, () =>
-    createKey(
-      { name, custody: 'kms', keySpec, aliasPrefix: opts.aliasPrefix, ifExists: 'reuse', description: `keyless-tls key ${name} (slot ${opts.slot})`, tags: { 'keyless:slot': opts.slot }, keyPolicy: opts.keyPolicy },
-      { kms: deps.kms, progress: deps.progress },
-    ),
-  );
+  const where = regions.length > 0 ? `, multi-Region, replicated to ${regions.join(', ')}` : '';
+  await actions.run(`create KMS key ${name} (${keySpec}, alias ${keyAlias(opts.aliasPrefix, name)}${where})`, create);
   return result();
 }
 
@@ -473,12 +501,16 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
     if (newest && snap.live.length === 1) {
       const info = await describeKeyByName(deps.kms, opts.aliasPrefix, newest.keyName);
       if (info && info.keyId === snap.state.liveAliasTarget) {
+        // A promote that stopped between regions: finish the replicas' live aliases.
+        if (!opts.dryRun) await moveReplicaAliases(opts, deps, snap.state.liveAlias, info, actions);
+        if (actions.done.length > 0) return result();
         return result({ alreadyDone: true, actions: [`${newest.keyName} is already live and ${snap.state.liveAlias} points at it; nothing to do`] });
       }
       if (info) {
         // A promote that stopped before moving the alias: finish it.
         if (opts.dryRun) actions.done.push(`would point ${snap.state.liveAlias} at ${info.name} (${info.keyId})`);
         else await moveAlias(deps.kms, snap.state.liveAlias, snap.state.liveAliasTarget, info, actions);
+        if (!opts.dryRun) await moveReplicaAliases(opts, deps, snap.state.liveAlias, info, actions);
         return result();
       }
     }
@@ -520,9 +552,63 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
   for (const old of snap.live) {
     await actions.run(`mark ${old.id} retiring (served only to clients the new certificate does not fit, until retire)`, () => deps.store.put({ ...old, state: 'retiring', slot: opts.slot }));
   }
-  if (opts.dryRun) actions.done.push(`would point ${snap.state.liveAlias} at ${next.keyName} (${info.keyId})`);
-  else await moveAlias(deps.kms, snap.state.liveAlias, snap.state.liveAliasTarget, info, actions);
+  if (opts.dryRun) actions.done.push(`would point ${snap.state.liveAlias} at ${next.keyName} (${info.keyId})${(opts.replicaRegions ?? []).length > 0 ? ` here and in ${opts.replicaRegions!.join(', ')}` : ''}`);
+  else {
+    await moveAlias(deps.kms, snap.state.liveAlias, snap.state.liveAliasTarget, info, actions);
+    await moveReplicaAliases(opts, deps, snap.state.liveAlias, info, actions);
+  }
   return result({ warnings });
+}
+
+/** Disables (and with deleteKeyAfterDays schedules the deletion of) an old generation's replica in one region. */
+async function retireReplica(opts: RotateOptions, deps: RotateDeps, region: string, primary: KeyInfo, actions: Actions): Promise<void> {
+  const kmsR = replicaKms(deps, region);
+  const info = await describeKeyByName(kmsR, opts.aliasPrefix, primary.name);
+  if (!info || info.keyId !== primary.keyId) return; // a single-Region generation, or never replicated here
+  const call = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      throw awsError(e, `KMS ${what} ${info.keyId} in ${region}`);
+    }
+  };
+  if (info.enabled) await actions.run(`disable KMS key ${primary.name} (${info.keyId}) in ${region}`, () => call('DisableKey', () => kmsR.send(new DisableKeyCommand({ KeyId: info.keyId }))));
+  if (opts.deleteKeyAfterDays !== undefined && info.keyState !== 'PendingDeletion') {
+    await actions.run(`schedule deletion of KMS key ${primary.name} (${info.keyId}) in ${region} in ${opts.deleteKeyAfterDays} days`, () =>
+      call('ScheduleKeyDeletion', () => kmsR.send(new ScheduleKeyDeletionCommand({ KeyId: info.keyId, PendingWindowInDays: opts.deleteKeyAfterDays }))),
+    );
+  }
+}
+
+/** The live alias in each replica region follows the primary's (same multi-Region key id there). */
+async function moveReplicaAliases(opts: RotateOptions, deps: RotateDeps, alias: string, to: KeyInfo, actions: Actions): Promise<void> {
+  for (const region of opts.replicaRegions ?? []) {
+    const kmsR = replicaKms(deps, region);
+    const replica = await describeKeyByName(kmsR, opts.aliasPrefix, to.name);
+    if (!replica || replica.keyId !== to.keyId) {
+      throw refused(`${to.name} has no replica in ${region} (${keyAlias(opts.aliasPrefix, to.name)} there ${replica ? `names ${replica.keyId}` : 'does not exist'})`, `Replicate it first: keyless rotate ${opts.slot} new-key --replica-region ${region} (it finishes missing replicas of a multi-Region key).`);
+    }
+    let current: string | undefined;
+    try {
+      current = (await kmsR.send(new DescribeKeyCommand({ KeyId: alias }))).KeyMetadata?.KeyId;
+    } catch (e) {
+      if ((e as Error).name !== 'NotFoundException') throw awsError(e, `KMS DescribeKey ${alias} in ${region}`);
+    }
+    if (current === to.keyId) continue;
+    await actions.run(`point ${alias} at ${to.name} (${to.keyId}) in ${region}`, async () => {
+      try {
+        if (current === undefined) await kmsR.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: to.keyId }));
+        else await kmsR.send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: to.keyId }));
+      } catch (e) {
+        throw awsError(e, `KMS ${current === undefined ? 'CreateAlias' : 'UpdateAlias'} ${alias} in ${region}`);
+      }
+    });
+  }
+}
+
+function replicaKms(deps: RotateDeps, region: string): KMSClient {
+  if (!deps.kmsIn) throw new Error('rotate: replicaRegions needs deps.kmsIn');
+  return deps.kmsIn(region);
 }
 
 async function moveAlias(kms: KMSClient, alias: string, current: string | undefined, to: KeyInfo, actions: Actions): Promise<void> {
@@ -580,6 +666,9 @@ async function retireStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
       continue;
     }
     if (info.keyId === snap.state.liveAliasTarget) continue;
+    // Replicas first: a primary with replicas cannot be deleted before them, and each region's key
+    // service must stop signing with the old generation too.
+    for (const region of opts.replicaRegions ?? []) await retireReplica(opts, deps, region, info, actions);
     if (info.enabled) {
       await actions.run(`disable KMS key ${name} (${info.keyId}); it can be re-enabled until deleted`, async () => {
         try {
@@ -629,6 +718,7 @@ export const rotateSpec: CommandSpec = {
     { name: 'new-key', type: 'string', value: 'NAME', description: 'name of the new key generation (default <slot>-<n+1>)' },
     { name: 'key-spec', type: 'string', value: 'SPEC', description: 'new-key: KMS key spec (default: the live certificate\'s)', choices: KMS_KEY_SPECS },
     { name: 'key-policy', type: 'string', value: 'FILE', description: 'new-key: key policy JSON for the new key, e.g. the slot\'s CDK key policy (default: KMS\'s default policy)' },
+    ...REPLICA_OPTIONS,
     { name: 'dns', type: 'list', value: 'NAME', description: 'csr/issue: DNS names (default: the live certificate\'s)' },
     { name: 'out', type: 'string', value: 'FILE', description: 'csr: write the request here (default: stdout); issue: also write the chain here' },
     { name: 'cert', type: 'string', value: 'FILE', description: 'import: the certificate chain (PEM, leaf first)' },
@@ -649,7 +739,7 @@ export const rotateSpec: CommandSpec = {
     'keyless rotate site promote --local',
     'keyless rotate site retire --local --drain-seconds 20',
     'keyless rotate site csr --deployment prod --out site-3.csr   # then get it signed, and:',
-    'keyless rotate site import --deployment prod --cert site-3.chain.pem --key-service keyless-prod-key-service',
+    'keyless rotate site import --deployment prod --cert site-3.chain.pem --key-service arn:aws:lambda:eu-west-1:111122223333:function:Keyless-Prod-KeyService-Fn:live',
   ],
 };
 
@@ -699,6 +789,8 @@ export function optionsFromArgs(args: ParsedArgs, ctx: CliContext, io: CliIo): {
       newKey: opt.str(args, 'new-key'),
       keySpec: opt.str(args, 'key-spec'),
       keyPolicy: keyPolicyOption(args, io),
+      deployment: ctx.deployment,
+      ...replicaOptions(args, ctx, io),
       dnsNames: opt.list(args, 'dns'),
       chainText: certFile !== undefined ? readFileArg(certFile, 'certificate', io) : undefined,
       caPem: caFile !== undefined ? readFileArg(caFile, 'CA certificate', io) : undefined,
@@ -737,7 +829,7 @@ export const rotateCommand: Command = {
     const ctx = resolveContext(args, io);
     try {
       const { step, opts, out } = optionsFromArgs(args, ctx, io);
-      const deps: RotateDeps = { kms: ctx.aws.kms, store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress, ...(opts.ca?.kind === 'acm-pca' ? { acmPca: ctx.aws.acmPca } : {}) };
+      const deps: RotateDeps = { kms: ctx.aws.kms, kmsIn: (r) => ctx.aws.kmsIn(r), store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress, ...(opts.ca?.kind === 'acm-pca' ? { acmPca: ctx.aws.acmPca } : {}) };
       const r = step === undefined ? await rotationPlan(opts, deps) : await runRotationStep(step, opts, deps);
       for (const w of r.warnings) ctx.out.warn(w);
       if (out && r.csrPem) fs.writeFileSync(path.resolve(io.cwd ?? process.cwd(), out), r.csrPem, { mode: 0o644 });

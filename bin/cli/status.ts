@@ -10,13 +10,13 @@
  * lists what an operator should act on (and `--check` turns them into exit code 2).
  */
 import * as crypto from 'node:crypto';
-import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, type AliasListEntry } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, ListResourceTagsCommand, type AliasListEntry } from '@aws-sdk/client-kms';
 import type { CertificateStoreBackend, StoredCertificate } from '../../edge-proxy/src/cert-store';
 import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { awsError, CliError } from './errors';
 import { dnsNamesOf, storeError } from './cert-import';
 import type { KeyServiceProbe } from './key-service';
-import { kmsPublicKey, spkiFingerprint } from './keys';
+import { DEPLOYMENT_TAG, kmsPublicKey, spkiFingerprint } from './keys';
 import { type Progress, silent, table } from './output';
 
 const DAY_MS = 86_400_000;
@@ -37,6 +37,11 @@ export interface KeyStatus {
   /** Whether the key service lists this name (null: key service not asked or unreachable). */
   inKeyService: boolean | null;
   publicKeySha256?: string;
+  /**
+   * The key's `keyless:deployment` tag (kms keys; null: the key has none, undefined: not read). The
+   * key-service role may use only keys that carry its deployment's tag (docs/cli.md, "Key tags").
+   */
+  deploymentTag?: string | null;
 }
 
 export interface CertificateStatus {
@@ -95,6 +100,8 @@ export interface StatusReport {
 
 export interface StatusOptions {
   aliasPrefix: string;
+  /** The deployment whose `keyless:deployment` tag every key under the prefix must carry (unchecked when absent). */
+  deployment?: string;
   now?: Date;
 }
 
@@ -126,6 +133,23 @@ async function listAliases(kms: KMSClient, prefix: string): Promise<AliasListEnt
     }
   } while (marker !== undefined);
   return out;
+}
+
+/** A key's `keyless:deployment` tag (null: none); undefined, with an error recorded, when the tags cannot be read. */
+async function readDeploymentTag(kms: KMSClient, keyId: string, report: StatusReport): Promise<string | null | undefined> {
+  let marker: string | undefined;
+  try {
+    do {
+      const page = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Marker: marker }));
+      const tag = (page.Tags ?? []).find((t) => t.TagKey === DEPLOYMENT_TAG);
+      if (tag) return tag.TagValue ?? '';
+      marker = page.Truncated ? page.NextMarker : undefined;
+    } while (marker !== undefined);
+    return null;
+  } catch (e) {
+    report.errors.push(`kms: ${errorText(awsError(e, `KMS ListResourceTags ${keyId}`))}`);
+    return undefined;
+  }
 }
 
 export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Promise<StatusReport> {
@@ -185,6 +209,7 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
         for (const slot of liveFor) {
           report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: keyNames[0] ?? null, liveKeyId: keyId, certificates: [] });
         }
+        const deploymentTag = opts.deployment === undefined ? undefined : await readDeploymentTag(deps.kms, keyId, report);
         // A key known only by its slot alias (e.g. created before per-generation names) is still listed.
         for (const name of keyNames.length > 0 ? keyNames : liveFor.slice(0, 1)) {
           kmsKeyIdByName.set(name, keyId);
@@ -200,7 +225,14 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
             liveFor,
             inKeyService: null,
             ...(spki ? { publicKeySha256: spkiFingerprint(spki) } : {}),
+            ...(deploymentTag !== undefined ? { deploymentTag } : {}),
           });
+        }
+        if (opts.deployment !== undefined && deploymentTag !== undefined && deploymentTag !== opts.deployment) {
+          const which = [...keyNames, ...liveFor].join(', ');
+          report.problems.push(
+            `key ${which} (${keyId}) ${deploymentTag === null ? `has no ${DEPLOYMENT_TAG} tag` : `is tagged ${DEPLOYMENT_TAG}=${deploymentTag}`}: the key service of ${opts.deployment} may not use it (its policy requires ${DEPLOYMENT_TAG}=${opts.deployment}); a key administrator can add it: aws kms tag-resource --key-id ${keyId} --tags TagKey=${DEPLOYMENT_TAG},TagValue=${opts.deployment}`,
+          );
         }
       }
     } catch (e) {

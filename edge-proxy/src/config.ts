@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_ADMISSION, type AdmissionConfig } from './keyless/admission';
+import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
 
 export interface CertificateConfig {
@@ -627,9 +627,10 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     }
     merged.proxy = proxy;
   }
-  if (env.KEYLESS_KMS_BUDGET) {
-    if (!/^\d+$/.test(env.KEYLESS_KMS_BUDGET)) throw new ConfigError('KEYLESS_KMS_BUDGET', `${env.KEYLESS_KMS_BUDGET} is not a whole number`, 'Set the key operations per second this edge may use, e.g. 400.');
-    merged.admission = { ...(isObject(raw.admission) ? raw.admission : {}), keyOperationsPerSecond: Number(env.KEYLESS_KMS_BUDGET) };
+  if (env.KEYLESS_KMS_BUDGET || env.KEYLESS_FLEET_MAX_TASKS) merged.admission = { ...(isObject(raw.admission) ? raw.admission : {}), ...fleetBudgetFromEnv(env) };
+  if (env.KEYLESS_MAX_CONNECTIONS) {
+    if (!/^\d+$/.test(env.KEYLESS_MAX_CONNECTIONS)) throw new ConfigError('KEYLESS_MAX_CONNECTIONS', `${env.KEYLESS_MAX_CONNECTIONS} is not a whole number`, 'Set the open TCP connections one edge accepts, e.g. 20000 (keep the autoscaling target well below it).');
+    merged.limits = { ...(isObject(raw.limits) ? raw.limits : {}), maxConnections: Number(env.KEYLESS_MAX_CONNECTIONS) };
   }
   if (env.KEYLESS_DRAIN_TIMEOUT_MS) {
     if (!/^\d+$/.test(env.KEYLESS_DRAIN_TIMEOUT_MS)) throw new ConfigError('KEYLESS_DRAIN_TIMEOUT_MS', `${env.KEYLESS_DRAIN_TIMEOUT_MS} is not a whole number`, 'Set milliseconds, e.g. 30000 (match the load balancer deregistration delay).');
@@ -660,6 +661,27 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
   }
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);
+}
+
+/**
+ * KEYLESS_KMS_BUDGET (the region's key operations per second for this fleet) and
+ * KEYLESS_FLEET_MAX_TASKS (the most tasks that can run at once, default 1): this task's share of the
+ * budget (fleetShare), so the whole fleet stays within it (docs/configuration.md, "Fleet KMS budget").
+ */
+function fleetBudgetFromEnv(env: NodeJS.ProcessEnv): Json {
+  const whole = (name: 'KEYLESS_KMS_BUDGET' | 'KEYLESS_FLEET_MAX_TASKS', example: string): number => {
+    const v = env[name] as string;
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(name, `${v} is not a whole number from 1`, example);
+    return Number(v);
+  };
+  if (!env.KEYLESS_KMS_BUDGET) throw new ConfigError('KEYLESS_FLEET_MAX_TASKS', 'is set without KEYLESS_KMS_BUDGET', 'Set KEYLESS_KMS_BUDGET to the region\'s key operations per second for this fleet too (the CDK sets both).');
+  const budget = whole('KEYLESS_KMS_BUDGET', 'Set the region\'s key operations per second for this fleet, e.g. 400.');
+  const maxTasks = env.KEYLESS_FLEET_MAX_TASKS ? whole('KEYLESS_FLEET_MAX_TASKS', 'Set the most edge tasks that can run at once, e.g. 20.') : 1;
+  const share = fleetShare(budget, maxTasks);
+  if (!share) {
+    throw new ConfigError('KEYLESS_KMS_BUDGET', `${budget}/s shared by ${maxTasks} tasks leaves each less than 2 key operations per second`, 'Raise the KMS budget (and the KMS quota behind it), or lower the fleet\'s maximum task count.');
+  }
+  return { ...share };
 }
 
 function fraction(v: string, field: string): number {

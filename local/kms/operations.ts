@@ -126,13 +126,25 @@ function keyMetadata(store: KmsStore, rec: KeyRecord): Json {
   if (rec.keyUsage === 'SIGN_VERIFY') md.SigningAlgorithms = signingAlgorithmsFor(rec.keySpec);
   if (rec.keyUsage === 'GENERATE_VERIFY_MAC') md.MacAlgorithms = macAlgorithmsFor(rec.keySpec);
   if (rec.multiRegion) {
+    // Primary and replicas share one key id; the primary keeps the list of replica regions.
+    const primaryRegion = rec.primaryRegion ?? store.region;
+    const primary = primaryRegion === store.region ? rec : peerKey(store, primaryRegion, rec.keyId);
     md.MultiRegionConfiguration = {
-      MultiRegionKeyType: 'PRIMARY',
-      PrimaryKey: { Arn: store.keyArn(rec.keyId), Region: store.region },
-      ReplicaKeys: [],
+      MultiRegionKeyType: primaryRegion === store.region ? 'PRIMARY' : 'REPLICA',
+      PrimaryKey: { Arn: store.keyArn(rec.keyId, primaryRegion), Region: primaryRegion },
+      ReplicaKeys: (primary?.replicaRegions ?? []).map((r) => ({ Arn: store.keyArn(rec.keyId, r), Region: r })),
     };
   }
   return md;
+}
+
+/** The record of a multi-Region key in another region, if that region has it. */
+function peerKey(store: KmsStore, region: string, keyId: string): KeyRecord | undefined {
+  try {
+    return store.peer(region).listKeys().find((k) => k.keyId === keyId);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Opaque pagination markers over a list (InvalidMarkerException for anything we did not issue). */
@@ -288,6 +300,58 @@ const createKey: Operation = async (store, input) => {
   }
   store.addKey(rec);
   return { KeyMetadata: keyMetadata(store, rec) };
+};
+
+const REGION_RE = /^([a-z]+-){2,3}\d+$/;
+
+/**
+ * ReplicateKey: a replica of a multi-Region primary key in another region of the account — same key
+ * id, key material, spec and usage; its own description, key policy, tags and aliases (which are not
+ * shared, as in KMS).
+ */
+const replicateKey: Operation = (store, input) => {
+  const replicaRegion = input.str('ReplicaRegion', { required: true, min: 1, max: 32 });
+  if (!REGION_RE.test(replicaRegion)) throw constraint('replicaRegion', replicaRegion, 'Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$');
+  const description = input.str('Description', { min: 0, max: 8192 }) ?? '';
+  const tags = input.tags('Tags') ?? [];
+  const policy = input.str('Policy', { min: 1, max: 131072 });
+  if (policy !== undefined) {
+    try {
+      JSON.parse(policy);
+    } catch {
+      throw new KmsError('MalformedPolicyDocumentException', 'The new key policy is not a valid JSON document.');
+    }
+  }
+  input.bool('BypassPolicyLockoutSafetyCheck');
+  const rec = managedKey(store, input, 'enabled');
+  if (!rec.multiRegion) throw unsupported(`${store.keyArn(rec.keyId)} is not a multi-Region key.`);
+  if (rec.primaryRegion !== undefined && rec.primaryRegion !== store.region) {
+    throw unsupported(`${store.keyArn(rec.keyId)} is a replica key; replicate its primary key in ${rec.primaryRegion}.`);
+  }
+  validateTags(tags);
+  const target = store.peer(replicaRegion);
+  if (replicaRegion === store.region || target.listKeys().some((k) => k.keyId === rec.keyId)) {
+    throw new KmsError('AlreadyExistsException', `Key '${store.keyArn(rec.keyId, replicaRegion)}' already exists`);
+  }
+  const replica: KeyRecord = {
+    keyId: rec.keyId,
+    keySpec: rec.keySpec,
+    keyUsage: rec.keyUsage,
+    description,
+    creationDate: Date.now(),
+    keyState: 'Enabled',
+    multiRegion: true,
+    primaryRegion: store.region,
+    tags: Object.fromEntries(tags.map((t) => [t.TagKey, t.TagValue])),
+    ...(policy !== undefined ? { policy } : {}),
+    ...(rec.privateKeyPem !== undefined ? { privateKeyPem: rec.privateKeyPem, publicKeyDer: rec.publicKeyDer } : {}),
+    ...(rec.secret !== undefined ? { secret: rec.secret } : {}),
+  };
+  store.updateKey(rec, (r) => (r.replicaRegions = [...(r.replicaRegions ?? []), replicaRegion]));
+  target.addKey(replica);
+  const out: Json = { ReplicaKeyMetadata: keyMetadata(target, replica), ReplicaTags: tags };
+  if (policy !== undefined) out.ReplicaPolicy = policy;
+  return out;
 };
 
 const describeKey: Operation = (store, input) => {
@@ -669,6 +733,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   ListAliases: listAliases,
   ListKeys: listKeys,
   ListResourceTags: listResourceTags,
+  ReplicateKey: replicateKey,
   ScheduleKeyDeletion: scheduleKeyDeletion,
   Sign: signOp,
   TagResource: tagResource,

@@ -8,6 +8,10 @@
  * same name in `x-amzn-ErrorType`, so the production `@aws-sdk/client-kms` raises the same
  * exception classes it raises against AWS. SigV4 signatures are not verified.
  *
+ * One endpoint serves every region of the account, as `AWS_ENDPOINT_URL_KMS` points every regional
+ * client at it: the region is the one the request is signed for (the SigV4 credential scope), with a
+ * key store per region, so multi-Region keys (ReplicateKey) and aliases per region behave as in KMS.
+ *
  * The endpoint holds private keys and authenticates nobody, so it listens on loopback only and
  * refuses requests whose Host header is not a loopback name (DNS rebinding).
  */
@@ -28,7 +32,7 @@ export interface LocalKmsOptions {
   host?: string;
   /** Directory for persistent state (e.g. `.keyless/dev/kms`); omit for in-memory keys. */
   dataDir?: string;
-  /** Region in key ARNs (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
+  /** Region of requests that name none (unsigned), and of `region` (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
   region?: string;
   /** Account id in key ARNs (default 000000000000). */
   accountId?: string;
@@ -113,6 +117,12 @@ function loopbackHostHeader(host: string | undefined): boolean {
   return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
+/** The region of a SigV4 `Authorization` header's credential scope (`Credential=AKID/date/region/kms/aws4_request`). */
+function signedRegion(authorization: string | undefined): string | undefined {
+  const m = /Credential=[^/,\s]+\/\d{8}\/([a-z]+(?:-[a-z]+){1,3}-\d+)\/kms\/aws4_request/.exec(authorization ?? '');
+  return m?.[1];
+}
+
 export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKms> {
   const host = opts.host ?? '127.0.0.1';
   if (!LOOPBACK_HOSTS.has(host)) {
@@ -120,7 +130,17 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
   }
   const region = opts.region ?? defaultRegion();
   const accountId = opts.accountId ?? '000000000000';
-  const store = new KmsStore({ region, accountId, dataDir: opts.dataDir });
+  const stores = new Map<string, KmsStore>();
+  const storeFor = (r: string): KmsStore => {
+    let s = stores.get(r);
+    if (!s) {
+      s = new KmsStore({ region: r, accountId, dataDir: opts.dataDir });
+      s.peer = storeFor;
+      stores.set(r, s);
+    }
+    return s;
+  };
+  storeFor(region);
   const log = opts.log ?? (() => undefined);
   const stats: LocalKmsStats = { requests: 0, operations: {}, errors: {} };
   const callLog = opts.callLog;
@@ -170,11 +190,13 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
       return fail(res, opName, new KmsError('SerializationException', 'Request body must be a JSON object'));
     }
     const request = body as Json;
+    const callRegion = signedRegion(req.headers.authorization) ?? region;
+    const store = storeFor(callRegion);
     // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
     const before = callLog ? resourcesOf(store, request) : [];
     const context = callLog ? { 'kms:ResourceAliases': aliasesOf(store, request) } : undefined;
     const record = (error?: string, out?: Json): void =>
-      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS });
+      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS });
     try {
       const out = await op(store, new Input(request));
       stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;

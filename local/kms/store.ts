@@ -26,6 +26,10 @@ export interface KeyRecord {
   deletionDate?: number;
   pendingWindowInDays?: number;
   multiRegion: boolean;
+  /** Multi-Region keys: the region of the primary key (absent: this region's key is the primary). */
+  primaryRegion?: string;
+  /** Multi-Region primary keys: the regions holding a replica (ReplicateKey). */
+  replicaRegions?: string[];
   tags: Record<string, string>;
   /** Key policy given to CreateKey (stored and returned, not evaluated); absent: the default policy. */
   policy?: string;
@@ -72,6 +76,14 @@ export class KmsStore {
   private readonly aliases = new Map<string, AliasRecord>();
   /** Parsed private keys, so each operation does not re-parse PEM. */
   private readonly keyObjects = new Map<string, crypto.KeyObject>();
+  /**
+   * The same account's store in another region (multi-Region keys: ReplicateKey, and the primary's
+   * list of replicas). Set by the server, which keeps one store per region.
+   */
+  peer: (region: string) => KmsStore = (region) => {
+    if (region === this.region) return this;
+    throw new Error(`no store for region ${region}`);
+  };
 
   constructor(opts: StoreOptions) {
     this.region = opts.region;
@@ -129,8 +141,8 @@ export class KmsStore {
 
   // --- identifiers ----------------------------------------------------------------------------
 
-  keyArn(keyId: string): string {
-    return `arn:aws:kms:${this.region}:${this.accountId}:key/${keyId}`;
+  keyArn(keyId: string, region = this.region): string {
+    return `arn:aws:kms:${region}:${this.accountId}:key/${keyId}`;
   }
 
   aliasArn(aliasName: string): string {

@@ -53,8 +53,17 @@ describe('defaults', () => {
     expect(c.edge).toMatchObject({ origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 });
   });
 
-  test('the example configuration in cdk.json is valid', () => {
-    expect(() => resolve(cdkJsonContext().keyless)).not.toThrow();
+  test('the example configuration in cdk.json is valid once its operator placeholder is replaced, and refused before', () => {
+    const sample = cdkJsonContext().keyless as Record<string, unknown>;
+    expect(problems(sample)).toEqual([expect.stringMatching(/^keyless\.operators: still the sample placeholder: name the IAM role .*-c keyless:operators=/)]);
+    expect(() => resolve({ ...sample, operators: ['arn:aws:iam::111122223333:role/KeylessOperator'] })).not.toThrow();
+  });
+
+  test('first-deploy and scaling defaults: no deletion protection, readiness over HTTP, a connection target well under the cap, no reserved concurrency', () => {
+    const c = resolve(minimal);
+    expect(c.edge).toMatchObject({ deletionProtection: false, healthCheck: 'http', certificatesReady: false, maxConnectionsPerTask: 20000, kmsBudget: 240 });
+    expect(c.edge.targetConnectionsPerTask).toBeLessThanOrEqual(0.5 * c.edge.maxConnectionsPerTask);
+    expect(c.keyService.reservedConcurrency).toBeUndefined();
   });
 });
 
@@ -99,6 +108,24 @@ describe('rejections name the field and the fix', () => {
     ['deletion window', { ...minimal, keyService: { keyDeletionWindowDays: 3 } }, /keyDeletionWindowDays: 3 is invalid: days 7\.\.30/],
     ['region name', { ...minimal, regions: ['eu-west-1', 'Frankfurt'] }, /regions\[1\]: "Frankfurt" is not an AWS region name/],
     ['duplicate region', { ...minimal, regions: ['eu-west-1', 'eu-west-1'] }, /regions\[1\]: region "eu-west-1" is listed twice/],
+    [
+      'connection target at the cap',
+      { ...minimal, edge: { origin: 'http://o.example.com', targetConnectionsPerTask: 20000 } },
+      /edge\.targetConnectionsPerTask: \(20000\) must stay under 80% of maxConnectionsPerTask \(20000\), or tasks refuse connections before scale-out/,
+    ],
+    ['KMS budget too thin for the fleet', { ...minimal, edge: { origin: 'http://o.example.com', kmsBudget: 30, maxTasks: 20 } }, /edge\.kmsBudget: \(30\/s\) leaves each of up to 20 tasks under 2 key operations per second/],
+    ['no NAT without private endpoints', { ...minimal, edge: { origin: 'http://10.80.0.5', natGateways: 0, privateEndpoints: false } }, /edge\.natGateways: 0 needs edge\.privateEndpoints true/],
+    ['no NAT with key services in other regions', { ...minimal, regions: ['eu-west-1', 'eu-central-1'], edge: { origin: 'http://10.80.0.5', natGateways: 0 } }, /edge\.natGateways: 0 cannot reach the key services of other regions/],
+    ['operator placeholder', { ...minimal, operators: ['arn:aws:iam::111122223333:role/REPLACE-ME'] }, /operators: still the sample placeholder/],
+    ['key-service account without the edge account', { ...minimal, regions: ['eu-west-1'], keyServiceAccount: '222222222222' }, /keyless\.edgeAccount: expected a 12-digit AWS account id/],
+    ['the same account twice', { ...minimal, regions: ['eu-west-1'], keyServiceAccount: '222222222222', edgeAccount: '222222222222' }, /keyServiceAccount: must differ from edgeAccount/],
+    ['two accounts without regions', { ...minimal, keyServiceAccount: '222222222222', edgeAccount: '111111111111' }, /keyless\.regions: required with keyServiceAccount/],
+    ['two accounts without AZ names', { ...minimal, regions: ['eu-west-1'], keyServiceAccount: '222222222222', edgeAccount: '111111111111' }, /availabilityZones\.eu-west-1: required with keyServiceAccount: .* would look AZs up in AWS at synth/],
+    [
+      'operator outside the key account',
+      { ...minimal, regions: ['eu-west-1'], availabilityZones: { 'eu-west-1': ['eu-west-1a', 'eu-west-1b'] }, keyServiceAccount: '222222222222', edgeAccount: '111111111111', operators: ['arn:aws:iam::111111111111:role/Ops'] },
+      /operators: arn:aws:iam::111111111111:role\/Ops is not in the key-service account 222222222222/,
+    ],
     ['AZs of an unlisted region', { ...minimal, availabilityZones: { 'us-east-1': ['us-east-1a', 'us-east-1b'] } }, /availabilityZones\.us-east-1: AZ names can only be given for regions listed/],
     ['alarm e-mail', { ...minimal, alarms: { email: 'oncall' } }, /alarms\.email: expected an e-mail address/],
     ['operator ARN', { ...minimal, operators: ['KeylessOperator'] }, /operators: expected a non-empty list of IAM principal ARNs/],
@@ -198,6 +225,31 @@ describe('cdk.json context', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('one field of a section from the command line: -c keyless:edge.maxTasks=40, numbers and booleans parsed', () => {
+    const app = new App({
+      context: {
+        keyless: minimal,
+        'keyless:edge.maxTasks': '40',
+        'keyless:edge.minTasks': '4',
+        'keyless:edge.targetConnectionsPerTask': '6000',
+        'keyless:edge.maxConnectionsPerTask': '30000',
+        'keyless:edge.kmsBudget': '400',
+        'keyless:edge.certificatesReady': 'true',
+        'keyless:keyService.reservedConcurrency': '50',
+        'keyless:operators': 'arn:aws:iam::111122223333:role/A, arn:aws:iam::111122223333:role/B',
+      },
+    });
+    const c = loadConfigFromContext(app.node, ROOT);
+    expect(c.edge).toMatchObject({ maxTasks: 40, minTasks: 4, targetConnectionsPerTask: 6000, maxConnectionsPerTask: 30000, kmsBudget: 400, certificatesReady: true });
+    expect(c.keyService.reservedConcurrency).toBe(50);
+    expect(c.operators).toEqual(['arn:aws:iam::111122223333:role/A', 'arn:aws:iam::111122223333:role/B']);
+  });
+
+  test('a bad value from the command line is reported against its field', () => {
+    const app = new App({ context: { keyless: minimal, 'keyless:edge.maxTasks': 'lots' } });
+    expect(() => loadConfigFromContext(app.node, ROOT)).toThrow(/keyless\.edge\.maxTasks: "lots" is invalid: an integer 1\.\.1000/);
   });
 
   test('an unreadable config file is a configuration error', () => {

@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
 import * as path from 'node:path';
-import { readIgnoreFile } from '../../lib/edge-stack';
-import { ADMIN_PORT, EDGE_PORT } from '../../lib/naming';
+import { readIgnoreFile } from '../../lib/edge-service';
+import { ADMIN_PORT, EDGE_PORT, LIVENESS_CHECK_COMMAND } from '../../lib/naming';
 import { ROOT } from './helpers';
 import { startStackProcess, type StackProcess } from '../helpers/dev-stack-process';
 import { httpGet } from '../helpers/peers';
@@ -53,12 +53,19 @@ describe('edge-proxy/Dockerfile', () => {
     expect(dockerfile).not.toMatch(/\.keyless|PRIVATE KEY|\.pem\b/);
   });
 
-  test('runs the bundle as a non-root user, with a health check on the admin port', () => {
+  test('runs the bundle as a non-root user, with the liveness check of the task definition', () => {
     const runtime = stages()[1];
     const user = runtime.filter((i) => /^USER\s/i.test(i));
     expect(user).toEqual(['USER node']); // uid 1000 in the official image; the task definition also pins 1000:1000
     const last = (re: RegExp) => runtime.filter((i) => re.test(i)).pop();
-    expect(last(/^HEALTHCHECK\s/)).toMatch(/CMD \["node", "-e", ".*127\.0\.0\.1.*KEYLESS_ADMIN_PORT\|\|9090.*\/healthz/);
+    // One health policy (docs/deploy.md): liveness = the admin listener answers, whatever the status,
+    // so a key-service outage (503 from /healthz) never restarts the edge, in Docker or in ECS.
+    const healthcheck = last(/^HEALTHCHECK\s/)!;
+    const exec = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as string[];
+    expect(exec).toEqual([...LIVENESS_CHECK_COMMAND]);
+    expect(exec[2]).toMatch(/127\.0\.0\.1.*KEYLESS_ADMIN_PORT\|\|9090.*\/healthz.*process\.exit\(0\)/);
+    expect(exec[2]).not.toMatch(/statusCode/);
+    expect(healthcheck).toMatch(/--interval=15s --timeout=5s --start-period=30s --retries=3/);
     expect(last(/^CMD\s/)).toBe('CMD ["node", "--enable-source-maps", "main.js"]');
     expect(last(/^EXPOSE\s/)).toBe(`EXPOSE ${EDGE_PORT} ${ADMIN_PORT}`);
     expect(runtime.indexOf(user[0])).toBeGreaterThan(Math.max(...runtime.map((i, n) => (/^(RUN|COPY)\s/.test(i) ? n : -1))));
@@ -134,8 +141,8 @@ describe('the edge bundle, started alone', () => {
   }, 60_000);
 });
 
-describe('edge-proxy/.dockerignore', () => {
-  const patterns = readIgnoreFile(path.join(ROOT, 'edge-proxy/.dockerignore'));
+describe('edge-proxy/Dockerfile.dockerignore', () => {
+  const patterns = readIgnoreFile(path.join(ROOT, 'edge-proxy/Dockerfile.dockerignore'));
 
   test('an allow-list: everything excluded, then what the image is built from', () => {
     expect(patterns[0]).toBe('*');

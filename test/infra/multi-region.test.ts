@@ -57,7 +57,8 @@ beforeAll(async () => {
       originProxyProtocol: true,
       logSampleRate: 0.5,
       stopTimeoutSeconds: 30,
-      healthCheck: 'http',
+      healthCheck: 'tcp',
+      privateEndpoints: false,
       clientAddress: 'preserve-client-ip',
       allowedClientCidrs: ['203.0.113.0/24', '198.51.100.0/24'],
       cpuArchitecture: 'X86_64',
@@ -175,7 +176,7 @@ describe('the edge fails over between key services in order', () => {
   test('KEYLESS_KEY_SERVICES lists the primary region\'s alias, then the secondary\'s', () => {
     const v = containerEnvironment(edge).KEYLESS_KEY_SERVICES as { 'Fn::Join': [string, unknown[]] };
     const parts = v['Fn::Join'][1].filter((p) => typeof p !== 'string').map((p) => render(p, PSEUDO));
-    expect(parts).toEqual([expect.stringMatching(new RegExp(`^<output ${KS1}/PublishOutputRefLiveAlias\\w+@${PRIMARY}>$`)), expect.stringMatching(new RegExp(`^<output ${KS2}/PublishOutputRefLiveAlias\\w+@${SECONDARY}>$`))]);
+    expect(parts).toEqual([expect.stringMatching(new RegExp(`^<output ${KS1}/PublishOutputRefKeyServiceLiveAlias\\w+@${PRIMARY}>$`)), expect.stringMatching(new RegExp(`^<output ${KS2}/PublishOutputRefKeyServiceLiveAlias\\w+@${SECONDARY}>$`))]);
     expect(v['Fn::Join'][1].filter((p) => typeof p === 'string')).toEqual([',']);
   });
 
@@ -204,18 +205,19 @@ describe('the edge fails over between key services in order', () => {
   });
 });
 
-describe('edge variants: HTTP health check, client-IP preservation, restricted clients, x86', () => {
-  test('HTTP /healthz on the admin port, which the NLB (only) may reach', () => {
+describe('edge variants: TCP health check, no private endpoints, client-IP preservation, restricted clients, x86', () => {
+  test('TCP health check on the traffic port when asked; the admin listener stays on loopback', () => {
     const [, tg] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::TargetGroup');
-    expect(tg.Properties).toMatchObject({ HealthCheckProtocol: 'HTTP', HealthCheckPort: '9090', HealthCheckPath: '/healthz', Matcher: { HttpCode: '200' } });
+    expect(tg.Properties).toMatchObject({ HealthCheckProtocol: 'TCP', HealthCheckPort: 'traffic-port' });
+    expect(tg.Properties!.HealthCheckPath).toBeUndefined();
     const attrs = Object.fromEntries((tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]));
     expect(attrs).toMatchObject({ 'preserve_client_ip.enabled': 'true', 'proxy_protocol_v2.enabled': 'false' });
     const [, lb] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
     const nlbSg = lb.Properties!.SecurityGroups[0]['Fn::GetAtt'][0];
     const ingress = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(([, r]) => r.Properties!.SourceSecurityGroupId?.['Fn::GetAtt']?.[0] === nlbSg);
-    expect(ingress.map(([, r]) => r.Properties!.FromPort).sort()).toEqual([8443, 9090]);
+    expect(ingress.map(([, r]) => r.Properties!.FromPort).sort()).toEqual([8443]);
     const env = containerEnvironment(edge);
-    expect(env.KEYLESS_ADMIN_HOST).toBe('0.0.0.0');
+    expect(env.KEYLESS_ADMIN_HOST).toBeUndefined();
     expect(env.KEYLESS_PROXY_PROTOCOL).toBeUndefined();
   });
 
@@ -238,6 +240,11 @@ describe('edge variants: HTTP health check, client-IP preservation, restricted c
       ['198.51.100.0/24', 443],
     ]);
     expect(lb.Properties!.LoadBalancerAttributes).toEqual(expect.arrayContaining([{ Key: 'deletion_protection.enabled', Value: 'false' }]));
+  });
+
+  test('without private endpoints only the Lambda endpoint exists, and AWS APIs go through NAT', () => {
+    expect(ofType(edge, 'AWS::EC2::VPCEndpoint').map(([, r]) => render(r.Properties!.ServiceName, PSEUDO))).toEqual([`com.amazonaws.${PRIMARY}.lambda`]);
+    s.template(EDGE).resourceCountIs('AWS::EC2::NatGateway', 1);
   });
 
   test('x86 task and image platform when asked', () => {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { KEY_ADMIN_ACTIONS } from '../../lib/kms-keys';
-import { certificatePrefix, METRICS } from '../../lib/naming';
+import { certificatePrefix, LIVENESS_CHECK_COMMAND, METRICS } from '../../lib/naming';
 import {
   acknowledgements,
   allowedActions,
@@ -226,14 +226,17 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
     expect(roleStatements(ks, roleId).every((st) => st.Effect === 'Allow' && !asArray<string>(st.Action).some((a) => a.includes('*')))).toBe(true);
   });
 
-  test('KMS permissions follow aliases (rotation needs no IAM change) and carry the algorithm conditions', () => {
+  test('KMS permissions follow aliases (rotation needs no IAM change) and the deployment tag, and carry the algorithm conditions', () => {
     const [roleId] = keyServiceRole();
     const kmsSt = roleStatements(ks, roleId).filter((st) => asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
     const aliasesOf = (st: Statement): string[] =>
       st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ?? st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
+    const TAG = 'aws:ResourceTag/keyless:deployment';
     for (const st of kmsSt) {
       expect(render(st.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*'); // never a key ARN
       expect(aliasesOf(st).every((a: string) => a.startsWith('alias/keyless/prod/'))).toBe(true);
+      // Both the alias and the tag: an alias put on some other key does not make it usable.
+      expect(st.Condition.StringEquals[TAG]).toBe('prod');
     }
     // Wildcards only ever cover the deployment's signing-key namespace, never the ticket or wrapping keys.
     const wild = kmsSt.filter((st) => st.Condition['ForAnyValue:StringLike']);
@@ -242,8 +245,8 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
     const sign = kmsSt.filter((st) => asArray(st.Action).includes('kms:Sign'));
     const byAlias = Object.fromEntries(sign.map((st) => [aliasesOf(st).join(','), st.Condition.StringEquals]));
     expect(byAlias).toEqual({
-      'alias/keyless/prod/keys/web-ecdsa': { 'kms:SigningAlgorithm': ['ECDSA_SHA_256'], 'kms:MessageType': 'RAW' },
-      'alias/keyless/prod/keys/web-rsa': { 'kms:SigningAlgorithm': ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'], 'kms:MessageType': 'RAW' },
+      'alias/keyless/prod/keys/web-ecdsa': { 'kms:SigningAlgorithm': ['ECDSA_SHA_256'], 'kms:MessageType': 'RAW', [TAG]: 'prod' },
+      'alias/keyless/prod/keys/web-rsa': { 'kms:SigningAlgorithm': ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'], 'kms:MessageType': 'RAW', [TAG]: 'prod' },
       // Generations: any TLS signing algorithm, still RAW messages only (the key's own policy narrows further).
       'alias/keyless/prod/keys/*': {
         'kms:SigningAlgorithm': [
@@ -252,15 +255,36 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
           'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512',
         ],
         'kms:MessageType': 'RAW',
+        [TAG]: 'prod',
       },
     });
     const decrypt = kmsSt.find((st) => asArray(st.Action).includes('kms:Decrypt'))!;
-    expect(decrypt.Condition.StringEquals).toEqual({ 'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'], 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT' });
+    expect(decrypt.Condition.StringEquals).toEqual({ 'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'], 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT', [TAG]: 'prod' });
     const mac = kmsSt.find((st) => asArray(st.Action).includes('kms:GenerateMac'))!;
     expect(mac.Condition).toMatchObject({
       'ForAnyValue:StringEquals': { 'kms:ResourceAliases': ['alias/keyless/prod/ticket-mac'] },
       StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' },
     });
+  });
+
+  test('the keys the CDK creates carry the deployment tag the role requires', () => {
+    const keys = ofType(ks, 'AWS::KMS::Key').filter(([, k]) => /keyless prod: (TLS|session|wraps)/.test(k.Properties!.Description));
+    expect(keys.length).toBe(4);
+    for (const [, k] of keys) expect(k.Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'keyless:deployment', Value: 'prod' }]));
+  });
+
+  test('VPC networking as narrow as EC2 allows: interfaces only in the function\'s subnets with its security group', () => {
+    const [roleId] = keyServiceRole();
+    const st = roleStatements(ks, roleId).filter((x) => asArray<string>(x.Action).some((a) => a.startsWith('ec2:')));
+    const bySid = Object.fromEntries(st.map((x) => [x.Sid, x]));
+    const create = asArray(bySid.CreateInterfacesInOwnSubnetsWithOwnSecurityGroup.Resource).map((r) => render(r, PSEUDO));
+    const [, fn] = fnEntry();
+    const subnets = fn.Properties!.VpcConfig.SubnetIds.map((r: { Ref: string }) => `arn:aws:ec2:xx-test-1:111111111111:subnet/<${r.Ref}>`);
+    const sg = `arn:aws:ec2:xx-test-1:111111111111:security-group/<${fn.Properties!.VpcConfig.SecurityGroupIds[0]['Fn::GetAtt'][0]}.GroupId>`;
+    expect(create.sort()).toEqual(['arn:aws:ec2:xx-test-1:111111111111:network-interface/*', ...subnets, sg].sort());
+    expect(asArray(bySid.ManageOwnInterfaces.Resource).map((r) => render(r, PSEUDO))).toEqual(['arn:aws:ec2:xx-test-1:111111111111:network-interface/*']);
+    // Only the Describe actions, which support no resource-level permissions, are on "*".
+    expect(st.filter((x) => asArray(x.Resource).includes('*')).flatMap((x) => asArray<string>(x.Action)).sort()).toEqual(['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']);
   });
 
   test('logging is limited to the function\'s own log group', () => {
@@ -366,7 +390,8 @@ describe('edge fleet', () => {
       LinuxParameters: { Capabilities: { Drop: ['ALL'] }, InitProcessEnabled: true },
       PortMappings: [{ ContainerPort: 8443 }, { ContainerPort: 9090 }],
     });
-    expect(c[0].HealthCheck.Command.join(' ')).toMatch(/127\.0\.0\.1.*9090.*\/healthz/);
+    // Liveness: exactly the image's HEALTHCHECK (any answer from the admin listener), never key-service state.
+    expect(c[0].HealthCheck.Command).toEqual(['CMD', ...LIVENESS_CHECK_COMMAND]);
     expect(c[0].Privileged ?? false).toBe(false);
     // The image is the Docker asset built from edge-proxy/Dockerfile at the repository root.
     const assets = JSON.parse(fs.readFileSync(path.join(s.outdir, `${EDGE}.assets.json`), 'utf8'));
@@ -382,7 +407,7 @@ describe('edge fleet', () => {
   test('runtime contract: environment of the edge container', () => {
     const env = containerEnvironment(edge);
     const ksOut = render(env.KEYLESS_KEY_SERVICES, PSEUDO);
-    expect(ksOut).toMatch(new RegExp(`^<output ${KS}/PublishOutputRefLiveAlias[0-9A-F]+@xx-test-1>$`));
+    expect(ksOut).toMatch(new RegExp(`^<output ${KS}/PublishOutputRefKeyServiceLiveAlias[0-9A-F]+@xx-test-1>$`));
     expect(env).toMatchObject({
       KEYLESS_EDGE_PORT: '8443',
       KEYLESS_ADMIN_PORT: '9090',
@@ -392,8 +417,13 @@ describe('edge fleet', () => {
       KEYLESS_PROXY_MODE: 'http',
       // The drain matches the NLB deregistration delay (45 s here), within the 120 s stop timeout.
       KEYLESS_DRAIN_TIMEOUT_MS: '45000',
+      // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks.
+      KEYLESS_MAX_CONNECTIONS: '20000',
+      KEYLESS_KMS_BUDGET: '240',
+      KEYLESS_FLEET_MAX_TASKS: '12',
+      // HTTP readiness checks from the NLB reach the admin listener.
+      KEYLESS_ADMIN_HOST: '0.0.0.0',
     });
-    expect(env.KEYLESS_ADMIN_HOST).toBeUndefined(); // TCP health checks: admin stays on loopback
     expect(env.KEYLESS_ORIGIN_PROXY_PROTOCOL).toBeUndefined(); // off unless configured
     expect(env.KEYLESS_LOG_SAMPLE_RATE).toBeUndefined(); // every connection logged by default
     // The output the edge reads is the key service's live alias.
@@ -409,7 +439,19 @@ describe('edge fleet', () => {
     t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'TCP' });
     const [, tg] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::TargetGroup');
-    expect(tg.Properties).toMatchObject({ Port: 8443, Protocol: 'TCP', TargetType: 'ip', HealthCheckProtocol: 'TCP', HealthyThresholdCount: 2, UnhealthyThresholdCount: 2 });
+    // The edge answers GET /healthz on the admin port (200, or 503 without a key service: that is a
+    // metric, not a reason to fail every target and have ECS replace every task; docs/deploy.md).
+    expect(tg.Properties).toMatchObject({
+      Port: 8443,
+      Protocol: 'TCP',
+      TargetType: 'ip',
+      HealthCheckProtocol: 'HTTP',
+      HealthCheckPort: '9090',
+      HealthCheckPath: '/healthz',
+      Matcher: { HttpCode: '200,503' },
+      HealthyThresholdCount: 2,
+      UnhealthyThresholdCount: 2,
+    });
     const attrs = Object.fromEntries((tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]));
     expect(attrs).toMatchObject({
       'proxy_protocol_v2.enabled': 'true',
@@ -421,30 +463,43 @@ describe('edge fleet', () => {
     for (const [, l] of ofType(edge, 'AWS::ElasticLoadBalancingV2::Listener')) expect(l.Properties!.Certificates).toBeUndefined();
   });
 
-  test('security groups: NLB open on 443 only, tasks reachable only from the NLB on 8443', () => {
+  test('security groups: NLB open on 443 only, tasks reachable only from the NLB on 8443 (and 9090 for health checks)', () => {
     const [, svc] = onlyResource(edge, 'AWS::ECS::Service');
     const taskSg = svc.Properties!.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0]['Fn::GetAtt'][0];
     const [, lb] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
     const nlbSg = lb.Properties!.SecurityGroups[0]['Fn::GetAtt'][0];
     expect(edge.Resources[nlbSg].Properties!.SecurityGroupIngress).toEqual([{ CidrIp: '0.0.0.0/0', Description: 'TLS clients 0.0.0.0/0', FromPort: 443, IpProtocol: 'tcp', ToPort: 443 }]);
     const ingressToTasks = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg);
-    expect(ingressToTasks.map(([, r]) => [r.Properties!.FromPort, r.Properties!.SourceSecurityGroupId['Fn::GetAtt'][0]])).toEqual([[8443, nlbSg]]);
+    expect(ingressToTasks.map(([, r]) => [r.Properties!.FromPort, r.Properties!.SourceSecurityGroupId['Fn::GetAtt'][0]])).toEqual([
+      [8443, nlbSg],
+      [9090, nlbSg],
+    ]);
     expect(edge.Resources[taskSg].Properties!.SecurityGroupIngress ?? []).toEqual([]);
-    // Egress: HTTPS (AWS APIs through NAT), the origin port, the Lambda endpoint.
-    const inline = (edge.Resources[taskSg].Properties!.SecurityGroupEgress as Array<{ FromPort: number }>).map((r) => r.FromPort).sort();
-    expect(inline).toEqual([443, 8080]);
+    // Egress: HTTPS through NAT (key services of other regions), the origin (a name: the VPC only),
+    // and each endpoint's security group.
+    const inline = (edge.Resources[taskSg].Properties!.SecurityGroupEgress as Array<{ FromPort: number; CidrIp: string }>).map((r) => [r.FromPort, render(r.CidrIp)]);
+    expect(inline).toEqual([
+      [443, '0.0.0.0/0'],
+      [8080, '10.80.0.0/16'],
+    ]);
+    const toEndpoints = ofType(edge, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg);
+    expect(toEndpoints.map(([, r]) => r.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0].replace(/EndpointSecurityGroup.*$/, '')).sort()).toEqual(
+      ['NetworkEcrApi', 'NetworkEcrDocker', 'NetworkLambda', 'NetworkLogs', 'NetworkSsm'].sort(),
+    );
+    for (const [, r] of toEndpoints) expect([r.Properties!.FromPort, r.Properties!.ToPort]).toEqual([443, 443]);
   });
 
   test('ECS service: private subnets, deployment circuit breaker with rollback, rolling without capacity loss', () => {
     const [, svc] = onlyResource(edge, 'AWS::ECS::Service');
     expect(svc.Properties).toMatchObject({
       LaunchType: 'FARGATE',
-      DesiredCount: 3,
       DeploymentConfiguration: { DeploymentCircuitBreaker: { Enable: true, Rollback: true }, MinimumHealthyPercent: 100, MaximumPercent: 200 },
       NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED' } },
       EnableExecuteCommand: false,
       LoadBalancers: [{ ContainerName: 'edge', ContainerPort: 8443 }],
     });
+    // Autoscaling owns the task count: a deploy never resets it (aws-cdk#13130).
+    expect(svc.Properties!.DesiredCount).toBeUndefined();
     // Created only once its target group is attached to the listener.
     const [listenerId] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::Listener');
     expect(asArray(svc.DependsOn)).toContain(listenerId);
@@ -481,7 +536,7 @@ describe('edge fleet', () => {
     const st = roleStatements(edge, taskRoleId);
     expect(allowedActions(st)).toEqual(['lambda:InvokeFunction', 'ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath']);
     const invoke = st.find((x) => asArray(x.Action).includes('lambda:InvokeFunction'))!;
-    expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO))).toEqual([expect.stringMatching(/PublishOutputRefLiveAlias/)]);
+    expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO))).toEqual([expect.stringMatching(/PublishOutputRefKeyServiceLiveAlias/)]);
     for (const x of st.filter((y) => asArray<string>(y.Action).some((a) => a.startsWith('ssm:')))) {
       for (const r of asArray(x.Resource)) expect(render(r, PSEUDO)).toMatch(/^arn:aws:ssm:xx-test-1:111111111111:parameter\/keyless\/prod\/certs(\/\*)?$/);
     }
@@ -493,8 +548,7 @@ describe('edge fleet', () => {
   });
 
   test('the Lambda endpoint in the edge VPC lets only the task role invoke the alias', () => {
-    const [, ep] = onlyResource(edge, 'AWS::EC2::VPCEndpoint');
-    expect(render(ep.Properties!.ServiceName, PSEUDO)).toBe('com.amazonaws.xx-test-1.lambda');
+    const [, ep] = ofType(edge, 'AWS::EC2::VPCEndpoint').find(([, r]) => render(r.Properties!.ServiceName, PSEUDO) === 'com.amazonaws.xx-test-1.lambda')!;
     expect(ep.Properties!.PrivateDnsEnabled).toBe(true);
     const [st] = ep.Properties!.PolicyDocument.Statement;
     const [, td] = onlyResource(edge, 'AWS::ECS::TaskDefinition');
@@ -536,7 +590,10 @@ describe('observability', () => {
       ['key-operation latency p99', /"KeyOperationLatency".*"stat":"p99"/],
       ['key-service errors', /"AWS\/Lambda","Errors"/],
       ['key-service throttles', /"AWS\/Lambda","Throttles"/],
-      ['KMS throttles', /MetricName=\\"KmsThrottles\\"/],
+      // SEARCH schemas name the exact dimension sets the code emits (Powertools adds `service`), with the deployment.
+      ['key-service typed errors', /SEARCH\('\{Keyless\/KeyService,service,Deployment,Code\} MetricName=\\"Errors\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/],
+      ['KMS throttles', /SEARCH\('\{Keyless\/KeyService,service,Deployment,Operation\} MetricName=\\"KmsThrottles\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/],
+      ['admission rejections by reason', /SEARCH\('\{Keyless\/Edge,Deployment,Reason\} MetricName=\\"AdmissionRejections\\" Deployment=\\"prod\\"'/],
       ['KMS quota usage', /SERVICE_QUOTA\(calls(Ecc|Rsa)\)/],
       ['active connections', /"AWS\/NetworkELB","ActiveFlowCount_TCP"/],
       ['task count', /"ECS\/ContainerInsights","RunningTaskCount"/],

@@ -1,6 +1,6 @@
 /**
  * Bundles the key-service Lambda the way the CDK stack's NodejsFunction does
- * (lib/key-service-stack.ts → `bundling`): esbuild, entry lambdas/key-service/handler.ts, one CommonJS
+ * (lib/key-service-function.ts → `bundling`): esbuild, entry lambdas/key-service/handler.ts, one CommonJS
  * `index.js` with handler `index.handler`, minified, with a source map without sources content,
  * target node24, the AWS SDK bundled (no externals), the repository's tsconfig.json. The zip holds
  * `index.js` and `index.js.map`, as CDK's asset does.

@@ -1,6 +1,6 @@
 /**
  * KMS fidelity suite. Drives a KMS endpoint through the production `@aws-sdk/client-kms` and checks
- * the behaviours the project relies on (DESIGN §2): PSS salt = hash length, DIGEST honoured, OAEP-only
+ * the behaviours the project relies on (docs/key-service-protocol.md): PSS salt = hash length, DIGEST honoured, OAEP-only
  * RSA decryption, data key pairs, key states, aliases and the exact exception names.
  *
  * By default it starts the local endpoint (local/kms) in memory. Set KEYLESS_KMS_FIDELITY_ENDPOINT
@@ -445,7 +445,7 @@ describe('Encrypt / Decrypt', () => {
     await expectKmsError(kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct256, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' })), 'InvalidCiphertextException');
   });
 
-  it('RSA: a PKCS#1 v1.5 ciphertext (a TLS 1.2 premaster secret) cannot be decrypted (DESIGN §2.1)', async () => {
+  it('RSA: a PKCS#1 v1.5 ciphertext (a TLS 1.2 premaster secret) cannot be decrypted', async () => {
     const keyId = await sharedKey('RSA_2048', 'ENCRYPT_DECRYPT');
     const pub = await publicKey(keyId);
     const premaster = Buffer.concat([Buffer.from([3, 3]), crypto.randomBytes(46)]);

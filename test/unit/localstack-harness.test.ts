@@ -120,7 +120,7 @@ describe('the key-service Lambda bundle', () => {
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('matches the CDK stack: runtime, esbuild target and architecture', () => {
-    const stack = fs.readFileSync(path.join(REPO_ROOT, 'lib/key-service-stack.ts'), 'utf8');
+    const stack = fs.readFileSync(path.join(REPO_ROOT, 'lib/key-service-function.ts'), 'utf8');
     const runtime = /runtime:\s*lambda\.Runtime\.NODEJS_(\d+)_X/.exec(stack)?.[1];
     const target = /target:\s*'(node\d+)'/.exec(stack)?.[1];
     const arch = /architecture:\s*lambda\.Architecture\.(ARM_64|X86_64)/.exec(stack)?.[1];

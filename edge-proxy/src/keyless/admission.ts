@@ -1,5 +1,5 @@
 /**
- * Admission control for full handshakes (issue 6 item 3). Every full handshake costs exactly one key
+ * Admission control for full handshakes (docs/configuration.md, "Admission control"). Every full handshake costs exactly one key
  * operation (KMS allows ~500 RSA signatures per second per region by default), so the gate sits in
  * front of the key operation itself: a `KeyOperations` wrapper that, before forwarding a signing or
  * master-secret operation, checks
@@ -7,7 +7,8 @@
  *   1. the number of full handshakes already waiting for the key service (`maxPendingFullHandshakes`),
  *   2. a token bucket per client address (`perClientRatePerSecond`, `perClientBurst`), kept in a
  *      bounded map (`maxTrackedClients`, least recently used evicted first), and
- *   3. one global token bucket sized to the KMS budget (`keyOperationsPerSecond`, `keyOperationBurst`).
+ *   3. one global token bucket sized to the KMS budget (`keyOperationsPerSecond`, `keyOperationBurst`);
+ *      in a fleet, each task's share of the regional budget (`fleetShare`).
  *
  * A rejected operation throws `AdmissionRejectedError` at once (nothing is sent to the key service);
  * the TLS engine answers it with a `handshake_failure` alert. Resumptions never call a key operation
@@ -40,6 +41,22 @@ export const DEFAULT_ADMISSION: AdmissionConfig = {
   keyOperationsPerSecond: 400,
   keyOperationBurst: 40,
 };
+
+/**
+ * One task's share of a regional KMS budget (docs/configuration.md, "Fleet KMS budget"). KMS quotas
+ * are per region and per second, and every task admits on its own, so the budget is split statically:
+ * each of at most `maxTasks` tasks gets `floor(regionalBudget / maxTasks)` key operations per second,
+ * as a bucket whose burst plus one second of refill equals that share. Over any one-second window a
+ * task then admits at most its share, and any number of tasks up to `maxTasks` at most the budget —
+ * whatever the autoscaler does in between. Undefined when the share is below 2 (a bucket needs a
+ * token of burst and one of refill).
+ */
+export function fleetShare(regionalBudget: number, maxTasks: number): Pick<AdmissionConfig, 'keyOperationsPerSecond' | 'keyOperationBurst'> | undefined {
+  const share = Math.floor(regionalBudget / maxTasks);
+  if (!(share >= 2)) return undefined;
+  const keyOperationBurst = Math.max(1, Math.floor(share / 10));
+  return { keyOperationsPerSecond: share - keyOperationBurst, keyOperationBurst };
+}
 
 export type AdmissionReason = 'pending_limit' | 'client_rate' | 'key_budget';
 
