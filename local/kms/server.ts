@@ -72,17 +72,25 @@ const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Request members never kept in the call record (messages, plaintext, ciphertext, signatures, policies). */
 const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature', 'Mac', 'Policy'];
 
-/** `kms:ResourceAliases` of the key a request names: the aliases pointing at it now. */
-function aliasesOf(store: KmsStore, body: Json): string[] {
-  if (typeof body.KeyId !== 'string') return [];
+/**
+ * Condition keys of the key a request names, as they are at call time: `kms:ResourceAliases` (the
+ * aliases pointing at it) and `aws:ResourceTag/<key>` (its tags).
+ */
+function keyContextOf(store: KmsStore, body: Json): Record<string, string | string[]> {
+  const id = typeof body.KeyId === 'string' ? body.KeyId : typeof body.TargetKeyId === 'string' ? body.TargetKeyId : undefined;
+  if (id === undefined) return {};
   try {
-    const keyId = store.resolveKey(body.KeyId, { aliases: true }).keyId;
-    return store
-      .listAliases()
-      .filter((a) => a.targetKeyId === keyId)
-      .map((a) => a.aliasName);
+    const key = store.resolveKey(id, { aliases: true });
+    const context: Record<string, string | string[]> = {
+      'kms:ResourceAliases': store
+        .listAliases()
+        .filter((a) => a.targetKeyId === key.keyId)
+        .map((a) => a.aliasName),
+    };
+    for (const [k, v] of Object.entries(key.tags)) context[`aws:ResourceTag/${k}`] = v;
+    return context;
   } catch {
-    return [];
+    return {};
   }
 }
 
@@ -194,7 +202,7 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     const store = storeFor(callRegion);
     // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
     const before = callLog ? resourcesOf(store, request) : [];
-    const context = callLog ? { 'kms:ResourceAliases': aliasesOf(store, request) } : undefined;
+    const context = callLog ? keyContextOf(store, request) : undefined;
     const record = (error?: string, out?: Json): void =>
       callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS });
     try {

@@ -166,13 +166,13 @@ export class StackResolver {
       case 'AWS::Logs::LogGroup':
         return p.LogGroupName ? this.resolve(p.LogGroupName) : generatedName(this.env.stackName, id, 512);
       case 'AWS::EC2::VPCEndpoint':
-        return `vpce-${hex(id)}`;
+        return `vpce-${hex(`${this.env.stackName}/${id}`)}`;
       case 'AWS::EC2::VPC':
-        return `vpc-${hex(id)}`;
+        return `vpc-${hex(`${this.env.stackName}/${id}`)}`;
       case 'AWS::EC2::SecurityGroup':
-        return `sg-${hex(id)}`;
+        return `sg-${hex(`${this.env.stackName}/${id}`)}`;
       case 'AWS::EC2::Subnet':
-        return `subnet-${hex(id)}`;
+        return `subnet-${hex(`${this.env.stackName}/${id}`)}`;
       default:
         return `${id}-physical`;
     }

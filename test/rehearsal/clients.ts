@@ -35,8 +35,22 @@ export function handshake(port: number, servername: string, ca: string, session?
       const reused = socket.isSessionReused();
       // TLS 1.3 tickets arrive after the handshake: wait for one (briefly) so it can be resumed elsewhere.
       socket.write('GET / HTTP/1.1\r\nHost: ' + servername + '\r\nConnection: close\r\n\r\n');
-      socket.once('data', () => setTimeout(() => done({ ok: true, reused, session: ticket, leaf }), 50));
-      socket.once('end', () => done({ ok: true, reused, session: ticket, leaf }));
+      // Wait for the ticket (sent after the handshake in TLS 1.3), briefly: a resumed session gets none needed.
+      const finish = (): void => {
+        if (ticket || reused) return done({ ok: true, reused, session: ticket, leaf });
+        const wait = setInterval(() => {
+          if (ticket || socket.destroyed) {
+            clearInterval(wait);
+            done({ ok: true, reused, session: ticket, leaf });
+          }
+        }, 20);
+        setTimeout(() => {
+          clearInterval(wait);
+          done({ ok: true, reused, session: ticket, leaf });
+        }, 3000);
+      };
+      socket.once('data', finish);
+      socket.once('end', finish);
     });
     socket.on('error', (e) => done({ ok: false, error: e.message, reused: false }));
   });
@@ -46,8 +60,11 @@ export interface ClientLoop {
   stop(): Promise<{ ok: number; failed: number; errors: { at: number; error: string }[]; leaves: Set<string> }>;
 }
 
-/** Full handshakes back to back (no resumption, so each one needs the key service) until stopped. */
-export function clientLoop(port: number, servername: string, ca: string): ClientLoop {
+/**
+ * Full handshakes (no resumption, so each one needs the key service) every `intervalMs` until
+ * stopped: paced under the task's share of the fleet KMS budget, which admission control enforces.
+ */
+export function clientLoop(port: number, servername: string, ca: string, intervalMs: number): ClientLoop {
   let running = true;
   const stats = { ok: 0, failed: 0, errors: [] as { at: number; error: string }[], leaves: new Set<string>() };
   const loop = (async () => {
@@ -60,7 +77,7 @@ export function clientLoop(port: number, servername: string, ca: string): Client
         stats.failed++;
         stats.errors.push({ at: Date.now(), error: (h.error ?? 'failed').replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:/, '').replace(/:\.\.\/deps.*$/s, '') });
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, intervalMs));
     }
   })();
   return {

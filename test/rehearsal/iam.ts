@@ -126,7 +126,8 @@ export async function checkIam(inputs: IamInputs): Promise<{ findings: IamFindin
   const denied = new Map<string, number>();
   let evaluated = 0;
   for (const call of inputs.calls) {
-    if (call.principal === 'cloudformation' || call.error === 'UnknownOperationException') continue;
+    // A call on something that does not exist never reaches authorization in a way worth checking.
+    if (call.principal === 'cloudformation' || call.error === 'UnknownOperationException' || call.error === 'NotFoundException' || call.error === 'ResourceNotFoundException') continue;
     const action = `${call.service}:${call.operation}`;
     const region = call.signingRegion ?? call.region;
     let pp: PrincipalPolicies | undefined;

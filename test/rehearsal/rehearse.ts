@@ -311,18 +311,23 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       finding('serve', `no handshake for ${HOSTNAME} succeeds through the NLB after import`);
       return result;
     }
+    await sleep(1500); // let the task's key-operation bucket refill after the probes above
     await realPeers(nlb.port, caPem, files('dev/ca.pem'), step, (m) => finding('serve', m));
     // A client the edge must refuse (TLS 1.2 with only a CBC suite): an alert, which the dashboards count.
     const refused = await handshake(nlb.port, HOSTNAME, caPem, undefined, 15_000, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' });
     if (refused.ok) finding('serve', 'a TLS 1.2 client offering only AES128-SHA (CBC) completed a handshake');
     else step('a client with no common cipher suite is refused with an alert');
+    // A request the key service must refuse with a typed error (which its error metrics count).
+    const typed = await invokeKeyService(world.lambdaUrl, task.environment.KEYLESS_KEY_SERVICES?.split(',')[0] ?? '', edgeStack.region, { v: 1, op: 'no-such-operation' });
+    if (typed && /"error"|bad_request|unsupported/.test(typed)) step('a malformed key-service request gets a typed error');
+    else finding('walk', `a malformed key-service request did not get a typed error: ${String(typed).slice(0, 200)}`);
 
     // 7. Rotation, while clients keep connecting.
     const regions = [...new Set(deployed.filter((d) => d.outputs.KeyServiceAliasArn).map((d) => d.region))];
     const policyFile = files('key-policy.json');
     const keyPolicy = await cdkKeyPolicy(world, primaryRegion, deployed, keyName);
     if (keyPolicy) fs.writeFileSync(policyFile, keyPolicy);
-    const loop = clientLoop(nlb.port, HOSTNAME, caPem);
+    const loop = clientLoop(nlb.port, HOSTNAME, caPem, loopIntervalMs(task.environment));
     const rotateArgs = (s: string, extra: string[] = []): string[] => ['rotate', SLOT, s, '--quiet', '--refresh-seconds', String(REFRESH_SECONDS), ...extra];
     let rotated = true;
     for (const [s, extra] of [
@@ -367,21 +372,20 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
 
     // 8. Failover: every other region's key service signs for the rotated certificate.
     if (regions.length > 1) {
-      const primaryHost = world.lambdaHosts.get(regions[0]);
-      if (primaryHost) {
-        await stopProcess(primaryHost.child);
-        world.lambdaHosts.delete(regions[0]);
-        let ok = 0;
-        let failed = 0;
-        for (let i = 0; i < 6; i++) {
-          const h = await handshake(nlb.port, HOSTNAME, caPem);
-          if (h.ok) ok++;
-          else failed++;
-        }
-        const ksErrors = world.stdout.filter((l) => l.source.startsWith('edge') && /unknown_key|key operation failed|failover/i.test(l.line)).slice(-2);
-        if (failed > 0) finding('failover', `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')}${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 200)).join(' | ')}` : ''}`);
-        else step(`failover: ${regions.slice(1).join(', ')} signs for the rotated certificate (${ok} handshakes with ${regions[0]} down)`);
+      world.down.add(regions[0]);
+      let ok = 0;
+      let failed = 0;
+      for (let i = 0; i < 6; i++) {
+        const h = await handshake(nlb.port, HOSTNAME, caPem);
+        if (h.ok) ok++;
+        else failed++;
       }
+      world.down.delete(regions[0]);
+      const ksErrors = world.stdout.filter((l) => l.source.startsWith('edge') && /unknown_key/i.test(l.line)).slice(-1);
+      if (failed > 0) finding('failover', `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')}${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 300)).join(' | ')}` : ''}`);
+      else step(`failover: ${regions.slice(1).join(', ')} signs for the rotated certificate (${ok} handshakes with ${regions[0]} down)`);
+      // The circuit breaker lets the first region back in after its open interval.
+      await sleep(5000);
     }
 
     // 9. Scale: a second task from the same task definition; each resumes the other's tickets.
@@ -613,6 +617,31 @@ async function realPeers(port: number, _caPem: string, caFile: string, step: (t:
   if (openssl === undefined) step('openssl: not installed, skipped');
   else if (!/Verification: OK|Verify return code: 0/.test(openssl.out)) fail(`openssl s_client did not verify: ${openssl.out.trim().split('\n').slice(0, 3).join(' | ')}`);
   else step('openssl s_client: verified');
+}
+
+/** One Invoke as the edge's role makes it (the only principal allowed to invoke). */
+async function invokeKeyService(endpoint: string, functionArn: string, region: string, payload: unknown): Promise<string | undefined> {
+  const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
+  const lambda = new LambdaClient({ region, endpoint, credentials: credentials(ACCESS_KEYS.edge), maxAttempts: 1 });
+  try {
+    const out = await lambda.send(new InvokeCommand({ FunctionName: functionArn, Payload: Buffer.from(JSON.stringify(payload)) }));
+    return out.Payload ? Buffer.from(out.Payload).toString('utf8') : undefined;
+  } catch (e) {
+    return `${(e as Error).name}: ${(e as Error).message}`;
+  } finally {
+    lambda.destroy();
+  }
+}
+
+/**
+ * The client loop's pace: a third of one task's share of the fleet KMS budget
+ * (KEYLESS_KMS_BUDGET / KEYLESS_FLEET_MAX_TASKS, which admission control enforces per task).
+ */
+function loopIntervalMs(env: Record<string, string>): number {
+  const budget = Number(env.KEYLESS_KMS_BUDGET);
+  const tasks = Number(env.KEYLESS_FLEET_MAX_TASKS ?? 1);
+  if (!(budget > 0) || !(tasks > 0)) return 20;
+  return Math.max(20, Math.ceil((3 * 1000 * tasks) / budget));
 }
 
 async function waitFor(probe: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {

@@ -48,7 +48,10 @@ async function main(): Promise<void> {
   try {
     const results = await runRehearsals(names.length > 0 ? names : Object.keys(CONFIGURATIONS), { scratch, log: (l) => process.stdout.write(`${l}\n`) });
     process.stdout.write(`\n${summary(results)}\n`);
-    if (keep) process.stdout.write(`scratch kept in ${scratch}\n`);
+    if (keep) {
+      for (const r of results) fs.writeFileSync(path.join(scratch, r.name, 'stdout.log'), r.stdout.map((l) => `${l.source}: ${l.line}`).join('\n'));
+      process.stdout.write(`scratch kept in ${scratch} (each process's stdout in <name>/stdout.log)\n`);
+    }
     process.exitCode = results.some((r) => r.findings.length > 0) ? 1 : 0;
   } finally {
     if (!keep) fs.rmSync(scratch, { recursive: true, force: true });

@@ -48,6 +48,8 @@ export interface World {
   log: CallLog;
   /** Lambda host of each region, by region. */
   lambdaHosts: Map<string, { url: string; child: ChildProcess }>;
+  /** Regions whose Lambda service is unreachable (an outage the failover check simulates). */
+  down: Set<string>;
   /** Everything any process printed on stdout, line by line (EMF lines among them). */
   stdout: { source: string; line: string }[];
   close(): Promise<void>;
@@ -62,12 +64,17 @@ export async function startWorld(primaryRegion: string): Promise<World> {
   const kms = await startLocalKms({ region: primaryRegion, accountId: ACCOUNT, callLog: log });
   const ssm = await startLocalSsm({ region: primaryRegion, accountId: ACCOUNT, callLog: log });
   const lambdaHosts = new Map<string, { url: string; child: ChildProcess }>();
+  const down = new Set<string>();
   // One Lambda URL for every region (AWS_ENDPOINT_URL_LAMBDA is one variable): route by the
   // region of a function ARN, else by the region the request is signed for.
   const router = http.createServer((req, res) => {
     const fn = decodeURIComponent(/^\/2015-03-31\/functions\/([^/]+)\//.exec(req.url ?? '')?.[1] ?? '');
     const region = /^arn:aws[a-z-]*:lambda:([^:]+):/.exec(fn)?.[1] ?? sigV4Credential(req.headers.authorization)?.region ?? primaryRegion;
     const host = lambdaHosts.get(region);
+    if (down.has(region)) {
+      req.socket.destroy();
+      return;
+    }
     if (!host) {
       res.writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException', 'content-type': 'application/json' }).end(JSON.stringify({ Type: 'User', Message: `Function not found: ${fn} (no key service deployed in ${region})` }));
       return;
@@ -91,6 +98,7 @@ export async function startWorld(primaryRegion: string): Promise<World> {
     lambdaUrl,
     log,
     lambdaHosts,
+    down,
     stdout: [],
     close: async () => {
       for (const h of lambdaHosts.values()) await stopProcess(h.child);
@@ -126,6 +134,7 @@ export async function deployStack(world: World, name: string, region: string, te
           MultiRegion: p.MultiRegion === true,
           Description: p.Description ? resolver.str(p.Description) : undefined,
           Policy: p.KeyPolicy ? JSON.stringify(resolver.resolve(p.KeyPolicy)) : undefined,
+          Tags: tagsOf(resolver, p.Tags),
         }),
       );
       env.physical.set(id, out.KeyMetadata!.KeyId!);
@@ -135,7 +144,7 @@ export async function deployStack(world: World, name: string, region: string, te
       const primaryRegion = primary.split(':')[3];
       const inPrimary = new KMSClient({ region: primaryRegion, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
       try {
-        const out = await inPrimary.send(new ReplicateKeyCommand({ KeyId: primary, ReplicaRegion: region, Policy: p.KeyPolicy ? JSON.stringify(resolver.resolve(p.KeyPolicy)) : undefined, Description: p.Description ? resolver.str(p.Description) : undefined }));
+        const out = await inPrimary.send(new ReplicateKeyCommand({ KeyId: primary, ReplicaRegion: region, Policy: p.KeyPolicy ? JSON.stringify(resolver.resolve(p.KeyPolicy)) : undefined, Description: p.Description ? resolver.str(p.Description) : undefined, Tags: tagsOf(resolver, p.Tags) }));
         env.physical.set(id, out.ReplicaKeyMetadata!.KeyId!);
       } catch (e) {
         notes.push(`${name}: ${id} (AWS::KMS::ReplicaKey) could not be created locally: ${(e as Error).name}: ${(e as Error).message}`);
@@ -158,6 +167,12 @@ export async function deployStack(world: World, name: string, region: string, te
   for (const [k, o] of Object.entries(template.Outputs ?? {})) outputs[k] = String(resolver.resolve(o.Value));
   stackOutputs.set(name, outputs);
   return { name, region, template, resolver, outputs };
+}
+
+/** CloudFormation `Tags` ({Key, Value}) as KMS takes them ({TagKey, TagValue}). */
+function tagsOf(resolver: StackResolver, tags: unknown): { TagKey: string; TagValue: string }[] | undefined {
+  if (!Array.isArray(tags)) return undefined;
+  return tags.map((t: { Key: unknown; Value: unknown }) => ({ TagKey: resolver.str(t.Key), TagValue: resolver.str(t.Value) }));
 }
 
 /** Starts a region's key service from its asset behind a local Lambda endpoint (see key-service-host.ts). */
