@@ -57,6 +57,8 @@ export function handshake(port: number, servername: string, ca: string, session?
 }
 
 export interface ClientLoop {
+  /** The leaf certificate of the latest successful handshake. */
+  latestLeaf(): string | undefined;
   stop(): Promise<{ ok: number; failed: number; errors: { at: number; error: string }[]; leaves: Set<string> }>;
 }
 
@@ -66,6 +68,7 @@ export interface ClientLoop {
  */
 export function clientLoop(port: number, servername: string, ca: string, intervalMs: number): ClientLoop {
   let running = true;
+  let latest: string | undefined;
   const stats = { ok: 0, failed: 0, errors: [] as { at: number; error: string }[], leaves: new Set<string>() };
   const loop = (async () => {
     while (running) {
@@ -73,6 +76,7 @@ export function clientLoop(port: number, servername: string, ca: string, interva
       if (h.ok) {
         stats.ok++;
         if (h.leaf) stats.leaves.add(h.leaf);
+        latest = h.leaf;
       } else {
         stats.failed++;
         stats.errors.push({ at: Date.now(), error: (h.error ?? 'failed').replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:/, '').replace(/:\.\.\/deps.*$/s, '') });
@@ -81,6 +85,7 @@ export function clientLoop(port: number, servername: string, ca: string, interva
     }
   })();
   return {
+    latestLeaf: () => latest,
     stop: async () => {
       running = false;
       await loop;

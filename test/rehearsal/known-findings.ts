@@ -14,18 +14,11 @@ export interface KnownFinding {
 
 export const KNOWN_FINDINGS: KnownFinding[] = [
   {
-    check: 'first-deploy',
-    contains: 'no certificate parameter found',
-    why: 'the sample has no certificates: every task of the first deploy exits 2, the circuit breaker rolls back, and NLB deletion protection blocks the rollback',
-  },
-  {
     check: 'iam-denied',
     contains: 'operator kms:Sign',
-    why: '`keyless csr` and the dev CA sign with MessageType=DIGEST, but the CDK key policy lets operators sign with MessageType=RAW only',
+    why: '`keyless csr` has KMS sign the request with MessageType=DIGEST, but the CDK key policy lets operators sign with MessageType=RAW only (docs/deploy.md also says RAW)',
   },
   { check: 'iam-unused', contains: 'kms:DescribeKey', why: 'the key-service role may DescribeKey, but the key service never calls it' },
   { check: 'iam-unused', contains: 'ssm:GetParameter (', why: 'the edge role may GetParameter, but the edge only lists the store with GetParametersByPath' },
   { check: 'iam-unused', contains: 'ssm:GetParameters (', why: 'the edge role may GetParameters, but the edge only lists the store with GetParametersByPath' },
-  { check: 'metrics-unmatched', contains: 'MetricName="Errors"', why: 'the key-service typed-errors SEARCH has no dimensions; Powertools emits service, Deployment and Code' },
-  { check: 'metrics-unmatched', contains: 'MetricName="KmsThrottles"', why: 'the KMS-throttles SEARCH has no dimensions; Powertools emits service, Deployment and Operation' },
 ];
