@@ -373,14 +373,19 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       world.down.add(regions[0]);
       let ok = 0;
       let failed = 0;
+      const errors = new Set<string>();
       for (let i = 0; i < 6; i++) {
+        await sleep(1000); // one full handshake per budget refill: a refusal here must be the failover's
         const h = await handshake(nlb.port, HOSTNAME, caPem);
         if (h.ok) ok++;
-        else failed++;
+        else {
+          failed++;
+          errors.add(String(h.error).slice(0, 120));
+        }
       }
       world.down.delete(regions[0]);
       const ksErrors = world.stdout.filter((l) => l.source.startsWith('edge') && /unknown_key/i.test(l.line)).slice(-1);
-      if (failed > 0) finding('failover', `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')}${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 300)).join(' | ')}` : ''}`);
+      if (failed > 0) finding('failover', `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')} (${[...errors].join('; ')})${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 300)).join(' | ')}` : ''}`);
       else step(`failover: ${regions.slice(1).join(', ')} signs for the rotated certificate (${ok} handshakes with ${regions[0]} down)`);
       // The circuit breaker lets the first region back in after its open interval.
       await sleep(5000);
