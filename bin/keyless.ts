@@ -50,8 +50,9 @@ async function dev(): Promise<number> {
   const { startDevStack } = await import('../local/dev-stack');
   const stack = await startDevStack();
   const ca = path.relative(process.cwd(), stack.caPath) || stack.caPath;
-  process.stdout.write(`ready: ${stack.edgeUrl} (edge pid ${stack.edge.pid}, key service ${stack.keyService.url}, admin http://127.0.0.1:${stack.adminPort}/healthz)\n`);
+  process.stdout.write(`ready: ${stack.edgeUrl} (edge pid ${stack.edge.pid}, key service ${stack.keyService.url}, admin http://127.0.0.1:${stack.adminPort}/healthz; local KMS and demo origin on node/${process.versions.node})\n`);
   process.stdout.write(`try:   curl --cacert ${ca} ${stack.edgeUrl}\n`);
+  process.stdout.write(`       curl --cacert ${ca} --resolve api.localhost:${stack.edgePort}:127.0.0.1 https://api.localhost:${stack.edgePort}/   (routed to the TLS demo origin)\n`);
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

@@ -1,6 +1,6 @@
 /**
- * Synth-time checks of certificate chains stored in SSM for the edge (DESIGN §5: certificates are
- * public data). Catching a wrong chain here is cheaper than a fleet of edges failing handshakes.
+ * Synth-time checks of certificate chains stored in SSM for the edge (certificates are public data).
+ * Catching a wrong chain here is cheaper than a fleet of edges failing handshakes.
  */
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import type { CustodyKey } from './config';

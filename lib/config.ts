@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
 import { inspectCertificate } from './certificates';
+import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
 /* ----------------------------------------------------------------------------------------------
  * Vocabulary
@@ -105,19 +106,39 @@ export interface CertificateEntry {
 
 export type ClientAddressMode = 'proxy-protocol-v2' | 'preserve-client-ip';
 
+/** One route of the edge (docs/configuration.md, "Routing"): hostnames to an origin. */
+export interface EdgeRoute {
+  /** Exact names or `*.` wildcards, as the certificates name them. */
+  readonly hosts: readonly string[];
+  /** `http(s)://host[:port]` (proxy mode "http") or `tcp|tls://host:port` (proxy mode "tcp"). */
+  readonly origin: string;
+  /** Fixed origin addresses (`ipv4:port`); absent: the origin's name is resolved. */
+  readonly addresses?: readonly string[];
+  /** The origin's security group (same VPC or a peered one): egress goes to it instead of addresses. */
+  readonly securityGroupId?: string;
+  /** Retry idempotent requests without a body on another address. */
+  readonly retryIdempotent?: boolean;
+}
+
 export interface EdgeConfig {
   /**
-   * Where the edge forwards plaintext (`KEYLESS_ORIGIN`): `http://host[:port]` in proxy mode "http",
-   * `tcp://host:port` in proxy mode "tcp". The edge does not speak TLS to the origin, so keep the
-   * origin inside the VPC (or behind a private link).
+   * The default route's origin (`KEYLESS_ORIGIN`): `http://` or `https://host[:port]` in proxy mode
+   * "http", `tcp://` or `tls://host:port` in proxy mode "tcp". TLS origins are verified against the
+   * system CAs. Egress is opened only to the configured origins (see `originEgressTargets`).
    */
   readonly origin: string;
+  /** The default origin's security group: egress to it instead of its address. */
+  readonly originSecurityGroupId?: string;
+  /** Per-hostname routes (`KEYLESS_ROUTES`); default none (everything to `origin`). */
+  readonly routes?: readonly EdgeRoute[];
   /** "http": HTTP/1.1 + HTTP/2 reverse proxy; "tcp": raw TCP forwarding (`KEYLESS_PROXY_MODE`). */
   readonly proxyMode: 'http' | 'tcp';
   /** Send PROXY protocol v2 (client address, SNI, ALPN, TLS facts) to the origin (`KEYLESS_ORIGIN_PROXY_PROTOCOL`). */
   readonly originProxyProtocol: boolean;
   /** Share of connections whose info logs are kept, 0..1 (`KEYLESS_LOG_SAMPLE_RATE`); warnings and errors always are. */
   readonly logSampleRate: number;
+  /** TLS key-exchange groups, most preferred first (`KEYLESS_GROUPS`; docs/tls-engine.md). */
+  readonly groups: readonly string[];
   /** How the edge learns the client address: PROXY protocol v2 from the NLB, or NLB client-IP preservation. */
   readonly clientAddress: ClientAddressMode;
   /** IPv4 CIDRs allowed to reach the NLB listener (its security group). */
@@ -219,6 +240,7 @@ export const DEFAULT_EDGE: Omit<EdgeConfig, 'origin'> = {
   proxyMode: 'http',
   originProxyProtocol: false,
   logSampleRate: 1,
+  groups: SUPPORTED_GROUPS.map((g) => g.name),
   clientAddress: 'proxy-protocol-v2',
   allowedClientCidrs: ['0.0.0.0/0'],
   internetFacing: true,
@@ -709,6 +731,11 @@ const isInt = (min: number, max: number): Check<number> =>
 const isBool: Check<boolean> = ((v: unknown) => typeof v === 'boolean') as Check<boolean>;
 const oneOf = <T extends string>(...vals: T[]): Check<T> => ((v: unknown) => typeof v === 'string' && (vals as string[]).includes(v)) as Check<T>;
 const isRetention: Check<number> = ((v: unknown) => typeof v === 'number' && LOG_RETENTION_DAYS.includes(v)) as Check<number>;
+const isGroupList: Check<readonly string[]> = ((v: unknown) => {
+  if (!Array.isArray(v) || v.length === 0 || new Set(v).size !== v.length) return false;
+  const groups = v.map((n) => (typeof n === 'string' ? groupByName(n) : undefined));
+  return groups.every((g) => g !== undefined) && groups.some((g) => !g.hybrid);
+}) as Check<readonly string[]>;
 const IPV4_CIDR_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(\d|[12]\d|3[0-2])$/;
 const isVpcCidr: Check<string> = ((v: unknown) => {
   if (typeof v !== 'string' || !IPV4_CIDR_RE.test(v)) return false;
@@ -739,35 +766,29 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
     p.add(where, 'required: an object with at least "origin" (the URL the edge forwards to)');
     return undefined;
   }
-  unknownFields(v, ['origin', ...Object.keys(DEFAULT_EDGE)], where, p);
+  unknownFields(v, ['origin', 'originSecurityGroupId', 'routes', ...Object.keys(DEFAULT_EDGE)], where, p);
   const d = DEFAULT_EDGE;
   const origin = v.origin;
   const proxyMode = field(v, 'proxyMode', d.proxyMode, oneOf('http', 'tcp'), '"http" (reverse proxy) or "tcp" (raw TCP forwarding)', where, p);
-  // The edge speaks plaintext to the origin: http:// in http mode, tcp://host:port in tcp mode
-  // (edge-proxy/src/config.ts refuses anything else at startup, so refuse it here, at synth).
-  let originOk = false;
-  if (typeof origin === 'string') {
-    try {
-      const u = new URL(origin);
-      const scheme = proxyMode === 'tcp' ? 'tcp:' : 'http:';
-      originOk = u.protocol === scheme && u.hostname !== '' && u.username === '' && u.password === '' && (proxyMode === 'http' || u.port !== '');
-    } catch {
-      originOk = false;
-    }
-  }
-  if (!originOk) {
+  // The schemes the edge accepts at startup (edge-proxy/src/routing-config.ts), refused here at synth.
+  if (!originUrlOk(origin, proxyMode)) {
     p.add(
       `${where}.origin`,
       proxyMode === 'tcp'
-        ? 'required in proxyMode "tcp": tcp://host:port, e.g. "tcp://origin.internal.example.com:9000"'
-        : 'required: an http:// URL without credentials, e.g. "http://origin.internal.example.com:8080" (the edge does not speak TLS to the origin: keep it inside the VPC; for raw TCP set proxyMode "tcp")',
+        ? 'required in proxyMode "tcp": tcp://host:port or tls://host:port, e.g. "tls://origin.internal.example.com:9000"'
+        : 'required: an http:// or https:// URL without credentials or path, e.g. "https://origin.internal.example.com:8443" (for raw TCP set proxyMode "tcp")',
     );
   }
+  if (v.originSecurityGroupId !== undefined && !isSecurityGroupId(v.originSecurityGroupId)) p.add(`${where}.originSecurityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
+  const routes = resolveRoutes(v.routes, proxyMode, `${where}.routes`, p);
   const e: EdgeConfig = {
     origin: origin as string,
+    ...(typeof v.originSecurityGroupId === 'string' ? { originSecurityGroupId: v.originSecurityGroupId } : {}),
+    ...(routes ? { routes } : {}),
     proxyMode,
     originProxyProtocol: field(v, 'originProxyProtocol', d.originProxyProtocol, isBool, 'true or false (the origin must then expect PROXY protocol v2)', where, p),
     logSampleRate: field(v, 'logSampleRate', d.logSampleRate, ((x: unknown) => typeof x === 'number' && x >= 0 && x <= 1) as Check<number>, 'a fraction 0..1 (1 = every connection)', where, p),
+    groups: field(v, 'groups', d.groups, isGroupList, `a non-empty list of ${SUPPORTED_GROUPS.map((g) => g.name).join(', ')}, most preferred first, with at least one classic group (TLS 1.2 needs one)`, where, p),
     clientAddress: field(v, 'clientAddress', d.clientAddress, oneOf('proxy-protocol-v2', 'preserve-client-ip'), 'one of "proxy-protocol-v2", "preserve-client-ip"', where, p),
     allowedClientCidrs: field(
       v,
@@ -810,10 +831,93 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
       `(${e.targetConnectionsPerTask}) must stay under 80% of maxConnectionsPerTask (${e.maxConnectionsPerTask}), or tasks refuse connections before scale-out adds capacity; e.g. ${Math.floor(e.maxConnectionsPerTask * 0.4)}`,
     );
   }
-  if (e.kmsBudget < 2 * e.maxTasks) {
-    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${e.maxTasks} tasks under 2 key operations per second: raise it (and the KMS quota) or lower maxTasks`);
+  // The budget is split over maxTasks plus a rolling deploy's surplus (ECS maximumPercent 200), and
+  // the edge refuses a share under 2/s at startup (edge-proxy/src/config.ts).
+  const admitting = e.maxTasks * 2;
+  if (e.kmsBudget < 2 * admitting) {
+    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under 2 key operations per second: raise it (and the KMS quota) to at least ${2 * admitting}, or lower maxTasks`);
   }
   return e;
+}
+
+const isSecurityGroupId = (v: unknown): v is string => typeof v === 'string' && /^sg-[0-9a-f]{8,17}$/.test(v);
+
+/** An origin URL the edge accepts in this proxy mode (a port is required for tcp:// and tls://). */
+function originUrlOk(origin: unknown, proxyMode: 'http' | 'tcp'): origin is string {
+  if (typeof origin !== 'string') return false;
+  try {
+    const u = new URL(origin);
+    const schemes = proxyMode === 'tcp' ? ['tcp:', 'tls:'] : ['http:', 'https:'];
+    return schemes.includes(u.protocol) && u.hostname !== '' && u.username === '' && u.password === '' && (u.pathname === '' || u.pathname === '/') && !u.search && (proxyMode === 'http' || u.port !== '');
+  } catch {
+    return false;
+  }
+}
+
+function resolveRoutes(v: unknown, proxyMode: 'http' | 'tcp', where: string, p: Problems): EdgeRoute[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(where, 'a non-empty list of {"hosts": ["www.example.com"], "origin": "https://origin.internal:8443"}');
+    return undefined;
+  }
+  return v.map((r: unknown, i) => {
+    const at = `${where}[${i}]`;
+    if (!isPlainObject(r)) {
+      p.add(at, 'an object with "hosts" and "origin"');
+      return { hosts: [], origin: '' };
+    }
+    unknownFields(r, ['hosts', 'origin', 'addresses', 'securityGroupId', 'retryIdempotent'], at, p);
+    const hostOk = (h: unknown): boolean => typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h);
+    if (!Array.isArray(r.hosts) || r.hosts.length === 0 || !r.hosts.every(hostOk)) p.add(`${at}.hosts`, 'a non-empty list of host names or one-label wildcards, e.g. ["www.example.com", "*.example.com"]');
+    if (!originUrlOk(r.origin, proxyMode)) p.add(`${at}.origin`, proxyMode === 'tcp' ? 'tcp://host:port or tls://host:port' : 'an http:// or https:// URL without credentials or path');
+    if (r.addresses !== undefined && !(Array.isArray(r.addresses) && r.addresses.length > 0 && r.addresses.every((a) => typeof a === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(a)))) {
+      p.add(`${at}.addresses`, 'a non-empty list of "ipv4:port", e.g. ["10.0.2.10:8443"]');
+    }
+    if (r.securityGroupId !== undefined && !isSecurityGroupId(r.securityGroupId)) p.add(`${at}.securityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
+    if (r.retryIdempotent !== undefined && typeof r.retryIdempotent !== 'boolean') p.add(`${at}.retryIdempotent`, 'true or false');
+    return r as unknown as EdgeRoute;
+  });
+}
+
+/** Where the edge's origin hop may go: one rule per origin address, name or security group. */
+export interface OriginEgressTarget {
+  /** An IPv4 CIDR (an address /32, or the VPC's CIDR for a name that resolves inside it)... */
+  readonly cidr?: string;
+  /** ... or the origin's security group. */
+  readonly securityGroupId?: string;
+  readonly port: number;
+  readonly description: string;
+}
+
+/**
+ * The egress the configured origins need (the default origin and every route's): the origin's
+ * security group when given; else each fixed address, or the address in the URL, as /32; else (a
+ * name) the VPC's CIDR, where it must resolve (a private hosted zone, an internal load balancer).
+ */
+export function originEgressTargets(e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>, vpcCidr: string): OriginEgressTarget[] {
+  const origins = [{ origin: e.origin, securityGroupId: e.originSecurityGroupId, addresses: undefined as readonly string[] | undefined }, ...(e.routes ?? [])];
+  const out = new Map<string, OriginEgressTarget>();
+  const add = (t: OriginEgressTarget): void => {
+    out.set(`${t.cidr ?? t.securityGroupId}:${t.port}`, t);
+  };
+  for (const o of origins) {
+    if (!o.origin) continue;
+    const url = new URL(o.origin);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (o.securityGroupId) {
+      add({ securityGroupId: o.securityGroupId, port, description: `Origin ${url.host} (security group)` });
+    } else if (o.addresses && o.addresses.length > 0) {
+      for (const a of o.addresses) {
+        const [ip, p] = a.split(':');
+        add({ cidr: `${ip}/32`, port: Number(p), description: `Origin ${url.host} at ${a}` });
+      }
+    } else if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(url.hostname)) {
+      add({ cidr: `${url.hostname}/32`, port, description: `Origin ${url.host}` });
+    } else {
+      add({ cidr: vpcCidr, port, description: `Origin ${url.host} (inside the VPC)` });
+    }
+  }
+  return [...out.values()];
 }
 
 function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceConfig {

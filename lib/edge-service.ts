@@ -17,6 +17,12 @@ import { acknowledge, nagResource } from './nag';
 import { ADMIN_PORT, EDGE_PORT, LIVENESS_CHECK_COMMAND } from './naming';
 import { REPO_PATHS, repoRoot } from './paths';
 
+/**
+ * A rolling deploy may run this share of the desired count at once (ECS deployment maximumPercent), so
+ * the fleet's KMS budget is split over maxTasks × MAX_HEALTHY_PERCENT / 100 tasks (edge-stack.ts).
+ */
+export const MAX_HEALTHY_PERCENT = 200;
+
 export const EDGE_CONTAINER_NAME = 'edge';
 
 export interface EdgeServiceProps {
@@ -126,7 +132,7 @@ export class EdgeService extends Construct {
       taskDefinition: this.taskDefinition,
       desiredCount: props.desiredCount,
       minHealthyPercent: 100,
-      maxHealthyPercent: 200,
+      maxHealthyPercent: MAX_HEALTHY_PERCENT,
       circuitBreaker: { enable: true, rollback: true },
       healthCheckGracePeriod: Duration.seconds(60),
       assignPublicIp: false,

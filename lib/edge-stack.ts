@@ -9,11 +9,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { certificateParameterValue, type AlarmConfig, type CertificateEntry, type EdgeConfig } from './config';
+import { certificateParameterValue, originEgressTargets, type AlarmConfig, type CertificateEntry, type EdgeConfig } from './config';
 import { EdgeLoadBalancer } from './edge-load-balancer';
 import { EdgeNetwork, type OriginEgress } from './edge-network';
 import { EdgeScaling } from './edge-scaling';
-import { EdgeService } from './edge-service';
+import { EdgeService, MAX_HEALTHY_PERCENT } from './edge-service';
 import { EdgeMonitoring, type KeyServiceView } from './monitoring';
 import { ADMIN_PORT, certificatePrefix, EDGE_PORT, METRICS } from './naming';
 
@@ -41,7 +41,7 @@ export interface EdgeStackProps extends StackProps {
   readonly availabilityZones?: readonly string[];
   readonly keyServices: readonly EdgeKeyService[];
   /**
-   * Where the origin hop may go. Default: `originEgressFor(edge.origin, edge.vpcCidr)` — the origin's
+   * Where the origin hop may go. Default: `originEgressFor(this, edge, edge.vpcCidr)` — the origins'
    * address when it is an IP, else the VPC's own CIDR.
    */
   readonly originEgress?: readonly OriginEgress[];
@@ -79,7 +79,7 @@ export class EdgeStack extends Stack {
       allowedClientCidrs: e.allowedClientCidrs,
       healthCheck: e.healthCheck,
       privateEndpoints: e.privateEndpoints,
-      originEgress: props.originEgress ?? originEgressFor(this, e.origin, e.vpcCidr),
+      originEgress: props.originEgress ?? originEgressFor(this, e, e.vpcCidr),
     });
 
     this.loadBalancer = new EdgeLoadBalancer(this, 'LoadBalancer', {
@@ -129,6 +129,7 @@ export class EdgeStack extends Stack {
 
     this.addPrivateLambdaEndpoint(props);
     this.storeCertificates(props, prefix);
+    this.recordFleetBudget(props);
 
     this.monitoring = new EdgeMonitoring(this, 'Monitoring', {
       deployment: props.deployment,
@@ -170,6 +171,18 @@ export class EdgeStack extends Stack {
     );
   }
 
+  /**
+   * The fleet's KMS budget as the edges were given it, for `keyless fleet scale`, which refuses a
+   * maximum that would break it without a redeploy (bin/cli/fleet.ts, fleetBudgetParameter).
+   */
+  private recordFleetBudget(props: EdgeStackProps): void {
+    new ssm.StringParameter(this, 'FleetBudget', {
+      parameterName: `/keyless/${props.deployment}/fleet`,
+      stringValue: JSON.stringify({ kmsBudget: props.edge.kmsBudget, maxTasks: fleetAdmittingTasks(props.edge.maxTasks), maximumPercent: MAX_HEALTHY_PERCENT }),
+      description: `keyless ${props.deployment}: the edges' KEYLESS_KMS_BUDGET and KEYLESS_FLEET_MAX_TASKS, and the service's deployment maximumPercent`,
+    });
+  }
+
   /** Certificates (public data) under the deployment's SSM prefix. */
   private storeCertificates(props: EdgeStackProps, prefix: string): void {
     for (const cert of props.certificates) {
@@ -183,6 +196,11 @@ export class EdgeStack extends Stack {
   }
 }
 
+/** Tasks that may admit key operations at once: maxTasks, plus a rolling deploy's surplus. */
+export function fleetAdmittingTasks(maxTasks: number): number {
+  return Math.ceil((maxTasks * MAX_HEALTHY_PERCENT) / 100);
+}
+
 /** The edge container's environment: the runtime contract read by edge-proxy/src/config.ts. */
 function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, string> {
   const e = props.edge;
@@ -192,15 +210,20 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_KEY_SERVICES: props.keyServices.map((k) => k.aliasArn).join(','),
     KEYLESS_CERT_SSM_PREFIX: prefix,
     KEYLESS_ORIGIN: e.origin,
+    ...(e.routes ? { KEYLESS_ROUTES: JSON.stringify(e.routes.map((r) => ({ hosts: r.hosts, origin: r.addresses ? { url: r.origin, addresses: r.addresses } : r.origin, ...(r.retryIdempotent ? { retryIdempotent: true } : {}) }))) } : {}),
     KEYLESS_DEPLOYMENT: props.deployment,
     KEYLESS_PROXY_MODE: e.proxyMode,
+    KEYLESS_GROUPS: e.groups.join(','),
+    // One edge worker process per vCPU of the task size (edge-proxy/src/workers.ts).
+    KEYLESS_WORKERS: String(Math.max(1, Math.floor(e.cpu / 1024))),
     // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
     // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
     KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),
     KEYLESS_MAX_CONNECTIONS: String(e.maxConnectionsPerTask),
-    // The fleet's regional KMS budget, split by each task over the most tasks that can run at once.
+    // The fleet's regional KMS budget, split by each task over the most tasks that can run at once:
+    // maxTasks, and during a rolling deploy up to MAX_HEALTHY_PERCENT of it (docs/configuration.md).
     KEYLESS_KMS_BUDGET: String(e.kmsBudget),
-    KEYLESS_FLEET_MAX_TASKS: String(e.maxTasks),
+    KEYLESS_FLEET_MAX_TASKS: String(fleetAdmittingTasks(e.maxTasks)),
   };
   if (e.originProxyProtocol) env.KEYLESS_ORIGIN_PROXY_PROTOCOL = '1';
   if (e.logSampleRate !== 1) env.KEYLESS_LOG_SAMPLE_RATE = String(e.logSampleRate);
@@ -210,23 +233,30 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
 }
 
 /**
- * Default egress of the origin hop (the hop is plaintext): the origin's own address when it is an
- * IPv4 literal, else the VPC's CIDR (a name is expected to resolve inside the VPC, e.g. a private
- * hosted zone or an internal load balancer). Warns at synth when the origin is not inside the VPC.
+ * Default egress of the origin hop: exactly the configured origins (the default origin and every
+ * route's), as lib/config.ts `originEgressTargets` places them — a security group, each listed address,
+ * an IPv4 literal, or the VPC's CIDR for a name (expected to resolve inside the VPC: a private hosted
+ * zone, an internal load balancer). Warns at synth when a plaintext origin is not inside the VPC.
  */
-export function originEgressFor(scope: Construct, origin: string, vpcCidr: string): OriginEgress[] {
-  const url = new URL(origin);
-  const port = Number(url.port || 80);
-  const host = url.hostname;
+export function originEgressFor(scope: Construct, e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>, vpcCidr: string): OriginEgress[] {
   const warn = (message: string): void => {
-    Annotations.of(scope).addWarningV2('keyless:origin-outside-vpc', `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC (docs/deploy.md, "Network").`);
+    Annotations.of(scope).addWarningV2('keyless:origin-outside-vpc', `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC, or use an https:// origin (docs/deploy.md, "Network").`);
   };
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
-    if (!ipv4InCidr(host, vpcCidr)) warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32 on ${port}, through NAT.`);
-    return [{ peer: ec2.Peer.ipv4(`${host}/32`), port: ec2.Port.tcp(port), description: `Origin ${url.host}` }];
+  for (const origin of [e.origin, ...(e.routes ?? []).map((r) => r.origin)]) {
+    const url = new URL(origin);
+    if (url.protocol === 'https:' || url.protocol === 'tls:') continue;
+    const host = url.hostname;
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+      if (!ipv4InCidr(host, vpcCidr)) warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32, through NAT.`);
+    } else if (!e.originSecurityGroupId) {
+      warn(`The origin host "${host}" is a name; its egress is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`);
+    }
   }
-  warn(`The origin host "${host}" is a name; egress on ${port} is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`);
-  return [{ peer: ec2.Peer.ipv4(vpcCidr), port: ec2.Port.tcp(port), description: `Origin ${url.host} (inside the VPC)` }];
+  return originEgressTargets(e, vpcCidr).map((t) => ({
+    peer: t.securityGroupId ? ec2.Peer.securityGroupId(t.securityGroupId) : ec2.Peer.ipv4(t.cidr!),
+    port: ec2.Port.tcp(t.port),
+    description: t.description,
+  }));
 }
 
 function ipv4InCidr(ip: string, cidr: string): boolean {

@@ -90,13 +90,7 @@ export class KeyServiceFunction extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [props.securityGroup],
-      environment: {
-        ...props.environment,
-        KEYLESS_DEPLOYMENT: props.deployment,
-        POWERTOOLS_SERVICE_NAME: KEY_SERVICE_POWERTOOLS_SERVICE,
-        POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
+      environment: { ...props.environment, ...keyServiceBaseEnvironment(props.deployment) },
       recursiveLoop: lambda.RecursiveLoop.TERMINATE,
       bundling: {
         forceDockerBundling: false,
@@ -126,6 +120,16 @@ export class KeyServiceFunction extends Construct {
   grantInvoke(grantee: iam.IGrantable): iam.Grant {
     return this.alias.grantInvoke(grantee);
   }
+}
+
+/** The variables every key-service function gets besides its keys (Powertools reads the POWERTOOLS_ ones). */
+export function keyServiceBaseEnvironment(deployment: string): Record<string, string> {
+  return {
+    KEYLESS_DEPLOYMENT: deployment,
+    POWERTOOLS_SERVICE_NAME: KEY_SERVICE_POWERTOOLS_SERVICE,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
+    NODE_OPTIONS: '--enable-source-maps',
+  };
 }
 
 /**

@@ -1,18 +1,20 @@
 /**
- * The key service of one region: an isolated VPC whose only way out is the KMS interface endpoint,
+ * The key service of one region: an isolated VPC whose only ways out are the KMS and SSM interface endpoints,
  * the key-service Lambda behind a published version and alias, and the deployment's KMS keys
- * (primaries in the first region, multi-Region replicas elsewhere). Each concern is one construct;
+ * (primaries in the first region, multi-Region replicas elsewhere), and the session-ticket key store
+ * of the region. Each concern is one construct;
  * this stack wires them together.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { AlarmConfig, CustodyKey, KeyServiceConfig } from './config';
-import { KeyServiceFunction } from './key-service-function';
+import { KeyServiceFunction, keyServiceBaseEnvironment } from './key-service-function';
 import { KeyServiceNetwork } from './key-service-network';
 import { aliasArnFor, KeylessKeys } from './kms-keys';
 import { KeyServiceAlarms } from './monitoring';
 import { acknowledge, nagResource } from './nag';
+import { TicketKeyStore } from './ticket-key-store';
 
 export interface KeyServiceStackProps extends StackProps {
   readonly deployment: string;
@@ -72,9 +74,18 @@ export class KeyServiceStack extends Stack {
         'keyless: no key can be served yet (sealed keys without sealedKey/publicKey are not provisioned); configure at least one "kms" key or provision the sealed key first',
       );
     }
+    // Session-ticket keys: random per epoch, KMS ciphertext in SSM with expiry (lib/ticket-key-store.ts).
+    const ticketKeys = new TicketKeyStore(this, 'TicketKeys', {
+      deployment: props.deployment,
+      vpc: this.network.vpc,
+      subnets: this.network.subnets,
+      functionSecurityGroup: this.network.functionSecurityGroup,
+      kmsEndpoint: this.network.kmsEndpoint,
+      deletionWindowDays: ks.keyDeletionWindowDays,
+    });
     const environment: Record<string, string> = {
       KEYLESS_KEYS: Stack.of(this).toJsonString(keysJson),
-      KEYLESS_TICKET_MAC_KEY_ID: this.keys.ticketMacKey.aliasArn,
+      ...ticketKeys.environment(),
     };
     checkEnvironmentSize(environment, this.keys, props.deployment);
 
@@ -93,8 +104,9 @@ export class KeyServiceStack extends Stack {
     });
     const kmsEndpoint = this.network.kmsEndpoint;
     this.keys.grantKeyService(this.keyService.role, kmsEndpoint);
-    // Not live before its keys, their policies and the KMS endpoint exist.
-    this.keyService.fn.node.addDependency(this.keys, kmsEndpoint);
+    ticketKeys.grantKeyService(this.keyService.role);
+    // Not live before its keys, their policies, the ticket-key store and the KMS endpoint exist.
+    this.keyService.fn.node.addDependency(this.keys, kmsEndpoint, ticketKeys);
 
     const anyKey = this.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
     acknowledge(
@@ -144,7 +156,7 @@ function checkEnvironmentSize(env: Record<string, string>, keys: KeylessKeys, de
     if (out.wrappingKeyId && keys.wrappingKey) out.wrappingKeyId = longest(keys.wrappingKey.aliasName);
     return out;
   });
-  const sized: Record<string, string> = { ...env, KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_MAC_KEY_ID: longest(keys.ticketMacKey.aliasName) };
+  const sized: Record<string, string> = { ...env, ...keyServiceBaseEnvironment(deployment), KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_KEY_ID: longest('key/00000000-0000-0000-0000-000000000000') };
   const bytes = Object.entries(sized).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
     throw new Error(

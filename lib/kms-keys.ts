@@ -1,5 +1,6 @@
 /**
- * The deployment's KMS keys and the policies around them.
+ * The deployment's KMS signing and wrapping keys and the policies around them. The session-ticket
+ * key and its store are lib/ticket-key-store.ts.
  *
  * `grantKeyService(role, endpoint)` writes both layers that must allow every cryptographic use:
  *   - the **key policy** (resource side) delegates to the account only for the key-service role
@@ -56,7 +57,7 @@ export interface KeylessKeysProps {
   readonly operators?: readonly string[];
 }
 
-/** Administrative actions for the account's IAM administrators: no Sign, Decrypt, GenerateMac, CreateGrant. */
+/** Administrative actions for the account's IAM administrators: no Sign, Encrypt, Decrypt, GenerateMac, CreateGrant. */
 export const KEY_ADMIN_ACTIONS = [
   'kms:Describe*',
   'kms:Get*',
@@ -84,7 +85,6 @@ export const KEY_ADMIN_ACTIONS = [
 export const KEY_SERVICE_ACTIONS = {
   kms: ['kms:Sign', 'kms:GetPublicKey', 'kms:DescribeKey'],
   sealed: ['kms:Decrypt'],
-  ticketMac: ['kms:GenerateMac'],
 } as const;
 
 /** Every algorithm a TLS signing key of any supported spec may use (the union of SIGNING_ALGORITHMS). */
@@ -92,7 +92,6 @@ const TLS_SIGNING_ALGORITHMS: string[] = [...new Set(Object.values(SIGNING_ALGOR
 
 export class KeylessKeys extends Construct {
   readonly signingKeys: readonly SigningKey[];
-  readonly ticketMacKey: RegionalKey;
   /** Present when any key uses `sealed` custody. */
   readonly wrappingKey?: RegionalKey;
   readonly sealedKeys: readonly SealedCustodyKey[];
@@ -170,20 +169,6 @@ export class KeylessKeys extends Construct {
     }
     this.signingKeys = signing;
     if (signing.length > 0) this.generationAliasPrefix = aliasNames.signingKey(props.deployment, '');
-
-    // Ticket-key HMAC key (DESIGN §7): one per deployment, replicated so every region derives the same ticket keys.
-    this.ticketMacKey = make(
-      'TicketMacKey',
-      {
-        aliasName: aliasNames.ticketMac(props.deployment),
-        description: `keyless ${props.deployment}: session-ticket key derivation (HMAC, GenerateMac)`,
-        keySpec: kms.KeySpec.HMAC_256,
-        keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
-        rotate: false, // KMS does not rotate HMAC keys; ticket keys already rotate by epoch
-        use: (user) => [macKeyUseStatement(user)],
-      },
-      (p) => p.ticketMacKey.keyArn,
-    );
 
     // Wrapping key for sealed custody.
     this.sealedKeys = props.keys.filter((x): x is SealedCustodyKey => x.custody === 'sealed');
@@ -317,17 +302,6 @@ export class KeylessKeys extends Construct {
         }),
       );
     }
-    statements.push(
-      new iam.PolicyStatement({
-        sid: 'DeriveTicketKeys',
-        actions: ['kms:GenerateMac'],
-        resources: [anyKeyInThisAccountAndRegion],
-        conditions: {
-          'ForAnyValue:StringEquals': { 'kms:ResourceAliases': [this.ticketMacKey.aliasName] },
-          StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256', ...tagged },
-        },
-      }),
-    );
     return statements;
   }
 
@@ -336,13 +310,12 @@ export class KeylessKeys extends Construct {
     const a: string[] = [];
     if (this.signingKeys.length > 0) a.push(...KEY_SERVICE_ACTIONS.kms);
     if (this.wrappingKey) a.push(...KEY_SERVICE_ACTIONS.sealed);
-    a.push(...KEY_SERVICE_ACTIONS.ticketMac);
     return a;
   }
 
   /** ARNs of this region's keys (for dashboards and outputs). */
   allKeys(): RegionalKey[] {
-    return [...this.signingKeys, this.ticketMacKey, ...(this.wrappingKey ? [this.wrappingKey] : [])];
+    return [...this.signingKeys, ...(this.wrappingKey ? [this.wrappingKey] : [])];
   }
 }
 
@@ -389,16 +362,6 @@ function signingKeyUseStatements(user: KeyUser, algorithms: readonly string[]): 
       conditions: keyServiceConditions(user),
     }),
   ];
-}
-
-function macKeyUseStatement(user: KeyUser): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    sid: 'KeyServiceDerivesTicketKeys',
-    principals: [new iam.AccountRootPrincipal()],
-    actions: ['kms:GenerateMac'],
-    resources: ['*'],
-    conditions: keyServiceConditions(user, { 'kms:MacAlgorithm': 'HMAC_SHA_256' }),
-  });
 }
 
 function wrappingKeyUseStatement(user: KeyUser, sealedKeyNames: readonly string[]): iam.PolicyStatement {

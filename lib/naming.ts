@@ -56,7 +56,6 @@ function capitalise(s: string): string {
 /** KMS alias names (without the `alias/` ARN prefix parts) for the deployment's keys. */
 export const aliasNames = {
   signingKey: (deployment: string, keyName: string): string => `alias/keyless/${deployment}/keys/${keyName}`,
-  ticketMac: (deployment: string): string => `alias/keyless/${deployment}/ticket-mac`,
   sealedWrapping: (deployment: string): string => `alias/keyless/${deployment}/sealed-wrapping`,
 };
 

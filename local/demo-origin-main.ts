@@ -1,7 +1,7 @@
 /**
  * Run the demo origin on its own:
  *   node dist/local/demo-origin-main.js [--port N] [--host H]     (or PORT / HOST in the environment)
- * Prints `origin: listening on http://HOST:PORT` once it accepts connections.
+ * Prints `origin: listening on http://HOST:PORT (node/VERSION)` once it accepts connections.
  */
 import { startDemoOrigin } from './demo-origin';
 
@@ -30,7 +30,7 @@ function parseArgs(argv: readonly string[]): { port: number; host: string } {
 async function main(): Promise<void> {
   const { port, host } = parseArgs(process.argv.slice(2));
   const origin = await startDemoOrigin({ port, host });
-  process.stdout.write(`origin: listening on ${origin.url}\n`);
+  process.stdout.write(`origin: listening on ${origin.url} (node/${process.versions.node})\n`);
   const stop = (): void => {
     void origin.close().then(() => process.exit(0));
   };

@@ -9,19 +9,24 @@
  *   GET /healthz   "ok"
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { KEYLESS_HEADERS } from '../edge-proxy/src/proxy/headers';
+import { KEYLESS_HEADERS, KEYLESS_ROUTE_HEADER } from '../edge-proxy/src/proxy/headers';
 
 export interface DemoOriginOptions {
   /** 0 (default) picks a free port. */
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /** Shown on the page as the origin that answered (default `demo origin`). */
+  name?: string;
+  /** Serve HTTPS with this key and certificate (the local stack's origin CA issues it). */
+  tls?: { key: string; cert: string };
 }
 
 export interface DemoOrigin {
-  /** `http://host:port` — the value for the edge's `origin` setting. */
+  /** `http://host:port` or `https://host:port` — the value for the edge's `origin` setting. */
   readonly url: string;
   readonly port: number;
   readonly host: string;
@@ -49,6 +54,13 @@ export interface EdgeView {
   forwardedHost: string | null;
   /** HTTP version between client and edge (`2`, `1.1`, `1.0`). */
   httpVersion: string | null;
+  /** Runtimes of the edge process (as it reports it) and of this origin, e.g. `node/24.22.3`. */
+  edgeRuntime: string | null;
+  originRuntime: string;
+  /** The edge's route that chose this origin (`x-keyless-route`). */
+  route: string | null;
+  /** This origin's name, and whether the edge reached it over TLS. */
+  origin: string;
 }
 
 function one(req: http.IncomingMessage, name: string): string | null {
@@ -57,7 +69,7 @@ function one(req: http.IncomingMessage, name: string): string | null {
   return typeof v === 'string' && v !== '' ? v : null;
 }
 
-export function edgeViewOf(req: http.IncomingMessage): EdgeView {
+export function edgeViewOf(req: http.IncomingMessage, origin = 'demo origin'): EdgeView {
   const forwardedFor = (one(req, 'x-forwarded-for') ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -82,6 +94,10 @@ export function edgeViewOf(req: http.IncomingMessage): EdgeView {
     forwardedProto: one(req, 'x-forwarded-proto'),
     forwardedHost: one(req, 'x-forwarded-host'),
     httpVersion: one(req, KEYLESS_HEADERS.httpVersion),
+    edgeRuntime: one(req, KEYLESS_HEADERS.edgeRuntime),
+    originRuntime: `node/${process.versions.node}`,
+    route: one(req, KEYLESS_ROUTE_HEADER),
+    origin: `${origin} (${(req.socket as { encrypted?: boolean }).encrypted ? 'HTTPS from the edge' : 'plain HTTP from the edge'})`,
   };
 }
 
@@ -115,6 +131,10 @@ export function renderDemoPage(view: EdgeView): string {
     ['X-Forwarded-For', cell(view.forwardedFor.length > 0 ? view.forwardedFor.join(', ') : null)],
     ['X-Forwarded-Host', cell(view.forwardedHost)],
     ['X-Forwarded-Proto', cell(view.forwardedProto)],
+    ['Edge runtime', cell(view.edgeRuntime)],
+    ['Origin runtime', cell(view.originRuntime)],
+    ['Route at the edge', cell(view.route)],
+    ['Origin that answered', cell(view.origin)],
   ];
   const banner = view.viaEdge
     ? '<p class="ok">This request reached the origin through the keyless TLS edge. The edge terminated TLS without ever holding the certificate&#39;s private key: the one private-key operation of the handshake was done remotely by the key service.</p>'
@@ -166,7 +186,7 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
   res.end(body);
 }
 
-function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+function handle(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
   const path = (req.url ?? '/').split('?')[0];
   const method = req.method ?? 'GET';
   const readOnly = method === 'GET' || method === 'HEAD';
@@ -190,12 +210,12 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   }
   switch (path) {
     case '/':
-      send(res, 200, 'text/html; charset=utf-8', renderDemoPage(edgeViewOf(req)), {
+      send(res, 200, 'text/html; charset=utf-8', renderDemoPage(edgeViewOf(req, name)), {
         'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
       });
       return;
     case '/api/tls':
-      send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(edgeViewOf(req), null, 2)}\n`);
+      send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(edgeViewOf(req, name), null, 2)}\n`);
       return;
     case '/healthz':
       send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
@@ -207,7 +227,9 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 export async function startDemoOrigin(opts: DemoOriginOptions = {}): Promise<DemoOrigin> {
   const host = opts.host ?? '127.0.0.1';
-  const server = http.createServer(handle);
+  const name = opts.name ?? 'demo origin';
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => handle(req, res, name);
+  const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, listener) : http.createServer(listener);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
@@ -223,7 +245,7 @@ export async function startDemoOrigin(opts: DemoOriginOptions = {}): Promise<Dem
   const urlHost = host.includes(':') ? `[${host}]` : host;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}`,
     port,
     host,
     close(): Promise<void> {

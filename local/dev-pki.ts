@@ -459,3 +459,70 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
     reused: { ca: caReused, leaf: leafReused },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// ensureOriginPki: the demo TLS origin's own CA (not KMS: an origin holds its own key)
+
+export interface OriginPki {
+  /** The origin CA (`caFile` of the edge's route to the origin). */
+  caPath: string;
+  /** The origin's key and certificate (its name: `hostname`). */
+  key: string;
+  cert: string;
+}
+
+/**
+ * A separate dev CA for the demo TLS origin and a P-256 server certificate for `hostname`, in
+ * `dir/origin-pki/` (key files 0600). Unlike the edge's certificates this key is an ordinary file:
+ * an origin holds its own key. Reused while valid for more than a day and covering the name.
+ */
+export async function ensureOriginPki(dir: string, hostname: string, now = new Date()): Promise<OriginPki> {
+  const out = path.join(dir, 'origin-pki');
+  const files = { caKey: path.join(out, 'ca.key'), ca: path.join(out, 'ca.pem'), key: path.join(out, 'origin.key'), cert: path.join(out, 'origin.pem') };
+  try {
+    const cert = new crypto.X509Certificate(fs.readFileSync(files.cert));
+    const ca = new crypto.X509Certificate(fs.readFileSync(files.ca));
+    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && cert.checkHost(hostname) !== undefined && cert.verify(ca.publicKey)) {
+      return { caPath: files.ca, key: fs.readFileSync(files.key, 'utf8'), cert: fs.readFileSync(files.cert, 'utf8') };
+    }
+  } catch {
+    // missing or unreadable: issue below
+  }
+  fs.mkdirSync(out, { recursive: true });
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const prov = crypto.webcrypto as unknown as X509Crypto;
+  const subtle = crypto.webcrypto.subtle;
+  const caKeys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+  const leafKeys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+  const caName = 'CN=keyless-tls demo origin CA, O=keyless-tls (development only)';
+  const notBefore = new Date(now.getTime() - BACKDATE_MS);
+  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: caName,
+    notBefore,
+    notAfter: new Date(now.getTime() + 3650 * DAY_MS),
+    keys: caKeys,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+  } as x509.X509CertificateCreateSelfSignedParams, prov);
+  const leaf = await x509.X509CertificateGenerator.create({
+    subject: `CN=${hostname}`,
+    issuer: caName,
+    notBefore,
+    notAfter: new Date(now.getTime() + 397 * DAY_MS),
+    publicKey: leafKeys.publicKey,
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: hostname }], false),
+    ],
+  } as x509.X509CertificateCreateParams, prov);
+  const pkcs8 = async (k: crypto.webcrypto.CryptoKey): Promise<string> => crypto.createPrivateKey({ key: Buffer.from(await subtle.exportKey('pkcs8', k)), format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
+  fs.writeFileSync(files.caKey, await pkcs8(caKeys.privateKey), { mode: 0o600 });
+  fs.writeFileSync(files.key, await pkcs8(leafKeys.privateKey), { mode: 0o600 });
+  writeAtomic(files.ca, normalizePem(caCert.toString('pem')));
+  writeAtomic(files.cert, normalizePem(leaf.toString('pem')));
+  return { caPath: files.ca, key: fs.readFileSync(files.key, 'utf8'), cert: fs.readFileSync(files.cert, 'utf8') };
+}

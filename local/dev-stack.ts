@@ -1,8 +1,11 @@
 /**
- * The whole product on one machine, no AWS and no Docker (DESIGN §8) — what `npm start` runs:
+ * The whole product on one machine, no AWS and no Docker (README, "Quick start") — what `npm start` runs:
  *
  *   local KMS (this process; its key store under .keyless/dev/kms is the local "HSM")
  *     ↑ AWS SDK KMS client (AWS_ENDPOINT_URL_KMS)
+ *   local SSM Parameter Store (this process; .keyless/dev/ssm): the session-ticket keys, one
+ *     parameter per epoch as KMS ciphertext, deleted by its Expiration policy
+ *     ↑ AWS SDK SSM client (AWS_ENDPOINT_URL_SSM)
  *   key service = the real Lambda handler behind a local Lambda-invoke endpoint (child process)
  *     ↑ AWS SDK Lambda client (AWS_ENDPOINT_URL_LAMBDA)
  *   edge proxy (child process: holds certificates only, never a key) → demo origin (this process)
@@ -25,7 +28,13 @@ import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backen
 import type { SealedKeyConfig } from '../lambdas/key-service/config';
 import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
 import { startLocalKms, LocalKms } from './kms';
-import { ensureDevPki } from './dev-pki';
+import { startLocalSsm, type LocalSsm } from './ssm';
+import { ensureDevPki, ensureOriginPki } from './dev-pki';
+
+/** The names the local edge serves (both routed, see `routes` below). */
+const DEV_HOSTNAMES = ['localhost', 'api.localhost'];
+/** The TLS demo origin's name: in its certificate, verified by the edge. */
+const API_ORIGIN_NAME = 'origin.localhost';
 import { startDemoOrigin, DemoOrigin } from './demo-origin';
 
 export interface DevStackOptions {
@@ -55,7 +64,10 @@ export interface DevStack {
   adminPort: number;
   caPath: string;
   kms: LocalKms;
+  ssm: LocalSsm;
   origin: DemoOrigin;
+  /** The demo origin behind `api.localhost`, reached over TLS (its own dev CA). */
+  apiOrigin: DemoOrigin;
   keyService: ChildProcess & { url: string };
   edge: ChildProcess;
   stateFile: string;
@@ -72,6 +84,13 @@ const DEV_CERT_REFRESH_SECONDS = 5;
 const REGION = 'us-east-1';
 /** Dummy credentials: the local endpoints accept any; the AWS SDK requires some. */
 const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+
+function devKeyOperationTimeoutMs(): number {
+  const v = process.env.KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS;
+  if (v === undefined) return 5000;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: ${v} is not a whole number of milliseconds (e.g. 1000)`);
+  return Number(v);
+}
 
 function envPort(name: string, fallback: number): number {
   const v = process.env[name];
@@ -95,7 +114,9 @@ function devCustody(): 'kms' | 'sealed' {
 }
 
 const WRAPPING_ALIAS = 'alias/keyless/dev/sealed-wrapping';
-const TICKET_MAC_ALIAS = 'alias/keyless/dev/ticket-mac';
+/** The ticket-key envelope key and store of deployment "dev" (the names lib/ticket-key-store.ts gives them). */
+const TICKET_KEY_ALIAS = 'alias/keyless/dev/ticket-keys';
+const TICKET_PARAMETER_PREFIX = '/keyless/dev/ticket-keys/';
 
 /** A KMS key under `alias`, created once with these parameters if the alias does not exist yet. */
 async function ensureAliasedKey(kms: KMSClient, alias: string, params: CreateKeyCommandInput): Promise<void> {
@@ -140,6 +161,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const kms = await startLocalKms({ port: 0, dataDir: path.join(dataDir, 'kms'), region: REGION });
     started.push(() => kms.close());
     const kmsClient = new KMSClient({ region: REGION, endpoint: kms.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const ssm = await startLocalSsm({ port: 0, dataDir: path.join(dataDir, 'ssm'), region: REGION });
+    started.push(() => ssm.close());
     // Two certificates for localhost, as production edges often serve: RSA (what most clients
     // pick) and ECDSA P-256 (for clients and suites that want it). Both keys live only in KMS.
     const rsaSpec = opts.leafKeySpec ?? 'RSA_2048';
@@ -150,14 +173,14 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       const sealed = await ensureSealedKey(kmsClient, dataDir, 'localhost-rsa', rsaSpec);
       rsaKey = { ...sealed };
       const spki = Buffer.from(sealed.publicKey, 'base64');
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem' });
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem', dnsNames: DEV_HOSTNAMES });
     } else {
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem' });
+      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem', dnsNames: DEV_HOSTNAMES });
       rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
     }
-    // Session-ticket keys are derived per epoch from this HMAC key by the key service (DESIGN §7).
-    await ensureAliasedKey(kmsClient, TICKET_MAC_ALIAS, { KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'keyless-tls development ticket keys' });
-    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem' });
+    // Session-ticket keys: random per epoch, stored in the local SSM encrypted under this key.
+    await ensureAliasedKey(kmsClient, TICKET_KEY_ALIAS, { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development session-ticket key envelope' });
+    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem', dnsNames: DEV_HOSTNAMES });
     kmsClient.destroy();
     const keys = [
       rsaKey,
@@ -168,17 +191,25 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const certDir = path.join(dataDir, DEV_CERT_DIR);
     fs.mkdirSync(certDir, { recursive: true });
     const certificates = [
-      { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: ['localhost'] },
-      { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: ['localhost'] },
+      { chainFile: pki.paths.chain, keyName: 'localhost-rsa', hostnames: DEV_HOSTNAMES },
+      { chainFile: ecPki.paths.chain, keyName: 'localhost-ecdsa', hostnames: DEV_HOSTNAMES },
     ];
 
-    const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+    // Two routed hostnames: localhost → a plain-HTTP demo origin (also the default route), and
+    // api.localhost → a demo origin over TLS whose certificate comes from its own dev CA.
+    const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'web origin' });
     started.push(() => origin.close());
+    const originPki = await ensureOriginPki(dataDir, API_ORIGIN_NAME);
+    const apiOrigin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'api origin', tls: { key: originPki.key, cert: originPki.cert } });
+    started.push(() => apiOrigin.close());
 
     const keyServiceEnv = childEnv({
       AWS_ENDPOINT_URL_KMS: kms.url,
+      AWS_ENDPOINT_URL_SSM: ssm.url,
       KEYLESS_KEYS: JSON.stringify(keys),
-      KEYLESS_TICKET_MAC_KEY_ID: TICKET_MAC_ALIAS,
+      KEYLESS_DEPLOYMENT: 'dev',
+      KEYLESS_TICKET_KEY_ID: TICKET_KEY_ALIAS,
+      KEYLESS_TICKET_PARAMETER_PREFIX: TICKET_PARAMETER_PREFIX,
     });
     const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
     const keyService = Object.assign(ks.child, { url: ks.value });
@@ -186,6 +217,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 
     // The edge's whole configuration: a certificate chain, a key *name*, and where the key service is.
     const edgeConfigPath = path.join(dataDir, 'edge.json');
+    const keyOpMs = opts.keyOperationTimeoutMs ?? devKeyOperationTimeoutMs();
     fs.writeFileSync(
       edgeConfigPath,
       JSON.stringify(
@@ -196,8 +228,18 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           // Certificates imported with `keyless cert import` / `keyless rotate` (public data only).
           certificateStore: { directory: certDir, refreshSeconds: DEV_CERT_REFRESH_SECONDS },
           keyServices: [{ functionName: FUNCTION_NAME, region: REGION }],
-          keyOperationTimeoutMs: opts.keyOperationTimeoutMs ?? 1000,
+          // One machine runs the key service, the KMS, the edge and every client here, so under load
+          // (a test suite, a benchmark) a key operation waits for CPU, not for a remote service. The
+          // production deadline (1000 ms) would fail handshakes that are merely queued; the local stack
+          // allows 5 s, well within the 10 s handshake deadline. KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS
+          // sets it (tests of the fail-fast path use 1000). Connects get 30 % of it, as in production.
+          keyOperationTimeoutMs: keyOpMs,
+          keyServiceConnectTimeoutMs: Math.round(keyOpMs * 0.3),
           origin: origin.url,
+          routes: [
+            { hosts: ['localhost'], origin: origin.url },
+            { hosts: ['api.localhost'], origin: { url: `https://${API_ORIGIN_NAME}:${apiOrigin.port}`, addresses: [`127.0.0.1:${apiOrigin.port}`], caFile: originPki.caPath, healthCheck: { path: '/healthz', intervalSeconds: 10 } } },
+          ],
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
           // is set far above what one machine can do, so benchmarks and test suites are not refused.
           admission: { keyOperationsPerSecond: 1_000_000, keyOperationBurst: 100_000, perClientRatePerSecond: 1_000_000, perClientBurst: 100_000, maxPendingFullHandshakes: 100_000 },
@@ -211,6 +253,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       KEYLESS_EDGE_CONFIG: edgeConfigPath,
       // KEYLESS_TICKETS=0 turns resumption off (e.g. to benchmark full handshakes only).
       ...(process.env.KEYLESS_TICKETS ? { KEYLESS_TICKETS: process.env.KEYLESS_TICKETS } : {}),
+      // KEYLESS_WORKERS=2 / auto: one edge worker per vCPU (edge-proxy/src/workers.ts); default 1.
+      ...(process.env.KEYLESS_WORKERS ? { KEYLESS_WORKERS: process.env.KEYLESS_WORKERS } : {}),
     });
     const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, edgeListening, out);
     const edge = edgeStart.child;
@@ -220,7 +264,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
     fs.writeFileSync(
       stateFile,
-      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, keyServiceUrl: keyService.url, originUrl: origin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, ssmUrl: ssm.url, keyServiceUrl: keyService.url, originUrl: origin.url, apiOriginUrl: apiOrigin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
     );
     started.push(async () => fs.rmSync(stateFile, { force: true }));
 
@@ -230,7 +274,9 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       adminPort: edgeStart.value.adminPort,
       caPath: pki.paths.ca,
       kms,
+      ssm,
       origin,
+      apiOrigin,
       keyService,
       edge,
       stateFile,

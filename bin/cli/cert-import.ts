@@ -1,6 +1,6 @@
 /**
  * `keyless cert import`: checks a certificate chain against its key and stores it where the edge
- * fleet reads certificates (DESIGN §5; the store module is edge-proxy/src/cert-store/).
+ * fleet reads certificates (docs/key-service-protocol.md; the store module is edge-proxy/src/cert-store/).
  *
  * Refused (exit code 2), each with what to do:
  *  - the file carries a private key (whatever else it carries) or anything but CERTIFICATE blocks;

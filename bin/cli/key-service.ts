@@ -1,5 +1,5 @@
 /**
- * The two key-service operations the CLI uses (DESIGN §5): `ping` (version and the key names it
+ * The two key-service operations the CLI uses (docs/key-service-protocol.md): `ping` (version and the key names it
  * serves) and `public_key` (a key name's SubjectPublicKeyInfo, to check that a certificate belongs to
  * the key the service will sign with). Reached like the edge reaches it: Lambda Invoke.
  */

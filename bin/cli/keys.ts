@@ -51,7 +51,7 @@ export type CliCustody = (typeof CUSTODIES)[number];
  * Alias prefix of a deployment's signing keys: the CDK's scheme (lib/naming.ts `aliasNames`), so
  * keys made here sit under the prefix the key-service role is granted by `kms:ResourceAliases`.
  * `alias/keyless/<deployment>/keys/` — the `keys/` level keeps key names from colliding with the
- * deployment's other aliases (`ticket-mac`, `sealed-wrapping`, the dev `ca`).
+ * deployment's other aliases (`ticket-keys`, `sealed-wrapping`, the dev `ca`).
  */
 export function aliasPrefixFor(deployment: string): string {
   return aliasNames.signingKey(deployment, '');

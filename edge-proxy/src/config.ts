@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
+import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
+import { parseRouting, routesFromEnv, type RouteConfig } from './routing-config';
 
 export interface CertificateConfig {
   /** PEM file with the leaf certificate first, then intermediates. Public data only. */
@@ -123,9 +125,16 @@ export interface EdgeConfig {
   /** Certificates read from SSM at startup, after the file certificates. */
   certificateStore?: CertificateStoreConfig;
   keyServices: KeyServiceConfig[];
-  origin: string;
+  /** The default route's origin URL as written (absent: `routes` without a default). */
+  origin?: string;
+  /** Per-hostname routes to origins (routing-config.ts; docs/configuration.md, "Routing"). */
+  routes: RouteConfig[];
+  /** Where hosts no route names go; absent = 421 (http mode) or `unrecognized_name` (tcp mode). */
+  defaultRoute?: RouteConfig;
   proxy: ProxyConfig;
   alpn: string[];
+  /** Key-exchange groups in server preference order (names as in SUPPORTED_GROUPS; docs/tls-engine.md). */
+  groups: NamedGroup['name'][];
   keyOperationTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxKeyOperationsInFlight: number;
@@ -167,7 +176,7 @@ const DEFAULTS = {
   circuitBreaker: { failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 },
 };
 
-const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker']);
+const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker', 'routes']);
 
 type Json = Record<string, unknown>;
 
@@ -287,32 +296,6 @@ function proxyConfig(v: unknown): ProxyConfig {
     connectTimeoutMs: v.connectTimeoutMs === undefined ? d.connectTimeoutMs : positive(v.connectTimeoutMs, 'proxy.connectTimeoutMs', 600_000),
     idleTimeoutMs: v.idleTimeoutMs === undefined ? d.idleTimeoutMs : positive(v.idleTimeoutMs, 'proxy.idleTimeoutMs', 86_400_000),
   };
-}
-
-/** The origin URL for the proxy mode: `http://host[:port]` or `tcp://host:port`, nothing else. */
-function originFor(raw: unknown, mode: ProxyConfig['mode']): string {
-  const example = mode === 'tcp' ? 'tcp://127.0.0.1:5432' : 'http://127.0.0.1:8080';
-  const origin = str(raw, 'origin', `Set the origin URL, e.g. "${example}" (or KEYLESS_ORIGIN).`);
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    throw new ConfigError('origin', `${JSON.stringify(origin)} is not a URL`, mode === 'tcp' ? 'Use tcp://host:port.' : 'Use http://host:port.');
-  }
-  if (mode === 'http' && url.protocol !== 'http:') {
-    const hint = url.protocol === 'tcp:' ? ' For raw TCP forwarding set proxy.mode to "tcp" (or KEYLESS_PROXY_MODE=tcp).' : ' (TLS to the origin is a later feature.)';
-    throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "http"`, `Use an http:// origin.${hint}`);
-  }
-  if (mode === 'tcp') {
-    if (url.protocol !== 'tcp:') {
-      const hint = url.protocol === 'http:' ? ' For an HTTP reverse proxy set proxy.mode to "http" (the default).' : '';
-      throw new ConfigError('origin', `scheme ${url.protocol} is not supported in proxy mode "tcp"`, `Use tcp://host:port.${hint}`);
-    }
-    if (!url.hostname || !url.port || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
-      throw new ConfigError('origin', `${JSON.stringify(origin)} is not tcp://host:port`, 'Give a host and a port and nothing else, e.g. "tcp://10.0.1.5:5432".');
-    }
-  }
-  return origin;
 }
 
 /** ALPN protocol ids the listener offers: HTTP ones in http mode; in tcp mode any but h2, default none. */
@@ -520,7 +503,11 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     return { functionName, region, endpoint: endpointUrl };
   });
   const proxy = proxyConfig(raw.proxy);
-  const origin = originFor(raw.origin, proxy.mode);
+  const routing = parseRouting(raw.routes, raw.origin, proxy.mode, baseDir);
+  const tlsOrigin = [...routing.routes, ...(routing.defaultRoute ? [routing.defaultRoute] : [])].find((r) => r.origin.scheme === 'https' || r.origin.scheme === 'tls');
+  if (proxy.sendProxyProtocol && tlsOrigin) {
+    throw new ConfigError('proxy.sendProxyProtocol', `is not supported with the TLS origin of route ${tlsOrigin.name}`, 'Turn it off, or reach that origin over http:// / tcp://.');
+  }
   const alpn = alpnFor(raw.alpn, proxy.mode);
   const keyOperationTimeoutMs = raw.keyOperationTimeoutMs === undefined ? DEFAULTS.keyOperationTimeoutMs : positive(raw.keyOperationTimeoutMs, 'keyOperationTimeoutMs', 60_000);
   const keyServiceConnectTimeoutMs =
@@ -534,9 +521,12 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
     certificates,
     ...(store ? { certificateStore: store } : {}),
     keyServices,
-    origin,
+    ...(routing.defaultRoute ? { origin: routing.defaultRoute.origin.url } : {}),
+    routes: routing.routes,
+    ...(routing.defaultRoute ? { defaultRoute: routing.defaultRoute } : {}),
     proxy,
     alpn,
+    groups: groupsConfig(raw.groups, 'groups'),
     keyOperationTimeoutMs,
     handshakeTimeoutMs: raw.handshakeTimeoutMs === undefined ? DEFAULTS.handshakeTimeoutMs : positive(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 120_000),
     maxKeyOperationsInFlight: raw.maxKeyOperationsInFlight === undefined ? DEFAULTS.maxKeyOperationsInFlight : positive(raw.maxKeyOperationsInFlight, 'maxKeyOperationsInFlight', 100_000),
@@ -555,10 +545,11 @@ export function parseEdgeConfig(raw: unknown, baseDir = process.cwd()): EdgeConf
 /**
  * Reads the file (if any) and applies environment overrides:
  * KEYLESS_EDGE_PORT, KEYLESS_EDGE_HOST, KEYLESS_ADMIN_PORT, KEYLESS_ADMIN_HOST, KEYLESS_ORIGIN,
+ * KEYLESS_ROUTES (`routes`, as `host[,host]=url;host=url`),
  * KEYLESS_PROXY_MODE (proxy.mode), KEYLESS_ORIGIN_PROXY_PROTOCOL (proxy.sendProxyProtocol, 0/1),
  * KEYLESS_KEY_SERVICES (comma-separated function names/ARNs in failover order) and
  * KEYLESS_CERT_SSM_PREFIX (certificateStore.ssmPrefix), KEYLESS_CERT_DIR (certificateStore.directory),
- * KEYLESS_CERT_REFRESH_SECONDS (certificateStore.refreshSeconds). With no file, the environment alone is the
+ * KEYLESS_CERT_REFRESH_SECONDS (certificateStore.refreshSeconds), KEYLESS_GROUPS (groups, comma-separated). With no file, the environment alone is the
  * configuration (as in the CDK edge stack).
  */
 export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
@@ -607,6 +598,7 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     merged.certificateStore = store;
   }
   if (env.KEYLESS_ORIGIN) merged.origin = env.KEYLESS_ORIGIN;
+  if (env.KEYLESS_ROUTES) merged.routes = routesFromEnv(env.KEYLESS_ROUTES);
   if (env.KEYLESS_TICKETS) {
     if (!['0', '1'].includes(env.KEYLESS_TICKETS)) throw new ConfigError('KEYLESS_TICKETS', `${env.KEYLESS_TICKETS} is not 0 or 1`, 'Set 0 to disable session tickets (every handshake full), 1 to enable.');
     merged.tickets = { ...(isObject(raw.tickets) ? raw.tickets : {}), enabled: env.KEYLESS_TICKETS === '1' };
@@ -659,6 +651,7 @@ export function loadEdgeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     if (env.KEYLESS_DEPLOYMENT) m.deployment = env.KEYLESS_DEPLOYMENT;
     if (Object.keys(m).length > 0) merged.metrics = m;
   }
+  if (env.KEYLESS_GROUPS !== undefined) merged.groups = groupsConfig(env.KEYLESS_GROUPS.split(',').map((g) => g.trim()).filter((g) => g), 'KEYLESS_GROUPS');
   if (env.KEYLESS_KEY_SERVICES) merged.keyServices = env.KEYLESS_KEY_SERVICES.split(',').map((s) => ({ functionName: s.trim() })).filter((s) => s.functionName);
   return parseEdgeConfig(merged, baseDir);
 }
@@ -682,6 +675,25 @@ function fleetBudgetFromEnv(env: NodeJS.ProcessEnv): Json {
     throw new ConfigError('KEYLESS_KMS_BUDGET', `${budget}/s shared by ${maxTasks} tasks leaves each less than 2 key operations per second`, 'Raise the KMS budget (and the KMS quota behind it), or lower the fleet\'s maximum task count.');
   }
   return { ...share };
+}
+
+/**
+ * `groups` / KEYLESS_GROUPS: names from SUPPORTED_GROUPS (any case), most preferred first, no
+ * repeats, and at least one classic group, since TLS 1.2 and clients without ML-KEM need one.
+ */
+function groupsConfig(v: unknown, field: string): NamedGroup['name'][] {
+  const known = SUPPORTED_GROUPS.map((g) => g.name).join(', ');
+  if (v === undefined) return SUPPORTED_GROUPS.map((g) => g.name);
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, 'must be a non-empty list of group names', `Write e.g. ["X25519MLKEM768", "x25519", "secp256r1"] (known: ${known}), or set KEYLESS_GROUPS=X25519MLKEM768,x25519.`);
+  const out: NamedGroup[] = [];
+  for (const name of v) {
+    const g = typeof name === 'string' ? groupByName(name) : undefined;
+    if (!g) throw new ConfigError(field, `${JSON.stringify(name)} is not a supported group`, `Use names from: ${known}.`);
+    if (out.includes(g)) throw new ConfigError(field, `${g.name} is listed twice`, 'List each group once, most preferred first.');
+    out.push(g);
+  }
+  if (out.every((g) => g.hybrid)) throw new ConfigError(field, 'lists only post-quantum hybrid groups', 'Add a classic group after them, e.g. "x25519": TLS 1.2 and clients without ML-KEM need one.');
+  return out.map((g) => g.name);
 }
 
 function fraction(v: string, field: string): number {

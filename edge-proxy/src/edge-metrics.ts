@@ -8,6 +8,8 @@
  *       received ('' when none); protocol/suite/group '' when unknown
  *   keyless_edge_handshake_duration_seconds{protocol,kind}  completed handshakes, accept → client Finished
  *   keyless_edge_key_operations_avoided_total           resumed handshakes: each would have cost one key operation
+ *   keyless_edge_tickets_rejected_total{reason}         presented tickets/PSKs that did not open (full handshake instead):
+ *       no_keys | malformed | expired_epoch | unknown_epoch | undecryptable
  *   keyless_edge_admission_rejections_total{reason}     full handshakes refused: pending_limit | client_rate | key_budget
  *   keyless_edge_admission_pending                      full handshakes waiting for the key service
  *   keyless_edge_connections_total                      TCP connections accepted
@@ -24,6 +26,7 @@ import type { AdmissionReason } from './keyless/admission';
 import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './keyless/metrics';
 import { LATENCY_BUCKETS_SECONDS } from './keyless/client-metrics';
 import { PeerClosedError, type HandshakeError } from './tls/connection';
+import type { TicketRejection } from './tls/tickets';
 import type { OriginConnectFailure, TcpForwardMetrics } from './proxy/tcp-forward';
 
 export interface HandshakeFacts {
@@ -46,6 +49,7 @@ export class EdgeMetrics implements TcpForwardMetrics {
   readonly certificateReloads: Counter<'result'>;
   readonly handshakeDuration: Histogram<'protocol' | 'kind'>;
   readonly keyOperationsAvoided: Counter;
+  readonly ticketsRejected: Counter<'reason'>;
   readonly tcpConnections: Counter<'result'>;
   readonly tcpOriginConnectFailures: Counter<'reason'>;
   readonly tcpForwardedBytes: Counter<'direction'>;
@@ -81,6 +85,11 @@ export class EdgeMetrics implements TcpForwardMetrics {
       'Key operations (KMS requests) avoided: one per resumed handshake, which a full handshake would have cost.',
     );
     this.keyOperationsAvoided.inc({}, 0);
+    this.ticketsRejected = registry.counter(
+      'keyless_edge_tickets_rejected_total',
+      'Session tickets (TLS 1.2) and PSK identities (TLS 1.3) that did not open, so the client got a full handshake instead, by reason.',
+      ['reason'],
+    );
     this.tcpConnections = registry.counter('keyless_edge_tcp_connections_total', 'tcp proxy mode: TLS connections forwarded, by whether the origin connection was made.', ['result']);
     this.tcpOriginConnectFailures = registry.counter('keyless_edge_tcp_origin_connect_failures_total', 'tcp proxy mode: origin connections that failed (the client got close_notify), by reason.', ['reason']);
     this.tcpForwardedBytes = registry.counter('keyless_edge_tcp_bytes_total', 'tcp proxy mode: plaintext bytes forwarded (PROXY header excluded), by direction.', ['direction']);
@@ -103,6 +112,10 @@ export class EdgeMetrics implements TcpForwardMetrics {
     this.handshakes.inc({ protocol: facts.protocol ?? '', suite: facts.cipher ?? '', group: facts.group ?? '', kind, result: 'ok', alert: '' });
     if (facts.handshakeMs !== undefined) this.handshakeDuration.observe({ protocol: facts.protocol ?? '', kind }, facts.handshakeMs / 1000);
     if (facts.resumed) this.keyOperationsAvoided.inc({});
+  }
+
+  ticketRejected(reason: TicketRejection): void {
+    this.ticketsRejected.inc({ reason });
   }
 
   handshakeFailed(err: Pick<HandshakeError, 'sentAlert' | 'receivedAlert'> & { cause?: unknown }): void {

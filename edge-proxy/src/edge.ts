@@ -26,10 +26,17 @@ import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
 import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';
+import type { CertificateEntries, CertificateEntryView } from './proxy/authority';
+import { RoutingMetrics } from './proxy/routing-metrics';
+import type { RouteStatus } from './proxy/routing';
+import { RouteTable } from './proxy/routes';
+import type { RouteConfig } from './routing-config';
+import { AlertDescription, TlsAlert } from './tls/alerts';
 import { CertificateStore, loadCertificate, ServerCertificate } from './tls/certificates';
 import { ocspResponseProblem } from './tls/ocsp-stapling';
 import { PeerClosedError, type TlsServerConnection } from './tls/connection';
 import { TlsServer } from './tls/server';
+import { groupByName } from './tls/groups';
 import { TicketProtector } from './tls/tickets';
 import { TicketKeyRefresher } from './ticket-key-refresher';
 
@@ -71,6 +78,10 @@ export interface EdgeHealth {
   /** True while draining after SIGTERM (reported as 503, so load balancers stop sending). */
   draining?: boolean;
   keyServices: Array<TargetStatus & Partial<Pick<TargetPing, 'reachable' | 'error'>>>;
+  /** The edge process's runtime, e.g. `node/24.22.3`. */
+  runtime: string;
+  /** Every route's origin addresses and their health; informational: never makes the edge unhealthy. */
+  origins: RouteStatus[];
 }
 
 export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
@@ -165,6 +176,21 @@ export class ReloadableCertificateStore extends CertificateStore {
   }
 }
 
+/** tcp mode with routes and no default route: only server names a route serves get a handshake. */
+export class SniRoutedCertificateStore extends ReloadableCertificateStore {
+  private readonly routes: RouteTable<RouteConfig>;
+
+  constructor(certs: readonly ServerCertificate[], routes: RouteConfig[]) {
+    super(certs);
+    this.routes = new RouteTable(routes, undefined);
+  }
+
+  override candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
+    if (!this.routes.match(serverName?.toLowerCase())) throw new TlsAlert(AlertDescription.unrecognized_name, `no route serves the server name ${JSON.stringify(serverName ?? '')}`);
+    return super.candidates(serverName);
+  }
+}
+
 export interface EdgeDependencies {
   /** SSM client for `certificateStore` (default: one from the environment's region and credentials). */
   ssmClient?: SSMClient;
@@ -243,12 +269,67 @@ export function applyCustody(certs: ServerCertificate[], keys: readonly KeyDescr
   }
 }
 
+/** A client-certificate policy as a comparable key: mode and trust anchors ('' = none). */
+const policyKeys = new WeakMap<ClientAuthPolicy, string>();
+function clientAuthKey(policy: ClientAuthPolicy | undefined): string {
+  if (!policy) return '';
+  let key = policyKeys.get(policy);
+  if (key === undefined) {
+    key = `${policy.mode}:${policy.anchors.map((a) => a.fingerprint256).sort().join(',')}`;
+    policyKeys.set(policy, key);
+  }
+  return key;
+}
+
 /**
- * On SIGTERM the listener closes this long after the signal, so connections already queued in the
- * kernel (client side: connected) are accepted and served rather than reset. Under load the event
- * loop can take tens of milliseconds to get to them.
+ * The certificate entries behind the HTTP frontend's 421 check (proxy/authority.ts): the one a
+ * connection was served (by key name among the SNI's candidates), and the one a host name selects.
+ */
+export function certificateEntries(store: () => CertificateStore): CertificateEntries {
+  const view = (c: ServerCertificate): CertificateEntryView => ({ hostnames: c.hostnames, clientAuth: clientAuthKey(c.clientAuth) });
+  return {
+    forConnection(conn) {
+      const sni = typeof conn.servername === 'string' && conn.servername ? conn.servername.toLowerCase() : undefined;
+      const { certs } = store().candidates(sni);
+      const keyName = conn.handshakeInfo?.keyName;
+      const served = (keyName && certs.find((c) => c.keyName === keyName)) || certs[0];
+      return served ? view(served) : undefined;
+    },
+    forHost(host) {
+      return view(store().candidates(host).certs[0]);
+    },
+  };
+}
+
+/**
+ * On SIGTERM the listener stays open at least this long, so connections already queued in the
+ * kernel (client side: connected) are accepted and served rather than reset...
  */
 const ACCEPT_QUEUE_GRACE_MS = 100;
+/** ...and then until an event-loop turn accepts nothing more, but not longer than this. */
+const ACCEPT_QUEUE_MAX_MS = 3000;
+
+/**
+ * Waits until the kernel's accept queue is empty: after the grace, turn by turn (a setImmediate runs
+ * right after the poll phase that accepts), until a whole turn accepted no connection. On a starved
+ * CPU one turn can take longer than the grace itself, and a connection the client already counts as
+ * connected must not be reset by closing the listener.
+ */
+async function drainAcceptQueue(server: TlsServer, until: number): Promise<void> {
+  let accepted = 0;
+  const count = (): void => void accepted++;
+  server.tcp.on('connection', count);
+  try {
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(ACCEPT_QUEUE_GRACE_MS, until - Date.now()))));
+    let before: number;
+    do {
+      before = accepted;
+      await new Promise((r) => setImmediate(r));
+    } while (accepted > before && Date.now() < until);
+  } finally {
+    server.tcp.off('connection', count);
+  }
+}
 
 export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
   const initialSet = await loadCertificateSet(config, deps);
@@ -300,11 +381,14 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   for (const c of certs) keys.registerCertificateKey(c.keyName, c.publicKey);
 
   const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => log.log(level, msg, { ...fields, component: 'proxy' });
+  // Routes to origins (docs/configuration.md, "Routing"); per route and origin address metrics.
+  const routing = { routes: config.routes, ...(config.defaultRoute ? { defaultRoute: config.defaultRoute } : {}) };
+  const routingMetrics = new RoutingMetrics(registry);
   // What happens to the plaintext: HTTP reverse proxy, or raw TCP forwarding (config `proxy.mode`).
   const frontend =
     config.proxy.mode === 'tcp'
       ? createTcpForwarder({
-          origin: config.origin,
+          routing,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           idleTimeoutMs: config.proxy.idleTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
@@ -313,7 +397,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           metrics: edgeMetrics,
         })
       : createHttpFrontend({
-          origin: config.origin,
+          routing,
+          metrics: routingMetrics,
           connectTimeoutMs: config.proxy.connectTimeoutMs,
           sendProxyProtocol: config.proxy.sendProxyProtocol,
           log: proxyLog,
@@ -321,17 +406,22 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
           idleTimeoutMs: config.limits.httpIdleTimeoutMs,
           headersTimeoutMs: config.limits.httpHeadersTimeoutMs,
           maxHeaderBytes: config.limits.httpMaxHeaderBytes,
+          certificateEntries: certificateEntries(() => certificateStore),
         });
-  const certificateStore = new ReloadableCertificateStore(certs);
+  await frontend.ready;
+  // SNI routing (tcp mode) without a default route: a name no route serves is refused in the
+  // handshake with unrecognized_name (RFC 6066 §3), before any key operation.
+  const certificateStore = config.proxy.mode === 'tcp' && !config.defaultRoute ? new SniRoutedCertificateStore(certs, config.routes) : new ReloadableCertificateStore(certs);
   const trackedKeys = failover.trackOperations(keys);
-  // Fleet-wide session tickets: resumed handshakes cost no key operation (DESIGN §7).
-  const tickets = config.tickets.enabled ? new TicketProtector() : undefined;
+  // Fleet-wide session tickets: resumed handshakes cost no key operation (docs/key-service-protocol.md, "Session-ticket keys").
+  const tickets = config.tickets.enabled ? new TicketProtector({ onRejected: (reason) => edgeMetrics.ticketRejected(reason) }) : undefined;
   const ticketRefresher = tickets ? new TicketKeyRefresher(trackedKeys, tickets, log) : undefined;
   await ticketRefresher?.start();
   const server = new TlsServer({
     certificates: certificateStore,
     keyOperations: admission.wrap(trackedKeys),
     alpnProtocols: config.alpn,
+    groups: config.groups.map((name) => groupByName(name)!),
     // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
     allowHalfOpen: config.proxy.mode === 'tcp',
     handshakeTimeoutMs: config.handshakeTimeoutMs,
@@ -400,8 +490,8 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       log.log('info', 'draining', { connections: server.activeConnections, deadlineMs });
       // 1. Stop accepting (the listening socket closes; established connections stay). Connections
       //    the kernel has already completed but a busy event loop has not accepted yet would be
-      //    reset by the close, so the listener stays open a moment longer (ACCEPT_QUEUE_GRACE_MS).
-      await new Promise((r) => setTimeout(r, Math.min(ACCEPT_QUEUE_GRACE_MS, deadlineMs)));
+      //    reset by the close, so the listener stays open until the accept queue is seen empty.
+      await drainAcceptQueue(server, Math.min(deadline, started + ACCEPT_QUEUE_MAX_MS));
       const allClosed = server.close();
       // 2. Handshakes in flight finish and are handed to the HTTP frontend, which still takes them.
       const handshaking = (): number => server.activeConnections - frontend.connectionCount;
@@ -488,10 +578,13 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
       keyService: ok ? 'reachable' : 'unreachable',
       connections: server.activeConnections,
       ...(drainPromise ? { draining: true } : {}),
+      runtime: `node/${process.versions.node}`,
       keyServices: failover.status().map((s) => {
         const p = pings.find((x) => x.name === s.name);
         return { ...s, reachable: p?.reachable, error: p?.error };
       }),
+      // An origin that is down must not make the load balancer recycle edges: reported, not judged.
+      origins: frontend.originStatus(),
     };
   };
   const checkHealth = async (): Promise<EdgeHealth> => {

@@ -5,17 +5,27 @@
 import { ConfigError, loadEdgeConfig } from './config';
 import { startEdge } from './edge';
 import { createLogger } from './log';
+import { runPrimary, serveWorker, workerCount, workerIdentity, workerShare } from './workers';
 
 async function main(): Promise<void> {
   let log = createLogger('edge');
   const argIdx = process.argv.indexOf('--config');
   const file = argIdx > 0 ? process.argv[argIdx + 1] : process.env.KEYLESS_EDGE_CONFIG;
   let edge;
+  // KEYLESS_WORKERS > 1: this process is the primary of one worker per vCPU (workers.ts).
+  const worker = workerIdentity();
   try {
-    const config = loadEdgeConfig(file);
-    log = createLogger('edge', config.logging.level); // logging.level / KEYLESS_LOG_LEVEL, validated
+    let config = loadEdgeConfig(file);
+    const workers = worker ? worker.count : workerCount();
+    log = createLogger('edge', config.logging.level, worker ? { worker: worker.index } : {}); // logging.level / KEYLESS_LOG_LEVEL, validated
+    const keyServices = config.keyServices.map((k) => k.functionName);
+    if (workers > 1 && !worker) {
+      await runPrimary(config, workers, log, keyServices);
+      return;
+    }
+    if (worker) config = workerShare(config, worker.count, worker.adminPort);
     edge = await startEdge(config, log);
-    log.log('info', 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices: config.keyServices.map((k) => k.functionName) });
+    log.log('info', worker ? 'worker listening' : 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices, runtime: `node/${process.versions.node}`, ...(worker ? { pid: process.pid } : {}) });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);
@@ -43,11 +53,9 @@ async function main(): Promise<void> {
         () => process.exit(1),
       );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
   // SIGHUP: reload certificates (from the configuration file and the certificate store) without
   // dropping a connection. Other settings need a restart.
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     if (stopping) return;
     let next;
     try {
@@ -57,7 +65,11 @@ async function main(): Promise<void> {
       return;
     }
     edge.reloadCertificates(next).catch(() => undefined); // logged by the edge
-  });
+  };
+  if (worker) return serveWorker(edge, { stop, reload }); // the primary relays signals
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', reload);
 }
 
 main().catch((e: unknown) => {

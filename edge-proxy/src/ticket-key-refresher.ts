@@ -1,7 +1,9 @@
 /**
- * Keeps the edge's session-ticket keys current (DESIGN §7): fetched from the key service
- * (`ticket_keys`, derived there from a KMS HMAC key per epoch), refreshed before each epoch ends,
- * and kept when the key service is unreachable — resumption is how the fleet rides out an outage.
+ * Keeps the edge's session-ticket keys current (docs/key-service-protocol.md, "Session-ticket
+ * keys"): fetched from the key service (`ticket_keys`: random per epoch, kept there encrypted until
+ * their retention ends), refreshed just after each epoch starts, and kept when the key service is
+ * unreachable — resumption is how the fleet rides out an outage — but only within the acceptance
+ * window: the protector wipes a key once its last accepted epoch has ended, fetched or not.
  */
 import type { KeyOperations } from './keyless/key-operations';
 import type { Logger } from './log';
@@ -27,11 +29,12 @@ export class TicketKeyRefresher {
   private async refresh(): Promise<void> {
     if (this.stopped) return;
     let next = RETRY_MS;
+    this.protector.expire();
     try {
       const k = await this.keys.ticketKeys();
       const changed = this.protector.epoch !== k.current.epoch;
       this.protector.setKeys(k);
-      if (changed) this.log.log('info', 'ticket keys', { epoch: k.current.epoch, epochSeconds: k.epochSeconds });
+      if (changed) this.log.log('info', 'ticket keys', { epoch: k.current.epoch, epochSeconds: k.epochSeconds, epochsAccepted: k.epochsAccepted ?? 2 });
       // Fetch again shortly after the next epoch starts (all edges roll over together).
       const epochEndsMs = (k.current.epoch + 1) * k.epochSeconds * 1000;
       next = Math.max(1_000, Math.min(epochEndsMs - Date.now() + 1_000, 5 * 60_000));

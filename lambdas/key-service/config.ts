@@ -1,5 +1,5 @@
 /**
- * Key-service configuration: the key names it serves and where each private key lives (DESIGN §3).
+ * Key-service configuration: the key names it serves and where each private key lives (docs/architecture.md, "Custody modes").
  *
  * Read from the environment variable KEYLESS_KEYS, a JSON array such as
  *   [{"name":"localhost","custody":"kms","keyId":"alias/keyless-localhost"},
@@ -30,7 +30,7 @@ export interface FileKeyConfig {
 }
 
 /**
- * `sealed` custody (DESIGN §3): an RSA key pair from KMS GenerateDataKeyPairWithoutPlaintext whose
+ * `sealed` custody (docs/architecture.md, "Custody modes"): an RSA key pair from KMS GenerateDataKeyPairWithoutPlaintext whose
  * private half is unsealed with kms:Decrypt (encryption context {"keyless:key-name": name}) only in
  * the function's memory. Produced by provisionSealedKey (backends/sealed.ts).
  */

@@ -1,5 +1,5 @@
 /**
- * The key service (DESIGN §5): parse → validate → authorise → build the exact bytes to sign/derive →
+ * The key service (docs/key-service-protocol.md): parse → validate → authorise → build the exact bytes to sign/derive →
  * backend → respond. Deployed as an AWS Lambda (`nodejs24.x`, `handler`), and usable in-process
  * (`createHandler`) by the local Lambda endpoint and tests.
  *
@@ -26,6 +26,7 @@ import {
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
   schemeMatchesKeySpec,
   tls12ServerKeyExchangeContent,
+  tls12ServerRandom,
   tls13CertificateVerifyContent,
   type ErrorCode,
   type ErrorResponse,
@@ -39,7 +40,7 @@ import {
   type TicketKeysResult,
 } from './protocol';
 import { checkRsaMasterSecretRequest } from './rsa-premaster';
-import { KmsTicketKeys, loadTicketKeysConfigFromEnv, type TicketKeySource } from './ticket-keys';
+import { loadTicketKeysConfigFromEnv, ticketKeysFromConfig, type TicketKeySource } from './ticket-keys';
 import { parseRequest, type ParsedRequest } from './validate';
 
 export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
@@ -62,11 +63,13 @@ export interface KeyServiceOptions {
   /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
   kmsClient?: KMSClient;
   /**
-   * Source of session-ticket keys. Default: KMS GenerateMac when KEYLESS_TICKET_MAC_KEY_ID is set
-   * (KEYLESS_TICKET_EPOCH_SECONDS, default 3600), otherwise none. `null`: none (`ticket_keys`
-   * answers `unavailable`).
+   * Source of session-ticket keys. Default: random per-epoch keys in SSM Parameter Store under the
+   * KMS envelope when KEYLESS_TICKET_KEY_ID and KEYLESS_TICKET_PARAMETER_PREFIX are set (see
+   * ticket-keys.ts), otherwise none. `null`: none (`ticket_keys` answers `unavailable`).
    */
   ticketKeys?: TicketKeySource | null;
+  /** Unknown alias-resolved names remembered without asking KMS again (defaults: 60 s, 1024 names). */
+  unknownKeyCache?: Partial<UnknownKeyCacheOptions>;
   logger?: KeyServiceLogger;
   /** Metrics sink; default none (the Lambda entry point uses Powertools EMF metrics). */
   metrics?: KeyServiceMetrics;
@@ -109,11 +112,14 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     byName.set(b.name, b);
   }
   const pattern = entries.find(isAliasPrefixEntry);
-  const keys = new KeyResolver(byName, pattern ? { aliasPrefix: pattern.aliasPrefix, kmsClient: options.kmsClient } : undefined);
+  const keys = new KeyResolver(byName, pattern ? { aliasPrefix: pattern.aliasPrefix, kmsClient: options.kmsClient } : undefined, {
+    ...DEFAULT_UNKNOWN_KEY_CACHE,
+    ...options.unknownKeyCache,
+  });
   let ticketKeys: TicketKeySource | undefined;
   if (options.ticketKeys === undefined) {
     const cfg = loadTicketKeysConfigFromEnv();
-    if (cfg) ticketKeys = new KmsTicketKeys({ ...cfg, client: options.kmsClient });
+    if (cfg) ticketKeys = ticketKeysFromConfig(cfg, { kmsClient: options.kmsClient });
   } else {
     ticketKeys = options.ticketKeys ?? undefined;
   }
@@ -161,6 +167,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     const err = run.error;
     const e =
       err instanceof KeyServiceError ? err : new KeyServiceError('internal', 'internal error', err instanceof Error ? err.name : typeof err);
+    if (e.code === 'unknown_key' && logBase.key !== undefined) keys.notFound(logBase.key);
     logger({
       level: levelFor(e.code),
       msg: 'key_service_request',
@@ -212,8 +219,9 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
       }
       await authoriseScheme(backend, req.scheme);
-      // params were validated (named curve, point on the curve, nothing after it) by parseRequest.
-      const content = tls12ServerKeyExchangeContent(req.clientRandom, req.serverRandom, req.params);
+      // params were validated (named curve, point on the curve, nothing after it) by parseRequest;
+      // the server random is derived here from the seed, never taken from the caller.
+      const content = tls12ServerKeyExchangeContent(req.clientRandom, tls12ServerRandom(req.serverRandomSeed), req.params);
       return signed(await backend.sign(content, req.scheme));
     }
     case 'tls12.rsa_master_secret': {
@@ -231,13 +239,15 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
     }
     case 'ticket_keys': {
       if (!ticketKeys) {
-        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_MAC_KEY_ID)');
+        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)');
       }
       const t = await ticketKeys.get();
+      const wire = (k: { epoch: number; key: Buffer }) => ({ epoch: k.epoch, key: k.key.toString('base64') });
       const result: TicketKeysResult = {
         epochSeconds: t.epochSeconds,
-        current: { epoch: t.current.epoch, key: t.current.key.toString('base64') },
-        previous: { epoch: t.previous.epoch, key: t.previous.key.toString('base64') },
+        current: wire(t.current),
+        previous: wire(t.previous),
+        ...(t.epochsAccepted !== undefined && t.epochsAccepted > 2 ? { epochsAccepted: t.epochsAccepted, older: (t.older ?? []).map(wire) } : {}),
       };
       return { result, backendMs: round3(t.backendMs) };
     }
@@ -258,20 +268,39 @@ function lookup(keys: KeyResolver, name: string): Backend {
 /** Backends resolved by alias prefix are kept (public-key cache and all) for this many names. */
 const MAX_RESOLVED_KEYS = 256;
 
+export interface UnknownKeyCacheOptions {
+  /** How long a name KMS did not know is answered `unknown_key` without asking again. */
+  ttlMs: number;
+  /** At most this many such names are remembered (the oldest is forgotten first). */
+  maxEntries: number;
+  /** Clock, for tests. */
+  now: () => number;
+}
+
+/**
+ * Short, so a key made with `keyless keys create` is served within a minute; bounded, so a flood of
+ * made-up names costs neither memory nor more than one KMS GetPublicKey per name and minute.
+ */
+export const DEFAULT_UNKNOWN_KEY_CACHE: UnknownKeyCacheOptions = { ttlMs: 60_000, maxEntries: 1024, now: Date.now };
+
 /**
  * Key names → backends: the configured keys first; then, with an alias-prefix entry, any other name
  * N (alias-safe) as the KMS key `<aliasPrefix>N`. Whether that alias exists is KMS's answer at the
- * first use (NotFoundException → `unknown_key`), so new key generations need no redeploy. Names are
- * immutable per key generation (docs/rotation.md), so signing by alias never pairs a certificate
- * with another key.
+ * first use (NotFoundException → `unknown_key`), so new key generations need no redeploy. A name
+ * KMS did not know is remembered for a short while (negative cache) and takes no backend slot.
+ * Names are immutable per key generation (docs/rotation.md), so signing by alias never pairs a
+ * certificate with another key.
  */
 class KeyResolver {
   private readonly resolved = new Map<string, Backend>();
+  /** name → when it may be asked about again. */
+  private readonly unknown = new Map<string, number>();
   readonly aliasPrefix: string | undefined;
 
   constructor(
     private readonly byName: ReadonlyMap<string, Backend>,
     private readonly pattern: { aliasPrefix: string; kmsClient?: KMSClient } | undefined,
+    private readonly unknownCache: UnknownKeyCacheOptions,
   ) {
     this.aliasPrefix = pattern?.aliasPrefix;
   }
@@ -283,6 +312,7 @@ class KeyResolver {
   get(name: string): Backend | undefined {
     const configured = this.byName.get(name);
     if (configured || !this.pattern || !ALIAS_KEY_NAME_PATTERN.test(name)) return configured;
+    if (this.knownUnknown(name)) return undefined;
     let backend = this.resolved.get(name);
     if (backend) {
       // Most recently used last, so the oldest is evicted first.
@@ -293,6 +323,22 @@ class KeyResolver {
     }
     this.resolved.set(name, backend);
     return backend;
+  }
+
+  /** KMS said the alias of an alias-resolved name does not exist: free its slot, remember the answer. */
+  notFound(name: string): void {
+    if (this.byName.has(name) || !this.resolved.delete(name)) return;
+    this.unknown.delete(name);
+    if (this.unknown.size >= this.unknownCache.maxEntries) this.unknown.delete(this.unknown.keys().next().value as string);
+    this.unknown.set(name, this.unknownCache.now() + this.unknownCache.ttlMs);
+  }
+
+  private knownUnknown(name: string): boolean {
+    const until = this.unknown.get(name);
+    if (until === undefined) return false;
+    if (this.unknownCache.now() < until) return true;
+    this.unknown.delete(name);
+    return false;
   }
 }
 
@@ -337,8 +383,9 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
 }
 
 /**
- * AWS Lambda handler (`nodejs24.x`). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_MAC_KEY_ID,
- * KEYLESS_TICKET_EPOCH_SECONDS; KMS endpoint/region: SDK defaults; logs and metrics: Powertools
+ * AWS Lambda handler (`nodejs24.x`). Configuration: KEYLESS_KEYS, KEYLESS_TICKET_KEY_ID,
+ * KEYLESS_TICKET_PARAMETER_PREFIX, KEYLESS_TICKET_EPOCH_SECONDS, KEYLESS_TICKET_EPOCHS_ACCEPTED;
+ * KMS and SSM endpoints/region: SDK defaults; logs and metrics: Powertools
  * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
  */
 export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {

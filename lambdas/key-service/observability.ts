@@ -1,5 +1,5 @@
 /**
- * Observability of the key service (issue 3 item 6): structured JSON logs and CloudWatch
+ * Observability of the key service: structured JSON logs and CloudWatch
  * embedded-metric-format (EMF) metrics, through Powertools for AWS Lambda in the Lambda and through
  * plain JSON lines (and no metrics) in process (local Lambda endpoint, tests).
  *
@@ -33,7 +33,7 @@ export const METRIC_NAMES = {
 // ---------------------------------------------------------------------------------------------
 
 export interface KmsCallRecord {
-  /** KMS API name: Sign, GetPublicKey, Decrypt, GenerateMac, ... */
+  /** KMS API name: Sign, GetPublicKey, Decrypt, Encrypt, ... */
   operation: string;
   ms: number;
   /** Exception name when the call failed. */

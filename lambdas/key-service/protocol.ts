@@ -1,12 +1,19 @@
 /**
- * Key-service protocol, version 1 (DESIGN §5): JSON over Lambda Invoke, shared by the key service
- * (which validates every request strictly) and the edge client (which builds them).
+ * Key-service protocol, version 2 (docs/key-service-protocol.md): JSON over Lambda Invoke, shared by
+ * the key service (which validates every request strictly) and the edge client (which builds them).
  *
  * The key service builds every byte string it signs itself from these inputs, so it can never be used
  * as a general signing oracle. Binary fields are base64 (standard alphabet, with padding).
+ *
+ * Version 2 changed one operation: `tls12.server_key_exchange` takes a seed and derives the server
+ * random itself (v1 took the server random from the caller). The edge and the key service of one
+ * release speak the same version; a request of any other version is refused as `unsupported`, so a
+ * mismatched pair fails loudly instead of producing signatures the other side does not expect.
  */
 
-export const PROTOCOL_VERSION = 1 as const;
+import * as crypto from 'node:crypto';
+
+export const PROTOCOL_VERSION = 2 as const;
 
 /** TLS SignatureScheme names (RFC 8446 §4.2.3) the service can serve. No SHA-1, ever (RFC 9155). */
 export const SIGNATURE_SCHEMES = [
@@ -68,7 +75,10 @@ export interface PingRequest extends RequestBase {
 /**
  * TLS 1.2 ServerKeyExchange signature (RFC 8422 §5.4, RFC 5246 §7.4.3). The service validates
  * `params` (ServerECDHParams: curve_type named_curve(3), a named curve it supports, and a
- * well-formed public point for that curve) and signs `clientRandom ‖ serverRandom ‖ params`.
+ * well-formed public point for that curve), derives the server random from `serverRandomSeed`
+ * (`tls12ServerRandom`: SHA-256(seed)[0..24] ‖ the TLS 1.3 downgrade sentinel) and signs
+ * `clientRandom ‖ serverRandom ‖ params`. Only the client random is the caller's choice; the
+ * server random is a hash output it cannot steer, and params are a point on a named curve.
  * Schemes: rsa_pkcs1_sha256/384/512, rsa_pss_rsae_*, ecdsa_* — never SHA-1.
  */
 export interface ServerKeyExchangeRequest extends RequestBase {
@@ -77,8 +87,8 @@ export interface ServerKeyExchangeRequest extends RequestBase {
   scheme: SignatureSchemeName;
   /** 32 bytes, base64. */
   clientRandom: string;
-  /** 32 bytes, base64. */
-  serverRandom: string;
+  /** 32 bytes, base64: the seed S behind ServerHello.random (`tls12ServerRandom(S)`). */
+  serverRandomSeed: string;
   /** ServerECDHParams as sent on the wire, base64. */
   params: string;
 }
@@ -118,7 +128,7 @@ export interface RsaMasterSecretRequest extends RequestBase {
   handshakeMessages?: string;
 }
 
-/** Fleet-wide session-ticket keys for the current and previous epoch (DESIGN §7). */
+/** Fleet-wide session-ticket keys of every accepted epoch (docs/key-service-protocol.md, "Session-ticket keys"). */
 export interface TicketKeysRequest extends RequestBase {
   op: 'ticket_keys';
 }
@@ -162,6 +172,13 @@ export interface TicketKeysResult {
   epochSeconds: number;
   current: TicketKey;
   previous: TicketKey;
+  /**
+   * Only when more than two epochs are accepted (so the default answer keeps the shape every edge
+   * version reads): how many, and the keys of epochs current-2 .. current-(epochsAccepted-1),
+   * newest first. Absent: two (current and previous).
+   */
+  epochsAccepted?: number;
+  older?: TicketKey[];
 }
 
 export interface PublicKeyResult {
@@ -276,6 +293,18 @@ export const TLS12_SERVER_KEY_EXCHANGE_SCHEMES: readonly SignatureSchemeName[] =
 /** Length of ClientHello.random and ServerHello.random (and of the server-random seed). */
 export const TLS_RANDOM_LENGTH = 32;
 
+/** Last 8 bytes of ServerHello.random when a TLS 1.3-capable server negotiates TLS 1.2 (RFC 8446 §4.1.3). */
+export const DOWNGRADE_SENTINEL_TLS12 = Buffer.from('444f574e47524401', 'hex');
+
+/**
+ * The TLS 1.2 ServerHello.random the edge sends and the key service accepts: SHA-256(seed)[0..24] ‖
+ * "DOWNGRD\x01". The edge picks a fresh random seed per handshake; `tls12.server_key_exchange` signs
+ * only over this value, and `tls12.rsa_master_secret` checks its first 24 bytes.
+ */
+export function tls12ServerRandom(seed: Buffer): Buffer {
+  return Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), DOWNGRADE_SENTINEL_TLS12]);
+}
+
 /**
  * The exact content a TLS 1.2 server signs in ServerKeyExchange (RFC 5246 §7.4.3, RFC 8422 §5.4):
  * client_random ‖ server_random ‖ ServerECDHParams.
@@ -300,8 +329,11 @@ export const MAX_HANDSHAKE_MESSAGES_BYTES = 256 * 1024;
 export const MIN_RSA_CLIENT_VERSION = 0x0303;
 export const MAX_RSA_CLIENT_VERSION = 0x03ff;
 
-/** Session-ticket keys are 32 bytes (DESIGN §7). */
+/** Session-ticket keys are 32 bytes (AES-256-GCM). */
 export const TICKET_KEY_LENGTH = 32;
+
+/** Epochs whose ticket keys the fleet accepts (current included): 2 (current and previous) up to this. */
+export const MAX_TICKET_EPOCHS_ACCEPTED = 8;
 
 /**
  * Whether a signature scheme can be produced by a key of this KMS KeySpec. RSA schemes need an RSA

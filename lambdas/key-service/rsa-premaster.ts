@@ -1,5 +1,5 @@
 /**
- * TLS 1.2 RSA key exchange in the key service (DESIGN §2.7, §5; RFC 5246 §7.4.7.1, §8.1; RFC 7627):
+ * TLS 1.2 RSA key exchange in the key service (docs/architecture.md, "Facts that shape the design"; docs/key-service-protocol.md; RFC 5246 §7.4.7.1, §8.1; RFC 7627):
  * decrypt the client's EncryptedPreMasterSecret with implicit rejection and return only the master
  * secret of that one session.
  *
@@ -20,7 +20,7 @@
  * operation and use the synthetic premaster too: the caller already knows those facts, so the
  * (shorter) time reveals nothing, and the response shape stays the same.
  *
- * Freshness (DESIGN §5): server_random[0..23] must equal SHA-256(seed)[0..23], so a compromised edge
+ * Freshness (docs/key-service-protocol.md): server_random[0..23] must equal SHA-256(seed)[0..23], so a compromised edge
  * cannot feed a recorded handshake through the service — it cannot find a seed for an old server
  * random — and a master secret it obtains is only ever one of a session it is running itself.
  */
@@ -154,7 +154,7 @@ export function decryptPreMasterSecret(key: RsaDecryptionKey, ciphertext: Buffer
 }
 
 /**
- * The request checks that need no private key (DESIGN §5): the server random is bound to the seed,
+ * The request checks that need no private key (docs/key-service-protocol.md): the server random is bound to the seed,
  * and with EMS the handshake messages are this handshake's (ClientHello with this client random and
  * version, ServerHello with this server random, ClientKeyExchange with this ciphertext). Throws
  * KeyServiceError('bad_request'). None of this depends on the ciphertext's plaintext.

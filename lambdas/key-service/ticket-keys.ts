@@ -1,144 +1,242 @@
 /**
- * Fleet-wide session-ticket keys (DESIGN §7). Every edge gets the same keys for the same epoch from
- * the key service, which derives them with KMS GenerateMac under one HMAC_256 key, so nothing is
- * stored and nothing is shared by hand:
+ * Fleet-wide session-ticket keys with forward secrecy (docs/key-service-protocol.md, "Session-ticket
+ * keys"). Every edge gets the same keys for the same epoch, and each epoch's key is random and
+ * ceases to exist after its retention:
  *
- *   epoch       = floor(unix_seconds / epochSeconds)
- *   key(epoch)  = GenerateMac(HMAC_SHA_256, message = "keyless ticket key v1" ‖ uint64_be(epoch))[0..31]
+ *   epoch          = floor(unix_seconds / epochSeconds)
+ *   key(epoch)     = 32 bytes from the CSPRNG, made by the first container that needs it, stored
+ *                    as KMS ciphertext in the ticket-key store (conditional create: the loser of a
+ *                    race reads the winner's key)
+ *   accepted       = the current epoch and the epochsAccepted - 1 before it
+ *   deleted at     = (epoch + epochsAccepted) × epochSeconds + TICKET_KEY_GRACE_SECONDS
  *
- * The answer carries the current and the previous epoch's key (tickets issued just before a
- * boundary still resume). Keys are cached per epoch in the container; one GenerateMac per epoch and
- * container, concurrent requests share it, failures are not cached.
+ * Nothing derives a key: no long-lived secret can bring back an epoch whose record the store has
+ * deleted. Keys are cached per epoch in the container only while they are accepted.
  *
- * Environment: KEYLESS_TICKET_MAC_KEY_ID (key id, ARN, alias or alias ARN of the HMAC_256 key) and
- * KEYLESS_TICKET_EPOCH_SECONDS (default 3600, 60..604800). Without the key id, `ticket_keys`
- * answers `unavailable`.
+ * Environment: KEYLESS_TICKET_KEY_ID (the symmetric KMS key of the envelope),
+ * KEYLESS_TICKET_PARAMETER_PREFIX (SSM parameter names, e.g. /keyless/prod/ticket-keys/),
+ * KEYLESS_DEPLOYMENT (named in the encryption context), KEYLESS_TICKET_EPOCH_SECONDS (default 3600,
+ * 60..604800) and KEYLESS_TICKET_EPOCHS_ACCEPTED (default 2, 2..8). Without the key id and prefix,
+ * `ticket_keys` answers `unavailable`.
  */
-import { GenerateMacCommand, type KMSClient } from '@aws-sdk/client-kms';
+import * as crypto from 'node:crypto';
 import { ConfigError, KeyServiceError } from './errors';
-import { TICKET_KEY_LENGTH } from './protocol';
-import { getSharedKmsClient, mapKmsError } from './backends/kms';
-import { timeKmsCall } from './observability';
+import { MAX_TICKET_EPOCHS_ACCEPTED, TICKET_KEY_LENGTH } from './protocol';
+import { KmsTicketKeyEnvelope, type TicketKeyEnvelope } from './ticket-key-envelope';
+import { createSsmClient, SsmTicketKeyStore, TICKET_PARAMETER_PREFIX_RE, type TicketKeyStore } from './ticket-key-store';
+import type { KMSClient } from '@aws-sdk/client-kms';
 
-export const TICKET_MAC_KEY_ENV_VAR = 'KEYLESS_TICKET_MAC_KEY_ID';
+export const TICKET_KEY_ENV_VAR = 'KEYLESS_TICKET_KEY_ID';
+export const TICKET_PARAMETER_PREFIX_ENV_VAR = 'KEYLESS_TICKET_PARAMETER_PREFIX';
 export const TICKET_EPOCH_ENV_VAR = 'KEYLESS_TICKET_EPOCH_SECONDS';
+export const TICKET_EPOCHS_ACCEPTED_ENV_VAR = 'KEYLESS_TICKET_EPOCHS_ACCEPTED';
+export const DEPLOYMENT_ENV_VAR = 'KEYLESS_DEPLOYMENT';
+/** The variable of the removed GenerateMac derivation: refused, so a stale deployment says what to change. */
+export const REMOVED_TICKET_MAC_ENV_VAR = 'KEYLESS_TICKET_MAC_KEY_ID';
+
 export const DEFAULT_TICKET_EPOCH_SECONDS = 3600;
 export const MIN_TICKET_EPOCH_SECONDS = 60;
 export const MAX_TICKET_EPOCH_SECONDS = 7 * 24 * 3600;
-
-const MESSAGE_PREFIX = Buffer.from('keyless ticket key v1', 'latin1');
-
-/** The MAC input for an epoch: "keyless ticket key v1" ‖ uint64_be(epoch). */
-export function ticketKeyMessage(epoch: number): Buffer {
-  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError('epoch must be a non-negative safe integer');
-  const e = Buffer.alloc(8);
-  e.writeBigUInt64BE(BigInt(epoch));
-  return Buffer.concat([MESSAGE_PREFIX, e]);
-}
+export const DEFAULT_TICKET_EPOCHS_ACCEPTED = 2;
+export const MIN_TICKET_EPOCHS_ACCEPTED = 2;
+export { MAX_TICKET_EPOCHS_ACCEPTED };
+/**
+ * How long a key outlives its last accepting epoch in the store: covers clock skew between
+ * containers and edges and the edges' refresh just after a boundary. At most the shortest epoch, so
+ * the container that creates epoch E may sweep epoch E - epochsAccepted - 1.
+ */
+export const TICKET_KEY_GRACE_SECONDS = 60;
 
 export function epochOf(unixMs: number, epochSeconds: number): number {
   return Math.floor(unixMs / 1000 / epochSeconds);
 }
 
+/** The retention of ticket keys: what the edges accept and when the store deletes a key. */
+export interface TicketRetention {
+  epochSeconds: number;
+  epochsAccepted: number;
+}
+
+/** End of the last epoch in which a ticket sealed under `epoch` is accepted (unix ms). */
+export function acceptedUntilMs(epoch: number, r: TicketRetention): number {
+  return (epoch + r.epochsAccepted) * r.epochSeconds * 1000;
+}
+
+/** When the store deletes the key of `epoch` (unix ms). */
+export function keyExpiresAtMs(epoch: number, r: TicketRetention): number {
+  return acceptedUntilMs(epoch, r) + TICKET_KEY_GRACE_SECONDS * 1000;
+}
+
+export interface EpochKey {
+  epoch: number;
+  key: Buffer;
+}
+
 export interface TicketKeysValue {
   epochSeconds: number;
-  current: { epoch: number; key: Buffer };
-  previous: { epoch: number; key: Buffer };
+  /** Default 2: current and previous. */
+  epochsAccepted?: number;
+  current: EpochKey;
+  previous: EpochKey;
+  /** Epochs current-2 .. current-(epochsAccepted-1), newest first; absent or empty with two epochs accepted. */
+  older?: EpochKey[];
 }
 
 export interface TicketKeySource {
   readonly epochSeconds: number;
-  /** The keys of the current and previous epoch. Throws KeyServiceError. */
+  /** The keys of every accepted epoch. Throws KeyServiceError. */
   get(): Promise<TicketKeysValue & { backendMs: number }>;
 }
 
-export interface TicketKeysConfig {
-  macKeyId: string;
-  epochSeconds: number;
+export interface TicketKeysConfig extends TicketRetention {
+  /** Symmetric KMS key of the envelope. */
+  keyId: string;
+  /** SSM parameter name prefix; the epoch number follows it. */
+  parameterPrefix: string;
+  deployment: string;
 }
 
-/** Read the ticket-key configuration; undefined when KEYLESS_TICKET_MAC_KEY_ID is not set. Throws ConfigError. */
+/** Read the ticket-key configuration; undefined when it is not configured. Throws ConfigError naming the variable. */
 export function loadTicketKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env): TicketKeysConfig | undefined {
-  const macKeyId = env[TICKET_MAC_KEY_ENV_VAR]?.trim();
-  if (!macKeyId) return undefined;
-  if (macKeyId.length > 2048 || /\s/.test(macKeyId)) throw new ConfigError(`${TICKET_MAC_KEY_ENV_VAR}: not a valid KMS key identifier`);
-  const raw = env[TICKET_EPOCH_ENV_VAR]?.trim();
-  let epochSeconds = DEFAULT_TICKET_EPOCH_SECONDS;
-  if (raw) {
-    if (!/^\d{1,7}$/.test(raw)) throw new ConfigError(`${TICKET_EPOCH_ENV_VAR}: expected an integer number of seconds`);
-    epochSeconds = Number(raw);
+  if (env[REMOVED_TICKET_MAC_ENV_VAR]?.trim()) {
+    throw new ConfigError(
+      `${REMOVED_TICKET_MAC_ENV_VAR}: ticket keys are no longer derived from a KMS HMAC key; remove it and set ${TICKET_KEY_ENV_VAR} and ${TICKET_PARAMETER_PREFIX_ENV_VAR} (docs/key-service-protocol.md)`,
+    );
   }
-  if (epochSeconds < MIN_TICKET_EPOCH_SECONDS || epochSeconds > MAX_TICKET_EPOCH_SECONDS) {
-    throw new ConfigError(`${TICKET_EPOCH_ENV_VAR}: must be ${MIN_TICKET_EPOCH_SECONDS}..${MAX_TICKET_EPOCH_SECONDS} seconds`);
+  const keyId = env[TICKET_KEY_ENV_VAR]?.trim();
+  const parameterPrefix = env[TICKET_PARAMETER_PREFIX_ENV_VAR]?.trim();
+  if (!keyId && !parameterPrefix) return undefined;
+  if (!keyId) throw new ConfigError(`${TICKET_KEY_ENV_VAR}: not set (the symmetric KMS key that encrypts stored ticket keys); ${TICKET_PARAMETER_PREFIX_ENV_VAR} needs it`);
+  if (!parameterPrefix) throw new ConfigError(`${TICKET_PARAMETER_PREFIX_ENV_VAR}: not set (SSM parameter prefix such as /keyless/prod/ticket-keys/); ${TICKET_KEY_ENV_VAR} needs it`);
+  if (keyId.length > 2048 || /\s/.test(keyId)) throw new ConfigError(`${TICKET_KEY_ENV_VAR}: not a valid KMS key identifier`);
+  if (!TICKET_PARAMETER_PREFIX_RE.test(parameterPrefix) || /^\/(aws|ssm)/i.test(parameterPrefix)) {
+    throw new ConfigError(`${TICKET_PARAMETER_PREFIX_ENV_VAR}: expected a parameter path ending in "/", such as /keyless/prod/ticket-keys/ (segments of [A-Za-z0-9_.-], not under /aws or /ssm)`);
   }
-  return { macKeyId, epochSeconds };
+  const deployment = env[DEPLOYMENT_ENV_VAR]?.trim();
+  if (!deployment || !/^[A-Za-z0-9_-]{1,64}$/.test(deployment)) {
+    throw new ConfigError(`${DEPLOYMENT_ENV_VAR}: set it to the deployment name (1..64 of [A-Za-z0-9_-]); ticket keys are encrypted under it`);
+  }
+  const epochSeconds = boundedInteger(env, TICKET_EPOCH_ENV_VAR, DEFAULT_TICKET_EPOCH_SECONDS, MIN_TICKET_EPOCH_SECONDS, MAX_TICKET_EPOCH_SECONDS, 'seconds');
+  const epochsAccepted = boundedInteger(env, TICKET_EPOCHS_ACCEPTED_ENV_VAR, DEFAULT_TICKET_EPOCHS_ACCEPTED, MIN_TICKET_EPOCHS_ACCEPTED, MAX_TICKET_EPOCHS_ACCEPTED, 'epochs');
+  return { keyId, parameterPrefix, deployment, epochSeconds, epochsAccepted };
 }
 
-export interface KmsTicketKeysOptions extends TicketKeysConfig {
-  /** Injected client (tests, tools); defaults to the container's shared client. */
-  client?: KMSClient;
+function boundedInteger(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, unit: string): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d{1,7}$/.test(raw)) throw new ConfigError(`${name}: expected an integer number of ${unit}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name}: must be ${min}..${max} ${unit}`);
+  return n;
+}
+
+export interface StoredTicketKeysOptions extends TicketRetention {
+  store: TicketKeyStore;
+  envelope: TicketKeyEnvelope;
   /** Clock (ms since the epoch), for tests. */
   now?: () => number;
 }
 
-/** Ticket keys derived with KMS GenerateMac, cached per epoch. */
-export class KmsTicketKeys implements TicketKeySource {
+/** Random per-epoch ticket keys, kept encrypted in a store that deletes them after retention. */
+export class StoredTicketKeys implements TicketKeySource {
   readonly epochSeconds: number;
-  private readonly macKeyId: string;
-  private readonly explicitClient: KMSClient | undefined;
+  readonly epochsAccepted: number;
+  private readonly store: TicketKeyStore;
+  private readonly envelope: TicketKeyEnvelope;
   private readonly now: () => number;
-  /** epoch → key (or the pending GenerateMac); only the two newest epochs are kept. */
-  private readonly cache = new Map<number, Promise<Buffer>>();
+  /** epoch → key (or the pending read/create); only accepted epochs are kept. */
+  private readonly cache = new Map<number, Promise<Buffer | undefined>>();
 
-  constructor(options: KmsTicketKeysOptions) {
-    this.macKeyId = options.macKeyId;
+  constructor(options: StoredTicketKeysOptions) {
     this.epochSeconds = options.epochSeconds;
-    this.explicitClient = options.client;
+    this.epochsAccepted = options.epochsAccepted;
+    this.store = options.store;
+    this.envelope = options.envelope;
     this.now = options.now ?? Date.now;
   }
 
   async get(): Promise<TicketKeysValue & { backendMs: number }> {
     const started = process.hrtime.bigint();
     const epoch = epochOf(this.now(), this.epochSeconds);
-    if (epoch < 1) throw new KeyServiceError('internal', 'clock before the first ticket epoch');
-    const [current, previous] = await Promise.all([this.key(epoch), this.key(epoch - 1)]);
+    if (epoch < this.epochsAccepted) throw new KeyServiceError('internal', 'clock before the first ticket epochs');
     this.prune(epoch);
-    return {
-      epochSeconds: this.epochSeconds,
-      current: { epoch, key: Buffer.from(current) },
-      previous: { epoch: epoch - 1, key: Buffer.from(previous) },
-      backendMs: Number(process.hrtime.bigint() - started) / 1e6,
-    };
+    const epochs = Array.from({ length: this.epochsAccepted }, (_, i) => epoch - i);
+    const keys = await Promise.all(epochs.map((e, i) => this.key(e, i === 0)));
+    const [current, previous, ...older] = keys.map((key, i): EpochKey => ({ epoch: epochs[i], key: key ? Buffer.from(key) : placeholderKey() }));
+    return { epochSeconds: this.epochSeconds, epochsAccepted: this.epochsAccepted, current, previous, older, backendMs: Number(process.hrtime.bigint() - started) / 1e6 };
   }
 
-  private key(epoch: number): Promise<Buffer> {
+  /** The key of an accepted epoch: cached, or read from the store, or (current epoch only) created. */
+  private key(epoch: number, create: boolean): Promise<Buffer | undefined> {
     let p = this.cache.get(epoch);
     if (!p) {
-      p = this.derive(epoch);
+      p = this.readOrCreate(epoch, create);
       this.cache.set(epoch, p);
-      p.catch(() => {
-        if (this.cache.get(epoch) === p) this.cache.delete(epoch); // failures are not cached
-      });
+      const forget = () => {
+        if (this.cache.get(epoch) === p) this.cache.delete(epoch);
+      };
+      // Failures are not cached, and neither is "not there yet" (another container may create it).
+      p.then((k) => k ?? forget(), forget);
     }
     return p;
   }
 
-  private prune(epoch: number): void {
-    for (const e of this.cache.keys()) if (e < epoch - 1 || e > epoch + 1) this.cache.delete(e);
+  private async readOrCreate(epoch: number, create: boolean): Promise<Buffer | undefined> {
+    // Defence in depth: never read, let alone make, a key past its retention.
+    if (this.now() >= acceptedUntilMs(epoch, this)) return undefined;
+    const stored = await this.store.get(epoch);
+    if (stored) return this.envelope.open(epoch, stored);
+    if (!create) return undefined;
+    const key = crypto.randomBytes(TICKET_KEY_LENGTH);
+    const ciphertext = await this.envelope.seal(epoch, key);
+    if (await this.store.create(epoch, ciphertext, keyExpiresAtMs(epoch, this))) {
+      await this.sweep(epoch);
+      return key;
+    }
+    // Another container created this epoch first: use its key.
+    key.fill(0);
+    const winner = await this.store.get(epoch);
+    if (!winner) throw new KeyServiceError('unavailable', 'the ticket key of the current epoch could not be read after a concurrent create');
+    return this.envelope.open(epoch, winner);
   }
 
-  private async derive(epoch: number): Promise<Buffer> {
-    const client = this.explicitClient ?? getSharedKmsClient();
-    let mac: Uint8Array | undefined;
-    try {
-      const out = await timeKmsCall('GenerateMac', () =>
-        client.send(new GenerateMacCommand({ KeyId: this.macKeyId, MacAlgorithm: 'HMAC_SHA_256', Message: ticketKeyMessage(epoch) })),
-      );
-      mac = out.Mac;
-    } catch (err) {
-      throw mapKmsError(err, 'GenerateMac');
-    }
-    if (!mac || mac.length < TICKET_KEY_LENGTH) throw new KeyServiceError('internal', 'KMS GenerateMac returned no MAC');
-    return Buffer.from(mac.subarray(0, TICKET_KEY_LENGTH));
+  /**
+   * The creator of a new epoch deletes the two epochs whose retention has certainly ended, in case
+   * the store's own expiry runs late. Best effort: the store's expiry stays the guarantee.
+   */
+  private async sweep(epoch: number): Promise<void> {
+    const stale = [epoch - this.epochsAccepted - 1, epoch - this.epochsAccepted - 2].filter((e) => e >= 0);
+    await Promise.all(stale.map((e) => this.store.delete(e).catch(() => undefined)));
   }
+
+  /** Forget (and wipe) keys that are no longer accepted. */
+  private prune(epoch: number): void {
+    for (const [e, p] of this.cache) {
+      if (e > epoch - this.epochsAccepted && e <= epoch + 1) continue;
+      this.cache.delete(e);
+      p.then((k) => k?.fill(0), () => undefined);
+    }
+  }
+}
+
+/**
+ * Stand-in for an accepted epoch that has no key (before the first key was ever made, e.g. right
+ * after the first deployment): random and never stored, so it seals nothing and opens nothing.
+ */
+function placeholderKey(): Buffer {
+  return crypto.randomBytes(TICKET_KEY_LENGTH);
+}
+
+export interface TicketKeysFromConfigOptions {
+  kmsClient?: KMSClient;
+}
+
+/** The production source: SSM Parameter Store (SDK default endpoint) and the KMS envelope. */
+export function ticketKeysFromConfig(cfg: TicketKeysConfig, options: TicketKeysFromConfigOptions = {}): StoredTicketKeys {
+  return new StoredTicketKeys({
+    epochSeconds: cfg.epochSeconds,
+    epochsAccepted: cfg.epochsAccepted,
+    store: new SsmTicketKeyStore({ prefix: cfg.parameterPrefix, client: createSsmClient() }),
+    envelope: new KmsTicketKeyEnvelope({ keyId: cfg.keyId, deployment: cfg.deployment, client: options.kmsClient }),
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Strict parsing of key-service requests (protocol v1, DESIGN §5). Everything the service does not
+ * Strict parsing of key-service requests (protocol v2, docs/key-service-protocol.md). Everything the service does not
  * expect is rejected: unknown fields, wrong types, non-canonical base64, wrong digest lengths,
  * oversize values. Error messages name fields and limits, never echo the caller's values.
  */
@@ -31,7 +31,7 @@ export type ParsedRequest =
       key: string;
       scheme: SignatureSchemeName;
       clientRandom: Buffer;
-      serverRandom: Buffer;
+      serverRandomSeed: Buffer;
       params: Buffer;
     }
   | ({ op: 'tls12.rsa_master_secret'; id: string; key: string } & RsaMasterSecretParams)
@@ -55,7 +55,7 @@ export type ParseResult = { ok: true; request: ParsedRequest } | ParseFailure;
 
 const FIELDS: Record<OperationName, readonly string[]> = {
   'tls13.certificate_verify': ['v', 'id', 'op', 'key', 'scheme', 'transcriptHash'],
-  'tls12.server_key_exchange': ['v', 'id', 'op', 'key', 'scheme', 'clientRandom', 'serverRandom', 'params'],
+  'tls12.server_key_exchange': ['v', 'id', 'op', 'key', 'scheme', 'clientRandom', 'serverRandomSeed', 'params'],
   'tls12.rsa_master_secret': [
     'v',
     'id',
@@ -130,7 +130,8 @@ export function parseRequest(event: unknown): ParseResult {
   const v = event.v;
   if (typeof v !== 'number' || !Number.isInteger(v)) return fail('bad_request', 'v: expected an integer');
   if (v !== PROTOCOL_VERSION) {
-    return fail('unsupported', `v: protocol version not supported (this service speaks v${PROTOCOL_VERSION})`);
+    // v1 edges sent tls12.server_key_exchange a server random of their choosing; v2 sends a seed.
+    return fail('unsupported', `v: protocol version ${v} not supported (this service speaks v${PROTOCOL_VERSION}): deploy the edge and the key service of the same release`);
   }
 
   if (!('op' in event)) return fail('bad_request', 'op: required');
@@ -230,13 +231,13 @@ export function parseRequest(event: unknown): ParseResult {
   if (op === 'tls12.server_key_exchange') {
     const clientRandom = bytesField('clientRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
     if (!Buffer.isBuffer(clientRandom)) return clientRandom;
-    const serverRandom = bytesField('serverRandom', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
-    if (!Buffer.isBuffer(serverRandom)) return serverRandom;
+    const serverRandomSeed = bytesField('serverRandomSeed', TLS_RANDOM_LENGTH, TLS_RANDOM_LENGTH);
+    if (!Buffer.isBuffer(serverRandomSeed)) return serverRandomSeed;
     const params = bytesField('params', 1, MAX_SERVER_ECDH_PARAMS_BYTES);
     if (!Buffer.isBuffer(params)) return params;
     const check = checkServerEcdhParams(params);
     if (!check.ok) return fail(check.code, check.message);
-    return { ok: true, request: { op, id, key, scheme, clientRandom, serverRandom, params } };
+    return { ok: true, request: { op, id, key, scheme, clientRandom, serverRandomSeed, params } };
   }
 
   // tls13.certificate_verify

@@ -3,7 +3,7 @@
  *
  *   node dist/local/kms/main.js [--port N] [--host 127.0.0.1] [--data-dir DIR | --in-memory] [--region R] [--quiet]
  *
- * Prints `kms: listening on http://127.0.0.1:N` once ready; point the AWS SDK at it with
+ * Prints `kms: listening on http://127.0.0.1:N (node/VERSION)` once ready; point the AWS SDK at it with
  * AWS_ENDPOINT_URL_KMS=<that url> and any dummy credentials. Stops on SIGINT/SIGTERM.
  */
 import { startLocalKms } from './server';
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     region: opts.region,
     log: opts.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
   });
-  process.stdout.write(`kms: listening on ${kms.url}\n`);
+  process.stdout.write(`kms: listening on ${kms.url} (node/${process.versions.node})\n`);
   const stop = (): void => {
     kms.close().then(
       () => process.exit(0),

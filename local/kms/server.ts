@@ -24,6 +24,7 @@ import { KmsError } from './errors';
 import { Input, type Json } from './input';
 import { OPERATIONS } from './operations';
 import { KmsStore } from './store';
+import { loopbackHostHeader } from '../loopback-host';
 
 export interface LocalKmsOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -114,15 +115,6 @@ function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
 
 function defaultRegion(): string {
   return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
-}
-
-/** Host header check: only loopback names may address this endpoint. */
-function loopbackHostHeader(host: string | undefined): boolean {
-  if (!host) return false;
-  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host);
-  if (!m) return false;
-  const name = m[1].replace(/^\[|\]$/g, '').toLowerCase();
-  return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 /** The region of a SigV4 `Authorization` header's credential scope (`Credential=AKID/date/region/kms/aws4_request`). */

@@ -1,12 +1,12 @@
 /**
- * CLI: the key service behind a local Lambda-invoke endpoint (DESIGN §8).
+ * CLI: the key service behind a local Lambda-invoke endpoint (README, "Quick start").
  *
  *   node dist/local/lambda/main.js [--function-name keyless-key-service] [--port 3001] [--host 127.0.0.1]
  *
  * Environment: KEYLESS_KEYS (the key service's configuration); for `kms` keys also the AWS SDK's
  * standard variables — AWS_REGION, AWS_ENDPOINT_URL_KMS (e.g. the local KMS endpoint) and
  * credentials (any non-empty values against a local KMS).
- * Prints `lambda: listening on http://127.0.0.1:N` once ready; SIGINT/SIGTERM stop it.
+ * Prints `lambda: listening on http://127.0.0.1:N (node/VERSION)` once ready; SIGINT/SIGTERM stop it.
  */
 import { createHandler, type KeyServiceLogger } from '../../lambdas/key-service/handler';
 import { loadKeysConfigFromEnv } from '../../lambdas/key-service/config';
@@ -79,7 +79,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   }
   const handler = createHandler({ keys, logger: options.logger });
   const server = await startLocalLambda({ port: cli.port, host: cli.host, functions: { [cli.functionName]: handler } });
-  out(`lambda: listening on ${server.url}`);
+  out(`lambda: listening on ${server.url} (node/${process.versions.node})`);
   return server;
 }
 

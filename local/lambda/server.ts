@@ -1,7 +1,8 @@
 /**
  * A local endpoint compatible with the AWS Lambda Invoke REST API as the AWS SDK uses it
- * (`@aws-sdk/client-lambda` InvokeCommand), running registered handlers in-process. Loopback only;
- * no authentication (SigV4 headers are accepted and ignored). DESIGN §8 "locally, no AWS".
+ * (`@aws-sdk/client-lambda` InvokeCommand), running registered handlers in-process. Loopback only,
+ * and only for requests whose Host header names loopback (DNS rebinding); no authentication (SigV4
+ * headers are accepted and ignored): every local user may invoke (README.md, "Quick start").
  *
  *   POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=q]
  *     FunctionName: name, name:qualifier, partial ARN (123456789012:function:name) or full ARN.
@@ -17,6 +18,7 @@
 import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { loopbackHostHeader } from '../loopback-host';
 
 import type { CallLog, RecordedCall } from '../call-log';
 
@@ -108,6 +110,12 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
   server.keepAliveTimeout = 60_000;
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // DNS rebinding: a web page that reaches us through its own name is refused before anything runs.
+    if (!loopbackHostHeader(req.headers.host)) {
+      drain(req);
+      sendError(res, 403, 'AccessDeniedException', 'Host header must name a loopback address');
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname === '/_local/stats' && req.method === 'GET') {
       drain(req);

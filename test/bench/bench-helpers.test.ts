@@ -1,9 +1,12 @@
 /**
  * The benchmark's parsers and chart (no benchmark runs here, nothing timed): what the resumption
  * rows count on the edge's /metrics page, what the latency rows take from the edge's log lines, and
- * that the stacked chart keeps every panel, marker and label.
+ * that the stacked chart keeps every panel, marker and label, and how a traced edge's handshake splits
+ * into phases.
  */
 import { handshakeKinds, parseStackLogs } from './targets';
+import type { PhaseTrace } from './phase-trace-preload';
+import { phaseBreakdown, phasesOf, PHASES } from './phases';
 import { stackedBarChartsSvg } from './report';
 
 describe('handshakeKinds (edge /metrics)', () => {
@@ -88,5 +91,57 @@ describe('stackedBarChartsSvg', () => {
     const height = Number(/height="(\d+)"/.exec(svg)![1]);
     expect(offsets[1]).toBeGreaterThan(100);
     expect(height).toBeGreaterThan(offsets[1] + 100);
+  });
+});
+
+describe('phasesOf (the traced edge, phases.ts)', () => {
+  // One full handshake as phase-trace-preload.ts records it: ClientHello in, first flight out, the key
+  // operation with its Lambda call and HTTP request, CertificateVerify + Finished out, client Finished
+  // in, then the response after the origin hop (the second HTTP request).
+  const trace: PhaseTrace = {
+    reads: [
+      [0.1, 517],
+      [9, 147],
+    ],
+    writes: [
+      [1.5, 1400],
+      [7.5, 322],
+      [11, 250],
+    ],
+    hops: [
+      [3, 5],
+      [9.5, 10.5],
+    ],
+    marks: [
+      ['signTls13CertificateVerify start', 2, 0],
+      ['invoke start', 2.1, 0],
+      ['http request start', 3, 0],
+      ['invoke end', 6, 0],
+      ['signTls13CertificateVerify end', 7, 0],
+      ['http request start', 9.5, 0],
+    ],
+    closedMs: 12,
+  };
+
+  it('splits the handshake into phases and takes the key operation out of the own total', () => {
+    const p = phasesOf(trace)!;
+    const byName = Object.fromEntries(PHASES.map(([name], i) => [name.split(' (')[0], p[i]]));
+    expect(byName['accept → ClientHello read']).toBeCloseTo(0.1);
+    expect(byName['ClientHello read → key operation start']).toBeCloseTo(1.9);
+    expect(byName['key operation: AWS SDK before the HTTP request']).toBeCloseTo(1);
+    expect(byName['key operation: HTTP hop to the key service']).toBeCloseTo(2);
+    expect(byName['key operation: AWS SDK after the response, signature check']).toBeCloseTo(2);
+    expect(byName['key operation end → server flight written']).toBeCloseTo(0.5);
+    expect(byName['flight written → client Finished read']).toBeCloseTo(1.5);
+    expect(byName['edge own total: accept → client Finished, key operation excluded']).toBeCloseTo(4);
+    expect(byName['client Finished read → first response write']).toBeCloseTo(2);
+    expect(byName['socket writes per handshake']).toBe(2);
+  });
+
+  it('leaves out connections without a key operation (resumed, probes) and ones that never finished', () => {
+    expect(phasesOf({ ...trace, marks: [] })).toBeUndefined();
+    expect(phasesOf({ ...trace, reads: [[0.1, 517]] })).toBeUndefined();
+    expect(phasesOf({ ...trace, reads: [] })).toBeUndefined();
+    expect(phaseBreakdown([trace, { ...trace, marks: [] }]).every((r) => r.n === 1)).toBe(true);
   });
 });

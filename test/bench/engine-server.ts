@@ -5,7 +5,8 @@
  * on this process's event loop, like a key held locally.
  *
  * argv: <chain.pem> <key.pem>. Prints {"port":N} once listening. stdin line "stats" → one JSON line
- * {"stats":{"signatures","handshakes","failures"}}; stdin end → exit.
+ * {"stats":{"signatures","handshakes","failures","groups"}} (groups: handshakes per key-exchange group);
+ * stdin end → exit.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -23,8 +24,11 @@ async function main(): Promise<void> {
   const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(fs.readFileSync(chainPath, 'utf8'), 'bench-key')]), keyOperations: keys, alpnProtocols: ['http/1.1'] });
   let handshakes = 0;
   let failures = 0;
+  const groups: Record<string, number> = {};
   server.on('secureConnection', (conn: TlsServerConnection) => {
     handshakes++;
+    const group = conn.handshakeInfo?.group ?? 'none';
+    groups[group] = (groups[group] ?? 0) + 1;
     let head = '';
     const onData = (d: Buffer): void => {
       head += d.toString('latin1');
@@ -40,7 +44,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', (line) => {
-    if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify({ stats: { signatures: keys.signatures, handshakes, failures } })}\n`);
+    if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify({ stats: { signatures: keys.signatures, handshakes, failures, groups } })}\n`);
   });
   const stop = (): void => void server.close(true).then(() => process.exit(0));
   rl.on('close', stop);

@@ -1,5 +1,5 @@
 /**
- * Key-service benchmark (issue 3, "Performance"): TLS 1.3 CertificateVerify signatures through the
+ * Key-service benchmark: TLS 1.3 CertificateVerify signatures through the
  * edge's client and the local Lambda endpoint, per backend, at several concurrencies, and the edge
  * client's own overhead per operation. Not a test: it prints numbers and asserts nothing.
  *

@@ -43,6 +43,8 @@ export interface LoadOptions {
   resume?: boolean;
   /** Use the Node client pool even when h2load is installed (client-side resumption counts). */
   forceNode?: boolean;
+  /** Node client pool only: the key-exchange groups to offer (OpenSSL names, colon-separated). */
+  groups?: string;
 }
 
 export function pickLoadTool(): { tool: LoadTool; reason?: string } {
@@ -108,7 +110,7 @@ async function runH2load(o: LoadOptions): Promise<LoadResult> {
 
 async function runNodePool(o: LoadOptions): Promise<LoadResult> {
   const script = path.join(__dirname, 'node-loadgen.js');
-  const args = { url: o.url, n: o.n, c: o.c, ...(o.tls12Ciphers ? { maxVersion: 'TLSv1.2', ciphers: o.tls12Ciphers } : {}), ...(o.resume ? { resume: true } : {}) };
+  const args = { url: o.url, n: o.n, c: o.c, ...(o.tls12Ciphers ? { maxVersion: 'TLSv1.2', ciphers: o.tls12Ciphers } : {}), ...(o.resume ? { resume: true } : {}), ...(o.groups ? { groups: o.groups } : {}) };
   const r = await runCapture(process.execPath, [script, JSON.stringify(args)], o.timeoutMs);
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   if (!line) return { tool: 'node', requested: o.n, succeeded: 0, failed: o.n, seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs: NaN };
@@ -118,7 +120,7 @@ async function runNodePool(o: LoadOptions): Promise<LoadResult> {
 
 export function runLoad(tool: LoadTool, o: LoadOptions): Promise<LoadResult> {
   // h2load cannot cap the version at TLS 1.2: TLS 1.2 runs always use the Node client pool.
-  return tool === 'h2load' && !o.tls12Ciphers && !o.forceNode ? runH2load(o) : runNodePool(o);
+  return tool === 'h2load' && !o.tls12Ciphers && !o.forceNode && !o.groups ? runH2load(o) : runNodePool(o);
 }
 
 // ---------------------------------------------------------------------------------------------

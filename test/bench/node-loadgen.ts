@@ -4,7 +4,7 @@
  * requests have been started. The fallback load generator when h2load is missing, and the only one
  * that can cap the version at TLS 1.2 or count resumptions on the client side.
  *
- * argv[2]: JSON {url, n, c, maxVersion?, ciphers?, resume?}. Prints one JSON line {succeeded, failed,
+ * argv[2]: JSON {url, n, c, maxVersion?, ciphers?, resume?, groups?}. Prints one JSON line {succeeded, failed,
  * resumed, seconds, cpuMs, protocol, cipher}. `maxVersion: 'TLSv1.2'` (with `ciphers`, an OpenSSL
  * TLS 1.2 cipher list) drives TLS 1.2 handshakes. Without `resume` no session is ever offered, so
  * every handshake is full; with `resume` each loop offers the newest session (ticket) it received
@@ -20,6 +20,8 @@ interface Args {
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   ciphers?: string;
   resume?: boolean;
+  /** OpenSSL group list to offer (`ecdhCurve`), e.g. "X25519MLKEM768" or "X25519"; default: Node's. */
+  groups?: string;
 }
 
 interface State {
@@ -42,6 +44,7 @@ function once(u: URL, a: Args, state: State, session: Buffer | undefined): Promi
       maxVersion: tls12 ? 'TLSv1.2' : 'TLSv1.3',
       ...(a.ciphers ? { ciphers: a.ciphers } : {}),
       ...(session ? { session } : {}),
+      ...(a.groups ? { ecdhCurve: a.groups } : {}),
       ALPNProtocols: ['http/1.1'],
     });
     // TLS 1.3 tickets arrive after the handshake; TLS 1.2 ones within it. Keep the newest.

@@ -1,5 +1,5 @@
 /**
- * The proxy benchmarks of `npm run bench` (issue 6, "Performance"): what the edge does once the
+ * The proxy benchmarks of `npm run bench`: what the edge does once the
  * handshake is over, next to nginx doing the same job on the same machine in the same run.
  *
  *   keep-alive  HTTP requests/s over kept-alive connections: h2load `-c C -m 1` over HTTP/1.1 and

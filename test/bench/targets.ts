@@ -241,7 +241,8 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}, nam
     caPem: stack.caPem,
     stack,
     processes: {
-      edge: () => [s.pids.edge],
+      // The edge process and, with KEYLESS_WORKERS > 1, its worker processes.
+      edge: () => [s.pids.edge, ...childPids(s.pids.edge)],
       'key service': () => [s.pids.keyService],
       'kms+origin': () => [s.pids.devStack],
     },
@@ -309,9 +310,10 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
       } else waiters.shift()?.(j);
     });
   });
-  const stats = (): Promise<{ signatures: number; handshakes: number; failures: number }> =>
+  type EngineStats = { signatures: number; handshakes: number; failures: number; groups: Record<string, number> };
+  const stats = (): Promise<EngineStats> =>
     new Promise((resolve) => {
-      waiters.push((j) => resolve(j.stats as { signatures: number; handshakes: number; failures: number }));
+      waiters.push((j) => resolve(j.stats as EngineStats));
       child.stdin!.write('stats\n');
     });
   return {
@@ -327,7 +329,11 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
       return async () => {
         const s1 = await stats();
         const sig = s1.signatures - s0.signatures;
-        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes` };
+        const groups = Object.entries(s1.groups)
+          .map(([g, n]) => [g, n - (s0.groups[g] ?? 0)] as const)
+          .filter(([, n]) => n > 0)
+          .map(([g, n]) => `${g} ×${n}`);
+        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes; groups ${groups.join(', ') || 'none'}` };
       };
     },
     async stop() {
@@ -416,8 +422,12 @@ const nginxTempPaths = (dir: string): string =>
  * `tickets`: session tickets on, sealed with a 80-byte ticket key file (how an nginx fleet shares
  * ticket keys), still no session cache, TLS 1.2 and 1.3 (the client caps the version). Without it:
  * no cache, no tickets, TLS 1.3 only. Either way one request per connection (`keepalive_timeout 0`).
+ *
+ * `origin` (`http://host:port`): like the edge, nginx proxies every request to that origin's
+ * `/healthz` (`proxy_pass`, HTTP/1.1, an upstream keep-alive pool), so both do the same work per
+ * connection. Without it nginx answers `return 200` itself ("direct": an extra reference only).
  */
-export async function startNginxTarget(pki: ReferencePki, workers: number, opts: { tickets?: boolean } = {}): Promise<Target> {
+export async function startNginxTarget(pki: ReferencePki, workers: number, opts: { tickets?: boolean; origin?: string } = {}): Promise<Target> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-${workers}w-`));
   // Worker processes may run as an unprivileged user: let them reach the folder.
@@ -431,8 +441,13 @@ export async function startNginxTarget(pki: ReferencePki, workers: number, opts:
     fs.writeFileSync(ticketKey, crypto.randomBytes(80), { mode: 0o644 });
     resumption = `ssl_session_cache off;\n  ssl_session_tickets on;\n  ssl_session_ticket_key ${ticketKey};`;
   }
+  const upstream = opts.origin ? `upstream origin { server ${new URL(opts.origin).host}; keepalive 64; keepalive_requests 1000000; }` : '';
+  const location = opts.origin
+    ? 'location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }'
+    : 'location / { default_type text/plain; return 200 "ok\\n"; }';
   const conf = `${nginxMain(dir, workers)}
 http {
+  ${upstream}
   log_format bench '$ssl_session_reused $ssl_protocol';
   access_log ${log} bench;
   ${nginxTempPaths(dir)}
@@ -444,18 +459,18 @@ http {
     ssl_certificate_key ${pki.keyPath};
     ssl_protocols ${opts.tickets ? 'TLSv1.2 TLSv1.3' : 'TLSv1.3'};
     ${opts.tickets ? 'ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;' : ''}
-    location / { default_type text/plain; return 200 "ok\\n"; }
+    ${location}
   }
 }
 `;
   const child = await launchNginx(dir, conf, port);
   const logSize = (): number => (fs.existsSync(log) ? fs.statSync(log).size : 0);
   return {
-    id: `nginx-${workers}w${opts.tickets ? '-tickets' : ''}`,
-    label: opts.tickets ? `nginx ${workers} worker${workers > 1 ? 's' : ''}, tickets (key file)` : `nginx ${workers} worker${workers > 1 ? 's' : ''}, no cache/tickets`,
-    url: `https://127.0.0.1:${port}/`,
+    id: `nginx-${workers}w${opts.tickets ? '-tickets' : ''}${opts.origin ? '' : '-direct'}`,
+    label: `nginx ${workers} worker${workers > 1 ? 's' : ''}, ${opts.tickets ? 'tickets (key file)' : 'no cache/tickets'}${opts.origin ? ', proxy_pass' : ', direct (return 200)'}`,
+    url: `https://127.0.0.1:${port}${opts.origin ? '/healthz' : '/'}`,
     port,
-    path: '/',
+    path: opts.origin ? '/healthz' : '/',
     caPem: pki.caPem,
     processes: { nginx: () => [child.pid!, ...childPids(child.pid!)] },
     async beginWindow() {

@@ -2,7 +2,7 @@
  * `npm run fuzz`: coverage-guided fuzzing of the TLS engine for a bounded time.
  *
  *   FUZZ_SECONDS   total time, split evenly across the targets (default 300)
- *   FUZZ_TARGETS   comma-separated subset: record, handshake-parser, server-tls13, server-tls12
+ *   FUZZ_TARGETS   comma-separated subset: record, handshake-parser, server-tls13, server-tls12, server-mtls
  *   FUZZ_SEED      seed of the mutation stream (default: random, printed so a run can be repeated)
  *   FUZZ_CORPUS_OUT  folder to save coverage-increasing inputs in (default: not saved)
  *

@@ -1,6 +1,6 @@
 /**
  * Fuzz targets. Each one takes an input, runs a piece of the TLS engine on it, and classifies what
- * happened. The invariants (DESIGN §6: "never a crash on any input"):
+ * happened. The invariants (docs/tls-engine.md: never a crash on any input):
  *   - no exception other than a TLS alert escapes a parser or the record layer;
  *   - a connection never fails with an error that is not a protocol outcome (a TypeError or a
  *     RangeError turned into internal_error is a bug, even though the connection survives it);
@@ -11,7 +11,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AlertDescription, PeerAlert, TlsAlert } from '../../edge-proxy/src/tls/alerts';
-import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
+import { CertificateStore, loadCertificate, pemChainToDer } from '../../edge-proxy/src/tls/certificates';
+import { loadClientAuthPolicy } from '../../edge-proxy/src/tls/client-auth';
 import { HandshakeError, TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { createTlsContext, TlsContext } from '../../edge-proxy/src/tls/context';
 import * as ext from '../../edge-proxy/src/tls/extensions';
@@ -20,7 +21,7 @@ import { parseClientHello, parseEcdhClientKeyExchange, parseKeyUpdate, parseRsaC
 import { ContentType, NullProtection, RecordProtection, RecordReader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
 import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
-import { makeTestPki, TestPki } from '../helpers/certs';
+import { makeClientPki, makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { encodeHelloFields, encodeRecord, mutateBytes, mutateFlight, parseHelloFields, Rng } from './mutators';
 import { clientHelloBody, handshakeRecord } from '../helpers/client-hello';
@@ -401,6 +402,46 @@ function tls12SecondFlights(): Buffer[] {
   return [Buffer.concat([ecdhe, ccs, finished]), Buffer.concat([rsa, ccs, finished])];
 }
 
+/**
+ * mTLS: a host whose certificate has `clientAuth: optional`, so a TLS 1.2 client's Certificate —
+ * sent in the clear, before any key is agreed — reaches the chain checks and the hand-written DER
+ * reader (x509-der.ts) that any client can reach on such a host. Seeds: TLS 1.2 ClientHellos, then a
+ * real client chain (leaf and intermediate), then the second-flight material.
+ */
+function mtlsTarget(hellos: Buffer[], second: Buffer[]): FuzzTarget {
+  const pki = makeTestPki();
+  const clients = makeClientPki();
+  const server = pki.leaf('mtls', 'p256', ['localhost']);
+  const keys = new InProcessKeys(new Map([['mtls-key', server.key]]), { now: () => 1_700_000_000_000 });
+  const ctx = createTlsContext({
+    certificates: new CertificateStore([{ ...loadCertificate(server.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', clients.caPem) }]),
+    keyOperations: keys,
+    handshakeTimeoutMs: 120_000,
+  });
+  const alice = clients.issue('alice', { subject: '/O=Example/OU=Fuzz/CN=alice', san: 'email:alice@example.com,DNS:alice.example', issuer: 'intermediate' });
+  const chain = pemChainToDer(alice.chainPem);
+  const certBody = Buffer.concat([u24(chain.reduce((n, c) => n + 3 + c.length, 0)), ...chain.flatMap((c) => [u24(c.length), c])]);
+  const certMsg = Buffer.concat([Buffer.from([11]), u24(certBody.length), certBody]);
+  const certRecord = Buffer.concat([Buffer.from([22, 3, 3, certMsg.length >> 8, certMsg.length & 0xff]), certMsg]);
+  const seeds = hellos.slice(0, 4).flatMap((h) => [Buffer.concat([h, certRecord]), ...second.map((f) => Buffer.concat([h, certRecord, f]))]);
+  return {
+    name: 'server-mtls',
+    description: 'TLS 1.2 server with client certificates (mTLS): client Certificate chains, x509-der.ts',
+    maxLength: 32_768,
+    seeds,
+    mutate: (rng, input, other) => mutateFlight(rng, input, 32_768, other),
+    run: (input) => runConnection(ctx, input),
+    close: () => {
+      pki.cleanup();
+      clients.cleanup();
+    },
+  };
+}
+
+function u24(n: number): Buffer {
+  return Buffer.from([n >> 16, (n >> 8) & 0xff, n & 0xff]);
+}
+
 /** The client hellos in the corpus, or a built one when the corpus is empty (keeps the smoke test honest). */
 function helloSeeds(): Buffer[] {
   const captured = loadCorpus('client-hello');
@@ -427,5 +468,6 @@ export function allTargets(): FuzzTarget[] {
     parserTarget(hellos),
     { ...serverTarget('server-tls13', 'TLS 1.3 server state machine via TlsServerConnection (mutated client flights)', fixture, tls13Seeds), close: cleanup },
     { ...serverTarget('server-tls12', 'TLS 1.2 server state machine (ECDHE and RSA key exchange) via TlsServerConnection', fixture, tls12Seeds), close: cleanup },
+    mtlsTarget(tls12Hellos, second),
   ];
 }

@@ -18,6 +18,8 @@ export interface HelloOptions {
   random?: Buffer;
   /** Extra raw extensions appended at the end. */
   extra?: { type: number; data: Buffer }[];
+  /** Raw bodies that replace the default extension of the same type (or are appended if there is none). */
+  replace?: { type: number; data: Buffer }[];
 }
 
 export function x25519Share(): Buffer {
@@ -40,6 +42,11 @@ export function clientHelloBody(o: HelloOptions = {}): Buffer {
     exts.push({ type: 0, data: new Writer().vec16((w) => w.u8(0).vec16(name)).finish() });
   }
   if (o.alpn) exts.push({ type: 16, data: new Writer().vec16((w) => o.alpn!.forEach((p) => w.vec8(Buffer.from(p)))).finish() });
+  for (const r of o.replace ?? []) {
+    const i = exts.findIndex((e) => e.type === r.type);
+    if (i >= 0) exts[i] = r;
+    else exts.push(r);
+  }
   exts.push(...(o.extra ?? []));
   return new Writer()
     .u16(o.legacyVersion ?? 0x0303)

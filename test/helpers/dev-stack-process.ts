@@ -13,6 +13,7 @@ export interface StackState {
   edgePort: number;
   adminPort: number;
   kmsUrl: string;
+  ssmUrl: string;
   keyServiceUrl: string;
   originUrl: string;
   caPath: string;

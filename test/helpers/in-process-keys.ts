@@ -2,8 +2,9 @@
  * Test double for the key service: the private keys live in the test process and every operation is
  * done with node:crypto — through the key service's OWN code where it matters: the same signing
  * options, the same ServerECDHParams validation, and the same RSA premaster decryption with implicit
- * rejection and master-secret derivation (lambdas/key-service/rsa-premaster). Ticket keys are derived
- * like the service derives them, with HMAC-SHA256 under a test secret instead of KMS GenerateMac.
+ * rejection and master-secret derivation (lambdas/key-service/rsa-premaster). Ticket keys are, for
+ * tests only, HMAC-SHA256 of the epoch under a test secret, so two test servers share them without a
+ * store (the real service makes random keys and stores them: lambdas/key-service/ticket-keys.ts).
  *
  * Used by engine unit tests only; the edge itself always talks to the key service (the integration
  * and interop suites prove that path).
@@ -20,12 +21,14 @@ import {
   keySpecOfKeyObject,
   schemeMatchesKeySpec,
   tls12ServerKeyExchangeContent,
+  tls12ServerRandom,
+  PROTOCOL_VERSION,
   tls13CertificateVerifyContent,
   type PingResult,
   type SignatureSchemeName,
 } from '../../lambdas/key-service/protocol';
 import { prepareRsaDecryptionKey, rsaMasterSecret, type RsaDecryptionKey } from '../../lambdas/key-service/rsa-premaster';
-import { DEFAULT_TICKET_EPOCH_SECONDS, epochOf, ticketKeyMessage } from '../../lambdas/key-service/ticket-keys';
+import { DEFAULT_TICKET_EPOCH_SECONDS, epochOf } from '../../lambdas/key-service/ticket-keys';
 
 /** The default ticket secret: shared by every InProcessKeys, so two test servers resume each other's tickets. */
 export const TEST_TICKET_SECRET = Buffer.from('keyless in-process test ticket secret (not for production)');
@@ -70,13 +73,14 @@ export class InProcessKeys implements KeyOperations {
     return { signature, latencyMs: Date.now() - started };
   }
 
-  async signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult> {
+  async signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult> {
     const started = Date.now();
     await this.injected();
-    if (clientRandom.length !== 32 || serverRandom.length !== 32) throw new KeyOperationError('bad_request', 'randoms must be 32 bytes');
+    if (clientRandom.length !== 32 || serverRandomSeed.length !== 32) throw new KeyOperationError('bad_request', 'clientRandom and serverRandomSeed must be 32 bytes');
     const check = checkServerEcdhParams(params);
     if (!check.ok) throw new KeyOperationError(check.code, check.message);
-    const signature = this.sign(keyName, scheme, tls12ServerKeyExchangeContent(clientRandom, serverRandom, params));
+    // As the key service does: the server random is derived from the seed, never taken from the caller.
+    const signature = this.sign(keyName, scheme, tls12ServerKeyExchangeContent(clientRandom, tls12ServerRandom(serverRandomSeed), params));
     return { signature, latencyMs: Date.now() - started };
   }
 
@@ -104,7 +108,7 @@ export class InProcessKeys implements KeyOperations {
   async ticketKeys(): Promise<TicketKeys> {
     await this.injected();
     const epoch = epochOf(this.now(), this.epochSeconds);
-    const derive = (e: number) => crypto.createHmac('sha256', this.ticketSecret).update(ticketKeyMessage(e)).digest().subarray(0, 32);
+    const derive = (e: number) => crypto.createHmac('sha256', this.ticketSecret).update(`test ticket key ${e}`).digest();
     this.ticketKeyFetches++;
     return {
       epochSeconds: this.epochSeconds,
@@ -121,7 +125,7 @@ export class InProcessKeys implements KeyOperations {
   }
 
   async ping(): Promise<PingResult> {
-    return { service: 'keyless-key-service', protocol: 1, version: 'test', keys: [] };
+    return { service: 'keyless-key-service', protocol: PROTOCOL_VERSION, version: 'test', keys: [] };
   }
 
   private async injected(): Promise<void> {

@@ -2,13 +2,13 @@
 import * as net from 'node:net';
 import * as crypto from 'node:crypto';
 import { HandshakeJoiner, HandshakeMessage, handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handshake-joiner';
-import { ContentType, recordHeader, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
+import { ContentType, RawRecord, recordHeader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
+import { prf12 } from '../../lambdas/key-service/tls12-prf';
 import { KeySchedule, finishedVerifyData, nextTrafficSecret, trafficKeys } from '../../edge-proxy/src/tls/tls13/key-schedule';
 import { Transcript } from '../../edge-proxy/src/tls/transcript';
 import { TLS13_SUITES, CipherSuite } from '../../edge-proxy/src/tls/suites';
 import { Reader } from '../../edge-proxy/src/tls/codec';
 import { clientHelloBody, HelloOptions } from './client-hello';
-
 
 export interface RawExchange {
   received: Buffer;
@@ -63,13 +63,14 @@ export function rawExchange(port: number, chunks: Buffer[], waitMs = 3000, gapMs
 
 const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
 
-interface ClientShare {
+export interface ClientShare {
   group: number;
   share: Buffer;
   agree(peer: Buffer): Buffer;
 }
 
 export function clientShare(group: number): ClientShare {
+  if (group === 0x11ec) return hybridClientShare(crypto.generateKeyPairSync('ml-kem-768').privateKey, crypto.generateKeyPairSync('x25519').privateKey);
   if (group === 0x001d) {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
     return {
@@ -81,6 +82,24 @@ export function clientShare(group: number): ClientShare {
   const ecdh = crypto.createECDH(group === 0x0017 ? 'prime256v1' : 'secp384r1');
   const share = ecdh.generateKeys();
   return { group, share, agree: (peer) => ecdh.computeSecret(peer) };
+}
+
+/**
+ * The client side of X25519MLKEM768 (draft-ietf-tls-ecdhe-mlkem-04 §4): share = encapsulation key ‖
+ * X25519 share; secret = decapsulated ML-KEM secret ‖ X25519 secret.
+ */
+export function hybridClientShare(mlkem: crypto.KeyObject, x25519: crypto.KeyObject): ClientShare {
+  const ek = Buffer.from(crypto.createPublicKey(mlkem).export({ format: 'jwk' }).pub as string, 'base64url');
+  const x = Buffer.from(crypto.createPublicKey(x25519).export({ format: 'jwk' }).x!, 'base64url');
+  return {
+    group: 0x11ec,
+    share: Buffer.concat([ek, x]),
+    agree: (peer) => {
+      const kem = crypto.decapsulate(mlkem, peer.subarray(0, 1088));
+      const dh = crypto.diffieHellman({ privateKey: x25519, publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peer.subarray(1088).toString('base64url') }, format: 'jwk' }) });
+      return Buffer.concat([kem, dh]);
+    },
+  };
 }
 
 function parseExtensionsBlock(r: Reader): Map<number, Buffer> {
@@ -386,3 +405,120 @@ function plainRecordOf(type: ContentType, payload: Buffer): Buffer {
   return Buffer.concat([recordHeader(type, payload.length), payload]);
 }
 
+
+// ---- A raw TLS 1.2 client that resumes from a session ticket ----------------------------------------
+//
+// Resumption is where RFC 5077 §3.4 matters (a ticket with an empty session id must resume), and no
+// real client sends an empty session id with its ticket, so this one does, with the engine's record
+// protection and the key service's PRF; it checks the server's Finished and then echoes data.
+
+export interface Tls12Resumption {
+  /** The session id in the ServerHello. */
+  sessionId: Buffer;
+  /** Handshake message types the server sent in the clear, in order, before its ChangeCipherSpec. */
+  messageTypes: number[];
+  /** Whether a ChangeCipherSpec and a Finished that verifies under the ticket's master secret followed. */
+  finishedVerifies: boolean;
+  /** What came back after our Finished and `appData`. */
+  echoed: Buffer;
+  alert?: number;
+}
+
+export async function resumeTls12(
+  port: number,
+  o: { ticket: Buffer; master: Buffer; suite: CipherSuite; sessionId: Buffer; extendedMasterSecret: boolean; appData: Buffer },
+): Promise<Tls12Resumption> {
+  const sock = net.connect(port, '127.0.0.1');
+  const stream = new RawRecordStream(sock);
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  const extra = [{ type: 35, data: o.ticket }, ...(o.extendedMasterSecret ? [{ type: 23, data: Buffer.alloc(0) }] : [])];
+  const ch = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ versions: null, suites: [o.suite.id], sessionId: o.sessionId, extra }));
+  const clientRandom = ch.subarray(6, 38);
+  sock.write(plainRecordOf(ContentType.handshake, ch));
+  const transcript = new Transcript(o.suite.hash);
+  transcript.update(ch);
+  const result: Tls12Resumption = { sessionId: Buffer.alloc(0), messageTypes: [], finishedVerifies: false, echoed: Buffer.alloc(0) };
+  const joiner = new HandshakeJoiner(1 << 20);
+  let serverRandom = Buffer.alloc(32);
+  const deadline = Date.now() + 10_000;
+  let rec = await stream.next(deadline);
+  while (rec && rec.type === ContentType.handshake) {
+    joiner.push(rec.fragment);
+    for (let m = joiner.next(); m; m = joiner.next()) {
+      result.messageTypes.push(m.type);
+      if (m.type === HandshakeType.server_hello) {
+        serverRandom = Buffer.from(m.body.subarray(2, 34));
+        result.sessionId = Buffer.from(m.body.subarray(35, 35 + m.body[34]));
+      }
+      transcript.update(m.raw);
+    }
+    rec = await stream.next(deadline);
+  }
+  if (rec?.type === ContentType.alert) result.alert = rec.fragment[1];
+  if (rec?.type !== ContentType.change_cipher_spec) {
+    sock.destroy();
+    return result;
+  }
+  const k = o.suite.keyLength;
+  const iv = o.suite.fixedIvLength!;
+  const block = prf12(o.suite.hash, o.master, 'key expansion', Buffer.concat([serverRandom, clientRandom]), 2 * k + 2 * iv);
+  const read = new Tls12Protection(o.suite.aead, block.subarray(k, 2 * k), block.subarray(2 * k + iv), o.suite.recordIvLength!);
+  const write = new Tls12Protection(o.suite.aead, block.subarray(0, k), block.subarray(2 * k, 2 * k + iv), o.suite.recordIvLength!);
+  const finRecord = await stream.next(deadline);
+  if (!finRecord) return result;
+  const fin = read.open(finRecord).plaintext;
+  result.finishedVerifies = fin.subarray(4).equals(prf12(o.suite.hash, o.master, 'server finished', transcript.digest(), 12));
+  transcript.update(fin);
+  const clientFin = handshakeMessage(HandshakeType.finished, prf12(o.suite.hash, o.master, 'client finished', transcript.digest(), 12));
+  sock.write(Buffer.concat([plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])), write.seal(ContentType.handshake, clientFin), write.seal(ContentType.application_data, o.appData)]));
+  while (result.echoed.length < o.appData.length) {
+    const r = await stream.next(deadline);
+    if (!r) break;
+    const opened = read.open(r);
+    if (opened.type === ContentType.alert) result.alert = opened.plaintext[1];
+    if (opened.type === ContentType.application_data) result.echoed = Buffer.concat([result.echoed, opened.plaintext]);
+  }
+  sock.destroy();
+  return result;
+}
+
+/** Records from a socket, as they arrive. */
+class RawRecordStream {
+  private input = Buffer.alloc(0);
+  private closed = false;
+  private waiter?: () => void;
+
+  constructor(sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.input = Buffer.concat([this.input, d]);
+      this.wake();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async next(deadline: number): Promise<RawRecord | null> {
+    while (true) {
+      if (this.input.length >= 5 && this.input.length >= 5 + this.input.readUInt16BE(3)) {
+        const len = this.input.readUInt16BE(3);
+        const rec = { type: this.input[0], header: this.input.subarray(0, 5), fragment: this.input.subarray(5, 5 + len) };
+        this.input = this.input.subarray(5 + len);
+        return rec;
+      }
+      if (this.closed || Date.now() > deadline) return null;
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+        setTimeout(resolve, Math.max(1, deadline - Date.now())).unref();
+      });
+    }
+  }
+}

@@ -1,5 +1,5 @@
 /**
- * Configuration: typed props and cdk.json context, validated with clear errors (issue 5 §5).
+ * Configuration: typed props and cdk.json context, validated with clear errors that name the field and the fix.
  * No synthesis here except the two cases that fail while the stacks are being built.
  */
 import { randomBytes } from 'node:crypto';
@@ -53,6 +53,11 @@ describe('defaults', () => {
     expect(c.edge).toMatchObject({ origin: 'tcp://origin.internal:9000', proxyMode: 'tcp', originProxyProtocol: true, logSampleRate: 0.25 });
   });
 
+  test('key-exchange groups: the edge default (hybrid first) unless configured', () => {
+    expect(resolve(minimal).edge.groups).toEqual(['X25519MLKEM768', 'x25519', 'secp256r1', 'secp384r1']);
+    expect(resolve({ ...minimal, edge: { origin: 'http://o.example.com', groups: ['x25519', 'X25519MLKEM768'] } }).edge.groups).toEqual(['x25519', 'X25519MLKEM768']);
+  });
+
   test('the example configuration in cdk.json is valid once its operator placeholder is replaced, and refused before', () => {
     const sample = cdkJsonContext().keyless as Record<string, unknown>;
     expect(problems(sample)).toEqual([expect.stringMatching(/^keyless\.operators: still the sample placeholder: name the IAM role .*-c keyless:operators=/)]);
@@ -91,13 +96,17 @@ describe('rejections name the field and the fix', () => {
       { ...minimal, keys: [{ name: 's', custody: 'sealed', sealedKey: 'A'.repeat(100), publicKey: Buffer.from('not a key').toString('base64') }] },
       /publicKey: expected the base64 DER SubjectPublicKeyInfo of an RSA/,
     ],
-    ['missing origin', { ...minimal, edge: {} }, /edge\.origin: required: an http:\/\/ URL/],
+    ['missing origin', { ...minimal, edge: {} }, /edge\.origin: required: an http:\/\/ or https:\/\/ URL/],
     ['origin with credentials', { ...minimal, edge: { origin: 'http://user:pw@origin.example.com' } }, /edge\.origin/],
-    // The edge speaks plaintext to the origin and refuses https:// at startup: refuse it at synth.
-    ['https origin', { ...minimal, edge: { origin: 'https://origin.example.com' } }, /edge\.origin: required: an http:\/\/ URL .* does not speak TLS to the origin/],
+    ['origin with a path', { ...minimal, edge: { origin: 'https://origin.example.com/app' } }, /edge\.origin: required: an http:\/\/ or https:\/\/ URL without credentials or path/],
+    ['route without hosts', { ...minimal, edge: { origin: 'http://o.example.com', routes: [{ origin: 'https://a.internal' }] } }, /edge\.routes\[0\]\.hosts: a non-empty list/],
+    ['route address that is a name', { ...minimal, edge: { origin: 'http://o.example.com', routes: [{ hosts: ['a.example.com'], origin: 'https://a.internal', addresses: ['a.internal:443'] }] } }, /edge\.routes\[0\]\.addresses: a non-empty list of "ipv4:port"/],
+    ['bad origin security group', { ...minimal, edge: { origin: 'http://o.example.com', originSecurityGroupId: 'default' } }, /edge\.originSecurityGroupId: a security group id/],
     ['tcp origin in http mode', { ...minimal, edge: { origin: 'tcp://origin.example.com:9000' } }, /edge\.origin: .*proxyMode "tcp"/],
-    ['tcp mode without a port', { ...minimal, edge: { origin: 'tcp://origin.example.com', proxyMode: 'tcp' } }, /edge\.origin: required in proxyMode "tcp": tcp:\/\/host:port/],
+    ['tcp mode without a port', { ...minimal, edge: { origin: 'tcp://origin.example.com', proxyMode: 'tcp' } }, /edge\.origin: required in proxyMode "tcp": tcp:\/\/host:port or tls:\/\/host:port/],
     ['unknown proxy mode', { ...minimal, edge: { origin: 'http://o.example.com', proxyMode: 'udp' } }, /edge\.proxyMode: "udp" is invalid/],
+    ['unknown key-exchange group', { ...minimal, edge: { origin: 'http://o.example.com', groups: ['x25519', 'X448'] } }, /edge\.groups: \["x25519","X448"\] is invalid: a non-empty list of X25519MLKEM768, x25519/],
+    ['only a hybrid group', { ...minimal, edge: { origin: 'http://o.example.com', groups: ['X25519MLKEM768'] } }, /edge\.groups: .* at least one classic group/],
     ['log sample rate above 1', { ...minimal, edge: { origin: 'http://o.example.com', logSampleRate: 2 } }, /edge\.logSampleRate: 2 is invalid: a fraction 0\.\.1/],
     ['Fargate size', { ...minimal, edge: { origin: 'http://o.example.com', cpu: 256, memoryMiB: 4096 } }, /edge\.memoryMiB: 4096 MiB is not valid with cpu 256/],
     ['min above max', { ...minimal, edge: { origin: 'http://o.example.com', minTasks: 5, maxTasks: 2 } }, /minTasks \(5\) exceeds maxTasks \(2\)/],
@@ -113,7 +122,7 @@ describe('rejections name the field and the fix', () => {
       { ...minimal, edge: { origin: 'http://o.example.com', targetConnectionsPerTask: 20000 } },
       /edge\.targetConnectionsPerTask: \(20000\) must stay under 80% of maxConnectionsPerTask \(20000\), or tasks refuse connections before scale-out/,
     ],
-    ['KMS budget too thin for the fleet', { ...minimal, edge: { origin: 'http://o.example.com', kmsBudget: 30, maxTasks: 20 } }, /edge\.kmsBudget: \(30\/s\) leaves each of up to 20 tasks under 2 key operations per second/],
+    ['KMS budget too thin for the fleet', { ...minimal, edge: { origin: 'http://o.example.com', kmsBudget: 30, maxTasks: 20 } }, /edge\.kmsBudget: \(30\/s\) leaves each of up to 40 tasks \(maxTasks 20, doubled during a rolling deploy\) under 2 key operations per second/],
     ['no NAT without private endpoints', { ...minimal, edge: { origin: 'http://10.80.0.5', natGateways: 0, privateEndpoints: false } }, /edge\.natGateways: 0 needs edge\.privateEndpoints true/],
     ['no NAT with key services in other regions', { ...minimal, regions: ['eu-west-1', 'eu-central-1'], edge: { origin: 'http://10.80.0.5', natGateways: 0 } }, /edge\.natGateways: 0 cannot reach the key services of other regions/],
     ['operator placeholder', { ...minimal, operators: ['arn:aws:iam::111122223333:role/REPLACE-ME'] }, /operators: still the sample placeholder/],

@@ -1,6 +1,6 @@
 /**
  * One-region deployment with every custody mode: the key-service stack and the edge stack, checked
- * against each promise of issue 5 (least privilege, isolation, scaling, observability), cdk-nag
+ * against each promise of docs/deploy.md (least privilege, isolation, scaling, observability), cdk-nag
  * AwsSolutions and cfn-lint. One synthesis, shared by every test in this file.
  */
 import * as fs from 'node:fs';
@@ -71,8 +71,9 @@ afterAll(() => s?.cleanup());
 
 const ofType = (t: CfnTemplate, type: string) => resourcesOfType(t, type);
 const fnEntry = () => ofType(ks, 'AWS::Lambda::Function').find(([, r]) => r.Properties?.VpcConfig)!;
+const endpointOf = (service: 'kms' | 'ssm') => ofType(ks, 'AWS::EC2::VPCEndpoint').find(([, r]) => JSON.stringify(r.Properties!.ServiceName).includes(`.${service}"`))!;
 
-describe('key-service network: isolated, no way out but the KMS endpoint', () => {
+describe('key-service network: isolated, no way out but the KMS and SSM endpoints', () => {
   test('no NAT gateway, no internet gateway, no public IP, no route anywhere', () => {
     for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::EIP', 'AWS::EC2::Route', 'AWS::EC2::VPCGatewayAttachment']) {
       expect(ofType(ks, type)).toHaveLength(0);
@@ -97,33 +98,37 @@ describe('key-service network: isolated, no way out but the KMS endpoint', () =>
       PrivateDnsEnabled: true,
       ServiceName: { 'Fn::Join': ['', ['com.amazonaws.', { Ref: 'AWS::Region' }, '.kms']] },
     });
-    expect(ofType(ks, 'AWS::EC2::VPCEndpoint')).toHaveLength(1);
+    // The other one: SSM, for the ticket-key store (test/infra/ticket-key-store.test.ts).
+    expect(ofType(ks, 'AWS::EC2::VPCEndpoint')).toHaveLength(2);
   });
 
   test('endpoint policy: only the key-service role, only the KMS actions of its modes, only this account\'s keys', () => {
-    const [, ep] = onlyResource(ks, 'AWS::EC2::VPCEndpoint');
+    const [, ep] = endpointOf('kms');
     const [roleId] = keyServiceRole();
     const st: Statement[] = ep.Properties!.PolicyDocument.Statement;
-    expect(st).toHaveLength(1);
-    expect(st[0].Principal).toEqual({ AWS: { 'Fn::GetAtt': [roleId, 'Arn'] } });
-    expect(asArray(st[0].Action).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateMac', 'kms:GetPublicKey', 'kms:Sign']);
-    expect(render(st[0].Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*');
+    expect(st).toHaveLength(2); // signing and unsealing; the ticket-key envelope
+    for (const x of st) {
+      expect(x.Principal).toEqual({ AWS: { 'Fn::GetAtt': [roleId, 'Arn'] } });
+      expect(render(x.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*');
+    }
+    const bySid = Object.fromEntries(st.map((x) => [x.Sid, asArray<string>(x.Action).sort()]));
+    expect(bySid).toEqual({ OnlyTheKeyServiceRole: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign'], KeyServiceTicketKeyEnvelope: ['kms:Decrypt', 'kms:Encrypt'] });
   });
 
-  test('function security group: no ingress, egress only to the endpoint security group on 443', () => {
+  test('function security group: no ingress, egress only to the endpoints\' security groups on 443', () => {
     const [, fn] = fnEntry();
     const fnSg = fn.Properties!.VpcConfig.SecurityGroupIds[0]['Fn::GetAtt'][0];
     const sg = ks.Resources[fnSg].Properties!;
     expect(sg.SecurityGroupIngress ?? []).toHaveLength(0);
     expect(sg.SecurityGroupEgress ?? []).toHaveLength(0); // only the separate rule below
     const egress = ofType(ks, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === fnSg);
-    expect(egress).toHaveLength(1);
-    const [, rule] = egress[0];
-    const endpointSg = onlyResource(ks, 'AWS::EC2::VPCEndpoint')[1].Properties!.SecurityGroupIds[0]['Fn::GetAtt'][0];
-    expect(rule.Properties).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, DestinationSecurityGroupId: { 'Fn::GetAtt': [endpointSg, 'GroupId'] } });
+    expect(egress).toHaveLength(2);
+    const endpointSgs = (['kms', 'ssm'] as const).map((svc) => endpointOf(svc)[1].Properties!.SecurityGroupIds[0]['Fn::GetAtt'][0] as string);
+    for (const [, rule] of egress) expect(rule.Properties).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+    expect(egress.map(([, rule]) => rule.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0]).sort()).toEqual(endpointSgs.sort());
     const ingress = ofType(ks, 'AWS::EC2::SecurityGroupIngress');
-    expect(ingress).toHaveLength(1);
-    expect(ingress[0][1].Properties).toMatchObject({ FromPort: 443, ToPort: 443, SourceSecurityGroupId: { 'Fn::GetAtt': [fnSg, 'GroupId'] } });
+    expect(ingress).toHaveLength(2);
+    for (const [, rule] of ingress) expect(rule.Properties).toMatchObject({ FromPort: 443, ToPort: 443, SourceSecurityGroupId: { 'Fn::GetAtt': [fnSg, 'GroupId'] } });
   });
 
   test('VPC flow logs, all traffic, retained', () => {
@@ -173,14 +178,14 @@ describe('key-service function', () => {
     expect(ks.Resources[lg].DeletionPolicy).toBe('Retain');
   });
 
-  test('goes live only after its keys, their aliases and the KMS endpoint exist', () => {
+  test('goes live only after its keys, their aliases, its grants and the KMS and SSM endpoints exist', () => {
     const [, fn] = fnEntry();
     const deps = asArray(fn.DependsOn);
-    const needed = [...ofType(ks, 'AWS::KMS::Alias'), ...ofType(ks, 'AWS::EC2::VPCEndpoint')].map(([id]) => id);
+    const needed = [...ofType(ks, 'AWS::KMS::Alias'), ...ofType(ks, 'AWS::EC2::VPCEndpoint'), ...ofType(ks, 'AWS::IAM::Policy').filter(([id]) => id.startsWith('TicketKeys'))].map(([id]) => id);
     expect(deps).toEqual(expect.arrayContaining(needed));
   });
 
-  test('runtime contract: KEYLESS_KEYS and KEYLESS_TICKET_MAC_KEY_ID', () => {
+  test('runtime contract: KEYLESS_KEYS and the ticket-key store', () => {
     const [, fn] = fnEntry();
     const env = fn.Properties!.Environment.Variables;
     const keys = JSON.parse(render(env.KEYLESS_KEYS, PSEUDO));
@@ -192,7 +197,10 @@ describe('key-service function', () => {
       // Key generations made by `keyless keys create` / `keyless rotate` are served without a redeploy.
       { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/prod/keys/' },
     ]); // "next" is not provisioned yet, so it is not served
-    expect(render(env.KEYLESS_TICKET_MAC_KEY_ID, PSEUDO)).toBe(arn('ticket-mac'));
+    const [ticketKeyId] = ofType(ks, 'AWS::KMS::Key').find(([, k]) => /session-ticket/.test(k.Properties!.Description))!;
+    expect(env.KEYLESS_TICKET_KEY_ID).toEqual({ 'Fn::GetAtt': [ticketKeyId, 'Arn'] });
+    expect(env).toMatchObject({ KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/', KEYLESS_TICKET_EPOCH_SECONDS: '3600', KEYLESS_TICKET_EPOCHS_ACCEPTED: '2' });
+    expect(env.KEYLESS_TICKET_MAC_KEY_ID).toBeUndefined();
     expect(env).toMatchObject({ POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace, KEYLESS_DEPLOYMENT: 'prod' });
   });
 });
@@ -209,8 +217,11 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
         'kms:DescribeKey',
         // sealed custody
         'kms:Decrypt',
-        // ticket keys
-        'kms:GenerateMac',
+        // ticket keys: the envelope and the store
+        'kms:Encrypt',
+        'ssm:GetParameter',
+        'ssm:PutParameter',
+        'ssm:DeleteParameter',
         // logging
         'logs:CreateLogStream',
         'logs:PutLogEvents',
@@ -228,7 +239,8 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
 
   test('KMS permissions follow aliases (rotation needs no IAM change) and the deployment tag, and carry the algorithm conditions', () => {
     const [roleId] = keyServiceRole();
-    const kmsSt = roleStatements(ks, roleId).filter((st) => asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
+    // The ticket-key envelope is one fixed key, named by ARN (test/infra/ticket-key-store.test.ts).
+    const kmsSt = roleStatements(ks, roleId).filter((st) => st.Sid !== 'TicketKeyEnvelope' && asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
     const aliasesOf = (st: Statement): string[] =>
       st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ?? st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
     const TAG = 'aws:ResourceTag/keyless:deployment';
@@ -260,11 +272,7 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
     });
     const decrypt = kmsSt.find((st) => asArray(st.Action).includes('kms:Decrypt'))!;
     expect(decrypt.Condition.StringEquals).toEqual({ 'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'], 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT', [TAG]: 'prod' });
-    const mac = kmsSt.find((st) => asArray(st.Action).includes('kms:GenerateMac'))!;
-    expect(mac.Condition).toMatchObject({
-      'ForAnyValue:StringEquals': { 'kms:ResourceAliases': ['alias/keyless/prod/ticket-mac'] },
-      StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' },
-    });
+    expect(roleStatements(ks, roleId).some((st) => asArray(st.Action).includes('kms:GenerateMac'))).toBe(false);
   });
 
   test('the keys the CDK creates carry the deployment tag the role requires', () => {
@@ -313,10 +321,11 @@ describe('keys and key policies', () => {
     }
   });
 
-  test('ticket HMAC key and sealed wrapping key', () => {
-    const [, mac] = keyNamed(/session-ticket/);
-    expect(mac.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', PendingWindowInDays: 14 });
-    expect(mac.DeletionPolicy).toBe('Retain');
+  test('ticket-key envelope key and sealed wrapping key; no HMAC key', () => {
+    const [, ticket] = keyNamed(/session-ticket/);
+    expect(ticket.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true, PendingWindowInDays: 14 });
+    expect(ticket.DeletionPolicy).toBe('Retain');
+    expect(keys().some(([, k]) => k.Properties!.KeySpec === 'HMAC_256')).toBe(false);
     const [, wrap] = keyNamed(/wraps sealed-custody/);
     expect(wrap.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true, PendingWindowInDays: 14 });
     expect(wrap.DeletionPolicy).toBe('Retain');
@@ -325,8 +334,9 @@ describe('keys and key policies', () => {
 
   test('every use statement: only the key-service role, only through its VPC endpoint, only its mode\'s action', () => {
     const [roleId] = keyServiceRole();
-    const [epId] = onlyResource(ks, 'AWS::EC2::VPCEndpoint');
-    const expected: Record<string, string[]> = { SIGN_VERIFY: ['kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign'], GENERATE_VERIFY_MAC: ['kms:GenerateMac'], ENCRYPT_DECRYPT: ['kms:Decrypt'] };
+    const [epId] = endpointOf('kms');
+    const expected = (k: { Properties?: Record<string, unknown> }): string[] =>
+      k.Properties!.KeyUsage === 'SIGN_VERIFY' ? ['kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign'] : /session-ticket/.test(String(k.Properties!.Description)) ? ['kms:Decrypt', 'kms:Encrypt'] : ['kms:Decrypt'];
     for (const [, k] of keys()) {
       const st: Statement[] = k.Properties!.KeyPolicy.Statement;
       const use = st.filter((x) => x.Condition?.ArnEquals?.['aws:PrincipalArn']);
@@ -335,14 +345,15 @@ describe('keys and key policies', () => {
         expect(u.Condition.ArnEquals['aws:PrincipalArn']).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
         expect(u.Condition.StringEquals['aws:SourceVpce']).toEqual({ Ref: epId });
       }
-      expect(allowedActions(use)).toEqual(expected[k.Properties!.KeyUsage]);
+      expect(allowedActions(use)).toEqual(expected(k));
       const sign = use.find((u) => asArray(u.Action).includes('kms:Sign'));
       if (sign) {
         expect(sign.Condition.StringEquals['kms:MessageType']).toBe('RAW');
         expect(sign.Condition.StringEquals['kms:SigningAlgorithm'].length).toBeGreaterThan(0);
       }
       const decrypt = use.find((u) => asArray(u.Action).includes('kms:Decrypt'));
-      if (decrypt) expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:key-name']).toEqual(['legacy', 'next']);
+      if (decrypt && /session-ticket/.test(k.Properties!.Description)) expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:deployment']).toBe('prod');
+      else if (decrypt) expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:key-name']).toEqual(['legacy', 'next']);
     }
   });
 
@@ -415,12 +426,15 @@ describe('edge fleet', () => {
       KEYLESS_ORIGIN: 'http://origin.internal.example.com:8080',
       KEYLESS_PROXY_PROTOCOL: '1',
       KEYLESS_PROXY_MODE: 'http',
+      // The edge's default groups, post-quantum hybrid first (edge.groups in the config).
+      KEYLESS_GROUPS: 'X25519MLKEM768,x25519,secp256r1,secp384r1',
       // The drain matches the NLB deregistration delay (45 s here), within the 120 s stop timeout.
       KEYLESS_DRAIN_TIMEOUT_MS: '45000',
-      // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks.
+      // Scaling and admission: the connection cap, and the fleet KMS budget split over the most tasks
+      // that can admit at once (12, doubled during a rolling deploy).
       KEYLESS_MAX_CONNECTIONS: '20000',
       KEYLESS_KMS_BUDGET: '240',
-      KEYLESS_FLEET_MAX_TASKS: '12',
+      KEYLESS_FLEET_MAX_TASKS: '24',
       // HTTP readiness checks from the NLB reach the admin listener.
       KEYLESS_ADMIN_HOST: '0.0.0.0',
     });
@@ -528,6 +542,12 @@ describe('edge fleet', () => {
       },
     });
     t.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 2);
+    // `keyless fleet scale` reads the budget split the edges were given, so it can refuse a maximum
+    // that would break it (bin/cli/fleet.ts).
+    const [, fleet] = Object.entries(t.findResources('AWS::SSM::Parameter')).find(([, r]) => (r as { Properties: { Name?: string } }).Properties.Name?.endsWith('/fleet'))!;
+    const p = (fleet as { Properties: { Name: string; Value: string } }).Properties;
+    expect(p.Name).toMatch(/^\/keyless\/[a-z0-9-]+\/fleet$/);
+    expect(JSON.parse(p.Value)).toEqual({ kmsBudget: 240, maxTasks: 24, maximumPercent: 200 });
   });
 
   test('task role: invoke the key-service alias and read certificates, nothing else; no KMS anywhere in the edge', () => {
@@ -556,7 +576,7 @@ describe('edge fleet', () => {
   });
 
   test('certificates in SSM under the deployment prefix, advanced tier, in the runtime JSON shape', () => {
-    const params = ofType(edge, 'AWS::SSM::Parameter');
+    const params = ofType(edge, 'AWS::SSM::Parameter').filter(([, p]) => String(p.Properties!.Name).startsWith('/keyless/prod/certs/'));
     expect(params.map(([, p]) => p.Properties!.Name).sort()).toEqual(['/keyless/prod/certs/legacy', '/keyless/prod/certs/www']);
     for (const [, p] of params) {
       expect(p.Properties).toMatchObject({ Tier: 'Advanced', Type: 'String' });

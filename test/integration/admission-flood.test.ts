@@ -1,5 +1,5 @@
 /**
- * Admission control under a flood (issue 6 item 3): many clients opening full handshakes as fast as
+ * Admission control under a flood: many clients opening full handshakes as fast as
  * they can against the real edge assembly in front of the real key-service handler. Counted on the
  * key-service side, the key-operation rate stays within the configured budget (burst + rate × time);
  * refused handshakes get `handshake_failure` at once and are counted; resumptions keep succeeding

@@ -13,7 +13,8 @@ import { runPeer, httpGet } from '../helpers/peers';
 let stack: StackProcess;
 
 beforeAll(async () => {
-  stack = await startStackProcess();
+  // The production key-operation deadline (1 s): the fail-fast bounds below are asserted against it.
+  stack = await startStackProcess({ KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: '1000' });
 }, 90_000);
 
 afterAll(async () => {

@@ -1,5 +1,5 @@
 /**
- * Key-service faults (issue 3 item 9), end to end in one process: the real edge assembly
+ * Key-service faults, end to end in one process: the real edge assembly
  * (`startEdge`: TLS engine, KeyServiceClient, FailoverTarget over real AWS SDK Lambda clients) in
  * front of the real key-service handler (file keys) behind local Lambda-invoke endpoints, driven
  * with real TLS handshakes from Node's `tls`.
@@ -68,9 +68,9 @@ function keyService(which: Service): LocalLambdaHandler {
         await sleep(3 * DEADLINE_MS);
         return real(event, context);
       case 'throttled':
-        return { v: 1, id, ok: false, error: { code: 'throttled', message: 'KMS request rate exceeded' } };
+        return { v: 2, id, ok: false, error: { code: 'throttled', message: 'KMS request rate exceeded' } };
       case 'garbage':
-        return { v: 1, id, ok: true, result: { signature: 'this is not base64!', backendMs: 1 } };
+        return { v: 2, id, ok: true, result: { signature: 'this is not base64!', backendMs: 1 } };
       case 'wrong-key':
         return impostor(event, context);
       default:

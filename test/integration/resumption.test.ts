@@ -1,7 +1,8 @@
 /**
  * Fleet-wide resumption on real processes: the local stack's edge (A) and a second edge process (B)
  * against the same key service. A full handshake on A resumes on B with no key operation; with the
- * key service stopped, resumptions still succeed while full handshakes fail fast.
+ * key service stopped, resumptions still succeed while full handshakes fail fast. The fleet's ticket
+ * key lives in the local SSM Parameter Store only as KMS ciphertext, with an Expiration policy.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,13 +10,15 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { REPO_ROOT, startStackProcess, StackProcess } from '../helpers/dev-stack-process';
 import { havePeer, runPeer, httpGet } from '../helpers/peers';
+import { DescribeParametersCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 let stack: StackProcess;
 let edgeB: ChildProcess;
 let portB: number;
 
 beforeAll(async () => {
-  stack = await startStackProcess();
+  // The production key-operation deadline (1 s): full handshakes must fail fast while the key service is stopped.
+  stack = await startStackProcess({ KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: '1000' });
   const config = JSON.parse(fs.readFileSync(path.join(stack.dir, 'edge.json'), 'utf8')) as Record<string, unknown>;
   const fileB = path.join(stack.dir, 'edge-b.json');
   fs.writeFileSync(fileB, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }));
@@ -86,6 +89,26 @@ describe('resumption across edges', () => {
     const b = await runPeer('openssl', [...args(portB), '-sess_in', sess], { input: httpGet('/api/tls') });
     expect(b.stdout).toContain('Reused, TLSv1.3');
     expect(b.stdout).toMatch(/"resumed": ?true/);
+  });
+});
+
+describe('the ticket-key store', () => {
+  it('holds the current epoch as one Advanced-tier parameter of KMS ciphertext, with an Expiration policy', async () => {
+    await handshake(stack.state.edgePort);
+    const ssm = new SSMClient({ endpoint: stack.state.ssmUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      const epoch = Math.floor(Date.now() / 3_600_000);
+      const listed = await ssm.send(new GetParametersByPathCommand({ Path: '/keyless/dev/ticket-keys/' }));
+      const names = (listed.Parameters ?? []).map((p) => p.Name);
+      expect(names).toContain(`/keyless/dev/ticket-keys/${epoch}`);
+      expect(names.every((n) => Number(n!.split('/').pop()) >= epoch - 1)).toBe(true);
+      const value = Buffer.from(listed.Parameters!.find((p) => p.Name === `/keyless/dev/ticket-keys/${epoch}`)!.Value!, 'base64');
+      expect(value.length).toBeGreaterThan(32); // a KMS ciphertext blob, not the 32-byte key
+      const described = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [`/keyless/dev/ticket-keys/${epoch}`] }] }));
+      expect(described.Parameters?.[0]).toMatchObject({ Tier: 'Advanced', Policies: [expect.objectContaining({ PolicyType: 'Expiration' })] });
+    } finally {
+      ssm.destroy();
+    }
   });
 });
 

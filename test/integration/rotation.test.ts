@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 10: a full key rotation on the local stack (`keyless dev` as a child process) while a
+ * A full key rotation on the local stack (`keyless dev` as a child process) while a
  * load generator keeps opening new TLS connections. Every step runs through the `keyless` binary
  * (`rotate ... --local`), as an operator would:
  *

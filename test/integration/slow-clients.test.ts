@@ -1,5 +1,5 @@
 /**
- * Slow clients (issue 6 item 4): an edge in this process with small deadlines, attacked by
+ * Slow clients: an edge in this process with small deadlines, attacked by
  *   (a) slowloris on partial TLS records — a record header, then a few bytes of its body at a time;
  *   (b) clients that complete the handshake and then dribble an HTTP request head byte by byte,
  *       and clients that complete it and then send nothing;

@@ -101,7 +101,7 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('`/api/tls` answer (what the edge negotiated) is asserted: protocol, key exchange, and a signature');
   lines.push('scheme of the key type under test. One edge process per key type serves only that certificate,');
   lines.push('so the peer cannot fall back to another one. Cells that are impossible by design — TLS 1.2 RSA key');
-  lines.push('exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (DESIGN §2.1), and an');
+  lines.push('exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (docs/architecture.md, "Facts that shape the design"), and an');
   lines.push('ECDSA key cannot do RSA key exchange at all — are asserted to be refused with a `handshake_failure`');
   lines.push('alert (seen in the edge log, and in the peer\'s own error where it prints one).');
   lines.push('');
@@ -123,6 +123,20 @@ export function renderInteropDoc(r: MatrixRecord): string {
     }
     lines.push('');
   }
+  lines.push('## Post-quantum key exchange (X25519MLKEM768)');
+  lines.push('');
+  lines.push('The edge prefers the hybrid X25519MLKEM768 in TLS 1.3 ([TLS engine](tls-engine.md#key-exchange-groups));');
+  lines.push('TLS 1.2 has no hybrid group. The group each peer negotiated with its default settings, from the');
+  lines.push('TLS 1.3 cells above (the test asserts the hybrid for Node 24 and Chromium, which offer it by default):');
+  lines.push('');
+  lines.push('| peer | TLS 1.3 group | X25519MLKEM768 |');
+  lines.push('|---|---|---|');
+  for (const peer of PEERS) {
+    const groups = [...new Set(r.cells.filter((c) => c.peer === peer && c.protocol === 'tls13' && c.outcome === 'ok').map((c) => c.group ?? '?'))];
+    const hybrid = groups.includes('X25519MLKEM768');
+    lines.push(`| ${PEER_TITLES[peer]} | ${groups.join(', ') || '—'} | ${hybrid ? '✅ negotiated' : 'not offered by this peer'} |`);
+  }
+  lines.push('');
   lines.push('## Peer versions');
   lines.push('');
   lines.push('| peer | version |');

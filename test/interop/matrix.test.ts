@@ -2,7 +2,8 @@
  * The interop matrix: every peer (OpenSSL s_client, curl, Node, Python, GnuTLS, Go, headless
  * Chromium) × protocol (TLS 1.3, TLS 1.2 ECDHE, TLS 1.2 RSA key exchange) × key type (RSA in KMS,
  * ECDSA in KMS, RSA sealed), each a real handshake plus an HTTP request through the whole local
- * stack, asserted from the origin's view of what the edge negotiated. Cells impossible by design
+ * stack, asserted from the origin's view of what the edge negotiated (in TLS 1.3, the post-quantum
+ * hybrid X25519MLKEM768 for the peers that offer it by default). Cells impossible by design
  * (RSA key exchange without a sealed RSA key) are asserted to be refused with handshake_failure.
  * Passing cells are recorded to a JSON file under the temp folder; when all 63 passed, afterAll
  * regenerates docs/interop.md (test/interop/matrix-report.ts). A missing peer skips its cells with a
@@ -192,6 +193,13 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
   }
 }
 
+/**
+ * Peers that offer the post-quantum hybrid X25519MLKEM768 with a key share by default: Node 24
+ * (OpenSSL 3.5) and Chromium ≥ 131. The others installed here (OpenSSL 3.0, GnuTLS 3.7, Go 1.19)
+ * have no ML-KEM and get a classic group.
+ */
+const HYBRID_BY_DEFAULT: Record<PeerName, boolean> = { openssl: false, curl: false, node: true, python: false, gnutls: false, go: false, chromium: true };
+
 /** RSA key exchange needs a key the key service can decrypt PKCS#1 v1.5 with: `sealed` (or `file`) RSA only. */
 function refusedByDesign(protocol: ProtocolName, key: KeyTypeName): boolean {
   return protocol === 'tls12-rsa' && key !== 'rsa-sealed';
@@ -227,7 +235,8 @@ describe.each(Object.keys(available) as PeerName[])('%s', (peer) => {
       expect(v.signatureScheme).toBeNull();
       expect(v.cipher).toMatch(/^TLS_RSA_WITH_AES_(128|256)_GCM_SHA(256|384)$/);
     } else {
-      if (protocol === 'tls12-ecdhe') expect(v.keyExchange).toMatch(/^ECDHE/);
+      if (protocol === 'tls12-ecdhe') expect(v.keyExchange).toMatch(/^ECDHE \(/);
+      if (protocol === 'tls13' && HYBRID_BY_DEFAULT[peer]) expect(v).toMatchObject({ group: 'X25519MLKEM768', keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)' });
       expect(v.signatureScheme).toMatch(key === 'ecdsa-kms' ? /^ecdsa_/ : /^rsa_/);
     }
     const cell: MatrixCell = { peer, protocol, key, outcome: 'ok', protocolSeen: String(v.protocol), cipher: String(v.cipher), group: (v.group as string | null) ?? null, signatureScheme: (v.signatureScheme as string | null) ?? null, keyExchange: String(v.keyExchange), httpVersion: String(v.httpVersion) };

@@ -156,7 +156,7 @@ describe('sslscan', () => {
     expect(v.renegotiation.supported).toBe(false);
     expect(v.heartbleed).toEqual([false, false]);
     expect(v.text).toContain('Server supports TLS Fallback SCSV');
-    // DESIGN §6: X25519, P-256, P-384 — nothing weaker, no finite-field groups.
+    // docs/tls-engine.md: X25519, P-256, P-384 — nothing weaker, no finite-field groups.
     expect(v.groups).toEqual(['TLSv1.2 secp256r1', 'TLSv1.2 secp384r1', 'TLSv1.2 x25519', 'TLSv1.3 secp256r1', 'TLSv1.3 secp384r1', 'TLSv1.3 x25519']);
   }, 180_000);
 

@@ -1,5 +1,5 @@
 /**
- * `npm run test:localstack` (after `npm run build`): the LocalStack integration suite (issue 3, item 8).
+ * `npm run test:localstack` (after `npm run build`): the LocalStack integration suite.
  *
  *   1. preflight: `docker info` and LocalStack's /_localstack/health (KMS and Lambda up). When either
  *      is missing it prints what is missing and how to run the suite, and exits 2.

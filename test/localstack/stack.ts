@@ -1,5 +1,5 @@
 /**
- * The keyless stack on LocalStack (DESIGN §8): what `npm run test:localstack` deploys and drives.
+ * The keyless stack on LocalStack (docs/localstack.md): what `npm run test:localstack` deploys and drives.
  *
  *   LocalStack KMS   ← dev PKI: CA + `localhost` leaves (RSA 2048 and ECDSA P-256) signed through KMS
  *        ↑ AWS_ENDPOINT_URL, injected by LocalStack into every Lambda container
@@ -29,6 +29,7 @@ import {
 import { LambdaKeyClient } from '../../edge-proxy/src/keyless/lambda-key-client';
 import { DEFAULT_KEY_SERVICE } from '../../lib/config';
 import { aliasNames, KEY_SERVICE_ALIAS, METRICS } from '../../lib/naming';
+import { ticketKeyAlias, ticketParameterPrefix } from '../../lib/ticket-key-store';
 import { createKmsKey, ensureDevPki, issueLeaf } from '../../local/dev-pki';
 import { startDemoOrigin } from '../../local/demo-origin';
 import { edgeListening, inheritedEnv, startChild, stopChild } from '../../local/processes';
@@ -60,7 +61,7 @@ export interface LocalStackState {
   adminPort: number;
   caPath: string;
   chains: { rsa: string; ecdsa: string };
-  keyAliases: { ca: string; rsa: string; ecdsa: string; ticketMac: string };
+  keyAliases: { ca: string; rsa: string; ecdsa: string; ticketKeys: string };
   keyNames: typeof KEY_NAMES;
   edgeLog: string;
   originUrl: string;
@@ -111,15 +112,15 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
       ca: `alias/keyless/${DEPLOYMENT}/dev-ca`,
       rsa: aliasNames.signingKey(DEPLOYMENT, KEY_NAMES.rsa),
       ecdsa: aliasNames.signingKey(DEPLOYMENT, KEY_NAMES.ecdsa),
-      ticketMac: aliasNames.ticketMac(DEPLOYMENT),
+      ticketKeys: ticketKeyAlias(DEPLOYMENT),
     };
     const pki = await ensureDevPki({ kms, dir: workDir, leafKeySpec: 'RSA_2048', caAlias: keyAliases.ca, leafAlias: keyAliases.rsa });
     await createKmsKey(kms, { alias: keyAliases.ecdsa, keySpec: 'ECC_NIST_P256', description: 'keyless-tls LocalStack suite: localhost ECDSA' });
     const ecLeaf = await issueLeaf(kms, { caAlias: keyAliases.ca, caCertPem: pki.caPem, leafAlias: keyAliases.ecdsa, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] });
     const ecChain = path.join(workDir, 'localhost-ecdsa.chain.pem');
     fs.writeFileSync(ecChain, ecLeaf + pki.caPem);
-    await ensureHmacKey(kms, keyAliases.ticketMac);
-    log(`kms: CA ${keyAliases.ca}, leaves ${keyAliases.rsa} (RSA_2048) and ${keyAliases.ecdsa} (ECC_NIST_P256), ticket MAC key ${keyAliases.ticketMac}`);
+    await ensureTicketKey(kms, keyAliases.ticketKeys);
+    log(`kms: CA ${keyAliases.ca}, leaves ${keyAliases.rsa} (RSA_2048) and ${keyAliases.ecdsa} (ECC_NIST_P256), ticket-key envelope ${keyAliases.ticketKeys}`);
 
     // 2. The key service, bundled like CDK bundles it, deployed as a published version behind `live`.
     const bundle = await bundleKeyService(path.join(workDir, 'bundle'));
@@ -133,7 +134,9 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
       zip: bundle.zip,
       environment: {
         KEYLESS_KEYS: JSON.stringify(keysConfig),
-        KEYLESS_TICKET_MAC_KEY_ID: keyAliases.ticketMac,
+        // Ticket keys in LocalStack's SSM Parameter Store, encrypted under its KMS (as lib/ticket-key-store.ts wires it).
+        KEYLESS_TICKET_KEY_ID: keyAliases.ticketKeys,
+        KEYLESS_TICKET_PARAMETER_PREFIX: ticketParameterPrefix(DEPLOYMENT),
         KEYLESS_DEPLOYMENT: DEPLOYMENT,
         POWERTOOLS_SERVICE_NAME: 'keyless-key-service',
         POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
@@ -213,14 +216,14 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
   }
 }
 
-/** The ticket-key HMAC key the CDK stack gives the function (KEYLESS_TICKET_MAC_KEY_ID). */
-async function ensureHmacKey(kms: KMSClient, alias: string): Promise<void> {
+/** The symmetric ticket-key envelope key the CDK stack gives the function (KEYLESS_TICKET_KEY_ID). */
+async function ensureTicketKey(kms: KMSClient, alias: string): Promise<void> {
   const existing = await kms.send(new DescribeKeyCommand({ KeyId: alias })).catch((e: Error) => {
     if (e.name === 'NotFoundException') return undefined;
     throw e;
   });
   if (existing?.KeyMetadata?.KeyState === 'Enabled') return;
-  const created = await kms.send(new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', Description: 'keyless-tls LocalStack suite: ticket keys' }));
+  const created = await kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls LocalStack suite: ticket-key envelope' }));
   await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: created.KeyMetadata?.KeyId }));
 }
 

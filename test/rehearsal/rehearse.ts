@@ -269,7 +269,9 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     if (opts.walk === false) return result;
 
     // 6. The operator's path (docs/deploy.md, docs/cli.md).
-    const cli = operatorCli(opts.repo, opts.workDir, world, primaryRegion, task.environment.KEYLESS_DEPLOYMENT ?? 'dev');
+    const keyServiceRegions = [...new Set(deployed.filter((d) => d.outputs.KeyServiceAliasArn).map((d) => d.region))];
+    // docs/rotation.md, "Multi-region deployments": the other regions on every step, from the primary.
+    const cli = operatorCli(opts.repo, opts.workDir, world, primaryRegion, task.environment.KEYLESS_DEPLOYMENT ?? 'dev', keyServiceRegions.filter((r) => r !== primaryRegion));
     const keyName = firstKmsKey(deployed);
     const must = async (what: string, args: string[]): Promise<string | undefined> => {
       const r = await cli(args);
@@ -327,11 +329,19 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     const policyFile = files('key-policy.json');
     const keyPolicy = await cdkKeyPolicy(world, primaryRegion, deployed, keyName);
     if (keyPolicy) fs.writeFileSync(policyFile, keyPolicy);
+    // Each replica region's key policy names its own role and endpoint (--replica-key-policy).
+    const replicaPolicyArgs: string[] = [];
+    for (const r of regions.filter((x) => x !== primaryRegion)) {
+      const p = await cdkKeyPolicy(world, r, deployed, keyName).catch(() => undefined);
+      if (!p) continue;
+      fs.writeFileSync(files(`key-policy-${r}.json`), p);
+      replicaPolicyArgs.push('--replica-key-policy', `${r}=${files(`key-policy-${r}.json`)}`);
+    }
     const loop = clientLoop(nlb.port, HOSTNAME, caPem, loopIntervalMs(task.environment));
     const rotateArgs = (s: string, extra: string[] = []): string[] => ['rotate', SLOT, s, '--quiet', '--refresh-seconds', String(REFRESH_SECONDS), ...extra];
     let rotated = true;
     for (const [s, extra] of [
-      ['new-key', keyPolicy ? ['--key-policy', policyFile] : []],
+      ['new-key', [...(keyPolicy ? ['--key-policy', policyFile] : []), ...replicaPolicyArgs]],
       ['issue', ['--dev-ca', '--days', '30']],
       ['promote', []],
     ] as [string, string[]][]) {
@@ -593,8 +603,9 @@ async function createDevCa(world: World, region: string, dir: string): Promise<s
   }
 }
 
-function operatorCli(repo: string, cwd: string, world: World, region: string, deployment: string): (args: string[]) => Promise<{ code: number; out: string }> {
+function operatorCli(repo: string, cwd: string, world: World, region: string, deployment: string, replicaRegions: string[]): (args: string[]) => Promise<{ code: number; out: string }> {
   const env = {
+    ...(replicaRegions.length > 0 ? { KEYLESS_REPLICA_REGIONS: replicaRegions.join(',') } : {}),
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     AWS_REGION: region,

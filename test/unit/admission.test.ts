@@ -46,7 +46,7 @@ function fakeOps(): KeyOperations & { calls: number; resolveAll(): void; rejectN
     },
     ticketKeys: () => Promise.resolve({ epochSeconds: 3600, current: { epoch: 1, key: Buffer.alloc(32) }, previous: { epoch: 0, key: Buffer.alloc(32) } }),
     publicKey: () => Promise.resolve({ spki: Buffer.alloc(1), keySpec: 'ECC_NIST_P256' }),
-    ping: () => Promise.resolve({ v: 1, ok: true } as never),
+    ping: () => Promise.resolve({ v: 2, ok: true } as never),
   };
   return ops;
 }

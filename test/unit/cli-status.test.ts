@@ -66,7 +66,7 @@ test('--json: keys, certificates, slots, key service, problems', async () => {
   expect(new Date(cert.notAfter).getTime()).toBeGreaterThan(Date.now());
   expect(cert.publicKeySha256).toBe(s.keys.find((k) => k.name === 'site-2')!.publicKeySha256);
 
-  expect(s.keyService).toMatchObject({ target: 'key service keyless-key-service', reachable: true, protocol: 1, keys: [], keyPattern: { name: '*', custody: 'kms', aliasPrefix: PREFIX } });
+  expect(s.keyService).toMatchObject({ target: 'key service keyless-key-service', reachable: true, protocol: 2, keys: [], keyPattern: { name: '*', custody: 'kms', aliasPrefix: PREFIX } });
   expect(s.problems).toEqual([expect.stringMatching(/^certificate soon-1 expires in [45] days/)]);
 });
 
@@ -78,7 +78,7 @@ test('human table and --check exit code', async () => {
   expect(r.stdout).toMatch(/site-2 +site +site-2 +staged +example.com +\d{4}-\d\d-\d\d +(89|90) +yes +yes/);
   expect(r.stdout).toMatch(/site +alias\/keyless\/dev\/keys\/site +site-1 +site-1:live site-2:staged/);
   expect(r.stdout).toMatch(/problems:\n {2}- certificate soon-1 expires in/);
-  expect(r.stdout).toMatch(/key service:\n {2}key service keyless-key-service: version \S+, protocol 1, serves any name under alias\/keyless\/dev\/keys\//);
+  expect(r.stdout).toMatch(/key service:\n {2}key service keyless-key-service: version \S+, protocol 2, serves any name under alias\/keyless\/dev\/keys\//);
   const check = await env.run('status', '--local', '--quiet', '--check');
   expect(check.code).toBe(EXIT.refused);
 });

@@ -41,9 +41,11 @@ const EDGE_HEADERS = {
   'x-keyless-tls-key-op-ms': '23.5',
   'x-keyless-tls-resumed': 'false',
   'x-keyless-http-version': '2',
+  'x-keyless-edge-runtime': 'node/24.22.3',
   'x-forwarded-for': '203.0.113.5, 198.51.100.9',
   'x-forwarded-proto': 'https',
   'x-forwarded-host': 'demo.example.com',
+  'x-keyless-route': 'demo.example.com',
 };
 
 test('startDemoOrigin returns url and port', () => {
@@ -76,6 +78,10 @@ test('/api/tls reads the edge headers', async () => {
     forwardedProto: 'https',
     forwardedHost: 'demo.example.com',
     httpVersion: '2',
+    edgeRuntime: 'node/24.22.3',
+    originRuntime: `node/${process.versions.node}`,
+    route: 'demo.example.com',
+    origin: 'demo origin (plain HTTP from the edge)',
   });
 });
 
@@ -94,6 +100,7 @@ test('/ is a self-contained HTML page with every fact', async () => {
   for (const text of [
     'TLSv1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'x25519', 'rsa_pss_rsae_sha256', 'demo.example.com',
     '<code>h2</code>', '23.500 ms', '<code>no</code>', '<code>198.51.100.9</code>', '<code>HTTP/2</code>',
+    'Edge runtime</th><td><code>node/24.22.3</code>', `Origin runtime</th><td><code>node/${process.versions.node}</code>`,
   ]) {
     expect(res.body).toContain(text);
   }
@@ -105,12 +112,13 @@ test('the page escapes what it shows and explains resumption', () => {
   const html = renderDemoPage({
     viaEdge: true, protocol: 'TLSv1.3', cipher: null, group: null, signatureScheme: null, keyExchange: null,
     sni: '<script>alert(1)</script>', alpn: null, keyOperationMs: null, resumed: true, clientAddress: null,
-    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1',
+    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1', edgeRuntime: null, originRuntime: 'node/24.22.3', route: null, origin: 'api origin',
   });
   expect(html).not.toContain('<script>');
   expect(html).toContain(escapeHtml('<script>alert(1)</script>'));
   expect(html).toContain('session resumed, no private-key operation');
   expect(html).toContain('none negotiated');
+  expect(html).toContain('<code>api origin</code>');
 });
 
 test('/api/echo hashes the body', async () => {
@@ -143,8 +151,8 @@ test('CLI prints "origin: listening on …" and stops on SIGTERM', async () => {
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}`)));
     });
-    expect(line).toMatch(/^origin: listening on http:\/\/127\.0\.0\.1:\d+$/);
-    const url = line.slice('origin: listening on '.length);
+    expect(line).toMatch(/^origin: listening on http:\/\/127\.0\.0\.1:\d+ \(node\/24\.\d+\.\d+\)$/);
+    const url = line.split(' ')[3];
     expect((await get(`${url}/healthz`)).body).toBe('ok\n');
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');

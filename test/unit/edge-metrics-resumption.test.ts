@@ -1,5 +1,5 @@
 /**
- * Handshake-duration histogram and KMS operations avoided (issue 6 item 5, issue 7 item 5), end to
+ * Handshake-duration histogram and KMS operations avoided, end to
  * end through the in-process edge in front of the demo origin: a full handshake, then a resumed one
  * that costs no key operation, is counted as one avoided, and is shown as resumed by the demo page.
  */

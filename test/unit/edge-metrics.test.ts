@@ -1,5 +1,5 @@
 /**
- * Observability (issue 6 item 5): the edge's Prometheus `/metrics` on the admin listener — handshakes
+ * Observability: the edge's Prometheus `/metrics` on the admin listener — handshakes
  * by protocol, suite, group, kind and result/alert, admission rejections, active connections, bytes
  * in/out, next to the key-service client's metrics from the same registry — and JSON log lines that
  * carry a connection id.
@@ -97,7 +97,9 @@ describe('/metrics on the admin listener', () => {
     expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await r.text();
     const m = parse(text);
-    expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.3"', 'kind="full"', 'result="ok"', 'group="x25519"')).toBe(1);
+    // Node 24 (OpenSSL 3.5) offers the post-quantum hybrid by default; TLS 1.2 has no hybrid.
+    expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.3"', 'kind="full"', 'result="ok"', 'group="X25519MLKEM768"')).toBe(1);
+    expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.2"', 'kind="full"', 'result="ok"', 'group="x25519"')).toBe(1);
     expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.2"', 'kind="full"', 'result="ok"')).toBe(1);
     expect(sum(m, 'keyless_edge_handshakes_total', 'result="alert_sent"', 'alert="handshake_failure"')).toBe(1);
     expect(m.get('keyless_edge_admission_rejections_total{reason="client_rate"}')).toBe(1);
@@ -121,6 +123,8 @@ describe('/metrics on the admin listener', () => {
     const lines = e.logs.slice(before).filter((l) => l.msg === 'handshake' || l.msg === 'handshake failed');
     expect(lines.length).toBeGreaterThan(0);
     for (const l of lines) expect(l.conn).toMatch(/^[0-9a-f]{6}-[0-9a-z]+$/);
+    // The group of a completed handshake is in its log line (the TLS 1.3 one of the test above).
+    expect(e.logs.find((l) => l.msg === 'handshake' && l.protocol === 'TLSv1.3')).toMatchObject({ group: 'X25519MLKEM768', keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)' });
     const ids = e.logs.filter((l) => typeof l.conn === 'string').map((l) => l.conn);
     expect(new Set(ids).size).toBeGreaterThan(1);
     // Never a secret in a log line.

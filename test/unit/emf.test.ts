@@ -1,5 +1,5 @@
 /**
- * CloudWatch embedded metric format (issue 6 item 5, "in ECS the same figures go to CloudWatch"):
+ * CloudWatch embedded metric format ("in ECS the same figures go to CloudWatch"):
  * the JSON shape CloudWatch requires, deltas between flushes, low-cardinality dimensions, the names
  * the CDK dashboard reads, and the `metrics` configuration.
  */

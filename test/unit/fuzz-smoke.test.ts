@@ -8,14 +8,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fuzz, replay } from '../fuzz/engine';
+import { execFile } from 'node:child_process';
+import { replay, type FuzzReport } from '../fuzz/engine';
 import { allTargets, corpusDir, FuzzTarget, loadCorpus, runConnection, serverFixture } from '../fuzz/targets';
 import { KeyOperationError, KeyOperations } from '../../edge-proxy/src/keyless/key-operations';
 import { createTlsContext } from '../../edge-proxy/src/tls/context';
 
 /** Fixed: the same mutation stream every run. */
 const SEED = 20260914;
-const EXECS: Record<string, number> = { record: 600, 'handshake-parser': 600, 'server-tls13': 200, 'server-tls12': 200 };
+const EXECS: Record<string, number> = { record: 250, 'handshake-parser': 250, 'server-tls13': 200, 'server-tls12': 200, 'server-mtls': 200 };
 
 let targets: FuzzTarget[];
 const crashDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-fuzz-smoke-'));
@@ -40,10 +41,21 @@ describe('seed corpus', () => {
   });
 });
 
+/** One seeded run in a new process (test/fuzz/smoke-child.ts says why), from the build `npm test` made. */
+function fuzzInFreshProcess(name: string): Promise<FuzzReport> {
+  const child = path.join(__dirname, '../../dist/test/fuzz/smoke-child.js');
+  if (!fs.existsSync(child)) throw new Error(`${child} is missing: run \`npm run build\` (npm test does it first)`);
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [child, name, String(SEED), String(EXECS[name]), crashDir], { maxBuffer: 64 << 20, timeout: 170_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`fuzz run of ${name} failed: ${err.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as FuzzReport);
+    });
+  });
+}
+
 describe.each(Object.keys(EXECS))('fuzz target %s', (name) => {
   it('survives the seeds and a seeded mutation run, and coverage grows', async () => {
-    const target = targets.find((t) => t.name === name)!;
-    const report = await fuzz(target, { seed: SEED, maxExecs: EXECS[name], crashDir });
+    const report = await fuzzInFreshProcess(name);
     const findings = report.findings.map((f) => `${f.kind} ${f.label}: ${f.detail.split('\n').slice(0, 4).join(' | ')}`);
     expect(findings).toEqual([]);
     expect(report.execs).toBe(EXECS[name]);
@@ -51,6 +63,17 @@ describe.each(Object.keys(EXECS))('fuzz target %s', (name) => {
     // Inputs end in protocol outcomes: alerts and clean closes, counted by kind.
     expect(Object.values(report.outcomes).reduce((a, b) => a + b, 0)).toBe(report.execs + report.seeds);
   }, 180_000);
+});
+
+describe('fuzz target server-mtls', () => {
+  it('its seeds reach the client Certificate: a real chain is accepted, a corrupted one refused', async () => {
+    const target = targets.find((t) => t.name === 'server-mtls')!;
+    const helloAndChain = target.seeds[0];
+    expect(await target.run(helloAndChain)).toEqual({ kind: 'ok', label: 'closed at EOF' }); // chain verified, waiting for ClientKeyExchange
+    const corrupted = Buffer.from(helloAndChain);
+    corrupted[corrupted.length - 40] ^= 0xff; // inside the intermediate's signature
+    expect(await target.run(corrupted)).toMatchObject({ kind: 'ok', label: expect.stringMatching(/^alert (bad_certificate|unknown_ca|decrypt_error)$/) });
+  });
 });
 
 describe('regressions from test/fuzz/crashes', () => {

@@ -73,7 +73,7 @@ function ok<T>(res: KeyServiceResponse): OkResponse<T> {
 
 async function sign(key: string, scheme: string, hashLen: number, id = 'kms-1') {
   const transcriptHash = crypto.randomBytes(hashLen);
-  const res = await handler({ v: 1, id, op: 'tls13.certificate_verify', key, scheme, transcriptHash: transcriptHash.toString('base64') });
+  const res = await handler({ v: 2, id, op: 'tls13.certificate_verify', key, scheme, transcriptHash: transcriptHash.toString('base64') });
   return { res, transcriptHash };
 }
 
@@ -90,7 +90,7 @@ describe('kms custody', () => {
   ] as const;
 
   test.each(cases)('$scheme via KMS Sign verifies against the KMS public key', async ({ key, scheme, hash, len }) => {
-    const pk = ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key }));
+    const pk = ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key }));
     const pub = crypto.createPublicKey({ key: Buffer.from(pk.result.spki, 'base64'), format: 'der', type: 'spki' });
     const { res, transcriptHash } = await sign(key, scheme, len);
     const sig = Buffer.from(ok<SignatureResult>(res).result.signature, 'base64');
@@ -105,7 +105,7 @@ describe('kms custody', () => {
     for (let i = 0; i < 3; i++) ok(( await sign('rsa', 'rsa_pss_rsae_sha256', 32)).res);
     expect(kms.stats.operations.Sign).toBe(3);
     expect(kms.stats.operations.GetPublicKey ?? 0).toBe(0); // fetched by the earlier tests, still cached
-    const ping = ok<PingResult>(await handler({ v: 1, id: 'p', op: 'ping' }));
+    const ping = ok<PingResult>(await handler({ v: 2, id: 'p', op: 'ping' }));
     expect(ping.result.keys.find((k) => k.name === 'rsa')).toEqual({ name: 'rsa', custody: 'kms', keySpec: 'RSA_2048' });
     expect(ping.result.keys.find((k) => k.name === 'missing')).toEqual({ name: 'missing', custody: 'kms', keySpec: 'UNKNOWN' });
   });
@@ -156,7 +156,7 @@ describe('kms custody', () => {
     const deadClient = createKmsClient({ endpoint: url, region: 'us-east-1', credentials, maxAttempts: 1 });
     try {
       const h = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: 'alias/x' }], kmsClient: deadClient, logger: () => undefined });
-      const res = await h({ v: 1, id: 'd', op: 'public_key', key: 'k' });
+      const res = await h({ v: 2, id: 'd', op: 'public_key', key: 'k' });
       expect(res).toMatchObject({ ok: false, error: { code: 'unavailable', message: expect.stringMatching(/unreachable \(ECONNREFUSED\)/) } });
     } finally {
       deadClient.destroy();

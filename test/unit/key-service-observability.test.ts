@@ -108,11 +108,11 @@ describe('the handler feeds the metrics sink', () => {
       fs.writeFileSync(file, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       const records: RequestMetrics[] = [];
       const h = createHandler({ keys: [{ name: 'k', custody: 'file', path: file }], ticketKeys: null, logger: () => undefined, metrics: { request: (m) => records.push(m) } });
-      await h({ v: 1, id: 'a', op: 'ping' });
-      await h({ v: 1, id: 'b', op: 'public_key', key: 'nope' });
-      await h({ v: 1, id: 'c', op: 'no-such-op' });
+      await h({ v: 2, id: 'a', op: 'ping' });
+      await h({ v: 2, id: 'b', op: 'public_key', key: 'nope' });
+      await h({ v: 2, id: 'c', op: 'no-such-op' });
       await h('not an object');
-      await h({ v: 1, id: 'd', op: 'ticket_keys' });
+      await h({ v: 2, id: 'd', op: 'ticket_keys' });
       expect(records.map((r) => [r.op, r.outcome])).toEqual([
         ['ping', 'ok'],
         ['public_key', 'unknown_key'],
@@ -145,7 +145,7 @@ describe('sinks that fail', () => {
         },
       },
     });
-    await expect(h({ v: 1, id: 'a', op: 'ping' })).resolves.toMatchObject({ ok: true });
-    await expect(h({ v: 1, id: 'b', op: 'nope' })).resolves.toMatchObject({ ok: false, error: { code: 'unsupported' } });
+    await expect(h({ v: 2, id: 'a', op: 'ping' })).resolves.toMatchObject({ ok: true });
+    await expect(h({ v: 2, id: 'b', op: 'nope' })).resolves.toMatchObject({ ok: false, error: { code: 'unsupported' } });
   });
 });

@@ -5,7 +5,6 @@
  *     container; signatures and RSA key exchange; failures (wrong context, wrong public key,
  *     disabled wrapping key) as typed errors;
  *   - `kms` custody refuses RSA key exchange (KMS cannot decrypt PKCS#1 v1.5);
- *   - ticket_keys derived with GenerateMac, cached per epoch, the same in every container;
  *   - KMS calls reach the metrics sink (per-request KMS latency).
  */
 import * as crypto from 'node:crypto';
@@ -14,7 +13,6 @@ import {
   CreateKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
-  GenerateMacCommand,
   type KMSClient,
   type KeySpec,
   type KeyUsageType,
@@ -23,7 +21,7 @@ import { startLocalKms, type LocalKms } from '../../local/kms';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import { SEALED_ENCRYPTION_CONTEXT_KEY, SealedBackend, provisionSealedKey } from '../../lambdas/key-service/backends/sealed';
 import type { SealedKeyConfig } from '../../lambdas/key-service/config';
-import { ConfigError, KeyServiceError } from '../../lambdas/key-service/errors';
+import { KeyServiceError } from '../../lambdas/key-service/errors';
 import { createHandler } from '../../lambdas/key-service/handler';
 import type { RequestMetrics } from '../../lambdas/key-service/observability';
 import type {
@@ -33,9 +31,7 @@ import type {
   PingResult,
   PublicKeyResult,
   SignatureResult,
-  TicketKeysResult,
 } from '../../lambdas/key-service/protocol';
-import { KmsTicketKeys, loadTicketKeysConfigFromEnv, ticketKeyMessage } from '../../lambdas/key-service/ticket-keys';
 import { prf12 } from '../../lambdas/key-service/tls12-prf';
 import { SEALED_CONTEXT_KEY } from '../../lib/naming';
 import { encryptPreMaster, newPreMaster, pkcs1Block, rawRsaEncrypt, seededServerRandom } from '../helpers/rsa-kex';
@@ -59,7 +55,7 @@ beforeAll(async () => {
   client = createKmsClient({ endpoint: kms.url, region: 'us-east-1', credentials });
   ids.wrapping = await createKey('keyless/test/sealed-wrapping', 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
   ids.otherWrapping = await createKey('keyless/test/other-wrapping', 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-  ids.mac = await createKey('keyless/test/ticket-mac', 'HMAC_256', 'GENERATE_VERIFY_MAC');
+  ids.hmac = await createKey('keyless/test/hmac-not-wrapping', 'HMAC_256', 'GENERATE_VERIFY_MAC'); // wrong key usage
   ids.kmsRsa = await createKey('keyless/test/keys/kms-rsa', 'RSA_2048', 'SIGN_VERIFY');
   sealed = await provisionSealedKey(client, { name: 'legacy', wrappingKeyId: 'alias/keyless/test/sealed-wrapping', keySpec: 'RSA_2048' });
   sealedPub = crypto.createPublicKey({ key: Buffer.from(sealed.publicKey, 'base64'), format: 'der', type: 'spki' });
@@ -82,7 +78,6 @@ function errCode(res: KeyServiceResponse): string {
 
 const b64 = (b: Buffer) => b.toString('base64');
 const decrypts = () => kms.stats.operations.Decrypt ?? 0;
-const macs = () => kms.stats.operations.GenerateMac ?? 0;
 
 function rsaRequest(key: string, preMaster = newPreMaster(), publicKey: crypto.KeyObject = sealedPub) {
   const clientRandom = crypto.randomBytes(32);
@@ -90,7 +85,7 @@ function rsaRequest(key: string, preMaster = newPreMaster(), publicKey: crypto.K
   const ciphertext = encryptPreMaster(publicKey, preMaster);
   return {
     request: {
-      v: 1,
+      v: 2,
       id: 'rsa',
       op: 'tls12.rsa_master_secret',
       key,
@@ -127,7 +122,7 @@ describe('sealed custody', () => {
     const e = await provisionSealedKey(client, { name: 'x', wrappingKeyId: 'alias/keyless/test/missing', keySpec: 'RSA_2048' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(KeyServiceError);
     expect((e as KeyServiceError).code).toBe('unknown_key');
-    const e2 = await provisionSealedKey(client, { name: 'x', wrappingKeyId: ids.mac, keySpec: 'RSA_2048' }).catch((x: unknown) => x);
+    const e2 = await provisionSealedKey(client, { name: 'x', wrappingKeyId: ids.hmac, keySpec: 'RSA_2048' }).catch((x: unknown) => x);
     expect((e2 as KeyServiceError).code).toBe('unsupported'); // InvalidKeyUsageException
   });
 
@@ -136,21 +131,22 @@ describe('sealed custody', () => {
     const metrics: RequestMetrics[] = [];
     const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: null, logger: () => undefined, metrics: { request: (m) => metrics.push(m) } });
 
-    const pk = ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'legacy' }));
+    const pk = ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'legacy' }));
     expect(pk.result).toEqual({ spki: sealed.publicKey, keySpec: 'RSA_2048' });
-    const ping = ok<PingResult>(await handler({ v: 1, id: 'p', op: 'ping' }));
+    const ping = ok<PingResult>(await handler({ v: 2, id: 'p', op: 'ping' }));
     expect(ping.result.keys).toEqual([{ name: 'legacy', custody: 'sealed', keySpec: 'RSA_2048' }]);
     expect(decrypts()).toBe(0);
 
     // Concurrent first operations share one Decrypt.
     const hash = crypto.randomBytes(32);
     const clientRandom = crypto.randomBytes(32);
-    const serverRandom = crypto.randomBytes(32);
+    // The key service derives the server random from the seed: SHA-256(seed)[0..24] ‖ "DOWNGRD\x01".
+    const { seed: skeSeed, serverRandom } = seededServerRandom(Buffer.from('DOWNGRD\x01', 'latin1'));
     const params = Buffer.concat([Buffer.from([3, 0, 29, 32]), Buffer.from(crypto.generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url')]);
     const rsa = rsaRequest('legacy');
     const [cv, ske, ms] = await Promise.all([
-      handler({ v: 1, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(hash) }),
-      handler({ v: 1, id: 'ske', op: 'tls12.server_key_exchange', key: 'legacy', scheme: 'rsa_pkcs1_sha256', clientRandom: b64(clientRandom), serverRandom: b64(serverRandom), params: b64(params) }),
+      handler({ v: 2, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(hash) }),
+      handler({ v: 2, id: 'ske', op: 'tls12.server_key_exchange', key: 'legacy', scheme: 'rsa_pkcs1_sha256', clientRandom: b64(clientRandom), serverRandomSeed: b64(skeSeed), params: b64(params) }),
       handler(rsa.request),
     ]);
     expect(decrypts()).toBe(1);
@@ -194,8 +190,8 @@ describe('sealed custody', () => {
     kms.resetStats();
     const otherSpki = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
     const handler = createHandler({ keys: [{ ...sealed, publicKey: b64(otherSpki) }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const res = await handler({ v: 1, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(crypto.randomBytes(32)) });
-    expect(res).toEqual({ v: 1, id: 'cv', ok: false, error: { code: 'internal', message: 'sealed key "legacy" does not match its configured public key' } });
+    const res = await handler({ v: 2, id: 'cv', op: 'tls13.certificate_verify', key: 'legacy', scheme: 'rsa_pss_rsae_sha256', transcriptHash: b64(crypto.randomBytes(32)) });
+    expect(res).toEqual({ v: 2, id: 'cv', ok: false, error: { code: 'internal', message: 'sealed key "legacy" does not match its configured public key' } });
     expect(errCode(await handler(rsaRequest('legacy').request))).toBe('internal');
     expect(decrypts()).toBe(1);
   });
@@ -227,7 +223,7 @@ describe('sealed custody', () => {
 describe('kms custody and RSA key exchange', () => {
   test('tls12.rsa_master_secret is unsupported: KMS cannot decrypt PKCS#1 v1.5', async () => {
     const handler = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: 'alias/keyless/test/keys/kms-rsa' }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
+    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
     const res = await handler(rsaRequest('k', newPreMaster(), pub).request);
     expect(errCode(res)).toBe('unsupported');
     expect(JSON.stringify(res)).toMatch(/sealed/);
@@ -235,96 +231,17 @@ describe('kms custody and RSA key exchange', () => {
 
   test('but it signs TLS 1.2 ServerKeyExchange with PKCS#1 v1.5 SHA-256 through KMS Sign', async () => {
     const handler = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: ids.kmsRsa }], kmsClient: client, ticketKeys: null, logger: () => undefined });
-    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
+    const pub = crypto.createPublicKey({ key: Buffer.from(ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: 'k' })).result.spki, 'base64'), format: 'der', type: 'spki' });
     const cr = crypto.randomBytes(32);
-    const sr = crypto.randomBytes(32);
+    const { seed, serverRandom: sr } = seededServerRandom(Buffer.from('DOWNGRD\x01', 'latin1'));
     const params = Buffer.concat([Buffer.from([3, 0, 23, 65]), crypto.createECDH('prime256v1').generateKeys()]);
     for (const scheme of ['rsa_pkcs1_sha256', 'rsa_pkcs1_sha384', 'rsa_pss_rsae_sha256'] as const) {
       const res = ok<SignatureResult>(
-        await handler({ v: 1, id: 's', op: 'tls12.server_key_exchange', key: 'k', scheme, clientRandom: b64(cr), serverRandom: b64(sr), params: b64(params) }),
+        await handler({ v: 2, id: 's', op: 'tls12.server_key_exchange', key: 'k', scheme, clientRandom: b64(cr), serverRandomSeed: b64(seed), params: b64(params) }),
       );
       const hash = scheme.endsWith('384') ? 'sha384' : 'sha256';
       const opts = scheme.startsWith('rsa_pss') ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING };
       expect(crypto.verify(hash, Buffer.concat([cr, sr, params]), opts, Buffer.from(res.result.signature, 'base64'))).toBe(true);
-    }
-  });
-});
-
-describe('ticket_keys', () => {
-  async function mac(epoch: number): Promise<Buffer> {
-    const out = await client.send(new GenerateMacCommand({ KeyId: ids.mac, MacAlgorithm: 'HMAC_SHA_256', Message: ticketKeyMessage(epoch) }));
-    return Buffer.from(out.Mac!).subarray(0, 32);
-  }
-
-  test('the MAC message is "keyless ticket key v1" ‖ uint64 epoch', () => {
-    expect(ticketKeyMessage(0x0102030405).toString('hex')).toBe(Buffer.from('keyless ticket key v1').toString('hex') + '0000000102030405');
-    expect(() => ticketKeyMessage(-1)).toThrow(RangeError);
-  });
-
-  test('current and previous epoch keys from GenerateMac, cached per epoch, equal across containers', async () => {
-    let now = 1_800_000_000_000;
-    const epochSeconds = 3600;
-    const source = new KmsTicketKeys({ macKeyId: 'alias/keyless/test/ticket-mac', epochSeconds, client, now: () => now });
-    const metrics: RequestMetrics[] = [];
-    const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined, metrics: { request: (m) => metrics.push(m) } });
-    kms.resetStats();
-    const r1 = ok<TicketKeysResult>(await handler({ v: 1, id: 't1', op: 'ticket_keys' }));
-    const epoch = Math.floor(now / 1000 / epochSeconds);
-    expect(Object.keys(r1.result).sort()).toEqual(['current', 'epochSeconds', 'previous']);
-    expect(r1.result.epochSeconds).toBe(3600);
-    expect(r1.result.current.epoch).toBe(epoch);
-    expect(r1.result.previous.epoch).toBe(epoch - 1);
-    expect(Buffer.from(r1.result.current.key, 'base64').equals(await mac(epoch))).toBe(true);
-    expect(Buffer.from(r1.result.previous.key, 'base64').equals(await mac(epoch - 1))).toBe(true);
-    expect(metrics[0].kms.map((c) => c.operation)).toEqual(['GenerateMac', 'GenerateMac']);
-    kms.resetStats();
-
-    // Cached: no KMS call for the same epoch.
-    ok<TicketKeysResult>(await handler({ v: 1, id: 't2', op: 'ticket_keys' }));
-    expect(macs()).toBe(0);
-
-    // Next epoch: one new MAC; the old current becomes previous.
-    now += epochSeconds * 1000;
-    const r3 = ok<TicketKeysResult>(await handler({ v: 1, id: 't3', op: 'ticket_keys' }));
-    expect(macs()).toBe(1);
-    expect(r3.result.previous).toEqual(r1.result.current);
-
-    // Another container (another handler and cache) derives the same keys.
-    const other = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: new KmsTicketKeys({ macKeyId: ids.mac, epochSeconds, client, now: () => now }), logger: () => undefined });
-    expect(ok<TicketKeysResult>(await other({ v: 1, id: 't4', op: 'ticket_keys' })).result).toEqual(r3.result);
-  });
-
-  test('a disabled MAC key is `unavailable` and the failure is not cached', async () => {
-    const source = new KmsTicketKeys({ macKeyId: ids.mac, epochSeconds: 60, client });
-    const handler = createHandler({ keys: [sealed], kmsClient: client, ticketKeys: source, logger: () => undefined });
-    await client.send(new DisableKeyCommand({ KeyId: ids.mac }));
-    try {
-      expect(errCode(await handler({ v: 1, id: 't', op: 'ticket_keys' }))).toBe('unavailable');
-    } finally {
-      await client.send(new EnableKeyCommand({ KeyId: ids.mac }));
-    }
-    expect(ok<TicketKeysResult>(await handler({ v: 1, id: 't', op: 'ticket_keys' })).result.epochSeconds).toBe(60);
-  });
-
-  test('configuration from the environment', async () => {
-    expect(loadTicketKeysConfigFromEnv({})).toBeUndefined();
-    expect(loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x' })).toEqual({ macKeyId: 'alias/x', epochSeconds: 3600 });
-    expect(loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x', KEYLESS_TICKET_EPOCH_SECONDS: '600' })).toEqual({ macKeyId: 'alias/x', epochSeconds: 600 });
-    for (const bad of ['0', '59', '604801', 'abc', '1e3', '-5']) {
-      expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x', KEYLESS_TICKET_EPOCH_SECONDS: bad })).toThrow(ConfigError);
-    }
-    expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/x y' })).toThrow(ConfigError);
-
-    // createHandler picks it up from process.env.
-    const saved = process.env.KEYLESS_TICKET_MAC_KEY_ID;
-    process.env.KEYLESS_TICKET_MAC_KEY_ID = ids.mac;
-    try {
-      const handler = createHandler({ keys: [sealed], kmsClient: client, logger: () => undefined });
-      const res = ok<TicketKeysResult>(await handler({ v: 1, id: 't', op: 'ticket_keys' }));
-      expect(Buffer.from(res.result.current.key, 'base64').equals(await mac(res.result.current.epoch))).toBe(true);
-    } finally {
-      if (saved === undefined) delete process.env.KEYLESS_TICKET_MAC_KEY_ID;
-      else process.env.KEYLESS_TICKET_MAC_KEY_ID = saved;
     }
   });
 });

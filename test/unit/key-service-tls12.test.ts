@@ -81,13 +81,13 @@ function nistPoint(curve: 'prime256v1' | 'secp384r1'): Buffer {
 
 describe('tls12.server_key_exchange', () => {
   const ske = (over: Record<string, unknown> = {}) => ({
-    v: 1,
+    v: 2,
     id: 'ske-1',
     op: 'tls12.server_key_exchange',
     key: 'rsa',
     scheme: 'rsa_pkcs1_sha256',
     clientRandom: b64(crypto.randomBytes(32)),
-    serverRandom: b64(crypto.randomBytes(32)),
+    serverRandomSeed: b64(crypto.randomBytes(32)),
     params: b64(ecdhParams(29, x25519Point())),
     ...over,
   });
@@ -109,12 +109,14 @@ describe('tls12.server_key_exchange', () => {
   ] as const;
 
   test.each(schemes.flatMap(([key, scheme]) => groups.map(([group, make]) => ({ key, scheme, group, make }))))(
-    '$scheme with the $key key over $group params signs client_random ‖ server_random ‖ params',
+    '$scheme with the $key key over $group params signs client_random ‖ server_random (derived from the seed) ‖ params',
     async ({ key, scheme, make }) => {
       const clientRandom = crypto.randomBytes(32);
-      const serverRandom = crypto.randomBytes(32);
+      const seed = crypto.randomBytes(32);
+      // SHA-256(seed)[0..24] ‖ "DOWNGRD\x01": what the edge sends in its ServerHello.
+      const serverRandom = Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), Buffer.from('DOWNGRD\x01', 'latin1')]);
       const params = make();
-      const res = ok<SignatureResult>(await handler(ske({ key, scheme, clientRandom: b64(clientRandom), serverRandom: b64(serverRandom), params: b64(params) })));
+      const res = ok<SignatureResult>(await handler(ske({ key, scheme, clientRandom: b64(clientRandom), serverRandomSeed: b64(seed), params: b64(params) })));
       expect(Object.keys(res.result).sort()).toEqual(['backendMs', 'signature']);
       const signature = decodeBase64Strict(res.result.signature)!;
       const content = Buffer.concat([clientRandom, serverRandom, params]);
@@ -166,8 +168,10 @@ describe('tls12.server_key_exchange', () => {
     ['params not base64', { params: '***' }, 'bad_request'],
     ['params missing', { params: undefined }, 'bad_request'],
     ['clientRandom of 31 bytes', { clientRandom: b64(crypto.randomBytes(31)) }, 'bad_request'],
-    ['serverRandom of 33 bytes', { serverRandom: b64(crypto.randomBytes(33)) }, 'bad_request'],
-    ['serverRandom missing', { serverRandom: undefined }, 'bad_request'],
+    ['serverRandomSeed of 33 bytes', { serverRandomSeed: b64(crypto.randomBytes(33)) }, 'bad_request'],
+    ['serverRandomSeed missing', { serverRandomSeed: undefined }, 'bad_request'],
+    // Protocol v2: the caller no longer chooses the server random, not even alongside a seed.
+    ['a caller-chosen serverRandom', { serverRandom: b64(crypto.randomBytes(32)) }, 'bad_request'],
     ['clientRandom wrong type', { clientRandom: 42 }, 'bad_request'],
     ['SHA-1 scheme', { scheme: 'rsa_pkcs1_sha1' }, 'unsupported'],
     ['ECDSA SHA-1 scheme', { scheme: 'ecdsa_sha1' }, 'unsupported'],
@@ -179,10 +183,17 @@ describe('tls12.server_key_exchange', () => {
     ['unknown key', { key: 'nope' }, 'unknown_key'],
   ];
 
+  test('an edge of the previous release (protocol v1, a caller-chosen serverRandom) → unsupported, nothing signed', async () => {
+    const event: Record<string, unknown> = ske({ v: 1, serverRandom: b64(crypto.randomBytes(32)) });
+    delete event.serverRandomSeed;
+    const res = err(await handler(event));
+    expect(res).toEqual({ v: 2, id: 'ske-1', ok: false, error: { code: 'unsupported', message: expect.stringMatching(/protocol version 1 not supported .*same release/) } });
+  });
+
   test.each(cases.map(([label, over, code]) => ({ label, over, code })))('$label → $code', async ({ over, code }) => {
     const event: Record<string, unknown> = ske(over);
     for (const [k, v] of Object.entries(event)) if (v === undefined) delete event[k];
-    expect(err(await handler(event))).toEqual({ v: 1, id: 'ske-1', ok: false, error: { code, message: expect.any(String) } });
+    expect(err(await handler(event))).toEqual({ v: 2, id: 'ske-1', ok: false, error: { code, message: expect.any(String) } });
   });
 });
 
@@ -198,7 +209,7 @@ describe('tls12.rsa_master_secret', () => {
     const prfHash = over.prfHash ?? 'sha256';
     const handshakeMessages = over.ems ? rsaHandshakeMessages({ clientVersion, clientRandom, serverRandom, ciphertext }) : undefined;
     const request: Record<string, unknown> = {
-      v: 1,
+      v: 2,
       id: 'rsa-1',
       op: 'tls12.rsa_master_secret',
       key: 'rsa',
@@ -318,7 +329,7 @@ describe('tls12.rsa_master_secret', () => {
     const base = label.startsWith('EMS') ? withEms.request : m.request;
     const event: Record<string, unknown> = { ...base, ...over };
     for (const [k, v] of Object.entries(event)) if (v === undefined) delete event[k];
-    expect(err(await handler(event))).toEqual({ v: 1, id: 'rsa-1', ok: false, error: { code, message: expect.any(String) } });
+    expect(err(await handler(event))).toEqual({ v: 2, id: 'rsa-1', ok: false, error: { code, message: expect.any(String) } });
   });
 
   test('logs carry no ciphertext, seed, randoms, premaster or master secret', async () => {
@@ -337,7 +348,7 @@ describe('tls12.rsa_master_secret', () => {
 
 describe('ticket_keys without configuration', () => {
   test('answers unavailable; unknown fields are rejected', async () => {
-    expect(err(await handler({ v: 1, id: 't', op: 'ticket_keys' })).error.code).toBe('unavailable');
-    expect(err(await handler({ v: 1, id: 't', op: 'ticket_keys', key: 'rsa' })).error.code).toBe('bad_request');
+    expect(err(await handler({ v: 2, id: 't', op: 'ticket_keys' })).error.code).toBe('unavailable');
+    expect(err(await handler({ v: 2, id: 't', op: 'ticket_keys', key: 'rsa' })).error.code).toBe('bad_request');
   });
 });

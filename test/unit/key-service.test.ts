@@ -58,7 +58,7 @@ function err(res: KeyServiceResponse): ErrorResponse {
 }
 
 const cv = (over: Record<string, unknown> = {}) => ({
-  v: 1,
+  v: 2,
   id: 'req-1',
   op: 'tls13.certificate_verify',
   key: 'rsa',
@@ -81,7 +81,7 @@ describe('tls13.certificate_verify', () => {
     const transcriptHash = crypto.createHash(hash === 'sha512' ? 'sha384' : hash).update(crypto.randomBytes(100)).digest();
     expect(transcriptHash.length).toBe(Math.min(len, 48));
     const res = ok<SignatureResult>(await handler(cv({ key, scheme, transcriptHash: transcriptHash.toString('base64'), id: `t.${scheme}` })));
-    expect(res).toMatchObject({ v: 1, id: `t.${scheme}`, ok: true });
+    expect(res).toMatchObject({ v: 2, id: `t.${scheme}`, ok: true });
     expect(res.result.backendMs).toBeGreaterThanOrEqual(0);
     const signature = decodeBase64Strict(res.result.signature)!;
     const pub = crypto.createPublicKey(keys[key]);
@@ -105,7 +105,7 @@ describe('tls13.certificate_verify', () => {
 describe('public_key and ping', () => {
   test('public_key returns the SPKI and key spec', async () => {
     for (const [name, spec] of [['rsa', 'RSA_2048'], ['p256', 'ECC_NIST_P256'], ['p384', 'ECC_NIST_P384']] as const) {
-      const res = ok<PublicKeyResult>(await handler({ v: 1, id: 'pk', op: 'public_key', key: name }));
+      const res = ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: name }));
       expect(res.result.keySpec).toBe(spec);
       const expected = crypto.createPublicKey(keys[name]).export({ type: 'spki', format: 'der' });
       expect(Buffer.from(res.result.spki, 'base64').equals(expected)).toBe(true);
@@ -113,10 +113,10 @@ describe('public_key and ping', () => {
   });
 
   test('ping lists the configured keys', async () => {
-    const res = ok<PingResult>(await handler({ v: 1, id: 'p', op: 'ping' }));
+    const res = ok<PingResult>(await handler({ v: 2, id: 'p', op: 'ping' }));
     expect(res.result).toEqual({
       service: 'keyless-key-service',
-      protocol: 1,
+      protocol: 2,
       version: expect.any(String),
       keys: [
         { name: 'rsa', custody: 'file', keySpec: 'RSA_2048' },
@@ -131,8 +131,8 @@ describe('rejections', () => {
   const hash32 = crypto.randomBytes(32).toString('base64');
   const cases: Array<[string, unknown, string, string | null]> = [
     ['unknown field', cv({ extra: 1 }), 'bad_request', 'req-1'],
-    ['unknown field on ping', { v: 1, id: 'a', op: 'ping', key: 'rsa' }, 'bad_request', 'a'],
-    ['__proto__ field', JSON.parse('{"v":1,"id":"a","op":"ping","__proto__":{"x":1}}'), 'bad_request', 'a'],
+    ['unknown field on ping', { v: 2, id: 'a', op: 'ping', key: 'rsa' }, 'bad_request', 'a'],
+    ['__proto__ field', JSON.parse('{"v":2,"id":"a","op":"ping","__proto__":{"x":1}}'), 'bad_request', 'a'],
     ['wrong type: key', cv({ key: 5 }), 'bad_request', 'req-1'],
     ['wrong type: transcriptHash', cv({ transcriptHash: [1, 2] }), 'bad_request', 'req-1'],
     ['wrong type: id', cv({ id: 7 }), 'bad_request', null],
@@ -154,13 +154,14 @@ describe('rejections', () => {
     ['incompatible scheme: P-384 scheme on P-256', cv({ key: 'p256', scheme: 'ecdsa_secp384r1_sha384', transcriptHash: crypto.randomBytes(48).toString('base64') }), 'unsupported', 'req-1'],
     ['PKCS#1 v1.5 in TLS 1.3 CertificateVerify', cv({ scheme: 'rsa_pkcs1_sha256' }), 'unsupported', 'req-1'],
     ['unknown scheme', cv({ scheme: 'rsa_pkcs1_sha1' }), 'unsupported', 'req-1'],
-    ['bad version', cv({ v: 2 }), 'unsupported', 'req-1'],
+    ['bad version (v1, the previous release)', cv({ v: 1 }), 'unsupported', 'req-1'],
+    ['bad version (v3)', cv({ v: 3 }), 'unsupported', 'req-1'],
     ['missing version', { id: 'x', op: 'ping' }, 'bad_request', 'x'],
-    ['unknown op', { v: 1, id: 'x', op: 'tls12.rsa_decrypt', key: 'rsa' }, 'unsupported', 'x'],
+    ['unknown op', { v: 2, id: 'x', op: 'tls12.rsa_decrypt', key: 'rsa' }, 'unsupported', 'x'],
     ['oversize id', cv({ id: 'i'.repeat(65) }), 'bad_request', null],
     ['id with bad characters', cv({ id: 'a b' }), 'bad_request', null],
-    ['missing id', { v: 1, op: 'ping' }, 'bad_request', null],
-    ['missing transcriptHash', { v: 1, id: 'x', op: 'tls13.certificate_verify', key: 'rsa', scheme: 'rsa_pss_rsae_sha256' }, 'bad_request', 'x'],
+    ['missing id', { v: 2, op: 'ping' }, 'bad_request', null],
+    ['missing transcriptHash', { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'rsa', scheme: 'rsa_pss_rsae_sha256' }, 'bad_request', 'x'],
     ['not an object: array', [1, 2], 'bad_request', null],
     ['not an object: string', '{"v":1}', 'bad_request', null],
     ['not an object: null', null, 'bad_request', null],
@@ -168,7 +169,7 @@ describe('rejections', () => {
 
   test.each(cases.map(([label, event, code, id]) => ({ label, event, code, id })))('$label → $code', async ({ event, code, id }) => {
     const res = err(await handler(event));
-    expect(res).toEqual({ v: 1, id, ok: false, error: { code, message: expect.any(String) } });
+    expect(res).toEqual({ v: 2, id, ok: false, error: { code, message: expect.any(String) } });
   });
 
   test('error messages never echo request values', async () => {
@@ -260,7 +261,7 @@ describe('configuration', () => {
       delete process.env.KEYLESS_KEYS;
       const quiet = jest.spyOn(console, 'info').mockImplementation(() => undefined);
       const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-      const res = err(await lambdaHandler({ v: 1, id: 'x', op: 'ping' }));
+      const res = err(await lambdaHandler({ v: 2, id: 'x', op: 'ping' }));
       expect(res.error).toEqual({ code: 'internal', message: 'key service is misconfigured (see its logs)' });
       expect(res.id).toBe('x');
       expect(JSON.parse(String(errors.mock.calls.at(-1)?.[0]))).toMatchObject({ level: 'ERROR', message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS: not set/) });
@@ -268,7 +269,7 @@ describe('configuration', () => {
 
       resetDefaultHandlerForTests();
       process.env.KEYLESS_KEYS = JSON.stringify([{ name: 'dev', custody: 'file', path: path.join(dir, 'p256.pem') }]);
-      const pong = ok<PingResult>(await lambdaHandler({ v: 1, id: 'y', op: 'ping' }, { awsRequestId: 'r' }));
+      const pong = ok<PingResult>(await lambdaHandler({ v: 2, id: 'y', op: 'ping' }, { awsRequestId: 'r' }));
       expect(pong.result.keys).toEqual([{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }]);
       const line = JSON.parse(String(quiet.mock.calls.at(-1)?.[0]));
       expect(line).toMatchObject({ level: 'INFO', message: 'key_service_request', id: 'y', op: 'ping', outcome: 'ok', service: 'keyless-key-service', awsRequestId: 'r' });

@@ -14,8 +14,8 @@ import * as path from 'node:path';
 import { KeyOperationError, KeyServiceClient, LambdaKeyClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless';
 import { verifyTls12ServerKeyExchange } from '../../edge-proxy/src/keyless/verify';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import type { KeyServiceRequest, SignatureSchemeName } from '../../lambdas/key-service/protocol';
-import { ticketKeyMessage, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
+import { tls12ServerRandom, type KeyServiceRequest, type SignatureSchemeName } from '../../lambdas/key-service/protocol';
+import type { TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { prf12 } from '../../lambdas/key-service/tls12-prf';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { InProcessKeys } from '../helpers/in-process-keys';
@@ -32,12 +32,12 @@ const pub = (k: KeyName) => crypto.createPublicKey(priv[k]);
 const TICKET_SECRET = crypto.randomBytes(32);
 const EPOCH_SECONDS = 600;
 
-/** Ticket keys like the service's KMS source, with HMAC under a local secret (same message format). */
+/** Deterministic test ticket keys (HMAC of the epoch under a local secret), as the in-process double makes them. */
 const hmacTickets: TicketKeySource = {
   epochSeconds: EPOCH_SECONDS,
   async get() {
     const epoch = Math.floor(Date.now() / 1000 / EPOCH_SECONDS);
-    const derive = (e: number) => crypto.createHmac('sha256', TICKET_SECRET).update(ticketKeyMessage(e)).digest();
+    const derive = (e: number) => crypto.createHmac('sha256', TICKET_SECRET).update(`test ticket key ${e}`).digest();
     return { epochSeconds: EPOCH_SECONDS, current: { epoch, key: derive(epoch) }, previous: { epoch: epoch - 1, key: derive(epoch - 1) }, backendMs: 0 };
   },
 };
@@ -85,7 +85,7 @@ function direct(h: (event: unknown) => unknown, onRequest?: (r: KeyServiceReques
 
 /** A target that answers every request with a result computed from the request. */
 function answering(result: (r: KeyServiceRequest) => unknown): KeyServiceTarget {
-  return { name: 'fake', invoke: async (r) => ({ v: 1, id: r.id, ok: true, result: result(r) }) };
+  return { name: 'fake', invoke: async (r) => ({ v: 2, id: r.id, ok: true, result: result(r) }) };
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -128,31 +128,45 @@ describe('signTls12ServerKeyExchange', () => {
   ] as const)('%s / %s: the signature over client_random ‖ server_random ‖ params is verified before it is returned', async (key, scheme) => {
     const c = new KeyServiceClient({ target: direct(real), certificateKeys: { [key]: pub(key) } });
     const cr = crypto.randomBytes(32);
-    const sr = crypto.randomBytes(32);
+    const sr = crypto.randomBytes(32); // the server-random seed
     const params = p256Params();
     const { signature, latencyMs } = await c.signTls12ServerKeyExchange(key, scheme, cr, sr, params);
     expect(latencyMs).toBeGreaterThanOrEqual(0);
-    expect(verifyTls12ServerKeyExchange(pub(key), scheme, cr, sr, params, signature)).toBe(true);
-    expect(verifyTls12ServerKeyExchange(pub(key), scheme, sr, cr, params, signature)).toBe(false);
+    expect(verifyTls12ServerKeyExchange(pub(key), scheme, cr, tls12ServerRandom(sr), params, signature)).toBe(true);
+    expect(verifyTls12ServerKeyExchange(pub(key), scheme, tls12ServerRandom(sr), cr, params, signature)).toBe(false);
   });
 
   test('the request carries exactly the documented fields', async () => {
     const seen: KeyServiceRequest[] = [];
     const c = new KeyServiceClient({ target: direct(real, (r) => seen.push(r)), certificateKeys: { rsa: pub('rsa') } });
     const cr = crypto.randomBytes(32);
-    const sr = crypto.randomBytes(32);
+    const sr = crypto.randomBytes(32); // the server-random seed
     const params = x25519Params();
     await c.signTls12ServerKeyExchange('rsa', 'rsa_pkcs1_sha256', cr, sr, params);
     expect(seen[0]).toEqual({
-      v: 1,
+      v: 2,
       id: expect.any(String),
       op: 'tls12.server_key_exchange',
       key: 'rsa',
       scheme: 'rsa_pkcs1_sha256',
       clientRandom: cr.toString('base64'),
-      serverRandom: sr.toString('base64'),
+      serverRandomSeed: sr.toString('base64'),
       params: params.toString('base64'),
     });
+  });
+
+  test('against a key service of the previous release (protocol v1): unsupported, never a signature', async () => {
+    // What a v1 service answers a v2 request: its own version, and unsupported.
+    const v1Service: KeyServiceTarget = {
+      name: 'v1',
+      invoke: async (r) => ({ v: 1, id: r.id, ok: false, error: { code: 'unsupported', message: 'v: protocol version not supported (this service speaks v1)' } }),
+    };
+    const c = new KeyServiceClient({ target: v1Service, certificateKeys: { rsa: pub('rsa') } });
+    await expect(codeOf(c.signTls12ServerKeyExchange('rsa', 'rsa_pkcs1_sha256', crypto.randomBytes(32), crypto.randomBytes(32), x25519Params()))).resolves.toBe('unsupported');
+    // And one that (wrongly) answered a v2 request with a v1 signature is refused before the signature is looked at.
+    const lenient: KeyServiceTarget = { name: 'v1-ok', invoke: async (r) => ({ v: 1, id: r.id, ok: true, result: { signature: 'AAAA', backendMs: 1 } }) };
+    const c2 = new KeyServiceClient({ target: lenient, certificateKeys: { rsa: pub('rsa') } });
+    await expect(codeOf(c2.signTls12ServerKeyExchange('rsa', 'rsa_pkcs1_sha256', crypto.randomBytes(32), crypto.randomBytes(32), x25519Params()))).resolves.toBe('unsupported');
   });
 
   test('a signature by another key → bad_signature (registered key, or the service-reported one)', async () => {
@@ -272,12 +286,12 @@ describe('rsaMasterSecret', () => {
 });
 
 describe('ticketKeys', () => {
-  test('current and previous keys, 32 bytes each, as the service derives them', async () => {
+  test('current and previous keys, 32 bytes each, as the service hands them out', async () => {
     const c = new KeyServiceClient({ target: direct(real) });
     const t = await c.ticketKeys();
     expect(t.epochSeconds).toBe(EPOCH_SECONDS);
     expect(t.previous.epoch).toBe(t.current.epoch - 1);
-    expect(t.current.key.equals(crypto.createHmac('sha256', TICKET_SECRET).update(ticketKeyMessage(t.current.epoch)).digest())).toBe(true);
+    expect(t.current.key.equals(crypto.createHmac('sha256', TICKET_SECRET).update(`test ticket key ${t.current.epoch}`).digest())).toBe(true);
     expect(t.previous.key.length).toBe(32);
   });
 
@@ -312,10 +326,10 @@ describe('end to end over the local Lambda endpoint', () => {
     });
     try {
       const cr = crypto.randomBytes(32);
-      const sr = crypto.randomBytes(32);
+      const sr = crypto.randomBytes(32); // the server-random seed
       const params = x25519Params();
       const { signature } = await c.signTls12ServerKeyExchange('rsa', 'rsa_pss_rsae_sha256', cr, sr, params);
-      expect(verifyTls12ServerKeyExchange(pub('rsa'), 'rsa_pss_rsae_sha256', cr, sr, params, signature)).toBe(true);
+      expect(verifyTls12ServerKeyExchange(pub('rsa'), 'rsa_pss_rsae_sha256', cr, tls12ServerRandom(sr), params, signature)).toBe(true);
       const { input, expected } = rsaInput({ ems: true });
       expect((await c.rsaMasterSecret('rsa', input)).masterSecret.equals(expected)).toBe(true);
       expect((await c.ticketKeys()).current.key.length).toBe(32);
@@ -344,17 +358,17 @@ describe('the in-process test double agrees with the service', () => {
 
   test('ServerKeyExchange signatures verify; params are validated the same way', async () => {
     const cr = crypto.randomBytes(32);
-    const sr = crypto.randomBytes(32);
+    const sr = crypto.randomBytes(32); // the server-random seed
     for (const [key, scheme] of [['rsa', 'rsa_pkcs1_sha384'], ['rsa', 'rsa_pss_rsae_sha256'], ['p256', 'ecdsa_secp256r1_sha256']] as const) {
       const params = x25519Params();
       const { signature } = await keys.signTls12ServerKeyExchange(key, scheme, cr, sr, params);
-      expect(verifyTls12ServerKeyExchange(pub(key), scheme, cr, sr, params, signature)).toBe(true);
+      expect(verifyTls12ServerKeyExchange(pub(key), scheme, cr, tls12ServerRandom(sr), params, signature)).toBe(true);
     }
     await expect(codeOf(keys.signTls12ServerKeyExchange('rsa', 'rsa_pkcs1_sha256', cr, sr, Buffer.from([3, 0, 25, 1, 4])))).resolves.toBe('unsupported');
     await expect(codeOf(keys.signTls12ServerKeyExchange('p256', 'rsa_pkcs1_sha256', cr, sr, x25519Params()))).resolves.toBe('unsupported');
   });
 
-  test('ticket keys: the same derivation as the service for the same secret', async () => {
+  test('ticket keys: the same keys as the service for the same test secret', async () => {
     expect(await keys.ticketKeys()).toEqual(await service().ticketKeys());
   });
 });

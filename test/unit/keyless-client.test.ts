@@ -70,13 +70,13 @@ beforeAll(async () => {
       },
       garbage: (event) => {
         const e = event as { id: string; op: string };
-        if (e.op === 'tls13.certificate_verify') return { v: 1, id: e.id, ok: true, result: { signature: crypto.randomBytes(256).toString('base64'), backendMs: 1 } };
+        if (e.op === 'tls13.certificate_verify') return { v: 2, id: e.id, ok: true, result: { signature: crypto.randomBytes(256).toString('base64'), backendMs: 1 } };
         return real(event, {});
       },
       malformed: () => ({ hello: 'world' }),
       wrongId: async (event, context) => ({ ...(await real(event, context)), id: 'someone-else' }),
-      notBase64: (event) => ({ v: 1, id: (event as { id: string }).id, ok: true, result: { signature: '!!!!', backendMs: 0 } }),
-      unknownCode: (event) => ({ v: 1, id: (event as { id: string }).id, ok: false, error: { code: 'teapot', message: 'x' } }),
+      notBase64: (event) => ({ v: 2, id: (event as { id: string }).id, ok: true, result: { signature: '!!!!', backendMs: 0 } }),
+      unknownCode: (event) => ({ v: 2, id: (event as { id: string }).id, ok: false, error: { code: 'teapot', message: 'x' } }),
     },
   });
 });
@@ -170,7 +170,7 @@ describe('signing through Lambda Invoke', () => {
     expect(pk.keySpec).toBe('RSA_2048');
     expect(pk.spki.equals(pub('rsa').export({ type: 'spki', format: 'der' }))).toBe(true);
     const ping = await c.ping();
-    expect(ping).toMatchObject({ service: 'keyless-key-service', protocol: 1 });
+    expect(ping).toMatchObject({ service: 'keyless-key-service', protocol: 2 });
     expect(ping.keys.map((k) => k.name)).toEqual(['rsa', 'p256', 'p384']);
   });
 });

@@ -36,7 +36,7 @@ class ScriptedTarget implements KeyServiceTarget {
 
 /** A well-formed ping answer. */
 function answer(request: KeyServiceRequest): unknown {
-  return { v: PROTOCOL_VERSION, id: request.id, ok: true, result: { service: 'keyless-key-service', protocol: 1, version: 'test', keys: [] } };
+  return { v: PROTOCOL_VERSION, id: request.id, ok: true, result: { service: 'keyless-key-service', protocol: 2, version: 'test', keys: [] } };
 }
 const typed = (code: string) => (request: KeyServiceRequest) => ({ v: PROTOCOL_VERSION, id: request.id, ok: false, error: { code, message: `service says ${code}` } });
 const throwing = (code: KeyOperationError['code']) => () => {
@@ -396,7 +396,7 @@ describe('tracked operations (real client, real handler)', () => {
   });
 
   it('garbage that passes the envelope check is charged after the client rejects it', async () => {
-    const garbage: Behaviour = (req) => ({ v: 1, id: req.id, ok: true, result: { signature: '%%%%', backendMs: 1 } });
+    const garbage: Behaviour = (req) => ({ v: 2, id: req.id, ok: true, result: { signature: '%%%%', backendMs: 1 } });
     const { targets, failover, sign, m } = stack(() => garbage);
     expect(await codeOf(sign())).toBe('internal');
     expect(failover.health('primary').healthy).toBe(false);

@@ -3,6 +3,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -48,6 +49,30 @@ describe('local Lambda endpoint', () => {
   test('listens on loopback only', async () => {
     expect(lambda.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     await expect(startLocalLambda({ host: '0.0.0.0', functions: {} })).rejects.toThrow(/non-loopback/);
+  });
+
+  test('refuses requests whose Host header is not a loopback name (DNS rebinding), before running anything', async () => {
+    const port = Number(new URL(lambda.url).port);
+    const send = (host: string | undefined, path = '/2015-03-31/functions/echo/invocations') =>
+      new Promise<{ status: number; type?: string }>((resolve, reject) => {
+        const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers, setHost: host !== undefined }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode as number, type: res.headers['x-amzn-errortype'] as string | undefined });
+        });
+        if (host !== undefined) req.setHeader('host', host);
+        req.on('error', reject);
+        req.end('{}');
+      });
+    lambda.resetStats();
+    for (const host of ['attacker.example', `attacker.example:${port}`, '127.0.0.1.attacker.example']) {
+      expect(await send(host)).toEqual({ status: 403, type: 'AccessDeniedException' });
+    }
+    expect((await send(undefined)).status).toBe(400); // HTTP/1.1 without Host: Node refuses it first
+    expect((await send('attacker.example', '/_local/stats/reset')).status).toBe(403);
+    expect(lambda.stats().echo.invocations).toBe(0);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) expect((await send(host)).status).toBe(200);
+    expect(lambda.stats().echo.invocations).toBe(3);
   });
 
   test('RequestResponse: 200, the JSON result and X-Amz-Executed-Version', async () => {
@@ -154,8 +179,8 @@ describe('CLI (local/lambda/main.ts)', () => {
     });
     const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
     try {
-      expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port}`]);
-      const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 1, id: 'cli', op: 'ping' })) }));
+      expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port} (node/${process.versions.node})`]);
+      const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 2, id: 'cli', op: 'ping' })) }));
       expect(decode(out.Payload)).toMatchObject({ ok: true, id: 'cli', result: { keys: [{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }] } });
       await expect(run(['--port', '0'], { env: {}, out: () => undefined })).rejects.toThrow(/KEYLESS_KEYS: not set/);
     } finally {
@@ -170,10 +195,10 @@ describe('CLI (local/lambda/main.ts)', () => {
     const server = await startLocalLambda({ functions: { ks: h } });
     const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
     try {
-      for (const payload of [null, 42, 'str', [], { v: 1 }, { v: 1, id: 'x', op: 'tls13.certificate_verify', key: 'zzz', scheme: 'rsa_pss_rsae_sha256', transcriptHash: 'AA==' }]) {
+      for (const payload of [null, 42, 'str', [], { v: 2 }, { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'zzz', scheme: 'rsa_pss_rsae_sha256', transcriptHash: 'AA==' }]) {
         const out = await c.send(new InvokeCommand({ FunctionName: 'ks', Payload: Buffer.from(JSON.stringify(payload)) }));
         expect(out.FunctionError).toBeUndefined();
-        expect(decode(out.Payload)).toMatchObject({ v: 1, ok: false, error: { code: expect.any(String) } });
+        expect(decode(out.Payload)).toMatchObject({ v: 2, ok: false, error: { code: expect.any(String) } });
       }
     } finally {
       c.destroy();

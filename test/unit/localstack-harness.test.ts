@@ -161,8 +161,8 @@ describe('the key-service Lambda bundle', () => {
     const script = `
       const { handler } = require(${JSON.stringify(bundle.entryFile)});
       (async () => {
-        const ping = await handler({ v: 1, id: 'p-1', op: 'ping' }, { awsRequestId: 'r-1' });
-        const sig = await handler({ v: 1, id: 's-1', op: 'tls13.certificate_verify', key: 'dev', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: ${JSON.stringify(hash.toString('base64'))} });
+        const ping = await handler({ v: 2, id: 'p-1', op: 'ping' }, { awsRequestId: 'r-1' });
+        const sig = await handler({ v: 2, id: 's-1', op: 'tls13.certificate_verify', key: 'dev', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: ${JSON.stringify(hash.toString('base64'))} });
         process.stdout.write('RESULT ' + JSON.stringify({ ping, sig }) + '\\n');
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const r = spawnSync(process.execPath, ['-e', script], {
@@ -178,7 +178,7 @@ describe('the key-service Lambda bundle', () => {
       ping: { ok: boolean; id: string; result: { service: string; keys: unknown[] } };
       sig: { ok: boolean; result: { signature: string } };
     };
-    expect(ping).toMatchObject({ v: 1, id: 'p-1', ok: true, result: { service: 'keyless-key-service', protocol: 1 } });
+    expect(ping).toMatchObject({ v: 2, id: 'p-1', ok: true, result: { service: 'keyless-key-service', protocol: 2 } });
     expect(ping.result.keys).toEqual([{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }]);
     expect(sig.ok).toBe(true);
     const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), hash]);

@@ -1,5 +1,5 @@
 /**
- * Log sampling (issue 6 item 5): per-connection debug/info lines are written for a configurable share
+ * Log sampling: per-connection debug/info lines are written for a configurable share
  * of connections, decided once per connection id; warnings and errors always. Plus the `logging`
  * configuration and its environment overrides.
  */

@@ -97,31 +97,34 @@ describe('client-certificate headers', () => {
       handshakeInfo: { clientAuth },
     }) as unknown as SecureConnection;
 
-  it('a verified client: SUCCESS, subject, SAN, fingerprint', () => {
+  it('a verified client: 1, subject, SAN, fingerprint', () => {
     const facts = describeConnection(conn({ verified: true, subject: 'CN=alice,O=Example', san: 'email:a@example.com', fingerprint256: 'ab'.repeat(32) }));
     const h = keylessHeaders(facts, '2');
     const get = (n: string) => h[h.indexOf(n) + 1];
-    expect(get('x-keyless-client-cert-verified')).toBe('SUCCESS');
+    expect(get('x-keyless-client-cert-verified')).toBe('1');
     expect(get('x-keyless-client-cert-subject')).toBe('CN=alice,O=Example');
     expect(get('x-keyless-client-cert-san')).toBe('email:a@example.com');
     expect(get('x-keyless-client-cert-fingerprint-sha256')).toBe('ab'.repeat(32));
   });
 
-  it('an mTLS host without a client certificate: NONE only; a host without mTLS: none of them', () => {
-    expect(keylessHeaders(describeConnection(conn({ verified: false })), '2').filter((x) => x.startsWith('x-keyless-client'))).toEqual(['x-keyless-client-cert-verified']);
-    expect(keylessHeaders(describeConnection(conn({ verified: false })), '2')).toContain('NONE');
-    expect(keylessHeaders(describeConnection(conn()), '2').some((x) => x.startsWith('x-keyless-client'))).toBe(false);
+  it('without a verified client certificate, mTLS host or not: verified 0 and nothing else', () => {
+    for (const auth of [{ verified: false }, undefined]) {
+      const h = keylessHeaders(describeConnection(conn(auth)), '2');
+      expect(h.filter((x) => x.startsWith('x-keyless-client'))).toEqual(['x-keyless-client-cert-verified']);
+      expect(h[h.indexOf('x-keyless-client-cert-verified') + 1]).toBe('0');
+    }
   });
 
   it('client-sent x-keyless-client-cert-* headers never reach the origin', () => {
     const out = buildOriginRequestHeaders({
-      rawHeaders: ['X-Keyless-Client-Cert-Verified', 'SUCCESS', 'x-keyless-client-cert-subject', 'CN=admin', 'accept', '*/*'],
+      rawHeaders: ['X-Keyless-Client-Cert-Verified', '1', 'x-keyless-client-cert-subject', 'CN=admin', 'accept', '*/*'],
       authority: 'a.test',
       facts: describeConnection(conn()),
       httpVersion: '1.1',
       hasBody: false,
     });
-    expect(out.filter((x) => /client-cert|SUCCESS|CN=admin/i.test(x))).toEqual([]);
+    expect(out.filter((x) => /client-cert|CN=admin/i.test(x))).toEqual(['x-keyless-client-cert-verified']);
+    expect(out[out.indexOf('x-keyless-client-cert-verified') + 1]).toBe('0');
     expect(out).toContain('accept');
   });
 });

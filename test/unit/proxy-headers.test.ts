@@ -71,7 +71,7 @@ describe('buildOriginRequestHeaders', () => {
     expect([...out.keys()].sort()).toEqual(
       [
         'accept', 'cookie', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
-        ...Object.values(KEYLESS_HEADERS),
+        ...Object.values(KEYLESS_HEADERS), 'x-keyless-client-cert-verified',
       ].sort(),
     );
     expect(out.get('host')).toEqual(['www.example.com']);
@@ -131,6 +131,9 @@ describe('keylessHeaders', () => {
         ['x-keyless-tls-protocol', ['TLSv1.2']],
         ['x-keyless-tls-resumed', ['true']],
         ['x-keyless-http-version', ['1.1']],
+        ['x-keyless-edge-runtime', [`node/${process.versions.node}`]],
+        // Always sent, so an origin can enforce mTLS itself.
+        ['x-keyless-client-cert-verified', ['0']],
       ]),
     );
   });
@@ -217,6 +220,7 @@ describe('describeConnection', () => {
       resumed: true,
       clientAddress: '198.51.100.7',
       clientPort: 50000,
+      clientCertVerified: '0',
     });
   });
 

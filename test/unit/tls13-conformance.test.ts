@@ -1,5 +1,5 @@
 /**
- * TLS 1.3 completeness (issue 9, item 1), with the scripted raw client where real clients cannot be
+ * TLS 1.3 completeness, with the scripted raw client where real clients cannot be
  * made to do the thing, and with OpenSSL where they can: 0-RTT declined and skipped (RFC 8446
  * §4.2.10), legacy fields (§4.1.2, §4.1.3, §4.2.1), record padding (§5.4), KeyUpdate both ways and
  * our own key rotation before the AEAD limits (§4.6.3, §5.5), record_size_limit (RFC 8449),

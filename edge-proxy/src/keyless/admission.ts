@@ -183,8 +183,8 @@ export class AdmissionController {
       return {
         signTls13CertificateVerify: (keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult> =>
           gated(() => inner.signTls13CertificateVerify(keyName, scheme, transcriptHash)),
-        signTls12ServerKeyExchange: (keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult> =>
-          gated(() => inner.signTls12ServerKeyExchange(keyName, scheme, clientRandom, serverRandom, params)),
+        signTls12ServerKeyExchange: (keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult> =>
+          gated(() => inner.signTls12ServerKeyExchange(keyName, scheme, clientRandom, serverRandomSeed, params)),
         rsaMasterSecret: (keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult> => gated(() => inner.rsaMasterSecret(keyName, input)),
         ticketKeys: () => inner.ticketKeys(),
         publicKey: (keyName: string) => inner.publicKey(keyName),

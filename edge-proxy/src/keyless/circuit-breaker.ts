@@ -1,5 +1,5 @@
 /**
- * A circuit breaker for one key service (DESIGN §4): closed → open after N consecutive failures or an
+ * A circuit breaker for one key service (docs/architecture.md, "Deployables"): closed → open after N consecutive failures or an
  * error rate over a sliding window; open rejects at once (no request leaves the edge) for a
  * cool-down; then half-open lets exactly one probe through; the probe's success closes it, its
  * failure opens it again for another cool-down.

@@ -1,5 +1,5 @@
 /**
- * The key-service client's metrics (issue 3 item 5), in memory, for the Prometheus `/metrics`
+ * The key-service client's metrics, in memory, for the Prometheus `/metrics`
  * endpoint to expose later. Names follow Prometheus conventions (seconds, `_total`).
  *
  *   keyless_key_operations_total{op,outcome}                    operations as the TLS engine saw them

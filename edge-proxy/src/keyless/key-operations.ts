@@ -1,5 +1,5 @@
 /**
- * What the TLS engine needs from whoever holds the private keys (DESIGN §4). The edge never sees a
+ * What the TLS engine needs from whoever holds the private keys (docs/architecture.md, "Deployables"). The edge never sees a
  * private key; every method is asynchronous and may fail with a KeyOperationError, which the TLS
  * engine turns into a handshake alert.
  */
@@ -31,16 +31,23 @@ export interface TicketKeys {
   epochSeconds: number;
   current: { epoch: number; key: Buffer };
   previous: { epoch: number; key: Buffer };
+  /** How many epochs the fleet accepts (current included); absent: 2. */
+  epochsAccepted?: number;
+  /** Keys of epochs current-2 .. current-(epochsAccepted-1), newest first. */
+  older?: Array<{ epoch: number; key: Buffer }>;
 }
 
 export interface KeyOperations {
   /** Sign the TLS 1.3 server CertificateVerify content for this transcript hash (RFC 8446 §4.4.3). */
   signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult>;
-  /** Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ serverRandom ‖ params. */
-  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandom: Buffer, params: Buffer): Promise<SignResult>;
+  /**
+   * Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ tls12ServerRandom(serverRandomSeed)
+   * ‖ params, so the ServerHello must carry `tls12ServerRandom(serverRandomSeed)`.
+   */
+  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult>;
   /** TLS 1.2 RSA key exchange: the master secret for this session (never the premaster). */
   rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult>;
-  /** Fleet-wide ticket keys (current and previous epoch). */
+  /** Fleet-wide ticket keys (every accepted epoch). */
   ticketKeys(): Promise<TicketKeys>;
   /** DER SubjectPublicKeyInfo of a key name. */
   publicKey(keyName: string): Promise<{ spki: Buffer; keySpec: string }>;

@@ -3,7 +3,7 @@
  * per operation, a cap on operations in flight, strict response validation (master secrets exactly
  * 48 bytes, ticket keys exactly 32, no unexpected fields), and verification of every signature —
  * TLS 1.3 CertificateVerify and TLS 1.2 ServerKeyExchange — against the certificate's public key
- * before it is returned (DESIGN §4, §5).
+ * before it is returned (docs/architecture.md, "Deployables"; docs/key-service-protocol.md).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { checkServerEcdhParams } from '../../../lambdas/key-service/ecdh-params';
@@ -16,11 +16,13 @@ import {
   MIN_RSA_CLIENT_VERSION,
   PROTOCOL_VERSION,
   TICKET_KEY_LENGTH,
+  MAX_TICKET_EPOCHS_ACCEPTED,
   TLS_RANDOM_LENGTH,
   TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
   TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
+  tls12ServerRandom,
   type ErrorCode,
   type KeyDescription,
   type KeyServiceRequest,
@@ -146,7 +148,7 @@ export class KeyServiceClient implements KeyOperations {
     keyName: string,
     scheme: SignatureSchemeName,
     clientRandom: Buffer,
-    serverRandom: Buffer,
+    serverRandomSeed: Buffer,
     params: Buffer,
   ): Promise<SignResult> {
     this.checkSigningRequest(keyName, scheme);
@@ -154,7 +156,7 @@ export class KeyServiceClient implements KeyOperations {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
     }
     requireBytes(clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
-    requireBytes(serverRandom, TLS_RANDOM_LENGTH, 'serverRandom');
+    requireBytes(serverRandomSeed, TLS_RANDOM_LENGTH, 'serverRandomSeed');
     if (!Buffer.isBuffer(params)) throw new KeyOperationError('bad_request', 'params must be a Buffer');
     // The service checks the same rules; checking here saves an invocation on an engine bug.
     const check = checkServerEcdhParams(params);
@@ -169,10 +171,11 @@ export class KeyServiceClient implements KeyOperations {
         key: keyName,
         scheme,
         clientRandom: clientRandom.toString('base64'),
-        serverRandom: serverRandom.toString('base64'),
+        serverRandomSeed: serverRandomSeed.toString('base64'),
         params: params.toString('base64'),
       },
-      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, serverRandom, params, signature),
+      // Verified over the server random the ServerHello carries, derived from the seed as the service does.
+      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, tls12ServerRandom(serverRandomSeed), params, signature),
     );
   }
 
@@ -226,7 +229,9 @@ export class KeyServiceClient implements KeyOperations {
   async ticketKeys(): Promise<TicketKeys> {
     return this.run(async (signal) => {
       const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'ticket_keys' }, signal);
-      expectFields(result, ['epochSeconds', 'current', 'previous']);
+      // epochsAccepted and older come only when more than two epochs are accepted.
+      const extended = 'epochsAccepted' in result;
+      expectFields(result, extended ? ['epochSeconds', 'current', 'previous', 'epochsAccepted', 'older'] : ['epochSeconds', 'current', 'previous']);
       const epochSeconds = result.epochSeconds;
       if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0) {
         throw new KeyOperationError('internal', 'malformed key-service response: epochSeconds');
@@ -236,10 +241,24 @@ export class KeyServiceClient implements KeyOperations {
       if (previous.epoch !== current.epoch - 1) {
         throw new KeyOperationError('internal', 'malformed key-service response: previous epoch must be current - 1');
       }
-      if (previous.key.equals(current.key)) {
-        throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
+      if (!extended) {
+        if (previous.key.equals(current.key)) throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
+        return { epochSeconds, current, previous };
       }
-      return { epochSeconds, current, previous };
+      const epochsAccepted = result.epochsAccepted;
+      if (typeof epochsAccepted !== 'number' || !Number.isSafeInteger(epochsAccepted) || epochsAccepted < 3 || epochsAccepted > MAX_TICKET_EPOCHS_ACCEPTED) {
+        throw new KeyOperationError('internal', 'malformed key-service response: epochsAccepted');
+      }
+      if (!Array.isArray(result.older) || result.older.length !== epochsAccepted - 2) {
+        throw new KeyOperationError('internal', 'malformed key-service response: older must hold epochsAccepted - 2 keys');
+      }
+      const older = result.older.map((k: unknown, i: number) => ticketKey(k, `older[${i}]`));
+      const all = [current, previous, ...older];
+      all.forEach((k, i) => {
+        if (k.epoch !== current.epoch - i) throw new KeyOperationError('internal', 'malformed key-service response: ticket-key epochs must count down from current');
+        if (all.some((o, j) => j !== i && o.key.equals(k.key))) throw new KeyOperationError('internal', 'malformed key-service response: ticket keys of two epochs are equal');
+      });
+      return { epochSeconds, current, previous, epochsAccepted, older };
     });
   }
 
@@ -388,8 +407,11 @@ export class KeyServiceClient implements KeyOperations {
   /** One request through the target; validates the envelope and returns `result`. */
   private async call(request: KeyServiceRequest, signal: AbortSignal): Promise<Record<string, unknown>> {
     const response = await this.target.invoke(request, signal);
-    if (!isObject(response) || response.v !== PROTOCOL_VERSION || typeof response.ok !== 'boolean') {
-      throw new KeyOperationError('internal', 'malformed key-service response');
+    if (!isObject(response) || typeof response.ok !== 'boolean') throw new KeyOperationError('internal', 'malformed key-service response');
+    if (response.v !== PROTOCOL_VERSION) {
+      // A key service of another release: it refuses our requests (or we its answers) as a whole.
+      const theirs = typeof response.v === 'number' && Number.isInteger(response.v) ? `v${response.v}` : 'an unknown version';
+      throw new KeyOperationError('unsupported', `key service speaks protocol ${theirs}, this edge v${PROTOCOL_VERSION}: deploy the edge and the key service of the same release`);
     }
     if (response.ok === false) {
       const error = response.error;

@@ -1,5 +1,5 @@
 /**
- * KeyOperations over AWS Lambda Invoke (DESIGN §4, §5): the edge task role's only way to the key
+ * KeyOperations over AWS Lambda Invoke (docs/architecture.md, "Deployables"; docs/key-service-protocol.md): the edge task role's only way to the key
  * service is lambda:InvokeFunction. One LambdaClient per target with a keep-alive agent, SDK retries
  * off (maxAttempts 1: the client owns deadlines; retries/failover come later, over KeyServiceTarget).
  *

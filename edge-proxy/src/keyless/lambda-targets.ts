@@ -1,5 +1,5 @@
 /**
- * One LambdaInvokeTarget per configured key service (DESIGN §4: several key services, e.g. regions),
+ * One LambdaInvokeTarget per configured key service (docs/architecture.md, "Deployables": several key services, e.g. regions),
  * each with its own keep-alive Lambda client, built so that the failover layer can tell a failed
  * *connect* from a slow answer: the connect timeout is short (a retry elsewhere still fits in the
  * deadline), and the socket's request timeout is only a backstop past the caller's deadline, so every

@@ -184,21 +184,7 @@ export class MetricsRegistry {
 
   /** Prometheus text exposition format (version 0.0.4). */
   renderPrometheus(): string {
-    const lines: string[] = [];
-    for (const m of this.snapshot()) {
-      lines.push(`# HELP ${m.name} ${m.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
-      lines.push(`# TYPE ${m.name} ${m.type}`);
-      if (m.type === 'histogram') {
-        for (const s of m.samples) {
-          for (const b of s.buckets) lines.push(`${m.name}_bucket${labelText({ ...s.labels, le: b.le === Infinity ? '+Inf' : String(b.le) })} ${b.count}`);
-          lines.push(`${m.name}_sum${labelText(s.labels)} ${s.sum}`);
-          lines.push(`${m.name}_count${labelText(s.labels)} ${s.count}`);
-        }
-      } else {
-        for (const s of m.samples) lines.push(`${m.name}${labelText(s.labels)} ${s.value}`);
-      }
-    }
-    return `${lines.join('\n')}\n`;
+    return renderPrometheus(this.snapshot());
   }
 
   private add<M extends Metric>(metric: M): M {
@@ -207,6 +193,25 @@ export class MetricsRegistry {
     this.metrics.set(metric.name, metric);
     return metric;
   }
+}
+
+/** Snapshots in Prometheus text exposition format (version 0.0.4): one registry's, or several merged. */
+export function renderPrometheus(snapshots: readonly MetricSnapshot[]): string {
+  const lines: string[] = [];
+  for (const m of snapshots) {
+    lines.push(`# HELP ${m.name} ${m.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
+    lines.push(`# TYPE ${m.name} ${m.type}`);
+    if (m.type === 'histogram') {
+      for (const s of m.samples) {
+        for (const b of s.buckets) lines.push(`${m.name}_bucket${labelText({ ...s.labels, le: b.le === Infinity ? '+Inf' : String(b.le) })} ${b.count}`);
+        lines.push(`${m.name}_sum${labelText(s.labels)} ${s.sum}`);
+        lines.push(`${m.name}_count${labelText(s.labels)} ${s.count}`);
+      }
+    } else {
+      for (const s of m.samples) lines.push(`${m.name}${labelText(s.labels)} ${s.value}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 function labelText(labels: Record<string, string>): string {

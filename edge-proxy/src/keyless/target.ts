@@ -1,7 +1,7 @@
 /**
  * One key service the edge can reach (one Lambda function in one region). The client above it owns
  * deadlines, the in-flight cap and verification; later, retries, failover across several targets and
- * a circuit breaker compose targets without changing the client (DESIGN §4).
+ * a circuit breaker compose targets without changing the client (docs/architecture.md, "Deployables").
  */
 import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
 

@@ -1,5 +1,5 @@
 /**
- * Verification of key-service signatures on the edge (DESIGN §4): every signature is checked against
+ * Verification of key-service signatures on the edge (docs/architecture.md, "Deployables"): every signature is checked against
  * the certificate's public key before the TLS engine sends it, so a misconfigured or compromised key
  * service cannot make the edge send a CertificateVerify that does not match the certificate.
  */

@@ -21,8 +21,8 @@ export interface ConnectionFacts {
   /** Client IP as seen by the edge (IPv4-mapped IPv6 shown as plain IPv4). */
   clientAddress?: string;
   clientPort?: number;
-  /** mTLS hosts only: `SUCCESS` (a verified client certificate) or `NONE`. */
-  clientCertVerified?: 'SUCCESS' | 'NONE';
+  /** `1`: the client presented a certificate that verified (mTLS hosts); `0`: it did not, or the host has no mTLS. */
+  clientCertVerified?: '1' | '0';
   clientCertSubject?: string;
   clientCertSan?: string;
   clientCertFingerprint?: string;
@@ -47,10 +47,10 @@ function safely<T>(f: () => T): T | undefined {
   }
 }
 
-function clientCertFacts(auth: HandshakeInfo['clientAuth']): Partial<ConnectionFacts> {
-  if (!auth) return {};
-  if (!auth.verified) return { clientCertVerified: 'NONE' };
-  return { clientCertVerified: 'SUCCESS', clientCertSubject: auth.subject, clientCertSan: nonEmpty(auth.san), clientCertFingerprint: auth.fingerprint256 };
+function clientCertFacts(auth: HandshakeInfo['clientAuth']): Pick<ConnectionFacts, 'clientCertVerified' | 'clientCertSubject' | 'clientCertSan' | 'clientCertFingerprint'> {
+  // Always sent, so an origin can enforce mTLS itself whatever host the request came through.
+  if (!auth?.verified) return { clientCertVerified: '0' };
+  return { clientCertVerified: '1', clientCertSubject: auth.subject, clientCertSan: nonEmpty(auth.san), clientCertFingerprint: auth.fingerprint256 };
 }
 
 /** Read the facts; never throws (a connection that is already torn down just yields fewer facts). */

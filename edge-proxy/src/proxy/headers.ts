@@ -18,7 +18,9 @@
  * | `x-keyless-tls-key-op-ms`         | `12.345`                 | remote private-key operation latency, ms     |
  * | `x-keyless-tls-resumed`           | `true` / `false`         | session resumed (no key operation)           |
  * | `x-keyless-http-version`          | `2` / `1.1` / `1.0`      | HTTP version between client and edge         |
- * | `x-keyless-client-cert-verified`  | `SUCCESS` / `NONE`       | mTLS hosts only: a client certificate verified |
+ * | `x-keyless-edge-runtime`          | `node/24.22.3`           | the edge process's Node.js version           |
+ * | `x-keyless-client-cert-verified`  | `1` / `0`                | always: a client certificate verified (mTLS) |
+ * | `x-keyless-route`                 | `api.example.com`        | the route that chose the origin              |
  * | `x-keyless-client-cert-subject`   | `CN=alice,O=Example`     | its subject, RFC 4514                        |
  * | `x-keyless-client-cert-san`       | `DNS:a.example`          | its subjectAltName                           |
  * | `x-keyless-client-cert-fingerprint-sha256` | `3f9a…` (64 hex) | SHA-256 of the certificate (DER)             |
@@ -29,6 +31,9 @@
 import type { ConnectionFacts } from './connection-facts';
 
 export const KEYLESS_HEADER_PREFIX = 'x-keyless-';
+
+/** The route (`routes[].name`, its first host by default, or `default`) that chose the origin. */
+export const KEYLESS_ROUTE_HEADER = 'x-keyless-route';
 
 export const KEYLESS_HEADERS = {
   protocol: 'x-keyless-tls-protocol',
@@ -41,9 +46,13 @@ export const KEYLESS_HEADERS = {
   keyOperationMs: 'x-keyless-tls-key-op-ms',
   resumed: 'x-keyless-tls-resumed',
   httpVersion: 'x-keyless-http-version',
+  edgeRuntime: 'x-keyless-edge-runtime',
 } as const;
 
-/** mTLS hosts only (`clientAuth` configured): the client certificate the edge verified. */
+/** The edge's runtime, for the origin (the demo page shows it): a version, nothing secret. */
+const EDGE_RUNTIME = `node/${process.versions.node}`;
+
+/** The client certificate the edge verified (mTLS hosts); `verified` is always sent, `0` or `1`. */
 export const CLIENT_CERT_HEADERS = {
   verified: 'x-keyless-client-cert-verified',
   subject: 'x-keyless-client-cert-subject',
@@ -109,7 +118,8 @@ export function keylessHeaders(facts: ConnectionFacts, httpVersion: string): Raw
   add(KEYLESS_HEADERS.keyOperationMs, facts.keyOperationMs === undefined ? undefined : formatMs(facts.keyOperationMs));
   add(KEYLESS_HEADERS.resumed, facts.resumed === undefined ? undefined : String(facts.resumed));
   add(KEYLESS_HEADERS.httpVersion, httpVersion);
-  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified);
+  add(KEYLESS_HEADERS.edgeRuntime, EDGE_RUNTIME);
+  add(CLIENT_CERT_HEADERS.verified, facts.clientCertVerified ?? '0');
   add(CLIENT_CERT_HEADERS.subject, facts.clientCertSubject);
   add(CLIENT_CERT_HEADERS.san, facts.clientCertSan);
   add(CLIENT_CERT_HEADERS.fingerprint, facts.clientCertFingerprint);
@@ -130,6 +140,8 @@ export interface OriginHeadersInput {
   hasBody: boolean;
   /** WebSocket-style upgrade: keep `Connection: upgrade` and `Upgrade`. */
   upgrade?: string;
+  /** The route that chose the origin (`x-keyless-route`). */
+  route?: string;
 }
 
 /**
@@ -191,6 +203,7 @@ export function buildOriginRequestHeaders(input: OriginHeadersInput): RawHeaders
   out.push('x-forwarded-proto', 'https');
   if (authority) out.push('x-forwarded-host', authority);
   out.push(...keylessHeaders(facts, input.httpVersion));
+  if (input.route) out.push(KEYLESS_ROUTE_HEADER, input.route);
   return out;
 }
 

@@ -1,7 +1,7 @@
 /**
- * The HTTP frontend of the edge (DESIGN §4, `src/proxy/`): takes each handshaken `SecureConnection`
+ * The HTTP frontend of the edge (docs/architecture.md, "Deployables", `src/proxy/`): takes each handshaken `SecureConnection`
  * from the TLS engine, serves it with Node's own HTTP/1.1 or HTTP/2 server (chosen by ALPN), and
- * reverse-proxies every request to the origin over HTTP/1.1 with a keep-alive agent.
+ * reverse-proxies every request over HTTP/1.1 (plain or TLS) to the origin its route chooses.
  *
  * - HTTP/1.1 (ALPN `http/1.1` or none): `http.Server`, fed with `emit('connection', conn)`.
  *   WebSocket-style `Upgrade` requests are tunnelled to the origin (see `upgrade.ts`).
@@ -13,6 +13,10 @@
  *   HTTP/1.1, RST_STREAM for HTTP/2), never a truncated response that looks complete.
  * - Every stream and socket has an 'error' handler: no client or origin behaviour crashes the process.
  *
+ * - Routing (routing.ts, origin-pool.ts): the request's host (or the SNI) picks the route, the route's
+ *   pool picks the address with the fewest pending requests; a request without a body that never
+ *   reached the origin (or an idempotent one, where the route allows it) may go to another address.
+ * - 421 (authority.ts): a host the connection's certificate entry does not serve, or no route.
  * - `sendProxyProtocol`: every origin connection starts with a PROXY v2 header naming the client, so
  *   origin connections belong to one client connection (an agent each) rather than a shared pool.
  *
@@ -20,22 +24,27 @@
  */
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { hostFieldCount, hostOfAuthority, isMisdirected, type CertificateEntryView } from './authority';
 import { describeConnection, type ConnectionFacts } from './connection-facts';
 import { buildOriginRequestHeaders, filterResponseHeaders, toHttp2Headers, type RawHeaders } from './headers';
 import {
   armOriginTimeouts,
-  createOriginAgent,
   createProxyProtocolAgent,
   IDEMPOTENT_METHODS,
   isStaleSocketError,
+  isTlsVerificationError,
   OriginTimeoutError,
-  parseOrigin,
+  trackReached,
   type ForwardContext,
 } from './origin';
+import { createRouting, type Route } from './routing';
+import type { PoolAddress } from './origin-pool';
 import { originProxyHeader } from './origin-proxy-header';
-import { proxyUpgrade } from './upgrade';
+import { proxyUpgrade, type UpgradeTarget } from './upgrade';
 import type {
   HttpFrontend,
   HttpFrontendOptions,
@@ -50,14 +59,17 @@ interface ConnState {
   readonly conn: SecureConnection;
   readonly facts: ConnectionFacts;
   readonly kind: 'h1' | 'h2';
+  /** SNI, lower-case; absent when the client sent none. */
+  readonly sni?: string;
+  /** The certificate entry the handshake used (absent: not known, no 421 check). */
+  readonly entry?: CertificateEntryView;
   /** In-flight requests (HTTP/1.1) — an upgraded tunnel counts as one until it closes. */
   active: number;
   /** Requests seen so far (a connection with none yet is not idle: its first request may be on its way). */
   requests: number;
   session?: http2.ServerHttp2Session;
-  /** With `sendProxyProtocol`: this connection's own origin agent (and forwarding context). */
+  /** With `sendProxyProtocol`: this connection's own origin agent (http:// origins only). */
   agent?: http.Agent;
-  ctx?: ForwardContext;
 }
 
 const noop = (): void => undefined;
@@ -78,15 +90,11 @@ function plainText(status: number, message: string): { body: string; headers: Re
 }
 
 export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
-  const origin = parseOrigin(options.origin);
   const log: ProxyLog = options.log ?? noop;
-  const agent = createOriginAgent({
-    maxSockets: options.maxOriginSockets ?? 256,
-    idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
-  });
+  const routing = createRouting(options, log);
+  const routes = routing.table;
+  const metrics = options.metrics;
   const ctx: ForwardContext = {
-    origin,
-    agent,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     originTimeoutMs: options.originTimeoutMs ?? 60_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
@@ -141,7 +149,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     }
     st.active++;
     st.requests++;
-    proxyUpgrade(req, socket, head, st.facts, st.ctx ?? ctx, (event) => {
+    const authority = typeof req.headers.host === 'string' ? req.headers.host : undefined;
+    const host = authority === undefined ? undefined : hostOfAuthority(authority);
+    proxyUpgrade(req, socket, head, st.facts, ctx, upgradeTarget(st, host), (event) => {
       st.active--;
       report(event);
     });
@@ -273,6 +283,18 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     const { path, authority } = parsed;
     target.path = path;
     target.authority = authority;
+    // Routing and the 421 rule read the host without its port, lower-case (only when they need it).
+    const host = authority === undefined || (routes.onlyDefault && !st.entry) ? undefined : hostOfAuthority(authority);
+    if (misdirected(st, host)) {
+      fail(421, 'misdirected', 'this connection does not serve that host; open a new connection for it');
+      return;
+    }
+    const route = routeFor(st, host);
+    if (!route) {
+      metrics?.failure('', 'no_route');
+      fail(421, 'misdirected', 'no route serves this host');
+      return;
+    }
 
     const hasBody = isH2
       ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders || req.headers['content-length'] !== undefined
@@ -280,23 +302,27 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     const headers = buildOriginRequestHeaders({
       rawHeaders: req.rawHeaders,
       authority,
-      fallbackHost: origin.host,
+      fallbackHost: route.hostHeader,
       facts: st.facts,
       httpVersion,
       hasBody,
+      route: route.name,
     });
+    const pool = route.pool;
+    const secure = pool.origin.scheme === 'https';
+    let tried: Set<PoolAddress> | undefined;
 
-    const send = (attempt: number): void => {
+    const send = (attempt: number, sameAddress?: PoolAddress): void => {
+      const addr = sameAddress ?? pool.pick(tried);
+      if (!addr) {
+        metrics?.failure(route.name, 'all_down');
+        log('warn', 'proxy: every origin address is down', { route: route.name });
+        fail(502, 'origin_down', `every origin address of route ${route.name} is down`);
+        return;
+      }
       let preq: http.ClientRequest;
       try {
-        preq = http.request({
-          host: origin.hostname,
-          port: origin.port,
-          method,
-          path,
-          headers,
-          agent: st.agent ?? agent,
-        });
+        preq = (secure ? https : http).request({ host: addr.host, port: addr.port, method, path, headers, agent: st.agent ?? pool.agent });
       } catch (err) {
         // Node validates the method, path and header values; reject what it would not send.
         log('debug', 'proxy: request rejected', { err: String(err) });
@@ -304,9 +330,19 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         return;
       }
       proxyReq = preq;
-      armOriginTimeouts(preq, st.ctx ?? ctx);
+      addr.pending++;
+      const sentAt = performance.now();
+      let answered = false;
+      preq.once('close', () => addr.pending--);
+      armOriginTimeouts(preq, ctx);
+      const reached = trackReached(preq, secure);
 
       preq.on('error', (err: Error) => {
+        if (!answered) {
+          metrics?.originRequest(route.name, addr.label, 0);
+          // A failed connect or TLS handshake, or a request that got no answer, counts against the address.
+          if (!preq.reusedSocket || !isStaleSocketError(err)) pool.failed(addr, String((err as NodeJS.ErrnoException).code ?? err.message));
+        }
         if (proxyRes) {
           // The response was under way; the origin went away (or a deadline passed) mid-body.
           if (!proxyRes.complete) {
@@ -318,21 +354,43 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         if (finished) return;
         if (attempt === 0 && !hasBody && preq.reusedSocket && IDEMPOTENT_METHODS.has(method) && isStaleSocketError(err)) {
           log('debug', 'proxy: retrying on a fresh origin socket', { err: String(err) });
-          send(1);
+          send(1, addr);
           return;
         }
+        // Another address, for a request without a body (never replayed) that never reached the
+        // origin, or that is idempotent on a route that allows it.
+        if (!hasBody && attempt + 1 < MAX_ATTEMPTS && (!reached() || (route.retryIdempotent && IDEMPOTENT_METHODS.has(method)))) {
+          (tried ??= new Set()).add(addr);
+          if (pool.pick(tried)) {
+            log('debug', 'proxy: retrying on another origin address', { route: route.name, address: addr.label, err: String(err) });
+            send(attempt + 1);
+            return;
+          }
+        }
+        const fields = { route: route.name, address: addr.label, err: String(err), code: (err as NodeJS.ErrnoException).code };
         if (err instanceof OriginTimeoutError) {
-          log('warn', 'proxy: origin timeout', { phase: err.phase, path });
+          metrics?.failure(route.name, 'timeout');
+          log('warn', 'proxy: origin timeout', { ...fields, phase: err.phase, path });
           fail(504, 'origin_timeout', 'origin did not respond in time');
+        } else if (isTlsVerificationError(err)) {
+          metrics?.failure(route.name, 'tls');
+          log('warn', 'proxy: origin certificate verification failed', { ...fields, reason: err.message });
+          fail(502, 'origin_unreachable', 'origin certificate verification failed');
         } else {
-          log('warn', 'proxy: origin unreachable', { err: String(err), code: (err as NodeJS.ErrnoException).code });
+          metrics?.failure(route.name, 'unreachable');
+          log('warn', 'proxy: origin unreachable', fields);
           fail(502, 'origin_unreachable', 'origin unreachable');
         }
       });
 
       preq.on('response', (pres: http.IncomingMessage) => {
         proxyRes = pres;
+        answered = true;
         pres.on('error', noop);
+        const code = pres.statusCode ?? 0;
+        metrics?.originRequest(route.name, addr.label, code, (performance.now() - sentAt) / 1000);
+        if (code >= 500) pool.failed(addr, `status ${code}`);
+        else pool.succeeded(addr);
         if (finished) {
           pres.destroy();
           return;
@@ -390,6 +448,27 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     send(0);
   }
 
+  function upgradeTarget(st: ConnState, host: string | undefined): UpgradeTarget {
+    if (misdirected(st, host)) return { refuse: 421, outcome: 'misdirected', message: 'this connection does not serve that host; open a new connection for it' };
+    const route = routeFor(st, host);
+    if (!route) return { refuse: 421, outcome: 'misdirected', message: 'no route serves this host' };
+    const address = route.pool.pick();
+    if (!address) return { refuse: 502, outcome: 'origin_down', message: `every origin address of route ${route.name} is down` };
+    return { route, address, agent: st.agent };
+  }
+
+  /** The route for a request: by its host, or by the SNI when it names none (or an IP address). */
+  function routeFor(st: ConnState, host: string | undefined): Route | undefined {
+    if (routes.onlyDefault) return routes.defaultRoute;
+    return routes.match(host === undefined || isIP(host) !== 0 ? st.sni : host);
+  }
+
+  /** RFC 9110 §15.5.20: the request names a host the connection's certificate entry does not serve (see authority.ts). */
+  function misdirected(st: ConnState, host: string | undefined): boolean {
+    if (!st.entry || !options.certificateEntries) return false;
+    return isMisdirected(host, st.sni, st.entry, st.kind === 'h2', options.certificateEntries);
+  }
+
   // ---------------------------------------------------------------- connections
   function release(st: ConnState): void {
     if (!states.delete(st)) return;
@@ -401,6 +480,8 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
     get connectionCount() {
       return states.size;
     },
+    ready: routing.ready,
+    originStatus: routing.status,
 
     handle(conn: SecureConnection): void {
       conn.on('error', (err: Error) => log('debug', 'proxy: client connection error', { err: String(err) }));
@@ -422,7 +503,9 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
       } catch {
         // best effort
       }
-      const st: ConnState = { conn, facts: describeConnection(conn), kind, active: 0, requests: 0 };
+      const facts = describeConnection(conn);
+      const entry = options.certificateEntries?.forConnection(conn);
+      const st: ConnState = { conn, facts, kind, sni: facts.sni?.toLowerCase(), entry, active: 0, requests: 0 };
       if (options.sendProxyProtocol) {
         // The PROXY header names this client, so its origin sockets are its own: a keep-alive agent
         // per client connection (HTTP/2 streams of one client may use several), destroyed with it.
@@ -430,7 +513,6 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
           maxSockets: Math.min(options.maxOriginSockets ?? 256, options.maxConcurrentStreams ?? 100),
           idleSocketTimeoutMs: options.originIdleSocketTimeoutMs ?? 4000,
         });
-        st.ctx = { ...ctx, agent: st.agent };
       }
       states.add(st);
       conn.once('close', () => release(st));
@@ -487,13 +569,16 @@ export function createHttpFrontend(options: HttpFrontendOptions): HttpFrontend {
         // Stops the HTTP/1.1 deadline checker.
         h1.close();
         h2.close();
-        agent.destroy();
+        routing.close();
       })();
       return closePromise;
     },
   };
   return frontend;
 }
+
+/** Attempts per request, over different origin addresses. */
+const MAX_ATTEMPTS = 3;
 
 /** On close, how long a new HTTP/1.1 connection may take to send its first request. */
 const FIRST_REQUEST_GRACE_MS = 1000;
@@ -534,6 +619,8 @@ function requestTarget(
 ): { path: string; authority?: string } | { error: string } {
   const method = req.method ?? '';
   if (method === 'CONNECT') return { error: 'CONNECT' };
+  // RFC 9112 §3.2: more than one Host field makes the request invalid (Node keeps the first).
+  if (hostFieldCount(req.rawHeaders) > 1) return { error: 'more than one Host header' };
   const url = req.url ?? '';
   let path: string;
   let authority: string | undefined;

@@ -76,10 +76,48 @@ export function isStaleSocketError(err: unknown): boolean {
 
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+/** Errors of an origin certificate that did not verify (Node's TLS client codes). */
+const TLS_VERIFY_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+]);
+
+export function isTlsVerificationError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TLS_VERIFY_CODES.has(code);
+}
+
+/**
+ * Whether the request got as far as the origin: its socket connected (and, for TLS, finished the
+ * handshake) or was a kept-alive one. A request that never did may go to another address.
+ */
+export function trackReached(req: http.ClientRequest, secure: boolean): () => boolean {
+  let reached = false;
+  req.once('socket', (sock) => {
+    if (req.reusedSocket) {
+      reached = true;
+      return;
+    }
+    sock.once(secure ? 'secureConnect' : 'connect', () => (reached = true));
+  });
+  return () => reached;
+}
+
 /** Settings resolved from `HttpFrontendOptions`, shared by `http-proxy.ts` and `upgrade.ts`. */
 export interface ForwardContext {
-  readonly origin: OriginTarget;
-  readonly agent: http.Agent;
   readonly connectTimeoutMs: number;
   readonly originTimeoutMs: number;
   readonly idleTimeoutMs: number;

@@ -15,9 +15,18 @@
  * - Idle timeout: no byte in either direction for `idleTimeoutMs` closes both sides.
  * - With `sendProxyProtocol`, a PROXY v2 header (see `origin-proxy-header.ts`) is the first thing
  *   written on the origin connection.
+ * - Routes (SNI routing): the client's SNI picks the route and its origin pool (least pending
+ *   connections, passive health, see origin-pool.ts); `tls://` origins are reached over TLS with
+ *   verification. A name no route serves never gets here: the handshake already failed with
+ *   `unrecognized_name` (see `edge.ts`).
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { parseOrigin as parseOriginConfig, type RoutingConfig } from '../routing-config';
+import { OriginPool } from './origin-pool';
 import { originProxyHeader } from './origin-proxy-header';
+import { RouteTable } from './routes';
+import type { RouteStatus } from './routing';
 import type { ProxyLog, SecureConnection } from './types';
 
 export interface TcpOrigin {
@@ -55,8 +64,10 @@ export interface TcpForwardMetrics {
 }
 
 export interface TcpForwarderOptions {
-  /** `tcp://host:port`. */
-  origin: string;
+  /** `tcp://host:port` or `tls://host:port`: everything goes there. */
+  origin?: string;
+  /** Routes by SNI (routing-config.ts); replaces `origin`. */
+  routing?: RoutingConfig;
   /** Origin TCP connect deadline. Default 5000. */
   connectTimeoutMs?: number;
   /** No byte in either direction for this long closes the connection. Default 300000. */
@@ -76,6 +87,10 @@ export interface TcpForwarder {
   close(): Promise<void>;
   /** Connections currently owned. */
   readonly connectionCount: number;
+  /** Settles when origin names are resolved. */
+  readonly ready: Promise<void>;
+  /** Health of every route's origin addresses (for /healthz). */
+  originStatus(): RouteStatus[];
 }
 
 /** After a polite close (close_notify sent), how long a client that does not close its side may linger. */
@@ -100,12 +115,32 @@ function failureReason(err: NodeJS.ErrnoException | undefined, timedOut: boolean
   }
 }
 
+function tcpOriginConfig(origin: string | undefined): RoutingConfig['routes'][number]['origin'] {
+  if (!origin) throw new Error('proxy: give `origin` or `routing`');
+  try {
+    return parseOriginConfig(origin, 'origin', 'tcp', process.cwd());
+  } catch (err) {
+    throw new Error(`proxy: ${(err as Error).message}`);
+  }
+}
+
 export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
-  const origin = parseTcpOrigin(options.origin);
+  const routing = options.routing ?? { routes: [], defaultRoute: { name: 'default', hosts: [], origin: tcpOriginConfig(options.origin), retryIdempotent: false } };
+  const log: ProxyLog = options.log ?? noop;
+  const pool = (r: RoutingConfig['routes'][number]): { name: string; hosts: string[]; pool: OriginPool } => ({
+    name: r.name,
+    hosts: r.hosts,
+    pool: new OriginPool({ route: r.name, origin: r.origin, maxSockets: 1, idleSocketTimeoutMs: 0, log }),
+  });
+  const routes = routing.routes.map(pool);
+  const fallback = routing.defaultRoute ? pool(routing.defaultRoute) : undefined;
+  const all = fallback ? [...routes, fallback] : routes;
+  const table = new RouteTable(routes, fallback);
+  const ready = Promise.all(all.map((r) => r.pool.start())).then(() => undefined);
+  ready.catch(() => undefined);
   const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
-  const log: ProxyLog = options.log ?? noop;
   const metrics = options.metrics;
   const open = new Map<SecureConnection, net.Socket | undefined>();
   let closing = false;
@@ -138,8 +173,23 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
     }
     // The header is computed now, while the connection's facts are certainly readable.
     const header = options.sendProxyProtocol ? originProxyHeader(conn) : undefined;
+    const sni = typeof conn.servername === 'string' && conn.servername ? conn.servername.toLowerCase() : undefined;
+    const route = table.match(sni);
+    const address = route?.pool.pick();
+    if (!route || !address) {
+      metrics?.tcpConnection('connect_failed');
+      log('warn', route ? 'proxy: every origin address is down' : 'proxy: no route for this server name', { route: route?.name, sni });
+      closePolitely(conn);
+      return;
+    }
+    const originPool = route.pool;
+    const secure = originPool.tls !== undefined;
     // allowHalfOpen: the origin's FIN ends only the origin → client direction.
-    const upstream = net.connect({ host: origin.host, port: origin.port, allowHalfOpen: true, noDelay: true });
+    const upstream = secure
+      ? tls.connect({ ...originPool.tls, host: address.host, port: address.port, allowHalfOpen: true, noDelay: true } as tls.ConnectionOptions)
+      : net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true });
+    address.pending++;
+    upstream.once('close', () => address.pending--);
     open.set(conn, upstream);
     // Written before anything else, so it is the first thing on the wire once connected.
     if (header) upstream.write(header);
@@ -158,9 +208,10 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
       log('debug', 'proxy: origin connection error', { err: String(err), code: err.code });
     });
 
-    upstream.once('connect', () => {
+    upstream.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(connectTimer);
       connected = true;
+      originPool.succeeded(address);
       metrics?.tcpConnection('connected');
       if (conn.destroyed) {
         upstream.destroy();
@@ -184,9 +235,10 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
       if (!connected && abandoned) return;
       if (!connected) {
         const reason = failureReason(upstream.errored as NodeJS.ErrnoException | undefined, timedOut);
+        originPool.failed(address, reason);
         metrics?.originConnectFailed(reason);
         metrics?.tcpConnection('connect_failed');
-        log('warn', 'proxy: origin connect failed', { origin: options.origin, reason, err: upstream.errored ? String(upstream.errored) : undefined });
+        log('warn', 'proxy: origin connect failed', { route: route.name, origin: originPool.origin.url, address: address.label, reason, err: upstream.errored ? String(upstream.errored) : undefined });
         if (!conn.destroyed) closePolitely(conn);
         return;
       }
@@ -218,6 +270,8 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
     get connectionCount() {
       return open.size;
     },
+    ready,
+    originStatus: () => all.map((r) => ({ route: r.name, origin: r.pool.origin.url, addresses: r.pool.status() })),
     close(): Promise<void> {
       closePromise ??= (async () => {
         closing = true;
@@ -237,6 +291,7 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
           upstream?.destroy();
           conn.destroy();
         }
+        for (const r of all) r.pool.close();
       })();
       return closePromise;
     },

@@ -1,5 +1,5 @@
 /**
- * The contract between the TLS engine (`src/tls/`) and the plaintext side (`src/proxy/`), DESIGN §4.
+ * The contract between the TLS engine (`src/tls/`) and the plaintext side (`src/proxy/`), docs/architecture.md, "Deployables"
  *
  * The engine hands the proxy one `SecureConnection` per accepted, fully handshaken connection: a
  * `Duplex` carrying application data, with the familiar `tls.TLSSocket` surface. Node's own
@@ -7,6 +7,10 @@
  * proxy layer is proven independently of our engine.
  */
 import type { Duplex } from 'node:stream';
+import type { CertificateEntries } from './authority';
+import type { RoutingConfig } from '../routing-config';
+import type { RoutingMetrics } from './routing-metrics';
+import type { RouteStatus } from './routing';
 
 /** Handshake facts only our engine knows; they become `x-keyless-tls-*` request headers. */
 export interface HandshakeInfo {
@@ -14,6 +18,8 @@ export interface HandshakeInfo {
   readonly group?: string;
   /** Signature scheme of CertificateVerify / ServerKeyExchange, RFC 8446 name, e.g. `ecdsa_secp256r1_sha256`. */
   readonly signatureScheme?: string;
+  /** The key-service key name of the certificate served (identifies its entry for the 421 check). */
+  readonly keyName?: string;
   /** Wall-clock milliseconds of the remote private-key operation (absent when none was needed). */
   readonly keyOperationMs?: number;
   /** True when the session was resumed (PSK / session ticket): no key operation happened. */
@@ -64,7 +70,9 @@ export type ProxyLog = (level: LogLevel, msg: string, fields?: Record<string, un
 export type ProxyOutcome =
   | 'ok'
   | 'bad_request'
+  | 'misdirected'
   | 'origin_unreachable'
+  | 'origin_down'
   | 'origin_timeout'
   | 'origin_error'
   | 'client_aborted'
@@ -84,8 +92,12 @@ export interface ProxyRequestEvent {
 }
 
 export interface HttpFrontendOptions {
-  /** Origin base URL, `http://host:port` (plain HTTP/1.1; no path). */
-  origin: string;
+  /** Origin base URL, `http://host:port` or `https://host:port` (no path): everything goes there. */
+  origin?: string;
+  /** Per-hostname routes to origins (routing-config.ts); replaces `origin`. */
+  routing?: RoutingConfig;
+  /** Metrics per route and origin address. */
+  metrics?: RoutingMetrics;
   /** Origin TCP connect deadline → 504. Default 5000. */
   connectTimeoutMs?: number;
   /** Origin socket inactivity (waiting for the response or mid-body) → 504 / abort. Default 60000. */
@@ -116,6 +128,11 @@ export interface HttpFrontendOptions {
   maxConcurrentStreams?: number;
   /** `close()` waits this long for in-flight requests, then destroys what is left. Default 10000. */
   closeTimeoutMs?: number;
+  /**
+   * Which certificate entry served a connection and which would serve a host: enables the
+   * `421 Misdirected Request` check (see `authority.ts`). Absent: requests are not checked.
+   */
+  certificateEntries?: CertificateEntries;
   log?: ProxyLog;
   /** Called once per request when it ends (access log, metrics). Must not throw. */
   onRequest?: (event: ProxyRequestEvent) => void;
@@ -128,4 +145,8 @@ export interface HttpFrontend {
   close(): Promise<void>;
   /** Connections currently owned (for metrics and tests). */
   readonly connectionCount: number;
+  /** Settles when origin names are resolved and health checks started. */
+  readonly ready: Promise<void>;
+  /** Health of every route's origin addresses (for /healthz). */
+  originStatus(): RouteStatus[];
 }

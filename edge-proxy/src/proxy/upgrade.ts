@@ -5,14 +5,21 @@
  * and the connection closed.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionFacts } from './connection-facts';
 import { buildOriginRequestHeaders, filterResponseHeaders, type RawHeaders } from './headers';
 import { armOriginTimeouts, OriginTimeoutError, type ForwardContext } from './origin';
+import type { PoolAddress } from './origin-pool';
+import type { Route } from './routing';
 import type { ProxyOutcome, ProxyRequestEvent } from './types';
+import { hostFieldCount } from './authority';
 
 const noop = (): void => undefined;
+
+/** Where an upgrade goes: a route's origin address, or the answer the edge gives itself. */
+export type UpgradeTarget = { route: Route; address: PoolAddress; agent?: http.Agent } | { refuse: 421 | 502; outcome: ProxyOutcome; message: string };
 /** How long a half-closed side may linger before it is destroyed. */
 const LINGER_MS = 5000;
 
@@ -28,6 +35,7 @@ export function proxyUpgrade(
   bodyHead: Buffer,
   facts: ConnectionFacts,
   ctx: ForwardContext,
+  target: UpgradeTarget,
   onDone: (event: ProxyRequestEvent) => void,
 ): void {
   const started = performance.now();
@@ -76,27 +84,36 @@ export function proxyUpgrade(
   };
 
   const upgrade = req.headers.upgrade;
-  if (method !== 'GET' || !upgrade || !path.startsWith('/')) {
+  if (method !== 'GET' || !upgrade || !path.startsWith('/') || hostFieldCount(req.rawHeaders) > 1) {
     reply(400, 'bad_request', 'unsupported upgrade request');
     return;
   }
+  if ('refuse' in target) {
+    reply(target.refuse, target.outcome, target.message);
+    return;
+  }
+  const { route, address } = target;
 
   const headers = buildOriginRequestHeaders({
     rawHeaders: req.rawHeaders,
     authority,
-    fallbackHost: ctx.origin.host,
+    fallbackHost: route.hostHeader,
     facts,
     httpVersion: req.httpVersion === '1.0' ? '1.0' : '1.1',
     hasBody: false,
     upgrade,
+    route: route.name,
   });
   try {
-    proxyReq = http.request({ host: ctx.origin.hostname, port: ctx.origin.port, method, path, headers, agent: ctx.agent });
+    const secure = route.pool.origin.scheme === 'https';
+    proxyReq = (secure ? https : http).request({ host: address.host, port: address.port, method, path, headers, agent: target.agent ?? route.pool.agent });
   } catch {
     reply(400, 'bad_request', 'malformed request');
     return;
   }
   const preq = proxyReq;
+  address.pending++;
+  preq.once('close', () => address.pending--);
   armOriginTimeouts(preq, ctx);
 
   preq.on('error', (err: Error) => {
@@ -104,6 +121,7 @@ export function proxyUpgrade(
       finish();
       return;
     }
+    route.pool.failed(address, String((err as NodeJS.ErrnoException).code ?? err.message));
     if (err instanceof OriginTimeoutError) reply(504, 'origin_timeout', 'origin did not respond in time');
     else {
       ctx.log('warn', 'proxy: origin unreachable (upgrade)', { err: String(err) });

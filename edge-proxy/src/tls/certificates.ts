@@ -93,6 +93,8 @@ function matches(pattern: string, host: string): boolean {
   }
   return false;
 }
+/** Certificate name matching, shared with the proxy's 421 check and its routes. */
+export { matches as hostnameMatches };
 
 export class CertificateStore {
   constructor(private readonly certs: readonly ServerCertificate[]) {

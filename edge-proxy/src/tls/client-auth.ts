@@ -262,8 +262,7 @@ export function certificateRequest13(policy: ClientAuthPolicy): Buffer {
  * (RFC 8446 §4.4.2.4), an anonymous client under `optional`.
  */
 export async function readClientAuth13(io: HandshakeIo, transcript: Transcript, policy: ClientAuthPolicy): Promise<ClientAuthResult> {
-  const certMsg = await io.readHandshakeMessage();
-  if (certMsg.type !== HandshakeType.certificate) fail(AlertDescription.unexpected_message, `expected client Certificate, got handshake type ${certMsg.type}`);
+  const certMsg = await io.readHandshakeMessage(HandshakeType.certificate);
   const chain = parseClientCertificate13(certMsg.body);
   transcript.update(certMsg.raw);
   if (chain.length === 0) {
@@ -271,8 +270,7 @@ export async function readClientAuth13(io: HandshakeIo, transcript: Transcript, 
     return anonymous(policy);
   }
   const path = verifyClientChain(chain, policy);
-  const cvMsg = await io.readHandshakeMessage();
-  if (cvMsg.type !== HandshakeType.certificate_verify) fail(AlertDescription.unexpected_message, `expected client CertificateVerify, got handshake type ${cvMsg.type}`);
+  const cvMsg = await io.readHandshakeMessage(HandshakeType.certificate_verify);
   const cv = parseCertificateVerify(cvMsg.body);
   verifyClientSignature(path[0], cv.scheme, clientCertificateVerifyContent13(transcript.digest()), cv.signature, true);
   transcript.update(cvMsg.raw);
@@ -294,8 +292,7 @@ export function certificateRequest12(policy: ClientAuthPolicy): Buffer {
  * (RFC 5246 §7.4.6).
  */
 export async function readClientCertificate12(io: HandshakeIo, policy: ClientAuthPolicy): Promise<{ raw: Buffer; path?: crypto.X509Certificate[] }> {
-  const msg = await io.readHandshakeMessage();
-  if (msg.type !== HandshakeType.certificate) fail(AlertDescription.unexpected_message, `expected client Certificate, got handshake type ${msg.type}`);
+  const msg = await io.readHandshakeMessage(HandshakeType.certificate);
   const chain = parseClientCertificate12(msg.body);
   if (chain.length === 0) {
     if (policy.mode === 'required') fail(AlertDescription.handshake_failure, 'client sent no certificate and this host requires one');
@@ -306,8 +303,7 @@ export async function readClientCertificate12(io: HandshakeIo, policy: ClientAut
 
 /** The client's CertificateVerify after ClientKeyExchange: a signature over every handshake message so far. */
 export async function readClientCertificateVerify12(io: HandshakeIo, leaf: crypto.X509Certificate, handshakeMessages: Buffer): Promise<Buffer> {
-  const msg = await io.readHandshakeMessage();
-  if (msg.type !== HandshakeType.certificate_verify) fail(AlertDescription.unexpected_message, `expected client CertificateVerify, got handshake type ${msg.type}`);
+  const msg = await io.readHandshakeMessage(HandshakeType.certificate_verify);
   const cv = parseCertificateVerify(msg.body);
   verifyClientSignature(leaf, cv.scheme, handshakeMessages, cv.signature, false);
   return msg.raw;

@@ -14,6 +14,8 @@ import type { TlsContext } from './context';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-joiner';
 import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RawRecord, RecordProtection, RecordReader, Tls13Protection } from './record-layer';
+import { FlightWriter } from './flight-writer';
+import { handshakeMessageLimit } from './msgs/limits';
 import { EstablishedSession, serverHandshake } from './server-handshake';
 import { KeyOperationError } from '../keyless/key-operations';
 import { AdmissionRejectedError, isConnectionScoped } from '../keyless/admission';
@@ -89,9 +91,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private readonly reader = new RecordReader();
   private readonly joiner: HandshakeJoiner;
   private readProtection: RecordProtection = new NullProtection();
-  private writeProtection: RecordProtection = new NullProtection();
-  private queuedHandshake: Buffer[] = [];
-  private outgoing: Buffer[] = [];
+  private readonly flight = new FlightWriter();
   private wake?: () => void;
   private inputEnded = false;
   private readPaused = false;
@@ -107,8 +107,6 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private sawClientHello = false;
   /** Our Finished has been queued: from here on only the client's Finished is missing. */
   private sentFinished = false;
-  /** Largest plaintext in one protected record we send: 2^14, or less when the peer sent record_size_limit. */
-  private maxSendPlaintext = MAX_PLAINTEXT;
   /** 0-RTT declined (RFC 8446 §4.2.10): how to recognise the client's early data, and how much more we skip. */
   private earlyDataSkip?: { mode: 'application_data' | 'undecryptable'; remaining: number };
   /** We asked the peer to update its keys (it neared the AEAD limit) and have not seen it do so yet. */
@@ -129,7 +127,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     this.remotePort = proxied?.source?.port ?? socket.remotePort;
     this.localAddress = proxied?.destination?.address ?? socket.localAddress;
     this.localPort = proxied?.destination?.port ?? socket.localPort;
-    this.joiner = new HandshakeJoiner(ctx.maxHandshakeMessageSize);
+    this.joiner = new HandshakeJoiner((type) => handshakeMessageLimit(type, ctx.maxHandshakeMessageSize));
     socket.on('data', (d: Buffer) => this.onSocketData(d));
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err) => this.onSocketError(err));
@@ -195,14 +193,18 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   // ---- HandshakeIo ---------------------------------------------------------------------------
 
-  async readHandshakeMessage(): Promise<HandshakeMessage> {
+  async readHandshakeMessage(expected: HandshakeType): Promise<HandshakeMessage> {
     while (true) {
       const message = this.joiner.next();
       if (message) {
         if (message.type === HandshakeType.client_hello) this.sawClientHello = true;
+        if (message.type !== expected) {
+          throw new TlsAlert(AlertDescription.unexpected_message, `expected ${HandshakeType[expected]}, got handshake type ${HandshakeType[message.type] ?? message.type}`);
+        }
         return message;
       }
       const record = await this.nextRecord();
+      this.checkNotInterleaved(record);
       switch (record.type) {
         case ContentType.handshake:
           // RFC 8446 §5.1: zero-length handshake fragments are not allowed.
@@ -236,26 +238,22 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   sendWarningAlert(description: number): void {
     if (this.socket.destroyed) return;
-    this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(description, AlertLevel.warning)));
+    this.socket.write(this.flight.protection.seal(ContentType.alert, encodeAlert(description, AlertLevel.warning)));
   }
 
   sendHandshake(raw: Buffer): void {
     if (raw[0] === HandshakeType.finished) this.sentFinished = true;
-    this.queuedHandshake.push(raw);
+    this.flight.queueHandshake(raw);
   }
 
   sendChangeCipherSpec(): void {
-    this.sealQueuedHandshake();
-    // CCS is never encrypted (RFC 8446 §5, D.4).
-    this.outgoing.push(new NullProtection().seal(ContentType.change_cipher_spec, Buffer.from([1])));
+    this.flight.queueChangeCipherSpec();
   }
 
   flush(): void {
-    this.sealQueuedHandshake();
-    if (this.outgoing.length === 0 || this.socket.destroyed) return;
-    const data = Buffer.concat(this.outgoing);
-    this.outgoing = [];
-    this.socket.write(data);
+    const records = this.flight.seal();
+    if (records.length === 0 || this.socket.destroyed) return;
+    this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records));
   }
 
   setReadProtection(p: RecordProtection): void {
@@ -271,12 +269,11 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   }
 
   limitRecordPlaintext(maxPlaintext: number): void {
-    this.maxSendPlaintext = Math.max(1, Math.min(MAX_PLAINTEXT, maxPlaintext));
+    this.flight.maxProtectedPlaintext = Math.max(1, Math.min(MAX_PLAINTEXT, maxPlaintext));
   }
 
   setWriteProtection(p: RecordProtection): void {
-    this.sealQueuedHandshake();
-    this.writeProtection = p;
+    this.flight.setProtection(p);
     if (this.state === 'open') this.keyUpdates.sent++;
   }
 
@@ -385,8 +382,21 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   }
 
   private peerAlert(payload: Buffer): Error {
+    // RFC 8446 §5.4 (and §5.1 for plaintext records): an alert with no content at all is
+    // unexpected_message; one of the wrong length is a decode_error.
+    if (payload.length === 0) return new TlsAlert(AlertDescription.unexpected_message, 'empty alert record');
     if (payload.length !== 2) return new TlsAlert(AlertDescription.decode_error, 'malformed alert');
     return new PeerAlert(payload[0], payload[1]);
+  }
+
+  /**
+   * RFC 8446 §5.1: "if a handshake message is split over two or more records, there MUST NOT be any
+   * other records between them" — whatever the record type, during the handshake or after it.
+   */
+  private checkNotInterleaved(record: OpenedRecord): void {
+    if (record.type !== ContentType.handshake && this.joiner.hasPartial) {
+      throw new TlsAlert(AlertDescription.unexpected_message, `${ContentType[record.type]} record inside a fragmented handshake message`);
+    }
   }
 
   /** Established: process every buffered record, honouring backpressure from our reader. */
@@ -396,6 +406,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         const raw = this.reader.next();
         if (!raw) return;
         const record = this.readProtection.open(raw);
+        this.checkNotInterleaved(record);
         switch (record.type) {
           case ContentType.application_data:
             this.requestPeerKeyUpdateIfDue();
@@ -446,28 +457,13 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   // ---- output --------------------------------------------------------------------------------
 
-  /** record_size_limit (RFC 8449 §4) binds protected records only. */
-  private get sendFragment(): number {
-    return this.writeProtection.encrypted ? this.maxSendPlaintext : MAX_PLAINTEXT;
-  }
-
-  private sealQueuedHandshake(): void {
-    if (this.queuedHandshake.length === 0) return;
-    const data = Buffer.concat(this.queuedHandshake);
-    this.queuedHandshake = [];
-    const size = this.sendFragment;
-    for (let off = 0; off < data.length; off += size) {
-      this.outgoing.push(this.writeProtection.seal(ContentType.handshake, data.subarray(off, off + size)));
-    }
-  }
-
   /**
    * RFC 8446 §5.5: keys must change before the AEAD's usage limit (2^24.5 full records for AES-GCM).
    * At `keyUpdateAfterRecords` records under one key we send a KeyUpdate and switch (TLS 1.3 only;
    * TLS 1.2 has no key update, and renegotiation is refused).
    */
   private keyUpdateDue(): boolean {
-    return this.session?.updateWriteKeys !== undefined && this.writeProtection.sequence >= this.ctx.keyUpdateAfterRecords;
+    return this.session?.updateWriteKeys !== undefined && this.flight.protection.sequence >= this.ctx.keyUpdateAfterRecords;
   }
 
   /** The peer's records under one key near the same limit: ask it to update (and update ours). */
@@ -485,15 +481,15 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     }
     let records: Buffer[] = [];
     const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    const size = this.sendFragment;
+    const size = this.flight.fragmentSize();
     for (let off = 0; off < data.length; off += size) {
       if (this.keyUpdateDue()) {
         // Records sealed so far go out before the KeyUpdate, which is the last record under the old key.
-        this.outgoing.push(...records);
+        if (records.length > 0) this.writeRecords(records);
         records = [];
         this.session!.updateWriteKeys!(false);
       }
-      records.push(this.writeProtection.seal(ContentType.application_data, data.subarray(off, off + size)));
+      records.push(this.flight.protection.seal(ContentType.application_data, data.subarray(off, off + size)));
     }
     if (records.length === 0) {
       callback();
@@ -538,7 +534,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   override _final(callback: (err?: Error | null) => void): void {
     if (this.state === 'open' && !this.socket.destroyed) {
-      this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
+      this.socket.write(this.flight.protection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
       this.socket.end();
     }
     callback();
@@ -601,11 +597,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     else if (err instanceof KeyOperationError) sent = AlertDescription.internal_error;
     else if (!(err instanceof HandshakeError)) sent = AlertDescription.internal_error;
 
+    this.flight.discard(); // a half-built flight is not sent after an error, nor sealed
     if (sent !== undefined && !this.socket.destroyed) {
       try {
-        this.sealQueuedHandshake();
-        this.outgoing = []; // a half-built flight is not sent after an error
-        this.socket.write(this.writeProtection.seal(ContentType.alert, encodeAlert(sent)));
+        this.socket.write(this.flight.alertProtection.seal(ContentType.alert, encodeAlert(sent)));
       } catch {
         // the alert is best effort; closing is what matters
       }

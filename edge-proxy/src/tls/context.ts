@@ -12,7 +12,7 @@ export interface TlsServerOptions {
   alpnProtocols?: string[];
   /** Whole-handshake deadline. */
   handshakeTimeoutMs?: number;
-  /** Largest handshake message accepted (ClientHello with many extensions still fits in 64 KiB). */
+  /** Largest handshake message accepted other than the ClientHello, which may be any legal size (msgs/limits.ts). Default 64 KiB. */
   maxHandshakeMessageSize?: number;
   /** Input buffered while a handshake is in progress (e.g. waiting for the key service). */
   maxBufferedHandshakeInput?: number;

@@ -2,13 +2,16 @@
  * What a handshake state machine sees of its connection: ordered handshake messages in, flights
  * out, and key changes at the points the protocol defines. Implemented by `connection.ts`.
  */
-import type { HandshakeMessage } from './handshake-joiner';
+import type { HandshakeMessage, HandshakeType } from './handshake-joiner';
 import type { RecordProtection } from './record-layer';
 import type { ClientAuthResult } from './client-auth';
 
 export interface HandshakeIo {
-  /** The next complete handshake message (resolves across records; alerts and CCS are handled below). */
-  readHandshakeMessage(): Promise<HandshakeMessage>;
+  /**
+   * The next complete handshake message, which must be of the `expected` type, else
+   * unexpected_message (resolves across records; alerts and CCS are handled below).
+   */
+  readHandshakeMessage(expected: HandshakeType): Promise<HandshakeMessage>;
   /** Queue a handshake message under the current write protection. */
   sendHandshake(raw: Buffer): void;
   /** Queue a change_cipher_spec record (TLS 1.3 middlebox compatibility, TLS 1.2 key change). */

@@ -12,29 +12,50 @@ export interface HandshakeMessage {
 }
 
 export class HandshakeJoiner {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Fragments of the message(s) not yet returned, joined only once a message is complete. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private readonly limitFor: (type: number) => number;
 
-  constructor(private readonly maxMessageSize: number) {}
-
-  push(fragment: Buffer): void {
-    this.pending = this.pending.length === 0 ? fragment : Buffer.concat([this.pending, fragment]);
+  /** `limit`: the largest body accepted, for every message or per handshake type. */
+  constructor(limit: number | ((type: number) => number)) {
+    this.limitFor = typeof limit === 'number' ? () => limit : limit;
   }
 
-  /** True while bytes of an unfinished message are buffered. */
+  push(fragment: Buffer): void {
+    if (fragment.length === 0) return;
+    this.chunks.push(fragment);
+    this.buffered += fragment.length;
+  }
+
+  /** True while bytes of an unfinished (or not yet returned) message are buffered. */
   get hasPartial(): boolean {
-    return this.pending.length > 0;
+    return this.buffered > 0;
   }
 
   next(): HandshakeMessage | null {
-    if (this.pending.length < 4) return null;
-    const length = this.pending.readUIntBE(1, 3);
-    if (length > this.maxMessageSize) {
+    if (this.buffered < 4) return null;
+    if (this.chunks[0].length < 4) this.join();
+    const head = this.chunks[0];
+    const length = head.readUIntBE(1, 3);
+    // The bound is checked from the header, before the body is buffered.
+    if (length > this.limitFor(head[0])) {
       throw new TlsAlert(AlertDescription.illegal_parameter, `handshake message of ${length} bytes exceeds the limit`);
     }
-    if (this.pending.length < 4 + length) return null;
-    const raw = this.pending.subarray(0, 4 + length);
-    this.pending = this.pending.subarray(4 + length);
+    if (this.buffered < 4 + length) return null;
+    // One copy per message, however many records it came in (not one per record).
+    if (this.chunks[0].length < 4 + length) this.join();
+    const first = this.chunks[0];
+    const raw = first.subarray(0, 4 + length);
+    const rest = first.subarray(4 + length);
+    if (rest.length > 0) this.chunks[0] = rest;
+    else this.chunks.shift();
+    this.buffered -= raw.length;
     return { type: raw[0], body: raw.subarray(4), raw };
+  }
+
+  private join(): void {
+    this.chunks = [Buffer.concat(this.chunks, this.buffered)];
   }
 }
 

@@ -45,7 +45,7 @@ export function checkRetriedClientHello(first: ClientHello, second: ClientHello)
   if (second.cipherSuites.length !== first.cipherSuites.length || second.cipherSuites.some((s, i) => s !== first.cipherSuites[i])) fail('cipher_suites');
   if (!second.compressionMethods.equals(first.compressionMethods)) fail('legacy_compression_methods');
   // §4.2.10: "A client MUST NOT include the early_data extension in its followup ClientHello."
-  if (second.extensions.has(ExtensionType.early_data)) fail('early_data (it must be removed)');
+  if (second.earlyData) fail('early_data (it must be removed)');
   for (const [type, data] of first.extensions) {
     if (MAY_CHANGE_AFTER_RETRY.has(type)) continue;
     const again = second.extensions.get(type);

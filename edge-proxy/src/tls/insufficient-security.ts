@@ -6,7 +6,7 @@
  *
  * - RFC 7919 §4 (MUST): the client's supported_groups lists FFDHE groups, none of its groups is
  *   acceptable to us, and none of its non-FFDHE suites is either. We implement no finite-field DH
- *   at all (DESIGN §6), so a client that could only do FFDHE is exactly this case.
+ *   at all (docs/tls-engine.md), so a client that could only do FFDHE is exactly this case.
  * - RFC 7465 §2 (MAY): the client offers only RC4 cipher suites, which TLS forbids.
  *
  * Anything else (e.g. only RSA key exchange against a `kms` key, which KMS cannot decrypt) is a

@@ -1,31 +1,10 @@
 /** Typed parse/encode of the handshake messages the server receives and sends. */
 import { AlertDescription, TlsAlert } from './alerts';
 import { Reader, Writer } from './codec';
-import { encodeExtensions, Extension, parseExtensions } from './extensions';
+import { encodeExtensions, Extension } from './extensions';
 import { HandshakeType, handshakeMessage } from './handshake-joiner';
 
-export interface ClientHello {
-  legacyVersion: number;
-  random: Buffer;
-  sessionId: Buffer;
-  cipherSuites: number[];
-  compressionMethods: Buffer;
-  /** Extensions by type; absent in a bare TLS 1.2 ClientHello. */
-  extensions: Map<number, Buffer>;
-}
-
-export function parseClientHello(body: Buffer): ClientHello {
-  const r = new Reader(body, 'ClientHello');
-  const legacyVersion = r.u16();
-  const random = r.bytes(32);
-  const sessionId = r.vec8('legacy_session_id', 0, 32);
-  const cipherSuites = r.u16List('cipher_suites');
-  const compressionMethods = r.vec8('legacy_compression_methods', 1);
-  // RFC 5246 §7.4.1.2: the extensions block may be absent altogether.
-  const extensions = r.remaining > 0 ? parseExtensions(r, 'ClientHello') : new Map<number, Buffer>();
-  r.end();
-  return { legacyVersion, random, sessionId, cipherSuites, compressionMethods, extensions };
-}
+export { parseClientHello, type ClientHello } from './msgs/client-hello';
 
 export interface ServerHello {
   version: number;

@@ -1,11 +1,9 @@
 /** Choices made from a ClientHello the same way in TLS 1.3 and TLS 1.2: server name and ALPN. */
 import { AlertDescription, TlsAlert } from './alerts';
-import { ExtensionType, parseAlpn, parseServerName } from './extensions';
 import type { ClientHello } from './messages';
 
 export function requestedServerName(hello: ClientHello): string | undefined {
-  const data = hello.extensions.get(ExtensionType.server_name);
-  return data ? parseServerName(data) : undefined;
+  return hello.serverName;
 }
 
 /**
@@ -13,9 +11,8 @@ export function requestedServerName(hello: ClientHello): string | undefined {
  * our own (raw TCP forwarding) the extension is ignored, as by a server that does not implement ALPN.
  */
 export function negotiateAlpn(hello: ClientHello, ours: readonly string[]): string | undefined {
-  const data = hello.extensions.get(ExtensionType.alpn);
-  if (!data || ours.length === 0) return undefined;
-  const offered = parseAlpn(data);
+  const offered = hello.alpn;
+  if (!offered || ours.length === 0) return undefined;
   const chosen = ours.find((p) => offered.includes(p));
   if (!chosen) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);
   return chosen;

@@ -4,24 +4,15 @@
  * of the leaf's CertificateEntry (RFC 8446 §4.4.2.1), in TLS 1.2 as a CertificateStatus message after
  * Certificate, announced by an empty status_request in the ServerHello (RFC 6066 §8).
  */
-import { Reader, Writer } from './codec';
-import { ExtensionType } from './extensions';
+import { Writer } from './codec';
 import { HandshakeType, handshakeMessage } from './handshake-joiner';
 import type { ClientHello } from './messages';
 
 const STATUS_TYPE_OCSP = 1;
 
-/** True when the client asked for an OCSP response (status_type ocsp). Malformed is decode_error. */
+/** True when the client asked for an OCSP response (status_type ocsp; decoded with the ClientHello). */
 export function clientWantsOcsp(hello: ClientHello): boolean {
-  const data = hello.extensions.get(ExtensionType.status_request);
-  if (!data) return false;
-  const r = new Reader(data, 'status_request');
-  const type = r.u8();
-  if (type !== STATUS_TYPE_OCSP) return false; // other status types are ignored (RFC 6066 §8)
-  r.vec16('responder_id_list');
-  r.vec16('request_extensions');
-  r.end();
-  return true;
+  return hello.wantsOcsp;
 }
 
 /** CertificateStatus body (RFC 6066 §8): status_type ocsp, then the DER OCSPResponse in a u24 vector. */

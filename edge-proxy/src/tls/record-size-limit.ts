@@ -3,21 +3,14 @@
  * accept; we honour it for every record we protect and announce our own limit, which is simply the
  * protocol maximum (we accept any record TLS allows).
  */
-import { AlertDescription, TlsAlert } from './alerts';
-import { Reader, Writer } from './codec';
+import { Writer } from './codec';
 import { Extension, ExtensionType } from './extensions';
 import type { ClientHello } from './messages';
 import { MAX_PLAINTEXT } from './record-layer';
 
-/** The client's limit, or undefined when it sent none. Below 64 is illegal_parameter (RFC 8449 §4). */
+/** The client's limit, or undefined when it sent none (decoded, and checked to be at least 64, with the ClientHello). */
 export function clientRecordSizeLimit(hello: ClientHello): number | undefined {
-  const data = hello.extensions.get(ExtensionType.record_size_limit);
-  if (!data) return undefined;
-  const r = new Reader(data, 'record_size_limit');
-  const limit = r.u16();
-  r.end();
-  if (limit < 64) throw new TlsAlert(AlertDescription.illegal_parameter, `record_size_limit ${limit} is below the minimum of 64`);
-  return limit;
+  return hello.recordSizeLimit;
 }
 
 /**

@@ -4,7 +4,6 @@
  */
 import { AlertDescription, TlsAlert } from './alerts';
 import type { TlsContext } from './context';
-import { ExtensionType, parseClientSupportedVersions } from './extensions';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeType } from './handshake-joiner';
 import { ClientHello, parseClientHello } from './messages';
@@ -28,15 +27,17 @@ export interface HandshakeResult {
 /** The versions this server implements, best first. */
 const OUR_VERSIONS = [TLS13, TLS12];
 
+/** legacy_version of SSL 3.0; anything at or below it is refused whatever else is offered. */
+const SSL3 = 0x0300;
+
 export function negotiateVersion(hello: ClientHello): number {
-  const ext = hello.extensions.get(ExtensionType.supported_versions);
-  let offered: number[];
-  if (ext) {
-    offered = parseClientSupportedVersions(ext);
-  } else {
-    // Without supported_versions the client speaks TLS 1.2 at most (RFC 8446 §4.2.1).
-    offered = hello.legacyVersion >= TLS12 ? [TLS12] : [];
+  // RFC 8446 Appendix D.5: a ClientHello with legacy_version 0x0300 or less is aborted with
+  // protocol_version, even when supported_versions offers TLS 1.3 (§4.1.2: legacy_version is 0x0303).
+  if (hello.legacyVersion <= SSL3) {
+    throw new TlsAlert(AlertDescription.protocol_version, `legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')} (SSL 3.0 or older)`);
   }
+  // Without supported_versions the client speaks TLS 1.2 at most (RFC 8446 §4.2.1).
+  const offered = hello.supportedVersions ?? (hello.legacyVersion >= TLS12 ? [TLS12] : []);
   const chosen = OUR_VERSIONS.find((v) => offered.includes(v));
   const clientMax = Math.max(0, ...offered.filter((v) => (v & 0xff00) === 0x0300));
   // RFC 7507: a fallback retry from a client that could have done better than what we'd pick.
@@ -50,10 +51,7 @@ export function negotiateVersion(hello: ClientHello): number {
 }
 
 export async function serverHandshake(io: HandshakeIo, ctx: TlsContext): Promise<HandshakeResult> {
-  const first = await io.readHandshakeMessage();
-  if (first.type !== HandshakeType.client_hello) {
-    throw new TlsAlert(AlertDescription.unexpected_message, `expected ClientHello, got handshake type ${first.type}`);
-  }
+  const first = await io.readHandshakeMessage(HandshakeType.client_hello);
   const hello = parseClientHello(first.body);
   const version = negotiateVersion(hello);
   switch (version) {

@@ -1,4 +1,4 @@
-/** Cipher suites the engine implements. AEAD only (DESIGN §6): no CBC, no RC4, nothing older than TLS 1.2. */
+/** Cipher suites the engine implements. AEAD only (docs/tls-engine.md): no CBC, no RC4, nothing older than TLS 1.2. */
 
 export type AeadAlgorithm = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 export type HashName = 'sha256' | 'sha384';

@@ -1,11 +1,11 @@
 /**
- * Session tickets (DESIGN §7): resumption state sealed under fleet-wide ticket keys that every edge
+ * Session tickets (docs/key-service-protocol.md, "Session-ticket keys"): resumption state sealed under fleet-wide ticket keys that every edge
  * gets from the key service for the same epoch, so a ticket from one edge resumes on any other and a
  * resumed handshake needs no key operation.
  *
  * Ticket = version(1) ‖ epoch(u32) ‖ nonce(12) ‖ AES-256-GCM(key[epoch], state) ‖ tag(16), with
- * version ‖ epoch as additional data. Tickets under the current or the previous epoch's key open;
- * anything else (expired epoch, another fleet, tampering) is simply not a ticket: full handshake.
+ * version ‖ epoch as additional data. Tickets under the key of an accepted epoch open; anything else
+ * (expired epoch, another fleet, tampering) is simply not a ticket: full handshake, counted by reason.
  */
 import * as crypto from 'node:crypto';
 import { Reader, Writer } from './codec';
@@ -82,27 +82,84 @@ export function decodeTicketState(b: Buffer): TicketState | undefined {
   }
 }
 
-/** Seals and opens tickets with the fleet's ticket keys (kept fresh by the edge). */
-export class TicketProtector {
-  private keys?: TicketKeys;
+/** Why a presented ticket did not open (each one means a full handshake instead): a metric label. */
+export type TicketRejection = 'no_keys' | 'malformed' | 'expired_epoch' | 'unknown_epoch' | 'undecryptable';
 
-  /** Install the keys the key service handed out (current and previous epoch). */
+export interface TicketProtectorOptions {
+  /** Called for every ticket that does not open (keyless_edge_tickets_rejected_total). */
+  onRejected?: (reason: TicketRejection) => void;
+  /** Wall clock (ms), for tests. */
+  now?: () => number;
+}
+
+/** How long after its epoch ends the current key still seals (the refresher fetches the next one within seconds). */
+const SEAL_SLACK_MS = 60_000;
+
+interface HeldKey {
+  epoch: number;
+  key: Buffer;
+  /** Local time (ms) from which tickets under this key are refused: end of its last accepted epoch. */
+  acceptedUntil: number;
+}
+
+/**
+ * Seals and opens tickets with the fleet's ticket keys (kept fresh by the edge). The acceptance
+ * window is the key service's: the current epoch and the epochsAccepted - 1 before it. A ticket
+ * from any other epoch is refused, and a key is wiped once its last accepted epoch has ended, also
+ * when the key service cannot be reached to replace it (docs/key-service-protocol.md, "Session-ticket keys").
+ */
+export class TicketProtector {
+  private held: HeldKey[] = [];
+  private sealUntil = 0;
+  private readonly now: () => number;
+  private readonly onRejected: (reason: TicketRejection) => void;
+
+  constructor(options: TicketProtectorOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.onRejected = options.onRejected ?? (() => undefined);
+  }
+
+  /** Install the keys the key service handed out (every accepted epoch, current first). */
   setKeys(keys: TicketKeys): void {
-    this.keys = keys;
+    const periodMs = keys.epochSeconds * 1000;
+    const accepted = keys.epochsAccepted ?? 2;
+    const now = this.now();
+    // Epoch numbers are the key service's. When our clock agrees with it (within an epoch), its
+    // epochs end where ours do; otherwise they are placed relative to our current epoch.
+    const localEpoch = Math.floor(now / periodMs);
+    const offset = Math.abs(localEpoch - keys.current.epoch) <= 1 ? 0 : (localEpoch - keys.current.epoch) * periodMs;
+    const until = (epoch: number) => (epoch + accepted) * periodMs + offset;
+    this.wipe();
+    this.held = [keys.current, keys.previous, ...(keys.older ?? [])]
+      .filter((k) => k.epoch > keys.current.epoch - accepted)
+      .map((k) => ({ epoch: k.epoch, key: Buffer.from(k.key), acceptedUntil: until(k.epoch) }));
+    // New tickets only under the current epoch's key, plus a minute for the refresh after a
+    // boundary: an edge that cannot reach the key service stops issuing tickets that would soon die.
+    this.sealUntil = (keys.current.epoch + 1) * periodMs + offset + SEAL_SLACK_MS;
+    this.expire();
   }
 
   get ready(): boolean {
-    return this.keys !== undefined;
+    this.expire();
+    return this.held.length > 0 && this.now() < this.sealUntil;
   }
 
   /** The current epoch, for tests and metrics. */
   get epoch(): number | undefined {
-    return this.keys?.current.epoch;
+    return this.held[0]?.epoch;
+  }
+
+  /** Wipe keys whose acceptance has ended (called on every use and by the refresher). */
+  expire(): void {
+    const now = this.now();
+    if (this.held.every((k) => now < k.acceptedUntil)) return;
+    for (const k of this.held) if (now >= k.acceptedUntil) k.key.fill(0);
+    this.held = this.held.filter((k) => now < k.acceptedUntil);
   }
 
   seal(state: TicketState): Buffer | undefined {
-    const k = this.keys?.current;
-    if (!k) return undefined;
+    if (!this.ready) return undefined;
+    const k = this.held[0];
     const header = Buffer.alloc(HEADER);
     header[0] = TICKET_VERSION;
     header.writeUInt32BE(k.epoch >>> 0, 1);
@@ -114,19 +171,34 @@ export class TicketProtector {
   }
 
   open(ticket: Buffer): TicketState | undefined {
-    if (!this.keys || ticket.length < HEADER + TAG + 1 || ticket[0] !== TICKET_VERSION) return undefined;
+    const hadKeys = this.held.length > 0;
+    this.expire();
+    if (ticket.length < HEADER + TAG + 1 || ticket[0] !== TICKET_VERSION) return this.reject('malformed');
+    if (this.held.length === 0) return this.reject(hadKeys ? 'expired_epoch' : 'no_keys');
     const epoch = ticket.readUInt32BE(1);
-    const key = [this.keys.current, this.keys.previous].find((k) => k.epoch >>> 0 === epoch)?.key;
-    if (!key) return undefined;
+    const key = this.held.find((k) => k.epoch >>> 0 === epoch)?.key;
+    if (!key) return this.reject(epoch < this.held[this.held.length - 1].epoch >>> 0 ? 'expired_epoch' : 'unknown_epoch');
     try {
       const d = crypto.createDecipheriv('aes-256-gcm', key, ticket.subarray(5, HEADER));
       d.setAAD(ticket.subarray(0, 5));
       d.setAuthTag(ticket.subarray(ticket.length - TAG));
       const plain = Buffer.concat([d.update(ticket.subarray(HEADER, ticket.length - TAG)), d.final()]);
-      return decodeTicketState(plain);
+      return decodeTicketState(plain) ?? this.reject('undecryptable');
     } catch {
-      return undefined;
+      // Tampered, another fleet's, or sealed under another key for this epoch (e.g. by an edge of
+      // the previous release during a rolling deploy): a full handshake, counted.
+      return this.reject('undecryptable');
     }
+  }
+
+  private reject(reason: TicketRejection): undefined {
+    this.onRejected(reason);
+    return undefined;
+  }
+
+  private wipe(): void {
+    for (const k of this.held) k.key.fill(0);
+    this.held = [];
   }
 }
 

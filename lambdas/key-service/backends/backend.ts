@@ -1,5 +1,5 @@
 /**
- * The seam between the key service's request handling and whoever holds a private key (DESIGN §3).
+ * The seam between the key service's request handling and whoever holds a private key (docs/architecture.md, "Custody modes").
  * One Backend per configured key name. Implementations throw KeyServiceError for typed failures.
  */
 import type { Custody, KeyDescription, SignatureSchemeName } from '../protocol';

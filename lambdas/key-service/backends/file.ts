@@ -1,5 +1,5 @@
 /**
- * `file` custody (local development and tests only, DESIGN §3): an unencrypted PEM private key read
+ * `file` custody (local development and tests only, docs/architecture.md, "Custody modes"): an unencrypted PEM private key read
  * once, signing in-process with node:crypto. Never used in AWS.
  */
 import * as crypto from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * `kms` custody (DESIGN §3, the default): the private key is non-exportable in AWS KMS; signing is
+ * `kms` custody (docs/architecture.md, "Custody modes", the default): the private key is non-exportable in AWS KMS; signing is
  * KMS `Sign` with MessageType RAW (KMS hashes the ≤ 4096-byte message itself) and the algorithm from
  * SCHEME_TO_KMS_ALGORITHM (KMS PSS uses salt length = hash length, as TLS 1.3 requires).
  *
@@ -61,7 +61,7 @@ export function getSharedKmsClient(): KMSClient {
   return sharedClient;
 }
 
-/** KMS exception names → the protocol's typed errors (DESIGN §5). */
+/** KMS exception names → the protocol's typed errors (docs/key-service-protocol.md). */
 const KMS_ERROR_CODES: Record<string, ErrorCode> = {
   DisabledException: 'unavailable',
   KMSInvalidStateException: 'unavailable',
@@ -85,7 +85,7 @@ const KMS_ERROR_CODES: Record<string, ErrorCode> = {
  */
 export function mapKmsError(
   err: unknown,
-  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'GenerateMac' | 'GenerateDataKeyPairWithoutPlaintext',
+  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'Encrypt' | 'GenerateDataKeyPairWithoutPlaintext',
 ): KeyServiceError {
   if (err instanceof KeyServiceError) return err;
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
@@ -177,7 +177,7 @@ export class KmsBackend implements Backend {
     return { signature: Buffer.from(signature), backendMs };
   }
 
-  /** KMS decrypts RSA only with OAEP (DESIGN §2.1): TLS 1.2 RSA key exchange needs `sealed` custody. */
+  /** KMS decrypts RSA only with OAEP (docs/architecture.md, "Facts that shape the design"): TLS 1.2 RSA key exchange needs `sealed` custody. */
   async rsaMasterSecret(): Promise<MasterSecretOutput> {
     throw new KeyServiceError(
       'unsupported',

@@ -12,8 +12,8 @@ import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../alerts';
 import type { ServerCertificate } from '../certificates';
 import type { TlsContext } from '../context';
-import { Extension, ExtensionType, encodeAlpn, parseU16List } from '../extensions';
-import { generateEphemeral, NamedGroup, SECP256R1 } from '../groups';
+import { Extension, ExtensionType, encodeAlpn } from '../extensions';
+import { generateEphemeral, NamedGroup, SECP256R1, tls12Groups } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType, handshakeMessage } from '../handshake-joiner';
 import {
@@ -35,13 +35,14 @@ import { Transcript } from '../transcript';
 import { TicketState, ticketFresh } from '../tickets';
 import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient, readClientCertificate12, readClientCertificateVerify12, resumedClientAuth } from '../client-auth';
 import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
+import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../lambdas/key-service/protocol';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
 import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
 import { insufficientSecurity } from '../insufficient-security';
+import { tls12KeyBlock, verifyFinished } from '../finished';
 
 const TLS12 = 0x0303;
-/** Last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates TLS 1.2 (RFC 8446 §4.1.3). */
-export const DOWNGRADE_SENTINEL_TLS12 = Buffer.from('444f574e47524401', 'hex');
+export { DOWNGRADE_SENTINEL_TLS12 };
 
 /** Signature schemes for a TLS 1.2 ServerKeyExchange by this key, in preference order. Never SHA-1. */
 export function tls12SchemesFor(shape: KeyShape): SignatureScheme[] {
@@ -62,12 +63,10 @@ interface Choice {
 
 /** First certificate (in SNI order) and, for it, the first of our suites the client can complete. */
 function choose(hello: ClientHello, certs: ServerCertificate[], groups: readonly NamedGroup[]): Choice {
-  const sigalgsData = hello.extensions.get(ExtensionType.signature_algorithms);
   // Without signature_algorithms the client implies SHA-1 (RFC 5246 §7.4.1.4.1): no ECDHE for it.
-  const sigalgs = sigalgsData ? parseU16List(sigalgsData, 'signature_algorithms') : [];
-  const groupsData = hello.extensions.get(ExtensionType.supported_groups);
+  const sigalgs = hello.signatureAlgorithms ?? [];
   // RFC 8422 §4: without the extension any curve may be used; P-256 is the one every client has.
-  const clientGroups = groupsData ? parseU16List(groupsData, 'supported_groups') : [SECP256R1.id];
+  const clientGroups = hello.supportedGroups ?? [SECP256R1.id];
   const group = groups.find((g) => clientGroups.includes(g.id));
   for (const cert of certs) {
     for (const suite of TLS12_SUITES) {
@@ -83,16 +82,15 @@ function choose(hello: ClientHello, certs: ServerCertificate[], groups: readonly
     }
   }
   // Some failures are the client offering only what we refuse as too weak (RFC 7919 §4, RFC 7465 §2).
-  const weak = insufficientSecurity(hello.cipherSuites, groupsData ? clientGroups : undefined, groups);
+  const weak = insufficientSecurity(hello.cipherSuites, hello.supportedGroups, groups);
   if (weak) throw new TlsAlert(AlertDescription.insufficient_security, weak);
   throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.2 cipher suite, group and signature scheme in common');
 }
 
-/** renegotiation_info (RFC 5746 §3.6): in an initial handshake it must be empty. */
+/** renegotiation_info (RFC 5746 §3.6): in an initial handshake renegotiated_connection must be empty. */
 function clientSignalsSecureRenegotiation(hello: ClientHello): boolean {
-  const ext = hello.extensions.get(ExtensionType.renegotiation_info);
-  if (ext) {
-    if (ext.length !== 1 || ext[0] !== 0) throw new TlsAlert(AlertDescription.handshake_failure, 'renegotiation_info not empty in an initial handshake');
+  if (hello.renegotiationInfo) {
+    if (hello.renegotiationInfo.length !== 0) throw new TlsAlert(AlertDescription.handshake_failure, 'renegotiation_info not empty in an initial handshake');
     return true;
   }
   return hello.cipherSuites.includes(0x00ff); // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
@@ -115,15 +113,15 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   io.useTls12Records();
   if (!hello.compressionMethods.includes(0)) throw new TlsAlert(AlertDescription.handshake_failure, 'client does not offer null compression');
   const secureRenegotiation = clientSignalsSecureRenegotiation(hello);
-  const ems = hello.extensions.has(ExtensionType.extended_master_secret);
+  const ems = hello.extendedMasterSecret;
   const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
-  const { cert, suite, scheme, group } = choose(hello, certs, ctx.groups);
+  const { cert, suite, scheme, group } = choose(hello, certs, tls12Groups(ctx.groups));
   // RFC 9113 §9.2.2: HTTP/2 over TLS 1.2 needs an ephemeral key exchange (RSA key exchange is on its
   // cipher-suite block list; Chromium fails with ERR_HTTP2_INADEQUATE_TRANSPORT_SECURITY), so h2 is
   // not chosen with it. Found by the interop matrix (test/interop/matrix.test.ts).
   const alpn = negotiateAlpn(hello, suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols);
-  const ticketExt = hello.extensions.get(ExtensionType.session_ticket);
+  const ticketExt = hello.sessionTicket;
   const issueTicket = ticketExt !== undefined && ctx.tickets?.ready === true;
   const resumable = ticketExt && ticketExt.length > 0 ? resumableTicket(ticketExt, hello, serverName, ems, ctx) : undefined;
   // mTLS: a ticket's client identity must still satisfy this host's policy, else a full handshake.
@@ -131,16 +129,17 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
   if (resumable && resumedAuth !== 'refuse') return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket, clientAuth: resumedAuth }, ctx);
 
   // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
-  // checks it for RSA key exchange so a recorded handshake cannot be replayed through it.
+  // derives it from S before signing ServerKeyExchange (so the caller chooses none of its bytes), and
+  // checks it for RSA key exchange (so a recorded handshake cannot be replayed through it).
   const seed = crypto.randomBytes(32);
-  const serverRandom = Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), DOWNGRADE_SENTINEL_TLS12]);
+  const serverRandom = tls12ServerRandom(seed);
 
   const extensions: Extension[] = [];
   if (secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
   if (ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
   if (matched && serverName) extensions.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) });
   if (alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(alpn) });
-  if (group && hello.extensions.has(ExtensionType.ec_point_formats)) {
+  if (group && hello.ecPointFormats) {
     extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
   }
   if (issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) }); // RFC 5077 §3.2
@@ -173,7 +172,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     // Let the client work on the chain while the key service signs our ECDHE parameters.
     io.flush();
     const params = encodeServerEcdhParams(ephemeral.group.id, ephemeral.publicShare);
-    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, serverRandom, params);
+    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, seed, params);
     keyOperationMs = signed.latencyMs;
     send(encodeServerKeyExchange(params, scheme.id, signed.signature));
   }
@@ -193,10 +192,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     clientAuth = c.path ? describeClient(clientPolicy.mode, c.path) : anonymousClient(clientPolicy);
   }
 
-  const cke = await io.readHandshakeMessage();
-  if (cke.type !== HandshakeType.client_key_exchange) {
-    throw new TlsAlert(AlertDescription.unexpected_message, `expected ClientKeyExchange, got handshake type ${cke.type}`);
-  }
+  const cke = await io.readHandshakeMessage(HandshakeType.client_key_exchange);
   transcript.update(cke.raw);
   messages.push(cke.raw);
   // EMS covers the messages up to ClientKeyExchange, not the client's CertificateVerify.
@@ -233,22 +229,12 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     masterSecret = result.masterSecret;
   }
 
-  // Key block (RFC 5246 §6.3): client key, server key, client IV, server IV.
-  const keyLen = suite.keyLength;
-  const ivLen = suite.fixedIvLength!;
-  const block = prf12(suite.hash, masterSecret, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
-  const clientKey = block.subarray(0, keyLen);
-  const serverKey = block.subarray(keyLen, 2 * keyLen);
-  const clientIv = block.subarray(2 * keyLen, 2 * keyLen + ivLen);
-  const serverIv = block.subarray(2 * keyLen + ivLen);
-
+  const keys = tls12KeyBlock(suite, masterSecret, serverRandom, hello.random);
   await io.readChangeCipherSpec();
-  io.setReadProtection(new Tls12Protection(suite.aead, clientKey, clientIv, suite.recordIvLength!));
+  io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
   const expected = prf12(suite.hash, masterSecret, 'client finished', transcript.digest(), 12);
-  const fin = await io.readHandshakeMessage();
-  if (fin.type !== HandshakeType.finished) throw new TlsAlert(AlertDescription.unexpected_message, `expected Finished, got handshake type ${fin.type}`);
-  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  const fin = await io.readHandshakeMessage(HandshakeType.finished);
+  verifyFinished(fin, expected);
   transcript.update(fin.raw);
 
   // RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript.
@@ -260,7 +246,7 @@ export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage
     }
   }
   io.sendChangeCipherSpec();
-  io.setWriteProtection(new Tls12Protection(suite.aead, serverKey, serverIv, suite.recordIvLength!));
+  io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
   io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, masterSecret, 'server finished', transcript.digest(), 12)));
   io.flush();
 
@@ -295,8 +281,6 @@ interface TicketUse {
 
 /** A valid, fresh ticket for this client, or undefined: an unusable ticket means a full handshake. */
 function resumableTicket(ticket: Buffer, hello: ClientHello, serverName: string | undefined, ems: boolean, ctx: TlsContext): TicketState | undefined {
-  // Without a session id the client could not tell that we resumed (RFC 5077 §3.4).
-  if (hello.sessionId.length === 0) return undefined;
   const state = ctx.tickets?.open(ticket);
   if (!state || state.protocol !== 'TLSv1.2' || !hello.cipherSuites.includes(state.suite)) return undefined;
   if (!TLS12_SUITES.some((s) => s.id === state.suite)) return undefined;
@@ -327,7 +311,9 @@ function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: b
 /**
  * Abbreviated handshake from a session ticket (RFC 5077 §3.1, RFC 5246 §7.3): ServerHello echoing
  * the client's session id, a fresh ticket, our CCS and Finished first, then the client's. No key
- * operation: the master secret comes from the ticket.
+ * operation: the master secret comes from the ticket. An empty session id resumes too: RFC 5077
+ * §3.4 lets the client recognise the resumption by the NewSessionTicket or ChangeCipherSpec that
+ * follows our ServerHello.
  */
 async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, state: TicketState, use: TicketUse, ctx: TlsContext): Promise<{ info: HandshakeInfo; session: Tls12Session }> {
   const suite = TLS12_SUITES.find((x) => x.id === state.suite)!;
@@ -354,21 +340,16 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
     const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn, clientCertificateChain: use.clientAuth?.chain });
     if (nst) send(nst);
   }
-  const keyLen = suite.keyLength;
-  const ivLen = suite.fixedIvLength!;
-  const block = prf12(suite.hash, master, 'key expansion', Buffer.concat([serverRandom, hello.random]), 2 * keyLen + 2 * ivLen);
+  const keys = tls12KeyBlock(suite, master, serverRandom, hello.random);
   io.sendChangeCipherSpec();
-  io.setWriteProtection(new Tls12Protection(suite.aead, block.subarray(keyLen, 2 * keyLen), block.subarray(2 * keyLen + ivLen), suite.recordIvLength!));
+  io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
   send(handshakeMessage(HandshakeType.finished, prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
   io.flush();
 
   await io.readChangeCipherSpec();
-  io.setReadProtection(new Tls12Protection(suite.aead, block.subarray(0, keyLen), block.subarray(2 * keyLen, 2 * keyLen + ivLen), suite.recordIvLength!));
-  const fin = await io.readHandshakeMessage();
-  if (fin.type !== HandshakeType.finished) throw new TlsAlert(AlertDescription.unexpected_message, `expected Finished, got handshake type ${fin.type}`);
-  const expected = prf12(suite.hash, master, 'client finished', transcript.digest(), 12);
-  if (fin.body.length !== 12) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(fin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
+  const fin = await io.readHandshakeMessage(HandshakeType.finished);
+  verifyFinished(fin, prf12(suite.hash, master, 'client finished', transcript.digest(), 12));
   return {
     session: new Tls12Session(io),
     info: {

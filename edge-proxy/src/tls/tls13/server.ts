@@ -9,9 +9,9 @@ import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../alerts';
 import { Writer } from '../codec';
 import type { TlsContext } from '../context';
-import { ExtensionType, Extension, parseClientKeyShares, parseClientSupportedVersions, parseU16List, encodeAlpn, parseOfferedPsks, parsePskModes } from '../extensions';
+import { ExtensionType, Extension, encodeAlpn } from '../extensions';
 import { negotiateAlpn, requestedServerName } from '../negotiation';
-import { generateEphemeral, NamedGroup } from '../groups';
+import { NamedGroup, respondToKeyShare } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
 import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate, encodeNewSessionTicket13 } from '../messages';
@@ -22,6 +22,7 @@ import { CipherSuite, TLS13_SUITES } from '../suites';
 import { Transcript } from '../transcript';
 import { finishedVerifyData, hkdfExpandLabel, KeySchedule, nextTrafficSecret, trafficKeys } from './key-schedule';
 import { ticketFresh } from '../tickets';
+import { verifyFinished } from '../finished';
 import { certificateRequest13, ClientAuthResult, readClientAuth13, resumedClientAuth } from '../client-auth';
 import { checkClientHelloExtensions13, checkRetriedClientHello } from '../hello-checks';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
@@ -49,11 +50,10 @@ interface Negotiated {
   wantsOcsp: boolean;
 }
 
-function required(hello: ClientHello, type: ExtensionType, name: string): Buffer {
-  const data = hello.extensions.get(type);
+function required<T>(value: T | undefined, name: string): T {
   // RFC 8446 §9.2: a ClientHello without a mandatory extension gets missing_extension.
-  if (!data) throw new TlsAlert(AlertDescription.missing_extension, `ClientHello has no ${name} extension`);
-  return data;
+  if (value === undefined) throw new TlsAlert(AlertDescription.missing_extension, `ClientHello has no ${name} extension`);
+  return value;
 }
 
 function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
@@ -65,9 +65,9 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
   const suite = ctx.tls13Suites.find((s) => hello.cipherSuites.includes(s.id));
   if (!suite) throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.3 cipher suite in common');
 
-  const sigalgs = parseU16List(required(hello, ExtensionType.signature_algorithms, 'signature_algorithms'), 'signature_algorithms');
-  const clientGroups = parseU16List(required(hello, ExtensionType.supported_groups, 'supported_groups'), 'supported_groups');
-  const shares = parseClientKeyShares(required(hello, ExtensionType.key_share, 'key_share'));
+  const sigalgs = required(hello.signatureAlgorithms, 'signature_algorithms');
+  const clientGroups = required(hello.supportedGroups, 'supported_groups');
+  const shares = required(hello.keyShares, 'key_share');
   // RFC 8446 §4.2.8: every share must be for a group the client listed.
   for (const s of shares) {
     if (!clientGroups.includes(s.group)) throw new TlsAlert(AlertDescription.illegal_parameter, 'key share for a group not in supported_groups');
@@ -138,13 +138,12 @@ export class Tls13Session {
  * Only `psk_dhe_ke` is supported, so a client without that mode gets a full handshake.
  */
 function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transcriptBefore: Transcript, ctx: TlsContext): { secret: Buffer; index: number; clientAuth?: ClientAuthResult } | undefined {
-  const data = hello.extensions.get(ExtensionType.pre_shared_key);
-  const modes = hello.extensions.get(ExtensionType.psk_key_exchange_modes);
-  if (!data || !ctx.tickets?.ready) return undefined;
+  const offered = hello.psk;
+  const modes = hello.pskModes;
+  if (!offered || !ctx.tickets?.ready) return undefined;
   // RFC 8446 §4.2.9: a PSK offer without psk_key_exchange_modes is a protocol error.
   if (!modes) throw new TlsAlert(AlertDescription.missing_extension, 'pre_shared_key without psk_key_exchange_modes');
-  const offered = parseOfferedPsks(data);
-  if (!parsePskModes(modes).includes(1)) return undefined;
+  if (!modes.includes(1)) return undefined;
   const now = Date.now();
   const { ageToleranceMs } = ctx.ticketSettings;
   for (let i = 0; i < offered.identities.length; i++) {
@@ -249,15 +248,13 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     io.flush();
     // 0-RTT is never accepted; after a HelloRetryRequest the client's early data is every
     // application_data record before its second ClientHello (RFC 8446 §4.2.10).
-    if (hello.extensions.has(ExtensionType.early_data)) io.skipRejectedEarlyData('application_data');
+    if (hello.earlyData) io.skipRejectedEarlyData('application_data');
 
-    const second = await io.readHandshakeMessage();
+    const second = await io.readHandshakeMessage(HandshakeType.client_hello);
     lastHelloRaw = second.raw;
-    if (second.type !== HandshakeType.client_hello) throw new TlsAlert(AlertDescription.unexpected_message, 'expected the second ClientHello');
     const hello2 = parseClientHello(second.body);
     checkRetriedClientHello(hello, hello2);
-    const versions = hello2.extensions.get(ExtensionType.supported_versions);
-    if (!versions || !parseClientSupportedVersions(versions).includes(TLS13)) {
+    if (!hello2.supportedVersions?.includes(TLS13)) {
       throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello does not offer TLS 1.3');
     }
     if (!hello2.sessionId.equals(hello.sessionId)) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
@@ -281,8 +278,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   transcript.update(helloRaw);
 
   const { suite, cert, scheme } = neg;
-  const ephemeral = generateEphemeral(group);
-  const shared = ephemeral.agree(peerShare);
+  const { publicShare, sharedSecret: shared } = respondToKeyShare(group, peerShare);
 
   const sh = encodeServerHello({
     version: TLS12,
@@ -291,7 +287,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
     cipherSuite: suite.id,
     extensions: [
       supportedVersionsExtension(),
-      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(ephemeral.publicShare).finish() },
+      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(publicShare).finish() },
       ...(psk ? [{ type: ExtensionType.pre_shared_key, data: new Writer().u16(psk.index).finish() }] : []),
     ],
   });
@@ -303,12 +299,13 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   const hs = schedule.handshakeTrafficSecrets(shared, transcript.digest());
   const serverHs = trafficKeys(suite.hash, hs.server, suite.keyLength);
   const clientHs = trafficKeys(suite.hash, hs.client, suite.keyLength);
-  io.setWriteProtection(new Tls13Protection(suite.aead, serverHs.key, serverHs.iv));
+  // Read keys first: a ClientHello that does not end its record (§5.1) is refused before our keys change.
   io.setReadProtection(new Tls13Protection(suite.aead, clientHs.key, clientHs.iv));
+  io.setWriteProtection(new Tls13Protection(suite.aead, serverHs.key, serverHs.iv));
   // We never accept 0-RTT (no early_data in EncryptedExtensions, none offered in tickets): records
   // that do not decrypt under the handshake keys are the client's early data and are skipped
   // (RFC 8446 §4.2.10).
-  if (hello.extensions.has(ExtensionType.early_data)) io.skipRejectedEarlyData('undecryptable');
+  if (hello.earlyData) io.skipRejectedEarlyData('undecryptable');
 
   const ee: Extension[] = [];
   if (neg.recordSizeLimit !== undefined) {
@@ -359,12 +356,8 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
   // The client's Certificate and CertificateVerify come before its Finished, under handshake keys.
   const clientAuth = clientPolicy ? await readClientAuth13(io, transcript, clientPolicy) : psk?.clientAuth;
   const expected = finishedVerifyData(suite.hash, hs.client, transcript.digest());
-  const clientFin = await io.readHandshakeMessage();
-  if (clientFin.type !== HandshakeType.finished) {
-    throw new TlsAlert(AlertDescription.unexpected_message, `expected client Finished, got handshake type ${clientFin.type}`);
-  }
-  if (clientFin.body.length !== expected.length) throw new TlsAlert(AlertDescription.decode_error, 'Finished has the wrong length');
-  if (!crypto.timingSafeEqual(clientFin.body, expected)) throw new TlsAlert(AlertDescription.decrypt_error, 'client Finished does not verify');
+  const clientFin = await io.readHandshakeMessage(HandshakeType.finished);
+  verifyFinished(clientFin, expected);
   transcript.update(clientFin.raw);
   const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
   io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
@@ -378,7 +371,7 @@ export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage
       cipherOpenssl: suite.opensslName,
       group: group.name,
       signatureScheme: psk ? undefined : scheme.name,
-      keyExchange: psk ? `PSK + ECDHE (${group.name})` : `ECDHE (${group.name})`,
+      keyExchange: `${psk ? 'PSK + ' : ''}${group.hybrid ? 'ECDHE-MLKEM' : 'ECDHE'} (${group.name})`,
       serverName: neg.serverName,
       alpn: neg.alpn,
       helloRetry,
