@@ -337,6 +337,7 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       fs.writeFileSync(files(`key-policy-${r}.json`), p);
       replicaPolicyArgs.push('--replica-key-policy', `${r}=${files(`key-policy-${r}.json`)}`);
     }
+    await sleep(1500); // the probes above drew on the task's key-operation budget: let it refill
     const loop = clientLoop(nlb.port, HOSTNAME, caPem, loopIntervalMs(task.environment));
     const rotateArgs = (s: string, extra: string[] = []): string[] => ['rotate', SLOT, s, '--quiet', '--refresh-seconds', String(REFRESH_SECONDS), ...extra];
     let rotated = true;

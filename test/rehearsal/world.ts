@@ -187,6 +187,7 @@ export async function startKeyService(world: World, opts: { region: string; asse
       AWS_SECRET_ACCESS_KEY: 'rehearsal',
       AWS_LAMBDA_FUNCTION_NAME: opts.functionName.split(':')[0],
       AWS_ENDPOINT_URL_KMS: world.kms.url,
+      AWS_ENDPOINT_URL_SSM: world.ssm.url,
       REHEARSAL_ASSET_DIR: opts.assetDir,
       REHEARSAL_HANDLER: opts.handler,
       REHEARSAL_FUNCTION: opts.functionName,
