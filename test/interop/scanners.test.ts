@@ -35,11 +35,28 @@ async function testssl(stack: StackProcess, label: string, checks: string[]): Pr
   return JSON.parse(fs.readFileSync(json, 'utf8')) as TestsslFinding[];
 }
 
+/**
+ * testssl.sh reports a check whose own connection failed as "check failed because of connect
+ * problem": that is no verdict about the server, and on a loaded two-core machine (two scans and two
+ * stacks side by side) one of testssl's many OpenSSL connections sometimes misses its own deadline.
+ * Those checks are run once more, alone, and their second findings replace the first; a check that
+ * fails to connect twice stays in the report and fails the test.
+ */
+async function testsslRetryingConnectProblems(stack: StackProcess, label: string, checks: string[]): Promise<TestsslFinding[]> {
+  const first = await testssl(stack, label, checks);
+  const broken = first.filter((x) => /connect problem/.test(x.finding));
+  if (broken.length === 0) return first;
+  console.log(`[testssl] ${label}: ${broken.map((x) => x.id).join(', ')} failed to connect; running ${checks.join(' ')} once more`);
+  const again = await testssl(stack, `${label}-again`, checks);
+  const ids = new Set(broken.map((x) => x.id));
+  return [...first.filter((x) => !ids.has(x.id)), ...again.filter((x) => ids.has(x.id))];
+}
+
 beforeAll(async () => {
   [kms, sealed] = await Promise.all([startStackProcess(), startStackProcess({ KEYLESS_DEV_CUSTODY: 'sealed' })]);
   if (haveTestssl) {
-    testsslKms = testssl(kms, 'kms', ['--protocols', '--std', '--fs', '--server-defaults', '--vulnerable']);
-    testsslSealed = testssl(sealed, 'sealed', ['--protocols', '--std', '--fs', '--vulnerable']);
+    testsslKms = testsslRetryingConnectProblems(kms, 'kms', ['--protocols', '--std', '--fs', '--server-defaults', '--vulnerable']);
+    testsslSealed = testsslRetryingConnectProblems(sealed, 'sealed', ['--protocols', '--std', '--fs', '--vulnerable']);
     // Keep a rejection from surfacing as unhandled before a test awaits it.
     testsslKms.catch(() => undefined);
     testsslSealed.catch(() => undefined);
