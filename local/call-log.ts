@@ -29,6 +29,8 @@ export interface RecordedCall {
   resources: string[];
   /** Identifiers and enum members of the request (strings, numbers, booleans, string maps); no values, no blobs. */
   request: Record<string, unknown>;
+  /** Condition keys only the service knows at call time (e.g. `kms:ResourceAliases` of the key). */
+  context?: Record<string, string | string[]>;
   /** Exception name when the call failed. */
   error?: string;
   /** epoch milliseconds */
@@ -84,6 +86,7 @@ export class CallLog {
     region: string;
     request?: Record<string, unknown>;
     resources?: string[];
+    context?: Record<string, string | string[]>;
     error?: string;
     omit?: readonly string[];
   }): void {
@@ -96,6 +99,7 @@ export class CallLog {
       signingRegion: cred?.region,
       region: call.region,
       resources: call.resources ?? [],
+      context: call.context,
       request: identifiersOf(call.request ?? {}, [...(this.opts.omit ?? []), ...(call.omit ?? [])]),
       error: call.error,
       at: Date.now(),

@@ -73,6 +73,28 @@ const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Request members never kept in the call record (messages, plaintext, ciphertext, signatures, policies). */
 const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature', 'Mac', 'Policy'];
 
+/**
+ * Condition keys of the key a request names, as they are at call time: `kms:ResourceAliases` (the
+ * aliases pointing at it) and `aws:ResourceTag/<key>` (its tags).
+ */
+function keyContextOf(store: KmsStore, body: Json): Record<string, string | string[]> {
+  const id = typeof body.KeyId === 'string' ? body.KeyId : typeof body.TargetKeyId === 'string' ? body.TargetKeyId : undefined;
+  if (id === undefined) return {};
+  try {
+    const key = store.resolveKey(id, { aliases: true });
+    const context: Record<string, string | string[]> = {
+      'kms:ResourceAliases': store
+        .listAliases()
+        .filter((a) => a.targetKeyId === key.keyId)
+        .map((a) => a.aliasName),
+    };
+    for (const [k, v] of Object.entries(key.tags)) context[`aws:ResourceTag/${k}`] = v;
+    return context;
+  } catch {
+    return {};
+  }
+}
+
 /** The key and alias ARNs a request names, resolved as far as the store can (for the call record). */
 function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
   const arns = new Set<string>();
@@ -86,7 +108,7 @@ function resourcesOf(store: KmsStore, body: Json, out?: Json): string[] {
     }
   }
   if (typeof body.AliasName === 'string') arns.add(store.aliasArn(body.AliasName));
-  const created = (out?.KeyMetadata as Json | undefined)?.Arn;
+  const created = ((out?.KeyMetadata ?? out?.ReplicaKeyMetadata) as Json | undefined)?.Arn;
   if (typeof created === 'string') arns.add(created);
   return [...arns];
 }
@@ -172,8 +194,9 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     const store = storeFor(callRegion);
     // Resolved before the call, so a key it deletes or an alias it moves is recorded as it was.
     const before = callLog ? resourcesOf(store, request) : [];
+    const context = callLog ? keyContextOf(store, request) : undefined;
     const record = (error?: string, out?: Json): void =>
-      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], error, omit: UNRECORDED_MEMBERS });
+      callLog?.record({ service: 'kms', operation: opName, headers: req.headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS });
     try {
       const out = await op(store, new Input(request));
       stats.operations[opName] = (stats.operations[opName] ?? 0) + 1;
