@@ -166,11 +166,6 @@ export class EdgeService extends Construct {
               actions: ['ssm:GetParametersByPath'],
               resources: [stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: prefixPath }), certParams],
             }),
-            new iam.PolicyStatement({
-              sid: 'ReadCertificates',
-              actions: ['ssm:GetParameter', 'ssm:GetParameters'],
-              resources: [certParams],
-            }),
           ],
         }),
       },
@@ -178,7 +173,7 @@ export class EdgeService extends Construct {
     acknowledge(
       role,
       `AwsSolutions-IAM5[Resource::${nagResource(this, certParams)}]`,
-      'Certificates are public data stored one parameter each under the deployment prefix; the edge lists and reads that prefix (and only it) so that certificates can be added and rotated without an IAM change.',
+      'Certificates are public data stored one parameter each under the deployment prefix; the edge lists that prefix with GetParametersByPath (and nothing else) so that certificates can be added and rotated without an IAM change.',
     );
     return role;
   }

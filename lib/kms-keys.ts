@@ -83,7 +83,7 @@ export const KEY_ADMIN_ACTIONS = [
 
 /** KMS actions the key-service role holds, per key kind. */
 export const KEY_SERVICE_ACTIONS = {
-  kms: ['kms:Sign', 'kms:GetPublicKey', 'kms:DescribeKey'],
+  kms: ['kms:Sign', 'kms:GetPublicKey'],
   sealed: ['kms:Decrypt'],
 } as const;
 
@@ -279,7 +279,9 @@ export class KeylessKeys extends Construct {
       statements.push(
         new iam.PolicyStatement({
           sid: 'ReadSigningKeyMetadata',
-          actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
+          // GetPublicKey gives the key service the spec and public key it checks every request
+          // against; it never calls DescribeKey (the deploy rehearsal's call record shows it).
+          actions: ['kms:GetPublicKey'],
           resources: [anyKeyInThisAccountAndRegion],
           conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] }, StringEquals: tagged },
         }),
@@ -357,7 +359,7 @@ function signingKeyUseStatements(user: KeyUser, algorithms: readonly string[]): 
     new iam.PolicyStatement({
       sid: 'KeyServiceReadsPublicKey',
       principals: [new iam.AccountRootPrincipal()],
-      actions: ['kms:GetPublicKey', 'kms:DescribeKey'],
+      actions: ['kms:GetPublicKey'],
       resources: ['*'],
       conditions: keyServiceConditions(user),
     }),

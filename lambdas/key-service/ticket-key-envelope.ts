@@ -40,9 +40,11 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
 
   async seal(epoch: number, key: Buffer): Promise<Buffer> {
     const { keyId, deployment } = this.options;
+    // EncryptionAlgorithm is named (its default) in Encrypt and Decrypt: the key policy and the
+    // role's policy condition on kms:EncryptionAlgorithm (lib/ticket-key-store.ts).
     try {
       const out = await timeKmsCall('Encrypt', () =>
-        this.client.send(new EncryptCommand({ KeyId: keyId, Plaintext: key, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch) })),
+        this.client.send(new EncryptCommand({ KeyId: keyId, Plaintext: key, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' })),
       );
       if (!out.CiphertextBlob) throw new KeyServiceError('internal', 'KMS Encrypt returned no ciphertext');
       return Buffer.from(out.CiphertextBlob);
@@ -57,7 +59,7 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
     try {
       const out = await timeKmsCall('Decrypt', () =>
         // KeyId pins the key: a ciphertext planted under another key is refused, not decrypted.
-        this.client.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ciphertext, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch) })),
+        this.client.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ciphertext, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' })),
       );
       plaintext = out.Plaintext;
     } catch (err) {

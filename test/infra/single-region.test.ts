@@ -112,7 +112,7 @@ describe('key-service network: isolated, no way out but the KMS and SSM endpoint
       expect(render(x.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*');
     }
     const bySid = Object.fromEntries(st.map((x) => [x.Sid, asArray<string>(x.Action).sort()]));
-    expect(bySid).toEqual({ OnlyTheKeyServiceRole: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign'], KeyServiceTicketKeyEnvelope: ['kms:Decrypt', 'kms:Encrypt'] });
+    expect(bySid).toEqual({ OnlyTheKeyServiceRole: ['kms:Decrypt', 'kms:GetPublicKey', 'kms:Sign'], KeyServiceTicketKeyEnvelope: ['kms:Decrypt', 'kms:Encrypt'] });
   });
 
   test('function security group: no ingress, egress only to the endpoints\' security groups on 443', () => {
@@ -214,7 +214,6 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
         // kms custody
         'kms:Sign',
         'kms:GetPublicKey',
-        'kms:DescribeKey',
         // sealed custody
         'kms:Decrypt',
         // ticket keys: the envelope and the store
@@ -252,7 +251,7 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
     }
     // Wildcards only ever cover the deployment's signing-key namespace, never the ticket or wrapping keys.
     const wild = kmsSt.filter((st) => st.Condition['ForAnyValue:StringLike']);
-    expect(wild.map((st) => asArray<string>(st.Action).sort().join(','))).toEqual(['kms:Sign', 'kms:DescribeKey,kms:GetPublicKey']);
+    expect(wild.map((st) => asArray<string>(st.Action).sort().join(','))).toEqual(['kms:Sign', 'kms:GetPublicKey']);
     for (const st of wild) expect(st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases']).toEqual(['alias/keyless/prod/keys/*']);
     const sign = kmsSt.filter((st) => asArray(st.Action).includes('kms:Sign'));
     const byAlias = Object.fromEntries(sign.map((st) => [aliasesOf(st).join(','), st.Condition.StringEquals]));
@@ -336,7 +335,7 @@ describe('keys and key policies', () => {
     const [roleId] = keyServiceRole();
     const [epId] = endpointOf('kms');
     const expected = (k: { Properties?: Record<string, unknown> }): string[] =>
-      k.Properties!.KeyUsage === 'SIGN_VERIFY' ? ['kms:DescribeKey', 'kms:GetPublicKey', 'kms:Sign'] : /session-ticket/.test(String(k.Properties!.Description)) ? ['kms:Decrypt', 'kms:Encrypt'] : ['kms:Decrypt'];
+      k.Properties!.KeyUsage === 'SIGN_VERIFY' ? ['kms:GetPublicKey', 'kms:Sign'] : /session-ticket/.test(String(k.Properties!.Description)) ? ['kms:Decrypt', 'kms:Encrypt'] : ['kms:Decrypt'];
     for (const [, k] of keys()) {
       const st: Statement[] = k.Properties!.KeyPolicy.Statement;
       const use = st.filter((x) => x.Condition?.ArnEquals?.['aws:PrincipalArn']);
@@ -554,7 +553,7 @@ describe('edge fleet', () => {
     const [, td] = onlyResource(edge, 'AWS::ECS::TaskDefinition');
     const taskRoleId = td.Properties!.TaskRoleArn['Fn::GetAtt'][0];
     const st = roleStatements(edge, taskRoleId);
-    expect(allowedActions(st)).toEqual(['lambda:InvokeFunction', 'ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath']);
+    expect(allowedActions(st)).toEqual(['lambda:InvokeFunction', 'ssm:GetParametersByPath']);
     const invoke = st.find((x) => asArray(x.Action).includes('lambda:InvokeFunction'))!;
     expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO))).toEqual([expect.stringMatching(/PublishOutputRefKeyServiceLiveAlias/)]);
     for (const x of st.filter((y) => asArray<string>(y.Action).some((a) => a.startsWith('ssm:')))) {

@@ -69,6 +69,50 @@ export function principalPolicies(stacks: readonly DeployedStack[]): Map<string,
   return out;
 }
 
+/** The stacks of the edge fleet (they run the ECS service) and of the key services (the rest). */
+function edgeStacks(stacks: readonly DeployedStack[]): DeployedStack[] {
+  return stacks.filter((s) => Object.values(s.template.Resources).some((r) => r.Type === 'AWS::ECS::Service'));
+}
+function keyServiceStacks(stacks: readonly DeployedStack[]): DeployedStack[] {
+  return stacks.filter((s) => !edgeStacks([s]).length);
+}
+
+/**
+ * The evaluator does not match `kms:EncryptionContext:<key>` condition keys (it reports such a
+ * condition unmet even when the request carries the value), so they are decided here, with the
+ * request's encryption context, for the operators the templates use (StringEquals, StringLike): a
+ * statement whose encryption-context condition holds keeps its other conditions for the evaluator;
+ * one whose condition fails is dropped (an Allow that cannot apply, or a Deny that does not).
+ */
+function withEncryptionContextDecided(policy: Policy, context: Record<string, string | string[]>): Policy {
+  const out: Statement[] = [];
+  for (const st of statements(policy)) {
+    const cond = st.Condition as Record<string, Record<string, string | string[]>> | undefined;
+    if (!cond) {
+      out.push(st);
+      continue;
+    }
+    let holds = true;
+    const rest: Record<string, Record<string, string | string[]>> = {};
+    for (const [op, keys] of Object.entries(cond)) {
+      for (const [key, want] of Object.entries(keys)) {
+        if (!/^kms:EncryptionContext:/i.test(key) || !/^String(Equals|Like)$/.test(op)) {
+          (rest[op] ??= {})[key] = want;
+          continue;
+        }
+        const have = context[Object.keys(context).find((k) => k.toLowerCase() === key.toLowerCase()) ?? ''];
+        const wants = [want].flat();
+        const like = (v: string, pattern: string): boolean => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(v);
+        const ok = typeof have === 'string' && wants.some((w) => (op === 'StringEquals' ? have === w : like(have, w)));
+        if (!ok) holds = false;
+      }
+    }
+    if (!holds) continue;
+    out.push({ ...st, ...(Object.keys(rest).length ? { Condition: rest } : { Condition: undefined }) });
+  }
+  return { ...policy, Statement: out.map((st) => (st.Condition === undefined ? Object.fromEntries(Object.entries(st).filter(([k]) => k !== 'Condition')) as Statement : st)) };
+}
+
 function statements(p: Policy): Statement[] {
   return Array.isArray(p.Statement) ? p.Statement : [p.Statement];
 }
@@ -138,12 +182,13 @@ export async function checkIam(inputs: IamInputs): Promise<{ findings: IamFindin
       pp = { principal: 'operator', arn: OPERATOR_ROLE_ARN, identity: [{ name: 'operator (assumed: everything)', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }] };
     } else if (call.principal === 'key-service-role') {
       pp = principals.get(`key-service-role@${region}`)?.[0];
-      endpoint = call.service === 'kms' ? endpointPolicies(inputs.stacks, region, 'kms')[0] : undefined;
+      endpoint = call.service === 'kms' ? endpointPolicies(keyServiceStacks(inputs.stacks), region, 'kms')[0] : undefined;
     } else if (call.principal === 'edge-task-role') {
       pp = principals.get('edge-task-role')?.[0];
       const targetRegion = call.service === 'lambda' ? (call.resources[0]?.split(':')[3] ?? region) : region;
       // Same-region calls from the edge's VPC go through its interface endpoint for the service, if any.
-      endpoint = targetRegion === inputs.edgeRegion ? endpointPolicies(inputs.stacks, inputs.edgeRegion, call.service)[0] : undefined;
+      // Only the edge VPC's own endpoints: the key service's VPC has an SSM endpoint of its own.
+      endpoint = targetRegion === inputs.edgeRegion ? endpointPolicies(edgeStacks(inputs.stacks), inputs.edgeRegion, call.service)[0] : undefined;
     }
     if (!pp) {
       findings.push({ check: 'iam-denied', message: `${call.principal} called ${action} but the templates define no such principal` });
@@ -175,14 +220,15 @@ export async function checkIam(inputs: IamInputs): Promise<{ findings: IamFindin
       }
       const resourcePolicy = call.service === 'kms' && resource !== '*' ? inputs.keyPolicies.get(resource) : undefined;
       evaluated++;
+      const ec = (p: Policy): Policy => withEncryptionContextDecided(p, context);
       const result = await runSimulation(
         {
           request: { principal: pp.arn, action, resource: { resource, accountId: ACCOUNT }, contextVariables: context },
-          identityPolicies: pp.identity.map((i) => ({ name: i.name, policy: i.policy })),
+          identityPolicies: pp.identity.map((i) => ({ name: i.name, policy: ec(i.policy) })),
           serviceControlPolicies: [],
           resourceControlPolicies: [],
-          resourcePolicy: call.service === 'kms' && resource !== '*' ? (resourcePolicy ?? defaultKeyPolicy()) : undefined,
-          vpcEndpointPolicies: endpoint ? [{ name: endpoint.name, policy: endpoint.policy }] : undefined,
+          resourcePolicy: call.service === 'kms' && resource !== '*' ? ec(resourcePolicy ?? defaultKeyPolicy()) : undefined,
+          vpcEndpointPolicies: endpoint ? [{ name: endpoint.name, policy: ec(endpoint.policy) }] : undefined,
         },
         {},
       );
