@@ -27,7 +27,7 @@ import { alarmQueries, awsPublished, dashboardQueries, emittedMetrics, unmatched
 import { startLocalNlb, type LocalNlb } from './nlb';
 import { StackResolver } from './cfn';
 import { readAssembly, synthesize, SynthError, type Assembly } from './synth';
-import { ACCESS_KEYS, ACCOUNT, credentials, deployStack, freePort, hostScript, startEdgeTask, startKeyService, startWorld, stopProcess, type DeployedStack, type EdgeTask, type World } from './world';
+import { ACCESS_KEYS, ACCOUNT, credentials, DEPLOYED_PHYSICAL_IDS, deployStack, freePort, hostScript, startEdgeTask, startKeyService, startWorld, stopProcess, type DeployedStack, type EdgeTask, type World } from './world';
 
 export type CheckName =
   | 'synth'
@@ -486,7 +486,8 @@ async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryR
   const stacks: DeployedStack[] = [];
   for (const s of assembly.stacks) {
     const region = s.region ?? primaryRegion;
-    const env = { stackName: s.name, account: ACCOUNT, region, physical: new Map<string, string>(), stackOutputs: outputs };
+    // The ids the deployment gave its resources (a key's ARN in a policy must be the key that exists).
+    const env = { stackName: s.name, account: ACCOUNT, region, physical: new Map(DEPLOYED_PHYSICAL_IDS.get(s.name) ?? []), stackOutputs: outputs };
     const resolver = new StackResolver(s.template, env);
     const out: Record<string, string> = {};
     for (const [k, o] of Object.entries(s.template.Outputs ?? {})) {

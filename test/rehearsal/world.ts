@@ -116,8 +116,12 @@ export async function startWorld(primaryRegion: string): Promise<World> {
  * order (keys before aliases), and returns the stack's outputs. Resources without a local
  * counterpart (VPCs, roles, alarms, ...) are only resolved (their policies are checked later).
  */
+/** Physical ids of the resources the last deployment of each stack created (key ids), by stack name. */
+export const DEPLOYED_PHYSICAL_IDS = new Map<string, Map<string, string>>();
+
 export async function deployStack(world: World, name: string, region: string, template: Template, stackOutputs: Map<string, Record<string, string>>, notes: string[]): Promise<DeployedStack> {
   const env: StackEnv = { stackName: name, account: ACCOUNT, region, physical: new Map(), stackOutputs };
+  DEPLOYED_PHYSICAL_IDS.set(name, env.physical);
   const resolver = new StackResolver(template, env);
   const kms = new KMSClient({ region, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
   const ssm = new SSMClient({ region, endpoint: world.ssm.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
