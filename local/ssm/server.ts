@@ -20,6 +20,7 @@ import { CallLog, sigV4Credential, type RecordedCall } from '../call-log';
 import { SsmError } from './errors';
 import { OPERATIONS, resourcesOf, type Json } from './operations';
 import { SsmStore } from './store';
+import { loopbackHostHeader } from '../loopback-host';
 
 export interface LocalSsmOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -54,15 +55,6 @@ const MAX_BODY = 1 << 20;
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Members never kept in the call record. */
 const SECRET_MEMBERS = ['Value'];
-
-/** Host header check: only loopback names may address this endpoint. */
-export function loopbackHostHeader(host: string | undefined): boolean {
-  if (!host) return false;
-  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host);
-  if (!m) return false;
-  const name = m[1].replace(/^\[|\]$/g, '').toLowerCase();
-  return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
-}
 
 export async function startLocalSsm(opts: LocalSsmOptions = {}): Promise<LocalSsm> {
   const host = opts.host ?? '127.0.0.1';
