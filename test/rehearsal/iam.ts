@@ -16,11 +16,17 @@ type Policy = { Version?: string; Statement: Statement[] | Statement };
 type Statement = { Sid?: string; Effect: string; Action?: string | string[]; NotAction?: string | string[]; Resource?: unknown; Principal?: unknown; Condition?: unknown };
 
 /** Grants the walk cannot exercise, each with its reason (an action pattern per principal). */
-export const UNEXERCISED_GRANTS: { principal: string; action: RegExp; reason: string }[] = [
+export const UNEXERCISED_GRANTS: { principal: string; action: RegExp; reason: string; failoverRegionsOnly?: boolean }[] = [
   { principal: 'key-service-role', action: /^logs:/, reason: 'the Lambda runtime writes the function\'s logs; locally stdout is collected instead' },
   { principal: 'key-service-role', action: /^ec2:/, reason: 'Lambda itself attaches the function\'s network interfaces in the VPC' },
   { principal: 'key-service-role', action: /^kms:Decrypt$/, reason: 'sealed custody: unsealing runs once per container only when a sealed key is configured and provisioned' },
   { principal: 'edge-task-role', action: /^ssmmessages:/, reason: 'ECS Exec sessions, opened by an operator, not by the edge' },
+  {
+    principal: 'key-service-role',
+    action: /^(ssm:(GetParameter|PutParameter|DeleteParameter)|kms:Encrypt)$/,
+    reason: 'a failover region\'s ticket-key store: edges fetch ticket keys from the first key service that answers, so the failover region creates an epoch\'s key only when the primary is down at an epoch change',
+    failoverRegionsOnly: true,
+  },
 ];
 
 export interface PrincipalPolicies {
@@ -255,7 +261,8 @@ export async function checkIam(inputs: IamInputs): Promise<{ findings: IamFindin
           for (const action of [st.Action ?? []].flat()) {
             const re = new RegExp(`^${action.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
             if ([...usedHere].some((u) => re.test(u))) continue;
-            if (UNEXERCISED_GRANTS.some((g) => g.principal === base && g.action.test(action))) continue;
+            const failover = key.includes('@') && key.split('@')[1] !== inputs.edgeRegion;
+            if (UNEXERCISED_GRANTS.some((g) => g.principal === base && g.action.test(action) && (!g.failoverRegionsOnly || failover))) continue;
             findings.push({ check: 'iam-unused', message: `${key} is granted ${action} (${name}${st.Sid ? `, statement ${st.Sid}` : ''}) but never used it` });
           }
         }

@@ -109,3 +109,26 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
     expect(again.findings.filter((f) => f.check === 'first-deploy')).toHaveLength(1);
   }, 5 * 60_000);
 });
+
+/**
+ * Rotation in a multi-region deployment (docs/rotation.md, "Multi-region deployments"): a key
+ * generation made in the primary region only leaves the failover region's key service unable to
+ * sign for the rotated certificate. The two-region walk, rotating that way, must say so by name.
+ */
+describeBuilt('deploy rehearsal: two regions, a rotation that makes a single-region key', () => {
+  let scratch: string;
+  let result: RehearsalResult;
+
+  beforeAll(async () => {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rehearsal-s6-'));
+    result = await rehearse({ name: 'two-region', repo, workDir: path.join(scratch, 'two-region'), config: CONFIGURATIONS['two-region'], singleRegionRotation: true });
+  }, 15 * 60_000);
+
+  afterAll(() => {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('reports that the failover region cannot sign for the rotated certificate: failover', () => {
+    expect(result.findings.filter((f) => f.check === 'failover').map((f) => f.message)).toEqual([expect.stringMatching(/handshakes for the rotated certificate failed/)]);
+  });
+});

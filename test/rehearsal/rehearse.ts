@@ -82,6 +82,11 @@ export interface RehearsalOptions {
   mutate?: (assembly: Assembly) => void;
   /** Skip the operator walk after the first deploy (only synth, deploy, IAM and metrics of what ran). */
   walk?: boolean;
+  /**
+   * Test hook: rotate as the CLI did before multi-Region rotation (no KEYLESS_REPLICA_REGIONS, no
+   * replica key policies), so the new key generation exists in the primary region only.
+   */
+  singleRegionRotation?: boolean;
   log?: (line: string) => void;
 }
 
@@ -271,7 +276,8 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     // 6. The operator's path (docs/deploy.md, docs/cli.md).
     const keyServiceRegions = [...new Set(deployed.filter((d) => d.outputs.KeyServiceAliasArn).map((d) => d.region))];
     // docs/rotation.md, "Multi-region deployments": the other regions on every step, from the primary.
-    const cli = operatorCli(opts.repo, opts.workDir, world, primaryRegion, task.environment.KEYLESS_DEPLOYMENT ?? 'dev', keyServiceRegions.filter((r) => r !== primaryRegion));
+    const replicaRegions = opts.singleRegionRotation ? [] : keyServiceRegions.filter((r) => r !== primaryRegion);
+    const cli = operatorCli(opts.repo, opts.workDir, world, primaryRegion, task.environment.KEYLESS_DEPLOYMENT ?? 'dev', replicaRegions);
     const keyName = firstKmsKey(deployed);
     const must = async (what: string, args: string[]): Promise<string | undefined> => {
       const r = await cli(args);
@@ -331,7 +337,7 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     if (keyPolicy) fs.writeFileSync(policyFile, keyPolicy);
     // Each replica region's key policy names its own role and endpoint (--replica-key-policy).
     const replicaPolicyArgs: string[] = [];
-    for (const r of regions.filter((x) => x !== primaryRegion)) {
+    for (const r of regions.filter((x) => x !== primaryRegion && !opts.singleRegionRotation)) {
       const p = await cdkKeyPolicy(world, r, deployed, keyName).catch(() => undefined);
       if (!p) continue;
       fs.writeFileSync(files(`key-policy-${r}.json`), p);
