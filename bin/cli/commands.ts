@@ -304,12 +304,18 @@ export const statusCommand: Command = {
     name: 'status',
     summary: 'Show keys, certificates (expiry, state), which key each live alias points at, and what the key service serves.',
     description: 'Exit code 0 when every source could be read; with --check, 2 when there are problems to act on.',
-    options: [{ name: 'check', type: 'boolean', description: 'exit with code 2 when problems are listed (for monitoring)' }, ...STORE_OPTIONS, ...KEY_SERVICE_OPTIONS, ...GLOBAL_OPTIONS],
+    options: [
+      { name: 'check', type: 'boolean', description: 'exit with code 2 when problems are listed (for monitoring)' },
+      { name: 'replica-region', type: 'list', value: 'REGION', description: 'the deployment\'s other regions: each key with a certificate must have its replica there (default KEYLESS_REPLICA_REGIONS)' },
+      ...STORE_OPTIONS,
+      ...KEY_SERVICE_OPTIONS,
+      ...GLOBAL_OPTIONS,
+    ],
     examples: ['keyless status --local', 'keyless status --deployment prod --key-service arn:aws:lambda:eu-west-1:111122223333:function:Keyless-Prod-KeyService-Fn:live --json'],
   },
   run: (args, io) =>
     withContext(args, io, async (ctx) => {
-      const report = await collectStatus({ aliasPrefix: ctx.aliasPrefix, deployment: ctx.deployment }, { kms: ctx.aws.kms, store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress });
+      const report = await collectStatus({ aliasPrefix: ctx.aliasPrefix, deployment: ctx.deployment, replicaRegions: replicaOptions(args, ctx, io).replicaRegions }, { kms: ctx.aws.kms, kmsIn: (r) => ctx.aws.kmsIn(r), store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress });
       ctx.out.result(report, () => formatStatus(report));
       // Nothing could be read: the status is unknown, which is an outage, not a finding.
       if (report.errors.length > 0 && report.keys.length === 0 && report.certificates.length === 0) {

@@ -37,6 +37,8 @@ export interface KeyStatus {
   /** Whether the key service lists this name (null: key service not asked or unreachable). */
   inKeyService: boolean | null;
   publicKeySha256?: string;
+  /** With replica regions: the regions where the same key (same id) answers to the alias. */
+  replicatedTo?: string[];
   /**
    * The key's `keyless:deployment` tag (kms keys; null: the key has none, undefined: not read). The
    * key-service role may use only keys that carry its deployment's tag (docs/cli.md, "Key tags").
@@ -102,11 +104,15 @@ export interface StatusOptions {
   aliasPrefix: string;
   /** The deployment whose `keyless:deployment` tag every key under the prefix must carry (unchecked when absent). */
   deployment?: string;
+  /** The deployment's other regions: every kms key must have a replica there under the same alias. */
+  replicaRegions?: string[];
   now?: Date;
 }
 
 export interface StatusDeps {
   kms?: KMSClient;
+  /** KMS in another region (with replicaRegions). */
+  kmsIn?: (region: string) => KMSClient;
   store?: CertificateStoreBackend;
   keyService?: KeyServiceProbe;
   progress?: Progress;
@@ -241,6 +247,31 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
   }
   for (const slot of slotNames) {
     if (!report.slots.some((s) => s.slot === slot)) report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: null, liveKeyId: null, certificates: [] });
+  }
+
+  // 2b. Multi-region: each region's key service signs with its own region's key behind the same alias.
+  if (deps.kms && deps.kmsIn && (opts.replicaRegions ?? []).length > 0) {
+    for (const region of opts.replicaRegions!) {
+      progress(`checking replicas in ${region}`);
+      for (const k of report.keys) {
+        if (k.custody !== 'kms' || !k.keyId || !k.enabled) continue;
+        let there: string | undefined;
+        try {
+          there = (await deps.kmsIn(region).send(new DescribeKeyCommand({ KeyId: `${opts.aliasPrefix}${k.name}` }))).KeyMetadata?.KeyId;
+        } catch (e) {
+          if ((e as Error).name !== 'NotFoundException') {
+            report.errors.push(`kms ${region}: ${errorText(awsError(e, `KMS DescribeKey ${opts.aliasPrefix}${k.name} in ${region}`))}`);
+            continue;
+          }
+        }
+        if (there === k.keyId) k.replicatedTo = [...(k.replicatedTo ?? []), region];
+        else if (certKeyNames.has(k.name) || k.liveFor.length > 0) {
+          report.problems.push(
+            `key ${k.name} has ${there ? `another key (${there})` : 'no replica'} behind ${opts.aliasPrefix}${k.name} in ${region}: the key service there cannot sign for its certificate (failover fails); ${k.keyId.startsWith('mrk-') ? `finish it: keyless keys create --name ${k.name} --key-spec ${k.keySpec} --replica-region ${region} --if-exists reuse` : 'it is a single-Region key: rotate the slot to a new generation with --replica-region'}`,
+          );
+        }
+      }
+    }
   }
 
   // 3. The key service.

@@ -153,6 +153,20 @@ describe('keyless rotate in a two-region deployment', () => {
   });
 });
 
+describe('keyless status --replica-region', () => {
+  test('shows where each key is replicated, and a certificate\'s key missing in a region as a problem', async () => {
+    const r = await env.run('status', '--local', '--replica-region', WEST, '--json', '--quiet');
+    const s = r.json<StatusReport>();
+    expect(s.keys.find((k) => k.name === 'edge-2')).toMatchObject({ replicatedTo: [WEST] });
+    expect(s.keys.find((k) => k.name === 'edge-3')?.replicatedTo).toBeUndefined();
+    expect(s.problems).toContain(
+      `key edge-3 has no replica behind ${PREFIX}edge-3 in ${WEST}: the key service there cannot sign for its certificate (failover fails); it is a single-Region key: rotate the slot to a new generation with --replica-region`,
+    );
+    // Keys without a certificate (mr-x, single-1) are not failover problems.
+    expect(s.problems.filter((p) => p.includes('single-1'))).toEqual([]);
+  });
+});
+
 describe('keyless status and the keyless:deployment tag', () => {
   test('lists a key under the prefix without its deployment\'s tag as a problem', async () => {
     const untagged = await env.kmsClient.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
