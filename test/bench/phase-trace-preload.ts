@@ -8,7 +8,7 @@
  * handle (after cork/uncork gathering: one per write or writev), the outgoing HTTP requests
  * (node:diagnostics_channel `http.client.request.start` / `http.client.response.finish`: the hop to
  * the key service, then to the origin), and named moments inside the edge — the key operation
- * (`KeyServiceClient.signTls13CertificateVerify`) and its Lambda call (`LambdaInvokeTarget.invoke`),
+ * (`KeyServiceClient.signTls13CertificateVerify`) and its Lambda call (`LambdaHttpTarget.invoke`),
  * wrapped on their prototypes. Each moment also carries the process's CPU time, so a phase that waits
  * (a timer, a delayed ACK) shows wall time without CPU time. One JSON line per connection goes to
  * `$BENCH_PHASE_TRACE_DIR/phases-<pid>.jsonl` when it closes. Times are ms since accept. Meant for c=1:
@@ -65,7 +65,7 @@ if (dir && isEdge) {
     }
   };
   wrapAsync('keyless/key-service-client.js', 'KeyServiceClient', 'signTls13CertificateVerify');
-  wrapAsync('keyless/lambda-key-client.js', 'LambdaInvokeTarget', 'invoke');
+  wrapAsync('keyless/lambda-http-target.js', 'LambdaHttpTarget', 'invoke');
 
   const hopStarts = new WeakMap<object, number>();
   dc.subscribe('http.client.request.start', (msg) => {

@@ -6,7 +6,6 @@
  * Endpoint and region follow the SDK's standard configuration: AWS_REGION, AWS_ENDPOINT_URL_LAMBDA
  * (e.g. the local Lambda endpoint), shared config files.
  */
-import { describeAwsFailure } from '../../../lambdas/key-service/aws-errors';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -14,6 +13,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
 import { KeyOperationError } from './key-operations';
 import { abortReason, raceAbort, KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, type KeyServiceClientOptions } from './key-service-client';
+import { functionErrorType, mapLambdaError } from './lambda-errors';
 import type { KeyServiceTarget } from './target';
 
 type LambdaCredentials = NonNullable<ConstructorParameters<typeof LambdaClient>[0]>['credentials'];
@@ -105,53 +105,6 @@ export class LambdaInvokeTarget implements KeyServiceTarget {
   close(): void {
     if (this.ownsClient) this.client.destroy();
   }
-}
-
-/** The errorType a Lambda function error reports (short, printable), without its message. */
-function functionErrorType(payload: Uint8Array | undefined): string {
-  try {
-    const body: unknown = JSON.parse(Buffer.from(payload ?? []).toString('utf8'));
-    const t = (body as { errorType?: unknown } | null)?.errorType;
-    if (typeof t === 'string' && /^[A-Za-z0-9_.]{1,80}$/.test(t)) return t;
-  } catch {
-    // fall through
-  }
-  return 'unknown';
-}
-
-const LAMBDA_THROTTLED = new Set(['TooManyRequestsException', 'EC2ThrottledException', 'ThrottlingException']);
-const LAMBDA_UNAVAILABLE = new Set([
-  'ResourceNotFoundException',
-  'ResourceNotReadyException',
-  'ResourceConflictException',
-  'ServiceException',
-  'EC2UnexpectedException',
-  'EC2AccessDeniedException',
-  'ENILimitReachedException',
-  'SubnetIPAddressLimitReachedException',
-  'InvalidSubnetIDException',
-  'InvalidSecurityGroupIDException',
-  'KMSAccessDeniedException',
-  'KMSDisabledException',
-  'KMSInvalidStateException',
-  'KMSNotFoundException',
-  'SnapStartNotReadyException',
-  'SnapStartTimeoutException',
-  'SnapStartException',
-  'EFSIOException',
-  'EFSMountConnectivityException',
-  'EFSMountFailureException',
-  'EFSMountTimeoutException',
-]);
-/** Map an error thrown by InvokeCommand (service or network) to a KeyOperationError. */
-export function mapLambdaError(err: unknown): KeyOperationError {
-  if (err instanceof KeyOperationError) return err;
-  const { name, unreachable, serverStatus } = describeAwsFailure(err);
-  if (LAMBDA_THROTTLED.has(name)) return new KeyOperationError('throttled', `Lambda Invoke failed: ${name}`);
-  if (LAMBDA_UNAVAILABLE.has(name)) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name}`);
-  if (unreachable) return new KeyOperationError('unavailable', `Lambda Invoke failed: endpoint unreachable (${unreachable})`);
-  if (serverStatus) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name} (HTTP ${serverStatus})`);
-  return new KeyOperationError('internal', `Lambda Invoke failed: ${name}`);
 }
 
 export interface LambdaKeyClientOptions extends Omit<KeyServiceClientOptions, 'target'>, Omit<LambdaInvokeTargetOptions, 'httpTimeoutMs' | 'maxSockets'> {}

@@ -1,17 +1,13 @@
 /**
- * One LambdaInvokeTarget per configured key service (docs/architecture.md, "Deployables": several key services, e.g. regions),
- * each with its own keep-alive Lambda client, built so that the failover layer can tell a failed
+ * One LambdaHttpTarget per configured key service (docs/architecture.md, "Deployables": several key services, e.g. regions),
+ * each with its own keep-alive connection pool, built so that the failover layer can tell a failed
  * *connect* from a slow answer: the connect timeout is short (a retry elsewhere still fits in the
  * deadline), and the socket's request timeout is only a backstop past the caller's deadline, so every
  * `TimeoutError` that arrives before the deadline is a connect timeout (mapped to `unavailable`,
  * which is retryable) while a slow answer ends as the caller's `timeout` (which is not).
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { LambdaClient } from '@aws-sdk/client-lambda';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS } from './key-service-client';
-import { LambdaInvokeTarget, type LambdaInvokeTargetOptions } from './lambda-key-client';
+import { LambdaHttpTarget, type LambdaHttpTargetOptions } from './lambda-http-target';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 300;
 
@@ -30,22 +26,7 @@ export interface LambdaTargetsOptions {
   connectTimeoutMs?: number;
   /** Sockets per key service. Default 256. */
   maxSockets?: number;
-  credentials?: LambdaInvokeTargetOptions['credentials'];
-}
-
-/** A LambdaInvokeTarget that owns (and on close destroys) the client it was given. */
-export class ManagedLambdaTarget extends LambdaInvokeTarget {
-  override readonly name: string;
-
-  constructor(options: LambdaInvokeTargetOptions & { lambdaClient: LambdaClient; name?: string }) {
-    super(options);
-    this.name = options.name ?? `lambda:${options.functionName}`;
-  }
-
-  override close(): void {
-    super.close();
-    this.client.destroy();
-  }
+  credentials?: LambdaHttpTargetOptions['credentials'];
 }
 
 /**
@@ -53,7 +34,7 @@ export class ManagedLambdaTarget extends LambdaInvokeTarget {
  * configured more than once (e.g. the same function in two regions) they become
  * `lambda:<function>@<endpoint or region>`, and `#<position>` is added if that is still ambiguous.
  */
-export function createLambdaTargets(specs: readonly LambdaTargetSpec[], options: LambdaTargetsOptions = {}): ManagedLambdaTarget[] {
+export function createLambdaTargets(specs: readonly LambdaTargetSpec[], options: LambdaTargetsOptions = {}): LambdaHttpTarget[] {
   const deadlineMs = options.deadlineMs ?? DEFAULT_TIMEOUT_MS;
   const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, deadlineMs);
   const maxSockets = options.maxSockets ?? DEFAULT_MAX_IN_FLIGHT;
@@ -63,19 +44,15 @@ export function createLambdaTargets(specs: readonly LambdaTargetSpec[], options:
   });
   const unique = names.map((n, i) => (names.filter((x) => x === n).length > 1 ? `${n}#${i + 1}` : n));
   return specs.map((spec, i) => {
-    const lambdaClient = new LambdaClient({
+    return new LambdaHttpTarget({
+      functionName: spec.functionName,
+      name: unique[i],
       region: spec.region,
       endpoint: spec.endpoint,
       credentials: options.credentials,
-      maxAttempts: 1, // retries belong to the failover layer, inside the caller's deadline
-      requestHandler: new NodeHttpHandler({
-        connectionTimeout: connectTimeoutMs,
-        requestTimeout: deadlineMs + 500,
-        throwOnRequestTimeout: true,
-        httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
-        httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
-      }),
+      connectTimeoutMs,
+      requestTimeoutMs: deadlineMs + 500,
+      maxSockets,
     });
-    return new ManagedLambdaTarget({ functionName: spec.functionName, lambdaClient, name: unique[i] });
   });
 }
