@@ -89,7 +89,7 @@ export function trackReached(req: http.ClientRequest, secure: boolean): () => bo
   return () => reached;
 }
 
-/** Settings resolved from `HttpFrontendOptions`, shared by `http-proxy.ts` and `upgrade.ts`. */
+/** Settings resolved from `HttpFrontendOptions`, shared by `forward-request.ts` and `upgrade.ts`. */
 export interface ForwardContext {
   readonly connectTimeoutMs: number;
   readonly originTimeoutMs: number;
