@@ -5,7 +5,7 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { decodeProxySsl, parseProxyV2, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyHeader } from '../../edge-proxy/src/proxy-protocol';
+import { decodeProxySsl, parseProxyV2, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyHeader } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 
 export type OriginBehaviour =
   /** Send back every byte; end after the client's end. */

@@ -6,7 +6,7 @@
  */
 import * as net from 'node:net';
 
-import { PROXY_V2_SIGNATURE } from '../../edge-proxy/src/proxy-protocol';
+import { PROXY_V2_SIGNATURE } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 
 export interface LocalNlb {
   port: number;

@@ -9,7 +9,6 @@ import {
   KEYLESS_HEADERS,
   toHttp2Headers,
 } from '../../edge-proxy/src/proxy/headers';
-import { parseOrigin } from '../../edge-proxy/src/proxy/origin';
 import type { ConnectionFacts } from '../../edge-proxy/src/proxy/connection-facts';
 import type { SecureConnection } from '../../edge-proxy/src/proxy/types';
 
@@ -236,16 +235,5 @@ describe('describeConnection', () => {
     expect(normalizeAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
     expect(normalizeAddress('2001:db8::1')).toBe('2001:db8::1');
     expect(normalizeAddress(undefined)).toBeUndefined();
-  });
-});
-
-describe('parseOrigin', () => {
-  test('accepts http://host[:port]', () => {
-    expect(parseOrigin('http://127.0.0.1:8080')).toEqual({ hostname: '127.0.0.1', port: 8080, host: '127.0.0.1:8080' });
-    expect(parseOrigin('http://origin.internal')).toEqual({ hostname: 'origin.internal', port: 80, host: 'origin.internal' });
-    expect(parseOrigin('http://[::1]:9000/')).toEqual({ hostname: '::1', port: 9000, host: '[::1]:9000' });
-  });
-  test.each(['https://a', 'http://a/path', 'http://u:p@a', 'http://a?x=1', 'not a url'])('rejects %s', (bad) => {
-    expect(() => parseOrigin(bad)).toThrow(/origin/);
   });
 });

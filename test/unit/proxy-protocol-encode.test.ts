@@ -13,7 +13,7 @@ import {
   PP2_SUBTYPE_SSL,
   PP2_TYPE,
   ProxyProtocolError,
-} from '../../edge-proxy/src/proxy-protocol';
+} from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 import { commonName, originProxyHeader } from '../../edge-proxy/src/proxy/origin-proxy-header';
 import type { SecureConnection } from '../../edge-proxy/src/proxy/types';
 import { tlsFacts } from '../helpers/proxy-origin';

@@ -9,7 +9,7 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { parseProxyV2, type ProxyHeader } from '../../edge-proxy/src/proxy-protocol';
+import { parseProxyV2, type ProxyHeader } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 import { startInProcessEdge, type InProcessEdge } from '../helpers/in-process-edge';
 import { tlsFacts } from '../helpers/proxy-origin';
 

@@ -5,7 +5,7 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { parseProxyV2, PROXY_V2_SIGNATURE } from '../../edge-proxy/src/proxy-protocol';
+import { parseProxyV2, PROXY_V2_SIGNATURE } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';

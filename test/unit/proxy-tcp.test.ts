@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { encodeProxyV2 } from '../../edge-proxy/src/proxy-protocol';
+import { encodeProxyV2 } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 import { deadPort, patternStream } from '../helpers/proxy';
 import { startInProcessEdge, type InProcessEdge } from '../helpers/in-process-edge';
 import { havePeer, runPeer } from '../helpers/peers';

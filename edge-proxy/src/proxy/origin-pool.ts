@@ -19,6 +19,7 @@ import * as https from 'node:https';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import type { OriginAddress, OriginConfig } from '../routing-config';
+import { originAgentOptions } from './origin';
 import type { ProxyLog } from './types';
 
 /** What the pool reports (metrics); `RoutingMetrics` implements it. */
@@ -98,15 +99,7 @@ export class OriginPool {
       const name = o.serverName ?? o.host;
       if (!o.dangerouslySkipTlsVerify) this.tls.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(name, cert);
     }
-    const agentOptions: http.AgentOptions = {
-      keepAlive: true,
-      keepAliveMsecs: 1000,
-      maxSockets: opts.maxSockets,
-      maxFreeSockets: Math.min(opts.maxSockets, 256),
-      // Closes idle sockets; keep it below the origin's own keep-alive timeout.
-      timeout: opts.idleSocketTimeoutMs,
-      scheduling: 'lifo',
-    };
+    const agentOptions = originAgentOptions(opts);
     if (o.scheme === 'http') this.agent = new http.Agent(agentOptions);
     else if (o.scheme === 'https') this.agent = new https.Agent({ ...agentOptions, ...this.tls });
     if (o.addresses) this.setAddresses(o.addresses);

@@ -16,7 +16,7 @@
  *   certificate presented and verified" (§2.2.5).
  */
 import { isIP } from 'node:net';
-import { encodeProxySsl, encodeProxyV2, PP2_CLIENT, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyTlv } from '../proxy-protocol';
+import { encodeProxySsl, encodeProxyV2, PP2_CLIENT, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyTlv } from './proxy-protocol-v2';
 import type { SecureConnection } from './types';
 
 /** `verify` when no client certificate was verified (any non-zero value means that, §2.2.5). */

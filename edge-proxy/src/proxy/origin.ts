@@ -1,38 +1,11 @@
-/** The origin a frontend forwards to, and the small error types of forwarding. */
+/** Origin agents, deadlines and the small error types of forwarding to an origin. */
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { ProxyLog } from './types';
 
-export interface OriginTarget {
-  /** Host name or IP literal (IPv6 without brackets), for `http.request`. */
-  hostname: string;
-  port: number;
-  /** `host[:port]` as a `Host` header value. */
-  host: string;
-}
-
-/** Parse `http://host:port` (no path, query, fragment or credentials). Throws on anything else. */
-export function parseOrigin(origin: string): OriginTarget {
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    throw new Error(`proxy: origin must be an http:// URL, got ${JSON.stringify(origin)}`);
-  }
-  if (url.protocol !== 'http:') {
-    throw new Error(`proxy: origin must use http:// (plain HTTP/1.1 to the origin), got ${url.protocol}`);
-  }
-  if ((url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
-    throw new Error(`proxy: origin must be http://host[:port] without path, query or credentials, got ${origin}`);
-  }
-  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const port = url.port ? Number(url.port) : 80;
-  return { hostname, port, host: url.host };
-}
-
-/** Keep-alive agent for origin connections. */
-export function createOriginAgent(opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.Agent {
-  return new http.Agent({
+/** Keep-alive settings of every origin agent (a route's pool, or one client connection's). */
+export function originAgentOptions(opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.AgentOptions {
+  return {
     keepAlive: true,
     keepAliveMsecs: 1000,
     maxSockets: opts.maxSockets,
@@ -41,7 +14,7 @@ export function createOriginAgent(opts: { maxSockets: number; idleSocketTimeoutM
     // never sends a request on a socket the origin is closing.
     timeout: opts.idleSocketTimeoutMs,
     scheduling: 'lifo',
-  });
+  };
 }
 
 /**
@@ -50,7 +23,7 @@ export function createOriginAgent(opts: { maxSockets: number; idleSocketTimeoutM
  * client's requests. The socket queues the write until it is connected, before any request bytes.
  */
 export function createProxyProtocolAgent(header: Buffer, opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.Agent {
-  const agent = createOriginAgent(opts);
+  const agent = new http.Agent(originAgentOptions(opts));
   agent.createConnection = (options: http.ClientRequestArgs): net.Socket => {
     const socket = net.createConnection(options as net.NetConnectOpts);
     socket.write(header);
@@ -116,7 +89,7 @@ export function trackReached(req: http.ClientRequest, secure: boolean): () => bo
   return () => reached;
 }
 
-/** Settings resolved from `HttpFrontendOptions`, shared by `http-proxy.ts` and `upgrade.ts`. */
+/** Settings resolved from `HttpFrontendOptions`, shared by `forward-request.ts` and `upgrade.ts`. */
 export interface ForwardContext {
   readonly connectTimeoutMs: number;
   readonly originTimeoutMs: number;

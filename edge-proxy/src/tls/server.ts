@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { createTlsContext, TlsContext, TlsServerOptions } from './context';
 import { HandshakeError, TlsServerConnection } from './connection';
-import { ProxyHeader, readProxyHeader } from '../proxy-protocol';
+import { ProxyHeader, readProxyHeader } from '../proxy/proxy-protocol-v2';
 
 export interface TlsServerEvents {
   proxyProtocolError: [err: Error, remoteAddress: string | undefined];
