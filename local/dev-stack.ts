@@ -26,7 +26,7 @@ import * as crypto from 'node:crypto';
 import { CreateAliasCommand, CreateKeyCommand, CreateKeyCommandInput, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { provisionSealedKey, SealedKeySpec } from '../lambdas/key-service/backends/sealed';
 import type { SealedKeyConfig } from '../lambdas/key-service/config';
-import { keySpecOfKeyObject } from '../lambdas/key-service/protocol';
+import { keySpecOfKeyObject } from '../contract/key-service-protocol';
 import { startLocalKms, LocalKms } from './kms';
 import { startLocalSsm, type LocalSsm } from './ssm';
 import { ensureDevPki, ensureOriginPki } from './dev-pki';

@@ -10,8 +10,8 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { ConfigError } from './errors';
-import { KEY_NAME_PATTERN, type Custody } from './protocol';
+import { ConfigError } from '../../contract/key-service-errors';
+import { KEY_NAME_PATTERN, type Custody } from '../../contract/key-service-protocol';
 
 export const KEYS_ENV_VAR = 'KEYLESS_KEYS';
 

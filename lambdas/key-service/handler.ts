@@ -10,7 +10,7 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { createBackend, KmsBackend, type Backend } from './backends';
 import { ALIAS_KEY_NAME_PATTERN, isAliasPrefixEntry, loadKeysConfigFromEnv, type KeyConfig, type KeysConfigEntry } from './config';
-import { ConfigError, KeyServiceError } from './errors';
+import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
 import {
   collectKmsCalls,
   createPowertoolsLogger,
@@ -29,19 +29,17 @@ import {
   tls12ServerRandom,
   tls13CertificateVerifyContent,
   type ErrorCode,
-  type ErrorResponse,
   type KeyServiceResponse,
   type MasterSecretResult,
-  type OkResponse,
   type PingResult,
   type PublicKeyResult,
   type SignatureResult,
   type SignatureSchemeName,
   type TicketKeysResult,
-} from './protocol';
+} from '../../contract/key-service-protocol';
 import { checkRsaMasterSecretRequest } from './rsa-premaster';
 import { loadTicketKeysConfigFromEnv, ticketKeysFromConfig, type TicketKeySource } from './ticket-keys';
-import { parseRequest, type ParsedRequest } from './validate';
+import { decodeRequest, encodeErrorResponse, encodeOkResponse, encodeResult, type DecodedRequest } from '../../contract/key-service-codec';
 
 export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
 
@@ -129,7 +127,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     const elapsedMs = () => Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 1000) / 1000;
     const awsRequestId = typeof context?.awsRequestId === 'string' ? context.awsRequestId : undefined;
 
-    const parsed = parseRequest(event);
+    const parsed = decodeRequest(event);
     if (!parsed.ok) {
       const latencyMs = elapsedMs();
       logger({
@@ -144,7 +142,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
         awsRequestId,
       });
       metrics.request({ op: parsed.op ?? 'invalid', outcome: parsed.code, latencyMs, kms: [] });
-      return errorResponse(parsed.id, parsed.code, parsed.message);
+      return encodeErrorResponse(parsed.id, parsed.code, parsed.message);
     }
 
     const req = parsed.request;
@@ -162,7 +160,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     if (!run.failed && run.value) {
       logger({ level: 'info', msg: 'key_service_request', ...logBase, outcome: 'ok', latencyMs, backendMs: run.value.backendMs, ...kms });
       metrics.request({ op: req.op, outcome: 'ok', latencyMs, kms: run.calls });
-      return okResponse(req.id, run.value.result);
+      return encodeOkResponse(req.id, run.value.result);
     }
     const err = run.error;
     const e =
@@ -179,7 +177,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       ...kms,
     });
     metrics.request({ op: req.op, outcome: e.code, latencyMs, kms: run.calls });
-    return errorResponse(req.id, e.code, e.message);
+    return encodeErrorResponse(req.id, e.code, e.message);
   };
 }
 
@@ -187,7 +185,7 @@ function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
+async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
   switch (req.op) {
     case 'ping':
       return {
@@ -202,7 +200,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
     case 'public_key': {
       const backend = lookup(keys, req.key);
       const { spki, keySpec } = await backend.publicKey();
-      return { result: { spki: spki.toString('base64'), keySpec } };
+      return { result: encodeResult('public_key', { spki, keySpec }) };
     }
     case 'tls13.certificate_verify': {
       const backend = lookup(keys, req.key);
@@ -219,7 +217,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
       }
       await authoriseScheme(backend, req.scheme);
-      // params were validated (named curve, point on the curve, nothing after it) by parseRequest;
+      // params were validated (named curve, point on the curve, nothing after it) by decodeRequest;
       // the server random is derived here from the seed, never taken from the caller.
       const content = tls12ServerKeyExchangeContent(req.clientRandom, tls12ServerRandom(req.serverRandomSeed), req.params);
       return signed(await backend.sign(content, req.scheme));
@@ -233,7 +231,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
       // backendMs is reported in whole milliseconds here: the edge needs no finer view of how long
       // a decryption took (see docs/key-service-protocol.md, "Residual exposure").
       const backendMs = Math.round(out.backendMs);
-      const result: MasterSecretResult = { masterSecret: out.masterSecret.toString('base64'), backendMs };
+      const result = encodeResult('tls12.rsa_master_secret', { masterSecret: out.masterSecret, backendMs });
       out.masterSecret.fill(0);
       return { result, backendMs };
     }
@@ -242,13 +240,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)');
       }
       const t = await ticketKeys.get();
-      const wire = (k: { epoch: number; key: Buffer }) => ({ epoch: k.epoch, key: k.key.toString('base64') });
-      const result: TicketKeysResult = {
-        epochSeconds: t.epochSeconds,
-        current: wire(t.current),
-        previous: wire(t.previous),
-        ...(t.epochsAccepted !== undefined && t.epochsAccepted > 2 ? { epochsAccepted: t.epochsAccepted, older: (t.older ?? []).map(wire) } : {}),
-      };
+      const result = encodeResult('ticket_keys', t);
       return { result, backendMs: round3(t.backendMs) };
     }
   }
@@ -256,7 +248,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
 
 function signed(out: { signature: Buffer; backendMs: number }): ExecuteOutput {
   const backendMs = round3(out.backendMs);
-  return { result: { signature: out.signature.toString('base64'), backendMs }, backendMs };
+  return { result: encodeResult('tls13.certificate_verify', { signature: out.signature, backendMs }), backendMs };
 }
 
 function lookup(keys: KeyResolver, name: string): Backend {
@@ -353,13 +345,6 @@ function levelFor(code: ErrorCode): 'warn' | 'error' {
   return code === 'internal' || code === 'unavailable' ? 'error' : 'warn';
 }
 
-function okResponse<T>(id: string, result: T): OkResponse<T> {
-  return { v: PROTOCOL_VERSION, id, ok: true, result };
-}
-
-function errorResponse(id: string | null, code: ErrorCode, message: string): ErrorResponse {
-  return { v: PROTOCOL_VERSION, id, ok: false, error: { code, message } };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The Lambda entry point: configuration from the environment, built once per container.
@@ -391,9 +376,9 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
 export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {
   const h = getDefaultHandler();
   if (h) return h(event, context);
-  const parsed = parseRequest(event);
+  const parsed = decodeRequest(event);
   const id = parsed.ok ? parsed.request.id : parsed.id;
-  return errorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
+  return encodeErrorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
 }
 
 /** Forget the environment-derived handler (tests that change the environment). */

@@ -10,7 +10,7 @@
  */
 import { createHandler, type KeyServiceLogger } from '../../lambdas/key-service/handler';
 import { loadKeysConfigFromEnv } from '../../lambdas/key-service/config';
-import { ConfigError } from '../../lambdas/key-service/errors';
+import { ConfigError } from '../../contract/key-service-errors';
 import { startLocalLambda, type LocalLambda } from './server';
 
 export const DEFAULT_FUNCTION_NAME = 'keyless-key-service';

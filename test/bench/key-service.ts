@@ -42,7 +42,7 @@ import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import type { KeyConfig } from '../../lambdas/key-service/config';
 import { createHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, tls13CertificateVerifyContent, type KeyServiceRequest } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, tls13CertificateVerifyContent, type KeyServiceRequest } from '../../contract/key-service-protocol';
 
 export type Backend = 'file' | 'kms';
 export type BenchPath = 'local Lambda' | 'SDK Invoke only' | 'in-process' | 'backend alone';

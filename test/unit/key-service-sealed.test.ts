@@ -21,7 +21,7 @@ import { startLocalKms, type LocalKms } from '../../local/kms';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import { SEALED_ENCRYPTION_CONTEXT_KEY, SealedBackend, provisionSealedKey } from '../../lambdas/key-service/backends/sealed';
 import type { SealedKeyConfig } from '../../lambdas/key-service/config';
-import { KeyServiceError } from '../../lambdas/key-service/errors';
+import { KeyServiceError } from '../../contract/key-service-errors';
 import { createHandler } from '../../lambdas/key-service/handler';
 import type { RequestMetrics } from '../../lambdas/key-service/observability';
 import type {
@@ -31,8 +31,8 @@ import type {
   PingResult,
   PublicKeyResult,
   SignatureResult,
-} from '../../lambdas/key-service/protocol';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+} from '../../contract/key-service-protocol';
+import { prf12 } from '../../contract/tls12-prf';
 import { SEALED_CONTEXT_KEY } from '../../lib/naming';
 import { encryptPreMaster, newPreMaster, pkcs1Block, rawRsaEncrypt, seededServerRandom } from '../helpers/rsa-kex';
 

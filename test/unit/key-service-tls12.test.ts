@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHandler, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
-import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../lambdas/key-service/protocol';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
-import { decodeBase64Strict } from '../../lambdas/key-service/validate';
+import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../contract/key-service-protocol';
+import { prf12 } from '../../contract/tls12-prf';
+import { decodeBase64Strict } from '../../contract/strict-base64';
 import { MALFORMED_PREMASTER_CASES, encryptPreMaster, newPreMaster, rsaHandshakeMessages, seededServerRandom } from '../helpers/rsa-kex';
 
 let dir: string;

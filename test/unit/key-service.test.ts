@@ -8,9 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHandler, handler as lambdaHandler, resetDefaultHandlerForTests, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
 import { parseKeysConfig, loadKeysConfigFromEnv } from '../../lambdas/key-service/config';
-import { ConfigError } from '../../lambdas/key-service/errors';
-import { decodeBase64Strict } from '../../lambdas/key-service/validate';
-import type { ErrorResponse, KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../lambdas/key-service/protocol';
+import { ConfigError } from '../../contract/key-service-errors';
+import { decodeBase64Strict } from '../../contract/strict-base64';
+import type { ErrorResponse, KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../contract/key-service-protocol';
 
 let dir: string;
 const keys: Record<'rsa' | 'p256' | 'p384', crypto.KeyObject> = {} as never;

@@ -12,7 +12,7 @@ import { startLocalLambda, type LocalLambda, type LocalLambdaHandler } from '../
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { KeyOperationError, LambdaKeyClient, type LambdaKeyClientOptions } from '../../edge-proxy/src/keyless';
 import { verifyTls13CertificateVerify } from '../../edge-proxy/src/keyless/verify';
-import type { SignatureSchemeName } from '../../lambdas/key-service/protocol';
+import type { SignatureSchemeName } from '../../contract/key-service-protocol';
 
 let dir: string;
 let lambda: LocalLambda;

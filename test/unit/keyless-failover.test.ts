@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../contract/key-service-protocol';
 import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '../../edge-proxy/src/keyless/failover-target';
 import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';

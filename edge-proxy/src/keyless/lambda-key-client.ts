@@ -6,12 +6,12 @@
  * Endpoint and region follow the SDK's standard configuration: AWS_REGION, AWS_ENDPOINT_URL_LAMBDA
  * (e.g. the local Lambda endpoint), shared config files.
  */
-import { describeAwsFailure } from '../../../lambdas/key-service/aws-errors';
+import { describeAwsFailure } from '../../../contract/aws-errors';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
+import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 import { KeyOperationError } from './key-operations';
 import { abortReason, raceAbort, KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, type KeyServiceClientOptions } from './key-service-client';
 import type { KeyServiceTarget } from './target';

@@ -2,7 +2,7 @@
  * The seam between the key service's request handling and whoever holds a private key (docs/architecture.md, "Custody modes").
  * One Backend per configured key name. Implementations throw KeyServiceError for typed failures.
  */
-import type { Custody, KeyDescription, SignatureSchemeName } from '../protocol';
+import type { Custody, KeyDescription, SignatureSchemeName } from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 
 export interface SignOutput {

@@ -4,8 +4,8 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError } from '../errors';
-import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
+import { ConfigError } from '../../../contract/key-service-errors';
+import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
 import { LocalRsaDecryptor, signWithKeyObject } from './local-key';

@@ -18,8 +18,8 @@ import {
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { describeAwsFailure } from '../aws-errors';
-import { KeyServiceError } from '../errors';
+import { describeAwsFailure } from '../../../contract/aws-errors';
+import { KeyServiceError } from '../../../contract/key-service-errors';
 import { timeKmsCall } from '../observability';
 import {
   SCHEME_TO_KMS_ALGORITHM,
@@ -27,7 +27,7 @@ import {
   type ErrorCode,
   type KeyDescription,
   type SignatureSchemeName,
-} from '../protocol';
+} from '../../../contract/key-service-protocol';
 import { UNKNOWN_KEY_SPEC, type Backend, type MasterSecretOutput, type PublicKeyOutput, type SignOutput } from './backend';
 
 /** Timeouts of the KMS HTTP client. A KMS Sign normally takes well under 100 ms. */

@@ -18,9 +18,9 @@ import {
   type KMSClient,
 } from '@aws-sdk/client-kms';
 import type { SealedKeyConfig } from '../config';
-import { KeyServiceError } from '../errors';
+import { KeyServiceError } from '../../../contract/key-service-errors';
 import { timeKmsCall } from '../observability';
-import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
+import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
 import { getSharedKmsClient, mapKmsError } from './kms';
