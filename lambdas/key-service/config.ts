@@ -12,15 +12,9 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ConfigError } from '../../contract/key-service-errors';
 import { KEY_NAME_PATTERN, type Custody } from '../../contract/key-service-protocol';
+import { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig } from '../../contract/keyless-keys-entry';
 
-export const KEYS_ENV_VAR = 'KEYLESS_KEYS';
-
-export interface KmsKeyConfig {
-  name: string;
-  custody: 'kms';
-  /** KMS key id, key ARN, alias name (alias/...) or alias ARN. */
-  keyId: string;
-}
+export { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig };
 
 export interface FileKeyConfig {
   name: string;
@@ -29,36 +23,7 @@ export interface FileKeyConfig {
   path: string;
 }
 
-/**
- * `sealed` custody (docs/architecture.md, "Custody modes"): an RSA key pair from KMS GenerateDataKeyPairWithoutPlaintext whose
- * private half is unsealed with kms:Decrypt (encryption context {"keyless:key-name": name}) only in
- * the function's memory. Produced by provisionSealedKey (backends/sealed.ts).
- */
-export interface SealedKeyConfig {
-  name: string;
-  custody: 'sealed';
-  /** The symmetric wrapping key: key id, key ARN, alias/... or alias ARN. */
-  wrappingKeyId: string;
-  /** base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext. */
-  sealedKey: string;
-  /** base64 DER SubjectPublicKeyInfo of the key pair (PublicKey from the same call). */
-  publicKey: string;
-}
-
 export type KeyConfig = KmsKeyConfig | FileKeyConfig | SealedKeyConfig;
-
-/**
- * `{"name": "*", "custody": "kms", "aliasPrefix": "alias/keyless/prod/keys/"}`: any other valid key
- * name N is the KMS key behind the alias `<aliasPrefix>N`. Key generations made with `keyless keys
- * create` are then served without redeploying the key service; an alias that does not exist yields
- * `unknown_key`. At most one such entry; configured names always win over it.
- */
-export interface KmsAliasPrefixConfig {
-  name: '*';
-  custody: 'kms';
-  /** `alias/...` ending in `/`; not under the AWS-managed `alias/aws/`. */
-  aliasPrefix: string;
-}
 
 /** One KEYLESS_KEYS entry: a configured key, or the alias-prefix pattern. */
 export type KeysConfigEntry = KeyConfig | KmsAliasPrefixConfig;

@@ -9,7 +9,8 @@
  */
 import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { KeyServiceError } from '../../contract/key-service-errors';
-import { getSharedKmsClient, mapKmsError } from './backends/kms';
+import { mapKmsError } from '../../contract/kms-errors';
+import { getSharedKmsClient } from './backends/kms';
 import { timeKmsCall } from './observability';
 import { TICKET_KEY_LENGTH } from '../../contract/key-service-protocol';
 

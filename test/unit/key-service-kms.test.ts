@@ -15,7 +15,8 @@ import {
   type KeyUsageType,
 } from '@aws-sdk/client-kms';
 import { startLocalKms, type LocalKms } from '../../local/kms';
-import { createKmsClient, mapKmsError } from '../../lambdas/key-service/backends/kms';
+import { mapKmsError } from '../../contract/kms-errors';
+import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import type { KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../contract/key-service-protocol';
 

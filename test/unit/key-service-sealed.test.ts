@@ -19,8 +19,9 @@ import {
 } from '@aws-sdk/client-kms';
 import { startLocalKms, type LocalKms } from '../../local/kms';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
-import { SEALED_ENCRYPTION_CONTEXT_KEY, SealedBackend, provisionSealedKey } from '../../lambdas/key-service/backends/sealed';
-import type { SealedKeyConfig } from '../../lambdas/key-service/config';
+import type { SealedKeyConfig } from '../../contract/keyless-keys-entry';
+import { SEALED_ENCRYPTION_CONTEXT_KEY, provisionSealedKey } from '../../contract/sealed-key-envelope';
+import { SealedBackend } from '../../lambdas/key-service/backends/sealed';
 import { KeyServiceError } from '../../contract/key-service-errors';
 import { createHandler } from '../../lambdas/key-service/handler';
 import type { RequestMetrics } from '../../lambdas/key-service/observability';

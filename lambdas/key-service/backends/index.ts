@@ -8,9 +8,8 @@ import { SealedBackend } from './sealed';
 export type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
 export { UNKNOWN_KEY_SPEC } from './backend';
 export { FileBackend } from './file';
-export { KmsBackend, createKmsClient, getSharedKmsClient, mapKmsError } from './kms';
-export { SealedBackend, provisionSealedKey, SEALED_ENCRYPTION_CONTEXT_KEY, SEALED_KEY_SPECS } from './sealed';
-export type { ProvisionSealedKeyInput, SealedKeySpec } from './sealed';
+export { KmsBackend, createKmsClient, getSharedKmsClient } from './kms';
+export { SealedBackend } from './sealed';
 
 export interface BackendFactoryOptions {
   /** KMS client for `kms` and `sealed` keys; defaults to the container's shared client. */
