@@ -8,7 +8,7 @@
  * structured log line per request, and (in the Lambda) CloudWatch EMF metrics per request.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { createBackend, KmsBackend, type Backend } from './backends';
+import { createBackend, KmsBackend, type Backend, type HostedCustody } from './backends';
 import { ALIAS_KEY_NAME_PATTERN, isAliasPrefixEntry, loadKeysConfigFromEnv, type KeyConfig, type KeysConfigEntry } from './config';
 import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
 import {
@@ -56,6 +56,11 @@ export type KeyServiceHandler = (event: unknown, context?: LambdaContextLike) =>
 export interface KeyServiceOptions {
   /** Key configuration (configured keys and at most one alias-prefix entry); defaults to KEYLESS_KEYS from the environment. */
   keys?: KeysConfigEntry[];
+  /**
+   * Custody modes the host adds to `kms` and `sealed` (the local Lambda endpoint: `file`). The
+   * Lambda adds none, so a `file` entry in KEYLESS_KEYS is a ConfigError there.
+   */
+  hostedCustodies?: readonly HostedCustody[];
   /** Pre-built backends (tests); used instead of `keys`. */
   backends?: Backend[];
   /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
@@ -80,7 +85,7 @@ type ExecuteOutput = {
 
 /**
  * Build a handler over a fixed set of keys. Throws ConfigError when the configuration is invalid
- * (including unreadable `file` keys) — this is the only place that throws.
+ * (including unreadable keys of a hosted custody such as the local stack's `file`) — this is the only place that throws.
  */
 export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandler {
   const sinkLogger = options.logger ?? jsonLineLogger;
@@ -102,8 +107,10 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       }
     },
   };
-  const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv());
-  const backends = options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient }));
+  const hostedCustodies = options.hostedCustodies ?? [];
+  const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv(process.env, hostedCustodies));
+  const backends =
+    options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient, hostedCustodies }));
   const byName = new Map<string, Backend>();
   for (const b of backends) {
     if (byName.has(b.name)) throw new ConfigError(`duplicate key name "${b.name}"`);
@@ -350,21 +357,34 @@ function levelFor(code: ErrorCode): 'warn' | 'error' {
 // The Lambda entry point: configuration from the environment, built once per container.
 // ---------------------------------------------------------------------------------------------
 
-let defaultHandler: KeyServiceHandler | undefined;
-let defaultConfigError: string | undefined;
-
-function getDefaultHandler(): KeyServiceHandler | undefined {
-  if (defaultHandler || defaultConfigError) return defaultHandler;
-  // Powertools reads its environment (POWERTOOLS_*, AWS_LAMBDA_LOG_LEVEL) when constructed: here,
-  // once per container.
-  const logger = createPowertoolsLogger();
-  try {
-    defaultHandler = createHandler({ logger, metrics: createPowertoolsMetrics() });
-  } catch (err) {
-    defaultConfigError = err instanceof ConfigError ? err.message : 'configuration could not be loaded';
-    logger({ level: 'error', msg: 'key_service_config_error', reason: defaultConfigError });
-  }
-  return defaultHandler;
+/**
+ * The Lambda entry: its handler is built from the environment at the first invocation, once per
+ * container, and a configuration error answers every request `internal` (logged once) instead of
+ * failing the invocation. Only `kms` and `sealed` custody: no host adds any here.
+ */
+export function createLambdaEntry(): (event: unknown, context?: LambdaContextLike) => Promise<KeyServiceResponse> {
+  let built: KeyServiceHandler | undefined;
+  let configError: string | undefined;
+  const getHandler = (): KeyServiceHandler | undefined => {
+    if (built || configError) return built;
+    // Powertools reads its environment (POWERTOOLS_*, AWS_LAMBDA_LOG_LEVEL) when constructed: here,
+    // once per container.
+    const logger = createPowertoolsLogger();
+    try {
+      built = createHandler({ logger, metrics: createPowertoolsMetrics() });
+    } catch (err) {
+      configError = err instanceof ConfigError ? err.message : 'configuration could not be loaded';
+      logger({ level: 'error', msg: 'key_service_config_error', reason: configError });
+    }
+    return built;
+  };
+  return async (event, context) => {
+    const h = getHandler();
+    if (h) return h(event, context);
+    const parsed = decodeRequest(event);
+    const id = parsed.ok ? parsed.request.id : parsed.id;
+    return encodeErrorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
+  };
 }
 
 /**
@@ -373,16 +393,4 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
  * KMS and SSM endpoints/region: SDK defaults; logs and metrics: Powertools
  * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
  */
-export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {
-  const h = getDefaultHandler();
-  if (h) return h(event, context);
-  const parsed = decodeRequest(event);
-  const id = parsed.ok ? parsed.request.id : parsed.id;
-  return encodeErrorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
-}
-
-/** Forget the environment-derived handler (tests that change the environment). */
-export function resetDefaultHandlerForTests(): void {
-  defaultHandler = undefined;
-  defaultConfigError = undefined;
-}
+export const handler = createLambdaEntry();

@@ -8,7 +8,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHandler, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../contract/key-service-protocol';
 import { prf12 } from '../../contract/tls12-prf';
 import { decodeBase64Strict } from '../../contract/strict-base64';
@@ -34,7 +35,7 @@ function writeKey(name: string, key: crypto.KeyObject): string {
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-ks12-'));
-  handler = createHandler({
+  handler = createLocalHandler({
     keys: [
       { name: 'rsa', custody: 'file', path: writeKey('rsa', keys.rsa) },
       { name: 'p256', custody: 'file', path: writeKey('p256', keys.p256) },
