@@ -2,7 +2,7 @@
 // Bundles the edge (edge-proxy/src/main.ts and everything it imports, the AWS SDK included) into one
 // self-contained file, the way the CDK bundles the key-service Lambda. The edge image
 // (edge-proxy/Dockerfile) runs this and copies only its output, so the image carries no
-// node_modules: no CDK, no CLI dependencies, no key-service code beyond the shared protocol.
+// node_modules: no CDK, no CLI dependencies, no key-service code (only contract/, which it shares).
 //
 //   node tools/bundle-edge.mjs [outdir]     (default: dist/edge-bundle)
 //

@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { ConfigError } from '../../edge-proxy/src/config';
 import { type CertificateState, type CertificateStoreBackend, type StoredCertificate, SLOT_PATTERN } from '../../edge-proxy/src/cert-store';
-import { describeAwsFailure } from '../../lambdas/key-service/aws-errors';
+import { describeAwsFailure } from '../../contract/aws-errors';
 import { awsError, failed, refused, usageError } from './errors';
 import type { KeyServiceProbe } from './key-service';
 import { describeKeyByName, keyAlias, kmsPublicKey, spkiFingerprint } from './keys';

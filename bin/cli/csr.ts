@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
 import { type DevKeySpec, kmsCrypto, kmsSigningKey } from '../../local/dev-pki';
-import { keySpecOfKeyObject } from '../../lambdas/key-service/protocol';
+import { keySpecOfKeyObject } from '../../contract/key-service-protocol';
 import { awsError, failed, isAwsSdkError, refused, usageError } from './errors';
 import { describeKeyByName, KMS_KEY_SPECS, kmsPublicKey, spkiFingerprint } from './keys';
 import { type Progress, silent } from './output';

@@ -10,7 +10,7 @@
  * Every CliError says what is wrong and, in `hint`, what to do about it. Messages never carry key
  * material: the only secrets the CLI ever handles are ciphertext blobs, and those are not echoed.
  */
-import { describeAwsFailure } from '../../lambdas/key-service/aws-errors';
+import { describeAwsFailure } from '../../contract/aws-errors';
 
 export const EXIT = {
   ok: 0,

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'node:crypto';
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { PROTOCOL_VERSION, type KeyServiceRequest, type KeyServiceResponse, type PingResult, type PublicKeyResult } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, type KeyServiceRequest, type KeyServiceResponse, type PingResult, type PublicKeyResult } from '../../contract/key-service-protocol';
 import { awsError, failed, refused } from './errors';
 
 export interface KeyServiceProbe {

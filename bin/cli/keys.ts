@@ -28,10 +28,10 @@ import {
   ScheduleKeyDeletionCommand,
   type Tag,
 } from '@aws-sdk/client-kms';
-import { provisionSealedKey, SEALED_KEY_SPECS, type SealedKeySpec } from '../../lambdas/key-service/backends/sealed';
-import type { SealedKeyConfig } from '../../lambdas/key-service/config';
-import { KeyServiceError } from '../../lambdas/key-service/errors';
-import { keySpecOfKeyObject } from '../../lambdas/key-service/protocol';
+import { provisionSealedKey, SEALED_KEY_SPECS, type SealedKeySpec } from '../../contract/sealed-key-envelope';
+import type { SealedKeyConfig } from '../../contract/keyless-keys-entry';
+import { KeyServiceError } from '../../contract/key-service-errors';
+import { keySpecOfKeyObject } from '../../contract/key-service-protocol';
 import { aliasNames } from '../../lib/naming';
 import { awsError, failed, refused, unavailable, usageError } from './errors';
 import { type Progress, silent } from './output';

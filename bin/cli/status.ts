@@ -12,7 +12,7 @@
 import * as crypto from 'node:crypto';
 import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, ListResourceTagsCommand, type AliasListEntry } from '@aws-sdk/client-kms';
 import type { CertificateStoreBackend, StoredCertificate } from '../../edge-proxy/src/cert-store';
-import type { KeyDescription } from '../../lambdas/key-service/protocol';
+import type { KeyDescription } from '../../contract/key-service-protocol';
 import { awsError, CliError } from './errors';
 import { dnsNamesOf, storeError } from './cert-import';
 import type { KeyServiceProbe } from './key-service';

@@ -22,7 +22,7 @@ import { FailoverTarget, type TargetPing, type TargetStatus } from './keyless/fa
 import { KeyServiceClient } from './keyless/key-service-client';
 import { createLambdaTargets } from './keyless/lambda-targets';
 import { LogSampler, type Logger } from './log';
-import type { KeyDescription } from '../../lambdas/key-service/protocol';
+import type { KeyDescription } from '../../contract/key-service-protocol';
 import { createHttpFrontend } from './proxy/http-proxy';
 import { createTcpForwarder } from './proxy/tcp-forward';
 import type { SecureConnection } from './proxy/types';

@@ -5,60 +5,18 @@
  *   [{"name":"localhost","custody":"kms","keyId":"alias/keyless-localhost"},
  *    {"name":"legacy","custody":"sealed","wrappingKeyId":"alias/keyless/prod/sealed-wrapping",
  *     "sealedKey":"<base64 PrivateKeyCiphertextBlob>","publicKey":"<base64 DER SPKI>"},
- *    {"name":"dev","custody":"file","path":"/abs/key.pem"},
  *    {"name":"*","custody":"kms","aliasPrefix":"alias/keyless/prod/keys/"}]
  */
 import * as crypto from 'node:crypto';
-import * as path from 'node:path';
-import { ConfigError } from './errors';
-import { KEY_NAME_PATTERN, type Custody } from './protocol';
+import { ConfigError } from '../../contract/key-service-errors';
+import { KEY_NAME_PATTERN } from '../../contract/key-service-protocol';
+import { servedCustodies, type HostedCustody, type HostedKeyConfig } from './backends/backend';
+import { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig } from '../../contract/keyless-keys-entry';
 
-export const KEYS_ENV_VAR = 'KEYLESS_KEYS';
+export { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig };
 
-export interface KmsKeyConfig {
-  name: string;
-  custody: 'kms';
-  /** KMS key id, key ARN, alias name (alias/...) or alias ARN. */
-  keyId: string;
-}
-
-export interface FileKeyConfig {
-  name: string;
-  custody: 'file';
-  /** Absolute path of an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1). Development only. */
-  path: string;
-}
-
-/**
- * `sealed` custody (docs/architecture.md, "Custody modes"): an RSA key pair from KMS GenerateDataKeyPairWithoutPlaintext whose
- * private half is unsealed with kms:Decrypt (encryption context {"keyless:key-name": name}) only in
- * the function's memory. Produced by provisionSealedKey (backends/sealed.ts).
- */
-export interface SealedKeyConfig {
-  name: string;
-  custody: 'sealed';
-  /** The symmetric wrapping key: key id, key ARN, alias/... or alias ARN. */
-  wrappingKeyId: string;
-  /** base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext. */
-  sealedKey: string;
-  /** base64 DER SubjectPublicKeyInfo of the key pair (PublicKey from the same call). */
-  publicKey: string;
-}
-
-export type KeyConfig = KmsKeyConfig | FileKeyConfig | SealedKeyConfig;
-
-/**
- * `{"name": "*", "custody": "kms", "aliasPrefix": "alias/keyless/prod/keys/"}`: any other valid key
- * name N is the KMS key behind the alias `<aliasPrefix>N`. Key generations made with `keyless keys
- * create` are then served without redeploying the key service; an alias that does not exist yields
- * `unknown_key`. At most one such entry; configured names always win over it.
- */
-export interface KmsAliasPrefixConfig {
-  name: '*';
-  custody: 'kms';
-  /** `alias/...` ending in `/`; not under the AWS-managed `alias/aws/`. */
-  aliasPrefix: string;
-}
+/** A configured key: one of the Lambda's custody modes, or one its host added (the local stack's `file`). */
+export type KeyConfig = KmsKeyConfig | SealedKeyConfig | HostedKeyConfig;
 
 /** One KEYLESS_KEYS entry: a configured key, or the alias-prefix pattern. */
 export type KeysConfigEntry = KeyConfig | KmsAliasPrefixConfig;
@@ -76,7 +34,6 @@ const ALIAS_PREFIX_RE = /^alias\/(?:[A-Za-z0-9_-]+\/)+$/;
 /** KMS alias names are at most 256 characters; leave room for a 64-character key name. */
 const MAX_ALIAS_PREFIX = 256 - 64;
 
-const CUSTODIES: readonly Custody[] = ['kms', 'file', 'sealed'];
 const MAX_KEYS = 256;
 const MAX_KMS_KEY_ID = 2048;
 /** KMS ciphertext blobs are at most 6144 bytes: 8192 base64 characters. */
@@ -86,25 +43,25 @@ const MAX_PUBLIC_KEY_B64 = 2048;
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Parse and validate KEYLESS_KEYS. Throws ConfigError naming the field on any problem. */
-export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR): KeysConfigEntry[] {
+export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch {
     throw new ConfigError(`${source}: not valid JSON (expected an array of key objects)`);
   }
-  return validateKeysConfig(raw, source);
+  return validateKeysConfig(raw, source, hostedCustodies);
 }
 
 /** Validate an already-parsed key list (same rules as parseKeysConfig). */
-export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR): KeysConfigEntry[] {
+export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
   if (!Array.isArray(raw)) throw new ConfigError(`${source}: expected a JSON array of key objects`);
   if (raw.length === 0) throw new ConfigError(`${source}: at least one key is required`);
   if (raw.length > MAX_KEYS) throw new ConfigError(`${source}: more than ${MAX_KEYS} keys`);
   const seen = new Set<string>();
   return raw.map((entry: unknown, i: number) => {
     const where = `${source}[${i}]`;
-    const key = isObject(entry) && entry.name === '*' ? validateAliasPrefixEntry(entry, where) : validateKeyEntry(entry, where);
+    const key = isObject(entry) && entry.name === '*' ? validateAliasPrefixEntry(entry, where) : validateKeyEntry(entry, where, hostedCustodies);
     if (key.name === '*' && seen.has('*')) throw new ConfigError(`${where}.name: only one "*" (alias prefix) entry is allowed`);
     if (seen.has(key.name)) throw new ConfigError(`${where}.name: duplicate key name "${key.name}"`);
     seen.add(key.name);
@@ -112,7 +69,7 @@ export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR):
   });
 }
 
-function validateKeyEntry(entry: unknown, where: string): KeyConfig {
+function validateKeyEntry(entry: unknown, where: string, hostedCustodies: readonly HostedCustody[]): KeyConfig {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
     throw new ConfigError(`${where}: expected an object with name, custody and custody-specific fields`);
   }
@@ -123,20 +80,19 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
     throw new ConfigError(`${where}.name: must be 1..64 characters of [A-Za-z0-9._:-]`);
   }
   const custody = obj.custody;
-  if (typeof custody !== 'string' || !(CUSTODIES as readonly string[]).includes(custody)) {
-    throw new ConfigError(`${where}.custody: expected one of ${CUSTODIES.join(', ')}`);
+  const served = servedCustodies(hostedCustodies);
+  if (custody === 'file' && !served.includes(custody)) {
+    // The file backend is registered only by the local Lambda endpoint (local/lambda/): the
+    // production bundle has no code that reads private keys from disk.
+    throw new ConfigError(`${where}.custody: "file" custody is for local development only; this key service serves ${served.join(', ')}`);
   }
-  switch (custody as Custody) {
+  if (typeof custody !== 'string' || !served.includes(custody)) {
+    throw new ConfigError(`${where}.custody: expected one of ${served.join(', ')}`);
+  }
+  switch (custody) {
     case 'kms': {
       rejectUnknownFields(obj, ['name', 'custody', 'keyId'], where);
       return { name, custody: 'kms', keyId: kmsKeyId(obj.keyId, `${where}.keyId`) };
-    }
-    case 'file': {
-      rejectUnknownFields(obj, ['name', 'custody', 'path'], where);
-      const p = obj.path;
-      if (typeof p !== 'string' || p.length === 0) throw new ConfigError(`${where}.path: expected a non-empty string`);
-      if (!path.isAbsolute(p)) throw new ConfigError(`${where}.path: must be an absolute path`);
-      return { name, custody: 'file', path: p };
     }
     case 'sealed': {
       rejectUnknownFields(obj, ['name', 'custody', 'wrappingKeyId', 'sealedKey', 'publicKey'], where);
@@ -159,6 +115,11 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
         throw new ConfigError(`${where}.publicKey: sealed keys are RSA keys of at least 2048 bits`);
       }
       return { name, custody: 'sealed', wrappingKeyId, sealedKey, publicKey };
+    }
+    default: {
+      const hosted = hostedCustodies.find((h) => h.custody === custody);
+      if (!hosted) throw new ConfigError(`${where}.custody: expected one of ${served.join(', ')}`);
+      return hosted.parseEntry(obj, where);
     }
   }
 }
@@ -185,7 +146,7 @@ function kmsKeyId(keyId: unknown, where: string): string {
   return keyId;
 }
 
-function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
+export function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) {
       throw new ConfigError(`${where}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
@@ -193,11 +154,11 @@ function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly str
   }
 }
 
-/** Read KEYLESS_KEYS from an environment (process.env by default). */
-export function loadKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KeysConfigEntry[] {
+/** Read KEYLESS_KEYS from an environment (process.env by default), with the host's extra custody modes. */
+export function loadKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
   const json = env[KEYS_ENV_VAR];
   if (json === undefined || json.trim() === '') {
     throw new ConfigError(`${KEYS_ENV_VAR}: not set (expected a JSON array of key objects)`);
   }
-  return parseKeysConfig(json);
+  return parseKeysConfig(json, KEYS_ENV_VAR, hostedCustodies);
 }

@@ -8,9 +8,9 @@
  * structured log line per request, and (in the Lambda) CloudWatch EMF metrics per request.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { createBackend, KmsBackend, type Backend } from './backends';
+import { createBackend, KmsBackend, type Backend, type HostedCustody } from './backends';
 import { ALIAS_KEY_NAME_PATTERN, isAliasPrefixEntry, loadKeysConfigFromEnv, type KeyConfig, type KeysConfigEntry } from './config';
-import { ConfigError, KeyServiceError } from './errors';
+import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
 import {
   collectKmsCalls,
   createPowertoolsLogger,
@@ -29,19 +29,17 @@ import {
   tls12ServerRandom,
   tls13CertificateVerifyContent,
   type ErrorCode,
-  type ErrorResponse,
   type KeyServiceResponse,
   type MasterSecretResult,
-  type OkResponse,
   type PingResult,
   type PublicKeyResult,
   type SignatureResult,
   type SignatureSchemeName,
   type TicketKeysResult,
-} from './protocol';
+} from '../../contract/key-service-protocol';
 import { checkRsaMasterSecretRequest } from './rsa-premaster';
 import { loadTicketKeysConfigFromEnv, ticketKeysFromConfig, type TicketKeySource } from './ticket-keys';
-import { parseRequest, type ParsedRequest } from './validate';
+import { decodeRequest, encodeErrorResponse, encodeOkResponse, encodeResult, type DecodedRequest } from '../../contract/key-service-codec';
 
 export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
 
@@ -58,6 +56,11 @@ export type KeyServiceHandler = (event: unknown, context?: LambdaContextLike) =>
 export interface KeyServiceOptions {
   /** Key configuration (configured keys and at most one alias-prefix entry); defaults to KEYLESS_KEYS from the environment. */
   keys?: KeysConfigEntry[];
+  /**
+   * Custody modes the host adds to `kms` and `sealed` (the local Lambda endpoint: `file`). The
+   * Lambda adds none, so a `file` entry in KEYLESS_KEYS is a ConfigError there.
+   */
+  hostedCustodies?: readonly HostedCustody[];
   /** Pre-built backends (tests); used instead of `keys`. */
   backends?: Backend[];
   /** KMS client for `kms`/`sealed` keys and ticket keys (tests); defaults to the container's shared client. */
@@ -82,7 +85,7 @@ type ExecuteOutput = {
 
 /**
  * Build a handler over a fixed set of keys. Throws ConfigError when the configuration is invalid
- * (including unreadable `file` keys) — this is the only place that throws.
+ * (including unreadable keys of a hosted custody such as the local stack's `file`) — this is the only place that throws.
  */
 export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandler {
   const sinkLogger = options.logger ?? jsonLineLogger;
@@ -104,8 +107,10 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       }
     },
   };
-  const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv());
-  const backends = options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient }));
+  const hostedCustodies = options.hostedCustodies ?? [];
+  const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv(process.env, hostedCustodies));
+  const backends =
+    options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient, hostedCustodies }));
   const byName = new Map<string, Backend>();
   for (const b of backends) {
     if (byName.has(b.name)) throw new ConfigError(`duplicate key name "${b.name}"`);
@@ -129,7 +134,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     const elapsedMs = () => Math.round((Number(process.hrtime.bigint() - started) / 1e6) * 1000) / 1000;
     const awsRequestId = typeof context?.awsRequestId === 'string' ? context.awsRequestId : undefined;
 
-    const parsed = parseRequest(event);
+    const parsed = decodeRequest(event);
     if (!parsed.ok) {
       const latencyMs = elapsedMs();
       logger({
@@ -144,7 +149,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
         awsRequestId,
       });
       metrics.request({ op: parsed.op ?? 'invalid', outcome: parsed.code, latencyMs, kms: [] });
-      return errorResponse(parsed.id, parsed.code, parsed.message);
+      return encodeErrorResponse(parsed.id, parsed.code, parsed.message);
     }
 
     const req = parsed.request;
@@ -162,7 +167,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     if (!run.failed && run.value) {
       logger({ level: 'info', msg: 'key_service_request', ...logBase, outcome: 'ok', latencyMs, backendMs: run.value.backendMs, ...kms });
       metrics.request({ op: req.op, outcome: 'ok', latencyMs, kms: run.calls });
-      return okResponse(req.id, run.value.result);
+      return encodeOkResponse(req.id, run.value.result);
     }
     const err = run.error;
     const e =
@@ -179,7 +184,7 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
       ...kms,
     });
     metrics.request({ op: req.op, outcome: e.code, latencyMs, kms: run.calls });
-    return errorResponse(req.id, e.code, e.message);
+    return encodeErrorResponse(req.id, e.code, e.message);
   };
 }
 
@@ -187,7 +192,7 @@ function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
+async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
   switch (req.op) {
     case 'ping':
       return {
@@ -202,7 +207,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
     case 'public_key': {
       const backend = lookup(keys, req.key);
       const { spki, keySpec } = await backend.publicKey();
-      return { result: { spki: spki.toString('base64'), keySpec } };
+      return { result: encodeResult('public_key', { spki, keySpec }) };
     }
     case 'tls13.certificate_verify': {
       const backend = lookup(keys, req.key);
@@ -219,7 +224,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
       }
       await authoriseScheme(backend, req.scheme);
-      // params were validated (named curve, point on the curve, nothing after it) by parseRequest;
+      // params were validated (named curve, point on the curve, nothing after it) by decodeRequest;
       // the server random is derived here from the seed, never taken from the caller.
       const content = tls12ServerKeyExchangeContent(req.clientRandom, tls12ServerRandom(req.serverRandomSeed), req.params);
       return signed(await backend.sign(content, req.scheme));
@@ -233,7 +238,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
       // backendMs is reported in whole milliseconds here: the edge needs no finer view of how long
       // a decryption took (see docs/key-service-protocol.md, "Residual exposure").
       const backendMs = Math.round(out.backendMs);
-      const result: MasterSecretResult = { masterSecret: out.masterSecret.toString('base64'), backendMs };
+      const result = encodeResult('tls12.rsa_master_secret', { masterSecret: out.masterSecret, backendMs });
       out.masterSecret.fill(0);
       return { result, backendMs };
     }
@@ -242,13 +247,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
         throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)');
       }
       const t = await ticketKeys.get();
-      const wire = (k: { epoch: number; key: Buffer }) => ({ epoch: k.epoch, key: k.key.toString('base64') });
-      const result: TicketKeysResult = {
-        epochSeconds: t.epochSeconds,
-        current: wire(t.current),
-        previous: wire(t.previous),
-        ...(t.epochsAccepted !== undefined && t.epochsAccepted > 2 ? { epochsAccepted: t.epochsAccepted, older: (t.older ?? []).map(wire) } : {}),
-      };
+      const result = encodeResult('ticket_keys', t);
       return { result, backendMs: round3(t.backendMs) };
     }
   }
@@ -256,7 +255,7 @@ async function execute(req: ParsedRequest, keys: KeyResolver, ticketKeys: Ticket
 
 function signed(out: { signature: Buffer; backendMs: number }): ExecuteOutput {
   const backendMs = round3(out.backendMs);
-  return { result: { signature: out.signature.toString('base64'), backendMs }, backendMs };
+  return { result: encodeResult('tls13.certificate_verify', { signature: out.signature, backendMs }), backendMs };
 }
 
 function lookup(keys: KeyResolver, name: string): Backend {
@@ -353,33 +352,39 @@ function levelFor(code: ErrorCode): 'warn' | 'error' {
   return code === 'internal' || code === 'unavailable' ? 'error' : 'warn';
 }
 
-function okResponse<T>(id: string, result: T): OkResponse<T> {
-  return { v: PROTOCOL_VERSION, id, ok: true, result };
-}
-
-function errorResponse(id: string | null, code: ErrorCode, message: string): ErrorResponse {
-  return { v: PROTOCOL_VERSION, id, ok: false, error: { code, message } };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The Lambda entry point: configuration from the environment, built once per container.
 // ---------------------------------------------------------------------------------------------
 
-let defaultHandler: KeyServiceHandler | undefined;
-let defaultConfigError: string | undefined;
-
-function getDefaultHandler(): KeyServiceHandler | undefined {
-  if (defaultHandler || defaultConfigError) return defaultHandler;
-  // Powertools reads its environment (POWERTOOLS_*, AWS_LAMBDA_LOG_LEVEL) when constructed: here,
-  // once per container.
-  const logger = createPowertoolsLogger();
-  try {
-    defaultHandler = createHandler({ logger, metrics: createPowertoolsMetrics() });
-  } catch (err) {
-    defaultConfigError = err instanceof ConfigError ? err.message : 'configuration could not be loaded';
-    logger({ level: 'error', msg: 'key_service_config_error', reason: defaultConfigError });
-  }
-  return defaultHandler;
+/**
+ * The Lambda entry: its handler is built from the environment at the first invocation, once per
+ * container, and a configuration error answers every request `internal` (logged once) instead of
+ * failing the invocation. Only `kms` and `sealed` custody: no host adds any here.
+ */
+export function createLambdaEntry(): (event: unknown, context?: LambdaContextLike) => Promise<KeyServiceResponse> {
+  let built: KeyServiceHandler | undefined;
+  let configError: string | undefined;
+  const getHandler = (): KeyServiceHandler | undefined => {
+    if (built || configError) return built;
+    // Powertools reads its environment (POWERTOOLS_*, AWS_LAMBDA_LOG_LEVEL) when constructed: here,
+    // once per container.
+    const logger = createPowertoolsLogger();
+    try {
+      built = createHandler({ logger, metrics: createPowertoolsMetrics() });
+    } catch (err) {
+      configError = err instanceof ConfigError ? err.message : 'configuration could not be loaded';
+      logger({ level: 'error', msg: 'key_service_config_error', reason: configError });
+    }
+    return built;
+  };
+  return async (event, context) => {
+    const h = getHandler();
+    if (h) return h(event, context);
+    const parsed = decodeRequest(event);
+    const id = parsed.ok ? parsed.request.id : parsed.id;
+    return encodeErrorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
+  };
 }
 
 /**
@@ -388,16 +393,4 @@ function getDefaultHandler(): KeyServiceHandler | undefined {
  * KMS and SSM endpoints/region: SDK defaults; logs and metrics: Powertools
  * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, KEYLESS_DEPLOYMENT as a dimension).
  */
-export async function handler(event: unknown, context?: LambdaContextLike): Promise<KeyServiceResponse> {
-  const h = getDefaultHandler();
-  if (h) return h(event, context);
-  const parsed = parseRequest(event);
-  const id = parsed.ok ? parsed.request.id : parsed.id;
-  return errorResponse(id, 'internal', 'key service is misconfigured (see its logs)');
-}
-
-/** Forget the environment-derived handler (tests that change the environment). */
-export function resetDefaultHandlerForTests(): void {
-  defaultHandler = undefined;
-  defaultConfigError = undefined;
-}
+export const handler = createLambdaEntry();

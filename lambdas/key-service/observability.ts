@@ -16,7 +16,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { describeAwsFailure } from './aws-errors';
+import { describeAwsFailure } from '../../contract/aws-errors';
 
 export const SERVICE_NAME = 'keyless-key-service';
 export const DEFAULT_METRICS_NAMESPACE = 'Keyless/KeyService';

@@ -25,9 +25,10 @@
  * random — and a master secret it obtains is only ever one of a session it is running itself.
  */
 import * as crypto from 'node:crypto';
-import { KeyServiceError } from './errors';
-import { MAX_HANDSHAKE_MESSAGES_BYTES, TLS_RANDOM_LENGTH } from './protocol';
-import { tls12ExtendedMasterSecret, tls12MasterSecret, type Prf12Hash } from './tls12-prf';
+import { KeyServiceError } from '../../contract/key-service-errors';
+import { MAX_HANDSHAKE_MESSAGES_BYTES, TLS_RANDOM_LENGTH } from '../../contract/key-service-protocol';
+import type { RsaMasterSecretParams } from '../../contract/key-service-codec';
+import { tls12ExtendedMasterSecret, tls12MasterSecret } from '../../contract/tls12-prf';
 
 export const PREMASTER_SECRET_LENGTH = 48;
 /** How many leading bytes of ServerHello.random are bound to the seed (the last 8 may carry the TLS 1.3 downgrade sentinel). */
@@ -38,15 +39,7 @@ const REJECTION_KEY_LABEL = 'keyless tls12 implicit rejection key v1';
 const REJECTION_INFO = Buffer.from('keyless tls12 implicit rejection v1', 'latin1');
 
 /** What tls12.rsa_master_secret needs, decoded (same shape as the edge's RsaMasterSecretInput). */
-export interface RsaMasterSecretParams {
-  encryptedPreMasterSecret: Buffer;
-  clientVersion: number;
-  clientRandom: Buffer;
-  serverRandom: Buffer;
-  serverRandomSeed: Buffer;
-  prfHash: Prf12Hash;
-  handshakeMessages?: Buffer;
-}
+export type { RsaMasterSecretParams };
 
 /** An RSA private key ready for premaster decryption, with its implicit-rejection secret. */
 export interface RsaDecryptionKey {

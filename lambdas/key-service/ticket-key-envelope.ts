@@ -8,10 +8,11 @@
  * deleted an epoch's ciphertext, nothing left can bring that key back.
  */
 import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { KeyServiceError } from './errors';
-import { getSharedKmsClient, mapKmsError } from './backends/kms';
+import { KeyServiceError } from '../../contract/key-service-errors';
+import { mapKmsError } from '../../contract/kms-errors';
+import { getSharedKmsClient } from './backends/kms';
 import { timeKmsCall } from './observability';
-import { TICKET_KEY_LENGTH } from './protocol';
+import { TICKET_KEY_LENGTH } from '../../contract/key-service-protocol';
 
 export interface TicketKeyEnvelope {
   seal(epoch: number, key: Buffer): Promise<Buffer>;

@@ -20,8 +20,8 @@ import {
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { describeAwsFailure } from './aws-errors';
-import { KeyServiceError } from './errors';
+import { describeAwsFailure } from '../../contract/aws-errors';
+import { KeyServiceError } from '../../contract/key-service-errors';
 
 export interface TicketKeyStore {
   /** The stored ciphertext of an epoch's key, or undefined when there is none (never made, or expired). */

@@ -20,8 +20,8 @@
  * `ticket_keys` answers `unavailable`.
  */
 import * as crypto from 'node:crypto';
-import { ConfigError, KeyServiceError } from './errors';
-import { MAX_TICKET_EPOCHS_ACCEPTED, TICKET_KEY_LENGTH } from './protocol';
+import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
+import { MAX_TICKET_EPOCHS_ACCEPTED, TICKET_KEY_LENGTH } from '../../contract/key-service-protocol';
 import { KmsTicketKeyEnvelope, type TicketKeyEnvelope } from './ticket-key-envelope';
 import { createSsmClient, SsmTicketKeyStore, TICKET_PARAMETER_PREFIX_RE, type TicketKeyStore } from './ticket-key-store';
 import type { KMSClient } from '@aws-sdk/client-kms';

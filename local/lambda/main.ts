@@ -8,9 +8,9 @@
  * credentials (any non-empty values against a local KMS).
  * Prints `lambda: listening on http://127.0.0.1:N (node/VERSION)` once ready; SIGINT/SIGTERM stop it.
  */
-import { createHandler, type KeyServiceLogger } from '../../lambdas/key-service/handler';
-import { loadKeysConfigFromEnv } from '../../lambdas/key-service/config';
-import { ConfigError } from '../../lambdas/key-service/errors';
+import type { KeyServiceLogger } from '../../lambdas/key-service/handler';
+import { createLocalHandler, loadLocalKeysConfig } from './local-key-service';
+import { ConfigError } from '../../contract/key-service-errors';
 import { startLocalLambda, type LocalLambda } from './server';
 
 export const DEFAULT_FUNCTION_NAME = 'keyless-key-service';
@@ -73,11 +73,11 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const out = options.out ?? ((l: string) => console.log(l));
   const err = options.err ?? ((l: string) => console.error(l));
   const cli = parseArgs(argv);
-  const keys = loadKeysConfigFromEnv(env);
+  const keys = loadLocalKeysConfig(env);
   if (keys.some((k) => k.custody === 'kms') && !env.AWS_REGION && !env.AWS_DEFAULT_REGION) {
     err('lambda: warning: kms keys are configured but AWS_REGION is not set');
   }
-  const handler = createHandler({ keys, logger: options.logger });
+  const handler = createLocalHandler({ keys, logger: options.logger });
   const server = await startLocalLambda({ port: cli.port, host: cli.host, functions: { [cli.functionName]: handler } });
   out(`lambda: listening on ${server.url} (node/${process.versions.node})`);
   return server;

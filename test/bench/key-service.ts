@@ -41,8 +41,9 @@ import { LambdaKeyClient } from '../../edge-proxy/src/keyless/lambda-key-client'
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import type { KeyConfig } from '../../lambdas/key-service/config';
-import { createHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, tls13CertificateVerifyContent, type KeyServiceRequest } from '../../lambdas/key-service/protocol';
+import { type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
+import { PROTOCOL_VERSION, tls13CertificateVerifyContent, type KeyServiceRequest } from '../../contract/key-service-protocol';
 
 export type Backend = 'file' | 'kms';
 export type BenchPath = 'local Lambda' | 'SDK Invoke only' | 'in-process' | 'backend alone';
@@ -362,7 +363,7 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
 
     // The same handler in this process, behind a target that calls it directly.
     const inProcessTimes: HandlerTimes = new Map();
-    const handler = createHandler({
+    const handler = createLocalHandler({
       keys,
       kmsClient: kms,
       logger: (r: KeyServiceLogRecord) => recordFrom(r as Record<string, unknown>, inProcessTimes),

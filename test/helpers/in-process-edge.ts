@@ -12,7 +12,7 @@ import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
 import type { Logger } from '../../edge-proxy/src/log';
-import { createHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { epochOf, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeTestPki, type TestPki } from './certs';
@@ -46,7 +46,7 @@ export async function startInProcessEdge(extra: Record<string, unknown> = {}): P
   const leaf = pki.leaf('web', 'p256', ['localhost']);
   const chainFile = path.join(pki.dir, 'web-chain.pem');
   fs.writeFileSync(chainFile, leaf.chainPem);
-  const handler = createHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], ticketKeys: staticTicketKeys, logger: () => undefined });
+  const handler = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], ticketKeys: staticTicketKeys, logger: () => undefined });
   const invocations: InProcessEdge['invocations'] = [];
   const lambda: LocalLambda = await startLocalLambda({
     port: 0,

@@ -13,8 +13,8 @@ import * as crypto from 'node:crypto';
 import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult, TicketKeys } from '../../edge-proxy/src/keyless/key-operations';
 import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
 import { signOptions } from '../../lambdas/key-service/backends/local-key';
-import { checkServerEcdhParams } from '../../lambdas/key-service/ecdh-params';
-import { KeyServiceError } from '../../lambdas/key-service/errors';
+import { checkServerEcdhParams } from '../../contract/ecdh-params';
+import { KeyServiceError } from '../../contract/key-service-errors';
 import {
   SCHEME_HASH,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
@@ -26,7 +26,7 @@ import {
   tls13CertificateVerifyContent,
   type PingResult,
   type SignatureSchemeName,
-} from '../../lambdas/key-service/protocol';
+} from '../../contract/key-service-protocol';
 import { prepareRsaDecryptionKey, rsaMasterSecret, type RsaDecryptionKey } from '../../lambdas/key-service/rsa-premaster';
 import { DEFAULT_TICKET_EPOCH_SECONDS, epochOf } from '../../lambdas/key-service/ticket-keys';
 

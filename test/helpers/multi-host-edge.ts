@@ -14,7 +14,7 @@ import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
 import type { Logger } from '../../edge-proxy/src/log';
-import { createHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeClientPki, makeTestPki, type TestClientCert, type TestClientPki, type TestPki } from './certs';
 
@@ -106,7 +106,7 @@ export async function startMultiHostEdge(entries: HostEntry[], extra: Record<str
     fs.writeFileSync(chainFile, leaf.chainPem);
     return { e, leaf, chainFile };
   });
-  const handler = createHandler({ keys: leaves.map(({ e, leaf }) => ({ name: e.name, custody: 'file' as const, path: leaf.keyPath })), ticketKeys: null, logger: () => undefined });
+  const handler = createLocalHandler({ keys: leaves.map(({ e, leaf }) => ({ name: e.name, custody: 'file' as const, path: leaf.keyPath })), ticketKeys: null, logger: () => undefined });
   const lambda: LocalLambda = await startLocalLambda({ port: 0, functions: { [FUNCTION]: (event, context) => handler(event, context) } });
   const logs: Array<Record<string, unknown>> = [];
   const logger = (base: Record<string, unknown>): Logger => ({

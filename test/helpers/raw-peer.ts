@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import * as crypto from 'node:crypto';
 import { HandshakeJoiner, HandshakeMessage, handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handshake-joiner';
 import { ContentType, RawRecord, recordHeader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+import { prf12 } from '../../contract/tls12-prf';
 import { KeySchedule, finishedVerifyData, nextTrafficSecret, trafficKeys } from '../../edge-proxy/src/tls/tls13/key-schedule';
 import { Transcript } from '../../edge-proxy/src/tls/transcript';
 import { TLS13_SUITES, CipherSuite } from '../../edge-proxy/src/tls/suites';

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import { Writer } from '../../edge-proxy/src/tls/codec';
 import { ContentType, RecordReader, Tls12Protection, recordHeader } from '../../edge-proxy/src/tls/record-layer';
 import { HandshakeJoiner, HandshakeType, handshakeMessage } from '../../edge-proxy/src/tls/handshake-joiner';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+import { prf12 } from '../../contract/tls12-prf';
 import { clientHelloBody } from './client-hello';
 
 export interface ProbeOutcome {

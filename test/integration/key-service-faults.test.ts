@@ -21,7 +21,8 @@ import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type EdgeHealth, type RunningEdge } from '../../edge-proxy/src/edge';
 import type { Logger } from '../../edge-proxy/src/log';
-import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda, type LocalLambdaFault, type LocalLambdaHandler } from '../../local/lambda';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 
@@ -202,9 +203,9 @@ beforeAll(async () => {
   fs.writeFileSync(chainFile, leaf.chainPem);
   const otherKey = path.join(pki.dir, 'other.key');
   fs.writeFileSync(otherKey, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  real = createHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], logger: () => undefined });
+  real = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], logger: () => undefined });
   // Same key name, another private key: a misconfigured (or hostile) key service.
-  impostor = createHandler({ keys: [{ name: 'web', custody: 'file', path: otherKey }], logger: () => undefined });
+  impostor = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: otherKey }], logger: () => undefined });
 
   origin = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '10' });

@@ -16,7 +16,7 @@ import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
 import type { Logger } from '../../edge-proxy/src/log';
-import { createHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { epochOf, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeClientPki, makeTestPki, type TestClientCert, type TestClientPki, type TestPki } from '../helpers/certs';
@@ -62,7 +62,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(pki.dir, 'optional-chain.pem'), optional.chainPem);
   caFile = path.join(pki.dir, 'clients-ca.pem');
   fs.writeFileSync(caFile, clients.caPem);
-  const handler = createHandler({
+  const handler = createLocalHandler({
     keys: [
       { name: 'required', custody: 'file', path: required.keyPath },
       { name: 'optional', custody: 'file', path: optional.keyPath },

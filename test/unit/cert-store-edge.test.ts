@@ -18,7 +18,7 @@ import { certificatesFromStore, startEdge, type RunningEdge } from '../../edge-p
 import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
 import type { Logger } from '../../edge-proxy/src/log';
 import { CertificateStore, loadCertificate, type ServerCertificate } from '../../edge-proxy/src/tls/certificates';
-import { createHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 
@@ -174,7 +174,7 @@ describe('an edge refreshing from a directory store', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-refresh-'));
     store = new DirectoryCertificateStore(dir);
     await store.put({ keyName: 'one', hostnames: [], chainPem: leaves.one.chainPem, slot: 'refresh', state: 'live' });
-    const handler = createHandler({ keys: [{ name: 'one', custody: 'file', path: leaves.one.keyPath }, { name: 'two', custody: 'file', path: leaves.two.keyPath }], ticketKeys: null, logger: () => undefined });
+    const handler = createLocalHandler({ keys: [{ name: 'one', custody: 'file', path: leaves.one.keyPath }, { name: 'two', custody: 'file', path: leaves.two.keyPath }], ticketKeys: null, logger: () => undefined });
     lambda = await startLocalLambda({ port: 0, functions: { ks: handler } });
     origin = http.createServer((_q, r) => r.end('ok'));
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));

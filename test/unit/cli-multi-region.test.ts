@@ -13,7 +13,7 @@ import { CreateAliasCommand, CreateKeyCommand, DeleteAliasCommand, DescribeKeyCo
 import { EXIT } from '../../bin/cli/errors';
 import type { StatusReport } from '../../bin/cli/status';
 import { createHandler } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type PublicKeyResult, type SignatureResult } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, type PublicKeyResult, type SignatureResult } from '../../contract/key-service-protocol';
 import { type CliEnv, REGION, startCliEnv } from './cli-harness';
 
 const PREFIX = 'alias/keyless/dev/keys/';

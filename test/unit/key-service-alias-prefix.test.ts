@@ -7,9 +7,9 @@
 import * as crypto from 'node:crypto';
 import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { parseKeysConfig } from '../../lambdas/key-service/config';
-import { ConfigError } from '../../lambdas/key-service/errors';
+import { ConfigError } from '../../contract/key-service-errors';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type PingResult, type PublicKeyResult, type SignatureResult } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, type PingResult, type PublicKeyResult, type SignatureResult } from '../../contract/key-service-protocol';
 import { startLocalKms, type LocalKms } from '../../local/kms';
 
 const PREFIX = 'alias/keyless/test/keys/';

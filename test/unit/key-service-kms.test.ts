@@ -15,9 +15,10 @@ import {
   type KeyUsageType,
 } from '@aws-sdk/client-kms';
 import { startLocalKms, type LocalKms } from '../../local/kms';
-import { createKmsClient, mapKmsError } from '../../lambdas/key-service/backends/kms';
+import { mapKmsError } from '../../contract/kms-errors';
+import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import type { KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../lambdas/key-service/protocol';
+import type { KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../contract/key-service-protocol';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 let kms: LocalKms;

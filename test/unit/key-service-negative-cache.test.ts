@@ -6,7 +6,7 @@
  */
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { createHandler, DEFAULT_UNKNOWN_KEY_CACHE, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type KeyServiceResponse } from '../../lambdas/key-service/protocol';
+import { PROTOCOL_VERSION, type KeyServiceResponse } from '../../contract/key-service-protocol';
 import { startLocalKms, type LocalKms } from '../../local/kms';
 
 const PREFIX = 'alias/keyless/test/keys/';

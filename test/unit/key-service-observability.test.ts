@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { createHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { createPowertoolsLogger, createPowertoolsMetrics, type RequestMetrics } from '../../lambdas/key-service/observability';
 import { METRICS } from '../../lib/naming';
 
@@ -107,7 +107,7 @@ describe('the handler feeds the metrics sink', () => {
       const file = path.join(dir, 'k.pem');
       fs.writeFileSync(file, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       const records: RequestMetrics[] = [];
-      const h = createHandler({ keys: [{ name: 'k', custody: 'file', path: file }], ticketKeys: null, logger: () => undefined, metrics: { request: (m) => records.push(m) } });
+      const h = createLocalHandler({ keys: [{ name: 'k', custody: 'file', path: file }], ticketKeys: null, logger: () => undefined, metrics: { request: (m) => records.push(m) } });
       await h({ v: 2, id: 'a', op: 'ping' });
       await h({ v: 2, id: 'b', op: 'public_key', key: 'nope' });
       await h({ v: 2, id: 'c', op: 'no-such-op' });
@@ -132,7 +132,7 @@ describe('the handler feeds the metrics sink', () => {
 
 describe('sinks that fail', () => {
   test('a throwing logger or metrics sink never fails a request', async () => {
-    const h = createHandler({
+    const h = createLocalHandler({
       keys: [],
       backends: [],
       ticketKeys: null,

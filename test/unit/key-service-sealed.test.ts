@@ -19,9 +19,10 @@ import {
 } from '@aws-sdk/client-kms';
 import { startLocalKms, type LocalKms } from '../../local/kms';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
-import { SEALED_ENCRYPTION_CONTEXT_KEY, SealedBackend, provisionSealedKey } from '../../lambdas/key-service/backends/sealed';
-import type { SealedKeyConfig } from '../../lambdas/key-service/config';
-import { KeyServiceError } from '../../lambdas/key-service/errors';
+import type { SealedKeyConfig } from '../../contract/keyless-keys-entry';
+import { SEALED_ENCRYPTION_CONTEXT_KEY, provisionSealedKey } from '../../contract/sealed-key-envelope';
+import { SealedBackend } from '../../lambdas/key-service/backends/sealed';
+import { KeyServiceError } from '../../contract/key-service-errors';
 import { createHandler } from '../../lambdas/key-service/handler';
 import type { RequestMetrics } from '../../lambdas/key-service/observability';
 import type {
@@ -31,8 +32,8 @@ import type {
   PingResult,
   PublicKeyResult,
   SignatureResult,
-} from '../../lambdas/key-service/protocol';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+} from '../../contract/key-service-protocol';
+import { prf12 } from '../../contract/tls12-prf';
 import { SEALED_CONTEXT_KEY } from '../../lib/naming';
 import { encryptPreMaster, newPreMaster, pkcs1Block, rawRsaEncrypt, seededServerRandom } from '../helpers/rsa-kex';
 

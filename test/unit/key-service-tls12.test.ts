@@ -8,10 +8,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHandler, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
-import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../lambdas/key-service/protocol';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
-import { decodeBase64Strict } from '../../lambdas/key-service/validate';
+import { type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
+import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../contract/key-service-protocol';
+import { prf12 } from '../../contract/tls12-prf';
+import { decodeBase64Strict } from '../../contract/strict-base64';
 import { MALFORMED_PREMASTER_CASES, encryptPreMaster, newPreMaster, rsaHandshakeMessages, seededServerRandom } from '../helpers/rsa-kex';
 
 let dir: string;
@@ -34,7 +35,7 @@ function writeKey(name: string, key: crypto.KeyObject): string {
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-ks12-'));
-  handler = createHandler({
+  handler = createLocalHandler({
     keys: [
       { name: 'rsa', custody: 'file', path: writeKey('rsa', keys.rsa) },
       { name: 'p256', custody: 'file', path: writeKey('p256', keys.p256) },

@@ -6,11 +6,12 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHandler, handler as lambdaHandler, resetDefaultHandlerForTests, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { createHandler, createLambdaEntry, type KeyServiceHandler, type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
+import { createLocalHandler, parseLocalKeysConfig } from '../../local/lambda/local-key-service';
 import { parseKeysConfig, loadKeysConfigFromEnv } from '../../lambdas/key-service/config';
-import { ConfigError } from '../../lambdas/key-service/errors';
-import { decodeBase64Strict } from '../../lambdas/key-service/validate';
-import type { ErrorResponse, KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../lambdas/key-service/protocol';
+import { ConfigError } from '../../contract/key-service-errors';
+import { decodeBase64Strict } from '../../contract/strict-base64';
+import type { ErrorResponse, KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../contract/key-service-protocol';
 
 let dir: string;
 const keys: Record<'rsa' | 'p256' | 'p384', crypto.KeyObject> = {} as never;
@@ -28,7 +29,7 @@ beforeAll(() => {
   keys.rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   keys.p256 = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   keys.p384 = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-  handler = createHandler({
+  handler = createLocalHandler({
     keys: [
       { name: 'rsa', custody: 'file', path: writeKey('rsa', keys.rsa) },
       { name: 'p256', custody: 'file', path: writeKey('p256', keys.p256) },
@@ -206,7 +207,7 @@ describe('configuration', () => {
       ['{}', /expected a JSON array/],
       ['[]', /at least one key/],
       ['[{"name":"a","custody":"kms"}]', /\[0\]\.keyId/],
-      ['[{"name":"a","custody":"file","path":"rel/key.pem"}]', /\[0\]\.path: must be an absolute path/],
+      ['[{"name":"a","custody":"file","path":"/abs/key.pem"}]', /\[0\]\.custody: "file" custody is for local development only; this key service serves kms, sealed/],
       ['[{"name":"a","custody":"hsm"}]', /\[0\]\.custody/],
       ['[{"custody":"kms","keyId":"k"}]', /\[0\]\.name/],
       ['[{"name":"a b","custody":"kms","keyId":"k"}]', /\[0\]\.name/],
@@ -217,6 +218,19 @@ describe('configuration', () => {
       expect(() => parseKeysConfig(json)).toThrow(ConfigError);
       expect(() => parseKeysConfig(json)).toThrow(message);
     }
+    // The local Lambda endpoint adds the file custody, with its own fields checked.
+    const badLocal: Array<[string, RegExp]> = [
+      ['[{"name":"a","custody":"file","path":"rel/key.pem"}]', /\[0\]\.path: must be an absolute path/],
+      ['[{"name":"a","custody":"file","path":"/k.pem","mode":"x"}]', /\[0\]: unknown field "mode"/],
+      ['[{"name":"a","custody":"hsm"}]', /\[0\]\.custody: expected one of kms, sealed, file/],
+    ];
+    for (const [json, message] of badLocal) {
+      expect(() => parseLocalKeysConfig(json)).toThrow(ConfigError);
+      expect(() => parseLocalKeysConfig(json)).toThrow(message);
+    }
+    expect(parseLocalKeysConfig('[{"name":"a","custody":"file","path":"/abs/key.pem"}]')).toEqual([{ name: 'a', custody: 'file', path: '/abs/key.pem' }]);
+    // Keys handed to the production handler directly get the same refusal.
+    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: '/abs/key.pem' }] })).toThrow(/key "x": custody "file" is not served by this key service \(it serves kms, sealed\)/);
     const spki = crypto.createPublicKey(keys.rsa).export({ type: 'spki', format: 'der' }).toString('base64');
     const sealedKey = crypto.randomBytes(1200).toString('base64');
     const sealed = { name: 's', custody: 'sealed', wrappingKeyId: 'alias/keyless/prod/sealed-wrapping', sealedKey, publicKey: spki };
@@ -239,16 +253,16 @@ describe('configuration', () => {
 
   test('unreadable, encrypted or weak file keys are configuration errors without key bytes', () => {
     const missing = path.join(dir, 'missing.pem');
-    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: missing }] })).toThrow(/file key "x": cannot read key file \(ENOENT\)/);
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: missing }] })).toThrow(/file key "x": cannot read key file \(ENOENT\)/);
     const encrypted = path.join(dir, 'enc.pem');
     fs.writeFileSync(encrypted, keys.p256.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }), { mode: 0o600 });
-    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: encrypted }] })).toThrow(/not an unencrypted PEM private key/);
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: encrypted }] })).toThrow(/not an unencrypted PEM private key/);
     const weak = path.join(dir, 'weak.pem');
     fs.writeFileSync(weak, crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: weak }] })).toThrow(/at least 2048 bits/);
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: weak }] })).toThrow(/at least 2048 bits/);
     const ed = path.join(dir, 'ed.pem');
     fs.writeFileSync(ed, crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: ed }] })).toThrow(/unsupported key type/);
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: ed }] })).toThrow(/unsupported key type/);
   });
 
   test('the Lambda entry point reads KEYLESS_KEYS once, logs through Powertools, and never throws', async () => {
@@ -257,8 +271,8 @@ describe('configuration', () => {
     // Powertools writes to the global console (spy-able) in dev mode, and then publishes no metrics.
     process.env.POWERTOOLS_DEV = 'true';
     try {
-      resetDefaultHandlerForTests();
       delete process.env.KEYLESS_KEYS;
+      let lambdaHandler = createLambdaEntry();
       const quiet = jest.spyOn(console, 'info').mockImplementation(() => undefined);
       const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
       const res = err(await lambdaHandler({ v: 2, id: 'x', op: 'ping' }));
@@ -267,10 +281,18 @@ describe('configuration', () => {
       expect(JSON.parse(String(errors.mock.calls.at(-1)?.[0]))).toMatchObject({ level: 'ERROR', message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS: not set/) });
       errors.mockRestore();
 
-      resetDefaultHandlerForTests();
+      // The Lambda serves kms and sealed custody only: a file key is a configuration error naming the field.
       process.env.KEYLESS_KEYS = JSON.stringify([{ name: 'dev', custody: 'file', path: path.join(dir, 'p256.pem') }]);
+      const errors2 = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+      lambdaHandler = createLambdaEntry();
+      expect(err(await lambdaHandler({ v: 2, id: 'f', op: 'ping' })).error.code).toBe('internal');
+      expect(JSON.parse(String(errors2.mock.calls.at(-1)?.[0]))).toMatchObject({ message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS\[0\]\.custody: "file" custody is for local development only/) });
+      errors2.mockRestore();
+
+      process.env.KEYLESS_KEYS = JSON.stringify([{ name: 'dev', custody: 'kms', keyId: 'alias/dev' }]);
+      lambdaHandler = createLambdaEntry();
       const pong = ok<PingResult>(await lambdaHandler({ v: 2, id: 'y', op: 'ping' }, { awsRequestId: 'r' }));
-      expect(pong.result.keys).toEqual([{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }]);
+      expect(pong.result.keys).toEqual([{ name: 'dev', custody: 'kms', keySpec: 'UNKNOWN' }]);
       const line = JSON.parse(String(quiet.mock.calls.at(-1)?.[0]));
       expect(line).toMatchObject({ level: 'INFO', message: 'key_service_request', id: 'y', op: 'ping', outcome: 'ok', service: 'keyless-key-service', awsRequestId: 'r' });
       quiet.mockRestore();
@@ -279,7 +301,6 @@ describe('configuration', () => {
       else process.env.KEYLESS_KEYS = saved;
       if (savedDev === undefined) delete process.env.POWERTOOLS_DEV;
       else process.env.POWERTOOLS_DEV = savedDev;
-      resetDefaultHandlerForTests();
     }
   });
 });

@@ -13,10 +13,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { KeyOperationError, KeyServiceClient, LambdaKeyClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless';
 import { verifyTls12ServerKeyExchange } from '../../edge-proxy/src/keyless/verify';
-import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { tls12ServerRandom, type KeyServiceRequest, type SignatureSchemeName } from '../../lambdas/key-service/protocol';
+import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
+import { tls12ServerRandom, type KeyServiceRequest, type SignatureSchemeName } from '../../contract/key-service-protocol';
 import type { TicketKeySource } from '../../lambdas/key-service/ticket-keys';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+import { prf12 } from '../../contract/tls12-prf';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { MALFORMED_PREMASTER_CASES, encryptPreMaster, newPreMaster, rsaHandshakeMessages, seededServerRandom } from '../helpers/rsa-kex';
@@ -54,7 +55,7 @@ beforeAll(async () => {
     fs.writeFileSync(p, priv[name].export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     return p;
   };
-  real = createHandler({
+  real = createLocalHandler({
     keys: [
       { name: 'rsa', custody: 'file', path: file('rsa') },
       { name: 'p256', custody: 'file', path: file('p256') },
@@ -63,7 +64,7 @@ beforeAll(async () => {
     ticketKeys: hmacTickets,
     logger: () => undefined,
   });
-  impostor = createHandler({ keys: [{ name: 'rsa', custody: 'file', path: file('other') }], ticketKeys: null, logger: () => undefined });
+  impostor = createLocalHandler({ keys: [{ name: 'rsa', custody: 'file', path: file('other') }], ticketKeys: null, logger: () => undefined });
   lambda = await startLocalLambda({ functions: { 'keyless-key-service': (event, context) => real(event, context) } });
 });
 

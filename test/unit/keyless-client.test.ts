@@ -9,10 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLocalLambda, type LocalLambda, type LocalLambdaHandler } from '../../local/lambda';
-import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { KeyOperationError, LambdaKeyClient, type LambdaKeyClientOptions } from '../../edge-proxy/src/keyless';
 import { verifyTls13CertificateVerify } from '../../edge-proxy/src/keyless/verify';
-import type { SignatureSchemeName } from '../../lambdas/key-service/protocol';
+import type { SignatureSchemeName } from '../../contract/key-service-protocol';
 
 let dir: string;
 let lambda: LocalLambda;
@@ -41,7 +42,7 @@ beforeAll(async () => {
   priv.p256 = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   priv.p384 = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
   priv.other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  real = createHandler({
+  real = createLocalHandler({
     keys: [
       { name: 'rsa', custody: 'file', path: writeKey('rsa', priv.rsa) },
       { name: 'p256', custody: 'file', path: writeKey('p256', priv.p256) },
@@ -50,7 +51,7 @@ beforeAll(async () => {
     logger: () => undefined,
   });
   // Same key name, different private key: what a misconfigured (or hostile) key service looks like.
-  const impostor = createHandler({ keys: [{ name: 'rsa', custody: 'file', path: writeKey('other', priv.other) }], logger: () => undefined });
+  const impostor = createLocalHandler({ keys: [{ name: 'rsa', custody: 'file', path: writeKey('other', priv.other) }], logger: () => undefined });
   newGate();
 
   const counting: LocalLambdaHandler = (event, context) => {

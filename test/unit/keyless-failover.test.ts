@@ -9,8 +9,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../lambdas/key-service/protocol';
+import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
+import { createLocalHandler } from '../../local/lambda/local-key-service';
+import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../contract/key-service-protocol';
 import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '../../edge-proxy/src/keyless/failover-target';
 import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';
@@ -349,8 +350,8 @@ beforeAll(() => {
   const good = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   certKey = crypto.createPublicKey(good);
-  real = createHandler({ keys: [{ name: 'web', custody: 'file', path: write('good', good) }], logger: () => undefined });
-  impostor = createHandler({ keys: [{ name: 'web', custody: 'file', path: write('other', other) }], logger: () => undefined });
+  real = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: write('good', good) }], logger: () => undefined });
+  impostor = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: write('other', other) }], logger: () => undefined });
 });
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { startLocalLambda, type LocalLambda, type LocalLambdaFault } from '../../local/lambda';
 import { KeyOperationError, LambdaHttpTarget, LambdaInvokeTarget } from '../../edge-proxy/src/keyless';
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
-import type { KeyServiceRequest } from '../../lambdas/key-service/protocol';
+import type { KeyServiceRequest } from '../../contract/key-service-protocol';
 
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const REQUEST = { v: 2, id: 'req-1', op: 'tls13.certificate_verify', key: 'example.com', scheme: 'rsa_pss_rsae_sha256', hash: 'AAAA' } as unknown as KeyServiceRequest;

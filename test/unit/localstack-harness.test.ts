@@ -19,6 +19,25 @@ import { startLocalStackStack } from '../localstack/stack';
 import { classifyFidelity, fidelityFailed, firstLine, loadKnownDeviations, renderFidelityReport } from '../localstack/fidelity';
 import { createZip, readZip } from '../localstack/zip';
 import { havePeer } from '../helpers/peers';
+import { CreateAliasCommand, CreateKeyCommand, GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { startLocalKms } from '../../local/kms';
+
+/** Run a script with node in a child process, awaited (this process's servers keep answering). */
+function runNode(script: string, env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const RUNNER = path.join(REPO_ROOT, 'dist/test/localstack/run.js');
@@ -153,36 +172,52 @@ describe('the key-service Lambda bundle', () => {
     expect(r.stdout).toMatch(/No errors detected/);
   });
 
-  it('required from the bundle, its handler answers ping and signs with a file key', () => {
-    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const keyFile = path.join(tmp, 'dev.key.pem');
-    fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const hash = crypto.randomBytes(32);
-    const script = `
-      const { handler } = require(${JSON.stringify(bundle.entryFile)});
-      (async () => {
-        const ping = await handler({ v: 2, id: 'p-1', op: 'ping' }, { awsRequestId: 'r-1' });
-        const sig = await handler({ v: 2, id: 's-1', op: 'tls13.certificate_verify', key: 'dev', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: ${JSON.stringify(hash.toString('base64'))} });
-        process.stdout.write('RESULT ' + JSON.stringify({ ping, sig }) + '\\n');
-      })().catch((e) => { console.error(e); process.exit(1); });`;
-    const r = spawnSync(process.execPath, ['-e', script], {
-      cwd: tmp,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, KEYLESS_KEYS: JSON.stringify([{ name: 'dev', custody: 'file', path: keyFile }]) },
-      timeout: 30_000,
-    });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    const { ping, sig } = JSON.parse(line!.slice('RESULT '.length)) as {
-      ping: { ok: boolean; id: string; result: { service: string; keys: unknown[] } };
-      sig: { ok: boolean; result: { signature: string } };
-    };
-    expect(ping).toMatchObject({ v: 2, id: 'p-1', ok: true, result: { service: 'keyless-key-service', protocol: 2 } });
-    expect(ping.result.keys).toEqual([{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }]);
-    expect(sig.ok).toBe(true);
-    const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), hash]);
-    expect(crypto.verify('sha256', content, crypto.createPublicKey(privateKey), Buffer.from(sig.result.signature, 'base64'))).toBe(true);
+  it('required from the bundle, its handler answers ping and signs with a kms key, and refuses file custody', async () => {
+    // The bundle runs in a child process against the local KMS of this process, so the child is
+    // awaited (spawn), never waited for synchronously: this process's KMS must keep answering.
+    const kms = await startLocalKms({ port: 0 });
+    const client = new KMSClient({ endpoint: kms.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      const created = await client.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', Description: 'bundle test' }));
+      await client.send(new CreateAliasCommand({ AliasName: 'alias/keyless/test/bundle-dev', TargetKeyId: created.KeyMetadata!.KeyId! }));
+      const spki = (await client.send(new GetPublicKeyCommand({ KeyId: 'alias/keyless/test/bundle-dev' }))).PublicKey!;
+      const hash = crypto.randomBytes(32);
+      const script = `
+        const { handler } = require(${JSON.stringify(bundle.entryFile)});
+        (async () => {
+          const ping = await handler({ v: 2, id: 'p-1', op: 'ping' }, { awsRequestId: 'r-1' });
+          const sig = await handler({ v: 2, id: 's-1', op: 'tls13.certificate_verify', key: 'dev', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: ${JSON.stringify(hash.toString('base64'))} });
+          process.stdout.write('RESULT ' + JSON.stringify({ ping, sig }) + '\\n');
+        })().catch((e) => { console.error(e); process.exit(1); });`;
+      const kmsEnv = { AWS_ENDPOINT_URL_KMS: kms.url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+      const r = await runNode(script, { ...kmsEnv, KEYLESS_KEYS: JSON.stringify([{ name: 'dev', custody: 'kms', keyId: 'alias/keyless/test/bundle-dev' }]) });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      const { ping, sig } = JSON.parse(line!.slice('RESULT '.length)) as {
+        ping: { ok: boolean; id: string; result: { service: string; keys: unknown[] } };
+        sig: { ok: boolean; result: { signature: string } };
+      };
+      expect(ping).toMatchObject({ v: 2, id: 'p-1', ok: true, result: { service: 'keyless-key-service', protocol: 2 } });
+      expect(ping.result.keys).toEqual([{ name: 'dev', custody: 'kms', keySpec: 'UNKNOWN' }]);
+      expect(sig.ok).toBe(true);
+      const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), hash]);
+      const publicKey = crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      expect(crypto.verify('sha256', content, publicKey, Buffer.from(sig.result.signature, 'base64'))).toBe(true);
+
+      // The production bundle has no file backend: such an entry is a configuration error naming the field.
+      const keyFile = path.join(tmp, 'dev.key.pem');
+      fs.writeFileSync(keyFile, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const refused = await runNode(script, { ...kmsEnv, KEYLESS_KEYS: JSON.stringify([{ name: 'dev', custody: 'file', path: keyFile }]) });
+      expect(refused.status).toBe(0);
+      const out = JSON.parse(refused.stdout.split('\n').find((l) => l.startsWith('RESULT '))!.slice('RESULT '.length)) as { ping: unknown; sig: unknown };
+      expect(out.ping).toMatchObject({ ok: false, error: { code: 'internal', message: 'key service is misconfigured (see its logs)' } });
+      expect(out.sig).toMatchObject({ ok: false, error: { code: 'internal' } });
+      expect(refused.stdout + refused.stderr).toMatch(/KEYLESS_KEYS\[0\]\.custody: \\?"file\\?" custody is for local development only/);
+    } finally {
+      client.destroy();
+      await kms.close();
+    }
   });
 });
 

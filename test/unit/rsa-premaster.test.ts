@@ -5,7 +5,7 @@
  * version, and is derived exactly as documented. Plus the public request checks (freshness, EMS).
  */
 import * as crypto from 'node:crypto';
-import { KeyServiceError } from '../../lambdas/key-service/errors';
+import { KeyServiceError } from '../../contract/key-service-errors';
 import {
   checkRsaMasterSecretRequest,
   decryptPreMasterSecret,
@@ -15,7 +15,7 @@ import {
   syntheticPreMasterSecret,
   type RsaMasterSecretParams,
 } from '../../lambdas/key-service/rsa-premaster';
-import { prf12 } from '../../lambdas/key-service/tls12-prf';
+import { prf12 } from '../../contract/tls12-prf';
 import {
   MALFORMED_PREMASTER_CASES,
   encryptPreMaster,

@@ -4,7 +4,7 @@
  * built on it (RFC 5246 §8.1, RFC 7627 §4).
  */
 import * as crypto from 'node:crypto';
-import { MASTER_SECRET_LENGTH, pHash, prf12, tls12ExtendedMasterSecret, tls12MasterSecret } from '../../lambdas/key-service/tls12-prf';
+import { MASTER_SECRET_LENGTH, pHash, prf12, tls12ExtendedMasterSecret, tls12MasterSecret } from '../../contract/tls12-prf';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -52,7 +52,7 @@ const PEM_CHAIN_RE = /^\s*(?:-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----EN
 export const ENTRY_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 /** Slots become part of a KMS alias name (`<aliasPrefix><slot>`): KMS allows [A-Za-z0-9/_-] there. */
 export const SLOT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-/** The key service's key-name alphabet (lambdas/key-service/protocol.ts KEY_NAME_PATTERN). */
+/** The key service's key-name alphabet (contract/key-service-protocol.ts KEY_NAME_PATTERN). */
 const KEY_NAME_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Throws a ConfigError unless `id` can name an entry in every backend. */

@@ -16,7 +16,7 @@
  */
 import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult } from './key-operations';
 import { KeyOperationError } from './key-operations';
-import type { SignatureSchemeName } from '../../../lambdas/key-service/protocol';
+import type { SignatureSchemeName } from '../../../contract/key-service-protocol';
 
 export interface AdmissionConfig {
   /** Full handshakes waiting for the key service at once; beyond it new ones are refused. */

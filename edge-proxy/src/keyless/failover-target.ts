@@ -18,7 +18,7 @@
  *   `trackOperations` (the edge wraps its KeyOperations so); outside it a well-formed envelope counts
  *   as a success.
  */
-import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
+import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 import { BREAKER_STATE_VALUE, KeyClientMetrics } from './client-metrics';
 import { CircuitBreaker, type BreakerPermit, type BreakerState, type CircuitBreakerOptions } from './circuit-breaker';
 import { KeyOperationError, type KeyDescription, type KeyOperations } from './key-operations';

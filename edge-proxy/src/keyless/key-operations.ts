@@ -3,7 +3,7 @@
  * private key; every method is asynchronous and may fail with a KeyOperationError, which the TLS
  * engine turns into a handshake alert.
  */
-import type { KeyDescription, PingResult, SignatureSchemeName, ErrorCode } from '../../../lambdas/key-service/protocol';
+import type { KeyDescription, PingResult, SignatureSchemeName, ErrorCode } from '../../../contract/key-service-protocol';
 
 export interface SignResult {
   signature: Buffer;

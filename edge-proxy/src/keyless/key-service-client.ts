@@ -1,36 +1,24 @@
 /**
  * The edge's key-service client over any KeyServiceTarget: implements KeyOperations with a deadline
- * per operation, a cap on operations in flight, strict response validation (master secrets exactly
- * 48 bytes, ticket keys exactly 32, no unexpected fields), and verification of every signature —
+ * per operation, a cap on operations in flight, requests and responses through the protocol's one
+ * codec (contract/key-service-codec.ts: strict, so master secrets are exactly 48 bytes, ticket keys
+ * exactly 32, no unexpected fields), and verification of every signature —
  * TLS 1.3 CertificateVerify and TLS 1.2 ServerKeyExchange — against the certificate's public key
  * before it is returned (docs/architecture.md, "Deployables"; docs/key-service-protocol.md).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
-import { checkServerEcdhParams } from '../../../lambdas/key-service/ecdh-params';
 import {
-  ERROR_CODES,
   KEY_NAME_PATTERN,
-  MAX_HANDSHAKE_MESSAGES_BYTES,
-  MAX_RSA_CIPHERTEXT_BYTES,
-  MAX_RSA_CLIENT_VERSION,
-  MIN_RSA_CLIENT_VERSION,
-  PROTOCOL_VERSION,
-  TICKET_KEY_LENGTH,
-  MAX_TICKET_EPOCHS_ACCEPTED,
-  TLS_RANDOM_LENGTH,
   TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
-  TLS13_TRANSCRIPT_HASH_LENGTHS,
   SIGNATURE_SCHEMES,
   TLS13_CERTIFICATE_VERIFY_SCHEMES,
   tls12ServerRandom,
-  type ErrorCode,
-  type KeyDescription,
   type KeyServiceRequest,
+  type OperationName,
   type PingResult,
   type SignatureSchemeName,
-} from '../../../lambdas/key-service/protocol';
-import { MASTER_SECRET_LENGTH, PRF12_HASHES } from '../../../lambdas/key-service/tls12-prf';
-import { decodeBase64Strict } from '../../../lambdas/key-service/validate';
+} from '../../../contract/key-service-protocol';
+import { decodeResponse, encodeRequest, KeyServiceMessageError, type DecodedRequest, type DecodedResults } from '../../../contract/key-service-codec';
 import {
   KeyOperationError,
   type KeyOperations,
@@ -51,8 +39,6 @@ import {
 export const DEFAULT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_PUBLIC_KEY_TTL_MS = 5 * 60 * 1000;
-/** Largest signature any supported key produces (RSA-4096: 512 bytes; DER ECDSA P-521: ≤ 139). */
-const MAX_SIGNATURE_BYTES = 512;
 
 export interface KeyServiceClientOptions {
   target: KeyServiceTarget;
@@ -126,20 +112,10 @@ export class KeyServiceClient implements KeyOperations {
     if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.3 CertificateVerify`);
     }
-    if (!Buffer.isBuffer(transcriptHash) || !TLS13_TRANSCRIPT_HASH_LENGTHS.includes(transcriptHash.length)) {
-      throw new KeyOperationError('bad_request', 'transcript hash must be 32 (SHA-256) or 48 (SHA-384) bytes');
-    }
     return this.signAndVerify(
       keyName,
       scheme,
-      {
-        v: PROTOCOL_VERSION,
-        id: newRequestId(),
-        op: 'tls13.certificate_verify',
-        key: keyName,
-        scheme,
-        transcriptHash: transcriptHash.toString('base64'),
-      },
+      encode({ op: 'tls13.certificate_verify', id: newRequestId(), key: keyName, scheme, transcriptHash }),
       (key, signature) => verifyTls13CertificateVerify(key, scheme, transcriptHash, signature),
     );
   }
@@ -155,25 +131,12 @@ export class KeyServiceClient implements KeyOperations {
     if (!TLS12_SERVER_KEY_EXCHANGE_SCHEMES.includes(scheme)) {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
     }
-    requireBytes(clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
-    requireBytes(serverRandomSeed, TLS_RANDOM_LENGTH, 'serverRandomSeed');
-    if (!Buffer.isBuffer(params)) throw new KeyOperationError('bad_request', 'params must be a Buffer');
-    // The service checks the same rules; checking here saves an invocation on an engine bug.
-    const check = checkServerEcdhParams(params);
-    if (!check.ok) throw new KeyOperationError(check.code, check.message);
+    // The codec checks the params (a named curve's point) as the service does: an engine bug costs no invocation.
+    const request = encode({ op: 'tls12.server_key_exchange', id: newRequestId(), key: keyName, scheme, clientRandom, serverRandomSeed, params });
     return this.signAndVerify(
       keyName,
       scheme,
-      {
-        v: PROTOCOL_VERSION,
-        id: newRequestId(),
-        op: 'tls12.server_key_exchange',
-        key: keyName,
-        scheme,
-        clientRandom: clientRandom.toString('base64'),
-        serverRandomSeed: serverRandomSeed.toString('base64'),
-        params: params.toString('base64'),
-      },
+      request,
       // Verified over the server random the ServerHello carries, derived from the seed as the service does.
       (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, tls12ServerRandom(serverRandomSeed), params, signature),
     );
@@ -182,84 +145,28 @@ export class KeyServiceClient implements KeyOperations {
   async rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult> {
     if (!KEY_NAME_PATTERN.test(keyName)) throw new KeyOperationError('bad_request', 'invalid key name');
     if (!isObject(input)) throw new KeyOperationError('bad_request', 'rsaMasterSecret input must be an object');
-    const ct = input.encryptedPreMasterSecret;
-    if (!Buffer.isBuffer(ct) || ct.length === 0 || ct.length > MAX_RSA_CIPHERTEXT_BYTES) {
-      throw new KeyOperationError('bad_request', `encryptedPreMasterSecret must be 1..${MAX_RSA_CIPHERTEXT_BYTES} bytes`);
-    }
-    const v = input.clientVersion;
-    if (!Number.isInteger(v) || v < MIN_RSA_CLIENT_VERSION || v > MAX_RSA_CLIENT_VERSION) {
-      throw new KeyOperationError('bad_request', 'clientVersion must be 0x0303..0x03ff');
-    }
-    requireBytes(input.clientRandom, TLS_RANDOM_LENGTH, 'clientRandom');
-    requireBytes(input.serverRandom, TLS_RANDOM_LENGTH, 'serverRandom');
-    requireBytes(input.serverRandomSeed, TLS_RANDOM_LENGTH, 'serverRandomSeed');
-    if (!(PRF12_HASHES as readonly string[]).includes(input.prfHash)) {
-      throw new KeyOperationError('bad_request', 'prfHash must be sha256 or sha384');
-    }
-    const hm = input.handshakeMessages;
-    if (hm !== undefined && (!Buffer.isBuffer(hm) || hm.length === 0 || hm.length > MAX_HANDSHAKE_MESSAGES_BYTES)) {
-      throw new KeyOperationError('bad_request', `handshakeMessages must be 1..${MAX_HANDSHAKE_MESSAGES_BYTES} bytes`);
-    }
-    const request: KeyServiceRequest = {
-      v: PROTOCOL_VERSION,
-      id: newRequestId(),
+    const request = encode({
       op: 'tls12.rsa_master_secret',
+      id: newRequestId(),
       key: keyName,
-      encryptedPreMasterSecret: ct.toString('base64'),
-      clientVersion: v,
-      clientRandom: input.clientRandom.toString('base64'),
-      serverRandom: input.serverRandom.toString('base64'),
-      serverRandomSeed: input.serverRandomSeed.toString('base64'),
+      encryptedPreMasterSecret: input.encryptedPreMasterSecret,
+      clientVersion: input.clientVersion,
+      clientRandom: input.clientRandom,
+      serverRandom: input.serverRandom,
+      serverRandomSeed: input.serverRandomSeed,
       prfHash: input.prfHash,
-      ...(hm !== undefined ? { handshakeMessages: hm.toString('base64') } : {}),
-    };
+      ...(input.handshakeMessages !== undefined ? { handshakeMessages: input.handshakeMessages } : {}),
+    });
     return this.run(async (signal) => {
       const started = performance.now();
-      const result = await this.call(request, signal);
-      expectFields(result, ['masterSecret', 'backendMs']);
-      const masterSecret = decodeStrict(field(result, 'masterSecret'), 'masterSecret');
-      if (masterSecret.length !== MASTER_SECRET_LENGTH) {
-        throw new KeyOperationError('internal', `malformed key-service response: masterSecret must be ${MASTER_SECRET_LENGTH} bytes`);
-      }
-      checkBackendMs(result.backendMs);
+      const { masterSecret } = await this.call(request, signal);
       return { masterSecret, latencyMs: performance.now() - started };
     });
   }
 
   async ticketKeys(): Promise<TicketKeys> {
-    return this.run(async (signal) => {
-      const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'ticket_keys' }, signal);
-      // epochsAccepted and older come only when more than two epochs are accepted.
-      const extended = 'epochsAccepted' in result;
-      expectFields(result, extended ? ['epochSeconds', 'current', 'previous', 'epochsAccepted', 'older'] : ['epochSeconds', 'current', 'previous']);
-      const epochSeconds = result.epochSeconds;
-      if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0) {
-        throw new KeyOperationError('internal', 'malformed key-service response: epochSeconds');
-      }
-      const current = ticketKey(result.current, 'current');
-      const previous = ticketKey(result.previous, 'previous');
-      if (previous.epoch !== current.epoch - 1) {
-        throw new KeyOperationError('internal', 'malformed key-service response: previous epoch must be current - 1');
-      }
-      if (!extended) {
-        if (previous.key.equals(current.key)) throw new KeyOperationError('internal', 'malformed key-service response: current and previous ticket keys are equal');
-        return { epochSeconds, current, previous };
-      }
-      const epochsAccepted = result.epochsAccepted;
-      if (typeof epochsAccepted !== 'number' || !Number.isSafeInteger(epochsAccepted) || epochsAccepted < 3 || epochsAccepted > MAX_TICKET_EPOCHS_ACCEPTED) {
-        throw new KeyOperationError('internal', 'malformed key-service response: epochsAccepted');
-      }
-      if (!Array.isArray(result.older) || result.older.length !== epochsAccepted - 2) {
-        throw new KeyOperationError('internal', 'malformed key-service response: older must hold epochsAccepted - 2 keys');
-      }
-      const older = result.older.map((k: unknown, i: number) => ticketKey(k, `older[${i}]`));
-      const all = [current, previous, ...older];
-      all.forEach((k, i) => {
-        if (k.epoch !== current.epoch - i) throw new KeyOperationError('internal', 'malformed key-service response: ticket-key epochs must count down from current');
-        if (all.some((o, j) => j !== i && o.key.equals(k.key))) throw new KeyOperationError('internal', 'malformed key-service response: ticket keys of two epochs are equal');
-      });
-      return { epochSeconds, current, previous, epochsAccepted, older };
-    });
+    const request = encode({ op: 'ticket_keys', id: newRequestId() });
+    return this.run((signal) => this.call(request, signal));
   }
 
   async publicKey(keyName: string): Promise<{ spki: Buffer; keySpec: string }> {
@@ -271,19 +178,11 @@ export class KeyServiceClient implements KeyOperations {
   }
 
   async ping(): Promise<PingResult> {
+    const request = encode({ op: 'ping', id: newRequestId() });
     return this.run(async (signal) => {
-      const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'ping' }, signal);
-      if (result.service !== 'keyless-key-service' || result.protocol !== PROTOCOL_VERSION || typeof result.version !== 'string') {
-        throw new KeyOperationError('internal', 'malformed key-service response: ping');
-      }
-      if (!Array.isArray(result.keys)) throw new KeyOperationError('internal', 'malformed key-service response: keys');
-      const keys: KeyDescription[] = result.keys.map((k: unknown) => {
-        if (!isObject(k) || typeof k.name !== 'string' || typeof k.keySpec !== 'string' || !['kms', 'sealed', 'file'].includes(k.custody as string)) {
-          throw new KeyOperationError('internal', 'malformed key-service response: keys');
-        }
-        return { name: k.name, custody: k.custody as KeyDescription['custody'], keySpec: k.keySpec };
-      });
-      return { service: 'keyless-key-service', protocol: PROTOCOL_VERSION, version: result.version, keys };
+      const { service, protocol, version, keys } = await this.call(request, signal);
+      // The alias-prefix pattern is the operator's concern (keyless status), not the edge's.
+      return { service, protocol, version, keys };
     });
   }
 
@@ -320,7 +219,7 @@ export class KeyServiceClient implements KeyOperations {
   private signAndVerify(
     keyName: string,
     scheme: SignatureSchemeName,
-    request: KeyServiceRequest,
+    request: KeyServiceRequest & { op: 'tls13.certificate_verify' | 'tls12.server_key_exchange' },
     verify: (key: KeyObject, signature: Buffer) => boolean,
   ): Promise<SignResult> {
     const registered = this.certificateKeys.get(keyName);
@@ -331,12 +230,7 @@ export class KeyServiceClient implements KeyOperations {
         : this.fetchPublicKey(keyName).then((c) => c.key);
       keyPromise.catch(() => undefined); // observed below; avoid an unhandled rejection if signing fails first
 
-      const result = await this.call(request, signal);
-      const signature = decodeB64(field(result, 'signature'), 'signature');
-      if (signature.length === 0 || signature.length > MAX_SIGNATURE_BYTES) {
-        throw new KeyOperationError('internal', 'malformed key-service response: signature length');
-      }
-      checkBackendMs(result.backendMs);
+      const { signature } = await this.call(request, signal);
 
       const key = await raceAbort(keyPromise, signal);
       if (!verify(key, signature)) {
@@ -390,9 +284,7 @@ export class KeyServiceClient implements KeyOperations {
   }
 
   private async doFetchPublicKey(keyName: string, signal: AbortSignal): Promise<CachedPublicKey> {
-    const result = await this.call({ v: PROTOCOL_VERSION, id: newRequestId(), op: 'public_key', key: keyName }, signal);
-    const spki = decodeB64(field(result, 'spki'), 'spki');
-    const keySpec = field(result, 'keySpec');
+    const { spki, keySpec } = await this.call(encode({ op: 'public_key', id: newRequestId(), key: keyName }), signal);
     let key: KeyObject;
     try {
       key = toVerificationKey(spki);
@@ -404,26 +296,17 @@ export class KeyServiceClient implements KeyOperations {
     return entry;
   }
 
-  /** One request through the target; validates the envelope and returns `result`. */
-  private async call(request: KeyServiceRequest, signal: AbortSignal): Promise<Record<string, unknown>> {
+  /** One request through the target; its response decoded by the codec, a typed refusal thrown. */
+  private async call<O extends OperationName>(request: KeyServiceRequest & { op: O }, signal: AbortSignal): Promise<DecodedResults[O]> {
     const response = await this.target.invoke(request, signal);
-    if (!isObject(response) || typeof response.ok !== 'boolean') throw new KeyOperationError('internal', 'malformed key-service response');
-    if (response.v !== PROTOCOL_VERSION) {
-      // A key service of another release: it refuses our requests (or we its answers) as a whole.
-      const theirs = typeof response.v === 'number' && Number.isInteger(response.v) ? `v${response.v}` : 'an unknown version';
-      throw new KeyOperationError('unsupported', `key service speaks protocol ${theirs}, this edge v${PROTOCOL_VERSION}: deploy the edge and the key service of the same release`);
+    let decoded;
+    try {
+      decoded = decodeResponse<O>(request, response);
+    } catch (err) {
+      throw asOperationError(err);
     }
-    if (response.ok === false) {
-      const error = response.error;
-      if (!isObject(error) || typeof error.code !== 'string' || !(ERROR_CODES as readonly string[]).includes(error.code)) {
-        throw new KeyOperationError('internal', 'malformed key-service error response');
-      }
-      const message = typeof error.message === 'string' ? sanitize(error.message) : '';
-      throw new KeyOperationError(error.code as ErrorCode, `key service: ${message || error.code}`);
-    }
-    if (response.id !== request.id) throw new KeyOperationError('internal', 'key-service response id does not match the request');
-    if (!isObject(response.result)) throw new KeyOperationError('internal', 'malformed key-service response: result');
-    return response.result;
+    if (!decoded.ok) throw new KeyOperationError(decoded.code, `key service: ${decoded.message || decoded.code}`);
+    return decoded.result;
   }
 }
 
@@ -440,62 +323,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function field(result: Record<string, unknown>, name: string): string {
-  const v = result[name];
-  if (typeof v !== 'string') throw new KeyOperationError('internal', `malformed key-service response: ${name}`);
-  return v;
-}
-
-function decodeB64(s: string, name: string): Buffer {
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
-    throw new KeyOperationError('internal', `malformed key-service response: ${name} is not base64`);
-  }
-  return Buffer.from(s, 'base64');
-}
-
-/** Strict standard base64 (canonical, padded), as the service emits it. */
-function decodeStrict(s: string, name: string): Buffer {
-  const buf = decodeBase64Strict(s);
-  if (buf === undefined) throw new KeyOperationError('internal', `malformed key-service response: ${name} is not canonical base64`);
-  return buf;
-}
-
-function checkBackendMs(backendMs: unknown): void {
-  if (typeof backendMs !== 'number' || !Number.isFinite(backendMs) || backendMs < 0) {
-    throw new KeyOperationError('internal', 'malformed key-service response: backendMs');
+/** A request for the wire; what the service would refuse fails here, before an invocation. */
+function encode<R extends DecodedRequest>(request: R): KeyServiceRequest & { op: R['op'] } {
+  try {
+    return encodeRequest(request) as KeyServiceRequest & { op: R['op'] };
+  } catch (err) {
+    throw asOperationError(err);
   }
 }
 
-/** A result must carry exactly these fields (the service never adds secrets we would not expect). */
-function expectFields(result: Record<string, unknown>, names: readonly string[]): void {
-  const keys = Object.keys(result);
-  if (keys.length !== names.length || !keys.every((k) => names.includes(k))) {
-    throw new KeyOperationError('internal', `malformed key-service response: expected fields ${names.join(', ')}`);
-  }
-}
-
-function requireBytes(b: unknown, length: number, name: string): void {
-  if (!Buffer.isBuffer(b) || b.length !== length) throw new KeyOperationError('bad_request', `${name} must be ${length} bytes`);
-}
-
-function ticketKey(v: unknown, name: string): { epoch: number; key: Buffer } {
-  if (!isObject(v)) throw new KeyOperationError('internal', `malformed key-service response: ${name}`);
-  expectFields(v, ['epoch', 'key']);
-  const epoch = v.epoch;
-  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
-    throw new KeyOperationError('internal', `malformed key-service response: ${name}.epoch`);
-  }
-  if (typeof v.key !== 'string') throw new KeyOperationError('internal', `malformed key-service response: ${name}.key`);
-  const key = decodeStrict(v.key, `${name}.key`);
-  if (key.length !== TICKET_KEY_LENGTH) {
-    throw new KeyOperationError('internal', `malformed key-service response: ${name}.key must be ${TICKET_KEY_LENGTH} bytes`);
-  }
-  return { epoch, key };
-}
-
-/** Keep a service-provided message printable and short before it reaches logs and alerts. */
-function sanitize(message: string): string {
-  return message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+function asOperationError(err: unknown): unknown {
+  return err instanceof KeyServiceMessageError ? new KeyOperationError(err.code, err.message) : err;
 }
 
 /** Resolve/reject with `p`, or reject with the signal's reason (a KeyOperationError) once it aborts. */

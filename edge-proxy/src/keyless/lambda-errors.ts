@@ -3,7 +3,7 @@
  * throttling is `throttled`, a function or network that cannot serve is `unavailable` (retryable on
  * another key service), anything else `internal`. Shared by both Invoke transports.
  */
-import { describeAwsFailure } from '../../../lambdas/key-service/aws-errors';
+import { describeAwsFailure } from '../../../contract/aws-errors';
 import { KeyOperationError } from './key-operations';
 
 /** The errorType a Lambda function error reports (short, printable), without its message. */

@@ -21,7 +21,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
+import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 import { KeyOperationError } from './key-operations';
 import { abortReason, raceAbort } from './key-service-client';
 import { functionErrorType, mapLambdaError } from './lambda-errors';

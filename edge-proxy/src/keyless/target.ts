@@ -3,7 +3,7 @@
  * deadlines, the in-flight cap and verification; later, retries, failover across several targets and
  * a circuit breaker compose targets without changing the client (docs/architecture.md, "Deployables").
  */
-import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
+import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 
 export interface KeyServiceTarget {
   /** For logs and metrics, e.g. "lambda:keyless-key-service". */

@@ -11,7 +11,7 @@ import {
   tls12ServerKeyExchangeContent,
   tls13CertificateVerifyContent,
   type SignatureSchemeName,
-} from '../../../lambdas/key-service/protocol';
+} from '../../../contract/key-service-protocol';
 
 /** What the TLS engine may hand over to identify a key: the certificate or its public key. */
 export type CertificateKeyInput = crypto.KeyObject | crypto.X509Certificate | Buffer | string;

@@ -5,7 +5,7 @@
 import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from './alerts';
 import type { HandshakeMessage } from './handshake-joiner';
-import { prf12 } from '../../../lambdas/key-service/tls12-prf';
+import { prf12 } from '../../../contract/tls12-prf';
 import type { CipherSuite } from './suites';
 
 /** The client's Finished must be exactly `expected`: wrong length is decode_error, wrong value decrypt_error. */

@@ -3,7 +3,7 @@
  * are verified by the key-service client (`keyless/verify.ts`) before they reach the wire.
  */
 import * as crypto from 'node:crypto';
-import type { SignatureSchemeName } from '../../../lambdas/key-service/protocol';
+import type { SignatureSchemeName } from '../../../contract/key-service-protocol';
 
 export interface SignatureScheme {
   id: number;

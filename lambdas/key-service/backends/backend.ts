@@ -2,7 +2,7 @@
  * The seam between the key service's request handling and whoever holds a private key (docs/architecture.md, "Custody modes").
  * One Backend per configured key name. Implementations throw KeyServiceError for typed failures.
  */
-import type { Custody, KeyDescription, SignatureSchemeName } from '../protocol';
+import type { Custody, KeyDescription, SignatureSchemeName } from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 
 export interface SignOutput {
@@ -48,3 +48,34 @@ export interface Backend {
 }
 
 export const UNKNOWN_KEY_SPEC = 'UNKNOWN';
+
+/** The custody modes every key service serves, the production Lambda's only ones. */
+export const BUILT_IN_CUSTODIES = ['kms', 'sealed'] as const;
+
+/** A custody mode only a host adds (the local Lambda endpoint: `file`). */
+export type HostedCustodyName = Exclude<Custody, (typeof BUILT_IN_CUSTODIES)[number]>;
+
+/** A KEYLESS_KEYS entry of a hosted custody mode; its other fields are the mode's own. */
+export interface HostedKeyConfig {
+  name: string;
+  custody: HostedCustodyName;
+  [field: string]: unknown;
+}
+
+/**
+ * A custody mode the process hosting the handler registers next to `kms` and `sealed`: the local
+ * Lambda endpoint registers `file` (local/lambda/file-backend.ts), so the production bundle carries
+ * no code that reads private keys from disk (docs/architecture.md, "Custody modes").
+ */
+export interface HostedCustody {
+  readonly custody: HostedCustodyName;
+  /** Validate an entry of this mode (name and custody already checked). Throws ConfigError naming the field. */
+  parseEntry(entry: Record<string, unknown>, where: string): HostedKeyConfig;
+  /** The entry's backend; reads key material once. Throws ConfigError. */
+  createBackend(config: HostedKeyConfig): Backend;
+}
+
+/** The custody modes a key service with these hosted modes serves. */
+export function servedCustodies(hostedCustodies: readonly HostedCustody[] = []): string[] {
+  return [...BUILT_IN_CUSTODIES, ...hostedCustodies.map((c) => c.custody)];
+}

@@ -1,30 +1,33 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
+import { ConfigError } from '../../../contract/key-service-errors';
 import type { KeyConfig } from '../config';
-import type { Backend } from './backend';
-import { FileBackend } from './file';
+import { servedCustodies, type Backend, type HostedCustody } from './backend';
 import { KmsBackend } from './kms';
 import { SealedBackend } from './sealed';
 
-export type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
-export { UNKNOWN_KEY_SPEC } from './backend';
-export { FileBackend } from './file';
-export { KmsBackend, createKmsClient, getSharedKmsClient, mapKmsError } from './kms';
-export { SealedBackend, provisionSealedKey, SEALED_ENCRYPTION_CONTEXT_KEY, SEALED_KEY_SPECS } from './sealed';
-export type { ProvisionSealedKeyInput, SealedKeySpec } from './sealed';
+export type { Backend, HostedCustody, HostedCustodyName, HostedKeyConfig, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
+export { BUILT_IN_CUSTODIES, servedCustodies, UNKNOWN_KEY_SPEC } from './backend';
+export { KmsBackend, createKmsClient, getSharedKmsClient } from './kms';
+export { SealedBackend } from './sealed';
 
 export interface BackendFactoryOptions {
   /** KMS client for `kms` and `sealed` keys; defaults to the container's shared client. */
   kmsClient?: KMSClient;
+  /** Custody modes the host adds (the local Lambda endpoint: `file`); none in the Lambda. */
+  hostedCustodies?: readonly HostedCustody[];
 }
 
-/** One backend per configured key. File keys are read here (once); throws ConfigError. */
+/** One backend per configured key; throws ConfigError. */
 export function createBackend(key: KeyConfig, options: BackendFactoryOptions = {}): Backend {
   switch (key.custody) {
     case 'kms':
       return new KmsBackend({ name: key.name, keyId: key.keyId, client: options.kmsClient });
-    case 'file':
-      return new FileBackend({ name: key.name, path: key.path });
     case 'sealed':
       return new SealedBackend({ config: key, client: options.kmsClient });
+    default: {
+      const hosted = options.hostedCustodies?.find((c) => c.custody === key.custody);
+      if (!hosted) throw new ConfigError(`key "${key.name}": custody "${key.custody}" is not served by this key service (it serves ${servedCustodies(options.hostedCustodies).join(', ')})`);
+      return hosted.createBackend(key);
+    }
   }
 }

@@ -18,16 +18,15 @@ import {
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { describeAwsFailure } from '../aws-errors';
-import { KeyServiceError } from '../errors';
+import { KeyServiceError } from '../../../contract/key-service-errors';
+import { mapKmsError } from '../../../contract/kms-errors';
 import { timeKmsCall } from '../observability';
 import {
   SCHEME_TO_KMS_ALGORITHM,
   keySpecOfKeyObject,
-  type ErrorCode,
   type KeyDescription,
   type SignatureSchemeName,
-} from '../protocol';
+} from '../../../contract/key-service-protocol';
 import { UNKNOWN_KEY_SPEC, type Backend, type MasterSecretOutput, type PublicKeyOutput, type SignOutput } from './backend';
 
 /** Timeouts of the KMS HTTP client. A KMS Sign normally takes well under 100 ms. */
@@ -60,42 +59,6 @@ export function getSharedKmsClient(): KMSClient {
   sharedClient ??= createKmsClient();
   return sharedClient;
 }
-
-/** KMS exception names → the protocol's typed errors (docs/key-service-protocol.md). */
-const KMS_ERROR_CODES: Record<string, ErrorCode> = {
-  DisabledException: 'unavailable',
-  KMSInvalidStateException: 'unavailable',
-  KeyUnavailableException: 'unavailable',
-  DependencyTimeoutException: 'unavailable',
-  KMSInternalException: 'unavailable',
-  NotFoundException: 'unknown_key',
-  ThrottlingException: 'throttled',
-  LimitExceededException: 'throttled',
-  InvalidKeyUsageException: 'unsupported',
-  UnsupportedOperationException: 'unsupported',
-  // A sealed key's ciphertext that does not open (wrong wrapping key, wrong encryption context,
-  // corrupted configuration) is a deployment error, not the caller's.
-  InvalidCiphertextException: 'internal',
-  IncorrectKeyException: 'internal',
-};
-
-/**
- * Map anything a KMS call threw to a KeyServiceError. The message names the KMS operation and error
- * name only — never the upstream message (it carries ARNs and request details).
- */
-export function mapKmsError(
-  err: unknown,
-  operation: 'Sign' | 'GetPublicKey' | 'Decrypt' | 'Encrypt' | 'GenerateDataKeyPairWithoutPlaintext',
-): KeyServiceError {
-  if (err instanceof KeyServiceError) return err;
-  const { name, unreachable, serverStatus } = describeAwsFailure(err);
-  const mapped = KMS_ERROR_CODES[name];
-  if (mapped) return new KeyServiceError(mapped, `KMS ${operation} failed: ${name}`, name);
-  if (unreachable) return new KeyServiceError('unavailable', `KMS ${operation} failed: endpoint unreachable (${unreachable})`, unreachable);
-  if (serverStatus) return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
-  return new KeyServiceError('internal', `KMS ${operation} failed: ${name}`, name);
-}
-
 
 interface KmsKeyMetadata extends PublicKeyOutput {
   keyUsage: string | undefined;

@@ -4,8 +4,8 @@
  * premaster decryption with implicit rejection (../rsa-premaster).
  */
 import * as crypto from 'node:crypto';
-import { KeyServiceError } from '../errors';
-import { SCHEME_HASH, type SignatureSchemeName } from '../protocol';
+import { KeyServiceError } from '../../../contract/key-service-errors';
+import { SCHEME_HASH, type SignatureSchemeName } from '../../../contract/key-service-protocol';
 import { deriveRsaMasterSecret, prepareRsaDecryptionKey, type RsaDecryptionKey, type RsaMasterSecretParams } from '../rsa-premaster';
 import type { MasterSecretOutput, SignOutput } from './backend';
 

@@ -13,32 +13,21 @@
 import * as crypto from 'node:crypto';
 import {
   DecryptCommand,
-  GenerateDataKeyPairWithoutPlaintextCommand,
-  type DataKeyPairSpec,
   type KMSClient,
 } from '@aws-sdk/client-kms';
-import type { SealedKeyConfig } from '../config';
-import { KeyServiceError } from '../errors';
+import type { SealedKeyConfig } from '../../../contract/keyless-keys-entry';
+import { KeyServiceError } from '../../../contract/key-service-errors';
+import { mapKmsError } from '../../../contract/kms-errors';
+import { sealedEncryptionContext } from '../../../contract/sealed-key-envelope';
 import { timeKmsCall } from '../observability';
-import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
+import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
-import { getSharedKmsClient, mapKmsError } from './kms';
+import { getSharedKmsClient } from './kms';
 import { LocalRsaDecryptor, signWithKeyObject } from './local-key';
-
-/** Encryption-context key binding a sealed key's ciphertext to its key name (= lib/naming.ts SEALED_CONTEXT_KEY). */
-export const SEALED_ENCRYPTION_CONTEXT_KEY = 'keyless:key-name';
-
-/** Key pair specs a sealed key may have (the key policy allows exactly these, lib/kms-keys.ts). */
-export const SEALED_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096'] as const;
-export type SealedKeySpec = (typeof SEALED_KEY_SPECS)[number];
 
 /** KMS Decrypt failures that mean the configuration itself is wrong. */
 const PERMANENT_UNSEAL_FAILURES = new Set(['InvalidCiphertextException', 'IncorrectKeyException']);
-
-export function sealedEncryptionContext(name: string): Record<string, string> {
-  return { [SEALED_ENCRYPTION_CONTEXT_KEY]: name };
-}
 
 export interface SealedBackendOptions {
   config: SealedKeyConfig;
@@ -153,51 +142,4 @@ export class SealedBackend implements Backend {
     this.unsealed = { privateKey, decryptor: new LocalRsaDecryptor(privateKey) };
     return this.unsealed;
   }
-}
-
-export interface ProvisionSealedKeyInput {
-  /** The key name the service will serve it under (bound into the encryption context). */
-  name: string;
-  /** The symmetric wrapping key: key id, ARN, alias or alias ARN (kept in the config entry as given). */
-  wrappingKeyId: string;
-  keySpec: SealedKeySpec;
-}
-
-/**
- * Provision a sealed key: KMS generates an RSA key pair and returns the private half only as
- * ciphertext under the wrapping key (GenerateDataKeyPairWithoutPlaintext, encryption context
- * {"keyless:key-name": name}). Returns the KEYLESS_KEYS entry for it. The plaintext private key is
- * never seen by the caller. Throws KeyServiceError (mapped KMS errors) or TypeError for bad input.
- */
-export async function provisionSealedKey(kms: KMSClient, input: ProvisionSealedKeyInput): Promise<SealedKeyConfig> {
-  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(input.name)) throw new TypeError('name must be 1..64 characters of [A-Za-z0-9._:-]');
-  if (!(SEALED_KEY_SPECS as readonly string[]).includes(input.keySpec)) throw new TypeError(`keySpec must be one of ${SEALED_KEY_SPECS.join(', ')}`);
-  if (typeof input.wrappingKeyId !== 'string' || input.wrappingKeyId.length === 0) throw new TypeError('wrappingKeyId is required');
-  let out;
-  try {
-    out = await kms.send(
-      new GenerateDataKeyPairWithoutPlaintextCommand({
-        KeyId: input.wrappingKeyId,
-        KeyPairSpec: input.keySpec as DataKeyPairSpec,
-        EncryptionContext: sealedEncryptionContext(input.name),
-      }),
-    );
-  } catch (err) {
-    throw mapKmsError(err, 'GenerateDataKeyPairWithoutPlaintext');
-  }
-  if (!out.PrivateKeyCiphertextBlob || !out.PublicKey) {
-    throw new KeyServiceError('internal', 'KMS GenerateDataKeyPairWithoutPlaintext returned no key pair');
-  }
-  const publicKey = Buffer.from(out.PublicKey);
-  const key = crypto.createPublicKey({ key: publicKey, format: 'der', type: 'spki' });
-  if (keySpecOfKeyObject(key) !== input.keySpec) {
-    throw new KeyServiceError('internal', `KMS returned a key pair that is not ${input.keySpec}`);
-  }
-  return {
-    name: input.name,
-    custody: 'sealed',
-    wrappingKeyId: input.wrappingKeyId,
-    sealedKey: Buffer.from(out.PrivateKeyCiphertextBlob).toString('base64'),
-    publicKey: publicKey.toString('base64'),
-  };
 }

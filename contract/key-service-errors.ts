@@ -1,4 +1,4 @@
-import type { ErrorCode } from './protocol';
+import type { ErrorCode } from './key-service-protocol';
 
 /**
  * A typed key-service failure. `message` is safe to return to the caller: it never contains key

@@ -1,17 +1,44 @@
 /**
  * `file` custody (local development and tests only, docs/architecture.md, "Custody modes"): an unencrypted PEM private key read
- * once, signing in-process with node:crypto. Never used in AWS.
+ * once, signing in-process with node:crypto. Never used in AWS: only the local Lambda endpoint
+ * registers it (local-key-service.ts), so the production bundle does not contain it.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError } from '../errors';
-import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../protocol';
-import type { RsaMasterSecretParams } from '../rsa-premaster';
-import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
-import { LocalRsaDecryptor, signWithKeyObject } from './local-key';
+import * as path from 'node:path';
+import { ConfigError } from '../../contract/key-service-errors';
+import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../contract/key-service-protocol';
+import type { RsaMasterSecretParams } from '../../contract/key-service-codec';
+import type { Backend, HostedCustody, HostedKeyConfig, MasterSecretOutput, PublicKeyOutput, SignOutput } from '../../lambdas/key-service/backends';
+import { rejectUnknownFields } from '../../lambdas/key-service/config';
+import { LocalRsaDecryptor, signWithKeyObject } from '../../lambdas/key-service/backends/local-key';
 
 const MIN_RSA_BITS = 2048;
 const MAX_PEM_BYTES = 64 * 1024;
+
+/** A KEYLESS_KEYS entry of `file` custody. */
+export interface FileKeyConfig extends HostedKeyConfig {
+  name: string;
+  custody: 'file';
+  /** Absolute path of an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1). Development only. */
+  path: string;
+}
+
+/** The `file` custody mode, as the local Lambda endpoint registers it with the handler. */
+export const FILE_CUSTODY: HostedCustody = {
+  custody: 'file',
+  parseEntry(obj: Record<string, unknown>, where: string): FileKeyConfig {
+    rejectUnknownFields(obj, ['name', 'custody', 'path'], where);
+    const p = obj.path;
+    if (typeof p !== 'string' || p.length === 0) throw new ConfigError(`${where}.path: expected a non-empty string`);
+    if (!path.isAbsolute(p)) throw new ConfigError(`${where}.path: must be an absolute path`);
+    return { name: obj.name as string, custody: 'file', path: p };
+  },
+  createBackend(config: HostedKeyConfig): Backend {
+    if (typeof config.path !== 'string') throw new ConfigError(`file key "${config.name}": path: expected a string`);
+    return new FileBackend({ name: config.name, path: config.path });
+  },
+};
 
 export interface FileBackendOptions {
   name: string;
