@@ -8,8 +8,10 @@
  *
  * Sending: `encodeProxyV2` builds the header the edge puts at the start of every origin connection
  * (`proxy.sendProxyProtocol`), with the TLVs of §2.2 that describe the client's TLS connection
- * (`PP2_TYPE_ALPN`, `PP2_TYPE_AUTHORITY`, `PP2_TYPE_SSL` and its sub-TLVs); see
- * `proxy/origin-proxy-header.ts`.
+ * (`PP2_TYPE_ALPN`, `PP2_TYPE_AUTHORITY`, `PP2_TYPE_SSL` and its sub-TLVs).
+ *
+ * This module is the wire format only: what the edge's own header says is decided in
+ * `origin-proxy-header.ts`; `tls/server.ts` reads the NLB's header with `readProxyHeader`.
  */
 import { isIP, type Socket } from 'node:net';
 
