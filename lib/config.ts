@@ -13,6 +13,7 @@ import { createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
+import { isObject } from '../contract/json';
 import { inspectCertificate } from './certificates';
 import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
@@ -319,7 +320,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
   let merged: Record<string, unknown> = {};
   const inline = parseMaybeJson(node.tryGetContext(CONTEXT_KEY), `context "${CONTEXT_KEY}"`, problems);
   if (inline !== undefined) {
-    if (!isPlainObject(inline)) problems.add(`context "${CONTEXT_KEY}"`, 'expected a JSON object');
+    if (!isObject(inline)) problems.add(`context "${CONTEXT_KEY}"`, 'expected a JSON object');
     else merged = deepMerge(merged, inline);
   }
   const file = node.tryGetContext(CONTEXT_CONFIG_FILE);
@@ -330,7 +331,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
       const p = path.resolve(baseDir, file);
       try {
         const fromFile: unknown = JSON.parse(fs.readFileSync(p, 'utf8'));
-        if (!isPlainObject(fromFile)) problems.add(p, 'expected a JSON object');
+        if (!isObject(fromFile)) problems.add(p, 'expected a JSON object');
         else merged = deepMerge(merged, fromFile);
       } catch (e) {
         problems.add(`context "${CONTEXT_CONFIG_FILE}"`, `cannot read ${p}: ${(e as Error).message}`);
@@ -344,9 +345,9 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
     merged.regions = typeof regions === 'string' ? regions.split(',').map((r) => r.trim()).filter(Boolean) : regions;
   }
   const origin = node.tryGetContext(CONTEXT_OVERRIDES.origin);
-  if (origin !== undefined) merged.edge = { ...(isPlainObject(merged.edge) ? merged.edge : {}), origin };
+  if (origin !== undefined) merged.edge = { ...(isObject(merged.edge) ? merged.edge : {}), origin };
   const email = node.tryGetContext(CONTEXT_OVERRIDES.alarmEmail);
-  if (email !== undefined) merged.alarms = { ...(isPlainObject(merged.alarms) ? merged.alarms : {}), email };
+  if (email !== undefined) merged.alarms = { ...(isObject(merged.alarms) ? merged.alarms : {}), email };
   const operators = node.tryGetContext(CONTEXT_OVERRIDES.operators);
   if (operators !== undefined) merged.operators = typeof operators === 'string' ? operators.split(',').map((o) => o.trim()).filter(Boolean) : operators;
   for (const key of ['keyServiceAccount', 'edgeAccount'] as const) {
@@ -358,7 +359,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
     for (const field of fields) {
       const v = node.tryGetContext(`${CONTEXT_KEY}:${section}.${field}`);
       if (v === undefined) continue;
-      merged[section] = { ...(isPlainObject(merged[section]) ? merged[section] : {}), [field]: contextScalar(v) };
+      merged[section] = { ...(isObject(merged[section]) ? merged[section] : {}), [field]: contextScalar(v) };
     }
   }
   if (problems.list.length > 0) throw new KeylessConfigError(problems.list);
@@ -390,15 +391,11 @@ function parseMaybeJson(value: unknown, where: string, problems: Problems): unkn
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
   }
   return out;
 }
@@ -436,7 +433,7 @@ const PRINCIPAL_ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*:-
 export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessConfig {
   const p = new Problems();
   const root = 'keyless';
-  if (!isPlainObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
+  if (!isObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
   unknownFields(raw, TOP_FIELDS, root, p);
 
   const deployment = raw.deployment;
@@ -547,7 +544,7 @@ function resolveAzs(
   p: Problems,
 ): Record<string, readonly string[]> {
   if (v === undefined) return {};
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object mapping region → list of AZ names');
     return {};
   }
@@ -575,7 +572,7 @@ function resolveKeys(v: unknown, where: string, p: Problems): CustodyKey[] {
   const out: CustodyKey[] = [];
   v.forEach((k, i) => {
     const w = `${where}[${i}]`;
-    if (!isPlainObject(k)) {
+    if (!isObject(k)) {
       p.add(w, 'expected an object with name and custody');
       return;
     }
@@ -660,7 +657,7 @@ function resolveCertificates(
   const hostOwners = new Map<string, string>();
   v.forEach((c, i) => {
     const w = `${where}[${i}]`;
-    if (!isPlainObject(c)) {
+    if (!isObject(c)) {
       p.add(w, 'expected an object');
       return;
     }
@@ -762,7 +759,7 @@ function field<T>(
 }
 
 function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undefined {
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'required: an object with at least "origin" (the URL the edge forwards to)');
     return undefined;
   }
@@ -862,7 +859,7 @@ function resolveRoutes(v: unknown, proxyMode: 'http' | 'tcp', where: string, p: 
   }
   return v.map((r: unknown, i) => {
     const at = `${where}[${i}]`;
-    if (!isPlainObject(r)) {
+    if (!isObject(r)) {
       p.add(at, 'an object with "hosts" and "origin"');
       return { hosts: [], origin: '' };
     }
@@ -922,7 +919,7 @@ export function originEgressTargets(e: Pick<EdgeConfig, 'origin' | 'originSecuri
 
 function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceConfig {
   if (v === undefined) return DEFAULT_KEY_SERVICE;
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object');
     return DEFAULT_KEY_SERVICE;
   }
@@ -946,7 +943,7 @@ function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceCo
 function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
   const d: AlarmConfig = { kmsQuotaUtilizationPercent: 80 };
   if (v === undefined) return d;
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object');
     return d;
   }
@@ -961,7 +958,7 @@ function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
 
 function resolveTags(v: unknown, where: string, p: Problems): Record<string, string> {
   if (v === undefined) return {};
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object of tag key → value');
     return {};
   }

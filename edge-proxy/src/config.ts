@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isObject } from '../../contract/json';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
@@ -179,10 +180,6 @@ const DEFAULTS = {
 const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker', 'routes']);
 
 type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function port(v: unknown, field: string): number {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;

@@ -13,6 +13,7 @@
  */
 import * as path from 'node:path';
 import { isIP } from 'node:net';
+import { isObject } from '../../contract/json';
 import { ConfigError } from './config';
 
 export type OriginScheme = 'http' | 'https' | 'tcp' | 'tls';
@@ -74,7 +75,6 @@ const SCHEMES: Record<'http' | 'tcp', OriginScheme[]> = { http: ['http', 'https'
 const DEFAULT_PORTS: Partial<Record<OriginScheme, number>> = { http: 80, https: 443 };
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function whole(v: unknown, field: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(field, `${JSON.stringify(v)} is out of range`, `Use a whole number from ${min} to ${max}.`);

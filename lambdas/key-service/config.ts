@@ -10,6 +10,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
+import { isObject } from '../../contract/json';
 import { ConfigError } from './errors';
 import { KEY_NAME_PATTERN, type Custody } from './protocol';
 
@@ -161,10 +162,6 @@ function validateKeyEntry(entry: unknown, where: string): KeyConfig {
       return { name, custody: 'sealed', wrappingKeyId, sealedKey, publicKey };
     }
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function validateAliasPrefixEntry(obj: Record<string, unknown>, where: string): KmsAliasPrefixConfig {

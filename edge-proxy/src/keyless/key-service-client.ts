@@ -6,6 +6,7 @@
  * before it is returned (docs/architecture.md, "Deployables"; docs/key-service-protocol.md).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
+import { isObject } from '../../../contract/json';
 import { checkServerEcdhParams } from '../../../lambdas/key-service/ecdh-params';
 import {
   ERROR_CODES,
@@ -434,10 +435,6 @@ function positiveInt(n: number, name: string): number {
 
 function newRequestId(): string {
   return randomUUID();
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function field(result: Record<string, unknown>, name: string): string {
