@@ -864,7 +864,9 @@ function resolveRoutes(v: unknown, proxyMode: 'http' | 'tcp', where: string, p: 
       return { hosts: [], origin: '' };
     }
     unknownFields(r, ['hosts', 'origin', 'addresses', 'securityGroupId', 'retryIdempotent'], at, p);
-    const hostOk = (h: unknown): boolean => typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h);
+    // As the edge checks them (edge-proxy/src/routing-config.ts): no wildcard over a top-level domain (contract/x509.ts).
+    const hostOk = (h: unknown): boolean =>
+      typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h) && !(h.startsWith('*.') && !h.slice(2).includes('.'));
     if (!Array.isArray(r.hosts) || r.hosts.length === 0 || !r.hosts.every(hostOk)) p.add(`${at}.hosts`, 'a non-empty list of host names or one-label wildcards, e.g. ["www.example.com", "*.example.com"]');
     if (!originUrlOk(r.origin, proxyMode)) p.add(`${at}.origin`, proxyMode === 'tcp' ? 'tcp://host:port or tls://host:port' : 'an http:// or https:// URL without credentials or path');
     if (r.addresses !== undefined && !(Array.isArray(r.addresses) && r.addresses.length > 0 && r.addresses.every((a) => typeof a === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(a)))) {

@@ -14,6 +14,7 @@
  */
 import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { canonicalDnsName, dnsNames, namesCover, pemCertificateBlocks } from '../../contract/x509';
 import { ConfigError } from '../../edge-proxy/src/config';
 import { type CertificateState, type CertificateStoreBackend, type StoredCertificate, SLOT_PATTERN } from '../../edge-proxy/src/cert-store';
 import { describeAwsFailure } from '../../lambdas/key-service/aws-errors';
@@ -49,14 +50,6 @@ export interface CheckedChain {
   notAfter: Date;
   /** Whether the last certificate is a self-signed root. */
   endsAtRoot: boolean;
-}
-
-/** DNS subjectAltNames of a certificate (node renders them as `DNS:a, DNS:b, IP Address:...`). */
-export function dnsNamesOf(cert: crypto.X509Certificate): string[] {
-  return (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
 }
 
 const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
@@ -118,19 +111,20 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   const last = certificates[certificates.length - 1];
   const endsAtRoot = last.checkIssued(last) && last.verify(last.publicKey);
   if (opts.caPem !== undefined) {
-    const anchors = (opts.caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new crypto.X509Certificate(p));
+    const anchors = pemCertificateBlocks(opts.caPem).map((p) => new crypto.X509Certificate(p));
     if (anchors.length === 0) throw usageError('--ca holds no certificate', 'Give the CA certificate in PEM.');
     const anchored = anchors.some((a) => a.raw.equals(last.raw) || (last.checkIssued(a) && last.verify(a.publicKey)));
     if (!anchored) {
       throw refused(`the chain does not lead to the given CA: it ends at ${last.subject.replace(/\n/g, ', ')}, issued by ${last.issuer.replace(/\n/g, ', ')}`, 'Check --ca, or add the missing intermediate certificates to the chain.');
     }
   }
-  const sans = dnsNamesOf(leaf);
-  const hostnames = opts.hostnames && opts.hostnames.length > 0 ? opts.hostnames.map((h) => h.toLowerCase()) : sans;
+  const sans = dnsNames(leaf);
+  const hostnames = opts.hostnames && opts.hostnames.length > 0 ? opts.hostnames.map(canonicalDnsName) : sans;
   if (hostnames.length === 0) throw refused('the certificate names no DNS name (no subjectAltName)', 'Issue it with the host names as DNS subjectAltNames (keyless csr --dns ...).');
   for (const h of hostnames) {
-    // A wildcard hostname entry is served as given; it must be literally in the SAN list.
-    const covered = h.startsWith('*.') ? sans.includes(h) : leaf.checkHost(h) !== undefined;
+    // A wildcard hostname entry is served as given, so it must be literally in the SAN list; any other
+    // name must be covered by the one rule the edge serves by (contract/x509.ts).
+    const covered = h.startsWith('*.') ? sans.includes(h) : namesCover(sans, h);
     if (!covered) throw refused(`the certificate does not cover host name ${h} (it names ${sans.join(', ') || 'nothing'})`, 'Drop that --hostname, or issue a certificate that names it.');
   }
   return {

@@ -170,6 +170,10 @@ function routeHost(v: unknown, field: string): string {
   if (!new RegExp(`^(?:\\*\\.)?${label}(?:\\.${label})*$`).test(h)) {
     throw new ConfigError(field, `${JSON.stringify(v)} is not a host name`, 'Give a DNS name ("www.example.com") or a one-label wildcard ("*.example.com"), without a port.');
   }
+  // No certificate may cover a wildcard over a top-level domain (contract/x509.ts), so such a route could never match.
+  if (h.startsWith('*.') && !h.slice(2).includes('.')) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is a wildcard over a top-level domain`, 'Name a domain under it ("*.example.com"): TLS clients refuse certificates for such a wildcard.');
+  }
   return h;
 }
 
