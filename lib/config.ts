@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
 import { isObject } from '../contract/json';
+import { KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC, KMS_SIGNING_KEY_SPECS, type KmsSigningKeySpec } from '../contract/signature-schemes';
 import { inspectCertificate } from './certificates';
 import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
@@ -21,31 +22,15 @@ import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
  * Vocabulary
  * -------------------------------------------------------------------------------------------- */
 
-/** KMS `SIGN_VERIFY` key specs the key service can use for TLS. */
-export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
-export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
+/** KMS `SIGN_VERIFY` key specs the key service can use for TLS (contract/signature-schemes.ts). */
+export const KMS_KEY_SPECS = KMS_SIGNING_KEY_SPECS;
+export type KmsKeySpec = KmsSigningKeySpec;
 
-/** KMS signing algorithms each spec may use for TLS. SHA-1 does not exist in KMS; ECC binds curve and hash. */
-export const SIGNING_ALGORITHMS: Record<KmsKeySpec, readonly string[]> = {
-  RSA_2048: rsaAlgorithms(),
-  RSA_3072: rsaAlgorithms(),
-  RSA_4096: rsaAlgorithms(),
-  ECC_NIST_P256: ['ECDSA_SHA_256'],
-  ECC_NIST_P384: ['ECDSA_SHA_384'],
-};
-
-function rsaAlgorithms(): readonly string[] {
-  return [
-    // TLS 1.3 rsa_pss_rsae_* (and TLS 1.2 with PSS); KMS uses salt length = hash length.
-    'RSASSA_PSS_SHA_256',
-    'RSASSA_PSS_SHA_384',
-    'RSASSA_PSS_SHA_512',
-    // TLS 1.2 ECDHE_RSA with rsa_pkcs1_* schemes.
-    'RSASSA_PKCS1_V1_5_SHA_256',
-    'RSASSA_PKCS1_V1_5_SHA_384',
-    'RSASSA_PKCS1_V1_5_SHA_512',
-  ];
-}
+/**
+ * KMS signing algorithms each spec may use for TLS, from the signature-scheme table: PSS (TLS 1.3 and
+ * 1.2) then PKCS#1 v1.5 (TLS 1.2) for RSA; ECC binds curve and hash. SHA-1 does not exist in KMS.
+ */
+export const SIGNING_ALGORITHMS: Record<KmsKeySpec, readonly string[]> = KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC;
 
 /** Fargate task sizes: CPU units → allowed memory (MiB). */
 const FARGATE_SIZES: Record<number, number[]> = {
