@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isObject } from '../../contract/json';
+import { METRIC_NAMESPACES } from '../../contract/metric-names';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
@@ -339,7 +340,7 @@ function logging(v: unknown): LoggingConfig {
 const NAMESPACE_RE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
 
 function metricsConfig(v: unknown): MetricsConfig {
-  const d: MetricsConfig = { emf: false, namespace: 'Keyless/Edge', intervalSeconds: 60, deployment: 'default' };
+  const d: MetricsConfig = { emf: false, namespace: METRIC_NAMESPACES.edge, intervalSeconds: 60, deployment: 'default' };
   if (v === undefined) return d;
   if (!isObject(v)) throw new ConfigError('metrics', 'must be an object', 'Write it as {"emf": true, "namespace": "Keyless/Edge", "intervalSeconds": 60, "deployment": "prod"} (every field optional).');
   for (const k of Object.keys(v)) {
