@@ -14,9 +14,10 @@
  */
 import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { type CertificateState, type StoredCertificate, SLOT_PATTERN } from '../../contract/certificate-store-entry';
+import { ConfigError } from '../../contract/config-error';
 import { canonicalDnsName, dnsNames, namesCover, pemCertificateBlocks } from '../../contract/x509';
-import { ConfigError } from '../../edge-proxy/src/config';
-import { type CertificateState, type CertificateStoreBackend, type StoredCertificate, SLOT_PATTERN } from '../../edge-proxy/src/cert-store';
+import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { describeAwsFailure } from '../../lambdas/key-service/aws-errors';
 import { awsError, failed, refused, usageError } from './errors';
 import type { KeyServiceProbe } from './key-service';

@@ -11,7 +11,8 @@
  */
 import * as crypto from 'node:crypto';
 import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, ListResourceTagsCommand, type AliasListEntry } from '@aws-sdk/client-kms';
-import type { CertificateStoreBackend, StoredCertificate } from '../../edge-proxy/src/cert-store';
+import type { StoredCertificate } from '../../contract/certificate-store-entry';
+import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import type { KeyDescription } from '../../lambdas/key-service/protocol';
 import { awsError, CliError } from './errors';
 import { dnsNames, firstPemCertificate, isCurrentlyValid, validityOf } from '../../contract/x509';

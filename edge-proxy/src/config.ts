@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ConfigError } from '../../contract/config-error';
 import { isObject } from '../../contract/json';
 import { METRIC_NAMESPACES } from '../../contract/metric-names';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
@@ -156,16 +157,7 @@ export interface EdgeConfig {
   limits: LimitsConfig;
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly field: string,
-    problem: string,
-    fix: string,
-  ) {
-    super(`invalid edge configuration: ${field}: ${problem}. ${fix}`);
-    this.name = 'ConfigError';
-  }
-}
+export { assertNoPrivateKey, ConfigError } from '../../contract/config-error';
 
 const DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8443 },
@@ -700,9 +692,3 @@ function fraction(v: string, field: string): number {
   return n;
 }
 
-/** Refuses PEM data that contains private key material: the edge must never be given a key. */
-export function assertNoPrivateKey(pem: string, where: string): void {
-  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
-    throw new ConfigError(where, 'contains a PRIVATE KEY block', 'Remove it. The edge serves certificates only; private keys stay in the key service (KMS).');
-  }
-}

@@ -13,7 +13,7 @@
 import * as crypto from 'node:crypto';
 import type { Counter, Gauge, MetricsRegistry } from '../keyless/metrics';
 import { isServable, loadCertificate, type ServerCertificate } from '../tls/certificates';
-import type { StoredCertificate } from './entry';
+import type { StoredCertificate } from '../../../contract/certificate-store-entry';
 
 export const STAGED_CHECK_RESULTS = ['ok', 'key_mismatch', 'unknown_key', 'unavailable', 'invalid'] as const;
 export type StagedCheckResult = (typeof STAGED_CHECK_RESULTS)[number];
