@@ -30,7 +30,7 @@ import {
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
-import { canonicalDnsName, dnsNames as certificateDnsNames, pemCertificateBlocks } from '../contract/x509';
+import { canonicalDnsName, dnsNames as certificateDnsNames, namesCover, pemCertificateBlocks } from '../contract/x509';
 
 /** Asymmetric key specs usable for dev certificates (KMS SIGN_VERIFY keys). */
 export type DevKeySpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096' | 'ECC_NIST_P256' | 'ECC_NIST_P384';
@@ -487,7 +487,7 @@ export async function ensureOriginPki(dir: string, hostname: string, now = new D
   try {
     const cert = new crypto.X509Certificate(fs.readFileSync(files.cert));
     const ca = new crypto.X509Certificate(fs.readFileSync(files.ca));
-    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && cert.checkHost(hostname) !== undefined && cert.verify(ca.publicKey)) {
+    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && namesCover(certificateDnsNames(cert), hostname) && cert.verify(ca.publicKey)) {
       return { caPath: files.ca, key: fs.readFileSync(files.key, 'utf8'), cert: fs.readFileSync(files.cert, 'utf8') };
     }
   } catch {
