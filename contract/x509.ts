@@ -102,12 +102,17 @@ export function validityOf(cert: X509Certificate): Validity {
 
 /** notBefore ≤ now ≤ notAfter. The clock is always the caller's, so tests and checks can pin it. */
 export function isCurrentlyValid(validity: Validity, now: number | Date): boolean {
-  const t = typeof now === 'number' ? now : now.getTime();
-  return validity.notBefore <= t && t <= validity.notAfter;
+  return !isNotYetValid(validity, now) && !hasExpired(validity, now);
+}
+
+/** Before notBefore at `now`. */
+export function isNotYetValid(validity: Validity, now: number | Date): boolean {
+  return millis(now) < validity.notBefore;
 }
 
 /** Past notAfter at `now` (a certificate whose notAfter is `now` is still valid, RFC 5280 §4.1.2.5). */
 export function hasExpired(validity: Validity, now: number | Date): boolean {
-  const t = typeof now === 'number' ? now : now.getTime();
-  return t > validity.notAfter;
+  return millis(now) > validity.notAfter;
 }
+
+const millis = (t: number | Date): number => (typeof t === 'number' ? t : t.getTime());

@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { type CertificateState, type StoredCertificate, SLOT_PATTERN } from '../../contract/certificate-store-entry';
 import { ConfigError } from '../../contract/config-error';
-import { canonicalDnsName, dnsNames, namesCover, pemCertificateBlocks } from '../../contract/x509';
+import { canonicalDnsName, dnsNames, hasExpired, isNotYetValid, namesCover, pemCertificateBlocks, validityOf } from '../../contract/x509';
 import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { describeAwsFailure } from '../../lambdas/key-service/aws-errors';
 import { awsError, failed, refused, usageError } from './errors';
@@ -91,10 +91,9 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   }
   certificates.forEach((c, i) => {
     const what = i === 0 ? 'the certificate' : `chain certificate ${i + 1} (${c.subject.replace(/\n/g, ', ')})`;
-    const from = new Date(c.validFrom);
-    const to = new Date(c.validTo);
-    if (now < from) throw refused(`${what} is not valid yet: valid from ${iso(from)}`, 'Import it once it is valid (check the clocks of the CA and of this machine).');
-    if (now > to) throw refused(`${what} expired on ${iso(to)}`, i === 0 ? 'Issue a new certificate (`keyless cert issue`) and import that.' : 'Get the current chain from your CA.');
+    const validity = validityOf(c);
+    if (isNotYetValid(validity, now)) throw refused(`${what} is not valid yet: valid from ${iso(new Date(validity.notBefore))}`, 'Import it once it is valid (check the clocks of the CA and of this machine).');
+    if (hasExpired(validity, now)) throw refused(`${what} expired on ${iso(new Date(validity.notAfter))}`, i === 0 ? 'Issue a new certificate (`keyless cert issue`) and import that.' : 'Get the current chain from your CA.');
   });
   if (leaf.ca) throw refused('the first certificate is a CA certificate, not a server certificate', 'Put the server (leaf) certificate first, then its issuers.');
   const eku = leaf.keyUsage;

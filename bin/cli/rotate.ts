@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import type { ACMPCAClient } from '@aws-sdk/client-acm-pca';
 import { CreateAliasCommand, DescribeKeyCommand, DisableKeyCommand, type KMSClient, ListAliasesCommand, ScheduleKeyDeletionCommand, UpdateAliasCommand, type AliasListEntry } from '@aws-sdk/client-kms';
 import { SLOT_PATTERN, type StoredCertificate } from '../../contract/certificate-store-entry';
-import { dnsNames as certificateDnsNames, firstPemCertificate, namesCover } from '../../contract/x509';
+import { dnsNames as certificateDnsNames, firstPemCertificate, hasExpired, isNotYetValid, namesCover, validityOf } from '../../contract/x509';
 import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { DEFAULT_CERT_REFRESH_SECONDS } from '../../edge-proxy/src/config';
 import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
@@ -524,8 +524,9 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
   const next = opts.newKey !== undefined ? snap.staged.find((e) => e.keyName === opts.newKey) : snap.staged[0];
   if (!next) throw refused(`key ${opts.newKey} has no staged certificate in slot ${opts.slot}`, `Import it first: ${cmd} import --new-key ${opts.newKey} --cert FILE.`);
   const leaf = leafOf(next);
-  if (Date.parse(leaf.validFrom) > now.getTime()) throw refused(`the certificate of ${next.keyName} is not valid before ${new Date(leaf.validFrom).toISOString()}`, 'Edges never serve a certificate before its notBefore: promote after that time.');
-  if (Date.parse(leaf.validTo) < now.getTime()) throw refused(`the certificate of ${next.keyName} expired at ${new Date(leaf.validTo).toISOString()}`, `Issue a new one (${cmd} csr, then import).`);
+  const validity = validityOf(leaf);
+  if (isNotYetValid(validity, now)) throw refused(`the certificate of ${next.keyName} is not valid before ${new Date(validity.notBefore).toISOString()}`, 'Edges never serve a certificate before its notBefore: promote after that time.');
+  if (hasExpired(validity, now)) throw refused(`the certificate of ${next.keyName} expired at ${new Date(validity.notAfter).toISOString()}`, `Issue a new one (${cmd} csr, then import).`);
   // The key must be enabled and its public key the leaf's: KMS, then the key service, then every edge.
   const info = await describeKeyByName(deps.kms, opts.aliasPrefix, next.keyName);
   if (!info) throw refused(`there is no KMS key ${keyAlias(opts.aliasPrefix, next.keyName)}`, 'The staged certificate names a key that does not exist; import a certificate for an existing key.');

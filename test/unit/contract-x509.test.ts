@@ -10,6 +10,7 @@ import {
   firstPemCertificate,
   hasExpired,
   isCurrentlyValid,
+  isNotYetValid,
   nameCovers,
   namesCover,
   pemCertificateBlocks,
@@ -126,6 +127,7 @@ describe('validity (RFC 5280 §4.1.2.5)', () => {
     expect(isCurrentlyValid(validity, Date.parse(at))).toBe(valid);
     expect(isCurrentlyValid(validity, new Date(at))).toBe(valid);
     expect(hasExpired(validity, new Date(at))).toBe(expired);
+    expect(isNotYetValid(validity, Date.parse(at))).toBe(!valid && !expired);
   });
 
   it('validityOf reads the certificate', () => {
