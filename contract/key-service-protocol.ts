@@ -13,21 +13,23 @@
 
 import * as crypto from 'node:crypto';
 
+import {
+  SCHEME_HASH,
+  SCHEME_TO_KMS_ALGORITHM,
+  schemeMatchesKeySpec,
+  SIGNATURE_SCHEME_NAMES,
+  TLS13_SCHEME_NAMES,
+  type SignatureSchemeName,
+} from './signature-schemes';
+
 export const PROTOCOL_VERSION = 2 as const;
 
-/** TLS SignatureScheme names (RFC 8446 §4.2.3) the service can serve. No SHA-1, ever (RFC 9155). */
-export const SIGNATURE_SCHEMES = [
-  'rsa_pss_rsae_sha256',
-  'rsa_pss_rsae_sha384',
-  'rsa_pss_rsae_sha512',
-  'rsa_pkcs1_sha256',
-  'rsa_pkcs1_sha384',
-  'rsa_pkcs1_sha512',
-  'ecdsa_secp256r1_sha256',
-  'ecdsa_secp384r1_sha384',
-  'ecdsa_secp521r1_sha512',
-] as const;
-export type SignatureSchemeName = (typeof SIGNATURE_SCHEMES)[number];
+/**
+ * TLS SignatureScheme names (RFC 8446 §4.2.3) the service can serve, with their hash, KMS algorithm and
+ * key specs: all from the one table in signature-schemes.ts. No SHA-1, ever (RFC 9155).
+ */
+export const SIGNATURE_SCHEMES: readonly SignatureSchemeName[] = SIGNATURE_SCHEME_NAMES;
+export { SCHEME_HASH, SCHEME_TO_KMS_ALGORITHM, schemeMatchesKeySpec, type SignatureSchemeName };
 
 export const OPERATIONS = [
   'tls13.certificate_verify',
@@ -214,32 +216,6 @@ export interface ErrorResponse {
 
 export type KeyServiceResponse<T = unknown> = OkResponse<T> | ErrorResponse;
 
-/** The hash each scheme signs with (and its output length). */
-export const SCHEME_HASH: Record<SignatureSchemeName, { hash: 'sha256' | 'sha384' | 'sha512'; length: number }> = {
-  rsa_pss_rsae_sha256: { hash: 'sha256', length: 32 },
-  rsa_pss_rsae_sha384: { hash: 'sha384', length: 48 },
-  rsa_pss_rsae_sha512: { hash: 'sha512', length: 64 },
-  rsa_pkcs1_sha256: { hash: 'sha256', length: 32 },
-  rsa_pkcs1_sha384: { hash: 'sha384', length: 48 },
-  rsa_pkcs1_sha512: { hash: 'sha512', length: 64 },
-  ecdsa_secp256r1_sha256: { hash: 'sha256', length: 32 },
-  ecdsa_secp384r1_sha384: { hash: 'sha384', length: 48 },
-  ecdsa_secp521r1_sha512: { hash: 'sha512', length: 64 },
-};
-
-/** KMS SigningAlgorithmSpec for each TLS scheme (KMS PSS uses salt length = hash length, as TLS 1.3 requires). */
-export const SCHEME_TO_KMS_ALGORITHM: Record<SignatureSchemeName, string> = {
-  rsa_pss_rsae_sha256: 'RSASSA_PSS_SHA_256',
-  rsa_pss_rsae_sha384: 'RSASSA_PSS_SHA_384',
-  rsa_pss_rsae_sha512: 'RSASSA_PSS_SHA_512',
-  rsa_pkcs1_sha256: 'RSASSA_PKCS1_V1_5_SHA_256',
-  rsa_pkcs1_sha384: 'RSASSA_PKCS1_V1_5_SHA_384',
-  rsa_pkcs1_sha512: 'RSASSA_PKCS1_V1_5_SHA_512',
-  ecdsa_secp256r1_sha256: 'ECDSA_SHA_256',
-  ecdsa_secp384r1_sha384: 'ECDSA_SHA_384',
-  ecdsa_secp521r1_sha512: 'ECDSA_SHA_512',
-};
-
 /** Lengths of a TLS 1.3 transcript hash: SHA-256 or SHA-384, the hashes of the TLS 1.3 suites. */
 export const TLS13_TRANSCRIPT_HASH_LENGTHS: readonly number[] = [32, 48];
 
@@ -273,14 +249,7 @@ export const KEY_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
  * signature_algorithms" — so the rsa_pkcs1_* schemes are refused for this operation (they remain
  * valid for TLS 1.2 ServerKeyExchange).
  */
-export const TLS13_CERTIFICATE_VERIFY_SCHEMES: readonly SignatureSchemeName[] = [
-  'rsa_pss_rsae_sha256',
-  'rsa_pss_rsae_sha384',
-  'rsa_pss_rsae_sha512',
-  'ecdsa_secp256r1_sha256',
-  'ecdsa_secp384r1_sha384',
-  'ecdsa_secp521r1_sha512',
-];
+export const TLS13_CERTIFICATE_VERIFY_SCHEMES: readonly SignatureSchemeName[] = TLS13_SCHEME_NAMES;
 
 /**
  * Schemes a TLS 1.2 server may use in ServerKeyExchange: every scheme the service knows. None of
@@ -334,28 +303,6 @@ export const TICKET_KEY_LENGTH = 32;
 
 /** Epochs whose ticket keys the fleet accepts (current included): 2 (current and previous) up to this. */
 export const MAX_TICKET_EPOCHS_ACCEPTED = 8;
-
-/**
- * Whether a signature scheme can be produced by a key of this KMS KeySpec. RSA schemes need an RSA
- * key (any size KMS offers); each TLS 1.3 ECDSA scheme names its curve, so it binds one key spec.
- */
-export function schemeMatchesKeySpec(scheme: SignatureSchemeName, keySpec: string): boolean {
-  switch (scheme) {
-    case 'rsa_pss_rsae_sha256':
-    case 'rsa_pss_rsae_sha384':
-    case 'rsa_pss_rsae_sha512':
-    case 'rsa_pkcs1_sha256':
-    case 'rsa_pkcs1_sha384':
-    case 'rsa_pkcs1_sha512':
-      return /^RSA_\d+$/.test(keySpec);
-    case 'ecdsa_secp256r1_sha256':
-      return keySpec === 'ECC_NIST_P256';
-    case 'ecdsa_secp384r1_sha384':
-      return keySpec === 'ECC_NIST_P384';
-    case 'ecdsa_secp521r1_sha512':
-      return keySpec === 'ECC_NIST_P521';
-  }
-}
 
 /** Minimal structural view of a node:crypto public or private KeyObject (kept type-only here). */
 interface AsymmetricKeyLike {

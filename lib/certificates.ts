@@ -3,16 +3,15 @@
  * Catching a wrong chain here is cheaper than a fleet of edges failing handshakes.
  */
 import { X509Certificate, createPublicKey } from 'node:crypto';
+import { dnsNames, hasExpired, namesCover, pemCertificateBlocks, validityOf } from '../contract/x509';
 import type { CustodyKey } from './config';
-
-const PEM_BLOCK_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** Split a PEM bundle into certificates (leaf first). Throws on anything that is not a certificate. */
 export function parseChain(pem: string): X509Certificate[] {
   if (/PRIVATE KEY-----/.test(pem)) {
     throw new Error('the PEM contains a PRIVATE KEY block: certificates only, the private key never leaves KMS');
   }
-  const blocks = pem.match(PEM_BLOCK_RE) ?? [];
+  const blocks = pemCertificateBlocks(pem);
   if (blocks.length === 0) throw new Error('no PEM CERTIFICATE block found');
   return blocks.map((b, i) => {
     try {
@@ -21,27 +20,6 @@ export function parseChain(pem: string): X509Certificate[] {
       throw new Error(`certificate #${i + 1} does not parse: ${(e as Error).message}`);
     }
   });
-}
-
-/** DNS names of a certificate's subjectAltName (lower case). */
-export function dnsNames(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName ?? '';
-  return san
-    .split(/,\s*/)
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-}
-
-/** RFC 6125 matching: exact, or a left-most wildcard label matching exactly one label. */
-export function nameCovers(certName: string, hostname: string): boolean {
-  const c = certName.toLowerCase();
-  const h = hostname.toLowerCase();
-  if (c === h) return true;
-  if (c.startsWith('*.') && !h.startsWith('*.')) {
-    const dot = h.indexOf('.');
-    return dot > 0 && h.slice(dot + 1) === c.slice(2);
-  }
-  return false;
 }
 
 /** Problems with a chain for the given hostnames and key (empty when it is fine). */
@@ -56,11 +34,11 @@ export function inspectCertificate(pem: string, hostnames: readonly string[], ke
   const leaf = chain[0];
   const names = dnsNames(leaf);
   for (const h of hostnames) {
-    if (!names.some((n) => nameCovers(n, h))) {
+    if (!namesCover(names, h)) {
       problems.push(`the leaf certificate does not cover "${h}" (its DNS names: ${names.join(', ') || 'none'})`);
     }
   }
-  if (new Date(leaf.validTo).getTime() <= now.getTime()) problems.push(`the leaf certificate expired on ${leaf.validTo}`);
+  if (hasExpired(validityOf(leaf), now)) problems.push(`the leaf certificate expired on ${leaf.validTo}`);
   for (let i = 0; i + 1 < chain.length; i++) {
     if (!chain[i].checkIssued(chain[i + 1])) {
       problems.push(`certificate #${i + 1} is not issued by certificate #${i + 2}: order the chain leaf first`);

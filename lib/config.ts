@@ -13,6 +13,8 @@ import { createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
+import { isObject } from '../contract/json';
+import { KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC, KMS_SIGNING_KEY_SPECS, type KmsSigningKeySpec } from '../contract/signature-schemes';
 import { inspectCertificate } from './certificates';
 import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
@@ -20,31 +22,15 @@ import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
  * Vocabulary
  * -------------------------------------------------------------------------------------------- */
 
-/** KMS `SIGN_VERIFY` key specs the key service can use for TLS. */
-export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
-export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
+/** KMS `SIGN_VERIFY` key specs the key service can use for TLS (contract/signature-schemes.ts). */
+export const KMS_KEY_SPECS = KMS_SIGNING_KEY_SPECS;
+export type KmsKeySpec = KmsSigningKeySpec;
 
-/** KMS signing algorithms each spec may use for TLS. SHA-1 does not exist in KMS; ECC binds curve and hash. */
-export const SIGNING_ALGORITHMS: Record<KmsKeySpec, readonly string[]> = {
-  RSA_2048: rsaAlgorithms(),
-  RSA_3072: rsaAlgorithms(),
-  RSA_4096: rsaAlgorithms(),
-  ECC_NIST_P256: ['ECDSA_SHA_256'],
-  ECC_NIST_P384: ['ECDSA_SHA_384'],
-};
-
-function rsaAlgorithms(): readonly string[] {
-  return [
-    // TLS 1.3 rsa_pss_rsae_* (and TLS 1.2 with PSS); KMS uses salt length = hash length.
-    'RSASSA_PSS_SHA_256',
-    'RSASSA_PSS_SHA_384',
-    'RSASSA_PSS_SHA_512',
-    // TLS 1.2 ECDHE_RSA with rsa_pkcs1_* schemes.
-    'RSASSA_PKCS1_V1_5_SHA_256',
-    'RSASSA_PKCS1_V1_5_SHA_384',
-    'RSASSA_PKCS1_V1_5_SHA_512',
-  ];
-}
+/**
+ * KMS signing algorithms each spec may use for TLS, from the signature-scheme table: PSS (TLS 1.3 and
+ * 1.2) then PKCS#1 v1.5 (TLS 1.2) for RSA; ECC binds curve and hash. SHA-1 does not exist in KMS.
+ */
+export const SIGNING_ALGORITHMS: Record<KmsKeySpec, readonly string[]> = KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC;
 
 /** Fargate task sizes: CPU units → allowed memory (MiB). */
 const FARGATE_SIZES: Record<number, number[]> = {
@@ -319,7 +305,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
   let merged: Record<string, unknown> = {};
   const inline = parseMaybeJson(node.tryGetContext(CONTEXT_KEY), `context "${CONTEXT_KEY}"`, problems);
   if (inline !== undefined) {
-    if (!isPlainObject(inline)) problems.add(`context "${CONTEXT_KEY}"`, 'expected a JSON object');
+    if (!isObject(inline)) problems.add(`context "${CONTEXT_KEY}"`, 'expected a JSON object');
     else merged = deepMerge(merged, inline);
   }
   const file = node.tryGetContext(CONTEXT_CONFIG_FILE);
@@ -330,7 +316,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
       const p = path.resolve(baseDir, file);
       try {
         const fromFile: unknown = JSON.parse(fs.readFileSync(p, 'utf8'));
-        if (!isPlainObject(fromFile)) problems.add(p, 'expected a JSON object');
+        if (!isObject(fromFile)) problems.add(p, 'expected a JSON object');
         else merged = deepMerge(merged, fromFile);
       } catch (e) {
         problems.add(`context "${CONTEXT_CONFIG_FILE}"`, `cannot read ${p}: ${(e as Error).message}`);
@@ -344,9 +330,9 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
     merged.regions = typeof regions === 'string' ? regions.split(',').map((r) => r.trim()).filter(Boolean) : regions;
   }
   const origin = node.tryGetContext(CONTEXT_OVERRIDES.origin);
-  if (origin !== undefined) merged.edge = { ...(isPlainObject(merged.edge) ? merged.edge : {}), origin };
+  if (origin !== undefined) merged.edge = { ...(isObject(merged.edge) ? merged.edge : {}), origin };
   const email = node.tryGetContext(CONTEXT_OVERRIDES.alarmEmail);
-  if (email !== undefined) merged.alarms = { ...(isPlainObject(merged.alarms) ? merged.alarms : {}), email };
+  if (email !== undefined) merged.alarms = { ...(isObject(merged.alarms) ? merged.alarms : {}), email };
   const operators = node.tryGetContext(CONTEXT_OVERRIDES.operators);
   if (operators !== undefined) merged.operators = typeof operators === 'string' ? operators.split(',').map((o) => o.trim()).filter(Boolean) : operators;
   for (const key of ['keyServiceAccount', 'edgeAccount'] as const) {
@@ -358,7 +344,7 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
     for (const field of fields) {
       const v = node.tryGetContext(`${CONTEXT_KEY}:${section}.${field}`);
       if (v === undefined) continue;
-      merged[section] = { ...(isPlainObject(merged[section]) ? merged[section] : {}), [field]: contextScalar(v) };
+      merged[section] = { ...(isObject(merged[section]) ? merged[section] : {}), [field]: contextScalar(v) };
     }
   }
   if (problems.list.length > 0) throw new KeylessConfigError(problems.list);
@@ -390,15 +376,11 @@ function parseMaybeJson(value: unknown, where: string, problems: Problems): unkn
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
   }
   return out;
 }
@@ -436,7 +418,7 @@ const PRINCIPAL_ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*:-
 export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessConfig {
   const p = new Problems();
   const root = 'keyless';
-  if (!isPlainObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
+  if (!isObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
   unknownFields(raw, TOP_FIELDS, root, p);
 
   const deployment = raw.deployment;
@@ -547,7 +529,7 @@ function resolveAzs(
   p: Problems,
 ): Record<string, readonly string[]> {
   if (v === undefined) return {};
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object mapping region → list of AZ names');
     return {};
   }
@@ -575,7 +557,7 @@ function resolveKeys(v: unknown, where: string, p: Problems): CustodyKey[] {
   const out: CustodyKey[] = [];
   v.forEach((k, i) => {
     const w = `${where}[${i}]`;
-    if (!isPlainObject(k)) {
+    if (!isObject(k)) {
       p.add(w, 'expected an object with name and custody');
       return;
     }
@@ -660,7 +642,7 @@ function resolveCertificates(
   const hostOwners = new Map<string, string>();
   v.forEach((c, i) => {
     const w = `${where}[${i}]`;
-    if (!isPlainObject(c)) {
+    if (!isObject(c)) {
       p.add(w, 'expected an object');
       return;
     }
@@ -762,7 +744,7 @@ function field<T>(
 }
 
 function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undefined {
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'required: an object with at least "origin" (the URL the edge forwards to)');
     return undefined;
   }
@@ -862,12 +844,14 @@ function resolveRoutes(v: unknown, proxyMode: 'http' | 'tcp', where: string, p: 
   }
   return v.map((r: unknown, i) => {
     const at = `${where}[${i}]`;
-    if (!isPlainObject(r)) {
+    if (!isObject(r)) {
       p.add(at, 'an object with "hosts" and "origin"');
       return { hosts: [], origin: '' };
     }
     unknownFields(r, ['hosts', 'origin', 'addresses', 'securityGroupId', 'retryIdempotent'], at, p);
-    const hostOk = (h: unknown): boolean => typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h);
+    // As the edge checks them (edge-proxy/src/routing-config.ts): no wildcard over a top-level domain (contract/x509.ts).
+    const hostOk = (h: unknown): boolean =>
+      typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h) && !(h.startsWith('*.') && !h.slice(2).includes('.'));
     if (!Array.isArray(r.hosts) || r.hosts.length === 0 || !r.hosts.every(hostOk)) p.add(`${at}.hosts`, 'a non-empty list of host names or one-label wildcards, e.g. ["www.example.com", "*.example.com"]');
     if (!originUrlOk(r.origin, proxyMode)) p.add(`${at}.origin`, proxyMode === 'tcp' ? 'tcp://host:port or tls://host:port' : 'an http:// or https:// URL without credentials or path');
     if (r.addresses !== undefined && !(Array.isArray(r.addresses) && r.addresses.length > 0 && r.addresses.every((a) => typeof a === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(a)))) {
@@ -922,7 +906,7 @@ export function originEgressTargets(e: Pick<EdgeConfig, 'origin' | 'originSecuri
 
 function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceConfig {
   if (v === undefined) return DEFAULT_KEY_SERVICE;
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object');
     return DEFAULT_KEY_SERVICE;
   }
@@ -946,7 +930,7 @@ function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceCo
 function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
   const d: AlarmConfig = { kmsQuotaUtilizationPercent: 80 };
   if (v === undefined) return d;
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object');
     return d;
   }
@@ -961,7 +945,7 @@ function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
 
 function resolveTags(v: unknown, where: string, p: Problems): Record<string, string> {
   if (v === undefined) return {};
-  if (!isPlainObject(v)) {
+  if (!isObject(v)) {
     p.add(where, 'expected an object of tag key → value');
     return {};
   }

@@ -22,6 +22,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { KmsKeySpec } from './config';
+import { METRIC_DIMENSIONS } from '../contract/metric-names';
 import { KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from './naming';
 
 /**
@@ -31,10 +32,10 @@ import { KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from './na
  * (lambdas/key-service/observability.ts).
  */
 export const EMF_DIMENSIONS = {
-  edgeByAlert: [METRICS.deploymentDimension, 'Alert'],
-  edgeByReason: [METRICS.deploymentDimension, 'Reason'],
-  keyServiceByCode: ['service', METRICS.deploymentDimension, 'Code'],
-  keyServiceByOperation: ['service', METRICS.deploymentDimension, 'Operation'],
+  edgeByAlert: [METRIC_DIMENSIONS.deployment, METRIC_DIMENSIONS.alert],
+  edgeByReason: [METRIC_DIMENSIONS.deployment, METRIC_DIMENSIONS.reason],
+  keyServiceByCode: [METRIC_DIMENSIONS.service, METRIC_DIMENSIONS.deployment, METRIC_DIMENSIONS.code],
+  keyServiceByOperation: [METRIC_DIMENSIONS.service, METRIC_DIMENSIONS.deployment, METRIC_DIMENSIONS.operation],
 } as const;
 
 /** A CloudWatch SEARCH expression for one metric with exactly `dimensions`, in one deployment. */
@@ -445,7 +446,7 @@ export class EdgeMonitoring extends Construct {
       new cloudwatch.Metric({
         namespace: METRICS.edgeNamespace,
         metricName: METRICS.edge.handshakeDuration,
-        dimensionsMap: { [METRICS.deploymentDimension]: props.deployment, Kind: kind },
+        dimensionsMap: { [METRICS.deploymentDimension]: props.deployment, [METRIC_DIMENSIONS.kind]: kind },
         statistic: stat,
         period: MINUTE,
         label: `${kind} ${stat}`,

@@ -2,6 +2,7 @@
  * Names shared by the stacks, the edge and the key service (the runtime contract lives here so that
  * tests and docs can point at one place).
  */
+import { EDGE_METRICS, KEY_SERVICE_METRICS, KEY_SERVICE_SERVICE_NAME, METRIC_DIMENSIONS, METRIC_NAMESPACES } from '../contract/metric-names';
 
 /** The edge container's TLS listener (the NLB forwards TCP 443 to it). */
 export const EDGE_PORT = 8443;
@@ -65,41 +66,19 @@ export function certificatePrefix(deployment: string): string {
 }
 
 /**
- * CloudWatch metric contract. The edge publishes its figures with CloudWatch embedded metric format
- * (EMF) on stdout, which the awslogs driver ships to CloudWatch Logs, so the task role needs no
- * CloudWatch permission. The key service does the same through Powertools (namespace given by the
- * POWERTOOLS_METRICS_NAMESPACE variable the stack sets).
+ * CloudWatch metric contract (contract/metric-names.ts). The edge publishes its figures with CloudWatch
+ * embedded metric format (EMF) on stdout, which the awslogs driver ships to CloudWatch Logs, so the
+ * task role needs no CloudWatch permission. The key service does the same through Powertools
+ * (namespace given by the POWERTOOLS_METRICS_NAMESPACE variable the stack sets).
  */
 /** POWERTOOLS_SERVICE_NAME of the key service: the `service` dimension of its metrics. */
-export const KEY_SERVICE_POWERTOOLS_SERVICE = 'keyless-key-service';
+export const KEY_SERVICE_POWERTOOLS_SERVICE = KEY_SERVICE_SERVICE_NAME;
 
 export const METRICS = {
-  edgeNamespace: 'Keyless/Edge',
-  keyServiceNamespace: 'Keyless/KeyService',
+  edgeNamespace: METRIC_NAMESPACES.edge,
+  keyServiceNamespace: METRIC_NAMESPACES.keyService,
   /** Dimension every edge metric carries; its value is the deployment name. */
-  deploymentDimension: 'Deployment',
-  edge: {
-    handshakesFull: 'HandshakesFull',
-    handshakesResumed: 'HandshakesResumed',
-    /** Carries an extra `Alert` dimension (the TLS alert description sent). */
-    handshakeFailures: 'HandshakeFailures',
-    keyOperationLatency: 'KeyOperationLatency',
-    keyOperationErrors: 'KeyOperationErrors',
-    admissionRejections: 'AdmissionRejections',
-    activeConnections: 'ActiveConnections',
-    /** One per resumed handshake: the KMS request a full handshake would have cost. */
-    keyOperationsAvoided: 'KeyOperationsAvoided',
-    /** The peer closed TCP without an alert before the handshake completed (probes, clients that left). */
-    handshakesAbandoned: 'HandshakesAbandoned',
-    /** Milliseconds, accept → client Finished; carries a `Kind` dimension (`full` / `resumed`). */
-    handshakeDuration: 'HandshakeDuration',
-  },
-  keyService: {
-    /** Carries an `Operation` dimension. */
-    operationLatency: 'OperationLatency',
-    kmsLatency: 'KmsLatency',
-    kmsThrottles: 'KmsThrottles',
-    /** Carries a `Code` dimension (the typed error code). */
-    errors: 'Errors',
-  },
+  deploymentDimension: METRIC_DIMENSIONS.deployment,
+  edge: EDGE_METRICS,
+  keyService: KEY_SERVICE_METRICS,
 } as const;

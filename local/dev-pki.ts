@@ -30,6 +30,7 @@ import {
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
+import { canonicalDnsName, dnsNames as certificateDnsNames, namesCover, pemCertificateBlocks } from '../contract/x509';
 
 /** Asymmetric key specs usable for dev certificates (KMS SIGN_VERIFY keys). */
 export type DevKeySpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096' | 'ECC_NIST_P256' | 'ECC_NIST_P384';
@@ -377,11 +378,9 @@ export const DEFAULT_CA_ALIAS = 'alias/keyless/dev/ca';
 export const defaultLeafAlias = (spec: DevKeySpec): string =>
   `alias/keyless/dev/localhost-${spec.toLowerCase().replace(/_/g, '-')}`;
 
-const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
 function readCerts(file: string): crypto.X509Certificate[] {
   try {
-    return (fs.readFileSync(file, 'utf8').match(PEM_CERT_RE) ?? []).map((pem) => new crypto.X509Certificate(pem));
+    return pemCertificateBlocks(fs.readFileSync(file, 'utf8')).map((pem) => new crypto.X509Certificate(pem));
   } catch {
     return [];
   }
@@ -443,7 +442,7 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
     oldLeaf.checkIssued(ca) &&
     oldLeaf.verify(ca.publicKey) &&
     validFor(oldLeaf, now, DAY_MS) &&
-    dnsNames.every((n) => oldLeaf.checkHost(n, { wildcards: false }) !== undefined) &&
+    dnsNames.every((n) => certificateDnsNames(oldLeaf).includes(canonicalDnsName(n))) &&
     ipAddresses.every((ip) => oldLeaf.checkIP(ip) !== undefined);
   if (leafReused) {
     leafPem = normalizePem(oldLeaf.toString());
@@ -488,7 +487,7 @@ export async function ensureOriginPki(dir: string, hostname: string, now = new D
   try {
     const cert = new crypto.X509Certificate(fs.readFileSync(files.cert));
     const ca = new crypto.X509Certificate(fs.readFileSync(files.ca));
-    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && cert.checkHost(hostname) !== undefined && cert.verify(ca.publicKey)) {
+    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && namesCover(certificateDnsNames(cert), hostname) && cert.verify(ca.publicKey)) {
       return { caPath: files.ca, key: fs.readFileSync(files.key, 'utf8'), cert: fs.readFileSync(files.cert, 'utf8') };
     }
   } catch {

@@ -14,8 +14,10 @@
  */
 import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { ConfigError } from '../../edge-proxy/src/config';
-import { type CertificateState, type CertificateStoreBackend, type StoredCertificate, SLOT_PATTERN } from '../../edge-proxy/src/cert-store';
+import { type CertificateState, type StoredCertificate, SLOT_PATTERN } from '../../contract/certificate-store-entry';
+import { ConfigError } from '../../contract/config-error';
+import { canonicalDnsName, dnsNames, hasExpired, isNotYetValid, namesCover, pemCertificateBlocks, validityOf } from '../../contract/x509';
+import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { describeAwsFailure } from '../../contract/aws-errors';
 import { awsError, failed, refused, usageError } from './errors';
 import type { KeyServiceProbe } from './key-service';
@@ -49,14 +51,6 @@ export interface CheckedChain {
   notAfter: Date;
   /** Whether the last certificate is a self-signed root. */
   endsAtRoot: boolean;
-}
-
-/** DNS subjectAltNames of a certificate (node renders them as `DNS:a, DNS:b, IP Address:...`). */
-export function dnsNamesOf(cert: crypto.X509Certificate): string[] {
-  return (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
 }
 
 const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
@@ -97,10 +91,9 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   }
   certificates.forEach((c, i) => {
     const what = i === 0 ? 'the certificate' : `chain certificate ${i + 1} (${c.subject.replace(/\n/g, ', ')})`;
-    const from = new Date(c.validFrom);
-    const to = new Date(c.validTo);
-    if (now < from) throw refused(`${what} is not valid yet: valid from ${iso(from)}`, 'Import it once it is valid (check the clocks of the CA and of this machine).');
-    if (now > to) throw refused(`${what} expired on ${iso(to)}`, i === 0 ? 'Issue a new certificate (`keyless cert issue`) and import that.' : 'Get the current chain from your CA.');
+    const validity = validityOf(c);
+    if (isNotYetValid(validity, now)) throw refused(`${what} is not valid yet: valid from ${iso(new Date(validity.notBefore))}`, 'Import it once it is valid (check the clocks of the CA and of this machine).');
+    if (hasExpired(validity, now)) throw refused(`${what} expired on ${iso(new Date(validity.notAfter))}`, i === 0 ? 'Issue a new certificate (`keyless cert issue`) and import that.' : 'Get the current chain from your CA.');
   });
   if (leaf.ca) throw refused('the first certificate is a CA certificate, not a server certificate', 'Put the server (leaf) certificate first, then its issuers.');
   const eku = leaf.keyUsage;
@@ -118,19 +111,20 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   const last = certificates[certificates.length - 1];
   const endsAtRoot = last.checkIssued(last) && last.verify(last.publicKey);
   if (opts.caPem !== undefined) {
-    const anchors = (opts.caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new crypto.X509Certificate(p));
+    const anchors = pemCertificateBlocks(opts.caPem).map((p) => new crypto.X509Certificate(p));
     if (anchors.length === 0) throw usageError('--ca holds no certificate', 'Give the CA certificate in PEM.');
     const anchored = anchors.some((a) => a.raw.equals(last.raw) || (last.checkIssued(a) && last.verify(a.publicKey)));
     if (!anchored) {
       throw refused(`the chain does not lead to the given CA: it ends at ${last.subject.replace(/\n/g, ', ')}, issued by ${last.issuer.replace(/\n/g, ', ')}`, 'Check --ca, or add the missing intermediate certificates to the chain.');
     }
   }
-  const sans = dnsNamesOf(leaf);
-  const hostnames = opts.hostnames && opts.hostnames.length > 0 ? opts.hostnames.map((h) => h.toLowerCase()) : sans;
+  const sans = dnsNames(leaf);
+  const hostnames = opts.hostnames && opts.hostnames.length > 0 ? opts.hostnames.map(canonicalDnsName) : sans;
   if (hostnames.length === 0) throw refused('the certificate names no DNS name (no subjectAltName)', 'Issue it with the host names as DNS subjectAltNames (keyless csr --dns ...).');
   for (const h of hostnames) {
-    // A wildcard hostname entry is served as given; it must be literally in the SAN list.
-    const covered = h.startsWith('*.') ? sans.includes(h) : leaf.checkHost(h) !== undefined;
+    // A wildcard hostname entry is served as given, so it must be literally in the SAN list; any other
+    // name must be covered by the one rule the edge serves by (contract/x509.ts).
+    const covered = h.startsWith('*.') ? sans.includes(h) : namesCover(sans, h);
     if (!covered) throw refused(`the certificate does not cover host name ${h} (it names ${sans.join(', ') || 'nothing'})`, 'Drop that --hostname, or issue a certificate that names it.');
   }
   return {

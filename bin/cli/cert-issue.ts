@@ -19,6 +19,7 @@ import {
   type SigningAlgorithm,
 } from '@aws-sdk/client-acm-pca';
 import type { KMSClient } from '@aws-sdk/client-kms';
+import { pemCertificateBlocks } from '../../contract/x509';
 import { issueLeaf } from '../../local/dev-pki';
 import { awsError, failed, isAwsSdkError, refused, unavailable, usageError } from './errors';
 import { parseCsr } from './csr';
@@ -70,7 +71,6 @@ export interface IssuedCertificate {
   certificateArn?: string;
 }
 
-const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 const normalize = (pem: string): string => `${pem.trim()}\n`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -110,7 +110,7 @@ export async function issueCertificate(
     ({ chainPem, certificateArn } = await issueWithPrivateCa(opts.ca, opts.csrPem, days, deps.acmPca, progress));
   }
 
-  const chain = (chainPem.match(PEM_CERT_RE) ?? []).map((p) => new crypto.X509Certificate(p));
+  const chain = pemCertificateBlocks(chainPem).map((p) => new crypto.X509Certificate(p));
   const leaf = chain[0];
   if (!leaf) throw failed('the CA returned no certificate');
   if (!leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(req.spki)) {

@@ -28,6 +28,7 @@ import {
   ScheduleKeyDeletionCommand,
   type Tag,
 } from '@aws-sdk/client-kms';
+import { KMS_SIGNING_KEY_SPECS, type KmsSigningKeySpec } from '../../contract/signature-schemes';
 import { provisionSealedKey, SEALED_KEY_SPECS, type SealedKeySpec } from '../../contract/sealed-key-envelope';
 import type { SealedKeyConfig } from '../../contract/keyless-keys-entry';
 import { KeyServiceError } from '../../contract/key-service-errors';
@@ -36,8 +37,9 @@ import { aliasNames } from '../../lib/naming';
 import { awsError, failed, refused, unavailable, usageError } from './errors';
 import { type Progress, silent } from './output';
 
-export const KMS_KEY_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384'] as const;
-export type KmsKeySpec = (typeof KMS_KEY_SPECS)[number];
+/** The KMS key specs of `kms` custody keys (contract/signature-schemes.ts). */
+export const KMS_KEY_SPECS = KMS_SIGNING_KEY_SPECS;
+export type KmsKeySpec = KmsSigningKeySpec;
 export const CUSTODIES = ['kms', 'sealed'] as const;
 /**
  * The tag naming a key's deployment. The key-service role may use only keys that carry its

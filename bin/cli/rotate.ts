@@ -22,12 +22,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ACMPCAClient } from '@aws-sdk/client-acm-pca';
 import { CreateAliasCommand, DescribeKeyCommand, DisableKeyCommand, type KMSClient, ListAliasesCommand, ScheduleKeyDeletionCommand, UpdateAliasCommand, type AliasListEntry } from '@aws-sdk/client-kms';
-import { SLOT_PATTERN, type CertificateStoreBackend, type StoredCertificate } from '../../edge-proxy/src/cert-store';
+import { SLOT_PATTERN, type StoredCertificate } from '../../contract/certificate-store-entry';
+import { dnsNames as certificateDnsNames, firstPemCertificate, hasExpired, isNotYetValid, namesCover, validityOf } from '../../contract/x509';
+import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { DEFAULT_CERT_REFRESH_SECONDS } from '../../edge-proxy/src/config';
 import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
 import { type CommandSpec, opt, type ParsedArgs } from './args';
 import { type CertificateAuthority, issueCertificate } from './cert-issue';
-import { dnsNamesOf, importCertificate, storeError, type ImportedCertificate } from './cert-import';
+import { importCertificate, storeError, type ImportedCertificate } from './cert-import';
 import { type Command, keyPolicyOption, REPLICA_OPTIONS, replicaOptions } from './commands';
 import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resolveContext, STORE_OPTIONS } from './context';
 import { createCsr } from './csr';
@@ -218,7 +220,7 @@ async function snapshot(opts: RotateOptions, deps: RotateDeps): Promise<Snapshot
   }
   const view = entries.map((e) => {
     const leaf = leafOf(e);
-    return { id: e.id, keyName: e.keyName, state: e.state, hostnames: e.hostnames.length > 0 ? e.hostnames : dnsNamesOf(leaf), notBefore: new Date(leaf.validFrom).toISOString(), notAfter: new Date(leaf.validTo).toISOString() };
+    return { id: e.id, keyName: e.keyName, state: e.state, hostnames: e.hostnames.length > 0 ? e.hostnames : certificateDnsNames(leaf), notBefore: new Date(leaf.validFrom).toISOString(), notAfter: new Date(leaf.validTo).toISOString() };
   });
   const liveAliasUpdated = liveAlias?.LastUpdatedDate ?? liveAlias?.CreationDate;
   const state: SlotState = {
@@ -250,9 +252,9 @@ async function snapshot(opts: RotateOptions, deps: RotateDeps): Promise<Snapshot
 }
 
 function leafOf(e: StoredCertificate): crypto.X509Certificate {
-  const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(e.chainPem);
-  if (!m) throw refused(`certificate store entry ${e.id} has no certificate`, 'Fix or remove the entry.');
-  return new crypto.X509Certificate(m[0]);
+  const first = firstPemCertificate(e.chainPem);
+  if (!first) throw refused(`certificate store entry ${e.id} has no certificate`, 'Fix or remove the entry.');
+  return new crypto.X509Certificate(first);
 }
 
 /** The KMS key spec of a certificate's public key, to make the next generation of the same kind. */
@@ -398,7 +400,7 @@ function targetKey(opts: RotateOptions, snap: Snapshot, step: RotateStep): strin
 function slotDnsNames(opts: RotateOptions, snap: Snapshot): string[] {
   if (opts.dnsNames && opts.dnsNames.length > 0) return opts.dnsNames;
   const live = snap.live[0];
-  if (live) return live.hostnames.length > 0 ? live.hostnames : dnsNamesOf(leafOf(live));
+  if (live) return live.hostnames.length > 0 ? live.hostnames : certificateDnsNames(leafOf(live));
   throw usageError(`slot ${opts.slot} has no live certificate to take the names from`, 'Pass --dns NAME (repeatable).');
 }
 
@@ -436,14 +438,14 @@ async function importOne(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, 
   // Clients of a name the new certificate drops would fail once the old one is retired: refuse
   // before storing anything (unless --force). A chain that does not parse is importCertificate's to refuse.
   const liveNames = snap.live[0] ? snap.state.entries.find((e) => e.id === snap.live[0].id)!.hostnames : [];
-  const firstBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(chainText)?.[0];
+  const firstBlock = firstPemCertificate(chainText);
   let newNames: string[] | undefined;
   try {
-    newNames = firstBlock ? dnsNamesOf(new crypto.X509Certificate(firstBlock)) : undefined;
+    newNames = firstBlock ? certificateDnsNames(new crypto.X509Certificate(firstBlock)) : undefined;
   } catch {
     newNames = undefined;
   }
-  const dropped = newNames ? liveNames.filter((h) => !newNames.some((n) => n === h || (n.startsWith('*.') && h.slice(h.indexOf('.') + 1) === n.slice(2)))) : [];
+  const dropped = newNames ? liveNames.filter((h) => !namesCover(newNames, h)) : [];
   if (dropped.length > 0 && opts.force !== true) {
     throw refused(`the new certificate does not cover ${dropped.join(', ')}, which the live one serves`, 'Get a certificate for every name (`rotate ... csr` uses the live names by default), or pass --force to drop them on purpose.');
   }
@@ -522,8 +524,9 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
   const next = opts.newKey !== undefined ? snap.staged.find((e) => e.keyName === opts.newKey) : snap.staged[0];
   if (!next) throw refused(`key ${opts.newKey} has no staged certificate in slot ${opts.slot}`, `Import it first: ${cmd} import --new-key ${opts.newKey} --cert FILE.`);
   const leaf = leafOf(next);
-  if (Date.parse(leaf.validFrom) > now.getTime()) throw refused(`the certificate of ${next.keyName} is not valid before ${new Date(leaf.validFrom).toISOString()}`, 'Edges never serve a certificate before its notBefore: promote after that time.');
-  if (Date.parse(leaf.validTo) < now.getTime()) throw refused(`the certificate of ${next.keyName} expired at ${new Date(leaf.validTo).toISOString()}`, `Issue a new one (${cmd} csr, then import).`);
+  const validity = validityOf(leaf);
+  if (isNotYetValid(validity, now)) throw refused(`the certificate of ${next.keyName} is not valid before ${new Date(validity.notBefore).toISOString()}`, 'Edges never serve a certificate before its notBefore: promote after that time.');
+  if (hasExpired(validity, now)) throw refused(`the certificate of ${next.keyName} expired at ${new Date(validity.notAfter).toISOString()}`, `Issue a new one (${cmd} csr, then import).`);
   // The key must be enabled and its public key the leaf's: KMS, then the key service, then every edge.
   const info = await describeKeyByName(deps.kms, opts.aliasPrefix, next.keyName);
   if (!info) throw refused(`there is no KMS key ${keyAlias(opts.aliasPrefix, next.keyName)}`, 'The staged certificate names a key that does not exist; import a certificate for an existing key.');

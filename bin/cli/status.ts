@@ -11,10 +11,12 @@
  */
 import * as crypto from 'node:crypto';
 import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, ListResourceTagsCommand, type AliasListEntry } from '@aws-sdk/client-kms';
-import type { CertificateStoreBackend, StoredCertificate } from '../../edge-proxy/src/cert-store';
+import type { StoredCertificate } from '../../contract/certificate-store-entry';
+import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import type { KeyDescription } from '../../contract/key-service-protocol';
 import { awsError, CliError } from './errors';
-import { dnsNamesOf, storeError } from './cert-import';
+import { dnsNames, firstPemCertificate, isCurrentlyValid, validityOf } from '../../contract/x509';
+import { storeError } from './cert-import';
 import type { KeyServiceProbe } from './key-service';
 import { DEPLOYMENT_TAG, kmsPublicKey, spkiFingerprint } from './keys';
 import { type Progress, silent, table } from './output';
@@ -321,9 +323,9 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
 
   // 4. Certificates, checked against both.
   for (const entry of entries) {
-    const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(entry.chainPem);
+    const first = firstPemCertificate(entry.chainPem);
     if (!first) continue;
-    const leaf = new crypto.X509Certificate(first[0]);
+    const leaf = new crypto.X509Certificate(first);
     const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
     const notBefore = new Date(leaf.validFrom);
     const notAfter = new Date(leaf.validTo);
@@ -335,13 +337,13 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
       slot: entry.slot ?? null,
       keyName: entry.keyName,
       state: entry.state,
-      hostnames: entry.hostnames.length > 0 ? entry.hostnames : dnsNamesOf(leaf),
+      hostnames: entry.hostnames.length > 0 ? entry.hostnames : dnsNames(leaf),
       subject: leaf.subject.replace(/\n/g, ', '),
       issuer: leaf.issuer.replace(/\n/g, ', '),
       notBefore: notBefore.toISOString(),
       notAfter: notAfter.toISOString(),
       daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS),
-      valid: notBefore <= now && now <= notAfter,
+      valid: isCurrentlyValid(validityOf(leaf), now),
       publicKeySha256: spkiFingerprint(spki),
       matchesKms: kmsSpki ? kmsSpki.equals(spki) : null,
       matchesKeyService: ksSpki ? ksSpki.equals(spki) : null,

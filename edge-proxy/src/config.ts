@@ -5,6 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ConfigError } from '../../contract/config-error';
+import { isObject } from '../../contract/json';
+import { METRIC_NAMESPACES } from '../../contract/metric-names';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
 import type { Level } from './log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
@@ -154,16 +157,7 @@ export interface EdgeConfig {
   limits: LimitsConfig;
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly field: string,
-    problem: string,
-    fix: string,
-  ) {
-    super(`invalid edge configuration: ${field}: ${problem}. ${fix}`);
-    this.name = 'ConfigError';
-  }
-}
+export { assertNoPrivateKey, ConfigError } from '../../contract/config-error';
 
 const DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8443 },
@@ -179,10 +173,6 @@ const DEFAULTS = {
 const KNOWN_KEYS = new Set(['logging', 'metrics', 'limits', 'proxy', 'admission', 'drainTimeoutMs', 'tickets', 'proxyProtocol', 'listen', 'admin', 'certificates', 'certificateStore', 'keyServices', 'origin', 'alpn', 'groups', 'keyOperationTimeoutMs', 'handshakeTimeoutMs', 'maxKeyOperationsInFlight', 'keyServiceConnectTimeoutMs', 'circuitBreaker', 'routes']);
 
 type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function port(v: unknown, field: string): number {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
@@ -342,7 +332,7 @@ function logging(v: unknown): LoggingConfig {
 const NAMESPACE_RE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
 
 function metricsConfig(v: unknown): MetricsConfig {
-  const d: MetricsConfig = { emf: false, namespace: 'Keyless/Edge', intervalSeconds: 60, deployment: 'default' };
+  const d: MetricsConfig = { emf: false, namespace: METRIC_NAMESPACES.edge, intervalSeconds: 60, deployment: 'default' };
   if (v === undefined) return d;
   if (!isObject(v)) throw new ConfigError('metrics', 'must be an object', 'Write it as {"emf": true, "namespace": "Keyless/Edge", "intervalSeconds": 60, "deployment": "prod"} (every field optional).');
   for (const k of Object.keys(v)) {
@@ -702,9 +692,3 @@ function fraction(v: string, field: string): number {
   return n;
 }
 
-/** Refuses PEM data that contains private key material: the edge must never be given a key. */
-export function assertNoPrivateKey(pem: string, where: string): void {
-  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
-    throw new ConfigError(where, 'contains a PRIVATE KEY block', 'Remove it. The edge serves certificates only; private keys stay in the key service (KMS).');
-  }
-}

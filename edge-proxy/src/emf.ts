@@ -14,29 +14,15 @@
  * [{Name, Unit}]}]}` and one member per dimension (string) and per metric (a number, or an array of
  * at most 100 numbers). At most 100 metrics per directive and 30 dimensions per dimension set.
  */
+import { EDGE_METRICS, METRIC_DIMENSIONS } from '../../contract/metric-names';
 import type { EdgeMetrics } from './edge-metrics';
 import type { KeyClientMetrics } from './keyless/client-metrics';
 import type { Labels, MetricSample } from './keyless/metrics';
 
-/** Metric names, shared with the CDK dashboard and alarms (lib/naming.ts `METRICS.edge`). */
-export const EMF_METRICS = {
-  handshakesFull: 'HandshakesFull',
-  handshakesResumed: 'HandshakesResumed',
-  /** Handshakes that ended with an alert or an error; also per `Alert`. */
-  handshakeFailures: 'HandshakeFailures',
-  /** The peer closed TCP without an alert before the handshake completed (probes, clients that left). */
-  handshakesAbandoned: 'HandshakesAbandoned',
-  /** One per resumed handshake: the KMS request a full handshake would have cost. */
-  keyOperationsAvoided: 'KeyOperationsAvoided',
-  keyOperationLatency: 'KeyOperationLatency',
-  keyOperationErrors: 'KeyOperationErrors',
-  admissionRejections: 'AdmissionRejections',
-  activeConnections: 'ActiveConnections',
-  /** Per `Kind` (full / resumed). */
-  handshakeDuration: 'HandshakeDuration',
-} as const;
+/** Metric names, shared with the CDK dashboard and alarms (contract/metric-names.ts). */
+export const EMF_METRICS = EDGE_METRICS;
 
-export const EMF_DEPLOYMENT_DIMENSION = 'Deployment';
+export const EMF_DEPLOYMENT_DIMENSION = METRIC_DIMENSIONS.deployment;
 
 /** EMF limit on the values of one metric in one document. */
 export const MAX_VALUES_PER_METRIC = 100;
@@ -210,9 +196,9 @@ export class EmfPublisher {
       [EMF_METRICS.activeConnections, 'Count', active],
       [EMF_METRICS.keyOperationLatency, 'Milliseconds', this.keyLatency.take()],
     ]);
-    for (const [alert, n] of byAlert) doc({ ...dep, Alert: alert }, [[EMF_METRICS.handshakeFailures, 'Count', n]]);
-    for (const [reason, n] of byReason) doc({ ...dep, Reason: reason }, [[EMF_METRICS.admissionRejections, 'Count', n]]);
-    for (const [kind, r] of this.handshakeDuration) doc({ ...dep, Kind: kind }, [[EMF_METRICS.handshakeDuration, 'Milliseconds', r.take()]]);
+    for (const [alert, n] of byAlert) doc({ ...dep, [METRIC_DIMENSIONS.alert]: alert }, [[EMF_METRICS.handshakeFailures, 'Count', n]]);
+    for (const [reason, n] of byReason) doc({ ...dep, [METRIC_DIMENSIONS.reason]: reason }, [[EMF_METRICS.admissionRejections, 'Count', n]]);
+    for (const [kind, r] of this.handshakeDuration) doc({ ...dep, [METRIC_DIMENSIONS.kind]: kind }, [[EMF_METRICS.handshakeDuration, 'Milliseconds', r.take()]]);
     return docs;
   }
 

@@ -13,6 +13,7 @@
  */
 import * as path from 'node:path';
 import { isIP } from 'node:net';
+import { isObject } from '../../contract/json';
 import { ConfigError } from './config';
 
 export type OriginScheme = 'http' | 'https' | 'tcp' | 'tls';
@@ -74,7 +75,6 @@ const SCHEMES: Record<'http' | 'tcp', OriginScheme[]> = { http: ['http', 'https'
 const DEFAULT_PORTS: Partial<Record<OriginScheme, number>> = { http: 80, https: 443 };
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function whole(v: unknown, field: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(field, `${JSON.stringify(v)} is out of range`, `Use a whole number from ${min} to ${max}.`);
@@ -169,6 +169,10 @@ function routeHost(v: unknown, field: string): string {
   const label = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
   if (!new RegExp(`^(?:\\*\\.)?${label}(?:\\.${label})*$`).test(h)) {
     throw new ConfigError(field, `${JSON.stringify(v)} is not a host name`, 'Give a DNS name ("www.example.com") or a one-label wildcard ("*.example.com"), without a port.');
+  }
+  // No certificate may cover a wildcard over a top-level domain (contract/x509.ts), so such a route could never match.
+  if (h.startsWith('*.') && !h.slice(2).includes('.')) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is a wildcard over a top-level domain`, 'Name a domain under it ("*.example.com"): TLS clients refuse certificates for such a wildcard.');
   }
   return h;
 }

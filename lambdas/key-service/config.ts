@@ -12,6 +12,7 @@ import { ConfigError } from '../../contract/key-service-errors';
 import { KEY_NAME_PATTERN } from '../../contract/key-service-protocol';
 import { servedCustodies, type HostedCustody, type HostedKeyConfig } from './backends/backend';
 import { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig } from '../../contract/keyless-keys-entry';
+import { isObject } from '../../contract/json';
 
 export { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig };
 
@@ -122,10 +123,6 @@ function validateKeyEntry(entry: unknown, where: string, hostedCustodies: readon
       return hosted.parseEntry(obj, where);
     }
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function validateAliasPrefixEntry(obj: Record<string, unknown>, where: string): KmsAliasPrefixConfig {

@@ -3,7 +3,7 @@
  * embedded-metric-format (EMF) metrics, through Powertools for AWS Lambda in the Lambda and through
  * plain JSON lines (and no metrics) in process (local Lambda endpoint, tests).
  *
- * Metric contract (lib/naming.ts METRICS.keyService, namespace from POWERTOOLS_METRICS_NAMESPACE):
+ * Metric contract (contract/metric-names.ts, namespace from POWERTOOLS_METRICS_NAMESPACE):
  *   OperationLatency (ms)  dimension Operation = protocol op        one per request
  *   Errors (count)         dimension Code = typed error code         one per failed request
  *   KmsLatency (ms)        dimension Operation = KMS API name        one per KMS call
@@ -16,17 +16,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { KEY_SERVICE_METRICS, KEY_SERVICE_SERVICE_NAME, METRIC_DIMENSIONS, METRIC_NAMESPACES } from '../../contract/metric-names';
 import { describeAwsFailure } from '../../contract/aws-errors';
-
-export const SERVICE_NAME = 'keyless-key-service';
-export const DEFAULT_METRICS_NAMESPACE = 'Keyless/KeyService';
-
-export const METRIC_NAMES = {
-  operationLatency: 'OperationLatency',
-  kmsLatency: 'KmsLatency',
-  kmsThrottles: 'KmsThrottles',
-  errors: 'Errors',
-} as const;
 
 // ---------------------------------------------------------------------------------------------
 // KMS call timing, collected per request with AsyncLocalStorage.
@@ -108,9 +99,9 @@ export function createPowertoolsMetrics(options: PowertoolsMetricsOptions = {}):
   const metrics =
     options.metrics ??
     new Metrics({
-      namespace: options.namespace ?? (process.env.POWERTOOLS_METRICS_NAMESPACE || DEFAULT_METRICS_NAMESPACE),
-      serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME,
-      defaultDimensions: deployment ? { Deployment: deployment } : undefined,
+      namespace: options.namespace ?? (process.env.POWERTOOLS_METRICS_NAMESPACE || METRIC_NAMESPACES.keyService),
+      serviceName: process.env.POWERTOOLS_SERVICE_NAME || KEY_SERVICE_SERVICE_NAME,
+      defaultDimensions: deployment ? { [METRIC_DIMENSIONS.deployment]: deployment } : undefined,
     });
   const emit = (dimension: [string, string], name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
     const single = metrics.singleMetric();
@@ -120,11 +111,11 @@ export function createPowertoolsMetrics(options: PowertoolsMetricsOptions = {}):
   return {
     request(m) {
       try {
-        emit(['Operation', m.op], METRIC_NAMES.operationLatency, MetricUnit.Milliseconds, m.latencyMs);
-        if (m.outcome !== 'ok') emit(['Code', m.outcome], METRIC_NAMES.errors, MetricUnit.Count, 1);
+        emit([METRIC_DIMENSIONS.operation, m.op], KEY_SERVICE_METRICS.operationLatency, MetricUnit.Milliseconds, m.latencyMs);
+        if (m.outcome !== 'ok') emit([METRIC_DIMENSIONS.code, m.outcome], KEY_SERVICE_METRICS.errors, MetricUnit.Count, 1);
         for (const call of m.kms) {
-          emit(['Operation', call.operation], METRIC_NAMES.kmsLatency, MetricUnit.Milliseconds, call.ms);
-          if (call.error && KMS_THROTTLES.has(call.error)) emit(['Operation', call.operation], METRIC_NAMES.kmsThrottles, MetricUnit.Count, 1);
+          emit([METRIC_DIMENSIONS.operation, call.operation], KEY_SERVICE_METRICS.kmsLatency, MetricUnit.Milliseconds, call.ms);
+          if (call.error && KMS_THROTTLES.has(call.error)) emit([METRIC_DIMENSIONS.operation, call.operation], KEY_SERVICE_METRICS.kmsThrottles, MetricUnit.Count, 1);
         }
       } catch {
         // Metrics are best effort: a request never fails because of them.
@@ -147,14 +138,14 @@ export type KeyServiceLogger = (record: KeyServiceLogRecord) => void;
 
 /** One JSON object per line on stdout (the in-process default: local Lambda endpoint, dev stack). */
 export const jsonLineLogger: KeyServiceLogger = (record) => {
-  console.log(JSON.stringify({ time: new Date().toISOString(), service: SERVICE_NAME, ...record }));
+  console.log(JSON.stringify({ time: new Date().toISOString(), service: KEY_SERVICE_SERVICE_NAME, ...record }));
 };
 
 /**
  * Structured logs through the Powertools Logger (the Lambda default): JSON with level, message
  * (= msg), timestamp, service, the Lambda context when added, and the record's fields.
  */
-export function createPowertoolsLogger(logger: Logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME })): KeyServiceLogger {
+export function createPowertoolsLogger(logger: Logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || KEY_SERVICE_SERVICE_NAME })): KeyServiceLogger {
   return (record) => {
     const { level, msg, ...fields } = record;
     try {

@@ -11,7 +11,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AlertDescription, PeerAlert, TlsAlert } from '../../edge-proxy/src/tls/alerts';
-import { CertificateStore, loadCertificate, pemChainToDer } from '../../edge-proxy/src/tls/certificates';
+import { pemCertificatesToDer } from '../../contract/x509';
+import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import { loadClientAuthPolicy } from '../../edge-proxy/src/tls/client-auth';
 import { HandshakeError, TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { createTlsContext, TlsContext } from '../../edge-proxy/src/tls/context';
@@ -419,7 +420,7 @@ function mtlsTarget(hellos: Buffer[], second: Buffer[]): FuzzTarget {
     handshakeTimeoutMs: 120_000,
   });
   const alice = clients.issue('alice', { subject: '/O=Example/OU=Fuzz/CN=alice', san: 'email:alice@example.com,DNS:alice.example', issuer: 'intermediate' });
-  const chain = pemChainToDer(alice.chainPem);
+  const chain = pemCertificatesToDer(alice.chainPem);
   const certBody = Buffer.concat([u24(chain.reduce((n, c) => n + 3 + c.length, 0)), ...chain.flatMap((c) => [u24(c.length), c])]);
   const certMsg = Buffer.concat([Buffer.from([11]), u24(certBody.length), certBody]);
   const certRecord = Buffer.concat([Buffer.from([22, 3, 3, certMsg.length >> 8, certMsg.length & 0xff]), certMsg]);

@@ -147,7 +147,7 @@ describe('edge-proxy/Dockerfile.dockerignore', () => {
   test('an allow-list: everything excluded, then what the image is built from', () => {
     expect(patterns[0]).toBe('*');
     expect(patterns.filter((p) => p.startsWith('!')).sort()).toEqual(
-      ['!edge-proxy/Dockerfile', '!edge-proxy/src', '!lambdas', '!package-lock.json', '!package.json', '!tools/bundle-edge.mjs', '!tsconfig.json'].sort(),
+      ['!contract', '!edge-proxy/Dockerfile', '!edge-proxy/src', '!lambdas', '!package-lock.json', '!package.json', '!tools/bundle-edge.mjs', '!tsconfig.json'].sort(),
     );
     expect(patterns).toEqual(expect.arrayContaining(['**/*.test.ts', '**/node_modules', '**/.keyless']));
   });

@@ -28,7 +28,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { LambdaKeyClient } from '../../edge-proxy/src/keyless/lambda-key-client';
 import { DEFAULT_KEY_SERVICE } from '../../lib/config';
-import { aliasNames, KEY_SERVICE_ALIAS, METRICS } from '../../lib/naming';
+import { aliasNames, KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from '../../lib/naming';
 import { ticketKeyAlias, ticketParameterPrefix } from '../../lib/ticket-key-store';
 import { createKmsKey, ensureDevPki, issueLeaf } from '../../local/dev-pki';
 import { startDemoOrigin } from '../../local/demo-origin';
@@ -138,7 +138,7 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
         KEYLESS_TICKET_KEY_ID: keyAliases.ticketKeys,
         KEYLESS_TICKET_PARAMETER_PREFIX: ticketParameterPrefix(DEPLOYMENT),
         KEYLESS_DEPLOYMENT: DEPLOYMENT,
-        POWERTOOLS_SERVICE_NAME: 'keyless-key-service',
+        POWERTOOLS_SERVICE_NAME: KEY_SERVICE_POWERTOOLS_SERVICE,
         POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
         NODE_OPTIONS: '--enable-source-maps',
         // Not AWS_ENDPOINT_URL: LocalStack injects it into the container, pointing at itself.

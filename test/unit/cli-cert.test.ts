@@ -246,6 +246,17 @@ describe('keyless cert import', () => {
     expect(checked.certificates).toHaveLength(2);
   });
 
+  test('the pure check covers host names by the DNS subjectAltNames only, never the subject CN (RFC 6125 §6.4.4)', () => {
+    if (!OPENSSL) return;
+    // A certificate without extensions: CN=cn-only.example.com and no subjectAltName.
+    write('bare.cnf', '[req]\ndistinguished_name = dn\n[dn]\n');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'cn-only.key', '-out', 'cn-only.pem', '-days', '1', '-subj', '/CN=cn-only.example.com', '-config', 'bare.cnf'], { cwd: env.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const leaf = new crypto.X509Certificate(read('cn-only.pem'));
+    expect(leaf.checkHost('cn-only.example.com')).toBe('cn-only.example.com'); // what the CN fallback would have accepted
+    const check = (): unknown => checkCertificateChain(read('cn-only.pem'), { spki: leaf.publicKey.export({ type: 'spki', format: 'der' }), keyName: 'cn-only', hostnames: ['cn-only.example.com'] });
+    expect(check).toThrow(/does not cover host name cn-only\.example\.com \(it names nothing\)/);
+  });
+
   test('a sealed key: the public key comes from the key service (public_key)', async () => {
     const made = await env.run('keys', 'create', '--local', '--custody', 'sealed', '--name', 'legacy-1', '--wrapping-key', 'alias/keyless/dev/wrap', '--json').catch((e) => e);
     // The wrapping key must exist first: the refusal names it and what to do.

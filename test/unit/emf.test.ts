@@ -8,6 +8,7 @@ import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
 import { EMF_METRICS, EmfPublisher, MAX_VALUES_PER_METRIC, type EmfDocument } from '../../edge-proxy/src/emf';
 import { KeyClientMetrics } from '../../edge-proxy/src/keyless/client-metrics';
 import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
+import { EMF_DIMENSIONS } from '../../lib/monitoring';
 import { METRICS } from '../../lib/naming';
 import { connectOnce, startInProcessEdge } from '../helpers/in-process-edge';
 
@@ -158,10 +159,29 @@ describe('EmfPublisher', () => {
     }
   });
 
-  it('uses the names and dimension the CDK dashboard and alarms read', () => {
+  it('emits every metric the CDK dashboard and alarms read, with the dimension sets they search', () => {
     expect(METRICS.edgeNamespace).toBe(parseEdgeConfig({ certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:1' }).metrics.namespace);
     expect(METRICS.deploymentDimension).toBe('Deployment');
-    for (const [k, name] of Object.entries(METRICS.edge)) expect(EMF_METRICS[k as keyof typeof EMF_METRICS]).toBe(name);
+    const { edge, keys, emf } = setup();
+    const ok = { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', group: 'x25519' };
+    edge.handshakeSucceeded({ ...ok, resumed: false, handshakeMs: 3 });
+    edge.handshakeFailed({ sentAlert: 'handshake_failure' });
+    edge.admissionRejected('key_budget');
+    keys.operationDuration.observe({ op: 'tls13.certificate_verify' }, 0.01);
+    // What was emitted: metric name → the dimension sets it came with.
+    const emitted = new Map<string, string[]>();
+    for (const d of emf.collect()) {
+      for (const directive of d._aws.CloudWatchMetrics) {
+        for (const m of directive.Metrics) emitted.set(m.Name, [...(emitted.get(m.Name) ?? []), ...directive.Dimensions.map((set) => set.join('+'))]);
+      }
+    }
+    // The dashboard reads HandshakeDuration per Kind, every other edge metric per Deployment alone.
+    for (const name of Object.values(METRICS.edge)) {
+      const dims = name === METRICS.edge.handshakeDuration ? 'Deployment+Kind' : 'Deployment';
+      expect([name, emitted.get(name)]).toEqual([name, expect.arrayContaining([dims])]);
+    }
+    expect(emitted.get(METRICS.edge.handshakeFailures)).toContain(EMF_DIMENSIONS.edgeByAlert.join('+'));
+    expect(emitted.get(METRICS.edge.admissionRejections)).toContain(EMF_DIMENSIONS.edgeByReason.join('+'));
   });
 });
 

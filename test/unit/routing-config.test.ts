@@ -39,6 +39,7 @@ describe('routes', () => {
     ['a route without hosts', { routes: [{ origin: 'http://a' }] }, 'routes[0].hosts', /non-empty list/],
     ['a host with a port', { routes: [{ hosts: ['a.example:443'], origin: 'http://a' }] }, 'routes[0].hosts[0]', /without a port/],
     ['a two-label wildcard', { routes: [{ hosts: ['*.*.example'], origin: 'http://a' }] }, 'routes[0].hosts[0]', /one-label wildcard/],
+    ['a wildcard over a top-level domain', { routes: [{ hosts: ['*.example'], origin: 'http://a' }] }, 'routes[0].hosts[0]', /top-level domain/],
     ['a host in two routes', { routes: [{ hosts: ['a.example'], origin: 'http://a' }, { hosts: ['A.example'], origin: 'http://b' }] }, 'routes[1].hosts[0]', /already routed by routes\[0\]/],
     ['an unknown route field', { routes: [{ hosts: ['a.example'], origin: 'http://a', weight: 2 }] }, 'routes[0].weight', /known fields/],
     ['tcp:// in http mode', { routes: [{ hosts: ['a.example'], origin: 'tcp://a:1' }] }, 'routes[0].origin', /proxy.mode to "tcp"/],
@@ -61,10 +62,10 @@ describe('routes', () => {
   });
 
   it('KEYLESS_ROUTES: host[,host]=url;...', () => {
-    const c = loadEdgeConfig(undefined, { KEYLESS_CERT_DIR: '/tmp', KEYLESS_KEY_SERVICES: 'f', KEYLESS_ROUTES: 'a.example,b.example=https://10.0.0.5:8443; *.example=http://10.0.0.6:8080' });
+    const c = loadEdgeConfig(undefined, { KEYLESS_CERT_DIR: '/tmp', KEYLESS_KEY_SERVICES: 'f', KEYLESS_ROUTES: 'a.example,b.example=https://10.0.0.5:8443; *.apps.example=http://10.0.0.6:8080' });
     expect(c.routes.map((r) => [r.hosts, r.origin.url])).toEqual([
       [['a.example', 'b.example'], 'https://10.0.0.5:8443'],
-      [['*.example'], 'http://10.0.0.6:8080'],
+      [['*.apps.example'], 'http://10.0.0.6:8080'],
     ]);
     expect(configError(() => loadEdgeConfig(undefined, { KEYLESS_CERT_DIR: '/tmp', KEYLESS_KEY_SERVICES: 'f', KEYLESS_ROUTES: 'a.example' })).field).toBe('KEYLESS_ROUTES');
   });

@@ -6,7 +6,8 @@
  */
 import * as crypto from 'node:crypto';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
-import { CertificateStore, loadCertificate, pemChainToDer } from '../../edge-proxy/src/tls/certificates';
+import { pemCertificatesToDer } from '../../contract/x509';
+import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import { loadClientAuthPolicy } from '../../edge-proxy/src/tls/client-auth';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
 import { AlertDescription } from '../../edge-proxy/src/tls/alerts';
@@ -235,7 +236,7 @@ describe('unsupported_extension (§4.4.2, §6.2: an extension the server did not
     const r = await afterServerFinished(
       (c) => {
         const entryExt = new Writer().vec16((w) => w.u16(5).vec16(Buffer.alloc(0))).finish();
-        const body = new Writer().vec8(Buffer.alloc(0)).vec24((w) => w.vec24(pemChainToDer(pki.caPem)[0]).bytes(entryExt)).finish();
+        const body = new Writer().vec8(Buffer.alloc(0)).vec24((w) => w.vec24(pemCertificatesToDer(pki.caPem)[0]).bytes(entryExt)).finish();
         c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.certificate, body)));
       },
       { hello: { serverName: 'mtls.test' } },

@@ -3,7 +3,7 @@
  * Store in AWS (ssm.ts), a directory locally (directory.ts). Certificates are public data; both
  * backends refuse anything that carries a private key.
  */
-import type { CertificateEntryInput, StoredCertificate } from './entry';
+import type { CertificateEntryInput, StoredCertificate } from '../../../contract/certificate-store-entry';
 
 export interface CertificateStoreBackend {
   /** Human-readable location for messages, e.g. `ssm:/keyless/prod/certs/` or `dir:/srv/keyless/certs`. */

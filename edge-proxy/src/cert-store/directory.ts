@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../config';
 import type { CertificateStoreBackend } from './backend';
-import { ENTRY_ID_PATTERN, parseCertificateEntry, serializeCertificateEntry, sortById, validateEntryId, type CertificateEntryInput, type StoredCertificate } from './entry';
+import { ENTRY_ID_PATTERN, parseCertificateEntry, serializeCertificateEntry, sortById, validateEntryId, type CertificateEntryInput, type StoredCertificate } from '../../../contract/certificate-store-entry';
 
 /** Entries are small (a chain of a few certificates); anything bigger is not ours. */
 const MAX_ENTRY_BYTES = 64 * 1024;

@@ -12,8 +12,8 @@
  */
 import * as crypto from 'node:crypto';
 import type { Counter, Gauge, MetricsRegistry } from '../keyless/metrics';
-import { loadCertificate, type ServerCertificate } from '../tls/certificates';
-import type { StoredCertificate } from './entry';
+import { isServable, loadCertificate, type ServerCertificate } from '../tls/certificates';
+import type { StoredCertificate } from '../../../contract/certificate-store-entry';
 
 export const STAGED_CHECK_RESULTS = ['ok', 'key_mismatch', 'unknown_key', 'unavailable', 'invalid'] as const;
 export type StagedCheckResult = (typeof STAGED_CHECK_RESULTS)[number];
@@ -96,11 +96,6 @@ function sha256(b: Buffer): Buffer {
   return crypto.createHash('sha256').update(b).digest();
 }
 
-/** Is the certificate inside its validity period at `now` (ms)? Expired or not-yet-valid ones are never served. */
-export function isCurrentlyValid(cert: ServerCertificate, now = Date.now()): boolean {
-  return Date.parse(cert.leaf.validFrom) <= now && now <= Date.parse(cert.leaf.validTo);
-}
-
 export class CertificateStoreMetrics {
   readonly certificates: Gauge<'state'>;
   readonly refreshFailures: Counter<'trigger'>;
@@ -120,7 +115,7 @@ export class CertificateStoreMetrics {
       const now = Date.now();
       const counts = { live: 0, retiring: 0, staged, not_valid: 0 };
       for (const c of served) {
-        if (!isCurrentlyValid(c, now)) counts.not_valid++;
+        if (!isServable(c, now)) counts.not_valid++;
         else counts[c.state === 'retiring' ? 'retiring' : 'live']++;
       }
       for (const [state, n] of Object.entries(counts)) g.set({ state }, n);

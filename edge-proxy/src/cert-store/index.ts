@@ -7,7 +7,7 @@ import { createSsmClient, SsmCertificateStore } from './ssm';
 export type { CertificateStoreBackend } from './backend';
 export { DirectoryCertificateStore } from './directory';
 export { SsmCertificateStore, createSsmClient } from './ssm';
-export * from './entry';
+export * from '../../../contract/certificate-store-entry';
 
 /** Where a store lives: exactly one of an SSM prefix or a directory. */
 export type CertificateStoreLocation = { ssmPrefix: string; directory?: undefined } | { directory: string; ssmPrefix?: undefined };

@@ -10,7 +10,7 @@ import { DeleteParametersCommand, GetParametersByPathCommand, PutParameterComman
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConfigError, validateSsmPrefix } from '../config';
 import type { CertificateStoreBackend } from './backend';
-import { parseCertificateEntry, serializeCertificateEntry, validateEntryId, type CertificateEntryInput, type StoredCertificate } from './entry';
+import { parseCertificateEntry, serializeCertificateEntry, validateEntryId, type CertificateEntryInput, type StoredCertificate } from '../../../contract/certificate-store-entry';
 
 /** One certificate as stored in SSM; its id is the parameter name below the prefix. */
 export interface SsmCertificateEntry extends StoredCertificate {

@@ -7,6 +7,7 @@
  * before it is returned (docs/architecture.md, "Deployables"; docs/key-service-protocol.md).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
+import { isObject } from '../../../contract/json';
 import {
   KEY_NAME_PATTERN,
   TLS12_SERVER_KEY_EXCHANGE_SCHEMES,
@@ -317,10 +318,6 @@ function positiveInt(n: number, name: string): number {
 
 function newRequestId(): string {
   return randomUUID();
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A request for the wire; what the service would refuse fails here, before an invocation. */

@@ -14,7 +14,7 @@
  *   RFC 6066 §3, and no certificate entry names), is treated as addressed to the SNI name.
  */
 import { isIP } from 'node:net';
-import { hostnameMatches } from '../tls/certificates';
+import { namesCover } from '../../../contract/x509';
 
 /** What the 421 check needs to know about a certificate entry. */
 export interface CertificateEntryView {
@@ -46,12 +46,6 @@ export function hostOfAuthority(authority: string): string {
   return host.endsWith('.') ? host.slice(0, -1) : host;
 }
 
-/** Does one of these certificate names cover `host`? */
-export function coveredBy(hostnames: readonly string[], host: string): boolean {
-  for (const pattern of hostnames) if (hostnameMatches(pattern, host)) return true;
-  return false;
-}
-
 /**
  * True when the request must get 421: `host` (lower-case, no port; undefined when the request named
  * none) is not served by `entry`, the certificate entry of a connection whose SNI was `sni`.
@@ -59,7 +53,7 @@ export function coveredBy(hostnames: readonly string[], host: string): boolean {
 export function isMisdirected(host: string | undefined, sni: string | undefined, entry: CertificateEntryView, http2: boolean, entries: CertificateEntries): boolean {
   if (host === undefined || host === sni || isIP(host) !== 0) return false;
   if (sni !== undefined && !http2) return true;
-  if (!coveredBy(entry.hostnames, host)) return true;
+  if (!namesCover(entry.hostnames, host)) return true;
   return entries.forHost(host).clientAuth !== entry.clientAuth;
 }
 

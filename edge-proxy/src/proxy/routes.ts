@@ -1,8 +1,10 @@
 /**
  * Which route serves a host: exact names first, then one-label wildcards (`*.example.com` covers
- * `a.example.com`, not `example.com` nor `a.b.example.com`, as certificates match), then the default
- * route, if any. One `Map` lookup per request on the common path.
+ * `a.example.com`, not `example.com` nor `a.b.example.com`: the rule certificates match by,
+ * contract/x509.ts), then the default route, if any. One `Map` lookup per request on the common path.
  */
+import { wildcardParent } from '../../../contract/x509';
+
 export interface RouteMatchable {
   readonly name: string;
   readonly hosts: readonly string[];
@@ -30,8 +32,8 @@ export class RouteTable<R extends RouteMatchable> {
       const exact = this.exact.get(host);
       if (exact) return exact;
       if (this.wildcard.size > 0) {
-        const dot = host.indexOf('.');
-        const wild = dot > 0 ? this.wildcard.get(host.slice(dot + 1)) : undefined;
+        const parent = wildcardParent(host);
+        const wild = parent !== undefined ? this.wildcard.get(parent) : undefined;
         if (wild) return wild;
       }
     }

@@ -3,6 +3,7 @@
  * the edge holds certificate chains and public keys, never a private key.
  */
 import * as crypto from 'node:crypto';
+import { canonicalDnsName, dnsNames, isCurrentlyValid, nameCovers, pemCertificatesToDer, type Validity } from '../../../contract/x509';
 import { keyShape, KeyShape } from './sigalgs';
 import type { ClientAuthPolicy } from './client-auth';
 
@@ -35,37 +36,24 @@ export interface ServerCertificate {
   ocspResponse?: Buffer;
 }
 
-/** Splits a PEM bundle into DER certificates, leaf first as written. */
-export function pemChainToDer(pem: string): Buffer[] {
-  const out: Buffer[] = [];
-  const re = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
-  for (let m = re.exec(pem); m; m = re.exec(pem)) out.push(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
-  return out;
-}
-
-/** DNS names from the leaf's subjectAltName, the default hostnames of a certificate. */
-export function dnsNames(leaf: crypto.X509Certificate): string[] {
-  const san = leaf.subjectAltName ?? '';
-  return san
-    .split(/,\s*/)
-    .filter((e) => e.startsWith('DNS:'))
-    .map((e) => e.slice(4).toLowerCase());
-}
-
 export function loadCertificate(chainPem: string, keyName: string, hostnames?: string[]): ServerCertificate {
-  const chain = pemChainToDer(chainPem);
+  const chain = pemCertificatesToDer(chainPem);
   if (chain.length === 0) throw new Error(`certificate for key "${keyName}" contains no PEM CERTIFICATE block`);
   const leaf = new crypto.X509Certificate(chain[0]);
-  const names = (hostnames && hostnames.length > 0 ? hostnames : dnsNames(leaf)).map((h) => h.toLowerCase());
+  // Without configured hostnames, the leaf's DNS subjectAltNames (contract/x509.ts) are served.
+  const names = (hostnames && hostnames.length > 0 ? hostnames : dnsNames(leaf)).map(canonicalDnsName);
   if (names.length === 0) throw new Error(`certificate for key "${keyName}" has no hostnames (no DNS subjectAltName and none configured)`);
   return { hostnames: names, chain, leaf, publicKey: leaf.publicKey, shape: keyShape(leaf.publicKey), keyName, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo) };
 }
 
-/** Is the leaf inside its validity period at `now`? Expired and not-yet-valid certificates are never served. */
-export function isCurrentlyValid(cert: ServerCertificate, now = Date.now()): boolean {
-  const notBefore = cert.notBefore ?? Date.parse(cert.leaf.validFrom);
-  const notAfter = cert.notAfter ?? Date.parse(cert.leaf.validTo);
-  return notBefore <= now && now <= notAfter;
+/** The leaf's validity period, as loadCertificate recorded it (or read from the leaf). */
+export function validityOf(cert: ServerCertificate): Validity {
+  return { notBefore: cert.notBefore ?? Date.parse(cert.leaf.validFrom), notAfter: cert.notAfter ?? Date.parse(cert.leaf.validTo) };
+}
+
+/** Expired and not-yet-valid certificates are never served. */
+export function isServable(cert: ServerCertificate, now: number): boolean {
+  return isCurrentlyValid(validityOf(cert), now);
 }
 
 /**
@@ -83,18 +71,6 @@ function newestFirstPerKeyType(certs: ServerCertificate[]): ServerCertificate[] 
   }
   return out;
 }
-
-function matches(pattern: string, host: string): boolean {
-  if (pattern === host) return true;
-  // A wildcard covers exactly one left-most label (RFC 6125 §6.4.3).
-  if (pattern.startsWith('*.')) {
-    const dot = host.indexOf('.');
-    return dot > 0 && host.slice(dot + 1) === pattern.slice(2);
-  }
-  return false;
-}
-/** Certificate name matching, shared with the proxy's 421 check and its routes. */
-export { matches as hostnameMatches };
 
 export class CertificateStore {
   constructor(private readonly certs: readonly ServerCertificate[]) {
@@ -114,12 +90,12 @@ export class CertificateStore {
    */
   candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
     const now = Date.now();
-    const usable = this.certs.filter((c) => isCurrentlyValid(c, now));
+    const usable = this.certs.filter((c) => isServable(c, now));
     const live = usable.filter((c) => c.state !== 'retiring');
     const retiring = usable.filter((c) => c.state === 'retiring');
     if (serverName) {
       const exact = (list: ServerCertificate[]): ServerCertificate[] => list.filter((c) => c.hostnames.includes(serverName));
-      const wild = (list: ServerCertificate[]): ServerCertificate[] => list.filter((c) => !c.hostnames.includes(serverName) && c.hostnames.some((p) => matches(p, serverName)));
+      const wild = (list: ServerCertificate[]): ServerCertificate[] => list.filter((c) => !c.hostnames.includes(serverName) && c.hostnames.some((p) => nameCovers(p, serverName)));
       const ordered = [live, retiring].flatMap((group) => [...newestFirstPerKeyType(exact(group)), ...newestFirstPerKeyType(wild(group))]);
       if (ordered.length > 0) return { certs: ordered, matched: true };
     }

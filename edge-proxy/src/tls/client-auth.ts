@@ -14,6 +14,7 @@
  * certificate policies.
  */
 import * as crypto from 'node:crypto';
+import { pemCertificateBlocks } from '../../../contract/x509';
 import { AlertDescription, TlsAlert } from './alerts';
 import { encodeCertificateRequest12, encodeCertificateRequest13, parseCertificateVerify, parseClientCertificate12, parseClientCertificate13 } from './client-auth-messages';
 import type { HandshakeIo } from './handshake-io';
@@ -56,7 +57,7 @@ const OID_ANY_EKU = '2.5.29.37.0';
 
 /** Builds a policy from a PEM CA bundle; throws Error with a message fit for a configuration error. */
 export function loadClientAuthPolicy(mode: 'optional' | 'required', caPem: string): ClientAuthPolicy {
-  const blocks = caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemCertificateBlocks(caPem);
   if (blocks.length === 0) throw new Error('contains no PEM CERTIFICATE block');
   const anchors = blocks.map((b, i) => {
     try {

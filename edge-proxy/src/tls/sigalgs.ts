@@ -1,40 +1,12 @@
 /**
- * Signature schemes (RFC 8446 §4.2.3): code points and which key each needs. Returned signatures
- * are verified by the key-service client (`keyless/verify.ts`) before they reach the wire.
+ * Signature schemes (RFC 8446 §4.2.3) as the TLS engine uses them: the product's table
+ * (contract/signature-schemes.ts) and which of its schemes a certificate's key can make. Returned
+ * signatures are verified by the key-service client (`keyless/verify.ts`) before they reach the wire.
  */
 import * as crypto from 'node:crypto';
-import type { SignatureSchemeName } from '../../../contract/key-service-protocol';
+import { SIGNATURE_SCHEMES, type SignatureScheme } from '../../../contract/signature-schemes';
 
-export interface SignatureScheme {
-  id: number;
-  name: SignatureSchemeName;
-  keyType: 'rsa' | 'ec';
-  /** For ECDSA in TLS 1.3 the curve is bound to the scheme. */
-  curve?: 'prime256v1' | 'secp384r1' | 'secp521r1';
-  hash: 'sha256' | 'sha384' | 'sha512';
-  padding?: 'pss' | 'pkcs1';
-  /** Allowed in TLS 1.3 CertificateVerify (RFC 8446 §4.4.3 forbids RSASSA-PKCS1-v1_5 there). */
-  tls13: boolean;
-}
-
-export const SIGNATURE_SCHEMES: readonly SignatureScheme[] = [
-  { id: 0x0403, name: 'ecdsa_secp256r1_sha256', keyType: 'ec', curve: 'prime256v1', hash: 'sha256', tls13: true },
-  { id: 0x0503, name: 'ecdsa_secp384r1_sha384', keyType: 'ec', curve: 'secp384r1', hash: 'sha384', tls13: true },
-  { id: 0x0603, name: 'ecdsa_secp521r1_sha512', keyType: 'ec', curve: 'secp521r1', hash: 'sha512', tls13: true },
-  { id: 0x0804, name: 'rsa_pss_rsae_sha256', keyType: 'rsa', hash: 'sha256', padding: 'pss', tls13: true },
-  { id: 0x0805, name: 'rsa_pss_rsae_sha384', keyType: 'rsa', hash: 'sha384', padding: 'pss', tls13: true },
-  { id: 0x0806, name: 'rsa_pss_rsae_sha512', keyType: 'rsa', hash: 'sha512', padding: 'pss', tls13: true },
-  { id: 0x0401, name: 'rsa_pkcs1_sha256', keyType: 'rsa', hash: 'sha256', padding: 'pkcs1', tls13: false },
-  { id: 0x0501, name: 'rsa_pkcs1_sha384', keyType: 'rsa', hash: 'sha384', padding: 'pkcs1', tls13: false },
-  { id: 0x0601, name: 'rsa_pkcs1_sha512', keyType: 'rsa', hash: 'sha512', padding: 'pkcs1', tls13: false },
-];
-
-export function schemeById(id: number): SignatureScheme | undefined {
-  return SIGNATURE_SCHEMES.find((s) => s.id === id);
-}
-export function schemeByName(name: string): SignatureScheme | undefined {
-  return SIGNATURE_SCHEMES.find((s) => s.name === name);
-}
+export { schemeById, SIGNATURE_SCHEMES, type SignatureScheme } from '../../../contract/signature-schemes';
 
 /** What a certificate's key can sign with, derived from its public key. */
 export interface KeyShape {

@@ -10,7 +10,8 @@
  * strict: unknown fields are refused and anything carrying a private key is refused before the JSON
  * is even parsed.
  */
-import { assertNoPrivateKey, ConfigError } from '../config';
+import { assertNoPrivateKey, ConfigError } from './config-error';
+import { isObject } from './json';
 
 /**
  * Lifecycle of a certificate during rotation (docs/rotation.md):
@@ -77,8 +78,8 @@ export function parseCertificateEntry(source: string, id: string, value: string 
   } catch (e) {
     throw new ConfigError(source, `value is not valid JSON (${(e as Error).message})`, VALUE_FIX);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(source, 'value must be a JSON object', VALUE_FIX);
-  const o = raw as Record<string, unknown>;
+  if (!isObject(raw)) throw new ConfigError(source, 'value must be a JSON object', VALUE_FIX);
+  const o = raw;
   for (const k of Object.keys(o)) {
     if (!FIELDS.includes(k)) {
       const hint = /key(file|pem)?$/i.test(k) && k !== 'keyName' ? ' The edge never holds a private key; the key service signs for it.' : '';
