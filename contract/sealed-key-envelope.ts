@@ -12,7 +12,7 @@ import { KeyServiceError } from './key-service-errors';
 import { KEY_NAME_PATTERN, keySpecOfKeyObject } from './key-service-protocol';
 import { mapKmsError } from './kms-errors';
 
-/** Encryption-context key binding a sealed key's ciphertext to its key name (= lib/naming.ts SEALED_CONTEXT_KEY). */
+/** Encryption-context key binding a sealed key's ciphertext to its key name (the CDK key policy conditions on it as SEALED_CONTEXT_KEY). */
 export const SEALED_ENCRYPTION_CONTEXT_KEY = 'keyless:key-name';
 
 /** Key pair specs a sealed key may have (the key policy allows exactly these, lib/kms-keys.ts). */

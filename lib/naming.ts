@@ -27,7 +27,7 @@ export const KEY_SERVICE_ALIAS = 'live';
  */
 export const DEPLOYMENT_TAG = 'keyless:deployment';
 /** Encryption-context key binding a sealed key's ciphertext to its key name. */
-export const SEALED_CONTEXT_KEY = 'keyless:key-name';
+export { SEALED_ENCRYPTION_CONTEXT_KEY as SEALED_CONTEXT_KEY } from '../contract/sealed-key-envelope';
 
 export function stackId(deployment: string, kind: 'KeyService' | 'Edge', region?: string): string {
   const base = `Keyless-${capitalise(deployment)}-${kind}`;

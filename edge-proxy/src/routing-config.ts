@@ -14,7 +14,7 @@
 import * as path from 'node:path';
 import { isIP } from 'node:net';
 import { isObject } from '../../contract/json';
-import { ConfigError } from './config';
+import { ConfigError } from '../../contract/config-error';
 
 export type OriginScheme = 'http' | 'https' | 'tcp' | 'tls';
 
