@@ -5,7 +5,8 @@
  */
 import * as crypto from 'node:crypto';
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { PROTOCOL_VERSION, type KeyServiceRequest, type KeyServiceResponse, type PingResult, type PublicKeyResult } from '../../contract/key-service-protocol';
+import { decodeResponse, KeyServiceMessageError } from '../../contract/key-service-codec';
+import { PROTOCOL_VERSION, type KeyServiceRequest, type PingResult, type PublicKeyResult } from '../../contract/key-service-protocol';
 import { awsError, failed, refused } from './errors';
 
 export interface KeyServiceProbe {
@@ -16,15 +17,25 @@ export interface KeyServiceProbe {
   publicKey(keyName: string): Promise<PublicKeyResult>;
 }
 
-/** Sends a request through any transport and unwraps the typed response. */
+/**
+ * Sends a request through any transport and unwraps the response, read by the protocol's own strict
+ * decoder (contract/key-service-codec.ts): a malformed answer or one of another protocol version is
+ * a clear failure, not a half-read result.
+ */
 export async function call<T>(name: string, send: (req: KeyServiceRequest) => Promise<unknown>, req: KeyServiceRequest): Promise<T> {
-  const res = (await send(req)) as KeyServiceResponse<T> | undefined;
-  if (!res || typeof res !== 'object' || typeof res.ok !== 'boolean') throw failed(`${name} answered ${req.op} with something that is not a key-service response`);
-  if (res.ok) return res.result;
-  if (res.error.code === 'unknown_key') {
+  const res = await send(req);
+  let decoded;
+  try {
+    decoded = decodeResponse(req, res);
+  } catch (e) {
+    if (e instanceof KeyServiceMessageError) throw failed(`${name} answered ${req.op} with something this CLI cannot read (${e.message})`, 'Deploy the key service and use the CLI of the same release.');
+    throw e;
+  }
+  if (decoded.ok) return (res as { result: T }).result;
+  if (decoded.code === 'unknown_key') {
     throw refused(`${name} does not serve key ${'key' in req ? req.key : ''} (unknown_key)`, 'Check the key name; kms keys need the key service\'s alias-prefix entry, sealed keys their own KEYLESS_KEYS entry (redeploy).');
   }
-  throw failed(`${name} answered ${req.op} with ${res.error.code}: ${res.error.message}`);
+  throw failed(`${name} answered ${req.op} with ${decoded.code}: ${decoded.message}`);
 }
 
 const requestId = (): string => `cli-${crypto.randomBytes(6).toString('hex')}`;
