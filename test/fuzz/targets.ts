@@ -20,7 +20,7 @@ import { HandshakeJoiner } from '../../edge-proxy/src/tls/handshake-joiner';
 import { parseClientHello, parseEcdhClientKeyExchange, parseKeyUpdate, parseRsaClientKeyExchange } from '../../edge-proxy/src/tls/messages';
 import { ContentType, NullProtection, RecordProtection, RecordReader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { makeClientPki, makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { encodeHelloFields, encodeRecord, mutateBytes, mutateFlight, parseHelloFields, Rng } from './mutators';

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../lambdas/key-service/protocol';
 import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '../../edge-proxy/src/keyless/failover-target';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
 

@@ -12,7 +12,7 @@ import * as https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { KeyServiceRequest } from '../../../lambdas/key-service/protocol';
-import { KeyOperationError } from './key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 import { abortReason, raceAbort, KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, type KeyServiceClientOptions } from './key-service-client';
 import type { KeyServiceTarget } from './target';
 

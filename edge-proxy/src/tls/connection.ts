@@ -17,8 +17,7 @@ import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RawRecord, Re
 import { FlightWriter } from './flight-writer';
 import { handshakeMessageLimit } from './msgs/limits';
 import { EstablishedSession, serverHandshake } from './server-handshake';
-import { KeyOperationError } from '../keyless/key-operations';
-import { AdmissionRejectedError, isConnectionScoped } from '../keyless/admission';
+import { isConnectionScoped, KEY_OPERATION_ALERTS, KeyOperationError } from './key-operations';
 import { peerCertificateObject, type LegacyPeerCertificate } from './client-auth';
 
 type State = 'handshake' | 'open' | 'closed';
@@ -593,8 +592,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     let received: string | undefined;
     if (err instanceof TlsAlert) sent = err.description;
     else if (err instanceof PeerAlert) received = AlertDescription[err.description] ?? String(err.description);
-    else if (err instanceof AdmissionRejectedError) sent = AlertDescription.handshake_failure; // refused, not broken
-    else if (err instanceof KeyOperationError) sent = AlertDescription.internal_error;
+    else if (err instanceof KeyOperationError) sent = KEY_OPERATION_ALERTS[err.code];
     else if (!(err instanceof HandshakeError)) sent = AlertDescription.internal_error;
 
     this.flight.discard(); // a half-built flight is not sent after an error, nor sealed
