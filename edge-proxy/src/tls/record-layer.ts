@@ -109,13 +109,9 @@ export function recordNonce(iv: Buffer, seq: number): Buffer {
   return nonce;
 }
 
-export function aeadSeal(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
-  return Buffer.concat(aeadSealParts(aead, key, nonce, aad, [plaintext], plaintext.length));
-}
-
 /**
  * Encrypts the concatenation of `parts` and returns the ciphertext pieces followed by the tag, so a
- * record is assembled with one copy (bulk transfer spends a measurable share of its CPU in copies).
+ * record is assembled with one copy.
  */
 function aeadSealParts(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], plaintextLength: number): Buffer[] {
   const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
