@@ -110,6 +110,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private earlyDataSkip?: { mode: 'application_data' | 'undecryptable'; remaining: number };
   /** We asked the peer to update its keys (it neared the AEAD limit) and have not seen it do so yet. */
   private peerUpdateRequested = false;
+  /** Queued handshake messages wait for application data, or for the end of this event-loop turn. */
+  private flushScheduled = false;
   /** How far the handshake was when the peer's FIN arrived (what a PeerClosedError reports). */
   private endStage?: PeerClosedError['stage'];
 
@@ -253,6 +255,15 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     const records = this.flight.seal();
     if (records.length === 0 || this.socket.destroyed) return;
     this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records));
+  }
+
+  flushWithApplicationData(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.state === 'open') this.flush();
+    });
   }
 
   setReadProtection(p: RecordProtection): void {
@@ -464,13 +475,17 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     this.session.updateWriteKeys(true);
   }
 
-  /** Application data → records of at most 2^14 bytes, written in one socket write. */
+  /**
+   * Application data → records of at most 2^14 bytes, written in one gathered socket write; each
+   * record's pieces are written as they are, not copied together.
+   */
   private writeApplicationData(chunks: Buffer[], callback: (err?: Error | null) => void): void {
     if (this.state !== 'open' || this.socket.destroyed) {
       callback(); // closed underneath the writer: drop quietly, 'close' tells the consumer
       return;
     }
-    let records: Buffer[] = [];
+    // Handshake messages still queued (session tickets) go first, in the same write.
+    let records: Buffer[] = this.flight.pending ? this.flight.seal() : [];
     const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     const size = this.flight.fragmentSize();
     for (let off = 0; off < data.length; off += size) {
@@ -480,7 +495,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         records = [];
         this.session!.updateWriteKeys!(false);
       }
-      records.push(this.flight.protection.seal(ContentType.application_data, data.subarray(off, off + size)));
+      records.push(...this.flight.protection.sealParts(ContentType.application_data, data.subarray(off, off + size)));
     }
     if (records.length === 0) {
       callback();
@@ -525,6 +540,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   override _final(callback: (err?: Error | null) => void): void {
     if (this.state === 'open' && !this.socket.destroyed) {
+      this.flush(); // session tickets not yet sent go before close_notify
       this.socket.write(this.flight.protection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
       this.socket.end();
     }

@@ -80,6 +80,8 @@ export interface RecordProtection {
   readonly sequence: number;
   /** One record (type + at most MAX_PLAINTEXT bytes) → wire bytes including the header. */
   seal(type: ContentType, plaintext: Buffer): Buffer;
+  /** The same record as pieces to write in order (header, ciphertext, tag), without copying them together. */
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[];
   open(record: RawRecord): OpenedRecord;
 }
 
@@ -92,6 +94,9 @@ export class NullProtection implements RecordProtection {
   readonly sequence = 0;
   seal(type: ContentType, plaintext: Buffer): Buffer {
     return Buffer.concat([recordHeader(type, plaintext.length), plaintext]);
+  }
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
+    return [recordHeader(type, plaintext.length), plaintext];
   }
   open(record: RawRecord): OpenedRecord {
     if (record.fragment.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext record too long');
@@ -157,11 +162,14 @@ export class Tls13Protection implements RecordProtection {
   }
 
   seal(type: ContentType, plaintext: Buffer): Buffer {
+    return Buffer.concat(this.sealParts(type, plaintext), HEADER + plaintext.length + 1 + TAG);
+  }
+
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
     const innerLength = plaintext.length + 1;
     const header = recordHeader(ContentType.application_data, innerLength + TAG);
     const typeByte = CONTENT_TYPE_BYTE[type] ?? Buffer.from([type]);
-    const body = aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength);
-    return Buffer.concat([header, ...body], header.length + innerLength + TAG);
+    return [header, ...aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength)];
   }
 
   open(record: RawRecord): OpenedRecord {
@@ -234,6 +242,11 @@ export class Tls12Protection implements RecordProtection {
   }
 
   seal(type: ContentType, plaintext: Buffer): Buffer {
+    const parts = this.sealParts(type, plaintext);
+    return Buffer.concat(parts);
+  }
+
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
     let explicit = Buffer.alloc(0);
     if (this.recordIvLength > 0) {
       explicit = Buffer.alloc(8);
@@ -243,7 +256,7 @@ export class Tls12Protection implements RecordProtection {
     const body = aeadSealParts(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), [plaintext], plaintext.length);
     this.seq++;
     const length = explicit.length + plaintext.length + TAG;
-    return Buffer.concat([recordHeader(type, length), explicit, ...body], 5 + length);
+    return [recordHeader(type, length), explicit, ...body];
   }
 
   open(record: RawRecord): OpenedRecord {

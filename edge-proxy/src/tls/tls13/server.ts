@@ -197,7 +197,8 @@ function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resum
     });
     if (ticket) io.sendHandshake(encodeNewSessionTicket13(lifetimeSeconds, ageAdd, nonce, ticket));
   }
-  io.flush();
+  // All tickets in one record, sent with the first response where it follows at once.
+  io.flushWithApplicationData();
 }
 
 export interface Tls13Result {
