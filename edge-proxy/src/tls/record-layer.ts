@@ -21,6 +21,8 @@ export const TLS13_MAX_CIPHERTEXT = MAX_PLAINTEXT + 256;
 export const TLS12_MAX_CIPHERTEXT = MAX_PLAINTEXT + 2048;
 const HEADER = 5;
 const TAG = 16;
+/** Input chunks the record reader keeps apart before it joins them. */
+const MAX_CHUNKS = 8;
 
 export interface RawRecord {
   type: ContentType;
@@ -28,33 +30,68 @@ export interface RawRecord {
   fragment: Buffer;
 }
 
-/** Splits a byte stream into records. Enforces the record-size limit before buffering a body. */
+/**
+ * Splits a byte stream into records. Enforces the record-size limit before buffering a body. Input
+ * chunks are kept as they arrived; a record is a view into its chunk, and only one that straddles
+ * chunks is copied together.
+ */
 export class RecordReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private total = 0;
   /** Upper bound for a fragment; raised once protection is in place. */
   maxFragment = TLS12_MAX_CIPHERTEXT;
 
   push(data: Buffer): void {
-    this.pending = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    if (data.length === 0) return;
+    // A peer dribbling tiny segments must not make every record cost a walk over thousands of chunks.
+    if (this.chunks.length >= MAX_CHUNKS) this.chunks = [Buffer.concat(this.chunks, this.total)];
+    this.chunks.push(data);
+    this.total += data.length;
   }
 
   get buffered(): number {
-    return this.pending.length;
+    return this.total;
   }
 
   next(): RawRecord | null {
-    if (this.pending.length < HEADER) return null;
-    const type = this.pending[0];
+    if (this.total < HEADER) return null;
+    const head = this.chunks[0].length >= HEADER ? this.chunks[0] : this.peek(HEADER);
+    const type = head[0];
     if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
       throw new TlsAlert(AlertDescription.unexpected_message, `unknown record content type ${type}`);
     }
-    const length = this.pending.readUInt16BE(3);
+    const length = head.readUInt16BE(3);
     if (length > this.maxFragment) throw new TlsAlert(AlertDescription.record_overflow, `record of ${length} bytes`);
-    if (this.pending.length < HEADER + length) return null;
-    const header = this.pending.subarray(0, HEADER);
-    const fragment = this.pending.subarray(HEADER, HEADER + length);
-    this.pending = this.pending.subarray(HEADER + length);
-    return { type, header, fragment };
+    if (this.total < HEADER + length) return null;
+    const record = this.take(HEADER + length);
+    return { type, header: record.subarray(0, HEADER), fragment: record.subarray(HEADER) };
+  }
+
+  /** The first `n` buffered bytes, contiguous, left in place. */
+  private peek(n: number): Buffer {
+    return Buffer.concat(this.chunks, n);
+  }
+
+  /** Removes and returns the first `n` buffered bytes: a view when one chunk holds them, else a copy. */
+  private take(n: number): Buffer {
+    this.total -= n;
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0];
+      const used = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, used);
+      filled += used;
+      if (used === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(used);
+    }
+    return out;
   }
 }
 
