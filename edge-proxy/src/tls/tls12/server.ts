@@ -16,18 +16,15 @@ import type { TlsContext } from '../context';
 import { Extension, ExtensionType, encodeAlpn } from '../extensions';
 import { generateEphemeral, NamedGroup, SECP256R1, tls12Groups } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
-import { HandshakeMessage, HandshakeType, handshakeMessage } from '../handshake-joiner';
-import {
-  ClientHello,
-  encodeServerEcdhParams,
-  encodeServerHello,
-  encodeServerHelloDone,
-  encodeServerKeyExchange,
-  encodeTls12Certificate,
-  encodeNewSessionTicket12,
-  parseEcdhClientKeyExchange,
-  parseRsaClientKeyExchange,
-} from '../messages';
+import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
+import type { ClientHello } from '../msgs/client-hello';
+import { encodeServerHello } from '../msgs/server-hello';
+import { encodeFinished } from '../msgs/finished';
+import { encodeTls12Certificate } from '../msgs/certificate';
+import { encodeServerEcdhParams, encodeServerKeyExchange } from '../msgs/server-key-exchange';
+import { encodeServerHelloDone } from '../msgs/server-hello-done';
+import { parseEcdhClientKeyExchange, parseRsaClientKeyExchange } from '../msgs/client-key-exchange';
+import { encodeNewSessionTicket12 } from '../msgs/new-session-ticket';
 import { negotiateAlpn, requestedServerName } from '../negotiation';
 import { Tls12Protection } from '../record-layer';
 import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../sigalgs';
@@ -38,7 +35,8 @@ import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient
 import { prf12 } from '../../../../lambdas/key-service/tls12-prf';
 import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../lambdas/key-service/protocol';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
-import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
+import { clientWantsOcsp } from '../ocsp-stapling';
+import { encodeCertificateStatus } from '../msgs/certificate-status';
 import { insufficientSecurity } from '../insufficient-security';
 import { tls12KeyBlock, verifyFinished } from '../finished';
 
@@ -330,7 +328,7 @@ class Tls12ServerHandshake {
     }
     io.sendChangeCipherSpec();
     io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
-    io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, this.masterSecret, 'server finished', this.transcript.digest(), 12)));
+    io.sendHandshake(encodeFinished(prf12(suite.hash, this.masterSecret, 'server finished', this.transcript.digest(), 12)));
     io.flush();
   }
 
@@ -461,7 +459,7 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
   const keys = tls12KeyBlock(suite, master, serverRandom, hello.random);
   io.sendChangeCipherSpec();
   io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
-  send(handshakeMessage(HandshakeType.finished, prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
+  send(encodeFinished(prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
   io.flush();
 
   await io.readChangeCipherSpec();
