@@ -5,7 +5,7 @@
  * unreachable — resumption is how the fleet rides out an outage — but only within the acceptance
  * window: the protector wipes a key once its last accepted epoch has ended, fetched or not.
  */
-import type { KeyOperations } from './keyless/key-operations';
+import type { KeyOperations } from './tls/key-operations';
 import type { Logger } from './log';
 import type { TicketProtector } from './tls/tickets';
 

@@ -18,10 +18,12 @@ import { HandshakeError, TlsServerConnection } from '../../edge-proxy/src/tls/co
 import { createTlsContext, TlsContext } from '../../edge-proxy/src/tls/context';
 import * as ext from '../../edge-proxy/src/tls/extensions';
 import { HandshakeJoiner } from '../../edge-proxy/src/tls/handshake-joiner';
-import { parseClientHello, parseEcdhClientKeyExchange, parseKeyUpdate, parseRsaClientKeyExchange } from '../../edge-proxy/src/tls/messages';
+import { parseClientHello } from '../../edge-proxy/src/tls/msgs/client-hello';
+import { parseEcdhClientKeyExchange, parseRsaClientKeyExchange } from '../../edge-proxy/src/tls/msgs/client-key-exchange';
+import { parseKeyUpdate } from '../../edge-proxy/src/tls/msgs/key-update';
 import { ContentType, NullProtection, RecordProtection, RecordReader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { makeClientPki, makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { encodeHelloFields, encodeRecord, mutateBytes, mutateFlight, parseHelloFields, Rng } from './mutators';

@@ -10,8 +10,8 @@
  * and interop suites prove that path).
  */
 import * as crypto from 'node:crypto';
-import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult, TicketKeys } from '../../edge-proxy/src/keyless/key-operations';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult, TicketKeys } from '../../edge-proxy/src/tls/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { signOptions } from '../../lambdas/key-service/backends/local-key';
 import { checkServerEcdhParams } from '../../contract/ecdh-params';
 import { KeyServiceError } from '../../contract/key-service-errors';

@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadEdgeConfig, parseEdgeConfig, ConfigError } from '../../edge-proxy/src/config';
 import { AdmissionController, AdmissionRejectedError, DEFAULT_ADMISSION, isConnectionScoped, TokenBucket, type AdmissionConfig, type AdmissionReason } from '../../edge-proxy/src/keyless/admission';
-import type { KeyOperations, SignResult } from '../../edge-proxy/src/keyless/key-operations';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import type { KeyOperations, SignResult } from '../../edge-proxy/src/tls/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { HandshakeError } from '../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
@@ -78,7 +78,7 @@ describe('AdmissionController', () => {
     const b = ops.forConnection('10.0.0.2').signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', HASH);
     const c = ops.forConnection('10.0.0.3').signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', HASH);
     await expect(c).rejects.toThrow(AdmissionRejectedError);
-    await expect(c).rejects.toMatchObject({ code: 'overloaded', reason: 'pending_limit' });
+    await expect(c).rejects.toMatchObject({ code: 'refused', reason: 'pending_limit' });
     expect(inner.calls).toBe(2); // the refused one never reached the key service
     inner.resolveAll();
     await Promise.all([a, b]);

@@ -4,7 +4,7 @@
  * leads to half-open with exactly one probe, and the probe closes or re-opens it.
  */
 import { CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from '../../edge-proxy/src/keyless/circuit-breaker';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
   const clock = { t: 1_000 };

@@ -8,7 +8,7 @@
 import * as tls from 'node:tls';
 import { loadEdgeConfig, ConfigError, type EdgeConfig } from '../../edge-proxy/src/config';
 import { AdmissionController, AdmissionRejectedError, fleetShare, type AdmissionReason } from '../../edge-proxy/src/keyless/admission';
-import type { KeyOperations, SignResult } from '../../edge-proxy/src/keyless/key-operations';
+import type { KeyOperations, SignResult } from '../../edge-proxy/src/tls/key-operations';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { HandshakeError } from '../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../edge-proxy/src/tls/server';

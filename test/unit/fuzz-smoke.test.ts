@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { replay, type FuzzReport } from '../fuzz/engine';
 import { allTargets, corpusDir, FuzzTarget, loadCorpus, runConnection, serverFixture } from '../fuzz/targets';
-import { KeyOperationError, KeyOperations } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError, KeyOperations } from '../../edge-proxy/src/tls/key-operations';
 import { createTlsContext } from '../../edge-proxy/src/tls/context';
 
 /** Fixed: the same mutation stream every run. */

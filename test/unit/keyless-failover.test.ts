@@ -13,7 +13,7 @@ import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../contract/key-service-protocol';
 import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '../../edge-proxy/src/keyless/failover-target';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
 

@@ -20,7 +20,9 @@ import {
   verifyClientSignature,
   type ClientAuthPolicy,
 } from '../../edge-proxy/src/tls/client-auth';
-import { encodeCertificateRequest12, encodeCertificateRequest13, parseCertificateVerify, parseClientCertificate12, parseClientCertificate13 } from '../../edge-proxy/src/tls/client-auth-messages';
+import { encodeCertificateRequest12, encodeCertificateRequest13 } from '../../edge-proxy/src/tls/msgs/certificate-request';
+import { parseClientCertificate12, parseClientCertificate13 } from '../../edge-proxy/src/tls/msgs/certificate';
+import { parseCertificateVerify } from '../../edge-proxy/src/tls/msgs/certificate-verify';
 import { Reader, Writer } from '../../edge-proxy/src/tls/codec';
 import type { HandshakeError, TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../edge-proxy/src/tls/server';

@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { TlsServerConnection, HandshakeError } from '../../edge-proxy/src/tls/connection';
-import { KeyOperationError } from '../../edge-proxy/src/keyless/key-operations';
+import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { clientHelloBody, handshakeRecord, plainRecord, x25519Share } from '../helpers/client-hello';

@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import { finishedVerifyData, KeySchedule, trafficKeys, hkdfExpandLabel } from '../../edge-proxy/src/tls/tls13/key-schedule';
 import { ContentType, RecordReader, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
 import { Transcript } from '../../edge-proxy/src/tls/transcript';
-import { parseClientHello } from '../../edge-proxy/src/tls/messages';
+import { parseClientHello } from '../../edge-proxy/src/tls/msgs/client-hello';
 import { ExtensionType, parseClientKeyShares } from '../../edge-proxy/src/tls/extensions';
 
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');

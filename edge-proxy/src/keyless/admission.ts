@@ -10,12 +10,12 @@
  *   3. one global token bucket sized to the KMS budget (`keyOperationsPerSecond`, `keyOperationBurst`);
  *      in a fleet, each task's share of the regional budget (`fleetShare`).
  *
- * A rejected operation throws `AdmissionRejectedError` at once (nothing is sent to the key service);
- * the TLS engine answers it with a `handshake_failure` alert. Resumptions never call a key operation
+ * A rejected operation throws `AdmissionRejectedError` (code `refused`) at once (nothing is sent to
+ * the key service); the TLS engine answers it with a `handshake_failure` alert. Resumptions never call a key operation
  * and established connections never reach this gate, so neither is affected.
  */
-import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult } from './key-operations';
-import { KeyOperationError } from './key-operations';
+import type { ConnectionScopedKeyOperations, KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult } from '../tls/key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 import type { SignatureSchemeName } from '../../../contract/key-service-protocol';
 
 export interface AdmissionConfig {
@@ -63,7 +63,7 @@ export type AdmissionReason = 'pending_limit' | 'client_rate' | 'key_budget';
 /** A full handshake refused by admission control (answered with `handshake_failure`). */
 export class AdmissionRejectedError extends KeyOperationError {
   constructor(readonly reason: AdmissionReason) {
-    super('overloaded', `full handshake refused by admission control (${reason})`);
+    super('refused', `full handshake refused by admission control (${reason})`);
     this.name = 'AdmissionRejectedError';
   }
 }
@@ -109,14 +109,7 @@ export class TokenBucket {
   }
 }
 
-/** KeyOperations that can be narrowed to one connection (so per-client limits know the address). */
-export interface ConnectionScopedKeyOperations extends KeyOperations {
-  forConnection(remoteAddress: string | undefined): KeyOperations;
-}
-
-export function isConnectionScoped(ops: KeyOperations): ops is ConnectionScopedKeyOperations {
-  return typeof (ops as Partial<ConnectionScopedKeyOperations>).forConnection === 'function';
-}
+export { isConnectionScoped, type ConnectionScopedKeyOperations } from '../tls/key-operations';
 
 export interface AdmissionOptions {
   /** Milliseconds clock (tests). Default `performance.now()`. */

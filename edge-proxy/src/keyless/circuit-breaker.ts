@@ -9,7 +9,7 @@
  * the current state decided to let through can change it. The clock is injectable: unit tests drive
  * it by hand and never sleep.
  */
-import { KeyOperationError } from './key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 

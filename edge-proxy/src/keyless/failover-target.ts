@@ -21,7 +21,7 @@
 import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 import { BREAKER_STATE_VALUE, KeyClientMetrics } from './client-metrics';
 import { CircuitBreaker, type BreakerPermit, type BreakerState, type CircuitBreakerOptions } from './circuit-breaker';
-import { KeyOperationError, type KeyDescription, type KeyOperations } from './key-operations';
+import { KeyOperationError, type KeyDescription, type KeyOperations } from '../tls/key-operations';
 import { abortReason, KeyServiceClient, raceAbort } from './key-service-client';
 import type { KeyServiceTarget } from './target';
 import { TargetHealth, type TargetHealthOptions } from './target-health';

@@ -1,5 +1,5 @@
-export { KeyOperationError } from './key-operations';
-export type { KeyOperations, SignResult, KeyDescription, MasterSecretResult, RsaMasterSecretInput, TicketKeys } from './key-operations';
+export { KeyOperationError } from '../tls/key-operations';
+export type { KeyOperations, SignResult, KeyDescription, MasterSecretResult, RsaMasterSecretInput, TicketKeys } from '../tls/key-operations';
 export type { KeyServiceTarget } from './target';
 export { KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS } from './key-service-client';
 export type { KeyServiceClientOptions } from './key-service-client';

@@ -27,7 +27,7 @@ import {
   type RsaMasterSecretInput,
   type SignResult,
   type TicketKeys,
-} from './key-operations';
+} from '../tls/key-operations';
 import type { KeyServiceTarget } from './target';
 import {
   schemeMatchesKey,

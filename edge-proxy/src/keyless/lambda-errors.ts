@@ -4,7 +4,7 @@
  * another key service), anything else `internal`. Shared by both Invoke transports.
  */
 import { describeAwsFailure } from '../../../contract/aws-errors';
-import { KeyOperationError } from './key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 
 /** The errorType a Lambda function error reports (short, printable), without its message. */
 export function functionErrorType(payload: Uint8Array | undefined): string {

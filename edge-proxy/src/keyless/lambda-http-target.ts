@@ -22,7 +22,7 @@ import * as https from 'node:https';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
-import { KeyOperationError } from './key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 import { abortReason, raceAbort } from './key-service-client';
 import { functionErrorType, mapLambdaError } from './lambda-errors';
 import type { KeyServiceTarget } from './target';

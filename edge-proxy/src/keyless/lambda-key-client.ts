@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
-import { KeyOperationError } from './key-operations';
+import { KeyOperationError } from '../tls/key-operations';
 import { abortReason, raceAbort, KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, type KeyServiceClientOptions } from './key-service-client';
 import { functionErrorType, mapLambdaError } from './lambda-errors';
 import type { KeyServiceTarget } from './target';

@@ -16,7 +16,9 @@
 import * as crypto from 'node:crypto';
 import { pemCertificateBlocks } from '../../../contract/x509';
 import { AlertDescription, TlsAlert } from './alerts';
-import { encodeCertificateRequest12, encodeCertificateRequest13, parseCertificateVerify, parseClientCertificate12, parseClientCertificate13 } from './client-auth-messages';
+import { encodeCertificateRequest12, encodeCertificateRequest13 } from './msgs/certificate-request';
+import { parseClientCertificate12, parseClientCertificate13 } from './msgs/certificate';
+import { parseCertificateVerify } from './msgs/certificate-verify';
 import type { HandshakeIo } from './handshake-io';
 import { HandshakeType } from './handshake-joiner';
 import { schemeById, SignatureScheme, SIGNATURE_SCHEMES } from './sigalgs';

@@ -17,8 +17,7 @@ import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RawRecord, Re
 import { FlightWriter } from './flight-writer';
 import { handshakeMessageLimit } from './msgs/limits';
 import { EstablishedSession, serverHandshake } from './server-handshake';
-import { KeyOperationError } from '../keyless/key-operations';
-import { AdmissionRejectedError, isConnectionScoped } from '../keyless/admission';
+import { isConnectionScoped, KEY_OPERATION_ALERTS, KeyOperationError } from './key-operations';
 import { peerCertificateObject, type LegacyPeerCertificate } from './client-auth';
 
 type State = 'handshake' | 'open' | 'closed';
@@ -111,6 +110,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   private earlyDataSkip?: { mode: 'application_data' | 'undecryptable'; remaining: number };
   /** We asked the peer to update its keys (it neared the AEAD limit) and have not seen it do so yet. */
   private peerUpdateRequested = false;
+  /** Queued handshake messages wait for application data, or for the end of this event-loop turn. */
+  private flushScheduled = false;
   /** How far the handshake was when the peer's FIN arrived (what a PeerClosedError reports). */
   private endStage?: PeerClosedError['stage'];
 
@@ -254,6 +255,15 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     const records = this.flight.seal();
     if (records.length === 0 || this.socket.destroyed) return;
     this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records));
+  }
+
+  flushWithApplicationData(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.state === 'open') this.flush();
+    });
   }
 
   setReadProtection(p: RecordProtection): void {
@@ -420,24 +430,16 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
             this.joiner.push(record.plaintext);
             for (let m = this.joiner.next(); m; m = this.joiner.next()) this.session?.onPostHandshakeMessage(m);
             break;
-          case ContentType.alert: {
+          case ContentType.alert:
             // close_notify ends most connections: recognised from its bytes, without building an
-            // Error (stack capture) that would be thrown away (~50 µs per connection in a profile).
+            // Error that would be thrown away.
             if (record.plaintext.length === 2 && record.plaintext[1] === AlertDescription.close_notify) {
               // Anything after close_notify is ignored (RFC 8446 §6.1); the consumer ends our side.
               this.readClosed = true;
               this.push(null);
               return;
             }
-            const alert = this.peerAlert(record.plaintext);
-            if (alert instanceof PeerAlert && alert.description === AlertDescription.close_notify) {
-              // Anything after close_notify is ignored (RFC 8446 §6.1); the consumer ends our side.
-              this.readClosed = true;
-              this.push(null);
-              return;
-            }
-            throw alert;
-          }
+            throw this.peerAlert(record.plaintext);
           default:
             throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec after the handshake');
         }
@@ -473,13 +475,17 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     this.session.updateWriteKeys(true);
   }
 
-  /** Application data → records of at most 2^14 bytes, written in one socket write. */
+  /**
+   * Application data → records of at most 2^14 bytes, written in one gathered socket write; each
+   * record's pieces are written as they are, not copied together.
+   */
   private writeApplicationData(chunks: Buffer[], callback: (err?: Error | null) => void): void {
     if (this.state !== 'open' || this.socket.destroyed) {
       callback(); // closed underneath the writer: drop quietly, 'close' tells the consumer
       return;
     }
-    let records: Buffer[] = [];
+    // Handshake messages still queued (session tickets) go first, in the same write.
+    let records: Buffer[] = this.flight.pending ? this.flight.seal() : [];
     const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     const size = this.flight.fragmentSize();
     for (let off = 0; off < data.length; off += size) {
@@ -489,7 +495,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         records = [];
         this.session!.updateWriteKeys!(false);
       }
-      records.push(this.flight.protection.seal(ContentType.application_data, data.subarray(off, off + size)));
+      records.push(...this.flight.protection.sealParts(ContentType.application_data, data.subarray(off, off + size)));
     }
     if (records.length === 0) {
       callback();
@@ -534,6 +540,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   override _final(callback: (err?: Error | null) => void): void {
     if (this.state === 'open' && !this.socket.destroyed) {
+      this.flush(); // session tickets not yet sent go before close_notify
       this.socket.write(this.flight.protection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
       this.socket.end();
     }
@@ -593,8 +600,7 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     let received: string | undefined;
     if (err instanceof TlsAlert) sent = err.description;
     else if (err instanceof PeerAlert) received = AlertDescription[err.description] ?? String(err.description);
-    else if (err instanceof AdmissionRejectedError) sent = AlertDescription.handshake_failure; // refused, not broken
-    else if (err instanceof KeyOperationError) sent = AlertDescription.internal_error;
+    else if (err instanceof KeyOperationError) sent = KEY_OPERATION_ALERTS[err.code];
     else if (!(err instanceof HandshakeError)) sent = AlertDescription.internal_error;
 
     this.flight.discard(); // a half-built flight is not sent after an error, nor sealed

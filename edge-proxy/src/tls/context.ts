@@ -1,5 +1,5 @@
 /** Server-wide TLS settings shared by every connection. */
-import type { KeyOperations } from '../keyless/key-operations';
+import type { KeyOperations } from './key-operations';
 import type { CertificateStore } from './certificates';
 import { SUPPORTED_GROUPS, NamedGroup } from './groups';
 import { CipherSuite, TLS13_SUITES } from './suites';

@@ -73,6 +73,11 @@ export class FlightWriter {
     return out;
   }
 
+  /** Messages are queued and not yet sealed. */
+  get pending(): boolean {
+    return this.queue.length > 0;
+  }
+
   /** An error ended the handshake: what was queued is dropped unsealed. */
   discard(): void {
     this.queue = [];

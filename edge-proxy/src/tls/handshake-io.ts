@@ -18,6 +18,12 @@ export interface HandshakeIo {
   sendChangeCipherSpec(): void;
   /** Write everything queued to the socket. */
   flush(): void;
+  /**
+   * Write everything queued together with the first application data, or on its own at the end of
+   * this turn of the event loop if there is none: one socket write fewer for messages that may wait
+   * (TLS 1.3 NewSessionTicket, RFC 8446 §4.6.1: any time after the client's Finished).
+   */
+  flushWithApplicationData(): void;
   /** Install new read keys. A handshake message may not straddle a key change (RFC 8446 §5.1). */
   setReadProtection(p: RecordProtection): void;
   /** Install new write keys; what was queued before stays under the old ones. */

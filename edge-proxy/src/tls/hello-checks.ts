@@ -5,7 +5,7 @@
  */
 import { AlertDescription, TlsAlert } from './alerts';
 import { ExtensionType } from './extensions';
-import type { ClientHello } from './messages';
+import type { ClientHello } from './msgs/client-hello';
 
 /**
  * Extensions we recognise whose home is another message (RFC 8446 §4.2 table): oid_filters lives in

@@ -1,6 +1,6 @@
 /** Choices made from a ClientHello the same way in TLS 1.3 and TLS 1.2: server name and ALPN. */
 import { AlertDescription, TlsAlert } from './alerts';
-import type { ClientHello } from './messages';
+import type { ClientHello } from './msgs/client-hello';
 
 export function requestedServerName(hello: ClientHello): string | undefined {
   return hello.serverName;

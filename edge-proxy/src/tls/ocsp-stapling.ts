@@ -4,25 +4,11 @@
  * of the leaf's CertificateEntry (RFC 8446 §4.4.2.1), in TLS 1.2 as a CertificateStatus message after
  * Certificate, announced by an empty status_request in the ServerHello (RFC 6066 §8).
  */
-import { Writer } from './codec';
-import { HandshakeType, handshakeMessage } from './handshake-joiner';
-import type { ClientHello } from './messages';
-
-const STATUS_TYPE_OCSP = 1;
+import type { ClientHello } from './msgs/client-hello';
 
 /** True when the client asked for an OCSP response (status_type ocsp; decoded with the ClientHello). */
 export function clientWantsOcsp(hello: ClientHello): boolean {
   return hello.wantsOcsp;
-}
-
-/** CertificateStatus body (RFC 6066 §8): status_type ocsp, then the DER OCSPResponse in a u24 vector. */
-export function certificateStatusBody(ocspResponse: Buffer): Buffer {
-  return new Writer().u8(STATUS_TYPE_OCSP).vec24(ocspResponse).finish();
-}
-
-/** TLS 1.2 CertificateStatus handshake message. */
-export function encodeCertificateStatus(ocspResponse: Buffer): Buffer {
-  return handshakeMessage(HandshakeType.certificate_status, certificateStatusBody(ocspResponse));
 }
 
 /**

@@ -21,6 +21,8 @@ export const TLS13_MAX_CIPHERTEXT = MAX_PLAINTEXT + 256;
 export const TLS12_MAX_CIPHERTEXT = MAX_PLAINTEXT + 2048;
 const HEADER = 5;
 const TAG = 16;
+/** Input chunks the record reader keeps apart before it joins them. */
+const MAX_CHUNKS = 8;
 
 export interface RawRecord {
   type: ContentType;
@@ -28,33 +30,68 @@ export interface RawRecord {
   fragment: Buffer;
 }
 
-/** Splits a byte stream into records. Enforces the record-size limit before buffering a body. */
+/**
+ * Splits a byte stream into records. Enforces the record-size limit before buffering a body. Input
+ * chunks are kept as they arrived; a record is a view into its chunk, and only one that straddles
+ * chunks is copied together.
+ */
 export class RecordReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private total = 0;
   /** Upper bound for a fragment; raised once protection is in place. */
   maxFragment = TLS12_MAX_CIPHERTEXT;
 
   push(data: Buffer): void {
-    this.pending = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    if (data.length === 0) return;
+    // A peer dribbling tiny segments must not make every record cost a walk over thousands of chunks.
+    if (this.chunks.length >= MAX_CHUNKS) this.chunks = [Buffer.concat(this.chunks, this.total)];
+    this.chunks.push(data);
+    this.total += data.length;
   }
 
   get buffered(): number {
-    return this.pending.length;
+    return this.total;
   }
 
   next(): RawRecord | null {
-    if (this.pending.length < HEADER) return null;
-    const type = this.pending[0];
+    if (this.total < HEADER) return null;
+    const head = this.chunks[0].length >= HEADER ? this.chunks[0] : this.peek(HEADER);
+    const type = head[0];
     if (type < ContentType.change_cipher_spec || type > ContentType.application_data) {
       throw new TlsAlert(AlertDescription.unexpected_message, `unknown record content type ${type}`);
     }
-    const length = this.pending.readUInt16BE(3);
+    const length = head.readUInt16BE(3);
     if (length > this.maxFragment) throw new TlsAlert(AlertDescription.record_overflow, `record of ${length} bytes`);
-    if (this.pending.length < HEADER + length) return null;
-    const header = this.pending.subarray(0, HEADER);
-    const fragment = this.pending.subarray(HEADER, HEADER + length);
-    this.pending = this.pending.subarray(HEADER + length);
-    return { type, header, fragment };
+    if (this.total < HEADER + length) return null;
+    const record = this.take(HEADER + length);
+    return { type, header: record.subarray(0, HEADER), fragment: record.subarray(HEADER) };
+  }
+
+  /** The first `n` buffered bytes, contiguous, left in place. */
+  private peek(n: number): Buffer {
+    return Buffer.concat(this.chunks, n);
+  }
+
+  /** Removes and returns the first `n` buffered bytes: a view when one chunk holds them, else a copy. */
+  private take(n: number): Buffer {
+    this.total -= n;
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0];
+      const used = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, used);
+      filled += used;
+      if (used === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(used);
+    }
+    return out;
   }
 }
 
@@ -80,6 +117,8 @@ export interface RecordProtection {
   readonly sequence: number;
   /** One record (type + at most MAX_PLAINTEXT bytes) → wire bytes including the header. */
   seal(type: ContentType, plaintext: Buffer): Buffer;
+  /** The same record as pieces to write in order (header, ciphertext, tag), without copying them together. */
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[];
   open(record: RawRecord): OpenedRecord;
 }
 
@@ -92,6 +131,9 @@ export class NullProtection implements RecordProtection {
   readonly sequence = 0;
   seal(type: ContentType, plaintext: Buffer): Buffer {
     return Buffer.concat([recordHeader(type, plaintext.length), plaintext]);
+  }
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
+    return [recordHeader(type, plaintext.length), plaintext];
   }
   open(record: RawRecord): OpenedRecord {
     if (record.fragment.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext record too long');
@@ -109,13 +151,9 @@ export function recordNonce(iv: Buffer, seq: number): Buffer {
   return nonce;
 }
 
-export function aeadSeal(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
-  return Buffer.concat(aeadSealParts(aead, key, nonce, aad, [plaintext], plaintext.length));
-}
-
 /**
  * Encrypts the concatenation of `parts` and returns the ciphertext pieces followed by the tag, so a
- * record is assembled with one copy (bulk transfer spends a measurable share of its CPU in copies).
+ * record is assembled with one copy.
  */
 function aeadSealParts(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], plaintextLength: number): Buffer[] {
   const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
@@ -161,11 +199,14 @@ export class Tls13Protection implements RecordProtection {
   }
 
   seal(type: ContentType, plaintext: Buffer): Buffer {
+    return Buffer.concat(this.sealParts(type, plaintext), HEADER + plaintext.length + 1 + TAG);
+  }
+
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
     const innerLength = plaintext.length + 1;
     const header = recordHeader(ContentType.application_data, innerLength + TAG);
     const typeByte = CONTENT_TYPE_BYTE[type] ?? Buffer.from([type]);
-    const body = aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength);
-    return Buffer.concat([header, ...body], header.length + innerLength + TAG);
+    return [header, ...aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength)];
   }
 
   open(record: RawRecord): OpenedRecord {
@@ -238,6 +279,11 @@ export class Tls12Protection implements RecordProtection {
   }
 
   seal(type: ContentType, plaintext: Buffer): Buffer {
+    const parts = this.sealParts(type, plaintext);
+    return Buffer.concat(parts);
+  }
+
+  sealParts(type: ContentType, plaintext: Buffer): Buffer[] {
     let explicit = Buffer.alloc(0);
     if (this.recordIvLength > 0) {
       explicit = Buffer.alloc(8);
@@ -247,7 +293,7 @@ export class Tls12Protection implements RecordProtection {
     const body = aeadSealParts(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), [plaintext], plaintext.length);
     this.seq++;
     const length = explicit.length + plaintext.length + TAG;
-    return Buffer.concat([recordHeader(type, length), explicit, ...body], 5 + length);
+    return [recordHeader(type, length), explicit, ...body];
   }
 
   open(record: RawRecord): OpenedRecord {

@@ -5,7 +5,7 @@
  */
 import { Writer } from './codec';
 import { Extension, ExtensionType } from './extensions';
-import type { ClientHello } from './messages';
+import type { ClientHello } from './msgs/client-hello';
 import { MAX_PLAINTEXT } from './record-layer';
 
 /** The client's limit, or undefined when it sent none (decoded, and checked to be at least 64, with the ClientHello). */

@@ -6,7 +6,7 @@ import { AlertDescription, TlsAlert } from './alerts';
 import type { TlsContext } from './context';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeType } from './handshake-joiner';
-import { ClientHello, parseClientHello } from './messages';
+import { ClientHello, parseClientHello } from './msgs/client-hello';
 import { TLS_FALLBACK_SCSV } from './suites';
 import { serverHandshake13, TLS12, TLS13 } from './tls13/server';
 import { serverHandshake12 } from './tls12/server';

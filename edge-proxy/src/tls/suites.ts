@@ -69,11 +69,3 @@ export const TLS12_SUITES: readonly CipherSuite[] = [
 /** Signalling cipher suite values. */
 export const TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
 export const TLS_FALLBACK_SCSV = 0x5600; // RFC 7507
-
-export function findSuite(suites: readonly CipherSuite[], name: string): CipherSuite | undefined {
-  return suites.find((s) => s.name === name || s.opensslName === name);
-}
-
-export function suiteByName(name: string): CipherSuite | undefined {
-  return findSuite(TLS13_SUITES, name) ?? findSuite(TLS12_SUITES, name);
-}

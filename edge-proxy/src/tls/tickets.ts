@@ -9,7 +9,7 @@
  */
 import * as crypto from 'node:crypto';
 import { Reader, Writer } from './codec';
-import type { TicketKeys } from '../keyless/key-operations';
+import type { TicketKeys } from './key-operations';
 
 const TICKET_VERSION = 1;
 const HEADER = 1 + 4 + 12;

@@ -1,8 +1,9 @@
 /**
- * TLS 1.2 server handshake (RFC 5246 §7.3) for AEAD suites only, in one straight line:
- * negotiate → ServerHello, Certificate, [ServerKeyExchange: signed by the key service],
- * ServerHelloDone → ClientKeyExchange → master secret (ECDHE: here; RSA: by the key service, which
- * returns only the master secret) → client CCS + Finished → our CCS + Finished.
+ * TLS 1.2 server handshake (RFC 5246 §7.3) for AEAD suites only; `handshake()` is a table of
+ * contents of named steps: negotiate → (resume from a ticket) → ServerHello, Certificate,
+ * [ServerKeyExchange: signed by the key service], ServerHelloDone → ClientKeyExchange → master
+ * secret (ECDHE: here; RSA: by the key service, which returns only the master secret) → client CCS +
+ * Finished → our CCS + Finished.
  *
  * Also: extended master secret (RFC 7627), secure renegotiation indication with renegotiation refused
  * (RFC 5746), ECDHE groups and point formats (RFC 8422), the TLS 1.3 downgrade sentinel in
@@ -15,18 +16,15 @@ import type { TlsContext } from '../context';
 import { Extension, ExtensionType, encodeAlpn } from '../extensions';
 import { generateEphemeral, NamedGroup, SECP256R1, tls12Groups } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
-import { HandshakeMessage, HandshakeType, handshakeMessage } from '../handshake-joiner';
-import {
-  ClientHello,
-  encodeServerEcdhParams,
-  encodeServerHello,
-  encodeServerHelloDone,
-  encodeServerKeyExchange,
-  encodeTls12Certificate,
-  encodeNewSessionTicket12,
-  parseEcdhClientKeyExchange,
-  parseRsaClientKeyExchange,
-} from '../messages';
+import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
+import type { ClientHello } from '../msgs/client-hello';
+import { encodeServerHello } from '../msgs/server-hello';
+import { encodeFinished } from '../msgs/finished';
+import { encodeTls12Certificate } from '../msgs/certificate';
+import { encodeServerEcdhParams, encodeServerKeyExchange } from '../msgs/server-key-exchange';
+import { encodeServerHelloDone } from '../msgs/server-hello-done';
+import { parseEcdhClientKeyExchange, parseRsaClientKeyExchange } from '../msgs/client-key-exchange';
+import { encodeNewSessionTicket12 } from '../msgs/new-session-ticket';
 import { negotiateAlpn, requestedServerName } from '../negotiation';
 import { Tls12Protection } from '../record-layer';
 import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../sigalgs';
@@ -37,7 +35,8 @@ import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient
 import { prf12 } from '../../../../contract/tls12-prf';
 import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../contract/key-service-protocol';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
-import { clientWantsOcsp, encodeCertificateStatus } from '../ocsp-stapling';
+import { clientWantsOcsp } from '../ocsp-stapling';
+import { encodeCertificateStatus } from '../msgs/certificate-status';
 import { insufficientSecurity } from '../insufficient-security';
 import { tls12KeyBlock, verifyFinished } from '../finished';
 
@@ -109,166 +108,283 @@ export class Tls12Session {
   }
 }
 
-export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, ctx: TlsContext): Promise<{ info: HandshakeInfo; session: Tls12Session }> {
-  io.useTls12Records();
+/** What the ClientHello asks for and what we chose. */
+interface Negotiated12 extends Choice {
+  secureRenegotiation: boolean;
+  ems: boolean;
+  serverName?: string;
+  sniMatched: boolean;
+  alpn?: string;
+  /** The client sent an empty or non-empty session_ticket and we have ticket keys (RFC 5077 §3.2). */
+  issueTicket: boolean;
+}
+
+function negotiate12(hello: ClientHello, ctx: TlsContext): Negotiated12 {
   if (!hello.compressionMethods.includes(0)) throw new TlsAlert(AlertDescription.handshake_failure, 'client does not offer null compression');
   const secureRenegotiation = clientSignalsSecureRenegotiation(hello);
-  const ems = hello.extendedMasterSecret;
   const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
-  const { cert, suite, scheme, group } = choose(hello, certs, tls12Groups(ctx.groups));
+  const choice = choose(hello, certs, tls12Groups(ctx.groups));
   // RFC 9113 §9.2.2: HTTP/2 over TLS 1.2 needs an ephemeral key exchange (RSA key exchange is on its
   // cipher-suite block list; Chromium fails with ERR_HTTP2_INADEQUATE_TRANSPORT_SECURITY), so h2 is
-  // not chosen with it. Found by the interop matrix (test/interop/matrix.test.ts).
-  const alpn = negotiateAlpn(hello, suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols);
-  const ticketExt = hello.sessionTicket;
-  const issueTicket = ticketExt !== undefined && ctx.tickets?.ready === true;
-  const resumable = ticketExt && ticketExt.length > 0 ? resumableTicket(ticketExt, hello, serverName, ems, ctx) : undefined;
-  // mTLS: a ticket's client identity must still satisfy this host's policy, else a full handshake.
-  const resumedAuth = resumable ? resumedClientAuth(cert.clientAuth, resumable.clientCertificateChain) : undefined;
-  if (resumable && resumedAuth !== 'refuse') return resumeHandshake12(io, first, hello, resumable, { secureRenegotiation, ems, alpn, issueTicket, clientAuth: resumedAuth }, ctx);
-
-  // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
-  // derives it from S before signing ServerKeyExchange (so the caller chooses none of its bytes), and
-  // checks it for RSA key exchange (so a recorded handshake cannot be replayed through it).
-  const seed = crypto.randomBytes(32);
-  const serverRandom = tls12ServerRandom(seed);
-
-  const extensions: Extension[] = [];
-  if (secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
-  if (ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
-  if (matched && serverName) extensions.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) });
-  if (alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(alpn) });
-  if (group && hello.ecPointFormats) {
-    extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
-  }
-  if (issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) }); // RFC 5077 §3.2
-  const recordSizeLimit = clientRecordSizeLimit(hello);
-  if (recordSizeLimit !== undefined) {
-    // RFC 8449 §4: binds our protected records (after our CCS); ours is announced in the ServerHello.
-    io.limitRecordPlaintext(maxPlaintextUnder(recordSizeLimit, false));
-    extensions.push(recordSizeLimitExtension(false));
-  }
-  // OCSP stapling (RFC 6066 §8): an empty status_request here, CertificateStatus after Certificate.
-  const staple = clientWantsOcsp(hello) ? cert.ocspResponse : undefined;
-  if (staple) extensions.push({ type: ExtensionType.status_request, data: Buffer.alloc(0) });
-
-  const transcript = new Transcript(suite.hash);
-  const messages: Buffer[] = [];
-  const send = (msg: Buffer): void => {
-    transcript.update(msg);
-    messages.push(msg);
-    io.sendHandshake(msg);
-  };
-  transcript.update(first.raw);
-  messages.push(first.raw);
-  send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: Buffer.alloc(0), cipherSuite: suite.id, extensions }));
-  send(encodeTls12Certificate(cert.chain));
-  if (staple) send(encodeCertificateStatus(staple));
-
-  let keyOperationMs: number | undefined;
-  const ephemeral = group ? generateEphemeral(group) : undefined;
-  if (ephemeral && scheme) {
-    // Let the client work on the chain while the key service signs our ECDHE parameters.
-    io.flush();
-    const params = encodeServerEcdhParams(ephemeral.group.id, ephemeral.publicShare);
-    const signed = await ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, hello.random, seed, params);
-    keyOperationMs = signed.latencyMs;
-    send(encodeServerKeyExchange(params, scheme.id, signed.signature));
-  }
-  // mTLS (RFC 5246 §7.4.4): CertificateRequest just before ServerHelloDone; the client's
-  // Certificate opens its flight (§7.4.6) and counts towards the EMS session hash (RFC 7627 §3).
-  const clientPolicy = cert.clientAuth;
-  if (clientPolicy) send(certificateRequest12(clientPolicy));
-  send(encodeServerHelloDone());
-  io.flush();
-  let clientAuth: ClientAuthResult | undefined;
-  let clientPath: Awaited<ReturnType<typeof readClientCertificate12>>['path'];
-  if (clientPolicy) {
-    const c = await readClientCertificate12(io, clientPolicy);
-    transcript.update(c.raw);
-    messages.push(c.raw);
-    clientPath = c.path;
-    clientAuth = c.path ? describeClient(clientPolicy.mode, c.path) : anonymousClient(clientPolicy);
-  }
-
-  const cke = await io.readHandshakeMessage(HandshakeType.client_key_exchange);
-  transcript.update(cke.raw);
-  messages.push(cke.raw);
-  // EMS covers the messages up to ClientKeyExchange, not the client's CertificateVerify.
-  const sessionHash = transcript.digest();
-  const messagesThroughCke = Buffer.concat(messages);
-  if (clientPath) {
-    // RFC 5246 §7.4.8: a signature over every handshake message so far; checked before any key
-    // operation is spent on this client.
-    const cv = await readClientCertificateVerify12(io, clientPath[0], messagesThroughCke);
-    transcript.update(cv);
-    messages.push(cv);
-  }
-
-  let masterSecret: Buffer;
-  if (ephemeral) {
-    const premaster = ephemeral.agree(parseEcdhClientKeyExchange(cke.body));
-    masterSecret = ems
-      ? prf12(suite.hash, premaster, 'extended master secret', sessionHash, 48) // RFC 7627 §4
-      : prf12(suite.hash, premaster, 'master secret', Buffer.concat([hello.random, serverRandom]), 48);
-    premaster.fill(0);
-  } else {
-    // RSA key exchange: the premaster never reaches the edge; the key service returns the master
-    // secret of this session only (or a synthetic one on a bad ciphertext — implicit rejection).
-    const result = await ctx.keyOperations.rsaMasterSecret(cert.keyName, {
-      encryptedPreMasterSecret: parseRsaClientKeyExchange(cke.body),
-      clientVersion: hello.legacyVersion,
-      clientRandom: hello.random,
-      serverRandom,
-      serverRandomSeed: seed,
-      prfHash: suite.hash,
-      handshakeMessages: ems ? messagesThroughCke : undefined,
-    });
-    keyOperationMs = result.latencyMs;
-    masterSecret = result.masterSecret;
-  }
-
-  const keys = tls12KeyBlock(suite, masterSecret, serverRandom, hello.random);
-  await io.readChangeCipherSpec();
-  io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
-  const expected = prf12(suite.hash, masterSecret, 'client finished', transcript.digest(), 12);
-  const fin = await io.readHandshakeMessage(HandshakeType.finished);
-  verifyFinished(fin, expected);
-  transcript.update(fin.raw);
-
-  // RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript.
-  if (issueTicket) {
-    const nst = newTicket12(ctx, { suite: suite.id, master: masterSecret, ems, serverName, alpn, clientCertificateChain: clientAuth?.chain });
-    if (nst) {
-      transcript.update(nst);
-      io.sendHandshake(nst);
-    }
-  }
-  io.sendChangeCipherSpec();
-  io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
-  io.sendHandshake(handshakeMessage(HandshakeType.finished, prf12(suite.hash, masterSecret, 'server finished', transcript.digest(), 12)));
-  io.flush();
-
+  // not chosen with it.
+  const alpn = negotiateAlpn(hello, choice.suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols);
   return {
-    session: new Tls12Session(io),
-    info: {
+    ...choice,
+    secureRenegotiation,
+    ems: hello.extendedMasterSecret,
+    serverName,
+    sniMatched: matched && serverName !== undefined,
+    alpn,
+    issueTicket: hello.sessionTicket !== undefined && ctx.tickets?.ready === true,
+  };
+}
+
+/**
+ * The handshake's state, one field per thing learnt along the way; each method is one step of
+ * `handshake()`, in order.
+ */
+class Tls12ServerHandshake {
+  private readonly neg: Negotiated12;
+  private readonly transcript: Transcript;
+  /** Every handshake message as sent, for the EMS input of RSA key exchange and the client's CertificateVerify. */
+  private readonly messages: Buffer[] = [];
+  /** The seed the server random commits to (docs/key-service-protocol.md). */
+  private readonly seed = crypto.randomBytes(32);
+  private readonly serverRandom: Buffer;
+  private ephemeral?: ReturnType<typeof generateEphemeral>;
+  private keyOperationMs?: number;
+  private clientAuth?: ClientAuthResult;
+  private clientPath?: Awaited<ReturnType<typeof readClientCertificate12>>['path'];
+  private clientKeyExchange!: HandshakeMessage;
+  /** Transcript hash through ClientKeyExchange: the EMS session hash (RFC 7627 §3). */
+  private sessionHash!: Buffer;
+  private messagesThroughCke!: Buffer;
+  private masterSecret!: Buffer;
+  private keys!: ReturnType<typeof tls12KeyBlock>;
+
+  constructor(
+    private readonly io: HandshakeIo,
+    first: HandshakeMessage,
+    private readonly hello: ClientHello,
+    private readonly ctx: TlsContext,
+    neg: Negotiated12,
+  ) {
+    this.neg = neg;
+    // The server random commits to a seed S: SHA-256(S)[0..24] ‖ downgrade sentinel. The key service
+    // derives it from S before signing ServerKeyExchange (so the caller chooses none of its bytes), and
+    // checks it for RSA key exchange (so a recorded handshake cannot be replayed through it).
+    this.serverRandom = tls12ServerRandom(this.seed);
+    this.transcript = new Transcript(neg.suite.hash);
+    this.transcript.update(first.raw);
+    this.messages.push(first.raw);
+  }
+
+  async handshake(): Promise<Tls12Result> {
+    this.sendServerHello();
+    this.sendServerCertificate();
+    await this.sendServerKeyExchange();
+    this.sendServerHelloDone();
+    await this.readClientCertificate();
+    await this.readClientKeyExchange();
+    await this.readClientCertificateVerify();
+    await this.establishMasterSecret();
+    await this.readClientFinished();
+    this.sendServerFinished();
+    return { session: new Tls12Session(this.io), info: this.handshakeInfo() };
+  }
+
+  private sendServerHello(): void {
+    const { hello, neg, io } = this;
+    const extensions: Extension[] = [];
+    if (neg.secureRenegotiation) extensions.push({ type: ExtensionType.renegotiation_info, data: Buffer.from([0]) });
+    if (neg.ems) extensions.push({ type: ExtensionType.extended_master_secret, data: Buffer.alloc(0) });
+    if (neg.sniMatched) extensions.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) });
+    if (neg.alpn) extensions.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
+    if (neg.group && hello.ecPointFormats) {
+      extensions.push({ type: ExtensionType.ec_point_formats, data: Buffer.from([1, 0]) }); // uncompressed only
+    }
+    if (neg.issueTicket) extensions.push({ type: ExtensionType.session_ticket, data: Buffer.alloc(0) }); // RFC 5077 §3.2
+    const recordSizeLimit = clientRecordSizeLimit(hello);
+    if (recordSizeLimit !== undefined) {
+      // RFC 8449 §4: binds our protected records (after our CCS); ours is announced in the ServerHello.
+      io.limitRecordPlaintext(maxPlaintextUnder(recordSizeLimit, false));
+      extensions.push(recordSizeLimitExtension(false));
+    }
+    // OCSP stapling (RFC 6066 §8): an empty status_request here, CertificateStatus after Certificate.
+    if (this.staple()) extensions.push({ type: ExtensionType.status_request, data: Buffer.alloc(0) });
+    this.send(encodeServerHello({ version: TLS12, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: neg.suite.id, extensions }));
+  }
+
+  private staple(): Buffer | undefined {
+    return clientWantsOcsp(this.hello) ? this.neg.cert.ocspResponse : undefined;
+  }
+
+  private sendServerCertificate(): void {
+    this.send(encodeTls12Certificate(this.neg.cert.chain));
+    const staple = this.staple();
+    if (staple) this.send(encodeCertificateStatus(staple));
+  }
+
+  /** ECDHE: our parameters, signed by the key service (the key operation of this handshake). */
+  private async sendServerKeyExchange(): Promise<void> {
+    const { group, scheme, cert } = this.neg;
+    this.ephemeral = group ? generateEphemeral(group) : undefined;
+    if (!this.ephemeral || !scheme) return;
+    // Let the client work on the chain while the key service signs our ECDHE parameters.
+    this.io.flush();
+    const params = encodeServerEcdhParams(this.ephemeral.group.id, this.ephemeral.publicShare);
+    const signed = await this.ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, this.hello.random, this.seed, params);
+    this.keyOperationMs = signed.latencyMs;
+    this.send(encodeServerKeyExchange(params, scheme.id, signed.signature));
+  }
+
+  /**
+   * mTLS (RFC 5246 §7.4.4): CertificateRequest just before ServerHelloDone; the client's
+   * Certificate opens its flight (§7.4.6) and counts towards the EMS session hash (RFC 7627 §3).
+   */
+  private sendServerHelloDone(): void {
+    const clientPolicy = this.neg.cert.clientAuth;
+    if (clientPolicy) this.send(certificateRequest12(clientPolicy));
+    this.send(encodeServerHelloDone());
+    this.io.flush();
+  }
+
+  private async readClientCertificate(): Promise<void> {
+    const clientPolicy = this.neg.cert.clientAuth;
+    if (!clientPolicy) return;
+    const c = await readClientCertificate12(this.io, clientPolicy);
+    this.received(c.raw);
+    this.clientPath = c.path;
+    this.clientAuth = c.path ? describeClient(clientPolicy.mode, c.path) : anonymousClient(clientPolicy);
+  }
+
+  private async readClientKeyExchange(): Promise<void> {
+    this.clientKeyExchange = await this.io.readHandshakeMessage(HandshakeType.client_key_exchange);
+    this.received(this.clientKeyExchange.raw);
+    // EMS covers the messages up to ClientKeyExchange, not the client's CertificateVerify.
+    this.sessionHash = this.transcript.digest();
+    this.messagesThroughCke = Buffer.concat(this.messages);
+  }
+
+  /**
+   * RFC 5246 §7.4.8: a signature over every handshake message so far; checked before any key
+   * operation is spent on this client.
+   */
+  private async readClientCertificateVerify(): Promise<void> {
+    if (!this.clientPath) return;
+    this.received(await readClientCertificateVerify12(this.io, this.clientPath[0], this.messagesThroughCke));
+  }
+
+  private async establishMasterSecret(): Promise<void> {
+    const { hello, neg, ephemeral, serverRandom } = this;
+    const { suite } = neg;
+    const cke = this.clientKeyExchange;
+    if (ephemeral) {
+      const premaster = ephemeral.agree(parseEcdhClientKeyExchange(cke.body));
+      this.masterSecret = neg.ems
+        ? prf12(suite.hash, premaster, 'extended master secret', this.sessionHash, 48) // RFC 7627 §4
+        : prf12(suite.hash, premaster, 'master secret', Buffer.concat([hello.random, serverRandom]), 48);
+      premaster.fill(0);
+    } else {
+      // RSA key exchange: the premaster never reaches the edge; the key service returns the master
+      // secret of this session only (or a synthetic one on a bad ciphertext — implicit rejection).
+      const result = await this.ctx.keyOperations.rsaMasterSecret(neg.cert.keyName, {
+        encryptedPreMasterSecret: parseRsaClientKeyExchange(cke.body),
+        clientVersion: hello.legacyVersion,
+        clientRandom: hello.random,
+        serverRandom,
+        serverRandomSeed: this.seed,
+        prfHash: suite.hash,
+        handshakeMessages: neg.ems ? this.messagesThroughCke : undefined,
+      });
+      this.keyOperationMs = result.latencyMs;
+      this.masterSecret = result.masterSecret;
+    }
+    this.keys = tls12KeyBlock(suite, this.masterSecret, serverRandom, hello.random);
+  }
+
+  private async readClientFinished(): Promise<void> {
+    const { io, neg, keys } = this;
+    const { suite } = neg;
+    await io.readChangeCipherSpec();
+    io.setReadProtection(new Tls12Protection(suite.aead, keys.client.key, keys.client.iv, suite.recordIvLength!));
+    const expected = prf12(suite.hash, this.masterSecret, 'client finished', this.transcript.digest(), 12);
+    const fin = await io.readHandshakeMessage(HandshakeType.finished);
+    verifyFinished(fin, expected);
+    this.transcript.update(fin.raw);
+  }
+
+  /** RFC 5077 §3.3: NewSessionTicket goes before our CCS and is part of the Finished transcript. */
+  private sendServerFinished(): void {
+    const { io, neg, keys } = this;
+    const { suite } = neg;
+    if (neg.issueTicket) {
+      const nst = newTicket12(this.ctx, { suite: suite.id, master: this.masterSecret, ems: neg.ems, serverName: neg.serverName, alpn: neg.alpn, clientCertificateChain: this.clientAuth?.chain });
+      if (nst) {
+        this.transcript.update(nst);
+        io.sendHandshake(nst);
+      }
+    }
+    io.sendChangeCipherSpec();
+    io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
+    io.sendHandshake(encodeFinished(prf12(suite.hash, this.masterSecret, 'server finished', this.transcript.digest(), 12)));
+    io.flush();
+  }
+
+  /** The record of what was negotiated. */
+  private handshakeInfo(): HandshakeInfo {
+    const { neg, ephemeral } = this;
+    return {
       protocol: 'TLSv1.2',
-      cipher: suite.name,
-      cipherOpenssl: suite.opensslName,
+      cipher: neg.suite.name,
+      cipherOpenssl: neg.suite.opensslName,
       group: ephemeral?.group.name,
-      signatureScheme: scheme?.name,
+      signatureScheme: neg.scheme?.name,
       keyExchange: ephemeral ? `ECDHE (${ephemeral.group.name})` : 'RSA (no forward secrecy)',
-      extendedMasterSecret: ems,
-      serverName,
-      alpn,
+      extendedMasterSecret: neg.ems,
+      serverName: neg.serverName,
+      alpn: neg.alpn,
       helloRetry: false,
       resumed: false,
-      keyOperationMs,
-      keyName: cert.keyName,
-      clientAuth,
-    },
-  };
+      keyOperationMs: this.keyOperationMs,
+      keyName: neg.cert.keyName,
+      clientAuth: this.clientAuth,
+    };
+  }
+
+  /** A message we send: queued, and part of the transcript. */
+  private send(msg: Buffer): void {
+    this.transcript.update(msg);
+    this.messages.push(msg);
+    this.io.sendHandshake(msg);
+  }
+
+  /** A message the client sent, in the transcript. */
+  private received(raw: Buffer): void {
+    this.transcript.update(raw);
+    this.messages.push(raw);
+  }
+}
+
+type Tls12Result = { info: HandshakeInfo; session: Tls12Session };
+
+export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, ctx: TlsContext): Promise<Tls12Result> {
+  io.useTls12Records();
+  const neg = negotiate12(hello, ctx);
+  const resumption = checkForResumption(hello, neg, ctx);
+  if (resumption) return resumeHandshake12(io, first, hello, resumption.state, { ...neg, clientAuth: resumption.clientAuth }, ctx);
+  return new Tls12ServerHandshake(io, first, hello, ctx, neg).handshake();
+}
+
+/** A ticket we resume from, with the client identity it carries (mTLS: still valid for this host's policy). */
+function checkForResumption(hello: ClientHello, neg: Negotiated12, ctx: TlsContext): { state: TicketState; clientAuth?: ClientAuthResult } | undefined {
+  const ticket = hello.sessionTicket;
+  const state = ticket && ticket.length > 0 ? resumableTicket(ticket, hello, neg.serverName, neg.ems, ctx) : undefined;
+  if (!state) return undefined;
+  // mTLS: a ticket's client identity must still satisfy this host's policy, else a full handshake.
+  const clientAuth = resumedClientAuth(neg.cert.clientAuth, state.clientCertificateChain);
+  return clientAuth === 'refuse' ? undefined : { state, clientAuth };
 }
 
 interface TicketUse {
@@ -315,7 +431,7 @@ function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: b
  * §3.4 lets the client recognise the resumption by the NewSessionTicket or ChangeCipherSpec that
  * follows our ServerHello.
  */
-async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, state: TicketState, use: TicketUse, ctx: TlsContext): Promise<{ info: HandshakeInfo; session: Tls12Session }> {
+async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, state: TicketState, use: TicketUse, ctx: TlsContext): Promise<Tls12Result> {
   const suite = TLS12_SUITES.find((x) => x.id === state.suite)!;
   const serverRandom = Buffer.concat([crypto.randomBytes(24), DOWNGRADE_SENTINEL_TLS12]);
   const extensions: Extension[] = [];
@@ -343,7 +459,7 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
   const keys = tls12KeyBlock(suite, master, serverRandom, hello.random);
   io.sendChangeCipherSpec();
   io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
-  send(handshakeMessage(HandshakeType.finished, prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
+  send(encodeFinished(prf12(suite.hash, master, 'server finished', transcript.digest(), 12)));
   io.flush();
 
   await io.readChangeCipherSpec();

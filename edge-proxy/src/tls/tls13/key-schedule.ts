@@ -99,7 +99,7 @@ export class KeySchedule {
     return hkdfExpandLabel(this.hash, secret, label, transcriptHash, hashLength(this.hash));
   }
 
-  /** binder_key for resumption PSKs (RFC 8446 §7.1), used by the resumption issue. */
+  /** binder_key for resumption PSKs (RFC 8446 §7.1). */
   resumptionBinderKey(): Buffer {
     return this.deriveSecret(this.earlySecret, 'res binder', emptyHash(this.hash));
   }
@@ -115,14 +115,13 @@ export class KeySchedule {
   }
 
   /** Input: Transcript-Hash(ClientHello..server Finished). */
-  applicationTrafficSecrets(serverFinishedHash: Buffer): { client: Buffer; server: Buffer; exporter: Buffer } {
+  applicationTrafficSecrets(serverFinishedHash: Buffer): { client: Buffer; server: Buffer } {
     if (!this.handshakeSecret) throw new Error('handshake secret not derived yet');
     const derived = this.deriveSecret(this.handshakeSecret, 'derived', emptyHash(this.hash));
     this.masterSecret = hkdfExtract(this.hash, derived, this.zeros);
     return {
       client: this.deriveSecret(this.masterSecret, 'c ap traffic', serverFinishedHash),
       server: this.deriveSecret(this.masterSecret, 's ap traffic', serverFinishedHash),
-      exporter: this.deriveSecret(this.masterSecret, 'exp master', serverFinishedHash),
     };
   }
 

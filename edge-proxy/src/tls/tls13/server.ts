@@ -1,9 +1,10 @@
 /**
- * TLS 1.3 server handshake (RFC 8446 §2, §4), written as one straight line in the manner of Go's
- * handshake_server_tls13.go: negotiate → (HelloRetryRequest) → ServerHello → EncryptedExtensions →
- * Certificate → CertificateVerify (the one remote key operation) → Finished → client Finished.
- * Each `await io.readHandshakeMessage()` names the message it requires, so ordering rules are
- * enforced by the shape of the code.
+ * TLS 1.3 server handshake (RFC 8446 §2, §4) in the manner of Go's handshake_server_tls13.go:
+ * `handshake()` is a table of contents of named steps — process the ClientHello (with a
+ * HelloRetryRequest if needed) → check for resumption → ServerHello, EncryptedExtensions →
+ * Certificate, CertificateVerify (the one remote key operation) → Finished → the client's
+ * Certificate and Finished → NewSessionTickets. Each `await io.readHandshakeMessage()` names the
+ * message it requires, so ordering rules are enforced by the shape of the code.
  */
 import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../alerts';
@@ -14,7 +15,14 @@ import { negotiateAlpn, requestedServerName } from '../negotiation';
 import { NamedGroup, respondToKeyShare } from '../groups';
 import type { HandshakeInfo, HandshakeIo } from '../handshake-io';
 import { HandshakeMessage, HandshakeType } from '../handshake-joiner';
-import { ClientHello, encodeCertificateVerify, encodeEncryptedExtensions, encodeFinished, encodeServerHello, encodeTls13Certificate, parseClientHello, parseKeyUpdate, encodeKeyUpdate, encodeNewSessionTicket13 } from '../messages';
+import { ClientHello, parseClientHello } from '../msgs/client-hello';
+import { encodeServerHello } from '../msgs/server-hello';
+import { encodeEncryptedExtensions } from '../msgs/encrypted-extensions';
+import { encodeTls13Certificate } from '../msgs/certificate';
+import { encodeCertificateVerify } from '../msgs/certificate-verify';
+import { encodeFinished } from '../msgs/finished';
+import { encodeKeyUpdate, parseKeyUpdate } from '../msgs/key-update';
+import { encodeNewSessionTicket13 } from '../msgs/new-session-ticket';
 import { Tls13Protection } from '../record-layer';
 import type { ServerCertificate } from '../certificates';
 import { chooseScheme, SignatureScheme, tls13SchemesFor } from '../sigalgs';
@@ -26,7 +34,8 @@ import { verifyFinished } from '../finished';
 import { certificateRequest13, ClientAuthResult, readClientAuth13, resumedClientAuth } from '../client-auth';
 import { checkClientHelloExtensions13, checkRetriedClientHello } from '../hello-checks';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
-import { certificateStatusBody, clientWantsOcsp } from '../ocsp-stapling';
+import { clientWantsOcsp } from '../ocsp-stapling';
+import { certificateStatusBody } from '../msgs/certificate-status';
 
 export const TLS13 = 0x0304;
 export const TLS12 = 0x0303;
@@ -176,12 +185,11 @@ function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resum
   const { lifetimeSeconds } = ctx.ticketSettings;
   // `count` tickets after a full handshake (a client may open that many connections in parallel);
   // after a resumed one a single ticket replaces the one just used (RFC 8446 §4.6.1 leaves the number
-  // to the server; C.4: clients should not reuse a ticket). Ticket issuance was ~19% of a resumed
-  // handshake's engine time in a --cpu-prof profile; halving it is the cheapest part of that cut.
+  // to the server; C.4: clients should not reuse a ticket).
   const count = resumed ? 1 : ctx.ticketSettings.count;
   for (let i = 0; i < count; i++) {
     const nonce = Buffer.from([i]);
-    // randomInt draws from Node's pooled random bytes; randomBytes(4) was one OpenSSL call per ticket.
+    // randomInt draws from Node's pooled random bytes rather than one OpenSSL call per ticket.
     const ageAdd = crypto.randomInt(0, 0x1_0000_0000);
     const ticket = ctx.tickets.seal({
       protocol: 'TLSv1.3',
@@ -197,7 +205,8 @@ function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resum
     });
     if (ticket) io.sendHandshake(encodeNewSessionTicket13(lifetimeSeconds, ageAdd, nonce, ticket));
   }
-  io.flush();
+  // All tickets in one record, sent with the first response where it follows at once.
+  io.flushWithApplicationData();
 }
 
 export interface Tls13Result {
@@ -205,180 +214,270 @@ export interface Tls13Result {
   session: Tls13Session;
 }
 
-export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage, firstHello: ClientHello, ctx: TlsContext): Promise<Tls13Result> {
-  let hello = firstHello;
-  let neg = negotiate(hello, ctx);
-  let transcript: Transcript;
-  let helloRetry = false;
-  let lastHelloRaw = first.raw;
-  let ccsSent = false;
-  const sendCompatCcs = (): void => {
-    // Middlebox compatibility (RFC 8446 §D.4): one CCS right after our first handshake message,
-    // when the client sent a legacy session id.
-    if (!ccsSent && hello.sessionId.length > 0) io.sendChangeCipherSpec();
-    ccsSent = true;
-  };
+/** The group we key-exchange in and the client's share for it. */
+interface KeyExchange {
+  group: NamedGroup;
+  peerShare: Buffer;
+}
 
-  let group: NamedGroup | undefined;
-  let peerShare: Buffer | undefined;
-  for (const g of ctx.groups) {
-    const s = neg.shares.find((e) => e.group === g.id);
-    if (s) {
-      group = g;
-      peerShare = s.share;
-      break;
+/** The PSK we resume with (RFC 8446 §4.2.11). */
+type AcceptedPsk = NonNullable<ReturnType<typeof acceptPsk>>;
+
+/** Our preferred group the client sent a share for (docs/tls-engine.md, "Selection policy"). */
+function pickKeyShare(neg: Negotiated, ctx: TlsContext): KeyExchange | undefined {
+  for (const group of ctx.groups) {
+    const s = neg.shares.find((e) => e.group === group.id);
+    if (s) return { group, peerShare: s.share };
+  }
+  return undefined;
+}
+
+/**
+ * The handshake's state, one field per thing learnt along the way; each method is one step of
+ * `handshake()`, in order. Mirrors Go's serverHandshakeStateTLS13.
+ */
+class Tls13ServerHandshake {
+  private hello: ClientHello;
+  private helloRaw: Buffer;
+  private neg: Negotiated;
+  private transcript!: Transcript;
+  private keyExchange!: KeyExchange;
+  private helloRetry = false;
+  private compatCcsSent = false;
+  private psk?: AcceptedPsk;
+  private schedule!: KeySchedule;
+  private handshakeSecrets!: { client: Buffer; server: Buffer };
+  private applicationSecrets!: { client: Buffer; server: Buffer };
+  /** The client-certificate policy of this handshake: the certificate's, unless we resume. */
+  private clientPolicy?: ServerCertificate['clientAuth'];
+  private clientAuth?: ClientAuthResult;
+  private keyOperationMs?: number;
+
+  constructor(
+    private readonly io: HandshakeIo,
+    first: HandshakeMessage,
+    firstHello: ClientHello,
+    private readonly ctx: TlsContext,
+  ) {
+    this.hello = firstHello;
+    this.helloRaw = first.raw;
+    this.neg = negotiate(firstHello, ctx);
+  }
+
+  async handshake(): Promise<Tls13Result> {
+    await this.processClientHello();
+    this.checkForResumption();
+    this.sendServerParameters();
+    await this.sendServerCertificate();
+    this.sendServerFinished();
+    await this.readClientCertificate();
+    await this.readClientFinished();
+    this.sendSessionTickets();
+    return { session: new Tls13Session(this.io, this.neg.suite, this.applicationSecrets.client, this.applicationSecrets.server), info: this.handshakeInfo() };
+  }
+
+  /** A share we can use, or a HelloRetryRequest for one (RFC 8446 §4.1.4). */
+  private async processClientHello(): Promise<void> {
+    const keyExchange = pickKeyShare(this.neg, this.ctx);
+    if (keyExchange) {
+      this.keyExchange = keyExchange;
+      this.transcript = new Transcript(this.neg.suite.hash);
+    } else {
+      await this.helloRetryRequest();
     }
   }
 
-  if (!group || !peerShare) {
-    // No usable share: ask for one in the best group we have in common (RFC 8446 §4.1.4).
-    const retryGroup = ctx.groups.find((g) => neg.clientGroups.includes(g.id));
+  /** No usable share: ask for one in the best group we have in common, and read the second ClientHello. */
+  private async helloRetryRequest(): Promise<void> {
+    const { io, ctx } = this;
+    const first = { hello: this.hello, neg: this.neg };
+    const retryGroup = ctx.groups.find((g) => first.neg.clientGroups.includes(g.id));
     if (!retryGroup) throw new TlsAlert(AlertDescription.handshake_failure, 'no key-exchange group in common');
-    transcript = Transcript.afterHelloRetry(neg.suite.hash, first.raw);
+    this.transcript = Transcript.afterHelloRetry(first.neg.suite.hash, this.helloRaw);
     const hrr = encodeServerHello({
       version: TLS12,
       random: HELLO_RETRY_RANDOM,
-      sessionId: hello.sessionId,
-      cipherSuite: neg.suite.id,
+      sessionId: first.hello.sessionId,
+      cipherSuite: first.neg.suite.id,
       extensions: [supportedVersionsExtension(), { type: ExtensionType.key_share, data: new Writer().u16(retryGroup.id).finish() }],
     });
-    transcript.update(hrr);
-    io.sendHandshake(hrr);
-    sendCompatCcs();
+    this.sendHandshake(hrr);
+    this.sendCompatCcs();
     io.flush();
     // 0-RTT is never accepted; after a HelloRetryRequest the client's early data is every
     // application_data record before its second ClientHello (RFC 8446 §4.2.10).
-    if (hello.earlyData) io.skipRejectedEarlyData('application_data');
+    if (first.hello.earlyData) io.skipRejectedEarlyData('application_data');
 
     const second = await io.readHandshakeMessage(HandshakeType.client_hello);
-    lastHelloRaw = second.raw;
-    const hello2 = parseClientHello(second.body);
-    checkRetriedClientHello(hello, hello2);
-    if (!hello2.supportedVersions?.includes(TLS13)) {
+    const hello = parseClientHello(second.body);
+    checkRetriedClientHello(first.hello, hello);
+    if (!hello.supportedVersions?.includes(TLS13)) {
       throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello does not offer TLS 1.3');
     }
-    if (!hello2.sessionId.equals(hello.sessionId)) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
-    const neg2 = negotiate(hello2, ctx);
+    if (!hello.sessionId.equals(first.hello.sessionId)) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
+    const neg = negotiate(hello, ctx);
     // RFC 8446 §4.1.4: the retried hello must use the suite we chose and one share for the group we asked for.
-    if (neg2.suite.id !== neg.suite.id) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed the cipher suite');
-    if (neg2.shares.length !== 1 || neg2.shares[0].group !== retryGroup.id) {
+    if (neg.suite.id !== first.neg.suite.id) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed the cipher suite');
+    if (neg.shares.length !== 1 || neg.shares[0].group !== retryGroup.id) {
       throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello must carry exactly one share, for the requested group');
     }
-    hello = hello2;
-    neg = neg2;
-    group = retryGroup;
-    peerShare = neg2.shares[0].share;
-    helloRetry = true;
-  } else {
-    transcript = new Transcript(neg.suite.hash);
+    this.hello = hello;
+    this.helloRaw = second.raw;
+    this.neg = neg;
+    this.keyExchange = { group: retryGroup, peerShare: neg.shares[0].share };
+    this.helloRetry = true;
   }
-  const helloRaw = helloRetry ? lastHelloRaw : first.raw;
-  // Resumption: binders are computed over the transcript up to this ClientHello minus its binders.
-  const psk = acceptPsk(hello, helloRaw, neg, transcript, ctx);
-  transcript.update(helloRaw);
 
-  const { suite, cert, scheme } = neg;
-  const { publicShare, sharedSecret: shared } = respondToKeyShare(group, peerShare);
-
-  const sh = encodeServerHello({
-    version: TLS12,
-    random: crypto.randomBytes(32),
-    sessionId: hello.sessionId,
-    cipherSuite: suite.id,
-    extensions: [
-      supportedVersionsExtension(),
-      { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(publicShare).finish() },
-      ...(psk ? [{ type: ExtensionType.pre_shared_key, data: new Writer().u16(psk.index).finish() }] : []),
-    ],
-  });
-  transcript.update(sh);
-  io.sendHandshake(sh);
-  sendCompatCcs();
-
-  const schedule = new KeySchedule(suite.hash, psk?.secret);
-  const hs = schedule.handshakeTrafficSecrets(shared, transcript.digest());
-  const serverHs = trafficKeys(suite.hash, hs.server, suite.keyLength);
-  const clientHs = trafficKeys(suite.hash, hs.client, suite.keyLength);
-  // Read keys first: a ClientHello that does not end its record (§5.1) is refused before our keys change.
-  io.setReadProtection(new Tls13Protection(suite.aead, clientHs.key, clientHs.iv));
-  io.setWriteProtection(new Tls13Protection(suite.aead, serverHs.key, serverHs.iv));
-  // We never accept 0-RTT (no early_data in EncryptedExtensions, none offered in tickets): records
-  // that do not decrypt under the handshake keys are the client's early data and are skipped
-  // (RFC 8446 §4.2.10).
-  if (hello.earlyData) io.skipRejectedEarlyData('undecryptable');
-
-  const ee: Extension[] = [];
-  if (neg.recordSizeLimit !== undefined) {
-    // RFC 8449 §4: honour the client's limit from EncryptedExtensions on, and tell it ours.
-    io.limitRecordPlaintext(maxPlaintextUnder(neg.recordSizeLimit, true));
-    ee.push(recordSizeLimitExtension(true));
+  /** Binders are computed over the transcript up to this ClientHello minus its binders. */
+  private checkForResumption(): void {
+    this.psk = acceptPsk(this.hello, this.helloRaw, this.neg, this.transcript, this.ctx);
+    this.transcript.update(this.helloRaw);
+    // mTLS (RFC 8446 §4.3.2): never with a PSK (§4.6.2 keeps the identity of the original
+    // handshake, carried in the ticket).
+    this.clientPolicy = this.psk ? undefined : this.neg.cert.clientAuth;
   }
-  if (neg.sniMatched) ee.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) }); // RFC 6066 §3
-  if (neg.alpn) ee.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
-  const eeMsg = encodeEncryptedExtensions(ee);
-  transcript.update(eeMsg);
-  io.sendHandshake(eeMsg);
-  // mTLS (RFC 8446 §4.3.2): CertificateRequest right after EncryptedExtensions; never with a PSK
-  // (§4.6.2 keeps the identity of the original handshake, carried in the ticket).
-  const clientPolicy = psk ? undefined : cert.clientAuth;
-  if (clientPolicy) {
-    const cr = certificateRequest13(clientPolicy);
-    transcript.update(cr);
-    io.sendHandshake(cr);
+
+  /** ServerHello, handshake keys, EncryptedExtensions and, for mTLS, CertificateRequest. */
+  private sendServerParameters(): void {
+    const { hello, neg, psk } = this;
+    const { group, peerShare } = this.keyExchange;
+    const { publicShare, sharedSecret } = respondToKeyShare(group, peerShare);
+    this.sendHandshake(
+      encodeServerHello({
+        version: TLS12,
+        random: crypto.randomBytes(32),
+        sessionId: hello.sessionId,
+        cipherSuite: neg.suite.id,
+        extensions: [
+          supportedVersionsExtension(),
+          { type: ExtensionType.key_share, data: new Writer().u16(group.id).vec16(publicShare).finish() },
+          ...(psk ? [{ type: ExtensionType.pre_shared_key, data: new Writer().u16(psk.index).finish() }] : []),
+        ],
+      }),
+    );
+    this.sendCompatCcs();
+    this.installHandshakeKeys(sharedSecret);
+    this.sendHandshake(encodeEncryptedExtensions(this.encryptedExtensions()));
+    if (this.clientPolicy) this.sendHandshake(certificateRequest13(this.clientPolicy));
   }
-  let signed: { latencyMs: number } | undefined;
-  if (!psk) {
+
+  private installHandshakeKeys(sharedSecret: Buffer): void {
+    const { io, neg } = this;
+    const { suite } = neg;
+    this.schedule = new KeySchedule(suite.hash, this.psk?.secret);
+    this.handshakeSecrets = this.schedule.handshakeTrafficSecrets(sharedSecret, this.transcript.digest());
+    // Read keys first: a ClientHello that does not end its record (§5.1) is refused before our keys change.
+    io.setReadProtection(protection(suite, this.handshakeSecrets.client));
+    io.setWriteProtection(protection(suite, this.handshakeSecrets.server));
+    // We never accept 0-RTT (no early_data in EncryptedExtensions, none offered in tickets): records
+    // that do not decrypt under the handshake keys are the client's early data and are skipped
+    // (RFC 8446 §4.2.10).
+    if (this.hello.earlyData) io.skipRejectedEarlyData('undecryptable');
+  }
+
+  private encryptedExtensions(): Extension[] {
+    const { neg } = this;
+    const ee: Extension[] = [];
+    if (neg.recordSizeLimit !== undefined) {
+      // RFC 8449 §4: honour the client's limit from EncryptedExtensions on, and tell it ours.
+      this.io.limitRecordPlaintext(maxPlaintextUnder(neg.recordSizeLimit, true));
+      ee.push(recordSizeLimitExtension(true));
+    }
+    if (neg.sniMatched) ee.push({ type: ExtensionType.server_name, data: Buffer.alloc(0) }); // RFC 6066 §3
+    if (neg.alpn) ee.push({ type: ExtensionType.alpn, data: encodeAlpn(neg.alpn) });
+    return ee;
+  }
+
+  /** Certificate, then CertificateVerify: the one key operation of a full handshake. None with a PSK. */
+  private async sendServerCertificate(): Promise<void> {
+    if (this.psk) return;
+    const { io, neg } = this;
+    const { cert, scheme } = neg;
     // OCSP stapling (RFC 8446 §4.4.2.1): in the leaf's entry, only when the client asked.
     const leafExtensions = neg.wantsOcsp && cert.ocspResponse ? [{ type: ExtensionType.status_request, data: certificateStatusBody(cert.ocspResponse) }] : [];
-    const certMsg = encodeTls13Certificate(cert.chain, leafExtensions);
-    transcript.update(certMsg);
-    io.sendHandshake(certMsg);
+    this.sendHandshake(encodeTls13Certificate(cert.chain, leafExtensions));
     // Let the client start on the certificate chain while the key service signs.
     io.flush();
-    const certHash = transcript.digest();
     // The key operations client verifies the signature against this certificate's public key
     // before returning it, so nothing unverified reaches the wire.
-    const sig = await ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, certHash);
-    signed = sig;
-    const cv = encodeCertificateVerify(scheme.id, sig.signature);
-    transcript.update(cv);
-    io.sendHandshake(cv);
+    const signed = await this.ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, this.transcript.digest());
+    this.keyOperationMs = signed.latencyMs;
+    this.sendHandshake(encodeCertificateVerify(scheme.id, signed.signature));
   }
 
-  const fin = encodeFinished(finishedVerifyData(suite.hash, hs.server, transcript.digest()));
-  transcript.update(fin);
-  io.sendHandshake(fin);
-  const app = schedule.applicationTrafficSecrets(transcript.digest());
-  const serverApp = trafficKeys(suite.hash, app.server, suite.keyLength);
-  io.setWriteProtection(new Tls13Protection(suite.aead, serverApp.key, serverApp.iv));
-  io.flush();
+  /** Our Finished, then application write keys (RFC 8446 §7.1: secrets from the transcript up to it). */
+  private sendServerFinished(): void {
+    const { io, neg } = this;
+    const { suite } = neg;
+    this.sendHandshake(encodeFinished(finishedVerifyData(suite.hash, this.handshakeSecrets.server, this.transcript.digest())));
+    this.applicationSecrets = this.schedule.applicationTrafficSecrets(this.transcript.digest());
+    io.setWriteProtection(protection(suite, this.applicationSecrets.server));
+    io.flush();
+  }
 
-  // The client's Certificate and CertificateVerify come before its Finished, under handshake keys.
-  const clientAuth = clientPolicy ? await readClientAuth13(io, transcript, clientPolicy) : psk?.clientAuth;
-  const expected = finishedVerifyData(suite.hash, hs.client, transcript.digest());
-  const clientFin = await io.readHandshakeMessage(HandshakeType.finished);
-  verifyFinished(clientFin, expected);
-  transcript.update(clientFin.raw);
-  const clientApp = trafficKeys(suite.hash, app.client, suite.keyLength);
-  io.setReadProtection(new Tls13Protection(suite.aead, clientApp.key, clientApp.iv));
-  sendTickets(io, ctx, suite, schedule.resumptionMasterSecret(transcript.digest()), neg, psk !== undefined, clientAuth);
+  /** mTLS: the client's Certificate and CertificateVerify come before its Finished, under handshake keys. */
+  private async readClientCertificate(): Promise<void> {
+    this.clientAuth = this.clientPolicy ? await readClientAuth13(this.io, this.transcript, this.clientPolicy) : this.psk?.clientAuth;
+  }
 
-  return {
-    session: new Tls13Session(io, suite, app.client, app.server),
-    info: {
+  private async readClientFinished(): Promise<void> {
+    const { io, neg } = this;
+    const { suite } = neg;
+    const expected = finishedVerifyData(suite.hash, this.handshakeSecrets.client, this.transcript.digest());
+    const clientFin = await io.readHandshakeMessage(HandshakeType.finished);
+    verifyFinished(clientFin, expected);
+    this.transcript.update(clientFin.raw);
+    io.setReadProtection(protection(suite, this.applicationSecrets.client));
+  }
+
+  private sendSessionTickets(): void {
+    const { suite } = this.neg;
+    sendTickets(this.io, this.ctx, suite, this.schedule.resumptionMasterSecret(this.transcript.digest()), this.neg, this.psk !== undefined, this.clientAuth);
+  }
+
+  /** The record of what was negotiated. */
+  private handshakeInfo(): HandshakeInfo {
+    const { neg, psk } = this;
+    const { group } = this.keyExchange;
+    return {
       protocol: 'TLSv1.3',
-      cipher: suite.name,
-      cipherOpenssl: suite.opensslName,
+      cipher: neg.suite.name,
+      cipherOpenssl: neg.suite.opensslName,
       group: group.name,
-      signatureScheme: psk ? undefined : scheme.name,
+      signatureScheme: psk ? undefined : neg.scheme.name,
       keyExchange: `${psk ? 'PSK + ' : ''}${group.hybrid ? 'ECDHE-MLKEM' : 'ECDHE'} (${group.name})`,
       serverName: neg.serverName,
       alpn: neg.alpn,
-      helloRetry,
+      helloRetry: this.helloRetry,
       resumed: psk !== undefined,
-      keyOperationMs: signed?.latencyMs,
-      keyName: cert.keyName,
-      clientAuth,
-    },
-  };
+      keyOperationMs: this.keyOperationMs,
+      keyName: neg.cert.keyName,
+      clientAuth: this.clientAuth,
+    };
+  }
+
+  /** Every handshake message we send enters the transcript as it is queued. */
+  private sendHandshake(message: Buffer): void {
+    this.transcript.update(message);
+    this.io.sendHandshake(message);
+  }
+
+  /**
+   * Middlebox compatibility (RFC 8446 §D.4): one CCS right after our first handshake message, when
+   * the client sent a legacy session id.
+   */
+  private sendCompatCcs(): void {
+    if (!this.compatCcsSent && this.hello.sessionId.length > 0) this.io.sendChangeCipherSpec();
+    this.compatCcsSent = true;
+  }
+}
+
+/** Record protection under one traffic secret (RFC 8446 §7.3). */
+function protection(suite: CipherSuite, secret: Buffer): Tls13Protection {
+  const k = trafficKeys(suite.hash, secret, suite.keyLength);
+  return new Tls13Protection(suite.aead, k.key, k.iv);
+}
+
+export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage, firstHello: ClientHello, ctx: TlsContext): Promise<Tls13Result> {
+  return new Tls13ServerHandshake(io, first, firstHello, ctx).handshake();
 }

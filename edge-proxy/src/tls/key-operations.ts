@@ -1,8 +1,10 @@
 /**
- * What the TLS engine needs from whoever holds the private keys (docs/architecture.md, "Deployables"). The edge never sees a
- * private key; every method is asynchronous and may fail with a KeyOperationError, which the TLS
- * engine turns into a handshake alert.
+ * The TLS engine's port to whoever holds the private keys (docs/architecture.md, "Deployables"):
+ * the engine calls it for the one private-key operation of a full handshake, `keyless/` implements
+ * it. The edge never sees a private key; every method is asynchronous and may fail with a
+ * KeyOperationError, which the engine answers with the alert `KEY_OPERATION_ALERTS` gives its code.
  */
+import { AlertDescription } from './alerts';
 import type { KeyDescription, PingResult, SignatureSchemeName, ErrorCode } from '../../../contract/key-service-protocol';
 
 export interface SignResult {
@@ -54,15 +56,50 @@ export interface KeyOperations {
   ping(): Promise<PingResult>;
 }
 
-/** A failed key operation. `code` is the key service's typed error, or a client-side one. */
+/**
+ * Why a key operation failed: the key service's typed error (`ErrorCode`), or one raised on the edge
+ * — `timeout` (deadline), `overloaded` (the client's in-flight cap), `refused` (admission control
+ * turned the full handshake away), `bad_signature` (the answer did not verify), `function_error`.
+ */
+export type KeyOperationErrorCode = ErrorCode | 'timeout' | 'overloaded' | 'refused' | 'bad_signature' | 'function_error';
+
+/** A failed key operation. */
 export class KeyOperationError extends Error {
   constructor(
-    readonly code: ErrorCode | 'timeout' | 'overloaded' | 'bad_signature' | 'function_error',
+    readonly code: KeyOperationErrorCode,
     message: string,
   ) {
     super(message);
     this.name = 'KeyOperationError';
   }
+}
+
+/**
+ * The alert a failed key operation ends the handshake with (RFC 8446 §6.2). A refusal is
+ * `handshake_failure`: the server declines the handshake, nothing is broken. Every other failure is
+ * ours, not the peer's: `internal_error`.
+ */
+export const KEY_OPERATION_ALERTS: Readonly<Record<KeyOperationErrorCode, AlertDescription>> = {
+  refused: AlertDescription.handshake_failure,
+  overloaded: AlertDescription.internal_error,
+  timeout: AlertDescription.internal_error,
+  unavailable: AlertDescription.internal_error,
+  throttled: AlertDescription.internal_error,
+  unknown_key: AlertDescription.internal_error,
+  unsupported: AlertDescription.internal_error,
+  bad_request: AlertDescription.internal_error,
+  bad_signature: AlertDescription.internal_error,
+  function_error: AlertDescription.internal_error,
+  internal: AlertDescription.internal_error,
+};
+
+/** Key operations that can be narrowed to one connection, so a per-client limit knows whose handshake it is. */
+export interface ConnectionScopedKeyOperations extends KeyOperations {
+  forConnection(remoteAddress: string | undefined): KeyOperations;
+}
+
+export function isConnectionScoped(ops: KeyOperations): ops is ConnectionScopedKeyOperations {
+  return typeof (ops as Partial<ConnectionScopedKeyOperations>).forConnection === 'function';
 }
 
 export type { KeyDescription };
