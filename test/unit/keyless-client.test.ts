@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLocalLambda, type LocalLambda, type LocalLambdaHandler } from '../../local/lambda';
 import { createHandler, type KeyServiceHandler } from '../../lambdas/key-service/handler';
-import { KeyOperationError, LambdaKeyClient, type LambdaKeyClientOptions } from '../../edge-proxy/src/keyless';
+import { KeyOperationError } from '../../edge-proxy/src/keyless';
+import { LambdaKeyClient, type LambdaKeyClientOptions } from '../helpers/lambda-key-client';
 import { verifyTls13CertificateVerify } from '../../edge-proxy/src/keyless/verify';
 import type { SignatureSchemeName } from '../../lambdas/key-service/protocol';
 
