@@ -15,8 +15,8 @@ import { handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handsh
 import { Writer } from '../../edge-proxy/src/tls/codec';
 import { makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
-import { clientHelloBody, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
-import { rawExchange, RawTls13Client } from '../helpers/raw-peer';
+import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
+import { plainAlert as plainAlertFrom, RawTls13Client } from '../helpers/raw-peer';
 
 const A = AlertDescription;
 let pki: TestPki;
@@ -50,11 +50,8 @@ afterAll(async () => {
 });
 
 /** A ClientHello (and anything after it) in the clear: the alert comes back in the clear. */
-async function plainAlert(chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> {
-  const r = await rawExchange(port, chunks, 8000);
-  return { alert: r.plainAlert, closed: r.closed };
-}
-const hello = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
+const plainAlert = (chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> => plainAlertFrom(port, chunks);
+const hello = clientHelloRecords;
 
 /** Completes the server's flight with the scripted client, then lets `act` break something. */
 async function afterServerFinished(act: (c: RawTls13Client) => void, o: Parameters<RawTls13Client['handshake']>[0] = {}): Promise<{ alert?: number; closed: boolean }> {

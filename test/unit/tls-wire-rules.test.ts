@@ -25,8 +25,8 @@ import { TLS12_SUITES } from '../../edge-proxy/src/tls/suites';
 import { MAX_CLIENT_HELLO } from '../../edge-proxy/src/tls/msgs/limits';
 import { makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
-import { clientHelloBody, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
-import { rawExchange, RawTls13Client, resumeTls12 } from '../helpers/raw-peer';
+import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
+import { plainAlert as plainAlertFrom, rawExchange, RawTls13Client, resumeTls12 } from '../helpers/raw-peer';
 import { havePeer, runPeer } from '../helpers/peers';
 
 const A = AlertDescription;
@@ -52,11 +52,9 @@ afterAll(async () => {
   pki.cleanup();
 });
 
-async function plainAlert(chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> {
-  const r = await rawExchange(port, chunks, 8000);
-  return { alert: r.plainAlert, closed: r.closed };
-}
-const hello = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
+/** A ClientHello (and anything after it) in the clear: the alert comes back in the clear. */
+const plainAlert = (chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> => plainAlertFrom(port, chunks);
+const hello = clientHelloRecords;
 const tls12 = (o: HelloOptions = {}): HelloOptions => ({ versions: null, suites: [0xc02f], ...o });
 
 /** The server's flight done by the scripted client; `act` then sends under the client's handshake keys. */
