@@ -9,8 +9,8 @@
  */
 import * as path from 'node:path';
 import { formatHelp, parseArgs } from './cli/args';
-import { type Command, COMMANDS } from './cli/commands';
-import { rotateCommand } from './cli/rotate';
+import type { Command } from './cli/commands';
+import { COMMANDS } from './cli/command-table';
 import type { CliIo } from './cli/context';
 import { CliError, EXIT } from './cli/errors';
 import { ConfigError } from '../edge-proxy/src/config';
@@ -43,8 +43,6 @@ Exit codes: 0 ok, 1 failed, 2 refused (a precondition does not hold), 64 usage e
 `;
 
 const GROUPS = new Set(['keys', 'cert', 'fleet']);
-// `keyless rotate` (bin/cli/rotate.ts) orchestrates the commands above.
-COMMANDS.rotate ??= rotateCommand;
 
 async function dev(): Promise<number> {
   const { startDevStack } = await import('../local/dev-stack');

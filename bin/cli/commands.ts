@@ -14,7 +14,6 @@ import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resol
 import { createCsr } from './csr';
 import { EXIT, failed, usageError } from './errors';
 import { createKey, CUSTODIES, type CliCustody, KMS_KEY_SPECS, parseTags } from './keys';
-import { fleetScaleCommand, fleetStatusCommand } from './fleet';
 import { collectStatus, formatStatus } from './status';
 
 export interface Command {
@@ -323,14 +322,4 @@ export const statusCommand: Command = {
       }
       return opt.bool(args, 'check') && (report.problems.length > 0 || report.errors.length > 0) ? EXIT.refused : EXIT.ok;
     }),
-};
-
-export const COMMANDS: Record<string, Command> = {
-  'keys create': keysCreateCommand,
-  csr: csrCommand,
-  'cert issue': certIssueCommand,
-  'cert import': certImportCommand,
-  status: statusCommand,
-  'fleet status': fleetStatusCommand,
-  'fleet scale': fleetScaleCommand,
 };

@@ -5,24 +5,10 @@
  * as `ValidationException` surface as a `KMSServiceException` whose `name` is that string, exactly as
  * they do against the real service.
  */
+import { AwsJsonError } from '../aws-json-server';
 
-export class KmsError extends Error {
-  constructor(
-    /** The `__type` the client sees (the exception name). */
-    readonly type: string,
-    message?: string,
-    /** HTTP status; KMS uses 400 for client faults, 500 for `KMSInternalException`. */
-    readonly status = 400,
-  ) {
-    super(message ?? '');
-    this.name = type;
-  }
-
-  /** Whether a message should be sent. KMS sends none for some errors (e.g. an invalid signature). */
-  get hasMessage(): boolean {
-    return this.message.length > 0;
-  }
-}
+/** A KMS exception (`__type`, optional message, HTTP status); the wire shape is local/aws-json-server.ts's. */
+export class KmsError extends AwsJsonError {}
 
 export const validation = (message: string): KmsError => new KmsError('ValidationException', message);
 

@@ -4,16 +4,12 @@
  * the name to its exception class (`ParameterNotFound`, `ParameterAlreadyExists`, ...), so callers
  * see what they see against the real service.
  */
+import { AwsJsonError } from '../aws-json-server';
 
-export class SsmError extends Error {
-  constructor(
-    /** The `__type` the client sees (the exception name). */
-    readonly type: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-    this.name = type;
+/** An SSM exception (`__type`, message, HTTP status); the wire shape is local/aws-json-server.ts's. */
+export class SsmError extends AwsJsonError {
+  constructor(type: string, message: string, status = 400) {
+    super(type, message, status);
   }
 }
 

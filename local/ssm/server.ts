@@ -3,24 +3,15 @@
  *
  *   POST /  X-Amz-Target: AmazonSSM.<Operation>  Content-Type: application/x-amz-json-1.1
  *
- * Timestamps are epoch seconds; errors are HTTP 400 (500 for internal faults) with
- * `{"__type": "<Exception>", "message": "..."}` and the same name in `x-amzn-ErrorType`, so the
- * production `@aws-sdk/client-ssm` raises the exception classes it raises against AWS. SigV4
- * signatures are not verified; with a `CallLog` each call is recorded with the access key id that
- * signed it (local/call-log.ts).
- *
- * It authenticates nobody, so it listens on loopback only and refuses requests whose Host header is
- * not a loopback name (DNS rebinding).
+ * Timestamps are epoch seconds; the protocol (dispatch, error shapes, loopback-only) is
+ * local/aws-json-server.ts's, so the production `@aws-sdk/client-ssm` raises the exception classes
+ * it raises against AWS. With a `CallLog` each call is recorded with the access key id that signed
+ * it (local/call-log.ts).
  */
-import * as crypto from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-
+import { DEFAULT_ACCOUNT_ID, defaultRegion, loopbackBindAddress, startAwsJsonServer, type AwsJsonCall, type AwsJsonCallSteps, type AwsJsonServer } from '../aws-json-server';
 import { CallLog, sigV4Credential, type RecordedCall } from '../call-log';
-import { SsmError } from './errors';
-import { OPERATIONS, resourcesOf, type Json } from './operations';
+import { OPERATIONS, resourcesOf } from './operations';
 import { SsmStore } from './store';
-import { loopbackHostHeader } from '../loopback-host';
 
 export interface LocalSsmOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -50,61 +41,21 @@ export interface LocalSsm {
   close(): Promise<void>;
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
-const MAX_BODY = 1 << 20;
-const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Members never kept in the call record. */
 const SECRET_MEMBERS = ['Value'];
 
+const TITLE = 'local SSM';
+
 export async function startLocalSsm(opts: LocalSsmOptions = {}): Promise<LocalSsm> {
-  const host = opts.host ?? '127.0.0.1';
-  if (!LOOPBACK_HOSTS.has(host)) throw new Error(`local SSM must listen on loopback (127.0.0.1, ::1 or localhost), not ${host}`);
-  const region = opts.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1');
-  const accountId = opts.accountId ?? '000000000000';
+  loopbackBindAddress(TITLE, opts.host); // before the store touches its data directory
+  const region = opts.region ?? defaultRegion();
+  const accountId = opts.accountId ?? DEFAULT_ACCOUNT_ID;
   const store = new SsmStore(region, accountId, opts.dataDir);
-  const log = opts.log ?? (() => undefined);
   const callLog = opts.callLog;
 
-  const send = (res: http.ServerResponse, status: number, body: Json, errorType?: string): void => {
-    const payload = JSON.stringify(body);
-    const headers: http.OutgoingHttpHeaders = {
-      'content-type': CONTENT_TYPE,
-      'content-length': Buffer.byteLength(payload),
-      'x-amzn-requestid': crypto.randomUUID(),
-    };
-    if (errorType) headers['x-amzn-errortype'] = errorType;
-    res.writeHead(status, headers);
-    res.end(payload);
-  };
-
-  const fail = (res: http.ServerResponse, op: string, err: SsmError): void => {
-    log(`ssm: ${op} -> ${err.type}: ${err.message}`);
-    send(res, err.status, { __type: err.type, message: err.message }, err.type);
-  };
-
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer): void => {
-    if (!loopbackHostHeader(req.headers.host)) {
-      return fail(res, '-', new SsmError('AccessDeniedException', 'Host header must name a loopback address', 403));
-    }
-    const target = req.headers['x-amz-target'];
-    const m = typeof target === 'string' ? /^AmazonSSM\.([A-Za-z]+)$/.exec(target) : null;
-    if (req.method !== 'POST' || !m) {
-      return fail(res, String(target ?? '-'), new SsmError('UnknownOperationException', 'Expected POST / with X-Amz-Target: AmazonSSM.<Operation>'));
-    }
-    const opName = m[1];
-    const op = OPERATIONS[opName];
-    if (!op) return fail(res, opName, new SsmError('UnknownOperationException', `Operation ${opName} is not implemented by the local SSM`));
-    let body: unknown;
-    try {
-      body = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
-    } catch {
-      return fail(res, opName, new SsmError('SerializationException', 'Request body is not valid JSON'));
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      return fail(res, opName, new SsmError('SerializationException', 'Request body must be a JSON object'));
-    }
-    const request = body as Json;
-    const record = (error?: string): void => {
+  const begin = ({ operation, request, headers }: AwsJsonCall): AwsJsonCallSteps => ({
+    run: () => OPERATIONS[operation](store, request, { accessKeyId: sigV4Credential(headers.authorization)?.accessKeyId, now: Date.now() }),
+    record: (error) => {
       if (!callLog) return;
       let resources: string[] = [];
       try {
@@ -112,57 +63,29 @@ export async function startLocalSsm(opts: LocalSsmOptions = {}): Promise<LocalSs
       } catch {
         // a malformed name names no resource
       }
-      callLog.record({ service: 'ssm', operation: opName, headers: req.headers, region, request, resources, error, omit: SECRET_MEMBERS });
-    };
-    try {
-      const out = op(store, request, { accessKeyId: sigV4Credential(req.headers.authorization)?.accessKeyId, now: Date.now() });
-      record();
-      send(res, 200, out);
-    } catch (err) {
-      const e = err instanceof SsmError ? err : new SsmError('InternalServerError', 'Internal error in the local SSM', 500);
-      if (!(err instanceof SsmError)) log(`ssm: ${opName} internal error: ${(err as Error).message}`);
-      record(e.type);
-      fail(res, opName, e);
-    }
-  };
-
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (tooLarge) return fail(res, '-', new SsmError('SerializationException', 'Request body too large', 413));
-      handle(req, res, Buffer.concat(chunks));
-    });
-    req.on('error', () => res.destroy());
+      callLog.record({ service: 'ssm', operation, headers, region, request, resources, error, omit: SECRET_MEMBERS });
+    },
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const urlHost = host === '::1' ? '[::1]' : host;
-
+  let server: AwsJsonServer;
+  try {
+    server = await startAwsJsonServer(
+      { name: 'ssm', title: TITLE, targetPrefix: 'AmazonSSM', internalErrorType: 'InternalServerError', hasOperation: (name) => Object.hasOwn(OPERATIONS, name), begin },
+      opts,
+    );
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   return {
-    url: `http://${urlHost}:${port}`,
-    port,
+    url: server.url,
+    port: server.port,
     region,
     accountId,
     calls: callLog?.calls ?? [],
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        store.close();
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      }),
+    close: () => {
+      store.close();
+      return server.close();
+    },
   };
 }

@@ -37,7 +37,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateKeyCommand, GetPublicKeyCommand, SignCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';
-import { LambdaKeyClient } from '../../edge-proxy/src/keyless/lambda-key-client';
+import { LambdaKeyClient } from '../helpers/lambda-key-client';
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
 import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import type { KeyConfig } from '../../lambdas/key-service/config';

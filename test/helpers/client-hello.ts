@@ -58,6 +58,9 @@ export function clientHelloBody(o: HelloOptions = {}): Buffer {
     .finish();
 }
 
+/** A ClientHello in one plaintext record, as the records a raw exchange sends. */
+export const clientHelloRecords = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
+
 export function handshakeRecord(body: Buffer, type = 1): Buffer {
   const msg = Buffer.concat([Buffer.from([type, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
   return plainRecord(22, msg);

@@ -7,6 +7,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { jsonLines } from './peers';
 
 export interface StackState {
   edgeUrl: string;
@@ -70,17 +71,7 @@ export function startStackProcess(extraEnv: Record<string, string> = {}, dir = f
           caPem: fs.readFileSync(state.caPath, 'utf8'),
           readyLine: m[0],
           output: () => out,
-          edgeLogs: () =>
-            out
-              .split('\n')
-              .filter((l) => l.startsWith('{') && l.includes('"component":"edge"'))
-              .map((l) => {
-                try {
-                  return JSON.parse(l) as Record<string, unknown>;
-                } catch {
-                  return {};
-                }
-              }),
+          edgeLogs: () => jsonLines(out, (l) => l.includes('"component":"edge"')),
           stop: () =>
             new Promise((res) => {
               if (proc.exitCode !== null) return res(proc.exitCode);

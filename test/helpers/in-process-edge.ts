@@ -11,11 +11,11 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
-import type { Logger } from '../../edge-proxy/src/log';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { epochOf, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeTestPki, type TestPki } from './certs';
+import { recordingLogger } from './recording-logger';
 
 const FUNCTION = 'keyless-key-service';
 
@@ -63,10 +63,6 @@ export async function startInProcessEdge(extra: Record<string, unknown> = {}): P
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   const logs: Array<Record<string, unknown>> = [];
-  const logger = (base: Record<string, unknown>): Logger => ({
-    log: (level, msg, fields) => logs.push({ level, msg, ...base, ...fields }),
-    child: (f) => logger({ ...base, ...f }),
-  });
   const config = parseEdgeConfig({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -77,7 +73,7 @@ export async function startInProcessEdge(extra: Record<string, unknown> = {}): P
     handshakeTimeoutMs: 5000,
     ...extra,
   });
-  const edge = await startEdge(config, logger({}));
+  const edge = await startEdge(config, recordingLogger(logs));
   return {
     edge,
     pki,

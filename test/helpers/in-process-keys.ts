@@ -148,3 +148,26 @@ export class InProcessKeys implements KeyOperations {
     return signature;
   }
 }
+
+/** `keys`, counting its TLS 1.3 CertificateVerify signatures: what a test of admission expects to stay untouched. */
+export interface SignCountingKeys {
+  readonly keys: KeyOperations;
+  /** CertificateVerify signatures asked of `keys` so far. */
+  readonly signed: number;
+}
+
+export function countTls13Signatures(keys: KeyOperations): SignCountingKeys {
+  let signed = 0;
+  const counting: KeyOperations = Object.assign(Object.create(keys) as KeyOperations, {
+    signTls13CertificateVerify: (...a: Parameters<KeyOperations['signTls13CertificateVerify']>) => {
+      signed++;
+      return keys.signTls13CertificateVerify(...a);
+    },
+  });
+  return {
+    keys: counting,
+    get signed() {
+      return signed;
+    },
+  };
+}

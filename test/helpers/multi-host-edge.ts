@@ -13,10 +13,10 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
-import type { Logger } from '../../edge-proxy/src/log';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeClientPki, makeTestPki, type TestClientCert, type TestClientPki, type TestPki } from './certs';
+import { recordingLogger } from './recording-logger';
 
 const FUNCTION = 'keyless-key-service';
 
@@ -109,10 +109,6 @@ export async function startMultiHostEdge(entries: HostEntry[], extra: Record<str
   const handler = createLocalHandler({ keys: leaves.map(({ e, leaf }) => ({ name: e.name, custody: 'file' as const, path: leaf.keyPath })), ticketKeys: null, logger: () => undefined });
   const lambda: LocalLambda = await startLocalLambda({ port: 0, functions: { [FUNCTION]: (event, context) => handler(event, context) } });
   const logs: Array<Record<string, unknown>> = [];
-  const logger = (base: Record<string, unknown>): Logger => ({
-    log: (level, msg, fields) => logs.push({ level, msg, ...base, ...fields }),
-    child: (f) => logger({ ...base, ...f }),
-  });
   const config = parseEdgeConfig({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -123,7 +119,7 @@ export async function startMultiHostEdge(entries: HostEntry[], extra: Record<str
     tickets: { enabled: false },
     ...extra,
   });
-  const edge = await startEdge(config, logger({}));
+  const edge = await startEdge(config, recordingLogger(logs));
   return {
     edge,
     port: edge.tlsPort,

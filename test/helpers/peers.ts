@@ -49,3 +49,38 @@ export function httpJsonBody(stdout: string): Record<string, unknown> {
   const length = Number(/\r\ncontent-length: (\d+)/i.exec(stdout.slice(start, headEnd))?.[1]);
   return JSON.parse(stdout.slice(headEnd + 4, headEnd + 4 + length)) as Record<string, unknown>;
 }
+
+/** The JSON lines of a process's output or log, or of log events (a line that does not parse counts as `{}`). */
+export function jsonLines(text: string | readonly string[], keep: (line: string) => boolean = () => true): Record<string, unknown>[] {
+  return (typeof text === 'string' ? text.split('\n') : text)
+    .filter((l) => l.startsWith('{') && keep(l))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
+
+/**
+ * A Python `ssl` client script: `setup` configures the context (e.g. its versions), then it GETs
+ * /api/tls from localhost:`port` and prints the response; with `reportVersion`, first a JSON line with
+ * the negotiated version and cipher.
+ */
+export function pythonGetApiTls(o: { ca: string; port: number; setup: string; reportVersion?: boolean }): string {
+  return [
+    'import ssl, socket, json',
+    `ctx = ssl.create_default_context(cafile=${JSON.stringify(o.ca)})`,
+    o.setup,
+    `s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${o.port})), server_hostname="localhost")`,
+    's.sendall(b"GET /api/tls HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")',
+    'data = b""',
+    'while True:',
+    '    chunk = s.recv(65536)',
+    '    if not chunk: break',
+    '    data += chunk',
+    ...(o.reportVersion ? ['print(json.dumps({"version": s.version(), "cipher": s.cipher()[0]}))'] : []),
+    'print(data.decode())',
+  ].join('\n');
+}

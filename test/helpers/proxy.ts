@@ -14,7 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import * as tls from 'node:tls';
-import type { HandshakeInfo, HttpFrontend, SecureConnection } from '../../edge-proxy/src/proxy/types';
+import { createHttpFrontend } from '../../edge-proxy/src/proxy/http-proxy';
+import type { HandshakeInfo, HttpFrontend, ProxyRequestEvent, SecureConnection } from '../../edge-proxy/src/proxy/types';
+import { startDemoOrigin, type DemoOrigin } from '../../local/demo-origin';
 
 export interface TestCert {
   dir: string;
@@ -423,4 +425,56 @@ export async function startTestOrigin(): Promise<TestServer & { requests: string
     socket.pipe(socket);
   });
   return Object.assign(srv, { requests });
+}
+
+/** What the HTTP/1.1 and HTTP/2 frontend tests share: a certificate, the test origin and the demo origin. */
+export interface ProxyFixtures {
+  cert: TestCert;
+  origin: TestServer & { requests: string[] };
+  demo: DemoOrigin;
+  close(): Promise<void>;
+}
+
+export async function startProxyFixtures(): Promise<ProxyFixtures> {
+  const cert = makeCert();
+  const origin = await startTestOrigin();
+  const demo = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+  return {
+    cert,
+    origin,
+    demo,
+    close: async () => {
+      await origin.close();
+      await demo.close();
+      cert.cleanup();
+    },
+  };
+}
+
+/** A frontend to `originUrl` behind a real TLS edge, with every request event it reports. */
+export interface ProxyStack {
+  frontend: HttpFrontend;
+  edge: TlsEdge;
+  events: ProxyRequestEvent[];
+  close(): Promise<void>;
+}
+
+export async function startProxyStack(
+  cert: TestCert,
+  originUrl: string,
+  extra: Partial<Parameters<typeof createHttpFrontend>[0]> = {},
+  edgeOpts: Parameters<typeof startTlsEdge>[2] = {},
+): Promise<ProxyStack> {
+  const events: ProxyRequestEvent[] = [];
+  const frontend = createHttpFrontend({ origin: originUrl, onRequest: (e) => events.push(e), ...extra });
+  const edge = await startTlsEdge(frontend, cert, edgeOpts);
+  return {
+    frontend,
+    edge,
+    events,
+    close: async () => {
+      await frontend.close();
+      await edge.close();
+    },
+  };
 }

@@ -63,6 +63,15 @@ export function rawExchange(port: number, chunks: Buffer[], waitMs = 3000, gapMs
 
 const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
 
+/**
+ * Sends records in the clear (a ClientHello and anything after it) and reports the server's answer:
+ * the alert it sends, in the clear before any keys (RFC 8446 §6), and whether it closed.
+ */
+export async function plainAlert(port: number, chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> {
+  const r = await rawExchange(port, chunks, 8000);
+  return { alert: r.plainAlert, closed: r.closed };
+}
+
 export interface ClientShare {
   group: number;
   share: Buffer;

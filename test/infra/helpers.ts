@@ -261,6 +261,19 @@ export function runCfnLint(files: string[]): LintResult {
   };
 }
 
+/** The cfn-lint findings on these stacks' templates that are real (not tool artefacts, not informational), or why it was skipped. */
+export function realCfnLintFindings(s: Synth, stacks: string[]): { skipped: string } | { findings: string[] } {
+  const res = runCfnLint(stacks.map((n) => s.assembly.getStackByName(n).templateFullPath));
+  if ('skipped' in res) return res;
+  const real = res.findings.filter((f) => !isKnownToolArtefact(f) && f.level !== 'Informational');
+  return { findings: real.map((f) => `${f.file} ${f.rule} ${f.path}: ${f.message}`) };
+}
+
+/** cdk-nag findings no acknowledgement covers, one line each (`rule @ paths`). */
+export function unacknowledgedNagFindings(scope: IConstruct): string[] {
+  return nagFindings(scope).map((f) => `${f.rule} @ ${f.paths.join(', ')}`);
+}
+
 /* ----------------------------------------------------------------------------------------------
  * Test certificates and keys
  * -------------------------------------------------------------------------------------------- */

@@ -5,30 +5,30 @@
  * chosen only with ECDHE; RSA key exchange gets http/1.1.
  */
 import * as tls from 'node:tls';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
-import { makeTestPki, TestPki } from '../helpers/certs';
+import type { TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
+import { startTlsServerFixture, type TlsServerFixture } from '../helpers/tls-server-fixture';
 
+let fixture: TlsServerFixture;
 let pki: TestPki;
-let server: TlsServer;
 let port: number;
 
 beforeAll(async () => {
-  pki = makeTestPki();
-  const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
-  server = new TlsServer({
-    certificates: new CertificateStore([{ ...loadCertificate(rsa.chainPem, 'rsa-key'), allowRsaKeyExchange: true }]),
-    keyOperations: new InProcessKeys(new Map([['rsa-key', rsa.key]])),
-  });
-  server.on('secureConnection', (c) => c.end());
-  port = (await server.listen(0)).port;
+  fixture = await startTlsServerFixture(
+    (testPki) => {
+      const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
+      return {
+        certificates: new CertificateStore([{ ...loadCertificate(rsa.chainPem, 'rsa-key'), allowRsaKeyExchange: true }]),
+        keyOperations: new InProcessKeys(new Map([['rsa-key', rsa.key]])),
+      };
+    },
+    (c) => c.end(),
+  );
+  ({ pki, port } = fixture);
 });
 
-afterAll(async () => {
-  await server.close(true);
-  pki.cleanup();
-});
+afterAll(() => fixture.close());
 
 function alpnWith(ciphers: string, protocols: string[]): Promise<string | false | null> {
   return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SecureVersion } from 'node:tls';
 import { REPO_ROOT, startStackProcess, StackProcess } from '../helpers/dev-stack-process';
-import { havePeer, httpGet, httpJsonBody, PeerResult, runPeer } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, PeerResult, pythonGetApiTls, runPeer } from '../helpers/peers';
 import { buildGoProbe } from '../helpers/go-probe';
 import { blacklistAllBut, chromiumDumpDom, chromiumVersion, haveChromium, spkiHash } from '../helpers/chromium';
 import { startSingleCertEdge, SingleCertEdge } from './single-cert-edge';
@@ -157,19 +157,7 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
         req.on('error', (err: NodeJS.ErrnoException) => resolve({ failed: `${err.code ?? ''} ${err.message}` }));
       });
     case 'python': {
-      const script = [
-        'import ssl, socket',
-        `ctx = ssl.create_default_context(cafile=${JSON.stringify(ca)})`,
-        PYTHON_SETUP[protocol],
-        `s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${port})), server_hostname="localhost")`,
-        's.sendall(b"GET /api/tls HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")',
-        'data = b""',
-        'while True:',
-        '    chunk = s.recv(65536)',
-        '    if not chunk: break',
-        '    data += chunk',
-        'print(data.decode())',
-      ].join('\n');
+      const script = pythonGetApiTls({ ca, port, setup: PYTHON_SETUP[protocol] });
       const r = await runPeer('python3', ['-c', script]);
       return parseView(() => httpJsonBody(r.stdout), r);
     }

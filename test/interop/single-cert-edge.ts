@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { edgeListening, inheritedEnv, startChild, stopChild } from '../../local/processes';
 import { REPO_ROOT, StackProcess } from '../helpers/dev-stack-process';
+import { jsonLines } from '../helpers/peers';
 
 export interface SingleCertEdge {
   port: number;
@@ -41,17 +42,7 @@ export async function startSingleCertEdge(stack: StackProcess, keyName: string):
   };
   const started = await startChild(`edge (${keyName})`, path.join(REPO_ROOT, 'dist/edge-proxy/src/main.js'), [], env, edgeListening, sink, 60_000);
   const child: ChildProcess = started.child;
-  const logs = (): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return {};
-        }
-      });
+  const logs = (): Record<string, unknown>[] => jsonLines(out);
   return {
     port: started.value.tlsPort,
     keyName,

@@ -6,7 +6,7 @@
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { startStackProcess, StackProcess } from '../helpers/dev-stack-process';
-import { havePeer, httpGet, httpJsonBody, runPeer } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, pythonGetApiTls, runPeer } from '../helpers/peers';
 
 let stack: StackProcess;
 let port: number;
@@ -104,20 +104,7 @@ describe('Node tls and https', () => {
 describe('Python ssl', () => {
   const maybe = havePeer('python3') ? it : it.skip;
   maybe('completes a TLS 1.3 handshake and an HTTP request', async () => {
-    const script = [
-      'import ssl, socket, sys, json',
-      `ctx = ssl.create_default_context(cafile=${JSON.stringify(stack.state.caPath)})`,
-      'ctx.minimum_version = ssl.TLSVersion.TLSv1_3',
-      `s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${port})), server_hostname="localhost")`,
-      's.sendall(b"GET /api/tls HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")',
-      'data = b""',
-      'while True:',
-      '    chunk = s.recv(65536)',
-      '    if not chunk: break',
-      '    data += chunk',
-      'print(json.dumps({"version": s.version(), "cipher": s.cipher()[0]}))',
-      'print(data.decode())',
-    ].join('\n');
+    const script = pythonGetApiTls({ ca: stack.state.caPath, port, setup: 'ctx.minimum_version = ssl.TLSVersion.TLSv1_3', reportVersion: true });
     const r = await runPeer('python3', ['-c', script]);
     expect(r.stderr).toBe('');
     const first = JSON.parse(r.stdout.split('\n')[0]) as { version: string; cipher: string };

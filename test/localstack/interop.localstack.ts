@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import { havePeer, httpGet, httpJsonBody, runPeer, type PeerResult } from '../helpers/peers';
+import { havePeer, httpGet, httpJsonBody, jsonLines, pythonGetApiTls, runPeer, type PeerResult } from '../helpers/peers';
 import { lambdaLogLines, type LocalStackState } from './stack';
 
 const stateFile = process.env.KEYLESS_LOCALSTACK_STATE;
@@ -31,17 +31,7 @@ function sClient(extra: string[]): Promise<PeerResult> {
 const edgeView = httpJsonBody;
 
 function edgeLogs(): Record<string, unknown>[] {
-  return fs
-    .readFileSync(state.edgeLog, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    });
+  return jsonLines(fs.readFileSync(state.edgeLog, 'utf8'));
 }
 
 describe('the stack on LocalStack', () => {
@@ -140,20 +130,7 @@ describe('Node tls and https', () => {
 describe('Python ssl', () => {
   const maybe = havePeer('python3') ? it : it.skip;
   maybe('completes a TLS 1.3 handshake and an HTTP request', async () => {
-    const script = [
-      'import ssl, socket, json',
-      `ctx = ssl.create_default_context(cafile=${JSON.stringify(state.caPath)})`,
-      'ctx.minimum_version = ssl.TLSVersion.TLSv1_3',
-      `s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${port})), server_hostname="localhost")`,
-      's.sendall(b"GET /api/tls HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")',
-      'data = b""',
-      'while True:',
-      '    chunk = s.recv(65536)',
-      '    if not chunk: break',
-      '    data += chunk',
-      'print(json.dumps({"version": s.version(), "cipher": s.cipher()[0]}))',
-      'print(data.decode())',
-    ].join('\n');
+    const script = pythonGetApiTls({ ca: state.caPath, port, setup: 'ctx.minimum_version = ssl.TLSVersion.TLSv1_3', reportVersion: true });
     const r = await runPeer('python3', ['-c', script], { timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
     const first = JSON.parse(r.stdout.split('\n')[0]) as { version: string; cipher: string };
@@ -168,16 +145,7 @@ describe('the key operations ran in the Lambda inside LocalStack', () => {
     let records: Record<string, unknown>[] = [];
     for (let i = 0; i < 20; i++) {
       const lines = await lambdaLogLines(state.endpoint, state.region, state.functionName);
-      records = lines
-        .map((l) => l.slice(l.indexOf('{')))
-        .filter((l) => l.startsWith('{'))
-        .map((l) => {
-          try {
-            return JSON.parse(l) as Record<string, unknown>;
-          } catch {
-            return {};
-          }
-        })
+      records = jsonLines(lines.map((l) => l.slice(l.indexOf('{'))))
         // One record per request: `msg` (plain JSON lines) or `message` (Powertools logger).
         .filter((r) => (r.msg ?? r.message) === 'key_service_request' && r.op === 'tls13.certificate_verify');
       const keys = new Set(records.filter((r) => r.outcome === 'ok').map((r) => r.key));

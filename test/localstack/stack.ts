@@ -26,7 +26,7 @@ import {
   PublishVersionCommand,
   waitUntilFunctionActiveV2,
 } from '@aws-sdk/client-lambda';
-import { LambdaKeyClient } from '../../edge-proxy/src/keyless/lambda-key-client';
+import { LambdaKeyClient } from '../helpers/lambda-key-client';
 import { DEFAULT_KEY_SERVICE } from '../../lib/config';
 import { aliasNames, KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from '../../lib/naming';
 import { ticketKeyAlias, ticketParameterPrefix } from '../../lib/ticket-key-store';

@@ -15,7 +15,7 @@ import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/cert
 import type { HandshakeError } from '../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { makeTestPki } from '../helpers/certs';
-import { InProcessKeys } from '../helpers/in-process-keys';
+import { countTls13Signatures, InProcessKeys } from '../helpers/in-process-keys';
 
 const HASH = Buffer.alloc(32, 7);
 
@@ -221,16 +221,10 @@ describe('admission in the TLS engine', () => {
     const pki = makeTestPki();
     const leaf = pki.leaf('ec', 'p256', ['localhost']);
     const keys = new InProcessKeys(new Map([['ec-key', leaf.key]]));
-    let signed = 0;
-    const counting: KeyOperations = Object.assign(Object.create(keys) as KeyOperations, {
-      signTls13CertificateVerify: (...a: Parameters<KeyOperations['signTls13CertificateVerify']>) => {
-        signed++;
-        return keys.signTls13CertificateVerify(...a);
-      },
-    });
+    const counting = countTls13Signatures(keys);
     const rejects: AdmissionReason[] = [];
     const adm = new AdmissionController({ ...DEFAULT_ADMISSION, perClientRatePerSecond: 1, perClientBurst: 1 }, { onReject: (r) => rejects.push(r) });
-    const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: adm.wrap(counting), handshakeTimeoutMs: 3000 });
+    const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: adm.wrap(counting.keys), handshakeTimeoutMs: 3000 });
     const serverErrors: HandshakeError[] = [];
     server.on('tlsClientError', (e) => serverErrors.push(e));
     server.on('secureConnection', (c) => c.end());
@@ -247,7 +241,7 @@ describe('admission in the TLS engine', () => {
     try {
       expect(await handshake()).toBe('ok');
       expect(await handshake()).toMatch(/alert handshake failure/i);
-      expect(signed).toBe(1);
+      expect(counting.signed).toBe(1);
       expect(rejects).toEqual(['client_rate']);
       expect(serverErrors.filter((e) => e.sentAlert).map((e) => e.sentAlert)).toEqual(['handshake_failure']);
     } finally {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { COMMANDS } from '../../bin/cli/commands';
+import { COMMANDS } from '../../bin/cli/command-table';
 import { EXIT } from '../../bin/cli/errors';
 import { main } from '../../bin/keyless';
 import { type CliEnv, startCliEnv } from './cli-harness';

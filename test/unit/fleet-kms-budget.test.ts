@@ -13,7 +13,7 @@ import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/cert
 import type { HandshakeError } from '../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { makeTestPki } from '../helpers/certs';
-import { InProcessKeys } from '../helpers/in-process-keys';
+import { countTls13Signatures, InProcessKeys } from '../helpers/in-process-keys';
 
 /** The edge's configuration from the environment alone, as the CDK's task definition gives it. */
 const TASK_ENV = { KEYLESS_CERT_SSM_PREFIX: '/keyless/prod/certs/', KEYLESS_KEY_SERVICES: 'keyless-prod-key-service', KEYLESS_ORIGIN: 'http://10.0.1.5:8080' };
@@ -150,13 +150,7 @@ describe('two edges on loopback past their share', () => {
     const pki = makeTestPki();
     const leaf = pki.leaf('ec', 'p256', ['localhost']);
     const keys = new InProcessKeys(new Map([['ec-key', leaf.key]]));
-    let signed = 0;
-    const kms: KeyOperations = Object.assign(Object.create(keys) as KeyOperations, {
-      signTls13CertificateVerify: (...a: Parameters<KeyOperations['signTls13CertificateVerify']>) => {
-        signed++;
-        return keys.signTls13CertificateVerify(...a);
-      },
-    });
+    const counting = countTls13Signatures(keys);
     // A regional budget of 20/s for at most 10 tasks: 2/s each, a burst of 1. The clock stands still,
     // so no token refills while the test runs, however slow the machine.
     const config = loadFromEnv({ KEYLESS_KMS_BUDGET: '20', KEYLESS_FLEET_MAX_TASKS: '10' });
@@ -166,7 +160,7 @@ describe('two edges on loopback past their share', () => {
     const edges = await Promise.all(
       [0, 1].map(async () => {
         const admission = new AdmissionController({ ...config.admission, perClientBurst: 100 }, { now: () => 0, onReject: (r) => rejects.push(r) });
-        const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: admission.wrap(kms), handshakeTimeoutMs: 10_000 });
+        const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: admission.wrap(counting.keys), handshakeTimeoutMs: 10_000 });
         server.on('tlsClientError', (e: HandshakeError) => e.sentAlert && alerts.push(e.sentAlert));
         server.on('secureConnection', (c) => c.end());
         return { server, port: (await server.listen(0)).port };
@@ -187,7 +181,7 @@ describe('two edges on loopback past their share', () => {
         expect(await handshake(port)).toMatch(/alert handshake failure/i);
         expect(await handshake(port)).toMatch(/alert handshake failure/i);
       }
-      expect(signed).toBe(2); // one per edge: its burst
+      expect(counting.signed).toBe(2); // one per edge: its burst
       expect(rejects).toEqual(['key_budget', 'key_budget', 'key_budget', 'key_budget']);
       expect(alerts).toEqual(['handshake_failure', 'handshake_failure', 'handshake_failure', 'handshake_failure']);
     } finally {

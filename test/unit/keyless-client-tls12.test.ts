@@ -11,7 +11,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KeyOperationError, KeyServiceClient, LambdaKeyClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless';
+import { KeyServiceClient, type KeyServiceTarget } from '../../edge-proxy/src/keyless';
+import { LambdaKeyClient } from '../helpers/lambda-key-client';
 import { verifyTls12ServerKeyExchange } from '../../edge-proxy/src/keyless/verify';
 import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
@@ -21,6 +22,7 @@ import { prf12 } from '../../contract/tls12-prf';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { MALFORMED_PREMASTER_CASES, encryptPreMaster, newPreMaster, rsaHandshakeMessages, seededServerRandom } from '../helpers/rsa-kex';
+import { keyOperationCode } from '../helpers/rejection';
 
 const priv = {
   rsa: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
@@ -89,15 +91,7 @@ function answering(result: (r: KeyServiceRequest) => unknown): KeyServiceTarget 
   return { name: 'fake', invoke: async (r) => ({ v: 2, id: r.id, ok: true, result: result(r) }) };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeyOperationError);
-    return (e as KeyOperationError).code;
-  }
-  throw new Error('expected a KeyOperationError');
-}
+const codeOf = keyOperationCode;
 
 const x25519Params = () =>
   Buffer.concat([Buffer.from([3, 0, 29, 32]), Buffer.from(crypto.generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url')]);

@@ -11,9 +11,11 @@ import * as path from 'node:path';
 import { startLocalLambda, type LocalLambda, type LocalLambdaHandler } from '../../local/lambda';
 import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
-import { KeyOperationError, LambdaKeyClient, type LambdaKeyClientOptions } from '../../edge-proxy/src/keyless';
+import { KeyOperationError } from '../../edge-proxy/src/keyless';
+import { LambdaKeyClient, type LambdaKeyClientOptions } from '../helpers/lambda-key-client';
 import { verifyTls13CertificateVerify } from '../../edge-proxy/src/keyless/verify';
 import type { SignatureSchemeName } from '../../contract/key-service-protocol';
+import { keyOperationCode } from '../helpers/rejection';
 
 let dir: string;
 let lambda: LocalLambda;
@@ -105,15 +107,7 @@ function client(options: Partial<LambdaKeyClientOptions> = {}): LambdaKeyClient 
   return c;
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeyOperationError);
-    return (e as KeyOperationError).code;
-  }
-  throw new Error('expected a KeyOperationError');
-}
+const codeOf = keyOperationCode;
 
 const hashFor = (scheme: SignatureSchemeName) => crypto.randomBytes({ rsa_pss_rsae_sha256: 32, rsa_pss_rsae_sha384: 48, rsa_pss_rsae_sha512: 48, ecdsa_secp256r1_sha256: 32, ecdsa_secp384r1_sha384: 48 }[scheme as string] ?? 32);
 

@@ -16,6 +16,7 @@ import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '
 import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { KeyServiceClient } from '../../edge-proxy/src/keyless/key-service-client';
 import type { KeyServiceTarget } from '../../edge-proxy/src/keyless/target';
+import { keyOperationCode } from '../helpers/rejection';
 
 type Behaviour = (request: KeyServiceRequest, signal: AbortSignal) => Promise<unknown> | unknown;
 
@@ -62,15 +63,7 @@ function setup(n = 2, options: Partial<FailoverTargetOptions> = {}) {
   return { clock, targets, failover, events, invoke, m: failover.metrics };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeyOperationError);
-    return (e as KeyOperationError).code;
-  }
-  throw new Error('expected a KeyOperationError');
-}
+const codeOf = keyOperationCode;
 
 describe('order and retries', () => {
   it('sends everything to the first key service while it is healthy', async () => {

@@ -5,68 +5,41 @@ import { createHash } from 'node:crypto';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { createHttpFrontend } from '../../edge-proxy/src/proxy/http-proxy';
-import type { HttpFrontend, ProxyRequestEvent, SecureConnection } from '../../edge-proxy/src/proxy/types';
-import { startDemoOrigin, type DemoOrigin, type EdgeView } from '../../local/demo-origin';
+import type { SecureConnection } from '../../edge-proxy/src/proxy/types';
+import type { DemoOrigin, EdgeView } from '../../local/demo-origin';
 import {
   deadPort,
   httpsRequest,
-  makeCert,
   patternStream,
+  type ProxyFixtures,
+  type ProxyStack,
   sha256Of,
   sleep,
-  startTestOrigin,
-  startTlsEdge,
+  startProxyFixtures,
+  startProxyStack,
   type TestCert,
-  type TestServer,
-  type TlsEdge,
 } from '../helpers/proxy';
 
 // Compile-time proof that Node's TLSSocket satisfies the engine contract.
 const _contract: (s: tls.TLSSocket) => SecureConnection = (s) => s;
 void _contract;
 
+let fixtures: ProxyFixtures;
 let cert: TestCert;
-let origin: TestServer & { requests: string[] };
+let origin: ProxyFixtures['origin'];
 let demo: DemoOrigin;
 
 beforeAll(async () => {
-  cert = makeCert();
-  origin = await startTestOrigin();
-  demo = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+  fixtures = await startProxyFixtures();
+  ({ cert, origin, demo } = fixtures);
 });
 
-afterAll(async () => {
-  await origin.close();
-  await demo.close();
-  cert.cleanup();
-});
+afterAll(() => fixtures.close());
 
-interface Stack {
-  frontend: HttpFrontend;
-  edge: TlsEdge;
-  events: ProxyRequestEvent[];
-  close(): Promise<void>;
-}
+type Stack = ProxyStack;
 
-async function stack(
-  originUrl: string,
-  extra: Partial<Parameters<typeof createHttpFrontend>[0]> = {},
-  edgeOpts: Parameters<typeof startTlsEdge>[2] = {},
-): Promise<Stack> {
-  const events: ProxyRequestEvent[] = [];
-  const frontend = createHttpFrontend({ origin: originUrl, onRequest: (e) => events.push(e), ...extra });
-  const edge = await startTlsEdge(frontend, cert, edgeOpts);
-  return {
-    frontend,
-    edge,
-    events,
-    close: async () => {
-      await frontend.close();
-      await edge.close();
-    },
-  };
-}
+const stack = (originUrl: string, extra: Parameters<typeof startProxyStack>[2] = {}, edgeOpts: Parameters<typeof startProxyStack>[3] = {}): Promise<Stack> =>
+  startProxyStack(cert, originUrl, extra, edgeOpts);
 
 describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   let s: Stack;

@@ -6,62 +6,37 @@
  */
 import { createHash } from 'node:crypto';
 import * as http2 from 'node:http2';
-import { createHttpFrontend } from '../../edge-proxy/src/proxy/http-proxy';
-import type { HttpFrontend, ProxyRequestEvent } from '../../edge-proxy/src/proxy/types';
-import { startDemoOrigin, type DemoOrigin, type EdgeView } from '../../local/demo-origin';
+import type { DemoOrigin, EdgeView } from '../../local/demo-origin';
 import {
   deadPort,
   FAKE_HANDSHAKE,
   h2Connect,
   h2Request,
-  makeCert,
   patternStream,
+  type ProxyFixtures,
+  type ProxyStack,
   sha256Of,
   sleep,
-  startTestOrigin,
-  startTlsEdge,
+  startProxyFixtures,
+  startProxyStack,
   type TestCert,
-  type TestServer,
-  type TlsEdge,
 } from '../helpers/proxy';
 
+let fixtures: ProxyFixtures;
 let cert: TestCert;
-let origin: TestServer & { requests: string[] };
+let origin: ProxyFixtures['origin'];
 let demo: DemoOrigin;
 
 beforeAll(async () => {
-  cert = makeCert();
-  origin = await startTestOrigin();
-  demo = await startDemoOrigin({ port: 0, host: '127.0.0.1' });
+  fixtures = await startProxyFixtures();
+  ({ cert, origin, demo } = fixtures);
 });
 
-afterAll(async () => {
-  await origin.close();
-  await demo.close();
-  cert.cleanup();
-});
+afterAll(() => fixtures.close());
 
-interface Stack {
-  frontend: HttpFrontend;
-  edge: TlsEdge;
-  events: ProxyRequestEvent[];
-  close(): Promise<void>;
-}
+type Stack = ProxyStack;
 
-async function stack(originUrl: string, wrap: boolean, extra: Partial<Parameters<typeof createHttpFrontend>[0]> = {}): Promise<Stack> {
-  const events: ProxyRequestEvent[] = [];
-  const frontend = createHttpFrontend({ origin: originUrl, onRequest: (e) => events.push(e), ...extra });
-  const edge = await startTlsEdge(frontend, cert, { wrap });
-  return {
-    frontend,
-    edge,
-    events,
-    close: async () => {
-      await frontend.close();
-      await edge.close();
-    },
-  };
-}
+const stack = (originUrl: string, wrap: boolean, extra: Parameters<typeof startProxyStack>[2] = {}): Promise<Stack> => startProxyStack(cert, originUrl, extra, { wrap });
 
 function closeSession(session: http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve) => {

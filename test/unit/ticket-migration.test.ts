@@ -6,53 +6,34 @@
  */
 import * as crypto from 'node:crypto';
 import * as tls from 'node:tls';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { TicketProtector, type TicketRejection } from '../../edge-proxy/src/tls/tickets';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
-import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
+import { connectForResumption, ResumptionEdges, type ResumptionOutcome } from '../helpers/resumption';
 
 let pki: TestPki;
 let keys: InProcessKeys;
 let certs: CertificateStore;
-const servers: TlsServer[] = [];
+let edges: ResumptionEdges;
 const EPOCH = Math.floor(Date.now() / 3_600_000);
 
 const fleetKeys = (current = crypto.randomBytes(32), epoch = EPOCH) => ({ epochSeconds: 3600, current: { epoch, key: current }, previous: { epoch: epoch - 1, key: crypto.randomBytes(32) } });
 
-async function serve(tickets: TicketProtector): Promise<number> {
-  const s = new TlsServer({ certificates: certs, keyOperations: keys, tickets, ticketSettings: { lifetimeSeconds: 3600 } });
-  s.on('secureConnection', (c: TlsServerConnection) => c.end(c.handshakeInfo?.resumed ? 'resumed' : 'full'));
-  servers.push(s);
-  return (await s.listen(0)).port;
-}
-
-function connect(port: number, opts: tls.ConnectionOptions = {}): Promise<{ said: string; session?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let session: Buffer | undefined;
-    let said = '';
-    const s = tls.connect({ host: '127.0.0.1', port, ca: pki.caPem, servername: 'localhost', ...opts });
-    s.on('session', (b: Buffer) => (session = b));
-    s.on('data', (d: Buffer) => (said += d.toString()));
-    s.on('error', reject);
-    s.on('end', () => {
-      s.destroy();
-      setTimeout(() => resolve({ said, session }), 20); // TLS 1.3 tickets follow the handshake
-    });
-  });
-}
+const serve = (tickets: TicketProtector): Promise<number> => edges.serve(tickets);
+const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> => connectForResumption(port, pki.caPem, opts);
 
 beforeAll(() => {
   pki = makeTestPki();
   const leaf = pki.leaf('rsa', 'rsa2048', ['localhost']);
   keys = new InProcessKeys(new Map([['k', leaf.key]]));
   certs = new CertificateStore([loadCertificate(leaf.chainPem, 'k')]);
+  edges = new ResumptionEdges(certs, keys);
 });
 
 afterAll(async () => {
-  for (const s of servers) await s.close(true);
+  await edges.close();
   pki.cleanup();
 });
 

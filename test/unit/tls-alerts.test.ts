@@ -5,7 +5,6 @@
  * the server then closes the connection (no hang). docs/tls-engine.md has the table of cases.
  */
 import * as crypto from 'node:crypto';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { pemCertificatesToDer } from '../../contract/x509';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import { loadClientAuthPolicy } from '../../edge-proxy/src/tls/client-auth';
@@ -14,48 +13,46 @@ import { AlertDescription } from '../../edge-proxy/src/tls/alerts';
 import { ContentType, MAX_PLAINTEXT } from '../../edge-proxy/src/tls/record-layer';
 import { handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handshake-joiner';
 import { Writer } from '../../edge-proxy/src/tls/codec';
-import { makeTestPki, TestPki } from '../helpers/certs';
+import type { TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
-import { clientHelloBody, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
-import { rawExchange, RawTls13Client } from '../helpers/raw-peer';
+import { startTlsServerFixture, type TlsServerFixture } from '../helpers/tls-server-fixture';
+import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
+import { plainAlert as plainAlertFrom, RawTls13Client } from '../helpers/raw-peer';
 
 const A = AlertDescription;
+let fixture: TlsServerFixture;
 let pki: TestPki;
-let server: TlsServer;
 let port: number;
 
 beforeAll(async () => {
-  pki = makeTestPki();
-  const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
-  const mtls = pki.leaf('mtls', 'p256', ['mtls.test']);
-  const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['mtls-key', mtls.key]]));
-  const tickets = new TicketProtector();
-  tickets.setKeys({ epochSeconds: 3600, current: { epoch: 100, key: crypto.randomBytes(32) }, previous: { epoch: 99, key: crypto.randomBytes(32) } });
-  server = new TlsServer({
-    certificates: new CertificateStore([
-      loadCertificate(rsa.chainPem, 'rsa-key'),
-      { ...loadCertificate(mtls.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', pki.caPem) },
-    ]),
-    keyOperations: keys,
-    tickets,
-    handshakeTimeoutMs: 5000,
-    maxSkippedEarlyData: 4096,
-  });
-  server.on('secureConnection', (c) => c.pipe(c));
-  port = (await server.listen(0)).port;
+  fixture = await startTlsServerFixture(
+    (testPki) => {
+      const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
+      const mtls = testPki.leaf('mtls', 'p256', ['mtls.test']);
+      const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['mtls-key', mtls.key]]));
+      const tickets = new TicketProtector();
+      tickets.setKeys({ epochSeconds: 3600, current: { epoch: 100, key: crypto.randomBytes(32) }, previous: { epoch: 99, key: crypto.randomBytes(32) } });
+      return {
+        certificates: new CertificateStore([
+          loadCertificate(rsa.chainPem, 'rsa-key'),
+          { ...loadCertificate(mtls.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', testPki.caPem) },
+        ]),
+        keyOperations: keys,
+        tickets,
+        handshakeTimeoutMs: 5000,
+        maxSkippedEarlyData: 4096,
+      };
+    },
+    (c) => c.pipe(c),
+  );
+  ({ pki, port } = fixture);
 });
 
-afterAll(async () => {
-  await server.close(true);
-  pki.cleanup();
-});
+afterAll(() => fixture.close());
 
 /** A ClientHello (and anything after it) in the clear: the alert comes back in the clear. */
-async function plainAlert(chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> {
-  const r = await rawExchange(port, chunks, 8000);
-  return { alert: r.plainAlert, closed: r.closed };
-}
-const hello = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
+const plainAlert = (chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> => plainAlertFrom(port, chunks);
+const hello = clientHelloRecords;
 
 /** Completes the server's flight with the scripted client, then lets `act` break something. */
 async function afterServerFinished(act: (c: RawTls13Client) => void, o: Parameters<RawTls13Client['handshake']>[0] = {}): Promise<{ alert?: number; closed: boolean }> {

@@ -6,54 +6,34 @@
  */
 import * as crypto from 'node:crypto';
 import * as tls from 'node:tls';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
-import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { makeTestPki, TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
+import { connectForResumption, ResumptionEdges, type ResumptionOutcome } from '../helpers/resumption';
 
 let pki: TestPki;
 let keys: InProcessKeys;
 let certs: CertificateStore;
-const servers: TlsServer[] = [];
+let edges: ResumptionEdges;
 
 const epochKeys = (epoch: number, key = crypto.randomBytes(32), prev = crypto.randomBytes(32)) => ({ epochSeconds: 3600, current: { epoch, key }, previous: { epoch: epoch - 1, key: prev } });
 
-async function serve(tickets: TicketProtector, lifetimeSeconds = 3600): Promise<number> {
-  const s = new TlsServer({ certificates: certs, keyOperations: keys, tickets, ticketSettings: { lifetimeSeconds } });
-  s.on('secureConnection', (c: TlsServerConnection) => c.end(`${c.handshakeInfo?.resumed ? 'resumed' : 'full'}`));
-  servers.push(s);
-  return (await s.listen(0)).port;
-}
+const serve = (tickets: TicketProtector, lifetimeSeconds?: number): Promise<number> => edges.serve(tickets, lifetimeSeconds);
 
 /** Connects, returns whether the server resumed, and the session to resume with next time. */
-function connect(port: number, opts: tls.ConnectionOptions = {}): Promise<{ said: string; reused: boolean; session?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let session: Buffer | undefined;
-    let said = '';
-    const s = tls.connect({ host: '127.0.0.1', port, ca: pki.caPem, servername: 'localhost', ...opts });
-    s.on('session', (b: Buffer) => (session = b));
-    s.on('data', (d: Buffer) => (said += d.toString()));
-    s.on('error', reject);
-    s.on('end', () => {
-      const reused = s.isSessionReused();
-      s.destroy();
-      // The TLS 1.3 tickets arrive after the handshake; give the last one a moment.
-      setTimeout(() => resolve({ said, reused, session }), 20);
-    });
-  });
-}
+const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> => connectForResumption(port, pki.caPem, opts);
 
 beforeAll(() => {
   pki = makeTestPki();
   const leaf = pki.leaf('rsa', 'rsa2048', ['localhost', 'other.test']);
   keys = new InProcessKeys(new Map([['k', leaf.key]]));
   certs = new CertificateStore([{ ...loadCertificate(leaf.chainPem, 'k'), allowRsaKeyExchange: true }]);
+  edges = new ResumptionEdges(certs, keys);
 });
 
 afterAll(async () => {
-  for (const s of servers) await s.close(true);
+  await edges.close();
   pki.cleanup();
 });
 

@@ -14,7 +14,6 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
 import { AlertDescription } from '../../edge-proxy/src/tls/alerts';
@@ -23,40 +22,39 @@ import { handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handsh
 import { Writer } from '../../edge-proxy/src/tls/codec';
 import { TLS12_SUITES } from '../../edge-proxy/src/tls/suites';
 import { MAX_CLIENT_HELLO } from '../../edge-proxy/src/tls/msgs/limits';
-import { makeTestPki, TestPki } from '../helpers/certs';
+import type { TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
-import { clientHelloBody, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
-import { rawExchange, RawTls13Client, resumeTls12 } from '../helpers/raw-peer';
+import { startTlsServerFixture, type TlsServerFixture } from '../helpers/tls-server-fixture';
+import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../helpers/client-hello';
+import { plainAlert as plainAlertFrom, rawExchange, RawTls13Client, resumeTls12 } from '../helpers/raw-peer';
 import { havePeer, runPeer } from '../helpers/peers';
 
 const A = AlertDescription;
 let pki: TestPki;
 let keys: InProcessKeys;
 let tickets: TicketProtector;
-let server: TlsServer;
+let fixture: TlsServerFixture;
 let port: number;
 
 beforeAll(async () => {
-  pki = makeTestPki();
-  const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
-  keys = new InProcessKeys(new Map([['rsa-key', rsa.key]]));
-  tickets = new TicketProtector();
-  tickets.setKeys({ epochSeconds: 3600, current: { epoch: 7, key: crypto.randomBytes(32) }, previous: { epoch: 6, key: crypto.randomBytes(32) } });
-  server = new TlsServer({ certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]), keyOperations: keys, tickets, handshakeTimeoutMs: 8000 });
-  server.on('secureConnection', (c) => c.pipe(c));
-  port = (await server.listen(0)).port;
+  fixture = await startTlsServerFixture(
+    (testPki) => {
+      const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
+      keys = new InProcessKeys(new Map([['rsa-key', rsa.key]]));
+      tickets = new TicketProtector();
+      tickets.setKeys({ epochSeconds: 3600, current: { epoch: 7, key: crypto.randomBytes(32) }, previous: { epoch: 6, key: crypto.randomBytes(32) } });
+      return { certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]), keyOperations: keys, tickets, handshakeTimeoutMs: 8000 };
+    },
+    (c) => c.pipe(c),
+  );
+  ({ pki, port } = fixture);
 });
 
-afterAll(async () => {
-  await server.close(true);
-  pki.cleanup();
-});
+afterAll(() => fixture.close());
 
-async function plainAlert(chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> {
-  const r = await rawExchange(port, chunks, 8000);
-  return { alert: r.plainAlert, closed: r.closed };
-}
-const hello = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
+/** A ClientHello (and anything after it) in the clear: the alert comes back in the clear. */
+const plainAlert = (chunks: Buffer[]): Promise<{ alert?: number; closed: boolean }> => plainAlertFrom(port, chunks);
+const hello = clientHelloRecords;
 const tls12 = (o: HelloOptions = {}): HelloOptions => ({ versions: null, suites: [0xc02f], ...o });
 
 /** The server's flight done by the scripted client; `act` then sends under the client's handshake keys. */

@@ -6,44 +6,44 @@
  */
 import * as tls from 'node:tls';
 import { spawn } from 'node:child_process';
-import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { DOWNGRADE_SENTINEL_TLS12 } from '../../edge-proxy/src/tls/tls12/server';
-import { makeTestPki, TestPki } from '../helpers/certs';
+import type { TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
+import { startTlsServerFixture, type TlsServerFixture } from '../helpers/tls-server-fixture';
 import { clientHelloBody, handshakeRecord } from '../helpers/client-hello';
 import { rawExchange } from '../helpers/raw-peer';
 import { havePeer } from '../helpers/peers';
 
+let fixture: TlsServerFixture;
 let pki: TestPki;
-let server: TlsServer;
 let port: number;
 
 beforeAll(async () => {
-  pki = makeTestPki();
-  const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
-  const sealed = pki.leaf('sealed', 'rsa2048', ['sealed.test']);
-  const ec = pki.leaf('ec', 'p256', ['localhost', 'ec.test']);
-  const ec384 = pki.leaf('ec384', 'p384', ['p384.test']);
-  const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['sealed-key', sealed.key], ['ec-key', ec.key], ['ec384-key', ec384.key]]));
-  const sealedCert = { ...loadCertificate(sealed.chainPem, 'sealed-key'), allowRsaKeyExchange: true };
-  server = new TlsServer({
-    certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key'), loadCertificate(ec.chainPem, 'ec-key'), sealedCert, loadCertificate(ec384.chainPem, 'ec384-key')]),
-    keyOperations: keys,
-  });
-  server.on('secureConnection', (c: TlsServerConnection) => {
-    const i = c.handshakeInfo!;
-    c.write(`${c.getProtocol()} ${c.getCipher().name} ${i.group} ${i.signatureScheme} ems=${i.extendedMasterSecret} ${i.keyExchange.split(' ')[0]}\n`);
-    c.pipe(c);
-  });
-  port = (await server.listen(0)).port;
+  fixture = await startTlsServerFixture(
+    (testPki) => {
+      const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
+      const sealed = testPki.leaf('sealed', 'rsa2048', ['sealed.test']);
+      const ec = testPki.leaf('ec', 'p256', ['localhost', 'ec.test']);
+      const ec384 = testPki.leaf('ec384', 'p384', ['p384.test']);
+      const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['sealed-key', sealed.key], ['ec-key', ec.key], ['ec384-key', ec384.key]]));
+      const sealedCert = { ...loadCertificate(sealed.chainPem, 'sealed-key'), allowRsaKeyExchange: true };
+      return {
+        certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key'), loadCertificate(ec.chainPem, 'ec-key'), sealedCert, loadCertificate(ec384.chainPem, 'ec384-key')]),
+        keyOperations: keys,
+      };
+    },
+    (c: TlsServerConnection) => {
+      const i = c.handshakeInfo!;
+      c.write(`${c.getProtocol()} ${c.getCipher().name} ${i.group} ${i.signatureScheme} ems=${i.extendedMasterSecret} ${i.keyExchange.split(' ')[0]}\n`);
+      c.pipe(c);
+    },
+  );
+  ({ pki, port } = fixture);
 });
 
-afterAll(async () => {
-  await server.close(true);
-  pki.cleanup();
-});
+afterAll(() => fixture.close());
 
 function connect(opts: tls.ConnectionOptions): Promise<{ summary: string; echoed: string; peer: tls.PeerCertificate }> {
   return new Promise((resolve, reject) => {

@@ -3,10 +3,10 @@ export type { KeyOperations, SignResult, KeyDescription, MasterSecretResult, Rsa
 export type { KeyServiceTarget } from './target';
 export { KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS } from './key-service-client';
 export type { KeyServiceClientOptions } from './key-service-client';
-export { LambdaInvokeTarget, LambdaKeyClient } from './lambda-key-client';
+export { LambdaInvokeTarget } from './lambda-key-client';
 export { mapLambdaError } from './lambda-errors';
 export { LambdaHttpTarget, type LambdaHttpTargetOptions } from './lambda-http-target';
-export type { LambdaInvokeTargetOptions, LambdaKeyClientOptions } from './lambda-key-client';
+export type { LambdaInvokeTargetOptions } from './lambda-key-client';
 export { schemeMatchesKey, toVerificationKey, verifyTls12ServerKeyExchange, verifyTls13CertificateVerify, verifyTlsSignature } from './verify';
 export type { CertificateKeyInput } from './verify';
 export { CircuitBreaker, BREAKER_DEFAULTS } from './circuit-breaker';

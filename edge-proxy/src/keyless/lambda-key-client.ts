@@ -12,7 +12,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { KeyServiceRequest } from '../../../contract/key-service-protocol';
 import { KeyOperationError } from '../tls/key-operations';
-import { abortReason, raceAbort, KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, type KeyServiceClientOptions } from './key-service-client';
+import { abortReason, raceAbort, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS } from './key-service-client';
 import { functionErrorType, mapLambdaError } from './lambda-errors';
 import type { KeyServiceTarget } from './target';
 
@@ -104,30 +104,5 @@ export class LambdaInvokeTarget implements KeyServiceTarget {
 
   close(): void {
     if (this.ownsClient) this.client.destroy();
-  }
-}
-
-export interface LambdaKeyClientOptions extends Omit<KeyServiceClientOptions, 'target'>, Omit<LambdaInvokeTargetOptions, 'httpTimeoutMs' | 'maxSockets'> {}
-
-/**
- * The edge's key-service client over Lambda Invoke:
- *
- *   const keys = new LambdaKeyClient({ functionName: 'keyless-key-service', region: 'eu-west-1' });
- *   keys.registerCertificateKey('example.com', certificatePem);
- *   const { signature } = await keys.signTls13CertificateVerify('example.com', 'rsa_pss_rsae_sha256', hash);
- */
-export class LambdaKeyClient extends KeyServiceClient {
-  constructor(options: LambdaKeyClientOptions) {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const target = new LambdaInvokeTarget({
-      functionName: options.functionName,
-      region: options.region,
-      endpoint: options.endpoint,
-      credentials: options.credentials,
-      lambdaClient: options.lambdaClient,
-      httpTimeoutMs: timeoutMs,
-      maxSockets: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-    });
-    super({ ...options, target, timeoutMs });
   }
 }
