@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
-import type { Level } from './log';
+import type { Level } from './observability/log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
 import { parseRouting, routesFromEnv, type RouteConfig } from './routing-config';
 

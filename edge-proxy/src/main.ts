@@ -4,7 +4,7 @@
  */
 import { ConfigError, loadEdgeConfig } from './config';
 import { startEdge } from './edge';
-import { createLogger } from './log';
+import { createLogger } from './observability/log';
 import { runPrimary, serveWorker, workerCount, workerIdentity, workerShare } from './workers';
 
 async function main(): Promise<void> {

@@ -24,8 +24,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { ConfigError, type EdgeConfig } from './config';
 import type { EdgeHealth, RunningEdge } from './edge';
-import { renderPrometheus, type HistogramSample, type MetricSample, type MetricSnapshot } from './keyless/metrics';
-import type { Logger } from './log';
+import { renderPrometheus, type HistogramSample, type MetricSample, type MetricSnapshot } from './observability/metrics-registry';
+import type { Logger } from './observability/log';
 
 export const MAX_WORKERS = 64;
 /** How long the primary waits for a worker's answer to a /metrics or /healthz question. */

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
-import type { Logger } from '../../edge-proxy/src/log';
+import type { Logger } from '../../edge-proxy/src/observability/log';
 import { createHandler } from '../../lambdas/key-service/handler';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';
 import { makeClientPki, makeTestPki, type TestClientCert, type TestClientPki, type TestPki } from './certs';

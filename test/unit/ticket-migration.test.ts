@@ -10,7 +10,7 @@ import { TlsServer } from '../../edge-proxy/src/tls/server';
 import { TicketProtector, type TicketRejection } from '../../edge-proxy/src/tls/tickets';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
 import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';
-import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
+import { EdgeMetrics } from '../../edge-proxy/src/observability/edge-metrics';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 

@@ -5,7 +5,7 @@
  */
 import { ConfigError, parseEdgeConfig } from '../../edge-proxy/src/config';
 import type { EdgeHealth } from '../../edge-proxy/src/edge';
-import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
+import { MetricsRegistry } from '../../edge-proxy/src/observability/metrics-registry';
 import { cgroupCpuQuota, mergeHealth, mergeSnapshots, workerCount, workerShare } from '../../edge-proxy/src/workers';
 
 describe('workerCount (KEYLESS_WORKERS)', () => {

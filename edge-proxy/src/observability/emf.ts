@@ -15,8 +15,8 @@
  * at most 100 numbers). At most 100 metrics per directive and 30 dimensions per dimension set.
  */
 import type { EdgeMetrics } from './edge-metrics';
-import type { KeyClientMetrics } from './keyless/client-metrics';
-import type { Labels, MetricSample } from './keyless/metrics';
+import type { KeyClientMetrics } from '../keyless/client-metrics';
+import type { Labels, MetricSample } from './metrics-registry';
 
 /** Metric names, shared with the CDK dashboard and alarms (lib/naming.ts `METRICS.edge`). */
 export const EMF_METRICS = {
