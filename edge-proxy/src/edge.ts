@@ -23,7 +23,7 @@ import { createHealthMonitor, type EdgeHealth } from './assembly/health';
 import { assembleKeyOperations } from './assembly/key-operations';
 import { startMetrics } from './assembly/metrics';
 import { startSessionTickets } from './assembly/tickets';
-import { createTlsServer } from './assembly/tls-server';
+import { createTlsServer, listenTls } from './assembly/tls-server';
 
 export { applyCustody, certificatesFromStore, loadAllCertificates, loadCertificates, loadCertificateSet, type CertificateSet } from './assembly/certificates';
 export { certificateEntries, ReloadableCertificateStore, SniRoutedCertificateStore } from './assembly/certificate-stores';
@@ -61,6 +61,8 @@ export interface RunningEdge {
 export interface EdgeDependencies extends CertificateSources {
   /** Where embedded-metric-format lines go when `metrics.emf` is on (default: stdout). */
   emfWrite?: (line: string) => void;
+  /** Bind the TLS port with SO_REUSEPORT, beside the other workers' listeners (workers.ts). */
+  reusePort?: boolean;
 }
 
 export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDependencies = {}): Promise<RunningEdge> {
@@ -74,7 +76,7 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   const tickets = await startSessionTickets(config, keyOps.tracked, log, figures);
   const server = createTlsServer(config, { certificates: certificateStore, keyOperations: keyOps.admitted, tickets: tickets.protector }, log);
   routeConnections(server, frontend, config, log, figures.edge);
-  const tlsAddr = await server.listen(config.listen.port, config.listen.host);
+  const tlsAddr = await listenTls(server, config.listen, deps.reusePort ?? false);
   const drain = createDrain(server, frontend, config, log, figures.edge);
   const health = createHealthMonitor(config, {
     failover: keyOps.failover,

@@ -1,4 +1,5 @@
 /** The TLS listener: the engine (edge-proxy/src/tls/) configured from the edge's settings. */
+import type { AddressInfo } from 'node:net';
 import type { EdgeConfig } from '../config';
 import type { KeyOperations } from '../keyless/key-operations';
 import type { Logger } from '../observability/log';
@@ -29,4 +30,20 @@ export function createTlsServer(config: EdgeConfig, parts: TlsServerParts, log: 
   server.tcp.maxConnections = config.limits.maxConnections;
   server.on('proxyProtocolError', (err, remote) => log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }));
   return server;
+}
+
+/**
+ * Listens on the TLS port. With `reusePort` the socket joins the other workers' listeners on the
+ * same port (SO_REUSEPORT: the kernel spreads connections over them); `exclusive` keeps node:cluster
+ * from routing the listen through the primary.
+ */
+export function listenTls(server: TlsServer, at: EdgeConfig['listen'], reusePort: boolean): Promise<AddressInfo> {
+  if (!reusePort) return server.listen(at.port, at.host);
+  return new Promise((resolve, reject) => {
+    server.tcp.once('error', reject);
+    server.tcp.listen({ port: at.port, host: at.host, reusePort: true, exclusive: true }, () => {
+      server.tcp.off('error', reject);
+      resolve(server.tcp.address() as AddressInfo);
+    });
+  });
 }
