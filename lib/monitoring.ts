@@ -26,7 +26,7 @@ import { METRIC_DIMENSIONS } from '../contract/metric-names';
 import { KEY_SERVICE_ALIAS, KEY_SERVICE_POWERTOOLS_SERVICE, METRICS } from './naming';
 
 /**
- * Dimension sets of the EMF metrics, exactly as emitted: the edge's (edge-proxy/src/emf.ts) carry
+ * Dimension sets of the EMF metrics, exactly as emitted: the edge's (edge-proxy/src/observability/emf.ts) carry
  * Deployment plus at most one of Alert / Reason / Kind; the key service's go through Powertools,
  * which adds its `service` dimension (POWERTOOLS_SERVICE_NAME) to Deployment and Code / Operation
  * (lambdas/key-service/observability.ts).
@@ -439,7 +439,7 @@ export class EdgeMonitoring extends Construct {
         height: h,
       }),
     );
-    // What resumption saves: every resumed handshake is a KMS request not made (edge-proxy/src/emf.ts).
+    // What resumption saves: every resumed handshake is a KMS request not made (edge-proxy/src/observability/emf.ts).
     const full = edge(METRICS.edge.handshakesFull, 'Sum', 'full handshakes (one KMS request each)');
     const avoided = edge(METRICS.edge.keyOperationsAvoided, 'Sum', 'KMS requests avoided (resumed handshakes)');
     const byKind = (kind: string, stat: string): cloudwatch.Metric =>

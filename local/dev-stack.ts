@@ -255,6 +255,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       ...(process.env.KEYLESS_TICKETS ? { KEYLESS_TICKETS: process.env.KEYLESS_TICKETS } : {}),
       // KEYLESS_WORKERS=2 / auto: one edge worker per vCPU (edge-proxy/src/workers.ts); default 1.
       ...(process.env.KEYLESS_WORKERS ? { KEYLESS_WORKERS: process.env.KEYLESS_WORKERS } : {}),
+      // KEYLESS_WORKER_ACCEPT=round-robin / reuseport: how connections reach the workers.
+      ...(process.env.KEYLESS_WORKER_ACCEPT ? { KEYLESS_WORKER_ACCEPT: process.env.KEYLESS_WORKER_ACCEPT } : {}),
     });
     const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, edgeListening, out);
     const edge = edgeStart.child;

@@ -9,7 +9,7 @@ import { ConfigError } from '../../contract/config-error';
 import { isObject } from '../../contract/json';
 import { METRIC_NAMESPACES } from '../../contract/metric-names';
 import { DEFAULT_ADMISSION, fleetShare, type AdmissionConfig } from './keyless/admission';
-import type { Level } from './log';
+import type { Level } from './observability/log';
 import { groupByName, SUPPORTED_GROUPS, type NamedGroup } from './tls/groups';
 import { parseRouting, routesFromEnv, type RouteConfig } from './routing-config';
 

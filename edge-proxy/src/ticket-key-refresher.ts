@@ -6,7 +6,7 @@
  * window: the protector wipes a key once its last accepted epoch has ended, fetched or not.
  */
 import type { KeyOperations } from './tls/key-operations';
-import type { Logger } from './log';
+import type { Logger } from './observability/log';
 import type { TicketProtector } from './tls/tickets';
 
 const RETRY_MS = 5_000;

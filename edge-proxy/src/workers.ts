@@ -3,7 +3,9 @@
  * (TLS engine, key-service client, HTTP proxy) on the shared TLS port. The primary process owns what
  * must be one per task (docs/configuration.md, "Workers"):
  *
- * - the TLS listener, whose connections it hands to the workers in turn (cluster round-robin);
+ * - with KEYLESS_WORKER_ACCEPT=round-robin (the default off Linux), the TLS listener, whose
+ *   connections it hands to the workers in turn; by default on Linux (`reuseport`) each worker binds
+ *   the TLS port itself with SO_REUSEPORT and the kernel spreads the connections;
  * - the admin port: `/metrics` sums the workers' figures, `/healthz` is 200 only while every worker
  *   is healthy;
  * - signals: SIGTERM/SIGINT drain every worker and exit once all have exited, SIGHUP reloads every
@@ -24,8 +26,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { ConfigError, type EdgeConfig } from './config';
 import type { EdgeHealth, RunningEdge } from './edge';
-import { renderPrometheus, type HistogramSample, type MetricSample, type MetricSnapshot } from './keyless/metrics';
-import type { Logger } from './log';
+import { renderPrometheus, type HistogramSample, type MetricSample, type MetricSnapshot } from './observability/metrics-registry';
+import type { Logger } from './observability/log';
 
 export const MAX_WORKERS = 64;
 /** How long the primary waits for a worker's answer to a /metrics or /healthz question. */
@@ -74,12 +76,71 @@ export function workerCount(value: string | undefined = process.env.KEYLESS_WORK
 }
 
 // ---------------------------------------------------------------------------------------------
+// How connections reach the workers
+
+/**
+ * `reuseport`: every worker binds the TLS port itself with SO_REUSEPORT and the kernel spreads new
+ * connections over the workers' listeners (by a hash of the connection's addresses); no process
+ * stands between the client and its worker. `round-robin`: the primary accepts every connection and
+ * hands it to the workers in turn over IPC (node:cluster), which costs the primary CPU per
+ * connection. SO_REUSEPORT with load balancing is Linux's (3.9+); elsewhere round-robin.
+ */
+export type AcceptMode = 'reuseport' | 'round-robin';
+
+/** KEYLESS_WORKER_ACCEPT (`reuseport` or `round-robin`; default reuseport on Linux). */
+export function acceptMode(value: string | undefined = process.env.KEYLESS_WORKER_ACCEPT, platform: NodeJS.Platform = process.platform): AcceptMode {
+  const v = value?.trim();
+  if (!v) return platform === 'linux' ? 'reuseport' : 'round-robin';
+  if (v === 'round-robin') return v;
+  if (v === 'reuseport') {
+    if (platform !== 'linux') throw new ConfigError('KEYLESS_WORKER_ACCEPT', `reuseport needs Linux (this is ${platform})`, 'Use round-robin, or leave KEYLESS_WORKER_ACCEPT unset.');
+    return v;
+  }
+  throw new ConfigError('KEYLESS_WORKER_ACCEPT', `${JSON.stringify(value)} is not an accept mode`, 'Use reuseport (each worker listens, the kernel spreads connections) or round-robin (the primary hands connections to the workers).');
+}
+
+/**
+ * The accept mode this host can run: reuseport only if a listener with SO_REUSEPORT can be bound here
+ * (a kernel or sandbox may refuse it); otherwise round-robin, with a warning.
+ */
+export async function usableAcceptMode(mode: AcceptMode, host: string, log: Logger): Promise<AcceptMode> {
+  if (mode !== 'reuseport') return mode;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const probe = net.createServer();
+      probe.once('error', reject);
+      probe.listen({ port: 0, host, reusePort: true, exclusive: true }, () => probe.close(() => resolve()));
+    });
+    return mode;
+  } catch (e) {
+    log.log('warn', 'SO_REUSEPORT is not available here; the primary hands connections to the workers', { error: (e as Error).message });
+    return 'round-robin';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // One worker's share of the edge
 
 /** Which worker this process is (undefined outside a cluster worker). */
-export function workerIdentity(env: NodeJS.ProcessEnv = process.env): { index: number; count: number; adminPort: number } | undefined {
+export function workerIdentity(env: NodeJS.ProcessEnv = process.env): WorkerIdentity | undefined {
   if (!cluster.isWorker) return undefined;
-  return { index: Number(env.KEYLESS_WORKER_INDEX), count: Number(env.KEYLESS_WORKER_COUNT), adminPort: Number(env.KEYLESS_WORKER_ADMIN_PORT) };
+  return {
+    index: Number(env.KEYLESS_WORKER_INDEX),
+    count: Number(env.KEYLESS_WORKER_COUNT),
+    adminPort: Number(env.KEYLESS_WORKER_ADMIN_PORT),
+    accept: env.KEYLESS_WORKER_ACCEPT === 'reuseport' ? 'reuseport' : 'round-robin',
+    tlsPort: Number(env.KEYLESS_WORKER_TLS_PORT),
+  };
+}
+
+export interface WorkerIdentity {
+  index: number;
+  count: number;
+  /** This worker's own loopback admin port. */
+  adminPort: number;
+  accept: AcceptMode;
+  /** The task's TLS port, chosen by the primary (a configured port 0 becomes one free port for all). */
+  tlsPort: number;
 }
 
 /**
@@ -87,11 +148,12 @@ export function workerIdentity(env: NodeJS.ProcessEnv = process.env): { index: n
  * 1, so N workers together allow what one edge was configured for, give or take rounding), and its
  * own admin listener on a loopback port (the task's admin port belongs to the primary).
  */
-export function workerShare(config: EdgeConfig, count: number, adminPort: number): EdgeConfig {
+export function workerShare(config: EdgeConfig, count: number, adminPort: number, tlsPort = config.listen.port): EdgeConfig {
   const part = (n: number): number => Math.max(1, Math.ceil(n / count));
   const a = config.admission;
   return {
     ...config,
+    listen: { ...config.listen, port: tlsPort },
     admin: { host: '127.0.0.1', port: adminPort },
     maxKeyOperationsInFlight: part(config.maxKeyOperationsInFlight),
     limits: { ...config.limits, maxConnections: part(config.limits.maxConnections) },
@@ -204,11 +266,11 @@ export function mergeHealth(perWorker: ReadonlyArray<EdgeHealth | undefined>, st
 // ---------------------------------------------------------------------------------------------
 // The primary
 
-function freeLoopbackPort(): Promise<number> {
+function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const { port } = s.address() as net.AddressInfo;
       s.close(() => resolve(port));
     });
@@ -225,11 +287,13 @@ interface Slot {
  * Runs the primary: forks `count` workers, serves the admin port, relays signals. Resolves once every
  * worker is ready (the `edge listening` line is logged then); the process exits after a drain.
  */
-export async function runPrimary(config: EdgeConfig, count: number, log: Logger, keyServices: string[]): Promise<{ tlsPort: number; adminPort: number }> {
+export async function runPrimary(config: EdgeConfig, count: number, log: Logger, keyServices: string[], accept: AcceptMode = acceptMode()): Promise<{ tlsPort: number; adminPort: number }> {
   cluster.setupPrimary({ serialization: 'advanced' });
   // Round-robin: the primary accepts and hands connections to the workers in turn, which spreads
   // handshakes evenly (a shared accept queue lets the least busy worker take nearly all at low load).
   cluster.schedulingPolicy = cluster.SCHED_RR;
+  // reuseport: each worker binds the port itself, so "any free port" must be chosen once for all.
+  const sharedTlsPort = accept === 'reuseport' && config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, ready: false }));
   const pending = new Map<number, (m: FromWorker) => void>();
   let nextId = 0;
@@ -246,8 +310,14 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
   let tlsPort = 0;
 
   const fork = async (slot: Slot): Promise<void> => {
-    const adminPort = await freeLoopbackPort();
-    const worker = cluster.fork({ KEYLESS_WORKER_INDEX: String(slot.index), KEYLESS_WORKER_COUNT: String(count), KEYLESS_WORKER_ADMIN_PORT: String(adminPort) });
+    const adminPort = await freePort();
+    const worker = cluster.fork({
+      KEYLESS_WORKER_INDEX: String(slot.index),
+      KEYLESS_WORKER_COUNT: String(count),
+      KEYLESS_WORKER_ADMIN_PORT: String(adminPort),
+      KEYLESS_WORKER_ACCEPT: accept,
+      KEYLESS_WORKER_TLS_PORT: String(sharedTlsPort),
+    });
     slot.worker = worker;
     slot.ready = false;
     // An IPC send to a worker that just died: its exit is handled below; never crash the primary.
@@ -369,6 +439,6 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
   }
   started = true;
   const adminPort = (admin.address() as net.AddressInfo).port;
-  log.log('info', 'edge listening', { tlsPort, adminPort, workers: count, keyServices });
+  log.log('info', 'edge listening', { tlsPort, adminPort, workers: count, accept, keyServices });
   return { tlsPort, adminPort };
 }

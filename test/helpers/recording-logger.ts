@@ -1,5 +1,5 @@
 /** An edge `Logger` that keeps every line (with its child fields) in `logs`, for tests to assert on. */
-import type { Logger } from '../../edge-proxy/src/log';
+import type { Logger } from '../../edge-proxy/src/observability/log';
 
 export type LogLine = Record<string, unknown>;
 

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type EdgeHealth, type RunningEdge } from '../../edge-proxy/src/edge';
-import type { Logger } from '../../edge-proxy/src/log';
+import type { Logger } from '../../edge-proxy/src/observability/log';
 import { type KeyServiceHandler } from '../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda, type LocalLambdaFault, type LocalLambdaHandler } from '../../local/lambda';

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseEdgeConfig } from '../../edge-proxy/src/config';
 import { startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
-import type { Logger } from '../../edge-proxy/src/log';
+import type { Logger } from '../../edge-proxy/src/observability/log';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { epochOf, type TicketKeySource } from '../../lambdas/key-service/ticket-keys';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';

@@ -15,8 +15,8 @@ import { DirectoryCertificateStore, type StoredCertificate } from '../../edge-pr
 import { CertificateStoreMetrics, checkStagedEntries, jitteredDelayMs, REFRESH_JITTER } from '../../edge-proxy/src/cert-store/edge-refresh';
 import { loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
 import { certificatesFromStore, startEdge, type RunningEdge } from '../../edge-proxy/src/edge';
-import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
-import type { Logger } from '../../edge-proxy/src/log';
+import { MetricsRegistry } from '../../edge-proxy/src/observability/metrics-registry';
+import type { Logger } from '../../edge-proxy/src/observability/log';
 import { CertificateStore, loadCertificate, type ServerCertificate } from '../../edge-proxy/src/tls/certificates';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
 import { startLocalLambda, type LocalLambda } from '../../local/lambda';

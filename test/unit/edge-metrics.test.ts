@@ -5,7 +5,7 @@
  * carry a connection id.
  */
 import * as net from 'node:net';
-import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
+import { EdgeMetrics } from '../../edge-proxy/src/observability/edge-metrics';
 import { connectOnce, startInProcessEdge, type InProcessEdge } from '../helpers/in-process-edge';
 
 /** Parses Prometheus text into `name{labels}` → value (label order as rendered). */

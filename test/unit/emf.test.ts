@@ -4,10 +4,10 @@
  * the CDK dashboard reads, and the `metrics` configuration.
  */
 import { loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
-import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
-import { EMF_METRICS, EmfPublisher, MAX_VALUES_PER_METRIC, type EmfDocument } from '../../edge-proxy/src/emf';
+import { EdgeMetrics } from '../../edge-proxy/src/observability/edge-metrics';
+import { EMF_METRICS, EmfPublisher, MAX_VALUES_PER_METRIC, type EmfDocument } from '../../edge-proxy/src/observability/emf';
 import { KeyClientMetrics } from '../../edge-proxy/src/keyless/client-metrics';
-import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
+import { MetricsRegistry } from '../../edge-proxy/src/observability/metrics-registry';
 import { EMF_DIMENSIONS } from '../../lib/monitoring';
 import { METRICS } from '../../lib/naming';
 import { connectOnce, startInProcessEdge } from '../helpers/in-process-edge';

@@ -4,7 +4,7 @@
  * histograms, Prometheus text), plus the Lambda targets the edge builds from its configuration.
  */
 import { TargetHealth } from '../../edge-proxy/src/keyless/target-health';
-import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
+import { MetricsRegistry } from '../../edge-proxy/src/observability/metrics-registry';
 import { KeyClientMetrics, LATENCY_BUCKETS_SECONDS } from '../../edge-proxy/src/keyless/client-metrics';
 import { createLambdaTargets } from '../../edge-proxy/src/keyless/lambda-targets';
 

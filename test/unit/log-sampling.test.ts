@@ -4,7 +4,7 @@
  * configuration and its environment overrides.
  */
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../edge-proxy/src/config';
-import { createLogger, LogSampler, unitHash, type Level, type Logger } from '../../edge-proxy/src/log';
+import { createLogger, LogSampler, unitHash, type Level, type Logger } from '../../edge-proxy/src/observability/log';
 
 function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];

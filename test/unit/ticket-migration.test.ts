@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as tls from 'node:tls';
 import { TicketProtector, type TicketRejection } from '../../edge-proxy/src/tls/tickets';
 import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/certificates';
-import { EdgeMetrics } from '../../edge-proxy/src/edge-metrics';
+import { EdgeMetrics } from '../../edge-proxy/src/observability/edge-metrics';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 import { InProcessKeys } from '../helpers/in-process-keys';
 import { connectForResumption, ResumptionEdges, type ResumptionOutcome } from '../helpers/resumption';

@@ -1,12 +1,12 @@
 /**
- * The pure parts of the multi-core edge (edge-proxy/src/workers.ts): how many workers, each
- * worker's share of the budgets, and how the workers' metrics and health merge into the task's.
+ * The pure parts of the multi-core edge (edge-proxy/src/workers.ts): how many workers, how
+ * connections reach them, each worker's share of the budgets, and how the workers' metrics and health merge into the task's.
  * The processes themselves are tested in test/integration/workers.test.ts.
  */
 import { ConfigError, parseEdgeConfig } from '../../edge-proxy/src/config';
 import type { EdgeHealth } from '../../edge-proxy/src/edge';
-import { MetricsRegistry } from '../../edge-proxy/src/keyless/metrics';
-import { cgroupCpuQuota, mergeHealth, mergeSnapshots, workerCount, workerShare } from '../../edge-proxy/src/workers';
+import { MetricsRegistry } from '../../edge-proxy/src/observability/metrics-registry';
+import { acceptMode, cgroupCpuQuota, mergeHealth, mergeSnapshots, workerCount, workerShare } from '../../edge-proxy/src/workers';
 
 describe('workerCount (KEYLESS_WORKERS)', () => {
   it('is 1 when unset or empty, a whole number as given, and one per vCPU for auto', () => {
@@ -27,6 +27,33 @@ describe('workerCount (KEYLESS_WORKERS)', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe('KEYLESS_WORKERS');
     expect((err as Error).message).toMatch(/whole number from 1 to 64, or auto/);
+  });
+});
+
+describe('acceptMode (KEYLESS_WORKER_ACCEPT)', () => {
+  it('is reuseport on Linux and round-robin elsewhere by default; either when asked for where it works', () => {
+    expect(acceptMode(undefined, 'linux')).toBe('reuseport');
+    expect(acceptMode(' ', 'linux')).toBe('reuseport');
+    expect(acceptMode(undefined, 'darwin')).toBe('round-robin');
+    expect(acceptMode(undefined, 'win32')).toBe('round-robin');
+    expect(acceptMode('round-robin', 'linux')).toBe('round-robin');
+    expect(acceptMode('round-robin', 'darwin')).toBe('round-robin');
+    expect(acceptMode('reuseport', 'linux')).toBe('reuseport');
+  });
+
+  it.each([
+    ['reuseport', 'darwin', /reuseport needs Linux/],
+    ['rr', 'linux', /Use reuseport .* or round-robin/],
+  ] as const)('refuses %j on %s with an error naming the variable and the fix', (v, platform, message) => {
+    let err: unknown;
+    try {
+      acceptMode(v, platform);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe('KEYLESS_WORKER_ACCEPT');
+    expect((err as Error).message).toMatch(message);
   });
 });
 
@@ -59,6 +86,11 @@ describe('workerShare', () => {
     expect(w.limits.maxConnections).toBe(Math.ceil(base.limits.maxConnections / 2));
     expect(w.maxKeyOperationsInFlight).toBe(Math.ceil(base.maxKeyOperationsInFlight / 2));
     expect(w.listen).toEqual(base.listen);
+  });
+
+  it('listens on the port the primary chose for every worker (reuseport with a configured port 0)', () => {
+    const any = { ...base, listen: { host: '0.0.0.0', port: 0 } };
+    expect(workerShare(any, 2, 40000, 43210).listen).toEqual({ host: '0.0.0.0', port: 43210 });
   });
 
   it('never rounds a budget down to zero', () => {

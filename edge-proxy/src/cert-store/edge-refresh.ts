@@ -11,7 +11,7 @@
  *       key name (0 for its other results): ok | key_mismatch | unknown_key | unavailable | invalid
  */
 import * as crypto from 'node:crypto';
-import type { Counter, Gauge, MetricsRegistry } from '../keyless/metrics';
+import type { Counter, Gauge, MetricsRegistry } from '../observability/metrics-registry';
 import { isServable, loadCertificate, type ServerCertificate } from '../tls/certificates';
 import type { StoredCertificate } from '../../../contract/certificate-store-entry';
 

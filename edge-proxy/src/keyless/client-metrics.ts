@@ -15,7 +15,7 @@
  * `outcome` is `ok` or the KeyOperationError code (`timeout`, `unavailable`, `bad_signature`, ...).
  */
 import type { BreakerState } from './circuit-breaker';
-import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './metrics';
+import { MetricsRegistry, type Counter, type Gauge, type Histogram } from '../observability/metrics-registry';
 
 /** Upper bounds in seconds: 1 ms … 5 s (the deadline is 1 s by default). */
 export const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;

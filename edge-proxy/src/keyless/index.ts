@@ -18,5 +18,5 @@ export type { FailoverEvent, FailoverTargetOptions, TargetPing, TargetStatus } f
 export { createLambdaTargets, DEFAULT_CONNECT_TIMEOUT_MS } from './lambda-targets';
 export type { LambdaTargetSpec, LambdaTargetsOptions } from './lambda-targets';
 export { KeyClientMetrics, LATENCY_BUCKETS_SECONDS, BREAKER_STATE_VALUE } from './client-metrics';
-export { MetricsRegistry, Counter, Gauge, Histogram } from './metrics';
-export type { HistogramSample, MetricSample, MetricSnapshot } from './metrics';
+export { MetricsRegistry, Counter, Gauge, Histogram } from '../observability/metrics-registry';
+export type { HistogramSample, MetricSample, MetricSnapshot } from '../observability/metrics-registry';

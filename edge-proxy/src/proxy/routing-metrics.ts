@@ -11,7 +11,7 @@
  *       | no_route (421, route "": no route serves the host and there is no default route)
  */
 import { LATENCY_BUCKETS_SECONDS } from '../keyless/client-metrics';
-import type { Counter, Gauge, Histogram, MetricsRegistry } from '../keyless/metrics';
+import type { Counter, Gauge, Histogram, MetricsRegistry } from '../observability/metrics-registry';
 import type { OriginPoolEvents } from './origin-pool';
 
 export type OriginFailure = 'all_down' | 'unreachable' | 'tls' | 'timeout' | 'no_route';

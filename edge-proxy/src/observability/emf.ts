@@ -14,10 +14,10 @@
  * [{Name, Unit}]}]}` and one member per dimension (string) and per metric (a number, or an array of
  * at most 100 numbers). At most 100 metrics per directive and 30 dimensions per dimension set.
  */
-import { EDGE_METRICS, METRIC_DIMENSIONS } from '../../contract/metric-names';
+import { EDGE_METRICS, METRIC_DIMENSIONS } from '../../../contract/metric-names';
 import type { EdgeMetrics } from './edge-metrics';
-import type { KeyClientMetrics } from './keyless/client-metrics';
-import type { Labels, MetricSample } from './keyless/metrics';
+import type { KeyClientMetrics } from '../keyless/client-metrics';
+import type { Labels, MetricSample } from './metrics-registry';
 
 /** Metric names, shared with the CDK dashboard and alarms (contract/metric-names.ts). */
 export const EMF_METRICS = EDGE_METRICS;

@@ -22,12 +22,12 @@
  *   keyless_edge_tcp_bytes_total{direction}             tcp mode: plaintext bytes forwarded, to_origin | to_client
  */
 import type { Socket } from 'node:net';
-import type { AdmissionReason } from './keyless/admission';
-import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './keyless/metrics';
-import { LATENCY_BUCKETS_SECONDS } from './keyless/client-metrics';
-import { PeerClosedError, type HandshakeError } from './tls/connection';
-import type { TicketRejection } from './tls/tickets';
-import type { OriginConnectFailure, TcpForwardMetrics } from './proxy/tcp-forward';
+import type { AdmissionReason } from '../keyless/admission';
+import { MetricsRegistry, type Counter, type Gauge, type Histogram } from './metrics-registry';
+import { LATENCY_BUCKETS_SECONDS } from '../keyless/client-metrics';
+import { PeerClosedError, type HandshakeError } from '../tls/connection';
+import type { TicketRejection } from '../tls/tickets';
+import type { OriginConnectFailure, TcpForwardMetrics } from '../proxy/tcp-forward';
 
 export interface HandshakeFacts {
   protocol?: string;
