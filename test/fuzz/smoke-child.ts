@@ -1,6 +1,6 @@
 /**
  * One seeded fuzz run in a process of its own, for the smoke test in `npm test`
- * (test/unit/fuzz-smoke.test.ts): V8 block coverage only counts blocks of functions compiled after
+ * (test/unit/edge-proxy/tls/fuzz-smoke.test.ts): V8 block coverage only counts blocks of functions compiled after
  * coverage starts, so in a jest worker that already ran other TLS tests the engine's functions come
  * from the compilation cache without block counters and the coverage feedback looks flat. A fresh
  * process sees the engine exactly as `npm run fuzz` does.

@@ -1,5 +1,5 @@
 /**
- * The KMS fidelity suite (test/unit/local-kms.test.ts, the same file `npm test` runs against the
+ * The KMS fidelity suite (test/unit/local/kms/kms.test.ts, the same file `npm test` runs against the
  * local endpoint) run unchanged against LocalStack's KMS through KEYLESS_KMS_FIDELITY_ENDPOINT, and its
  * outcome compared with kms-known-deviations.json. Every failing behaviour is listed — known or not.
  */
@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT } from './bundle';
 
-export const FIDELITY_SUITE = 'test/unit/local-kms.test.ts';
+export const FIDELITY_SUITE = 'test/unit/local/kms/kms.test.ts';
 export const KNOWN_DEVIATIONS_FILE = path.join(REPO_ROOT, 'test/localstack/kms-known-deviations.json');
 
 export interface KnownDeviation {

@@ -309,7 +309,7 @@ describe('KMS fidelity against LocalStack: deviations are reported, never hidden
   });
 
   it('every listed deviation names a test of the fidelity suite', () => {
-    const suite = fs.readFileSync(path.join(REPO_ROOT, 'test/unit/local-kms.test.ts'), 'utf8');
+    const suite = fs.readFileSync(path.join(REPO_ROOT, 'test/unit/local/kms/kms.test.ts'), 'utf8');
     const list = loadKnownDeviations();
     expect(list.length).toBeGreaterThan(0);
     for (const d of list) {
