@@ -48,15 +48,22 @@ async function dev(): Promise<number> {
   const { startDevStack } = await import('../local/dev-stack');
   const stack = await startDevStack();
   const ca = path.relative(process.cwd(), stack.caPath) || stack.caPath;
-  process.stdout.write(`ready: ${stack.edgeUrl} (edge pid ${stack.edge.pid}, key service ${stack.keyService.url}, admin http://127.0.0.1:${stack.adminPort}/healthz; local KMS and demo origin on node/${process.versions.node})\n`);
+  process.stdout.write(
+    `ready: ${stack.edgeUrl} (edge pid ${stack.edge.pid}, key service ${stack.keyService.url}, admin http://127.0.0.1:${stack.adminPort}/healthz; local KMS and demo origin on node/${process.versions.node})\n`,
+  );
   process.stdout.write(`try:   curl --cacert ${ca} ${stack.edgeUrl}\n`);
-  process.stdout.write(`       curl --cacert ${ca} --resolve api.localhost:${stack.edgePort}:127.0.0.1 https://api.localhost:${stack.edgePort}/   (routed to the TLS demo origin)\n`);
+  process.stdout.write(
+    `       curl --cacert ${ca} --resolve api.localhost:${stack.edgePort}:127.0.0.1 https://api.localhost:${stack.edgePort}/   (routed to the TLS demo origin)\n`,
+  );
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
     process.stdout.write('stopping...\n');
-    stack.stop().then(() => process.exit(0), () => process.exit(1));
+    stack.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -69,7 +76,8 @@ async function dev(): Promise<number> {
   // Without a key service the edge keeps running (established connections stay up) and new full
   // handshakes fail fast with an alert: the failure mode operators should see, so leave it visible.
   stack.keyService.once('exit', (code, signal) => {
-    if (!stopping) process.stderr.write(`key service exited (${signal ?? code}); new full handshakes will fail until it is back\n`);
+    if (!stopping)
+      process.stderr.write(`key service exited (${signal ?? code}); new full handshakes will fail until it is back\n`);
   });
   return new Promise<number>(() => undefined); // runs until a signal stops it
 }
@@ -141,7 +149,9 @@ function report(e: unknown, name: string, stderr: { write(s: string): unknown })
     return EXIT.usage;
   }
   // A bug or an unexpected failure: say so, with the message (never key material: we hold none).
-  stderr.write(`keyless ${name}: unexpected error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}\n  Please report it with the command line you ran.\n`);
+  stderr.write(
+    `keyless ${name}: unexpected error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}\n  Please report it with the command line you ran.\n`,
+  );
   return EXIT.failed;
 }
 

@@ -59,7 +59,11 @@ const KEY_NAME_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Throws a ConfigError unless `id` can name an entry in every backend. */
 export function validateEntryId(id: string, field = 'id'): string {
   if (!ENTRY_ID_PATTERN.test(id)) {
-    throw new ConfigError(field, `${JSON.stringify(id)} is not a certificate entry id`, 'Use 1 to 64 characters of letters, digits, ".", "_" and "-", not starting with "." (the entry id is the key name).');
+    throw new ConfigError(
+      field,
+      `${JSON.stringify(id)} is not a certificate entry id`,
+      'Use 1 to 64 characters of letters, digits, ".", "_" and "-", not starting with "." (the entry id is the key name).',
+    );
   }
   return id;
 }
@@ -82,24 +86,57 @@ export function parseCertificateEntry(source: string, id: string, value: string 
   const o = raw;
   for (const k of Object.keys(o)) {
     if (!FIELDS.includes(k)) {
-      const hint = /key(file|pem)?$/i.test(k) && k !== 'keyName' ? ' The edge never holds a private key; the key service signs for it.' : '';
-      throw new ConfigError(`${source}.${k}`, 'unknown field', `Remove it; known fields are ${FIELDS.join(', ')}.${hint}`);
+      const hint =
+        /key(file|pem)?$/i.test(k) && k !== 'keyName'
+          ? ' The edge never holds a private key; the key service signs for it.'
+          : '';
+      throw new ConfigError(
+        `${source}.${k}`,
+        'unknown field',
+        `Remove it; known fields are ${FIELDS.join(', ')}.${hint}`,
+      );
     }
   }
-  if (typeof o.keyName !== 'string' || o.keyName.length === 0) throw new ConfigError(`${source}.keyName`, 'missing or not a string', 'Use the key name configured at the key service.');
-  if (!KEY_NAME_RE.test(o.keyName)) throw new ConfigError(`${source}.keyName`, `${JSON.stringify(o.keyName)} is not a key name`, 'Key names are 1 to 64 characters of letters, digits, ".", "_", ":" and "-".');
+  if (typeof o.keyName !== 'string' || o.keyName.length === 0)
+    throw new ConfigError(
+      `${source}.keyName`,
+      'missing or not a string',
+      'Use the key name configured at the key service.',
+    );
+  if (!KEY_NAME_RE.test(o.keyName))
+    throw new ConfigError(
+      `${source}.keyName`,
+      `${JSON.stringify(o.keyName)} is not a key name`,
+      'Key names are 1 to 64 characters of letters, digits, ".", "_", ":" and "-".',
+    );
   if (typeof o.chainPem !== 'string' || !PEM_CHAIN_RE.test(o.chainPem)) {
-    throw new ConfigError(`${source}.chainPem`, 'missing or not a PEM certificate chain', 'Give the PEM chain, leaf first: CERTIFICATE blocks only.');
+    throw new ConfigError(
+      `${source}.chainPem`,
+      'missing or not a PEM certificate chain',
+      'Give the PEM chain, leaf first: CERTIFICATE blocks only.',
+    );
   }
   const hostnames = o.hostnames ?? [];
   if (!Array.isArray(hostnames) || hostnames.some((h) => typeof h !== 'string' || h.length === 0)) {
-    throw new ConfigError(`${source}.hostnames`, 'must be a list of host names', 'Write e.g. ["example.com", "*.example.com"].');
+    throw new ConfigError(
+      `${source}.hostnames`,
+      'must be a list of host names',
+      'Write e.g. ["example.com", "*.example.com"].',
+    );
   }
   if (o.slot !== undefined && (typeof o.slot !== 'string' || !SLOT_PATTERN.test(o.slot))) {
-    throw new ConfigError(`${source}.slot`, `${JSON.stringify(o.slot)} is not a slot name`, 'Use 1 to 64 characters of letters, digits, "_" and "-" (e.g. "site"), or leave it out.');
+    throw new ConfigError(
+      `${source}.slot`,
+      `${JSON.stringify(o.slot)} is not a slot name`,
+      'Use 1 to 64 characters of letters, digits, "_" and "-" (e.g. "site"), or leave it out.',
+    );
   }
   if (o.state !== undefined && !(CERTIFICATE_STATES as readonly unknown[]).includes(o.state)) {
-    throw new ConfigError(`${source}.state`, `${JSON.stringify(o.state)} is not a certificate state`, `Use one of ${CERTIFICATE_STATES.join(', ')} (missing means live).`);
+    throw new ConfigError(
+      `${source}.state`,
+      `${JSON.stringify(o.state)} is not a certificate state`,
+      `Use one of ${CERTIFICATE_STATES.join(', ')} (missing means live).`,
+    );
   }
   return {
     id,

@@ -17,6 +17,10 @@ export class ConfigError extends Error {
 /** Refuses PEM data that contains private key material: the edge must never be given a key. */
 export function assertNoPrivateKey(pem: string, where: string): void {
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
-    throw new ConfigError(where, 'contains a PRIVATE KEY block', 'Remove it. The edge serves certificates only; private keys stay in the key service (KMS).');
+    throw new ConfigError(
+      where,
+      'contains a PRIVATE KEY block',
+      'Remove it. The edge serves certificates only; private keys stay in the key service (KMS).',
+    );
   }
 }

@@ -54,7 +54,11 @@ export type EcdhParamsCheck =
  */
 export function checkServerEcdhParams(params: Buffer): EcdhParamsCheck {
   const bad = (message: string): EcdhParamsCheck => ({ ok: false, code: 'bad_request', message: `params: ${message}` });
-  const unsupported = (message: string): EcdhParamsCheck => ({ ok: false, code: 'unsupported', message: `params: ${message}` });
+  const unsupported = (message: string): EcdhParamsCheck => ({
+    ok: false,
+    code: 'unsupported',
+    message: `params: ${message}`,
+  });
   if (params.length < 4) return bad('too short for ServerECDHParams');
   if (params.length > MAX_SERVER_ECDH_PARAMS_BYTES) return bad(`longer than ${MAX_SERVER_ECDH_PARAMS_BYTES} bytes`);
   // Everything is bounded by now: curve_type (1) ‖ named_curve (2) ‖ point<1..255>.

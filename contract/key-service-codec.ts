@@ -166,7 +166,10 @@ export function decodeRequest(event: unknown): RequestDecodeResult {
   if (typeof v !== 'number' || !Number.isInteger(v)) return fail('bad_request', 'v: expected an integer');
   if (v !== PROTOCOL_VERSION) {
     // v1 edges sent tls12.server_key_exchange a server random of their choosing; v2 sends a seed.
-    return fail('unsupported', `v: protocol version ${v} not supported (this service speaks v${PROTOCOL_VERSION}): deploy the edge and the key service of the same release`);
+    return fail(
+      'unsupported',
+      `v: protocol version ${v} not supported (this service speaks v${PROTOCOL_VERSION}): deploy the edge and the key service of the same release`,
+    );
   }
 
   if (!('op' in event)) return fail('bad_request', 'op: required');
@@ -206,7 +209,10 @@ export function decodeRequest(event: unknown): RequestDecodeResult {
     const buf = decodeBase64Strict(raw);
     if (buf === undefined) return fail('bad_request', `${name}: not canonical padded base64`);
     if (buf.length < min || buf.length > max) {
-      return fail('bad_request', min === max ? `${name}: must be ${min} bytes` : `${name}: must be ${min}..${max} bytes`);
+      return fail(
+        'bad_request',
+        min === max ? `${name}: must be ${min} bytes` : `${name}: must be ${min}..${max} bytes`,
+      );
     }
     return buf;
   };
@@ -216,7 +222,8 @@ export function decodeRequest(event: unknown): RequestDecodeResult {
     if (!Buffer.isBuffer(encryptedPreMasterSecret)) return encryptedPreMasterSecret;
     if (!('clientVersion' in event)) return fail('bad_request', 'clientVersion: required');
     const clientVersion = event.clientVersion;
-    if (typeof clientVersion !== 'number' || !Number.isInteger(clientVersion)) return fail('bad_request', 'clientVersion: expected an integer');
+    if (typeof clientVersion !== 'number' || !Number.isInteger(clientVersion))
+      return fail('bad_request', 'clientVersion: expected an integer');
     if (clientVersion < MIN_RSA_CLIENT_VERSION || clientVersion > MAX_RSA_CLIENT_VERSION) {
       return fail('bad_request', 'clientVersion: must be 0x0303 (TLS 1.2) .. 0x03ff');
     }
@@ -285,7 +292,10 @@ export function decodeRequest(event: unknown): RequestDecodeResult {
   const transcriptHash = decodeBase64Strict(rawHash);
   if (transcriptHash === undefined) return fail('bad_request', 'transcriptHash: not canonical padded base64');
   if (!TLS13_TRANSCRIPT_HASH_LENGTHS.includes(transcriptHash.length)) {
-    return fail('bad_request', `transcriptHash: ${transcriptHash.length} bytes, but a TLS 1.3 transcript hash is 32 (SHA-256) or 48 (SHA-384) bytes`);
+    return fail(
+      'bad_request',
+      `transcriptHash: ${transcriptHash.length} bytes, but a TLS 1.3 transcript hash is 32 (SHA-256) or 48 (SHA-384) bytes`,
+    );
   }
   return { ok: true, request: { op, id, key, scheme, transcriptHash } };
 }
@@ -311,7 +321,13 @@ function toWireRequest(request: DecodedRequest): KeyServiceRequest {
     case 'public_key':
       return { ...base, op: request.op, key: request.key };
     case 'tls13.certificate_verify':
-      return { ...base, op: request.op, key: request.key, scheme: request.scheme, transcriptHash: b64(request.transcriptHash, 'transcriptHash') };
+      return {
+        ...base,
+        op: request.op,
+        key: request.key,
+        scheme: request.scheme,
+        transcriptHash: b64(request.transcriptHash, 'transcriptHash'),
+      };
     case 'tls12.server_key_exchange':
       return {
         ...base,
@@ -333,7 +349,9 @@ function toWireRequest(request: DecodedRequest): KeyServiceRequest {
         serverRandom: b64(request.serverRandom, 'serverRandom'),
         serverRandomSeed: b64(request.serverRandomSeed, 'serverRandomSeed'),
         prfHash: request.prfHash,
-        ...(request.handshakeMessages !== undefined ? { handshakeMessages: b64(request.handshakeMessages, 'handshakeMessages') } : {}),
+        ...(request.handshakeMessages !== undefined
+          ? { handshakeMessages: b64(request.handshakeMessages, 'handshakeMessages') }
+          : {}),
       };
   }
 }
@@ -397,7 +415,9 @@ const RESULT_ENCODERS: { [O in OperationName]: (r: DecodedResults[O]) => WireRes
     epochSeconds: r.epochSeconds,
     current: wireTicketKey(r.current),
     previous: wireTicketKey(r.previous),
-    ...(r.epochsAccepted !== undefined && r.epochsAccepted > 2 ? { epochsAccepted: r.epochsAccepted, older: (r.older ?? []).map(wireTicketKey) } : {}),
+    ...(r.epochsAccepted !== undefined && r.epochsAccepted > 2
+      ? { epochsAccepted: r.epochsAccepted, older: (r.older ?? []).map(wireTicketKey) }
+      : {}),
   }),
   public_key: (r) => ({ spki: r.spki.toString('base64'), keySpec: r.keySpec }),
   ping: (r) => r,
@@ -412,28 +432,45 @@ export function encodeErrorResponse(id: string | null, code: ErrorCode, message:
 }
 
 /** A decoded response: the operation's result, or the service's typed refusal (message made printable). */
-export type DecodedResponse<O extends OperationName> = { ok: true; result: DecodedResults[O] } | { ok: false; code: ErrorCode; message: string };
+export type DecodedResponse<O extends OperationName> =
+  { ok: true; result: DecodedResults[O] } | { ok: false; code: ErrorCode; message: string };
 
 /**
  * Decode the response to `request` (as the edge receives it from the service). Throws
  * KeyServiceMessageError: `unsupported` for another protocol version, `internal` for anything
  * malformed (wrong id, unexpected or missing fields, non-canonical base64, wrong lengths).
  */
-export function decodeResponse<O extends OperationName>(request: { op: O; id: string }, response: unknown): DecodedResponse<O> {
+export function decodeResponse<O extends OperationName>(
+  request: { op: O; id: string },
+  response: unknown,
+): DecodedResponse<O> {
   if (!isObject(response) || typeof response.ok !== 'boolean') throw malformed();
   if (response.v !== PROTOCOL_VERSION) {
     // A key service of another release: it refuses our requests (or we its answers) as a whole.
-    const theirs = typeof response.v === 'number' && Number.isInteger(response.v) ? `v${response.v}` : 'an unknown version';
-    throw new KeyServiceMessageError('unsupported', `key service speaks protocol ${theirs}, this edge v${PROTOCOL_VERSION}: deploy the edge and the key service of the same release`);
+    const theirs =
+      typeof response.v === 'number' && Number.isInteger(response.v) ? `v${response.v}` : 'an unknown version';
+    throw new KeyServiceMessageError(
+      'unsupported',
+      `key service speaks protocol ${theirs}, this edge v${PROTOCOL_VERSION}: deploy the edge and the key service of the same release`,
+    );
   }
   if (response.ok === false) {
     const error = response.error;
-    if (!isObject(error) || typeof error.code !== 'string' || !(ERROR_CODES as readonly string[]).includes(error.code)) {
+    if (
+      !isObject(error) ||
+      typeof error.code !== 'string' ||
+      !(ERROR_CODES as readonly string[]).includes(error.code)
+    ) {
       throw new KeyServiceMessageError('internal', 'malformed key-service error response');
     }
-    return { ok: false, code: error.code as ErrorCode, message: typeof error.message === 'string' ? printable(error.message) : '' };
+    return {
+      ok: false,
+      code: error.code as ErrorCode,
+      message: typeof error.message === 'string' ? printable(error.message) : '',
+    };
   }
-  if (response.id !== request.id) throw new KeyServiceMessageError('internal', 'key-service response id does not match the request');
+  if (response.id !== request.id)
+    throw new KeyServiceMessageError('internal', 'key-service response id does not match the request');
   if (!isObject(response.result)) throw malformed('result');
   return { ok: true, result: RESULT_DECODERS[request.op](response.result) as DecodedResults[O] };
 }
@@ -470,9 +507,15 @@ function decodeSignatureResult(r: Record<string, unknown>): { signature: Buffer;
 function decodeTicketKeys(r: Record<string, unknown>): DecodedTicketKeys {
   // epochsAccepted and older come only when more than two epochs are accepted.
   const extended = 'epochsAccepted' in r;
-  exactFields(r, extended ? ['epochSeconds', 'current', 'previous', 'epochsAccepted', 'older'] : ['epochSeconds', 'current', 'previous']);
+  exactFields(
+    r,
+    extended
+      ? ['epochSeconds', 'current', 'previous', 'epochsAccepted', 'older']
+      : ['epochSeconds', 'current', 'previous'],
+  );
   const epochSeconds = r.epochSeconds;
-  if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0) throw malformed('epochSeconds');
+  if (typeof epochSeconds !== 'number' || !Number.isSafeInteger(epochSeconds) || epochSeconds <= 0)
+    throw malformed('epochSeconds');
   const current = ticketKey(r.current, 'current');
   const previous = ticketKey(r.previous, 'previous');
   if (previous.epoch !== current.epoch - 1) throw malformed('previous epoch must be current - 1');
@@ -481,10 +524,16 @@ function decodeTicketKeys(r: Record<string, unknown>): DecodedTicketKeys {
     return { epochSeconds, current, previous };
   }
   const epochsAccepted = r.epochsAccepted;
-  if (typeof epochsAccepted !== 'number' || !Number.isSafeInteger(epochsAccepted) || epochsAccepted < 3 || epochsAccepted > MAX_TICKET_EPOCHS_ACCEPTED) {
+  if (
+    typeof epochsAccepted !== 'number' ||
+    !Number.isSafeInteger(epochsAccepted) ||
+    epochsAccepted < 3 ||
+    epochsAccepted > MAX_TICKET_EPOCHS_ACCEPTED
+  ) {
     throw malformed('epochsAccepted');
   }
-  if (!Array.isArray(r.older) || r.older.length !== epochsAccepted - 2) throw malformed('older must hold epochsAccepted - 2 keys');
+  if (!Array.isArray(r.older) || r.older.length !== epochsAccepted - 2)
+    throw malformed('older must hold epochsAccepted - 2 keys');
   const older = r.older.map((k: unknown, i: number) => ticketKey(k, `older[${i}]`));
   const all = [current, previous, ...older];
   all.forEach((k, i) => {
@@ -503,12 +552,22 @@ function ticketKey(v: unknown, name: string): DecodedTicketKey {
 }
 
 function decodePing(r: Record<string, unknown>): PingResult {
-  exactFields(r, 'keyPattern' in r ? ['service', 'protocol', 'version', 'keys', 'keyPattern'] : ['service', 'protocol', 'version', 'keys']);
+  exactFields(
+    r,
+    'keyPattern' in r
+      ? ['service', 'protocol', 'version', 'keys', 'keyPattern']
+      : ['service', 'protocol', 'version', 'keys'],
+  );
   if (r.service !== 'keyless-key-service' || r.protocol !== PROTOCOL_VERSION) throw malformed('ping');
   const version = token(r, 'version', MAX_VERSION_LENGTH);
   if (!Array.isArray(r.keys)) throw malformed('keys');
   const keys = r.keys.map((k: unknown): KeyDescription => {
-    if (!isObject(k) || typeof k.name !== 'string' || typeof k.keySpec !== 'string' || !(CUSTODIES as readonly unknown[]).includes(k.custody)) {
+    if (
+      !isObject(k) ||
+      typeof k.name !== 'string' ||
+      typeof k.keySpec !== 'string' ||
+      !(CUSTODIES as readonly unknown[]).includes(k.custody)
+    ) {
       throw malformed('keys');
     }
     exactFields(k, ['name', 'custody', 'keySpec'], 'keys');
@@ -516,13 +575,23 @@ function decodePing(r: Record<string, unknown>): PingResult {
   });
   if (!('keyPattern' in r)) return { service: 'keyless-key-service', protocol: PROTOCOL_VERSION, version, keys };
   const p = r.keyPattern;
-  if (!isObject(p) || p.name !== '*' || p.custody !== 'kms' || typeof p.aliasPrefix !== 'string') throw malformed('keyPattern');
+  if (!isObject(p) || p.name !== '*' || p.custody !== 'kms' || typeof p.aliasPrefix !== 'string')
+    throw malformed('keyPattern');
   exactFields(p, ['name', 'custody', 'aliasPrefix'], 'keyPattern');
-  return { service: 'keyless-key-service', protocol: PROTOCOL_VERSION, version, keys, keyPattern: { name: '*', custody: 'kms', aliasPrefix: p.aliasPrefix } };
+  return {
+    service: 'keyless-key-service',
+    protocol: PROTOCOL_VERSION,
+    version,
+    keys,
+    keyPattern: { name: '*', custody: 'kms', aliasPrefix: p.aliasPrefix },
+  };
 }
 
 function malformed(what?: string): KeyServiceMessageError {
-  return new KeyServiceMessageError('internal', what ? `malformed key-service response: ${what}` : 'malformed key-service response');
+  return new KeyServiceMessageError(
+    'internal',
+    what ? `malformed key-service response: ${what}` : 'malformed key-service response',
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -544,7 +613,8 @@ function bytes(o: Record<string, unknown>, name: string, min: number, max: numbe
   if (typeof v !== 'string' || v.length > b64Length(max)) throw malformed(label);
   const buf = decodeBase64Strict(v);
   if (buf === undefined) throw malformed(`${label} is not canonical base64`);
-  if (buf.length < min || buf.length > max) throw malformed(min === max ? `${label} must be ${min} bytes` : `${label} length`);
+  if (buf.length < min || buf.length > max)
+    throw malformed(min === max ? `${label} must be ${min} bytes` : `${label} length`);
   return buf;
 }
 

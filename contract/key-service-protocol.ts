@@ -41,7 +41,14 @@ export const OPERATIONS = [
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
-export const ERROR_CODES = ['unknown_key', 'bad_request', 'unsupported', 'throttled', 'unavailable', 'internal'] as const;
+export const ERROR_CODES = [
+  'unknown_key',
+  'bad_request',
+  'unsupported',
+  'throttled',
+  'unavailable',
+  'internal',
+] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export type Custody = 'kms' | 'sealed' | 'file';

@@ -37,7 +37,13 @@ export function mapKmsError(
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
   const mapped = KMS_ERROR_CODES[name];
   if (mapped) return new KeyServiceError(mapped, `KMS ${operation} failed: ${name}`, name);
-  if (unreachable) return new KeyServiceError('unavailable', `KMS ${operation} failed: endpoint unreachable (${unreachable})`, unreachable);
-  if (serverStatus) return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
+  if (unreachable)
+    return new KeyServiceError(
+      'unavailable',
+      `KMS ${operation} failed: endpoint unreachable (${unreachable})`,
+      unreachable,
+    );
+  if (serverStatus)
+    return new KeyServiceError('unavailable', `KMS ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
   return new KeyServiceError('internal', `KMS ${operation} failed: ${name}`, name);
 }

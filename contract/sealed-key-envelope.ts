@@ -39,8 +39,10 @@ export interface ProvisionSealedKeyInput {
  */
 export async function provisionSealedKey(kms: KMSClient, input: ProvisionSealedKeyInput): Promise<SealedKeyConfig> {
   if (!KEY_NAME_PATTERN.test(input.name)) throw new TypeError('name must be 1..64 characters of [A-Za-z0-9._:-]');
-  if (!(SEALED_KEY_SPECS as readonly string[]).includes(input.keySpec)) throw new TypeError(`keySpec must be one of ${SEALED_KEY_SPECS.join(', ')}`);
-  if (typeof input.wrappingKeyId !== 'string' || input.wrappingKeyId.length === 0) throw new TypeError('wrappingKeyId is required');
+  if (!(SEALED_KEY_SPECS as readonly string[]).includes(input.keySpec))
+    throw new TypeError(`keySpec must be one of ${SEALED_KEY_SPECS.join(', ')}`);
+  if (typeof input.wrappingKeyId !== 'string' || input.wrappingKeyId.length === 0)
+    throw new TypeError('wrappingKeyId is required');
   let out;
   try {
     out = await kms.send(

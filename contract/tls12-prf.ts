@@ -47,8 +47,19 @@ export function prf12(hash: Prf12Hash, secret: Buffer, label: string, seed: Buff
 }
 
 /** master_secret = PRF(pre_master_secret, "master secret", client_random ‖ server_random)[0..47] (RFC 5246 §8.1). */
-export function tls12MasterSecret(hash: Prf12Hash, preMasterSecret: Buffer, clientRandom: Buffer, serverRandom: Buffer): Buffer {
-  return prf12(hash, preMasterSecret, 'master secret', Buffer.concat([clientRandom, serverRandom]), MASTER_SECRET_LENGTH);
+export function tls12MasterSecret(
+  hash: Prf12Hash,
+  preMasterSecret: Buffer,
+  clientRandom: Buffer,
+  serverRandom: Buffer,
+): Buffer {
+  return prf12(
+    hash,
+    preMasterSecret,
+    'master secret',
+    Buffer.concat([clientRandom, serverRandom]),
+    MASTER_SECRET_LENGTH,
+  );
 }
 
 /**

@@ -62,7 +62,8 @@ export function inspectCertificate(pem: string, hostnames: readonly string[], ke
     const expected = createPublicKey({ key: Buffer.from(key.publicKey, 'base64'), format: 'der', type: 'spki' });
     const a = expected.export({ format: 'der', type: 'spki' });
     const b = pub.export({ format: 'der', type: 'spki' });
-    if (!a.equals(b)) problems.push(`the leaf certificate's public key is not the public key of sealed key "${key.name}"`);
+    if (!a.equals(b))
+      problems.push(`the leaf certificate's public key is not the public key of sealed key "${key.name}"`);
   }
   return problems;
 }

@@ -14,7 +14,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Node } from 'constructs';
 import { isObject } from '../contract/json';
-import { KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC, KMS_SIGNING_KEY_SPECS, type KmsSigningKeySpec } from '../contract/signature-schemes';
+import {
+  KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC,
+  KMS_SIGNING_KEY_SPECS,
+  type KmsSigningKeySpec,
+} from '../contract/signature-schemes';
 import { inspectCertificate } from './certificates';
 import { groupByName, SUPPORTED_GROUPS } from '../edge-proxy/src/tls/groups';
 
@@ -327,20 +331,36 @@ export function loadConfigFromContext(node: Node, baseDir: string): KeylessConfi
   if (dep !== undefined) merged.deployment = dep;
   const regions = node.tryGetContext(CONTEXT_OVERRIDES.regions);
   if (regions !== undefined) {
-    merged.regions = typeof regions === 'string' ? regions.split(',').map((r) => r.trim()).filter(Boolean) : regions;
+    merged.regions =
+      typeof regions === 'string'
+        ? regions
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean)
+        : regions;
   }
   const origin = node.tryGetContext(CONTEXT_OVERRIDES.origin);
   if (origin !== undefined) merged.edge = { ...(isObject(merged.edge) ? merged.edge : {}), origin };
   const email = node.tryGetContext(CONTEXT_OVERRIDES.alarmEmail);
   if (email !== undefined) merged.alarms = { ...(isObject(merged.alarms) ? merged.alarms : {}), email };
   const operators = node.tryGetContext(CONTEXT_OVERRIDES.operators);
-  if (operators !== undefined) merged.operators = typeof operators === 'string' ? operators.split(',').map((o) => o.trim()).filter(Boolean) : operators;
+  if (operators !== undefined)
+    merged.operators =
+      typeof operators === 'string'
+        ? operators
+            .split(',')
+            .map((o) => o.trim())
+            .filter(Boolean)
+        : operators;
   for (const key of ['keyServiceAccount', 'edgeAccount'] as const) {
     const v = node.tryGetContext(CONTEXT_OVERRIDES[key]);
     if (v !== undefined) merged[key] = String(v);
   }
   for (const section of SECTION_OVERRIDES) {
-    const fields = section === 'edge' ? ['origin', ...Object.keys(DEFAULT_EDGE)] : [...Object.keys(DEFAULT_KEY_SERVICE), 'reservedConcurrency'];
+    const fields =
+      section === 'edge'
+        ? ['origin', ...Object.keys(DEFAULT_EDGE)]
+        : [...Object.keys(DEFAULT_KEY_SERVICE), 'reservedConcurrency'];
     for (const field of fields) {
       const v = node.tryGetContext(`${CONTEXT_KEY}:${section}.${field}`);
       if (v === undefined) continue;
@@ -408,7 +428,20 @@ const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 /** SSM advanced-tier parameters hold at most 8 KB. */
 export const MAX_CERT_PARAMETER_BYTES = 8192;
 
-const TOP_FIELDS = ['deployment', 'regions', 'availabilityZones', 'keys', 'certificates', 'edge', 'keyService', 'alarms', 'tags', 'operators', 'keyServiceAccount', 'edgeAccount'];
+const TOP_FIELDS = [
+  'deployment',
+  'regions',
+  'availabilityZones',
+  'keys',
+  'certificates',
+  'edge',
+  'keyService',
+  'alarms',
+  'tags',
+  'operators',
+  'keyServiceAccount',
+  'edgeAccount',
+];
 /** The sample configuration's operator placeholder: synth refuses it until it names a real principal. */
 export const OPERATOR_PLACEHOLDER = 'REPLACE-ME';
 const ACCOUNT_RE = /^\d{12}$/;
@@ -418,7 +451,8 @@ const PRINCIPAL_ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*:-
 export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessConfig {
   const p = new Problems();
   const root = 'keyless';
-  if (!isObject(raw)) throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
+  if (!isObject(raw))
+    throw new KeylessConfigError([`${root}: expected an object (context "${CONTEXT_KEY}" in cdk.json)`]);
   unknownFields(raw, TOP_FIELDS, root, p);
 
   const deployment = raw.deployment;
@@ -438,7 +472,10 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
   if (raw.operators !== undefined) {
     const o = raw.operators;
     if (!Array.isArray(o) || o.length === 0 || o.some((a) => typeof a !== 'string' || !PRINCIPAL_ARN_RE.test(a))) {
-      p.add(`${root}.operators`, 'expected a non-empty list of IAM principal ARNs, e.g. ["arn:aws:iam::123456789012:role/KeylessOperator"]');
+      p.add(
+        `${root}.operators`,
+        'expected a non-empty list of IAM principal ARNs, e.g. ["arn:aws:iam::123456789012:role/KeylessOperator"]',
+      );
     } else if (o.some((a: string) => a.includes(OPERATOR_PLACEHOLDER))) {
       p.add(
         `${root}.operators`,
@@ -448,8 +485,16 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): KeylessCon
   }
   const accounts = resolveAccounts(raw, regions, availabilityZones, operators, root, p);
   if (edge && edge.natGateways === 0) {
-    if (!edge.privateEndpoints) p.add(`${root}.edge.natGateways`, '0 needs edge.privateEndpoints true (the tasks reach SSM, ECR and CloudWatch Logs through them)');
-    if (regions && regions.length > 1) p.add(`${root}.edge.natGateways`, '0 cannot reach the key services of other regions (interface endpoints are regional): keep at least 1 NAT gateway in a multi-region deployment');
+    if (!edge.privateEndpoints)
+      p.add(
+        `${root}.edge.natGateways`,
+        '0 needs edge.privateEndpoints true (the tasks reach SSM, ECR and CloudWatch Logs through them)',
+      );
+    if (regions && regions.length > 1)
+      p.add(
+        `${root}.edge.natGateways`,
+        '0 cannot reach the key services of other regions (interface endpoints are regional): keep at least 1 NAT gateway in a multi-region deployment',
+      );
   }
 
   if (p.list.length > 0) throw new KeylessConfigError(p.list);
@@ -479,11 +524,19 @@ function resolveAccounts(
 ): { keyServiceAccount?: string; edgeAccount?: string } {
   const { keyServiceAccount, edgeAccount } = raw;
   if (keyServiceAccount === undefined && edgeAccount === undefined) return {};
-  const hint = 'set both keyServiceAccount and edgeAccount (12-digit account ids) for a cross-account deployment, or neither';
-  if (typeof keyServiceAccount !== 'string' || !ACCOUNT_RE.test(keyServiceAccount)) p.add(`${root}.keyServiceAccount`, `expected a 12-digit AWS account id: ${hint}`);
-  if (typeof edgeAccount !== 'string' || !ACCOUNT_RE.test(edgeAccount)) p.add(`${root}.edgeAccount`, `expected a 12-digit AWS account id: ${hint}`);
-  if (keyServiceAccount === edgeAccount) p.add(`${root}.keyServiceAccount`, 'must differ from edgeAccount (omit both for a single-account deployment)');
-  if (!regions) p.add(`${root}.regions`, 'required with keyServiceAccount: stacks in two accounts need explicit regions, e.g. ["eu-west-1"]');
+  const hint =
+    'set both keyServiceAccount and edgeAccount (12-digit account ids) for a cross-account deployment, or neither';
+  if (typeof keyServiceAccount !== 'string' || !ACCOUNT_RE.test(keyServiceAccount))
+    p.add(`${root}.keyServiceAccount`, `expected a 12-digit AWS account id: ${hint}`);
+  if (typeof edgeAccount !== 'string' || !ACCOUNT_RE.test(edgeAccount))
+    p.add(`${root}.edgeAccount`, `expected a 12-digit AWS account id: ${hint}`);
+  if (keyServiceAccount === edgeAccount)
+    p.add(`${root}.keyServiceAccount`, 'must differ from edgeAccount (omit both for a single-account deployment)');
+  if (!regions)
+    p.add(
+      `${root}.regions`,
+      'required with keyServiceAccount: stacks in two accounts need explicit regions, e.g. ["eu-west-1"]',
+    );
   for (const region of regions ?? []) {
     if (!availabilityZones[region]) {
       p.add(
@@ -494,7 +547,10 @@ function resolveAccounts(
   }
   for (const o of operators ?? []) {
     if (typeof keyServiceAccount === 'string' && !o.includes(`::${keyServiceAccount}:`)) {
-      p.add(`${root}.operators`, `${o} is not in the key-service account ${keyServiceAccount}: operators use the keys there (key policies trust that account only)`);
+      p.add(
+        `${root}.operators`,
+        `${o} is not in the key-service account ${keyServiceAccount}: operators use the keys there (key policies trust that account only)`,
+      );
     }
   }
   return { keyServiceAccount: keyServiceAccount as string, edgeAccount: edgeAccount as string };
@@ -514,7 +570,8 @@ function resolveRegions(v: unknown, where: string, p: Problems): readonly string
   }
   const seen = new Set<string>();
   v.forEach((r, i) => {
-    if (typeof r !== 'string' || !REGION_RE.test(r)) p.add(`${where}[${i}]`, `"${String(r)}" is not an AWS region name`);
+    if (typeof r !== 'string' || !REGION_RE.test(r))
+      p.add(`${where}[${i}]`, `"${String(r)}" is not an AWS region name`);
     else if (seen.has(r)) p.add(`${where}[${i}]`, `region "${r}" is listed twice`);
     else seen.add(r);
   });
@@ -536,7 +593,10 @@ function resolveAzs(
   const out: Record<string, readonly string[]> = {};
   for (const [region, azs] of Object.entries(v)) {
     if (!regions?.includes(region)) {
-      p.add(`${where}.${region}`, 'AZ names can only be given for regions listed in "regions" (environment-agnostic stacks pick two AZs at deploy time)');
+      p.add(
+        `${where}.${region}`,
+        'AZ names can only be given for regions listed in "regions" (environment-agnostic stacks pick two AZs at deploy time)',
+      );
       continue;
     }
     if (!Array.isArray(azs) || azs.length < 2 || azs.some((a) => typeof a !== 'string' || !a.startsWith(region))) {
@@ -595,7 +655,10 @@ function resolveKeys(v: unknown, where: string, p: Problems): CustodyKey[] {
       }
       if (sealedKey !== undefined) {
         if (typeof sealedKey !== 'string' || sealedKey.length < 64 || !BASE64_RE.test(sealedKey)) {
-          p.add(`${w}.sealedKey`, 'expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext');
+          p.add(
+            `${w}.sealedKey`,
+            'expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext',
+          );
           return;
         }
         if (typeof publicKey !== 'string' || !BASE64_RE.test(publicKey) || !isRsaSpki(publicKey)) {
@@ -660,7 +723,8 @@ function resolveCertificates(
     }
     const hosts: string[] = [];
     hostnames.forEach((h, j) => {
-      if (typeof h !== 'string' || !HOSTNAME_RE.test(h.toLowerCase())) p.add(`${w}.hostnames[${j}]`, `"${String(h)}" is not a DNS name`);
+      if (typeof h !== 'string' || !HOSTNAME_RE.test(h.toLowerCase()))
+        p.add(`${w}.hostnames[${j}]`, `"${String(h)}" is not a DNS name`);
       else {
         const lower = h.toLowerCase();
         const owner = hostOwners.get(lower);
@@ -694,7 +758,10 @@ function resolveCertificates(
     const entry: CertificateEntry = { name, hostnames: hosts, keyName, chainPem: pem.trim() + '\n' };
     const size = Buffer.byteLength(certificateParameterValue(entry), 'utf8');
     if (size > MAX_CERT_PARAMETER_BYTES) {
-      p.add(w, `the parameter value would be ${size} bytes; SSM advanced parameters hold at most ${MAX_CERT_PARAMETER_BYTES} (drop the root CA from the chain)`);
+      p.add(
+        w,
+        `the parameter value would be ${size} bytes; SSM advanced parameters hold at most ${MAX_CERT_PARAMETER_BYTES} (drop the root CA from the chain)`,
+      );
       return;
     }
     out.push(entry);
@@ -711,8 +778,10 @@ type Check<T> = (v: unknown) => v is T;
 const isInt = (min: number, max: number): Check<number> =>
   ((v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) as Check<number>;
 const isBool: Check<boolean> = ((v: unknown) => typeof v === 'boolean') as Check<boolean>;
-const oneOf = <T extends string>(...vals: T[]): Check<T> => ((v: unknown) => typeof v === 'string' && (vals as string[]).includes(v)) as Check<T>;
-const isRetention: Check<number> = ((v: unknown) => typeof v === 'number' && LOG_RETENTION_DAYS.includes(v)) as Check<number>;
+const oneOf = <T extends string>(...vals: T[]): Check<T> =>
+  ((v: unknown) => typeof v === 'string' && (vals as string[]).includes(v)) as Check<T>;
+const isRetention: Check<number> = ((v: unknown) =>
+  typeof v === 'number' && LOG_RETENTION_DAYS.includes(v)) as Check<number>;
 const isGroupList: Check<readonly string[]> = ((v: unknown) => {
   if (!Array.isArray(v) || v.length === 0 || new Set(v).size !== v.length) return false;
   const groups = v.map((n) => (typeof n === 'string' ? groupByName(n) : undefined));
@@ -751,7 +820,15 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
   unknownFields(v, ['origin', 'originSecurityGroupId', 'routes', ...Object.keys(DEFAULT_EDGE)], where, p);
   const d = DEFAULT_EDGE;
   const origin = v.origin;
-  const proxyMode = field(v, 'proxyMode', d.proxyMode, oneOf('http', 'tcp'), '"http" (reverse proxy) or "tcp" (raw TCP forwarding)', where, p);
+  const proxyMode = field(
+    v,
+    'proxyMode',
+    d.proxyMode,
+    oneOf('http', 'tcp'),
+    '"http" (reverse proxy) or "tcp" (raw TCP forwarding)',
+    where,
+    p,
+  );
   // The schemes the edge accepts at startup (edge-proxy/src/routing-config.ts), refused here at synth.
   if (!originUrlOk(origin, proxyMode)) {
     p.add(
@@ -761,50 +838,193 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
         : 'required: an http:// or https:// URL without credentials or path, e.g. "https://origin.internal.example.com:8443" (for raw TCP set proxyMode "tcp")',
     );
   }
-  if (v.originSecurityGroupId !== undefined && !isSecurityGroupId(v.originSecurityGroupId)) p.add(`${where}.originSecurityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
+  if (v.originSecurityGroupId !== undefined && !isSecurityGroupId(v.originSecurityGroupId))
+    p.add(`${where}.originSecurityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
   const routes = resolveRoutes(v.routes, proxyMode, `${where}.routes`, p);
   const e: EdgeConfig = {
     origin: origin as string,
     ...(typeof v.originSecurityGroupId === 'string' ? { originSecurityGroupId: v.originSecurityGroupId } : {}),
     ...(routes ? { routes } : {}),
     proxyMode,
-    originProxyProtocol: field(v, 'originProxyProtocol', d.originProxyProtocol, isBool, 'true or false (the origin must then expect PROXY protocol v2)', where, p),
-    logSampleRate: field(v, 'logSampleRate', d.logSampleRate, ((x: unknown) => typeof x === 'number' && x >= 0 && x <= 1) as Check<number>, 'a fraction 0..1 (1 = every connection)', where, p),
-    groups: field(v, 'groups', d.groups, isGroupList, `a non-empty list of ${SUPPORTED_GROUPS.map((g) => g.name).join(', ')}, most preferred first, with at least one classic group (TLS 1.2 needs one)`, where, p),
-    clientAddress: field(v, 'clientAddress', d.clientAddress, oneOf('proxy-protocol-v2', 'preserve-client-ip'), 'one of "proxy-protocol-v2", "preserve-client-ip"', where, p),
+    originProxyProtocol: field(
+      v,
+      'originProxyProtocol',
+      d.originProxyProtocol,
+      isBool,
+      'true or false (the origin must then expect PROXY protocol v2)',
+      where,
+      p,
+    ),
+    logSampleRate: field(
+      v,
+      'logSampleRate',
+      d.logSampleRate,
+      ((x: unknown) => typeof x === 'number' && x >= 0 && x <= 1) as Check<number>,
+      'a fraction 0..1 (1 = every connection)',
+      where,
+      p,
+    ),
+    groups: field(
+      v,
+      'groups',
+      d.groups,
+      isGroupList,
+      `a non-empty list of ${SUPPORTED_GROUPS.map((g) => g.name).join(', ')}, most preferred first, with at least one classic group (TLS 1.2 needs one)`,
+      where,
+      p,
+    ),
+    clientAddress: field(
+      v,
+      'clientAddress',
+      d.clientAddress,
+      oneOf('proxy-protocol-v2', 'preserve-client-ip'),
+      'one of "proxy-protocol-v2", "preserve-client-ip"',
+      where,
+      p,
+    ),
     allowedClientCidrs: field(
       v,
       'allowedClientCidrs',
       d.allowedClientCidrs,
-      ((x: unknown) => Array.isArray(x) && x.length > 0 && x.every((c) => typeof c === 'string' && IPV4_CIDR_RE.test(c))) as Check<readonly string[]>,
+      ((x: unknown) =>
+        Array.isArray(x) && x.length > 0 && x.every((c) => typeof c === 'string' && IPV4_CIDR_RE.test(c))) as Check<
+        readonly string[]
+      >,
       'a non-empty list of IPv4 CIDRs (the load balancer is IPv4)',
       where,
       p,
     ),
     internetFacing: field(v, 'internetFacing', d.internetFacing, isBool, 'true or false', where, p),
-    cpu: field(v, 'cpu', d.cpu, ((x: unknown) => typeof x === 'number' && x in FARGATE_SIZES) as Check<number>, `one of ${Object.keys(FARGATE_SIZES).join(', ')} (Fargate CPU units)`, where, p),
+    cpu: field(
+      v,
+      'cpu',
+      d.cpu,
+      ((x: unknown) => typeof x === 'number' && x in FARGATE_SIZES) as Check<number>,
+      `one of ${Object.keys(FARGATE_SIZES).join(', ')} (Fargate CPU units)`,
+      where,
+      p,
+    ),
     memoryMiB: field(v, 'memoryMiB', d.memoryMiB, isInt(512, 122880), 'MiB, valid for the chosen cpu', where, p),
-    cpuArchitecture: field(v, 'cpuArchitecture', d.cpuArchitecture, oneOf('ARM64', 'X86_64'), '"ARM64" or "X86_64"', where, p),
+    cpuArchitecture: field(
+      v,
+      'cpuArchitecture',
+      d.cpuArchitecture,
+      oneOf('ARM64', 'X86_64'),
+      '"ARM64" or "X86_64"',
+      where,
+      p,
+    ),
     minTasks: field(v, 'minTasks', d.minTasks, isInt(1, 1000), 'an integer 1..1000', where, p),
     maxTasks: field(v, 'maxTasks', d.maxTasks, isInt(1, 1000), 'an integer 1..1000', where, p),
-    targetCpuUtilization: field(v, 'targetCpuUtilization', d.targetCpuUtilization, isInt(10, 90), 'a percentage 10..90', where, p),
-    targetConnectionsPerTask: field(v, 'targetConnectionsPerTask', d.targetConnectionsPerTask, isInt(10, 1_000_000), 'an integer 10..1000000', where, p),
-    maxConnectionsPerTask: field(v, 'maxConnectionsPerTask', d.maxConnectionsPerTask, isInt(100, 1_000_000), 'an integer 100..1000000 (open connections per task)', where, p),
-    kmsBudget: field(v, 'kmsBudget', d.kmsBudget, isInt(1, 100_000), 'key operations per second for the whole fleet, 1..100000 (under the KMS quota of the region)', where, p),
-    certificatesReady: field(v, 'certificatesReady', d.certificatesReady, isBool, 'true once a certificate is in the store (keyless cert import), else false', where, p),
-    deregistrationDelaySeconds: field(v, 'deregistrationDelaySeconds', d.deregistrationDelaySeconds, isInt(0, 3600), 'seconds 0..3600', where, p),
-    stopTimeoutSeconds: field(v, 'stopTimeoutSeconds', d.stopTimeoutSeconds, isInt(2, 120), 'seconds 2..120 (Fargate maximum)', where, p),
+    targetCpuUtilization: field(
+      v,
+      'targetCpuUtilization',
+      d.targetCpuUtilization,
+      isInt(10, 90),
+      'a percentage 10..90',
+      where,
+      p,
+    ),
+    targetConnectionsPerTask: field(
+      v,
+      'targetConnectionsPerTask',
+      d.targetConnectionsPerTask,
+      isInt(10, 1_000_000),
+      'an integer 10..1000000',
+      where,
+      p,
+    ),
+    maxConnectionsPerTask: field(
+      v,
+      'maxConnectionsPerTask',
+      d.maxConnectionsPerTask,
+      isInt(100, 1_000_000),
+      'an integer 100..1000000 (open connections per task)',
+      where,
+      p,
+    ),
+    kmsBudget: field(
+      v,
+      'kmsBudget',
+      d.kmsBudget,
+      isInt(1, 100_000),
+      'key operations per second for the whole fleet, 1..100000 (under the KMS quota of the region)',
+      where,
+      p,
+    ),
+    certificatesReady: field(
+      v,
+      'certificatesReady',
+      d.certificatesReady,
+      isBool,
+      'true once a certificate is in the store (keyless cert import), else false',
+      where,
+      p,
+    ),
+    deregistrationDelaySeconds: field(
+      v,
+      'deregistrationDelaySeconds',
+      d.deregistrationDelaySeconds,
+      isInt(0, 3600),
+      'seconds 0..3600',
+      where,
+      p,
+    ),
+    stopTimeoutSeconds: field(
+      v,
+      'stopTimeoutSeconds',
+      d.stopTimeoutSeconds,
+      isInt(2, 120),
+      'seconds 2..120 (Fargate maximum)',
+      where,
+      p,
+    ),
     vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
-    natGateways: field(v, 'natGateways', d.natGateways, isInt(0, 6), 'an integer 0..6 (NAT is needed for key services in other regions and origins outside the VPC)', where, p),
-    privateLambdaEndpoint: field(v, 'privateLambdaEndpoint', d.privateLambdaEndpoint, isBool, 'true or false', where, p),
+    natGateways: field(
+      v,
+      'natGateways',
+      d.natGateways,
+      isInt(0, 6),
+      'an integer 0..6 (NAT is needed for key services in other regions and origins outside the VPC)',
+      where,
+      p,
+    ),
+    privateLambdaEndpoint: field(
+      v,
+      'privateLambdaEndpoint',
+      d.privateLambdaEndpoint,
+      isBool,
+      'true or false',
+      where,
+      p,
+    ),
     privateEndpoints: field(v, 'privateEndpoints', d.privateEndpoints, isBool, 'true or false', where, p),
-    healthCheck: field(v, 'healthCheck', d.healthCheck, oneOf('http', 'tcp'), '"http" (GET /healthz on the admin port) or "tcp"', where, p),
+    healthCheck: field(
+      v,
+      'healthCheck',
+      d.healthCheck,
+      oneOf('http', 'tcp'),
+      '"http" (GET /healthz on the admin port) or "tcp"',
+      where,
+      p,
+    ),
     deletionProtection: field(v, 'deletionProtection', d.deletionProtection, isBool, 'true or false', where, p),
-    logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
+    logRetentionDays: field(
+      v,
+      'logRetentionDays',
+      d.logRetentionDays,
+      isRetention,
+      `one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      where,
+      p,
+    ),
   };
   const mems = FARGATE_SIZES[e.cpu];
   if (mems && !mems.includes(e.memoryMiB)) {
-    p.add(`${where}.memoryMiB`, `${e.memoryMiB} MiB is not valid with cpu ${e.cpu}; choose ${mems[0]}..${mems[mems.length - 1]} (${mems.length} sizes)`);
+    p.add(
+      `${where}.memoryMiB`,
+      `${e.memoryMiB} MiB is not valid with cpu ${e.cpu}; choose ${mems[0]}..${mems[mems.length - 1]} (${mems.length} sizes)`,
+    );
   }
   if (e.minTasks > e.maxTasks) p.add(`${where}.minTasks`, `minTasks (${e.minTasks}) exceeds maxTasks (${e.maxTasks})`);
   if (e.targetConnectionsPerTask > 0.8 * e.maxConnectionsPerTask) {
@@ -817,7 +1037,10 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
   // the edge refuses a share under 2/s at startup (edge-proxy/src/config.ts).
   const admitting = e.maxTasks * 2;
   if (e.kmsBudget < 2 * admitting) {
-    p.add(`${where}.kmsBudget`, `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under 2 key operations per second: raise it (and the KMS quota) to at least ${2 * admitting}, or lower maxTasks`);
+    p.add(
+      `${where}.kmsBudget`,
+      `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under 2 key operations per second: raise it (and the KMS quota) to at least ${2 * admitting}, or lower maxTasks`,
+    );
   }
   return e;
 }
@@ -830,7 +1053,15 @@ function originUrlOk(origin: unknown, proxyMode: 'http' | 'tcp'): origin is stri
   try {
     const u = new URL(origin);
     const schemes = proxyMode === 'tcp' ? ['tcp:', 'tls:'] : ['http:', 'https:'];
-    return schemes.includes(u.protocol) && u.hostname !== '' && u.username === '' && u.password === '' && (u.pathname === '' || u.pathname === '/') && !u.search && (proxyMode === 'http' || u.port !== '');
+    return (
+      schemes.includes(u.protocol) &&
+      u.hostname !== '' &&
+      u.username === '' &&
+      u.password === '' &&
+      (u.pathname === '' || u.pathname === '/') &&
+      !u.search &&
+      (proxyMode === 'http' || u.port !== '')
+    );
   } catch {
     return false;
   }
@@ -851,14 +1082,37 @@ function resolveRoutes(v: unknown, proxyMode: 'http' | 'tcp', where: string, p: 
     unknownFields(r, ['hosts', 'origin', 'addresses', 'securityGroupId', 'retryIdempotent'], at, p);
     // As the edge checks them (edge-proxy/src/routing-config.ts): no wildcard over a top-level domain (contract/x509.ts).
     const hostOk = (h: unknown): boolean =>
-      typeof h === 'string' && /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h) && !(h.startsWith('*.') && !h.slice(2).includes('.'));
-    if (!Array.isArray(r.hosts) || r.hosts.length === 0 || !r.hosts.every(hostOk)) p.add(`${at}.hosts`, 'a non-empty list of host names or one-label wildcards, e.g. ["www.example.com", "*.example.com"]');
-    if (!originUrlOk(r.origin, proxyMode)) p.add(`${at}.origin`, proxyMode === 'tcp' ? 'tcp://host:port or tls://host:port' : 'an http:// or https:// URL without credentials or path');
-    if (r.addresses !== undefined && !(Array.isArray(r.addresses) && r.addresses.length > 0 && r.addresses.every((a) => typeof a === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(a)))) {
+      typeof h === 'string' &&
+      /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+        h,
+      ) &&
+      !(h.startsWith('*.') && !h.slice(2).includes('.'));
+    if (!Array.isArray(r.hosts) || r.hosts.length === 0 || !r.hosts.every(hostOk))
+      p.add(
+        `${at}.hosts`,
+        'a non-empty list of host names or one-label wildcards, e.g. ["www.example.com", "*.example.com"]',
+      );
+    if (!originUrlOk(r.origin, proxyMode))
+      p.add(
+        `${at}.origin`,
+        proxyMode === 'tcp'
+          ? 'tcp://host:port or tls://host:port'
+          : 'an http:// or https:// URL without credentials or path',
+      );
+    if (
+      r.addresses !== undefined &&
+      !(
+        Array.isArray(r.addresses) &&
+        r.addresses.length > 0 &&
+        r.addresses.every((a) => typeof a === 'string' && /^\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}$/.test(a))
+      )
+    ) {
       p.add(`${at}.addresses`, 'a non-empty list of "ipv4:port", e.g. ["10.0.2.10:8443"]');
     }
-    if (r.securityGroupId !== undefined && !isSecurityGroupId(r.securityGroupId)) p.add(`${at}.securityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
-    if (r.retryIdempotent !== undefined && typeof r.retryIdempotent !== 'boolean') p.add(`${at}.retryIdempotent`, 'true or false');
+    if (r.securityGroupId !== undefined && !isSecurityGroupId(r.securityGroupId))
+      p.add(`${at}.securityGroupId`, 'a security group id, e.g. "sg-0123456789abcdef0"');
+    if (r.retryIdempotent !== undefined && typeof r.retryIdempotent !== 'boolean')
+      p.add(`${at}.retryIdempotent`, 'true or false');
     return r as unknown as EdgeRoute;
   });
 }
@@ -878,8 +1132,18 @@ export interface OriginEgressTarget {
  * security group when given; else each fixed address, or the address in the URL, as /32; else (a
  * name) the VPC's CIDR, where it must resolve (a private hosted zone, an internal load balancer).
  */
-export function originEgressTargets(e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>, vpcCidr: string): OriginEgressTarget[] {
-  const origins = [{ origin: e.origin, securityGroupId: e.originSecurityGroupId, addresses: undefined as readonly string[] | undefined }, ...(e.routes ?? [])];
+export function originEgressTargets(
+  e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>,
+  vpcCidr: string,
+): OriginEgressTarget[] {
+  const origins = [
+    {
+      origin: e.origin,
+      securityGroupId: e.originSecurityGroupId,
+      addresses: undefined as readonly string[] | undefined,
+    },
+    ...(e.routes ?? []),
+  ];
   const out = new Map<string, OriginEgressTarget>();
   const add = (t: OriginEgressTarget): void => {
     out.set(`${t.cidr ?? t.securityGroupId}:${t.port}`, t);
@@ -915,14 +1179,57 @@ function resolveKeyService(v: unknown, where: string, p: Problems): KeyServiceCo
   const k: KeyServiceConfig = {
     vpcCidr: field(v, 'vpcCidr', d.vpcCidr, isVpcCidr, 'an IPv4 CIDR with prefix /16../24', where, p),
     memoryMiB: field(v, 'memoryMiB', d.memoryMiB, isInt(128, 10240), 'MiB 128..10240', where, p),
-    timeoutSeconds: field(v, 'timeoutSeconds', d.timeoutSeconds, isInt(1, 60), 'seconds 1..60 (a key operation waits on one KMS call)', where, p),
-    reservedConcurrency: field<number | undefined>(v, 'reservedConcurrency', undefined, isInt(1, 10000), 'an integer 1..10000, or absent for no reservation (the account must keep 100 unreserved: docs/deploy.md)', where, p),
-    provisionedConcurrency: field(v, 'provisionedConcurrency', d.provisionedConcurrency, isInt(0, 10000), 'an integer 0..10000 (0 = none)', where, p),
-    logRetentionDays: field(v, 'logRetentionDays', d.logRetentionDays, isRetention, `one of ${LOG_RETENTION_DAYS.join(', ')}`, where, p),
-    keyDeletionWindowDays: field(v, 'keyDeletionWindowDays', d.keyDeletionWindowDays, isInt(7, 30), 'days 7..30 (KMS pending-deletion window)', where, p),
+    timeoutSeconds: field(
+      v,
+      'timeoutSeconds',
+      d.timeoutSeconds,
+      isInt(1, 60),
+      'seconds 1..60 (a key operation waits on one KMS call)',
+      where,
+      p,
+    ),
+    reservedConcurrency: field<number | undefined>(
+      v,
+      'reservedConcurrency',
+      undefined,
+      isInt(1, 10000),
+      'an integer 1..10000, or absent for no reservation (the account must keep 100 unreserved: docs/deploy.md)',
+      where,
+      p,
+    ),
+    provisionedConcurrency: field(
+      v,
+      'provisionedConcurrency',
+      d.provisionedConcurrency,
+      isInt(0, 10000),
+      'an integer 0..10000 (0 = none)',
+      where,
+      p,
+    ),
+    logRetentionDays: field(
+      v,
+      'logRetentionDays',
+      d.logRetentionDays,
+      isRetention,
+      `one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      where,
+      p,
+    ),
+    keyDeletionWindowDays: field(
+      v,
+      'keyDeletionWindowDays',
+      d.keyDeletionWindowDays,
+      isInt(7, 30),
+      'days 7..30 (KMS pending-deletion window)',
+      where,
+      p,
+    ),
   };
   if (k.reservedConcurrency !== undefined && k.provisionedConcurrency > k.reservedConcurrency) {
-    p.add(`${where}.provisionedConcurrency`, `(${k.provisionedConcurrency}) cannot exceed reservedConcurrency (${k.reservedConcurrency})`);
+    p.add(
+      `${where}.provisionedConcurrency`,
+      `(${k.provisionedConcurrency}) cannot exceed reservedConcurrency (${k.reservedConcurrency})`,
+    );
   }
   return k;
 }
@@ -936,10 +1243,19 @@ function resolveAlarms(v: unknown, where: string, p: Problems): AlarmConfig {
   }
   unknownFields(v, ['email', 'kmsQuotaUtilizationPercent'], where, p);
   const email = v.email;
-  if (email !== undefined && (typeof email !== 'string' || !EMAIL_RE.test(email))) p.add(`${where}.email`, 'expected an e-mail address');
+  if (email !== undefined && (typeof email !== 'string' || !EMAIL_RE.test(email)))
+    p.add(`${where}.email`, 'expected an e-mail address');
   return {
     email: typeof email === 'string' && email !== '' ? email : undefined,
-    kmsQuotaUtilizationPercent: field(v, 'kmsQuotaUtilizationPercent', d.kmsQuotaUtilizationPercent, isInt(10, 100), 'a percentage 10..100', where, p),
+    kmsQuotaUtilizationPercent: field(
+      v,
+      'kmsQuotaUtilizationPercent',
+      d.kmsQuotaUtilizationPercent,
+      isInt(10, 100),
+      'a percentage 10..100',
+      where,
+      p,
+    ),
   };
 }
 
@@ -952,7 +1268,8 @@ function resolveTags(v: unknown, where: string, p: Problems): Record<string, str
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
     if (!TAG_KEY_RE.test(k) || k.toLowerCase().startsWith('aws:')) p.add(`${where}.${k}`, 'invalid tag key');
-    else if (typeof val !== 'string' || val.length > 256) p.add(`${where}.${k}`, 'tag values are strings of at most 256 characters');
+    else if (typeof val !== 'string' || val.length > 256)
+      p.add(`${where}.${k}`, 'tag values are strings of at most 256 characters');
     else out[k] = val;
   }
   return out;

@@ -64,13 +64,32 @@ export class EdgeLoadBalancer extends Construct {
       connectionTermination: true,
       healthCheck:
         props.healthCheck === 'http'
-          ? { protocol: elbv2.Protocol.HTTP, port: String(ADMIN_PORT), path: '/healthz', healthyHttpCodes: HEALTHY_HTTP_CODES, interval: Duration.seconds(10), timeout: Duration.seconds(5), healthyThresholdCount: 2, unhealthyThresholdCount: 2 }
-          : { protocol: elbv2.Protocol.TCP, port: 'traffic-port', interval: Duration.seconds(10), timeout: Duration.seconds(5), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
+          ? {
+              protocol: elbv2.Protocol.HTTP,
+              port: String(ADMIN_PORT),
+              path: '/healthz',
+              healthyHttpCodes: HEALTHY_HTTP_CODES,
+              interval: Duration.seconds(10),
+              timeout: Duration.seconds(5),
+              healthyThresholdCount: 2,
+              unhealthyThresholdCount: 2,
+            }
+          : {
+              protocol: elbv2.Protocol.TCP,
+              port: 'traffic-port',
+              interval: Duration.seconds(10),
+              timeout: Duration.seconds(5),
+              healthyThresholdCount: 2,
+              unhealthyThresholdCount: 2,
+            },
     });
     // A target failing health checks takes no new connections, but its established ones live on
     // until they end or the task stops: an unhealthy verdict must not cut live TLS sessions.
     this.targetGroup.setAttribute('target_health_state.unhealthy.connection_termination.enabled', 'false');
-    this.targetGroup.setAttribute('target_health_state.unhealthy.draining_interval_seconds', String(Math.max(props.deregistrationDelaySeconds, 60)));
+    this.targetGroup.setAttribute(
+      'target_health_state.unhealthy.draining_interval_seconds',
+      String(Math.max(props.deregistrationDelaySeconds, 60)),
+    );
 
     this.loadBalancer.addListener('Tls', {
       port: LISTENER_PORT,

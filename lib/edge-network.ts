@@ -51,7 +51,10 @@ export class EdgeNetwork extends Construct {
     const azs = props.availabilityZones;
     this.hasNat = props.natGateways > 0;
     const taskSubnetType = this.hasNat ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED;
-    const flowLogGroup = new logs.LogGroup(this, 'FlowLogs', { retention: props.flowLogRetentionDays, removalPolicy: RemovalPolicy.DESTROY });
+    const flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
+      retention: props.flowLogRetentionDays,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr(props.vpcCidr),
       ...(azs ? { availabilityZones: [...azs] } : { maxAzs: 2 }),
@@ -64,7 +67,10 @@ export class EdgeNetwork extends Construct {
       flowLogs: {
         // Rejected flows only: the edge itself logs every connection; all-traffic flow logs of a
         // public TLS endpoint would cost more than the fleet.
-        Rejected: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup), trafficType: ec2.FlowLogTrafficType.REJECT },
+        Rejected: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup),
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+        },
       },
     });
     this.taskSubnets = { subnetType: taskSubnetType };
@@ -76,7 +82,11 @@ export class EdgeNetwork extends Construct {
       allowAllOutbound: false,
     });
     for (const cidr of props.allowedClientCidrs) {
-      this.loadBalancerSecurityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(LISTENER_PORT), `TLS clients ${cidr}`);
+      this.loadBalancerSecurityGroup.addIngressRule(
+        ec2.Peer.ipv4(cidr),
+        ec2.Port.tcp(LISTENER_PORT),
+        `TLS clients ${cidr}`,
+      );
     }
     if (props.allowedClientCidrs.includes('0.0.0.0/0')) {
       acknowledge(
@@ -90,15 +100,27 @@ export class EdgeNetwork extends Construct {
       description: 'keyless edge tasks: traffic from the NLB; HTTPS to AWS APIs and the origin',
       allowAllOutbound: false,
     });
-    this.taskSecurityGroup.connections.allowFrom(this.loadBalancerSecurityGroup, ec2.Port.tcp(EDGE_PORT), 'TLS from the load balancer');
+    this.taskSecurityGroup.connections.allowFrom(
+      this.loadBalancerSecurityGroup,
+      ec2.Port.tcp(EDGE_PORT),
+      'TLS from the load balancer',
+    );
     if (props.healthCheck === 'http') {
-      this.taskSecurityGroup.connections.allowFrom(this.loadBalancerSecurityGroup, ec2.Port.tcp(ADMIN_PORT), 'Health checks from the load balancer');
+      this.taskSecurityGroup.connections.allowFrom(
+        this.loadBalancerSecurityGroup,
+        ec2.Port.tcp(ADMIN_PORT),
+        'Health checks from the load balancer',
+      );
     }
 
     if (props.privateEndpoints) this.addPrivateEndpoints();
     if (this.hasNat) {
       // Lambda in other regions (interface endpoints are regional) and, without endpoints, every AWS API.
-      this.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs of other regions (through NAT)');
+      this.taskSecurityGroup.addEgressRule(
+        ec2.Peer.anyIpv4(),
+        ec2.Port.tcp(443),
+        'HTTPS to AWS APIs of other regions (through NAT)',
+      );
     }
     for (const o of props.originEgress) this.taskSecurityGroup.addEgressRule(o.peer, o.port, o.description);
   }
@@ -133,7 +155,10 @@ export class EdgeNetwork extends Construct {
     this.addEndpoint('EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR);
     this.addEndpoint('EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER);
     this.addEndpoint('Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS);
-    const s3 = this.vpc.addGatewayEndpoint('S3Endpoint', { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [this.taskSubnets] });
+    const s3 = this.vpc.addGatewayEndpoint('S3Endpoint', {
+      service: ec2.GatewayVpcEndpointAwsService.S3,
+      subnets: [this.taskSubnets],
+    });
     // ECR keeps image layers in S3 buckets it owns: allow reads of those only through this route.
     s3.addToPolicy(
       new iam.PolicyStatement({
@@ -147,7 +172,11 @@ export class EdgeNetwork extends Construct {
       // No NAT: the route tables are the boundary (local + the S3 gateway route), so HTTPS "anywhere"
       // reaches S3 through the gateway endpoint and nothing else; S3's addresses are a managed prefix
       // list whose id cannot be resolved offline.
-      this.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to S3 through the gateway endpoint (no other route exists)');
+      this.taskSecurityGroup.addEgressRule(
+        ec2.Peer.anyIpv4(),
+        ec2.Port.tcp(443),
+        'HTTPS to S3 through the gateway endpoint (no other route exists)',
+      );
     }
   }
 }

@@ -71,7 +71,12 @@ export class EdgeScaling extends Construct {
                 },
               },
             },
-            { id: 'perTask', label: 'Active client connections per edge task', expression: 'flows / tasks', returnData: true },
+            {
+              id: 'perTask',
+              label: 'Active client connections per edge task',
+              expression: 'flows / tasks',
+              returnData: true,
+            },
           ],
         },
       },

@@ -61,8 +61,14 @@ export class EdgeService extends Construct {
     const root = repoRoot();
     this.taskRole = this.createTaskRole(props);
 
-    this.cluster = new ecs.Cluster(this, 'Cluster', { vpc: props.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetentionDays, removalPolicy: RemovalPolicy.RETAIN });
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc: props.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
       cpu: props.cpu,
       memoryLimitMiB: props.memoryMiB,
@@ -144,7 +150,9 @@ export class EdgeService extends Construct {
       platformVersion: ecs.FargatePlatformVersion.LATEST,
       availabilityZoneRebalancing: ecs.AvailabilityZoneRebalancing.ENABLED,
     });
-    props.targetGroup.addTarget(this.service.loadBalancerTarget({ containerName: EDGE_CONTAINER_NAME, containerPort: EDGE_PORT }));
+    props.targetGroup.addTarget(
+      this.service.loadBalancerTarget({ containerName: EDGE_CONTAINER_NAME, containerPort: EDGE_PORT }),
+    );
   }
 
   /** Read this deployment's certificates; nothing else until a key service grants invoke. */
@@ -155,7 +163,10 @@ export class EdgeService extends Construct {
     const role = new iam.Role(this, 'TaskRole', {
       roleName: props.taskRoleName,
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
-        conditions: { ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'ecs', resource: '*' }) }, StringEquals: { 'aws:SourceAccount': stack.account } },
+        conditions: {
+          ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'ecs', resource: '*' }) },
+          StringEquals: { 'aws:SourceAccount': stack.account },
+        },
       }),
       description: 'keyless edge task: invoke the key service, read certificates; no KMS, no private keys',
       inlinePolicies: {
@@ -164,7 +175,10 @@ export class EdgeService extends Construct {
             new iam.PolicyStatement({
               sid: 'ListCertificates',
               actions: ['ssm:GetParametersByPath'],
-              resources: [stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: prefixPath }), certParams],
+              resources: [
+                stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: prefixPath }),
+                certParams,
+              ],
             }),
           ],
         }),
@@ -180,7 +194,11 @@ export class EdgeService extends Construct {
 
   /** Let the tasks invoke key services given by ARN (key services in another account). */
   allowInvoke(aliasArns: readonly string[]): void {
-    iam.Grant.addToPrincipal({ grantee: this.taskRole, actions: ['lambda:InvokeFunction'], resourceArns: [...aliasArns] });
+    iam.Grant.addToPrincipal({
+      grantee: this.taskRole,
+      actions: ['lambda:InvokeFunction'],
+      resourceArns: [...aliasArns],
+    });
   }
 }
 

@@ -9,7 +9,13 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { certificateParameterValue, originEgressTargets, type AlarmConfig, type CertificateEntry, type EdgeConfig } from './config';
+import {
+  certificateParameterValue,
+  originEgressTargets,
+  type AlarmConfig,
+  type CertificateEntry,
+  type EdgeConfig,
+} from './config';
 import { EdgeLoadBalancer } from './edge-load-balancer';
 import { EdgeNetwork, type OriginEgress } from './edge-network';
 import { EdgeScaling } from './edge-scaling';
@@ -147,11 +153,23 @@ export class EdgeStack extends Stack {
       })),
     });
 
-    new CfnOutput(this, 'LoadBalancerDnsName', { value: this.loadBalancer.loadBalancer.loadBalancerDnsName, description: 'Point the hostnames here (CNAME or Route 53 alias)' });
-    new CfnOutput(this, 'CertificatePrefix', { value: prefix, description: 'SSM prefix the edge reads certificates from' });
-    new CfnOutput(this, 'TaskRoleArn', { value: this.fleet.taskRole.roleArn, description: 'The only principal that may invoke the key service' });
+    new CfnOutput(this, 'LoadBalancerDnsName', {
+      value: this.loadBalancer.loadBalancer.loadBalancerDnsName,
+      description: 'Point the hostnames here (CNAME or Route 53 alias)',
+    });
+    new CfnOutput(this, 'CertificatePrefix', {
+      value: prefix,
+      description: 'SSM prefix the edge reads certificates from',
+    });
+    new CfnOutput(this, 'TaskRoleArn', {
+      value: this.fleet.taskRole.roleArn,
+      description: 'The only principal that may invoke the key service',
+    });
     new CfnOutput(this, 'ClusterName', { value: this.fleet.cluster.clusterName });
-    new CfnOutput(this, 'ServiceName', { value: this.fleet.service.serviceName, description: 'keyless fleet status / scale' });
+    new CfnOutput(this, 'ServiceName', {
+      value: this.fleet.service.serviceName,
+      description: 'keyless fleet status / scale',
+    });
     new CfnOutput(this, 'DashboardName', { value: `keyless-${props.deployment}` });
     new CfnOutput(this, 'MetricsNamespace', { value: METRICS.edgeNamespace });
   }
@@ -178,7 +196,11 @@ export class EdgeStack extends Stack {
   private recordFleetBudget(props: EdgeStackProps): void {
     new ssm.StringParameter(this, 'FleetBudget', {
       parameterName: `/keyless/${props.deployment}/fleet`,
-      stringValue: JSON.stringify({ kmsBudget: props.edge.kmsBudget, maxTasks: fleetAdmittingTasks(props.edge.maxTasks), maximumPercent: MAX_HEALTHY_PERCENT }),
+      stringValue: JSON.stringify({
+        kmsBudget: props.edge.kmsBudget,
+        maxTasks: fleetAdmittingTasks(props.edge.maxTasks),
+        maximumPercent: MAX_HEALTHY_PERCENT,
+      }),
       description: `keyless ${props.deployment}: the edges' KEYLESS_KMS_BUDGET and KEYLESS_FLEET_MAX_TASKS, and the service's deployment maximumPercent`,
     });
   }
@@ -210,7 +232,17 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_KEY_SERVICES: props.keyServices.map((k) => k.aliasArn).join(','),
     KEYLESS_CERT_SSM_PREFIX: prefix,
     KEYLESS_ORIGIN: e.origin,
-    ...(e.routes ? { KEYLESS_ROUTES: JSON.stringify(e.routes.map((r) => ({ hosts: r.hosts, origin: r.addresses ? { url: r.origin, addresses: r.addresses } : r.origin, ...(r.retryIdempotent ? { retryIdempotent: true } : {}) }))) } : {}),
+    ...(e.routes
+      ? {
+          KEYLESS_ROUTES: JSON.stringify(
+            e.routes.map((r) => ({
+              hosts: r.hosts,
+              origin: r.addresses ? { url: r.origin, addresses: r.addresses } : r.origin,
+              ...(r.retryIdempotent ? { retryIdempotent: true } : {}),
+            })),
+          ),
+        }
+      : {}),
     KEYLESS_DEPLOYMENT: props.deployment,
     KEYLESS_PROXY_MODE: e.proxyMode,
     KEYLESS_GROUPS: e.groups.join(','),
@@ -218,7 +250,9 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_WORKERS: String(Math.max(1, Math.floor(e.cpu / 1024))),
     // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
     // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
-    KEYLESS_DRAIN_TIMEOUT_MS: String(Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000),
+    KEYLESS_DRAIN_TIMEOUT_MS: String(
+      Math.max(1, Math.min(e.deregistrationDelaySeconds, e.stopTimeoutSeconds - 5)) * 1000,
+    ),
     KEYLESS_MAX_CONNECTIONS: String(e.maxConnectionsPerTask),
     // The fleet's regional KMS budget, split by each task over the most tasks that can run at once:
     // maxTasks, and during a rolling deploy up to MAX_HEALTHY_PERCENT of it (docs/configuration.md).
@@ -238,18 +272,28 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
  * an IPv4 literal, or the VPC's CIDR for a name (expected to resolve inside the VPC: a private hosted
  * zone, an internal load balancer). Warns at synth when a plaintext origin is not inside the VPC.
  */
-export function originEgressFor(scope: Construct, e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>, vpcCidr: string): OriginEgress[] {
+export function originEgressFor(
+  scope: Construct,
+  e: Pick<EdgeConfig, 'origin' | 'originSecurityGroupId' | 'routes'>,
+  vpcCidr: string,
+): OriginEgress[] {
   const warn = (message: string): void => {
-    Annotations.of(scope).addWarningV2('keyless:origin-outside-vpc', `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC, or use an https:// origin (docs/deploy.md, "Network").`);
+    Annotations.of(scope).addWarningV2(
+      'keyless:origin-outside-vpc',
+      `${message} The edge-to-origin hop is plaintext: keep the origin inside the VPC, or use an https:// origin (docs/deploy.md, "Network").`,
+    );
   };
   for (const origin of [e.origin, ...(e.routes ?? []).map((r) => r.origin)]) {
     const url = new URL(origin);
     if (url.protocol === 'https:' || url.protocol === 'tls:') continue;
     const host = url.hostname;
     if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
-      if (!ipv4InCidr(host, vpcCidr)) warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32, through NAT.`);
+      if (!ipv4InCidr(host, vpcCidr))
+        warn(`The origin ${host} is outside the edge VPC (${vpcCidr}); egress is opened to ${host}/32, through NAT.`);
     } else if (!e.originSecurityGroupId) {
-      warn(`The origin host "${host}" is a name; its egress is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`);
+      warn(
+        `The origin host "${host}" is a name; its egress is allowed to the edge VPC (${vpcCidr}) only, so it must resolve to an address inside it (a private hosted zone, an internal load balancer).`,
+      );
     }
   }
   return originEgressTargets(e, vpcCidr).map((t) => ({

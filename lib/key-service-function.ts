@@ -42,7 +42,10 @@ export class KeyServiceFunction extends Construct {
   constructor(scope: Construct, id: string, props: KeyServiceFunctionProps) {
     super(scope, id);
     const root = repoRoot();
-    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetentionDays, removalPolicy: RemovalPolicy.RETAIN });
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: 'keyless key service: KMS operations on the designated keys only',
@@ -139,7 +142,8 @@ export function keyServiceBaseEnvironment(deployment: string): Record<string, st
  */
 function vpcNetworkingPolicy(scope: Construct, props: KeyServiceFunctionProps): iam.PolicyDocument {
   const stack = Stack.of(scope);
-  const ec2Arn = (resource: string, name: string): string => stack.formatArn({ service: 'ec2', resource, resourceName: name });
+  const ec2Arn = (resource: string, name: string): string =>
+    stack.formatArn({ service: 'ec2', resource, resourceName: name });
   const anyInterface = anyNetworkInterface(scope);
   const subnets = props.vpc.selectSubnets(props.subnets).subnetIds.map((id) => ec2Arn('subnet', id));
   return new iam.PolicyDocument({

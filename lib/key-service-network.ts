@@ -37,7 +37,10 @@ export class KeyServiceNetwork extends Construct {
       subnetConfiguration: [{ name: 'KeyService', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
       restrictDefaultSecurityGroup: true,
       flowLogs: {
-        All: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup), trafficType: ec2.FlowLogTrafficType.ALL },
+        All: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup),
+          trafficType: ec2.FlowLogTrafficType.ALL,
+        },
       },
     });
     if (azs) explicitAzsChosenByOperator(this.vpc);

@@ -112,7 +112,7 @@ export class KeyServiceStack extends Stack {
     acknowledge(
       this.keyService.role,
       `AwsSolutions-IAM5[Resource::${nagResource(this, anyKey)}]`,
-      'KMS permissions follow aliases (kms:ResourceAliases) and the deployment tag, not key ARNs, so that key rotation by alias swap needs no IAM change; every statement is bound to the deployment\'s aliases, tag and algorithms, and each key policy additionally requires this role and the VPC endpoint.',
+      "KMS permissions follow aliases (kms:ResourceAliases) and the deployment tag, not key ARNs, so that key rotation by alias swap needs no IAM change; every statement is bound to the deployment's aliases, tag and algorithms, and each key policy additionally requires this role and the VPC endpoint.",
     );
     // Endpoint policy: through this endpoint, only this role, only its KMS actions, only this account's keys.
     kmsEndpoint.addToPolicy(
@@ -135,11 +135,23 @@ export class KeyServiceStack extends Stack {
       email: props.alarms.email,
     });
 
-    new CfnOutput(this, 'KeyServiceAliasArn', { value: this.keyService.alias.functionArn, description: 'Qualified alias ARN the edge invokes' });
-    new CfnOutput(this, 'KeyServiceRoleArn', { value: this.keyService.role.roleArn, description: 'Role named in the key policies (create rotated keys with the same policy)' });
-    new CfnOutput(this, 'KmsEndpointId', { value: kmsEndpoint.vpcEndpointId, description: 'aws:SourceVpce value of the key policies' });
+    new CfnOutput(this, 'KeyServiceAliasArn', {
+      value: this.keyService.alias.functionArn,
+      description: 'Qualified alias ARN the edge invokes',
+    });
+    new CfnOutput(this, 'KeyServiceRoleArn', {
+      value: this.keyService.role.roleArn,
+      description: 'Role named in the key policies (create rotated keys with the same policy)',
+    });
+    new CfnOutput(this, 'KmsEndpointId', {
+      value: kmsEndpoint.vpcEndpointId,
+      description: 'aws:SourceVpce value of the key policies',
+    });
     for (const k of this.keys.allKeys()) {
-      new CfnOutput(this, `Key${k.aliasName.replace(/[^A-Za-z0-9]/g, '')}`, { value: k.keyArn, description: `Key behind ${k.aliasName}` });
+      new CfnOutput(this, `Key${k.aliasName.replace(/[^A-Za-z0-9]/g, '')}`, {
+        value: k.keyArn,
+        description: `Key behind ${k.aliasName}`,
+      });
     }
   }
 }
@@ -156,7 +168,12 @@ function checkEnvironmentSize(env: Record<string, string>, keys: KeylessKeys, de
     if (out.wrappingKeyId && keys.wrappingKey) out.wrappingKeyId = longest(keys.wrappingKey.aliasName);
     return out;
   });
-  const sized: Record<string, string> = { ...env, ...keyServiceBaseEnvironment(deployment), KEYLESS_KEYS: JSON.stringify(sample), KEYLESS_TICKET_KEY_ID: longest('key/00000000-0000-0000-0000-000000000000') };
+  const sized: Record<string, string> = {
+    ...env,
+    ...keyServiceBaseEnvironment(deployment),
+    KEYLESS_KEYS: JSON.stringify(sample),
+    KEYLESS_TICKET_KEY_ID: longest('key/00000000-0000-0000-0000-000000000000'),
+  };
   const bytes = Object.entries(sized).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > LAMBDA_ENV_LIMIT_BYTES) {
     throw new Error(

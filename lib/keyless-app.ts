@@ -53,7 +53,9 @@ export function createKeylessStacks(app: App, config: KeylessConfig): KeylessSta
     const region = regions?.[i];
     return {
       // Across accounts the ARN is written out (no cross-account references in CloudFormation).
-      aliasArn: crossAccount ? `arn:${Aws.PARTITION}:lambda:${region}:${config.keyServiceAccount}:function:${functionName}:${KEY_SERVICE_ALIAS}` : ks.keyService.alias.functionArn,
+      aliasArn: crossAccount
+        ? `arn:${Aws.PARTITION}:lambda:${region}:${config.keyServiceAccount}:function:${functionName}:${KEY_SERVICE_ALIAS}`
+        : ks.keyService.alias.functionArn,
       functionName: crossAccount ? functionName : ks.keyService.fn.functionName,
       region,
       sameRegion: region === edgeRegion,
@@ -79,7 +81,8 @@ export function createKeylessStacks(app: App, config: KeylessConfig): KeylessSta
     // naming that one role. Nobody in the key account is granted invoke.
     edge.fleet.allowInvoke(keyServices.map((ks, i) => view(ks, i).aliasArn));
     const edgeRoleArn = `arn:${Aws.PARTITION}:iam::${config.edgeAccount}:role/${edgeTaskRoleName(config.deployment)}`;
-    for (const ks of keyServices) ks.keyService.grantInvoke(iam.Role.fromRoleArn(ks, 'EdgeTaskRole', edgeRoleArn, { mutable: false }));
+    for (const ks of keyServices)
+      ks.keyService.grantInvoke(iam.Role.fromRoleArn(ks, 'EdgeTaskRole', edgeRoleArn, { mutable: false }));
   } else {
     for (const ks of keyServices) {
       ks.keyService.grantInvoke(edge.fleet.taskRole);

@@ -19,7 +19,13 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { SIGNING_ALGORITHMS, type CustodyKey, type KmsCustodyKey, type KmsKeySpec, type SealedCustodyKey } from './config';
+import {
+  SIGNING_ALGORITHMS,
+  type CustodyKey,
+  type KmsCustodyKey,
+  type KmsKeySpec,
+  type SealedCustodyKey,
+} from './config';
 import { aliasNames, DEPLOYMENT_TAG, SEALED_CONTEXT_KEY } from './naming';
 
 /** Who may use the keys: the key-service role, through its VPC endpoint. */
@@ -112,7 +118,11 @@ export class KeylessKeys extends Construct {
     const admin = adminStatement(props.multiRegion || replica !== undefined);
 
     const make = (cid: string, p: MakeKeyProps, primaryArn: (k: KeylessKeys) => string): RegionalKey => {
-      const aliasArn = stack.formatArn({ service: 'kms', resource: 'alias', resourceName: p.aliasName.slice('alias/'.length) });
+      const aliasArn = stack.formatArn({
+        service: 'kms',
+        resource: 'alias',
+        resourceName: p.aliasName.slice('alias/'.length),
+      });
       const policy = new iam.PolicyDocument({ statements: [admin] });
       this.keyPolicies.push({ policy, use: p.use });
       let keyArn: string;
@@ -203,10 +213,20 @@ export class KeylessKeys extends Construct {
 
   /** The KEYLESS_KEYS entries (runtime contract of the key service) for this region. */
   keysConfig(): Array<Record<string, string>> {
-    const out: Array<Record<string, string>> = this.signingKeys.map((k) => ({ name: k.name, custody: 'kms', keyId: k.aliasArn }));
+    const out: Array<Record<string, string>> = this.signingKeys.map((k) => ({
+      name: k.name,
+      custody: 'kms',
+      keyId: k.aliasArn,
+    }));
     for (const s of this.sealedKeys) {
       if (s.sealedKey === undefined || s.publicKey === undefined || !this.wrappingKey) continue;
-      out.push({ name: s.name, custody: 'sealed', wrappingKeyId: this.wrappingKey.aliasArn, sealedKey: s.sealedKey, publicKey: s.publicKey });
+      out.push({
+        name: s.name,
+        custody: 'sealed',
+        wrappingKeyId: this.wrappingKey.aliasArn,
+        sealedKey: s.sealedKey,
+        publicKey: s.publicKey,
+      });
     }
     // Any other key name N is the key behind <prefix>N: new key generations need no redeploy.
     if (this.generationAliasPrefix) out.push({ name: '*', custody: 'kms', aliasPrefix: this.generationAliasPrefix });
@@ -283,7 +303,10 @@ export class KeylessKeys extends Construct {
           // against; it never calls DescribeKey (the deploy rehearsal's call record shows it).
           actions: ['kms:GetPublicKey'],
           resources: [anyKeyInThisAccountAndRegion],
-          conditions: { 'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] }, StringEquals: tagged },
+          conditions: {
+            'ForAnyValue:StringLike': { 'kms:ResourceAliases': [`${this.generationAliasPrefix}*`] },
+            StringEquals: tagged,
+          },
         }),
       );
     }
@@ -335,12 +358,17 @@ function adminStatement(multiRegion: boolean): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid: 'AccountAdministersKeyButCannotUseIt',
     principals: [new iam.AccountRootPrincipal()],
-    actions: KEY_ADMIN_ACTIONS.filter((a) => multiRegion || (a !== 'kms:ReplicateKey' && a !== 'kms:UpdatePrimaryRegion')),
+    actions: KEY_ADMIN_ACTIONS.filter(
+      (a) => multiRegion || (a !== 'kms:ReplicateKey' && a !== 'kms:UpdatePrimaryRegion'),
+    ),
     resources: ['*'],
   });
 }
 
-function keyServiceConditions(user: KeyUser, extra: Record<string, unknown> = {}): Record<string, Record<string, unknown>> {
+function keyServiceConditions(
+  user: KeyUser,
+  extra: Record<string, unknown> = {},
+): Record<string, Record<string, unknown>> {
   return {
     ArnEquals: { 'aws:PrincipalArn': user.roleArn },
     StringEquals: { 'aws:SourceVpce': user.vpcEndpointId, ...extra },
@@ -400,7 +428,10 @@ function operatorStatements(
         principals: [new iam.AccountRootPrincipal()],
         actions: ['kms:Sign'],
         resources: ['*'],
-        conditions: { ...who, StringEquals: { 'kms:SigningAlgorithm': [...what.signingAlgorithms], 'kms:MessageType': 'RAW' } },
+        conditions: {
+          ...who,
+          StringEquals: { 'kms:SigningAlgorithm': [...what.signingAlgorithms], 'kms:MessageType': 'RAW' },
+        },
       }),
     );
   }
@@ -425,6 +456,11 @@ function operatorStatements(
 }
 
 /** The alias ARN of a key in a given region (used to size the Lambda environment before deployment). */
-export function aliasArnFor(aliasName: string, region: string = Aws.REGION, account: string = Aws.ACCOUNT_ID, partition: string = Aws.PARTITION): string {
+export function aliasArnFor(
+  aliasName: string,
+  region: string = Aws.REGION,
+  account: string = Aws.ACCOUNT_ID,
+  partition: string = Aws.PARTITION,
+): string {
   return `arn:${partition}:kms:${region}:${account}:${aliasName}`;
 }

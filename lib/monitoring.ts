@@ -39,7 +39,12 @@ export const EMF_DIMENSIONS = {
 } as const;
 
 /** A CloudWatch SEARCH expression for one metric with exactly `dimensions`, in one deployment. */
-export function searchExpression(namespace: string, dimensions: readonly string[], metricName: string, filters: Record<string, string>): string {
+export function searchExpression(
+  namespace: string,
+  dimensions: readonly string[],
+  metricName: string,
+  filters: Record<string, string>,
+): string {
   const schema = [namespace, ...dimensions].map((d) => (/^[A-Za-z0-9_./#:-]+$/.test(d) ? d : `"${d}"`)).join(',');
   const terms = Object.entries(filters).map(([k, v]) => `${k}="${v}"`);
   return `{${schema}} MetricName="${metricName}" ${terms.join(' ')}`.trim();
@@ -144,7 +149,11 @@ export class KeyServiceAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: KeyServiceAlarmsProps) {
     super(scope, id);
-    this.topic = new AlarmTopic(this, 'Topic', { deployment: props.deployment, purpose: 'key-service', email: props.email });
+    this.topic = new AlarmTopic(this, 'Topic', {
+      deployment: props.deployment,
+      purpose: 'key-service',
+      email: props.email,
+    });
     const a = this.topic.action;
     const fnName = props.fn.functionName;
     const errors = aliasMetric(fnName, 'Errors', 'Sum');
@@ -270,7 +279,13 @@ export class EdgeMonitoring extends Construct {
     const a = this.topic.action;
     const nlbDims = { LoadBalancer: props.loadBalancerFullName, TargetGroup: props.targetGroupFullName };
     const nlb = (metricName: string, statistic: string, dims: Record<string, string> = nlbDims): cloudwatch.Metric =>
-      new cloudwatch.Metric({ namespace: 'AWS/NetworkELB', metricName, dimensionsMap: dims, statistic, period: MINUTE });
+      new cloudwatch.Metric({
+        namespace: 'AWS/NetworkELB',
+        metricName,
+        dimensionsMap: dims,
+        statistic,
+        period: MINUTE,
+      });
     const ci = (metricName: string): cloudwatch.Metric =>
       new cloudwatch.Metric({
         namespace: 'ECS/ContainerInsights',
@@ -339,7 +354,13 @@ export class EdgeMonitoring extends Construct {
       );
     }
     const search = (expr: string, stat: string, label: string, region?: string): cloudwatch.MathExpression =>
-      new cloudwatch.MathExpression({ expression: `SEARCH('${expr}', '${stat}', 60)`, usingMetrics: {}, label, period: MINUTE, searchRegion: region });
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('${expr}', '${stat}', 60)`,
+        usingMetrics: {},
+        label,
+        period: MINUTE,
+        searchRegion: region,
+      });
     const dep = { [METRICS.deploymentDimension]: props.deployment };
     const keyServiceFilter = { ...dep, service: KEY_SERVICE_POWERTOOLS_SERVICE };
 
@@ -359,7 +380,10 @@ export class EdgeMonitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'TLS handshakes: full vs resumed',
-        left: [edge(METRICS.edge.handshakesFull, 'Sum', 'full'), edge(METRICS.edge.handshakesResumed, 'Sum', 'resumed')],
+        left: [
+          edge(METRICS.edge.handshakesFull, 'Sum', 'full'),
+          edge(METRICS.edge.handshakesResumed, 'Sum', 'resumed'),
+        ],
         width: w,
         height: h,
         stacked: true,
@@ -367,7 +391,11 @@ export class EdgeMonitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Handshake failures by alert',
         left: [
-          search(searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByAlert, METRICS.edge.handshakeFailures, dep), 'Sum', ''),
+          search(
+            searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByAlert, METRICS.edge.handshakeFailures, dep),
+            'Sum',
+            '',
+          ),
           edge(METRICS.edge.admissionRejections, 'Sum', 'admission rejections'),
         ],
         width: w,
@@ -375,7 +403,11 @@ export class EdgeMonitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Active connections',
-        left: [nlb('ActiveFlowCount_TCP', 'Average', { LoadBalancer: props.loadBalancerFullName }).with({ label: 'NLB active flows' })],
+        left: [
+          nlb('ActiveFlowCount_TCP', 'Average', { LoadBalancer: props.loadBalancerFullName }).with({
+            label: 'NLB active flows',
+          }),
+        ],
         right: [edge(METRICS.edge.activeConnections, 'Average', 'per task (edge)')],
         width: w,
         height: h,
@@ -384,7 +416,10 @@ export class EdgeMonitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Key-operation latency seen by the edge (ms)',
-        left: [edge(METRICS.edge.keyOperationLatency, 'p50', 'p50'), edge(METRICS.edge.keyOperationLatency, 'p99', 'p99')],
+        left: [
+          edge(METRICS.edge.keyOperationLatency, 'p50', 'p50'),
+          edge(METRICS.edge.keyOperationLatency, 'p99', 'p99'),
+        ],
         right: [edge(METRICS.edge.keyOperationErrors, 'Sum', 'key-operation errors')],
         width: w,
         height: h,
@@ -405,7 +440,17 @@ export class EdgeMonitoring extends Construct {
           aliasMetric(k.functionName, 'Throttles', 'Sum', k.region).with({ label: `${k.label} throttles` }),
         ]),
         right: props.keyServices.map((k) =>
-          search(searchExpression(METRICS.keyServiceNamespace, EMF_DIMENSIONS.keyServiceByCode, METRICS.keyService.errors, keyServiceFilter), 'Sum', `${k.label} typed errors`, k.region),
+          search(
+            searchExpression(
+              METRICS.keyServiceNamespace,
+              EMF_DIMENSIONS.keyServiceByCode,
+              METRICS.keyService.errors,
+              keyServiceFilter,
+            ),
+            'Sum',
+            `${k.label} typed errors`,
+            k.region,
+          ),
         ),
         width: w,
         height: h,
@@ -415,7 +460,17 @@ export class EdgeMonitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'KMS throttles (reported by the key service)',
         left: props.keyServices.map((k) =>
-          search(searchExpression(METRICS.keyServiceNamespace, EMF_DIMENSIONS.keyServiceByOperation, METRICS.keyService.kmsThrottles, keyServiceFilter), 'Sum', `${k.label}`, k.region),
+          search(
+            searchExpression(
+              METRICS.keyServiceNamespace,
+              EMF_DIMENSIONS.keyServiceByOperation,
+              METRICS.keyService.kmsThrottles,
+              keyServiceFilter,
+            ),
+            'Sum',
+            `${k.label}`,
+            k.region,
+          ),
         ),
         width: w,
         height: h,
@@ -475,12 +530,20 @@ export class EdgeMonitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Admission rejections by reason; abandoned handshakes',
-        left: [search(searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByReason, METRICS.edge.admissionRejections, dep), 'Sum', '')],
+        left: [
+          search(
+            searchExpression(METRICS.edgeNamespace, EMF_DIMENSIONS.edgeByReason, METRICS.edge.admissionRejections, dep),
+            'Sum',
+            '',
+          ),
+        ],
         right: [edge(METRICS.edge.handshakesAbandoned, 'Sum', 'abandoned (closed without an alert)')],
         width: w,
         height: h,
       }),
     );
-    this.dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Edge alarms', alarms: this.alarms, width: 24, height: 3 }));
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Edge alarms', alarms: this.alarms, width: 24, height: 3 }),
+    );
   }
 }

@@ -48,6 +48,10 @@ export function explicitAzsChosenByOperator(vpc: IVpc): void {
   for (const subnet of [...vpc.publicSubnets, ...vpc.privateSubnets, ...vpc.isolatedSubnets]) {
     const cfn = subnet.node.defaultChild as CfnResource | undefined;
     cfn?.addMetadata('cfn-lint', { config: { ignore_checks: ['W3010'] } });
-    if (cfn) Validations.of(cfn).acknowledge({ id: 'CloudFormation-Validate::W3010', reason: 'AZ names come from the configuration (availabilityZones), chosen by the operator for this account.' });
+    if (cfn)
+      Validations.of(cfn).acknowledge({
+        id: 'CloudFormation-Validate::W3010',
+        reason: 'AZ names come from the configuration (availabilityZones), chosen by the operator for this account.',
+      });
   }
 }

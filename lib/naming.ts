@@ -2,7 +2,13 @@
  * Names shared by the stacks, the edge and the key service (the runtime contract lives here so that
  * tests and docs can point at one place).
  */
-import { EDGE_METRICS, KEY_SERVICE_METRICS, KEY_SERVICE_SERVICE_NAME, METRIC_DIMENSIONS, METRIC_NAMESPACES } from '../contract/metric-names';
+import {
+  EDGE_METRICS,
+  KEY_SERVICE_METRICS,
+  KEY_SERVICE_SERVICE_NAME,
+  METRIC_DIMENSIONS,
+  METRIC_NAMESPACES,
+} from '../contract/metric-names';
 
 /** The edge container's TLS listener (the NLB forwards TCP 443 to it). */
 export const EDGE_PORT = 8443;

@@ -71,7 +71,11 @@ export class TicketKeyStore extends Construct {
     this.props = props;
     const stack = Stack.of(this);
     this.parameterPrefix = ticketParameterPrefix(props.deployment);
-    this.parameterArns = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${this.parameterPrefix.slice(1)}*` });
+    this.parameterArns = stack.formatArn({
+      service: 'ssm',
+      resource: 'parameter',
+      resourceName: `${this.parameterPrefix.slice(1)}*`,
+    });
 
     this.key = new kms.Key(this, 'Key', {
       description: `keyless ${props.deployment}: session-ticket key envelope (Encrypt/Decrypt by the key service only, bound to the deployment by encryption context)`,
@@ -99,7 +103,11 @@ export class TicketKeyStore extends Construct {
       description: 'SSM interface endpoint: ingress only from the key-service function on 443',
       allowAllOutbound: false,
     });
-    props.functionSecurityGroup.connections.allowTo(endpointSg, ec2.Port.tcp(443), 'HTTPS to the SSM endpoint (ticket-key store)');
+    props.functionSecurityGroup.connections.allowTo(
+      endpointSg,
+      ec2.Port.tcp(443),
+      'HTTPS to the SSM endpoint (ticket-key store)',
+    );
     this.ssmEndpoint = new ec2.InterfaceVpcEndpoint(this, 'SsmEndpoint', {
       vpc: props.vpc,
       service: ec2.InterfaceVpcEndpointAwsService.SSM,
@@ -115,18 +123,30 @@ export class TicketKeyStore extends Construct {
    * endpoint policies each name the role and nothing more than the store needs.
    */
   grantKeyService(role: iam.IRole): void {
-    const context = { [`kms:EncryptionContext:${TICKET_CONTEXT_DEPLOYMENT}`]: this.props.deployment, 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT' };
+    const context = {
+      [`kms:EncryptionContext:${TICKET_CONTEXT_DEPLOYMENT}`]: this.props.deployment,
+      'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT',
+    };
     const policy = new iam.Policy(this, 'KeyServiceAccess', {
       roles: [role],
       statements: [
-        new iam.PolicyStatement({ sid: 'TicketKeyStore', actions: TICKET_STORE_SSM_ACTIONS, resources: [this.parameterArns] }),
-        new iam.PolicyStatement({ sid: 'TicketKeyEnvelope', actions: TICKET_KEY_KMS_ACTIONS, resources: [this.key.keyArn], conditions: { StringEquals: context } }),
+        new iam.PolicyStatement({
+          sid: 'TicketKeyStore',
+          actions: TICKET_STORE_SSM_ACTIONS,
+          resources: [this.parameterArns],
+        }),
+        new iam.PolicyStatement({
+          sid: 'TicketKeyEnvelope',
+          actions: TICKET_KEY_KMS_ACTIONS,
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: context },
+        }),
       ],
     });
     acknowledge(
       policy,
       `AwsSolutions-IAM5[Resource::${nagResource(this, this.parameterArns)}]`,
-      'One parameter per epoch is created at run time, so the grant covers the store\'s path (the deployment\'s ticket-keys prefix) and nothing else.',
+      "One parameter per epoch is created at run time, so the grant covers the store's path (the deployment's ticket-keys prefix) and nothing else.",
     );
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({

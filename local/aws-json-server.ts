@@ -105,11 +105,15 @@ export const DEFAULT_ACCOUNT_ID = '000000000000';
 
 /** The address to bind (default 127.0.0.1); throws unless it is a loopback one. */
 export function loopbackBindAddress(title: string, host = '127.0.0.1'): string {
-  if (!LOOPBACK_HOSTS.has(host)) throw new Error(`${title} must listen on loopback (127.0.0.1, ::1 or localhost), not ${host}`);
+  if (!LOOPBACK_HOSTS.has(host))
+    throw new Error(`${title} must listen on loopback (127.0.0.1, ::1 or localhost), not ${host}`);
   return host;
 }
 
-export async function startAwsJsonServer(service: AwsJsonService, opts: AwsJsonServerOptions = {}): Promise<AwsJsonServer> {
+export async function startAwsJsonServer(
+  service: AwsJsonService,
+  opts: AwsJsonServerOptions = {},
+): Promise<AwsJsonServer> {
   const host = loopbackBindAddress(service.title, opts.host);
   const log = opts.log ?? (() => undefined);
   const stats: AwsJsonStats = { requests: 0, operations: {}, errors: {} };
@@ -137,16 +141,31 @@ export async function startAwsJsonServer(service: AwsJsonService, opts: AwsJsonS
 
   const decode = (req: http.IncomingMessage, raw: Buffer): AwsJsonCall | { op: string; error: AwsJsonError } => {
     if (!loopbackHostHeader(req.headers.host)) {
-      return { op: '-', error: new AwsJsonError('AccessDeniedException', 'Host header must name a loopback address', 403) };
+      return {
+        op: '-',
+        error: new AwsJsonError('AccessDeniedException', 'Host header must name a loopback address', 403),
+      };
     }
     const target = req.headers['x-amz-target'];
     const m = typeof target === 'string' ? targetPattern.exec(target) : null;
     if (req.method !== 'POST' || !m) {
-      return { op: String(target ?? '-'), error: new AwsJsonError('UnknownOperationException', `Expected POST / with X-Amz-Target: ${service.targetPrefix}.<Operation>`) };
+      return {
+        op: String(target ?? '-'),
+        error: new AwsJsonError(
+          'UnknownOperationException',
+          `Expected POST / with X-Amz-Target: ${service.targetPrefix}.<Operation>`,
+        ),
+      };
     }
     const operation = m[1];
     if (!service.hasOperation(operation)) {
-      return { op: operation, error: new AwsJsonError('UnknownOperationException', `Operation ${operation} is not implemented by the ${service.title}`) };
+      return {
+        op: operation,
+        error: new AwsJsonError(
+          'UnknownOperationException',
+          `Operation ${operation} is not implemented by the ${service.title}`,
+        ),
+      };
     }
     let body: unknown;
     try {
@@ -177,7 +196,11 @@ export async function startAwsJsonServer(service: AwsJsonService, opts: AwsJsonS
       }
       log(`${service.name}: ${call.operation} internal error: ${(err as Error).message}`);
       steps.record(service.internalErrorType);
-      return fail(res, call.operation, new AwsJsonError(service.internalErrorType, `Internal error in the ${service.title}`, 500));
+      return fail(
+        res,
+        call.operation,
+        new AwsJsonError(service.internalErrorType, `Internal error in the ${service.title}`, 500),
+      );
     }
   };
 

@@ -118,7 +118,8 @@ function identifiersOf(body: Record<string, unknown>, omit: readonly string[]): 
     if (omit.includes(k)) continue;
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v;
     else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = [...v];
-    else if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')) out[k] = { ...(v as Record<string, string>) };
+    else if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'))
+      out[k] = { ...(v as Record<string, string>) };
   }
   return out;
 }

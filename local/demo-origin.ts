@@ -176,7 +176,13 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-function send(res: http.ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
@@ -198,7 +204,11 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, name: strin
       hash.update(chunk);
     });
     req.on('end', () => {
-      const body = JSON.stringify({ method, path: req.url, headers: req.headers, body: { bytes, sha256: hash.digest('hex') } }, null, 2);
+      const body = JSON.stringify(
+        { method, path: req.url, headers: req.headers, body: { bytes, sha256: hash.digest('hex') } },
+        null,
+        2,
+      );
       send(res, 200, 'application/json; charset=utf-8', `${body}\n`);
     });
     return;
@@ -211,7 +221,8 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse, name: strin
   switch (path) {
     case '/':
       send(res, 200, 'text/html; charset=utf-8', renderDemoPage(edgeViewOf(req, name)), {
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        'content-security-policy':
+          "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
       });
       return;
     case '/api/tls':
@@ -229,7 +240,9 @@ export async function startDemoOrigin(opts: DemoOriginOptions = {}): Promise<Dem
   const host = opts.host ?? '127.0.0.1';
   const name = opts.name ?? 'demo origin';
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => handle(req, res, name);
-  const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, listener) : http.createServer(listener);
+  const server = opts.tls
+    ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, listener)
+    : http.createServer(listener);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();

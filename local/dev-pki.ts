@@ -200,7 +200,12 @@ export function kmsCrypto(): X509Crypto {
     const raw = bytes.length <= KMS_RAW_MESSAGE_LIMIT;
     const message = raw ? bytes : crypto.createHash(handle.hash).update(bytes).digest();
     const out = await handle.kms.send(
-      new SignCommand({ KeyId: handle.keyId, Message: message, MessageType: raw ? 'RAW' : 'DIGEST', SigningAlgorithm: handle.signingAlgorithm }),
+      new SignCommand({
+        KeyId: handle.keyId,
+        Message: message,
+        MessageType: raw ? 'RAW' : 'DIGEST',
+        SigningAlgorithm: handle.signingAlgorithm,
+      }),
     );
     const der = Buffer.from(out.Signature as Uint8Array);
     const sig = handle.ecCoordinateBytes ? derToP1363(der, handle.ecCoordinateBytes) : der;
@@ -287,7 +292,8 @@ export interface IssueLeafOptions {
 
 /** TLS server certificate (PEM) for the KMS key behind `leafAlias`, signed through KMS by the CA key. */
 export async function issueLeaf(kms: KMSClient, opts: IssueLeafOptions): Promise<string> {
-  if (opts.dnsNames.length === 0 && (opts.ipAddresses ?? []).length === 0) throw new Error('a leaf needs at least one name');
+  if (opts.dnsNames.length === 0 && (opts.ipAddresses ?? []).length === 0)
+    throw new Error('a leaf needs at least one name');
   const ca = await describeOrThrow(kms, opts.caAlias);
   if (!opts.leafPublicKey && !opts.leafAlias) throw new Error('issueLeaf needs leafAlias or leafPublicKey');
   const leaf = opts.leafPublicKey ?? (await describeOrThrow(kms, opts.leafAlias!));
@@ -410,8 +416,18 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
   const paths = { ca: path.join(dir, 'ca.pem'), chain: path.join(dir, opts.chainFileName ?? 'localhost.chain.pem') };
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
 
-  const caKeyId = await createKmsKey(kms, { alias: caAlias, keySpec: caKeySpec, description: 'keyless-tls development CA' });
-  const keyId = keyAlias ? await createKmsKey(kms, { alias: keyAlias, keySpec: leafKeySpec, description: 'keyless-tls development localhost' }) : undefined;
+  const caKeyId = await createKmsKey(kms, {
+    alias: caAlias,
+    keySpec: caKeySpec,
+    description: 'keyless-tls development CA',
+  });
+  const keyId = keyAlias
+    ? await createKmsKey(kms, {
+        alias: keyAlias,
+        keySpec: leafKeySpec,
+        description: 'keyless-tls development localhost',
+      })
+    : undefined;
   const caKey = await kmsPublicKey(kms, caKeyId);
   const leafKey = keyId ? await kmsPublicKey(kms, keyId) : opts.leafPublicKey!;
 
@@ -447,7 +463,16 @@ export async function ensureDevPki(opts: EnsureDevPkiOptions): Promise<DevPki> {
   if (leafReused) {
     leafPem = normalizePem(oldLeaf.toString());
   } else {
-    leafPem = await issueLeaf(kms, { caAlias, caCertPem: caPem, leafAlias: keyAlias, leafPublicKey: opts.leafPublicKey, dnsNames, ipAddresses, days: opts.days, now });
+    leafPem = await issueLeaf(kms, {
+      caAlias,
+      caCertPem: caPem,
+      leafAlias: keyAlias,
+      leafPublicKey: opts.leafPublicKey,
+      dnsNames,
+      ipAddresses,
+      days: opts.days,
+      now,
+    });
   }
   const chainPem = leafPem + caPem;
   if (!leafReused || fs.readFileSync(paths.chain, 'utf8') !== chainPem) writeAtomic(paths.chain, chainPem);
@@ -483,11 +508,20 @@ export interface OriginPki {
  */
 export async function ensureOriginPki(dir: string, hostname: string, now = new Date()): Promise<OriginPki> {
   const out = path.join(dir, 'origin-pki');
-  const files = { caKey: path.join(out, 'ca.key'), ca: path.join(out, 'ca.pem'), key: path.join(out, 'origin.key'), cert: path.join(out, 'origin.pem') };
+  const files = {
+    caKey: path.join(out, 'ca.key'),
+    ca: path.join(out, 'ca.pem'),
+    key: path.join(out, 'origin.key'),
+    cert: path.join(out, 'origin.pem'),
+  };
   try {
     const cert = new crypto.X509Certificate(fs.readFileSync(files.cert));
     const ca = new crypto.X509Certificate(fs.readFileSync(files.ca));
-    if (Date.parse(cert.validTo) - now.getTime() > DAY_MS && namesCover(certificateDnsNames(cert), hostname) && cert.verify(ca.publicKey)) {
+    if (
+      Date.parse(cert.validTo) - now.getTime() > DAY_MS &&
+      namesCover(certificateDnsNames(cert), hostname) &&
+      cert.verify(ca.publicKey)
+    ) {
       return { caPath: files.ca, key: fs.readFileSync(files.key, 'utf8'), cert: fs.readFileSync(files.cert, 'utf8') };
     }
   } catch {
@@ -501,30 +535,42 @@ export async function ensureOriginPki(dir: string, hostname: string, now = new D
   const leafKeys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
   const caName = 'CN=keyless-tls demo origin CA, O=keyless-tls (development only)';
   const notBefore = new Date(now.getTime() - BACKDATE_MS);
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: caName,
-    notBefore,
-    notAfter: new Date(now.getTime() + 3650 * DAY_MS),
-    keys: caKeys,
-    signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
-  } as x509.X509CertificateCreateSelfSignedParams, prov);
-  const leaf = await x509.X509CertificateGenerator.create({
-    subject: `CN=${hostname}`,
-    issuer: caName,
-    notBefore,
-    notAfter: new Date(now.getTime() + 397 * DAY_MS),
-    publicKey: leafKeys.publicKey,
-    signingKey: caKeys.privateKey,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: hostname }], false),
-    ],
-  } as x509.X509CertificateCreateParams, prov);
-  const pkcs8 = async (k: crypto.webcrypto.CryptoKey): Promise<string> => crypto.createPrivateKey({ key: Buffer.from(await subtle.exportKey('pkcs8', k)), format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
+  const caCert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: caName,
+      notBefore,
+      notAfter: new Date(now.getTime() + 3650 * DAY_MS),
+      keys: caKeys,
+      signingAlgorithm: alg,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ],
+    } as x509.X509CertificateCreateSelfSignedParams,
+    prov,
+  );
+  const leaf = await x509.X509CertificateGenerator.create(
+    {
+      subject: `CN=${hostname}`,
+      issuer: caName,
+      notBefore,
+      notAfter: new Date(now.getTime() + 397 * DAY_MS),
+      publicKey: leafKeys.publicKey,
+      signingKey: caKeys.privateKey,
+      signingAlgorithm: alg,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: hostname }], false),
+      ],
+    } as x509.X509CertificateCreateParams,
+    prov,
+  );
+  const pkcs8 = async (k: crypto.webcrypto.CryptoKey): Promise<string> =>
+    crypto
+      .createPrivateKey({ key: Buffer.from(await subtle.exportKey('pkcs8', k)), format: 'der', type: 'pkcs8' })
+      .export({ format: 'pem', type: 'pkcs8' }) as string;
   fs.writeFileSync(files.caKey, await pkcs8(caKeys.privateKey), { mode: 0o600 });
   fs.writeFileSync(files.key, await pkcs8(leafKeys.privateKey), { mode: 0o600 });
   writeAtomic(files.ca, normalizePem(caCert.toString('pem')));

@@ -23,7 +23,13 @@ import { edgeListening, inheritedEnv, startChild, stopChild } from './processes'
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { CreateAliasCommand, CreateKeyCommand, CreateKeyCommandInput, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  CreateKeyCommandInput,
+  DescribeKeyCommand,
+  KMSClient,
+} from '@aws-sdk/client-kms';
 import { provisionSealedKey, SealedKeySpec } from '../contract/sealed-key-envelope';
 import type { SealedKeyConfig } from '../contract/keyless-keys-entry';
 import { keySpecOfKeyObject } from '../contract/key-service-protocol';
@@ -88,7 +94,8 @@ const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: '
 function devKeyOperationTimeoutMs(): number {
   const v = process.env.KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS;
   if (v === undefined) return 5000;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: ${v} is not a whole number of milliseconds (e.g. 1000)`);
+  if (!/^\d+$/.test(v) || Number(v) < 1)
+    throw new Error(`KEYLESS_DEV_KEY_OPERATION_TIMEOUT_MS: ${v} is not a whole number of milliseconds (e.g. 1000)`);
   return Number(v);
 }
 
@@ -96,7 +103,8 @@ function envPort(name: string, fallback: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name}=${v} is not a TCP port; use a number from 0 to 65535`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${name}=${v} is not a TCP port; use a number from 0 to 65535`);
   return n;
 }
 
@@ -106,10 +114,10 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, AWS_REGION: REGION, ...LOCAL_CREDENTIALS, ...extra };
 }
 
-
 function devCustody(): 'kms' | 'sealed' {
   const v = process.env.KEYLESS_DEV_CUSTODY ?? 'kms';
-  if (v !== 'kms' && v !== 'sealed') throw new Error(`KEYLESS_DEV_CUSTODY=${v} is not a custody mode; use kms (default) or sealed`);
+  if (v !== 'kms' && v !== 'sealed')
+    throw new Error(`KEYLESS_DEV_CUSTODY=${v} is not a custody mode; use kms (default) or sealed`);
   return v;
 }
 
@@ -133,12 +141,23 @@ async function ensureAliasedKey(kms: KMSClient, alias: string, params: CreateKey
  * A `sealed` RSA key for the dev stack, created once and reused: KMS generates the pair under a
  * symmetric wrapping key; only the ciphertext and the public key are kept (in the data folder).
  */
-async function ensureSealedKey(kms: KMSClient, dataDir: string, name: string, keySpec: SealedKeySpec): Promise<SealedKeyConfig> {
-  await ensureAliasedKey(kms, WRAPPING_ALIAS, { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development sealed-key wrapping key' });
+async function ensureSealedKey(
+  kms: KMSClient,
+  dataDir: string,
+  name: string,
+  keySpec: SealedKeySpec,
+): Promise<SealedKeyConfig> {
+  await ensureAliasedKey(kms, WRAPPING_ALIAS, {
+    KeySpec: 'SYMMETRIC_DEFAULT',
+    KeyUsage: 'ENCRYPT_DECRYPT',
+    Description: 'keyless-tls development sealed-key wrapping key',
+  });
   const file = path.join(dataDir, `sealed-${name}.json`);
   if (fs.existsSync(file)) {
     const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as SealedKeyConfig;
-    const spec = keySpecOfKeyObject(crypto.createPublicKey({ key: Buffer.from(saved.publicKey, 'base64'), format: 'der', type: 'spki' }));
+    const spec = keySpecOfKeyObject(
+      crypto.createPublicKey({ key: Buffer.from(saved.publicKey, 'base64'), format: 'der', type: 'spki' }),
+    );
     if (saved.name === name && spec === keySpec) return saved;
   }
   const config = await provisionSealedKey(kms, { name, wrappingKeyId: WRAPPING_ALIAS, keySpec });
@@ -160,7 +179,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
   try {
     const kms = await startLocalKms({ port: 0, dataDir: path.join(dataDir, 'kms'), region: REGION });
     started.push(() => kms.close());
-    const kmsClient = new KMSClient({ region: REGION, endpoint: kms.url, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const kmsClient = new KMSClient({
+      region: REGION,
+      endpoint: kms.url,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
     const ssm = await startLocalSsm({ port: 0, dataDir: path.join(dataDir, 'ssm'), region: REGION });
     started.push(() => ssm.close());
     // Two certificates for localhost, as production edges often serve: RSA (what most clients
@@ -173,14 +196,36 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       const sealed = await ensureSealedKey(kmsClient, dataDir, 'localhost-rsa', rsaSpec);
       rsaKey = { ...sealed };
       const spki = Buffer.from(sealed.publicKey, 'base64');
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafPublicKey: { spki, keySpec: rsaSpec }, chainFileName: 'localhost-rsa-sealed.chain.pem', dnsNames: DEV_HOSTNAMES });
+      pki = await ensureDevPki({
+        kms: kmsClient,
+        dir: dataDir,
+        leafPublicKey: { spki, keySpec: rsaSpec },
+        chainFileName: 'localhost-rsa-sealed.chain.pem',
+        dnsNames: DEV_HOSTNAMES,
+      });
     } else {
-      pki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: rsaSpec, chainFileName: 'localhost-rsa.chain.pem', dnsNames: DEV_HOSTNAMES });
+      pki = await ensureDevPki({
+        kms: kmsClient,
+        dir: dataDir,
+        leafKeySpec: rsaSpec,
+        chainFileName: 'localhost-rsa.chain.pem',
+        dnsNames: DEV_HOSTNAMES,
+      });
       rsaKey = { name: 'localhost-rsa', custody: 'kms', keyId: pki.keyAlias };
     }
     // Session-ticket keys: random per epoch, stored in the local SSM encrypted under this key.
-    await ensureAliasedKey(kmsClient, TICKET_KEY_ALIAS, { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls development session-ticket key envelope' });
-    const ecPki = await ensureDevPki({ kms: kmsClient, dir: dataDir, leafKeySpec: 'ECC_NIST_P256', chainFileName: 'localhost-ecdsa.chain.pem', dnsNames: DEV_HOSTNAMES });
+    await ensureAliasedKey(kmsClient, TICKET_KEY_ALIAS, {
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      Description: 'keyless-tls development session-ticket key envelope',
+    });
+    const ecPki = await ensureDevPki({
+      kms: kmsClient,
+      dir: dataDir,
+      leafKeySpec: 'ECC_NIST_P256',
+      chainFileName: 'localhost-ecdsa.chain.pem',
+      dnsNames: DEV_HOSTNAMES,
+    });
     kmsClient.destroy();
     const keys = [
       rsaKey,
@@ -200,7 +245,12 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const origin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'web origin' });
     started.push(() => origin.close());
     const originPki = await ensureOriginPki(dataDir, API_ORIGIN_NAME);
-    const apiOrigin = await startDemoOrigin({ port: 0, host: '127.0.0.1', name: 'api origin', tls: { key: originPki.key, cert: originPki.cert } });
+    const apiOrigin = await startDemoOrigin({
+      port: 0,
+      host: '127.0.0.1',
+      name: 'api origin',
+      tls: { key: originPki.key, cert: originPki.cert },
+    });
     started.push(() => apiOrigin.close());
 
     const keyServiceEnv = childEnv({
@@ -211,7 +261,14 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       KEYLESS_TICKET_KEY_ID: TICKET_KEY_ALIAS,
       KEYLESS_TICKET_PARAMETER_PREFIX: TICKET_PARAMETER_PREFIX,
     });
-    const ks = await startChild('key service', path.join(dist, 'local/lambda/main.js'), ['--port', '0', '--function-name', FUNCTION_NAME], keyServiceEnv, (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1], out);
+    const ks = await startChild(
+      'key service',
+      path.join(dist, 'local/lambda/main.js'),
+      ['--port', '0', '--function-name', FUNCTION_NAME],
+      keyServiceEnv,
+      (line) => /^lambda: listening on (http:\/\/\S+)/.exec(line)?.[1],
+      out,
+    );
     const keyService = Object.assign(ks.child, { url: ks.value });
     started.push(() => stopChild(keyService));
 
@@ -238,11 +295,25 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
           origin: origin.url,
           routes: [
             { hosts: ['localhost'], origin: origin.url },
-            { hosts: ['api.localhost'], origin: { url: `https://${API_ORIGIN_NAME}:${apiOrigin.port}`, addresses: [`127.0.0.1:${apiOrigin.port}`], caFile: originPki.caPath, healthCheck: { path: '/healthz', intervalSeconds: 10 } } },
+            {
+              hosts: ['api.localhost'],
+              origin: {
+                url: `https://${API_ORIGIN_NAME}:${apiOrigin.port}`,
+                addresses: [`127.0.0.1:${apiOrigin.port}`],
+                caFile: originPki.caPath,
+                healthCheck: { path: '/healthz', intervalSeconds: 10 },
+              },
+            },
           ],
           // The local KMS has no quota, and every local client shares 127.0.0.1: admission control
           // is set far above what one machine can do, so benchmarks and test suites are not refused.
-          admission: { keyOperationsPerSecond: 1_000_000, keyOperationBurst: 100_000, perClientRatePerSecond: 1_000_000, perClientBurst: 100_000, maxPendingFullHandshakes: 100_000 },
+          admission: {
+            keyOperationsPerSecond: 1_000_000,
+            keyOperationBurst: 100_000,
+            perClientRatePerSecond: 1_000_000,
+            perClientBurst: 100_000,
+            maxPendingFullHandshakes: 100_000,
+          },
         },
         null,
         2,
@@ -258,7 +329,14 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       // KEYLESS_WORKER_ACCEPT=round-robin / reuseport: how connections reach the workers.
       ...(process.env.KEYLESS_WORKER_ACCEPT ? { KEYLESS_WORKER_ACCEPT: process.env.KEYLESS_WORKER_ACCEPT } : {}),
     });
-    const edgeStart = await startChild('edge', path.join(dist, 'edge-proxy/src/main.js'), [], edgeEnv, edgeListening, out);
+    const edgeStart = await startChild(
+      'edge',
+      path.join(dist, 'edge-proxy/src/main.js'),
+      [],
+      edgeEnv,
+      edgeListening,
+      out,
+    );
     const edge = edgeStart.child;
     started.push(() => stopChild(edge));
 
@@ -266,7 +344,24 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const edgeUrl = `https://localhost:${edgeStart.value.tlsPort}/`;
     fs.writeFileSync(
       stateFile,
-      JSON.stringify({ edgeUrl, edgePort: edgeStart.value.tlsPort, adminPort: edgeStart.value.adminPort, kmsUrl: kms.url, ssmUrl: ssm.url, keyServiceUrl: keyService.url, originUrl: origin.url, apiOriginUrl: apiOrigin.url, caPath: pki.paths.ca, certDir, aliasPrefix: DEV_ALIAS_PREFIX, pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid } }, null, 2),
+      JSON.stringify(
+        {
+          edgeUrl,
+          edgePort: edgeStart.value.tlsPort,
+          adminPort: edgeStart.value.adminPort,
+          kmsUrl: kms.url,
+          ssmUrl: ssm.url,
+          keyServiceUrl: keyService.url,
+          originUrl: origin.url,
+          apiOriginUrl: apiOrigin.url,
+          caPath: pki.paths.ca,
+          certDir,
+          aliasPrefix: DEV_ALIAS_PREFIX,
+          pids: { devStack: process.pid, edge: edge.pid, keyService: keyService.pid },
+        },
+        null,
+        2,
+      ),
     );
     started.push(async () => fs.rmSync(stateFile, { force: true }));
 

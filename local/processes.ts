@@ -16,19 +16,32 @@ export function edgeListening(line: string): { tlsPort: number; adminPort: numbe
   if (!line.startsWith('{')) return undefined;
   try {
     const j = JSON.parse(line) as { msg?: string; tlsPort?: number; adminPort?: number };
-    return j.msg === 'edge listening' && j.tlsPort !== undefined && j.adminPort !== undefined ? { tlsPort: j.tlsPort, adminPort: j.adminPort } : undefined;
+    return j.msg === 'edge listening' && j.tlsPort !== undefined && j.adminPort !== undefined
+      ? { tlsPort: j.tlsPort, adminPort: j.adminPort }
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
 /** Starts a compiled entry point and resolves once `ready(line)` returns a value for some stdout line. */
-export function startChild<T>(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: string) => T | undefined, out: NodeJS.WritableStream, timeoutMs = 20_000): Promise<{ child: ChildProcess; value: T }> {
+export function startChild<T>(
+  name: string,
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: (line: string) => T | undefined,
+  out: NodeJS.WritableStream,
+  timeoutMs = 20_000,
+): Promise<{ child: ChildProcess; value: T }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let settled = false;
     let buf = '';
-    const timer = setTimeout(() => fail(new Error(`${name} did not become ready within ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`${name} did not become ready within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
     const fail = (e: Error): void => {
       if (settled) return;
       settled = true;
@@ -58,7 +71,9 @@ export function startChild<T>(name: string, script: string, args: string[], env:
       stderr += d.toString();
       out.write(d);
     });
-    child.on('exit', (code, signal) => fail(new Error(`${name} exited (${signal ?? code}) before it was ready: ${stderr.trim().slice(-500)}`)));
+    child.on('exit', (code, signal) =>
+      fail(new Error(`${name} exited (${signal ?? code}) before it was ready: ${stderr.trim().slice(-500)}`)),
+    );
     child.on('error', fail);
   });
 }

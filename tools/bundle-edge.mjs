@@ -30,4 +30,6 @@ const result = await build({
   logLevel: 'warning',
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-console.log(`edge bundle: ${path.relative(process.cwd(), outdir) || '.'}/main.js (${(bytes / 1e6).toFixed(2)} MB with its source map)`);
+console.log(
+  `edge bundle: ${path.relative(process.cwd(), outdir) || '.'}/main.js (${(bytes / 1e6).toFixed(2)} MB with its source map)`,
+);

@@ -102,12 +102,21 @@ const RULES = [
 function sourceFiles(root) {
   let files;
   try {
-    const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     files = out.split('\0').filter(Boolean);
   } catch {
     files = walk(root, '');
   }
-  return files.filter((f) => SOURCE_EXTENSIONS.some((e) => f.endsWith(e)) && !f.split('/').some((part) => SKIPPED_DIRS.has(part)) && fs.existsSync(path.join(root, f)));
+  return files.filter(
+    (f) =>
+      SOURCE_EXTENSIONS.some((e) => f.endsWith(e)) &&
+      !f.split('/').some((part) => SKIPPED_DIRS.has(part)) &&
+      fs.existsSync(path.join(root, f)),
+  );
 }
 
 function walk(root, dir) {
@@ -128,17 +137,29 @@ function walk(root, dir) {
  */
 function importsOf(root, file) {
   const text = fs.readFileSync(path.join(root, file), 'utf8');
-  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, file.endsWith('.ts') ? ts.ScriptKind.TS : ts.ScriptKind.JS);
+  const source = ts.createSourceFile(
+    file,
+    text,
+    ts.ScriptTarget.Latest,
+    true,
+    file.endsWith('.ts') ? ts.ScriptKind.TS : ts.ScriptKind.JS,
+  );
   const found = [];
   const add = (literal, typeOnly) => {
     if (!ts.isStringLiteralLike(literal) || !literal.text.startsWith('.')) return;
-    found.push({ spec: literal.text, line: source.getLineAndCharacterOfPosition(literal.getStart(source)).line + 1, typeOnly });
+    found.push({
+      spec: literal.text,
+      line: source.getLineAndCharacterOfPosition(literal.getStart(source)).line + 1,
+      typeOnly,
+    });
   };
   const visit = (node) => {
     if (ts.isImportDeclaration(node)) {
       const clause = node.importClause;
-      const named = clause?.namedBindings && ts.isNamedImports(clause.namedBindings) ? clause.namedBindings.elements : undefined;
-      const allNamedTypeOnly = !!clause && !clause.name && !!named && named.length > 0 && named.every((e) => e.isTypeOnly);
+      const named =
+        clause?.namedBindings && ts.isNamedImports(clause.namedBindings) ? clause.namedBindings.elements : undefined;
+      const allNamedTypeOnly =
+        !!clause && !clause.name && !!named && named.length > 0 && named.every((e) => e.isTypeOnly);
       add(node.moduleSpecifier, !!clause && (clause.isTypeOnly || allNamedTypeOnly));
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
       const named = node.exportClause && ts.isNamedExports(node.exportClause) ? node.exportClause.elements : undefined;
@@ -160,7 +181,16 @@ function importsOf(root, file) {
 function resolve(root, from, spec, known) {
   const base = path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
   const stem = base.replace(/\.(c|m)?js$/, '');
-  const candidates = [base, `${stem}.ts`, `${stem}.mjs`, `${stem}.cjs`, `${stem}.js`, `${base}/index.ts`, `${base}/index.mjs`, `${base}/index.cjs`];
+  const candidates = [
+    base,
+    `${stem}.ts`,
+    `${stem}.mjs`,
+    `${stem}.cjs`,
+    `${stem}.js`,
+    `${base}/index.ts`,
+    `${base}/index.mjs`,
+    `${base}/index.cjs`,
+  ];
   return candidates.find((c) => known.has(c) || (c.endsWith('.js') && fs.existsSync(path.join(root, c))));
 }
 
@@ -256,7 +286,8 @@ export function checkLayering(root, options = {}) {
     if (allowedSets.includes(component.join('\n'))) continue;
     const cycle = cycleThrough(graph, component, component[0]);
     const [from, to] = cycle;
-    const others = component.length > cycle.length - 1 ? ` (${component.length} modules in the cycle: ${component.join(', ')})` : '';
+    const others =
+      component.length > cycle.length - 1 ? ` (${component.length} modules in the cycle: ${component.join(', ')})` : '';
     violations.push(
       `${from}:${edgeLine.get(`${from}>${to}`)} imports ${to} — no import cycles among non-test modules: ${cycle.join(' → ')}${others} — move what both sides need into a module neither imports, or make one of the imports type-only`,
     );

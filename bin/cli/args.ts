@@ -57,7 +57,9 @@ function suggest(word: string, known: string[]): string {
       bestDistance = d;
     }
   }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4)) ? ` Did you mean --${best}?` : '';
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4))
+    ? ` Did you mean --${best}?`
+    : '';
 }
 
 function editDistance(a: string, b: string): number {
@@ -95,13 +97,17 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParsedArg
       help = true;
       continue;
     }
-    if (!arg.startsWith('--')) throw usageError(`unknown option ${arg}`, `Options are long (--name); see \`${cmd} --help\`.`);
+    if (!arg.startsWith('--'))
+      throw usageError(`unknown option ${arg}`, `Options are long (--name); see \`${cmd} --help\`.`);
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     const inline = eq === -1 ? undefined : arg.slice(eq + 1);
     const opt = byName.get(name);
     if (!opt) {
-      throw usageError(`unknown option --${name}.${suggest(name, [...byName.keys()])}`, `See \`${cmd} --help\` for the options it takes.`);
+      throw usageError(
+        `unknown option --${name}.${suggest(name, [...byName.keys()])}`,
+        `See \`${cmd} --help\` for the options it takes.`,
+      );
     }
     if (opt.type === 'boolean') {
       if (inline !== undefined) throw usageError(`--${name} is a flag and takes no value`, `Write --${name} alone.`);
@@ -118,10 +124,20 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParsedArg
       i++;
     }
     if (value === '') throw usageError(`--${name} needs a non-empty value`, `Write --${name} ${opt.value ?? 'VALUE'}.`);
-    const values = opt.type === 'list' ? value.split(',').map((v) => v.trim()).filter((v) => v.length > 0) : [value];
+    const values =
+      opt.type === 'list'
+        ? value
+            .split(',')
+            .map((v) => v.trim())
+            .filter((v) => v.length > 0)
+        : [value];
     if (opt.choices) {
       for (const v of values) {
-        if (!opt.choices.includes(v)) throw usageError(`--${name} ${v} is not one of ${opt.choices.join(', ')}`, `Pick one of: ${opt.choices.join(', ')}.`);
+        if (!opt.choices.includes(v))
+          throw usageError(
+            `--${name} ${v} is not one of ${opt.choices.join(', ')}`,
+            `Pick one of: ${opt.choices.join(', ')}.`,
+          );
       }
     }
     if (opt.type === 'list') {
@@ -138,7 +154,8 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParsedArg
   for (const ps of specs) {
     if (ps.variadic) {
       positionals[ps.name] = rest.slice(p);
-      if (ps.required && rest.length <= p) throw usageError(`missing ${ps.name.toUpperCase()}`, `Usage: ${usageLine(spec)}`);
+      if (ps.required && rest.length <= p)
+        throw usageError(`missing ${ps.name.toUpperCase()}`, `Usage: ${usageLine(spec)}`);
       p = rest.length;
       continue;
     }
@@ -163,7 +180,8 @@ export function formatHelp(spec: CommandSpec): string {
   if (spec.description) lines.push('', spec.description);
   if (spec.positionals?.length) {
     lines.push('', 'arguments:');
-    for (const p of spec.positionals) lines.push(`  ${(p.name.toUpperCase() + (p.variadic ? '...' : '')).padEnd(26)} ${p.description}`);
+    for (const p of spec.positionals)
+      lines.push(`  ${(p.name.toUpperCase() + (p.variadic ? '...' : '')).padEnd(26)} ${p.description}`);
   }
   lines.push('', 'options:');
   for (const o of [...spec.options, HELP_OPTION]) {
@@ -190,7 +208,10 @@ export const opt = {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw usageError(`--${name} ${v} is not a whole number from ${min} to ${max}`, `Write e.g. --${name} ${fallback}.`);
+      throw usageError(
+        `--${name} ${v} is not a whole number from ${min} to ${max}`,
+        `Write e.g. --${name} ${fallback}.`,
+      );
     }
     return n;
   },

@@ -67,7 +67,13 @@ export class AwsClients {
     if (options.profile && !options.local) process.env.AWS_PROFILE = options.profile;
   }
 
-  private common(endpoint: string | undefined): { region?: string; endpoint?: string; credentials?: typeof LOCAL_CREDENTIALS; requestHandler: NodeHttpHandler; maxAttempts: number } {
+  private common(endpoint: string | undefined): {
+    region?: string;
+    endpoint?: string;
+    credentials?: typeof LOCAL_CREDENTIALS;
+    requestHandler: NodeHttpHandler;
+    maxAttempts: number;
+  } {
     const local = this.options.local;
     return {
       region: local ? local.region : this.options.region,
@@ -110,6 +116,14 @@ export class AwsClients {
   }
 
   destroy(): void {
-    for (const c of [this.kmsClient, this.ssmClient, this.pcaClient, this.lambdaClient, this.scalingClient, ...this.regionalKms.values()]) c?.destroy();
+    for (const c of [
+      this.kmsClient,
+      this.ssmClient,
+      this.pcaClient,
+      this.lambdaClient,
+      this.scalingClient,
+      ...this.regionalKms.values(),
+    ])
+      c?.destroy();
   }
 }

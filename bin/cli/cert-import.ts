@@ -16,7 +16,15 @@ import * as crypto from 'node:crypto';
 import { CreateAliasCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { type CertificateState, type StoredCertificate, SLOT_PATTERN } from '../../contract/certificate-store-entry';
 import { ConfigError } from '../../contract/config-error';
-import { canonicalDnsName, dnsNames, hasExpired, isNotYetValid, namesCover, pemCertificateBlocks, validityOf } from '../../contract/x509';
+import {
+  canonicalDnsName,
+  dnsNames,
+  hasExpired,
+  isNotYetValid,
+  namesCover,
+  pemCertificateBlocks,
+  validityOf,
+} from '../../contract/x509';
 import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { describeAwsFailure } from '../../contract/aws-errors';
 import { awsError, failed, refused, usageError } from './errors';
@@ -58,7 +66,10 @@ const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
 /** The private-key check comes first and looks at everything, parsed or not. */
 export function refusePrivateKey(text: string): void {
   if (/PRIVATE KEY-----/.test(text)) {
-    throw refused('the certificate file contains a private key', 'Remove the PRIVATE KEY block (and rotate that key if it was ever a real one): keyless keys never leave KMS, and a certificate file must hold certificates only.');
+    throw refused(
+      'the certificate file contains a private key',
+      'Remove the PRIVATE KEY block (and rotate that key if it was ever a real one): keyless keys never leave KMS, and a certificate file must hold certificates only.',
+    );
   }
 }
 
@@ -69,14 +80,24 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   const leftover = pemText.replace(PEM_BLOCK_RE, '').trim();
   const other = blocks.find((b) => b[1] !== 'CERTIFICATE');
   if (other || leftover.length > 0) {
-    throw refused(`the certificate file holds ${other ? `a ${other[1]} block` : 'text outside PEM blocks'}`, 'Give a PEM chain of CERTIFICATE blocks only, leaf first.');
+    throw refused(
+      `the certificate file holds ${other ? `a ${other[1]} block` : 'text outside PEM blocks'}`,
+      'Give a PEM chain of CERTIFICATE blocks only, leaf first.',
+    );
   }
-  if (blocks.length === 0) throw refused('the certificate file holds no certificate', 'Give the PEM chain, leaf first (e.g. the output of `keyless cert issue`).');
+  if (blocks.length === 0)
+    throw refused(
+      'the certificate file holds no certificate',
+      'Give the PEM chain, leaf first (e.g. the output of `keyless cert issue`).',
+    );
   const certificates = blocks.map((b, i) => {
     try {
       return new crypto.X509Certificate(b[0]);
     } catch (e) {
-      throw refused(`certificate ${i + 1} in the file cannot be parsed (${(e as Error).message})`, 'Give the PEM chain as your CA issued it.');
+      throw refused(
+        `certificate ${i + 1} in the file cannot be parsed (${(e as Error).message})`,
+        'Give the PEM chain as your CA issued it.',
+      );
     }
   });
   const leaf = certificates[0];
@@ -92,20 +113,44 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
   certificates.forEach((c, i) => {
     const what = i === 0 ? 'the certificate' : `chain certificate ${i + 1} (${c.subject.replace(/\n/g, ', ')})`;
     const validity = validityOf(c);
-    if (isNotYetValid(validity, now)) throw refused(`${what} is not valid yet: valid from ${iso(new Date(validity.notBefore))}`, 'Import it once it is valid (check the clocks of the CA and of this machine).');
-    if (hasExpired(validity, now)) throw refused(`${what} expired on ${iso(new Date(validity.notAfter))}`, i === 0 ? 'Issue a new certificate (`keyless cert issue`) and import that.' : 'Get the current chain from your CA.');
+    if (isNotYetValid(validity, now))
+      throw refused(
+        `${what} is not valid yet: valid from ${iso(new Date(validity.notBefore))}`,
+        'Import it once it is valid (check the clocks of the CA and of this machine).',
+      );
+    if (hasExpired(validity, now))
+      throw refused(
+        `${what} expired on ${iso(new Date(validity.notAfter))}`,
+        i === 0
+          ? 'Issue a new certificate (`keyless cert issue`) and import that.'
+          : 'Get the current chain from your CA.',
+      );
   });
-  if (leaf.ca) throw refused('the first certificate is a CA certificate, not a server certificate', 'Put the server (leaf) certificate first, then its issuers.');
+  if (leaf.ca)
+    throw refused(
+      'the first certificate is a CA certificate, not a server certificate',
+      'Put the server (leaf) certificate first, then its issuers.',
+    );
   const eku = leaf.keyUsage;
   if (eku && eku.length > 0 && !eku.includes(SERVER_AUTH) && !eku.includes(ANY_EKU)) {
-    throw refused('the certificate is not for TLS servers (its extended key usage lacks serverAuth)', 'Issue it with the serverAuth extended key usage (keyless cert issue does).');
+    throw refused(
+      'the certificate is not for TLS servers (its extended key usage lacks serverAuth)',
+      'Issue it with the serverAuth extended key usage (keyless cert issue does).',
+    );
   }
   for (let i = 0; i + 1 < certificates.length; i++) {
     const child = certificates[i];
     const parent = certificates[i + 1];
-    if (!parent.ca) throw refused(`chain certificate ${i + 2} (${parent.subject.replace(/\n/g, ', ')}) is not a CA certificate`, 'Give the chain leaf first, then each issuer in order.');
+    if (!parent.ca)
+      throw refused(
+        `chain certificate ${i + 2} (${parent.subject.replace(/\n/g, ', ')}) is not a CA certificate`,
+        'Give the chain leaf first, then each issuer in order.',
+      );
     if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      throw refused(`the chain is broken: certificate ${i + 2} did not issue certificate ${i + 1} (${child.issuer.replace(/\n/g, ', ')})`, 'Give the chain leaf first, then each issuer in order, as the CA delivered it.');
+      throw refused(
+        `the chain is broken: certificate ${i + 2} did not issue certificate ${i + 1} (${child.issuer.replace(/\n/g, ', ')})`,
+        'Give the chain leaf first, then each issuer in order, as the CA delivered it.',
+      );
     }
   }
   const last = certificates[certificates.length - 1];
@@ -115,17 +160,28 @@ export function checkCertificateChain(pemText: string, opts: ChainCheckOptions):
     if (anchors.length === 0) throw usageError('--ca holds no certificate', 'Give the CA certificate in PEM.');
     const anchored = anchors.some((a) => a.raw.equals(last.raw) || (last.checkIssued(a) && last.verify(a.publicKey)));
     if (!anchored) {
-      throw refused(`the chain does not lead to the given CA: it ends at ${last.subject.replace(/\n/g, ', ')}, issued by ${last.issuer.replace(/\n/g, ', ')}`, 'Check --ca, or add the missing intermediate certificates to the chain.');
+      throw refused(
+        `the chain does not lead to the given CA: it ends at ${last.subject.replace(/\n/g, ', ')}, issued by ${last.issuer.replace(/\n/g, ', ')}`,
+        'Check --ca, or add the missing intermediate certificates to the chain.',
+      );
     }
   }
   const sans = dnsNames(leaf);
   const hostnames = opts.hostnames && opts.hostnames.length > 0 ? opts.hostnames.map(canonicalDnsName) : sans;
-  if (hostnames.length === 0) throw refused('the certificate names no DNS name (no subjectAltName)', 'Issue it with the host names as DNS subjectAltNames (keyless csr --dns ...).');
+  if (hostnames.length === 0)
+    throw refused(
+      'the certificate names no DNS name (no subjectAltName)',
+      'Issue it with the host names as DNS subjectAltNames (keyless csr --dns ...).',
+    );
   for (const h of hostnames) {
     // A wildcard hostname entry is served as given, so it must be literally in the SAN list; any other
     // name must be covered by the one rule the edge serves by (contract/x509.ts).
     const covered = h.startsWith('*.') ? sans.includes(h) : namesCover(sans, h);
-    if (!covered) throw refused(`the certificate does not cover host name ${h} (it names ${sans.join(', ') || 'nothing'})`, 'Drop that --hostname, or issue a certificate that names it.');
+    if (!covered)
+      throw refused(
+        `the certificate does not cover host name ${h} (it names ${sans.join(', ') || 'nothing'})`,
+        'Drop that --hostname, or issue a certificate that names it.',
+      );
   }
   return {
     chainPem: certificates.map((c) => `${c.toString().trim()}\n`).join(''),
@@ -151,7 +207,11 @@ export async function publicKeyOfKeyName(
   if (deps.kms && deps.aliasPrefix) {
     const info = await describeKeyByName(deps.kms, deps.aliasPrefix, keyName);
     if (info) {
-      if (!info.enabled) throw refused(`key ${keyName} is ${info.keyState}`, 'A certificate for a disabled key can never be served; use an enabled key.');
+      if (!info.enabled)
+        throw refused(
+          `key ${keyName} is ${info.keyState}`,
+          'A certificate for a disabled key can never be served; use an enabled key.',
+        );
       const pub = await kmsPublicKey(deps.kms, info.keyId);
       return { spki: pub.spki, keySpec: pub.keySpec, source: 'kms' };
     }
@@ -204,19 +264,35 @@ export async function importCertificate(
   deps: { store: CertificateStoreBackend; kms?: KMSClient; keyService?: KeyServiceProbe; progress?: Progress },
 ): Promise<ImportedCertificate> {
   const progress = deps.progress ?? silent;
-  if (!SLOT_PATTERN.test(opts.slot)) throw usageError(`slot ${JSON.stringify(opts.slot)} is not valid`, 'Use 1 to 64 of letters, digits, "_" and "-" (e.g. --slot site).');
+  if (!SLOT_PATTERN.test(opts.slot))
+    throw usageError(
+      `slot ${JSON.stringify(opts.slot)} is not valid`,
+      'Use 1 to 64 of letters, digits, "_" and "-" (e.g. --slot site).',
+    );
   const state = opts.state ?? 'staged';
   // Refuse a private key before any network call.
   refusePrivateKey(opts.chainText);
   progress(`reading the public key of ${opts.keyName}`);
-  const pub = await publicKeyOfKeyName(opts.keyName, { kms: deps.kms, aliasPrefix: opts.aliasPrefix, keyService: deps.keyService });
-  const checked = checkCertificateChain(opts.chainText, { spki: pub.spki, keyName: opts.keyName, caPem: opts.caPem, hostnames: opts.hostnames, now: opts.now });
+  const pub = await publicKeyOfKeyName(opts.keyName, {
+    kms: deps.kms,
+    aliasPrefix: opts.aliasPrefix,
+    keyService: deps.keyService,
+  });
+  const checked = checkCertificateChain(opts.chainText, {
+    spki: pub.spki,
+    keyName: opts.keyName,
+    caPem: opts.caPem,
+    hostnames: opts.hostnames,
+    now: opts.now,
+  });
   const warnings: string[] = [];
   const daysLeft = Math.floor((checked.notAfter.getTime() - (opts.now ?? new Date()).getTime()) / 86_400_000);
   if (daysLeft < 14) warnings.push(`the certificate expires in ${daysLeft} days (${iso(checked.notAfter)})`);
   if (!checked.endsAtRoot && opts.caPem === undefined) {
     const last = checked.certificates[checked.certificates.length - 1];
-    warnings.push(`the chain ends below a root (at a certificate issued by ${last.issuer.replace(/\n/g, ', ')}); clients must trust that issuer: pass --ca to check the chain against it`);
+    warnings.push(
+      `the chain ends below a root (at a certificate issued by ${last.issuer.replace(/\n/g, ', ')}); clients must trust that issuer: pass --ca to check the chain against it`,
+    );
   }
 
   progress(`checking the certificate store ${deps.store.location}`);
@@ -229,15 +305,23 @@ export async function importCertificate(
   const id = opts.keyName;
   const existing = entries.find((e) => e.id === id);
   if (existing && existing.keyName !== opts.keyName) {
-    throw refused(`the store entry ${id} belongs to key ${existing.keyName}`, 'Entries are named after their key; remove the stray entry first.');
+    throw refused(
+      `the store entry ${id} belongs to key ${existing.keyName}`,
+      'Entries are named after their key; remove the stray entry first.',
+    );
   }
   if (existing?.slot !== undefined && existing.slot !== opts.slot) {
-    throw refused(`key ${opts.keyName}'s certificate is in slot ${existing.slot}, not ${opts.slot}`, `Import it with --slot ${existing.slot}; a key generation belongs to one slot.`);
+    throw refused(
+      `key ${opts.keyName}'s certificate is in slot ${existing.slot}, not ${opts.slot}`,
+      `Import it with --slot ${existing.slot}; a key generation belongs to one slot.`,
+    );
   }
   if (existing && existing.state !== 'staged' && state === 'staged') {
     throw refused(
       `key ${opts.keyName}'s certificate is ${existing.state}; importing it as staged would stop serving it`,
-      existing.state === 'live' ? 'To renew the certificate of a live key in place, pass --live.' : 'Finish the rotation (`keyless rotate`) before re-importing it.',
+      existing.state === 'live'
+        ? 'To renew the certificate of a live key in place, pass --live.'
+        : 'Finish the rotation (`keyless rotate`) before re-importing it.',
     );
   }
   if (state === 'live') {
@@ -251,7 +335,14 @@ export async function importCertificate(
   }
   progress(`storing ${state} certificate ${id} in ${deps.store.location}`);
   try {
-    await deps.store.put({ id, keyName: opts.keyName, slot: opts.slot, state, hostnames: checked.hostnames, chainPem: checked.chainPem });
+    await deps.store.put({
+      id,
+      keyName: opts.keyName,
+      slot: opts.slot,
+      state,
+      hostnames: checked.hostnames,
+      chainPem: checked.chainPem,
+    });
   } catch (e) {
     throw storeError(e, deps.store.location, 'write');
   }
@@ -282,9 +373,19 @@ export async function importCertificate(
  * `keyless status` shows and `keyless rotate` promote swaps). An alias that already exists is left
  * alone — moving it is promotion's job — with a warning when it points at another key.
  */
-async function ensureLiveAlias(kms: KMSClient, aliasPrefix: string, slot: string, keyName: string, warnings: string[], progress: Progress): Promise<string> {
+async function ensureLiveAlias(
+  kms: KMSClient,
+  aliasPrefix: string,
+  slot: string,
+  keyName: string,
+  warnings: string[],
+  progress: Progress,
+): Promise<string> {
   const alias = keyAlias(aliasPrefix, slot);
-  const [current, key] = await Promise.all([describeKeyByName(kms, aliasPrefix, slot), describeKeyByName(kms, aliasPrefix, keyName)]);
+  const [current, key] = await Promise.all([
+    describeKeyByName(kms, aliasPrefix, slot),
+    describeKeyByName(kms, aliasPrefix, keyName),
+  ]);
   if (!key) return alias;
   if (!current) {
     progress(`creating the live alias ${alias} → ${keyName}`);
@@ -294,17 +395,22 @@ async function ensureLiveAlias(kms: KMSClient, aliasPrefix: string, slot: string
       if ((e as Error).name !== 'AlreadyExistsException') throw awsError(e, `KMS CreateAlias ${alias}`);
     }
   } else if (current.keyId !== key.keyId) {
-    warnings.push(`the live alias ${alias} points at key ${current.keyId}, not at ${keyName}'s; \`keyless rotate ${slot}\` moves it when it promotes`);
+    warnings.push(
+      `the live alias ${alias} points at key ${current.keyId}, not at ${keyName}'s; \`keyless rotate ${slot}\` moves it when it promotes`,
+    );
   }
   return alias;
 }
 
 /** Store failures: a ConfigError is an invalid entry (refused); anything else failed the operation. */
 export function storeError(e: unknown, location: string, verb: 'read' | 'write'): Error {
-  if (e instanceof ConfigError) return refused(`certificate store ${location}: ${e.message}`, 'Fix or remove the entry it names.');
+  if (e instanceof ConfigError)
+    return refused(`certificate store ${location}: ${e.message}`, 'Fix or remove the entry it names.');
   // The SSM backend wraps SDK errors; judge the SDK's own error (network → 69, access denied → 1).
   const cause = (e as { cause?: unknown }).cause ?? e;
-  if (typeof cause === 'object' && cause !== null && '$metadata' in cause) return awsError(cause, `${verb === 'read' ? 'reading' : 'writing'} the certificate store ${location}`);
-  if (describeAwsFailure(cause).unreachable) return awsError(cause, `${verb === 'read' ? 'reading' : 'writing'} the certificate store ${location}`);
+  if (typeof cause === 'object' && cause !== null && '$metadata' in cause)
+    return awsError(cause, `${verb === 'read' ? 'reading' : 'writing'} the certificate store ${location}`);
+  if (describeAwsFailure(cause).unreachable)
+    return awsError(cause, `${verb === 'read' ? 'reading' : 'writing'} the certificate store ${location}`);
   return failed(`cannot ${verb} the certificate store ${location}: ${(e as Error).message}`, undefined, e);
 }

@@ -25,7 +25,14 @@ import { awsError, failed, isAwsSdkError, refused, unavailable, usageError } fro
 import { parseCsr } from './csr';
 import { type Progress, silent } from './output';
 
-export const PCA_SIGNING_ALGORITHMS = ['SHA256WITHECDSA', 'SHA384WITHECDSA', 'SHA512WITHECDSA', 'SHA256WITHRSA', 'SHA384WITHRSA', 'SHA512WITHRSA'] as const;
+export const PCA_SIGNING_ALGORITHMS = [
+  'SHA256WITHECDSA',
+  'SHA384WITHECDSA',
+  'SHA512WITHECDSA',
+  'SHA256WITHRSA',
+  'SHA384WITHRSA',
+  'SHA512WITHRSA',
+] as const;
 
 export type CertificateAuthority =
   | {
@@ -80,16 +87,20 @@ export async function issueCertificate(
 ): Promise<IssuedCertificate> {
   const progress = deps.progress ?? silent;
   const days = opts.days ?? 90;
-  if (!Number.isInteger(days) || days < 1 || days > 3650) throw usageError(`--days ${days} is out of range`, 'Give 1 to 3650 days (public CAs allow at most 398).');
+  if (!Number.isInteger(days) || days < 1 || days > 3650)
+    throw usageError(`--days ${days} is out of range`, 'Give 1 to 3650 days (public CAs allow at most 398).');
   const req = await parseCsr(opts.csrPem);
-  if (req.dnsNames.length === 0) throw refused('the certificate request names no DNS name', 'Create it with `keyless csr --dns example.com`.');
+  if (req.dnsNames.length === 0)
+    throw refused('the certificate request names no DNS name', 'Create it with `keyless csr --dns example.com`.');
 
   let chainPem: string;
   let certificateArn: string | undefined;
   if (opts.ca.kind === 'dev') {
     if (!deps.kms) throw new TypeError('the dev CA needs a KMS client');
     const caCert = new crypto.X509Certificate(opts.ca.caCertPem);
-    progress(`issuing a ${days}-day certificate for ${req.dnsNames.join(', ')} with the dev CA (KMS key ${opts.ca.caAlias})`);
+    progress(
+      `issuing a ${days}-day certificate for ${req.dnsNames.join(', ')} with the dev CA (KMS key ${opts.ca.caAlias})`,
+    );
     let leafPem: string;
     try {
       leafPem = await issueLeaf(deps.kms, {
@@ -102,7 +113,10 @@ export async function issueCertificate(
       });
     } catch (e) {
       if (isAwsSdkError(e)) throw awsError(e, `KMS Sign with the dev CA key ${opts.ca.caAlias}`);
-      throw refused(`the dev CA cannot issue: ${(e as Error).message}`, 'Run `npm start` once (it creates the dev CA), and pass --local or --ca-cert/--ca-alias that belong together.');
+      throw refused(
+        `the dev CA cannot issue: ${(e as Error).message}`,
+        'Run `npm start` once (it creates the dev CA), and pass --local or --ca-cert/--ca-alias that belong together.',
+      );
     }
     chainPem = normalize(leafPem) + normalize(caCert.toString());
   } else {
@@ -114,9 +128,13 @@ export async function issueCertificate(
   const leaf = chain[0];
   if (!leaf) throw failed('the CA returned no certificate');
   if (!leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(req.spki)) {
-    throw failed('the CA returned a certificate for another public key than the request', 'Report this to whoever runs the CA; do not import it.');
+    throw failed(
+      'the CA returned a certificate for another public key than the request',
+      'Report this to whoever runs the CA; do not import it.',
+    );
   }
-  if (chain[1] && !leaf.verify(chain[1].publicKey)) throw failed('the issued certificate does not verify under its issuing CA certificate');
+  if (chain[1] && !leaf.verify(chain[1].publicKey))
+    throw failed('the issued certificate does not verify under its issuing CA certificate');
   return {
     chainPem: chain.map((c) => normalize(c.toString())).join(''),
     leafPem: normalize(leaf.toString()),
@@ -139,25 +157,42 @@ async function issueWithPrivateCa(
 ): Promise<{ chainPem: string; certificateArn: string }> {
   let signingAlgorithm = ca.signingAlgorithm;
   if (signingAlgorithm && !(PCA_SIGNING_ALGORITHMS as readonly string[]).includes(signingAlgorithm)) {
-    throw usageError(`--signing-algorithm ${signingAlgorithm} is not one of ${PCA_SIGNING_ALGORITHMS.join(', ')}`, 'Leave it out to use the CA\'s own algorithm.');
+    throw usageError(
+      `--signing-algorithm ${signingAlgorithm} is not one of ${PCA_SIGNING_ALGORITHMS.join(', ')}`,
+      "Leave it out to use the CA's own algorithm.",
+    );
   }
   progress(`checking AWS Private CA ${ca.arn}`);
   let described;
   try {
-    described = (await pca.send(new DescribeCertificateAuthorityCommand({ CertificateAuthorityArn: ca.arn }))).CertificateAuthority;
+    described = (await pca.send(new DescribeCertificateAuthorityCommand({ CertificateAuthorityArn: ca.arn })))
+      .CertificateAuthority;
   } catch (e) {
-    if ((e as Error).name === 'ResourceNotFoundException') throw refused(`there is no private CA ${ca.arn} in this account and region`, 'Check --pca-arn and --region.');
+    if ((e as Error).name === 'ResourceNotFoundException')
+      throw refused(`there is no private CA ${ca.arn} in this account and region`, 'Check --pca-arn and --region.');
     throw awsError(e, 'ACM PCA DescribeCertificateAuthority');
   }
   if (described?.Status !== 'ACTIVE') {
-    throw refused(`private CA ${ca.arn} is ${described?.Status ?? 'in an unknown state'}, not ACTIVE`, 'Activate it (install its CA certificate) or use another CA.');
+    throw refused(
+      `private CA ${ca.arn} is ${described?.Status ?? 'in an unknown state'}, not ACTIVE`,
+      'Activate it (install its CA certificate) or use another CA.',
+    );
   }
   signingAlgorithm ??= described.CertificateAuthorityConfiguration?.SigningAlgorithm;
-  if (!signingAlgorithm) throw usageError('the private CA reports no signing algorithm', 'Pass --signing-algorithm (e.g. SHA256WITHRSA for an RSA CA).');
+  if (!signingAlgorithm)
+    throw usageError(
+      'the private CA reports no signing algorithm',
+      'Pass --signing-algorithm (e.g. SHA256WITHRSA for an RSA CA).',
+    );
 
   // The same request asked twice within PCA's idempotency window yields the same certificate, so a
   // retried command does not issue twice.
-  const idempotencyToken = crypto.createHash('sha256').update(csrPem.trim()).update(`|${days}|${signingAlgorithm}`).digest('hex').slice(0, 36);
+  const idempotencyToken = crypto
+    .createHash('sha256')
+    .update(csrPem.trim())
+    .update(`|${days}|${signingAlgorithm}`)
+    .digest('hex')
+    .slice(0, 36);
   progress(`requesting a ${days}-day certificate (${signingAlgorithm})`);
   let certificateArn: string | undefined;
   try {
@@ -175,8 +210,16 @@ async function issueWithPrivateCa(
     ).CertificateArn;
   } catch (e) {
     const name = (e as Error).name;
-    if (name === 'MalformedCSRException' || name === 'InvalidArgsException' || name === 'InvalidArnException' || name === 'InvalidStateException') {
-      throw refused(`AWS Private CA refused the request: ${name}: ${(e as Error).message}`, 'Check the names, --signing-algorithm (it must match the CA key type) and --days.');
+    if (
+      name === 'MalformedCSRException' ||
+      name === 'InvalidArgsException' ||
+      name === 'InvalidArnException' ||
+      name === 'InvalidStateException'
+    ) {
+      throw refused(
+        `AWS Private CA refused the request: ${name}: ${(e as Error).message}`,
+        'Check the names, --signing-algorithm (it must match the CA key type) and --days.',
+      );
     }
     throw awsError(e, 'ACM PCA IssueCertificate');
   }
@@ -187,14 +230,22 @@ async function issueWithPrivateCa(
   let delay = ca.pollIntervalMs ?? 1000;
   for (;;) {
     try {
-      const out = await pca.send(new GetCertificateCommand({ CertificateAuthorityArn: ca.arn, CertificateArn: certificateArn }));
+      const out = await pca.send(
+        new GetCertificateCommand({ CertificateAuthorityArn: ca.arn, CertificateArn: certificateArn }),
+      );
       if (!out.Certificate) throw failed('ACM PCA GetCertificate returned no certificate');
-      return { chainPem: normalize(out.Certificate) + (out.CertificateChain ? normalize(out.CertificateChain) : ''), certificateArn };
+      return {
+        chainPem: normalize(out.Certificate) + (out.CertificateChain ? normalize(out.CertificateChain) : ''),
+        certificateArn,
+      };
     } catch (e) {
       if ((e as Error).name !== 'RequestInProgressException') throw awsError(e, 'ACM PCA GetCertificate');
     }
     if (Date.now() + delay > deadline) {
-      throw unavailable(`the certificate ${certificateArn} was not issued within ${ca.maxWaitSeconds ?? 300} s`, 'Fetch it later with `aws acm-pca get-certificate` and import it with `keyless cert import`.');
+      throw unavailable(
+        `the certificate ${certificateArn} was not issued within ${ca.maxWaitSeconds ?? 300} s`,
+        'Fetch it later with `aws acm-pca get-certificate` and import it with `keyless cert import`.',
+      );
     }
     progress('not issued yet; waiting');
     await sleep(delay);

@@ -3,7 +3,14 @@
  * only imports the commands; a command that runs others (`rotate`) imports their cores directly, never
  * this table, so there is no import cycle.
  */
-import { certImportCommand, certIssueCommand, type Command, csrCommand, keysCreateCommand, statusCommand } from './commands';
+import {
+  certImportCommand,
+  certIssueCommand,
+  type Command,
+  csrCommand,
+  keysCreateCommand,
+  statusCommand,
+} from './commands';
 import { fleetScaleCommand, fleetStatusCommand } from './fleet';
 import { rotateCommand } from './rotate';
 

@@ -29,23 +29,58 @@ export const LOCAL_FUNCTION_NAME = 'keyless-key-service';
 const LOCAL_REGION = 'us-east-1';
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [
-  { name: 'region', type: 'string', value: 'REGION', description: 'AWS region (default: AWS_REGION or the profile\'s)' },
+  { name: 'region', type: 'string', value: 'REGION', description: "AWS region (default: AWS_REGION or the profile's)" },
   { name: 'profile', type: 'string', value: 'NAME', description: 'AWS profile from ~/.aws/config' },
-  { name: 'deployment', type: 'string', value: 'NAME', description: 'deployment name (default KEYLESS_DEPLOYMENT or dev)' },
-  { name: 'alias-prefix', type: 'string', value: 'PREFIX', description: 'KMS alias prefix of key names (default alias/keyless/<deployment>/keys/)' },
-  { name: 'local', type: 'boolean', description: 'use the running local stack (npm start): its KMS, key service and certificate directory' },
-  { name: 'dev-dir', type: 'string', value: 'DIR', description: 'the local stack\'s folder (default KEYLESS_DEV_DIR or .keyless/dev)' },
+  {
+    name: 'deployment',
+    type: 'string',
+    value: 'NAME',
+    description: 'deployment name (default KEYLESS_DEPLOYMENT or dev)',
+  },
+  {
+    name: 'alias-prefix',
+    type: 'string',
+    value: 'PREFIX',
+    description: 'KMS alias prefix of key names (default alias/keyless/<deployment>/keys/)',
+  },
+  {
+    name: 'local',
+    type: 'boolean',
+    description: 'use the running local stack (npm start): its KMS, key service and certificate directory',
+  },
+  {
+    name: 'dev-dir',
+    type: 'string',
+    value: 'DIR',
+    description: "the local stack's folder (default KEYLESS_DEV_DIR or .keyless/dev)",
+  },
   { name: 'json', type: 'boolean', description: 'print the result as JSON (for scripts)' },
   { name: 'quiet', type: 'boolean', description: 'no progress output on stderr' },
 ];
 
 export const STORE_OPTIONS: OptionSpec[] = [
-  { name: 'cert-dir', type: 'string', value: 'DIR', description: 'certificate store in a directory (default KEYLESS_CERT_DIR; with --local <dev-dir>/certs)' },
-  { name: 'ssm-prefix', type: 'string', value: 'PREFIX', description: 'certificate store in SSM Parameter Store (default KEYLESS_CERT_SSM_PREFIX or /keyless/<deployment>/certs/)' },
+  {
+    name: 'cert-dir',
+    type: 'string',
+    value: 'DIR',
+    description: 'certificate store in a directory (default KEYLESS_CERT_DIR; with --local <dev-dir>/certs)',
+  },
+  {
+    name: 'ssm-prefix',
+    type: 'string',
+    value: 'PREFIX',
+    description:
+      'certificate store in SSM Parameter Store (default KEYLESS_CERT_SSM_PREFIX or /keyless/<deployment>/certs/)',
+  },
 ];
 
 export const KEY_SERVICE_OPTIONS: OptionSpec[] = [
-  { name: 'key-service', type: 'string', value: 'FUNCTION', description: 'key-service Lambda function name or ARN (default KEYLESS_KEY_SERVICE; with --local the local one)' },
+  {
+    name: 'key-service',
+    type: 'string',
+    value: 'FUNCTION',
+    description: 'key-service Lambda function name or ARN (default KEYLESS_KEY_SERVICE; with --local the local one)',
+  },
 ];
 
 export interface CliIo {
@@ -89,7 +124,8 @@ export function readLocalStack(devDir: string): LocalEndpoints & { aliasPrefix?:
       'Start it with `npm start` in another terminal (or pass --dev-dir where it runs).',
     );
   }
-  if (typeof state.kmsUrl !== 'string') throw unavailable(`${file} names no local KMS`, 'Restart the local stack with `npm start`.');
+  if (typeof state.kmsUrl !== 'string')
+    throw unavailable(`${file} names no local KMS`, 'Restart the local stack with `npm start`.');
   return {
     kmsUrl: state.kmsUrl,
     keyServiceUrl: typeof state.keyServiceUrl === 'string' ? state.keyServiceUrl : undefined,
@@ -106,13 +142,19 @@ export function resolveContext(args: ParsedArgs, io: CliIo = {}): CliContext {
   const cwd = io.cwd ?? process.cwd();
   const out = createOutput({ json: opt.bool(args, 'json'), quiet: opt.bool(args, 'quiet'), streams: io.streams });
   const deployment = opt.str(args, 'deployment') ?? env.KEYLESS_DEPLOYMENT ?? 'dev';
-  if (!DEPLOYMENT_RE.test(deployment)) throw usageError(`deployment ${JSON.stringify(deployment)} is not a deployment name`, 'Use lower-case letters, digits and "-" (e.g. --deployment prod), as in the CDK config.');
+  if (!DEPLOYMENT_RE.test(deployment))
+    throw usageError(
+      `deployment ${JSON.stringify(deployment)} is not a deployment name`,
+      'Use lower-case letters, digits and "-" (e.g. --deployment prod), as in the CDK config.',
+    );
   const devDir = path.resolve(cwd, opt.str(args, 'dev-dir') ?? env.KEYLESS_DEV_DIR ?? path.join('.keyless', 'dev'));
   if (opt.bool(args, 'local') && (opt.str(args, 'profile') || opt.str(args, 'region'))) {
     throw usageError('--local talks to the local stack; --profile and --region are for AWS', 'Drop one of them.');
   }
   const localState = opt.bool(args, 'local') ? readLocalStack(devDir) : undefined;
-  const aliasPrefix = validateAliasPrefix(opt.str(args, 'alias-prefix') ?? env.KEYLESS_ALIAS_PREFIX ?? localState?.aliasPrefix ?? aliasPrefixFor(deployment));
+  const aliasPrefix = validateAliasPrefix(
+    opt.str(args, 'alias-prefix') ?? env.KEYLESS_ALIAS_PREFIX ?? localState?.aliasPrefix ?? aliasPrefixFor(deployment),
+  );
   const aws = new AwsClients({ region: opt.str(args, 'region'), profile: opt.str(args, 'profile'), local: localState });
 
   let opened: { store: CertificateStoreBackend; close(): void } | undefined;
@@ -120,15 +162,20 @@ export function resolveContext(args: ParsedArgs, io: CliIo = {}): CliContext {
     if (opened) return opened.store;
     const dir = opt.str(args, 'cert-dir') ?? env.KEYLESS_CERT_DIR;
     const ssmPrefix = opt.str(args, 'ssm-prefix') ?? env.KEYLESS_CERT_SSM_PREFIX;
-    if (opt.str(args, 'cert-dir') && opt.str(args, 'ssm-prefix')) throw usageError('--cert-dir and --ssm-prefix both name a certificate store', 'Give one of them.');
-    if (dir !== undefined && !(opt.str(args, 'ssm-prefix'))) opened = openCertificateStore({ directory: path.resolve(cwd, dir) });
+    if (opt.str(args, 'cert-dir') && opt.str(args, 'ssm-prefix'))
+      throw usageError('--cert-dir and --ssm-prefix both name a certificate store', 'Give one of them.');
+    if (dir !== undefined && !opt.str(args, 'ssm-prefix'))
+      opened = openCertificateStore({ directory: path.resolve(cwd, dir) });
     else if (ssmPrefix !== undefined) opened = openCertificateStore({ ssmPrefix }, aws.ssm);
     else if (localState) opened = openCertificateStore({ directory: localState.certDir ?? path.join(devDir, 'certs') });
     else opened = openCertificateStore({ ssmPrefix: certificatePrefix(deployment) }, aws.ssm);
     return opened.store;
   };
   const keyService = (): KeyServiceProbe | undefined => {
-    const fn = opt.str(args, 'key-service') ?? env.KEYLESS_KEY_SERVICE ?? (localState?.keyServiceUrl ? LOCAL_FUNCTION_NAME : undefined);
+    const fn =
+      opt.str(args, 'key-service') ??
+      env.KEYLESS_KEY_SERVICE ??
+      (localState?.keyServiceUrl ? LOCAL_FUNCTION_NAME : undefined);
     return fn ? lambdaKeyService(aws.lambda, fn) : undefined;
   };
   return {

@@ -37,16 +37,27 @@ export class CliError extends Error {
 
 export const usageError = (message: string, hint?: string): CliError => new CliError(EXIT.usage, message, hint);
 export const refused = (message: string, hint?: string): CliError => new CliError(EXIT.refused, message, hint);
-export const failed = (message: string, hint?: string, cause?: unknown): CliError => new CliError(EXIT.failed, message, hint, { cause });
-export const unavailable = (message: string, hint?: string, cause?: unknown): CliError => new CliError(EXIT.unavailable, message, hint, { cause });
+export const failed = (message: string, hint?: string, cause?: unknown): CliError =>
+  new CliError(EXIT.failed, message, hint, { cause });
+export const unavailable = (message: string, hint?: string, cause?: unknown): CliError =>
+  new CliError(EXIT.unavailable, message, hint, { cause });
 
 /** Whether an error came from an AWS SDK call (a service answer, or the endpoint being unreachable). */
 export function isAwsSdkError(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
-  return '$metadata' in err || describeAwsFailure(err).unreachable !== undefined || CREDENTIAL_ERRORS.has((err as Error).name);
+  return (
+    '$metadata' in err ||
+    describeAwsFailure(err).unreachable !== undefined ||
+    CREDENTIAL_ERRORS.has((err as Error).name)
+  );
 }
 
-const CREDENTIAL_ERRORS = new Set(['CredentialsProviderError', 'ExpiredTokenException', 'UnrecognizedClientException', 'InvalidSignatureException']);
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialsProviderError',
+  'ExpiredTokenException',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+]);
 
 /**
  * Turns what an AWS SDK call threw into a CliError naming the service call (`what`, e.g.
@@ -64,12 +75,21 @@ export function awsError(err: unknown, what: string): CliError {
       err,
     );
   }
-  if (f.serverStatus) return unavailable(`${what}: the service answered HTTP ${f.serverStatus} (${f.name})`, 'Retry later.', err);
+  if (f.serverStatus)
+    return unavailable(`${what}: the service answered HTTP ${f.serverStatus} (${f.name})`, 'Retry later.', err);
   if (CREDENTIAL_ERRORS.has(f.name) || /Could not load credentials|credential/i.test(message)) {
-    return failed(`${what}: no usable AWS credentials (${f.name}: ${message})`, 'Pass --profile NAME, or set AWS_PROFILE / AWS_ACCESS_KEY_ID; for the local stack pass --local.', err);
+    return failed(
+      `${what}: no usable AWS credentials (${f.name}: ${message})`,
+      'Pass --profile NAME, or set AWS_PROFILE / AWS_ACCESS_KEY_ID; for the local stack pass --local.',
+      err,
+    );
   }
   if (f.name === 'AccessDeniedException' || f.name === 'AccessDenied') {
-    return failed(`${what}: access denied (${message})`, 'Use a role or --profile that is allowed this call (see docs/cli.md, "Permissions").', err);
+    return failed(
+      `${what}: access denied (${message})`,
+      'Use a role or --profile that is allowed this call (see docs/cli.md, "Permissions").',
+      err,
+    );
   }
   if (f.name === 'ThrottlingException' || f.name === 'TooManyRequestsException') {
     return unavailable(`${what}: throttled by the service (${f.name})`, 'Retry in a few seconds.', err);

@@ -70,14 +70,20 @@ export function validateKeyName(name: string, custody: CliCustody = 'kms'): stri
   const re = custody === 'kms' ? KMS_KEY_NAME_PATTERN : SEALED_KEY_NAME_PATTERN;
   if (!re.test(name)) {
     const allowed = custody === 'kms' ? 'letters, digits, "_" and "-"' : 'letters, digits and "._:-"';
-    throw usageError(`key name ${JSON.stringify(name)} is not valid: use 1 to 64 of ${allowed}`, 'Name key generations like site-1, site-2, ...');
+    throw usageError(
+      `key name ${JSON.stringify(name)} is not valid: use 1 to 64 of ${allowed}`,
+      'Name key generations like site-1, site-2, ...',
+    );
   }
   return name;
 }
 
 export function validateAliasPrefix(prefix: string): string {
   if (!/^alias\/[A-Za-z0-9/_-]*\/$/.test(prefix) || prefix.startsWith('alias/aws/')) {
-    throw usageError(`alias prefix ${JSON.stringify(prefix)} is not valid`, 'Write it like alias/keyless/prod/keys/ (starts with alias/, ends with /, not under alias/aws/).');
+    throw usageError(
+      `alias prefix ${JSON.stringify(prefix)} is not valid`,
+      'Write it like alias/keyless/prod/keys/ (starts with alias/, ends with /, not under alias/aws/).',
+    );
   }
   return prefix;
 }
@@ -102,7 +108,11 @@ export interface KeyInfo {
 }
 
 /** The KMS key behind `<aliasPrefix><name>`, or undefined when there is no such alias. */
-export async function describeKeyByName(kms: KMSClient, aliasPrefix: string, name: string): Promise<KeyInfo | undefined> {
+export async function describeKeyByName(
+  kms: KMSClient,
+  aliasPrefix: string,
+  name: string,
+): Promise<KeyInfo | undefined> {
   const alias = keyAlias(aliasPrefix, name);
   let meta;
   try {
@@ -141,15 +151,25 @@ export async function kmsPublicKey(kms: KMSClient, keyId: string): Promise<Publi
     out = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
   } catch (err) {
     if ((err as Error).name === 'NotFoundException') {
-      throw refused(`there is no KMS key ${keyId}`, 'Check the key name (`keyless status` lists them) or create it with `keyless keys create`.');
+      throw refused(
+        `there is no KMS key ${keyId}`,
+        'Check the key name (`keyless status` lists them) or create it with `keyless keys create`.',
+      );
     }
     throw awsError(err, `KMS GetPublicKey ${keyId}`);
   }
   if (!out.PublicKey) throw failed(`KMS GetPublicKey ${keyId} returned no public key`);
   if (out.KeyUsage !== 'SIGN_VERIFY') {
-    throw refused(`KMS key ${keyId} is a ${out.KeyUsage} key`, 'Certificates need a SIGN_VERIFY key: create one with `keyless keys create --custody kms`.');
+    throw refused(
+      `KMS key ${keyId} is a ${out.KeyUsage} key`,
+      'Certificates need a SIGN_VERIFY key: create one with `keyless keys create --custody kms`.',
+    );
   }
-  return { spki: Buffer.from(out.PublicKey), keySpec: String(out.KeySpec), keyId: (out.KeyId ?? keyId).replace(/^.*:key\//, '') };
+  return {
+    spki: Buffer.from(out.PublicKey),
+    keySpec: String(out.KeySpec),
+    keyId: (out.KeyId ?? keyId).replace(/^.*:key\//, ''),
+  };
 }
 
 /** Hex SHA-256 of a DER SubjectPublicKeyInfo: how keys and certificates are matched in output. */
@@ -238,9 +258,13 @@ export function parseTags(items: string[]): Record<string, string> {
     const k = eq === -1 ? item : item.slice(0, eq);
     const v = eq === -1 ? '' : item.slice(eq + 1);
     if (eq === -1 || !TAG_KEY_RE.test(k) || !TAG_VALUE_RE.test(v)) {
-      throw usageError(`--tag ${JSON.stringify(item)} is not KEY=VALUE with KMS tag characters`, 'Write e.g. --tag team=edge --tag cost-center=42.');
+      throw usageError(
+        `--tag ${JSON.stringify(item)} is not KEY=VALUE with KMS tag characters`,
+        'Write e.g. --tag team=edge --tag cost-center=42.',
+      );
     }
-    if (k.startsWith('aws:') || k.startsWith('keyless:')) throw usageError(`--tag ${k}: the prefixes aws: and keyless: are reserved`, 'Pick another tag key.');
+    if (k.startsWith('aws:') || k.startsWith('keyless:'))
+      throw usageError(`--tag ${k}: the prefixes aws: and keyless: are reserved`, 'Pick another tag key.');
     tags[k] = v;
   }
   return tags;
@@ -251,7 +275,10 @@ export async function createKey(opts: CreateKeyOptions, deps: KeyDeps): Promise<
   validateKeyName(opts.name, opts.custody);
   if (opts.custody === 'sealed') return createSealedKey(opts, deps.kms, progress);
   if (!(KMS_KEY_SPECS as readonly string[]).includes(opts.keySpec)) {
-    throw usageError(`key spec ${opts.keySpec} is not one of ${KMS_KEY_SPECS.join(', ')}`, 'kms custody keys are SIGN_VERIFY keys: pick e.g. --key-spec ECC_NIST_P256 or RSA_2048.');
+    throw usageError(
+      `key spec ${opts.keySpec} is not one of ${KMS_KEY_SPECS.join(', ')}`,
+      'kms custody keys are SIGN_VERIFY keys: pick e.g. --key-spec ECC_NIST_P256 or RSA_2048.',
+    );
   }
   validateAliasPrefix(opts.aliasPrefix);
   const alias = keyAlias(opts.aliasPrefix, opts.name);
@@ -262,9 +289,22 @@ export async function createKey(opts: CreateKeyOptions, deps: KeyDeps): Promise<
     const reused = await reuseOrRefuse(existing, opts, deps.kms);
     if (replicaRegions.length === 0) return reused;
     if (!existing.multiRegion) {
-      throw refused(`key ${opts.name} is a single-Region key and cannot be replicated to ${replicaRegions.join(', ')}`, 'Create a new key generation (a new name): with --replica-region it is a multi-Region key.');
+      throw refused(
+        `key ${opts.name} is a single-Region key and cannot be replicated to ${replicaRegions.join(', ')}`,
+        'Create a new key generation (a new name): with --replica-region it is a multi-Region key.',
+      );
     }
-    const replicas = await ensureReplicas({ keyId: existing.keyId, alias, description: existing.description, tags: await keyTags(deps.kms, existing.keyId) }, replicaRegions, opts, deps);
+    const replicas = await ensureReplicas(
+      {
+        keyId: existing.keyId,
+        alias,
+        description: existing.description,
+        tags: await keyTags(deps.kms, existing.keyId),
+      },
+      replicaRegions,
+      opts,
+      deps,
+    );
     return { ...reused, replicas };
   }
 
@@ -281,7 +321,8 @@ export async function createKey(opts: CreateKeyOptions, deps: KeyDeps): Promise<
       new CreateKeyCommand({
         KeySpec: opts.keySpec as KeySpec,
         KeyUsage: 'SIGN_VERIFY',
-        Description: opts.description ?? `keyless-tls key ${opts.name}${opts.deployment ? ` (${opts.deployment})` : ''}`,
+        Description:
+          opts.description ?? `keyless-tls key ${opts.name}${opts.deployment ? ` (${opts.deployment})` : ''}`,
         Tags: Object.entries(tags).map(([TagKey, TagValue]): Tag => ({ TagKey, TagValue })),
         ...(opts.keyPolicy !== undefined ? { Policy: opts.keyPolicy } : {}),
         ...(replicaRegions.length > 0 ? { MultiRegion: true } : {}),
@@ -297,13 +338,26 @@ export async function createKey(opts: CreateKeyOptions, deps: KeyDeps): Promise<
     await deps.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
   } catch (err) {
     // Someone else took the name between our check and now: do not leave an orphan key behind.
-    await deps.kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
+    await deps.kms
+      .send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }))
+      .catch(() => undefined);
     if ((err as Error).name === 'AlreadyExistsException') {
-      throw refused(`key name ${opts.name} was taken while creating it (alias ${alias} exists); the new key ${keyId} is scheduled for deletion`, 'Pick another name.');
+      throw refused(
+        `key name ${opts.name} was taken while creating it (alias ${alias} exists); the new key ${keyId} is scheduled for deletion`,
+        'Pick another name.',
+      );
     }
     throw awsError(err, `KMS CreateAlias ${alias} (the new key ${keyId} is scheduled for deletion)`);
   }
-  const replicas = replicaRegions.length > 0 ? await ensureReplicas({ keyId, alias, description: created.KeyMetadata?.Description, tags }, replicaRegions, opts, deps) : undefined;
+  const replicas =
+    replicaRegions.length > 0
+      ? await ensureReplicas(
+          { keyId, alias, description: created.KeyMetadata?.Description, tags },
+          replicaRegions,
+          opts,
+          deps,
+        )
+      : undefined;
   const pub = await kmsPublicKey(deps.kms, keyId);
   return {
     name: opts.name,
@@ -330,11 +384,20 @@ async function checkReplicaRegions(opts: CreateKeyOptions, deps: KeyDeps): Promi
   if (!deps.kmsIn) throw new Error('createKey: replicaRegions needs deps.kmsIn');
   const primary = await deps.kms.config.region();
   for (const r of regions) {
-    if (!REGION_RE.test(r)) throw usageError(`--replica-region ${r} is not a region name`, 'Write e.g. --replica-region us-west-2.');
-    if (r === primary) throw usageError(`--replica-region ${r} is the key's own region`, `Name only the deployment's other regions (the key is created in ${primary}: --region).`);
+    if (!REGION_RE.test(r))
+      throw usageError(`--replica-region ${r} is not a region name`, 'Write e.g. --replica-region us-west-2.');
+    if (r === primary)
+      throw usageError(
+        `--replica-region ${r} is the key's own region`,
+        `Name only the deployment's other regions (the key is created in ${primary}: --region).`,
+      );
   }
   for (const r of Object.keys(opts.replicaKeyPolicies ?? {})) {
-    if (!regions.includes(r)) throw usageError(`a replica key policy is given for ${r}, which is not a replica region`, `Add --replica-region ${r}, or drop its policy.`);
+    if (!regions.includes(r))
+      throw usageError(
+        `a replica key policy is given for ${r}, which is not a replica region`,
+        `Add --replica-region ${r}, or drop its policy.`,
+      );
   }
   if (opts.keyPolicy !== undefined) {
     const missing = regions.filter((r) => opts.replicaKeyPolicies?.[r] === undefined);
@@ -384,7 +447,10 @@ export async function ensureReplicas(
     const kmsR = deps.kmsIn!(region);
     const byAlias = await describeOrUndefined(kmsR, key.alias, `KMS DescribeKey ${key.alias} in ${region}`);
     if (byAlias && byAlias.KeyId !== key.keyId) {
-      throw refused(`${key.alias} in ${region} points at another key (${byAlias.KeyId}), not the replica of ${key.keyId}`, `Key names are immutable: pick a new name, or delete that alias in ${region} if it is a leftover.`);
+      throw refused(
+        `${key.alias} in ${region} points at another key (${byAlias.KeyId}), not the replica of ${key.keyId}`,
+        `Key names are immutable: pick a new name, or delete that alias in ${region} if it is a leftover.`,
+      );
     }
     if (byAlias) {
       out.push({ region, keyArn: byAlias.Arn ?? key.keyId, alias: key.alias, created: false });
@@ -407,7 +473,10 @@ export async function ensureReplicas(
           )
         ).ReplicaKeyMetadata;
       } catch (err) {
-        throw awsError(err, `KMS ReplicateKey ${key.keyId} to ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`);
+        throw awsError(
+          err,
+          `KMS ReplicateKey ${key.keyId} to ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`,
+        );
       }
     }
     // A new replica is `Creating` for a few seconds; an alias can only name a usable key.
@@ -419,7 +488,10 @@ export async function ensureReplicas(
     try {
       await kmsR.send(new CreateAliasCommand({ AliasName: key.alias, TargetKeyId: key.keyId }));
     } catch (err) {
-      throw awsError(err, `KMS CreateAlias ${key.alias} in ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`);
+      throw awsError(
+        err,
+        `KMS CreateAlias ${key.alias} in ${region} (re-run it with --if-exists reuse, or the rotate step, to finish the replicas)`,
+      );
     }
     out.push({ region, keyArn: replica?.Arn ?? key.keyId, alias: key.alias, created: true });
   }
@@ -445,7 +517,10 @@ async function reuseOrRefuse(existing: KeyInfo, opts: CreateKeyOptions, kms: KMS
     );
   }
   if (!existing.enabled) {
-    throw refused(`key ${opts.name} exists but is ${existing.keyState}`, 'A disabled key cannot sign; pick a new name for a new key (or enable it in KMS if that was a mistake).');
+    throw refused(
+      `key ${opts.name} exists but is ${existing.keyState}`,
+      'A disabled key cannot sign; pick a new name for a new key (or enable it in KMS if that was a mistake).',
+    );
   }
   const pub = await kmsPublicKey(kms, existing.keyId);
   return {
@@ -464,33 +539,54 @@ async function reuseOrRefuse(existing: KeyInfo, opts: CreateKeyOptions, kms: KMS
 
 async function createSealedKey(opts: CreateKeyOptions, kms: KMSClient, progress: Progress): Promise<CreatedKey> {
   if (!(SEALED_KEY_SPECS as readonly string[]).includes(opts.keySpec)) {
-    throw usageError(`sealed keys are RSA key pairs: key spec ${opts.keySpec} is not one of ${SEALED_KEY_SPECS.join(', ')}`, 'Pick e.g. --key-spec RSA_2048.');
+    throw usageError(
+      `sealed keys are RSA key pairs: key spec ${opts.keySpec} is not one of ${SEALED_KEY_SPECS.join(', ')}`,
+      'Pick e.g. --key-spec RSA_2048.',
+    );
   }
   if (opts.tags && Object.keys(opts.tags).length > 0) {
     throw usageError('sealed keys are not KMS keys and carry no tags', 'Drop --tag, or use --custody kms.');
   }
-  const wrappingKeyId = opts.wrappingKeyId ?? (opts.deployment ? aliasNames.sealedWrapping(opts.deployment) : undefined);
-  if (!wrappingKeyId) throw usageError('sealed keys need a wrapping key', 'Pass --wrapping-key alias/keyless/<deployment>/sealed-wrapping (or --deployment).');
+  const wrappingKeyId =
+    opts.wrappingKeyId ?? (opts.deployment ? aliasNames.sealedWrapping(opts.deployment) : undefined);
+  if (!wrappingKeyId)
+    throw usageError(
+      'sealed keys need a wrapping key',
+      'Pass --wrapping-key alias/keyless/<deployment>/sealed-wrapping (or --deployment).',
+    );
   if (opts.outFile && fs.existsSync(opts.outFile)) {
     const reused = reuseSealedFile(opts);
     if (reused) return reused;
   }
-  progress(`generating a sealed ${opts.keySpec} key pair under ${wrappingKeyId} (KMS GenerateDataKeyPairWithoutPlaintext)`);
+  progress(
+    `generating a sealed ${opts.keySpec} key pair under ${wrappingKeyId} (KMS GenerateDataKeyPairWithoutPlaintext)`,
+  );
   let entry: SealedKeyConfig;
   try {
     entry = await provisionSealedKey(kms, { name: opts.name, wrappingKeyId, keySpec: opts.keySpec as SealedKeySpec });
   } catch (err) {
-    if (err instanceof KeyServiceError && (err.upstream === 'NotFoundException' || err.upstream === 'DisabledException' || err.upstream === 'KMSInvalidStateException')) {
+    if (
+      err instanceof KeyServiceError &&
+      (err.upstream === 'NotFoundException' ||
+        err.upstream === 'DisabledException' ||
+        err.upstream === 'KMSInvalidStateException')
+    ) {
       throw refused(
         `the wrapping key ${wrappingKeyId} ${err.upstream === 'NotFoundException' ? 'does not exist' : 'is not usable (disabled or pending deletion)'}`,
-        'Sealed keys need the deployment\'s symmetric wrapping key: deploy the key-service stack (it creates alias/keyless/<deployment>/sealed-wrapping), pass --wrapping-key, or locally start the stack once with KEYLESS_DEV_CUSTODY=sealed.',
+        "Sealed keys need the deployment's symmetric wrapping key: deploy the key-service stack (it creates alias/keyless/<deployment>/sealed-wrapping), pass --wrapping-key, or locally start the stack once with KEYLESS_DEV_CUSTODY=sealed.",
       );
     }
     if (err instanceof KeyServiceError && err.code === 'unavailable') {
-      throw unavailable(`KMS GenerateDataKeyPairWithoutPlaintext under ${wrappingKeyId}: ${err.message}`, 'Check --region and the endpoint; for the local stack pass --local.');
+      throw unavailable(
+        `KMS GenerateDataKeyPairWithoutPlaintext under ${wrappingKeyId}: ${err.message}`,
+        'Check --region and the endpoint; for the local stack pass --local.',
+      );
     }
     if (err instanceof KeyServiceError) {
-      throw failed(`KMS GenerateDataKeyPairWithoutPlaintext under ${wrappingKeyId} failed (${err.code}: ${err.message})`, 'Check that the wrapping key exists, is enabled and that you may use it.');
+      throw failed(
+        `KMS GenerateDataKeyPairWithoutPlaintext under ${wrappingKeyId} failed (${err.code}: ${err.message})`,
+        'Check that the wrapping key exists, is enabled and that you may use it.',
+      );
     }
     throw awsError(err, 'KMS GenerateDataKeyPairWithoutPlaintext');
   }
@@ -519,15 +615,24 @@ function reuseSealedFile(opts: CreateKeyOptions): CreatedKey | undefined {
   try {
     saved = JSON.parse(fs.readFileSync(opts.outFile!, 'utf8')) as SealedKeyConfig;
   } catch {
-    throw refused(`${opts.outFile} exists and is not a sealed key entry`, 'Pick another --out file; the CLI never overwrites one.');
+    throw refused(
+      `${opts.outFile} exists and is not a sealed key entry`,
+      'Pick another --out file; the CLI never overwrites one.',
+    );
   }
   if (opts.ifExists !== 'reuse' || saved.name !== opts.name || saved.custody !== 'sealed') {
-    throw refused(`${opts.outFile} already exists (sealed key ${JSON.stringify(saved.name)})`, 'Pick another --out file or key name; the CLI never overwrites a sealed key entry.');
+    throw refused(
+      `${opts.outFile} already exists (sealed key ${JSON.stringify(saved.name)})`,
+      'Pick another --out file or key name; the CLI never overwrites a sealed key entry.',
+    );
   }
   const spki = Buffer.from(saved.publicKey, 'base64');
   const savedSpec = keySpecOfKeyObject(crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }));
   if (savedSpec !== opts.keySpec) {
-    throw refused(`${opts.outFile} holds sealed key ${saved.name} as ${savedSpec}, not ${opts.keySpec}`, 'Pick another --out file or key name.');
+    throw refused(
+      `${opts.outFile} holds sealed key ${saved.name} as ${savedSpec}, not ${opts.keySpec}`,
+      'Pick another --out file or key name.',
+    );
   }
   return {
     name: saved.name,

@@ -21,9 +21,25 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { CreateAliasCommand, DescribeKeyCommand, DisableKeyCommand, type KMSClient, ListAliasesCommand, ScheduleKeyDeletionCommand, UpdateAliasCommand, type AliasListEntry } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  type KMSClient,
+  ListAliasesCommand,
+  ScheduleKeyDeletionCommand,
+  UpdateAliasCommand,
+  type AliasListEntry,
+} from '@aws-sdk/client-kms';
 import { SLOT_PATTERN, type StoredCertificate } from '../../contract/certificate-store-entry';
-import { dnsNames as certificateDnsNames, firstPemCertificate, hasExpired, isNotYetValid, namesCover, validityOf } from '../../contract/x509';
+import {
+  dnsNames as certificateDnsNames,
+  firstPemCertificate,
+  hasExpired,
+  isNotYetValid,
+  namesCover,
+  validityOf,
+} from '../../contract/x509';
 import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import { DEFAULT_CERT_REFRESH_SECONDS } from '../../edge-proxy/src/config';
 import { DEFAULT_CA_ALIAS } from '../../local/dev-pki';
@@ -31,11 +47,27 @@ import { type CommandSpec, opt, type ParsedArgs } from './args';
 import { type CertificateAuthority, issueCertificate } from './cert-issue';
 import { importCertificate, storeError, type ImportedCertificate } from './cert-import';
 import { type Command, keyPolicyOption, REPLICA_OPTIONS, replicaOptions } from './commands';
-import { type CliContext, type CliIo, GLOBAL_OPTIONS, KEY_SERVICE_OPTIONS, resolveContext, STORE_OPTIONS } from './context';
+import {
+  type CliContext,
+  type CliIo,
+  GLOBAL_OPTIONS,
+  KEY_SERVICE_OPTIONS,
+  resolveContext,
+  STORE_OPTIONS,
+} from './context';
 import { createCsr } from './csr';
 import { awsError, CliError, EXIT, failed, refused, usageError } from './errors';
 import type { KeyServiceProbe } from './key-service';
-import { createKey, describeKeyByName, type KeyInfo, kmsPublicKey, KMS_KEY_NAME_PATTERN, KMS_KEY_SPECS, keyAlias, spkiFingerprint } from './keys';
+import {
+  createKey,
+  describeKeyByName,
+  type KeyInfo,
+  kmsPublicKey,
+  KMS_KEY_NAME_PATTERN,
+  KMS_KEY_SPECS,
+  keyAlias,
+  spkiFingerprint,
+} from './keys';
 import { type Progress, silent } from './output';
 
 export const ROTATE_STEPS = ['new-key', 'csr', 'issue', 'import', 'promote', 'retire'] as const;
@@ -112,7 +144,9 @@ export interface SlotState {
   liveAliasTarget?: string;
   /** When the live alias last moved (promotion time). */
   liveAliasUpdatedAt?: string;
-  entries: Array<Pick<StoredCertificate, 'id' | 'keyName' | 'state' | 'hostnames'> & { notBefore: string; notAfter: string }>;
+  entries: Array<
+    Pick<StoredCertificate, 'id' | 'keyName' | 'state' | 'hostnames'> & { notBefore: string; notAfter: string }
+  >;
   /** A key generation created (new-key) but not yet imported. */
   pendingKey?: string;
   /** Older generations without an entry whose KMS key is still enabled (a retire that stopped half-way). */
@@ -205,12 +239,18 @@ async function snapshot(opts: RotateOptions, deps: RotateDeps): Promise<Snapshot
   const entryKeys = new Set(entries.map((e) => e.keyName));
   const maxEntryGen = Math.max(0, ...entries.map((e) => generationOf(slot, e.keyName) ?? 1));
   const maxGen = Math.max(maxEntryGen, ...generations.map((g) => g.n));
-  const targetOf = (name: string): string | undefined => aliases.find((a) => a.AliasName === keyAlias(aliasPrefix, name))?.TargetKeyId;
+  const targetOf = (name: string): string | undefined =>
+    aliases.find((a) => a.AliasName === keyAlias(aliasPrefix, name))?.TargetKeyId;
   const liveKeyGen = Math.max(0, ...live.map((e) => generationOf(slot, e.keyName) ?? 1));
   // A generation with no entry: newer than every entry → pending (new-key ran, import did not);
   // older than the live one and not the live alias' target → an old key retire has not disabled yet.
-  const withoutEntry = generations.filter((g) => !entryKeys.has(g.name) && g.alias.TargetKeyId !== liveAlias?.TargetKeyId);
-  const explicit = opts.newKey !== undefined && !entryKeys.has(opts.newKey) && targetOf(opts.newKey) !== undefined ? opts.newKey : undefined;
+  const withoutEntry = generations.filter(
+    (g) => !entryKeys.has(g.name) && g.alias.TargetKeyId !== liveAlias?.TargetKeyId,
+  );
+  const explicit =
+    opts.newKey !== undefined && !entryKeys.has(opts.newKey) && targetOf(opts.newKey) !== undefined
+      ? opts.newKey
+      : undefined;
   const pending = explicit ?? withoutEntry.filter((g) => g.n > maxEntryGen).sort((a, b) => b.n - a.n)[0]?.name;
   const orphanCandidates = withoutEntry.filter((g) => g.n < liveKeyGen && g.name !== pending);
   const orphanKeys: string[] = [];
@@ -220,7 +260,14 @@ async function snapshot(opts: RotateOptions, deps: RotateDeps): Promise<Snapshot
   }
   const view = entries.map((e) => {
     const leaf = leafOf(e);
-    return { id: e.id, keyName: e.keyName, state: e.state, hostnames: e.hostnames.length > 0 ? e.hostnames : certificateDnsNames(leaf), notBefore: new Date(leaf.validFrom).toISOString(), notAfter: new Date(leaf.validTo).toISOString() };
+    return {
+      id: e.id,
+      keyName: e.keyName,
+      state: e.state,
+      hostnames: e.hostnames.length > 0 ? e.hostnames : certificateDnsNames(leaf),
+      notBefore: new Date(leaf.validFrom).toISOString(),
+      notAfter: new Date(leaf.validTo).toISOString(),
+    };
   });
   const liveAliasUpdated = liveAlias?.LastUpdatedDate ?? liveAlias?.CreationDate;
   const state: SlotState = {
@@ -246,7 +293,10 @@ async function snapshot(opts: RotateOptions, deps: RotateDeps): Promise<Snapshot
     state.hint = `${cmd} csr → get the certificate → ${cmd} import --cert FILE (or ${cmd} issue --dev-ca / --pca-arn ARN)`;
   } else {
     state.next = 'new-key';
-    state.hint = live.length > 0 ? `nothing in progress; ${cmd} new-key starts a rotation` : `slot ${slot} has no certificate yet; ${cmd} new-key starts its first generation`;
+    state.hint =
+      live.length > 0
+        ? `nothing in progress; ${cmd} new-key starts a rotation`
+        : `slot ${slot} has no certificate yet; ${cmd} new-key starts its first generation`;
   }
   return { state, entries, live, staged, retiring, aliases, generations, defaultNewKey: `${slot}-${maxGen + 1}` };
 }
@@ -294,29 +344,57 @@ class Actions {
 }
 
 function validateSlot(slot: string): void {
-  if (!SLOT_PATTERN.test(slot)) throw usageError(`slot ${JSON.stringify(slot)} is not valid`, 'Use 1 to 64 of letters, digits, "_" and "-" (e.g. site).');
+  if (!SLOT_PATTERN.test(slot))
+    throw usageError(
+      `slot ${JSON.stringify(slot)} is not valid`,
+      'Use 1 to 64 of letters, digits, "_" and "-" (e.g. site).',
+    );
 }
 
 /** The slot's state and the next step, changing nothing. */
 export async function rotationPlan(opts: RotateOptions, deps: RotateDeps): Promise<StepResult> {
   validateSlot(opts.slot);
   const snap = await snapshot(opts, deps);
-  return { step: 'plan', slot: opts.slot, dryRun: true, actions: [], alreadyDone: false, state: snap.state, warnings: [] };
+  return {
+    step: 'plan',
+    slot: opts.slot,
+    dryRun: true,
+    actions: [],
+    alreadyDone: false,
+    state: snap.state,
+    warnings: [],
+  };
 }
 
 export async function runRotationStep(step: RotateStep, opts: RotateOptions, deps: RotateDeps): Promise<StepResult> {
   validateSlot(opts.slot);
   if (opts.newKey !== undefined && !KMS_KEY_NAME_PATTERN.test(opts.newKey)) {
-    throw usageError(`--new-key ${JSON.stringify(opts.newKey)} is not a key name`, 'Use 1 to 64 of letters, digits, "_" and "-", e.g. site-2.');
+    throw usageError(
+      `--new-key ${JSON.stringify(opts.newKey)} is not a key name`,
+      'Use 1 to 64 of letters, digits, "_" and "-", e.g. site-2.',
+    );
   }
   if (opts.newKey === opts.slot) {
-    throw refused(`the new key cannot be named like the slot (${opts.slot})`, `${keyAlias(opts.aliasPrefix, opts.slot)} is the slot's live alias, which moves at every promotion; name key generations e.g. ${opts.slot}-2.`);
+    throw refused(
+      `the new key cannot be named like the slot (${opts.slot})`,
+      `${keyAlias(opts.aliasPrefix, opts.slot)} is the slot's live alias, which moves at every promotion; name key generations e.g. ${opts.slot}-2.`,
+    );
   }
   const progress = deps.progress ?? silent;
   const snap = await snapshot(opts, deps);
   const actions = new Actions(opts.dryRun === true, progress);
-  const result = (extra: Partial<StepResult> = {}): StepResult => ({ step, slot: opts.slot, dryRun: opts.dryRun === true, actions: actions.done, alreadyDone: false, state: snap.state, warnings: [], ...extra });
-  const after = async (r: StepResult): Promise<StepResult> => (opts.dryRun ? r : { ...r, state: (await snapshot(opts, deps)).state });
+  const result = (extra: Partial<StepResult> = {}): StepResult => ({
+    step,
+    slot: opts.slot,
+    dryRun: opts.dryRun === true,
+    actions: actions.done,
+    alreadyDone: false,
+    state: snap.state,
+    warnings: [],
+    ...extra,
+  });
+  const after = async (r: StepResult): Promise<StepResult> =>
+    opts.dryRun ? r : { ...r, state: (await snapshot(opts, deps)).state };
   switch (step) {
     case 'new-key':
       return after(await newKeyStep(opts, deps, snap, actions, result));
@@ -335,25 +413,46 @@ export async function runRotationStep(step: RotateStep, opts: RotateOptions, dep
 
 type Result = (extra?: Partial<StepResult>) => StepResult;
 
-async function newKeyStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, actions: Actions, result: Result): Promise<StepResult> {
+async function newKeyStep(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  actions: Actions,
+  result: Result,
+): Promise<StepResult> {
   const cmd = `keyless rotate ${opts.slot}`;
   if (snap.staged.length > 0) {
-    throw refused(`a rotation of ${opts.slot} is in progress: ${snap.staged.map((e) => e.keyName).join(', ')} is staged`, `Promote it (${cmd} promote) and retire the old one first, or remove the staged entry to start over.`);
+    throw refused(
+      `a rotation of ${opts.slot} is in progress: ${snap.staged.map((e) => e.keyName).join(', ')} is staged`,
+      `Promote it (${cmd} promote) and retire the old one first, or remove the staged entry to start over.`,
+    );
   }
   if (snap.retiring.length > 0) {
-    throw refused(`the previous rotation of ${opts.slot} is not finished: ${snap.retiring.map((e) => e.keyName).join(', ')} is retiring`, `Finish it with ${cmd} retire (after the drain period).`);
+    throw refused(
+      `the previous rotation of ${opts.slot} is not finished: ${snap.retiring.map((e) => e.keyName).join(', ')} is retiring`,
+      `Finish it with ${cmd} retire (after the drain period).`,
+    );
   }
   const name = snap.state.pendingKey ?? opts.newKey ?? snap.defaultNewKey;
   if (opts.newKey !== undefined && snap.state.pendingKey !== undefined && opts.newKey !== snap.state.pendingKey) {
-    throw refused(`key ${snap.state.pendingKey} was already created for this rotation`, `Continue with it (${cmd} csr / import --new-key ${snap.state.pendingKey}), or disable it to start over.`);
+    throw refused(
+      `key ${snap.state.pendingKey} was already created for this rotation`,
+      `Continue with it (${cmd} csr / import --new-key ${snap.state.pendingKey}), or disable it to start over.`,
+    );
   }
   if (snap.entries.some((e) => e.keyName === name)) {
-    throw refused(`key ${name} already has a certificate in slot ${opts.slot}`, 'Key names name one key generation forever; pick a new one with --new-key.');
+    throw refused(
+      `key ${name} already has a certificate in slot ${opts.slot}`,
+      'Key names name one key generation forever; pick a new one with --new-key.',
+    );
   }
   const liveLeaf = snap.live[0] ? leafOf(snap.live[0]) : undefined;
   const keySpec = opts.keySpec ?? (liveLeaf ? keySpecOfLeaf(liveLeaf) : undefined) ?? 'ECC_NIST_P256';
   if (!(KMS_KEY_SPECS as readonly string[]).includes(keySpec)) {
-    throw usageError(`the live certificate's key (${keySpec}) cannot be a KMS signing key spec`, `Pass --key-spec (one of ${KMS_KEY_SPECS.join(', ')}).`);
+    throw usageError(
+      `the live certificate's key (${keySpec}) cannot be a KMS signing key spec`,
+      `Pass --key-spec (one of ${KMS_KEY_SPECS.join(', ')}).`,
+    );
   }
   const regions = opts.replicaRegions ?? [];
   const create = (): Promise<unknown> =>
@@ -375,12 +474,22 @@ async function newKeyStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
     );
   const existing = await describeKeyByName(deps.kms, opts.aliasPrefix, name);
   if (existing) {
-    if (!existing.enabled) throw refused(`key ${name} exists but is ${existing.keyState}`, 'Pick another name with --new-key.');
-    if (regions.length === 0) return result({ alreadyDone: true, actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); nothing to do`] });
+    if (!existing.enabled)
+      throw refused(`key ${name} exists but is ${existing.keyState}`, 'Pick another name with --new-key.');
+    if (regions.length === 0)
+      return result({
+        alreadyDone: true,
+        actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); nothing to do`],
+      });
     // A new-key that stopped before every replica was made: finish them (createKey reuses the key).
-    if (opts.dryRun) return result({ actions: [`would make sure ${name} has a replica with its alias in ${regions.join(', ')}`] });
+    if (opts.dryRun)
+      return result({ actions: [`would make sure ${name} has a replica with its alias in ${regions.join(', ')}`] });
     await create();
-    return result({ actions: [`key ${name} already exists (${existing.keySpec}, ${existing.keyId}); checked its replicas in ${regions.join(', ')}`] });
+    return result({
+      actions: [
+        `key ${name} already exists (${existing.keySpec}, ${existing.keyId}); checked its replicas in ${regions.join(', ')}`,
+      ],
+    });
   }
   const where = regions.length > 0 ? `, multi-Region, replicated to ${regions.join(', ')}` : '';
   await actions.run(`create KMS key ${name} (${keySpec}, alias ${keyAlias(opts.aliasPrefix, name)}${where})`, create);
@@ -393,8 +502,15 @@ function targetKey(opts: RotateOptions, snap: Snapshot, step: RotateStep): strin
   if (opts.newKey !== undefined) return opts.newKey;
   if (snap.state.pendingKey) return snap.state.pendingKey;
   if (snap.staged.length === 1) return snap.staged[0].keyName;
-  if (snap.staged.length > 1) throw refused(`several certificates of ${opts.slot} are staged (${snap.staged.map((e) => e.keyName).join(', ')})`, `Say which with --new-key, or remove the extra ones.`);
-  throw refused(`no new key to ${step === 'csr' ? 'request a certificate for' : step === 'issue' ? 'issue a certificate for' : 'import a certificate for'} in slot ${opts.slot}`, `Create it first: ${cmd} new-key.`);
+  if (snap.staged.length > 1)
+    throw refused(
+      `several certificates of ${opts.slot} are staged (${snap.staged.map((e) => e.keyName).join(', ')})`,
+      `Say which with --new-key, or remove the extra ones.`,
+    );
+  throw refused(
+    `no new key to ${step === 'csr' ? 'request a certificate for' : step === 'issue' ? 'issue a certificate for' : 'import a certificate for'} in slot ${opts.slot}`,
+    `Create it first: ${cmd} new-key.`,
+  );
 }
 
 function slotDnsNames(opts: RotateOptions, snap: Snapshot): string[] {
@@ -407,33 +523,78 @@ function slotDnsNames(opts: RotateOptions, snap: Snapshot): string[] {
 async function csrStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, result: Result): Promise<StepResult> {
   const keyName = targetKey(opts, snap, 'csr');
   const dnsNames = slotDnsNames(opts, snap);
-  if (opts.dryRun) return result({ actions: [`would sign a certificate request for ${dnsNames.join(', ')} with key ${keyName} in KMS`] });
+  if (opts.dryRun)
+    return result({
+      actions: [`would sign a certificate request for ${dnsNames.join(', ')} with key ${keyName} in KMS`],
+    });
   // A request can always be made again (it is signed anew), so this step is trivially re-runnable.
-  const csr = await createCsr({ keyName, aliasPrefix: opts.aliasPrefix, dnsNames }, { kms: deps.kms, progress: deps.progress });
-  return result({ actions: [`signed a certificate request for ${csr.dnsNames.join(', ')} with key ${keyName} (${csr.keySpec})`], csrPem: csr.pem });
+  const csr = await createCsr(
+    { keyName, aliasPrefix: opts.aliasPrefix, dnsNames },
+    { kms: deps.kms, progress: deps.progress },
+  );
+  return result({
+    actions: [`signed a certificate request for ${csr.dnsNames.join(', ')} with key ${keyName} (${csr.keySpec})`],
+    csrPem: csr.pem,
+  });
 }
 
-async function issueStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, actions: Actions, result: Result): Promise<StepResult> {
-  if (!opts.ca) throw usageError('issue needs a CA', 'Pass --dev-ca (the local stack\'s dev CA) or --pca-arn ARN (AWS Private CA); or run csr, get the certificate elsewhere and import it.');
+async function issueStep(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  actions: Actions,
+  result: Result,
+): Promise<StepResult> {
+  if (!opts.ca)
+    throw usageError(
+      'issue needs a CA',
+      "Pass --dev-ca (the local stack's dev CA) or --pca-arn ARN (AWS Private CA); or run csr, get the certificate elsewhere and import it.",
+    );
   const keyName = targetKey(opts, snap, 'issue');
   const staged = snap.staged.find((e) => e.keyName === keyName);
-  if (staged && !opts.force) return result({ alreadyDone: true, actions: [`key ${keyName} already has a staged certificate; nothing to do (--force issues a new one)`] });
+  if (staged && !opts.force)
+    return result({
+      alreadyDone: true,
+      actions: [`key ${keyName} already has a staged certificate; nothing to do (--force issues a new one)`],
+    });
   const dnsNames = slotDnsNames(opts, snap);
   if (opts.dryRun) {
     const by = opts.ca.kind === 'dev' ? 'the dev CA' : `AWS Private CA ${opts.ca.arn}`;
-    return result({ actions: [`would sign a certificate request for ${dnsNames.join(', ')} with key ${keyName}`, `would have ${by} issue the certificate`, `would import it as staged in ${deps.store.location}`] });
+    return result({
+      actions: [
+        `would sign a certificate request for ${dnsNames.join(', ')} with key ${keyName}`,
+        `would have ${by} issue the certificate`,
+        `would import it as staged in ${deps.store.location}`,
+      ],
+    });
   }
-  const csr = await createCsr({ keyName, aliasPrefix: opts.aliasPrefix, dnsNames }, { kms: deps.kms, progress: deps.progress });
+  const csr = await createCsr(
+    { keyName, aliasPrefix: opts.aliasPrefix, dnsNames },
+    { kms: deps.kms, progress: deps.progress },
+  );
   actions.done.push(`signed a certificate request for ${csr.dnsNames.join(', ')} with key ${keyName}`);
-  const issued = await issueCertificate({ csrPem: csr.pem, ca: opts.ca, days: opts.days }, { kms: deps.kms, acmPca: deps.acmPca, progress: deps.progress });
+  const issued = await issueCertificate(
+    { csrPem: csr.pem, ca: opts.ca, days: opts.days },
+    { kms: deps.kms, acmPca: deps.acmPca, progress: deps.progress },
+  );
   actions.done.push(`issued certificate ${issued.serialNumber} (until ${issued.notAfter})`);
   const imported = await importOne(opts, deps, snap, keyName, issued.chainPem, actions);
   return result({ chainPem: issued.chainPem, imported, warnings: imported.warnings });
 }
 
-async function importOne(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, keyName: string, chainText: string, actions: Actions): Promise<ImportedCertificate> {
+async function importOne(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  keyName: string,
+  chainText: string,
+  actions: Actions,
+): Promise<ImportedCertificate> {
   if (snap.entries.some((e) => e.keyName === keyName && e.state !== 'staged')) {
-    throw refused(`key ${keyName}'s certificate is already ${snap.entries.find((e) => e.keyName === keyName)!.state}`, 'Import belongs before promote; start a new rotation for a new certificate.');
+    throw refused(
+      `key ${keyName}'s certificate is already ${snap.entries.find((e) => e.keyName === keyName)!.state}`,
+      'Import belongs before promote; start a new rotation for a new certificate.',
+    );
   }
   // Clients of a name the new certificate drops would fail once the old one is retired: refuse
   // before storing anything (unless --force). A chain that does not parse is importCertificate's to refuse.
@@ -447,30 +608,59 @@ async function importOne(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, 
   }
   const dropped = newNames ? liveNames.filter((h) => !namesCover(newNames, h)) : [];
   if (dropped.length > 0 && opts.force !== true) {
-    throw refused(`the new certificate does not cover ${dropped.join(', ')}, which the live one serves`, 'Get a certificate for every name (`rotate ... csr` uses the live names by default), or pass --force to drop them on purpose.');
+    throw refused(
+      `the new certificate does not cover ${dropped.join(', ')}, which the live one serves`,
+      'Get a certificate for every name (`rotate ... csr` uses the live names by default), or pass --force to drop them on purpose.',
+    );
   }
   let imported: ImportedCertificate | undefined;
-  await actions.run(`check the certificate against key ${keyName} and store it as staged in ${deps.store.location}`, async () => {
-    imported = await importCertificate(
-      { keyName, slot: opts.slot, chainText, state: 'staged', caPem: opts.caPem, aliasPrefix: opts.aliasPrefix, now: opts.now },
-      { store: deps.store, kms: deps.kms, keyService: deps.keyService, progress: deps.progress },
-    );
-  });
+  await actions.run(
+    `check the certificate against key ${keyName} and store it as staged in ${deps.store.location}`,
+    async () => {
+      imported = await importCertificate(
+        {
+          keyName,
+          slot: opts.slot,
+          chainText,
+          state: 'staged',
+          caPem: opts.caPem,
+          aliasPrefix: opts.aliasPrefix,
+          now: opts.now,
+        },
+        { store: deps.store, kms: deps.kms, keyService: deps.keyService, progress: deps.progress },
+      );
+    },
+  );
   return imported!;
 }
 
-async function importStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, actions: Actions, result: Result): Promise<StepResult> {
-  if (opts.chainText === undefined) throw usageError('import needs the certificate', 'Pass --cert FILE (PEM chain, leaf first).');
+async function importStep(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  actions: Actions,
+  result: Result,
+): Promise<StepResult> {
+  if (opts.chainText === undefined)
+    throw usageError('import needs the certificate', 'Pass --cert FILE (PEM chain, leaf first).');
   const keyName = targetKey(opts, snap, 'import');
   if (opts.dryRun) {
-    return result({ actions: [`would check the certificate against key ${keyName} (public key, validity, chain) and store it as staged in ${deps.store.location}`] });
+    return result({
+      actions: [
+        `would check the certificate against key ${keyName} (public key, validity, chain) and store it as staged in ${deps.store.location}`,
+      ],
+    });
   }
   const imported = await importOne(opts, deps, snap, keyName, opts.chainText, actions);
   return result({ imported, warnings: imported.warnings });
 }
 
 /** The edges' staged checks for a key, read from their Prometheus /metrics. */
-async function edgeReadiness(urls: readonly string[], keyName: string, fetchText: (url: string) => Promise<string>): Promise<string[]> {
+async function edgeReadiness(
+  urls: readonly string[],
+  keyName: string,
+  fetchText: (url: string) => Promise<string>,
+): Promise<string[]> {
   const problems: string[] = [];
   for (const base of urls) {
     const url = `${base.replace(/\/+$/, '')}/metrics`;
@@ -481,7 +671,11 @@ async function edgeReadiness(urls: readonly string[], keyName: string, fetchText
       problems.push(`${base}: cannot read ${url} (${(e as Error).message})`);
       continue;
     }
-    const results = [...text.matchAll(/^keyless_edge_staged_certificate_check\{key_name="([^"]*)",result="([a-z_]+)"\} 1$/gm)].filter((m) => m[1] === keyName).map((m) => m[2]);
+    const results = [
+      ...text.matchAll(/^keyless_edge_staged_certificate_check\{key_name="([^"]*)",result="([a-z_]+)"\} 1$/gm),
+    ]
+      .filter((m) => m[1] === keyName)
+      .map((m) => m[2]);
     if (results.length === 0) problems.push(`${base}: has not loaded the staged certificate of ${keyName} yet`);
     else if (results[0] !== 'ok') problems.push(`${base}: reports ${results[0]} for ${keyName}`);
   }
@@ -494,7 +688,13 @@ async function defaultFetchText(url: string): Promise<string> {
   return res.text();
 }
 
-async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, actions: Actions, result: Result): Promise<StepResult> {
+async function promoteStep(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  actions: Actions,
+  result: Result,
+): Promise<StepResult> {
   const cmd = `keyless rotate ${opts.slot}`;
   const now = opts.now ?? new Date();
   if (snap.staged.length === 0) {
@@ -506,7 +706,10 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
         // A promote that stopped between regions: finish the replicas' live aliases.
         if (!opts.dryRun) await moveReplicaAliases(opts, deps, snap.state.liveAlias, info, actions);
         if (actions.done.length > 0) return result();
-        return result({ alreadyDone: true, actions: [`${newest.keyName} is already live and ${snap.state.liveAlias} points at it; nothing to do`] });
+        return result({
+          alreadyDone: true,
+          actions: [`${newest.keyName} is already live and ${snap.state.liveAlias} points at it; nothing to do`],
+        });
       }
       if (info) {
         // A promote that stopped before moving the alias: finish it.
@@ -516,46 +719,88 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
         return result();
       }
     }
-    throw refused(`slot ${opts.slot} has no staged certificate to promote`, `Import one first: ${cmd} import --cert FILE (or ${cmd} issue).`);
+    throw refused(
+      `slot ${opts.slot} has no staged certificate to promote`,
+      `Import one first: ${cmd} import --cert FILE (or ${cmd} issue).`,
+    );
   }
   if (snap.staged.length > 1 && opts.newKey === undefined) {
-    throw refused(`several certificates of ${opts.slot} are staged (${snap.staged.map((e) => e.keyName).join(', ')})`, 'Say which with --new-key.');
+    throw refused(
+      `several certificates of ${opts.slot} are staged (${snap.staged.map((e) => e.keyName).join(', ')})`,
+      'Say which with --new-key.',
+    );
   }
   const next = opts.newKey !== undefined ? snap.staged.find((e) => e.keyName === opts.newKey) : snap.staged[0];
-  if (!next) throw refused(`key ${opts.newKey} has no staged certificate in slot ${opts.slot}`, `Import it first: ${cmd} import --new-key ${opts.newKey} --cert FILE.`);
+  if (!next)
+    throw refused(
+      `key ${opts.newKey} has no staged certificate in slot ${opts.slot}`,
+      `Import it first: ${cmd} import --new-key ${opts.newKey} --cert FILE.`,
+    );
   const leaf = leafOf(next);
   const validity = validityOf(leaf);
-  if (isNotYetValid(validity, now)) throw refused(`the certificate of ${next.keyName} is not valid before ${new Date(validity.notBefore).toISOString()}`, 'Edges never serve a certificate before its notBefore: promote after that time.');
-  if (hasExpired(validity, now)) throw refused(`the certificate of ${next.keyName} expired at ${new Date(validity.notAfter).toISOString()}`, `Issue a new one (${cmd} csr, then import).`);
+  if (isNotYetValid(validity, now))
+    throw refused(
+      `the certificate of ${next.keyName} is not valid before ${new Date(validity.notBefore).toISOString()}`,
+      'Edges never serve a certificate before its notBefore: promote after that time.',
+    );
+  if (hasExpired(validity, now))
+    throw refused(
+      `the certificate of ${next.keyName} expired at ${new Date(validity.notAfter).toISOString()}`,
+      `Issue a new one (${cmd} csr, then import).`,
+    );
   // The key must be enabled and its public key the leaf's: KMS, then the key service, then every edge.
   const info = await describeKeyByName(deps.kms, opts.aliasPrefix, next.keyName);
-  if (!info) throw refused(`there is no KMS key ${keyAlias(opts.aliasPrefix, next.keyName)}`, 'The staged certificate names a key that does not exist; import a certificate for an existing key.');
-  if (!info.enabled) throw refused(`key ${next.keyName} is ${info.keyState}`, 'Enable it (KMS EnableKey) or rotate to another key.');
+  if (!info)
+    throw refused(
+      `there is no KMS key ${keyAlias(opts.aliasPrefix, next.keyName)}`,
+      'The staged certificate names a key that does not exist; import a certificate for an existing key.',
+    );
+  if (!info.enabled)
+    throw refused(`key ${next.keyName} is ${info.keyState}`, 'Enable it (KMS EnableKey) or rotate to another key.');
   const pub = await kmsPublicKey(deps.kms, info.keyId);
   const leafSpki = leaf.publicKey.export({ type: 'spki', format: 'der' });
   if (!pub.spki.equals(leafSpki)) {
-    throw refused(`the staged certificate of ${next.keyName} does not match the key (certificate ${spkiFingerprint(leafSpki).slice(0, 16)}…, key ${spkiFingerprint(pub.spki).slice(0, 16)}…)`, `Import the certificate issued for this key (${cmd} import --cert FILE).`);
+    throw refused(
+      `the staged certificate of ${next.keyName} does not match the key (certificate ${spkiFingerprint(leafSpki).slice(0, 16)}…, key ${spkiFingerprint(pub.spki).slice(0, 16)}…)`,
+      `Import the certificate issued for this key (${cmd} import --cert FILE).`,
+    );
   }
   const warnings: string[] = [];
   if (deps.keyService) {
     const ks = await deps.keyService.publicKey(next.keyName);
-    if (!Buffer.from(ks.spki, 'base64').equals(leafSpki)) throw refused(`${deps.keyService.name} holds a different public key for ${next.keyName}`, 'Check that the key service\'s alias prefix is the one used here (--alias-prefix).');
+    if (!Buffer.from(ks.spki, 'base64').equals(leafSpki))
+      throw refused(
+        `${deps.keyService.name} holds a different public key for ${next.keyName}`,
+        "Check that the key service's alias prefix is the one used here (--alias-prefix).",
+      );
   } else {
     warnings.push('no key service was checked (pass --key-service FUNCTION to check that it serves the new key)');
   }
   if (opts.edgeAdminUrls && opts.edgeAdminUrls.length > 0) {
     const problems = await edgeReadiness(opts.edgeAdminUrls, next.keyName, deps.fetchText ?? defaultFetchText);
-    if (problems.length > 0) throw refused(`not every edge is ready for ${next.keyName}: ${problems.join('; ')}`, 'Wait for the next certificate refresh (or send the edges SIGHUP) and check their logs ("staged certificate checked").');
+    if (problems.length > 0)
+      throw refused(
+        `not every edge is ready for ${next.keyName}: ${problems.join('; ')}`,
+        'Wait for the next certificate refresh (or send the edges SIGHUP) and check their logs ("staged certificate checked").',
+      );
   } else {
     warnings.push('no edge was checked (pass --edge-admin URL for each edge, or rely on the key service check)');
   }
   // Order matters for zero downtime: the new entry goes live first (edges then prefer it, newest
   // first), the old one becomes a fallback, and the live alias moves last.
-  await actions.run(`mark ${next.id} live (edges serve it for new handshakes at their next refresh)`, () => deps.store.put({ ...next, state: 'live', slot: opts.slot }));
+  await actions.run(`mark ${next.id} live (edges serve it for new handshakes at their next refresh)`, () =>
+    deps.store.put({ ...next, state: 'live', slot: opts.slot }),
+  );
   for (const old of snap.live) {
-    await actions.run(`mark ${old.id} retiring (served only to clients the new certificate does not fit, until retire)`, () => deps.store.put({ ...old, state: 'retiring', slot: opts.slot }));
+    await actions.run(
+      `mark ${old.id} retiring (served only to clients the new certificate does not fit, until retire)`,
+      () => deps.store.put({ ...old, state: 'retiring', slot: opts.slot }),
+    );
   }
-  if (opts.dryRun) actions.done.push(`would point ${snap.state.liveAlias} at ${next.keyName} (${info.keyId})${(opts.replicaRegions ?? []).length > 0 ? ` here and in ${opts.replicaRegions!.join(', ')}` : ''}`);
+  if (opts.dryRun)
+    actions.done.push(
+      `would point ${snap.state.liveAlias} at ${next.keyName} (${info.keyId})${(opts.replicaRegions ?? []).length > 0 ? ` here and in ${opts.replicaRegions!.join(', ')}` : ''}`,
+    );
   else {
     await moveAlias(deps.kms, snap.state.liveAlias, snap.state.liveAliasTarget, info, actions);
     await moveReplicaAliases(opts, deps, snap.state.liveAlias, info, actions);
@@ -564,7 +809,13 @@ async function promoteStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot
 }
 
 /** Disables (and with deleteKeyAfterDays schedules the deletion of) an old generation's replica in one region. */
-async function retireReplica(opts: RotateOptions, deps: RotateDeps, region: string, primary: KeyInfo, actions: Actions): Promise<void> {
+async function retireReplica(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  region: string,
+  primary: KeyInfo,
+  actions: Actions,
+): Promise<void> {
   const kmsR = replicaKms(deps, region);
   const info = await describeKeyByName(kmsR, opts.aliasPrefix, primary.name);
   if (!info || info.keyId !== primary.keyId) return; // a single-Region generation, or never replicated here
@@ -575,21 +826,39 @@ async function retireReplica(opts: RotateOptions, deps: RotateDeps, region: stri
       throw awsError(e, `KMS ${what} ${info.keyId} in ${region}`);
     }
   };
-  if (info.enabled) await actions.run(`disable KMS key ${primary.name} (${info.keyId}) in ${region}`, () => call('DisableKey', () => kmsR.send(new DisableKeyCommand({ KeyId: info.keyId }))));
+  if (info.enabled)
+    await actions.run(`disable KMS key ${primary.name} (${info.keyId}) in ${region}`, () =>
+      call('DisableKey', () => kmsR.send(new DisableKeyCommand({ KeyId: info.keyId }))),
+    );
   if (opts.deleteKeyAfterDays !== undefined && info.keyState !== 'PendingDeletion') {
-    await actions.run(`schedule deletion of KMS key ${primary.name} (${info.keyId}) in ${region} in ${opts.deleteKeyAfterDays} days`, () =>
-      call('ScheduleKeyDeletion', () => kmsR.send(new ScheduleKeyDeletionCommand({ KeyId: info.keyId, PendingWindowInDays: opts.deleteKeyAfterDays }))),
+    await actions.run(
+      `schedule deletion of KMS key ${primary.name} (${info.keyId}) in ${region} in ${opts.deleteKeyAfterDays} days`,
+      () =>
+        call('ScheduleKeyDeletion', () =>
+          kmsR.send(
+            new ScheduleKeyDeletionCommand({ KeyId: info.keyId, PendingWindowInDays: opts.deleteKeyAfterDays }),
+          ),
+        ),
     );
   }
 }
 
 /** The live alias in each replica region follows the primary's (same multi-Region key id there). */
-async function moveReplicaAliases(opts: RotateOptions, deps: RotateDeps, alias: string, to: KeyInfo, actions: Actions): Promise<void> {
+async function moveReplicaAliases(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  alias: string,
+  to: KeyInfo,
+  actions: Actions,
+): Promise<void> {
   for (const region of opts.replicaRegions ?? []) {
     const kmsR = replicaKms(deps, region);
     const replica = await describeKeyByName(kmsR, opts.aliasPrefix, to.name);
     if (!replica || replica.keyId !== to.keyId) {
-      throw refused(`${to.name} has no replica in ${region} (${keyAlias(opts.aliasPrefix, to.name)} there ${replica ? `names ${replica.keyId}` : 'does not exist'})`, `Replicate it first: keyless rotate ${opts.slot} new-key --replica-region ${region} (it finishes missing replicas of a multi-Region key).`);
+      throw refused(
+        `${to.name} has no replica in ${region} (${keyAlias(opts.aliasPrefix, to.name)} there ${replica ? `names ${replica.keyId}` : 'does not exist'})`,
+        `Replicate it first: keyless rotate ${opts.slot} new-key --replica-region ${region} (it finishes missing replicas of a multi-Region key).`,
+      );
     }
     let current: string | undefined;
     try {
@@ -614,7 +883,13 @@ function replicaKms(deps: RotateDeps, region: string): KMSClient {
   return deps.kmsIn(region);
 }
 
-async function moveAlias(kms: KMSClient, alias: string, current: string | undefined, to: KeyInfo, actions: Actions): Promise<void> {
+async function moveAlias(
+  kms: KMSClient,
+  alias: string,
+  current: string | undefined,
+  to: KeyInfo,
+  actions: Actions,
+): Promise<void> {
   if (current === to.keyId) return;
   await actions.run(`point ${alias} at ${to.name} (${to.keyId})`, async () => {
     try {
@@ -626,20 +901,41 @@ async function moveAlias(kms: KMSClient, alias: string, current: string | undefi
   });
 }
 
-async function retireStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot, actions: Actions, result: Result): Promise<StepResult> {
+async function retireStep(
+  opts: RotateOptions,
+  deps: RotateDeps,
+  snap: Snapshot,
+  actions: Actions,
+  result: Result,
+): Promise<StepResult> {
   const cmd = `keyless rotate ${opts.slot}`;
   const now = opts.now ?? new Date();
   if (snap.retiring.length === 0 && snap.state.orphanKeys.length === 0) {
-    if (snap.staged.length > 0) throw refused(`slot ${opts.slot} has nothing to retire: ${snap.staged.map((e) => e.keyName).join(', ')} is staged, not promoted`, `Promote it first: ${cmd} promote.`);
+    if (snap.staged.length > 0)
+      throw refused(
+        `slot ${opts.slot} has nothing to retire: ${snap.staged.map((e) => e.keyName).join(', ')} is staged, not promoted`,
+        `Promote it first: ${cmd} promote.`,
+      );
     return result({ alreadyDone: true, actions: ['nothing is retiring; nothing to do'] });
   }
-  if (snap.staged.length > 0) throw refused(`slot ${opts.slot} has a staged certificate (${snap.staged.map((e) => e.keyName).join(', ')})`, `Finish one rotation at a time: promote it (${cmd} promote) or remove it.`);
+  if (snap.staged.length > 0)
+    throw refused(
+      `slot ${opts.slot} has a staged certificate (${snap.staged.map((e) => e.keyName).join(', ')})`,
+      `Finish one rotation at a time: promote it (${cmd} promote) or remove it.`,
+    );
   // The live certificate must be served and its key behind the live alias: promote has finished.
   const live = snap.live[0];
-  if (!live) throw refused(`slot ${opts.slot} has no live certificate; retiring the old one would leave nothing to serve`, `Promote the new certificate first: ${cmd} promote.`);
+  if (!live)
+    throw refused(
+      `slot ${opts.slot} has no live certificate; retiring the old one would leave nothing to serve`,
+      `Promote the new certificate first: ${cmd} promote.`,
+    );
   const liveInfo = await describeKeyByName(deps.kms, opts.aliasPrefix, live.keyName);
   if (!liveInfo || liveInfo.keyId !== snap.state.liveAliasTarget) {
-    throw refused(`${snap.state.liveAlias} does not point at the live key ${live.keyName} yet`, `Finish the promotion first: ${cmd} promote.`);
+    throw refused(
+      `${snap.state.liveAlias} does not point at the live key ${live.keyName} yet`,
+      `Finish the promotion first: ${cmd} promote.`,
+    );
   }
   const drainSeconds = opts.drainSeconds ?? defaultDrainSeconds();
   const since = snap.state.liveAliasUpdatedAt ? Date.parse(snap.state.liveAliasUpdatedAt) : undefined;
@@ -657,15 +953,23 @@ async function retireStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
   // a key is never disabled while an entry could still have edges sign with it for new handshakes.
   const oldKeys: string[] = [];
   for (const old of snap.retiring) {
-    if (old.keyName === live.keyName) throw refused(`retiring entry ${old.id} uses the live key ${live.keyName}`, 'Remove that entry by hand; it cannot be retired with its key.');
-    await actions.run(`remove ${old.id} from ${deps.store.location}`, () => deps.store.remove(old.id).catch((e: unknown) => Promise.reject(storeError(e, deps.store.location, 'write'))));
+    if (old.keyName === live.keyName)
+      throw refused(
+        `retiring entry ${old.id} uses the live key ${live.keyName}`,
+        'Remove that entry by hand; it cannot be retired with its key.',
+      );
+    await actions.run(`remove ${old.id} from ${deps.store.location}`, () =>
+      deps.store.remove(old.id).catch((e: unknown) => Promise.reject(storeError(e, deps.store.location, 'write'))),
+    );
     oldKeys.push(old.keyName);
   }
   oldKeys.push(...snap.state.orphanKeys);
   for (const name of new Set(oldKeys)) {
     const info = await describeKeyByName(deps.kms, opts.aliasPrefix, name);
     if (!info) {
-      warnings.push(`key ${name} is not a KMS key under ${opts.aliasPrefix} (a sealed or configured key?): remove it from the key service's KEYLESS_KEYS yourself`);
+      warnings.push(
+        `key ${name} is not a KMS key under ${opts.aliasPrefix} (a sealed or configured key?): remove it from the key service's KEYLESS_KEYS yourself`,
+      );
       continue;
     }
     if (info.keyId === snap.state.liveAliasTarget) continue;
@@ -682,13 +986,18 @@ async function retireStep(opts: RotateOptions, deps: RotateDeps, snap: Snapshot,
       });
     }
     if (opts.deleteKeyAfterDays !== undefined && info.keyState !== 'PendingDeletion') {
-      await actions.run(`schedule deletion of KMS key ${name} (${info.keyId}) in ${opts.deleteKeyAfterDays} days`, async () => {
-        try {
-          await deps.kms.send(new ScheduleKeyDeletionCommand({ KeyId: info.keyId, PendingWindowInDays: opts.deleteKeyAfterDays }));
-        } catch (e) {
-          throw awsError(e, `KMS ScheduleKeyDeletion ${info.keyId}`);
-        }
-      });
+      await actions.run(
+        `schedule deletion of KMS key ${name} (${info.keyId}) in ${opts.deleteKeyAfterDays} days`,
+        async () => {
+          try {
+            await deps.kms.send(
+              new ScheduleKeyDeletionCommand({ KeyId: info.keyId, PendingWindowInDays: opts.deleteKeyAfterDays }),
+            );
+          } catch (e) {
+            throw awsError(e, `KMS ScheduleKeyDeletion ${info.keyId}`);
+          }
+        },
+      );
     }
   }
   return result({ warnings, alreadyDone: actions.done.length === 0 });
@@ -701,9 +1010,9 @@ export const rotateSpec: CommandSpec = {
   name: 'rotate',
   summary: 'Rotate the certificate of a slot to a new key generation, without dropping a handshake.',
   description:
-    'Steps, in order (each re-runnable; without STEP: the slot\'s state and the next step):\n' +
+    "Steps, in order (each re-runnable; without STEP: the slot's state and the next step):\n" +
     '  new-key   create the next key generation <slot>-<n> in KMS\n' +
-    '  csr       certificate request for the slot\'s names, signed by the new key (--out FILE)\n' +
+    "  csr       certificate request for the slot's names, signed by the new key (--out FILE)\n" +
     '  issue     csr + certificate from --dev-ca or --pca-arn + import, in one step\n' +
     '  import    check the certificate (--cert FILE) against the new key; store it staged (not served)\n' +
     '  promote   new certificate live, old one retiring (fallback only), live alias → new key\n' +
@@ -718,22 +1027,74 @@ export const rotateSpec: CommandSpec = {
     ...STORE_OPTIONS,
     ...KEY_SERVICE_OPTIONS,
     { name: 'dry-run', type: 'boolean', description: 'print what the step would do; change nothing' },
-    { name: 'new-key', type: 'string', value: 'NAME', description: 'name of the new key generation (default <slot>-<n+1>)' },
-    { name: 'key-spec', type: 'string', value: 'SPEC', description: 'new-key: KMS key spec (default: the live certificate\'s)', choices: KMS_KEY_SPECS },
-    { name: 'key-policy', type: 'string', value: 'FILE', description: 'new-key: key policy JSON for the new key, e.g. the slot\'s CDK key policy (default: KMS\'s default policy)' },
+    {
+      name: 'new-key',
+      type: 'string',
+      value: 'NAME',
+      description: 'name of the new key generation (default <slot>-<n+1>)',
+    },
+    {
+      name: 'key-spec',
+      type: 'string',
+      value: 'SPEC',
+      description: "new-key: KMS key spec (default: the live certificate's)",
+      choices: KMS_KEY_SPECS,
+    },
+    {
+      name: 'key-policy',
+      type: 'string',
+      value: 'FILE',
+      description:
+        "new-key: key policy JSON for the new key, e.g. the slot's CDK key policy (default: KMS's default policy)",
+    },
     ...REPLICA_OPTIONS,
-    { name: 'dns', type: 'list', value: 'NAME', description: 'csr/issue: DNS names (default: the live certificate\'s)' },
-    { name: 'out', type: 'string', value: 'FILE', description: 'csr: write the request here (default: stdout); issue: also write the chain here' },
+    { name: 'dns', type: 'list', value: 'NAME', description: "csr/issue: DNS names (default: the live certificate's)" },
+    {
+      name: 'out',
+      type: 'string',
+      value: 'FILE',
+      description: 'csr: write the request here (default: stdout); issue: also write the chain here',
+    },
     { name: 'cert', type: 'string', value: 'FILE', description: 'import: the certificate chain (PEM, leaf first)' },
-    { name: 'ca', type: 'string', value: 'FILE', description: 'import: also require the chain to lead to this CA certificate' },
-    { name: 'dev-ca', type: 'boolean', description: 'issue: with the local stack\'s dev CA' },
+    {
+      name: 'ca',
+      type: 'string',
+      value: 'FILE',
+      description: 'import: also require the chain to lead to this CA certificate',
+    },
+    { name: 'dev-ca', type: 'boolean', description: "issue: with the local stack's dev CA" },
     { name: 'pca-arn', type: 'string', value: 'ARN', description: 'issue: with this AWS Private CA' },
     { name: 'days', type: 'string', value: 'N', description: 'issue: validity in days (default 90)' },
-    { name: 'edge-admin', type: 'list', value: 'URL', description: 'promote: edge admin URL whose /metrics must report the staged certificate ok (with --local: the local edge)' },
-    { name: 'drain-seconds', type: 'string', value: 'N', description: `retire: seconds after promote before the old certificate may go (default 2 × refresh + handshake deadline = ${defaultDrainSeconds()})` },
-    { name: 'refresh-seconds', type: 'string', value: 'N', description: `the edges' certificateStore.refreshSeconds, for the default drain (default ${DEFAULT_CERT_REFRESH_SECONDS})` },
-    { name: 'force', type: 'boolean', description: 'retire before the drain period is over; import a certificate that drops names' },
-    { name: 'delete-key-after-days', type: 'string', value: 'N', description: 'retire: also schedule the old key\'s deletion (7–30 days); default: disable only' },
+    {
+      name: 'edge-admin',
+      type: 'list',
+      value: 'URL',
+      description:
+        'promote: edge admin URL whose /metrics must report the staged certificate ok (with --local: the local edge)',
+    },
+    {
+      name: 'drain-seconds',
+      type: 'string',
+      value: 'N',
+      description: `retire: seconds after promote before the old certificate may go (default 2 × refresh + handshake deadline = ${defaultDrainSeconds()})`,
+    },
+    {
+      name: 'refresh-seconds',
+      type: 'string',
+      value: 'N',
+      description: `the edges' certificateStore.refreshSeconds, for the default drain (default ${DEFAULT_CERT_REFRESH_SECONDS})`,
+    },
+    {
+      name: 'force',
+      type: 'boolean',
+      description: 'retire before the drain period is over; import a certificate that drops names',
+    },
+    {
+      name: 'delete-key-after-days',
+      type: 'string',
+      value: 'N',
+      description: "retire: also schedule the old key's deletion (7–30 days); default: disable only",
+    },
   ],
   examples: [
     'keyless rotate site --local                       # where is slot "site", what is next',
@@ -750,7 +1111,10 @@ function readFileArg(file: string, what: string, io: CliIo): string {
   try {
     return fs.readFileSync(path.resolve(io.cwd ?? process.cwd(), file), 'utf8');
   } catch (e) {
-    throw usageError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, `Check the path given for the ${what}.`);
+    throw usageError(
+      `cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      `Check the path given for the ${what}.`,
+    );
   }
 }
 
@@ -764,21 +1128,40 @@ function localEdgeAdmin(ctx: CliContext): string | undefined {
   }
 }
 
-export function optionsFromArgs(args: ParsedArgs, ctx: CliContext, io: CliIo): { step: RotateStep | undefined; opts: RotateOptions; out?: string } {
+export function optionsFromArgs(
+  args: ParsedArgs,
+  ctx: CliContext,
+  io: CliIo,
+): { step: RotateStep | undefined; opts: RotateOptions; out?: string } {
   const slot = args.positionals.slot as string;
   const stepArg = args.positionals.step as string | undefined;
   if (stepArg !== undefined && !(ROTATE_STEPS as readonly string[]).includes(stepArg)) {
-    throw usageError(`unknown step ${JSON.stringify(stepArg)}`, `Steps are ${ROTATE_STEPS.join(', ')}; without one, rotate shows the plan.`);
+    throw usageError(
+      `unknown step ${JSON.stringify(stepArg)}`,
+      `Steps are ${ROTATE_STEPS.join(', ')}; without one, rotate shows the plan.`,
+    );
   }
   const step = stepArg as RotateStep | undefined;
   const devCa = opt.bool(args, 'dev-ca');
   const pcaArn = opt.str(args, 'pca-arn');
   let ca: CertificateAuthority | undefined;
-  if (devCa && pcaArn) throw usageError('give one CA: --dev-ca or --pca-arn ARN', 'Use --dev-ca with the local stack, --pca-arn with AWS Private CA.');
-  if (devCa) ca = { kind: 'dev', caAlias: DEFAULT_CA_ALIAS, caCertPem: readFileArg(path.join(ctx.devDir, 'ca.pem'), 'dev CA certificate', io) };
+  if (devCa && pcaArn)
+    throw usageError(
+      'give one CA: --dev-ca or --pca-arn ARN',
+      'Use --dev-ca with the local stack, --pca-arn with AWS Private CA.',
+    );
+  if (devCa)
+    ca = {
+      kind: 'dev',
+      caAlias: DEFAULT_CA_ALIAS,
+      caCertPem: readFileArg(path.join(ctx.devDir, 'ca.pem'), 'dev CA certificate', io),
+    };
   else if (pcaArn) ca = { kind: 'acm-pca', arn: pcaArn };
   const refresh = opt.int(args, 'refresh-seconds', DEFAULT_CERT_REFRESH_SECONDS, 1, 86_400);
-  const deleteAfter = opt.str(args, 'delete-key-after-days') === undefined ? undefined : opt.int(args, 'delete-key-after-days', 30, 7, 30);
+  const deleteAfter =
+    opt.str(args, 'delete-key-after-days') === undefined
+      ? undefined
+      : opt.int(args, 'delete-key-after-days', 30, 7, 30);
   const edgeAdmin = opt.list(args, 'edge-admin');
   const localAdmin = ctx.local ? localEdgeAdmin(ctx) : undefined;
   const certFile = opt.str(args, 'cert');
@@ -818,8 +1201,13 @@ export function formatStepResult(r: StepResult): string {
     lines.push('');
   }
   const s = r.state;
-  lines.push(`slot ${s.slot}: live alias ${s.liveAlias}${s.liveAliasTarget ? ` → ${s.liveAliasTarget}${s.liveAliasUpdatedAt ? ` (since ${s.liveAliasUpdatedAt})` : ''}` : ' (not created yet)'}`);
-  for (const e of s.entries) lines.push(`  ${e.state.padEnd(9)} ${e.keyName.padEnd(20)} ${e.hostnames.join(',')}  valid ${e.notBefore.slice(0, 10)} … ${e.notAfter.slice(0, 10)}`);
+  lines.push(
+    `slot ${s.slot}: live alias ${s.liveAlias}${s.liveAliasTarget ? ` → ${s.liveAliasTarget}${s.liveAliasUpdatedAt ? ` (since ${s.liveAliasUpdatedAt})` : ''}` : ' (not created yet)'}`,
+  );
+  for (const e of s.entries)
+    lines.push(
+      `  ${e.state.padEnd(9)} ${e.keyName.padEnd(20)} ${e.hostnames.join(',')}  valid ${e.notBefore.slice(0, 10)} … ${e.notAfter.slice(0, 10)}`,
+    );
   if (s.pendingKey) lines.push(`  new key  ${s.pendingKey} (no certificate yet)`);
   for (const k of s.orphanKeys) lines.push(`  old key  ${k} (no certificate; still enabled)`);
   lines.push(`next: ${s.next === 'done' ? 'nothing' : s.hint}`);
@@ -832,7 +1220,14 @@ export const rotateCommand: Command = {
     const ctx = resolveContext(args, io);
     try {
       const { step, opts, out } = optionsFromArgs(args, ctx, io);
-      const deps: RotateDeps = { kms: ctx.aws.kms, kmsIn: (r) => ctx.aws.kmsIn(r), store: ctx.store(), keyService: ctx.keyService(), progress: ctx.out.progress, ...(opts.ca?.kind === 'acm-pca' ? { acmPca: ctx.aws.acmPca } : {}) };
+      const deps: RotateDeps = {
+        kms: ctx.aws.kms,
+        kmsIn: (r) => ctx.aws.kmsIn(r),
+        store: ctx.store(),
+        keyService: ctx.keyService(),
+        progress: ctx.out.progress,
+        ...(opts.ca?.kind === 'acm-pca' ? { acmPca: ctx.aws.acmPca } : {}),
+      };
       const r = step === undefined ? await rotationPlan(opts, deps) : await runRotationStep(step, opts, deps);
       for (const w of r.warnings) ctx.out.warn(w);
       if (out && r.csrPem) fs.writeFileSync(path.resolve(io.cwd ?? process.cwd(), out), r.csrPem, { mode: 0o644 });

@@ -10,7 +10,13 @@
  * lists what an operator should act on (and `--check` turns them into exit code 2).
  */
 import * as crypto from 'node:crypto';
-import { DescribeKeyCommand, type KMSClient, ListAliasesCommand, ListResourceTagsCommand, type AliasListEntry } from '@aws-sdk/client-kms';
+import {
+  DescribeKeyCommand,
+  type KMSClient,
+  ListAliasesCommand,
+  ListResourceTagsCommand,
+  type AliasListEntry,
+} from '@aws-sdk/client-kms';
 import type { StoredCertificate } from '../../contract/certificate-store-entry';
 import type { CertificateStoreBackend } from '../../edge-proxy/src/cert-store';
 import type { KeyDescription } from '../../contract/key-service-protocol';
@@ -120,7 +126,8 @@ export interface StatusDeps {
   progress?: Progress;
 }
 
-const errorText = (e: unknown): string => (e instanceof CliError ? e.message : e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e));
+const errorText = (e: unknown): string =>
+  e instanceof CliError ? e.message : e instanceof Error ? `${e.name}: ${e.message.split('\n')[0]}` : String(e);
 
 async function listAliases(kms: KMSClient, prefix: string): Promise<AliasListEntry[]> {
   const out: AliasListEntry[] = [];
@@ -144,7 +151,11 @@ async function listAliases(kms: KMSClient, prefix: string): Promise<AliasListEnt
 }
 
 /** A key's `keyless:deployment` tag (null: none); undefined, with an error recorded, when the tags cannot be read. */
-async function readDeploymentTag(kms: KMSClient, keyId: string, report: StatusReport): Promise<string | null | undefined> {
+async function readDeploymentTag(
+  kms: KMSClient,
+  keyId: string,
+  report: StatusReport,
+): Promise<string | null | undefined> {
   let marker: string | undefined;
   try {
     do {
@@ -196,7 +207,8 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
     try {
       const aliases = await listAliases(deps.kms, opts.aliasPrefix);
       const byKey = new Map<string, string[]>();
-      for (const a of aliases) byKey.set(a.TargetKeyId!, [...(byKey.get(a.TargetKeyId!) ?? []), a.AliasName!.slice(opts.aliasPrefix.length)]);
+      for (const a of aliases)
+        byKey.set(a.TargetKeyId!, [...(byKey.get(a.TargetKeyId!) ?? []), a.AliasName!.slice(opts.aliasPrefix.length)]);
       for (const [keyId, names] of byKey) {
         let meta;
         try {
@@ -215,9 +227,16 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
           }
         }
         for (const slot of liveFor) {
-          report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: keyNames[0] ?? null, liveKeyId: keyId, certificates: [] });
+          report.slots.push({
+            slot,
+            liveAlias: `${opts.aliasPrefix}${slot}`,
+            liveKeyName: keyNames[0] ?? null,
+            liveKeyId: keyId,
+            certificates: [],
+          });
         }
-        const deploymentTag = opts.deployment === undefined ? undefined : await readDeploymentTag(deps.kms, keyId, report);
+        const deploymentTag =
+          opts.deployment === undefined ? undefined : await readDeploymentTag(deps.kms, keyId, report);
         // A key known only by its slot alias (e.g. created before per-generation names) is still listed.
         for (const name of keyNames.length > 0 ? keyNames : liveFor.slice(0, 1)) {
           kmsKeyIdByName.set(name, keyId);
@@ -248,7 +267,14 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
     }
   }
   for (const slot of slotNames) {
-    if (!report.slots.some((s) => s.slot === slot)) report.slots.push({ slot, liveAlias: `${opts.aliasPrefix}${slot}`, liveKeyName: null, liveKeyId: null, certificates: [] });
+    if (!report.slots.some((s) => s.slot === slot))
+      report.slots.push({
+        slot,
+        liveAlias: `${opts.aliasPrefix}${slot}`,
+        liveKeyName: null,
+        liveKeyId: null,
+        certificates: [],
+      });
   }
 
   // 2b. Multi-region: each region's key service signs with its own region's key behind the same alias.
@@ -259,10 +285,13 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
         if (k.custody !== 'kms' || !k.keyId || !k.enabled) continue;
         let there: string | undefined;
         try {
-          there = (await deps.kmsIn(region).send(new DescribeKeyCommand({ KeyId: `${opts.aliasPrefix}${k.name}` }))).KeyMetadata?.KeyId;
+          there = (await deps.kmsIn(region).send(new DescribeKeyCommand({ KeyId: `${opts.aliasPrefix}${k.name}` })))
+            .KeyMetadata?.KeyId;
         } catch (e) {
           if ((e as Error).name !== 'NotFoundException') {
-            report.errors.push(`kms ${region}: ${errorText(awsError(e, `KMS DescribeKey ${opts.aliasPrefix}${k.name} in ${region}`))}`);
+            report.errors.push(
+              `kms ${region}: ${errorText(awsError(e, `KMS DescribeKey ${opts.aliasPrefix}${k.name} in ${region}`))}`,
+            );
             continue;
           }
         }
@@ -282,16 +311,33 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
     progress(`asking ${deps.keyService.name} (ping)`);
     try {
       const ping = await deps.keyService.ping();
-      report.keyService = { target: deps.keyService.name, reachable: true, version: ping.version, protocol: ping.protocol, keys: ping.keys, keyPattern: ping.keyPattern ?? null };
+      report.keyService = {
+        target: deps.keyService.name,
+        reachable: true,
+        version: ping.version,
+        protocol: ping.protocol,
+        keys: ping.keys,
+        keyPattern: ping.keyPattern ?? null,
+      };
       if (ping.keyPattern && ping.keyPattern.aliasPrefix !== opts.aliasPrefix) {
-        report.problems.push(`the key service resolves key names under ${ping.keyPattern.aliasPrefix}, not ${opts.aliasPrefix}: check --deployment / --alias-prefix (or its KEYLESS_KEYS "*" entry)`);
+        report.problems.push(
+          `the key service resolves key names under ${ping.keyPattern.aliasPrefix}, not ${opts.aliasPrefix}: check --deployment / --alias-prefix (or its KEYLESS_KEYS "*" entry)`,
+        );
       }
       const served = new Set(ping.keys.map((k) => k.name));
       for (const k of report.keys) k.inKeyService = served.has(k.name);
       // Keys the service is configured with by name (sealed keys, kms keys with their own key id).
       for (const k of ping.keys) {
         if (!report.keys.some((r) => r.name === k.name)) {
-          report.keys.push({ name: k.name, custody: k.custody, keySpec: k.keySpec, state: 'configured', enabled: true, liveFor: [], inKeyService: true });
+          report.keys.push({
+            name: k.name,
+            custody: k.custody,
+            keySpec: k.keySpec,
+            state: 'configured',
+            enabled: true,
+            liveFor: [],
+            inKeyService: true,
+          });
         }
       }
       // Ask for every key we know of: a kms key the service resolves by alias prefix is served even
@@ -305,7 +351,8 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
           if (configured) configured.keySpec = pub.keySpec;
         } catch (e) {
           keyServiceSpki.set(name, null);
-          if (certKeyNames.has(name)) report.problems.push(`key service cannot give the public key of ${name}: ${errorText(e)}`);
+          if (certKeyNames.has(name))
+            report.problems.push(`key service cannot give the public key of ${name}: ${errorText(e)}`);
         }
       }
       for (const k of report.keys) {
@@ -313,7 +360,10 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
         if (ks === undefined) continue;
         k.inKeyService = ks !== null;
         const kmsSpki = k.keyId ? spkiByKeyId.get(k.keyId) : undefined;
-        if (ks && kmsSpki && !ks.equals(kmsSpki)) report.problems.push(`the key service signs for ${k.name} with another key than ${k.alias} (check its KEYLESS_KEYS entry for ${k.name})`);
+        if (ks && kmsSpki && !ks.equals(kmsSpki))
+          report.problems.push(
+            `the key service signs for ${k.name} with another key than ${k.alias} (check its KEYLESS_KEYS entry for ${k.name})`,
+          );
       }
     } catch (e) {
       report.keyService = { target: deps.keyService.name, reachable: false, error: errorText(e) };
@@ -353,22 +403,42 @@ export async function collectStatus(opts: StatusOptions, deps: StatusDeps): Prom
     slot?.certificates.push({ id: entry.id, state: entry.state });
 
     const serving = entry.state !== 'staged';
-    if (!cert.valid) report.problems.push(`certificate ${entry.id} is ${now < notBefore ? 'not valid yet' : 'expired'} (${cert.notBefore} … ${cert.notAfter})${serving ? '; the edges do not serve it' : ''}`);
-    else if (serving && cert.daysLeft < EXPIRY_WARNING_DAYS) report.problems.push(`certificate ${entry.id} expires in ${cert.daysLeft} days (${cert.notAfter}): rotate or renew it`);
-    if (cert.matchesKms === false) report.problems.push(`certificate ${entry.id} does not match KMS key ${entry.keyName}`);
-    if (cert.matchesKeyService === false) report.problems.push(`certificate ${entry.id} does not match what the key service signs with for ${entry.keyName}`);
-    if (deps.kms && !kmsKeyId && !report.errors.some((e) => e.startsWith('kms:')) && !report.keys.some((k) => k.name === entry.keyName)) {
-      report.problems.push(`certificate ${entry.id} names key ${entry.keyName}, which is not under ${opts.aliasPrefix} in KMS${deps.keyService ? ' nor served by the key service' : ''}`);
+    if (!cert.valid)
+      report.problems.push(
+        `certificate ${entry.id} is ${now < notBefore ? 'not valid yet' : 'expired'} (${cert.notBefore} … ${cert.notAfter})${serving ? '; the edges do not serve it' : ''}`,
+      );
+    else if (serving && cert.daysLeft < EXPIRY_WARNING_DAYS)
+      report.problems.push(
+        `certificate ${entry.id} expires in ${cert.daysLeft} days (${cert.notAfter}): rotate or renew it`,
+      );
+    if (cert.matchesKms === false)
+      report.problems.push(`certificate ${entry.id} does not match KMS key ${entry.keyName}`);
+    if (cert.matchesKeyService === false)
+      report.problems.push(
+        `certificate ${entry.id} does not match what the key service signs with for ${entry.keyName}`,
+      );
+    if (
+      deps.kms &&
+      !kmsKeyId &&
+      !report.errors.some((e) => e.startsWith('kms:')) &&
+      !report.keys.some((k) => k.name === entry.keyName)
+    ) {
+      report.problems.push(
+        `certificate ${entry.id} names key ${entry.keyName}, which is not under ${opts.aliasPrefix} in KMS${deps.keyService ? ' nor served by the key service' : ''}`,
+      );
     }
     const key = report.keys.find((k) => k.name === entry.keyName);
-    if (serving && key && !key.enabled) report.problems.push(`certificate ${entry.id} is ${entry.state} but its key ${entry.keyName} is ${key.state}`);
+    if (serving && key && !key.enabled)
+      report.problems.push(`certificate ${entry.id} is ${entry.state} but its key ${entry.keyName} is ${key.state}`);
   }
   for (const s of report.slots) {
     const live = s.certificates.filter((c) => c.state === 'live');
     const liveEntries = report.certificates.filter((c) => c.slot === s.slot && c.state === 'live');
     if (live.length === 0 && s.certificates.length > 0) report.problems.push(`slot ${s.slot} has no live certificate`);
     if (s.liveKeyName && liveEntries.length > 0 && !liveEntries.some((c) => c.keyName === s.liveKeyName)) {
-      report.problems.push(`slot ${s.slot}: the live alias points at ${s.liveKeyName}, but the live certificate is ${liveEntries.map((c) => c.keyName).join(', ')} (an unfinished promote? run keyless rotate ${s.slot})`);
+      report.problems.push(
+        `slot ${s.slot}: the live alias points at ${s.liveKeyName}, but the live certificate is ${liveEntries.map((c) => c.keyName).join(', ')} (an unfinished promote? run keyless rotate ${s.slot})`,
+      );
     }
   }
   report.keys.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -381,11 +451,26 @@ const yesNo = (v: boolean | null): string => (v === null ? '-' : v ? 'yes' : 'NO
 /** The human rendering of a status report. */
 export function formatStatus(r: StatusReport): string {
   const out: string[] = [];
-  out.push(`keys (KMS aliases under ${r.aliasPrefix}${r.keyService?.reachable ? ', and the key service\'s configured names' : ''}):`);
+  out.push(
+    `keys (KMS aliases under ${r.aliasPrefix}${r.keyService?.reachable ? ", and the key service's configured names" : ''}):`,
+  );
   out.push(
     r.keys.length === 0
       ? '  (none)'
-      : indent(table(['NAME', 'CUSTODY', 'KEY ID', 'SPEC', 'STATE', 'LIVE FOR', 'KEY SERVICE'], r.keys.map((k) => [k.name, k.custody, k.keyId ?? '-', k.keySpec, k.state, k.liveFor.join(',') || '-', yesNo(k.inKeyService)]))),
+      : indent(
+          table(
+            ['NAME', 'CUSTODY', 'KEY ID', 'SPEC', 'STATE', 'LIVE FOR', 'KEY SERVICE'],
+            r.keys.map((k) => [
+              k.name,
+              k.custody,
+              k.keyId ?? '-',
+              k.keySpec,
+              k.state,
+              k.liveFor.join(',') || '-',
+              yesNo(k.inKeyService),
+            ]),
+          ),
+        ),
   );
   out.push('', `certificates (${r.store ?? 'no store'}):`);
   out.push(
@@ -394,13 +479,35 @@ export function formatStatus(r: StatusReport): string {
       : indent(
           table(
             ['ID', 'SLOT', 'KEY', 'STATE', 'HOSTNAMES', 'NOT AFTER', 'DAYS LEFT', 'KMS MATCH', 'KS MATCH'],
-            r.certificates.map((c) => [c.id, c.slot ?? '-', c.keyName, c.state, c.hostnames.join(','), c.notAfter.slice(0, 10), c.valid ? String(c.daysLeft) : c.daysLeft < 0 ? 'expired' : 'not yet', yesNo(c.matchesKms), yesNo(c.matchesKeyService)]),
+            r.certificates.map((c) => [
+              c.id,
+              c.slot ?? '-',
+              c.keyName,
+              c.state,
+              c.hostnames.join(','),
+              c.notAfter.slice(0, 10),
+              c.valid ? String(c.daysLeft) : c.daysLeft < 0 ? 'expired' : 'not yet',
+              yesNo(c.matchesKms),
+              yesNo(c.matchesKeyService),
+            ]),
           ),
         ),
   );
   if (r.slots.length > 0) {
     out.push('', 'slots:');
-    out.push(indent(table(['SLOT', 'LIVE ALIAS', 'POINTS AT', 'CERTIFICATES'], r.slots.map((s) => [s.slot, s.liveAlias, s.liveKeyName ?? s.liveKeyId ?? '(no alias)', s.certificates.map((c) => `${c.id}:${c.state}`).join(' ') || '-']))));
+    out.push(
+      indent(
+        table(
+          ['SLOT', 'LIVE ALIAS', 'POINTS AT', 'CERTIFICATES'],
+          r.slots.map((s) => [
+            s.slot,
+            s.liveAlias,
+            s.liveKeyName ?? s.liveKeyId ?? '(no alias)',
+            s.certificates.map((c) => `${c.id}:${c.state}`).join(' ') || '-',
+          ]),
+        ),
+      ),
+    );
   }
   out.push('', 'key service:');
   if (!r.keyService) out.push('  (not asked: pass --key-service FUNCTION, or --local)');
@@ -408,11 +515,17 @@ export function formatStatus(r: StatusReport): string {
   else {
     const named = (r.keyService.keys ?? []).map((k) => `${k.name} (${k.custody})`).join(', ');
     const pattern = r.keyService.keyPattern ? `any name under ${r.keyService.keyPattern.aliasPrefix}` : '';
-    out.push(`  ${r.keyService.target}: version ${r.keyService.version}, protocol ${r.keyService.protocol}, serves ${[named, pattern].filter(Boolean).join('; ') || 'nothing'}`);
+    out.push(
+      `  ${r.keyService.target}: version ${r.keyService.version}, protocol ${r.keyService.protocol}, serves ${[named, pattern].filter(Boolean).join('; ') || 'nothing'}`,
+    );
   }
   if (r.errors.length > 0) out.push('', 'could not read:', ...r.errors.map((e) => `  - ${e}`));
   out.push('', r.problems.length === 0 ? 'problems: none' : 'problems:', ...r.problems.map((p) => `  - ${p}`));
   return `${out.join('\n')}\n`;
 }
 
-const indent = (s: string): string => s.split('\n').map((l) => `  ${l}`).join('\n');
+const indent = (s: string): string =>
+  s
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');

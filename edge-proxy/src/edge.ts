@@ -15,7 +15,12 @@ import type { ServerCertificate } from './tls/certificates';
 import { startAdminServer } from './assembly/admin-server';
 import { startCertificateReloader } from './assembly/certificate-reload';
 import { certificateEntries, servedCertificateStore } from './assembly/certificate-stores';
-import { loadCertificateSet, storeLocation, type CertificateSet, type CertificateSources } from './assembly/certificates';
+import {
+  loadCertificateSet,
+  storeLocation,
+  type CertificateSet,
+  type CertificateSources,
+} from './assembly/certificates';
 import { routeConnections } from './assembly/connections';
 import { createDrain } from './assembly/drain';
 import { startFrontend } from './assembly/frontend';
@@ -25,8 +30,19 @@ import { startMetrics } from './assembly/metrics';
 import { startSessionTickets } from './assembly/tickets';
 import { createTlsServer, listenTls } from './assembly/tls-server';
 
-export { applyCustody, certificatesFromStore, loadAllCertificates, loadCertificates, loadCertificateSet, type CertificateSet } from './assembly/certificates';
-export { certificateEntries, ReloadableCertificateStore, SniRoutedCertificateStore } from './assembly/certificate-stores';
+export {
+  applyCustody,
+  certificatesFromStore,
+  loadAllCertificates,
+  loadCertificates,
+  loadCertificateSet,
+  type CertificateSet,
+} from './assembly/certificates';
+export {
+  certificateEntries,
+  ReloadableCertificateStore,
+  SniRoutedCertificateStore,
+} from './assembly/certificate-stores';
 export type { EdgeHealth } from './assembly/health';
 
 export interface RunningEdge {
@@ -71,10 +87,19 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
   const figures = startMetrics(config, deps.emfWrite);
   const keyOps = assembleKeyOperations(config, log, figures, initialSet.served);
   // The frontend's 421 check reads the certificate store, which is created just below.
-  const frontend = await startFrontend(config, log, figures, certificateEntries(() => certificateStore));
+  const frontend = await startFrontend(
+    config,
+    log,
+    figures,
+    certificateEntries(() => certificateStore),
+  );
   const certificateStore = servedCertificateStore(config, initialSet.served);
   const tickets = await startSessionTickets(config, keyOps.tracked, log, figures);
-  const server = createTlsServer(config, { certificates: certificateStore, keyOperations: keyOps.admitted, tickets: tickets.protector }, log);
+  const server = createTlsServer(
+    config,
+    { certificates: certificateStore, keyOperations: keyOps.admitted, tickets: tickets.protector },
+    log,
+  );
   routeConnections(server, frontend, config, log, figures.edge);
   const tlsAddr = await listenTls(server, config.listen, deps.reusePort ?? false);
   const drain = createDrain(server, frontend, config, log, figures.edge);
@@ -85,7 +110,13 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
     draining: () => drain.started,
     origins: () => frontend.originStatus(),
   });
-  const certificates = startCertificateReloader(config, initialSet, { store: certificateStore, keys: keyOps.keys, describedKeys: health.describedKeys }, { registry: figures.registry, edge: figures.edge, log }, deps);
+  const certificates = startCertificateReloader(
+    config,
+    initialSet,
+    { store: certificateStore, keys: keyOps.keys, describedKeys: health.describedKeys },
+    { registry: figures.registry, edge: figures.edge, log },
+    deps,
+  );
   await health.start();
   const admin = await startAdminServer(config.admin, health.report, figures.edge);
 
@@ -116,5 +147,9 @@ export async function startEdge(config: EdgeConfig, log: Logger, deps: EdgeDepen
 
 function logLoadedCertificates(config: EdgeConfig, set: CertificateSet, log: Logger): void {
   if (!config.certificateStore) return;
-  log.log('info', 'certificates loaded', { ...storeLocation(config), certificates: set.served.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })), staged: set.staged.map((e) => e.keyName) });
+  log.log('info', 'certificates loaded', {
+    ...storeLocation(config),
+    certificates: set.served.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })),
+    staged: set.staged.map((e) => e.keyName),
+  });
 }

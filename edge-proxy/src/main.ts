@@ -5,7 +5,15 @@
 import { ConfigError, loadEdgeConfig } from './config';
 import { startEdge } from './edge';
 import { createLogger } from './observability/log';
-import { acceptMode, runPrimary, usableAcceptMode, serveWorker, workerCount, workerIdentity, workerShare } from './workers';
+import {
+  acceptMode,
+  runPrimary,
+  usableAcceptMode,
+  serveWorker,
+  workerCount,
+  workerIdentity,
+  workerShare,
+} from './workers';
 
 async function main(): Promise<void> {
   let log = createLogger('edge');
@@ -20,12 +28,24 @@ async function main(): Promise<void> {
     log = createLogger('edge', config.logging.level, worker ? { worker: worker.index } : {}); // logging.level / KEYLESS_LOG_LEVEL, validated
     const keyServices = config.keyServices.map((k) => k.functionName);
     if (workers > 1 && !worker) {
-      await runPrimary(config, workers, log, keyServices, await usableAcceptMode(acceptMode(), config.listen.host, log));
+      await runPrimary(
+        config,
+        workers,
+        log,
+        keyServices,
+        await usableAcceptMode(acceptMode(), config.listen.host, log),
+      );
       return;
     }
     if (worker) config = workerShare(config, worker.count, worker.adminPort, worker.tlsPort);
     edge = await startEdge(config, log, { reusePort: worker?.accept === 'reuseport' });
-    log.log('info', worker ? 'worker listening' : 'edge listening', { tlsPort: edge.tlsPort, adminPort: edge.adminPort, keyServices, runtime: `node/${process.versions.node}`, ...(worker ? { pid: process.pid } : {}) });
+    log.log('info', worker ? 'worker listening' : 'edge listening', {
+      tlsPort: edge.tlsPort,
+      adminPort: edge.adminPort,
+      keyServices,
+      runtime: `node/${process.versions.node}`,
+      ...(worker ? { pid: process.pid } : {}),
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);
@@ -61,7 +81,9 @@ async function main(): Promise<void> {
     try {
       next = loadEdgeConfig(file);
     } catch (e) {
-      log.log('error', 'configuration reload failed; still serving the previous certificates', { error: (e as Error).message });
+      log.log('error', 'configuration reload failed; still serving the previous certificates', {
+        error: (e as Error).message,
+      });
       return;
     }
     edge.reloadCertificates(next).catch(() => undefined); // logged by the edge

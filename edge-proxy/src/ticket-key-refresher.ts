@@ -34,12 +34,20 @@ export class TicketKeyRefresher {
       const k = await this.keys.ticketKeys();
       const changed = this.protector.epoch !== k.current.epoch;
       this.protector.setKeys(k);
-      if (changed) this.log.log('info', 'ticket keys', { epoch: k.current.epoch, epochSeconds: k.epochSeconds, epochsAccepted: k.epochsAccepted ?? 2 });
+      if (changed)
+        this.log.log('info', 'ticket keys', {
+          epoch: k.current.epoch,
+          epochSeconds: k.epochSeconds,
+          epochsAccepted: k.epochsAccepted ?? 2,
+        });
       // Fetch again shortly after the next epoch starts (all edges roll over together).
       const epochEndsMs = (k.current.epoch + 1) * k.epochSeconds * 1000;
       next = Math.max(1_000, Math.min(epochEndsMs - Date.now() + 1_000, 5 * 60_000));
     } catch (e) {
-      this.log.log('warn', 'ticket keys unavailable; keeping the ones we have', { error: (e as Error).message, haveKeys: this.protector.ready });
+      this.log.log('warn', 'ticket keys unavailable; keeping the ones we have', {
+        error: (e as Error).message,
+        haveKeys: this.protector.ready,
+      });
     }
     if (this.stopped) return;
     this.timer = setTimeout(() => void this.refresh(), next);

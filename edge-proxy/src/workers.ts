@@ -26,7 +26,12 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { ConfigError, type EdgeConfig } from './config';
 import type { EdgeHealth, RunningEdge } from './edge';
-import { renderPrometheus, type HistogramSample, type MetricSample, type MetricSnapshot } from './observability/metrics-registry';
+import {
+  renderPrometheus,
+  type HistogramSample,
+  type MetricSample,
+  type MetricSnapshot,
+} from './observability/metrics-registry';
 import type { Logger } from './observability/log';
 
 export const MAX_WORKERS = 64;
@@ -67,12 +72,19 @@ export function cgroupCpuQuota(read: (file: string) => string = (f) => fs.readFi
 }
 
 /** KEYLESS_WORKERS → the worker count; 1 means no cluster at all (the edge runs in this process). */
-export function workerCount(value: string | undefined = process.env.KEYLESS_WORKERS, cpus: () => number = availableCpus): number {
+export function workerCount(
+  value: string | undefined = process.env.KEYLESS_WORKERS,
+  cpus: () => number = availableCpus,
+): number {
   const v = value?.trim();
   if (!v) return 1;
   if (v === 'auto') return Math.min(MAX_WORKERS, cpus());
   if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_WORKERS) return Number(v);
-  throw new ConfigError('KEYLESS_WORKERS', `${JSON.stringify(value)} is not a worker count`, `Use a whole number from 1 to ${MAX_WORKERS}, or auto (one worker per vCPU of the task).`);
+  throw new ConfigError(
+    'KEYLESS_WORKERS',
+    `${JSON.stringify(value)} is not a worker count`,
+    `Use a whole number from 1 to ${MAX_WORKERS}, or auto (one worker per vCPU of the task).`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,15 +100,27 @@ export function workerCount(value: string | undefined = process.env.KEYLESS_WORK
 export type AcceptMode = 'reuseport' | 'round-robin';
 
 /** KEYLESS_WORKER_ACCEPT (`reuseport` or `round-robin`; default reuseport on Linux). */
-export function acceptMode(value: string | undefined = process.env.KEYLESS_WORKER_ACCEPT, platform: NodeJS.Platform = process.platform): AcceptMode {
+export function acceptMode(
+  value: string | undefined = process.env.KEYLESS_WORKER_ACCEPT,
+  platform: NodeJS.Platform = process.platform,
+): AcceptMode {
   const v = value?.trim();
   if (!v) return platform === 'linux' ? 'reuseport' : 'round-robin';
   if (v === 'round-robin') return v;
   if (v === 'reuseport') {
-    if (platform !== 'linux') throw new ConfigError('KEYLESS_WORKER_ACCEPT', `reuseport needs Linux (this is ${platform})`, 'Use round-robin, or leave KEYLESS_WORKER_ACCEPT unset.');
+    if (platform !== 'linux')
+      throw new ConfigError(
+        'KEYLESS_WORKER_ACCEPT',
+        `reuseport needs Linux (this is ${platform})`,
+        'Use round-robin, or leave KEYLESS_WORKER_ACCEPT unset.',
+      );
     return v;
   }
-  throw new ConfigError('KEYLESS_WORKER_ACCEPT', `${JSON.stringify(value)} is not an accept mode`, 'Use reuseport (each worker listens, the kernel spreads connections) or round-robin (the primary hands connections to the workers).');
+  throw new ConfigError(
+    'KEYLESS_WORKER_ACCEPT',
+    `${JSON.stringify(value)} is not an accept mode`,
+    'Use reuseport (each worker listens, the kernel spreads connections) or round-robin (the primary hands connections to the workers).',
+  );
 }
 
 /**
@@ -113,7 +137,9 @@ export async function usableAcceptMode(mode: AcceptMode, host: string, log: Logg
     });
     return mode;
   } catch (e) {
-    log.log('warn', 'SO_REUSEPORT is not available here; the primary hands connections to the workers', { error: (e as Error).message });
+    log.log('warn', 'SO_REUSEPORT is not available here; the primary hands connections to the workers', {
+      error: (e as Error).message,
+    });
     return 'round-robin';
   }
 }
@@ -148,7 +174,12 @@ export interface WorkerIdentity {
  * 1, so N workers together allow what one edge was configured for, give or take rounding), and its
  * own admin listener on a loopback port (the task's admin port belongs to the primary).
  */
-export function workerShare(config: EdgeConfig, count: number, adminPort: number, tlsPort = config.listen.port): EdgeConfig {
+export function workerShare(
+  config: EdgeConfig,
+  count: number,
+  adminPort: number,
+  tlsPort = config.listen.port,
+): EdgeConfig {
   const part = (n: number): number => Math.max(1, Math.ceil(n / count));
   const a = config.admission;
   return {
@@ -211,7 +242,8 @@ export function serveWorker(edge: RunningEdge, actions: { stop(reason: string): 
 /** Gauges that count things (summed over workers); every other gauge is a state (the highest wins). */
 const SUMMED_GAUGES = new Set(['keyless_edge_admission_pending', 'keyless_edge_active_connections']);
 
-const labelKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+const labelKey = (labels: Record<string, string>): string =>
+  JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
 
 /** The workers' metrics as one edge's: counters and histograms summed, gauges summed or maxed. */
 export function mergeSnapshots(perWorker: readonly MetricSnapshot[][]): MetricSnapshot[] {
@@ -237,7 +269,8 @@ export function mergeSnapshots(perWorker: readonly MetricSnapshot[][]): MetricSn
             if (seen.buckets[i]?.le === b.le) seen.buckets[i].count += b.count;
           });
         } else if ('value' in seen && 'value' in s) {
-          seen.value = m.type === 'gauge' && !SUMMED_GAUGES.has(m.name) ? Math.max(seen.value, s.value) : seen.value + s.value;
+          seen.value =
+            m.type === 'gauge' && !SUMMED_GAUGES.has(m.name) ? Math.max(seen.value, s.value) : seen.value + s.value;
         }
       }
     }
@@ -246,7 +279,10 @@ export function mergeSnapshots(perWorker: readonly MetricSnapshot[][]): MetricSn
 }
 
 /** The task's health from its workers' (undefined: that worker did not answer). */
-export function mergeHealth(perWorker: ReadonlyArray<EdgeHealth | undefined>, stopping: boolean): EdgeHealth & { workers: Array<{ ok: boolean; connections?: number }> } {
+export function mergeHealth(
+  perWorker: ReadonlyArray<EdgeHealth | undefined>,
+  stopping: boolean,
+): EdgeHealth & { workers: Array<{ ok: boolean; connections?: number }> } {
   const answered = perWorker.filter((h): h is EdgeHealth => h !== undefined);
   const ok = answered.length === perWorker.length && answered.length > 0 && answered.every((h) => h.ok);
   const draining = stopping || answered.some((h) => h.draining);
@@ -287,13 +323,20 @@ interface Slot {
  * Runs the primary: forks `count` workers, serves the admin port, relays signals. Resolves once every
  * worker is ready (the `edge listening` line is logged then); the process exits after a drain.
  */
-export async function runPrimary(config: EdgeConfig, count: number, log: Logger, keyServices: string[], accept: AcceptMode = acceptMode()): Promise<{ tlsPort: number; adminPort: number }> {
+export async function runPrimary(
+  config: EdgeConfig,
+  count: number,
+  log: Logger,
+  keyServices: string[],
+  accept: AcceptMode = acceptMode(),
+): Promise<{ tlsPort: number; adminPort: number }> {
   cluster.setupPrimary({ serialization: 'advanced' });
   // Round-robin: the primary accepts and hands connections to the workers in turn, which spreads
   // handshakes evenly (a shared accept queue lets the least busy worker take nearly all at low load).
   cluster.schedulingPolicy = cluster.SCHED_RR;
   // reuseport: each worker binds the port itself, so "any free port" must be chosen once for all.
-  const sharedTlsPort = accept === 'reuseport' && config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
+  const sharedTlsPort =
+    accept === 'reuseport' && config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, ready: false }));
   const pending = new Map<number, (m: FromWorker) => void>();
   let nextId = 0;
@@ -333,18 +376,27 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
     worker.on('exit', (code, signal) => {
       slot.ready = false;
       if (stopping) return;
-      if (!started) return onStartFailure(new Error(`worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
+      if (!started)
+        return onStartFailure(new Error(`worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
       const now = Date.now();
       restarts.push(now);
       while (restarts.length && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();
       if (restarts.length > MAX_RESTARTS) {
-        log.log('error', 'workers keep exiting; stopping the edge', { worker: slot.index, code, signal, restarts: restarts.length });
+        log.log('error', 'workers keep exiting; stopping the edge', {
+          worker: slot.index,
+          code,
+          signal,
+          restarts: restarts.length,
+        });
         stopAll('restarts', 1);
         return;
       }
       log.log('error', 'worker exited; starting another', { worker: slot.index, code, signal });
       fork(slot).catch((e: unknown) => {
-        log.log('error', 'cannot start a worker; stopping the edge', { worker: slot.index, error: (e as Error).message });
+        log.log('error', 'cannot start a worker; stopping the edge', {
+          worker: slot.index,
+          error: (e as Error).message,
+        });
         stopAll('restarts', 1);
       });
     });
@@ -374,17 +426,29 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
 
   const admin = http.createServer((req, res) => {
     if (req.url === '/healthz') {
-      void Promise.all(slots.map((s) => ask<{ keyless: 'health'; id: number; health: EdgeHealth }>(s, 'health'))).then((answers) => {
-        const health = mergeHealth(answers.map((a) => a?.health), stopping);
-        res.writeHead(health.ok && !health.draining ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(health));
-      });
+      void Promise.all(slots.map((s) => ask<{ keyless: 'health'; id: number; health: EdgeHealth }>(s, 'health'))).then(
+        (answers) => {
+          const health = mergeHealth(
+            answers.map((a) => a?.health),
+            stopping,
+          );
+          res.writeHead(health.ok && !health.draining ? 200 : 503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(health));
+        },
+      );
       return;
     }
     if (req.url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
-      void Promise.all(slots.map((s) => ask<{ keyless: 'metrics'; id: number; snapshot: MetricSnapshot[] }>(s, 'metrics'))).then((answers) => {
+      void Promise.all(
+        slots.map((s) => ask<{ keyless: 'metrics'; id: number; snapshot: MetricSnapshot[] }>(s, 'metrics')),
+      ).then((answers) => {
         const snapshots = answers.filter((a) => a !== undefined).map((a) => a.snapshot);
-        const workers: MetricSnapshot = { name: 'keyless_edge_workers', help: 'Worker processes of this edge that answered (each serves the TLS port on its own vCPU).', type: 'gauge', samples: [{ labels: {}, value: snapshots.length }] };
+        const workers: MetricSnapshot = {
+          name: 'keyless_edge_workers',
+          help: 'Worker processes of this edge that answered (each serves the TLS port on its own vCPU).',
+          type: 'gauge',
+          samples: [{ labels: {}, value: snapshots.length }],
+        };
         const body = renderPrometheus([...mergeSnapshots(snapshots), workers]);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
@@ -408,11 +472,16 @@ export async function runPrimary(config: EdgeConfig, count: number, log: Logger,
     tell({ keyless: 'stop' });
     // A worker still starting has no stop handler yet: the signal's default action ends it.
     for (const s of slots) if (!s.ready) s.worker?.process.kill('SIGTERM');
-    const alive = slots.filter((s) => s.worker && !s.worker.isDead()).map((s) => new Promise<number>((r) => s.worker!.once('exit', (c) => r(c ?? 1))));
+    const alive = slots
+      .filter((s) => s.worker && !s.worker.isDead())
+      .map((s) => new Promise<number>((r) => s.worker!.once('exit', (c) => r(c ?? 1))));
     // Workers drain within drainTimeoutMs; one that does not exit well after it is killed.
-    const backstop = setTimeout(() => {
-      for (const s of slots) if (s.worker && !s.worker.isDead()) s.worker.process.kill('SIGKILL');
-    }, config.drainTimeoutMs + config.handshakeTimeoutMs + 5_000);
+    const backstop = setTimeout(
+      () => {
+        for (const s of slots) if (s.worker && !s.worker.isDead()) s.worker.process.kill('SIGKILL');
+      },
+      config.drainTimeoutMs + config.handshakeTimeoutMs + 5_000,
+    );
     backstop.unref();
     void Promise.all(alive).then((codes) => {
       admin.close();

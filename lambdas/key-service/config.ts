@@ -11,7 +11,12 @@ import * as crypto from 'node:crypto';
 import { ConfigError } from '../../contract/key-service-errors';
 import { KEY_NAME_PATTERN } from '../../contract/key-service-protocol';
 import { servedCustodies, type HostedCustody, type HostedKeyConfig } from './backends/backend';
-import { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig } from '../../contract/keyless-keys-entry';
+import {
+  KEYS_ENV_VAR,
+  type KmsAliasPrefixConfig,
+  type KmsKeyConfig,
+  type SealedKeyConfig,
+} from '../../contract/keyless-keys-entry';
 import { isObject } from '../../contract/json';
 
 export { KEYS_ENV_VAR, type KmsAliasPrefixConfig, type KmsKeyConfig, type SealedKeyConfig };
@@ -44,7 +49,11 @@ const MAX_PUBLIC_KEY_B64 = 2048;
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Parse and validate KEYLESS_KEYS. Throws ConfigError naming the field on any problem. */
-export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
+export function parseKeysConfig(
+  json: string,
+  source: string = KEYS_ENV_VAR,
+  hostedCustodies: readonly HostedCustody[] = [],
+): KeysConfigEntry[] {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -55,15 +64,23 @@ export function parseKeysConfig(json: string, source: string = KEYS_ENV_VAR, hos
 }
 
 /** Validate an already-parsed key list (same rules as parseKeysConfig). */
-export function validateKeysConfig(raw: unknown, source: string = KEYS_ENV_VAR, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
+export function validateKeysConfig(
+  raw: unknown,
+  source: string = KEYS_ENV_VAR,
+  hostedCustodies: readonly HostedCustody[] = [],
+): KeysConfigEntry[] {
   if (!Array.isArray(raw)) throw new ConfigError(`${source}: expected a JSON array of key objects`);
   if (raw.length === 0) throw new ConfigError(`${source}: at least one key is required`);
   if (raw.length > MAX_KEYS) throw new ConfigError(`${source}: more than ${MAX_KEYS} keys`);
   const seen = new Set<string>();
   return raw.map((entry: unknown, i: number) => {
     const where = `${source}[${i}]`;
-    const key = isObject(entry) && entry.name === '*' ? validateAliasPrefixEntry(entry, where) : validateKeyEntry(entry, where, hostedCustodies);
-    if (key.name === '*' && seen.has('*')) throw new ConfigError(`${where}.name: only one "*" (alias prefix) entry is allowed`);
+    const key =
+      isObject(entry) && entry.name === '*'
+        ? validateAliasPrefixEntry(entry, where)
+        : validateKeyEntry(entry, where, hostedCustodies);
+    if (key.name === '*' && seen.has('*'))
+      throw new ConfigError(`${where}.name: only one "*" (alias prefix) entry is allowed`);
     if (seen.has(key.name)) throw new ConfigError(`${where}.name: duplicate key name "${key.name}"`);
     seen.add(key.name);
     return key;
@@ -85,7 +102,9 @@ function validateKeyEntry(entry: unknown, where: string, hostedCustodies: readon
   if (custody === 'file' && !served.includes(custody)) {
     // The file backend is registered only by the local Lambda endpoint (local/lambda/): the
     // production bundle has no code that reads private keys from disk.
-    throw new ConfigError(`${where}.custody: "file" custody is for local development only; this key service serves ${served.join(', ')}`);
+    throw new ConfigError(
+      `${where}.custody: "file" custody is for local development only; this key service serves ${served.join(', ')}`,
+    );
   }
   if (typeof custody !== 'string' || !served.includes(custody)) {
     throw new ConfigError(`${where}.custody: expected one of ${served.join(', ')}`);
@@ -99,8 +118,15 @@ function validateKeyEntry(entry: unknown, where: string, hostedCustodies: readon
       rejectUnknownFields(obj, ['name', 'custody', 'wrappingKeyId', 'sealedKey', 'publicKey'], where);
       const wrappingKeyId = kmsKeyId(obj.wrappingKeyId, `${where}.wrappingKeyId`);
       const sealedKey = obj.sealedKey;
-      if (typeof sealedKey !== 'string' || sealedKey.length < 16 || sealedKey.length > MAX_SEALED_KEY_B64 || !BASE64_RE.test(sealedKey)) {
-        throw new ConfigError(`${where}.sealedKey: expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext`);
+      if (
+        typeof sealedKey !== 'string' ||
+        sealedKey.length < 16 ||
+        sealedKey.length > MAX_SEALED_KEY_B64 ||
+        !BASE64_RE.test(sealedKey)
+      ) {
+        throw new ConfigError(
+          `${where}.sealedKey: expected the base64 PrivateKeyCiphertextBlob from GenerateDataKeyPairWithoutPlaintext`,
+        );
       }
       const publicKey = obj.publicKey;
       if (typeof publicKey !== 'string' || publicKey.length > MAX_PUBLIC_KEY_B64 || !BASE64_RE.test(publicKey)) {
@@ -126,11 +152,19 @@ function validateKeyEntry(entry: unknown, where: string, hostedCustodies: readon
 }
 
 function validateAliasPrefixEntry(obj: Record<string, unknown>, where: string): KmsAliasPrefixConfig {
-  if (obj.custody !== 'kms') throw new ConfigError(`${where}.custody: the "*" entry resolves names by KMS alias, so its custody must be "kms"`);
+  if (obj.custody !== 'kms')
+    throw new ConfigError(`${where}.custody: the "*" entry resolves names by KMS alias, so its custody must be "kms"`);
   rejectUnknownFields(obj, ['name', 'custody', 'aliasPrefix'], where);
   const prefix = obj.aliasPrefix;
-  if (typeof prefix !== 'string' || prefix.length > MAX_ALIAS_PREFIX || !ALIAS_PREFIX_RE.test(prefix) || prefix.startsWith('alias/aws/')) {
-    throw new ConfigError(`${where}.aliasPrefix: expected an alias name prefix such as "alias/keyless/prod/keys/" (starts with alias/, ends with /, segments of [A-Za-z0-9_-], not under alias/aws/)`);
+  if (
+    typeof prefix !== 'string' ||
+    prefix.length > MAX_ALIAS_PREFIX ||
+    !ALIAS_PREFIX_RE.test(prefix) ||
+    prefix.startsWith('alias/aws/')
+  ) {
+    throw new ConfigError(
+      `${where}.aliasPrefix: expected an alias name prefix such as "alias/keyless/prod/keys/" (starts with alias/, ends with /, segments of [A-Za-z0-9_-], not under alias/aws/)`,
+    );
   }
   return { name: '*', custody: 'kms', aliasPrefix: prefix };
 }
@@ -139,7 +173,8 @@ function kmsKeyId(keyId: unknown, where: string): string {
   if (typeof keyId !== 'string' || keyId.length === 0) {
     throw new ConfigError(`${where}: expected a non-empty string (key id, key ARN, alias/... or alias ARN)`);
   }
-  if (keyId.length > MAX_KMS_KEY_ID || /\s/.test(keyId)) throw new ConfigError(`${where}: not a valid KMS key identifier`);
+  if (keyId.length > MAX_KMS_KEY_ID || /\s/.test(keyId))
+    throw new ConfigError(`${where}: not a valid KMS key identifier`);
   return keyId;
 }
 
@@ -152,7 +187,10 @@ export function rejectUnknownFields(obj: Record<string, unknown>, allowed: reado
 }
 
 /** Read KEYLESS_KEYS from an environment (process.env by default), with the host's extra custody modes. */
-export function loadKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env, hostedCustodies: readonly HostedCustody[] = []): KeysConfigEntry[] {
+export function loadKeysConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  hostedCustodies: readonly HostedCustody[] = [],
+): KeysConfigEntry[] {
   const json = env[KEYS_ENV_VAR];
   if (json === undefined || json.trim() === '') {
     throw new ConfigError(`${KEYS_ENV_VAR}: not set (expected a JSON array of key objects)`);

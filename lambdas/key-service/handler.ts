@@ -9,7 +9,13 @@
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { createBackend, KmsBackend, type Backend, type HostedCustody } from './backends';
-import { ALIAS_KEY_NAME_PATTERN, isAliasPrefixEntry, loadKeysConfigFromEnv, type KeyConfig, type KeysConfigEntry } from './config';
+import {
+  ALIAS_KEY_NAME_PATTERN,
+  isAliasPrefixEntry,
+  loadKeysConfigFromEnv,
+  type KeyConfig,
+  type KeysConfigEntry,
+} from './config';
 import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
 import {
   collectKmsCalls,
@@ -39,7 +45,13 @@ import {
 } from '../../contract/key-service-protocol';
 import { checkRsaMasterSecretRequest } from './rsa-premaster';
 import { loadTicketKeysConfigFromEnv, ticketKeysFromConfig, type TicketKeySource } from './ticket-keys';
-import { decodeRequest, encodeErrorResponse, encodeOkResponse, encodeResult, type DecodedRequest } from '../../contract/key-service-codec';
+import {
+  decodeRequest,
+  encodeErrorResponse,
+  encodeOkResponse,
+  encodeResult,
+  type DecodedRequest,
+} from '../../contract/key-service-codec';
 
 export { jsonLineLogger, type KeyServiceLogger, type KeyServiceLogRecord } from './observability';
 
@@ -110,17 +122,24 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
   const hostedCustodies = options.hostedCustodies ?? [];
   const entries = options.backends ? [] : (options.keys ?? loadKeysConfigFromEnv(process.env, hostedCustodies));
   const backends =
-    options.backends ?? entries.filter((k): k is KeyConfig => !isAliasPrefixEntry(k)).map((k) => createBackend(k, { kmsClient: options.kmsClient, hostedCustodies }));
+    options.backends ??
+    entries
+      .filter((k): k is KeyConfig => !isAliasPrefixEntry(k))
+      .map((k) => createBackend(k, { kmsClient: options.kmsClient, hostedCustodies }));
   const byName = new Map<string, Backend>();
   for (const b of backends) {
     if (byName.has(b.name)) throw new ConfigError(`duplicate key name "${b.name}"`);
     byName.set(b.name, b);
   }
   const pattern = entries.find(isAliasPrefixEntry);
-  const keys = new KeyResolver(byName, pattern ? { aliasPrefix: pattern.aliasPrefix, kmsClient: options.kmsClient } : undefined, {
-    ...DEFAULT_UNKNOWN_KEY_CACHE,
-    ...options.unknownKeyCache,
-  });
+  const keys = new KeyResolver(
+    byName,
+    pattern ? { aliasPrefix: pattern.aliasPrefix, kmsClient: options.kmsClient } : undefined,
+    {
+      ...DEFAULT_UNKNOWN_KEY_CACHE,
+      ...options.unknownKeyCache,
+    },
+  );
   let ticketKeys: TicketKeySource | undefined;
   if (options.ticketKeys === undefined) {
     const cfg = loadTicketKeysConfigFromEnv();
@@ -163,15 +182,28 @@ export function createHandler(options: KeyServiceOptions = {}): KeyServiceHandle
     };
     const run = await collectKmsCalls(() => execute(req, keys, ticketKeys));
     const latencyMs = elapsedMs();
-    const kms = run.calls.length > 0 ? { kmsCalls: run.calls.length, kmsMs: round3(run.calls.reduce((t, c) => t + c.ms, 0)) } : {};
+    const kms =
+      run.calls.length > 0
+        ? { kmsCalls: run.calls.length, kmsMs: round3(run.calls.reduce((t, c) => t + c.ms, 0)) }
+        : {};
     if (!run.failed && run.value) {
-      logger({ level: 'info', msg: 'key_service_request', ...logBase, outcome: 'ok', latencyMs, backendMs: run.value.backendMs, ...kms });
+      logger({
+        level: 'info',
+        msg: 'key_service_request',
+        ...logBase,
+        outcome: 'ok',
+        latencyMs,
+        backendMs: run.value.backendMs,
+        ...kms,
+      });
       metrics.request({ op: req.op, outcome: 'ok', latencyMs, kms: run.calls });
       return encodeOkResponse(req.id, run.value.result);
     }
     const err = run.error;
     const e =
-      err instanceof KeyServiceError ? err : new KeyServiceError('internal', 'internal error', err instanceof Error ? err.name : typeof err);
+      err instanceof KeyServiceError
+        ? err
+        : new KeyServiceError('internal', 'internal error', err instanceof Error ? err.name : typeof err);
     if (e.code === 'unknown_key' && logBase.key !== undefined) keys.notFound(logBase.key);
     logger({
       level: levelFor(e.code),
@@ -192,7 +224,11 @@ function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: TicketKeySource | undefined): Promise<ExecuteOutput> {
+async function execute(
+  req: DecodedRequest,
+  keys: KeyResolver,
+  ticketKeys: TicketKeySource | undefined,
+): Promise<ExecuteOutput> {
   switch (req.op) {
     case 'ping':
       return {
@@ -201,7 +237,9 @@ async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: Ticke
           protocol: PROTOCOL_VERSION,
           version: KEY_SERVICE_VERSION,
           keys: keys.configured().map((b) => b.describe()),
-          ...(keys.aliasPrefix !== undefined ? { keyPattern: { name: '*', custody: 'kms', aliasPrefix: keys.aliasPrefix } } : {}),
+          ...(keys.aliasPrefix !== undefined
+            ? { keyPattern: { name: '*', custody: 'kms', aliasPrefix: keys.aliasPrefix } }
+            : {}),
         },
       };
     case 'public_key': {
@@ -212,7 +250,10 @@ async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: Ticke
     case 'tls13.certificate_verify': {
       const backend = lookup(keys, req.key);
       if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(req.scheme)) {
-        throw new KeyServiceError('unsupported', `${req.scheme} cannot be used in a TLS 1.3 CertificateVerify (RFC 8446 §4.4.3)`);
+        throw new KeyServiceError(
+          'unsupported',
+          `${req.scheme} cannot be used in a TLS 1.3 CertificateVerify (RFC 8446 §4.4.3)`,
+        );
       }
       await authoriseScheme(backend, req.scheme);
       // The service, not the caller, builds the bytes it signs (RFC 8446 §4.4.3).
@@ -226,7 +267,11 @@ async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: Ticke
       await authoriseScheme(backend, req.scheme);
       // params were validated (named curve, point on the curve, nothing after it) by decodeRequest;
       // the server random is derived here from the seed, never taken from the caller.
-      const content = tls12ServerKeyExchangeContent(req.clientRandom, tls12ServerRandom(req.serverRandomSeed), req.params);
+      const content = tls12ServerKeyExchangeContent(
+        req.clientRandom,
+        tls12ServerRandom(req.serverRandomSeed),
+        req.params,
+      );
       return signed(await backend.sign(content, req.scheme));
     }
     case 'tls12.rsa_master_secret': {
@@ -234,7 +279,8 @@ async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: Ticke
       // Public checks first (freshness, EMS transcript); they never look at the plaintext.
       checkRsaMasterSecretRequest(req);
       const out = await backend.rsaMasterSecret(req);
-      if (out.masterSecret.length !== 48) throw new KeyServiceError('internal', 'backend returned a master secret of the wrong length');
+      if (out.masterSecret.length !== 48)
+        throw new KeyServiceError('internal', 'backend returned a master secret of the wrong length');
       // backendMs is reported in whole milliseconds here: the edge needs no finer view of how long
       // a decryption took (see docs/key-service-protocol.md, "Residual exposure").
       const backendMs = Math.round(out.backendMs);
@@ -244,7 +290,10 @@ async function execute(req: DecodedRequest, keys: KeyResolver, ticketKeys: Ticke
     }
     case 'ticket_keys': {
       if (!ticketKeys) {
-        throw new KeyServiceError('unavailable', 'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)');
+        throw new KeyServiceError(
+          'unavailable',
+          'session-ticket keys are not configured on this key service (KEYLESS_TICKET_KEY_ID, KEYLESS_TICKET_PARAMETER_PREFIX)',
+        );
       }
       const t = await ticketKeys.get();
       const result = encodeResult('ticket_keys', t);
@@ -328,7 +377,8 @@ class KeyResolver {
   notFound(name: string): void {
     if (this.byName.has(name) || !this.resolved.delete(name)) return;
     this.unknown.delete(name);
-    if (this.unknown.size >= this.unknownCache.maxEntries) this.unknown.delete(this.unknown.keys().next().value as string);
+    if (this.unknown.size >= this.unknownCache.maxEntries)
+      this.unknown.delete(this.unknown.keys().next().value as string);
     this.unknown.set(name, this.unknownCache.now() + this.unknownCache.ttlMs);
   }
 
@@ -351,7 +401,6 @@ async function authoriseScheme(backend: Backend, scheme: SignatureSchemeName): P
 function levelFor(code: ErrorCode): 'warn' | 'error' {
   return code === 'internal' || code === 'unavailable' ? 'error' : 'warn';
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The Lambda entry point: configuration from the environment, built once per container.

@@ -16,7 +16,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { KEY_SERVICE_METRICS, KEY_SERVICE_SERVICE_NAME, METRIC_DIMENSIONS, METRIC_NAMESPACES } from '../../contract/metric-names';
+import {
+  KEY_SERVICE_METRICS,
+  KEY_SERVICE_SERVICE_NAME,
+  METRIC_DIMENSIONS,
+  METRIC_NAMESPACES,
+} from '../../contract/metric-names';
 import { describeAwsFailure } from '../../contract/aws-errors';
 
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +53,9 @@ export async function timeKmsCall<T>(operation: string, fn: () => Promise<T>): P
 }
 
 /** Run `fn` with a fresh KMS call record; returns its value (or rethrows) and the record. */
-export async function collectKmsCalls<T>(fn: () => Promise<T>): Promise<{ calls: KmsCallRecord[]; value?: T; error?: unknown; failed: boolean }> {
+export async function collectKmsCalls<T>(
+  fn: () => Promise<T>,
+): Promise<{ calls: KmsCallRecord[]; value?: T; error?: unknown; failed: boolean }> {
   const calls: KmsCallRecord[] = [];
   try {
     const value = await kmsCalls.run(calls, fn);
@@ -103,7 +110,12 @@ export function createPowertoolsMetrics(options: PowertoolsMetricsOptions = {}):
       serviceName: process.env.POWERTOOLS_SERVICE_NAME || KEY_SERVICE_SERVICE_NAME,
       defaultDimensions: deployment ? { [METRIC_DIMENSIONS.deployment]: deployment } : undefined,
     });
-  const emit = (dimension: [string, string], name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
+  const emit = (
+    dimension: [string, string],
+    name: string,
+    unit: (typeof MetricUnit)[keyof typeof MetricUnit],
+    value: number,
+  ) => {
     const single = metrics.singleMetric();
     single.addDimension(dimension[0], dimension[1]);
     single.addMetric(name, unit, value);
@@ -111,11 +123,23 @@ export function createPowertoolsMetrics(options: PowertoolsMetricsOptions = {}):
   return {
     request(m) {
       try {
-        emit([METRIC_DIMENSIONS.operation, m.op], KEY_SERVICE_METRICS.operationLatency, MetricUnit.Milliseconds, m.latencyMs);
-        if (m.outcome !== 'ok') emit([METRIC_DIMENSIONS.code, m.outcome], KEY_SERVICE_METRICS.errors, MetricUnit.Count, 1);
+        emit(
+          [METRIC_DIMENSIONS.operation, m.op],
+          KEY_SERVICE_METRICS.operationLatency,
+          MetricUnit.Milliseconds,
+          m.latencyMs,
+        );
+        if (m.outcome !== 'ok')
+          emit([METRIC_DIMENSIONS.code, m.outcome], KEY_SERVICE_METRICS.errors, MetricUnit.Count, 1);
         for (const call of m.kms) {
-          emit([METRIC_DIMENSIONS.operation, call.operation], KEY_SERVICE_METRICS.kmsLatency, MetricUnit.Milliseconds, call.ms);
-          if (call.error && KMS_THROTTLES.has(call.error)) emit([METRIC_DIMENSIONS.operation, call.operation], KEY_SERVICE_METRICS.kmsThrottles, MetricUnit.Count, 1);
+          emit(
+            [METRIC_DIMENSIONS.operation, call.operation],
+            KEY_SERVICE_METRICS.kmsLatency,
+            MetricUnit.Milliseconds,
+            call.ms,
+          );
+          if (call.error && KMS_THROTTLES.has(call.error))
+            emit([METRIC_DIMENSIONS.operation, call.operation], KEY_SERVICE_METRICS.kmsThrottles, MetricUnit.Count, 1);
         }
       } catch {
         // Metrics are best effort: a request never fails because of them.
@@ -145,7 +169,9 @@ export const jsonLineLogger: KeyServiceLogger = (record) => {
  * Structured logs through the Powertools Logger (the Lambda default): JSON with level, message
  * (= msg), timestamp, service, the Lambda context when added, and the record's fields.
  */
-export function createPowertoolsLogger(logger: Logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || KEY_SERVICE_SERVICE_NAME })): KeyServiceLogger {
+export function createPowertoolsLogger(
+  logger: Logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || KEY_SERVICE_SERVICE_NAME }),
+): KeyServiceLogger {
   return (record) => {
     const { level, msg, ...fields } = record;
     try {

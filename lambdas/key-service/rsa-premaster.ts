@@ -89,7 +89,9 @@ export function syntheticPreMasterSecret(key: RsaDecryptionKey, ciphertext: Buff
   const out = Buffer.alloc(PREMASTER_SECRET_LENGTH);
   out[0] = (clientVersion >>> 8) & 0xff;
   out[1] = clientVersion & 0xff;
-  Buffer.from(crypto.hkdfSync('sha256', ciphertext, key.rejectionKey, REJECTION_INFO, PREMASTER_SECRET_LENGTH - 2)).copy(out, 2);
+  Buffer.from(
+    crypto.hkdfSync('sha256', ciphertext, key.rejectionKey, REJECTION_INFO, PREMASTER_SECRET_LENGTH - 2),
+  ).copy(out, 2);
   return out;
 }
 
@@ -154,7 +156,11 @@ export function decryptPreMasterSecret(key: RsaDecryptionKey, ciphertext: Buffer
  */
 export function checkRsaMasterSecretRequest(p: RsaMasterSecretParams): void {
   const bad = (message: string) => new KeyServiceError('bad_request', message);
-  if (p.clientRandom.length !== TLS_RANDOM_LENGTH || p.serverRandom.length !== TLS_RANDOM_LENGTH || p.serverRandomSeed.length !== TLS_RANDOM_LENGTH) {
+  if (
+    p.clientRandom.length !== TLS_RANDOM_LENGTH ||
+    p.serverRandom.length !== TLS_RANDOM_LENGTH ||
+    p.serverRandomSeed.length !== TLS_RANDOM_LENGTH
+  ) {
     throw bad('clientRandom, serverRandom and serverRandomSeed must be 32 bytes');
   }
   const bound = crypto.createHash('sha256').update(p.serverRandomSeed).digest().subarray(0, SERVER_RANDOM_BOUND_BYTES);
@@ -174,7 +180,12 @@ const HS = {
   certificate_status: 22,
 } as const;
 /** Messages that may sit between ServerHello and ClientKeyExchange in an RSA key exchange. */
-const MIDDLE_MESSAGES = new Set<number>([HS.certificate, HS.certificate_status, HS.certificate_request, HS.server_hello_done]);
+const MIDDLE_MESSAGES = new Set<number>([
+  HS.certificate,
+  HS.certificate_status,
+  HS.certificate_request,
+  HS.server_hello_done,
+]);
 
 function checkHandshakeMessages(p: RsaMasterSecretParams): void {
   const bad = (message: string) => new KeyServiceError('bad_request', `handshakeMessages: ${message}`);
@@ -202,10 +213,12 @@ function checkHandshakeMessages(p: RsaMasterSecretParams): void {
   // ClientHello: client_version(2) ‖ random(32) ‖ ...
   if (ch.body.length < 2 + TLS_RANDOM_LENGTH) throw bad('ClientHello too short');
   if (ch.body.readUInt16BE(0) !== p.clientVersion) throw bad('ClientHello.client_version differs from clientVersion');
-  if (!ch.body.subarray(2, 2 + TLS_RANDOM_LENGTH).equals(p.clientRandom)) throw bad('ClientHello.random differs from clientRandom');
+  if (!ch.body.subarray(2, 2 + TLS_RANDOM_LENGTH).equals(p.clientRandom))
+    throw bad('ClientHello.random differs from clientRandom');
   // ServerHello: server_version(2) ‖ random(32) ‖ ...
   if (sh.body.length < 2 + TLS_RANDOM_LENGTH) throw bad('ServerHello too short');
-  if (!sh.body.subarray(2, 2 + TLS_RANDOM_LENGTH).equals(p.serverRandom)) throw bad('ServerHello.random differs from serverRandom');
+  if (!sh.body.subarray(2, 2 + TLS_RANDOM_LENGTH).equals(p.serverRandom))
+    throw bad('ServerHello.random differs from serverRandom');
   // ClientKeyExchange (RSA): EncryptedPreMasterSecret = opaque<0..2^16-1>.
   const ct = p.encryptedPreMasterSecret;
   if (cke.body.length !== 2 + ct.length || cke.body.readUInt16BE(0) !== ct.length || !cke.body.subarray(2).equals(ct)) {

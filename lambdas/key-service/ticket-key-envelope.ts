@@ -45,7 +45,14 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
     // role's policy condition on kms:EncryptionAlgorithm (lib/ticket-key-store.ts).
     try {
       const out = await timeKmsCall('Encrypt', () =>
-        this.client.send(new EncryptCommand({ KeyId: keyId, Plaintext: key, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' })),
+        this.client.send(
+          new EncryptCommand({
+            KeyId: keyId,
+            Plaintext: key,
+            EncryptionContext: ticketKeyEncryptionContext(deployment, epoch),
+            EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+          }),
+        ),
       );
       if (!out.CiphertextBlob) throw new KeyServiceError('internal', 'KMS Encrypt returned no ciphertext');
       return Buffer.from(out.CiphertextBlob);
@@ -60,13 +67,21 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
     try {
       const out = await timeKmsCall('Decrypt', () =>
         // KeyId pins the key: a ciphertext planted under another key is refused, not decrypted.
-        this.client.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ciphertext, EncryptionContext: ticketKeyEncryptionContext(deployment, epoch), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' })),
+        this.client.send(
+          new DecryptCommand({
+            KeyId: keyId,
+            CiphertextBlob: ciphertext,
+            EncryptionContext: ticketKeyEncryptionContext(deployment, epoch),
+            EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+          }),
+        ),
       );
       plaintext = out.Plaintext;
     } catch (err) {
       throw envelopeError(err, 'Decrypt');
     }
-    if (!plaintext || plaintext.length !== TICKET_KEY_LENGTH) throw new KeyServiceError('internal', 'stored ticket key has the wrong length');
+    if (!plaintext || plaintext.length !== TICKET_KEY_LENGTH)
+      throw new KeyServiceError('internal', 'stored ticket key has the wrong length');
     return Buffer.from(plaintext);
   }
 }
@@ -74,5 +89,7 @@ export class KmsTicketKeyEnvelope implements TicketKeyEnvelope {
 /** A missing ticket KMS key is a deployment error, not an unknown TLS key name. */
 function envelopeError(err: unknown, operation: 'Encrypt' | 'Decrypt'): KeyServiceError {
   const e = mapKmsError(err, operation);
-  return e.code === 'unknown_key' ? new KeyServiceError('internal', `${e.message} (the ticket key, KEYLESS_TICKET_KEY_ID)`, e.upstream) : e;
+  return e.code === 'unknown_key'
+    ? new KeyServiceError('internal', `${e.message} (the ticket key, KEYLESS_TICKET_KEY_ID)`, e.upstream)
+    : e;
 }

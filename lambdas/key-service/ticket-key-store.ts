@@ -60,19 +60,30 @@ const SSM_ERROR_CODES: Record<string, 'throttled' | 'unavailable'> = {
 };
 
 /** SSM failures → typed errors, naming the operation and exception only (never SSM's message). */
-export function mapSsmError(err: unknown, operation: 'GetParameter' | 'PutParameter' | 'DeleteParameter'): KeyServiceError {
+export function mapSsmError(
+  err: unknown,
+  operation: 'GetParameter' | 'PutParameter' | 'DeleteParameter',
+): KeyServiceError {
   if (err instanceof KeyServiceError) return err;
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
   const mapped = SSM_ERROR_CODES[name];
   if (mapped) return new KeyServiceError(mapped, `SSM ${operation} failed: ${name}`, name);
-  if (unreachable) return new KeyServiceError('unavailable', `SSM ${operation} failed: endpoint unreachable (${unreachable})`, unreachable);
-  if (serverStatus) return new KeyServiceError('unavailable', `SSM ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
+  if (unreachable)
+    return new KeyServiceError(
+      'unavailable',
+      `SSM ${operation} failed: endpoint unreachable (${unreachable})`,
+      unreachable,
+    );
+  if (serverStatus)
+    return new KeyServiceError('unavailable', `SSM ${operation} failed: ${name} (HTTP ${serverStatus})`, name);
   return new KeyServiceError('internal', `SSM ${operation} failed: ${name}`, name);
 }
 
 /** The Expiration parameter policy: Parameter Store deletes the parameter at this time. */
 export function expirationPolicy(expiresAtMs: number): string {
-  return JSON.stringify([{ Type: 'Expiration', Version: '1.0', Attributes: { Timestamp: new Date(expiresAtMs).toISOString() } }]);
+  return JSON.stringify([
+    { Type: 'Expiration', Version: '1.0', Attributes: { Timestamp: new Date(expiresAtMs).toISOString() } },
+  ]);
 }
 
 export interface SsmTicketKeyStoreOptions {
@@ -99,7 +110,8 @@ export class SsmTicketKeyStore implements TicketKeyStore {
     try {
       const out = await this.client.send(new GetParameterCommand({ Name: this.name(epoch) }));
       const value = out.Parameter?.Value;
-      if (typeof value !== 'string' || value.length === 0) throw new KeyServiceError('internal', 'SSM GetParameter returned no value');
+      if (typeof value !== 'string' || value.length === 0)
+        throw new KeyServiceError('internal', 'SSM GetParameter returned no value');
       return Buffer.from(value, 'base64');
     } catch (err) {
       if (describeAwsFailure(err).name === 'ParameterNotFound') return undefined;

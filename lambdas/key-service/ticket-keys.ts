@@ -23,7 +23,12 @@ import * as crypto from 'node:crypto';
 import { ConfigError, KeyServiceError } from '../../contract/key-service-errors';
 import { MAX_TICKET_EPOCHS_ACCEPTED, TICKET_KEY_LENGTH } from '../../contract/key-service-protocol';
 import { KmsTicketKeyEnvelope, type TicketKeyEnvelope } from './ticket-key-envelope';
-import { createSsmClient, SsmTicketKeyStore, TICKET_PARAMETER_PREFIX_RE, type TicketKeyStore } from './ticket-key-store';
+import {
+  createSsmClient,
+  SsmTicketKeyStore,
+  TICKET_PARAMETER_PREFIX_RE,
+  type TicketKeyStore,
+} from './ticket-key-store';
 import type { KMSClient } from '@aws-sdk/client-kms';
 
 export const TICKET_KEY_ENV_VAR = 'KEYLESS_TICKET_KEY_ID';
@@ -106,22 +111,54 @@ export function loadTicketKeysConfigFromEnv(env: NodeJS.ProcessEnv = process.env
   const keyId = env[TICKET_KEY_ENV_VAR]?.trim();
   const parameterPrefix = env[TICKET_PARAMETER_PREFIX_ENV_VAR]?.trim();
   if (!keyId && !parameterPrefix) return undefined;
-  if (!keyId) throw new ConfigError(`${TICKET_KEY_ENV_VAR}: not set (the symmetric KMS key that encrypts stored ticket keys); ${TICKET_PARAMETER_PREFIX_ENV_VAR} needs it`);
-  if (!parameterPrefix) throw new ConfigError(`${TICKET_PARAMETER_PREFIX_ENV_VAR}: not set (SSM parameter prefix such as /keyless/prod/ticket-keys/); ${TICKET_KEY_ENV_VAR} needs it`);
-  if (keyId.length > 2048 || /\s/.test(keyId)) throw new ConfigError(`${TICKET_KEY_ENV_VAR}: not a valid KMS key identifier`);
+  if (!keyId)
+    throw new ConfigError(
+      `${TICKET_KEY_ENV_VAR}: not set (the symmetric KMS key that encrypts stored ticket keys); ${TICKET_PARAMETER_PREFIX_ENV_VAR} needs it`,
+    );
+  if (!parameterPrefix)
+    throw new ConfigError(
+      `${TICKET_PARAMETER_PREFIX_ENV_VAR}: not set (SSM parameter prefix such as /keyless/prod/ticket-keys/); ${TICKET_KEY_ENV_VAR} needs it`,
+    );
+  if (keyId.length > 2048 || /\s/.test(keyId))
+    throw new ConfigError(`${TICKET_KEY_ENV_VAR}: not a valid KMS key identifier`);
   if (!TICKET_PARAMETER_PREFIX_RE.test(parameterPrefix) || /^\/(aws|ssm)/i.test(parameterPrefix)) {
-    throw new ConfigError(`${TICKET_PARAMETER_PREFIX_ENV_VAR}: expected a parameter path ending in "/", such as /keyless/prod/ticket-keys/ (segments of [A-Za-z0-9_.-], not under /aws or /ssm)`);
+    throw new ConfigError(
+      `${TICKET_PARAMETER_PREFIX_ENV_VAR}: expected a parameter path ending in "/", such as /keyless/prod/ticket-keys/ (segments of [A-Za-z0-9_.-], not under /aws or /ssm)`,
+    );
   }
   const deployment = env[DEPLOYMENT_ENV_VAR]?.trim();
   if (!deployment || !/^[A-Za-z0-9_-]{1,64}$/.test(deployment)) {
-    throw new ConfigError(`${DEPLOYMENT_ENV_VAR}: set it to the deployment name (1..64 of [A-Za-z0-9_-]); ticket keys are encrypted under it`);
+    throw new ConfigError(
+      `${DEPLOYMENT_ENV_VAR}: set it to the deployment name (1..64 of [A-Za-z0-9_-]); ticket keys are encrypted under it`,
+    );
   }
-  const epochSeconds = boundedInteger(env, TICKET_EPOCH_ENV_VAR, DEFAULT_TICKET_EPOCH_SECONDS, MIN_TICKET_EPOCH_SECONDS, MAX_TICKET_EPOCH_SECONDS, 'seconds');
-  const epochsAccepted = boundedInteger(env, TICKET_EPOCHS_ACCEPTED_ENV_VAR, DEFAULT_TICKET_EPOCHS_ACCEPTED, MIN_TICKET_EPOCHS_ACCEPTED, MAX_TICKET_EPOCHS_ACCEPTED, 'epochs');
+  const epochSeconds = boundedInteger(
+    env,
+    TICKET_EPOCH_ENV_VAR,
+    DEFAULT_TICKET_EPOCH_SECONDS,
+    MIN_TICKET_EPOCH_SECONDS,
+    MAX_TICKET_EPOCH_SECONDS,
+    'seconds',
+  );
+  const epochsAccepted = boundedInteger(
+    env,
+    TICKET_EPOCHS_ACCEPTED_ENV_VAR,
+    DEFAULT_TICKET_EPOCHS_ACCEPTED,
+    MIN_TICKET_EPOCHS_ACCEPTED,
+    MAX_TICKET_EPOCHS_ACCEPTED,
+    'epochs',
+  );
   return { keyId, parameterPrefix, deployment, epochSeconds, epochsAccepted };
 }
 
-function boundedInteger(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number, unit: string): number {
+function boundedInteger(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  unit: string,
+): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   if (!/^\d{1,7}$/.test(raw)) throw new ConfigError(`${name}: expected an integer number of ${unit}`);
@@ -162,8 +199,18 @@ export class StoredTicketKeys implements TicketKeySource {
     this.prune(epoch);
     const epochs = Array.from({ length: this.epochsAccepted }, (_, i) => epoch - i);
     const keys = await Promise.all(epochs.map((e, i) => this.key(e, i === 0)));
-    const [current, previous, ...older] = keys.map((key, i): EpochKey => ({ epoch: epochs[i], key: key ? Buffer.from(key) : placeholderKey() }));
-    return { epochSeconds: this.epochSeconds, epochsAccepted: this.epochsAccepted, current, previous, older, backendMs: Number(process.hrtime.bigint() - started) / 1e6 };
+    const [current, previous, ...older] = keys.map((key, i): EpochKey => ({
+      epoch: epochs[i],
+      key: key ? Buffer.from(key) : placeholderKey(),
+    }));
+    return {
+      epochSeconds: this.epochSeconds,
+      epochsAccepted: this.epochsAccepted,
+      current,
+      previous,
+      older,
+      backendMs: Number(process.hrtime.bigint() - started) / 1e6,
+    };
   }
 
   /** The key of an accepted epoch: cached, or read from the store, or (current epoch only) created. */
@@ -196,7 +243,11 @@ export class StoredTicketKeys implements TicketKeySource {
     // Another container created this epoch first: use its key.
     key.fill(0);
     const winner = await this.store.get(epoch);
-    if (!winner) throw new KeyServiceError('unavailable', 'the ticket key of the current epoch could not be read after a concurrent create');
+    if (!winner)
+      throw new KeyServiceError(
+        'unavailable',
+        'the ticket key of the current epoch could not be read after a concurrent create',
+      );
     return this.envelope.open(epoch, winner);
   }
 
@@ -214,7 +265,10 @@ export class StoredTicketKeys implements TicketKeySource {
     for (const [e, p] of this.cache) {
       if (e > epoch - this.epochsAccepted && e <= epoch + 1) continue;
       this.cache.delete(e);
-      p.then((k) => k?.fill(0), () => undefined);
+      p.then(
+        (k) => k?.fill(0),
+        () => undefined,
+      );
     }
   }
 }
@@ -232,7 +286,10 @@ export interface TicketKeysFromConfigOptions {
 }
 
 /** The production source: SSM Parameter Store (SDK default endpoint) and the KMS envelope. */
-export function ticketKeysFromConfig(cfg: TicketKeysConfig, options: TicketKeysFromConfigOptions = {}): StoredTicketKeys {
+export function ticketKeysFromConfig(
+  cfg: TicketKeysConfig,
+  options: TicketKeysFromConfigOptions = {},
+): StoredTicketKeys {
   return new StoredTicketKeys({
     epochSeconds: cfg.epochSeconds,
     epochsAccepted: cfg.epochsAccepted,

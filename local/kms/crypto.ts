@@ -101,7 +101,10 @@ export function sign(
   if (alg.startsWith('RSASSA_PSS')) {
     const modBits = rsaModulusBits(key);
     const em = emsaPssEncode(message, hash, modBits);
-    return crypto.privateEncrypt({ key, padding: crypto.constants.RSA_NO_PADDING }, leftPad(em, Math.ceil(modBits / 8)));
+    return crypto.privateEncrypt(
+      { key, padding: crypto.constants.RSA_NO_PADDING },
+      leftPad(em, Math.ceil(modBits / 8)),
+    );
   }
   if (alg.startsWith('RSASSA_PKCS1')) {
     const digestInfo = Buffer.concat([DIGEST_INFO_PREFIX[hash.node], message]);
@@ -124,11 +127,16 @@ export function verify(
     if (messageType === 'RAW') {
       const pub = crypto.createPublicKey(key);
       if (alg.startsWith('RSASSA_PSS')) {
-        ok = crypto.verify(hash.node, message, {
-          key: pub,
-          padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
-          saltLength: hash.bytes,
-        }, signature);
+        ok = crypto.verify(
+          hash.node,
+          message,
+          {
+            key: pub,
+            padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: hash.bytes,
+          },
+          signature,
+        );
       } else if (alg.startsWith('RSASSA_PKCS1')) {
         ok = crypto.verify(hash.node, message, { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
       } else {
@@ -192,7 +200,10 @@ function rsaPssVerifyDigest(key: crypto.KeyObject, mHash: Buffer, hash: HashInfo
   const modBits = rsaModulusBits(key);
   const k = Math.ceil(modBits / 8);
   if (signature.length !== k) return false;
-  const m = crypto.publicDecrypt({ key: crypto.createPublicKey(key), padding: crypto.constants.RSA_NO_PADDING }, signature);
+  const m = crypto.publicDecrypt(
+    { key: crypto.createPublicKey(key), padding: crypto.constants.RSA_NO_PADDING },
+    signature,
+  );
   const emBits = modBits - 1;
   const emLen = Math.ceil(emBits / 8);
   const padded = leftPad(m, k);
@@ -233,8 +244,7 @@ function rsaPkcs1VerifyDigest(key: crypto.KeyObject, digest: Buffer, hash: HashI
 /** Group orders (SEC 2 / FIPS 186-4), keyed by node:crypto curve name. */
 const EC_ORDER: Record<string, bigint> = {
   prime256v1: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
-  secp384r1:
-    0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  secp384r1: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
   secp521r1:
     0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
   secp256k1: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
@@ -387,7 +397,10 @@ export function derToP1363(der: Buffer, size: number): Buffer {
 // ---------------------------------------------------------------------------------------------
 // RSA encryption (OAEP only — KMS offers no PKCS#1 v1.5 and no raw RSA decryption)
 
-const OAEP_HASH: Partial<Record<EncryptionAlgorithm, string>> = { RSAES_OAEP_SHA_1: 'sha1', RSAES_OAEP_SHA_256: 'sha256' };
+const OAEP_HASH: Partial<Record<EncryptionAlgorithm, string>> = {
+  RSAES_OAEP_SHA_1: 'sha1',
+  RSAES_OAEP_SHA_256: 'sha256',
+};
 
 export function rsaOaepEncrypt(key: crypto.KeyObject, alg: EncryptionAlgorithm, plaintext: Buffer): Buffer {
   return crypto.publicEncrypt(

@@ -108,7 +108,8 @@ export class Input {
   stringList(field: string, rule: { required?: boolean } = {}): string[] | undefined {
     const v = this.raw(field, rule.required ?? false);
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw serialization(`${field} must be a list of strings`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+      throw serialization(`${field} must be a list of strings`);
     return v as string[];
   }
 

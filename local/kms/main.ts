@@ -11,7 +11,8 @@ import { startLocalKms } from './server';
 
 const CLI: EndpointCli = {
   name: 'kms',
-  usage: 'usage: main.js [--port N] [--host 127.0.0.1|::1|localhost] [--data-dir DIR | --in-memory] [--region R] [--quiet]',
+  usage:
+    'usage: main.js [--port N] [--host 127.0.0.1|::1|localhost] [--data-dir DIR | --in-memory] [--region R] [--quiet]',
   defaultDataDir: '.keyless/dev/kms',
 };
 
@@ -20,5 +21,9 @@ export function parseArgs(argv: string[]): EndpointCliOptions {
 }
 
 if (require.main === module) {
-  runEndpointMain(CLI, (opts, log) => startLocalKms({ port: opts.port, host: opts.host, dataDir: opts.dataDir, region: opts.region, log }), ` (node/${process.versions.node})`);
+  runEndpointMain(
+    CLI,
+    (opts, log) => startLocalKms({ port: opts.port, host: opts.host, dataDir: opts.dataDir, region: opts.region, log }),
+    ` (node/${process.versions.node})`,
+  );
 }

@@ -78,15 +78,22 @@ function checkState(store: KmsStore, rec: KeyRecord, allowed: Allowed): void {
 
 function checkUsage(store: KmsStore, rec: KeyRecord, usage: KeyUsage, operation: string): void {
   if (rec.keyUsage !== usage) {
-    throw invalidKeyUsage(`${store.keyArn(rec.keyId)} key usage is ${rec.keyUsage} which is not valid for ${operation}.`);
+    throw invalidKeyUsage(
+      `${store.keyArn(rec.keyId)} key usage is ${rec.keyUsage} which is not valid for ${operation}.`,
+    );
   }
 }
 
-const incompatible = (alg: string, spec: string): KmsError => invalidKeyUsage(`Algorithm ${alg} is incompatible with key spec ${spec}.`);
+const incompatible = (alg: string, spec: string): KmsError =>
+  invalidKeyUsage(`Algorithm ${alg} is incompatible with key spec ${spec}.`);
 
 function dryRun(input: Input): void {
   if (input.bool('DryRun')) {
-    throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.', 412);
+    throw new KmsError(
+      'DryRunOperationException',
+      'The request would have succeeded, but the DryRun option is set.',
+      412,
+    );
   }
 }
 
@@ -141,7 +148,10 @@ function keyMetadata(store: KmsStore, rec: KeyRecord): Json {
 /** The record of a multi-Region key in another region, if that region has it. */
 function peerKey(store: KmsStore, region: string, keyId: string): KeyRecord | undefined {
   try {
-    return store.peer(region).listKeys().find((k) => k.keyId === keyId);
+    return store
+      .peer(region)
+      .listKeys()
+      .find((k) => k.keyId === keyId);
   } catch {
     return undefined;
   }
@@ -168,7 +178,8 @@ function validateTags(tags: { TagKey: string; TagValue: string }[]): void {
   if (new Set(tags.map((t) => t.TagKey)).size !== tags.length) throw new KmsError('TagException', 'Duplicate tag keys');
   if (tags.length > 50) throw new KmsError('TagException', 'Too many tags');
   for (const t of tags) {
-    if (t.TagKey.toLowerCase().startsWith('aws:')) throw new KmsError('TagException', 'Tags beginning with aws: are reserved');
+    if (t.TagKey.toLowerCase().startsWith('aws:'))
+      throw new KmsError('TagException', 'Tags beginning with aws: are reserved');
   }
 }
 
@@ -176,7 +187,9 @@ const ALIAS_NAME_RE = /^alias\/[a-zA-Z0-9/_-]+$/;
 
 function checkAliasName(name: string): void {
   if (!name.startsWith('alias/')) {
-    throw validation('Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html');
+    throw validation(
+      'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+    );
   }
   if (!ALIAS_NAME_RE.test(name)) {
     throw constraint('aliasName', name, 'Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$');
@@ -240,11 +253,14 @@ const createKey: Operation = async (store, input) => {
   const keySpecIn = input.enumOf('KeySpec', ALL_KEY_SPECS);
   const cmkSpec = input.enumOf('CustomerMasterKeySpec', ALL_KEY_SPECS);
   if (keySpecIn && cmkSpec && keySpecIn !== cmkSpec) {
-    throw validation('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
+    throw validation(
+      'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.',
+    );
   }
   const usageIn = input.enumOf('KeyUsage', ALL_KEY_USAGES);
   const description = input.str('Description', { min: 0, max: 8192 }) ?? '';
-  const origin = input.enumOf('Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const) ?? 'AWS_KMS';
+  const origin =
+    input.enumOf('Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const) ?? 'AWS_KMS';
   const multiRegion = input.bool('MultiRegion') ?? false;
   const tags = input.tags('Tags') ?? [];
   const policy = input.str('Policy', { min: 1, max: 131072 });
@@ -311,7 +327,12 @@ const REGION_RE = /^([a-z]+-){2,3}\d+$/;
  */
 const replicateKey: Operation = (store, input) => {
   const replicaRegion = input.str('ReplicaRegion', { required: true, min: 1, max: 32 });
-  if (!REGION_RE.test(replicaRegion)) throw constraint('replicaRegion', replicaRegion, 'Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$');
+  if (!REGION_RE.test(replicaRegion))
+    throw constraint(
+      'replicaRegion',
+      replicaRegion,
+      'Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$',
+    );
   const description = input.str('Description', { min: 0, max: 8192 }) ?? '';
   const tags = input.tags('Tags') ?? [];
   const policy = input.str('Policy', { min: 1, max: 131072 });
@@ -326,7 +347,9 @@ const replicateKey: Operation = (store, input) => {
   const rec = managedKey(store, input, 'enabled');
   if (!rec.multiRegion) throw unsupported(`${store.keyArn(rec.keyId)} is not a multi-Region key.`);
   if (rec.primaryRegion !== undefined && rec.primaryRegion !== store.region) {
-    throw unsupported(`${store.keyArn(rec.keyId)} is a replica key; replicate its primary key in ${rec.primaryRegion}.`);
+    throw unsupported(
+      `${store.keyArn(rec.keyId)} is a replica key; replicate its primary key in ${rec.primaryRegion}.`,
+    );
   }
   validateTags(tags);
   const target = store.peer(replicaRegion);
@@ -469,7 +492,8 @@ const getKeyPolicy: Operation = (store, input) => {
 const createAlias: Operation = (store, input) => {
   const name = input.str('AliasName', { required: true, min: 1, max: 256 });
   checkAliasName(name);
-  if (store.getAlias(name)) throw new KmsError('AlreadyExistsException', `An alias with the name ${store.aliasArn(name)} already exists`);
+  if (store.getAlias(name))
+    throw new KmsError('AlreadyExistsException', `An alias with the name ${store.aliasArn(name)} already exists`);
   const rec = aliasTarget(store, input);
   const now = Date.now();
   store.putAlias({ aliasName: name, targetKeyId: rec.keyId, creationDate: now, lastUpdatedDate: now });
@@ -491,7 +515,8 @@ const updateAlias: Operation = (store, input) => {
     }
   })();
   if (current) {
-    const kind = (r: KeyRecord): string => (isAsymmetric(r.keySpec) ? 'asymmetric' : r.keySpec === 'SYMMETRIC_DEFAULT' ? 'symmetric' : 'hmac');
+    const kind = (r: KeyRecord): string =>
+      isAsymmetric(r.keySpec) ? 'asymmetric' : r.keySpec === 'SYMMETRIC_DEFAULT' ? 'symmetric' : 'hmac';
     if (kind(current) !== kind(rec) || current.keyUsage !== rec.keyUsage) {
       throw validation(
         `${store.keyArn(rec.keyId)} (${rec.keySpec}, ${rec.keyUsage}) is not the same type of key as the current target of ${name} (${current.keySpec}, ${current.keyUsage}).`,
@@ -617,7 +642,10 @@ const decrypt: Operation = (store, input) => {
   if (rec.keySpec === 'SYMMETRIC_DEFAULT') {
     if (embedded === null) throw invalidCiphertext();
     if (embedded !== rec.keyId) {
-      throw new KmsError('IncorrectKeyException', 'The key ID in the request does not identify a CMK that can perform this operation.');
+      throw new KmsError(
+        'IncorrectKeyException',
+        'The key ID in the request does not identify a CMK that can perform this operation.',
+      );
     }
     try {
       plaintext = openSymmetric(store.secret(rec), blob, ctx);
@@ -637,7 +665,8 @@ const decrypt: Operation = (store, input) => {
 function dataKeyLength(input: Input): number {
   const spec = input.enumOf('KeySpec', ['AES_256', 'AES_128'] as const);
   const bytes = input.int('NumberOfBytes', { min: 1, max: 1024 });
-  if ((spec === undefined) === (bytes === undefined)) throw validation('Please specify either number of bytes or key spec.');
+  if ((spec === undefined) === (bytes === undefined))
+    throw validation('Please specify either number of bytes or key spec.');
   return bytes ?? (spec === 'AES_128' ? 16 : 32);
 }
 
@@ -743,4 +772,3 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   Verify: verifyOp,
   VerifyMac: verifyMac,
 };
-

@@ -13,7 +13,14 @@
  *
  * The endpoint holds private keys and authenticates nobody: it is loopback-only.
  */
-import { DEFAULT_ACCOUNT_ID, defaultRegion, startAwsJsonServer, type AwsJsonCall, type AwsJsonCallSteps, type AwsJsonStats } from '../aws-json-server';
+import {
+  DEFAULT_ACCOUNT_ID,
+  defaultRegion,
+  startAwsJsonServer,
+  type AwsJsonCall,
+  type AwsJsonCallSteps,
+  type AwsJsonStats,
+} from '../aws-json-server';
 import { CallLog } from '../call-log';
 import { Input, type Json } from './input';
 import { OPERATIONS } from './operations';
@@ -61,7 +68,8 @@ const UNRECORDED_MEMBERS = ['Message', 'Plaintext', 'CiphertextBlob', 'Signature
  * aliases pointing at it) and `aws:ResourceTag/<key>` (its tags).
  */
 function keyContextOf(store: KmsStore, body: Json): Record<string, string | string[]> {
-  const id = typeof body.KeyId === 'string' ? body.KeyId : typeof body.TargetKeyId === 'string' ? body.TargetKeyId : undefined;
+  const id =
+    typeof body.KeyId === 'string' ? body.KeyId : typeof body.TargetKeyId === 'string' ? body.TargetKeyId : undefined;
   if (id === undefined) return {};
   try {
     const key = store.resolveKey(id, { aliases: true });
@@ -127,12 +135,29 @@ export async function startLocalKms(opts: LocalKmsOptions = {}): Promise<LocalKm
     return {
       run: () => OPERATIONS[operation](store, new Input(request)),
       record: (error, out) =>
-        callLog?.record({ service: 'kms', operation, headers, region: callRegion, request, resources: [...new Set([...before, ...resourcesOf(store, {}, out)])], context, error, omit: UNRECORDED_MEMBERS }),
+        callLog?.record({
+          service: 'kms',
+          operation,
+          headers,
+          region: callRegion,
+          request,
+          resources: [...new Set([...before, ...resourcesOf(store, {}, out)])],
+          context,
+          error,
+          omit: UNRECORDED_MEMBERS,
+        }),
     };
   };
 
   const server = await startAwsJsonServer(
-    { name: 'kms', title: 'local KMS', targetPrefix: 'TrentService', internalErrorType: 'KMSInternalException', hasOperation: (name) => Object.hasOwn(OPERATIONS, name), begin },
+    {
+      name: 'kms',
+      title: 'local KMS',
+      targetPrefix: 'TrentService',
+      internalErrorType: 'KMSInternalException',
+      hasOperation: (name) => Object.hasOwn(OPERATIONS, name),
+      begin,
+    },
     opts,
   );
   return {

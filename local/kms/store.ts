@@ -104,7 +104,9 @@ export class KmsStore {
       throw new Error(`${this.file}: not a keyless local KMS state file (version 1)`);
     }
     if (state.accountId !== this.accountId || state.region !== this.region) {
-      throw new Error(`${this.file}: belongs to ${state.accountId}/${state.region}, not ${this.accountId}/${this.region}`);
+      throw new Error(
+        `${this.file}: belongs to ${state.accountId}/${state.region}, not ${this.accountId}/${this.region}`,
+      );
     }
     for (const k of state.keys) this.keys.set(k.keyId, k);
     for (const a of state.aliases) this.aliases.set(a.aliasName, a);
@@ -258,6 +260,8 @@ export class KmsStore {
 
   listAliases(): AliasRecord[] {
     this.purgeExpired();
-    return [...this.aliases.values()].sort((a, b) => (a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0));
+    return [...this.aliases.values()].sort((a, b) =>
+      a.aliasName < b.aliasName ? -1 : a.aliasName > b.aliasName ? 1 : 0,
+    );
   }
 }

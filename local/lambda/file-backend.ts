@@ -9,7 +9,14 @@ import * as path from 'node:path';
 import { ConfigError } from '../../contract/key-service-errors';
 import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../../contract/key-service-codec';
-import type { Backend, HostedCustody, HostedKeyConfig, MasterSecretOutput, PublicKeyOutput, SignOutput } from '../../lambdas/key-service/backends';
+import type {
+  Backend,
+  HostedCustody,
+  HostedKeyConfig,
+  MasterSecretOutput,
+  PublicKeyOutput,
+  SignOutput,
+} from '../../lambdas/key-service/backends';
 import { rejectUnknownFields } from '../../lambdas/key-service/config';
 import { LocalRsaDecryptor, signWithKeyObject } from '../../lambdas/key-service/backends/local-key';
 

@@ -1,2 +1,9 @@
 export { startLocalLambda } from './server';
-export type { FunctionStats, LocalLambdaFault, LocalLambda, LocalLambdaContext, LocalLambdaHandler, LocalLambdaOptions } from './server';
+export type {
+  FunctionStats,
+  LocalLambdaFault,
+  LocalLambda,
+  LocalLambdaContext,
+  LocalLambdaHandler,
+  LocalLambdaOptions,
+} from './server';

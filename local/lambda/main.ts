@@ -27,7 +27,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   const opts: CliOptions = { functionName: DEFAULT_FUNCTION_NAME, port: DEFAULT_PORT, host: '127.0.0.1' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new ConfigError(`${flag}: missing value`);
@@ -36,7 +39,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     switch (flag) {
       case '--function-name': {
         const v = value();
-        if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new ConfigError('--function-name: 1..64 characters of [A-Za-z0-9_-]');
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(v))
+          throw new ConfigError('--function-name: 1..64 characters of [A-Za-z0-9_-]');
         opts.functionName = v;
         break;
       }
@@ -87,13 +91,18 @@ if (require.main === module) {
   run(process.argv.slice(2)).then(
     (server) => {
       const stop = () => {
-        server.close().then(() => process.exit(0), () => process.exit(1));
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     },
     (e: unknown) => {
-      console.error(`lambda: ${e instanceof ConfigError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      console.error(
+        `lambda: ${e instanceof ConfigError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+      );
       process.exit(2);
     },
   );

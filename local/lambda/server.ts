@@ -49,7 +49,8 @@ export interface FunctionStats {
  *   { type: 'error', status: 429, errorType: 'TooManyRequestsException' };
  * `raw` — HTTP 200 with this exact payload (e.g. bytes that are not JSON).
  */
-export type LocalLambdaFault = { type: 'error'; status: number; errorType: string; message?: string } | { type: 'raw'; body: string };
+export type LocalLambdaFault =
+  { type: 'error'; status: number; errorType: string; message?: string } | { type: 'raw'; body: string };
 
 export interface LocalLambdaOptions {
   /** 0 (default) picks a free port. */
@@ -103,7 +104,13 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
 
   const server = http.createServer((req, res) => {
     handleRequest(req, res).catch(() => {
-      if (!res.headersSent) sendJson(res, 500, { Type: 'Service', Message: 'local lambda internal error' }, { 'x-amzn-ErrorType': 'ServiceException' });
+      if (!res.headersSent)
+        sendJson(
+          res,
+          500,
+          { Type: 'Service', Message: 'local lambda internal error' },
+          { 'x-amzn-ErrorType': 'ServiceException' },
+        );
       else res.destroy();
     });
   });
@@ -148,7 +155,11 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
       operation: 'InvokeFunction',
       headers: req.headers,
       region,
-      request: { FunctionName: rawName, Qualifier: url.searchParams.get('Qualifier') ?? undefined, InvocationType: headerValue(req, 'x-amz-invocation-type') ?? 'RequestResponse' },
+      request: {
+        FunctionName: rawName,
+        Qualifier: url.searchParams.get('Qualifier') ?? undefined,
+        InvocationType: headerValue(req, 'x-amz-invocation-type') ?? 'RequestResponse',
+      },
       resources: [functionArn(rawName, url.searchParams.get('Qualifier'))],
       error: 'error' in target ? target.error : undefined,
     });
@@ -160,7 +171,12 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
 
     const body = await readBody(req, MAX_PAYLOAD_BYTES);
     if (body === undefined) {
-      sendError(res, 413, 'RequestTooLargeException', `Request must be smaller than ${MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation`);
+      sendError(
+        res,
+        413,
+        'RequestTooLargeException',
+        `Request must be smaller than ${MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation`,
+      );
       return;
     }
     let event: unknown = {};
@@ -168,7 +184,12 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
       try {
         event = JSON.parse(body.toString('utf8'));
       } catch {
-        sendError(res, 400, 'InvalidRequestContentException', 'Could not parse request body into json: unexpected character');
+        sendError(
+          res,
+          400,
+          'InvalidRequestContentException',
+          'Could not parse request body into json: unexpected character',
+        );
         return;
       }
     }
@@ -211,7 +232,12 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
     }
   }
 
-  async function invoke(key: string, event: unknown, arn: string, requestId: string): Promise<{ ok: boolean; body: string }> {
+  async function invoke(
+    key: string,
+    event: unknown,
+    arn: string,
+    requestId: string,
+  ): Promise<{ ok: boolean; body: string }> {
     const fn = functions.get(key)!;
     const c = counters.get(key)!;
     c.invocations++;
@@ -237,7 +263,10 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
         body: JSON.stringify({
           errorType: e.name || 'Error',
           errorMessage: e.message,
-          trace: (e.stack ?? '').split('\n').map((l) => l.trim()).filter(Boolean),
+          trace: (e.stack ?? '')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean),
         }),
       };
     } finally {
@@ -252,7 +281,9 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
   ): { key: string; name: string; qualifier?: string } | { status: number; error: string; message: string } {
     let name = raw;
     let qualifier: string | undefined;
-    const full = /^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(raw);
+    const full = /^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(
+      raw,
+    );
     const partial = /^\d{12}:function:([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(raw);
     const plain = /^([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(raw);
     const match = full ?? partial ?? plain;
@@ -261,11 +292,16 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
     qualifier = match[2];
     if (queryQualifier !== null && queryQualifier !== '') {
       if (qualifier !== undefined && qualifier !== queryQualifier) {
-        return { status: 400, error: 'InvalidParameterValueException', message: 'The derived qualifier from the function name does not match the specified qualifier.' };
+        return {
+          status: 400,
+          error: 'InvalidParameterValueException',
+          message: 'The derived qualifier from the function name does not match the specified qualifier.',
+        };
       }
       qualifier = queryQualifier;
     }
-    const candidates = qualifier === undefined ? [name] : qualifier === '$LATEST' ? [`${name}:$LATEST`, name] : [`${name}:${qualifier}`];
+    const candidates =
+      qualifier === undefined ? [name] : qualifier === '$LATEST' ? [`${name}:$LATEST`, name] : [`${name}:${qualifier}`];
     for (const key of candidates) if (functions.has(key)) return { key, name, qualifier };
     const arn = `arn:aws:lambda:${region}:${accountId}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
     return { status: 404, error: 'ResourceNotFoundException', message: `Function not found: ${arn}` };
@@ -273,7 +309,9 @@ export async function startLocalLambda(options: LocalLambdaOptions): Promise<Loc
 
   /** The ARN IAM evaluates an Invoke against: the function, with the qualifier when one is given. */
   function functionArn(raw: string, queryQualifier: string | null): string {
-    const m = /^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(raw);
+    const m = /^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(
+      raw,
+    );
     const name = m?.[1] ?? raw;
     const qualifier = queryQualifier || m?.[2];
     return `arn:aws:lambda:${region}:${accountId}:function:${name}${qualifier ? `:${qualifier}` : ''}`;

@@ -19,5 +19,7 @@ export function parseArgs(argv: string[]): EndpointCliOptions {
 }
 
 if (require.main === module) {
-  runEndpointMain(CLI, (opts, log) => startLocalSsm({ port: opts.port, host: opts.host, dataDir: opts.dataDir, region: opts.region, log }));
+  runEndpointMain(CLI, (opts, log) =>
+    startLocalSsm({ port: opts.port, host: opts.host, dataDir: opts.dataDir, region: opts.region, log }),
+  );
 }

@@ -5,7 +5,14 @@
  */
 import { constraint, notFound, serialization, SsmError, validation } from './errors';
 import { parsePolicies, type ParameterPolicy } from './policies';
-import { current, type ParameterRecord, type ParameterTier, type ParameterType, type ParameterVersion, type SsmStore } from './store';
+import {
+  current,
+  type ParameterRecord,
+  type ParameterTier,
+  type ParameterType,
+  type ParameterVersion,
+  type SsmStore,
+} from './store';
 
 export type Json = Record<string, unknown>;
 
@@ -60,9 +67,11 @@ function int(body: Json, field: string, min: number, max: number): number | unde
 function names(body: Json, field: string, max: number): string[] {
   const v = body[field];
   if (v === undefined || v === null) throw constraint(member(field), null, 'Member must not be null');
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw serialization(`${field} must be a list of strings`);
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+    throw serialization(`${field} must be a list of strings`);
   if (v.length < 1) throw constraint(member(field), '[]', 'Member must have length greater than or equal to 1');
-  if (v.length > max) throw constraint(member(field), `[${v.join(', ')}]`, `Member must have length less than or equal to ${max}`);
+  if (v.length > max)
+    throw constraint(member(field), `[${v.join(', ')}]`, `Member must have length less than or equal to ${max}`);
   return v as string[];
 }
 
@@ -72,7 +81,8 @@ function names(body: Json, field: string, max: number): string[] {
 function nameOf(store: SsmStore, given: string): string {
   const arn = /^arn:aws[a-z-]*:ssm:([^:]*):([^:]*):parameter(\/.*)$/.exec(given);
   if (!arn) return given;
-  if (arn[1] !== store.region || arn[2] !== store.accountId) throw validation(`Parameter ARN ${given} is not in this account and region.`);
+  if (arn[1] !== store.region || arn[2] !== store.accountId)
+    throw validation(`Parameter ARN ${given} is not in this account and region.`);
   // The ARN of a top-level name has one slash whether the name was "/x" or "x".
   const rest = arn[3];
   return rest.lastIndexOf('/') === 0 && store.get(rest) === undefined ? rest.slice(1) : rest;
@@ -82,20 +92,32 @@ function nameOf(store: SsmStore, given: string): string {
 function splitSelector(given: string): [string, string | undefined] {
   const marker = given.startsWith('arn:') ? given.indexOf(':parameter/') : -1;
   const i = given.indexOf(':', marker === -1 ? 0 : marker + ':parameter/'.length);
-  return i === -1 || (given.startsWith('arn:') && marker === -1) ? [given, undefined] : [given.slice(0, i), given.slice(i)];
+  return i === -1 || (given.startsWith('arn:') && marker === -1)
+    ? [given, undefined]
+    : [given.slice(0, i), given.slice(i)];
 }
 
 /** Checks a name for PutParameter (the rules SSM documents for parameter names). */
 function checkNewName(name: string): void {
-  if (name.length < 1 || name.length > MAX_NAME) throw constraint('name', name, `Member must have length less than or equal to ${MAX_NAME}`);
+  if (name.length < 1 || name.length > MAX_NAME)
+    throw constraint('name', name, `Member must have length less than or equal to ${MAX_NAME}`);
   if (!/^[a-zA-Z0-9_.\-/]+$/.test(name)) {
-    throw validation('Parameter name: can only include letters, numbers and the symbols period (.), hyphen (-), underscore (_) and forward slash (/).');
+    throw validation(
+      'Parameter name: can only include letters, numbers and the symbols period (.), hyphen (-), underscore (_) and forward slash (/).',
+    );
   }
-  if (/^\/?(aws|ssm)/i.test(name)) throw validation('Parameter name: can\'t be prefixed with "aws" or "ssm" (case-insensitive).');
-  if (name.includes('/') && !name.startsWith('/')) throw validation('Parameter name must be a fully qualified name: a name with a forward slash (/) must begin with one.');
+  if (/^\/?(aws|ssm)/i.test(name))
+    throw validation('Parameter name: can\'t be prefixed with "aws" or "ssm" (case-insensitive).');
+  if (name.includes('/') && !name.startsWith('/'))
+    throw validation(
+      'Parameter name must be a fully qualified name: a name with a forward slash (/) must begin with one.',
+    );
   if (name.endsWith('/') || name.includes('//')) throw validation('Parameter name: a hierarchy level cannot be empty.');
   if (name.split('/').length - 1 > MAX_HIERARCHY_LEVELS) {
-    throw new SsmError('HierarchyLevelLimitExceededException', `A hierarchy can have a maximum of ${MAX_HIERARCHY_LEVELS} levels.`);
+    throw new SsmError(
+      'HierarchyLevelLimitExceededException',
+      `A hierarchy can have a maximum of ${MAX_HIERARCHY_LEVELS} levels.`,
+    );
   }
 }
 
@@ -106,9 +128,14 @@ function select(store: SsmStore, given: string): { rec: ParameterRecord; ver: Pa
   const rec = store.get(name);
   if (!rec) throw notFound(given);
   if (selector === undefined) return { rec, ver: current(rec) };
-  if (!/^:\d+$/.test(selector)) throw validation(`Parameter selector ${selector}: the local endpoint supports version numbers, not labels.`);
+  if (!/^:\d+$/.test(selector))
+    throw validation(`Parameter selector ${selector}: the local endpoint supports version numbers, not labels.`);
   const ver = rec.versions.find((v) => v.version === Number(selector.slice(1)));
-  if (!ver) throw new SsmError('ParameterVersionNotFound', `Systems Manager could not find version ${selector.slice(1)} of ${name}. Verify the version and try again.`);
+  if (!ver)
+    throw new SsmError(
+      'ParameterVersionNotFound',
+      `Systems Manager could not find version ${selector.slice(1)} of ${name}. Verify the version and try again.`,
+    );
   return { rec, ver, selector };
 }
 
@@ -116,10 +143,18 @@ function select(store: SsmStore, given: string): { rec: ParameterRecord; ver: Pa
 
 /** What GetParameter returns in place of a SecureString value when not decrypting. */
 function sealedValue(name: string, ver: ParameterVersion): string {
-  return Buffer.from(`local-ssm-ciphertext:${ver.keyId ?? DEFAULT_SECURE_KEY}:${name}:${ver.version}`).toString('base64');
+  return Buffer.from(`local-ssm-ciphertext:${ver.keyId ?? DEFAULT_SECURE_KEY}:${name}:${ver.version}`).toString(
+    'base64',
+  );
 }
 
-function parameterOut(store: SsmStore, rec: ParameterRecord, ver: ParameterVersion, decrypt: boolean, selector?: string): Json {
+function parameterOut(
+  store: SsmStore,
+  rec: ParameterRecord,
+  ver: ParameterVersion,
+  decrypt: boolean,
+  selector?: string,
+): Json {
   const out: Json = {
     Name: rec.name,
     Type: ver.type,
@@ -169,7 +204,12 @@ function afterOf(token: string | undefined): string | undefined {
   throw new SsmError('InvalidNextToken', 'The specified token is not valid.');
 }
 
-function page<T>(items: T[], keyOf: (item: T) => string, token: string | undefined, max: number): { items: T[]; next?: string } {
+function page<T>(
+  items: T[],
+  keyOf: (item: T) => string,
+  token: string | undefined,
+  max: number,
+): { items: T[]; next?: string } {
   const after = afterOf(token);
   const rest = after === undefined ? items : items.filter((i) => keyOf(i) > after);
   const taken = rest.slice(0, max);
@@ -191,7 +231,11 @@ function filtersOf(body: Json, allowed: readonly string[]): Filter[] {
   return raw.map((f: unknown) => {
     if (!f || typeof f !== 'object') throw serialization('ParameterFilters entries must be structures');
     const key = str(f as Json, 'Key', true);
-    if (!allowed.includes(key)) throw new SsmError('InvalidFilterKey', `The filter key ${key} is not supported here; use one of ${allowed.join(', ')}.`);
+    if (!allowed.includes(key))
+      throw new SsmError(
+        'InvalidFilterKey',
+        `The filter key ${key} is not supported here; use one of ${allowed.join(', ')}.`,
+      );
     const option = str(f as Json, 'Option') ?? 'Equals';
     const values = (f as Json).Values;
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {
@@ -221,7 +265,11 @@ function matches(rec: ParameterRecord, f: Filter): boolean {
     case 'Name':
       return f.values.some((v) => {
         const n = v.startsWith('/') || !rec.name.startsWith('/') ? v : `/${v}`;
-        return f.option === 'BeginsWith' ? rec.name.startsWith(n) : f.option === 'Contains' ? rec.name.includes(v) : rec.name === n;
+        return f.option === 'BeginsWith'
+          ? rec.name.startsWith(n)
+          : f.option === 'Contains'
+            ? rec.name.includes(v)
+            : rec.name === n;
       });
     case 'Path':
       return f.values.some((v) => underPath(rec.name, v, f.option === 'Recursive'));
@@ -233,7 +281,10 @@ function matches(rec: ParameterRecord, f: Filter): boolean {
 function checkPath(path: string): void {
   if (!path.startsWith('/')) throw validation('The parameter path must begin with a forward slash (/).');
   if (path.split('/').filter(Boolean).length > MAX_HIERARCHY_LEVELS) {
-    throw new SsmError('HierarchyLevelLimitExceededException', `A hierarchy can have a maximum of ${MAX_HIERARCHY_LEVELS} levels.`);
+    throw new SsmError(
+      'HierarchyLevelLimitExceededException',
+      `A hierarchy can have a maximum of ${MAX_HIERARCHY_LEVELS} levels.`,
+    );
   }
 }
 
@@ -253,7 +304,8 @@ const getParameters: Operation = (store, body) => {
       const { rec, ver, selector } = select(store, given);
       found.push(parameterOut(store, rec, ver, decrypt, selector));
     } catch (e) {
-      if (e instanceof SsmError && (e.type === 'ParameterNotFound' || e.type === 'ParameterVersionNotFound')) invalid.push(given);
+      if (e instanceof SsmError && (e.type === 'ParameterNotFound' || e.type === 'ParameterVersionNotFound'))
+        invalid.push(given);
       else throw e;
     }
   }
@@ -284,7 +336,11 @@ const getParameterHistory: Operation = (store, body) => {
   const { items, next } = page(rec.versions, key, str(body, 'NextToken'), max);
   const out: Json = {
     Parameters: items.map((v) => {
-      const o: Json = { ...metadataOut(store, { ...rec, versions: [v] }), Value: v.type === 'SecureString' && !decrypt ? sealedValue(rec.name, v) : v.value, Labels: [] };
+      const o: Json = {
+        ...metadataOut(store, { ...rec, versions: [v] }),
+        Value: v.type === 'SecureString' && !decrypt ? sealedValue(rec.name, v) : v.value,
+        Labels: [],
+      };
       delete o.ARN;
       return o;
     }),
@@ -294,7 +350,8 @@ const getParameterHistory: Operation = (store, body) => {
 };
 
 const describeParameters: Operation = (store, body) => {
-  if (body.Filters !== undefined && body.Filters !== null) throw validation('The legacy Filters member is not supported by the local endpoint; use ParameterFilters.');
+  if (body.Filters !== undefined && body.Filters !== null)
+    throw validation('The legacy Filters member is not supported by the local endpoint; use ParameterFilters.');
   const filters = filtersOf(body, ['Name', 'Path', 'Type', 'KeyId', 'Tier', 'DataType']);
   const max = int(body, 'MaxResults', 1, 50) ?? 50;
   const all = store.list().filter((r) => filters.every((f) => matches(r, f)));
@@ -304,19 +361,32 @@ const describeParameters: Operation = (store, body) => {
   return out;
 };
 
-function chooseTier(requested: string | undefined, value: string, policies: readonly ParameterPolicy[], previous: ParameterVersion | undefined): ParameterTier {
+function chooseTier(
+  requested: string | undefined,
+  value: string,
+  policies: readonly ParameterPolicy[],
+  previous: ParameterVersion | undefined,
+): ParameterTier {
   const bytes = Buffer.byteLength(value, 'utf8');
   const wasAdvanced = previous?.tier === 'Advanced';
   const tier = requested ?? 'Standard';
-  if (tier === 'Intelligent-Tiering') return wasAdvanced || bytes > STANDARD_MAX_VALUE || policies.length > 0 ? 'Advanced' : 'Standard';
+  if (tier === 'Intelligent-Tiering')
+    return wasAdvanced || bytes > STANDARD_MAX_VALUE || policies.length > 0 ? 'Advanced' : 'Standard';
   if (tier === 'Advanced') return 'Advanced';
   if (wasAdvanced) {
-    throw validation("This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier. If necessary, you can delete the advanced parameter and recreate it as a standard parameter.");
+    throw validation(
+      "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier. If necessary, you can delete the advanced parameter and recreate it as a standard parameter.",
+    );
   }
   if (bytes > STANDARD_MAX_VALUE) {
-    throw validation(`Standard tier parameters support a maximum parameter value of ${STANDARD_MAX_VALUE} characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier.`);
+    throw validation(
+      `Standard tier parameters support a maximum parameter value of ${STANDARD_MAX_VALUE} characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier.`,
+    );
   }
-  if (policies.length > 0) throw validation('Parameter policies are supported only for advanced-tier parameters. Set Tier to Advanced or Intelligent-Tiering.');
+  if (policies.length > 0)
+    throw validation(
+      'Parameter policies are supported only for advanced-tier parameters. Set Tier to Advanced or Intelligent-Tiering.',
+    );
   return 'Standard';
 }
 
@@ -326,39 +396,54 @@ const putParameter: Operation = (store, body, ctx) => {
   const value = str(body, 'Value', true);
   if (value.length < 1) throw constraint('value', '', 'Member must have length greater than or equal to 1');
   const type = str(body, 'Type');
-  if (type !== undefined && !TYPES.includes(type as ParameterType)) throw constraint('type', type, `Member must satisfy enum value set: [${TYPES.join(', ')}]`);
+  if (type !== undefined && !TYPES.includes(type as ParameterType))
+    throw constraint('type', type, `Member must satisfy enum value set: [${TYPES.join(', ')}]`);
   const tierIn = str(body, 'Tier');
-  if (tierIn !== undefined && !(TIERS as readonly string[]).includes(tierIn)) throw constraint('tier', tierIn, `Member must satisfy enum value set: [${TIERS.join(', ')}]`);
+  if (tierIn !== undefined && !(TIERS as readonly string[]).includes(tierIn))
+    throw constraint('tier', tierIn, `Member must satisfy enum value set: [${TIERS.join(', ')}]`);
   const overwrite = bool(body, 'Overwrite') ?? false;
   const tags = body.Tags;
   if (overwrite && tags !== undefined && tags !== null) {
-    throw validation("Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.");
+    throw validation(
+      "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.",
+    );
   }
   const dataType = str(body, 'DataType') ?? 'text';
   if (dataType !== 'text') throw validation(`DataType ${dataType} is not supported by the local endpoint; use text.`);
   const allowedPattern = str(body, 'AllowedPattern');
   if (allowedPattern !== undefined && !new RegExp(allowedPattern).test(value)) {
-    throw new SsmError('ParameterPatternMismatchException', `Parameter value, cannot be validated against allowedPattern: ${allowedPattern}`);
+    throw new SsmError(
+      'ParameterPatternMismatchException',
+      `Parameter value, cannot be validated against allowedPattern: ${allowedPattern}`,
+    );
   }
 
   const existing = store.get(name);
   if (existing && !overwrite) {
-    throw new SsmError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
+    throw new SsmError(
+      'ParameterAlreadyExists',
+      'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.',
+    );
   }
   const previous = existing ? current(existing) : undefined;
   if (!previous && type === undefined) throw validation('A parameter type is required when you create a parameter.');
   if (previous && type !== undefined && type !== previous.type) {
-    throw new SsmError('HierarchyTypeMismatchException', 'Parameter Type can\'t be changed. To use a different type, delete the parameter and create it again.');
+    throw new SsmError(
+      'HierarchyTypeMismatchException',
+      "Parameter Type can't be changed. To use a different type, delete the parameter and create it again.",
+    );
   }
   const finalType = (type ?? previous!.type) as ParameterType;
   const keyIdIn = str(body, 'KeyId');
-  if (keyIdIn !== undefined && finalType !== 'SecureString') throw validation('KeyId is required for SecureString type parameter only.');
+  if (keyIdIn !== undefined && finalType !== 'SecureString')
+    throw validation('KeyId is required for SecureString type parameter only.');
   // Given policies replace the previous ones ("[]" clears them); absent, they carry over.
   const policiesText = str(body, 'Policies');
   const policies = policiesText !== undefined ? parsePolicies(policiesText, ctx.now) : (previous?.policies ?? []);
   const tier = chooseTier(tierIn, value, policies, previous);
   const bytes = Buffer.byteLength(value, 'utf8');
-  if (bytes > ADVANCED_MAX_VALUE) throw constraint('value', '*****', `Member must have length less than or equal to ${ADVANCED_MAX_VALUE}`);
+  if (bytes > ADVANCED_MAX_VALUE)
+    throw constraint('value', '*****', `Member must have length less than or equal to ${ADVANCED_MAX_VALUE}`);
 
   const version: ParameterVersion = {
     version: (previous?.version ?? 0) + 1,

@@ -8,7 +8,15 @@
  * it raises against AWS. With a `CallLog` each call is recorded with the access key id that signed
  * it (local/call-log.ts).
  */
-import { DEFAULT_ACCOUNT_ID, defaultRegion, loopbackBindAddress, startAwsJsonServer, type AwsJsonCall, type AwsJsonCallSteps, type AwsJsonServer } from '../aws-json-server';
+import {
+  DEFAULT_ACCOUNT_ID,
+  defaultRegion,
+  loopbackBindAddress,
+  startAwsJsonServer,
+  type AwsJsonCall,
+  type AwsJsonCallSteps,
+  type AwsJsonServer,
+} from '../aws-json-server';
 import { CallLog, sigV4Credential, type RecordedCall } from '../call-log';
 import { OPERATIONS, resourcesOf } from './operations';
 import { SsmStore } from './store';
@@ -54,7 +62,11 @@ export async function startLocalSsm(opts: LocalSsmOptions = {}): Promise<LocalSs
   const callLog = opts.callLog;
 
   const begin = ({ operation, request, headers }: AwsJsonCall): AwsJsonCallSteps => ({
-    run: () => OPERATIONS[operation](store, request, { accessKeyId: sigV4Credential(headers.authorization)?.accessKeyId, now: Date.now() }),
+    run: () =>
+      OPERATIONS[operation](store, request, {
+        accessKeyId: sigV4Credential(headers.authorization)?.accessKeyId,
+        now: Date.now(),
+      }),
     record: (error) => {
       if (!callLog) return;
       let resources: string[] = [];
@@ -70,7 +82,14 @@ export async function startLocalSsm(opts: LocalSsmOptions = {}): Promise<LocalSs
   let server: AwsJsonServer;
   try {
     server = await startAwsJsonServer(
-      { name: 'ssm', title: TITLE, targetPrefix: 'AmazonSSM', internalErrorType: 'InternalServerError', hasOperation: (name) => Object.hasOwn(OPERATIONS, name), begin },
+      {
+        name: 'ssm',
+        title: TITLE,
+        targetPrefix: 'AmazonSSM',
+        internalErrorType: 'InternalServerError',
+        hasOperation: (name) => Object.hasOwn(OPERATIONS, name),
+        begin,
+      },
       opts,
     );
   } catch (err) {

@@ -117,7 +117,7 @@ export class SsmStore {
     const at = expiryOf(current(rec).policies);
     if (at === undefined) return;
     // setTimeout holds at most ~24.8 days; a later expiry is re-armed on the way.
-    const delay = Math.min(Math.max(0, at - Date.now()), 2 **31 - 1);
+    const delay = Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1);
     const timer = setTimeout(() => {
       this.timers.delete(rec.name);
       if (Date.now() >= at) this.purgeExpired();
@@ -136,7 +136,8 @@ export class SsmStore {
   private load(): void {
     if (!this.file || !fs.existsSync(this.file)) return;
     const state = JSON.parse(fs.readFileSync(this.file, 'utf8')) as StateFile;
-    if (state.format !== 'keyless-local-ssm' || state.version !== 1) throw new Error(`${this.file}: not a local SSM state file`);
+    if (state.format !== 'keyless-local-ssm' || state.version !== 1)
+      throw new Error(`${this.file}: not a local SSM state file`);
     for (const rec of state.parameters) {
       this.params.set(rec.name, rec);
       this.schedule(rec);
@@ -146,7 +147,13 @@ export class SsmStore {
 
   private save(): void {
     if (!this.file) return;
-    const state: StateFile = { format: 'keyless-local-ssm', version: 1, region: this.region, accountId: this.accountId, parameters: [...this.params.values()] };
+    const state: StateFile = {
+      format: 'keyless-local-ssm',
+      version: 1,
+      region: this.region,
+      accountId: this.accountId,
+      parameters: [...this.params.values()],
+    };
     const tmp = `${this.file}.${process.pid}.tmp`;
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {

@@ -34,9 +34,20 @@ describe('parseStackLogs (edge and key-service JSON lines)', () => {
       JSON.stringify({ component: 'edge', msg: 'handshake', resumed: false, keyOperationMs: 5, handshakeMs: 9.5 }),
       JSON.stringify({ component: 'edge', msg: 'handshake', resumed: true, handshakeMs: 1.2 }),
       JSON.stringify({ component: 'edge', msg: 'handshake', resumed: false, keyOperationMs: 4 }),
-      JSON.stringify({ service: 'keyless-key-service', msg: 'key_service_request', op: 'tls13.certificate_verify', latencyMs: 3, backendMs: 2.5 }),
+      JSON.stringify({
+        service: 'keyless-key-service',
+        msg: 'key_service_request',
+        op: 'tls13.certificate_verify',
+        latencyMs: 3,
+        backendMs: 2.5,
+      }),
       JSON.stringify({ service: 'keyless-key-service', msg: 'key_service_request', op: 'ping' }),
-      JSON.stringify({ component: 'edge', msg: 'handshake failed', error: 'key service unavailable', alertSent: 'internal_error' }),
+      JSON.stringify({
+        component: 'edge',
+        msg: 'handshake failed',
+        error: 'key service unavailable',
+        alertSent: 'internal_error',
+      }),
       JSON.stringify({ component: 'edge', msg: 'handshake failed', error: 'second' }),
       'not json',
       '{"component":"edge","msg":"handshake"', // an incomplete last line is left for the next read
@@ -68,7 +79,13 @@ describe('stackedBarChartsSvg', () => {
       unit: 'ratio',
       format: (v) => `${v.toFixed(2)}×`,
     },
-    { title: 'Bulk', subtitle: 'MB/s', series: [{ name: '1 connection', color: '#f28e2b' }], groups: [{ label: 'edge', values: [120] }], unit: 'MB/s' },
+    {
+      title: 'Bulk',
+      subtitle: 'MB/s',
+      series: [{ name: '1 connection', color: '#f28e2b' }],
+      groups: [{ label: 'edge', values: [120] }],
+      unit: 'MB/s',
+    },
   ]);
 
   it('is one SVG document with every panel, value, marker and an escaped label', () => {

@@ -16,12 +16,18 @@ import { CertificateStore, loadCertificate } from '../../edge-proxy/src/tls/cert
 import type { TlsServerConnection } from '../../edge-proxy/src/tls/connection';
 import { InProcessKeys } from '../helpers/in-process-keys';
 
-const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n');
+const RESPONSE = Buffer.from(
+  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n',
+);
 
 async function main(): Promise<void> {
   const [chainPath, keyPath] = process.argv.slice(2);
   const keys = new InProcessKeys(new Map([['bench-key', crypto.createPrivateKey(fs.readFileSync(keyPath))]]));
-  const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(fs.readFileSync(chainPath, 'utf8'), 'bench-key')]), keyOperations: keys, alpnProtocols: ['http/1.1'] });
+  const server = new TlsServer({
+    certificates: new CertificateStore([loadCertificate(fs.readFileSync(chainPath, 'utf8'), 'bench-key')]),
+    keyOperations: keys,
+    alpnProtocols: ['http/1.1'],
+  });
   let handshakes = 0;
   let failures = 0;
   const groups: Record<string, number> = {};
@@ -44,7 +50,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', (line) => {
-    if (line.trim() === 'stats') process.stdout.write(`${JSON.stringify({ stats: { signatures: keys.signatures, handshakes, failures, groups } })}\n`);
+    if (line.trim() === 'stats')
+      process.stdout.write(
+        `${JSON.stringify({ stats: { signatures: keys.signatures, handshakes, failures, groups } })}\n`,
+      );
   });
   const stop = (): void => void server.close(true).then(() => process.exit(0));
   rl.on('close', stop);

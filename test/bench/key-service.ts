@@ -43,7 +43,11 @@ import { createKmsClient } from '../../lambdas/key-service/backends/kms';
 import type { KeyConfig } from '../../lambdas/key-service/config';
 import { type KeyServiceLogRecord } from '../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../local/lambda/local-key-service';
-import { PROTOCOL_VERSION, tls13CertificateVerifyContent, type KeyServiceRequest } from '../../contract/key-service-protocol';
+import {
+  PROTOCOL_VERSION,
+  tls13CertificateVerifyContent,
+  type KeyServiceRequest,
+} from '../../contract/key-service-protocol';
 
 export type Backend = 'file' | 'kms';
 export type BenchPath = 'local Lambda' | 'SDK Invoke only' | 'in-process' | 'backend alone';
@@ -136,13 +140,22 @@ interface Child {
   stop(): Promise<void>;
 }
 
-function startChild(script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, onLine?: (line: string) => void): Promise<Child> {
+function startChild(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+  onLine?: (line: string) => void,
+): Promise<Child> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     let err = '';
     let settled = false;
-    const timer = setTimeout(() => fail(new Error(`${path.basename(script)} not ready within 20 s: ${err.slice(-500)}`)), 20_000);
+    const timer = setTimeout(
+      () => fail(new Error(`${path.basename(script)} not ready within 20 s: ${err.slice(-500)}`)),
+      20_000,
+    );
     const fail = (e: Error) => {
       if (settled) return;
       settled = true;
@@ -185,8 +198,16 @@ function startChild(script: string, args: string[], env: NodeJS.ProcessEnv, read
 type HandlerTimes = Map<string, { latencyMs: number; backendMs?: number }>;
 
 function recordFrom(obj: Record<string, unknown>, into: HandlerTimes): void {
-  if ((obj.msg ?? obj.message) !== 'key_service_request' || typeof obj.id !== 'string' || typeof obj.latencyMs !== 'number') return;
-  into.set(obj.id, { latencyMs: obj.latencyMs, backendMs: typeof obj.backendMs === 'number' ? obj.backendMs : undefined });
+  if (
+    (obj.msg ?? obj.message) !== 'key_service_request' ||
+    typeof obj.id !== 'string' ||
+    typeof obj.latencyMs !== 'number'
+  )
+    return;
+  into.set(obj.id, {
+    latencyMs: obj.latencyMs,
+    backendMs: typeof obj.backendMs === 'number' ? obj.backendMs : undefined,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +250,13 @@ interface DriveResult {
 }
 
 /** `concurrency` workers call `op` back to back; samples and CPU are kept only after the warm-up. */
-async function drive(concurrency: number, warmupMs: number, measureMs: number, op: () => Promise<string | undefined>, keyServiceCpu?: CpuProbe): Promise<DriveResult> {
+async function drive(
+  concurrency: number,
+  warmupMs: number,
+  measureMs: number,
+  op: () => Promise<string | undefined>,
+  keyServiceCpu?: CpuProbe,
+): Promise<DriveResult> {
   const samples: Sample[] = [];
   let errors = 0;
   const t0 = performance.now();
@@ -255,10 +282,21 @@ async function drive(concurrency: number, warmupMs: number, measureMs: number, o
   const keyService = keyServiceCpu?.();
   const delta = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a - b);
   const seconds = (Math.min(performance.now(), end) - measureFrom) / 1000;
-  return { samples, errors, seconds, cpuMs: { edge: delta(edge, cpu0.edge), keyService: delta(keyService, cpu0.keyService) } };
+  return {
+    samples,
+    errors,
+    seconds,
+    cpuMs: { edge: delta(edge, cpu0.edge), keyService: delta(keyService, cpu0.keyService) },
+  };
 }
 
-function cellFrom(pathName: BenchPath, backend: Backend, concurrency: number, run: DriveResult, handler?: HandlerTimes): KeyServiceBenchCell {
+function cellFrom(
+  pathName: BenchPath,
+  backend: Backend,
+  concurrency: number,
+  run: DriveResult,
+  handler?: HandlerTimes,
+): KeyServiceBenchCell {
   const cell: KeyServiceBenchCell = {
     path: pathName,
     backend,
@@ -267,8 +305,12 @@ function cellFrom(pathName: BenchPath, backend: Backend, concurrency: number, ru
     errors: run.errors,
     opsPerSecond: run.samples.length / run.seconds,
     latencyMs: quantiles(run.samples.map((s) => s.ms)),
-    edgeCpuMsPerOp: run.cpuMs.edge === undefined || run.samples.length === 0 ? undefined : run.cpuMs.edge / run.samples.length,
-    keyServiceCpuMsPerOp: run.cpuMs.keyService === undefined || run.samples.length === 0 ? undefined : run.cpuMs.keyService / run.samples.length,
+    edgeCpuMsPerOp:
+      run.cpuMs.edge === undefined || run.samples.length === 0 ? undefined : run.cpuMs.edge / run.samples.length,
+    keyServiceCpuMsPerOp:
+      run.cpuMs.keyService === undefined || run.samples.length === 0
+        ? undefined
+        : run.cpuMs.keyService / run.samples.length,
   };
   if (handler) {
     const h: number[] = [];
@@ -314,8 +356,16 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
   const closers: Array<() => void> = [];
   const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
     const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
-    return { ...env, AWS_REGION: REGION, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
+    for (const [k, v] of Object.entries(process.env))
+      if (!k.startsWith('AWS_') && !k.startsWith('KEYLESS_')) env[k] = v;
+    return {
+      ...env,
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...extra,
+    };
   };
 
   try {
@@ -323,13 +373,24 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
     const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pemPath = path.join(tmp, 'bench-rsa.pem');
     fs.writeFileSync(pemPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const kmsChild = await startChild(path.join(dist, 'local/kms/main.js'), ['--in-memory', '--port', '0', '--quiet', '--region', REGION], childEnv({}), /^kms: listening on (http:\/\/\S+)/);
+    const kmsChild = await startChild(
+      path.join(dist, 'local/kms/main.js'),
+      ['--in-memory', '--port', '0', '--quiet', '--region', REGION],
+      childEnv({}),
+      /^kms: listening on (http:\/\/\S+)/,
+    );
     children.push(kmsChild);
     const kms: KMSClient = createKmsClient({ endpoint: kmsChild.url, region: REGION, credentials: CREDENTIALS });
     closers.push(() => kms.destroy());
-    const created = await kms.send(new CreateKeyCommand({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY', Description: 'keyless key-service bench' }));
+    const created = await kms.send(
+      new CreateKeyCommand({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY', Description: 'keyless key-service bench' }),
+    );
     const kmsKeyId = created.KeyMetadata?.KeyId as string;
-    const kmsPub = crypto.createPublicKey({ key: Buffer.from((await kms.send(new GetPublicKeyCommand({ KeyId: kmsKeyId }))).PublicKey as Uint8Array), format: 'der', type: 'spki' });
+    const kmsPub = crypto.createPublicKey({
+      key: Buffer.from((await kms.send(new GetPublicKeyCommand({ KeyId: kmsKeyId }))).PublicKey as Uint8Array),
+      format: 'der',
+      type: 'spki',
+    });
     const publicKeys: Record<Backend, crypto.KeyObject> = { file: crypto.createPublicKey(privateKey), kms: kmsPub };
     const keys: KeyConfig[] = [
       { name: KEY_NAMES.file, custody: 'file', path: pemPath },
@@ -357,7 +418,14 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
     // The edge's client over Lambda Invoke, as edge.ts builds it. Request ids are read on the way
     // out (keyed by the transcript hash, unique per operation) to join the handler's records.
     const lambdaIds = new Map<string, string>();
-    const lambdaClient = new LambdaKeyClient({ functionName: FUNCTION_NAME, region: REGION, endpoint: lambdaChild.url, credentials: CREDENTIALS, timeoutMs: 5000, fetchUnregisteredKeys: false });
+    const lambdaClient = new LambdaKeyClient({
+      functionName: FUNCTION_NAME,
+      region: REGION,
+      endpoint: lambdaChild.url,
+      credentials: CREDENTIALS,
+      timeoutMs: 5000,
+      fetchUnregisteredKeys: false,
+    });
     closers.push(() => lambdaClient.close());
     tapRequestIds(lambdaClient.target, lambdaIds);
 
@@ -369,11 +437,15 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
       logger: (r: KeyServiceLogRecord) => recordFrom(r as Record<string, unknown>, inProcessTimes),
     });
     const inProcessIds = new Map<string, string>();
-    const direct: KeyServiceTarget = { name: 'in-process', invoke: (request) => handler(request, { awsRequestId: 'bench' }) };
+    const direct: KeyServiceTarget = {
+      name: 'in-process',
+      invoke: (request) => handler(request, { awsRequestId: 'bench' }),
+    };
     const inProcessClient = new KeyServiceClient({ target: direct, timeoutMs: 5000, fetchUnregisteredKeys: false });
     tapRequestIds(inProcessClient.target, inProcessIds);
 
-    for (const c of [lambdaClient, inProcessClient]) for (const b of ['file', 'kms'] as const) c.registerCertificateKey(KEY_NAMES[b], publicKeys[b]);
+    for (const c of [lambdaClient, inProcessClient])
+      for (const b of ['file', 'kms'] as const) c.registerCertificateKey(KEY_NAMES[b], publicKeys[b]);
 
     const signVia = (client: KeyServiceClient, ids: Map<string, string>, backend: Backend) => async () => {
       const hash = crypto.randomBytes(32);
@@ -400,11 +472,22 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
     const content = tls13CertificateVerifyContent(crypto.randomBytes(32));
     const backendAlone: Record<Backend, () => Promise<undefined>> = {
       file: async () => {
-        crypto.sign('sha256', content, { key: privateKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST });
+        crypto.sign('sha256', content, {
+          key: privateKey,
+          padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
+        });
         return undefined;
       },
       kms: async () => {
-        await kms.send(new SignCommand({ KeyId: kmsKeyId, Message: content, MessageType: 'RAW', SigningAlgorithm: 'RSASSA_PSS_SHA_256' }));
+        await kms.send(
+          new SignCommand({
+            KeyId: kmsKeyId,
+            Message: content,
+            MessageType: 'RAW',
+            SigningAlgorithm: 'RSASSA_PSS_SHA_256',
+          }),
+        );
         return undefined;
       },
     };
@@ -426,7 +509,9 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
           log(`bench: ${backend} c=${c} skipped: it would end past the ${budgetMs / 1000} s budget`);
           continue;
         }
-        log(`bench: ${backend} c=${c}: local Lambda, SDK Invoke only, in-process, backend alone (${((warmupMs + measureMs) * 4) / 1000} s)`);
+        log(
+          `bench: ${backend} c=${c}: local Lambda, SDK Invoke only, in-process, backend alone (${((warmupMs + measureMs) * 4) / 1000} s)`,
+        );
         const ksCpu = procCpu(lambdaChild.proc.pid);
         const viaLambda = await drive(c, warmupMs, measureMs, signVia(lambdaClient, lambdaIds, backend), ksCpu);
         await new Promise((r) => setTimeout(r, 150)); // let the last records cross the pipe
@@ -448,7 +533,12 @@ export async function runKeyServiceBench(options: KeyServiceBenchOptions = {}): 
       concurrency,
       keySpec: 'RSA_2048',
       scheme: SCHEME,
-      machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', load1: os.loadavg()[0] },
+      machine: {
+        node: process.version,
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? '?',
+        load1: os.loadavg()[0],
+      },
       cells,
       skipped,
       wallSeconds: (performance.now() - started) / 1000,
@@ -472,11 +562,28 @@ function tapRequestIds(target: KeyServiceTarget, ids: Map<string, string>): void
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const ms = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '—' : v < 10 ? v.toFixed(3) : v.toFixed(1));
+const ms = (v: number | undefined): string =>
+  v === undefined || Number.isNaN(v) ? '—' : v < 10 ? v.toFixed(3) : v.toFixed(1);
 
 export function renderKeyServiceBench(r: KeyServiceBenchResult): string {
-  const ref = (cell: KeyServiceBenchCell) => r.cells.find((c) => c.path === 'backend alone' && c.backend === cell.backend && c.concurrency === cell.concurrency);
-  const header = ['path', 'backend', 'conc', 'ops/s', '× alone', 'p50 ms', 'p99 ms', 'handler p50', 'backend p50', 'overhead p50', 'overhead p99', 'edge CPU/op', 'key svc CPU/op', 'errors'];
+  const ref = (cell: KeyServiceBenchCell) =>
+    r.cells.find((c) => c.path === 'backend alone' && c.backend === cell.backend && c.concurrency === cell.concurrency);
+  const header = [
+    'path',
+    'backend',
+    'conc',
+    'ops/s',
+    '× alone',
+    'p50 ms',
+    'p99 ms',
+    'handler p50',
+    'backend p50',
+    'overhead p50',
+    'overhead p99',
+    'edge CPU/op',
+    'key svc CPU/op',
+    'errors',
+  ];
   const rows = r.cells.map((c) => {
     const alone = ref(c);
     return [
@@ -497,18 +604,28 @@ export function renderKeyServiceBench(r: KeyServiceBenchResult): string {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cols: string[]) => cols.map((col, i) => (i < 2 ? col.padEnd(widths[i]) : col.padStart(widths[i]))).join('  ');
+  const line = (cols: string[]) =>
+    cols.map((col, i) => (i < 2 ? col.padEnd(widths[i]) : col.padStart(widths[i]))).join('  ');
   const out: string[] = [];
-  out.push(`key-service benchmark: ${r.scheme} with ${r.keySpec} keys; ${r.seconds} s per cell after warm-up; node ${r.machine.node}, ${r.machine.cpus} × ${r.machine.cpuModel}, load ${r.machine.load1.toFixed(2)}`);
+  out.push(
+    `key-service benchmark: ${r.scheme} with ${r.keySpec} keys; ${r.seconds} s per cell after warm-up; node ${r.machine.node}, ${r.machine.cpus} × ${r.machine.cpuModel}, load ${r.machine.load1.toFixed(2)}`,
+  );
   out.push(line(header));
   out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) out.push(line(row));
   out.push('');
-  out.push('overhead = latency − the handler\'s own time for that request (joined by request id); × alone = ops/s relative to the backend alone at the same concurrency.');
-  out.push('At concurrency 16 the overhead also holds queueing: the key service and this client each run on one event loop.');
-  out.push('CPU/op = CPU ms per operation during the measured window (edge = this process; key svc = the local Lambda process): much less sensitive than latency to the machine\'s load (queueing and waiting do not count).');
+  out.push(
+    "overhead = latency − the handler's own time for that request (joined by request id); × alone = ops/s relative to the backend alone at the same concurrency.",
+  );
+  out.push(
+    'At concurrency 16 the overhead also holds queueing: the key service and this client each run on one event loop.',
+  );
+  out.push(
+    "CPU/op = CPU ms per operation during the measured window (edge = this process; key svc = the local Lambda process): much less sensitive than latency to the machine's load (queueing and waiting do not count).",
+  );
   const unmatched = r.cells.reduce((n, c) => n + (c.unmatched ?? 0), 0);
-  if (unmatched > 0) out.push(`${unmatched} operations had no handler record to join and are left out of the handler/overhead columns.`);
+  if (unmatched > 0)
+    out.push(`${unmatched} operations had no handler record to join and are left out of the handler/overhead columns.`);
   const at1 = (p: BenchPath, b: Backend) => r.cells.find((c) => c.path === p && c.backend === b && c.concurrency === 1);
   const summary: string[] = [];
   for (const b of ['file', 'kms'] as const) {
@@ -520,12 +637,18 @@ export function renderKeyServiceBench(r: KeyServiceBenchResult): string {
     summary.push(
       `  ${b.padEnd(4)}: LambdaKeyClient − handler ${ms(viaLambda.overheadMs.p50)} ms p50 (${verdict(viaLambda.overheadMs.p50)}) = ` +
         `client alone ${ms(inProc.overheadMs.p50)} ms (${verdict(inProc.overheadMs.p50)}, in-process)` +
-        (sdkOnly?.overheadMs ? ` + SDK Invoke and HTTP hop ${ms(sdkOnly.overheadMs.p50)} ms (target called directly)` : '') +
-        (viaLambda.edgeCpuMsPerOp !== undefined ? `; edge CPU ${ms(viaLambda.edgeCpuMsPerOp)} ms/op (${verdict(viaLambda.edgeCpuMsPerOp)}, client + SDK)` : ''),
+        (sdkOnly?.overheadMs
+          ? ` + SDK Invoke and HTTP hop ${ms(sdkOnly.overheadMs.p50)} ms (target called directly)`
+          : '') +
+        (viaLambda.edgeCpuMsPerOp !== undefined
+          ? `; edge CPU ${ms(viaLambda.edgeCpuMsPerOp)} ms/op (${verdict(viaLambda.edgeCpuMsPerOp)}, client + SDK)`
+          : ''),
     );
   }
   if (summary.length > 0) {
-    out.push('Edge client overhead per operation at concurrency 1, excluding the backend\'s work (target: under 1 ms p50):');
+    out.push(
+      "Edge client overhead per operation at concurrency 1, excluding the backend's work (target: under 1 ms p50):",
+    );
     out.push(...summary);
   }
   if (r.skipped.length > 0) out.push(`Skipped to stay within the time budget: ${r.skipped.join(', ')}.`);

@@ -28,7 +28,14 @@ function one(o: LatencyOptions): Promise<LatencySample> {
     const t0 = performance.now();
     let t1 = NaN;
     let status = '';
-    const socket = tls.connect({ host: '127.0.0.1', port: o.port, ca: o.ca, servername: o.servername ?? 'localhost', minVersion: 'TLSv1.3', ALPNProtocols: ['http/1.1'] });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: o.port,
+      ca: o.ca,
+      servername: o.servername ?? 'localhost',
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: ['http/1.1'],
+    });
     socket.setTimeout(10_000, () => socket.destroy(new Error('latency probe: no progress for 10 s')));
     socket.once('secureConnect', () => {
       t1 = performance.now();
@@ -40,8 +47,10 @@ function one(o: LatencyOptions): Promise<LatencySample> {
     socket.once('error', reject);
     socket.once('close', () => {
       const t2 = performance.now();
-      if (!Number.isFinite(t1)) return reject(new Error('latency probe: connection closed before the handshake completed'));
-      if (!status.startsWith('HTTP/1.')) return reject(new Error(`latency probe: no HTTP response (${JSON.stringify(status)})`));
+      if (!Number.isFinite(t1))
+        return reject(new Error('latency probe: connection closed before the handshake completed'));
+      if (!status.startsWith('HTTP/1.'))
+        return reject(new Error(`latency probe: no HTTP response (${JSON.stringify(status)})`));
       resolve({ handshakeMs: t1 - t0, totalMs: t2 - t0 });
     });
   });

@@ -48,14 +48,23 @@ export interface LoadOptions {
 }
 
 export function pickLoadTool(): { tool: LoadTool; reason?: string } {
-  if (process.env.BENCH_LOADGEN === 'node') return { tool: 'node', reason: 'BENCH_LOADGEN=node: using the Node client pool instead of h2load' };
+  if (process.env.BENCH_LOADGEN === 'node')
+    return { tool: 'node', reason: 'BENCH_LOADGEN=node: using the Node client pool instead of h2load' };
   if (have('h2load')) return { tool: 'h2load' };
-  return { tool: 'node', reason: 'h2load is not installed (apt-get install -y nghttp2-client): using the Node client pool fallback, which spends more client CPU per connection' };
+  return {
+    tool: 'node',
+    reason:
+      'h2load is not installed (apt-get install -y nghttp2-client): using the Node client pool fallback, which spends more client CPU per connection',
+  };
 }
 
 const CPU_MARK = '__bench_child_cpu__';
 
-export function runCapture(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
+export function runCapture(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -81,7 +90,10 @@ function seconds(value: string, unit: string): number {
 
 export function parseH2load(out: string): Omit<LoadResult, 'tool' | 'requested' | 'clientCpuMs' | 'rate'> | undefined {
   const fin = /finished in ([\d.]+)(us|ms|s|m),/.exec(out);
-  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const req =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+      out,
+    );
   if (!fin || !req) return undefined;
   return {
     seconds: seconds(fin[1], fin[2]),
@@ -103,19 +115,68 @@ async function runH2load(o: LoadOptions): Promise<LoadResult> {
   const cpu = new RegExp(`${CPU_MARK} (\\d+) (\\d+)`).exec(r.stdout);
   const clientCpuMs = cpu ? ((Number(cpu[1]) + Number(cpu[2])) * 1000) / clockTicks() : NaN;
   if (!parsed || r.timedOut) {
-    return { tool: 'h2load', requested: o.n, succeeded: parsed?.succeeded ?? 0, failed: o.n - (parsed?.succeeded ?? 0), seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs };
+    return {
+      tool: 'h2load',
+      requested: o.n,
+      succeeded: parsed?.succeeded ?? 0,
+      failed: o.n - (parsed?.succeeded ?? 0),
+      seconds: o.timeoutMs / 1000,
+      rate: 0,
+      clientCpuMs,
+    };
   }
-  return { tool: 'h2load', requested: o.n, ...parsed, rate: parsed.seconds > 0 ? parsed.succeeded / parsed.seconds : 0, clientCpuMs };
+  return {
+    tool: 'h2load',
+    requested: o.n,
+    ...parsed,
+    rate: parsed.seconds > 0 ? parsed.succeeded / parsed.seconds : 0,
+    clientCpuMs,
+  };
 }
 
 async function runNodePool(o: LoadOptions): Promise<LoadResult> {
   const script = path.join(__dirname, 'node-loadgen.js');
-  const args = { url: o.url, n: o.n, c: o.c, ...(o.tls12Ciphers ? { maxVersion: 'TLSv1.2', ciphers: o.tls12Ciphers } : {}), ...(o.resume ? { resume: true } : {}), ...(o.groups ? { groups: o.groups } : {}) };
+  const args = {
+    url: o.url,
+    n: o.n,
+    c: o.c,
+    ...(o.tls12Ciphers ? { maxVersion: 'TLSv1.2', ciphers: o.tls12Ciphers } : {}),
+    ...(o.resume ? { resume: true } : {}),
+    ...(o.groups ? { groups: o.groups } : {}),
+  };
   const r = await runCapture(process.execPath, [script, JSON.stringify(args)], o.timeoutMs);
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
-  if (!line) return { tool: 'node', requested: o.n, succeeded: 0, failed: o.n, seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs: NaN };
-  const j = JSON.parse(line) as { succeeded: number; failed: number; resumed: number; seconds: number; cpuMs: number; protocol?: string; cipher?: string };
-  return { tool: 'node', requested: o.n, succeeded: j.succeeded, failed: j.failed, resumed: j.resumed, seconds: j.seconds, rate: j.seconds > 0 ? j.succeeded / j.seconds : 0, clientCpuMs: j.cpuMs, protocol: j.protocol, cipher: j.cipher };
+  if (!line)
+    return {
+      tool: 'node',
+      requested: o.n,
+      succeeded: 0,
+      failed: o.n,
+      seconds: o.timeoutMs / 1000,
+      rate: 0,
+      clientCpuMs: NaN,
+    };
+  const j = JSON.parse(line) as {
+    succeeded: number;
+    failed: number;
+    resumed: number;
+    seconds: number;
+    cpuMs: number;
+    protocol?: string;
+    cipher?: string;
+  };
+  return {
+    tool: 'node',
+    requested: o.n,
+    succeeded: j.succeeded,
+    failed: j.failed,
+    resumed: j.resumed,
+    seconds: j.seconds,
+    rate: j.seconds > 0 ? j.succeeded / j.seconds : 0,
+    clientCpuMs: j.cpuMs,
+    protocol: j.protocol,
+    cipher: j.cipher,
+  };
 }
 
 export function runLoad(tool: LoadTool, o: LoadOptions): Promise<LoadResult> {
@@ -138,7 +199,10 @@ export interface KeepAliveOptions {
 }
 
 /** The same counts as a handshake run; `rate` is successful requests per second. */
-export type KeepAliveResult = Pick<LoadResult, 'requested' | 'succeeded' | 'failed' | 'seconds' | 'rate' | 'clientCpuMs' | 'protocol' | 'cipher'>;
+export type KeepAliveResult = Pick<
+  LoadResult,
+  'requested' | 'succeeded' | 'failed' | 'seconds' | 'rate' | 'clientCpuMs' | 'protocol' | 'cipher'
+>;
 
 /**
  * `h2load -n N -c C -m M -t 1` with keep-alive (no `Connection: close`): C connections, each
@@ -147,13 +211,43 @@ export type KeepAliveResult = Pick<LoadResult, 'requested' | 'succeeded' | 'fail
  */
 export async function runKeepAlive(o: KeepAliveOptions): Promise<KeepAliveResult> {
   const script = `h2load "$@"; rc=$?; echo "${CPU_MARK} $(cut -d' ' -f16,17 /proc/$$/stat)"; exit $rc`;
-  const args = [...(o.proto === 'http/1.1' ? ['--h1'] : []), '-n', String(o.n), '-c', String(o.c), '-m', String(o.m), '-t', '1', '-N', '10s', o.url];
+  const args = [
+    ...(o.proto === 'http/1.1' ? ['--h1'] : []),
+    '-n',
+    String(o.n),
+    '-c',
+    String(o.c),
+    '-m',
+    String(o.m),
+    '-t',
+    '1',
+    '-N',
+    '10s',
+    o.url,
+  ];
   const r = await runCapture('sh', ['-c', script, 'sh', ...args], o.timeoutMs);
   const parsed = parseH2load(r.stdout);
   const cpu = new RegExp(`${CPU_MARK} (\\d+) (\\d+)`).exec(r.stdout);
   const clientCpuMs = cpu ? ((Number(cpu[1]) + Number(cpu[2])) * 1000) / clockTicks() : NaN;
-  if (!parsed || r.timedOut) return { requested: o.n, succeeded: parsed?.succeeded ?? 0, failed: o.n - (parsed?.succeeded ?? 0), seconds: o.timeoutMs / 1000, rate: 0, clientCpuMs };
-  return { requested: o.n, succeeded: parsed.succeeded, failed: parsed.failed, seconds: parsed.seconds, rate: parsed.seconds > 0 ? parsed.succeeded / parsed.seconds : 0, clientCpuMs, protocol: parsed.protocol, cipher: parsed.cipher };
+  if (!parsed || r.timedOut)
+    return {
+      requested: o.n,
+      succeeded: parsed?.succeeded ?? 0,
+      failed: o.n - (parsed?.succeeded ?? 0),
+      seconds: o.timeoutMs / 1000,
+      rate: 0,
+      clientCpuMs,
+    };
+  return {
+    requested: o.n,
+    succeeded: parsed.succeeded,
+    failed: parsed.failed,
+    seconds: parsed.seconds,
+    rate: parsed.seconds > 0 ? parsed.succeeded / parsed.seconds : 0,
+    clientCpuMs,
+    protocol: parsed.protocol,
+    cipher: parsed.cipher,
+  };
 }
 
 export interface BulkOptions {
@@ -190,5 +284,11 @@ export async function runBulk(o: BulkOptions): Promise<BulkResult> {
   const ok = lines.filter((l) => l.startsWith('200 ') && Number(l.split(' ')[1]) === o.bytes);
   const bytes = lines.reduce((a, l) => a + Number(l.split(' ')[1]), 0);
   const cpu = new RegExp(`${CPU_MARK} (\\d+) (\\d+)`).exec(r.stdout);
-  return { bytes, seconds, mbPerSecond: r.timedOut ? 0 : bytes / 1e6 / seconds, failed: o.c - ok.length, clientCpuMs: cpu ? ((Number(cpu[1]) + Number(cpu[2])) * 1000) / clockTicks() : NaN };
+  return {
+    bytes,
+    seconds,
+    mbPerSecond: r.timedOut ? 0 : bytes / 1e6 / seconds,
+    failed: o.c - ok.length,
+    clientCpuMs: cpu ? ((Number(cpu[1]) + Number(cpu[2])) * 1000) / clockTicks() : NaN,
+  };
 }

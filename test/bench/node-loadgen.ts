@@ -86,7 +86,9 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(a.c, a.n) }, loop));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(`${JSON.stringify({ succeeded, failed, resumed: state.resumed, seconds, cpuMs: (cpu.user + cpu.system) / 1000, protocol: state.protocol, cipher: state.cipher })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ succeeded, failed, resumed: state.resumed, seconds, cpuMs: (cpu.user + cpu.system) / 1000, protocol: state.protocol, cipher: state.cipher })}\n`,
+  );
 }
 
 main().catch((e: unknown) => {

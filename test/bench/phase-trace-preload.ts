@@ -53,8 +53,10 @@ if (dir && isEdge) {
   // The edge's own modules, as main.js loads them (same paths, so the same module instances).
   const wrapAsync = (file: string, cls: string, method: string): void => {
     try {
+      type Exports = Record<string, { prototype: Record<string, (...a: unknown[]) => Promise<unknown>> }>;
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const proto = (require(path.join(path.dirname(process.argv[1]), file)) as Record<string, { prototype: Record<string, (...a: unknown[]) => Promise<unknown>> }>)[cls].prototype;
+      const loaded = require(path.join(path.dirname(process.argv[1]), file)) as Exports;
+      const proto = loaded[cls].prototype;
       const inner = proto[method];
       proto[method] = function (this: unknown, ...args: unknown[]) {
         mark(`${method} start`);
@@ -86,10 +88,14 @@ if (dir && isEdge) {
     open.add(entry);
     const since = (): number => round(performance.now() - entry.t0);
     socket.prependListener('data', (d: Buffer) => entry.trace.reads.push([since(), d.length]));
-    const s = socket as unknown as { _writeGeneric(writev: boolean, data: unknown, encoding: unknown, cb: unknown): unknown };
+    const s = socket as unknown as {
+      _writeGeneric(writev: boolean, data: unknown, encoding: unknown, cb: unknown): unknown;
+    };
     const writeGeneric = s._writeGeneric.bind(socket);
     s._writeGeneric = (writev, data, encoding, cb) => {
-      const bytes = writev ? (data as Array<{ chunk: Buffer }>).reduce((n, x) => n + (x.chunk?.length ?? 0), 0) : (data as Buffer).length;
+      const bytes = writev
+        ? (data as Array<{ chunk: Buffer }>).reduce((n, x) => n + (x.chunk?.length ?? 0), 0)
+        : (data as Buffer).length;
       entry.trace.writes.push([since(), bytes]);
       return writeGeneric(writev, data, encoding, cb);
     };

@@ -15,7 +15,8 @@ import { summarize } from './stats';
 export function readPhaseTraces(dir: string): PhaseTrace[] {
   const out: PhaseTrace[] = [];
   for (const f of fs.readdirSync(dir).filter((n) => n.startsWith('phases-') && n.endsWith('.jsonl'))) {
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) if (line) out.push(JSON.parse(line) as PhaseTrace);
+    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n'))
+      if (line) out.push(JSON.parse(line) as PhaseTrace);
   }
   return out;
 }
@@ -42,7 +43,8 @@ export const PHASES = [
   ['socket writes per handshake (count; 2 = first flight + CertificateVerify/Finished)', false],
 ] as const;
 
-const at = (t: PhaseTrace, name: string, after: number): number | undefined => t.marks.find(([n, ms]) => n === name && ms >= after)?.[1];
+const at = (t: PhaseTrace, name: string, after: number): number | undefined =>
+  t.marks.find(([n, ms]) => n === name && ms >= after)?.[1];
 
 /** Phase durations of one connection (ms, in PHASES order), or undefined when it was not one full handshake with one key operation. */
 export function phasesOf(t: PhaseTrace): number[] | undefined {
@@ -64,7 +66,18 @@ export function phasesOf(t: PhaseTrace): number[] | undefined {
   const response = t.writes.find(([ms]) => ms > finished)?.[0];
   const handshakeWrites = t.writes.filter(([ms]) => ms <= finished).length;
   const keyOp = signEnd - signStart;
-  return [hello, signStart - hello, httpStart - signStart, hop[1] - hop[0], signEnd - hop[1], flightEnd - signEnd, finished - flightEnd, finished - keyOp, response === undefined ? NaN : response - finished, handshakeWrites];
+  return [
+    hello,
+    signStart - hello,
+    httpStart - signStart,
+    hop[1] - hop[0],
+    signEnd - hop[1],
+    flightEnd - signEnd,
+    finished - flightEnd,
+    finished - keyOp,
+    response === undefined ? NaN : response - finished,
+    handshakeWrites,
+  ];
 }
 
 export function phaseBreakdown(traces: readonly PhaseTrace[]): PhaseRow[] {

@@ -93,6 +93,11 @@ export function startCpuWindow(groups: ProcessGroups): () => CpuDelta {
       out[name] = sum;
     }
     const total = m1.total - m0.total;
-    return { groups: out, machineBusy: total > 0 ? (m1.busy - m0.busy) / total : NaN, machineBusyMs: m1.busy - m0.busy, machineTotalMs: total };
+    return {
+      groups: out,
+      machineBusy: total > 0 ? (m1.busy - m0.busy) / total : NaN,
+      machineBusyMs: m1.busy - m0.busy,
+      machineTotalMs: total,
+    };
   };
 }

@@ -24,7 +24,9 @@ if (dir) {
     if (started) return;
     started = true;
     session.connect();
-    session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 500 }, () => session.post('Profiler.start')));
+    session.post('Profiler.enable', () =>
+      session.post('Profiler.setSamplingInterval', { interval: 500 }, () => session.post('Profiler.start')),
+    );
   });
   const exit = process.exit.bind(process);
   const script = path.relative(process.cwd(), process.argv[1] ?? 'node').replace(/[^\w.-]+/g, '_');

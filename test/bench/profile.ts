@@ -39,14 +39,16 @@ function categorize(fn: string, url: string): Category | undefined {
   if (fn === '(garbage collector)') return 'garbage collection';
   if (fn === 'signOneShot') return 'RSA signing';
   if (fn === 'verifyOneShot') return 'signature verification';
-  if (/^(writeBuffer|writev|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String)$/.test(fn)) return 'socket & pipe writes (syscalls)';
+  if (/^(writeBuffer|writev|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String)$/.test(fn))
+    return 'socket & pipe writes (syscalls)';
   if (url === '' && fn !== '(program)' && fn !== '(root)') return undefined;
   if (/node:internal\/crypto\/(keys|keygen|diffiehellman)/.test(url)) return 'X25519 + key objects';
   if (/node:internal\/crypto\/(hash|hkdf)/.test(url)) return 'hashing / HMAC / HKDF';
   if (/node:internal\/crypto\/cipher/.test(url)) return 'AEAD (AES-GCM)';
   if (/@smithy|@aws-sdk/.test(url)) return 'AWS SDK (SigV4, middleware, serde)';
   if (/edge-proxy\/src\/tls\//.test(url)) return 'TLS engine JS';
-  if (/edge-proxy\/src\/keyless\/|lambdas\/key-service\/|local\/kms\/|local\/lambda\//.test(url)) return 'key-service client & handler JS';
+  if (/edge-proxy\/src\/keyless\/|lambdas\/key-service\/|local\/kms\/|local\/lambda\//.test(url))
+    return 'key-service client & handler JS';
   if (/node:_http|node:http|edge-proxy\/src\/proxy\/|local\/demo-origin/.test(url)) return 'HTTP (node:http, proxy)';
   if (/edge-proxy\/src\/log|node:internal\/console/.test(url)) return 'JSON & logging';
   if (/^node:/.test(url) || fn === '(program)') return 'streams, events, timers (Node core)';
@@ -75,7 +77,10 @@ export function summarizeProfile(file: string): ProfileSummary {
     const up = parent.get(id);
     const above = up === undefined ? { cat: 'other' as Category, overhead: false } : resolve(up);
     const own = categorize(n.callFrame.functionName, n.callFrame.url);
-    const r = { cat: own ?? above.cat, overhead: above.overhead || /profile-preload|node:inspector/.test(n.callFrame.url) };
+    const r = {
+      cat: own ?? above.cat,
+      overhead: above.overhead || /profile-preload|node:inspector/.test(n.callFrame.url),
+    };
     memo.set(id, r);
     return r;
   };
@@ -97,6 +102,9 @@ export function summarizeProfile(file: string): ProfileSummary {
     const key = `${fn || '(anonymous)'}${short ? ` ${short}:${lineNumber + 1}` : caller ? ` (native, in ${caller})` : ' (native)'}`;
     byFn.set(key, (byFn.get(key) ?? 0) + dt);
   });
-  const topFunctions = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, ms]) => ({ name, ms }));
+  const topFunctions = [...byFn]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([name, ms]) => ({ name, ms }));
   return { busyMs: busy, byCategory, topFunctions };
 }

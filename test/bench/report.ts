@@ -35,7 +35,8 @@ export function renderText(t: Table): string {
   const left = new Set(t.left ?? [0]);
   const all = [t.head, ...t.rows];
   const widths = t.head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (left.has(i) ? (c ?? '').padEnd(widths[i]) : (c ?? '').padStart(widths[i]))).join('  ');
+  const line = (r: string[]): string =>
+    r.map((c, i) => (left.has(i) ? (c ?? '').padEnd(widths[i]) : (c ?? '').padStart(widths[i]))).join('  ');
   const out = [`\n${t.title}`, line(t.head), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line)];
   if (t.note) out.push(t.note);
   return out.join('\n');
@@ -45,7 +46,12 @@ const escapeMd = (s: string): string => s.replace(/\|/g, '\\|');
 
 export function renderMarkdown(t: Table, level = '###'): string {
   const left = new Set(t.left ?? [0]);
-  const out = [`${level} ${t.title}`, '', `| ${t.head.map(escapeMd).join(' | ')} |`, `|${t.head.map((_, i) => (left.has(i) ? ' --- ' : ' ---: ')).join('|')}|`];
+  const out = [
+    `${level} ${t.title}`,
+    '',
+    `| ${t.head.map(escapeMd).join(' | ')} |`,
+    `|${t.head.map((_, i) => (left.has(i) ? ' --- ' : ' ---: ')).join('|')}|`,
+  ];
   for (const r of t.rows) out.push(`| ${r.map(escapeMd).join(' | ')} |`);
   if (t.note) out.push('', t.note);
   return out.join('\n');
@@ -99,9 +105,13 @@ function barChartPanel(p: ChartPanel): { parts: string[]; height: number } {
   ];
   for (let v = 0; v <= axisMax + step / 1e6; v += step) {
     parts.push(`<line x1="${x(v)}" y1="${top - 8}" x2="${x(v)}" y2="${height - 40}" stroke="#e3e3e3"/>`);
-    parts.push(`<text x="${x(v)}" y="${height - 24}" text-anchor="middle" fill="#555">${xmlEscape(step < 1 ? v.toFixed(1) : fmt(v))}</text>`);
+    parts.push(
+      `<text x="${x(v)}" y="${height - 24}" text-anchor="middle" fill="#555">${xmlEscape(step < 1 ? v.toFixed(1) : fmt(v))}</text>`,
+    );
   }
-  parts.push(`<text x="${LABEL_W + PLOT_W / 2}" y="${height - 8}" text-anchor="middle" fill="#333">${xmlEscape(p.unit)}</text>`);
+  parts.push(
+    `<text x="${LABEL_W + PLOT_W / 2}" y="${height - 8}" text-anchor="middle" fill="#333">${xmlEscape(p.unit)}</text>`,
+  );
   p.groups.forEach((g, gi) => {
     const y0 = top + gi * (groupH + groupGap);
     parts.push(`<text x="${LABEL_W - 10}" y="${y0 + groupH / 2 + 4}" text-anchor="end">${xmlEscape(g.label)}</text>`);
@@ -111,13 +121,19 @@ function barChartPanel(p: ChartPanel): { parts: string[]; height: number } {
         parts.push(`<text x="${LABEL_W + 4}" y="${y + barH - 4}" fill="#999">not measured</text>`);
         return;
       }
-      parts.push(`<rect x="${LABEL_W}" y="${y}" width="${Math.max(1, x(v) - LABEL_W)}" height="${barH}" fill="${p.series[si].color}"/>`);
+      parts.push(
+        `<rect x="${LABEL_W}" y="${y}" width="${Math.max(1, x(v) - LABEL_W)}" height="${barH}" fill="${p.series[si].color}"/>`,
+      );
       parts.push(`<text x="${x(v) + 4}" y="${y + barH - 4}" fill="#222">${xmlEscape(show(v))}</text>`);
     });
     const m = p.markers?.[gi];
     if (m) {
-      parts.push(`<line x1="${x(m.value)}" y1="${y0 - 4}" x2="${x(m.value)}" y2="${y0 + groupH + 4}" stroke="#222" stroke-width="2" stroke-dasharray="4 3"/>`);
-      parts.push(`<text x="${x(m.value) + 4}" y="${y0 + groupH + 12}" fill="#222" font-size="10">${xmlEscape(m.label)}</text>`);
+      parts.push(
+        `<line x1="${x(m.value)}" y1="${y0 - 4}" x2="${x(m.value)}" y2="${y0 + groupH + 4}" stroke="#222" stroke-width="2" stroke-dasharray="4 3"/>`,
+      );
+      parts.push(
+        `<text x="${x(m.value) + 4}" y="${y0 + groupH + 12}" fill="#222" font-size="10">${xmlEscape(m.label)}</text>`,
+      );
     }
   });
   // Legend.
@@ -149,7 +165,13 @@ export function stackedBarChartsSvg(panels: ChartPanel[]): string {
 }
 
 /** A horizontal grouped bar chart (one group per target, one bar per series) as standalone SVG. */
-export function barChartSvg(title: string, subtitle: string, series: ChartSeries[], groups: ChartGroup[], unit: string): string {
+export function barChartSvg(
+  title: string,
+  subtitle: string,
+  series: ChartSeries[],
+  groups: ChartGroup[],
+  unit: string,
+): string {
   return stackedBarChartsSvg([{ title, subtitle, series, groups, unit }]);
 }
 

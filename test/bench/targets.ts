@@ -171,13 +171,25 @@ export interface EdgeWindowLogs {
 }
 
 export function parseStackLogs(text: string): EdgeWindowLogs {
-  const r: EdgeWindowLogs = { handshakes: 0, resumed: 0, signOps: 0, byOp: {}, pings: 0, keyOperationMs: [], keyServiceHandlerMs: [], kmsCallMs: [], serverOwnMs: [], failed: 0 };
+  const r: EdgeWindowLogs = {
+    handshakes: 0,
+    resumed: 0,
+    signOps: 0,
+    byOp: {},
+    pings: 0,
+    keyOperationMs: [],
+    keyServiceHandlerMs: [],
+    kmsCallMs: [],
+    serverOwnMs: [],
+    failed: 0,
+  };
   for (const j of completeLines(text)) {
     if (j.component === 'edge' && j.msg === 'handshake') {
       r.handshakes++;
       if (j.resumed === true) r.resumed++;
       if (typeof j.keyOperationMs === 'number') r.keyOperationMs.push(j.keyOperationMs);
-      if (typeof j.keyOperationMs === 'number' && typeof j.handshakeMs === 'number') r.serverOwnMs.push(j.handshakeMs - j.keyOperationMs);
+      if (typeof j.keyOperationMs === 'number' && typeof j.handshakeMs === 'number')
+        r.serverOwnMs.push(j.handshakeMs - j.keyOperationMs);
     } else if (j.component === 'edge' && j.msg === 'handshake failed') {
       r.failed++;
       r.firstError ??= [j.error, j.alertSent && `alert sent: ${String(j.alertSent)}`].filter(Boolean).join(', ');
@@ -228,7 +240,10 @@ export async function edgeHandshakeKinds(adminPort: number): Promise<{ full: num
   }
 }
 
-export async function startEdgeTarget(extraEnv: Record<string, string> = {}, name: { id: string; label: string } = { id: 'edge', label: 'keyless edge (local stack)' }): Promise<Target & { stack: StackProcess }> {
+export async function startEdgeTarget(
+  extraEnv: Record<string, string> = {},
+  name: { id: string; label: string } = { id: 'edge', label: 'keyless edge (local stack)' },
+): Promise<Target & { stack: StackProcess }> {
   // Session tickets off: these rows measure full handshakes only (h2load resumes whenever it can).
   const stack = await devStackProcess.startStackProcess({ KEYLESS_TICKETS: '0', ...extraEnv });
   const s = stack.state;
@@ -261,7 +276,10 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}, nam
         }
         const delta = inv1 - inv0;
         const signing = delta - logs.pings;
-        const ops = Object.entries(logs.byOp).map(([op, n]) => `${n} ${op}`).join(', ') || 'no key ops';
+        const ops =
+          Object.entries(logs.byOp)
+            .map(([op, n]) => `${n} ${op}`)
+            .join(', ') || 'no key ops';
         const m1 = await edgeHandshakeKinds(s.adminPort);
         const metrics = m0 && m1 ? { full: m1.full - m0.full, resumed: m1.resumed - m0.resumed } : undefined;
         return {
@@ -289,7 +307,10 @@ export async function startEdgeTarget(extraEnv: Record<string, string> = {}, nam
 // The engine alone, in its own process, with the in-process signer.
 
 export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<string, string> = {}): Promise<Target> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'engine-server.js'), pki.chainPath, pki.keyPath], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } });
+  const child = spawn(process.execPath, [path.join(__dirname, 'engine-server.js'), pki.chainPath, pki.keyPath], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...extraEnv },
+  });
   const lines = readline.createInterface({ input: child.stdout! });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -333,7 +354,11 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
           .map(([g, n]) => [g, n - (s0.groups[g] ?? 0)] as const)
           .filter(([, n]) => n > 0)
           .map(([g, n]) => `${g} ×${n}`);
-        return { fullHandshakes: sig, resumed: 0, detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes; groups ${groups.join(', ') || 'none'}` };
+        return {
+          fullHandshakes: sig,
+          resumed: 0,
+          detail: `engine: ${s1.handshakes - s0.handshakes} handshakes, ${sig} in-process signatures, ${s1.failures - s0.failures} failed handshakes; groups ${groups.join(', ') || 'none'}`,
+        };
       };
     },
     async stop() {
@@ -351,15 +376,40 @@ export async function startEngineTarget(pki: ReferencePki, extraEnv: Record<stri
  * client picks. `tickets`: session tickets on (OpenSSL's default stateless tickets, no session
  * cache), TLS 1.2 and 1.3 both allowed — the resumption reference; the client caps the version.
  */
-export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: boolean; tickets?: boolean } = {}): Promise<Target> {
+export async function startSServerTarget(
+  pki: ReferencePki,
+  opts: { tls12?: boolean; tickets?: boolean } = {},
+): Promise<Target> {
   const port = await freePort();
   const www = fs.mkdtempSync(path.join(pki.dir, 'www-'));
   // -HTTP serves a file that holds the complete HTTP response.
-  fs.writeFileSync(path.join(www, 'ok'), 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n');
+  fs.writeFileSync(
+    path.join(www, 'ok'),
+    'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n',
+  );
   const version = opts.tickets ? [] : [opts.tls12 ? '-tls1_2' : '-tls1_3'];
   const ciphers = opts.tls12 || opts.tickets ? ['-cipher', 'ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256'] : [];
   const resumption = opts.tickets ? ['-no_cache'] : ['-no_ticket', '-no_cache'];
-  const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', pki.leafPath, '-cert_chain', pki.caPath, '-key', pki.keyPath, ...version, ...ciphers, ...resumption, '-HTTP', '-quiet'], { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    'openssl',
+    [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      pki.leafPath,
+      '-cert_chain',
+      pki.caPath,
+      '-key',
+      pki.keyPath,
+      ...version,
+      ...ciphers,
+      ...resumption,
+      '-HTTP',
+      '-quiet',
+    ],
+    { cwd: www, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
@@ -370,14 +420,22 @@ export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: bool
   }
   return {
     id: opts.tickets ? 's_server-tickets' : opts.tls12 ? 's_server-tls12' : 's_server',
-    label: opts.tickets ? 'openssl s_server (tickets)' : opts.tls12 ? 'openssl s_server -tls1_2 -no_ticket -no_cache' : 'openssl s_server -no_ticket -no_cache',
+    label: opts.tickets
+      ? 'openssl s_server (tickets)'
+      : opts.tls12
+        ? 'openssl s_server -tls1_2 -no_ticket -no_cache'
+        : 'openssl s_server -no_ticket -no_cache',
     url: `https://127.0.0.1:${port}/ok`,
     port,
     path: '/ok',
     caPem: pki.caPem,
     processes: { server: () => [child.pid!] },
     async beginWindow() {
-      return async () => ({ detail: opts.tickets ? 's_server cannot count on the server side' : 's_server cannot count; -no_ticket -no_cache leave nothing to resume with' });
+      return async () => ({
+        detail: opts.tickets
+          ? 's_server cannot count on the server side'
+          : 's_server cannot count; -no_ticket -no_cache leave nothing to resume with',
+      });
     },
     async stop() {
       await stopChild(child);
@@ -392,14 +450,18 @@ export async function startSServerTarget(pki: ReferencePki, opts: { tls12?: bool
 /** Writes nginx.conf into `dir`, starts nginx in the foreground and waits for `port`. */
 async function launchNginx(dir: string, conf: string, port: number): Promise<ChildProcess> {
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const child = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
     await waitForPort(port, 10_000, child);
   } catch (e) {
     await stopChild(child, 'SIGQUIT');
-    const errLog = fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+    const errLog = fs.existsSync(path.join(dir, 'error.log'))
+      ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8')
+      : '';
     throw new Error(`nginx: ${(e as Error).message} ${stderr} ${errLog}`.trim());
   }
   return child;
@@ -427,7 +489,11 @@ const nginxTempPaths = (dir: string): string =>
  * `/healthz` (`proxy_pass`, HTTP/1.1, an upstream keep-alive pool), so both do the same work per
  * connection. Without it nginx answers `return 200` itself ("direct": an extra reference only).
  */
-export async function startNginxTarget(pki: ReferencePki, workers: number, opts: { tickets?: boolean; origin?: string } = {}): Promise<Target> {
+export async function startNginxTarget(
+  pki: ReferencePki,
+  workers: number,
+  opts: { tickets?: boolean; origin?: string } = {},
+): Promise<Target> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(pki.dir, `nginx-${workers}w-`));
   // Worker processes may run as an unprivileged user: let them reach the folder.
@@ -441,7 +507,9 @@ export async function startNginxTarget(pki: ReferencePki, workers: number, opts:
     fs.writeFileSync(ticketKey, crypto.randomBytes(80), { mode: 0o644 });
     resumption = `ssl_session_cache off;\n  ssl_session_tickets on;\n  ssl_session_ticket_key ${ticketKey};`;
   }
-  const upstream = opts.origin ? `upstream origin { server ${new URL(opts.origin).host}; keepalive 64; keepalive_requests 1000000; }` : '';
+  const upstream = opts.origin
+    ? `upstream origin { server ${new URL(opts.origin).host}; keepalive 64; keepalive_requests 1000000; }`
+    : '';
   const location = opts.origin
     ? 'location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }'
     : 'location / { default_type text/plain; return 200 "ok\\n"; }';
@@ -489,7 +557,11 @@ http {
         }
         const rows = text.split('\n').filter(Boolean);
         const resumed = rows.filter((r) => r.startsWith('r ')).length;
-        return { fullHandshakes: rows.length - resumed, resumed, detail: `nginx access log: ${rows.length} requests, ${resumed} on resumed sessions ($ssl_session_reused)` };
+        return {
+          fullHandshakes: rows.length - resumed,
+          resumed,
+          detail: `nginx access log: ${rows.length} requests, ${resumed} on resumed sessions ($ssl_session_reused)`,
+        };
       };
     },
     async stop() {
@@ -548,7 +620,14 @@ export async function startBenchOrigin(): Promise<BenchOrigin> {
 }
 
 export function directOriginTarget(origin: BenchOrigin): ProxyTarget {
-  return { id: 'origin', label: 'origin direct (no TLS)', base: origin.url, h2: false, processes: { origin: () => [origin.pid] }, stop: async () => undefined };
+  return {
+    id: 'origin',
+    label: 'origin direct (no TLS)',
+    base: origin.url,
+    h2: false,
+    processes: { origin: () => [origin.pid] },
+    stop: async () => undefined,
+  };
 }
 
 /**
@@ -570,7 +649,10 @@ export async function startProxyEdgeTarget(stack: StackProcess, origin: BenchOri
     KEYLESS_ADMIN_PORT: '0',
     KEYLESS_ORIGIN: origin.url,
   });
-  const child = spawn(process.execPath, [path.join(devStackProcess.REPO_ROOT, 'dist/edge-proxy/src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(devStackProcess.REPO_ROOT, 'dist/edge-proxy/src/main.js')], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
   const lines = readline.createInterface({ input: child.stdout! });
@@ -596,7 +678,11 @@ export async function startProxyEdgeTarget(stack: StackProcess, origin: BenchOri
     label: 'keyless edge',
     base: `https://127.0.0.1:${port}`,
     h2: true,
-    processes: { edge: () => [child.pid!], 'key service': () => [stack.state.pids.keyService], origin: () => [origin.pid] },
+    processes: {
+      edge: () => [child.pid!],
+      'key service': () => [stack.state.pids.keyService],
+      origin: () => [origin.pid],
+    },
     async stop() {
       await stopChild(child, 'SIGTERM', 0);
     },

@@ -11,7 +11,10 @@ export function versionOf(cmd: string, args: string[], pattern?: RegExp): string
   if (r.error) return undefined;
   const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
   if (pattern) return pattern.exec(text)?.[1];
-  return text.split('\n').find((l) => l.trim() !== '')?.trim();
+  return text
+    .split('\n')
+    .find((l) => l.trim() !== '')
+    ?.trim();
 }
 
 /** Where a missing tool comes from on Debian, for the printed reason. */

@@ -76,29 +76,105 @@ interface Peer {
 function peers(goProbe: string | undefined): Peer[] {
   const ca: string[] = [];
   const py = (extra: string) => (port: number) =>
-    runPeer('python3', ['-c', `import ssl,socket\nctx=ssl.create_default_context()\n${extra}\ntry:\n  ctx.wrap_socket(socket.create_connection(("127.0.0.1",${port})),server_hostname="localhost")\nexcept Exception: pass`]);
+    runPeer('python3', [
+      '-c',
+      `import ssl,socket\nctx=ssl.create_default_context()\n${extra}\ntry:\n  ctx.wrap_socket(socket.create_connection(("127.0.0.1",${port})),server_hostname="localhost")\nexcept Exception: pass`,
+    ]);
   const nodeClient = (opts: tls.ConnectionOptions) => (port: number) =>
     new Promise<void>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['h2', 'http/1.1'], ...opts });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ALPNProtocols: ['h2', 'http/1.1'],
+        ...opts,
+      });
       s.on('error', () => resolve());
       s.on('close', () => resolve());
     });
   return [
-    { name: 'openssl-default', available: () => havePeer('openssl'), client: (p) => runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'localhost', ...ca]) },
-    { name: 'openssl-tls12', available: () => havePeer('openssl'), client: (p) => runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'localhost', '-tls1_2']) },
-    { name: 'openssl-hrr', available: () => havePeer('openssl'), client: (p) => runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'localhost', '-groups', 'X448:X25519']) },
-    { name: 'gnutls-default', available: () => havePeer('gnutls-cli'), client: (p) => runPeer('gnutls-cli', ['-p', String(p), 'localhost', '--insecure']) },
-    { name: 'gnutls-tls12', available: () => havePeer('gnutls-cli'), client: (p) => runPeer('gnutls-cli', ['-p', String(p), 'localhost', '--insecure', '--priority', 'NORMAL:-VERS-ALL:+VERS-TLS1.2']) },
-    { name: 'go-default', available: () => goProbe !== undefined, client: (p) => runPeer(goProbe!, ['-addr', `127.0.0.1:${p}`, '-ca', '/dev/null']) },
-    { name: 'go-tls12', available: () => goProbe !== undefined, client: (p) => runPeer(goProbe!, ['-addr', `127.0.0.1:${p}`, '-ca', '/dev/null', '-max', '1.2']) },
-    { name: 'chromium-default', available: () => havePeer(CHROMIUM), client: (p) => chromiumDumpDom(`https://localhost:${p}/`, { timeoutMs: 60_000 }) },
-    { name: 'chromium-tls12', available: () => havePeer(CHROMIUM), client: (p) => chromiumDumpDom(`https://localhost:${p}/`, { flags: ['--ssl-version-max=tls1.2'], timeoutMs: 60_000 }) },
-    { name: 'curl-default', available: () => havePeer('curl'), client: (p) => runPeer('curl', ['-sS', '-k', `https://localhost:${p}/`]) },
-    { name: 'curl-tls12', available: () => havePeer('curl'), client: (p) => runPeer('curl', ['-sS', '-k', '--tls-max', '1.2', `https://localhost:${p}/`]) },
+    {
+      name: 'openssl-default',
+      available: () => havePeer('openssl'),
+      client: (p) => runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'localhost', ...ca]),
+    },
+    {
+      name: 'openssl-tls12',
+      available: () => havePeer('openssl'),
+      client: (p) =>
+        runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'localhost', '-tls1_2']),
+    },
+    {
+      name: 'openssl-hrr',
+      available: () => havePeer('openssl'),
+      client: (p) =>
+        runPeer('openssl', [
+          's_client',
+          '-connect',
+          `127.0.0.1:${p}`,
+          '-servername',
+          'localhost',
+          '-groups',
+          'X448:X25519',
+        ]),
+    },
+    {
+      name: 'gnutls-default',
+      available: () => havePeer('gnutls-cli'),
+      client: (p) => runPeer('gnutls-cli', ['-p', String(p), 'localhost', '--insecure']),
+    },
+    {
+      name: 'gnutls-tls12',
+      available: () => havePeer('gnutls-cli'),
+      client: (p) =>
+        runPeer('gnutls-cli', [
+          '-p',
+          String(p),
+          'localhost',
+          '--insecure',
+          '--priority',
+          'NORMAL:-VERS-ALL:+VERS-TLS1.2',
+        ]),
+    },
+    {
+      name: 'go-default',
+      available: () => goProbe !== undefined,
+      client: (p) => runPeer(goProbe!, ['-addr', `127.0.0.1:${p}`, '-ca', '/dev/null']),
+    },
+    {
+      name: 'go-tls12',
+      available: () => goProbe !== undefined,
+      client: (p) => runPeer(goProbe!, ['-addr', `127.0.0.1:${p}`, '-ca', '/dev/null', '-max', '1.2']),
+    },
+    {
+      name: 'chromium-default',
+      available: () => havePeer(CHROMIUM),
+      client: (p) => chromiumDumpDom(`https://localhost:${p}/`, { timeoutMs: 60_000 }),
+    },
+    {
+      name: 'chromium-tls12',
+      available: () => havePeer(CHROMIUM),
+      client: (p) =>
+        chromiumDumpDom(`https://localhost:${p}/`, { flags: ['--ssl-version-max=tls1.2'], timeoutMs: 60_000 }),
+    },
+    {
+      name: 'curl-default',
+      available: () => havePeer('curl'),
+      client: (p) => runPeer('curl', ['-sS', '-k', `https://localhost:${p}/`]),
+    },
+    {
+      name: 'curl-tls12',
+      available: () => havePeer('curl'),
+      client: (p) => runPeer('curl', ['-sS', '-k', '--tls-max', '1.2', `https://localhost:${p}/`]),
+    },
     { name: 'node-default', available: () => true, client: nodeClient({}) },
     { name: 'node-tls12', available: () => true, client: nodeClient({ maxVersion: 'TLSv1.2' }) },
     { name: 'python-default', available: () => havePeer('python3'), client: py('') },
-    { name: 'python-tls12', available: () => havePeer('python3'), client: py('ctx.maximum_version = ssl.TLSVersion.TLSv1_2') },
+    {
+      name: 'python-tls12',
+      available: () => havePeer('python3'),
+      client: py('ctx.maximum_version = ssl.TLSVersion.TLSv1_2'),
+    },
   ];
 }
 
@@ -121,7 +197,14 @@ async function recordFlight(target: number, opts: tls.ConnectionOptions): Promis
   const port = (proxy.address() as net.AddressInfo).port;
   let session: Buffer | undefined;
   await new Promise<void>((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], ...opts });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+      ...opts,
+    });
     s.on('session', (sess: Buffer) => (session = sess));
     s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'));
     s.on('data', () => s.end());
@@ -138,7 +221,11 @@ async function captureFlights(): Promise<void> {
   const fixture = serverFixture();
   // Ticket keys arrive asynchronously from the key double.
   while (!fixture.ctx.tickets?.ready) await new Promise((r) => setTimeout(r, 10));
-  const server = new TlsServer({ certificates: fixture.ctx.certificates, keyOperations: fixture.ctx.keyOperations, tickets: fixture.ctx.tickets });
+  const server = new TlsServer({
+    certificates: fixture.ctx.certificates,
+    keyOperations: fixture.ctx.keyOperations,
+    tickets: fixture.ctx.tickets,
+  });
   server.on('secureConnection', (c) => {
     c.on('data', () => c.end('HTTP/1.1 204 No Content\r\n\r\n'));
     c.on('end', () => c.end());
@@ -151,11 +238,22 @@ async function captureFlights(): Promise<void> {
     };
     const t13 = await recordFlight(port, { minVersion: 'TLSv1.3' });
     save('tls13-full', t13.bytes);
-    if (t13.session) save('tls13-resumed', (await recordFlight(port, { minVersion: 'TLSv1.3', session: t13.session })).bytes);
+    if (t13.session)
+      save('tls13-resumed', (await recordFlight(port, { minVersion: 'TLSv1.3', session: t13.session })).bytes);
     const t12 = await recordFlight(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' });
     save('tls12-ecdhe', t12.bytes);
     save('tls12-rsa-kx', (await recordFlight(port, { maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256' })).bytes);
-    if (t12.session) save('tls12-resumed', (await recordFlight(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', session: t12.session })).bytes);
+    if (t12.session)
+      save(
+        'tls12-resumed',
+        (
+          await recordFlight(port, {
+            maxVersion: 'TLSv1.2',
+            ciphers: 'ECDHE-RSA-AES128-GCM-SHA256',
+            session: t12.session,
+          })
+        ).bytes,
+      );
   } finally {
     await server.close(true);
     fixture.pki.cleanup();

@@ -92,10 +92,15 @@ export async function fuzz(target: FuzzTarget, opts: FuzzOptions): Promise<FuzzR
       const base = `${target.name}-${o.kind}-${crypto.createHash('sha1').update(input).digest('hex').slice(0, 12)}`;
       f.file = path.join(opts.crashDir, `${base}.bin`);
       fs.writeFileSync(f.file, input);
-      fs.writeFileSync(path.join(opts.crashDir, `${base}.txt`), `${target.name}: ${o.kind} (${o.label})\n\n${o.detail}\n`);
+      fs.writeFileSync(
+        path.join(opts.crashDir, `${base}.txt`),
+        `${target.name}: ${o.kind} (${o.label})\n\n${o.detail}\n`,
+      );
     }
     findings.push(f);
-    log(`[${target.name}] FOUND ${o.kind}: ${o.label}${f.file ? ` → ${f.file}` : ''}\n${o.detail.split('\n').slice(0, 6).join('\n')}`);
+    log(
+      `[${target.name}] FOUND ${o.kind}: ${o.label}${f.file ? ` → ${f.file}` : ''}\n${o.detail.split('\n').slice(0, 6).join('\n')}`,
+    );
   };
 
   coverage.start();
@@ -119,12 +124,20 @@ export async function fuzz(target: FuzzTarget, opts: FuzzOptions): Promise<FuzzR
       corpus.push(child);
       if (opts.corpusOut) {
         fs.mkdirSync(opts.corpusOut, { recursive: true });
-        fs.writeFileSync(path.join(opts.corpusOut, `${target.name}-${crypto.createHash('sha1').update(child).digest('hex').slice(0, 12)}.bin`), child);
+        fs.writeFileSync(
+          path.join(
+            opts.corpusOut,
+            `${target.name}-${crypto.createHash('sha1').update(child).digest('hex').slice(0, 12)}.bin`,
+          ),
+          child,
+        );
       }
     };
     const mutant = (): Buffer => {
       // Favour recent discoveries (the frontier) half of the time.
-      const parent = rng.chance(0.5) ? corpus[corpus.length - 1 - rng.below(Math.min(16, corpus.length))] : corpus[rng.below(corpus.length)];
+      const parent = rng.chance(0.5)
+        ? corpus[corpus.length - 1 - rng.below(Math.min(16, corpus.length))]
+        : corpus[rng.below(corpus.length)];
       return target.mutate(rng, parent, corpus[rng.below(corpus.length)]);
     };
     while (execs < maxExecs && Date.now() < deadline) {
@@ -153,13 +166,20 @@ export async function fuzz(target: FuzzTarget, opts: FuzzOptions): Promise<FuzzR
         maxHeapSeen = Math.max(maxHeapSeen, h);
         if (h > maxHeap) {
           (globalThis as { gc?: () => void }).gc?.();
-          if (heapMb() > maxHeap) record(child, { kind: 'crash', label: 'heap limit', detail: `heap ${heapMb().toFixed(0)} MiB > ${maxHeap} MiB after ${execs} execs` });
+          if (heapMb() > maxHeap)
+            record(child, {
+              kind: 'crash',
+              label: 'heap limit',
+              detail: `heap ${heapMb().toFixed(0)} MiB > ${maxHeap} MiB after ${execs} execs`,
+            });
         }
       }
       if (Date.now() - lastProgress >= (opts.progressMs ?? 5000)) {
         lastProgress = Date.now();
         const secs = (Date.now() - started) / 1000;
-        log(`[${target.name}] ${execs} execs, ${(execs / secs).toFixed(0)}/s, corpus ${corpus.length}, blocks ${coverage.coveredBlocks} (+${coverage.coveredBlocks - blocksAfterSeeds}), features ${coverage.features}, heap ${heapMb().toFixed(0)} MiB`);
+        log(
+          `[${target.name}] ${execs} execs, ${(execs / secs).toFixed(0)}/s, corpus ${corpus.length}, blocks ${coverage.coveredBlocks} (+${coverage.coveredBlocks - blocksAfterSeeds}), features ${coverage.features}, heap ${heapMb().toFixed(0)} MiB`,
+        );
       }
     }
     const seconds = (Date.now() - started) / 1000;

@@ -43,7 +43,10 @@ export class Rng {
 }
 
 const INTERESTING_8 = [0x00, 0x01, 0x02, 0x03, 0x04, 0x10, 0x14, 0x15, 0x16, 0x17, 0x18, 0x7f, 0x80, 0xfe, 0xff];
-const INTERESTING_16 = [0x0000, 0x0001, 0x0002, 0x0100, 0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x3fff, 0x4000, 0x4001, 0x4100, 0x7f00, 0x7fff, 0x8000, 0xfeff, 0xfffe, 0xffff];
+const INTERESTING_16 = [
+  0x0000, 0x0001, 0x0002, 0x0100, 0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x3fff, 0x4000, 0x4001, 0x4100, 0x7f00,
+  0x7fff, 0x8000, 0xfeff, 0xfffe, 0xffff,
+];
 
 /** Byte-level mutations, AFL-style. `maxLength` bounds the result. */
 export function mutateBytes(rng: Rng, input: Buffer, maxLength: number, other?: Buffer): Buffer {
@@ -63,13 +66,18 @@ export function mutateBytes(rng: Rng, input: Buffer, maxLength: number, other?: 
         if (at + 2 <= b.length) b.writeUInt16BE(rng.pick(INTERESTING_16), at);
         break;
       case 3: // arithmetic on a big-endian u16 (length fields)
-        if (at + 2 <= b.length) b.writeUInt16BE((b.readUInt16BE(at) + rng.pick([-2, -1, 1, 2, 16, -16, 256]) + 0x10000) & 0xffff, at);
+        if (at + 2 <= b.length)
+          b.writeUInt16BE((b.readUInt16BE(at) + rng.pick([-2, -1, 1, 2, 16, -16, 256]) + 0x10000) & 0xffff, at);
         break;
       case 4: // delete a run
         b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + rng.below(16)))]);
         break;
       case 5: // insert random or repeated bytes
-        b = Buffer.concat([b.subarray(0, at), rng.chance(0.5) ? rng.bytes(1 + rng.below(16)) : Buffer.alloc(1 + rng.below(64), rng.pick(INTERESTING_8)), b.subarray(at)]);
+        b = Buffer.concat([
+          b.subarray(0, at),
+          rng.chance(0.5) ? rng.bytes(1 + rng.below(16)) : Buffer.alloc(1 + rng.below(64), rng.pick(INTERESTING_8)),
+          b.subarray(at),
+        ]);
         break;
       case 6: // duplicate a slice
         b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 1 + rng.below(32)), b.subarray(at)]);
@@ -102,7 +110,11 @@ export function splitRecords(stream: Buffer): { records: Record[]; rest: Buffer 
   while (off + 5 <= stream.length) {
     const len = stream.readUInt16BE(off + 3);
     if (off + 5 + len > stream.length) break;
-    records.push({ type: stream[off], version: stream.readUInt16BE(off + 1), payload: stream.subarray(off + 5, off + 5 + len) });
+    records.push({
+      type: stream[off],
+      version: stream.readUInt16BE(off + 1),
+      payload: stream.subarray(off + 5, off + 5 + len),
+    });
     off += 5 + len;
   }
   return { records, rest: stream.subarray(off) };
@@ -215,7 +227,10 @@ const EXTENSION_DICTIONARY: HelloExtension[] = [
   { type: 0x0a0a, data: Buffer.alloc(0) }, // GREASE
 ];
 
-const SUITE_DICTIONARY = [0x1301, 0x1302, 0x1303, 0x1304, 0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca8, 0xcca9, 0x009c, 0x009d, 0x002f, 0xc013, 0x00ff, 0x5600, 0x0a0a, 0x0000];
+const SUITE_DICTIONARY = [
+  0x1301, 0x1302, 0x1303, 0x1304, 0xc02b, 0xc02c, 0xc02f, 0xc030, 0xcca8, 0xcca9, 0x009c, 0x009d, 0x002f, 0xc013,
+  0x00ff, 0x5600, 0x0a0a, 0x0000,
+];
 
 /** Structure-aware mutation of one ClientHello body. */
 function mutateHello(rng: Rng, f: HelloFields, maxLength: number): void {
@@ -288,7 +303,8 @@ export function mutateFlight(rng: Rng, input: Buffer, maxLength: number, other?:
         const version = records[0].version;
         // Usually one record; sometimes split (handshake-joiner), sometimes with empty records.
         const size = rng.chance(0.7) ? 16384 : 1 + rng.below(Math.max(1, joined.length));
-        for (let off = 0; off < joined.length; off += size) out.push(encodeRecord({ type: 22, version, payload: joined.subarray(off, off + size) }));
+        for (let off = 0; off < joined.length; off += size)
+          out.push(encodeRecord({ type: 22, version, payload: joined.subarray(off, off + size) }));
         const result = Buffer.concat([...out, ...records.slice(n).map(encodeRecord), rest]);
         return result.length > maxLength ? result.subarray(0, maxLength) : result;
       }
@@ -303,14 +319,18 @@ export function mutateFlight(rng: Rng, input: Buffer, maxLength: number, other?:
       recs.splice(rng.below(recs.length + 1), 0, recs[rng.below(recs.length)]);
       break;
     case 8: // insert a CCS, an alert or an application-data record somewhere
-      recs.splice(rng.below(recs.length + 1), 0, rng.pick<Record>([
-        { type: 20, version: 0x0303, payload: Buffer.from([1]) },
-        { type: 20, version: 0x0303, payload: Buffer.from([2, 1]) },
-        { type: 21, version: 0x0303, payload: Buffer.from([1, 0]) },
-        { type: 21, version: 0x0303, payload: Buffer.from([2, 40]) },
-        { type: 23, version: 0x0303, payload: rng.bytes(1 + rng.below(40)) },
-        { type: 22, version: 0x0303, payload: Buffer.alloc(0) },
-      ]));
+      recs.splice(
+        rng.below(recs.length + 1),
+        0,
+        rng.pick<Record>([
+          { type: 20, version: 0x0303, payload: Buffer.from([1]) },
+          { type: 20, version: 0x0303, payload: Buffer.from([2, 1]) },
+          { type: 21, version: 0x0303, payload: Buffer.from([1, 0]) },
+          { type: 21, version: 0x0303, payload: Buffer.from([2, 40]) },
+          { type: 23, version: 0x0303, payload: rng.bytes(1 + rng.below(40)) },
+          { type: 22, version: 0x0303, payload: Buffer.alloc(0) },
+        ]),
+      );
       break;
     default: // mutate one record's payload bytes, keeping its length field right
       if (recs.length) {

@@ -17,7 +17,8 @@ function envInt(name: string, fallback: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${v} is not a whole number; set e.g. ${name}=${fallback}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`${name}=${v} is not a whole number; set e.g. ${name}=${fallback}`);
   return n;
 }
 
@@ -25,9 +26,15 @@ async function main(): Promise<void> {
   const seconds = envInt('FUZZ_SECONDS', 300);
   const seed = envInt('FUZZ_SEED', Math.floor(Math.random() * 0x7fffffff));
   const targets = allTargets();
-  const wanted = (process.env.FUZZ_TARGETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = (process.env.FUZZ_TARGETS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = wanted.filter((w) => !targets.some((t) => t.name === w));
-  if (unknown.length) throw new Error(`FUZZ_TARGETS names unknown target(s) ${unknown.join(', ')}; choose from ${targets.map((t) => t.name).join(', ')}`);
+  if (unknown.length)
+    throw new Error(
+      `FUZZ_TARGETS names unknown target(s) ${unknown.join(', ')}; choose from ${targets.map((t) => t.name).join(', ')}`,
+    );
   const selected = wanted.length ? targets.filter((t) => wanted.includes(t.name)) : targets;
   const crashDir = path.join(path.dirname(corpusDir()), 'crashes');
   const corpusOut = process.env.FUZZ_CORPUS_OUT || undefined;
@@ -41,18 +48,32 @@ async function main(): Promise<void> {
     escaped++;
     console.error('FOUND unhandled rejection:', err);
   });
-  console.log(`fuzzing ${selected.map((t) => t.name).join(', ')} for ${seconds} s, seed ${seed} (FUZZ_SEED=${seed} repeats the mutation stream)`);
+  console.log(
+    `fuzzing ${selected.map((t) => t.name).join(', ')} for ${seconds} s, seed ${seed} (FUZZ_SEED=${seed} repeats the mutation stream)`,
+  );
   const reports: FuzzReport[] = [];
   for (const t of selected) {
-    reports.push(await fuzz(t, { seed, durationMs: (seconds * 1000) / selected.length, crashDir, corpusOut, log: (l) => console.log(l) }));
+    reports.push(
+      await fuzz(t, {
+        seed,
+        durationMs: (seconds * 1000) / selected.length,
+        crashDir,
+        corpusOut,
+        log: (l) => console.log(l),
+      }),
+    );
   }
   for (const t of targets) t.close?.();
   console.log('\ntarget              execs   execs/s  corpus  blocks (seeds → end)  findings  max heap');
   for (const r of reports) {
-    console.log(`${r.target.padEnd(18)} ${String(r.execs).padStart(7)} ${r.execsPerSecond.toFixed(0).padStart(9)} ${String(r.corpusSize).padStart(7)}  ${String(r.blocksAfterSeeds).padStart(6)} → ${String(r.blocksAtEnd).padEnd(12)} ${String(r.findings.length).padStart(8)}  ${r.maxHeapMb.toFixed(0)} MiB`);
+    console.log(
+      `${r.target.padEnd(18)} ${String(r.execs).padStart(7)} ${r.execsPerSecond.toFixed(0).padStart(9)} ${String(r.corpusSize).padStart(7)}  ${String(r.blocksAfterSeeds).padStart(6)} → ${String(r.blocksAtEnd).padEnd(12)} ${String(r.findings.length).padStart(8)}  ${r.maxHeapMb.toFixed(0)} MiB`,
+    );
   }
   for (const r of reports) {
-    const top = Object.entries(r.outcomes).sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const top = Object.entries(r.outcomes)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8);
     console.log(`\n${r.target} outcomes: ${top.map(([k, v]) => `${k} ×${v}`).join(', ')}`);
   }
   const found = reports.reduce((n, r) => n + r.findings.length, 0) + escaped;

@@ -19,9 +19,19 @@ import { createTlsContext, TlsContext } from '../../edge-proxy/src/tls/context';
 import * as ext from '../../edge-proxy/src/tls/extensions';
 import { HandshakeJoiner } from '../../edge-proxy/src/tls/handshake-joiner';
 import { parseClientHello } from '../../edge-proxy/src/tls/msgs/client-hello';
-import { parseEcdhClientKeyExchange, parseRsaClientKeyExchange } from '../../edge-proxy/src/tls/msgs/client-key-exchange';
+import {
+  parseEcdhClientKeyExchange,
+  parseRsaClientKeyExchange,
+} from '../../edge-proxy/src/tls/msgs/client-key-exchange';
 import { parseKeyUpdate } from '../../edge-proxy/src/tls/msgs/key-update';
-import { ContentType, NullProtection, RecordProtection, RecordReader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
+import {
+  ContentType,
+  NullProtection,
+  RecordProtection,
+  RecordReader,
+  Tls12Protection,
+  Tls13Protection,
+} from '../../edge-proxy/src/tls/record-layer';
 import { TicketProtector } from '../../edge-proxy/src/tls/tickets';
 import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { makeClientPki, makeTestPki, TestPki } from '../helpers/certs';
@@ -103,34 +113,67 @@ function recordTarget(): FuzzTarget {
       case 0:
         return [new NullProtection(), new NullProtection()];
       case 1:
-        return [new Tls13Protection('aes-128-gcm', RECORD_KEY.subarray(0, 16), RECORD_IV), new Tls13Protection('aes-128-gcm', RECORD_KEY.subarray(0, 16), RECORD_IV)];
+        return [
+          new Tls13Protection('aes-128-gcm', RECORD_KEY.subarray(0, 16), RECORD_IV),
+          new Tls13Protection('aes-128-gcm', RECORD_KEY.subarray(0, 16), RECORD_IV),
+        ];
       case 2:
-        return [new Tls13Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV), new Tls13Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV)];
+        return [
+          new Tls13Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV),
+          new Tls13Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV),
+        ];
       case 3:
-        return [new Tls12Protection('aes-256-gcm', RECORD_KEY, RECORD_IV.subarray(0, 4), 8), new Tls12Protection('aes-256-gcm', RECORD_KEY, RECORD_IV.subarray(0, 4), 8)];
+        return [
+          new Tls12Protection('aes-256-gcm', RECORD_KEY, RECORD_IV.subarray(0, 4), 8),
+          new Tls12Protection('aes-256-gcm', RECORD_KEY, RECORD_IV.subarray(0, 4), 8),
+        ];
       default:
-        return [new Tls12Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV, 0), new Tls12Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV, 0)];
+        return [
+          new Tls12Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV, 0),
+          new Tls12Protection('chacha20-poly1305', RECORD_KEY, RECORD_IV, 0),
+        ];
     }
   };
   const seed = (mode: number, records: [number, number, Buffer][]): Buffer =>
-    Buffer.concat([Buffer.from([mode]), ...records.map(([flags, type, payload]) => Buffer.concat([Buffer.from([flags, type, payload.length >> 8, payload.length & 0xff]), payload]))]);
+    Buffer.concat([
+      Buffer.from([mode]),
+      ...records.map(([flags, type, payload]) =>
+        Buffer.concat([Buffer.from([flags, type, payload.length >> 8, payload.length & 0xff]), payload]),
+      ),
+    ]);
   return {
     name: 'record',
     description: 'record framing, size limits, AEAD open, TLS 1.3 inner plaintext and padding (RFC 8446 §5)',
     maxLength: 40_000,
     seeds: [
-      seed(0, [[0, 22, Buffer.from('0100000403030000', 'hex')], [0, 21, Buffer.from([2, 40])]]),
-      seed(1, [[0, 23, Buffer.from('68656c6c6f17', 'hex')], [0, 23, Buffer.from('160000000000', 'hex')], [0, 23, Buffer.alloc(5)]]),
-      seed(2, [[0, 23, Buffer.concat([Buffer.alloc(16384, 0x61), Buffer.from([23])])], [1, 23, Buffer.from('6617', 'hex')]]),
-      seed(3, [[0, 23, Buffer.from('hello')], [0, 21, Buffer.from([1, 0])]]),
-      seed(4, [[0, 22, Buffer.from('1400000c' + '00'.repeat(12), 'hex')], [1, 23, Buffer.alloc(0)]]),
+      seed(0, [
+        [0, 22, Buffer.from('0100000403030000', 'hex')],
+        [0, 21, Buffer.from([2, 40])],
+      ]),
+      seed(1, [
+        [0, 23, Buffer.from('68656c6c6f17', 'hex')],
+        [0, 23, Buffer.from('160000000000', 'hex')],
+        [0, 23, Buffer.alloc(5)],
+      ]),
+      seed(2, [
+        [0, 23, Buffer.concat([Buffer.alloc(16384, 0x61), Buffer.from([23])])],
+        [1, 23, Buffer.from('6617', 'hex')],
+      ]),
+      seed(3, [
+        [0, 23, Buffer.from('hello')],
+        [0, 21, Buffer.from([1, 0])],
+      ]),
+      seed(4, [
+        [0, 22, Buffer.from('1400000c' + '00'.repeat(12), 'hex')],
+        [1, 23, Buffer.alloc(0)],
+      ]),
     ],
     mutate: (rng, input, other) => mutateBytes(rng, input, 40_000, other),
     async run(input) {
       if (input.length === 0) return { kind: 'ok', label: 'empty' };
       const [sealer, opener] = protections(input[0]);
       const wire: Buffer[] = [];
-      for (let off = 1; off + 4 <= input.length; ) {
+      for (let off = 1; off + 4 <= input.length;) {
         const flags = input[off];
         const type = input[off + 1];
         const len = input.readUInt16BE(off + 2);
@@ -158,7 +201,8 @@ function recordTarget(): FuzzTarget {
           reader.push(piece);
           for (let raw = reader.next(); raw; raw = reader.next()) {
             const opened = opener.open(raw);
-            if (opened.plaintext.length > 16_384) return { kind: 'crash', label: 'oversized plaintext', detail: `opened ${opened.plaintext.length} bytes` };
+            if (opened.plaintext.length > 16_384)
+              return { kind: 'crash', label: 'oversized plaintext', detail: `opened ${opened.plaintext.length} bytes` };
           }
         }
       } catch (err) {
@@ -186,7 +230,12 @@ function parserTarget(hellos: Buffer[]): FuzzTarget {
     seeds: [...payloads, Buffer.from('10000021' + '20' + '04'.repeat(32), 'hex'), Buffer.from('1800000101', 'hex')],
     mutate: (rng, input, other) => {
       // Mutate as a record stream (structure-aware on the ClientHello), then strip the record headers.
-      const flight = mutateFlight(rng, Buffer.concat([Buffer.from([22, 3, 1, input.length >> 8, input.length & 0xff]), input.subarray(0, 65_535)]), 70_000, other);
+      const flight = mutateFlight(
+        rng,
+        Buffer.concat([Buffer.from([22, 3, 1, input.length >> 8, input.length & 0xff]), input.subarray(0, 65_535)]),
+        70_000,
+        other,
+      );
       const parts = splitPayloads(flight);
       return parts.length ? Buffer.concat(parts) : flight;
     },
@@ -250,7 +299,7 @@ function parserTarget(hellos: Buffer[]): FuzzTarget {
 
 function splitPayloads(stream: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let off = 0; off + 5 <= stream.length; ) {
+  for (let off = 0; off + 5 <= stream.length;) {
     const len = stream.readUInt16BE(off + 3);
     if (stream[off] === 22) out.push(stream.subarray(off + 5, off + 5 + len));
     off += 5 + len;
@@ -273,7 +322,13 @@ export function serverFixture(): ServerFixture {
   const pki = makeTestPki();
   const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
   const ec = pki.leaf('ec', 'p256', ['localhost']);
-  const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['ec-key', ec.key]]), { now: () => 1_700_000_000_000 });
+  const keys = new InProcessKeys(
+    new Map([
+      ['rsa-key', rsa.key],
+      ['ec-key', ec.key],
+    ]),
+    { now: () => 1_700_000_000_000 },
+  );
   const rsaCert = { ...loadCertificate(rsa.chainPem, 'rsa-key'), allowRsaKeyExchange: true };
   const tickets = new TicketProtector();
   const ctx = createTlsContext({
@@ -294,7 +349,7 @@ export const MAX_OUTPUT_BYTES = 256 * 1024;
 
 /** The description of the first alert the server sent in the clear, if any. */
 function firstPlainAlert(out: Buffer): number | undefined {
-  for (let off = 0; off + 5 <= out.length; ) {
+  for (let off = 0; off + 5 <= out.length;) {
     const len = out.readUInt16BE(off + 3);
     if (out[off] === 21 && len === 2) return out[off + 6];
     off += 5 + len;
@@ -317,7 +372,11 @@ export function runConnection(ctx: TlsContext, input: Buffer): Promise<Outcome> 
     };
     const timer = setTimeout(() => {
       conn.destroy();
-      finish({ kind: 'hang', label: 'no close after EOF', detail: `connection still open ${HANG_BOUND_MS} ms after the client's EOF (input ${input.length} bytes)` });
+      finish({
+        kind: 'hang',
+        label: 'no close after EOF',
+        detail: `connection still open ${HANG_BOUND_MS} ms after the client's EOF (input ${input.length} bytes)`,
+      });
     }, HANG_BOUND_MS);
     const conn = new TlsServerConnection(socket.asSocket(), ctx);
     conn.on('error', () => undefined);
@@ -330,8 +389,21 @@ export function runConnection(ctx: TlsContext, input: Buffer): Promise<Outcome> 
     conn.once('handshakeError', (err: HandshakeError) => (failure = err.cause ?? err));
     conn.once('close', () => {
       const cause = failure;
-      if (socket.writtenBytes > MAX_OUTPUT_BYTES) return finish({ kind: 'crash', label: 'output too large', detail: `server wrote ${socket.writtenBytes} bytes` });
-      if (cause !== undefined && !(cause instanceof TlsAlert || cause instanceof PeerAlert || cause instanceof HandshakeError || cause instanceof KeyOperationError)) {
+      if (socket.writtenBytes > MAX_OUTPUT_BYTES)
+        return finish({
+          kind: 'crash',
+          label: 'output too large',
+          detail: `server wrote ${socket.writtenBytes} bytes`,
+        });
+      if (
+        cause !== undefined &&
+        !(
+          cause instanceof TlsAlert ||
+          cause instanceof PeerAlert ||
+          cause instanceof HandshakeError ||
+          cause instanceof KeyOperationError
+        )
+      ) {
         return finish({ kind: 'crash', label: 'internal error', detail: describeError(cause) });
       }
       const alert = firstPlainAlert(socket.output());
@@ -381,7 +453,7 @@ function asTls12(flight: Buffer): Buffer | undefined {
 
 function splitRecordsLocal(stream: Buffer): { records: { type: number; payload: Buffer }[] } {
   const records: { type: number; payload: Buffer }[] = [];
-  for (let off = 0; off + 5 <= stream.length; ) {
+  for (let off = 0; off + 5 <= stream.length;) {
     const len = stream.readUInt16BE(off + 3);
     records.push({ type: stream[off], payload: stream.subarray(off + 5, off + 5 + len) });
     off += 5 + len;
@@ -397,7 +469,21 @@ function splitRecordsLocal(stream: Buffer): { records: { type: number; payload: 
  */
 function tls12SecondFlights(): Buffer[] {
   const x = crypto.generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  const hs = (type: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([22, 3, 3, (body.length + 4) >> 8, (body.length + 4) & 0xff, type, 0, body.length >> 8, body.length & 0xff]), body]);
+  const hs = (type: number, body: Buffer): Buffer =>
+    Buffer.concat([
+      Buffer.from([
+        22,
+        3,
+        3,
+        (body.length + 4) >> 8,
+        (body.length + 4) & 0xff,
+        type,
+        0,
+        body.length >> 8,
+        body.length & 0xff,
+      ]),
+      body,
+    ]);
   const ccs = Buffer.from('140303000101', 'hex');
   const finished = Buffer.concat([Buffer.from([22, 3, 3, 0, 40]), Buffer.alloc(40, 0x33)]);
   const ecdhe = hs(16, Buffer.concat([Buffer.from([32]), x]));
@@ -417,16 +503,27 @@ function mtlsTarget(hellos: Buffer[], second: Buffer[]): FuzzTarget {
   const server = pki.leaf('mtls', 'p256', ['localhost']);
   const keys = new InProcessKeys(new Map([['mtls-key', server.key]]), { now: () => 1_700_000_000_000 });
   const ctx = createTlsContext({
-    certificates: new CertificateStore([{ ...loadCertificate(server.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', clients.caPem) }]),
+    certificates: new CertificateStore([
+      { ...loadCertificate(server.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', clients.caPem) },
+    ]),
     keyOperations: keys,
     handshakeTimeoutMs: 120_000,
   });
-  const alice = clients.issue('alice', { subject: '/O=Example/OU=Fuzz/CN=alice', san: 'email:alice@example.com,DNS:alice.example', issuer: 'intermediate' });
+  const alice = clients.issue('alice', {
+    subject: '/O=Example/OU=Fuzz/CN=alice',
+    san: 'email:alice@example.com,DNS:alice.example',
+    issuer: 'intermediate',
+  });
   const chain = pemCertificatesToDer(alice.chainPem);
-  const certBody = Buffer.concat([u24(chain.reduce((n, c) => n + 3 + c.length, 0)), ...chain.flatMap((c) => [u24(c.length), c])]);
+  const certBody = Buffer.concat([
+    u24(chain.reduce((n, c) => n + 3 + c.length, 0)),
+    ...chain.flatMap((c) => [u24(c.length), c]),
+  ]);
   const certMsg = Buffer.concat([Buffer.from([11]), u24(certBody.length), certBody]);
   const certRecord = Buffer.concat([Buffer.from([22, 3, 3, certMsg.length >> 8, certMsg.length & 0xff]), certMsg]);
-  const seeds = hellos.slice(0, 4).flatMap((h) => [Buffer.concat([h, certRecord]), ...second.map((f) => Buffer.concat([h, certRecord, f]))]);
+  const seeds = hellos
+    .slice(0, 4)
+    .flatMap((h) => [Buffer.concat([h, certRecord]), ...second.map((f) => Buffer.concat([h, certRecord, f]))]);
   return {
     name: 'server-mtls',
     description: 'TLS 1.2 server with client certificates (mTLS): client Certificate chains, x509-der.ts',
@@ -459,7 +556,11 @@ export function allTargets(): FuzzTarget[] {
   const tls12Hellos = hellos.map(asTls12).filter((h): h is Buffer => h !== undefined);
   const second = tls12SecondFlights();
   const flights = loadCorpusNamed('flights');
-  const tls12Seeds = [...tls12Hellos, ...tls12Hellos.slice(0, 3).flatMap((h) => second.map((s) => Buffer.concat([h, s]))), ...flights.filter((f) => f.name.startsWith('tls12-')).map((f) => f.data)];
+  const tls12Seeds = [
+    ...tls12Hellos,
+    ...tls12Hellos.slice(0, 3).flatMap((h) => second.map((s) => Buffer.concat([h, s]))),
+    ...flights.filter((f) => f.name.startsWith('tls12-')).map((f) => f.data),
+  ];
   const tls13Seeds = [...hellos, ...flights.filter((f) => f.name.startsWith('tls13-')).map((f) => f.data)];
   let closed = false;
   const cleanup = (): void => {
@@ -469,8 +570,24 @@ export function allTargets(): FuzzTarget[] {
   return [
     recordTarget(),
     parserTarget(hellos),
-    { ...serverTarget('server-tls13', 'TLS 1.3 server state machine via TlsServerConnection (mutated client flights)', fixture, tls13Seeds), close: cleanup },
-    { ...serverTarget('server-tls12', 'TLS 1.2 server state machine (ECDHE and RSA key exchange) via TlsServerConnection', fixture, tls12Seeds), close: cleanup },
+    {
+      ...serverTarget(
+        'server-tls13',
+        'TLS 1.3 server state machine via TlsServerConnection (mutated client flights)',
+        fixture,
+        tls13Seeds,
+      ),
+      close: cleanup,
+    },
+    {
+      ...serverTarget(
+        'server-tls12',
+        'TLS 1.2 server state machine (ECDHE and RSA key exchange) via TlsServerConnection',
+        fixture,
+        tls12Seeds,
+      ),
+      close: cleanup,
+    },
     mtlsTarget(tls12Hellos, second),
   ];
 }

@@ -27,17 +27,79 @@ function openssl(args: string[], cwd: string): void {
 
 export function makeTestPki(): TestPki {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-pki-'));
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=keyless test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=keyless test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign',
+    ],
+    dir,
+  );
   const caPath = path.join(dir, 'ca.pem');
   return {
     dir,
     caPath,
     caPem: fs.readFileSync(caPath, 'utf8'),
     leaf(name, kind, dnsNames) {
-      const keyArgs = kind === 'rsa2048' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${kind === 'p256' ? 'P-256' : 'P-384'}`];
-      openssl(['req', '-new', ...keyArgs, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${dnsNames[0]}`], dir);
-      fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(',')}\nextendedKeyUsage=serverAuth\n`);
-      openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`], dir);
+      const keyArgs =
+        kind === 'rsa2048'
+          ? ['-newkey', 'rsa:2048']
+          : ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${kind === 'p256' ? 'P-256' : 'P-384'}`];
+      openssl(
+        [
+          'req',
+          '-new',
+          ...keyArgs,
+          '-nodes',
+          '-keyout',
+          `${name}.key`,
+          '-out',
+          `${name}.csr`,
+          '-subj',
+          `/CN=${dnsNames[0]}`,
+        ],
+        dir,
+      );
+      fs.writeFileSync(
+        path.join(dir, `${name}.ext`),
+        `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(',')}\nextendedKeyUsage=serverAuth\n`,
+      );
+      openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          'ca.pem',
+          '-CAkey',
+          'ca.key',
+          '-CAcreateserial',
+          '-out',
+          `${name}.pem`,
+          '-days',
+          '2',
+          '-extfile',
+          `${name}.ext`,
+        ],
+        dir,
+      );
       const certPath = path.join(dir, `${name}.pem`);
       const keyPath = path.join(dir, `${name}.key`);
       return {
@@ -104,7 +166,10 @@ commonName = supplied
 `;
 
 function asn1Time(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function makeClientPki(): TestClientPki {
@@ -118,13 +183,98 @@ export function makeClientPki(): TestClientPki {
     return d;
   };
   const root = caDir('root');
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', '/O=Keyless Test/CN=keyless test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], root);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '3',
+      '-subj',
+      '/O=Keyless Test/CN=keyless test client CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    root,
+  );
   const unknown = caDir('unknown');
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', '/CN=keyless test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], unknown);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '3',
+      '-subj',
+      '/CN=keyless test client CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    unknown,
+  );
   const inter = caDir('intermediate');
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.csr', '-subj', '/O=Keyless Test/CN=keyless test client intermediate'], inter);
-  fs.writeFileSync(path.join(inter, 'ca.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n');
-  openssl(['x509', '-req', '-in', 'ca.csr', '-CA', '../root/ca.pem', '-CAkey', '../root/ca.key', '-CAcreateserial', '-out', 'ca.pem', '-days', '3', '-extfile', 'ca.ext'], inter);
+  openssl(
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.csr',
+      '-subj',
+      '/O=Keyless Test/CN=keyless test client intermediate',
+    ],
+    inter,
+  );
+  fs.writeFileSync(
+    path.join(inter, 'ca.ext'),
+    'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'ca.csr',
+      '-CA',
+      '../root/ca.pem',
+      '-CAkey',
+      '../root/ca.key',
+      '-CAcreateserial',
+      '-out',
+      'ca.pem',
+      '-days',
+      '3',
+      '-extfile',
+      'ca.ext',
+    ],
+    inter,
+  );
   const interPem = fs.readFileSync(path.join(inter, 'ca.pem'), 'utf8');
   const caPath = path.join(root, 'ca.pem');
   return {
@@ -134,20 +284,73 @@ export function makeClientPki(): TestClientPki {
     issue(name, o) {
       const issuerDir = o.issuer === 'intermediate' ? inter : o.issuer === 'unknown' ? unknown : root;
       const kind = o.kind ?? 'p256';
-      const keyArgs = kind === 'rsa2048' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${kind === 'p256' ? 'P-256' : 'P-384'}`];
-      openssl(['req', '-new', ...keyArgs, '-nodes', '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.csr`), '-subj', o.subject], dir);
-      const ext = [`extendedKeyUsage=${o.eku ?? 'clientAuth'}`, 'keyUsage=critical,digitalSignature', 'basicConstraints=CA:FALSE', ...(o.san ? [`subjectAltName=${o.san}`] : [])];
+      const keyArgs =
+        kind === 'rsa2048'
+          ? ['-newkey', 'rsa:2048']
+          : ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${kind === 'p256' ? 'P-256' : 'P-384'}`];
+      openssl(
+        [
+          'req',
+          '-new',
+          ...keyArgs,
+          '-nodes',
+          '-keyout',
+          path.join(dir, `${name}.key`),
+          '-out',
+          path.join(dir, `${name}.csr`),
+          '-subj',
+          o.subject,
+        ],
+        dir,
+      );
+      const ext = [
+        `extendedKeyUsage=${o.eku ?? 'clientAuth'}`,
+        'keyUsage=critical,digitalSignature',
+        'basicConstraints=CA:FALSE',
+        ...(o.san ? [`subjectAltName=${o.san}`] : []),
+      ];
       fs.writeFileSync(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
       const notBefore = o.notBefore ?? new Date(Date.now() - 3600_000);
       const notAfter = o.notAfter ?? new Date(Date.now() + 2 * 86_400_000);
-      openssl(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', path.join(dir, `${name}.csr`), '-out', path.join(dir, `${name}.pem`), '-extfile', path.join(dir, `${name}.ext`), '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notAfter), '-notext', '-preserveDN'], issuerDir);
+      openssl(
+        [
+          'ca',
+          '-batch',
+          '-config',
+          'ca.cnf',
+          '-cert',
+          'ca.pem',
+          '-keyfile',
+          'ca.key',
+          '-in',
+          path.join(dir, `${name}.csr`),
+          '-out',
+          path.join(dir, `${name}.pem`),
+          '-extfile',
+          path.join(dir, `${name}.ext`),
+          '-startdate',
+          asn1Time(notBefore),
+          '-enddate',
+          asn1Time(notAfter),
+          '-notext',
+          '-preserveDN',
+        ],
+        issuerDir,
+      );
       const certPath = path.join(dir, `${name}.pem`);
       const keyPath = path.join(dir, `${name}.key`);
       const certPem = fs.readFileSync(certPath, 'utf8');
       const chainPem = certPem + (o.issuer === 'intermediate' ? interPem : '');
       const chainPath = path.join(dir, `${name}-chain.pem`);
       fs.writeFileSync(chainPath, chainPem);
-      return { certPath, keyPath, certPem, chainPem, chainPath, key: crypto.createPrivateKey(fs.readFileSync(keyPath)) };
+      return {
+        certPath,
+        keyPath,
+        certPem,
+        chainPem,
+        chainPath,
+        key: crypto.createPrivateKey(fs.readFileSync(keyPath)),
+      };
     },
     cleanup() {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -13,7 +13,22 @@ import { havePeer, PeerResult, runPeer } from './peers';
 export const CHROMIUM = 'chromium';
 
 /** Every TLS 1.2 suite id Chromium offers (hex), for building --cipher-suite-blacklist. */
-export const CHROMIUM_TLS12_SUITES = ['0xc02b', '0xc02f', '0xc02c', '0xc030', '0xcca9', '0xcca8', '0xc013', '0xc014', '0x009c', '0x009d', '0x002f', '0x0035', '0xc009', '0xc00a'];
+export const CHROMIUM_TLS12_SUITES = [
+  '0xc02b',
+  '0xc02f',
+  '0xc02c',
+  '0xc030',
+  '0xcca9',
+  '0xcca8',
+  '0xc013',
+  '0xc014',
+  '0x009c',
+  '0x009d',
+  '0x002f',
+  '0x0035',
+  '0xc009',
+  '0xc00a',
+];
 
 /** --cipher-suite-blacklist value that leaves only `keep` (TLS 1.2 suites; TLS 1.3 ignores it). */
 export function blacklistAllBut(keep: string[]): string {
@@ -38,7 +53,10 @@ export function chromiumVersion(): Promise<string> {
  * Loads `url` headless and returns the DOM (stdout). `trustSpki` lists leaf SPKI hashes to accept;
  * `flags` adds e.g. ['--ssl-version-max=tls1.2', '--cipher-suite-blacklist=…'].
  */
-export async function chromiumDumpDom(url: string, opts: { trustSpki?: string[]; flags?: string[]; timeoutMs?: number } = {}): Promise<PeerResult> {
+export async function chromiumDumpDom(
+  url: string,
+  opts: { trustSpki?: string[]; flags?: string[]; timeoutMs?: number } = {},
+): Promise<PeerResult> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-chromium-'));
   try {
     const args = [
@@ -58,7 +76,10 @@ export async function chromiumDumpDom(url: string, opts: { trustSpki?: string[];
       url,
     ];
     // Chromium starts slowly on a loaded 2-core machine; D-Bus noise on stderr is harmless.
-    return await runPeer(CHROMIUM, args, { timeoutMs: opts.timeoutMs ?? 60_000, env: { ...process.env, HOME: profile } });
+    return await runPeer(CHROMIUM, args, {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      env: { ...process.env, HOME: profile },
+    });
   } finally {
     fs.rmSync(profile, { recursive: true, force: true });
   }

@@ -36,12 +36,17 @@ export function clientHelloBody(o: HelloOptions = {}): Buffer {
   const sigalgs = o.sigalgs === undefined ? [0x0804, 0x0403] : o.sigalgs;
   if (sigalgs) exts.push({ type: 13, data: new Writer().vec16((w) => sigalgs.forEach((s) => w.u16(s))).finish() });
   const shares = o.shares === undefined ? [{ group: 0x001d, share: x25519Share() }] : o.shares;
-  if (shares) exts.push({ type: 51, data: new Writer().vec16((w) => shares.forEach((s) => w.u16(s.group).vec16(s.share))).finish() });
+  if (shares)
+    exts.push({
+      type: 51,
+      data: new Writer().vec16((w) => shares.forEach((s) => w.u16(s.group).vec16(s.share))).finish(),
+    });
   if (o.serverName) {
     const name = Buffer.from(o.serverName);
     exts.push({ type: 0, data: new Writer().vec16((w) => w.u8(0).vec16(name)).finish() });
   }
-  if (o.alpn) exts.push({ type: 16, data: new Writer().vec16((w) => o.alpn!.forEach((p) => w.vec8(Buffer.from(p)))).finish() });
+  if (o.alpn)
+    exts.push({ type: 16, data: new Writer().vec16((w) => o.alpn!.forEach((p) => w.vec8(Buffer.from(p)))).finish() });
   for (const r of o.replace ?? []) {
     const i = exts.findIndex((e) => e.type === r.type);
     if (i >= 0) exts[i] = r;
@@ -62,7 +67,10 @@ export function clientHelloBody(o: HelloOptions = {}): Buffer {
 export const clientHelloRecords = (o: HelloOptions): Buffer[] => [handshakeRecord(clientHelloBody(o))];
 
 export function handshakeRecord(body: Buffer, type = 1): Buffer {
-  const msg = Buffer.concat([Buffer.from([type, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
+  const msg = Buffer.concat([
+    Buffer.from([type, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]),
+    body,
+  ]);
   return plainRecord(22, msg);
 }
 

@@ -44,8 +44,12 @@ function findRepoRoot(start: string): string {
 export const REPO_ROOT = findRepoRoot(__dirname);
 export const KEYLESS_BIN = path.join(REPO_ROOT, 'dist/bin/keyless.js');
 
-export function startStackProcess(extraEnv: Record<string, string> = {}, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-dev-'))): Promise<StackProcess> {
-  if (!fs.existsSync(KEYLESS_BIN)) throw new Error(`${KEYLESS_BIN} is missing: run \`npm run build\` (npm test does it first)`);
+export function startStackProcess(
+  extraEnv: Record<string, string> = {},
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-dev-')),
+): Promise<StackProcess> {
+  if (!fs.existsSync(KEYLESS_BIN))
+    throw new Error(`${KEYLESS_BIN} is missing: run \`npm run build\` (npm test does it first)`);
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [KEYLESS_BIN, 'dev'], {
       cwd: REPO_ROOT,

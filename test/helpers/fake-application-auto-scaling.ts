@@ -12,7 +12,11 @@ export interface FakeTarget {
   ResourceId: string;
   MinCapacity: number;
   MaxCapacity: number;
-  SuspendedState?: { DynamicScalingInSuspended?: boolean; DynamicScalingOutSuspended?: boolean; ScheduledScalingSuspended?: boolean };
+  SuspendedState?: {
+    DynamicScalingInSuspended?: boolean;
+    DynamicScalingOutSuspended?: boolean;
+    ScheduledScalingSuspended?: boolean;
+  };
 }
 
 export interface FakeAutoScaling {
@@ -45,12 +49,18 @@ export async function startFakeAutoScaling(): Promise<FakeAutoScaling> {
   const calls: FakeAutoScaling['calls'] = [];
   const required = (body: Json, name: string): string => {
     const v = body[name];
-    if (typeof v !== 'string' || v.length === 0) throw new ApiError('ValidationException', `1 validation error detected: Value null at '${name[0].toLowerCase()}${name.slice(1)}' failed to satisfy constraint: Member must not be null`);
+    if (typeof v !== 'string' || v.length === 0)
+      throw new ApiError(
+        'ValidationException',
+        `1 validation error detected: Value null at '${name[0].toLowerCase()}${name.slice(1)}' failed to satisfy constraint: Member must not be null`,
+      );
     return v;
   };
   const ecsOnly = (body: Json): void => {
-    if (required(body, 'ServiceNamespace') !== 'ecs') throw new ApiError('ValidationException', 'only ecs is kept by this fake');
-    if (body.ScalableDimension !== undefined && body.ScalableDimension !== 'ecs:service:DesiredCount') throw new ApiError('ValidationException', `Unsupported scalable dimension ${String(body.ScalableDimension)}`);
+    if (required(body, 'ServiceNamespace') !== 'ecs')
+      throw new ApiError('ValidationException', 'only ecs is kept by this fake');
+    if (body.ScalableDimension !== undefined && body.ScalableDimension !== 'ecs:service:DesiredCount')
+      throw new ApiError('ValidationException', `Unsupported scalable dimension ${String(body.ScalableDimension)}`);
   };
   const ops: Record<string, (body: Json) => Json> = {
     'AnyScaleFrontendService.DescribeScalableTargets': (body) => {
@@ -61,7 +71,15 @@ export async function startFakeAutoScaling(): Promise<FakeAutoScaling> {
       if (!Number.isInteger(start)) throw new ApiError('InvalidNextTokenException', 'Invalid token');
       const page = all.slice(start, start + PAGE);
       return {
-        ScalableTargets: page.map((t) => ({ ServiceNamespace: 'ecs', ScalableDimension: 'ecs:service:DesiredCount', RoleARN: 'arn:aws:iam::000000000000:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService', CreationTime: 1_700_000_000, SuspendedState: {}, ...t })),
+        ScalableTargets: page.map((t) => ({
+          ServiceNamespace: 'ecs',
+          ScalableDimension: 'ecs:service:DesiredCount',
+          RoleARN:
+            'arn:aws:iam::000000000000:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService',
+          CreationTime: 1_700_000_000,
+          SuspendedState: {},
+          ...t,
+        })),
         ...(start + PAGE < all.length ? { NextToken: Buffer.from(String(start + PAGE)).toString('base64') } : {}),
       };
     },
@@ -72,24 +90,56 @@ export async function startFakeAutoScaling(): Promise<FakeAutoScaling> {
       const old = targets.get(id);
       const min = typeof body.MinCapacity === 'number' ? body.MinCapacity : old?.MinCapacity;
       const max = typeof body.MaxCapacity === 'number' ? body.MaxCapacity : old?.MaxCapacity;
-      if (min === undefined || max === undefined) throw new ApiError('ValidationException', 'MinCapacity and MaxCapacity are required to register a new scalable target');
-      if (min > max) throw new ApiError('ValidationException', 'Minimum capacity cannot be greater than maximum capacity');
+      if (min === undefined || max === undefined)
+        throw new ApiError(
+          'ValidationException',
+          'MinCapacity and MaxCapacity are required to register a new scalable target',
+        );
+      if (min > max)
+        throw new ApiError('ValidationException', 'Minimum capacity cannot be greater than maximum capacity');
       targets.set(id, { ...(old ?? { ResourceId: id }), MinCapacity: min, MaxCapacity: max });
-      return { ScalableTargetARN: `arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/${Buffer.from(id).toString('hex').slice(0, 20)}` };
+      return {
+        ScalableTargetARN: `arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/${Buffer.from(id).toString('hex').slice(0, 20)}`,
+      };
     },
     'AnyScaleFrontendService.DescribeScalingPolicies': (body) => {
       ecsOnly(body);
       const id = required(body, 'ResourceId');
       return {
         ScalingPolicies: targets.has(id)
-          ? [{ PolicyName: 'Cpu', PolicyType: 'TargetTrackingScaling', ResourceId: id, TargetTrackingScalingPolicyConfiguration: { TargetValue: 60, PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' } } }]
+          ? [
+              {
+                PolicyName: 'Cpu',
+                PolicyType: 'TargetTrackingScaling',
+                ResourceId: id,
+                TargetTrackingScalingPolicyConfiguration: {
+                  TargetValue: 60,
+                  PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+                },
+              },
+            ]
           : [],
       };
     },
     'AnyScaleFrontendService.DescribeScalingActivities': (body) => {
       ecsOnly(body);
       const id = required(body, 'ResourceId');
-      return { ScalingActivities: targets.has(id) ? [{ ActivityId: 'a1', ResourceId: id, ServiceNamespace: 'ecs', ScalableDimension: 'ecs:service:DesiredCount', Description: 'Setting desired count to 3.', Cause: 'monitor alarm', StartTime: 1_700_000_100, StatusCode: 'Successful' }] : [] };
+      return {
+        ScalingActivities: targets.has(id)
+          ? [
+              {
+                ActivityId: 'a1',
+                ResourceId: id,
+                ServiceNamespace: 'ecs',
+                ScalableDimension: 'ecs:service:DesiredCount',
+                Description: 'Setting desired count to 3.',
+                Cause: 'monitor alarm',
+                StartTime: 1_700_000_100,
+                StatusCode: 'Successful',
+              },
+            ]
+          : [],
+      };
     },
     'AmazonSSM.GetParameter': (body) => {
       const name = required(body, 'Name');
@@ -118,7 +168,11 @@ export async function startFakeAutoScaling(): Promise<FakeAutoScaling> {
         res.setHeader('x-amzn-errortype', err.type);
       }
       const payload = JSON.stringify(out);
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(payload), 'x-amzn-requestid': 'fake' });
+      res.writeHead(status, {
+        'content-type': 'application/x-amz-json-1.1',
+        'content-length': Buffer.byteLength(payload),
+        'x-amzn-requestid': 'fake',
+      });
       res.end(payload);
     });
   });

@@ -16,13 +16,29 @@ export function buildGoProbe(): string | undefined {
   let src = path.join(__dirname, 'go-probe', 'main.go');
   if (!fs.existsSync(src)) src = path.join(__dirname, '..', '..', '..', 'test', 'helpers', 'go-probe', 'main.go');
   const code = fs.readFileSync(src);
-  const dir = path.join(os.tmpdir(), `keyless-go-probe-${crypto.createHash('sha256').update(code).digest('hex').slice(0, 12)}`);
+  const dir = path.join(
+    os.tmpdir(),
+    `keyless-go-probe-${crypto.createHash('sha256').update(code).digest('hex').slice(0, 12)}`,
+  );
   const bin = path.join(dir, 'probe');
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(dir, { recursive: true });
   fs.copyFileSync(src, path.join(dir, 'main.go'));
-  const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: path.join(dir, 'cache'), GOPATH: path.join(dir, 'gopath'), HOME: dir };
-  if (!fs.existsSync(path.join(dir, 'go.mod'))) execFileSync('go', ['mod', 'init', 'probe'], { cwd: dir, env, stdio: 'ignore' });
-  execFileSync('go', ['build', '-o', bin, '.'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 180_000 });
+  const env = {
+    ...process.env,
+    GOFLAGS: '-mod=mod',
+    GOPROXY: 'off',
+    GOCACHE: path.join(dir, 'cache'),
+    GOPATH: path.join(dir, 'gopath'),
+    HOME: dir,
+  };
+  if (!fs.existsSync(path.join(dir, 'go.mod')))
+    execFileSync('go', ['mod', 'init', 'probe'], { cwd: dir, env, stdio: 'ignore' });
+  execFileSync('go', ['build', '-o', bin, '.'], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 180_000,
+  });
   return bin;
 }

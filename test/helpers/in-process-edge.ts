@@ -34,7 +34,12 @@ const staticTicketKeys: TicketKeySource = {
   get() {
     const epoch = epochOf(Date.now(), 3600);
     const key = (e: number) => crypto.createHash('sha256').update(`test ticket key ${e}`).digest();
-    return Promise.resolve({ epochSeconds: 3600, current: { epoch, key: key(epoch) }, previous: { epoch: epoch - 1, key: key(epoch - 1) }, backendMs: 0 });
+    return Promise.resolve({
+      epochSeconds: 3600,
+      current: { epoch, key: key(epoch) },
+      previous: { epoch: epoch - 1, key: key(epoch - 1) },
+      backendMs: 0,
+    });
   },
 };
 
@@ -46,7 +51,11 @@ export async function startInProcessEdge(extra: Record<string, unknown> = {}): P
   const leaf = pki.leaf('web', 'p256', ['localhost']);
   const chainFile = path.join(pki.dir, 'web-chain.pem');
   fs.writeFileSync(chainFile, leaf.chainPem);
-  const handler = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], ticketKeys: staticTicketKeys, logger: () => undefined });
+  const handler = createLocalHandler({
+    keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }],
+    ticketKeys: staticTicketKeys,
+    logger: () => undefined,
+  });
   const invocations: InProcessEdge['invocations'] = [];
   const lambda: LocalLambda = await startLocalLambda({
     port: 0,
@@ -101,9 +110,22 @@ export interface HandshakeOutcome {
  * One TLS connection to the edge: handshake, then (when `request`) one HTTP/1.1 request; waits for a
  * TLS 1.3 session ticket when it gets a response. Never hangs: 5 s backstop.
  */
-export function connectOnce(port: number, caPem: string, opts: { session?: Buffer; request?: boolean; maxVersion?: tls.SecureVersion; localAddress?: string } = {}): Promise<HandshakeOutcome> {
+export function connectOnce(
+  port: number,
+  caPem: string,
+  opts: { session?: Buffer; request?: boolean; maxVersion?: tls.SecureVersion; localAddress?: string } = {},
+): Promise<HandshakeOutcome> {
   return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem, ALPNProtocols: ['http/1.1'], session: opts.session, maxVersion: opts.maxVersion, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: caPem,
+      ALPNProtocols: ['http/1.1'],
+      session: opts.session,
+      maxVersion: opts.maxVersion,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    });
     let session: Buffer | undefined;
     let settled = false;
     const done = (r: HandshakeOutcome): void => {
@@ -118,7 +140,9 @@ export function connectOnce(port: number, caPem: string, opts: { session?: Buffe
     s.once('error', (e) => done({ ok: false, error: e.message }));
     let established: HandshakeOutcome | undefined;
     let answered = false;
-    s.once('close', () => done(established && (answered || !opts.request) ? established : { ok: false, error: 'closed' }));
+    s.once('close', () =>
+      done(established && (answered || !opts.request) ? established : { ok: false, error: 'closed' }),
+    );
     s.once('secureConnect', () => {
       const base = { ok: true, resumed: s.isSessionReused(), protocol: s.getProtocol() };
       established = base;

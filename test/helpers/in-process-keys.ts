@@ -10,7 +10,13 @@
  * and interop suites prove that path).
  */
 import * as crypto from 'node:crypto';
-import type { KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult, TicketKeys } from '../../edge-proxy/src/tls/key-operations';
+import type {
+  KeyOperations,
+  MasterSecretResult,
+  RsaMasterSecretInput,
+  SignResult,
+  TicketKeys,
+} from '../../edge-proxy/src/tls/key-operations';
 import { KeyOperationError } from '../../edge-proxy/src/tls/key-operations';
 import { signOptions } from '../../lambdas/key-service/backends/local-key';
 import { checkServerEcdhParams } from '../../contract/ecdh-params';
@@ -27,7 +33,11 @@ import {
   type PingResult,
   type SignatureSchemeName,
 } from '../../contract/key-service-protocol';
-import { prepareRsaDecryptionKey, rsaMasterSecret, type RsaDecryptionKey } from '../../lambdas/key-service/rsa-premaster';
+import {
+  prepareRsaDecryptionKey,
+  rsaMasterSecret,
+  type RsaDecryptionKey,
+} from '../../lambdas/key-service/rsa-premaster';
 import { DEFAULT_TICKET_EPOCH_SECONDS, epochOf } from '../../lambdas/key-service/ticket-keys';
 
 /** The default ticket secret: shared by every InProcessKeys, so two test servers resume each other's tickets. */
@@ -65,22 +75,38 @@ export class InProcessKeys implements KeyOperations {
     this.now = options.now ?? Date.now;
   }
 
-  async signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult> {
+  async signTls13CertificateVerify(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    transcriptHash: Buffer,
+  ): Promise<SignResult> {
     const started = Date.now();
     await this.injected();
-    if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) throw new KeyOperationError('unsupported', `${scheme} not allowed in TLS 1.3`);
+    if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme))
+      throw new KeyOperationError('unsupported', `${scheme} not allowed in TLS 1.3`);
     const signature = this.sign(keyName, scheme, tls13CertificateVerifyContent(transcriptHash));
     return { signature, latencyMs: Date.now() - started };
   }
 
-  async signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult> {
+  async signTls12ServerKeyExchange(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    clientRandom: Buffer,
+    serverRandomSeed: Buffer,
+    params: Buffer,
+  ): Promise<SignResult> {
     const started = Date.now();
     await this.injected();
-    if (clientRandom.length !== 32 || serverRandomSeed.length !== 32) throw new KeyOperationError('bad_request', 'clientRandom and serverRandomSeed must be 32 bytes');
+    if (clientRandom.length !== 32 || serverRandomSeed.length !== 32)
+      throw new KeyOperationError('bad_request', 'clientRandom and serverRandomSeed must be 32 bytes');
     const check = checkServerEcdhParams(params);
     if (!check.ok) throw new KeyOperationError(check.code, check.message);
     // As the key service does: the server random is derived from the seed, never taken from the caller.
-    const signature = this.sign(keyName, scheme, tls12ServerKeyExchangeContent(clientRandom, tls12ServerRandom(serverRandomSeed), params));
+    const signature = this.sign(
+      keyName,
+      scheme,
+      tls12ServerKeyExchangeContent(clientRandom, tls12ServerRandom(serverRandomSeed), params),
+    );
     return { signature, latencyMs: Date.now() - started };
   }
 
@@ -88,7 +114,8 @@ export class InProcessKeys implements KeyOperations {
     const started = Date.now();
     await this.injected();
     const key = this.key(keyName);
-    if (key.asymmetricKeyType !== 'rsa') throw new KeyOperationError('unsupported', 'RSA key exchange needs an RSA key');
+    if (key.asymmetricKeyType !== 'rsa')
+      throw new KeyOperationError('unsupported', 'RSA key exchange needs an RSA key');
     let prepared = this.decryptionKeys.get(keyName);
     if (!prepared) {
       prepared = prepareRsaDecryptionKey(key);
@@ -108,7 +135,8 @@ export class InProcessKeys implements KeyOperations {
   async ticketKeys(): Promise<TicketKeys> {
     await this.injected();
     const epoch = epochOf(this.now(), this.epochSeconds);
-    const derive = (e: number) => crypto.createHmac('sha256', this.ticketSecret).update(`test ticket key ${e}`).digest();
+    const derive = (e: number) =>
+      crypto.createHmac('sha256', this.ticketSecret).update(`test ticket key ${e}`).digest();
     this.ticketKeyFetches++;
     return {
       epochSeconds: this.epochSeconds,
@@ -142,7 +170,8 @@ export class InProcessKeys implements KeyOperations {
   private sign(keyName: string, scheme: SignatureSchemeName, content: Buffer): Buffer {
     const key = this.key(keyName);
     const spec = keySpecOfKeyObject(key);
-    if (!spec || !schemeMatchesKeySpec(scheme, spec)) throw new KeyOperationError('unsupported', `${scheme} does not match the key`);
+    if (!spec || !schemeMatchesKeySpec(scheme, spec))
+      throw new KeyOperationError('unsupported', `${scheme} does not match the key`);
     const signature = crypto.sign(SCHEME_HASH[scheme].hash, content, signOptions(key, scheme));
     this.signatures++;
     return signature;

@@ -7,9 +7,17 @@
  *   keys.registerCertificateKey('example.com', certificatePem);
  *   const { signature } = await keys.signTls13CertificateVerify('example.com', 'rsa_pss_rsae_sha256', hash);
  */
-import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS, KeyServiceClient, LambdaInvokeTarget, type KeyServiceClientOptions, type LambdaInvokeTargetOptions } from '../../edge-proxy/src/keyless';
+import {
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_TIMEOUT_MS,
+  KeyServiceClient,
+  LambdaInvokeTarget,
+  type KeyServiceClientOptions,
+  type LambdaInvokeTargetOptions,
+} from '../../edge-proxy/src/keyless';
 
-export interface LambdaKeyClientOptions extends Omit<KeyServiceClientOptions, 'target'>, Omit<LambdaInvokeTargetOptions, 'httpTimeoutMs' | 'maxSockets'> {}
+export interface LambdaKeyClientOptions
+  extends Omit<KeyServiceClientOptions, 'target'>, Omit<LambdaInvokeTargetOptions, 'httpTimeoutMs' | 'maxSockets'> {}
 
 export class LambdaKeyClient extends KeyServiceClient {
   constructor(options: LambdaKeyClientOptions) {

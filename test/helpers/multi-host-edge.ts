@@ -48,11 +48,15 @@ export interface EchoOrigin {
  * An HTTP/1.1 origin answering every request with JSON: its name and what it received. With `tls`,
  * an HTTPS origin; with `port`, on that port (to bring a stopped origin back).
  */
-export async function startEchoOrigin(name: string, opts: { tls?: { key: string | Buffer; cert: string }; port?: number } = {}): Promise<EchoOrigin> {
+export async function startEchoOrigin(
+  name: string,
+  opts: { tls?: { key: string | Buffer; cert: string }; port?: number } = {},
+): Promise<EchoOrigin> {
   const seen: EchoSeen[] = [];
   const handler: http.RequestListener = (req, res) => {
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('x-keyless-') && typeof v === 'string') headers[k] = v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (k.startsWith('x-keyless-') && typeof v === 'string') headers[k] = v;
     const s: EchoSeen = { origin: name, host: req.headers.host, method: req.method ?? '', url: req.url ?? '', headers };
     seen.push(s);
     req.resume();
@@ -62,7 +66,9 @@ export async function startEchoOrigin(name: string, opts: { tls?: { key: string 
       res.end(body);
     });
   };
-  const server: http.Server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
+  const server: http.Server = opts.tls
+    ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
+    : http.createServer(handler);
   await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
@@ -106,13 +112,24 @@ export async function startMultiHostEdge(entries: HostEntry[], extra: Record<str
     fs.writeFileSync(chainFile, leaf.chainPem);
     return { e, leaf, chainFile };
   });
-  const handler = createLocalHandler({ keys: leaves.map(({ e, leaf }) => ({ name: e.name, custody: 'file' as const, path: leaf.keyPath })), ticketKeys: null, logger: () => undefined });
-  const lambda: LocalLambda = await startLocalLambda({ port: 0, functions: { [FUNCTION]: (event, context) => handler(event, context) } });
+  const handler = createLocalHandler({
+    keys: leaves.map(({ e, leaf }) => ({ name: e.name, custody: 'file' as const, path: leaf.keyPath })),
+    ticketKeys: null,
+    logger: () => undefined,
+  });
+  const lambda: LocalLambda = await startLocalLambda({
+    port: 0,
+    functions: { [FUNCTION]: (event, context) => handler(event, context) },
+  });
   const logs: Array<Record<string, unknown>> = [];
   const config = parseEdgeConfig({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
-    certificates: leaves.map(({ e, chainFile }) => ({ chainFile, keyName: e.name, ...(e.clientAuth ? { clientAuth: { mode: e.clientAuth, caFile } } : {}) })),
+    certificates: leaves.map(({ e, chainFile }) => ({
+      chainFile,
+      keyName: e.name,
+      ...(e.clientAuth ? { clientAuth: { mode: e.clientAuth, caFile } } : {}),
+    })),
     keyServices: [{ functionName: FUNCTION, region: 'us-east-1', endpoint: `http://127.0.0.1:${lambda.port}` }],
     alpn: ['h2', 'http/1.1'],
     handshakeTimeoutMs: 10_000,
@@ -146,9 +163,22 @@ export interface RawResponse {
  * One TLS connection (SNI `servername`, or none), one raw HTTP/1.1 request written as given, the
  * response read until the connection closes (send `Connection: close`). Never hangs: 10 s backstop.
  */
-export function rawHttp1(port: number, ca: string, servername: string | undefined, request: string, opts: tls.ConnectionOptions = {}): Promise<RawResponse> {
+export function rawHttp1(
+  port: number,
+  ca: string,
+  servername: string | undefined,
+  request: string,
+  opts: tls.ConnectionOptions = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca, ALPNProtocols: ['http/1.1'], ...(servername ? { servername } : { servername: '', checkServerIdentity: () => undefined }), ...opts });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca,
+      ALPNProtocols: ['http/1.1'],
+      ...(servername ? { servername } : { servername: '', checkServerIdentity: () => undefined }),
+      ...opts,
+    });
     const timer = setTimeout(() => s.destroy(new Error('client timeout')), 10_000);
     let text = '';
     s.on('secureConnect', () => s.write(request));
@@ -168,7 +198,12 @@ export function rawHttp1(port: number, ca: string, servername: string | undefine
 }
 
 /** HTTP/2 session over one TLS connection with this SNI. */
-export function h2Session(port: number, ca: string, servername: string, opts: tls.ConnectionOptions = {}): http2.ClientHttp2Session {
+export function h2Session(
+  port: number,
+  ca: string,
+  servername: string,
+  opts: tls.ConnectionOptions = {},
+): http2.ClientHttp2Session {
   const session = http2.connect(`https://${servername}:${port}`, {
     createConnection: () => tls.connect({ host: '127.0.0.1', port, servername, ca, ALPNProtocols: ['h2'], ...opts }),
   });
@@ -177,7 +212,11 @@ export function h2Session(port: number, ca: string, servername: string, opts: tl
 }
 
 /** One HTTP/2 GET on `session` with this `:authority`. */
-export function h2Get(session: http2.ClientHttp2Session, authority: string, p = '/'): Promise<{ status: number; body: string }> {
+export function h2Get(
+  session: http2.ClientHttp2Session,
+  authority: string,
+  p = '/',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = session.request({ ':method': 'GET', ':path': p, ':authority': authority });
     let body = '';

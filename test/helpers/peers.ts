@@ -8,7 +8,11 @@ export interface PeerResult {
   ms: number;
 }
 
-export function runPeer(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PeerResult> {
+export function runPeer(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<PeerResult> {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -51,7 +55,10 @@ export function httpJsonBody(stdout: string): Record<string, unknown> {
 }
 
 /** The JSON lines of a process's output or log, or of log events (a line that does not parse counts as `{}`). */
-export function jsonLines(text: string | readonly string[], keep: (line: string) => boolean = () => true): Record<string, unknown>[] {
+export function jsonLines(
+  text: string | readonly string[],
+  keep: (line: string) => boolean = () => true,
+): Record<string, unknown>[] {
   return (typeof text === 'string' ? text.split('\n') : text)
     .filter((l) => l.startsWith('{') && keep(l))
     .map((l) => {

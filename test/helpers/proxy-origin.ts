@@ -5,7 +5,13 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { decodeProxySsl, parseProxyV2, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyHeader } from '../../edge-proxy/src/proxy/proxy-protocol-v2';
+import {
+  decodeProxySsl,
+  parseProxyV2,
+  PP2_SUBTYPE_SSL,
+  PP2_TYPE,
+  type ProxyHeader,
+} from '../../edge-proxy/src/proxy/proxy-protocol-v2';
 
 export type OriginBehaviour =
   /** Send back every byte; end after the client's end. */
@@ -60,7 +66,10 @@ export function tlsFacts(h: ProxyHeader | undefined): TlsFacts {
   return out;
 }
 
-export async function startProxyOrigin(opts: { expectHeader: boolean; behaviour?: OriginBehaviour }): Promise<ProxyOrigin> {
+export async function startProxyOrigin(opts: {
+  expectHeader: boolean;
+  behaviour?: OriginBehaviour;
+}): Promise<ProxyOrigin> {
   const connections: OriginConnection[] = [];
   const waiting: Array<(c: OriginConnection) => void> = [];
   const sockets = new Set<net.Socket>();

@@ -15,7 +15,12 @@ import * as path from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { createHttpFrontend } from '../../edge-proxy/src/proxy/http-proxy';
-import type { HandshakeInfo, HttpFrontend, ProxyRequestEvent, SecureConnection } from '../../edge-proxy/src/proxy/types';
+import type {
+  HandshakeInfo,
+  HttpFrontend,
+  ProxyRequestEvent,
+  SecureConnection,
+} from '../../edge-proxy/src/proxy/types';
 import { startDemoOrigin, type DemoOrigin } from '../../local/demo-origin';
 
 export interface TestCert {
@@ -34,9 +39,23 @@ export function makeCert(): TestCert {
   execFileSync(
     'openssl',
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-      '-days', '1', '-keyout', keyPath, '-out', caPath,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-days',
+      '1',
+      '-keyout',
+      keyPath,
+      '-out',
+      caPath,
     ],
     { stdio: 'ignore' },
   );
@@ -251,24 +270,21 @@ export function httpsRequest(
       agent: opts.agent ?? false,
       ALPNProtocols: opts.alpn,
     };
-    const req = https.request(
-      options,
-      (res) => {
-        const alpn = (res.socket as tls.TLSSocket).alpnProtocol;
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: Buffer.concat(chunks),
-            alpn,
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
+    const req = https.request(options, (res) => {
+      const alpn = (res.socket as tls.TLSSocket).alpnProtocol;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks),
+          alpn,
+        }),
+      );
+      res.on('error', reject);
+    });
     req.on('error', reject);
     if (opts.body instanceof Readable) opts.body.pipe(req);
     else req.end(opts.body);
@@ -346,7 +362,13 @@ export async function startTestOrigin(): Promise<TestServer & { requests: string
         return;
       case '/headers':
         req.resume();
-        json(res, { headers: req.headers, rawHeaders: req.rawHeaders, url: req.url, method: req.method, httpVersion: req.httpVersion });
+        json(res, {
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          url: req.url,
+          method: req.method,
+          httpVersion: req.httpVersion,
+        });
         return;
       case '/download': {
         req.resume();
@@ -357,15 +379,24 @@ export async function startTestOrigin(): Promise<TestServer & { requests: string
       case '/cookies':
         req.resume();
         res.writeHead(200, [
-          'Set-Cookie', 'a=1; Path=/',
-          'Set-Cookie', 'b=2; Path=/',
-          'Content-Type', 'text/plain',
-          'Keep-Alive', 'timeout=5',
-          'Connection', 'keep-alive, x-hop',
-          'X-Hop', 'secret',
-          'Proxy-Connection', 'keep-alive',
-          'X-Multi', 'one',
-          'X-Multi', 'two',
+          'Set-Cookie',
+          'a=1; Path=/',
+          'Set-Cookie',
+          'b=2; Path=/',
+          'Content-Type',
+          'text/plain',
+          'Keep-Alive',
+          'timeout=5',
+          'Connection',
+          'keep-alive, x-hop',
+          'X-Hop',
+          'secret',
+          'Proxy-Connection',
+          'keep-alive',
+          'X-Multi',
+          'one',
+          'X-Multi',
+          'two',
         ]);
         res.end('cookies');
         return;
@@ -410,7 +441,9 @@ export async function startTestOrigin(): Promise<TestServer & { requests: string
     requests.push(`UPGRADE ${req.url} ${req.headers.upgrade ?? ''}`);
     socket.on('error', () => undefined);
     if (req.url === '/bye') {
-      socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n' + 'goodbye'.repeat(10000));
+      socket.end(
+        'HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n' + 'goodbye'.repeat(10000),
+      );
       return;
     }
     if (req.url === '/refuse') {

@@ -1,10 +1,26 @@
 /** A raw TCP peer: sends bytes, collects what the server answers until it closes (or a deadline). */
 import * as net from 'node:net';
 import * as crypto from 'node:crypto';
-import { HandshakeJoiner, HandshakeMessage, handshakeMessage, HandshakeType } from '../../edge-proxy/src/tls/handshake-joiner';
-import { ContentType, RawRecord, recordHeader, Tls12Protection, Tls13Protection } from '../../edge-proxy/src/tls/record-layer';
+import {
+  HandshakeJoiner,
+  HandshakeMessage,
+  handshakeMessage,
+  HandshakeType,
+} from '../../edge-proxy/src/tls/handshake-joiner';
+import {
+  ContentType,
+  RawRecord,
+  recordHeader,
+  Tls12Protection,
+  Tls13Protection,
+} from '../../edge-proxy/src/tls/record-layer';
 import { prf12 } from '../../contract/tls12-prf';
-import { KeySchedule, finishedVerifyData, nextTrafficSecret, trafficKeys } from '../../edge-proxy/src/tls/tls13/key-schedule';
+import {
+  KeySchedule,
+  finishedVerifyData,
+  nextTrafficSecret,
+  trafficKeys,
+} from '../../edge-proxy/src/tls/tls13/key-schedule';
 import { Transcript } from '../../edge-proxy/src/tls/transcript';
 import { TLS13_SUITES, CipherSuite } from '../../edge-proxy/src/tls/suites';
 import { Reader } from '../../edge-proxy/src/tls/codec';
@@ -26,7 +42,7 @@ export function rawExchange(port: number, chunks: Buffer[], waitMs = 3000, gapMs
       clearTimeout(timer);
       const received = Buffer.concat(got);
       let plainAlert: number | undefined;
-      for (let off = 0; off + 5 <= received.length; ) {
+      for (let off = 0; off + 5 <= received.length;) {
         const len = received.readUInt16BE(off + 3);
         if (received[off] === 21 && len === 2) {
           plainAlert = received[off + 6];
@@ -79,13 +95,24 @@ export interface ClientShare {
 }
 
 export function clientShare(group: number): ClientShare {
-  if (group === 0x11ec) return hybridClientShare(crypto.generateKeyPairSync('ml-kem-768').privateKey, crypto.generateKeyPairSync('x25519').privateKey);
+  if (group === 0x11ec)
+    return hybridClientShare(
+      crypto.generateKeyPairSync('ml-kem-768').privateKey,
+      crypto.generateKeyPairSync('x25519').privateKey,
+    );
   if (group === 0x001d) {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
     return {
       group,
       share: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url'),
-      agree: (peer) => crypto.diffieHellman({ privateKey, publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peer.toString('base64url') }, format: 'jwk' }) }),
+      agree: (peer) =>
+        crypto.diffieHellman({
+          privateKey,
+          publicKey: crypto.createPublicKey({
+            key: { kty: 'OKP', crv: 'X25519', x: peer.toString('base64url') },
+            format: 'jwk',
+          }),
+        }),
     };
   }
   const ecdh = crypto.createECDH(group === 0x0017 ? 'prime256v1' : 'secp384r1');
@@ -105,7 +132,13 @@ export function hybridClientShare(mlkem: crypto.KeyObject, x25519: crypto.KeyObj
     share: Buffer.concat([ek, x]),
     agree: (peer) => {
       const kem = crypto.decapsulate(mlkem, peer.subarray(0, 1088));
-      const dh = crypto.diffieHellman({ privateKey: x25519, publicKey: crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peer.subarray(1088).toString('base64url') }, format: 'jwk' }) });
+      const dh = crypto.diffieHellman({
+        privateKey: x25519,
+        publicKey: crypto.createPublicKey({
+          key: { kty: 'OKP', crv: 'X25519', x: peer.subarray(1088).toString('base64url') },
+          format: 'jwk',
+        }),
+      });
       return Buffer.concat([kem, dh]);
     },
   };
@@ -208,7 +241,8 @@ export class RawTls13Client {
   sealRaw(inner: Buffer): Buffer {
     if (!this.write) throw new Error('no write keys yet');
     // seal(type, x) encrypts x ‖ type; with type 0 that is x ‖ 0x00, so drop one byte of `inner`.
-    if (inner.length === 0 || inner[inner.length - 1] !== 0) throw new Error('sealRaw needs inner plaintext ending in a zero byte');
+    if (inner.length === 0 || inner[inner.length - 1] !== 0)
+      throw new Error('sealRaw needs inner plaintext ending in a zero byte');
     return this.write.seal(0 as ContentType, inner.subarray(0, inner.length - 1));
   }
 
@@ -252,7 +286,8 @@ export class RawTls13Client {
       const m = this.joiner.next();
       if (m) return m;
       const rec = await this.nextRecord();
-      if (!rec) throw new Error(`connection closed before the next handshake message (alerts: ${this.alerts.join(',')})`);
+      if (!rec)
+        throw new Error(`connection closed before the next handshake message (alerts: ${this.alerts.join(',')})`);
       if (rec.type === ContentType.alert) throw new Error(`server sent alert ${rec.plaintext[1]}`);
       if (rec.type !== ContentType.handshake) throw new Error(`unexpected record type ${rec.type}`);
       sizes?.push(rec.size);
@@ -266,7 +301,10 @@ export class RawTls13Client {
     const suiteId = (hello.suites ?? [0x1301]).find((s) => TLS13_SUITES.some((x) => x.id === s)) ?? 0x1301;
     hello.random ??= crypto.randomBytes(32);
     let share = o.shareGroup === null ? undefined : clientShare(o.shareGroup ?? 0x001d);
-    const ch1 = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ ...hello, shares: share ? [{ group: share.group, share: share.share }] : [] }));
+    const ch1 = handshakeMessage(
+      HandshakeType.client_hello,
+      clientHelloBody({ ...hello, shares: share ? [{ group: share.group, share: share.share }] : [] }),
+    );
     this.send(plainRecordOf(ContentType.handshake, ch1), ...(o.afterClientHello ?? []));
     let sh = await this.nextHandshakeMessage();
     let helloRetry = false;
@@ -287,8 +325,14 @@ export class RawTls13Client {
       transcript.update(sh.raw);
       share = clientShare(group);
       const extra = (hello.extra ?? []).filter((e) => !(o.dropOnRetry ?? []).includes(e.type));
-      chRaw = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ ...hello, extra, ...o.retryOverrides, shares: [{ group, share: share.share }] }));
-      this.send(plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])), plainRecordOf(ContentType.handshake, chRaw));
+      chRaw = handshakeMessage(
+        HandshakeType.client_hello,
+        clientHelloBody({ ...hello, extra, ...o.retryOverrides, shares: [{ group, share: share.share }] }),
+      );
+      this.send(
+        plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])),
+        plainRecordOf(ContentType.handshake, chRaw),
+      );
       sh = await this.nextHandshakeMessage();
       r = new Reader(sh.body, 'ServerHello');
       r.u16();
@@ -330,7 +374,14 @@ export class RawTls13Client {
     this.app = this.schedule.applicationTrafficSecrets(transcript.digest());
     this.read = this.protection(this.app.server);
     this.transcript = transcript;
-    return { helloRetry, serverHello: { legacyVersion, sessionId, compression }, serverHelloExtensions: shExts, encryptedExtensions: eeExts, messages, handshakeRecordSizes: sizes };
+    return {
+      helloRetry,
+      serverHello: { legacyVersion, sessionId, compression },
+      serverHelloExtensions: shExts,
+      encryptedExtensions: eeExts,
+      messages,
+      handshakeRecordSizes: sizes,
+    };
   }
 
   private protection(secret: Buffer): Tls13Protection {
@@ -400,7 +451,12 @@ export class RawTls13Client {
 
   /** Sends our KeyUpdate and switches our write keys. */
   sendKeyUpdate(requestUpdate: boolean): void {
-    this.send(this.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([requestUpdate ? 1 : 0]))));
+    this.send(
+      this.protectedRecord(
+        ContentType.handshake,
+        handshakeMessage(HandshakeType.key_update, Buffer.from([requestUpdate ? 1 : 0])),
+      ),
+    );
     this.app!.client = nextTrafficSecret(this.suite.hash, this.app!.client);
     this.write = this.protection(this.app!.client);
   }
@@ -413,7 +469,6 @@ export class RawTls13Client {
 function plainRecordOf(type: ContentType, payload: Buffer): Buffer {
   return Buffer.concat([recordHeader(type, payload.length), payload]);
 }
-
 
 // ---- A raw TLS 1.2 client that resumes from a session ticket ----------------------------------------
 //
@@ -435,18 +490,36 @@ export interface Tls12Resumption {
 
 export async function resumeTls12(
   port: number,
-  o: { ticket: Buffer; master: Buffer; suite: CipherSuite; sessionId: Buffer; extendedMasterSecret: boolean; appData: Buffer },
+  o: {
+    ticket: Buffer;
+    master: Buffer;
+    suite: CipherSuite;
+    sessionId: Buffer;
+    extendedMasterSecret: boolean;
+    appData: Buffer;
+  },
 ): Promise<Tls12Resumption> {
   const sock = net.connect(port, '127.0.0.1');
   const stream = new RawRecordStream(sock);
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
-  const extra = [{ type: 35, data: o.ticket }, ...(o.extendedMasterSecret ? [{ type: 23, data: Buffer.alloc(0) }] : [])];
-  const ch = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ versions: null, suites: [o.suite.id], sessionId: o.sessionId, extra }));
+  const extra = [
+    { type: 35, data: o.ticket },
+    ...(o.extendedMasterSecret ? [{ type: 23, data: Buffer.alloc(0) }] : []),
+  ];
+  const ch = handshakeMessage(
+    HandshakeType.client_hello,
+    clientHelloBody({ versions: null, suites: [o.suite.id], sessionId: o.sessionId, extra }),
+  );
   const clientRandom = ch.subarray(6, 38);
   sock.write(plainRecordOf(ContentType.handshake, ch));
   const transcript = new Transcript(o.suite.hash);
   transcript.update(ch);
-  const result: Tls12Resumption = { sessionId: Buffer.alloc(0), messageTypes: [], finishedVerifies: false, echoed: Buffer.alloc(0) };
+  const result: Tls12Resumption = {
+    sessionId: Buffer.alloc(0),
+    messageTypes: [],
+    finishedVerifies: false,
+    echoed: Buffer.alloc(0),
+  };
   const joiner = new HandshakeJoiner(1 << 20);
   let serverRandom = Buffer.alloc(32);
   const deadline = Date.now() + 10_000;
@@ -470,16 +543,43 @@ export async function resumeTls12(
   }
   const k = o.suite.keyLength;
   const iv = o.suite.fixedIvLength!;
-  const block = prf12(o.suite.hash, o.master, 'key expansion', Buffer.concat([serverRandom, clientRandom]), 2 * k + 2 * iv);
-  const read = new Tls12Protection(o.suite.aead, block.subarray(k, 2 * k), block.subarray(2 * k + iv), o.suite.recordIvLength!);
-  const write = new Tls12Protection(o.suite.aead, block.subarray(0, k), block.subarray(2 * k, 2 * k + iv), o.suite.recordIvLength!);
+  const block = prf12(
+    o.suite.hash,
+    o.master,
+    'key expansion',
+    Buffer.concat([serverRandom, clientRandom]),
+    2 * k + 2 * iv,
+  );
+  const read = new Tls12Protection(
+    o.suite.aead,
+    block.subarray(k, 2 * k),
+    block.subarray(2 * k + iv),
+    o.suite.recordIvLength!,
+  );
+  const write = new Tls12Protection(
+    o.suite.aead,
+    block.subarray(0, k),
+    block.subarray(2 * k, 2 * k + iv),
+    o.suite.recordIvLength!,
+  );
   const finRecord = await stream.next(deadline);
   if (!finRecord) return result;
   const fin = read.open(finRecord).plaintext;
-  result.finishedVerifies = fin.subarray(4).equals(prf12(o.suite.hash, o.master, 'server finished', transcript.digest(), 12));
+  result.finishedVerifies = fin
+    .subarray(4)
+    .equals(prf12(o.suite.hash, o.master, 'server finished', transcript.digest(), 12));
   transcript.update(fin);
-  const clientFin = handshakeMessage(HandshakeType.finished, prf12(o.suite.hash, o.master, 'client finished', transcript.digest(), 12));
-  sock.write(Buffer.concat([plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])), write.seal(ContentType.handshake, clientFin), write.seal(ContentType.application_data, o.appData)]));
+  const clientFin = handshakeMessage(
+    HandshakeType.finished,
+    prf12(o.suite.hash, o.master, 'client finished', transcript.digest(), 12),
+  );
+  sock.write(
+    Buffer.concat([
+      plainRecordOf(ContentType.change_cipher_spec, Buffer.from([1])),
+      write.seal(ContentType.handshake, clientFin),
+      write.seal(ContentType.application_data, o.appData),
+    ]),
+  );
   while (result.echoed.length < o.appData.length) {
     const r = await stream.next(deadline);
     if (!r) break;
@@ -519,7 +619,11 @@ class RawRecordStream {
     while (true) {
       if (this.input.length >= 5 && this.input.length >= 5 + this.input.readUInt16BE(3)) {
         const len = this.input.readUInt16BE(3);
-        const rec = { type: this.input[0], header: this.input.subarray(0, 5), fragment: this.input.subarray(5, 5 + len) };
+        const rec = {
+          type: this.input[0],
+          header: this.input.subarray(0, 5),
+          fragment: this.input.subarray(5, 5 + len),
+        };
         this.input = this.input.subarray(5 + len);
         return rec;
       }

@@ -21,7 +21,12 @@ export class ResumptionEdges {
 
   /** Starts an edge with these ticket keys; resolves to its port. */
   async serve(tickets: TicketProtector, lifetimeSeconds = 3600): Promise<number> {
-    const s = new TlsServer({ certificates: this.certificates, keyOperations: this.keyOperations, tickets, ticketSettings: { lifetimeSeconds } });
+    const s = new TlsServer({
+      certificates: this.certificates,
+      keyOperations: this.keyOperations,
+      tickets,
+      ticketSettings: { lifetimeSeconds },
+    });
     s.on('secureConnection', (c: TlsServerConnection) => c.end(c.handshakeInfo?.resumed ? 'resumed' : 'full'));
     this.servers.push(s);
     return (await s.listen(0)).port;
@@ -42,7 +47,11 @@ export interface ResumptionOutcome {
 }
 
 /** Connects to `localhost` on `port`, trusting `ca`; resolves once the edge has closed. */
-export function connectForResumption(port: number, ca: string, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> {
+export function connectForResumption(
+  port: number,
+  ca: string,
+  opts: tls.ConnectionOptions = {},
+): Promise<ResumptionOutcome> {
   return new Promise((resolve, reject) => {
     let session: Buffer | undefined;
     let said = '';

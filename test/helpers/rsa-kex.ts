@@ -53,7 +53,10 @@ export interface MalformedCase {
  * exercising one rule of the PKCS#1 v1.5 / RFC 5246 §7.4.7.1 check.
  */
 export const MALFORMED_PREMASTER_CASES: MalformedCase[] = [
-  { label: 'bad padding type (0x01, signature padding)', ciphertext: (pub, v) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(v), 0x01)) },
+  {
+    label: 'bad padding type (0x01, signature padding)',
+    ciphertext: (pub, v) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(v), 0x01)),
+  },
   {
     label: 'first byte not zero (0x01; still below n, whose top byte is ≥ 0x80)',
     ciphertext: (pub, v) => {
@@ -72,39 +75,62 @@ export const MALFORMED_PREMASTER_CASES: MalformedCase[] = [
   },
   {
     label: 'missing zero separator',
-    ciphertext: (pub) => rawRsaEncrypt(pub, Buffer.concat([Buffer.from([0x00, 0x02]), nonZeroBytes(modulusBytes(pub) - 2)])),
+    ciphertext: (pub) =>
+      rawRsaEncrypt(pub, Buffer.concat([Buffer.from([0x00, 0x02]), nonZeroBytes(modulusBytes(pub) - 2)])),
   },
-  { label: 'premaster too short (47 bytes)', ciphertext: (pub, v) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(v).subarray(0, 47))) },
+  {
+    label: 'premaster too short (47 bytes)',
+    ciphertext: (pub, v) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(v).subarray(0, 47))),
+  },
   {
     label: 'premaster too long (49 bytes)',
-    ciphertext: (pub, v) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), Buffer.concat([newPreMaster(v), Buffer.from([0x42])]))),
+    ciphertext: (pub, v) =>
+      rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), Buffer.concat([newPreMaster(v), Buffer.from([0x42])]))),
   },
-  { label: 'wrong version in the premaster (0x0301)', ciphertext: (pub) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(0x0301))) },
+  {
+    label: 'wrong version in the premaster (0x0301)',
+    ciphertext: (pub) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(0x0301))),
+  },
   {
     label: 'wrong version, major byte only (0x0203)',
     ciphertext: (pub) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), newPreMaster(0x0203))),
   },
   { label: 'all-zeros plaintext block', ciphertext: (pub) => rawRsaEncrypt(pub, Buffer.alloc(modulusBytes(pub))) },
-  { label: 'well-padded all-zeros premaster', ciphertext: (pub) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), Buffer.alloc(48))) },
+  {
+    label: 'well-padded all-zeros premaster',
+    ciphertext: (pub) => rawRsaEncrypt(pub, pkcs1Block(modulusBytes(pub), Buffer.alloc(48))),
+  },
   {
     label: 'too-short padding (zero after 7 padding bytes)',
     ciphertext: (pub, v) => {
       const k = modulusBytes(pub);
       // 0x00 0x02 PS(7) 0x00 then filler so that the last 48 bytes are a valid-looking premaster.
       const filler = nonZeroBytes(k - 3 - 7 - 48);
-      return rawRsaEncrypt(pub, Buffer.concat([Buffer.from([0x00, 0x02]), nonZeroBytes(7), Buffer.from([0x00]), filler, newPreMaster(v)]));
+      return rawRsaEncrypt(
+        pub,
+        Buffer.concat([Buffer.from([0x00, 0x02]), nonZeroBytes(7), Buffer.from([0x00]), filler, newPreMaster(v)]),
+      );
     },
   },
   {
     label: 'zero separator right after the type byte (no padding)',
     ciphertext: (pub, v) => {
       const k = modulusBytes(pub);
-      return rawRsaEncrypt(pub, Buffer.concat([Buffer.from([0x00, 0x02, 0x00]), nonZeroBytes(k - 3 - 48), newPreMaster(v)]));
+      return rawRsaEncrypt(
+        pub,
+        Buffer.concat([Buffer.from([0x00, 0x02, 0x00]), nonZeroBytes(k - 3 - 48), newPreMaster(v)]),
+      );
     },
   },
-  { label: 'random bytes (not a PKCS#1 block)', ciphertext: (pub) => crypto.randomBytes(modulusBytes(pub)).fill(0, 0, 1) },
+  {
+    label: 'random bytes (not a PKCS#1 block)',
+    ciphertext: (pub) => crypto.randomBytes(modulusBytes(pub)).fill(0, 0, 1),
+  },
   { label: 'ciphertext one byte short', ciphertext: (pub, v) => encryptPreMaster(pub, newPreMaster(v)).subarray(1) },
-  { label: 'ciphertext one byte long', ciphertext: (pub, v) => Buffer.concat([Buffer.from([0]), encryptPreMaster(pub, newPreMaster(v))]) },
+  {
+    label: 'ciphertext one byte long',
+    ciphertext: (pub, v) => Buffer.concat([Buffer.from([0]), encryptPreMaster(pub, newPreMaster(v))]),
+  },
   { label: 'ciphertext not below the modulus (all 0xff)', ciphertext: (pub) => Buffer.alloc(modulusBytes(pub), 0xff) },
 ];
 
@@ -127,14 +153,38 @@ export function handshakeMessage(type: number, body: Buffer): Buffer {
  * A plausible RSA-key-exchange transcript for EMS: ClientHello (version, random, ...), ServerHello
  * (random, ...), Certificate, ServerHelloDone, ClientKeyExchange (u16 length ‖ ciphertext).
  */
-export function rsaHandshakeMessages(opts: { clientVersion: number; clientRandom: Buffer; serverRandom: Buffer; ciphertext: Buffer }): Buffer {
+export function rsaHandshakeMessages(opts: {
+  clientVersion: number;
+  clientRandom: Buffer;
+  serverRandom: Buffer;
+  ciphertext: Buffer;
+}): Buffer {
   const u16 = (n: number) => {
     const b = Buffer.alloc(2);
     b.writeUInt16BE(n);
     return b;
   };
-  const clientHello = Buffer.concat([u16(opts.clientVersion), opts.clientRandom, Buffer.from([0]), u16(2), u16(0x009c), Buffer.from([1, 0]), u16(4), u16(0x0017), u16(0)]);
-  const serverHello = Buffer.concat([u16(0x0303), opts.serverRandom, Buffer.from([0]), u16(0x009c), Buffer.from([0]), u16(4), u16(0x0017), u16(0)]);
+  const clientHello = Buffer.concat([
+    u16(opts.clientVersion),
+    opts.clientRandom,
+    Buffer.from([0]),
+    u16(2),
+    u16(0x009c),
+    Buffer.from([1, 0]),
+    u16(4),
+    u16(0x0017),
+    u16(0),
+  ]);
+  const serverHello = Buffer.concat([
+    u16(0x0303),
+    opts.serverRandom,
+    Buffer.from([0]),
+    u16(0x009c),
+    Buffer.from([0]),
+    u16(4),
+    u16(0x0017),
+    u16(0),
+  ]);
   const certificate = Buffer.concat([Buffer.from([0, 0, 3]), Buffer.from([0, 0, 0])]);
   return Buffer.concat([
     handshakeMessage(1, clientHello),

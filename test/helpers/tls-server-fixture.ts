@@ -16,7 +16,10 @@ export interface TlsServerFixture {
 }
 
 /** `options` makes the server's options from the PKI (its leaves, keys, tickets); `onConnection` serves each connection. */
-export async function startTlsServerFixture(options: (pki: TestPki) => TlsServerOptions, onConnection: (c: TlsServerConnection) => void): Promise<TlsServerFixture> {
+export async function startTlsServerFixture(
+  options: (pki: TestPki) => TlsServerOptions,
+  onConnection: (c: TlsServerConnection) => void,
+): Promise<TlsServerFixture> {
   const pki = makeTestPki();
   const server = new TlsServer(options(pki));
   server.on('secureConnection', onConnection);

@@ -48,7 +48,8 @@ export function startRsaProbe(port: number, servername = 'localhost'): Promise<P
       if (afterHello) return afterHello(d);
       reader.push(d);
       for (let rec = reader.next(); rec; rec = reader.next()) {
-        if (rec.type !== ContentType.handshake) return reject(new Error(`unexpected record type ${rec.type} before ServerHelloDone`));
+        if (rec.type !== ContentType.handshake)
+          return reject(new Error(`unexpected record type ${rec.type} before ServerHelloDone`));
         joiner.push(rec.fragment);
         for (let m = joiner.next(); m; m = joiner.next()) {
           transcript.push(m.raw);
@@ -64,7 +65,17 @@ export function startRsaProbe(port: number, servername = 'localhost'): Promise<P
         }
       }
     });
-    const hello = handshakeMessage(HandshakeType.client_hello, clientHelloBody({ versions: null, suites: [0x009c], shares: null, sigalgs: [0x0804, 0x0401], serverName: servername, random: clientRandom }));
+    const hello = handshakeMessage(
+      HandshakeType.client_hello,
+      clientHelloBody({
+        versions: null,
+        suites: [0x009c],
+        shares: null,
+        sigalgs: [0x0804, 0x0401],
+        serverName: servername,
+        random: clientRandom,
+      }),
+    );
     transcript.push(hello);
     sock.write(record(ContentType.handshake, hello));
 
@@ -88,13 +99,24 @@ export function startRsaProbe(port: number, servername = 'localhost'): Promise<P
         afterHello = (d) => {
           out.push(d);
           for (let rec = out.next(); rec; rec = out.next()) {
-            if (rec.type === ContentType.alert) return conclude({ alert: rec.fragment.length === 2 ? rec.fragment[1] : undefined, alertInClear: !serverCcs, serverFinished: false });
+            if (rec.type === ContentType.alert)
+              return conclude({
+                alert: rec.fragment.length === 2 ? rec.fragment[1] : undefined,
+                alertInClear: !serverCcs,
+                serverFinished: false,
+              });
             if (rec.type === ContentType.change_cipher_spec) serverCcs = true;
             else if (rec.type === ContentType.handshake && serverCcs) return conclude({ serverFinished: true });
           }
         };
         sock.on('close', () => conclude({ serverFinished: false }));
-        sock.write(Buffer.concat([record(ContentType.handshake, cke), record(ContentType.change_cipher_spec, Buffer.from([1])), write.seal(ContentType.handshake, fin)]));
+        sock.write(
+          Buffer.concat([
+            record(ContentType.handshake, cke),
+            record(ContentType.change_cipher_spec, Buffer.from([1])),
+            write.seal(ContentType.handshake, fin),
+          ]),
+        );
       });
   });
 }

@@ -41,7 +41,9 @@ test('the sample configuration is refused until it names an operator, with the f
   const res = cdkSynth([]);
   try {
     expect(res.status).toBe(1);
-    expect(res.output).toMatch(/keyless\.operators: still the sample placeholder: name the IAM role .* -c keyless:operators=arn:aws:iam::/);
+    expect(res.output).toMatch(
+      /keyless\.operators: still the sample placeholder: name the IAM role .* -c keyless:operators=arn:aws:iam::/,
+    );
     expect(fs.readdirSync(res.out).filter((f) => f.endsWith('.template.json'))).toEqual([]);
   } finally {
     res.cleanup();
@@ -52,7 +54,10 @@ test('with an operator, cdk synth succeeds offline: both stacks, environment-agn
   const res = cdkSynth(['-c', `keyless:operators=${OPERATOR}`]);
   try {
     expect([res.status, res.status === 0 ? '' : res.output]).toEqual([0, '']);
-    const templates = fs.readdirSync(res.out).filter((f) => f.endsWith('.template.json')).sort();
+    const templates = fs
+      .readdirSync(res.out)
+      .filter((f) => f.endsWith('.template.json'))
+      .sort();
     expect(templates).toEqual(['Keyless-Demo-Edge.template.json', 'Keyless-Demo-KeyService.template.json']);
     const manifest = JSON.parse(fs.readFileSync(path.join(res.out, 'manifest.json'), 'utf8'));
     for (const name of ['Keyless-Demo-Edge', 'Keyless-Demo-KeyService']) {
@@ -62,9 +67,15 @@ test('with an operator, cdk synth succeeds offline: both stacks, environment-agn
     // instead of failing its circuit breaker, and synth says what to do next.
     expect(res.output).toMatch(/created with 0 tasks.*-c keyless:edge\.certificatesReady=true/);
     const edge = JSON.parse(fs.readFileSync(path.join(res.out, 'Keyless-Demo-Edge.template.json'), 'utf8'));
-    const byType = (type: string) => Object.values(edge.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).filter((r) => r.Type === type);
+    const byType = (type: string) =>
+      Object.values(edge.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).filter(
+        (r) => r.Type === type,
+      );
     expect(byType('AWS::ECS::Service')[0].Properties.DesiredCount).toBe(0);
-    expect(byType('AWS::ApplicationAutoScaling::ScalableTarget')[0].Properties).toMatchObject({ MinCapacity: 0, MaxCapacity: 0 });
+    expect(byType('AWS::ApplicationAutoScaling::ScalableTarget')[0].Properties).toMatchObject({
+      MinCapacity: 0,
+      MaxCapacity: 0,
+    });
     // Rollback of a failed first deploy can delete the load balancer.
     expect(byType('AWS::ElasticLoadBalancingV2::LoadBalancer')[0].Properties.LoadBalancerAttributes).toEqual(
       expect.arrayContaining([{ Key: 'deletion_protection.enabled', Value: 'false' }]),

@@ -35,7 +35,7 @@ const stages = (): string[][] => {
 };
 
 describe('edge-proxy/Dockerfile', () => {
-  test('two stages on the project\'s Node.js: build the bundle, then a runtime with only the bundle', () => {
+  test("two stages on the project's Node.js: build the bundle, then a runtime with only the bundle", () => {
     const [build, runtime, ...rest] = stages();
     expect(rest).toEqual([]);
     expect(build[0]).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS build$/);
@@ -68,7 +68,9 @@ describe('edge-proxy/Dockerfile', () => {
     expect(healthcheck).toMatch(/--interval=15s --timeout=5s --start-period=30s --retries=3/);
     expect(last(/^CMD\s/)).toBe('CMD ["node", "--enable-source-maps", "main.js"]');
     expect(last(/^EXPOSE\s/)).toBe(`EXPOSE ${EDGE_PORT} ${ADMIN_PORT}`);
-    expect(runtime.indexOf(user[0])).toBeGreaterThan(Math.max(...runtime.map((i, n) => (/^(RUN|COPY)\s/.test(i) ? n : -1))));
+    expect(runtime.indexOf(user[0])).toBeGreaterThan(
+      Math.max(...runtime.map((i, n) => (/^(RUN|COPY)\s/.test(i) ? n : -1))),
+    );
   });
 
   test('no placeholders', () => {
@@ -89,7 +91,10 @@ describe('the edge bundle, started alone', () => {
 
   beforeAll(async () => {
     app = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-edge-image-'));
-    execFileSync(process.execPath, [path.join(ROOT, 'tools/bundle-edge.mjs'), path.join(app, 'bundle')], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync(process.execPath, [path.join(ROOT, 'tools/bundle-edge.mjs'), path.join(app, 'bundle')], {
+      cwd: ROOT,
+      stdio: 'pipe',
+    });
     stack = await startStackProcess();
   }, 120_000);
 
@@ -107,13 +112,23 @@ describe('the edge bundle, started alone', () => {
   });
 
   test('serves TLS 1.3 and HTTP through the local stack from a folder with no node_modules', async () => {
-    for (let dir = app; path.dirname(dir) !== dir; dir = path.dirname(dir)) expect(fs.existsSync(path.join(dir, 'node_modules'))).toBe(false);
+    for (let dir = app; path.dirname(dir) !== dir; dir = path.dirname(dir))
+      expect(fs.existsSync(path.join(dir, 'node_modules'))).toBe(false);
     const config = JSON.parse(fs.readFileSync(path.join(stack.dir, 'edge.json'), 'utf8')) as Record<string, unknown>;
     const file = path.join(app, 'edge.json');
-    fs.writeFileSync(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }),
+    );
     edge = spawn(process.execPath, ['--enable-source-maps', 'main.js'], {
       cwd: path.join(app, 'bundle'),
-      env: { KEYLESS_EDGE_CONFIG: file, AWS_ENDPOINT_URL_LAMBDA: stack.state.keyServiceUrl, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
+      env: {
+        KEYLESS_EDGE_CONFIG: file,
+        AWS_ENDPOINT_URL_LAMBDA: stack.state.keyServiceUrl,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'local',
+        AWS_SECRET_ACCESS_KEY: 'local',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const port = await new Promise<number>((resolve, reject) => {
@@ -128,7 +143,13 @@ describe('the edge bundle, started alone', () => {
       edge!.once('exit', (code) => reject(new Error(`the bundled edge exited ${code}: ${out}`)));
     });
     const answer = await new Promise<{ protocol: string | null; body: string }>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: stack.caPem, ALPNProtocols: ['http/1.1'] });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: stack.caPem,
+        ALPNProtocols: ['http/1.1'],
+      });
       let body = '';
       s.once('secureConnect', () => s.write(httpGet('/api/tls')));
       s.on('data', (d: Buffer) => (body += d.toString()));
@@ -147,7 +168,16 @@ describe('edge-proxy/Dockerfile.dockerignore', () => {
   test('an allow-list: everything excluded, then what the image is built from', () => {
     expect(patterns[0]).toBe('*');
     expect(patterns.filter((p) => p.startsWith('!')).sort()).toEqual(
-      ['!contract', '!edge-proxy/Dockerfile', '!edge-proxy/src', '!lambdas', '!package-lock.json', '!package.json', '!tools/bundle-edge.mjs', '!tsconfig.json'].sort(),
+      [
+        '!contract',
+        '!edge-proxy/Dockerfile',
+        '!edge-proxy/src',
+        '!lambdas',
+        '!package-lock.json',
+        '!package.json',
+        '!tools/bundle-edge.mjs',
+        '!tsconfig.json',
+      ].sort(),
     );
     expect(patterns).toEqual(expect.arrayContaining(['**/*.test.ts', '**/node_modules', '**/.keyless']));
   });

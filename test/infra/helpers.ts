@@ -134,7 +134,12 @@ export function render(v: unknown, subs: Record<string, string> = {}): string {
   return JSON.stringify(v);
 }
 
-export const PSEUDO = { 'AWS::Partition': 'aws', 'AWS::Region': 'xx-test-1', 'AWS::AccountId': '111111111111', 'AWS::URLSuffix': 'amazonaws.com' };
+export const PSEUDO = {
+  'AWS::Partition': 'aws',
+  'AWS::Region': 'xx-test-1',
+  'AWS::AccountId': '111111111111',
+  'AWS::URLSuffix': 'amazonaws.com',
+};
 
 /** Environment variables of the edge container / key-service function, rendered. */
 export function containerEnvironment(t: CfnTemplate): Record<string, unknown> {
@@ -157,7 +162,13 @@ export interface NagFinding {
 /** Unacknowledged AwsSolutions findings. */
 export function nagFindings(scope: IConstruct): NagFinding[] {
   const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(scope);
-  return report.violations.map((v) => ({ rule: v.ruleName, paths: v.violatingResources.map((r) => r.resourceLogicalId ?? (r as { constructPath?: string }).constructPath ?? '?'), description: v.description }));
+  return report.violations.map((v) => ({
+    rule: v.ruleName,
+    paths: v.violatingResources.map(
+      (r) => r.resourceLogicalId ?? (r as { constructPath?: string }).constructPath ?? '?',
+    ),
+    description: v.description,
+  }));
 }
 
 export interface Acknowledgement {
@@ -195,7 +206,9 @@ export function usedAcknowledgements(scope: IConstruct): Set<string> {
     if (hit) {
       for (let cur: IConstruct | undefined = resource; cur; cur = cur.node.scope) {
         const own = cur.node.metadata.some(
-          (m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY && Object.keys(m.data ?? {}).some((k) => k.replace(/^annotation::/i, '') === ruleId),
+          (m) =>
+            m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY &&
+            Object.keys(m.data ?? {}).some((k) => k.replace(/^annotation::/i, '') === ruleId),
         );
         if (own) {
           used.add(`${cur.node.path}|${ruleId}`);
@@ -238,7 +251,9 @@ export function runCfnLint(files: string[]): LintResult {
   const bin = process.env.CFN_LINT ?? 'cfn-lint';
   const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
-    return { skipped: `cfn-lint is not installed (tried "${bin}"); install it with "pipx install cfn-lint" or set CFN_LINT` };
+    return {
+      skipped: `cfn-lint is not installed (tried "${bin}"); install it with "pipx install cfn-lint" or set CFN_LINT`,
+    };
   }
   const res = spawnSync(bin, ['--format', 'json', '--', ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (res.error) throw res.error;
@@ -300,7 +315,12 @@ export async function makeCertificate(
       ? { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
       : keyType === 'ecdsa-p384'
         ? { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' }
-        : { name: 'RSASSA-PKCS1-v1_5', modulusLength: Number(keyType.slice(4)), publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+        : {
+            name: 'RSASSA-PKCS1-v1_5',
+            modulusLength: Number(keyType.slice(4)),
+            publicExponent: new Uint8Array([1, 0, 1]),
+            hash: 'SHA-256',
+          };
   const keys = opts.keys ?? ((await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as KeyPair);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(8).toString('hex'),
@@ -311,7 +331,9 @@ export async function makeCertificate(
     keys,
     extensions: [new x509.SubjectAlternativeNameExtension(hostnames.map((h) => ({ type: 'dns' as const, value: h })))],
   });
-  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey as unknown as webcrypto.CryptoKey)).toString('base64');
+  const spki = Buffer.from(
+    await webcrypto.subtle.exportKey('spki', keys.publicKey as unknown as webcrypto.CryptoKey),
+  ).toString('base64');
   return { pem: cert.toString('pem'), spki };
 }
 

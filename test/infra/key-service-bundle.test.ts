@@ -21,7 +21,12 @@ let s: Synth;
 let bundle: string;
 
 beforeAll(() => {
-  s = synthesize({ deployment: 'bundle', keys: [{ name: 'web', custody: 'kms', keySpec: 'ECC_NIST_P256' }], operators: [OPERATOR], edge: { origin: 'http://10.80.7.7:8080' } });
+  s = synthesize({
+    deployment: 'bundle',
+    keys: [{ name: 'web', custody: 'kms', keySpec: 'ECC_NIST_P256' }],
+    operators: [OPERATOR],
+    edge: { origin: 'http://10.80.7.7:8080' },
+  });
   const [, fn] = resourcesOfType(s.json(KS), 'AWS::Lambda::Function').find(([, r]) => r.Properties?.VpcConfig)!;
   const assetDir = path.join(s.outdir, `asset.${String(fn.Properties!.Code.S3Key).replace(/\.zip$/, '')}`);
   bundle = fs.readFileSync(path.join(assetDir, 'index.js'), 'utf8');
@@ -38,7 +43,8 @@ test('the marker strings are where this test assumes: each in its backend source
   };
   for (const [backend, markers] of Object.entries(ONLY_IN)) {
     for (const marker of markers) {
-      for (const [other, text] of Object.entries(sources)) expect([other, text.includes(marker)]).toEqual([other, other === backend]);
+      for (const [other, text] of Object.entries(sources))
+        expect([other, text.includes(marker)]).toEqual([other, other === backend]);
     }
   }
 });
@@ -49,7 +55,8 @@ test('the Lambda asset is the esbuild bundle of the handler', () => {
 });
 
 test('the kms and sealed backends are in the Lambda asset', () => {
-  for (const marker of [...ONLY_IN.kms, ...ONLY_IN.sealed]) expect([marker, bundle.includes(marker)]).toEqual([marker, true]);
+  for (const marker of [...ONLY_IN.kms, ...ONLY_IN.sealed])
+    expect([marker, bundle.includes(marker)]).toEqual([marker, true]);
 });
 
 test('the file backend is not in the Lambda asset', () => {

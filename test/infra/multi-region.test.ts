@@ -79,7 +79,11 @@ describe('one key service per region, pinned to its region', () => {
   test('stacks, regions and deployment order', () => {
     const env = (n: string) => s.assembly.getStackByName(n).environment.region;
     expect([env(KS1), env(KS2), env(EDGE)]).toEqual([PRIMARY, SECONDARY, PRIMARY]);
-    const deps = (n: string) => s.assembly.getStackByName(n).dependencies.map((d) => d.id).filter((id) => !id.endsWith('.assets'));
+    const deps = (n: string) =>
+      s.assembly
+        .getStackByName(n)
+        .dependencies.map((d) => d.id)
+        .filter((id) => !id.endsWith('.assets'));
     expect(deps(KS2)).toEqual([KS1]); // replicas need their primaries
     expect(deps(EDGE).sort()).toEqual([KS1, KS2].sort());
   });
@@ -92,7 +96,8 @@ describe('one key service per region, pinned to its region', () => {
 
   test('every region is isolated the same way', () => {
     for (const t of [ks1, ks2]) {
-      for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::Route']) expect(ofType(t, type)).toHaveLength(0);
+      for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::Route'])
+        expect(ofType(t, type)).toHaveLength(0);
       const endpoints = ofType(t, 'AWS::EC2::VPCEndpoint');
       expect(endpoints).toHaveLength(2); // KMS, and SSM for the ticket-key store
       for (const [, ep] of endpoints) expect(ep.Properties!.PrivateDnsEnabled).toBe(true);
@@ -102,18 +107,24 @@ describe('one key service per region, pinned to its region', () => {
 
 describe('multi-Region keys: same key material in every region', () => {
   test('the first region holds multi-Region primary keys', () => {
-    const keys = ofType(ks1, 'AWS::KMS::Key').filter(([, k]) => /keyless global: (TLS|wraps)/.test(k.Properties!.Description));
+    const keys = ofType(ks1, 'AWS::KMS::Key').filter(([, k]) =>
+      /keyless global: (TLS|wraps)/.test(k.Properties!.Description),
+    );
     expect(keys).toHaveLength(2); // signing key, sealed wrapping key (no HMAC key: ticket keys are random per region)
     for (const [, k] of keys) {
       expect(k.Properties!.MultiRegion).toBe(true);
       expect(k.DeletionPolicy).toBe('Retain');
-      const admin = (k.Properties!.KeyPolicy.Statement as Statement[]).find((x) => x.Sid === 'AccountAdministersKeyButCannotUseIt')!;
+      const admin = (k.Properties!.KeyPolicy.Statement as Statement[]).find(
+        (x) => x.Sid === 'AccountAdministersKeyButCannotUseIt',
+      )!;
       expect(asArray(admin.Action)).toEqual(expect.arrayContaining(['kms:ReplicateKey', 'kms:UpdatePrimaryRegion']));
     }
   });
 
   test('the other region replicates each of them (read from the primary stack in the primary region)', () => {
-    expect(ofType(ks2, 'AWS::KMS::Key').filter(([, k]) => /keyless global: (TLS|wraps)/.test(k.Properties!.Description))).toHaveLength(0);
+    expect(
+      ofType(ks2, 'AWS::KMS::Key').filter(([, k]) => /keyless global: (TLS|wraps)/.test(k.Properties!.Description)),
+    ).toHaveLength(0);
     const replicas = ofType(ks2, 'AWS::KMS::ReplicaKey');
     expect(replicas).toHaveLength(2);
     for (const [id, r] of replicas) {
@@ -123,18 +134,30 @@ describe('multi-Region keys: same key material in every region', () => {
       expect(g).toMatchObject({ StackName: KS1, Region: PRIMARY });
       expect(s.json(KS1).Outputs).toHaveProperty(g.OutputName);
       // An alias of the same name in this region points at the replica.
-      expect(ofType(ks2, 'AWS::KMS::Alias').some(([, a]) => a.Properties!.TargetKeyId['Fn::GetAtt']?.[0] === id)).toBe(true);
+      expect(ofType(ks2, 'AWS::KMS::Alias').some(([, a]) => a.Properties!.TargetKeyId['Fn::GetAtt']?.[0] === id)).toBe(
+        true,
+      );
     }
-    expect(ofType(ks2, 'AWS::KMS::Alias').map(([, a]) => a.Properties!.AliasName).sort()).toEqual(
+    expect(
+      ofType(ks2, 'AWS::KMS::Alias')
+        .map(([, a]) => a.Properties!.AliasName)
+        .sort(),
+    ).toEqual(
       // The ticket-key envelope key is per region, not a replica: a ticket resumes only in its region.
-      ['alias/keyless/global/keys/web', 'alias/keyless/global/sealed-wrapping', 'alias/keyless/global/ticket-keys'].sort(),
+      [
+        'alias/keyless/global/keys/web',
+        'alias/keyless/global/sealed-wrapping',
+        'alias/keyless/global/ticket-keys',
+      ].sort(),
     );
   });
 
-  test('each replica\'s key policy binds its own region\'s role and VPC endpoint', () => {
+  test("each replica's key policy binds its own region's role and VPC endpoint", () => {
     const [, fn] = fnOf(ks2);
     const roleId = fn.Properties!.Role['Fn::GetAtt'][0];
-    const [epId] = ofType(ks2, 'AWS::EC2::VPCEndpoint').find(([, r]) => JSON.stringify(r.Properties!.ServiceName).includes('.kms"'))!;
+    const [epId] = ofType(ks2, 'AWS::EC2::VPCEndpoint').find(([, r]) =>
+      JSON.stringify(r.Properties!.ServiceName).includes('.kms"'),
+    )!;
     for (const [, r] of ofType(ks2, 'AWS::KMS::ReplicaKey')) {
       const use = (r.Properties!.KeyPolicy.Statement as Statement[]).filter((x) => x.Condition?.ArnEquals);
       expect(use.length).toBeGreaterThan(0);
@@ -145,7 +168,7 @@ describe('multi-Region keys: same key material in every region', () => {
     }
   });
 
-  test('each region\'s key service is configured with its own region\'s aliases, and the same sealed ciphertext', () => {
+  test("each region's key service is configured with its own region's aliases, and the same sealed ciphertext", () => {
     for (const [t, region] of [
       [ks1, PRIMARY],
       [ks2, SECONDARY],
@@ -154,33 +177,54 @@ describe('multi-Region keys: same key material in every region', () => {
       const arn = (a: string) => `arn:aws:kms:${region}:111111111111:alias/keyless/global/${a}`;
       expect(JSON.parse(render(env.KEYLESS_KEYS, PSEUDO))).toEqual([
         { name: 'web', custody: 'kms', keyId: arn('keys/web') },
-        { name: 'legacy', custody: 'sealed', wrappingKeyId: arn('sealed-wrapping'), sealedKey: sealed.sealedKey, publicKey: sealed.publicKey },
+        {
+          name: 'legacy',
+          custody: 'sealed',
+          wrappingKeyId: arn('sealed-wrapping'),
+          sealedKey: sealed.sealedKey,
+          publicKey: sealed.publicKey,
+        },
         { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/global/keys/' },
       ]);
       expect(env.KEYLESS_TICKET_PARAMETER_PREFIX).toBe('/keyless/global/ticket-keys/');
-      const [ticketKeyId] = ofType(t, 'AWS::KMS::Key').find(([, k]) => /session-ticket/.test(k.Properties!.Description))!;
+      const [ticketKeyId] = ofType(t, 'AWS::KMS::Key').find(([, k]) =>
+        /session-ticket/.test(k.Properties!.Description),
+      )!;
       expect(env.KEYLESS_TICKET_KEY_ID).toEqual({ 'Fn::GetAtt': [ticketKeyId, 'Arn'] }); // this region's own key
       const roleId = fnOf(t)[1].Properties!.Role['Fn::GetAtt'][0];
-      expect(allowedActions(roleStatements(t, roleId)).filter((a) => a.startsWith('kms:'))).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GetPublicKey', 'kms:Sign']);
+      expect(allowedActions(roleStatements(t, roleId)).filter((a) => a.startsWith('kms:'))).toEqual([
+        'kms:Decrypt',
+        'kms:Encrypt',
+        'kms:GetPublicKey',
+        'kms:Sign',
+      ]);
     }
   });
 
   test('one certificate for every region: stored once, next to the edge', () => {
     expect(ofType(ks1, 'AWS::SSM::Parameter')).toHaveLength(0);
     expect(ofType(ks2, 'AWS::SSM::Parameter')).toHaveLength(0);
-    expect(ofType(edge, 'AWS::SSM::Parameter').map(([, p]) => p.Properties!.Name).filter((n) => String(n).includes('/certs/'))).toEqual(['/keyless/global/certs/www']);
+    expect(
+      ofType(edge, 'AWS::SSM::Parameter')
+        .map(([, p]) => p.Properties!.Name)
+        .filter((n) => String(n).includes('/certs/')),
+    ).toEqual(['/keyless/global/certs/www']);
   });
 
   test('no provisioned concurrency unless configured', () => {
-    for (const t of [ks1, ks2]) expect(onlyResource(t, 'AWS::Lambda::Alias')[1].Properties!.ProvisionedConcurrencyConfig).toBeUndefined();
+    for (const t of [ks1, ks2])
+      expect(onlyResource(t, 'AWS::Lambda::Alias')[1].Properties!.ProvisionedConcurrencyConfig).toBeUndefined();
   });
 });
 
 describe('the edge fails over between key services in order', () => {
-  test('KEYLESS_KEY_SERVICES lists the primary region\'s alias, then the secondary\'s', () => {
+  test("KEYLESS_KEY_SERVICES lists the primary region's alias, then the secondary's", () => {
     const v = containerEnvironment(edge).KEYLESS_KEY_SERVICES as { 'Fn::Join': [string, unknown[]] };
     const parts = v['Fn::Join'][1].filter((p) => typeof p !== 'string').map((p) => render(p, PSEUDO));
-    expect(parts).toEqual([expect.stringMatching(new RegExp(`^<output ${KS1}/PublishOutputRefKeyServiceLiveAlias\\w+@${PRIMARY}>$`)), expect.stringMatching(new RegExp(`^<output ${KS2}/PublishOutputRefKeyServiceLiveAlias\\w+@${SECONDARY}>$`))]);
+    expect(parts).toEqual([
+      expect.stringMatching(new RegExp(`^<output ${KS1}/PublishOutputRefKeyServiceLiveAlias\\w+@${PRIMARY}>$`)),
+      expect.stringMatching(new RegExp(`^<output ${KS2}/PublishOutputRefKeyServiceLiveAlias\\w+@${SECONDARY}>$`)),
+    ]);
     expect(v['Fn::Join'][1].filter((p) => typeof p === 'string')).toEqual([',']);
   });
 
@@ -190,7 +234,11 @@ describe('the edge fails over between key services in order', () => {
     const st = roleStatements(edge, roleId);
     expect(allowedActions(st)).toEqual(['lambda:InvokeFunction', 'ssm:GetParametersByPath']);
     const invoke = st.find((x) => asArray(x.Action).includes('lambda:InvokeFunction'))!;
-    expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO)).sort()).toEqual([expect.stringContaining(`@${SECONDARY}`), expect.stringContaining(`@${PRIMARY}`)].sort());
+    expect(
+      asArray(invoke.Resource)
+        .map((r) => render(r, PSEUDO))
+        .sort(),
+    ).toEqual([expect.stringContaining(`@${SECONDARY}`), expect.stringContaining(`@${PRIMARY}`)].sort());
   });
 
   test('only the same-region key service goes through the private Lambda endpoint', () => {
@@ -199,7 +247,7 @@ describe('the edge fails over between key services in order', () => {
     expect(res).toEqual([expect.stringContaining(`@${PRIMARY}`)]);
   });
 
-  test('the dashboard shows each region\'s key service and KMS quota', () => {
+  test("the dashboard shows each region's key service and KMS quota", () => {
     const body = render(onlyResource(edge, 'AWS::CloudWatch::Dashboard')[1].Properties!.DashboardBody, PSEUDO);
     for (const r of [PRIMARY, SECONDARY]) {
       expect(body).toContain(`"region":"${r}"`);
@@ -214,11 +262,15 @@ describe('edge variants: TCP health check, no private endpoints, client-IP prese
     const [, tg] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::TargetGroup');
     expect(tg.Properties).toMatchObject({ HealthCheckProtocol: 'TCP', HealthCheckPort: 'traffic-port' });
     expect(tg.Properties!.HealthCheckPath).toBeUndefined();
-    const attrs = Object.fromEntries((tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]));
+    const attrs = Object.fromEntries(
+      (tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]),
+    );
     expect(attrs).toMatchObject({ 'preserve_client_ip.enabled': 'true', 'proxy_protocol_v2.enabled': 'false' });
     const [, lb] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
     const nlbSg = lb.Properties!.SecurityGroups[0]['Fn::GetAtt'][0];
-    const ingress = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(([, r]) => r.Properties!.SourceSecurityGroupId?.['Fn::GetAtt']?.[0] === nlbSg);
+    const ingress = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(
+      ([, r]) => r.Properties!.SourceSecurityGroupId?.['Fn::GetAtt']?.[0] === nlbSg,
+    );
     expect(ingress.map(([, r]) => r.Properties!.FromPort).sort()).toEqual([8443]);
     const env = containerEnvironment(edge);
     expect(env.KEYLESS_ADMIN_HOST).toBeUndefined();
@@ -239,20 +291,28 @@ describe('edge variants: TCP health check, no private endpoints, client-IP prese
   test('only the configured client networks reach port 443', () => {
     const [, lb] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
     const nlbSg = edge.Resources[lb.Properties!.SecurityGroups[0]['Fn::GetAtt'][0]];
-    expect(nlbSg.Properties!.SecurityGroupIngress.map((r: { CidrIp: string; FromPort: number }) => [r.CidrIp, r.FromPort])).toEqual([
+    expect(
+      nlbSg.Properties!.SecurityGroupIngress.map((r: { CidrIp: string; FromPort: number }) => [r.CidrIp, r.FromPort]),
+    ).toEqual([
       ['203.0.113.0/24', 443],
       ['198.51.100.0/24', 443],
     ]);
-    expect(lb.Properties!.LoadBalancerAttributes).toEqual(expect.arrayContaining([{ Key: 'deletion_protection.enabled', Value: 'false' }]));
+    expect(lb.Properties!.LoadBalancerAttributes).toEqual(
+      expect.arrayContaining([{ Key: 'deletion_protection.enabled', Value: 'false' }]),
+    );
   });
 
   test('without private endpoints only the Lambda endpoint exists, and AWS APIs go through NAT', () => {
-    expect(ofType(edge, 'AWS::EC2::VPCEndpoint').map(([, r]) => render(r.Properties!.ServiceName, PSEUDO))).toEqual([`com.amazonaws.${PRIMARY}.lambda`]);
+    expect(ofType(edge, 'AWS::EC2::VPCEndpoint').map(([, r]) => render(r.Properties!.ServiceName, PSEUDO))).toEqual([
+      `com.amazonaws.${PRIMARY}.lambda`,
+    ]);
     s.template(EDGE).resourceCountIs('AWS::EC2::NatGateway', 1);
   });
 
   test('x86 task and image platform when asked', () => {
-    s.template(EDGE).hasResourceProperties('AWS::ECS::TaskDefinition', { RuntimePlatform: Match.objectLike({ CpuArchitecture: 'X86_64' }) });
+    s.template(EDGE).hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RuntimePlatform: Match.objectLike({ CpuArchitecture: 'X86_64' }),
+    });
   });
 });
 

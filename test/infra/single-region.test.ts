@@ -43,12 +43,19 @@ let sealed: ReturnType<typeof fakeSealedKey>;
 beforeAll(async () => {
   sealed = fakeSealedKey();
   const www = await makeCertificate(['www.example.com', 'example.com'], 'ecdsa-p256');
-  const legacy = await makeCertificate(['legacy.example.com'], 'rsa-2048', { keys: await rsaKeysFromPkcs8(sealed.privatePkcs8, sealed.publicKey) });
+  const legacy = await makeCertificate(['legacy.example.com'], 'rsa-2048', {
+    keys: await rsaKeysFromPkcs8(sealed.privatePkcs8, sealed.publicKey),
+  });
   s = synthesize({
     deployment: 'prod',
     keys: [
       { name: 'web-ecdsa', custody: 'kms', keySpec: 'ECC_NIST_P256' },
-      { name: 'web-rsa', custody: 'kms', keySpec: 'RSA_3072', signingAlgorithms: ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'] },
+      {
+        name: 'web-rsa',
+        custody: 'kms',
+        keySpec: 'RSA_3072',
+        signingAlgorithms: ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'],
+      },
       { name: 'legacy', custody: 'sealed', sealedKey: sealed.sealedKey, publicKey: sealed.publicKey },
       { name: 'next', custody: 'sealed' }, // wrapping key exists, key pair not provisioned yet
     ],
@@ -56,8 +63,20 @@ beforeAll(async () => {
       { name: 'www', hostnames: ['www.example.com', 'example.com'], keyName: 'web-ecdsa', chainPem: www.pem },
       { name: 'legacy', hostnames: ['legacy.example.com'], keyName: 'legacy', chainPem: legacy.pem },
     ],
-    edge: { origin: 'http://origin.internal.example.com:8080', minTasks: 3, maxTasks: 12, targetConnectionsPerTask: 5000, deregistrationDelaySeconds: 45 },
-    keyService: { reservedConcurrency: 50, provisionedConcurrency: 2, logRetentionDays: 365, keyDeletionWindowDays: 14, timeoutSeconds: 4 },
+    edge: {
+      origin: 'http://origin.internal.example.com:8080',
+      minTasks: 3,
+      maxTasks: 12,
+      targetConnectionsPerTask: 5000,
+      deregistrationDelaySeconds: 45,
+    },
+    keyService: {
+      reservedConcurrency: 50,
+      provisionedConcurrency: 2,
+      logRetentionDays: 365,
+      keyDeletionWindowDays: 14,
+      timeoutSeconds: 4,
+    },
     alarms: { email: 'oncall@example.com' },
     operators: [OPERATOR],
     tags: { 'cost-center': 'tls' },
@@ -70,11 +89,20 @@ afterAll(() => s?.cleanup());
 
 const ofType = (t: CfnTemplate, type: string) => resourcesOfType(t, type);
 const fnEntry = () => ofType(ks, 'AWS::Lambda::Function').find(([, r]) => r.Properties?.VpcConfig)!;
-const endpointOf = (service: 'kms' | 'ssm') => ofType(ks, 'AWS::EC2::VPCEndpoint').find(([, r]) => JSON.stringify(r.Properties!.ServiceName).includes(`.${service}"`))!;
+const endpointOf = (service: 'kms' | 'ssm') =>
+  ofType(ks, 'AWS::EC2::VPCEndpoint').find(([, r]) =>
+    JSON.stringify(r.Properties!.ServiceName).includes(`.${service}"`),
+  )!;
 
 describe('key-service network: isolated, no way out but the KMS and SSM endpoints', () => {
   test('no NAT gateway, no internet gateway, no public IP, no route anywhere', () => {
-    for (const type of ['AWS::EC2::NatGateway', 'AWS::EC2::InternetGateway', 'AWS::EC2::EIP', 'AWS::EC2::Route', 'AWS::EC2::VPCGatewayAttachment']) {
+    for (const type of [
+      'AWS::EC2::NatGateway',
+      'AWS::EC2::InternetGateway',
+      'AWS::EC2::EIP',
+      'AWS::EC2::Route',
+      'AWS::EC2::VPCGatewayAttachment',
+    ]) {
       expect(ofType(ks, type)).toHaveLength(0);
     }
     const subnets = ofType(ks, 'AWS::EC2::Subnet');
@@ -87,7 +115,9 @@ describe('key-service network: isolated, no way out but the KMS and SSM endpoint
 
   test('the Lambda runs in those isolated subnets only', () => {
     const [, fn] = fnEntry();
-    const isolated = ofType(ks, 'AWS::EC2::Subnet').map(([id]) => id).sort();
+    const isolated = ofType(ks, 'AWS::EC2::Subnet')
+      .map(([id]) => id)
+      .sort();
     expect(fn.Properties!.VpcConfig.SubnetIds.map((r: { Ref: string }) => r.Ref).sort()).toEqual(isolated);
   });
 
@@ -101,7 +131,7 @@ describe('key-service network: isolated, no way out but the KMS and SSM endpoint
     expect(ofType(ks, 'AWS::EC2::VPCEndpoint')).toHaveLength(2);
   });
 
-  test('endpoint policy: only the key-service role, only the KMS actions of its modes, only this account\'s keys', () => {
+  test("endpoint policy: only the key-service role, only the KMS actions of its modes, only this account's keys", () => {
     const [, ep] = endpointOf('kms');
     const [roleId] = keyServiceRole();
     const st: Statement[] = ep.Properties!.PolicyDocument.Statement;
@@ -111,23 +141,38 @@ describe('key-service network: isolated, no way out but the KMS and SSM endpoint
       expect(render(x.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*');
     }
     const bySid = Object.fromEntries(st.map((x) => [x.Sid, asArray<string>(x.Action).sort()]));
-    expect(bySid).toEqual({ OnlyTheKeyServiceRole: ['kms:Decrypt', 'kms:GetPublicKey', 'kms:Sign'], KeyServiceTicketKeyEnvelope: ['kms:Decrypt', 'kms:Encrypt'] });
+    expect(bySid).toEqual({
+      OnlyTheKeyServiceRole: ['kms:Decrypt', 'kms:GetPublicKey', 'kms:Sign'],
+      KeyServiceTicketKeyEnvelope: ['kms:Decrypt', 'kms:Encrypt'],
+    });
   });
 
-  test('function security group: no ingress, egress only to the endpoints\' security groups on 443', () => {
+  test("function security group: no ingress, egress only to the endpoints' security groups on 443", () => {
     const [, fn] = fnEntry();
     const fnSg = fn.Properties!.VpcConfig.SecurityGroupIds[0]['Fn::GetAtt'][0];
     const sg = ks.Resources[fnSg].Properties!;
     expect(sg.SecurityGroupIngress ?? []).toHaveLength(0);
     expect(sg.SecurityGroupEgress ?? []).toHaveLength(0); // only the separate rule below
-    const egress = ofType(ks, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === fnSg);
+    const egress = ofType(ks, 'AWS::EC2::SecurityGroupEgress').filter(
+      ([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === fnSg,
+    );
     expect(egress).toHaveLength(2);
-    const endpointSgs = (['kms', 'ssm'] as const).map((svc) => endpointOf(svc)[1].Properties!.SecurityGroupIds[0]['Fn::GetAtt'][0] as string);
-    for (const [, rule] of egress) expect(rule.Properties).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
-    expect(egress.map(([, rule]) => rule.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0]).sort()).toEqual(endpointSgs.sort());
+    const endpointSgs = (['kms', 'ssm'] as const).map(
+      (svc) => endpointOf(svc)[1].Properties!.SecurityGroupIds[0]['Fn::GetAtt'][0] as string,
+    );
+    for (const [, rule] of egress)
+      expect(rule.Properties).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+    expect(egress.map(([, rule]) => rule.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0]).sort()).toEqual(
+      endpointSgs.sort(),
+    );
     const ingress = ofType(ks, 'AWS::EC2::SecurityGroupIngress');
     expect(ingress).toHaveLength(2);
-    for (const [, rule] of ingress) expect(rule.Properties).toMatchObject({ FromPort: 443, ToPort: 443, SourceSecurityGroupId: { 'Fn::GetAtt': [fnSg, 'GroupId'] } });
+    for (const [, rule] of ingress)
+      expect(rule.Properties).toMatchObject({
+        FromPort: 443,
+        ToPort: 443,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [fnSg, 'GroupId'] },
+      });
   });
 
   test('VPC flow logs, all traffic, retained', () => {
@@ -148,7 +193,13 @@ describe('key-service function', () => {
       .map((r) => r.name)
       .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))
       .pop();
-    expect(fn.Properties).toMatchObject({ Runtime: latestNode, Architectures: ['arm64'], Handler: 'index.handler', MemorySize: 1024, Timeout: 4 });
+    expect(fn.Properties).toMatchObject({
+      Runtime: latestNode,
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      MemorySize: 1024,
+      Timeout: 4,
+    });
     // The code asset is the esbuild output: one bundled index.js, no TypeScript.
     const assetDir = path.join(s.outdir, `asset.${fn.Properties!.Code.S3Key.replace(/\.zip$/, '')}`);
     const files = fs.readdirSync(assetDir);
@@ -180,7 +231,11 @@ describe('key-service function', () => {
   test('goes live only after its keys, their aliases, its grants and the KMS and SSM endpoints exist', () => {
     const [, fn] = fnEntry();
     const deps = asArray(fn.DependsOn);
-    const needed = [...ofType(ks, 'AWS::KMS::Alias'), ...ofType(ks, 'AWS::EC2::VPCEndpoint'), ...ofType(ks, 'AWS::IAM::Policy').filter(([id]) => id.startsWith('TicketKeys'))].map(([id]) => id);
+    const needed = [
+      ...ofType(ks, 'AWS::KMS::Alias'),
+      ...ofType(ks, 'AWS::EC2::VPCEndpoint'),
+      ...ofType(ks, 'AWS::IAM::Policy').filter(([id]) => id.startsWith('TicketKeys')),
+    ].map(([id]) => id);
     expect(deps).toEqual(expect.arrayContaining(needed));
   });
 
@@ -192,15 +247,30 @@ describe('key-service function', () => {
     expect(keys).toEqual([
       { name: 'web-ecdsa', custody: 'kms', keyId: arn('keys/web-ecdsa') },
       { name: 'web-rsa', custody: 'kms', keyId: arn('keys/web-rsa') },
-      { name: 'legacy', custody: 'sealed', wrappingKeyId: arn('sealed-wrapping'), sealedKey: sealed.sealedKey, publicKey: sealed.publicKey },
+      {
+        name: 'legacy',
+        custody: 'sealed',
+        wrappingKeyId: arn('sealed-wrapping'),
+        sealedKey: sealed.sealedKey,
+        publicKey: sealed.publicKey,
+      },
       // Key generations made by `keyless keys create` / `keyless rotate` are served without a redeploy.
       { name: '*', custody: 'kms', aliasPrefix: 'alias/keyless/prod/keys/' },
     ]); // "next" is not provisioned yet, so it is not served
-    const [ticketKeyId] = ofType(ks, 'AWS::KMS::Key').find(([, k]) => /session-ticket/.test(k.Properties!.Description))!;
+    const [ticketKeyId] = ofType(ks, 'AWS::KMS::Key').find(([, k]) =>
+      /session-ticket/.test(k.Properties!.Description),
+    )!;
     expect(env.KEYLESS_TICKET_KEY_ID).toEqual({ 'Fn::GetAtt': [ticketKeyId, 'Arn'] });
-    expect(env).toMatchObject({ KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/', KEYLESS_TICKET_EPOCH_SECONDS: '3600', KEYLESS_TICKET_EPOCHS_ACCEPTED: '2' });
+    expect(env).toMatchObject({
+      KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/',
+      KEYLESS_TICKET_EPOCH_SECONDS: '3600',
+      KEYLESS_TICKET_EPOCHS_ACCEPTED: '2',
+    });
     expect(env.KEYLESS_TICKET_MAC_KEY_ID).toBeUndefined();
-    expect(env).toMatchObject({ POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace, KEYLESS_DEPLOYMENT: 'prod' });
+    expect(env).toMatchObject({
+      POWERTOOLS_METRICS_NAMESPACE: METRICS.keyServiceNamespace,
+      KEYLESS_DEPLOYMENT: 'prod',
+    });
   });
 });
 
@@ -232,15 +302,22 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
         'ec2:UnassignPrivateIpAddresses',
       ].sort(),
     );
-    expect(roleStatements(ks, roleId).every((st) => st.Effect === 'Allow' && !asArray<string>(st.Action).some((a) => a.includes('*')))).toBe(true);
+    expect(
+      roleStatements(ks, roleId).every(
+        (st) => st.Effect === 'Allow' && !asArray<string>(st.Action).some((a) => a.includes('*')),
+      ),
+    ).toBe(true);
   });
 
   test('KMS permissions follow aliases (rotation needs no IAM change) and the deployment tag, and carry the algorithm conditions', () => {
     const [roleId] = keyServiceRole();
     // The ticket-key envelope is one fixed key, named by ARN (test/infra/ticket-key-store.test.ts).
-    const kmsSt = roleStatements(ks, roleId).filter((st) => st.Sid !== 'TicketKeyEnvelope' && asArray<string>(st.Action).some((a) => a.startsWith('kms:')));
+    const kmsSt = roleStatements(ks, roleId).filter(
+      (st) => st.Sid !== 'TicketKeyEnvelope' && asArray<string>(st.Action).some((a) => a.startsWith('kms:')),
+    );
     const aliasesOf = (st: Statement): string[] =>
-      st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ?? st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
+      st.Condition['ForAnyValue:StringEquals']?.['kms:ResourceAliases'] ??
+      st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases'];
     const TAG = 'aws:ResourceTag/keyless:deployment';
     for (const st of kmsSt) {
       expect(render(st.Resource, PSEUDO)).toBe('arn:aws:kms:xx-test-1:111111111111:key/*'); // never a key ARN
@@ -251,49 +328,81 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
     // Wildcards only ever cover the deployment's signing-key namespace, never the ticket or wrapping keys.
     const wild = kmsSt.filter((st) => st.Condition['ForAnyValue:StringLike']);
     expect(wild.map((st) => asArray<string>(st.Action).sort().join(','))).toEqual(['kms:Sign', 'kms:GetPublicKey']);
-    for (const st of wild) expect(st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases']).toEqual(['alias/keyless/prod/keys/*']);
+    for (const st of wild)
+      expect(st.Condition['ForAnyValue:StringLike']['kms:ResourceAliases']).toEqual(['alias/keyless/prod/keys/*']);
     const sign = kmsSt.filter((st) => asArray(st.Action).includes('kms:Sign'));
     const byAlias = Object.fromEntries(sign.map((st) => [aliasesOf(st).join(','), st.Condition.StringEquals]));
     expect(byAlias).toEqual({
-      'alias/keyless/prod/keys/web-ecdsa': { 'kms:SigningAlgorithm': ['ECDSA_SHA_256'], 'kms:MessageType': 'RAW', [TAG]: 'prod' },
-      'alias/keyless/prod/keys/web-rsa': { 'kms:SigningAlgorithm': ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'], 'kms:MessageType': 'RAW', [TAG]: 'prod' },
+      'alias/keyless/prod/keys/web-ecdsa': {
+        'kms:SigningAlgorithm': ['ECDSA_SHA_256'],
+        'kms:MessageType': 'RAW',
+        [TAG]: 'prod',
+      },
+      'alias/keyless/prod/keys/web-rsa': {
+        'kms:SigningAlgorithm': ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'],
+        'kms:MessageType': 'RAW',
+        [TAG]: 'prod',
+      },
       // Generations: any TLS signing algorithm, still RAW messages only (the key's own policy narrows further).
       'alias/keyless/prod/keys/*': {
         'kms:SigningAlgorithm': [
-          'ECDSA_SHA_256', 'ECDSA_SHA_384',
-          'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512',
-          'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512',
+          'ECDSA_SHA_256',
+          'ECDSA_SHA_384',
+          'RSASSA_PKCS1_V1_5_SHA_256',
+          'RSASSA_PKCS1_V1_5_SHA_384',
+          'RSASSA_PKCS1_V1_5_SHA_512',
+          'RSASSA_PSS_SHA_256',
+          'RSASSA_PSS_SHA_384',
+          'RSASSA_PSS_SHA_512',
         ],
         'kms:MessageType': 'RAW',
         [TAG]: 'prod',
       },
     });
     const decrypt = kmsSt.find((st) => asArray(st.Action).includes('kms:Decrypt'))!;
-    expect(decrypt.Condition.StringEquals).toEqual({ 'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'], 'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT', [TAG]: 'prod' });
+    expect(decrypt.Condition.StringEquals).toEqual({
+      'kms:EncryptionContext:keyless:key-name': ['legacy', 'next'],
+      'kms:EncryptionAlgorithm': 'SYMMETRIC_DEFAULT',
+      [TAG]: 'prod',
+    });
     expect(roleStatements(ks, roleId).some((st) => asArray(st.Action).includes('kms:GenerateMac'))).toBe(false);
   });
 
   test('the keys the CDK creates carry the deployment tag the role requires', () => {
-    const keys = ofType(ks, 'AWS::KMS::Key').filter(([, k]) => /keyless prod: (TLS|session|wraps)/.test(k.Properties!.Description));
+    const keys = ofType(ks, 'AWS::KMS::Key').filter(([, k]) =>
+      /keyless prod: (TLS|session|wraps)/.test(k.Properties!.Description),
+    );
     expect(keys.length).toBe(4);
-    for (const [, k] of keys) expect(k.Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'keyless:deployment', Value: 'prod' }]));
+    for (const [, k] of keys)
+      expect(k.Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'keyless:deployment', Value: 'prod' }]));
   });
 
-  test('VPC networking as narrow as EC2 allows: interfaces only in the function\'s subnets with its security group', () => {
+  test("VPC networking as narrow as EC2 allows: interfaces only in the function's subnets with its security group", () => {
     const [roleId] = keyServiceRole();
     const st = roleStatements(ks, roleId).filter((x) => asArray<string>(x.Action).some((a) => a.startsWith('ec2:')));
     const bySid = Object.fromEntries(st.map((x) => [x.Sid, x]));
-    const create = asArray(bySid.CreateInterfacesInOwnSubnetsWithOwnSecurityGroup.Resource).map((r) => render(r, PSEUDO));
+    const create = asArray(bySid.CreateInterfacesInOwnSubnetsWithOwnSecurityGroup.Resource).map((r) =>
+      render(r, PSEUDO),
+    );
     const [, fn] = fnEntry();
-    const subnets = fn.Properties!.VpcConfig.SubnetIds.map((r: { Ref: string }) => `arn:aws:ec2:xx-test-1:111111111111:subnet/<${r.Ref}>`);
+    const subnets = fn.Properties!.VpcConfig.SubnetIds.map(
+      (r: { Ref: string }) => `arn:aws:ec2:xx-test-1:111111111111:subnet/<${r.Ref}>`,
+    );
     const sg = `arn:aws:ec2:xx-test-1:111111111111:security-group/<${fn.Properties!.VpcConfig.SecurityGroupIds[0]['Fn::GetAtt'][0]}.GroupId>`;
     expect(create.sort()).toEqual(['arn:aws:ec2:xx-test-1:111111111111:network-interface/*', ...subnets, sg].sort());
-    expect(asArray(bySid.ManageOwnInterfaces.Resource).map((r) => render(r, PSEUDO))).toEqual(['arn:aws:ec2:xx-test-1:111111111111:network-interface/*']);
+    expect(asArray(bySid.ManageOwnInterfaces.Resource).map((r) => render(r, PSEUDO))).toEqual([
+      'arn:aws:ec2:xx-test-1:111111111111:network-interface/*',
+    ]);
     // Only the Describe actions, which support no resource-level permissions, are on "*".
-    expect(st.filter((x) => asArray(x.Resource).includes('*')).flatMap((x) => asArray<string>(x.Action)).sort()).toEqual(['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']);
+    expect(
+      st
+        .filter((x) => asArray(x.Resource).includes('*'))
+        .flatMap((x) => asArray<string>(x.Action))
+        .sort(),
+    ).toEqual(['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets']);
   });
 
-  test('logging is limited to the function\'s own log group', () => {
+  test("logging is limited to the function's own log group", () => {
     const [roleId, fn] = [keyServiceRole()[0], fnEntry()[1]];
     const logs = roleStatements(ks, roleId).find((st) => asArray(st.Action).includes('logs:PutLogEvents'))!;
     expect(logs.Resource).toEqual({ 'Fn::GetAtt': [fn.Properties!.LoggingConfig.LogGroup.Ref, 'Arn'] });
@@ -301,7 +410,8 @@ describe('key-service role: exactly the KMS actions of its modes, plus logging a
 });
 
 describe('keys and key policies', () => {
-  const keys = () => ofType(ks, 'AWS::KMS::Key').filter(([, k]) => /keyless prod: (TLS|session|wraps)/.test(k.Properties!.Description));
+  const keys = () =>
+    ofType(ks, 'AWS::KMS::Key').filter(([, k]) => /keyless prod: (TLS|session|wraps)/.test(k.Properties!.Description));
   const keyNamed = (desc: RegExp) => keys().find(([, k]) => desc.test(k.Properties!.Description))!;
 
   test('kms custody keys: SIGN_VERIFY, their spec, RETAIN, deletion window, alias', () => {
@@ -315,26 +425,43 @@ describe('keys and key policies', () => {
       expect(k.Properties!.EnableKeyRotation ?? false).toBe(false);
       expect(k.Properties!.MultiRegion ?? false).toBe(false);
       expect([k.DeletionPolicy, k.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
-      s.template(KS).hasResourceProperties('AWS::KMS::Alias', { AliasName: `alias/keyless/prod/keys/${name}`, TargetKeyId: { 'Fn::GetAtt': [id, 'Arn'] } });
+      s.template(KS).hasResourceProperties('AWS::KMS::Alias', {
+        AliasName: `alias/keyless/prod/keys/${name}`,
+        TargetKeyId: { 'Fn::GetAtt': [id, 'Arn'] },
+      });
     }
   });
 
   test('ticket-key envelope key and sealed wrapping key; no HMAC key', () => {
     const [, ticket] = keyNamed(/session-ticket/);
-    expect(ticket.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true, PendingWindowInDays: 14 });
+    expect(ticket.Properties).toMatchObject({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      EnableKeyRotation: true,
+      PendingWindowInDays: 14,
+    });
     expect(ticket.DeletionPolicy).toBe('Retain');
     expect(keys().some(([, k]) => k.Properties!.KeySpec === 'HMAC_256')).toBe(false);
     const [, wrap] = keyNamed(/wraps sealed-custody/);
-    expect(wrap.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true, PendingWindowInDays: 14 });
+    expect(wrap.Properties).toMatchObject({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      EnableKeyRotation: true,
+      PendingWindowInDays: 14,
+    });
     expect(wrap.DeletionPolicy).toBe('Retain');
     expect(keys()).toHaveLength(4);
   });
 
-  test('every use statement: only the key-service role, only through its VPC endpoint, only its mode\'s action', () => {
+  test("every use statement: only the key-service role, only through its VPC endpoint, only its mode's action", () => {
     const [roleId] = keyServiceRole();
     const [epId] = endpointOf('kms');
     const expected = (k: { Properties?: Record<string, unknown> }): string[] =>
-      k.Properties!.KeyUsage === 'SIGN_VERIFY' ? ['kms:GetPublicKey', 'kms:Sign'] : /session-ticket/.test(String(k.Properties!.Description)) ? ['kms:Decrypt', 'kms:Encrypt'] : ['kms:Decrypt'];
+      k.Properties!.KeyUsage === 'SIGN_VERIFY'
+        ? ['kms:GetPublicKey', 'kms:Sign']
+        : /session-ticket/.test(String(k.Properties!.Description))
+          ? ['kms:Decrypt', 'kms:Encrypt']
+          : ['kms:Decrypt'];
     for (const [, k] of keys()) {
       const st: Statement[] = k.Properties!.KeyPolicy.Statement;
       const use = st.filter((x) => x.Condition?.ArnEquals?.['aws:PrincipalArn']);
@@ -350,15 +477,19 @@ describe('keys and key policies', () => {
         expect(sign.Condition.StringEquals['kms:SigningAlgorithm'].length).toBeGreaterThan(0);
       }
       const decrypt = use.find((u) => asArray(u.Action).includes('kms:Decrypt'));
-      if (decrypt && /session-ticket/.test(k.Properties!.Description)) expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:deployment']).toBe('prod');
-      else if (decrypt) expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:key-name']).toEqual(['legacy', 'next']);
+      if (decrypt && /session-ticket/.test(k.Properties!.Description))
+        expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:deployment']).toBe('prod');
+      else if (decrypt)
+        expect(decrypt.Condition.StringEquals['kms:EncryptionContext:keyless:key-name']).toEqual(['legacy', 'next']);
     }
   });
 
   test('administrators administer but cannot sign, decrypt, MAC or grant', () => {
     const crypto = /^kms:(Sign|Decrypt|Encrypt|ReEncrypt|GenerateMac|GenerateDataKey|CreateGrant|\*)/;
     for (const [, k] of keys()) {
-      const admin = (k.Properties!.KeyPolicy.Statement as Statement[]).find((x) => x.Sid === 'AccountAdministersKeyButCannotUseIt')!;
+      const admin = (k.Properties!.KeyPolicy.Statement as Statement[]).find(
+        (x) => x.Sid === 'AccountAdministersKeyButCannotUseIt',
+      )!;
       expect(admin.Condition).toBeUndefined();
       expect(asArray<string>(admin.Action).filter((a) => crypto.test(a))).toEqual([]);
       expect(asArray<string>(admin.Action).every((a) => KEY_ADMIN_ACTIONS.includes(a))).toBe(true);
@@ -369,7 +500,11 @@ describe('keys and key policies', () => {
     const [roleId] = keyServiceRole();
     const all = keys().flatMap(([, k]) => k.Properties!.KeyPolicy.Statement as Statement[]);
     const ops = all.filter((x) => /^Operators/.test(x.Sid));
-    expect(ops.map((x) => x.Sid).sort()).toEqual(['OperatorsProvisionSealedKeys', 'OperatorsSignCertificateRequests', 'OperatorsSignCertificateRequests']);
+    expect(ops.map((x) => x.Sid).sort()).toEqual([
+      'OperatorsProvisionSealedKeys',
+      'OperatorsSignCertificateRequests',
+      'OperatorsSignCertificateRequests',
+    ]);
     for (const o of ops) {
       expect(o.Condition.ArnLike['aws:PrincipalArn']).toEqual([OPERATOR]);
       expect(o.Condition.ArnNotEquals['aws:PrincipalArn']).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
@@ -383,12 +518,20 @@ describe('keys and key policies', () => {
 
 describe('edge fleet', () => {
   test('ECS cluster with Container Insights', () => {
-    s.template(EDGE).hasResourceProperties('AWS::ECS::Cluster', { ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }] });
+    s.template(EDGE).hasResourceProperties('AWS::ECS::Cluster', {
+      ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
+    });
   });
 
   test('Fargate task from edge-proxy/Dockerfile: non-root, read-only root filesystem, health check, no capabilities', () => {
     const [, td] = onlyResource(edge, 'AWS::ECS::TaskDefinition');
-    expect(td.Properties).toMatchObject({ RequiresCompatibilities: ['FARGATE'], NetworkMode: 'awsvpc', Cpu: '1024', Memory: '2048', RuntimePlatform: { CpuArchitecture: 'ARM64' } });
+    expect(td.Properties).toMatchObject({
+      RequiresCompatibilities: ['FARGATE'],
+      NetworkMode: 'awsvpc',
+      Cpu: '1024',
+      Memory: '2048',
+      RuntimePlatform: { CpuArchitecture: 'ARM64' },
+    });
     const c = td.Properties!.ContainerDefinitions;
     expect(c).toHaveLength(1);
     expect(c[0]).toMatchObject({
@@ -404,13 +547,17 @@ describe('edge fleet', () => {
     expect(c[0].Privileged ?? false).toBe(false);
     // The image is the Docker asset built from edge-proxy/Dockerfile at the repository root.
     const assets = JSON.parse(fs.readFileSync(path.join(s.outdir, `${EDGE}.assets.json`), 'utf8'));
-    const images = Object.values(assets.dockerImages) as Array<{ source: { directory: string; dockerFile: string; platform: string } }>;
+    const images = Object.values(assets.dockerImages) as Array<{
+      source: { directory: string; dockerFile: string; platform: string };
+    }>;
     expect(images).toHaveLength(1);
     expect(images[0].source).toMatchObject({ dockerFile: 'edge-proxy/Dockerfile', platform: 'linux/arm64' });
     const context = path.join(s.outdir, images[0].source.directory);
     expect(fs.existsSync(path.join(context, 'edge-proxy/Dockerfile'))).toBe(true);
-    for (const absent of ['node_modules', '.git', '.keyless', 'dist', 'cdk.out', 'bin', 'lib', 'test', 'local']) expect(fs.existsSync(path.join(context, absent))).toBe(false);
-    for (const present of ['package.json', 'package-lock.json', 'tools/bundle-edge.mjs', 'edge-proxy/src', 'lambdas']) expect(fs.existsSync(path.join(context, present))).toBe(true);
+    for (const absent of ['node_modules', '.git', '.keyless', 'dist', 'cdk.out', 'bin', 'lib', 'test', 'local'])
+      expect(fs.existsSync(path.join(context, absent))).toBe(false);
+    for (const present of ['package.json', 'package-lock.json', 'tools/bundle-edge.mjs', 'edge-proxy/src', 'lambdas'])
+      expect(fs.existsSync(path.join(context, present))).toBe(true);
   });
 
   test('runtime contract: environment of the edge container', () => {
@@ -447,7 +594,10 @@ describe('edge fleet', () => {
 
   test('Network Load Balancer: TCP 443 pass-through to 8443, PROXY protocol v2, health checks, draining', () => {
     const t = s.template(EDGE);
-    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Type: 'network', Scheme: 'internet-facing' });
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      Type: 'network',
+      Scheme: 'internet-facing',
+    });
     t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'TCP' });
     const [, tg] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::TargetGroup');
@@ -464,7 +614,9 @@ describe('edge fleet', () => {
       HealthyThresholdCount: 2,
       UnhealthyThresholdCount: 2,
     });
-    const attrs = Object.fromEntries((tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]));
+    const attrs = Object.fromEntries(
+      (tg.Properties!.TargetGroupAttributes as Array<{ Key: string; Value: string }>).map((a) => [a.Key, a.Value]),
+    );
     expect(attrs).toMatchObject({
       'proxy_protocol_v2.enabled': 'true',
       'preserve_client_ip.enabled': 'false',
@@ -472,7 +624,8 @@ describe('edge fleet', () => {
       'target_health_state.unhealthy.connection_termination.enabled': 'false',
     });
     // No other listener, no TLS termination at the load balancer.
-    for (const [, l] of ofType(edge, 'AWS::ElasticLoadBalancingV2::Listener')) expect(l.Properties!.Certificates).toBeUndefined();
+    for (const [, l] of ofType(edge, 'AWS::ElasticLoadBalancingV2::Listener'))
+      expect(l.Properties!.Certificates).toBeUndefined();
   });
 
   test('security groups: NLB open on 443 only, tasks reachable only from the NLB on 8443 (and 9090 for health checks)', () => {
@@ -480,24 +633,38 @@ describe('edge fleet', () => {
     const taskSg = svc.Properties!.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0]['Fn::GetAtt'][0];
     const [, lb] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::LoadBalancer');
     const nlbSg = lb.Properties!.SecurityGroups[0]['Fn::GetAtt'][0];
-    expect(edge.Resources[nlbSg].Properties!.SecurityGroupIngress).toEqual([{ CidrIp: '0.0.0.0/0', Description: 'TLS clients 0.0.0.0/0', FromPort: 443, IpProtocol: 'tcp', ToPort: 443 }]);
-    const ingressToTasks = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg);
-    expect(ingressToTasks.map(([, r]) => [r.Properties!.FromPort, r.Properties!.SourceSecurityGroupId['Fn::GetAtt'][0]])).toEqual([
+    expect(edge.Resources[nlbSg].Properties!.SecurityGroupIngress).toEqual([
+      { CidrIp: '0.0.0.0/0', Description: 'TLS clients 0.0.0.0/0', FromPort: 443, IpProtocol: 'tcp', ToPort: 443 },
+    ]);
+    const ingressToTasks = ofType(edge, 'AWS::EC2::SecurityGroupIngress').filter(
+      ([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg,
+    );
+    expect(
+      ingressToTasks.map(([, r]) => [r.Properties!.FromPort, r.Properties!.SourceSecurityGroupId['Fn::GetAtt'][0]]),
+    ).toEqual([
       [8443, nlbSg],
       [9090, nlbSg],
     ]);
     expect(edge.Resources[taskSg].Properties!.SecurityGroupIngress ?? []).toEqual([]);
     // Egress: HTTPS through NAT (key services of other regions), the origin (a name: the VPC only),
     // and each endpoint's security group.
-    const inline = (edge.Resources[taskSg].Properties!.SecurityGroupEgress as Array<{ FromPort: number; CidrIp: string }>).map((r) => [r.FromPort, render(r.CidrIp)]);
+    const inline = (
+      edge.Resources[taskSg].Properties!.SecurityGroupEgress as Array<{ FromPort: number; CidrIp: string }>
+    ).map((r) => [r.FromPort, render(r.CidrIp)]);
     expect(inline).toEqual([
       [443, '0.0.0.0/0'],
       [8080, '10.80.0.0/16'],
     ]);
-    const toEndpoints = ofType(edge, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg);
-    expect(toEndpoints.map(([, r]) => r.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0].replace(/EndpointSecurityGroup.*$/, '')).sort()).toEqual(
-      ['NetworkEcrApi', 'NetworkEcrDocker', 'NetworkLambda', 'NetworkLogs', 'NetworkSsm'].sort(),
+    const toEndpoints = ofType(edge, 'AWS::EC2::SecurityGroupEgress').filter(
+      ([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === taskSg,
     );
+    expect(
+      toEndpoints
+        .map(([, r]) =>
+          r.Properties!.DestinationSecurityGroupId['Fn::GetAtt'][0].replace(/EndpointSecurityGroup.*$/, ''),
+        )
+        .sort(),
+    ).toEqual(['NetworkEcrApi', 'NetworkEcrDocker', 'NetworkLambda', 'NetworkLogs', 'NetworkSsm'].sort());
     for (const [, r] of toEndpoints) expect([r.Properties!.FromPort, r.Properties!.ToPort]).toEqual([443, 443]);
   });
 
@@ -505,7 +672,11 @@ describe('edge fleet', () => {
     const [, svc] = onlyResource(edge, 'AWS::ECS::Service');
     expect(svc.Properties).toMatchObject({
       LaunchType: 'FARGATE',
-      DeploymentConfiguration: { DeploymentCircuitBreaker: { Enable: true, Rollback: true }, MinimumHealthyPercent: 100, MaximumPercent: 200 },
+      DeploymentConfiguration: {
+        DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+        MinimumHealthyPercent: 100,
+        MaximumPercent: 200,
+      },
       NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED' } },
       EnableExecuteCommand: false,
       LoadBalancers: [{ ContainerName: 'edge', ContainerPort: 8443 }],
@@ -516,15 +687,25 @@ describe('edge fleet', () => {
     const [listenerId] = onlyResource(edge, 'AWS::ElasticLoadBalancingV2::Listener');
     expect(asArray(svc.DependsOn)).toContain(listenerId);
     const subnets = svc.Properties!.NetworkConfiguration.AwsvpcConfiguration.Subnets.map((r: { Ref: string }) => r.Ref);
-    for (const sn of subnets) expect(edge.Resources[sn].Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'aws-cdk:subnet-type', Value: 'Private' }]));
+    for (const sn of subnets)
+      expect(edge.Resources[sn].Properties!.Tags).toEqual(
+        expect.arrayContaining([{ Key: 'aws-cdk:subnet-type', Value: 'Private' }]),
+      );
   });
 
   test('autoscaling on CPU and on active connections per task', () => {
     const t = s.template(EDGE);
-    t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 3, MaxCapacity: 12, ScalableDimension: 'ecs:service:DesiredCount' });
+    t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 3,
+      MaxCapacity: 12,
+      ScalableDimension: 'ecs:service:DesiredCount',
+    });
     t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       PolicyType: 'TargetTrackingScaling',
-      TargetTrackingScalingPolicyConfiguration: { PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' }, TargetValue: 60 },
+      TargetTrackingScalingPolicyConfiguration: {
+        PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+        TargetValue: 60,
+      },
     });
     t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       PolicyType: 'TargetTrackingScaling',
@@ -532,8 +713,16 @@ describe('edge fleet', () => {
         TargetValue: 5000,
         CustomizedMetricSpecification: {
           Metrics: Match.arrayWith([
-            Match.objectLike({ Id: 'flows', MetricStat: Match.objectLike({ Metric: Match.objectLike({ Namespace: 'AWS/NetworkELB', MetricName: 'ActiveFlowCount_TCP' }) }) }),
-            Match.objectLike({ Id: 'tasks', MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'HealthyHostCount' }) }) }),
+            Match.objectLike({
+              Id: 'flows',
+              MetricStat: Match.objectLike({
+                Metric: Match.objectLike({ Namespace: 'AWS/NetworkELB', MetricName: 'ActiveFlowCount_TCP' }),
+              }),
+            }),
+            Match.objectLike({
+              Id: 'tasks',
+              MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'HealthyHostCount' }) }),
+            }),
             Match.objectLike({ Id: 'perTask', Expression: 'flows / tasks', ReturnData: true }),
           ]),
         },
@@ -542,7 +731,9 @@ describe('edge fleet', () => {
     t.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 2);
     // `keyless fleet scale` reads the budget split the edges were given, so it can refuse a maximum
     // that would break it (bin/cli/fleet.ts).
-    const [, fleet] = Object.entries(t.findResources('AWS::SSM::Parameter')).find(([, r]) => (r as { Properties: { Name?: string } }).Properties.Name?.endsWith('/fleet'))!;
+    const [, fleet] = Object.entries(t.findResources('AWS::SSM::Parameter')).find(([, r]) =>
+      (r as { Properties: { Name?: string } }).Properties.Name?.endsWith('/fleet'),
+    )!;
     const p = (fleet as { Properties: { Name: string; Value: string } }).Properties;
     expect(p.Name).toMatch(/^\/keyless\/[a-z0-9-]+\/fleet$/);
     expect(JSON.parse(p.Value)).toEqual({ kmsBudget: 240, maxTasks: 24, maximumPercent: 200 });
@@ -554,9 +745,14 @@ describe('edge fleet', () => {
     const st = roleStatements(edge, taskRoleId);
     expect(allowedActions(st)).toEqual(['lambda:InvokeFunction', 'ssm:GetParametersByPath']);
     const invoke = st.find((x) => asArray(x.Action).includes('lambda:InvokeFunction'))!;
-    expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO))).toEqual([expect.stringMatching(/PublishOutputRefKeyServiceLiveAlias/)]);
+    expect(asArray(invoke.Resource).map((r) => render(r, PSEUDO))).toEqual([
+      expect.stringMatching(/PublishOutputRefKeyServiceLiveAlias/),
+    ]);
     for (const x of st.filter((y) => asArray<string>(y.Action).some((a) => a.startsWith('ssm:')))) {
-      for (const r of asArray(x.Resource)) expect(render(r, PSEUDO)).toMatch(/^arn:aws:ssm:xx-test-1:111111111111:parameter\/keyless\/prod\/certs(\/\*)?$/);
+      for (const r of asArray(x.Resource))
+        expect(render(r, PSEUDO)).toMatch(
+          /^arn:aws:ssm:xx-test-1:111111111111:parameter\/keyless\/prod\/certs(\/\*)?$/,
+        );
     }
     expect(edge.Resources[taskRoleId].Properties!.ManagedPolicyArns).toBeUndefined();
     // No role or policy of the edge stack mentions KMS, except the alarm topic's own key policy.
@@ -566,7 +762,9 @@ describe('edge fleet', () => {
   });
 
   test('the Lambda endpoint in the edge VPC lets only the task role invoke the alias', () => {
-    const [, ep] = ofType(edge, 'AWS::EC2::VPCEndpoint').find(([, r]) => render(r.Properties!.ServiceName, PSEUDO) === 'com.amazonaws.xx-test-1.lambda')!;
+    const [, ep] = ofType(edge, 'AWS::EC2::VPCEndpoint').find(
+      ([, r]) => render(r.Properties!.ServiceName, PSEUDO) === 'com.amazonaws.xx-test-1.lambda',
+    )!;
     expect(ep.Properties!.PrivateDnsEnabled).toBe(true);
     const [st] = ep.Properties!.PolicyDocument.Statement;
     const [, td] = onlyResource(edge, 'AWS::ECS::TaskDefinition');
@@ -574,8 +772,13 @@ describe('edge fleet', () => {
   });
 
   test('certificates in SSM under the deployment prefix, advanced tier, in the runtime JSON shape', () => {
-    const params = ofType(edge, 'AWS::SSM::Parameter').filter(([, p]) => String(p.Properties!.Name).startsWith('/keyless/prod/certs/'));
-    expect(params.map(([, p]) => p.Properties!.Name).sort()).toEqual(['/keyless/prod/certs/legacy', '/keyless/prod/certs/www']);
+    const params = ofType(edge, 'AWS::SSM::Parameter').filter(([, p]) =>
+      String(p.Properties!.Name).startsWith('/keyless/prod/certs/'),
+    );
+    expect(params.map(([, p]) => p.Properties!.Name).sort()).toEqual([
+      '/keyless/prod/certs/legacy',
+      '/keyless/prod/certs/www',
+    ]);
     for (const [, p] of params) {
       expect(p.Properties).toMatchObject({ Tier: 'Advanced', Type: 'String' });
       const v = JSON.parse(p.Properties!.Value);
@@ -583,7 +786,9 @@ describe('edge fleet', () => {
       expect(v.chainPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
       expect(v.chainPem).not.toMatch(/PRIVATE KEY/);
     }
-    expect(JSON.parse(params.find(([, p]) => p.Properties!.Name.endsWith('/www'))![1].Properties!.Value)).toMatchObject({ hostnames: ['www.example.com', 'example.com'], keyName: 'web-ecdsa' });
+    expect(JSON.parse(params.find(([, p]) => p.Properties!.Name.endsWith('/www'))![1].Properties!.Value)).toMatchObject(
+      { hostnames: ['www.example.com', 'example.com'], keyName: 'web-ecdsa' },
+    );
   });
 
   test('NAT for the tasks (origin and other regions), flow logs for rejected traffic', () => {
@@ -609,9 +814,18 @@ describe('observability', () => {
       ['key-service errors', /"AWS\/Lambda","Errors"/],
       ['key-service throttles', /"AWS\/Lambda","Throttles"/],
       // SEARCH schemas name the exact dimension sets the code emits (Powertools adds `service`), with the deployment.
-      ['key-service typed errors', /SEARCH\('\{Keyless\/KeyService,service,Deployment,Code\} MetricName=\\"Errors\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/],
-      ['KMS throttles', /SEARCH\('\{Keyless\/KeyService,service,Deployment,Operation\} MetricName=\\"KmsThrottles\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/],
-      ['admission rejections by reason', /SEARCH\('\{Keyless\/Edge,Deployment,Reason\} MetricName=\\"AdmissionRejections\\" Deployment=\\"prod\\"'/],
+      [
+        'key-service typed errors',
+        /SEARCH\('\{Keyless\/KeyService,service,Deployment,Code\} MetricName=\\"Errors\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/,
+      ],
+      [
+        'KMS throttles',
+        /SEARCH\('\{Keyless\/KeyService,service,Deployment,Operation\} MetricName=\\"KmsThrottles\\" Deployment=\\"prod\\" service=\\"keyless-key-service\\"'/,
+      ],
+      [
+        'admission rejections by reason',
+        /SEARCH\('\{Keyless\/Edge,Deployment,Reason\} MetricName=\\"AdmissionRejections\\" Deployment=\\"prod\\"'/,
+      ],
       ['KMS quota usage', /SERVICE_QUOTA\(calls(Ecc|Rsa)\)/],
       ['active connections', /"AWS\/NetworkELB","ActiveFlowCount_TCP"/],
       ['task count', /"ECS\/ContainerInsights","RunningTaskCount"/],
@@ -620,11 +834,23 @@ describe('observability', () => {
   });
 
   test('alarms that need a human, wired to an encrypted topic with the on-call e-mail', () => {
-    const alarmNames = (t: CfnTemplate) => ofType(t, 'AWS::CloudWatch::Alarm').map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
+    const alarmNames = (t: CfnTemplate) =>
+      ofType(t, 'AWS::CloudWatch::Alarm').map(([id]) => id.replace(/[0-9A-F]{8}$/, ''));
     expect(alarmNames(ks).sort()).toEqual(
-      ['AlarmsConcurrencyNearReserved', 'AlarmsErrorRate', 'AlarmsKmsQuotaEcc', 'AlarmsKmsQuotaRsa', 'AlarmsLatencyP99', 'AlarmsThrottles'].sort(),
+      [
+        'AlarmsConcurrencyNearReserved',
+        'AlarmsErrorRate',
+        'AlarmsKmsQuotaEcc',
+        'AlarmsKmsQuotaRsa',
+        'AlarmsLatencyP99',
+        'AlarmsThrottles',
+      ].sort(),
     );
-    expect(alarmNames(edge).sort()).toEqual(['MonitoringNoHealthyTargets', 'MonitoringTasksBelowMinimum', 'MonitoringUnhealthyTargets']);
+    expect(alarmNames(edge).sort()).toEqual([
+      'MonitoringNoHealthyTargets',
+      'MonitoringTasksBelowMinimum',
+      'MonitoringUnhealthyTargets',
+    ]);
     for (const t of [ks, edge]) {
       const [topicId, topic] = onlyResource(t, 'AWS::SNS::Topic');
       expect(topic.Properties!.KmsMasterKeyId).toBeDefined();
@@ -632,13 +858,24 @@ describe('observability', () => {
         expect(a.Properties!.AlarmActions).toEqual([{ Ref: topicId }]);
         expect(a.Properties!.AlarmDescription.length).toBeGreaterThan(40);
       }
-      s.template(t === ks ? KS : EDGE).hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+      s.template(t === ks ? KS : EDGE).hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'oncall@example.com',
+      });
       s.template(t === ks ? KS : EDGE).hasResourceProperties('AWS::SNS::TopicPolicy', {
-        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
       });
     }
     // The latency alarm fires before the function times out.
-    s.template(KS).hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Duration', ExtendedStatistic: 'p99', Threshold: 3200 });
+    s.template(KS).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Duration',
+      ExtendedStatistic: 'p99',
+      Threshold: 3200,
+    });
   });
 });
 
@@ -673,7 +910,12 @@ describe('cfn-lint', () => {
 
 describe('tags', () => {
   test('every stack carries the deployment and configured tags', () => {
-    s.template(EDGE).hasResourceProperties('AWS::ECS::Cluster', { Tags: Match.arrayWith([{ Key: 'cost-center', Value: 'tls' }, { Key: 'keyless:deployment', Value: 'prod' }]) });
+    s.template(EDGE).hasResourceProperties('AWS::ECS::Cluster', {
+      Tags: Match.arrayWith([
+        { Key: 'cost-center', Value: 'tls' },
+        { Key: 'keyless:deployment', Value: 'prod' },
+      ]),
+    });
     const [, fn] = fnEntry();
     expect(fn.Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'keyless:deployment', Value: 'prod' }]));
   });

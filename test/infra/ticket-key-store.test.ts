@@ -12,7 +12,15 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { KEY_ADMIN_ACTIONS } from '../../lib/kms-keys';
 import { TicketKeyStore } from '../../lib/ticket-key-store';
-import { allowedActions, asArray, nagFindings, PSEUDO, resourcesOfType, type CfnTemplate, type Statement } from './helpers';
+import {
+  allowedActions,
+  asArray,
+  nagFindings,
+  PSEUDO,
+  resourcesOfType,
+  type CfnTemplate,
+  type Statement,
+} from './helpers';
 
 const ACCOUNT = PSEUDO['AWS::AccountId'];
 const REGION = PSEUDO['AWS::Region'];
@@ -28,9 +36,17 @@ let ids: { role: string; key: string; kmsEndpoint: string; ssmEndpoint: string; 
 beforeAll(() => {
   const app = new App();
   stack = new Stack(app, 'TicketKeyStoreTest');
-  const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, maxAzs: 2, subnetConfiguration: [{ name: 'KeyService', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }] });
+  const vpc = new ec2.Vpc(stack, 'Vpc', {
+    natGateways: 0,
+    maxAzs: 2,
+    subnetConfiguration: [{ name: 'KeyService', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
+  });
   const functionSg = new ec2.SecurityGroup(stack, 'FunctionSg', { vpc, allowAllOutbound: false });
-  const kmsEndpoint = vpc.addInterfaceEndpoint('KmsEndpoint', { service: ec2.InterfaceVpcEndpointAwsService.KMS, subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }, open: false });
+  const kmsEndpoint = vpc.addInterfaceEndpoint('KmsEndpoint', {
+    service: ec2.InterfaceVpcEndpointAwsService.KMS,
+    subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+    open: false,
+  });
   const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
   store = new TicketKeyStore(stack, 'TicketKeys', {
     deployment: 'test',
@@ -42,7 +58,8 @@ beforeAll(() => {
   });
   store.grantKeyService(role);
   t = app.synth().getStackByName('TicketKeyStoreTest').template as CfnTemplate;
-  const idOf = (type: string, match: (p: Record<string, unknown>) => boolean = () => true) => resourcesOfType(t, type).find(([, r]) => match(r.Properties ?? {}))![0];
+  const idOf = (type: string, match: (p: Record<string, unknown>) => boolean = () => true) =>
+    resourcesOfType(t, type).find(([, r]) => match(r.Properties ?? {}))![0];
   ids = {
     role: idOf('AWS::IAM::Role'),
     key: idOf('AWS::KMS::Key'),
@@ -62,7 +79,8 @@ function resolve<T>(v: T): T {
       const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
       return parts.map(walk).join(sep);
     }
-    if (typeof o.Ref === 'string') return (PSEUDO as Record<string, string>)[o.Ref] ?? (o.Ref === ids.kmsEndpoint ? KMS_VPCE : `<${o.Ref}>`);
+    if (typeof o.Ref === 'string')
+      return (PSEUDO as Record<string, string>)[o.Ref] ?? (o.Ref === ids.kmsEndpoint ? KMS_VPCE : `<${o.Ref}>`);
     if (o['Fn::GetAtt']) {
       const [id] = o['Fn::GetAtt'] as string[];
       return id === ids.role ? ROLE_ARN : id === ids.key ? KEY_ARN : `<${id}>`;
@@ -81,11 +99,19 @@ const rolePolicies = () =>
 describe('resources', () => {
   test('a symmetric ENCRYPT_DECRYPT key, rotated, retained, aliased and tagged with the deployment', () => {
     const key = t.Resources[ids.key];
-    expect(key.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EnableKeyRotation: true, PendingWindowInDays: 7 });
+    expect(key.Properties).toMatchObject({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      EnableKeyRotation: true,
+      PendingWindowInDays: 7,
+    });
     expect(key.Properties!.Tags).toEqual([{ Key: 'keyless:deployment', Value: 'test' }]);
     expect(key.DeletionPolicy).toBe('Retain');
     const [, alias] = resourcesOfType(t, 'AWS::KMS::Alias')[0];
-    expect(alias.Properties).toEqual({ AliasName: 'alias/keyless/test/ticket-keys', TargetKeyId: { 'Fn::GetAtt': [ids.key, 'Arn'] } });
+    expect(alias.Properties).toEqual({
+      AliasName: 'alias/keyless/test/ticket-keys',
+      TargetKeyId: { 'Fn::GetAtt': [ids.key, 'Arn'] },
+    });
     expect(resourcesOfType(t, 'AWS::KMS::Key')).toHaveLength(1); // nothing else: no HMAC key
   });
 
@@ -93,10 +119,23 @@ describe('resources', () => {
     const ep = t.Resources[ids.ssmEndpoint].Properties!;
     expect(ep).toMatchObject({ VpcEndpointType: 'Interface', PrivateDnsEnabled: true });
     const epSg = ep.SecurityGroupIds[0]['Fn::GetAtt'][0];
-    const ingress = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === epSg);
-    expect(ingress.map(([, r]) => r.Properties)).toEqual([expect.objectContaining({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: { 'Fn::GetAtt': [ids.functionSg, 'GroupId'] } })]);
-    const egress = resourcesOfType(t, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === ids.functionSg);
-    expect(egress.map(([, r]) => r.Properties!.DestinationSecurityGroupId)).toEqual([{ 'Fn::GetAtt': [epSg, 'GroupId'] }]);
+    const ingress = resourcesOfType(t, 'AWS::EC2::SecurityGroupIngress').filter(
+      ([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === epSg,
+    );
+    expect(ingress.map(([, r]) => r.Properties)).toEqual([
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: 443,
+        ToPort: 443,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [ids.functionSg, 'GroupId'] },
+      }),
+    ]);
+    const egress = resourcesOfType(t, 'AWS::EC2::SecurityGroupEgress').filter(
+      ([, r]) => r.Properties!.GroupId['Fn::GetAtt'][0] === ids.functionSg,
+    );
+    expect(egress.map(([, r]) => r.Properties!.DestinationSecurityGroupId)).toEqual([
+      { 'Fn::GetAtt': [epSg, 'GroupId'] },
+    ]);
   });
 
   test('endpoint policies: only the key-service role; SSM only on the store, KMS only the envelope actions', () => {
@@ -111,7 +150,9 @@ describe('resources', () => {
       },
     ]);
     const kms: Statement[] = resolve(t.Resources[ids.kmsEndpoint].Properties!.PolicyDocument.Statement);
-    expect(kms).toEqual([expect.objectContaining({ Principal: { AWS: ROLE_ARN }, Action: ['kms:Encrypt', 'kms:Decrypt'] })]);
+    expect(kms).toEqual([
+      expect.objectContaining({ Principal: { AWS: ROLE_ARN }, Action: ['kms:Encrypt', 'kms:Decrypt'] }),
+    ]);
   });
 
   test('the Lambda environment names the key, the store and the retention', () => {
@@ -124,9 +165,19 @@ describe('resources', () => {
   });
 
   test('the role gets exactly the store and envelope actions; administrators get no use of the key', () => {
-    expect(allowedActions(rolePolicies().flatMap((p) => asArray<Statement>(p.policy.Statement)))).toEqual(['kms:Decrypt', 'kms:Encrypt', 'ssm:DeleteParameter', 'ssm:GetParameter', 'ssm:PutParameter']);
+    expect(allowedActions(rolePolicies().flatMap((p) => asArray<Statement>(p.policy.Statement)))).toEqual([
+      'kms:Decrypt',
+      'kms:Encrypt',
+      'ssm:DeleteParameter',
+      'ssm:GetParameter',
+      'ssm:PutParameter',
+    ]);
     const admin = (keyPolicy().Statement as Statement[]).find((s) => s.Sid === 'AccountAdministersKeyButCannotUseIt')!;
-    expect(asArray<string>(admin.Action).every((a) => KEY_ADMIN_ACTIONS.includes(a) && !/Encrypt|Decrypt|GenerateDataKey/.test(a))).toBe(true);
+    expect(
+      asArray<string>(admin.Action).every(
+        (a) => KEY_ADMIN_ACTIONS.includes(a) && !/Encrypt|Decrypt|GenerateDataKey/.test(a),
+      ),
+    ).toBe(true);
   });
 
   test('cdk-nag: no unacknowledged finding from the construct', () => {
@@ -136,7 +187,14 @@ describe('resources', () => {
 });
 
 describe('IAM simulator', () => {
-  async function decide(principal: string, action: string, resource: string, context: Record<string, string>, identity: Simulation['identityPolicies'], resourcePolicy?: unknown): Promise<string> {
+  async function decide(
+    principal: string,
+    action: string,
+    resource: string,
+    context: Record<string, string>,
+    identity: Simulation['identityPolicies'],
+    resourcePolicy?: unknown,
+  ): Promise<string> {
     const res = await runSimulation(
       {
         request: { principal, action, resource: { resource, accountId: ACCOUNT }, contextVariables: context },
@@ -162,12 +220,34 @@ describe('IAM simulator', () => {
   test('the key-service role: its store only', async () => {
     const policies = rolePolicies();
     for (const action of ['ssm:GetParameter', 'ssm:PutParameter', 'ssm:DeleteParameter']) {
-      expect(await decide(ROLE_ARN, action, param('/keyless/test/ticket-keys/490000'), { 'aws:PrincipalArn': ROLE_ARN }, policies)).toBe('Allowed');
+      expect(
+        await decide(
+          ROLE_ARN,
+          action,
+          param('/keyless/test/ticket-keys/490000'),
+          { 'aws:PrincipalArn': ROLE_ARN },
+          policies,
+        ),
+      ).toBe('Allowed');
     }
-    for (const name of ['/keyless/test/certs/www', '/keyless/other/ticket-keys/490000', '/keyless/test/ticket-keys-evil/1']) {
-      expect(await decide(ROLE_ARN, 'ssm:PutParameter', param(name), { 'aws:PrincipalArn': ROLE_ARN }, policies)).toBe('ImplicitlyDenied');
+    for (const name of [
+      '/keyless/test/certs/www',
+      '/keyless/other/ticket-keys/490000',
+      '/keyless/test/ticket-keys-evil/1',
+    ]) {
+      expect(await decide(ROLE_ARN, 'ssm:PutParameter', param(name), { 'aws:PrincipalArn': ROLE_ARN }, policies)).toBe(
+        'ImplicitlyDenied',
+      );
     }
-    expect(await decide(ROLE_ARN, 'ssm:GetParametersByPath', param('/keyless/test/ticket-keys'), { 'aws:PrincipalArn': ROLE_ARN }, policies)).toBe('ImplicitlyDenied');
+    expect(
+      await decide(
+        ROLE_ARN,
+        'ssm:GetParametersByPath',
+        param('/keyless/test/ticket-keys'),
+        { 'aws:PrincipalArn': ROLE_ARN },
+        policies,
+      ),
+    ).toBe('ImplicitlyDenied');
   });
 
   /**
@@ -177,11 +257,18 @@ describe('IAM simulator', () => {
    */
   const CONTEXT_KEY = 'kms:EncryptionContext:keyless:deployment';
   function withoutContextCondition<T>(doc: T): T {
-    return JSON.parse(JSON.stringify(doc), (k, v: unknown) => (k === 'StringEquals' && v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([c]) => c !== CONTEXT_KEY)) : v)) as T;
+    return JSON.parse(JSON.stringify(doc), (k, v: unknown) =>
+      k === 'StringEquals' && v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).filter(([c]) => c !== CONTEXT_KEY))
+        : v,
+    ) as T;
   }
 
   test('the envelope key: the key-service role, through its endpoint, for its own deployment only', async () => {
-    const contexts = [...rolePolicies().flatMap((p) => asArray<Statement>(p.policy.Statement)), ...(keyPolicy().Statement as Statement[])]
+    const contexts = [
+      ...rolePolicies().flatMap((p) => asArray<Statement>(p.policy.Statement)),
+      ...(keyPolicy().Statement as Statement[]),
+    ]
       .filter((st) => asArray<string>(st.Action).includes('kms:Decrypt'))
       .map((st) => st.Condition.StringEquals[CONTEXT_KEY]);
     expect(contexts).toEqual(['test', 'test']); // identity policy and key policy both bind the deployment
@@ -190,14 +277,30 @@ describe('IAM simulator', () => {
     for (const action of ['kms:Encrypt', 'kms:Decrypt']) {
       expect(await decide(ROLE_ARN, action, KEY_ARN, kmsContext('test'), policies, key)).toBe('Allowed');
     }
-    expect(await decide(ROLE_ARN, 'kms:Decrypt', KEY_ARN, kmsContext('test', 'vpce-0other'), policies, key)).not.toBe('Allowed');
-    expect(await decide(ROLE_ARN, 'kms:Decrypt', KEY_ARN, { ...kmsContext('test'), 'kms:EncryptionAlgorithm': 'RSAES_OAEP_SHA_256' }, policies, key)).not.toBe('Allowed');
+    expect(await decide(ROLE_ARN, 'kms:Decrypt', KEY_ARN, kmsContext('test', 'vpce-0other'), policies, key)).not.toBe(
+      'Allowed',
+    );
+    expect(
+      await decide(
+        ROLE_ARN,
+        'kms:Decrypt',
+        KEY_ARN,
+        { ...kmsContext('test'), 'kms:EncryptionAlgorithm': 'RSAES_OAEP_SHA_256' },
+        policies,
+        key,
+      ),
+    ).not.toBe('Allowed');
     expect(await decide(ROLE_ARN, 'kms:ReEncryptFrom', KEY_ARN, kmsContext('test'), policies, key)).not.toBe('Allowed');
   });
 
   test('an administrator with kms:* and ssm:* on everything cannot decrypt a stored ticket key', async () => {
     const adminArn = `arn:aws:iam::${ACCOUNT}:role/Administrator`;
-    const everything = [{ name: 'admin', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:*', 'ssm:*'], Resource: '*' }] } }];
+    const everything = [
+      {
+        name: 'admin',
+        policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:*', 'ssm:*'], Resource: '*' }] },
+      },
+    ];
     const ctx = { ...kmsContext('test'), 'aws:PrincipalArn': adminArn };
     const key = withoutContextCondition(keyPolicy());
     expect(await decide(adminArn, 'kms:Decrypt', KEY_ARN, ctx, everything, key)).not.toBe('Allowed');

@@ -14,7 +14,12 @@ function signings(e: InProcessEdge, since = 0): number {
 }
 
 /** `workers` clients each opening full handshakes back to back for `ms`. */
-async function flood(e: InProcessEdge, workers: number, ms: number, localAddress?: string): Promise<HandshakeOutcome[]> {
+async function flood(
+  e: InProcessEdge,
+  workers: number,
+  ms: number,
+  localAddress?: string,
+): Promise<HandshakeOutcome[]> {
   const results: HandshakeOutcome[] = [];
   const until = performance.now() + ms;
   await Promise.all(
@@ -37,7 +42,12 @@ describe('global key-operation budget', () => {
   let e: InProcessEdge;
   beforeAll(async () => {
     e = await startInProcessEdge({
-      admission: { keyOperationsPerSecond: RATE, keyOperationBurst: BURST, perClientRatePerSecond: 1_000_000, perClientBurst: 1_000_000 },
+      admission: {
+        keyOperationsPerSecond: RATE,
+        keyOperationBurst: BURST,
+        perClientRatePerSecond: 1_000_000,
+        perClientBurst: 1_000_000,
+      },
     });
   });
   afterAll(() => e.stop());

@@ -28,7 +28,8 @@ function kmsPrivateKeyBodies(): string[] {
   const bodies: string[] = [];
   for (const f of fs.readdirSync(kmsDir)) {
     const text = fs.readFileSync(path.join(kmsDir, f), 'utf8');
-    for (const m of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----([\s\S]*?)-----END/g)) bodies.push(m[1].replace(/\\n|\s/g, ''));
+    for (const m of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----([\s\S]*?)-----END/g))
+      bodies.push(m[1].replace(/\\n|\s/g, ''));
   }
   return bodies;
 }
@@ -66,9 +67,15 @@ describe('the edge holds no private key', () => {
     const edgePid = stack.state.pids.edge;
     const environ = fs.readFileSync(`/proc/${edgePid}/environ`, 'latin1');
     const cmdline = fs.readFileSync(`/proc/${edgePid}/cmdline`, 'latin1');
-    const configPath = environ.split('\0').find((e) => e.startsWith('KEYLESS_EDGE_CONFIG='))!.slice('KEYLESS_EDGE_CONFIG='.length);
+    const configPath = environ
+      .split('\0')
+      .find((e) => e.startsWith('KEYLESS_EDGE_CONFIG='))!
+      .slice('KEYLESS_EDGE_CONFIG='.length);
     const config = fs.readFileSync(configPath, 'utf8');
-    const chain = fs.readFileSync((JSON.parse(config) as { certificates: { chainFile: string }[] }).certificates[0].chainFile, 'utf8');
+    const chain = fs.readFileSync(
+      (JSON.parse(config) as { certificates: { chainFile: string }[] }).certificates[0].chainFile,
+      'utf8',
+    );
     for (const text of [environ, cmdline, config, chain]) {
       expect(text).not.toMatch(/PRIVATE KEY/);
       for (const b of bodies) expect(text).not.toContain(b.slice(0, 64));
@@ -80,7 +87,9 @@ describe('the edge holds no private key', () => {
     const stats = async (): Promise<number> => {
       const r = await fetch(`${stack.state.keyServiceUrl}/_local/stats`);
       const j = (await r.json()) as Record<string, unknown>;
-      return JSON.stringify(j).match(/"invocations":(\d+)/) ? Number(/"invocations":(\d+)/.exec(JSON.stringify(j))![1]) : NaN;
+      return JSON.stringify(j).match(/"invocations":(\d+)/)
+        ? Number(/"invocations":(\d+)/.exec(JSON.stringify(j))![1])
+        : NaN;
     };
     const before = await stats();
     for (let i = 0; i < 3; i++) expect((await handshake()).ok).toBe(true);
@@ -92,7 +101,20 @@ describe('when the key service is unavailable', () => {
   it('fails new handshakes with an alert within the deadline while it hangs, and recovers', async () => {
     process.kill(stack.state.pids.keyService, 'SIGSTOP');
     try {
-      const r = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${stack.state.edgePort}`, '-servername', 'localhost', '-CAfile', stack.state.caPath, '-tls1_3'], { input: httpGet('/'), timeoutMs: 10_000 });
+      const r = await runPeer(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${stack.state.edgePort}`,
+          '-servername',
+          'localhost',
+          '-CAfile',
+          stack.state.caPath,
+          '-tls1_3',
+        ],
+        { input: httpGet('/'), timeoutMs: 10_000 },
+      );
       expect(r.stderr + r.stdout).toMatch(/alert internal error|alert number 80/);
       expect(r.ms).toBeLessThan(4000); // key-operation deadline is 1 s
       const n = await handshake();
@@ -108,7 +130,13 @@ describe('when the key service is unavailable', () => {
   });
 
   it('keeps established connections while the key service is gone, and fails new ones fast', async () => {
-    const established = tls.connect({ host: '127.0.0.1', port: stack.state.edgePort, servername: 'localhost', ca: stack.caPem, ALPNProtocols: ['http/1.1'] });
+    const established = tls.connect({
+      host: '127.0.0.1',
+      port: stack.state.edgePort,
+      servername: 'localhost',
+      ca: stack.caPem,
+      ALPNProtocols: ['http/1.1'],
+    });
     await new Promise<void>((resolve, reject) => established.once('secureConnect', resolve).once('error', reject));
     process.kill(stack.state.pids.keyService, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 300));

@@ -48,22 +48,45 @@ function get(agent: https.Agent | false, localAddress?: string): Promise<Outcome
   return new Promise((resolve) => {
     let connectedAt: number | undefined;
     let secureAt: number | undefined;
-    const req = https.request({ host: '127.0.0.1', port: stack.state.edgePort, servername: 'localhost', path: '/', ca: stack.caPem, agent, localAddress, headers: { host: 'localhost' } }, (res) => {
-      const chunks: Buffer[] = [];
-      const sock = res.socket as TLSSocket;
-      const cert = sock.getPeerCertificate();
-      const keyType = cert.asn1Curve || cert.nistCurve ? 'ec' : 'rsa';
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ ok: res.statusCode === 200, status: res.statusCode, body: Buffer.concat(chunks).toString(), connectedAt, keyType, reused: req.reusedSocket }));
-      res.on('error', (e) => resolve({ ok: false, error: e.message, connectedAt }));
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: stack.state.edgePort,
+        servername: 'localhost',
+        path: '/',
+        ca: stack.caPem,
+        agent,
+        localAddress,
+        headers: { host: 'localhost' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const sock = res.socket as TLSSocket;
+        const cert = sock.getPeerCertificate();
+        const keyType = cert.asn1Curve || cert.nistCurve ? 'ec' : 'rsa';
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () =>
+          resolve({
+            ok: res.statusCode === 200,
+            status: res.statusCode,
+            body: Buffer.concat(chunks).toString(),
+            connectedAt,
+            keyType,
+            reused: req.reusedSocket,
+          }),
+        );
+        res.on('error', (e) => resolve({ ok: false, error: e.message, connectedAt }));
+      },
+    );
     req.on('socket', (s) => {
       if (!(s as TLSSocket).connecting) connectedAt ??= performance.now();
       else s.once('connect', () => (connectedAt = performance.now()));
       s.once('secureConnect', () => (secureAt = performance.now()));
     });
     req.setTimeout(15_000, () => req.destroy(new Error('client timeout')));
-    req.on('error', (e) => resolve({ ok: false, error: e.message, connectedAt, secureAt, failedAt: performance.now() }));
+    req.on('error', (e) =>
+      resolve({ ok: false, error: e.message, connectedAt, secureAt, failedAt: performance.now() }),
+    );
     req.end();
   });
 }
@@ -71,7 +94,10 @@ function get(agent: https.Agent | false, localAddress?: string): Promise<Outcome
 async function waitForLog(msg: string, since: number, ms = 10_000): Promise<Record<string, unknown>> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    const hit = stack.edgeLogs().slice(since).find((l) => l.msg === msg);
+    const hit = stack
+      .edgeLogs()
+      .slice(since)
+      .find((l) => l.msg === msg);
     if (hit) return hit;
     await sleep(20);
   }
@@ -90,7 +116,10 @@ it('SIGHUP reloads certificates without dropping connections', async () => {
     expect(before.keyType).toBe('rsa');
 
     // Serve the ECDSA certificate first from now on.
-    fs.writeFileSync(configPath, JSON.stringify({ ...config, certificates: [...config.certificates].reverse() }, null, 2));
+    fs.writeFileSync(
+      configPath,
+      JSON.stringify({ ...config, certificates: [...config.certificates].reverse() }, null, 2),
+    );
     let mark = stack.edgeLogs().length;
     process.kill(stack.state.pids.edge, 'SIGHUP');
     await waitForLog('certificates reloaded', mark);
@@ -117,7 +146,9 @@ it('SIGHUP reloads certificates without dropping connections', async () => {
 
 /** Busy child processes that keep every core of a 2-core machine saturated while they run. */
 function cpuBurner(processes = 2): { stop(): void } {
-  const children: ChildProcess[] = Array.from({ length: processes }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  const children: ChildProcess[] = Array.from({ length: processes }, () =>
+    spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }),
+  );
   return { stop: () => children.forEach((c) => c.kill('SIGKILL')) };
 }
 
@@ -133,7 +164,6 @@ it('SIGTERM under load, next to a CPU burner: zero failed requests among those s
 });
 
 async function sigtermUnderLoad(pid: number): Promise<void> {
-
   // An idle keep-alive connection: closed politely (no error on our side).
   const idleAgent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   expect((await get(idleAgent)).ok).toBe(true);
@@ -147,7 +177,16 @@ async function sigtermUnderLoad(pid: number): Promise<void> {
   const slow = new Promise<Outcome>((resolve) => {
     const body = Buffer.alloc(30_000, 'x');
     const req = https.request(
-      { host: '127.0.0.1', port: stack.state.edgePort, servername: 'localhost', path: '/api/echo', method: 'POST', ca: stack.caPem, agent: false, headers: { host: 'localhost', 'content-length': String(body.length) } },
+      {
+        host: '127.0.0.1',
+        port: stack.state.edgePort,
+        servername: 'localhost',
+        path: '/api/echo',
+        method: 'POST',
+        ca: stack.caPem,
+        agent: false,
+        headers: { host: 'localhost', 'content-length': String(body.length) },
+      },
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
@@ -193,9 +232,20 @@ async function sigtermUnderLoad(pid: number): Promise<void> {
 
   const startedBefore = results.filter((r) => r.connectedAt !== undefined && r.connectedAt < signalAt);
   const failedBefore = startedBefore.filter((r) => !r.ok);
-  if (failedBefore.length > 0) console.log('edge warnings:', stack.edgeLogs().filter((l) => l.level !== 'info'));
+  if (failedBefore.length > 0)
+    console.log(
+      'edge warnings:',
+      stack.edgeLogs().filter((l) => l.level !== 'info'),
+    );
   expect(startedBefore.length).toBeGreaterThan(10);
-  expect(failedBefore.map((r) => ({ error: r.error, connectedMsBeforeSignal: signalAt - r.connectedAt!, handshakeDone: r.secureAt !== undefined, failedMsAfterSignal: r.failedAt === undefined ? undefined : r.failedAt - signalAt }))).toEqual([]);
+  expect(
+    failedBefore.map((r) => ({
+      error: r.error,
+      connectedMsBeforeSignal: signalAt - r.connectedAt!,
+      handshakeDone: r.secureAt !== undefined,
+      failedMsAfterSignal: r.failedAt === undefined ? undefined : r.failedAt - signalAt,
+    })),
+  ).toEqual([]);
   expect(slowResult.ok).toBe(true);
   expect(JSON.parse(slowResult.body!).body.bytes).toBe(30_000);
   expect(idleError).toBeUndefined();

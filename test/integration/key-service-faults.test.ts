@@ -82,13 +82,18 @@ function keyService(which: Service): LocalLambdaHandler {
 
 /** What the local Lambda endpoint itself answers instead of running the function (test-only hook). */
 function endpointFault(which: Service): LocalLambdaFault | undefined {
-  if (fault[which] === 'http429') return { type: 'error', status: 429, errorType: 'TooManyRequestsException', message: 'Rate exceeded' };
+  if (fault[which] === 'http429')
+    return { type: 'error', status: 429, errorType: 'TooManyRequestsException', message: 'Rate exceeded' };
   if (fault[which] === 'not-json') return { type: 'raw', body: '<html><body>502 Bad Gateway</body></html>' };
   return undefined;
 }
 
 async function startService(which: Service): Promise<void> {
-  const l = await startLocalLambda({ port: ports[which] ?? 0, functions: { [FUNCTION]: keyService(which) }, faultInjector: () => endpointFault(which) });
+  const l = await startLocalLambda({
+    port: ports[which] ?? 0,
+    functions: { [FUNCTION]: keyService(which) },
+    faultInjector: () => endpointFault(which),
+  });
   lambdas[which] = l;
   ports[which] = l.port;
 }
@@ -113,7 +118,11 @@ async function edge(services: Service[]): Promise<RunningEdge> {
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     certificates: [{ chainFile, keyName: 'web', hostnames: ['localhost'] }],
-    keyServices: services.map((s) => ({ functionName: FUNCTION, region: 'us-east-1', endpoint: `http://127.0.0.1:${ports[s]}` })),
+    keyServices: services.map((s) => ({
+      functionName: FUNCTION,
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${ports[s]}`,
+    })),
     origin: originUrl,
     alpn: ['http/1.1'],
     keyOperationTimeoutMs: DEADLINE_MS,
@@ -137,10 +146,17 @@ interface HandshakeResult {
 function handshake(port: number): Promise<HandshakeResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, ALPNProtocols: ['http/1.1'] });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: pki.caPem,
+      ALPNProtocols: ['http/1.1'],
+    });
     const done = (r: Omit<HandshakeResult, 'ms'>) => {
       clearTimeout(timer);
-      if (r.ok) s.end(); // close_notify after our Finished
+      if (r.ok)
+        s.end(); // close_notify after our Finished
       else s.destroy();
       resolve({ ...r, ms: performance.now() - started });
     };
@@ -159,7 +175,13 @@ function expectAlert(r: HandshakeResult): void {
 
 /** An established connection with HTTP/1.1 keep-alive. */
 async function establish(port: number): Promise<tls.TLSSocket> {
-  const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, ALPNProtocols: ['http/1.1'] });
+  const s = tls.connect({
+    host: '127.0.0.1',
+    port,
+    servername: 'localhost',
+    ca: pki.caPem,
+    ALPNProtocols: ['http/1.1'],
+  });
   await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
   return s;
 }
@@ -167,7 +189,10 @@ async function establish(port: number): Promise<tls.TLSSocket> {
 function request(s: tls.TLSSocket): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const timer = setTimeout(() => finish(new Error(`no response on the established connection: ${JSON.stringify(text)}`)), 3000);
+    const timer = setTimeout(
+      () => finish(new Error(`no response on the established connection: ${JSON.stringify(text)}`)),
+      3000,
+    );
     const onData = (d: Buffer) => {
       text += d.toString();
       if (text.includes('origin-ok')) finish();
@@ -202,7 +227,11 @@ beforeAll(async () => {
   chainFile = path.join(pki.dir, 'web-chain.pem');
   fs.writeFileSync(chainFile, leaf.chainPem);
   const otherKey = path.join(pki.dir, 'other.key');
-  fs.writeFileSync(otherKey, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  fs.writeFileSync(
+    otherKey,
+    crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    { mode: 0o600 },
+  );
   real = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: leaf.keyPath }], logger: () => undefined });
   // Same key name, another private key: a misconfigured (or hostile) key service.
   impostor = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: otherKey }], logger: () => undefined });
@@ -247,57 +276,62 @@ const FAULTS: Array<{ fault: Fault; retryable: boolean; error: string; pingOk: b
 ];
 
 describe('one key service', () => {
-  it.each(FAULTS)('$fault: handshakes fail fast with an alert, the breaker opens, the edge stays up, and it recovers', async ({ fault: f, retryable, error, pingOk }) => {
-    const e = await edge(['a']);
-    let established: tls.TLSSocket | undefined;
-    try {
-      const breaker = e.failover.breaker(0);
-      const name = e.failover.targets[0].name;
-      established = await establish(e.tlsPort);
-      expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
-      expect((await healthz(e)).status).toBe(200);
+  it.each(FAULTS)(
+    '$fault: handshakes fail fast with an alert, the breaker opens, the edge stays up, and it recovers',
+    async ({ fault: f, retryable, error, pingOk }) => {
+      const e = await edge(['a']);
+      let established: tls.TLSSocket | undefined;
+      try {
+        const breaker = e.failover.breaker(0);
+        const name = e.failover.targets[0].name;
+        established = await establish(e.tlsPort);
+        expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
+        expect((await healthz(e)).status).toBe(200);
 
-      await inject('a', f);
-      // Each handshake fails with an alert within the deadline until the breaker opens: two failed
-      // requests per handshake when the fault is retryable (one retry), one otherwise.
-      let failed = 0;
-      while (breaker.state !== 'open' && failed < 6) {
+        await inject('a', f);
+        // Each handshake fails with an alert within the deadline until the breaker opens: two failed
+        // requests per handshake when the fault is retryable (one retry), one otherwise.
+        let failed = 0;
+        while (breaker.state !== 'open' && failed < 6) {
+          expectAlert(await handshake(e.tlsPort));
+          failed++;
+        }
+        expect(breaker.state).toBe('open');
+        expect(failed).toBe(retryable ? 2 : 3);
+        expect(e.metrics.errors.get({ target: name, type: error })).toBeGreaterThanOrEqual(3);
+
+        // Open: the handshake fails at once, without a request to the key service.
+        const sent = e.metrics.requests.sum();
         expectAlert(await handshake(e.tlsPort));
-        failed++;
+        expect(e.metrics.requests.sum()).toBe(sent);
+        expect(
+          e.metrics.operations.get({ op: 'tls13.certificate_verify', outcome: 'unavailable' }),
+        ).toBeGreaterThanOrEqual(1);
+
+        // The edge stays healthy: the admin listener answers (503 only when no key service answers
+        // ping) with the breaker state, and the established connection still carries requests.
+        const h = await healthz(e);
+        expect(h.status).toBe(pingOk ? 200 : 503);
+        expect(h.body.ok).toBe(pingOk);
+        expect(h.body.keyServices).toEqual([expect.objectContaining({ name, breaker: 'open', reachable: pingOk })]);
+        expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
+
+        // Back: after the cool-down the breaker lets a probe through, it succeeds and closes it.
+        await heal('a');
+        await sleep(COOLDOWN_MS + 50);
+        expect(breaker.state).toBe('half_open');
+        const back = await handshake(e.tlsPort);
+        expect(back).toMatchObject({ ok: true });
+        expect(breaker.state).toBe('closed');
+        expect((await handshake(e.tlsPort)).ok).toBe(true);
+        expect((await healthz(e)).body.keyServices[0]).toMatchObject({ breaker: 'closed', reachable: true });
+        expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
+      } finally {
+        established?.destroy();
+        await e.close();
       }
-      expect(breaker.state).toBe('open');
-      expect(failed).toBe(retryable ? 2 : 3);
-      expect(e.metrics.errors.get({ target: name, type: error })).toBeGreaterThanOrEqual(3);
-
-      // Open: the handshake fails at once, without a request to the key service.
-      const sent = e.metrics.requests.sum();
-      expectAlert(await handshake(e.tlsPort));
-      expect(e.metrics.requests.sum()).toBe(sent);
-      expect(e.metrics.operations.get({ op: 'tls13.certificate_verify', outcome: 'unavailable' })).toBeGreaterThanOrEqual(1);
-
-      // The edge stays healthy: the admin listener answers (503 only when no key service answers
-      // ping) with the breaker state, and the established connection still carries requests.
-      const h = await healthz(e);
-      expect(h.status).toBe(pingOk ? 200 : 503);
-      expect(h.body.ok).toBe(pingOk);
-      expect(h.body.keyServices).toEqual([expect.objectContaining({ name, breaker: 'open', reachable: pingOk })]);
-      expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
-
-      // Back: after the cool-down the breaker lets a probe through, it succeeds and closes it.
-      await heal('a');
-      await sleep(COOLDOWN_MS + 50);
-      expect(breaker.state).toBe('half_open');
-      const back = await handshake(e.tlsPort);
-      expect(back).toMatchObject({ ok: true });
-      expect(breaker.state).toBe('closed');
-      expect((await handshake(e.tlsPort)).ok).toBe(true);
-      expect((await healthz(e)).body.keyServices[0]).toMatchObject({ breaker: 'closed', reachable: true });
-      expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
-    } finally {
-      established?.destroy();
-      await e.close();
-    }
-  });
+    },
+  );
 
   it('many concurrent handshakes against a hanging key service all end within the deadline', async () => {
     const e = await edge(['a']);
@@ -314,70 +348,73 @@ describe('one key service', () => {
 });
 
 describe('two key services, the first one failing', () => {
-  it.each(FAULTS)('$fault: the second key service takes over, and traffic fails back when the first recovers', async ({ fault: f, retryable, pingOk }) => {
-    const e = await edge(['a', 'b']);
-    let established: tls.TLSSocket | undefined;
-    try {
-      const [nameA, nameB] = e.failover.targets.map((t) => t.name);
-      established = await establish(e.tlsPort);
-      expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
+  it.each(FAULTS)(
+    '$fault: the second key service takes over, and traffic fails back when the first recovers',
+    async ({ fault: f, retryable, pingOk }) => {
+      const e = await edge(['a', 'b']);
+      let established: tls.TLSSocket | undefined;
+      try {
+        const [nameA, nameB] = e.failover.targets.map((t) => t.name);
+        established = await establish(e.tlsPort);
+        expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
 
-      await inject('a', f);
-      // Until the first key service is judged unhealthy (EWMA) or its breaker opens — at the latest
-      // after failureThreshold (3) failed requests — handshakes go to it first. A retryable fault is
-      // retried on the second within the same deadline, so no handshake fails; otherwise those
-      // handshakes fail with an alert, fast.
-      let sentToA = 0;
-      let failures = 0;
-      while (e.failover.status()[0].preferred && sentToA < 6) {
-        const r = await handshake(e.tlsPort);
-        sentToA++;
-        if (r.ok) expect(r.ms).toBeLessThan(FAIL_FAST_MS);
-        else {
-          expectAlert(r);
-          failures++;
+        await inject('a', f);
+        // Until the first key service is judged unhealthy (EWMA) or its breaker opens — at the latest
+        // after failureThreshold (3) failed requests — handshakes go to it first. A retryable fault is
+        // retried on the second within the same deadline, so no handshake fails; otherwise those
+        // handshakes fail with an alert, fast.
+        let sentToA = 0;
+        let failures = 0;
+        while (e.failover.status()[0].preferred && sentToA < 6) {
+          const r = await handshake(e.tlsPort);
+          sentToA++;
+          if (r.ok) expect(r.ms).toBeLessThan(FAIL_FAST_MS);
+          else {
+            expectAlert(r);
+            failures++;
+          }
         }
+        expect(sentToA).toBeGreaterThanOrEqual(1);
+        expect(sentToA).toBeLessThanOrEqual(3);
+        expect(failures).toBe(retryable ? 0 : sentToA);
+        if (retryable) expect(e.metrics.failovers.get({ from: nameA, to: nameB, reason: 'retry' })).toBe(sentToA);
+
+        // Taken over: the second key service serves every handshake; the first is left alone.
+        const aSent = e.metrics.requests.sum({ target: nameA });
+        const bOk = e.metrics.requests.get({ target: nameB, outcome: 'ok' });
+        for (let i = 0; i < 4; i++) {
+          const r = await handshake(e.tlsPort);
+          expect(r).toMatchObject({ ok: true });
+          expect(r.ms).toBeLessThan(FAIL_FAST_MS);
+        }
+        expect(e.metrics.requests.get({ target: nameB, outcome: 'ok' })).toBe(bOk + 4);
+        expect(e.metrics.requests.sum({ target: nameA })).toBe(aSent);
+        expect(e.failover.status().map((s) => s.preferred)).toEqual([false, true]);
+        expect(e.metrics.failovers.get({ from: nameA, to: nameB, reason: 'health' })).toBe(1);
+
+        const h = await healthz(e);
+        expect(h.status).toBe(200);
+        expect(h.body.keyServices.map((s) => s.reachable)).toEqual([pingOk, true]);
+        expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
+
+        // The first recovers: once its bad record has faded (about one cool-down) or its breaker is
+        // half-open, it gets traffic again and keeps it.
+        await heal('a');
+        const until = performance.now() + 4 * COOLDOWN_MS;
+        while (!e.failover.status()[0].preferred && performance.now() < until) await sleep(25);
+        const aOk = e.metrics.requests.get({ target: nameA, outcome: 'ok' });
+        expect((await handshake(e.tlsPort)).ok).toBe(true);
+        expect((await handshake(e.tlsPort)).ok).toBe(true);
+        expect(e.metrics.requests.get({ target: nameA, outcome: 'ok' })).toBe(aOk + 2);
+        expect(e.failover.status().map((s) => s.preferred)).toEqual([true, false]);
+        expect(e.failover.breaker(0).state).toBe('closed');
+        expect(e.metrics.failovers.get({ from: nameB, to: nameA, reason: 'health' })).toBe(1);
+      } finally {
+        established?.destroy();
+        await e.close();
       }
-      expect(sentToA).toBeGreaterThanOrEqual(1);
-      expect(sentToA).toBeLessThanOrEqual(3);
-      expect(failures).toBe(retryable ? 0 : sentToA);
-      if (retryable) expect(e.metrics.failovers.get({ from: nameA, to: nameB, reason: 'retry' })).toBe(sentToA);
-
-      // Taken over: the second key service serves every handshake; the first is left alone.
-      const aSent = e.metrics.requests.sum({ target: nameA });
-      const bOk = e.metrics.requests.get({ target: nameB, outcome: 'ok' });
-      for (let i = 0; i < 4; i++) {
-        const r = await handshake(e.tlsPort);
-        expect(r).toMatchObject({ ok: true });
-        expect(r.ms).toBeLessThan(FAIL_FAST_MS);
-      }
-      expect(e.metrics.requests.get({ target: nameB, outcome: 'ok' })).toBe(bOk + 4);
-      expect(e.metrics.requests.sum({ target: nameA })).toBe(aSent);
-      expect(e.failover.status().map((s) => s.preferred)).toEqual([false, true]);
-      expect(e.metrics.failovers.get({ from: nameA, to: nameB, reason: 'health' })).toBe(1);
-
-      const h = await healthz(e);
-      expect(h.status).toBe(200);
-      expect(h.body.keyServices.map((s) => s.reachable)).toEqual([pingOk, true]);
-      expect(await request(established)).toMatch(/^HTTP\/1\.1 200/);
-
-      // The first recovers: once its bad record has faded (about one cool-down) or its breaker is
-      // half-open, it gets traffic again and keeps it.
-      await heal('a');
-      const until = performance.now() + 4 * COOLDOWN_MS;
-      while (!e.failover.status()[0].preferred && performance.now() < until) await sleep(25);
-      const aOk = e.metrics.requests.get({ target: nameA, outcome: 'ok' });
-      expect((await handshake(e.tlsPort)).ok).toBe(true);
-      expect((await handshake(e.tlsPort)).ok).toBe(true);
-      expect(e.metrics.requests.get({ target: nameA, outcome: 'ok' })).toBe(aOk + 2);
-      expect(e.failover.status().map((s) => s.preferred)).toEqual([true, false]);
-      expect(e.failover.breaker(0).state).toBe('closed');
-      expect(e.metrics.failovers.get({ from: nameB, to: nameA, reason: 'health' })).toBe(1);
-    } finally {
-      established?.destroy();
-      await e.close();
-    }
-  });
+    },
+  );
 
   it('both down: fails fast, /healthz 503 naming both breakers; one back is enough', async () => {
     const e = await edge(['a', 'b']);

@@ -58,7 +58,10 @@ process.stdin.resume();
 async function edgeCounts(): Promise<{ active: number; bytesIn: number }> {
   const text = await (await fetch(`http://127.0.0.1:${e.edge.adminPort}/metrics`)).text();
   const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
-  return { active: value(/^keyless_edge_active_connections(?:\{\})? (\d+)/m), bytesIn: value(/^keyless_edge_bytes_total\{direction="in"\} (\d+)/m) };
+  return {
+    active: value(/^keyless_edge_active_connections(?:\{\})? (\d+)/m),
+    bytesIn: value(/^keyless_edge_bytes_total\{direction="in"\} (\d+)/m),
+  };
 }
 
 let e: InProcessEdge;
@@ -74,7 +77,11 @@ afterAll(async () => {
 it(`holds ${CONNECTIONS} connections that each sent 127 KiB of a ClientHello within the documented RSS bound, /healthz 200`, async () => {
   const before = memory();
   const total = CONNECTIONS * SENT;
-  clients = spawn(process.execPath, ['-e', CLIENTS, String(e.port), String(CONNECTIONS), String(SENT), String(MAX_CLIENT_HELLO)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  clients = spawn(
+    process.execPath,
+    ['-e', CLIENTS, String(e.port), String(CONNECTIONS), String(SENT), String(MAX_CLIENT_HELLO)],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   let output = '';
   clients.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   // Wait until the edge has accepted every connection and read every byte (the clients' writes

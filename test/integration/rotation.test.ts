@@ -29,7 +29,12 @@ let kms: KMSClient;
 
 beforeAll(async () => {
   stack = await startStackProcess();
-  kms = new KMSClient({ endpoint: stack.state.kmsUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 2 });
+  kms = new KMSClient({
+    endpoint: stack.state.kmsUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 2,
+  });
 });
 
 afterAll(async () => {
@@ -48,10 +53,23 @@ interface CliRun {
 
 function keyless(...args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [KEYLESS_BIN, ...args, '--local', '--dev-dir', stack.dir], { cwd: REPO_ROOT, timeout: 120_000, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [KEYLESS_BIN, ...args, '--local', '--dev-dir', stack.dir],
+      {
+        cwd: REPO_ROOT,
+        timeout: 120_000,
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -63,7 +81,11 @@ async function rotate(...args: string[]): Promise<CliRun> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const v = await probe();
@@ -79,18 +101,29 @@ async function metrics(): Promise<string> {
 
 /** The edge has loaded the staged certificate of `keyName` and the key service confirmed its key. */
 function stagedOk(keyName: string): Promise<true> {
-  return waitFor(`the edge's staged check of ${keyName}`, async () => ((await metrics()).includes(`keyless_edge_staged_certificate_check{key_name="${keyName}",result="ok"} 1`) ? true : undefined));
+  return waitFor(`the edge's staged check of ${keyName}`, async () =>
+    (await metrics()).includes(`keyless_edge_staged_certificate_check{key_name="${keyName}",result="ok"} 1`)
+      ? true
+      : undefined,
+  );
 }
 
 /** SIGHUP the edge and wait for its reload to finish; returns the reload's log line. */
 async function sighup(): Promise<Record<string, unknown>> {
   const mark = stack.edgeLogs().length;
   process.kill(stack.state.pids.edge, 'SIGHUP');
-  return waitFor('the SIGHUP reload', () => stack.edgeLogs().slice(mark).find((l) => l.msg === 'certificates reloaded' && l.trigger === 'sighup'));
+  return waitFor('the SIGHUP reload', () =>
+    stack
+      .edgeLogs()
+      .slice(mark)
+      .find((l) => l.msg === 'certificates reloaded' && l.trigger === 'sighup'),
+  );
 }
 
 async function kmsSpki(keyName: string): Promise<Buffer> {
-  return Buffer.from((await kms.send(new GetPublicKeyCommand({ KeyId: `alias/keyless/dev/keys/${keyName}` }))).PublicKey!);
+  return Buffer.from(
+    (await kms.send(new GetPublicKeyCommand({ KeyId: `alias/keyless/dev/keys/${keyName}` }))).PublicKey!,
+  );
 }
 
 interface Handshake {
@@ -109,7 +142,13 @@ function startLoad(): { results: Handshake[]; stop(): Promise<void> } {
   const once = (): Promise<Handshake> =>
     new Promise((resolve) => {
       const startedAt = performance.now();
-      const s = tls.connect({ host: '127.0.0.1', port: stack.state.edgePort, servername: HOST, ca: stack.caPem, ALPNProtocols: ['http/1.1'] });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: stack.state.edgePort,
+        servername: HOST,
+        ca: stack.caPem,
+        ALPNProtocols: ['http/1.1'],
+      });
       let settled = false;
       const done = (h: Omit<Handshake, 'startedAt'>): void => {
         if (settled) return;
@@ -122,8 +161,14 @@ function startLoad(): { results: Handshake[]; stop(): Promise<void> } {
       const backstop = setTimeout(() => done({ ok: false, error: 'client backstop (30 s)' }), 30_000);
       s.once('secureConnect', () => {
         const peer = s.getPeerX509Certificate();
-        if (!s.authorized || !peer) return done({ ok: false, error: `not authorized: ${String(s.authorizationError)}` });
-        done({ ok: true, fingerprint: peer.fingerprint256, spki: peer.publicKey.export({ type: 'spki', format: 'der' }), protocol: s.getProtocol() });
+        if (!s.authorized || !peer)
+          return done({ ok: false, error: `not authorized: ${String(s.authorizationError)}` });
+        done({
+          ok: true,
+          fingerprint: peer.fingerprint256,
+          spki: peer.publicKey.export({ type: 'spki', format: 'der' }),
+          protocol: s.getProtocol(),
+        });
       });
       s.once('error', (e) => done({ ok: false, error: e.message }));
       s.once('close', () => done({ ok: false, error: 'closed before the handshake finished' }));
@@ -141,7 +186,9 @@ function startLoad(): { results: Handshake[]; stop(): Promise<void> } {
 }
 
 function leafOfEntry(keyName: string): crypto.X509Certificate {
-  const entry = JSON.parse(fs.readFileSync(path.join(stack.dir, 'certs', `${keyName}.json`), 'utf8')) as { chainPem: string };
+  const entry = JSON.parse(fs.readFileSync(path.join(stack.dir, 'certs', `${keyName}.json`), 'utf8')) as {
+    chainPem: string;
+  };
   return new crypto.X509Certificate(entry.chainPem.slice(0, entry.chainPem.indexOf('-----END CERTIFICATE-----') + 25));
 }
 
@@ -183,7 +230,9 @@ it('rotates a slot under continuous load: no failed handshake, the new certifica
       ]),
     );
     const afterPromote = load.results.length;
-    await waitFor('handshakes after promotion', () => (load.results.slice(afterPromote).filter((r) => r.ok && r.startedAt > swappedAt).length >= 20 ? true : undefined));
+    await waitFor('handshakes after promotion', () =>
+      load.results.slice(afterPromote).filter((r) => r.ok && r.startedAt > swappedAt).length >= 20 ? true : undefined,
+    );
     const newSpki = await kmsSpki('site-2');
     const after = load.results.filter((r) => r.startedAt > swappedAt);
     expect(after.length).toBeGreaterThanOrEqual(20);
@@ -200,12 +249,20 @@ it('rotates a slot under continuous load: no failed handshake, the new certifica
     await sleep(2500);
     await rotate('retire', '--drain-seconds', '2');
     const afterRetire = await sighup();
-    expect(afterRetire.certificates).toEqual([expect.objectContaining({ keyName: 'localhost-rsa' }), expect.objectContaining({ keyName: 'localhost-ecdsa' }), { keyName: 'site-2', hostnames: [HOST], state: 'live' }]);
-    expect((await kms.send(new DescribeKeyCommand({ KeyId: 'alias/keyless/dev/keys/site-1' }))).KeyMetadata?.KeyState).toBe('Disabled');
+    expect(afterRetire.certificates).toEqual([
+      expect.objectContaining({ keyName: 'localhost-rsa' }),
+      expect.objectContaining({ keyName: 'localhost-ecdsa' }),
+      { keyName: 'site-2', hostnames: [HOST], state: 'live' },
+    ]);
+    expect(
+      (await kms.send(new DescribeKeyCommand({ KeyId: 'alias/keyless/dev/keys/site-1' }))).KeyMetadata?.KeyState,
+    ).toBe('Disabled');
     expect(fs.existsSync(path.join(stack.dir, 'certs', 'site-1.json'))).toBe(false);
     expect(await metrics()).toMatch(/keyless_edge_certificates\{state="retiring"\} 0/);
     const afterRetireIndex = load.results.length;
-    await waitFor('handshakes after retire', () => (load.results.slice(afterRetireIndex).filter((r) => r.ok).length >= 10 ? true : undefined));
+    await waitFor('handshakes after retire', () =>
+      load.results.slice(afterRetireIndex).filter((r) => r.ok).length >= 10 ? true : undefined,
+    );
   } finally {
     await load.stop();
   }
@@ -216,5 +273,7 @@ it('rotates a slot under continuous load: no failed handshake, the new certifica
   expect(load.results.length).toBeGreaterThanOrEqual(50);
   process.stdout.write(`rotation under load: ${load.results.length} handshakes, 0 failed\n`);
   const plan = await rotate('--json');
-  expect(JSON.parse(plan.stdout)).toMatchObject({ state: { next: 'new-key', entries: [{ keyName: 'site-2', state: 'live' }], orphanKeys: [] } });
+  expect(JSON.parse(plan.stdout)).toMatchObject({
+    state: { next: 'new-key', entries: [{ keyName: 'site-2', state: 'live' }], orphanKeys: [] },
+  });
 });

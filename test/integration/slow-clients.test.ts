@@ -92,7 +92,12 @@ beforeAll(async () => {
     admission: { perClientRatePerSecond: 10_000, perClientBurst: 10_000 },
   };
   hs = await startInProcessEdge({ ...common, handshakeTimeoutMs: HANDSHAKE_DEADLINE_MS });
-  e = await startInProcessEdge({ ...common, alpn: ['http/1.1', 'h2'], handshakeTimeoutMs: 60_000, limits: { httpIdleTimeoutMs: IDLE_MS, httpHeadersTimeoutMs: HEADERS_DEADLINE_MS } });
+  e = await startInProcessEdge({
+    ...common,
+    alpn: ['http/1.1', 'h2'],
+    handshakeTimeoutMs: 60_000,
+    limits: { httpIdleTimeoutMs: IDLE_MS, httpHeadersTimeoutMs: HEADERS_DEADLINE_MS },
+  });
 });
 afterAll(async () => {
   await hs?.stop();
@@ -118,12 +123,17 @@ function closedOf(s: net.Socket, since: number): Promise<Closed> {
   const parts: Buffer[] = [];
   s.on('data', (d: Buffer) => parts.push(d));
   s.on('error', () => undefined);
-  return new Promise((resolve) => s.once('close', () => resolve({ afterMs: Date.now() - since, received: Buffer.concat(parts) })));
+  return new Promise((resolve) =>
+    s.once('close', () => resolve({ afterMs: Date.now() - since, received: Buffer.concat(parts) })),
+  );
 }
 
 function tlsConnect(): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port: e.port, servername: 'localhost', ca: e.pki.caPem, ALPNProtocols: ['http/1.1'] }, () => resolve(s));
+    const s = tls.connect(
+      { host: '127.0.0.1', port: e.port, servername: 'localhost', ca: e.pki.caPem, ALPNProtocols: ['http/1.1'] },
+      () => resolve(s),
+    );
     s.once('error', reject);
   });
 }
@@ -136,7 +146,11 @@ it('(a) slowloris on partial records: every connection is closed at the handshak
   const logsBefore = hs.logs.length;
   const hello = clientHelloBody({ serverName: 'localhost' });
   // A handshake record announcing a ClientHello padded to 4 KiB, body sent 8 bytes at a time.
-  const body = Buffer.concat([Buffer.from([1, 0, (4096 - 4) >> 8, (4096 - 4) & 0xff]), hello, Buffer.alloc(4096 - 4 - hello.length)]);
+  const body = Buffer.concat([
+    Buffer.from([1, 0, (4096 - 4) >> 8, (4096 - 4) & 0xff]),
+    hello,
+    Buffer.alloc(4096 - 4 - hello.length),
+  ]);
   const header = Buffer.from([22, 3, 1, body.length >> 8, body.length & 0xff]);
   let dribbled = 0;
   const results = await Promise.all(
@@ -166,7 +180,10 @@ it('(a) slowloris on partial records: every connection is closed at the handshak
   }
   expect(dribbled).toBeGreaterThan(0);
   // The edge says why: the handshake deadline, once per connection.
-  const reasons = hs.logs.slice(logsBefore).filter((l) => l.msg === 'handshake failed').map((l) => l.error);
+  const reasons = hs.logs
+    .slice(logsBefore)
+    .filter((l) => l.msg === 'handshake failed')
+    .map((l) => l.error);
   expect(reasons).toHaveLength(N);
   expect(new Set(reasons)).toEqual(new Set([`handshake not complete after ${HANDSHAKE_DEADLINE_MS} ms`]));
   await until(() => (hs.edge.edgeMetrics.activeConnections.get({}) ?? 0) === 0, 'the edge to release every socket');
@@ -218,14 +235,21 @@ it('(b) a request head dribbled byte by byte gets 408 at the headers deadline; a
 
 it('(b2) an HTTP/2 connection with nothing to do gets GOAWAY at the idle timeout', async () => {
   const logsBefore = e.logs.length;
-  const session = http2.connect(`https://localhost:${e.port}`, { ca: e.pki.caPem, createConnection: () => tls.connect({ host: '127.0.0.1', port: e.port, servername: 'localhost', ca: e.pki.caPem, ALPNProtocols: ['h2'] }) });
+  const session = http2.connect(`https://localhost:${e.port}`, {
+    ca: e.pki.caPem,
+    createConnection: () =>
+      tls.connect({ host: '127.0.0.1', port: e.port, servername: 'localhost', ca: e.pki.caPem, ALPNProtocols: ['h2'] }),
+  });
   session.on('error', () => undefined);
   const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
   await new Promise<void>((r) => session.once('connect', () => r()));
   expect(session.alpnProtocol).toBe('h2');
   await goaway;
   await new Promise<void>((r) => (session.closed ? r() : session.once('close', () => r())));
-  await until(() => e.logs.slice(logsBefore).some((l) => l.msg === 'connection closed'), 'the edge to close the connection');
+  await until(
+    () => e.logs.slice(logsBefore).some((l) => l.msg === 'connection closed'),
+    'the edge to close the connection',
+  );
   const lived = e.logs.slice(logsBefore).find((l) => l.msg === 'connection closed')!.durationMs as number;
   expect(lived).toBeGreaterThanOrEqual(IDLE_MS - 50);
   expect(lived).toBeLessThan(IDLE_MS + BACKSTOP_MS);
@@ -246,7 +270,7 @@ it('(c) a client that never reads: backpressure stops the origin, memory does no
     await until(() => origin.sent.length === firstOrigin + N, 'every request to reach the origin');
     // Let the pipeline fill up and stall: no progress for half a second.
     const total = (): number => origin.sent.slice(firstOrigin).reduce((a, b) => a + b, 0);
-    for (let last = -1, deadline = Date.now() + BACKSTOP_MS; ; ) {
+    for (let last = -1, deadline = Date.now() + BACKSTOP_MS; ;) {
       const now = total();
       if (now === last) break;
       if (Date.now() > deadline) throw new Error('the origin never stalled: no backpressure');
@@ -281,7 +305,13 @@ it('(e) a request head over limits.httpMaxHeaderBytes (default 16 KiB) gets 431 
 });
 
 it('(d) connections beyond limits.maxConnections are closed at accept', async () => {
-  const small = await startInProcessEdge({ origin: origin.url, limits: { maxConnections: 10 }, handshakeTimeoutMs: 60_000, keyOperationTimeoutMs: 20_000, keyServiceConnectTimeoutMs: 5000 });
+  const small = await startInProcessEdge({
+    origin: origin.url,
+    limits: { maxConnections: 10 },
+    handshakeTimeoutMs: 60_000,
+    keyOperationTimeoutMs: 20_000,
+    keyServiceConnectTimeoutMs: 5000,
+  });
   try {
     const held: net.Socket[] = [];
     for (let i = 0; i < 10; i++) {
@@ -300,10 +330,13 @@ it('(d) connections beyond limits.maxConnections are closed at accept', async ()
     held.pop()!.destroy();
     await until(() => (small.edge.edgeMetrics.activeConnections.get({}) ?? 0) === 9, 'a slot to free up');
     const ok = await new Promise<boolean>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: small.port, servername: 'localhost', ca: small.pki.caPem }, () => {
-        s.destroy();
-        resolve(true);
-      });
+      const s = tls.connect(
+        { host: '127.0.0.1', port: small.port, servername: 'localhost', ca: small.pki.caPem },
+        () => {
+          s.destroy();
+          resolve(true);
+        },
+      );
       s.on('error', () => resolve(false));
     });
     expect(ok).toBe(true);
@@ -314,11 +347,24 @@ it('(d) connections beyond limits.maxConnections are closed at accept', async ()
 });
 
 describe('limits configuration', () => {
-  const base = { certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:1' };
+  const base = {
+    certificates: [{ chainFile: 'c.pem', keyName: 'k' }],
+    keyServices: [{ functionName: 'ks' }],
+    origin: 'http://127.0.0.1:1',
+  };
 
   it('has safe defaults and takes each field', () => {
-    expect(parseEdgeConfig(base).limits).toEqual({ maxConnections: 20_000, httpIdleTimeoutMs: 120_000, httpHeadersTimeoutMs: 30_000, httpMaxHeaderBytes: 16_384 });
-    expect(parseEdgeConfig({ ...base, limits: { maxConnections: 5, httpMaxHeaderBytes: 8192 } }).limits).toMatchObject({ maxConnections: 5, httpMaxHeaderBytes: 8192, httpIdleTimeoutMs: 120_000 });
+    expect(parseEdgeConfig(base).limits).toEqual({
+      maxConnections: 20_000,
+      httpIdleTimeoutMs: 120_000,
+      httpHeadersTimeoutMs: 30_000,
+      httpMaxHeaderBytes: 16_384,
+    });
+    expect(parseEdgeConfig({ ...base, limits: { maxConnections: 5, httpMaxHeaderBytes: 8192 } }).limits).toMatchObject({
+      maxConnections: 5,
+      httpMaxHeaderBytes: 8192,
+      httpIdleTimeoutMs: 120_000,
+    });
   });
 
   it.each([

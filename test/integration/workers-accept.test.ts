@@ -34,8 +34,16 @@ async function waitFor<T>(what: string, get: () => T | undefined, ms = 15_000): 
   }
 }
 
-const logsSince = (mark: number, msg: string) => stack.edgeLogs().slice(mark).filter((l) => l.msg === msg);
-const workerPids = () => stack.edgeLogs().filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+const logsSince = (mark: number, msg: string) =>
+  stack
+    .edgeLogs()
+    .slice(mark)
+    .filter((l) => l.msg === msg);
+const workerPids = () =>
+  stack
+    .edgeLogs()
+    .filter((l) => l.msg === 'worker listening')
+    .map((l) => l.pid as number);
 
 /** A TLS handshake over `socket` (already connected); resolves with the negotiated protocol. */
 function handshakeOver(socket: net.Socket): Promise<string | null> {
@@ -85,9 +93,13 @@ function owners(inodes: string[], pids: number[]): number[] {
 }
 
 it(`the edge says how connections reach its workers (${MODE})`, async () => {
-  const primary = await waitFor('the edge listening line', () => stack.edgeLogs().find((l) => l.msg === 'edge listening'));
+  const primary = await waitFor('the edge listening line', () =>
+    stack.edgeLogs().find((l) => l.msg === 'edge listening'),
+  );
   expect(primary).toMatchObject({ workers: 2, accept: MODE });
-  const workers = await waitFor('two worker listening lines', () => (workerPids().length >= 2 ? workerPids() : undefined));
+  const workers = await waitFor('two worker listening lines', () =>
+    workerPids().length >= 2 ? workerPids() : undefined,
+  );
   if (process.platform !== 'linux') return; // /proc is Linux's
   const inodes = listeningInodes(stack.state.edgePort);
   if (MODE === 'reuseport') {
@@ -121,9 +133,15 @@ it('SIGTERM lets the handshakes in flight on both workers complete, then the edg
   await waitFor('both workers draining', () => (logsSince(mark, 'draining').length >= 2 ? true : undefined));
   const protocols = await Promise.all(sockets.map(handshakeOver));
   expect(protocols).toEqual(sockets.map(() => 'TLSv1.3'));
-  const handshakes = await waitFor('16 handshake lines', () => (logsSince(mark, 'handshake').length >= 16 ? logsSince(mark, 'handshake') : undefined));
+  const handshakes = await waitFor('16 handshake lines', () =>
+    logsSince(mark, 'handshake').length >= 16 ? logsSince(mark, 'handshake') : undefined,
+  );
   expect(new Set(handshakes.map((l) => l.worker))).toEqual(new Set([0, 1]));
-  const drained = await waitFor('both workers drained', () => (logsSince(mark, 'drained').length >= 2 ? logsSince(mark, 'drained') : undefined), 30_000);
+  const drained = await waitFor(
+    'both workers drained',
+    () => (logsSince(mark, 'drained').length >= 2 ? logsSince(mark, 'drained') : undefined),
+    30_000,
+  );
   expect(drained.map((l) => l.forciblyClosed)).toEqual([0, 0]);
   const until = Date.now() + 15_000;
   while (isAlive(pid) && Date.now() < until) await sleep(50);

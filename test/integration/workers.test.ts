@@ -28,7 +28,15 @@ function getOnce(session?: Buffer): Promise<{ resumed: boolean; status: string; 
     let next: Buffer | undefined;
     let head = '';
     let resumed = false;
-    const socket = tls.connect({ host: '127.0.0.1', port: stack.state.edgePort, servername: 'localhost', ca: stack.caPem, session, minVersion: 'TLSv1.3', ALPNProtocols: ['http/1.1'] });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: stack.state.edgePort,
+      servername: 'localhost',
+      ca: stack.caPem,
+      session,
+      minVersion: 'TLSv1.3',
+      ALPNProtocols: ['http/1.1'],
+    });
     socket.setTimeout(15_000, () => socket.destroy(new Error('client timeout')));
     socket.on('session', (s: Buffer) => (next ??= s));
     socket.once('secureConnect', () => {
@@ -93,7 +101,17 @@ it('two workers start, each with its own admin listener, under one primary', asy
  */
 async function untilBothWorkersServe(min: number, max: number): Promise<Array<Record<string, unknown>>> {
   const before = handshakeLines().length;
-  for (let i = 0; i < max && (i < min || new Set(handshakeLines().slice(before).map((l) => l.worker)).size < 2); i++) {
+  for (
+    let i = 0;
+    i < max &&
+    (i < min ||
+      new Set(
+        handshakeLines()
+          .slice(before)
+          .map((l) => l.worker),
+      ).size < 2);
+    i++
+  ) {
     expect((await getOnce()).status).toBe('HTTP/1.1 200');
     await waitFor('its handshake line', () => (handshakeLines().length > before + i ? true : undefined));
   }
@@ -120,11 +138,18 @@ it('a session ticket issued by one worker resumes on the other', async () => {
     resumedOn.add((await waitFor('a resumed handshake line', () => handshakeLines()[at]))?.worker);
   }
   expect([...resumedOn].some((w) => w !== issuer)).toBe(true);
-  expect(handshakeLines().slice(before + 1).every((l) => l.resumed === true)).toBe(true);
+  expect(
+    handshakeLines()
+      .slice(before + 1)
+      .every((l) => l.resumed === true),
+  ).toBe(true);
 });
 
 it("/metrics on the admin port is the sum of the workers' own figures", async () => {
-  const ports = stack.edgeLogs().filter((x) => x.msg === 'worker listening').map((l) => l.adminPort as number);
+  const ports = stack
+    .edgeLogs()
+    .filter((x) => x.msg === 'worker listening')
+    .map((l) => l.adminPort as number);
   const own = await Promise.all(ports.map((p) => getText(p, '/metrics')));
   const merged = await getText(stack.state.adminPort, '/metrics');
   expect(merged.status).toBe(200);
@@ -151,10 +176,22 @@ it('a worker that dies is replaced, and the edge keeps serving meanwhile', async
   const before = listening().length;
   const logged = stack.edgeLogs().length;
   process.kill(victim.pid as number, 'SIGKILL');
-  await waitFor('the primary noticing', () => stack.edgeLogs().slice(logged).find((l) => l.msg === 'worker exited; starting another' && l.worker === 0 && l.signal === 'SIGKILL'));
+  await waitFor('the primary noticing', () =>
+    stack
+      .edgeLogs()
+      .slice(logged)
+      .find((l) => l.msg === 'worker exited; starting another' && l.worker === 0 && l.signal === 'SIGKILL'),
+  );
   // The other worker takes the connections until the replacement listens.
   for (let i = 0; i < 3; i++) expect((await getOnce()).status).toBe('HTTP/1.1 200');
-  const replacement = await waitFor('a replacement worker 0', () => listening().slice(before).find((l) => l.worker === 0), 30_000);
+  const replacement = await waitFor(
+    'a replacement worker 0',
+    () =>
+      listening()
+        .slice(before)
+        .find((l) => l.worker === 0),
+    30_000,
+  );
   expect(replacement.pid).not.toBe(victim.pid);
   const lines = await untilBothWorkersServe(4, 40);
   expect(new Set(lines.map((l) => l.worker))).toEqual(new Set([0, 1]));
@@ -164,17 +201,38 @@ it('SIGTERM to the primary drains both workers, then the edge exits', async () =
   const pid = stack.state.pids.edge;
   expect(isAlive(pid)).toBe(true);
   // An idle kept-alive connection on each worker is closed politely by the drain.
-  const idle = await Promise.all([0, 1].map(() => new Promise<tls.TLSSocket>((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port: stack.state.edgePort, servername: 'localhost', ca: stack.caPem, ALPNProtocols: ['http/1.1'] }, () => resolve(s));
-    s.once('error', reject);
-  })));
+  const idle = await Promise.all(
+    [0, 1].map(
+      () =>
+        new Promise<tls.TLSSocket>((resolve, reject) => {
+          const s = tls.connect(
+            {
+              host: '127.0.0.1',
+              port: stack.state.edgePort,
+              servername: 'localhost',
+              ca: stack.caPem,
+              ALPNProtocols: ['http/1.1'],
+            },
+            () => resolve(s),
+          );
+          s.once('error', reject);
+        }),
+    ),
+  );
   const closed = idle.map((s) => new Promise<void>((r) => s.once('close', () => r())));
   const since = stack.edgeLogs().length;
   process.kill(pid, 'SIGTERM');
-  const drained = await waitFor('both workers drained', () => {
-    const l = stack.edgeLogs().slice(since).filter((x) => x.msg === 'drained');
-    return l.length >= 2 ? l : undefined;
-  }, 30_000);
+  const drained = await waitFor(
+    'both workers drained',
+    () => {
+      const l = stack
+        .edgeLogs()
+        .slice(since)
+        .filter((x) => x.msg === 'drained');
+      return l.length >= 2 ? l : undefined;
+    },
+    30_000,
+  );
   expect(new Set(drained.map((l) => l.worker))).toEqual(new Set([0, 1]));
   await Promise.all(closed);
   const until = Date.now() + 15_000;

@@ -19,7 +19,9 @@ beforeAll(async () => {
     (testPki) => {
       const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
       return {
-        certificates: new CertificateStore([{ ...loadCertificate(rsa.chainPem, 'rsa-key'), allowRsaKeyExchange: true }]),
+        certificates: new CertificateStore([
+          { ...loadCertificate(rsa.chainPem, 'rsa-key'), allowRsaKeyExchange: true },
+        ]),
         keyOperations: new InProcessKeys(new Map([['rsa-key', rsa.key]])),
       };
     },
@@ -32,7 +34,15 @@ afterAll(() => fixture.close());
 
 function alpnWith(ciphers: string, protocols: string[]): Promise<string | false | null> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, maxVersion: 'TLSv1.2', ciphers, ALPNProtocols: protocols });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: pki.caPem,
+      maxVersion: 'TLSv1.2',
+      ciphers,
+      ALPNProtocols: protocols,
+    });
     s.once('secureConnect', () => {
       resolve(s.alpnProtocol);
       s.destroy();

@@ -79,13 +79,15 @@ export function missingCells(r: MatrixRecord): string[] {
   const missing: string[] = [];
   for (const peer of PEERS)
     for (const protocol of PROTOCOLS)
-      for (const key of KEY_TYPES) if (!r.cells.some((c) => c.peer === peer && c.protocol === protocol && c.key === key)) missing.push(`${peer} × ${protocol} × ${key}`);
+      for (const key of KEY_TYPES)
+        if (!r.cells.some((c) => c.peer === peer && c.protocol === protocol && c.key === key))
+          missing.push(`${peer} × ${protocol} × ${key}`);
   return missing;
 }
 
 function cellText(c: MatrixCell): string {
   if (c.outcome === 'refused') return `refused by design (\`${c.alert}\` asserted)`;
-  const kx = c.protocol === 'tls12-rsa' ? 'RSA kx' : c.group ?? '';
+  const kx = c.protocol === 'tls12-rsa' ? 'RSA kx' : (c.group ?? '');
   return `✅ ${c.cipher}<br>${[kx, c.signatureScheme, c.httpVersion ? `HTTP/${c.httpVersion}` : ''].filter(Boolean).join(', ')}`;
 }
 
@@ -101,9 +103,11 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('`/api/tls` answer (what the edge negotiated) is asserted: protocol, key exchange, and a signature');
   lines.push('scheme of the key type under test. One edge process per key type serves only that certificate,');
   lines.push('so the peer cannot fall back to another one. Cells that are impossible by design — TLS 1.2 RSA key');
-  lines.push('exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (docs/architecture.md, "Facts that shape the design"), and an');
+  lines.push(
+    'exchange needs the private key to decrypt PKCS#1 v1.5, which KMS cannot do (docs/architecture.md, "Facts that shape the design"), and an',
+  );
   lines.push('ECDSA key cannot do RSA key exchange at all — are asserted to be refused with a `handshake_failure`');
-  lines.push('alert (seen in the edge log, and in the peer\'s own error where it prints one).');
+  lines.push("alert (seen in the edge log, and in the peer's own error where it prints one).");
   lines.push('');
   lines.push('Each cell shows the cipher suite, the key exchange group (or RSA key exchange), the signature');
   lines.push('scheme and the HTTP version the edge reported. HTTP/2 is chosen by ALPN only with an ephemeral key');
@@ -125,23 +129,34 @@ export function renderInteropDoc(r: MatrixRecord): string {
   }
   lines.push('## Post-quantum key exchange (X25519MLKEM768)');
   lines.push('');
-  lines.push('The edge prefers the hybrid X25519MLKEM768 in TLS 1.3 ([TLS engine](tls-engine.md#key-exchange-groups));');
+  lines.push(
+    'The edge prefers the hybrid X25519MLKEM768 in TLS 1.3 ([TLS engine](tls-engine.md#key-exchange-groups));',
+  );
   lines.push('TLS 1.2 has no hybrid group. The group each peer negotiated with its default settings, from the');
   lines.push('TLS 1.3 cells above (the test asserts the hybrid for Node 24 and Chromium, which offer it by default):');
   lines.push('');
   lines.push('| peer | TLS 1.3 group | X25519MLKEM768 |');
   lines.push('|---|---|---|');
   for (const peer of PEERS) {
-    const groups = [...new Set(r.cells.filter((c) => c.peer === peer && c.protocol === 'tls13' && c.outcome === 'ok').map((c) => c.group ?? '?'))];
+    const groups = [
+      ...new Set(
+        r.cells
+          .filter((c) => c.peer === peer && c.protocol === 'tls13' && c.outcome === 'ok')
+          .map((c) => c.group ?? '?'),
+      ),
+    ];
     const hybrid = groups.includes('X25519MLKEM768');
-    lines.push(`| ${PEER_TITLES[peer]} | ${groups.join(', ') || '—'} | ${hybrid ? '✅ negotiated' : 'not offered by this peer'} |`);
+    lines.push(
+      `| ${PEER_TITLES[peer]} | ${groups.join(', ') || '—'} | ${hybrid ? '✅ negotiated' : 'not offered by this peer'} |`,
+    );
   }
   lines.push('');
   lines.push('## Peer versions');
   lines.push('');
   lines.push('| peer | version |');
   lines.push('|---|---|');
-  for (const peer of PEERS) lines.push(`| ${PEER_TITLES[peer]} | ${(r.versions[peer] ?? 'unknown').replace(/\|/g, '/')} |`);
+  for (const peer of PEERS)
+    lines.push(`| ${PEER_TITLES[peer]} | ${(r.versions[peer] ?? 'unknown').replace(/\|/g, '/')} |`);
   lines.push('');
   lines.push('How each mode is forced per peer: /work/shared/PEERS.md and `test/interop/matrix.test.ts`.');
   lines.push('');
@@ -154,12 +169,14 @@ export function renderInteropDoc(r: MatrixRecord): string {
   lines.push('suites, all with forward secrecy for `kms` (the nine TLS 1.3 and ECDHE suites); `sealed` adds exactly');
   lines.push('`TLS_RSA_WITH_AES_128_GCM_SHA256` and `TLS_RSA_WITH_AES_256_GCM_SHA384`; every vulnerability check');
   lines.push('(Heartbleed, CCS injection, Ticketbleed, ROBOT — which on `sealed` has RSA key transport to probe —,');
-  lines.push('secure renegotiation, client-initiated renegotiation, CRIME, BREACH, POODLE, TLS_FALLBACK_SCSV, SWEET32,');
+  lines.push(
+    'secure renegotiation, client-initiated renegotiation, CRIME, BREACH, POODLE, TLS_FALLBACK_SCSV, SWEET32,',
+  );
   lines.push('FREAK, DROWN, LOGJAM, BEAST, LUCKY13, RC4) at severity OK or INFO; certificate chain of trust');
   lines.push('passed and in order for both certificates. BREACH is about HTTP compression: neither the edge nor');
   lines.push('the demo origin compresses, and testssl reports exactly that. Findings above INFO that are about');
   lines.push('the development PKI rather than the endpoint are listed in the test with their reason (no CRL/OCSP');
-  lines.push('for a dev CA, no DNS CAA record for `localhost`). sslscan\'s group enumeration runs against `kms`');
+  lines.push("for a dev CA, no DNS CAA record for `localhost`). sslscan's group enumeration runs against `kms`");
   lines.push('only (X25519, P-256, P-384 asserted): against `sealed` its TLS 1.2 probes also offer RSA key');
   lines.push('exchange, which legitimately succeeds without a group, and sslscan then waits ~5 s per group for a');
   lines.push('ServerKeyExchange that RSA key exchange never sends.');
@@ -170,7 +187,11 @@ export function renderInteropDoc(r: MatrixRecord): string {
 /** Writes `docPath` when the record is complete; otherwise returns why it did not. */
 export function writeInteropDocIfComplete(r: MatrixRecord, docPath: string): { written: boolean; reason?: string } {
   const missing = missingCells(r);
-  if (missing.length > 0) return { written: false, reason: `${missing.length} cell(s) did not pass: ${missing.slice(0, 8).join('; ')}${missing.length > 8 ? '; …' : ''}` };
+  if (missing.length > 0)
+    return {
+      written: false,
+      reason: `${missing.length} cell(s) did not pass: ${missing.slice(0, 8).join('; ')}${missing.length > 8 ? '; …' : ''}`,
+    };
   fs.mkdirSync(path.dirname(docPath), { recursive: true });
   fs.writeFileSync(docPath, renderInteropDoc(r));
   return { written: true };
@@ -182,7 +203,10 @@ if (require.main === module) {
     console.error('usage: node dist/test/interop/matrix-report.js <cells.json> [docs/interop.md]');
     process.exit(2);
   }
-  const out = writeInteropDocIfComplete(readRecord(file), process.argv[3] ?? path.join(process.cwd(), 'docs', 'interop.md'));
+  const out = writeInteropDocIfComplete(
+    readRecord(file),
+    process.argv[3] ?? path.join(process.cwd(), 'docs', 'interop.md'),
+  );
   console.log(out.written ? 'docs/interop.md written' : `not written: ${out.reason}`);
   process.exit(out.written ? 0 : 1);
 }

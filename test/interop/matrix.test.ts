@@ -19,7 +19,18 @@ import { havePeer, httpGet, httpJsonBody, PeerResult, pythonGetApiTls, runPeer }
 import { buildGoProbe } from '../helpers/go-probe';
 import { blacklistAllBut, chromiumDumpDom, chromiumVersion, haveChromium, spkiHash } from '../helpers/chromium';
 import { startSingleCertEdge, SingleCertEdge } from './single-cert-edge';
-import { KEY_TYPES, KeyTypeName, MatrixCell, PeerName, PROTOCOLS, ProtocolName, readRecord, recordCell, recordVersion, writeInteropDocIfComplete } from './matrix-report';
+import {
+  KEY_TYPES,
+  KeyTypeName,
+  MatrixCell,
+  PeerName,
+  PROTOCOLS,
+  ProtocolName,
+  readRecord,
+  recordCell,
+  recordVersion,
+  writeInteropDocIfComplete,
+} from './matrix-report';
 
 const RECORD = path.join(os.tmpdir(), `keyless-interop-matrix-${process.pid}.json`);
 const DOC = path.join(REPO_ROOT, 'docs', 'interop.md');
@@ -31,8 +42,16 @@ const edges = {} as Record<KeyTypeName, SingleCertEdge>;
 const spki = {} as Record<KeyTypeName, string>;
 let goProbe: string | undefined;
 
-const KEY_NAME: Record<KeyTypeName, string> = { 'rsa-kms': 'localhost-rsa', 'ecdsa-kms': 'localhost-ecdsa', 'rsa-sealed': 'localhost-rsa' };
-const CHAIN_FILE: Record<KeyTypeName, string> = { 'rsa-kms': 'localhost-rsa.chain.pem', 'ecdsa-kms': 'localhost-ecdsa.chain.pem', 'rsa-sealed': 'localhost-rsa-sealed.chain.pem' };
+const KEY_NAME: Record<KeyTypeName, string> = {
+  'rsa-kms': 'localhost-rsa',
+  'ecdsa-kms': 'localhost-ecdsa',
+  'rsa-sealed': 'localhost-rsa',
+};
+const CHAIN_FILE: Record<KeyTypeName, string> = {
+  'rsa-kms': 'localhost-rsa.chain.pem',
+  'ecdsa-kms': 'localhost-ecdsa.chain.pem',
+  'rsa-sealed': 'localhost-rsa-sealed.chain.pem',
+};
 
 const available: Record<PeerName, boolean> = {
   openssl: havePeer('openssl'),
@@ -46,7 +65,10 @@ const available: Record<PeerName, boolean> = {
 
 beforeAll(async () => {
   fs.rmSync(RECORD, { force: true });
-  [kmsStack, sealedStack] = await Promise.all([startStackProcess(), startStackProcess({ KEYLESS_DEV_CUSTODY: 'sealed' })]);
+  [kmsStack, sealedStack] = await Promise.all([
+    startStackProcess(),
+    startStackProcess({ KEYLESS_DEV_CUSTODY: 'sealed' }),
+  ]);
   const stackOf = (k: KeyTypeName): StackProcess => (k === 'rsa-sealed' ? sealedStack : kmsStack);
   await Promise.all(
     KEY_TYPES.map(async (k) => {
@@ -62,17 +84,29 @@ afterAll(async () => {
   await Promise.all(Object.values(edges).map((e) => e.stop()));
   await Promise.all([kmsStack?.stop(), sealedStack?.stop()]);
   const result = writeInteropDocIfComplete(readRecord(RECORD), DOC);
-  process.stdout.write(result.written ? '[interop] docs/interop.md regenerated\n' : `[interop] docs/interop.md left unchanged: ${result.reason} (cells recorded in ${RECORD})\n`);
+  process.stdout.write(
+    result.written
+      ? '[interop] docs/interop.md regenerated\n'
+      : `[interop] docs/interop.md left unchanged: ${result.reason} (cells recorded in ${RECORD})\n`,
+  );
   // Kept only when something failed, to look at (or to render by hand with matrix-report.js).
   if (result.written) fs.rmSync(RECORD, { force: true });
 }, 60_000);
 
 async function recordVersions(): Promise<void> {
-  const first = async (cmd: string, args: string[], pick = (s: string) => s.split('\n')[0].trim()): Promise<string> => pick(`${(await runPeer(cmd, args)).stdout}`);
-  const v: Partial<Record<PeerName, string>> = { node: `Node ${process.version} (OpenSSL ${process.versions.openssl})` };
+  const first = async (cmd: string, args: string[], pick = (s: string) => s.split('\n')[0].trim()): Promise<string> =>
+    pick(`${(await runPeer(cmd, args)).stdout}`);
+  const v: Partial<Record<PeerName, string>> = {
+    node: `Node ${process.version} (OpenSSL ${process.versions.openssl})`,
+  };
   if (available.openssl) v.openssl = await first('openssl', ['version']);
-  if (available.curl) v.curl = await first('curl', ['--version'], (s) => s.replace(/^curl (\S+).*?(OpenSSL\/\S+).*$/s, 'curl $1 ($2)'));
-  if (available.python) v.python = await first('python3', ['-c', 'import ssl, sys; print("Python", sys.version.split()[0], "(" + ssl.OPENSSL_VERSION + ")")']);
+  if (available.curl)
+    v.curl = await first('curl', ['--version'], (s) => s.replace(/^curl (\S+).*?(OpenSSL\/\S+).*$/s, 'curl $1 ($2)'));
+  if (available.python)
+    v.python = await first('python3', [
+      '-c',
+      'import ssl, sys; print("Python", sys.version.split()[0], "(" + ssl.OPENSSL_VERSION + ")")',
+    ]);
   if (available.gnutls) v.gnutls = await first('gnutls-cli', ['--version']);
   if (available.go) v.go = await first('go', ['version']);
   if (available.chromium) v.chromium = await chromiumVersion();
@@ -124,7 +158,10 @@ function goArgs(protocol: ProtocolName, key: KeyTypeName): string[] {
 }
 const CHROMIUM_FLAGS: Record<ProtocolName, string[]> = {
   tls13: ['--ssl-version-min=tls1.3'],
-  'tls12-ecdhe': ['--ssl-version-max=tls1.2', `--cipher-suite-blacklist=${blacklistAllBut(['0xc02b', '0xc02f', '0xc02c', '0xc030', '0xcca9', '0xcca8'])}`],
+  'tls12-ecdhe': [
+    '--ssl-version-max=tls1.2',
+    `--cipher-suite-blacklist=${blacklistAllBut(['0xc02b', '0xc02f', '0xc02c', '0xc030', '0xcca9', '0xcca8'])}`,
+  ],
   'tls12-rsa': ['--ssl-version-max=tls1.2', `--cipher-suite-blacklist=${blacklistAllBut(['0x009c', '0x009d'])}`],
 };
 
@@ -134,7 +171,22 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
   const url = `https://localhost:${port}/api/tls`;
   switch (peer) {
     case 'openssl': {
-      const r = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', ca, '-verify_return_error', '-ign_eof', ...OPENSSL_FLAGS[protocol]], { input: httpGet('/api/tls') });
+      const r = await runPeer(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${port}`,
+          '-servername',
+          'localhost',
+          '-CAfile',
+          ca,
+          '-verify_return_error',
+          '-ign_eof',
+          ...OPENSSL_FLAGS[protocol],
+        ],
+        { input: httpGet('/api/tls') },
+      );
       return parseView(() => httpJsonBody(r.stdout), r);
     }
     case 'curl': {
@@ -162,7 +214,11 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
       return parseView(() => httpJsonBody(r.stdout), r);
     }
     case 'gnutls': {
-      const r = await runPeer('gnutls-cli', [`--x509cafile=${ca}`, '-p', String(port), 'localhost', '--priority', GNUTLS_PRIORITY[protocol]], { input: httpGet('/api/tls') });
+      const r = await runPeer(
+        'gnutls-cli',
+        [`--x509cafile=${ca}`, '-p', String(port), 'localhost', '--priority', GNUTLS_PRIORITY[protocol]],
+        { input: httpGet('/api/tls') },
+      );
       return parseView(() => httpJsonBody(r.stdout), r);
     }
     case 'go': {
@@ -175,7 +231,13 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
       return parseView(() => {
         const pre = /<pre[^>]*>([\s\S]*?)<\/pre>/.exec(r.stdout);
         if (!pre) throw new Error('no JSON page');
-        return JSON.parse(pre[1].replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')) as Record<string, unknown>;
+        return JSON.parse(
+          pre[1]
+            .replace(/&quot;/g, '"')
+            .replace(/&lt;/g, '<')
+            .replace(/&gt;/g, '>')
+            .replace(/&amp;/g, '&'),
+        ) as Record<string, unknown>;
       }, r);
     }
   }
@@ -186,7 +248,15 @@ async function attempt(peer: PeerName, protocol: ProtocolName, key: KeyTypeName)
  * (OpenSSL 3.5) and Chromium ≥ 131. The others installed here (OpenSSL 3.0, GnuTLS 3.7, Go 1.19)
  * have no ML-KEM and get a classic group.
  */
-const HYBRID_BY_DEFAULT: Record<PeerName, boolean> = { openssl: false, curl: false, node: true, python: false, gnutls: false, go: false, chromium: true };
+const HYBRID_BY_DEFAULT: Record<PeerName, boolean> = {
+  openssl: false,
+  curl: false,
+  node: true,
+  python: false,
+  gnutls: false,
+  go: false,
+  chromium: true,
+};
 
 /** RSA key exchange needs a key the key service can decrypt PKCS#1 v1.5 with: `sealed` (or `file`) RSA only. */
 function refusedByDesign(protocol: ProtocolName, key: KeyTypeName): boolean {
@@ -194,40 +264,59 @@ function refusedByDesign(protocol: ProtocolName, key: KeyTypeName): boolean {
 }
 
 const CELLS: [PeerName, ProtocolName, KeyTypeName][] = [];
-for (const peer of Object.keys(available) as PeerName[]) for (const protocol of PROTOCOLS) for (const key of KEY_TYPES) CELLS.push([peer, protocol, key]);
+for (const peer of Object.keys(available) as PeerName[])
+  for (const protocol of PROTOCOLS) for (const key of KEY_TYPES) CELLS.push([peer, protocol, key]);
 
 describe.each(Object.keys(available) as PeerName[])('%s', (peer) => {
   const maybe = available[peer] ? it : it.skip;
-  maybe.each(CELLS.filter((c) => c[0] === peer).map((c) => [c[1], c[2]] as [ProtocolName, KeyTypeName]))('%s with %s', async (protocol, key) => {
-    const edge = edges[key];
-    if (refusedByDesign(protocol, key)) {
-      const before = edge.alertsSent('handshake_failure');
+  maybe.each(CELLS.filter((c) => c[0] === peer).map((c) => [c[1], c[2]] as [ProtocolName, KeyTypeName]))(
+    '%s with %s',
+    async (protocol, key) => {
+      const edge = edges[key];
+      if (refusedByDesign(protocol, key)) {
+        const before = edge.alertsSent('handshake_failure');
+        const r = await attempt(peer, protocol, key);
+        expect(r).toHaveProperty('failed');
+        // The edge's log says which alert it sent; wait for the line (the peer may exit first).
+        const deadline = Date.now() + 20_000;
+        while (edge.alertsSent('handshake_failure') <= before && Date.now() < deadline)
+          await new Promise((res) => setTimeout(res, 50));
+        expect(edge.alertsSent('handshake_failure')).toBeGreaterThan(before);
+        // Peers that print the alert they received must name it too (Chromium shows only an error page).
+        if (peer !== 'chromium')
+          expect((r as { failed: string }).failed).toMatch(/handshake[ _-]?fail|HANDSHAKE_FAILURE|alert.*40\b/i);
+        recordCell(RECORD, { peer, protocol, key, outcome: 'refused', alert: 'handshake_failure' });
+        return;
+      }
       const r = await attempt(peer, protocol, key);
-      expect(r).toHaveProperty('failed');
-      // The edge's log says which alert it sent; wait for the line (the peer may exit first).
-      const deadline = Date.now() + 20_000;
-      while (edge.alertsSent('handshake_failure') <= before && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
-      expect(edge.alertsSent('handshake_failure')).toBeGreaterThan(before);
-      // Peers that print the alert they received must name it too (Chromium shows only an error page).
-      if (peer !== 'chromium') expect((r as { failed: string }).failed).toMatch(/handshake[ _-]?fail|HANDSHAKE_FAILURE|alert.*40\b/i);
-      recordCell(RECORD, { peer, protocol, key, outcome: 'refused', alert: 'handshake_failure' });
-      return;
-    }
-    const r = await attempt(peer, protocol, key);
-    if ('failed' in r) throw new Error(`${peer} ${protocol} ${key} failed:\n${r.failed}`);
-    const v = r.view;
-    expect(v.viaEdge).toBe(true);
-    expect(v.protocol).toBe(protocol === 'tls13' ? 'TLSv1.3' : 'TLSv1.2');
-    if (protocol === 'tls12-rsa') {
-      expect(v.keyExchange).toBe('RSA (no forward secrecy)');
-      expect(v.signatureScheme).toBeNull();
-      expect(v.cipher).toMatch(/^TLS_RSA_WITH_AES_(128|256)_GCM_SHA(256|384)$/);
-    } else {
-      if (protocol === 'tls12-ecdhe') expect(v.keyExchange).toMatch(/^ECDHE \(/);
-      if (protocol === 'tls13' && HYBRID_BY_DEFAULT[peer]) expect(v).toMatchObject({ group: 'X25519MLKEM768', keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)' });
-      expect(v.signatureScheme).toMatch(key === 'ecdsa-kms' ? /^ecdsa_/ : /^rsa_/);
-    }
-    const cell: MatrixCell = { peer, protocol, key, outcome: 'ok', protocolSeen: String(v.protocol), cipher: String(v.cipher), group: (v.group as string | null) ?? null, signatureScheme: (v.signatureScheme as string | null) ?? null, keyExchange: String(v.keyExchange), httpVersion: String(v.httpVersion) };
-    recordCell(RECORD, cell);
-  }, 120_000);
+      if ('failed' in r) throw new Error(`${peer} ${protocol} ${key} failed:\n${r.failed}`);
+      const v = r.view;
+      expect(v.viaEdge).toBe(true);
+      expect(v.protocol).toBe(protocol === 'tls13' ? 'TLSv1.3' : 'TLSv1.2');
+      if (protocol === 'tls12-rsa') {
+        expect(v.keyExchange).toBe('RSA (no forward secrecy)');
+        expect(v.signatureScheme).toBeNull();
+        expect(v.cipher).toMatch(/^TLS_RSA_WITH_AES_(128|256)_GCM_SHA(256|384)$/);
+      } else {
+        if (protocol === 'tls12-ecdhe') expect(v.keyExchange).toMatch(/^ECDHE \(/);
+        if (protocol === 'tls13' && HYBRID_BY_DEFAULT[peer])
+          expect(v).toMatchObject({ group: 'X25519MLKEM768', keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)' });
+        expect(v.signatureScheme).toMatch(key === 'ecdsa-kms' ? /^ecdsa_/ : /^rsa_/);
+      }
+      const cell: MatrixCell = {
+        peer,
+        protocol,
+        key,
+        outcome: 'ok',
+        protocolSeen: String(v.protocol),
+        cipher: String(v.cipher),
+        group: (v.group as string | null) ?? null,
+        signatureScheme: (v.signatureScheme as string | null) ?? null,
+        keyExchange: String(v.keyExchange),
+        httpVersion: String(v.httpVersion),
+      };
+      recordCell(RECORD, cell);
+    },
+    120_000,
+  );
 });

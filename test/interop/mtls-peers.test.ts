@@ -41,7 +41,12 @@ const ticketKeys: TicketKeySource = {
   get() {
     const epoch = epochOf(Date.now(), 3600);
     const key = (e: number) => crypto.createHash('sha256').update(`mtls test ticket key ${e}`).digest();
-    return Promise.resolve({ epochSeconds: 3600, current: { epoch, key: key(epoch) }, previous: { epoch: epoch - 1, key: key(epoch - 1) }, backendMs: 0 });
+    return Promise.resolve({
+      epochSeconds: 3600,
+      current: { epoch, key: key(epoch) },
+      previous: { epoch: epoch - 1, key: key(epoch - 1) },
+      backendMs: 0,
+    });
   },
 };
 
@@ -54,7 +59,11 @@ beforeAll(async () => {
   const day = 86_400_000;
   alice = clients.issue('alice', { subject: '/O=Example/CN=alice', san: 'email:alice@example.com' });
   stranger = clients.issue('stranger', { subject: '/CN=stranger', issuer: 'unknown' });
-  expired = clients.issue('expired', { subject: '/CN=expired', notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) });
+  expired = clients.issue('expired', {
+    subject: '/CN=expired',
+    notBefore: new Date(Date.now() - 10 * day),
+    notAfter: new Date(Date.now() - day),
+  });
 
   const required = pki.leaf('required', 'rsa2048', ['required.test']);
   const optional = pki.leaf('optional', 'p256', ['optional.test']);
@@ -73,7 +82,8 @@ beforeAll(async () => {
   lambda = await startLocalLambda({ port: 0, functions: { [FUNCTION]: (event, context) => handler(event, context) } });
   origin = http.createServer((req, res) => {
     const seen: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('x-keyless-client-cert') && v !== undefined) seen[k] = v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (k.startsWith('x-keyless-client-cert') && v !== undefined) seen[k] = v;
     const body = `HEADERS ${JSON.stringify(seen)}\n`;
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) });
     res.end(body);
@@ -89,8 +99,16 @@ beforeAll(async () => {
       listen: { host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: 0 },
       certificates: [
-        { chainFile: 'required-chain.pem', keyName: 'required', clientAuth: { mode: 'required', caFile: 'clients-ca.pem' } },
-        { chainFile: 'optional-chain.pem', keyName: 'optional', clientAuth: { mode: 'optional', caFile: 'clients-ca.pem' } },
+        {
+          chainFile: 'required-chain.pem',
+          keyName: 'required',
+          clientAuth: { mode: 'required', caFile: 'clients-ca.pem' },
+        },
+        {
+          chainFile: 'optional-chain.pem',
+          keyName: 'optional',
+          clientAuth: { mode: 'optional', caFile: 'clients-ca.pem' },
+        },
       ],
       keyServices: [{ functionName: FUNCTION, region: 'us-east-1', endpoint: `http://127.0.0.1:${lambda.port}` }],
       origin: `http://127.0.0.1:${(origin.address() as AddressInfo).port}`,
@@ -121,15 +139,55 @@ function request(host: string, extraHeaders = ''): string {
   return `GET / HTTP/1.1\r\nHost: ${host}\r\n${extraHeaders}Connection: close\r\n\r\n`;
 }
 
-function sClient(host: string, version: '-tls1_3' | '-tls1_2', cert?: TestClientCert, extraHeaders = ''): Promise<PeerResult> {
+function sClient(
+  host: string,
+  version: '-tls1_3' | '-tls1_2',
+  cert?: TestClientCert,
+  extraHeaders = '',
+): Promise<PeerResult> {
   const certArgs = cert ? ['-cert', cert.chainPath, '-key', cert.keyPath] : [];
-  return runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', host, '-CAfile', pki.caPath, version, '-ign_eof', ...certArgs], { input: request(host, extraHeaders), timeoutMs: 30_000 });
+  return runPeer(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      host,
+      '-CAfile',
+      pki.caPath,
+      version,
+      '-ign_eof',
+      ...certArgs,
+    ],
+    { input: request(host, extraHeaders), timeoutMs: 30_000 },
+  );
 }
 
-function curl(host: string, version: '1.3' | '1.2', cert?: TestClientCert, headers: string[] = []): Promise<PeerResult> {
+function curl(
+  host: string,
+  version: '1.3' | '1.2',
+  cert?: TestClientCert,
+  headers: string[] = [],
+): Promise<PeerResult> {
   return runPeer(
     'curl',
-    ['-sS', '--http2', '-w', 'HTTP %{http_version}\n', `--tlsv${version}`, '--tls-max', version, '--cacert', pki.caPath, '--resolve', `${host}:${port}:127.0.0.1`, ...(cert ? ['--cert', cert.chainPath, '--key', cert.keyPath] : []), ...headers.flatMap((h) => ['-H', h]), `https://${host}:${port}/`],
+    [
+      '-sS',
+      '--http2',
+      '-w',
+      'HTTP %{http_version}\n',
+      `--tlsv${version}`,
+      '--tls-max',
+      version,
+      '--cacert',
+      pki.caPath,
+      '--resolve',
+      `${host}:${port}:127.0.0.1`,
+      ...(cert ? ['--cert', cert.chainPath, '--key', cert.keyPath] : []),
+      ...headers.flatMap((h) => ['-H', h]),
+      `https://${host}:${port}/`,
+    ],
     { timeoutMs: 30_000 },
   );
 }
@@ -138,13 +196,20 @@ const aliceHeaders = (): Record<string, string> => ({
   'x-keyless-client-cert-verified': '1',
   'x-keyless-client-cert-subject': 'CN=alice,O=Example',
   'x-keyless-client-cert-san': 'email:alice@example.com',
-  'x-keyless-client-cert-fingerprint-sha256': crypto.createHash('sha256').update(new crypto.X509Certificate(alice.certPem).raw).digest('hex'),
+  'x-keyless-client-cert-fingerprint-sha256': crypto
+    .createHash('sha256')
+    .update(new crypto.X509Certificate(alice.certPem).raw)
+    .digest('hex'),
 });
 
 /** The alert the edge logged for its most recent failed handshake after `before` log lines. */
 async function loggedAlert(before: number): Promise<unknown> {
   const deadline = Date.now() + 10_000;
-  const find = () => logs.slice(before).filter((l) => l.msg === 'handshake failed').pop();
+  const find = () =>
+    logs
+      .slice(before)
+      .filter((l) => l.msg === 'handshake failed')
+      .pop();
   while (!find() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   return find()?.alertSent;
 }
@@ -186,18 +251,31 @@ describe('openssl s_client -cert/-key', () => {
 describe('curl --cert/--key', () => {
   const maybe = havePeer('curl') ? it : it.skip;
 
-  maybe.each(['1.3', '1.2'] as const)('TLS %s over HTTP/2: verified identity, and forged headers are replaced', async (version) => {
-    const r = await curl('required.test', version, alice, ['x-keyless-client-cert-subject: CN=admin', 'X-Keyless-Client-Cert-Verified: 1', 'x-keyless-client-cert-fingerprint-sha256: 00']);
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toContain('HTTP 2\n');
-    expect(headersIn(r.stdout)).toEqual(aliceHeaders());
-  });
+  maybe.each(['1.3', '1.2'] as const)(
+    'TLS %s over HTTP/2: verified identity, and forged headers are replaced',
+    async (version) => {
+      const r = await curl('required.test', version, alice, [
+        'x-keyless-client-cert-subject: CN=admin',
+        'X-Keyless-Client-Cert-Verified: 1',
+        'x-keyless-client-cert-fingerprint-sha256: 00',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain('HTTP 2\n');
+      expect(headersIn(r.stdout)).toEqual(aliceHeaders());
+    },
+  );
 
-  maybe.each(['1.3', '1.2'] as const)('TLS %s: optional host without a certificate passes with verified 0; forgeries are stripped', async (version) => {
-    const r = await curl('optional.test', version, undefined, ['x-keyless-client-cert-verified: 1', 'x-keyless-client-cert-subject: CN=admin']);
-    expect(r.stderr).toBe('');
-    expect(headersIn(r.stdout)).toEqual({ 'x-keyless-client-cert-verified': '0' });
-  });
+  maybe.each(['1.3', '1.2'] as const)(
+    'TLS %s: optional host without a certificate passes with verified 0; forgeries are stripped',
+    async (version) => {
+      const r = await curl('optional.test', version, undefined, [
+        'x-keyless-client-cert-verified: 1',
+        'x-keyless-client-cert-subject: CN=admin',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(headersIn(r.stdout)).toEqual({ 'x-keyless-client-cert-verified': '0' });
+    },
+  );
 
   maybe('TLS 1.3: optional host with a certificate verifies it', async () => {
     const r = await curl('optional.test', '1.3', alice);
@@ -216,7 +294,20 @@ describe('gnutls-cli --x509certfile/--x509keyfile', () => {
   ])('%s: the origin receives the verified identity', async (_name, priority, description) => {
     const r = await runPeer(
       'gnutls-cli',
-      [`--x509cafile=${pki.caPath}`, `--x509certfile=${alice.chainPath}`, `--x509keyfile=${alice.keyPath}`, '-p', String(port), '127.0.0.1', '--sni-hostname', 'required.test', '--verify-hostname', 'required.test', '--priority', priority],
+      [
+        `--x509cafile=${pki.caPath}`,
+        `--x509certfile=${alice.chainPath}`,
+        `--x509keyfile=${alice.keyPath}`,
+        '-p',
+        String(port),
+        '127.0.0.1',
+        '--sni-hostname',
+        'required.test',
+        '--verify-hostname',
+        'required.test',
+        '--priority',
+        priority,
+      ],
       { input: request('required.test'), timeoutMs: 30_000 },
     );
     expect(r.stdout).toContain(`- Description: ${description}`);
@@ -225,7 +316,9 @@ describe('gnutls-cli --x509certfile/--x509keyfile', () => {
 });
 
 describe('Node tls', () => {
-  function get(opts: tls.ConnectionOptions): Promise<{ body: string; session?: Buffer; reused: boolean; error?: string }> {
+  function get(
+    opts: tls.ConnectionOptions,
+  ): Promise<{ body: string; session?: Buffer; reused: boolean; error?: string }> {
     return new Promise((resolve) => {
       const s = tls.connect({ host: '127.0.0.1', port, servername: 'required.test', ca: pki.caPem, ...opts });
       let body = '';
@@ -325,14 +418,30 @@ func main() {
 
 function buildWrongKeyClient(): string | undefined {
   if (!havePeer('go', 'the wrong-key client-certificate test is skipped')) return undefined;
-  const dir = path.join(os.tmpdir(), `keyless-mtls-wrongkey-${crypto.createHash('sha256').update(WRONG_KEY_CLIENT).digest('hex').slice(0, 12)}`);
+  const dir = path.join(
+    os.tmpdir(),
+    `keyless-mtls-wrongkey-${crypto.createHash('sha256').update(WRONG_KEY_CLIENT).digest('hex').slice(0, 12)}`,
+  );
   const bin = path.join(dir, 'client');
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'main.go'), WRONG_KEY_CLIENT);
-  const env = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOCACHE: path.join(dir, 'cache'), GOPATH: path.join(dir, 'gopath'), HOME: dir };
-  if (!fs.existsSync(path.join(dir, 'go.mod'))) execFileSync('go', ['mod', 'init', 'wrongkey'], { cwd: dir, env, stdio: 'ignore' });
-  execFileSync('go', ['build', '-o', bin, '.'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 240_000 });
+  const env = {
+    ...process.env,
+    GOFLAGS: '-mod=mod',
+    GOPROXY: 'off',
+    GOCACHE: path.join(dir, 'cache'),
+    GOPATH: path.join(dir, 'gopath'),
+    HOME: dir,
+  };
+  if (!fs.existsSync(path.join(dir, 'go.mod')))
+    execFileSync('go', ['mod', 'init', 'wrongkey'], { cwd: dir, env, stdio: 'ignore' });
+  execFileSync('go', ['build', '-o', bin, '.'], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 240_000,
+  });
   return bin;
 }
 
@@ -345,7 +454,9 @@ describe('Go crypto/tls with the wrong key for its certificate', () => {
   it.each(['1.3', '1.2'])('TLS %s: decrypt_error', async (version) => {
     if (!bin) return; // reason printed by havePeer
     const before = logs.length;
-    const r = await runPeer(bin, [`127.0.0.1:${port}`, 'required.test', pki.caPath, alice.certPath, version], { timeoutMs: 30_000 });
+    const r = await runPeer(bin, [`127.0.0.1:${port}`, 'required.test', pki.caPath, alice.certPath, version], {
+      timeoutMs: 30_000,
+    });
     expect(r.stdout).toMatch(/^ERR .*error decrypting message/m);
     expect(await loggedAlert(before)).toBe('decrypt_error');
   });

@@ -23,11 +23,23 @@ export interface SingleCertEdge {
 }
 
 export async function startSingleCertEdge(stack: StackProcess, keyName: string): Promise<SingleCertEdge> {
-  const config = JSON.parse(fs.readFileSync(path.join(stack.dir, 'edge.json'), 'utf8')) as { certificates: { keyName: string }[]; listen: object; admin: object };
+  const config = JSON.parse(fs.readFileSync(path.join(stack.dir, 'edge.json'), 'utf8')) as {
+    certificates: { keyName: string }[];
+    listen: object;
+    admin: object;
+  };
   const certificates = config.certificates.filter((c) => c.keyName === keyName);
-  if (certificates.length !== 1) throw new Error(`the stack in ${stack.dir} has no single certificate for key ${keyName}`);
+  if (certificates.length !== 1)
+    throw new Error(`the stack in ${stack.dir} has no single certificate for key ${keyName}`);
   const file = path.join(stack.dir, `edge-${keyName}.json`);
-  fs.writeFileSync(file, JSON.stringify({ ...config, certificates, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      { ...config, certificates, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+      null,
+      2,
+    ),
+  );
   let out = '';
   const sink = new PassThrough();
   sink.on('data', (d: Buffer) => (out += d.toString()));
@@ -40,7 +52,15 @@ export async function startSingleCertEdge(stack: StackProcess, keyName: string):
     AWS_ENDPOINT_URL_LAMBDA: stack.state.keyServiceUrl,
     KEYLESS_EDGE_CONFIG: file,
   };
-  const started = await startChild(`edge (${keyName})`, path.join(REPO_ROOT, 'dist/edge-proxy/src/main.js'), [], env, edgeListening, sink, 60_000);
+  const started = await startChild(
+    `edge (${keyName})`,
+    path.join(REPO_ROOT, 'dist/edge-proxy/src/main.js'),
+    [],
+    env,
+    edgeListening,
+    sink,
+    60_000,
+  );
   const child: ChildProcess = started.child;
   const logs = (): Record<string, unknown>[] => jsonLines(out);
   return {

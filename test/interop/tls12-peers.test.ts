@@ -41,7 +41,23 @@ const SUITES: [string, string, string][] = [
 describe('openssl s_client -tls1_2', () => {
   const maybe = havePeer('openssl') ? it : it.skip;
   maybe.each(SUITES)('%s', async (cipher, keyExchange, scheme) => {
-    const r = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', stack.state.caPath, '-tls1_2', '-cipher', cipher, '-ign_eof'], { input: httpGet('/api/tls') });
+    const r = await runPeer(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-servername',
+        'localhost',
+        '-CAfile',
+        stack.state.caPath,
+        '-tls1_2',
+        '-cipher',
+        cipher,
+        '-ign_eof',
+      ],
+      { input: httpGet('/api/tls') },
+    );
     expect(r.stdout).toContain('Verify return code: 0 (ok)');
     expect(r.stdout).toMatch(new RegExp(`Cipher\\s+: ${cipher}`));
     expect(r.stdout).toContain('Extended master secret: yes');
@@ -54,8 +70,29 @@ describe('openssl s_client -tls1_2', () => {
   });
 
   maybe('P-256 and P-384 groups for ECDHE', async () => {
-    for (const [group, name] of [['P-256', 'secp256r1'], ['P-384', 'secp384r1']]) {
-      const r = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', stack.state.caPath, '-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256', '-groups', group, '-ign_eof'], { input: httpGet('/api/tls') });
+    for (const [group, name] of [
+      ['P-256', 'secp256r1'],
+      ['P-384', 'secp384r1'],
+    ]) {
+      const r = await runPeer(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${port}`,
+          '-servername',
+          'localhost',
+          '-CAfile',
+          stack.state.caPath,
+          '-tls1_2',
+          '-cipher',
+          'ECDHE-RSA-AES128-GCM-SHA256',
+          '-groups',
+          group,
+          '-ign_eof',
+        ],
+        { input: httpGet('/api/tls') },
+      );
       expect(view(r.stdout).group).toBe(name);
     }
   });
@@ -67,7 +104,19 @@ describe('curl --tls-max 1.2', () => {
     ['ECDHE-RSA-AES128-GCM-SHA256', '2'],
     ['AES128-GCM-SHA256', '1.1'],
   ])('%s', async (cipher, http) => {
-    const r = await runPeer('curl', ['-sS', '--fail', `--http${http === '2' ? '2' : '1.1'}`, '--tlsv1.2', '--tls-max', '1.2', '--ciphers', cipher, '--cacert', stack.state.caPath, `https://localhost:${port}/api/tls`]);
+    const r = await runPeer('curl', [
+      '-sS',
+      '--fail',
+      `--http${http === '2' ? '2' : '1.1'}`,
+      '--tlsv1.2',
+      '--tls-max',
+      '1.2',
+      '--ciphers',
+      cipher,
+      '--cacert',
+      stack.state.caPath,
+      `https://localhost:${port}/api/tls`,
+    ]);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({ protocol: 'TLSv1.2', httpVersion: http });
   });
@@ -76,7 +125,11 @@ describe('curl --tls-max 1.2', () => {
 describe('gnutls-cli', () => {
   const maybe = havePeer('gnutls-cli') ? it : it.skip;
   const gnutls = (priority: string): Promise<PeerResult> =>
-    runPeer('gnutls-cli', [`--x509cafile=${stack.state.caPath}`, '-p', String(port), 'localhost', '--priority', priority], { input: httpGet('/api/tls') });
+    runPeer(
+      'gnutls-cli',
+      [`--x509cafile=${stack.state.caPath}`, '-p', String(port), 'localhost', '--priority', priority],
+      { input: httpGet('/api/tls') },
+    );
   maybe.each([
     ['ECDHE-RSA', '(ECDHE-X25519)-(RSA-PSS-RSAE-SHA256)-(AES-128-GCM)'],
     ['ECDHE-ECDSA', '(ECDHE-X25519)-(ECDSA-SHA256)-(AES-128-GCM)'],
@@ -112,7 +165,16 @@ describe('Go crypto/tls', () => {
     ['0x009c', 'TLS_RSA_WITH_AES_128_GCM_SHA256'],
     ['0x009d', 'TLS_RSA_WITH_AES_256_GCM_SHA384'],
   ])('TLS 1.2 suite %s', async (id, name) => {
-    const r = await runPeer(probe!, ['-addr', `127.0.0.1:${port}`, '-ca', stack.state.caPath, '-max', '1.2', '-suite', id]);
+    const r = await runPeer(probe!, [
+      '-addr',
+      `127.0.0.1:${port}`,
+      '-ca',
+      stack.state.caPath,
+      '-max',
+      '1.2',
+      '-suite',
+      id,
+    ]);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout.split('\n')[0])).toEqual({ version: 'TLSv1.2', suite: name });
     expect(r.stdout).toContain('HTTP/1.1 200 OK');
@@ -135,7 +197,10 @@ describe('no padding oracle in RSA key exchange', () => {
   const otherKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
   const cases: [string, (pub: crypto.KeyObject) => Buffer][] = [
     ['a well-formed ciphertext under a different key', () => encryptPreMaster(otherKey, newPreMaster(0x0303))],
-    ...MALFORMED_PREMASTER_CASES.map((c): [string, (pub: crypto.KeyObject) => Buffer] => [c.label, (pub) => c.ciphertext(pub, 0x0303)]),
+    ...MALFORMED_PREMASTER_CASES.map((c): [string, (pub: crypto.KeyObject) => Buffer] => [
+      c.label,
+      (pub) => c.ciphertext(pub, 0x0303),
+    ]),
   ];
   it('answers every malformed ClientKeyExchange exactly like a wrong key: bad_record_mac after Finished', async () => {
     const outcomes: Record<string, unknown> = {};

@@ -21,7 +21,22 @@ afterAll(async () => {
 });
 
 function sClient(extra: string[]): Promise<import('../helpers/peers').PeerResult> {
-  return runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', stack.state.caPath, '-tls1_3', '-ign_eof', ...extra], { input: httpGet('/api/tls') });
+  return runPeer(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      stack.state.caPath,
+      '-tls1_3',
+      '-ign_eof',
+      ...extra,
+    ],
+    { input: httpGet('/api/tls') },
+  );
 }
 
 const edgeView = httpJsonBody;
@@ -30,14 +45,23 @@ describe('openssl s_client -tls1_3', () => {
   const haveOpenssl = havePeer('openssl');
   const maybe = haveOpenssl ? it : it.skip;
 
-  maybe.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])('completes a verified handshake with %s', async (suite) => {
-    const r = await sClient(['-ciphersuites', suite]);
-    expect(r.stdout).toContain('Verify return code: 0 (ok)');
-    expect(r.stdout).toMatch(new RegExp(`New, TLSv1.3, Cipher is ${suite}`));
-    const view = edgeView(r.stdout);
-    expect(view).toMatchObject({ protocol: 'TLSv1.3', cipher: suite, signatureScheme: 'rsa_pss_rsae_sha256', sni: 'localhost', viaEdge: true });
-    expect(view.keyOperationMs).toEqual(expect.any(Number));
-  });
+  maybe.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])(
+    'completes a verified handshake with %s',
+    async (suite) => {
+      const r = await sClient(['-ciphersuites', suite]);
+      expect(r.stdout).toContain('Verify return code: 0 (ok)');
+      expect(r.stdout).toMatch(new RegExp(`New, TLSv1.3, Cipher is ${suite}`));
+      const view = edgeView(r.stdout);
+      expect(view).toMatchObject({
+        protocol: 'TLSv1.3',
+        cipher: suite,
+        signatureScheme: 'rsa_pss_rsae_sha256',
+        sni: 'localhost',
+        viaEdge: true,
+      });
+      expect(view.keyOperationMs).toEqual(expect.any(Number));
+    },
+  );
 
   maybe.each([
     ['X25519', 'x25519'],
@@ -65,15 +89,30 @@ describe('curl', () => {
     ['--http1.1', '1.1', 'http/1.1'],
     ['--http2', '2', 'h2'],
   ])('%s through the edge to the origin', async (flag, httpVersion, alpn) => {
-    const r = await runPeer('curl', ['-sS', '--fail', flag, '--tlsv1.3', '--cacert', stack.state.caPath, `https://localhost:${port}/api/tls`]);
+    const r = await runPeer('curl', [
+      '-sS',
+      '--fail',
+      flag,
+      '--tlsv1.3',
+      '--cacert',
+      stack.state.caPath,
+      `https://localhost:${port}/api/tls`,
+    ]);
     expect(r.stderr).toBe('');
     const view = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(view).toMatchObject({ protocol: 'TLSv1.3', alpn, httpVersion, forwardedProto: 'https', clientAddress: '127.0.0.1' });
+    expect(view).toMatchObject({
+      protocol: 'TLSv1.3',
+      alpn,
+      httpVersion,
+      forwardedProto: 'https',
+      clientAddress: '127.0.0.1',
+    });
   });
 
   maybe('gets the demo page showing the negotiated parameters', async () => {
     const r = await runPeer('curl', ['-sS', '--fail', '--cacert', stack.state.caPath, `https://localhost:${port}/`]);
-    for (const s of ['TLSv1.3', 'TLS_AES_128_GCM_SHA256', 'x25519', 'rsa_pss_rsae_sha256', 'localhost', 'h2']) expect(r.stdout).toContain(s);
+    for (const s of ['TLSv1.3', 'TLS_AES_128_GCM_SHA256', 'x25519', 'rsa_pss_rsae_sha256', 'localhost', 'h2'])
+      expect(r.stdout).toContain(s);
   });
 });
 
@@ -92,7 +131,13 @@ describe('Node tls and https', () => {
   });
 
   it('tls.connect negotiates h2 by ALPN and sees the certificate for localhost', async () => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: stack.caPem, ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: stack.caPem,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     expect(socket.getProtocol()).toBe('TLSv1.3');
     expect(socket.alpnProtocol).toBe('h2');
@@ -104,7 +149,12 @@ describe('Node tls and https', () => {
 describe('Python ssl', () => {
   const maybe = havePeer('python3') ? it : it.skip;
   maybe('completes a TLS 1.3 handshake and an HTTP request', async () => {
-    const script = pythonGetApiTls({ ca: stack.state.caPath, port, setup: 'ctx.minimum_version = ssl.TLSVersion.TLSv1_3', reportVersion: true });
+    const script = pythonGetApiTls({
+      ca: stack.state.caPath,
+      port,
+      setup: 'ctx.minimum_version = ssl.TLSVersion.TLSv1_3',
+      reportVersion: true,
+    });
     const r = await runPeer('python3', ['-c', script]);
     expect(r.stderr).toBe('');
     const first = JSON.parse(r.stdout.split('\n')[0]) as { version: string; cipher: string };

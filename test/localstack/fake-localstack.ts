@@ -71,12 +71,14 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
   const invocations = new Map<string, number>();
   let url = '';
 
-  const arnOf = (name: string, qualifier?: string) => `arn:aws:lambda:${region}:${ACCOUNT}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
+  const arnOf = (name: string, qualifier?: string) =>
+    `arn:aws:lambda:${region}:${ACCOUNT}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
   const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = body === undefined ? '' : JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(text);
   };
-  const error = (res: http.ServerResponse, status: number, type: string, message: string) => send(res, status, { message, Type: 'User' }, { 'x-amzn-errortype': type });
+  const error = (res: http.ServerResponse, status: number, type: string, message: string) =>
+    send(res, status, { message, Type: 'User' }, { 'x-amzn-errortype': type });
 
   function startRuntime(fn: Fn): Promise<string> {
     const [file, exportName] = String(fn.config.Handler).split('.');
@@ -95,7 +97,11 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
       _HANDLER_EXPORT: exportName,
     };
     // NODE_OPTIONS from the function (e.g. --enable-source-maps) applies to the runtime, as in Lambda.
-    const child = spawn(process.execPath, ['-e', RUNTIME_SCRIPT], { env, cwd: fn.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', RUNTIME_SCRIPT], {
+      env,
+      cwd: fn.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     fn.child = child;
     return new Promise((resolve, reject) => {
       let buf = '';
@@ -114,12 +120,21 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
       };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`function runtime exited (${code}): ${fn.logs.slice(-5).join(' | ')}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`function runtime exited (${code}): ${fn.logs.slice(-5).join(' | ')}`)),
+      );
     });
   }
 
   function configuration(fn: Fn, qualifier = '$LATEST') {
-    return { ...fn.config, FunctionName: fn.name, FunctionArn: arnOf(fn.name, qualifier === '$LATEST' ? undefined : qualifier), Version: qualifier, State: 'Active', LastUpdateStatus: 'Successful' };
+    return {
+      ...fn.config,
+      FunctionName: fn.name,
+      FunctionArn: arnOf(fn.name, qualifier === '$LATEST' ? undefined : qualifier),
+      Version: qualifier,
+      State: 'Active',
+      LastUpdateStatus: 'Successful',
+    };
   }
 
   async function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -134,30 +149,58 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
     const target = String(req.headers['x-amz-target'] ?? '');
     if (u.pathname === '/_localstack/health') {
       const running = 'running';
-      return send(res, 200, { services: { kms: running, lambda: running, iam: running, logs: running, sts: running }, edition: 'fake (rehearsal)', version: 'not-localstack' });
+      return send(res, 200, {
+        services: { kms: running, lambda: running, iam: running, logs: running, sts: running },
+        edition: 'fake (rehearsal)',
+        version: 'not-localstack',
+      });
     }
     if (target.startsWith('TrentService.')) {
-      const r = await fetch(`${kms.url}/`, { method: 'POST', headers: { 'content-type': String(req.headers['content-type'] ?? ''), 'x-amz-target': target }, body });
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await r.arrayBuffer()));
+      const r = await fetch(`${kms.url}/`, {
+        method: 'POST',
+        headers: { 'content-type': String(req.headers['content-type'] ?? ''), 'x-amz-target': target },
+        body,
+      });
+      res
+        .writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' })
+        .end(Buffer.from(await r.arrayBuffer()));
       return;
     }
     if (target === 'Logs_20140328.FilterLogEvents') {
       const group = (JSON.parse(body.toString() || '{}') as { logGroupName?: string }).logGroupName ?? '';
       const fn = functions.get(group.replace('/aws/lambda/', ''));
-      if (!fn) return send(res, 400, { __type: 'ResourceNotFoundException', message: 'The specified log group does not exist.' });
-      return send(res, 200, { events: fn.logs.map((message, i) => ({ message, timestamp: i, logStreamName: 'fake' })), searchedLogStreams: [] });
+      if (!fn)
+        return send(res, 400, {
+          __type: 'ResourceNotFoundException',
+          message: 'The specified log group does not exist.',
+        });
+      return send(res, 200, {
+        events: fn.logs.map((message, i) => ({ message, timestamp: i, logStreamName: 'fake' })),
+        searchedLogStreams: [],
+      });
     }
     const m = /^\/2015-03-31\/functions(?:\/([^/]+))?(?:\/(versions|aliases|invocations))?\/?$/.exec(u.pathname);
-    if (!m) return error(res, 404, 'UnknownOperationException', `fake LocalStack: ${req.method} ${u.pathname} is not imitated`);
+    if (!m)
+      return error(
+        res,
+        404,
+        'UnknownOperationException',
+        `fake LocalStack: ${req.method} ${u.pathname} is not imitated`,
+      );
     const [rawName, qualifierInName] = decodeURIComponent(m[1] ?? '').split(':');
     const fn = functions.get(rawName);
     const sub = m[2];
     if (req.method === 'POST' && !m[1]) {
-      const input = JSON.parse(body.toString()) as Record<string, unknown> & { FunctionName: string; Code: { ZipFile: string } };
-      if (functions.has(input.FunctionName)) return error(res, 409, 'ResourceConflictException', 'Function already exist');
+      const input = JSON.parse(body.toString()) as Record<string, unknown> & {
+        FunctionName: string;
+        Code: { ZipFile: string };
+      };
+      if (functions.has(input.FunctionName))
+        return error(res, 409, 'ResourceConflictException', 'Function already exist');
       const dir = path.join(root, `${input.FunctionName}-${Date.now()}`);
       fs.mkdirSync(dir, { recursive: true });
-      for (const [name, data] of readZip(Buffer.from(input.Code.ZipFile, 'base64'))) fs.writeFileSync(path.join(dir, name), data);
+      for (const [name, data] of readZip(Buffer.from(input.Code.ZipFile, 'base64')))
+        fs.writeFileSync(path.join(dir, name), data);
       const config: Record<string, unknown> = { ...input };
       delete config.Code;
       const created: Fn = { name: input.FunctionName, config, dir, versions: [], aliases: new Map(), logs: [] };
@@ -165,7 +208,11 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
       return send(res, 201, configuration(created));
     }
     if (!fn) return error(res, 404, 'ResourceNotFoundException', `Function not found: ${arnOf(rawName)}`);
-    if (req.method === 'GET' && !sub) return send(res, 200, { Configuration: configuration(fn, u.searchParams.get('Qualifier') ?? '$LATEST'), Code: { RepositoryType: 'S3' } });
+    if (req.method === 'GET' && !sub)
+      return send(res, 200, {
+        Configuration: configuration(fn, u.searchParams.get('Qualifier') ?? '$LATEST'),
+        Code: { RepositoryType: 'S3' },
+      });
     if (req.method === 'DELETE' && !sub) {
       fn.child?.kill('SIGTERM');
       functions.delete(fn.name);
@@ -178,7 +225,11 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
     if (req.method === 'POST' && sub === 'aliases') {
       const input = JSON.parse(body.toString()) as { Name: string; FunctionVersion: string };
       fn.aliases.set(input.Name, input.FunctionVersion);
-      return send(res, 201, { AliasArn: arnOf(fn.name, input.Name), Name: input.Name, FunctionVersion: input.FunctionVersion });
+      return send(res, 201, {
+        AliasArn: arnOf(fn.name, input.Name),
+        Name: input.Name,
+        FunctionVersion: input.FunctionVersion,
+      });
     }
     if (req.method === 'POST' && sub === 'invocations') {
       const qualifier = qualifierInName ?? u.searchParams.get('Qualifier') ?? undefined;
@@ -188,7 +239,10 @@ export async function startFakeLocalStack(opts: { region?: string } = {}): Promi
       fn.runtimeUrl ??= startRuntime(fn);
       const r = await fetch(await fn.runtimeUrl, { method: 'POST', body });
       invocations.set(fn.name, (invocations.get(fn.name) ?? 0) + 1);
-      const headers: Record<string, string> = { 'x-amz-executed-version': qualifier && fn.aliases.has(qualifier) ? (fn.aliases.get(qualifier) as string) : '$LATEST' };
+      const headers: Record<string, string> = {
+        'x-amz-executed-version':
+          qualifier && fn.aliases.has(qualifier) ? (fn.aliases.get(qualifier) as string) : '$LATEST',
+      };
       const fnError = r.headers.get('x-amz-function-error');
       if (fnError) headers['x-amz-function-error'] = fnError;
       res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(Buffer.from(await r.arrayBuffer()));

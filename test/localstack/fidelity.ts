@@ -45,10 +45,22 @@ export function loadKnownDeviations(file = KNOWN_DEVIATIONS_FILE): KnownDeviatio
 }
 
 /** Compare the outcomes of one fidelity run with the known deviations. Pure. */
-export function classifyFidelity(outcomes: readonly TestOutcome[], known: readonly KnownDeviation[], suiteError?: string): FidelityReport {
+export function classifyFidelity(
+  outcomes: readonly TestOutcome[],
+  known: readonly KnownDeviation[],
+  suiteError?: string,
+): FidelityReport {
   const byName = new Map(known.map((k) => [k.test, k]));
   const seen = new Set<string>();
-  const report: FidelityReport = { total: 0, passed: 0, known: [], unexpected: [], nowPassing: [], stale: [], suiteError };
+  const report: FidelityReport = {
+    total: 0,
+    passed: 0,
+    known: [],
+    unexpected: [],
+    nowPassing: [],
+    stale: [],
+    suiteError,
+  };
   for (const o of outcomes) {
     if (o.status === 'pending' || o.status === 'skipped' || o.status === 'todo' || o.status === 'disabled') continue;
     report.total++;
@@ -83,16 +95,23 @@ export function fidelityFailed(r: FidelityReport): boolean {
 export function firstLine(message: string): string {
   // eslint-disable-next-line no-control-regex
   const clean = message.replace(/\u001b\[[0-9;]*m/g, '');
-  const lines = clean.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('at ') && !/^expect\(/.test(l));
+  const lines = clean
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('at ') && !/^expect\(/.test(l));
   const facts = lines.filter(
-    (l) => /^(Expected|Received|Resolved to|Rejected to|Thrown|Error|\w+Exception|\w+Error)\b/.test(l) || (/^[-+] +\S/.test(l) && !/^[-+] (Expected|Received)\s+[-+] \d+$/.test(l)),
+    (l) =>
+      /^(Expected|Received|Resolved to|Rejected to|Thrown|Error|\w+Exception|\w+Error)\b/.test(l) ||
+      (/^[-+] +\S/.test(l) && !/^[-+] (Expected|Received)\s+[-+] \d+$/.test(l)),
   );
   return (facts.length > 0 ? facts.slice(0, 4).join('; ') : (lines[0] ?? '')).slice(0, 240);
 }
 
 export function renderFidelityReport(r: FidelityReport, endpoint: string): string {
   const out: string[] = [];
-  out.push(`KMS fidelity suite (${FIDELITY_SUITE}) against LocalStack KMS at ${endpoint}: ${r.passed}/${r.total} behaviours as in AWS KMS`);
+  out.push(
+    `KMS fidelity suite (${FIDELITY_SUITE}) against LocalStack KMS at ${endpoint}: ${r.passed}/${r.total} behaviours as in AWS KMS`,
+  );
   if (r.suiteError) out.push(`  the suite did not run: ${r.suiteError}`);
   if (r.known.length > 0) {
     out.push(`  LocalStack deviations (known, listed in test/localstack/kms-known-deviations.json): ${r.known.length}`);
@@ -114,7 +133,9 @@ export function renderFidelityReport(r: FidelityReport, endpoint: string): strin
   const notOccurred = r.nowPassing.filter((k) => k.evidence === 'predicted');
   const fixed = r.nowPassing.filter((k) => k.evidence !== 'predicted');
   if (notOccurred.length > 0) {
-    out.push(`  note: predicted deviations that did not occur (behave as in AWS; drop them from the list): ${notOccurred.length}`);
+    out.push(
+      `  note: predicted deviations that did not occur (behave as in AWS; drop them from the list): ${notOccurred.length}`,
+    );
     for (const k of notOccurred) out.push(`    ✓ ${k.test} [predicted]`);
   }
   if (fixed.length > 0) {
@@ -139,17 +160,37 @@ interface JestJson {
 }
 
 /** Run the fidelity suite with jest (root config) against `endpoint`; returns the classified report. */
-export async function runFidelitySuite(endpoint: string, region: string, workDir: string, env: NodeJS.ProcessEnv = process.env): Promise<FidelityReport> {
+export async function runFidelitySuite(
+  endpoint: string,
+  region: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<FidelityReport> {
   const outputFile = path.join(workDir, 'kms-fidelity.json');
   fs.rmSync(outputFile, { force: true });
   const jest = require.resolve('jest/bin/jest', { paths: [REPO_ROOT] });
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn(
       process.execPath,
-      [jest, '--config', path.join(REPO_ROOT, 'jest.config.js'), '--runTestsByPath', FIDELITY_SUITE, '--json', '--outputFile', outputFile, '--silent'],
+      [
+        jest,
+        '--config',
+        path.join(REPO_ROOT, 'jest.config.js'),
+        '--runTestsByPath',
+        FIDELITY_SUITE,
+        '--json',
+        '--outputFile',
+        outputFile,
+        '--silent',
+      ],
       {
         cwd: REPO_ROOT,
-        env: { ...env, KEYLESS_KMS_FIDELITY_ENDPOINT: endpoint, AWS_REGION: region, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+        env: {
+          ...env,
+          KEYLESS_KMS_FIDELITY_ENDPOINT: endpoint,
+          AWS_REGION: region,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        },
         // jest's own report goes to the terminal; the JSON goes to the file.
         stdio: ['ignore', 'ignore', 'inherit'],
       },
@@ -162,6 +203,8 @@ export async function runFidelitySuite(endpoint: string, region: string, workDir
   }
   const json = JSON.parse(fs.readFileSync(outputFile, 'utf8')) as JestJson;
   const outcomes = (json.testResults ?? []).flatMap((t) => t.assertionResults ?? []);
-  const suiteMessage = (json.testResults ?? []).find((t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0)?.message;
+  const suiteMessage = (json.testResults ?? []).find(
+    (t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0,
+  )?.message;
   return classifyFidelity(outcomes, loadKnownDeviations(), suiteMessage ? firstLine(suiteMessage) : undefined);
 }

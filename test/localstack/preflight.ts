@@ -21,8 +21,10 @@ export function checkDocker(env: NodeJS.ProcessEnv = process.env): Check {
   const r = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { env, encoding: 'utf8', timeout: 20_000 });
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ok: false, problem: 'Docker is not installed: the `docker` command is not on PATH' };
-    if (code === 'ETIMEDOUT') return { ok: false, problem: '`docker info` did not answer within 20 s: the Docker engine is not responding' };
+    if (code === 'ENOENT')
+      return { ok: false, problem: 'Docker is not installed: the `docker` command is not on PATH' };
+    if (code === 'ETIMEDOUT')
+      return { ok: false, problem: '`docker info` did not answer within 20 s: the Docker engine is not responding' };
     return { ok: false, problem: `\`docker info\` could not run (${code ?? r.error.message})` };
   }
   const version = r.stdout.trim();
@@ -52,15 +54,24 @@ export async function checkLocalStack(endpoint: string, timeoutMs = 5000): Promi
   try {
     health = (await res.json()) as Health;
   } catch {
-    return { ok: false, problem: `${endpoint}/_localstack/health answered HTTP ${res.status} without JSON: is it LocalStack?` };
+    return {
+      ok: false,
+      problem: `${endpoint}/_localstack/health answered HTTP ${res.status} without JSON: is it LocalStack?`,
+    };
   }
   const services = health.services ?? {};
   const missing = REQUIRED_SERVICES.filter((s) => !['available', 'running'].includes(services[s] ?? ''));
   if (missing.length > 0) {
     const states = missing.map((s) => `${s}: ${services[s] ?? 'absent'}`).join(', ');
-    return { ok: false, problem: `LocalStack at ${endpoint} does not offer ${missing.join(' and ')} (${states}); start it with SERVICES=kms,lambda,iam,logs,sts` };
+    return {
+      ok: false,
+      problem: `LocalStack at ${endpoint} does not offer ${missing.join(' and ')} (${states}); start it with SERVICES=kms,lambda,iam,logs,sts`,
+    };
   }
-  return { ok: true, detail: `LocalStack ${health.version ?? '?'} (${health.edition ?? '?'}) at ${endpoint}: ${REQUIRED_SERVICES.map((s) => `${s} ${services[s]}`).join(', ')}` };
+  return {
+    ok: true,
+    detail: `LocalStack ${health.version ?? '?'} (${health.edition ?? '?'}) at ${endpoint}: ${REQUIRED_SERVICES.map((s) => `${s} ${services[s]}`).join(', ')}`,
+  };
 }
 
 /** The message printed when a precondition is missing: what is missing, and how to run the suite. */
@@ -83,6 +94,9 @@ export function howToRun(problem: string, endpoint: string): string {
 }
 
 function lastLine(s: string | null | undefined): string {
-  const lines = (s ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = (s ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines[lines.length - 1] ?? '';
 }

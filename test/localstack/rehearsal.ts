@@ -14,9 +14,16 @@ async function rehearse(): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rehearsal-'));
   process.stdout.write(`rehearsal: fake LocalStack (not LocalStack) at ${fake.url}; files in ${dir}\n`);
   try {
-    return await main({ ...process.env, AWS_ENDPOINT_URL: fake.url, KEYLESS_LOCALSTACK_SKIP_DOCKER_CHECK: '1', KEYLESS_LOCALSTACK_DIR: dir });
+    return await main({
+      ...process.env,
+      AWS_ENDPOINT_URL: fake.url,
+      KEYLESS_LOCALSTACK_SKIP_DOCKER_CHECK: '1',
+      KEYLESS_LOCALSTACK_DIR: dir,
+    });
   } finally {
-    process.stdout.write(`rehearsal: the function was invoked ${fake.invocations.get('keyless-key-service') ?? 0} times\n`);
+    process.stdout.write(
+      `rehearsal: the function was invoked ${fake.invocations.get('keyless-key-service') ?? 0} times\n`,
+    );
     await fake.close();
   }
 }

@@ -47,9 +47,17 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   const workDir = path.resolve(env.KEYLESS_LOCALSTACK_DIR || path.join(REPO_ROOT, '.keyless', 'localstack'));
   let stack;
   try {
-    stack = await startLocalStackStack({ endpoint, region, workDir, keepFunction: env.KEYLESS_LOCALSTACK_KEEP === '1', log: (l) => say(`deploy: ${l}`) });
+    stack = await startLocalStackStack({
+      endpoint,
+      region,
+      workDir,
+      keepFunction: env.KEYLESS_LOCALSTACK_KEEP === '1',
+      log: (l) => say(`deploy: ${l}`),
+    });
   } catch (e) {
-    process.stderr.write(`test:localstack: deploying to LocalStack failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(
+      `test:localstack: deploying to LocalStack failed: ${e instanceof Error ? e.message : String(e)}\n`,
+    );
     return 1;
   }
 
@@ -58,11 +66,15 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     // 3. Scenarios.
     say('\n== interop scenarios against the stack on LocalStack ==');
     const jest = require.resolve('jest/bin/jest', { paths: [REPO_ROOT] });
-    const scenarios = await run(process.execPath, [jest, '--config', path.join(REPO_ROOT, 'test/localstack/jest.config.js'), '--runInBand'], {
-      ...env,
-      KEYLESS_LOCALSTACK_STATE: stack.stateFile,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    });
+    const scenarios = await run(
+      process.execPath,
+      [jest, '--config', path.join(REPO_ROOT, 'test/localstack/jest.config.js'), '--runInBand'],
+      {
+        ...env,
+        KEYLESS_LOCALSTACK_STATE: stack.stateFile,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+    );
     if (scenarios !== 0) failed = true;
 
     // 4. KMS fidelity.

@@ -114,13 +114,31 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
       ecdsa: aliasNames.signingKey(DEPLOYMENT, KEY_NAMES.ecdsa),
       ticketKeys: ticketKeyAlias(DEPLOYMENT),
     };
-    const pki = await ensureDevPki({ kms, dir: workDir, leafKeySpec: 'RSA_2048', caAlias: keyAliases.ca, leafAlias: keyAliases.rsa });
-    await createKmsKey(kms, { alias: keyAliases.ecdsa, keySpec: 'ECC_NIST_P256', description: 'keyless-tls LocalStack suite: localhost ECDSA' });
-    const ecLeaf = await issueLeaf(kms, { caAlias: keyAliases.ca, caCertPem: pki.caPem, leafAlias: keyAliases.ecdsa, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] });
+    const pki = await ensureDevPki({
+      kms,
+      dir: workDir,
+      leafKeySpec: 'RSA_2048',
+      caAlias: keyAliases.ca,
+      leafAlias: keyAliases.rsa,
+    });
+    await createKmsKey(kms, {
+      alias: keyAliases.ecdsa,
+      keySpec: 'ECC_NIST_P256',
+      description: 'keyless-tls LocalStack suite: localhost ECDSA',
+    });
+    const ecLeaf = await issueLeaf(kms, {
+      caAlias: keyAliases.ca,
+      caCertPem: pki.caPem,
+      leafAlias: keyAliases.ecdsa,
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1', '::1'],
+    });
     const ecChain = path.join(workDir, 'localhost-ecdsa.chain.pem');
     fs.writeFileSync(ecChain, ecLeaf + pki.caPem);
     await ensureTicketKey(kms, keyAliases.ticketKeys);
-    log(`kms: CA ${keyAliases.ca}, leaves ${keyAliases.rsa} (RSA_2048) and ${keyAliases.ecdsa} (ECC_NIST_P256), ticket-key envelope ${keyAliases.ticketKeys}`);
+    log(
+      `kms: CA ${keyAliases.ca}, leaves ${keyAliases.rsa} (RSA_2048) and ${keyAliases.ecdsa} (ECC_NIST_P256), ticket-key envelope ${keyAliases.ticketKeys}`,
+    );
 
     // 2. The key service, bundled like CDK bundles it, deployed as a published version behind `live`.
     const bundle = await bundleKeyService(path.join(workDir, 'bundle'));
@@ -188,7 +206,9 @@ export async function startLocalStackStack(opts: StartOptions): Promise<LocalSta
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
     cleanups.push(() => stopChild(edge.child));
-    log(`edge: https://localhost:${edge.tlsPort}/ (admin ${edge.adminPort}) → Lambda ${invokedName} at ${opts.endpoint}; origin ${origin.url}`);
+    log(
+      `edge: https://localhost:${edge.tlsPort}/ (admin ${edge.adminPort}) → Lambda ${invokedName} at ${opts.endpoint}; origin ${origin.url}`,
+    );
 
     const state: LocalStackState = {
       endpoint: opts.endpoint,
@@ -223,7 +243,13 @@ async function ensureTicketKey(kms: KMSClient, alias: string): Promise<void> {
     throw e;
   });
   if (existing?.KeyMetadata?.KeyState === 'Enabled') return;
-  const created = await kms.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'keyless-tls LocalStack suite: ticket-key envelope' }));
+  const created = await kms.send(
+    new CreateKeyCommand({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      Description: 'keyless-tls LocalStack suite: ticket-key envelope',
+    }),
+  );
   await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: created.KeyMetadata?.KeyId }));
 }
 
@@ -261,13 +287,34 @@ export async function deployFunction(lambda: LambdaClient, o: DeployOptions): Pr
       Environment: { Variables: o.environment },
     }),
   );
-  o.log(`lambda: created ${created.FunctionArn} (${RUNTIME}, ${ARCHITECTURE}); waiting until Active (the first run pulls the runtime image)`);
+  o.log(
+    `lambda: created ${created.FunctionArn} (${RUNTIME}, ${ARCHITECTURE}); waiting until Active (the first run pulls the runtime image)`,
+  );
   const started = Date.now();
-  await waitUntilFunctionActiveV2({ client: lambda, maxWaitTime: 600, minDelay: 1, maxDelay: 5 }, { FunctionName: FUNCTION_NAME });
-  const version = await lambda.send(new PublishVersionCommand({ FunctionName: FUNCTION_NAME, Description: `test:localstack ${new Date().toISOString()}` }));
-  await waitUntilFunctionActiveV2({ client: lambda, maxWaitTime: 600, minDelay: 1, maxDelay: 5 }, { FunctionName: FUNCTION_NAME, Qualifier: version.Version });
-  await lambda.send(new CreateLambdaAliasCommand({ FunctionName: FUNCTION_NAME, Name: KEY_SERVICE_ALIAS, FunctionVersion: version.Version }));
-  o.log(`lambda: version ${version.Version} active behind alias ${KEY_SERVICE_ALIAS} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await waitUntilFunctionActiveV2(
+    { client: lambda, maxWaitTime: 600, minDelay: 1, maxDelay: 5 },
+    { FunctionName: FUNCTION_NAME },
+  );
+  const version = await lambda.send(
+    new PublishVersionCommand({
+      FunctionName: FUNCTION_NAME,
+      Description: `test:localstack ${new Date().toISOString()}`,
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: lambda, maxWaitTime: 600, minDelay: 1, maxDelay: 5 },
+    { FunctionName: FUNCTION_NAME, Qualifier: version.Version },
+  );
+  await lambda.send(
+    new CreateLambdaAliasCommand({
+      FunctionName: FUNCTION_NAME,
+      Name: KEY_SERVICE_ALIAS,
+      FunctionVersion: version.Version,
+    }),
+  );
+  o.log(
+    `lambda: version ${version.Version} active behind alias ${KEY_SERVICE_ALIAS} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return created.FunctionArn as string;
 }
 
@@ -286,21 +333,40 @@ interface WarmUpOptions {
  * LocalStack's KMS — they must equal the certificates' keys.
  */
 async function warmUp(o: WarmUpOptions): Promise<void> {
-  const client = new LambdaKeyClient({ functionName: o.invokedName, region: o.region, endpoint: o.endpoint, credentials: CREDENTIALS, timeoutMs: 120_000 });
+  const client = new LambdaKeyClient({
+    functionName: o.invokedName,
+    region: o.region,
+    endpoint: o.endpoint,
+    credentials: CREDENTIALS,
+    timeoutMs: 120_000,
+  });
   const started = Date.now();
   try {
     const ping = await client.ping();
-    o.log(`lambda: ping answered after ${((Date.now() - started) / 1000).toFixed(1)} s: ${ping.service} ${ping.version}, keys ${ping.keys.map((k) => `${k.name}/${k.custody}`).join(', ')}`);
-    for (const [name, pem] of [[KEY_NAMES.rsa, o.rsaCertPem], [KEY_NAMES.ecdsa, o.ecCertPem]] as const) {
+    o.log(
+      `lambda: ping answered after ${((Date.now() - started) / 1000).toFixed(1)} s: ${ping.service} ${ping.version}, keys ${ping.keys.map((k) => `${k.name}/${k.custody}`).join(', ')}`,
+    );
+    for (const [name, pem] of [
+      [KEY_NAMES.rsa, o.rsaCertPem],
+      [KEY_NAMES.ecdsa, o.ecCertPem],
+    ] as const) {
       const { spki, keySpec } = await client.publicKey(name);
       const certSpki = new crypto.X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
-      if (!spki.equals(certSpki)) throw new Error(`the key service's public key for ${name} does not match its certificate`);
-      o.log(`lambda: public_key ${name} (${keySpec}) read from LocalStack KMS inside the function matches the certificate`);
+      if (!spki.equals(certSpki))
+        throw new Error(`the key service's public key for ${name} does not match its certificate`);
+      o.log(
+        `lambda: public_key ${name} (${keySpec}) read from LocalStack KMS inside the function matches the certificate`,
+      );
     }
   } catch (e) {
     const logs = await lambdaLogLines(o.endpoint, o.region, FUNCTION_NAME).catch(() => []);
-    const tail = logs.slice(-15).map((l) => `    ${l}`).join('\n');
-    throw new Error(`the key service in LocalStack did not answer: ${(e as Error).message}${tail ? `\n  function log (CloudWatch Logs):\n${tail}` : ''}`);
+    const tail = logs
+      .slice(-15)
+      .map((l) => `    ${l}`)
+      .join('\n');
+    throw new Error(
+      `the key service in LocalStack did not answer: ${(e as Error).message}${tail ? `\n  function log (CloudWatch Logs):\n${tail}` : ''}`,
+    );
   } finally {
     client.close();
   }
@@ -325,8 +391,14 @@ export async function lambdaLogLines(endpoint: string, region: string, functionN
       body: JSON.stringify({ logGroupName: `/aws/lambda/${functionName}`, nextToken }),
       signal: AbortSignal.timeout(10_000),
     });
-    const body = (await res.json()) as { events?: { message?: string }[]; nextToken?: string; __type?: string; message?: string };
-    if (!res.ok) throw new Error(`FilterLogEvents: HTTP ${res.status} ${body.__type ?? ''} ${body.message ?? ''}`.trim());
+    const body = (await res.json()) as {
+      events?: { message?: string }[];
+      nextToken?: string;
+      __type?: string;
+      message?: string;
+    };
+    if (!res.ok)
+      throw new Error(`FilterLogEvents: HTTP ${res.status} ${body.__type ?? ''} ${body.message ?? ''}`.trim());
     for (const e of body.events ?? []) if (e.message) lines.push(e.message.trimEnd());
     if (!body.nextToken || body.nextToken === nextToken) break;
     nextToken = body.nextToken;
@@ -344,6 +416,14 @@ interface Edge {
 }
 
 async function startEdge(script: string, logFile: string, env: Record<string, string>): Promise<Edge> {
-  const { child, value } = await startChild('the edge', script, [], { ...inheritedEnv(), ...env }, edgeListening, fs.createWriteStream(logFile), 30_000);
+  const { child, value } = await startChild(
+    'the edge',
+    script,
+    [],
+    { ...inheritedEnv(), ...env },
+    edgeListening,
+    fs.createWriteStream(logFile),
+    30_000,
+  );
   return { child, ...value };
 }

@@ -34,8 +34,10 @@ export function createZip(entries: readonly ZipEntry[]): Buffer {
     const crc = zlib.crc32(entry.data) >>> 0;
     const deflated = zlib.deflateRawSync(entry.data, { level: 9 });
     // Store when DEFLATE does not help (tiny or incompressible files).
-    const [method, body] = deflated.length < entry.data.length ? [METHOD_DEFLATE, deflated] : [METHOD_STORE, entry.data];
-    if (body.length > 0xfffffffe || entry.data.length > 0xfffffffe || offset > 0xfffffffe) throw new Error('zip: ZIP64 is not supported');
+    const [method, body] =
+      deflated.length < entry.data.length ? [METHOD_DEFLATE, deflated] : [METHOD_STORE, entry.data];
+    if (body.length > 0xfffffffe || entry.data.length > 0xfffffffe || offset > 0xfffffffe)
+      throw new Error('zip: ZIP64 is not supported');
 
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
@@ -108,7 +110,7 @@ export function readZip(zip: Buffer): Map<string, Buffer> {
     const start = localOffset + 30 + localNameLen + localExtraLen;
     const raw = zip.subarray(start, start + compressed);
     const data = method === METHOD_DEFLATE ? zlib.inflateRawSync(raw) : Buffer.from(raw);
-    if ((zlib.crc32(data) >>> 0) !== crc) throw new Error(`zip: CRC mismatch for ${name}`);
+    if (zlib.crc32(data) >>> 0 !== crc) throw new Error(`zip: CRC mismatch for ${name}`);
     out.set(name, data);
     p += 46 + nameLen + extraLen + commentLen;
   }

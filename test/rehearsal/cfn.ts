@@ -7,7 +7,10 @@
  */
 
 export type Template = {
-  Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; DependsOn?: unknown; Condition?: string }>;
+  Resources: Record<
+    string,
+    { Type: string; Properties?: Record<string, unknown>; DependsOn?: unknown; Condition?: string }
+  >;
   Outputs?: Record<string, { Value: unknown }>;
   Conditions?: Record<string, unknown>;
   Parameters?: Record<string, unknown>;
@@ -41,7 +44,8 @@ export class StackResolver {
     if (!value || typeof value !== 'object') return value;
     const obj = value as Record<string, unknown>;
     const keys = Object.keys(obj);
-    if (keys.length === 1 && (keys[0] === 'Ref' || keys[0].startsWith('Fn::') || keys[0] === 'Condition')) return this.intrinsic(keys[0], obj[keys[0]]);
+    if (keys.length === 1 && (keys[0] === 'Ref' || keys[0].startsWith('Fn::') || keys[0] === 'Condition'))
+      return this.intrinsic(keys[0], obj[keys[0]]);
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(obj)) out[k] = this.resolve(v);
     return out;
@@ -49,7 +53,8 @@ export class StackResolver {
 
   str(value: unknown): string {
     const v = this.resolve(value);
-    if (typeof v !== 'string') throw new UnresolvedError(`${this.env.stackName}: expected a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string')
+      throw new UnresolvedError(`${this.env.stackName}: expected a string, got ${JSON.stringify(v)}`);
     return v;
   }
 
@@ -118,11 +123,16 @@ export class StackResolver {
         const { StackName, OutputName } = arg as { StackName: unknown; OutputName: unknown };
         const stack = this.str(StackName);
         const out = this.env.stackOutputs.get(stack)?.[this.str(OutputName)];
-        if (out === undefined) throw new UnresolvedError(`${this.env.stackName}: Fn::GetStackOutput ${stack}.${String(OutputName)} is not deployed yet`);
+        if (out === undefined)
+          throw new UnresolvedError(
+            `${this.env.stackName}: Fn::GetStackOutput ${stack}.${String(OutputName)} is not deployed yet`,
+          );
         return out;
       }
       default:
-        throw new UnresolvedError(`${this.env.stackName}: intrinsic ${fn} is not supported by the rehearsal's resolver`);
+        throw new UnresolvedError(
+          `${this.env.stackName}: intrinsic ${fn} is not supported by the rehearsal's resolver`,
+        );
     }
   }
 

@@ -14,7 +14,14 @@ export interface Handshake {
   leaf?: string;
 }
 
-export function handshake(port: number, servername: string, ca: string, session?: Buffer, timeoutMs = 15_000, extra: tls.ConnectionOptions = {}): Promise<Handshake> {
+export function handshake(
+  port: number,
+  servername: string,
+  ca: string,
+  session?: Buffer,
+  timeoutMs = 15_000,
+  extra: tls.ConnectionOptions = {},
+): Promise<Handshake> {
   return new Promise((resolve) => {
     let settled = false;
     let ticket: Buffer | undefined;
@@ -79,7 +86,12 @@ export function clientLoop(port: number, servername: string, ca: string, interva
         latest = h.leaf;
       } else {
         stats.failed++;
-        stats.errors.push({ at: Date.now(), error: (h.error ?? 'failed').replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:/, '').replace(/:\.\.\/deps.*$/s, '') });
+        stats.errors.push({
+          at: Date.now(),
+          error: (h.error ?? 'failed')
+            .replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:/, '')
+            .replace(/:\.\.\/deps.*$/s, ''),
+        });
       }
       await new Promise((r) => setTimeout(r, intervalMs));
     }

@@ -55,7 +55,13 @@ export function parseDockerfile(text: string): { args: Record<string, string>; s
 const INSTALL = /^(npm\s+(ci|install|i|prune)\b|.*--mount=type=cache.*\bnpm\s+(ci|install)\b)/;
 
 /** Replays the Dockerfile into `outDir` (one sub-directory per stage); node_modules come from `repo`. */
-export async function buildImage(contextDir: string, dockerfile: string, repo: string, outDir: string, log: (line: string) => void): Promise<BuiltImage> {
+export async function buildImage(
+  contextDir: string,
+  dockerfile: string,
+  repo: string,
+  outDir: string,
+  log: (line: string) => void,
+): Promise<BuiltImage> {
   const { stages } = parseDockerfile(fs.readFileSync(path.join(contextDir, dockerfile), 'utf8'));
   const stageDirs = new Map<string, string>();
   const skipped: string[] = [];
@@ -87,7 +93,10 @@ export async function buildImage(contextDir: string, dockerfile: string, repo: s
           const absDest = path.join(base, path.posix.resolve(workdir, dest));
           for (const src of paths) {
             const s = path.join(srcRoot, src);
-            if (!fs.existsSync(s)) throw new Error(`COPY ${src}: not in the ${from !== undefined ? `stage ${from}` : 'build context'} (${s})`);
+            if (!fs.existsSync(s))
+              throw new Error(
+                `COPY ${src}: not in the ${from !== undefined ? `stage ${from}` : 'build context'} (${s})`,
+              );
             // A directory's contents go to dest; a file goes into dest when dest is a directory.
             const intoDir = !fs.statSync(s).isDirectory() && (dest.endsWith('/') || dest === '.' || paths.length > 1);
             copy(s, intoDir ? path.join(absDest, path.basename(src)) : absDest);
@@ -98,7 +107,8 @@ export async function buildImage(contextDir: string, dockerfile: string, repo: s
           const command = ins.args.replace(/--mount=\S+\s*/g, '').trim();
           if (INSTALL.test(command) || command.includes('npm prune')) {
             // Installation: the repository's node_modules stand in for it (never modified).
-            if (!fs.existsSync(path.join(dir(), 'node_modules'))) fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir(), 'node_modules'));
+            if (!fs.existsSync(path.join(dir(), 'node_modules')))
+              fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir(), 'node_modules'));
             skipped.push(`RUN ${command.slice(0, 60)}… (package installation: the repository's node_modules are used)`);
             break;
           }
@@ -108,8 +118,17 @@ export async function buildImage(contextDir: string, dockerfile: string, repo: s
           }
           log(`image: RUN ${command}`);
           // Paths inside the image (the WORKDIR, e.g. /src/bundle) live under the stage's directory here.
-          const local = workdir === '/' ? command : command.replace(new RegExp(`(^|[\\s=:'"])${workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'), `$1${dir()}`);
-          await sh(local, dir(), { ...env, PATH: `${path.join(repo, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` });
+          const local =
+            workdir === '/'
+              ? command
+              : command.replace(
+                  new RegExp(`(^|[\\s=:'"])${workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'),
+                  `$1${dir()}`,
+                );
+          await sh(local, dir(), {
+            ...env,
+            PATH: `${path.join(repo, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+          });
           break;
         }
         case 'CMD':
@@ -139,11 +158,17 @@ function copy(src: string, dest: string): void {
 
 function sh(command: string, cwd: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', command], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`RUN ${command} exited ${code}:\n${out.slice(-2000)}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`RUN ${command} exited ${code}:\n${out.slice(-2000)}`)),
+    );
   });
 }

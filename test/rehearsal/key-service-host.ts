@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   // Lambda resolves "index.handler" to <task root>/index.js, export `handler`.
   const mod = (await import(path.join(env.REHEARSAL_ASSET_DIR ?? '.', file))) as Record<string, unknown>;
   const fn = mod[exportName];
-  if (typeof fn !== 'function') throw new Error(`the asset has no export ${exportName} in ${file}.js (Handler ${env.REHEARSAL_HANDLER})`);
+  if (typeof fn !== 'function')
+    throw new Error(`the asset has no export ${exportName} in ${file}.js (Handler ${env.REHEARSAL_HANDLER})`);
   const log = new CallLog({ principals: JSON.parse(env.REHEARSAL_PRINCIPALS ?? '{}') as Record<string, string> });
   const push = log.calls.push.bind(log.calls);
   log.calls.push = (...calls: RecordedCall[]): number => {

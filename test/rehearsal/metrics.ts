@@ -36,14 +36,20 @@ export function emittedMetrics(lines: readonly { source: string; line: string }[
     } catch {
       continue;
     }
-    const meta = (doc._aws as { CloudWatchMetrics?: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] } | undefined)?.CloudWatchMetrics ?? [];
+    const meta =
+      (
+        doc._aws as
+          | { CloudWatchMetrics?: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] }
+          | undefined
+      )?.CloudWatchMetrics ?? [];
     for (const d of meta) {
       for (const dimSet of d.Dimensions.length > 0 ? d.Dimensions : [[]]) {
         for (const m of d.Metrics) {
           const dimensions: Record<string, string> = {};
           for (const k of dimSet) dimensions[k] = String(doc[k]);
           const key = JSON.stringify([d.Namespace, m.Name, Object.entries(dimensions).sort()]);
-          if (!out.has(key)) out.set(key, { namespace: d.Namespace, name: m.Name, dimensions, source: source.replace(/ \S+$/, '') });
+          if (!out.has(key))
+            out.set(key, { namespace: d.Namespace, name: m.Name, dimensions, source: source.replace(/ \S+$/, '') });
         }
       }
     }
@@ -78,7 +84,9 @@ export function parseSearch(expression: string, where: string): MetricQuery | un
 
 /** Metric queries of a dashboard body (the resolved DashboardBody JSON). */
 export function dashboardQueries(body: string, dashboard: string): MetricQuery[] {
-  const doc = JSON.parse(body) as { widgets?: { type: string; properties?: { title?: string; metrics?: unknown[][] } }[] };
+  const doc = JSON.parse(body) as {
+    widgets?: { type: string; properties?: { title?: string; metrics?: unknown[][] } }[];
+  };
   const out: MetricQuery[] = [];
   for (const w of doc.widgets ?? []) {
     if (w.type !== 'metric' || !w.properties?.metrics) continue;
@@ -86,7 +94,8 @@ export function dashboardQueries(body: string, dashboard: string): MetricQuery[]
     let previous: unknown[] = [];
     for (const row of w.properties.metrics) {
       const last = row[row.length - 1];
-      const opts = last && typeof last === 'object' && !Array.isArray(last) ? (last as { expression?: string }) : undefined;
+      const opts =
+        last && typeof last === 'object' && !Array.isArray(last) ? (last as { expression?: string }) : undefined;
       const parts = opts ? row.slice(0, -1) : row;
       if (parts.length === 0 && opts?.expression) {
         const q = parseSearch(opts.expression, where);
@@ -111,12 +120,25 @@ export function alarmQueries(props: Record<string, unknown>, alarm: string): Met
   const one = (ns: unknown, name: unknown, dims: unknown): MetricQuery => {
     const values: Record<string, string> = {};
     for (const d of (dims as { Name: string; Value: string }[] | undefined) ?? []) values[d.Name] = String(d.Value);
-    return { where, namespace: String(ns), name: String(name), dimensionNames: Object.keys(values), values, text: `${String(ns)} ${String(name)} ${JSON.stringify(values)}` };
+    return {
+      where,
+      namespace: String(ns),
+      name: String(name),
+      dimensionNames: Object.keys(values),
+      values,
+      text: `${String(ns)} ${String(name)} ${JSON.stringify(values)}`,
+    };
   };
   if (props.MetricName) return [one(props.Namespace, props.MetricName, props.Dimensions)];
   const out: MetricQuery[] = [];
-  for (const m of (props.Metrics as { MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions?: unknown } }; Expression?: string }[] | undefined) ?? []) {
-    if (m.MetricStat) out.push(one(m.MetricStat.Metric.Namespace, m.MetricStat.Metric.MetricName, m.MetricStat.Metric.Dimensions));
+  for (const m of (props.Metrics as
+    | {
+        MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions?: unknown } };
+        Expression?: string;
+      }[]
+    | undefined) ?? []) {
+    if (m.MetricStat)
+      out.push(one(m.MetricStat.Metric.Namespace, m.MetricStat.Metric.MetricName, m.MetricStat.Metric.Dimensions));
     else if (m.Expression) {
       const q = parseSearch(m.Expression, where);
       if (q) out.push(q);
@@ -130,12 +152,28 @@ export const awsPublished = (namespace: string): boolean => /^(AWS|ECS)\//.test(
 
 /** Metrics the walk cannot make the code emit, each with its reason. */
 export const UNEXERCISED_METRICS: { namespace: string; name: string; dimensionNames: string[]; reason: string }[] = [
-  { namespace: 'Keyless/KeyService', name: 'KmsThrottles', dimensionNames: ['Deployment', 'Operation', 'service'], reason: 'emitted only when KMS throttles a call; the local KMS has no request quota' },
-  { namespace: 'Keyless/Edge', name: 'AdmissionRejections', dimensionNames: ['Deployment', 'Reason'], reason: 'emitted only when admission control refuses a handshake; the rehearsal stays within the KMS budget (test/integration/admission-flood.test.ts provokes it)' },
+  {
+    namespace: 'Keyless/KeyService',
+    name: 'KmsThrottles',
+    dimensionNames: ['Deployment', 'Operation', 'service'],
+    reason: 'emitted only when KMS throttles a call; the local KMS has no request quota',
+  },
+  {
+    namespace: 'Keyless/Edge',
+    name: 'AdmissionRejections',
+    dimensionNames: ['Deployment', 'Reason'],
+    reason:
+      'emitted only when admission control refuses a handshake; the rehearsal stays within the KMS budget (test/integration/admission-flood.test.ts provokes it)',
+  },
 ];
 
 const unexercised = (q: MetricQuery): boolean =>
-  UNEXERCISED_METRICS.some((u) => u.namespace === q.namespace && u.name === q.name && [...u.dimensionNames].sort().join() === [...q.dimensionNames].sort().join());
+  UNEXERCISED_METRICS.some(
+    (u) =>
+      u.namespace === q.namespace &&
+      u.name === q.name &&
+      [...u.dimensionNames].sort().join() === [...q.dimensionNames].sort().join(),
+  );
 
 /** Queries in namespaces the code emits that match no emitted metric. */
 export function unmatchedQueries(queries: readonly MetricQuery[], emitted: readonly EmittedMetric[]): MetricQuery[] {

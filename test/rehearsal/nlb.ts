@@ -16,8 +16,12 @@ export interface LocalNlb {
   close(): Promise<void>;
 }
 
-export function proxyV2Header(src: net.AddressInfo | { address: string; port: number }, dst: { address: string; port: number }): Buffer {
-  const ip4 = (a: string): Buffer => Buffer.from((a.replace(/^::ffff:/, '') === '::1' ? '127.0.0.1' : a.replace(/^::ffff:/, '')).split('.').map(Number));
+export function proxyV2Header(
+  src: net.AddressInfo | { address: string; port: number },
+  dst: { address: string; port: number },
+): Buffer {
+  const ip4 = (a: string): Buffer =>
+    Buffer.from((a.replace(/^::ffff:/, '') === '::1' ? '127.0.0.1' : a.replace(/^::ffff:/, '')).split('.').map(Number));
   const body = Buffer.alloc(12);
   ip4(src.address).copy(body, 0);
   ip4(dst.address).copy(body, 4);
@@ -47,7 +51,13 @@ export async function startLocalNlb(opts: { proxyProtocol: boolean }): Promise<L
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
     upstream.once('connect', () => {
-      if (opts.proxyProtocol) upstream.write(proxyV2Header({ address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 }, { address: '127.0.0.1', port: nlb.port }));
+      if (opts.proxyProtocol)
+        upstream.write(
+          proxyV2Header(
+            { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 },
+            { address: '127.0.0.1', port: nlb.port },
+          ),
+        );
       client.pipe(upstream);
       upstream.pipe(client);
     });

@@ -15,11 +15,14 @@ import { CONFIGURATIONS } from './run';
 import type { Assembly } from './synth';
 
 const repo = repoRoot();
-const built = fs.existsSync(path.join(repo, 'dist', 'test', 'rehearsal', 'key-service-host.js')) && fs.existsSync(path.join(repo, 'dist', 'bin', 'keyless.js'));
+const built =
+  fs.existsSync(path.join(repo, 'dist', 'test', 'rehearsal', 'key-service-host.js')) &&
+  fs.existsSync(path.join(repo, 'dist', 'bin', 'keyless.js'));
 const describeBuilt = built ? describe : describe.skip;
 if (!built) console.warn('rehearsal: dist/ is not built (run `npm run build`); skipped');
 
-const known = (f: Finding): boolean => KNOWN_FINDINGS.some((k) => k.check === f.check && f.message.includes(k.contains));
+const known = (f: Finding): boolean =>
+  KNOWN_FINDINGS.some((k) => k.check === f.check && f.message.includes(k.contains));
 
 function stack(assembly: Assembly, type: string): Assembly['stacks'][number] {
   const s = assembly.stacks.find((x) => Object.values(x.template.Resources).some((r) => r.Type === type));
@@ -33,7 +36,12 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
 
   beforeAll(async () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rehearsal-test-'));
-    result = await rehearse({ name: 'sample', repo, workDir: path.join(scratch, 'sample'), config: CONFIGURATIONS.sample });
+    result = await rehearse({
+      name: 'sample',
+      repo,
+      workDir: path.join(scratch, 'sample'),
+      config: CONFIGURATIONS.sample,
+    });
   }, 15 * 60_000);
 
   afterAll(() => {
@@ -42,7 +50,17 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
 
   it('walks the operator path to the end: import, serve, rotate, scale, resume across tasks', () => {
     expect(result.walked).toBe(true);
-    for (const step of [/keyless csr/, /cert issue/, /cert import/, /curl|curl: not installed/, /rotate www promote/, /rotate www retire/, /0 failed/, /task 2 resumes task 1/, /task 1 resumes task 2/]) {
+    for (const step of [
+      /keyless csr/,
+      /cert issue/,
+      /cert import/,
+      /curl|curl: not installed/,
+      /rotate www promote/,
+      /rotate www retire/,
+      /0 failed/,
+      /task 2 resumes task 1/,
+      /task 1 resumes task 2/,
+    ]) {
       expect(result.steps.some((s) => step.test(s))).toBe(true);
     }
   });
@@ -59,7 +77,9 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
   it('finds exactly the known problems (test/rehearsal/known-findings.ts)', () => {
     const unexpected = result.findings.filter((f) => !known(f));
     expect(unexpected).toEqual([]);
-    const fixed = KNOWN_FINDINGS.filter((k) => !result.findings.some((f) => f.check === k.check && f.message.includes(k.contains)));
+    const fixed = KNOWN_FINDINGS.filter(
+      (k) => !result.findings.some((f) => f.check === k.check && f.message.includes(k.contains)),
+    );
     expect(fixed).toEqual([]);
   });
 
@@ -72,11 +92,15 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
       };
       const ks = stack(assembly, 'AWS::Lambda::Function');
       for (const r of Object.values(ks.template.Resources)) {
-        if (r.Type === 'AWS::IAM::Role') for (const p of (r.Properties?.Policies as { PolicyDocument: Doc }[] | undefined) ?? []) drop(p.PolicyDocument);
+        if (r.Type === 'AWS::IAM::Role')
+          for (const p of (r.Properties?.Policies as { PolicyDocument: Doc }[] | undefined) ?? [])
+            drop(p.PolicyDocument);
         if (r.Type === 'AWS::IAM::Policy') drop(r.Properties!.PolicyDocument as Doc);
       }
     });
-    expect(findings.filter((f) => f.check === 'iam-denied' && /key-service-role kms:Sign /.test(f.message)).length).toBeGreaterThan(0);
+    expect(
+      findings.filter((f) => f.check === 'iam-denied' && /key-service-role kms:Sign /.test(f.message)).length,
+    ).toBeGreaterThan(0);
   });
 
   it('reports a dashboard SEARCH without dimensions by name: metrics-unmatched', async () => {
@@ -84,30 +108,35 @@ describeBuilt('deploy rehearsal: the sample configuration', () => {
       const edge = stack(assembly, 'AWS::CloudWatch::Dashboard');
       const dash = Object.values(edge.template.Resources).find((r) => r.Type === 'AWS::CloudWatch::Dashboard')!;
       const body = dash.Properties!.DashboardBody as { 'Fn::Join': [string, unknown[]] };
-      const injected = '{"type":"metric","properties":{"title":"injected","metrics":[[{"expression":"SEARCH(\'{Keyless/Edge} MetricName=\\"HandshakesFull\\"\', \'Sum\', 60)"}]]}},';
+      const injected =
+        '{"type":"metric","properties":{"title":"injected","metrics":[[{"expression":"SEARCH(\'{Keyless/Edge} MetricName=\\"HandshakesFull\\"\', \'Sum\', 60)"}]]}},';
       const parts = body['Fn::Join'][1];
       parts[0] = String(parts[0]).replace('"widgets":[', `"widgets":[${injected}`);
     });
     expect(findings.filter((f) => f.check === 'metrics-unmatched' && f.message.includes('"injected"'))).toHaveLength(1);
   });
 
-  it('reports a first deploy that cannot serve by name: first-deploy', async () => {
-    const again = await rehearse({
-      name: 'sample (injected: two tasks, no certificate)',
-      repo,
-      workDir: path.join(scratch, 'first-deploy'),
-      assemblyDir: result.assemblyDir,
-      walk: false,
-      mutate: (assembly) => {
-        const edge = stack(assembly, 'AWS::ECS::Service');
-        for (const [id, r] of Object.entries(edge.template.Resources)) {
-          if (r.Type === 'AWS::ECS::Service') r.Properties!.DesiredCount = 2;
-          if (r.Type === 'AWS::SSM::Parameter') delete edge.template.Resources[id];
-        }
-      },
-    });
-    expect(again.findings.filter((f) => f.check === 'first-deploy')).toHaveLength(1);
-  }, 5 * 60_000);
+  it(
+    'reports a first deploy that cannot serve by name: first-deploy',
+    async () => {
+      const again = await rehearse({
+        name: 'sample (injected: two tasks, no certificate)',
+        repo,
+        workDir: path.join(scratch, 'first-deploy'),
+        assemblyDir: result.assemblyDir,
+        walk: false,
+        mutate: (assembly) => {
+          const edge = stack(assembly, 'AWS::ECS::Service');
+          for (const [id, r] of Object.entries(edge.template.Resources)) {
+            if (r.Type === 'AWS::ECS::Service') r.Properties!.DesiredCount = 2;
+            if (r.Type === 'AWS::SSM::Parameter') delete edge.template.Resources[id];
+          }
+        },
+      });
+      expect(again.findings.filter((f) => f.check === 'first-deploy')).toHaveLength(1);
+    },
+    5 * 60_000,
+  );
 });
 
 /**
@@ -121,7 +150,13 @@ describeBuilt('deploy rehearsal: two regions, a rotation that makes a single-reg
 
   beforeAll(async () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rehearsal-s6-'));
-    result = await rehearse({ name: 'two-region', repo, workDir: path.join(scratch, 'two-region'), config: CONFIGURATIONS['two-region'], singleRegionRotation: true });
+    result = await rehearse({
+      name: 'two-region',
+      repo,
+      workDir: path.join(scratch, 'two-region'),
+      config: CONFIGURATIONS['two-region'],
+      singleRegionRotation: true,
+    });
   }, 15 * 60_000);
 
   afterAll(() => {
@@ -132,6 +167,10 @@ describeBuilt('deploy rehearsal: two regions, a rotation that makes a single-reg
     // The failover check says it (handshakes for the rotated certificate fail with the primary down);
     // on a loaded machine the rotation's own checks may stop the walk first, naming the same region.
     const all = result.findings.map((f) => `${f.check}: ${f.message}`);
-    expect(all).toEqual(expect.arrayContaining([expect.stringMatching(/^(failover: .*handshakes for the rotated certificate failed|rotation: .*eu-central-1)/)]));
+    expect(all).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^(failover: .*handshakes for the rotated certificate failed|rotation: .*eu-central-1)/),
+      ]),
+    );
   });
 });

@@ -23,11 +23,34 @@ import type { RecordedCall } from '../../local/call-log';
 import { clientLoop, handshake, runPeer } from './clients';
 import { checkIam } from './iam';
 import { buildImage, type BuiltImage } from './image';
-import { alarmQueries, awsPublished, dashboardQueries, emittedMetrics, unmatchedQueries, type EmittedMetric, type MetricQuery } from './metrics';
+import {
+  alarmQueries,
+  awsPublished,
+  dashboardQueries,
+  emittedMetrics,
+  unmatchedQueries,
+  type EmittedMetric,
+  type MetricQuery,
+} from './metrics';
 import { startLocalNlb, type LocalNlb } from './nlb';
 import { StackResolver } from './cfn';
 import { readAssembly, synthesize, SynthError, type Assembly } from './synth';
-import { ACCESS_KEYS, ACCOUNT, credentials, DEPLOYED_PHYSICAL_IDS, deployStack, freePort, hostScript, startEdgeTask, startKeyService, startWorld, stopProcess, type DeployedStack, type EdgeTask, type World } from './world';
+import {
+  ACCESS_KEYS,
+  ACCOUNT,
+  credentials,
+  DEPLOYED_PHYSICAL_IDS,
+  deployStack,
+  freePort,
+  hostScript,
+  startEdgeTask,
+  startKeyService,
+  startWorld,
+  stopProcess,
+  type DeployedStack,
+  type EdgeTask,
+  type World,
+} from './world';
 
 export type CheckName =
   | 'synth'
@@ -55,7 +78,7 @@ export const CHECKS: Record<CheckName, string> = {
   rotation: 'handshakes fail while keyless rotate runs',
   failover: 'the failover region cannot sign for the rotated certificate',
   scale: 'a second task from the same task definition does not serve',
-  resumption: 'a task cannot resume another task\'s tickets',
+  resumption: "a task cannot resume another task's tickets",
   'iam-denied': 'AWS would deny a call the system made',
   'iam-unused': 'a permission is granted but never used',
   'metrics-unmatched': 'a dashboard or alarm metric matches nothing the code emits',
@@ -117,7 +140,19 @@ const IMAGES = new Map<string, Promise<BuiltImage>>();
 
 export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult> {
   const log = opts.log ?? (() => undefined);
-  const result: RehearsalResult = { name: opts.name, findings: [], steps: [], notes: [], calls: [], emitted: [], queries: [], iamEvaluated: 0, stdout: [], keyPolicies: new Map(), walked: false };
+  const result: RehearsalResult = {
+    name: opts.name,
+    findings: [],
+    steps: [],
+    notes: [],
+    calls: [],
+    emitted: [],
+    queries: [],
+    iamEvaluated: 0,
+    stdout: [],
+    keyPolicies: new Map(),
+    walked: false,
+  };
   const finding = (check: CheckName, message: string): void => {
     result.findings.push({ check, message });
     log(`  ✗ ${check}: ${message}`);
@@ -145,7 +180,12 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     }
     step(`synthesized ${assembly.stacks.map((s) => s.name).join(', ')}`);
   } catch (e) {
-    finding('synth', e instanceof SynthError ? `${e.message}: ${e.output.trim().split('\n').slice(-6).join(' | ')}` : (e as Error).message);
+    finding(
+      'synth',
+      e instanceof SynthError
+        ? `${e.message}: ${e.output.trim().split('\n').slice(-6).join(' | ')}`
+        : (e as Error).message,
+    );
     return result;
   }
   result.assemblyDir = assembly.dir;
@@ -172,18 +212,25 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       }
     }
     for (const n of result.notes) finding('deploy', n);
-    step(`deployed ${deployed.length} stacks (KMS keys, aliases, parameters) in ${[...new Set(deployed.map((d) => d.region))].join(', ')}`);
+    step(
+      `deployed ${deployed.length} stacks (KMS keys, aliases, parameters) in ${[...new Set(deployed.map((d) => d.region))].join(', ')}`,
+    );
 
     // 3. The key service of every region, from its asset.
     for (const d of deployed) {
       for (const [id, res] of Object.entries(d.template.Resources)) {
         if (res.Type !== 'AWS::Lambda::Function') continue;
         const p = res.Properties ?? {};
-        const env = (d.resolver.resolve(p.Environment) as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
+        const env =
+          (d.resolver.resolve(p.Environment) as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
         if (env.KEYLESS_KEYS === undefined) continue;
         const runtime = String(p.Runtime);
         const major = /^nodejs(\d+)\.x$/.exec(runtime)?.[1];
-        if (major !== process.versions.node.split('.')[0]) finding('runtime', `${d.name}/${id}: Runtime ${runtime}, but the rehearsal runs Node ${process.versions.node}`);
+        if (major !== process.versions.node.split('.')[0])
+          finding(
+            'runtime',
+            `${d.name}/${id}: Runtime ${runtime}, but the rehearsal runs Node ${process.versions.node}`,
+          );
         const s3Key = String((p.Code as { S3Key?: string }).S3Key ?? '');
         const assetDir = assembly.fileAssets.get(s3Key.replace(/\.zip$/, ''));
         if (!assetDir) {
@@ -191,11 +238,25 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
           continue;
         }
         const fnName = d.resolver.str({ Ref: id });
-        const alias = Object.values(d.template.Resources).find((r) => r.Type === 'AWS::Lambda::Alias' && JSON.stringify(r.Properties?.FunctionName) === JSON.stringify({ Ref: id }));
+        const alias = Object.values(d.template.Resources).find(
+          (r) =>
+            r.Type === 'AWS::Lambda::Alias' &&
+            JSON.stringify(r.Properties?.FunctionName) === JSON.stringify({ Ref: id }),
+        );
         const qualifier = alias ? d.resolver.str(alias.Properties!.Name) : undefined;
         try {
-          await startKeyService(world, { region: d.region, assetDir, handler: String(p.Handler), functionName: qualifier ? `${fnName}:${qualifier}` : fnName, env, timeoutMs: Number(p.Timeout ?? 3) * 1000, hostScript: hostScript(opts.repo) });
-          step(`key service ${fnName}${qualifier ? `:${qualifier}` : ''} in ${d.region} from ${path.basename(assetDir)} (${String(p.Handler)}, ${runtime})`);
+          await startKeyService(world, {
+            region: d.region,
+            assetDir,
+            handler: String(p.Handler),
+            functionName: qualifier ? `${fnName}:${qualifier}` : fnName,
+            env,
+            timeoutMs: Number(p.Timeout ?? 3) * 1000,
+            hostScript: hostScript(opts.repo),
+          });
+          step(
+            `key service ${fnName}${qualifier ? `:${qualifier}` : ''} in ${d.region} from ${path.basename(assetDir)} (${String(p.Handler)}, ${runtime})`,
+          );
         } catch (e) {
           finding('deploy', `${d.name}/${id}: ${(e as Error).message}`);
         }
@@ -203,7 +264,9 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     }
 
     // 4. The edge as the task definition says.
-    const edgeStack = deployed.find((d) => Object.values(d.template.Resources).some((r) => r.Type === 'AWS::ECS::TaskDefinition'));
+    const edgeStack = deployed.find((d) =>
+      Object.values(d.template.Resources).some((r) => r.Type === 'AWS::ECS::TaskDefinition'),
+    );
     if (!edgeStack) {
       finding('deploy', 'no stack has an ECS task definition');
       return result;
@@ -218,10 +281,17 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     try {
       // One build per image asset in a process (a rehearsal on the same assembly reuses it).
       const key = `${imageAsset.context}\u0000${imageAsset.dockerfile}`;
-      if (!IMAGES.has(key)) IMAGES.set(key, buildImage(imageAsset.context, imageAsset.dockerfile, opts.repo, path.join(opts.workDir, 'image'), log));
+      if (!IMAGES.has(key))
+        IMAGES.set(
+          key,
+          buildImage(imageAsset.context, imageAsset.dockerfile, opts.repo, path.join(opts.workDir, 'image'), log),
+        );
       image = await IMAGES.get(key)!;
-      const nodeArg = /ARG NODE_VERSION=(\d+)/.exec(fs.readFileSync(path.join(imageAsset.context, imageAsset.dockerfile), 'utf8'))?.[1];
-      if (nodeArg && nodeArg !== process.versions.node.split('.')[0]) finding('runtime', `the image runs Node ${nodeArg}, the rehearsal Node ${process.versions.node}`);
+      const nodeArg = /ARG NODE_VERSION=(\d+)/.exec(
+        fs.readFileSync(path.join(imageAsset.context, imageAsset.dockerfile), 'utf8'),
+      )?.[1];
+      if (nodeArg && nodeArg !== process.versions.node.split('.')[0])
+        finding('runtime', `the image runs Node ${nodeArg}, the rehearsal Node ${process.versions.node}`);
       step(`built the image from ${imageAsset.dockerfile} (CMD ${image.cmd.join(' ')})`);
     } catch (e) {
       finding('deploy', `image build: ${(e as Error).message}`);
@@ -239,7 +309,9 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
         KEYLESS_EDGE_PORT: String(await freePort()),
         KEYLESS_ADMIN_HOST: '127.0.0.1',
         KEYLESS_ADMIN_PORT: String(await freePort()),
-        KEYLESS_ORIGIN: task.environment.KEYLESS_ORIGIN?.startsWith('tcp://') ? `tcp://127.0.0.1:${origin.port}` : origin.url,
+        KEYLESS_ORIGIN: task.environment.KEYLESS_ORIGIN?.startsWith('tcp://')
+          ? `tcp://127.0.0.1:${origin.port}`
+          : origin.url,
         KEYLESS_CERT_REFRESH_SECONDS: String(REFRESH_SECONDS),
         // What Fargate adds to every task's environment (the edge turns EMF on when it sees it).
         AWS_REGION: edgeStack.region,
@@ -259,14 +331,16 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     };
 
     // 5. First deploy: ECS starts the service's desired count.
-    step(`first deploy: the service starts ${task.desiredCount} task(s); NLB deletion protection ${task.deletionProtection ? 'on' : 'off'}`);
+    step(
+      `first deploy: the service starts ${task.desiredCount} task(s); NLB deletion protection ${task.deletionProtection ? 'on' : 'off'}`,
+    );
     for (let i = 0; i < Math.min(task.desiredCount, 2); i++) {
       try {
         await startTask(`edge task ${i + 1}`);
       } catch (e) {
         finding(
           'first-deploy',
-          `${(e as Error).message}. ECS would stop and replace it until the circuit breaker${task.circuitBreakerRollback ? ' rolls the deploy back' : ' fails the service'}${task.deletionProtection ? ', and the NLB\'s deletion protection leaves that rollback in ROLLBACK_FAILED' : ''}`,
+          `${(e as Error).message}. ECS would stop and replace it until the circuit breaker${task.circuitBreakerRollback ? ' rolls the deploy back' : ' fails the service'}${task.deletionProtection ? ", and the NLB's deletion protection leaves that rollback in ROLLBACK_FAILED" : ''}`,
         );
         break;
       }
@@ -277,27 +351,78 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     const keyServiceRegions = [...new Set(deployed.filter((d) => d.outputs.KeyServiceAliasArn).map((d) => d.region))];
     // docs/rotation.md, "Multi-region deployments": the other regions on every step, from the primary.
     const replicaRegions = opts.singleRegionRotation ? [] : keyServiceRegions.filter((r) => r !== primaryRegion);
-    const cli = operatorCli(opts.repo, opts.workDir, world, primaryRegion, task.environment.KEYLESS_DEPLOYMENT ?? 'dev', replicaRegions);
+    const cli = operatorCli(
+      opts.repo,
+      opts.workDir,
+      world,
+      primaryRegion,
+      task.environment.KEYLESS_DEPLOYMENT ?? 'dev',
+      replicaRegions,
+    );
     const keyName = firstKmsKey(deployed);
     const must = async (what: string, args: string[]): Promise<string | undefined> => {
       const r = await cli(args);
       if (r.code !== 0) {
-        finding('walk', `keyless ${args.join(' ')} exited ${r.code}: ${r.out.trim().split('\n').slice(-2).join(' | ')}`);
+        finding(
+          'walk',
+          `keyless ${args.join(' ')} exited ${r.code}: ${r.out.trim().split('\n').slice(-2).join(' | ')}`,
+        );
         return undefined;
       }
       step(what);
       return r.out;
     };
-    const status = await must('keyless status: the deployment\'s keys are present', ['status', '--json', '--quiet']);
-    if (status !== undefined && keyName && !status.includes(keyName)) finding('walk', `keyless status does not list key ${keyName}`);
+    const status = await must("keyless status: the deployment's keys are present", ['status', '--json', '--quiet']);
+    if (status !== undefined && keyName && !status.includes(keyName))
+      finding('walk', `keyless status does not list key ${keyName}`);
     if (!keyName) {
       finding('walk', 'the configuration has no kms key to issue a certificate for');
       return result;
     }
     const files = (n: string): string => path.join(opts.workDir, n);
-    if ((await must(`keyless csr --key ${keyName}: signed by KMS`, ['csr', '--key', keyName, '--dns', HOSTNAME, '--out', files('www.csr'), '--quiet'])) === undefined) return result;
-    if ((await must('keyless cert issue --dev-ca', ['cert', 'issue', '--dev-ca', '--csr', files('www.csr'), '--days', '30', '--out', files('www.chain.pem'), '--quiet'])) === undefined) return result;
-    if ((await must(`keyless cert import --live into ssm:${task.environment.KEYLESS_CERT_SSM_PREFIX}`, ['cert', 'import', '--key', keyName, '--slot', SLOT, '--chain', files('www.chain.pem'), '--live', '--quiet'])) === undefined) return result;
+    if (
+      (await must(`keyless csr --key ${keyName}: signed by KMS`, [
+        'csr',
+        '--key',
+        keyName,
+        '--dns',
+        HOSTNAME,
+        '--out',
+        files('www.csr'),
+        '--quiet',
+      ])) === undefined
+    )
+      return result;
+    if (
+      (await must('keyless cert issue --dev-ca', [
+        'cert',
+        'issue',
+        '--dev-ca',
+        '--csr',
+        files('www.csr'),
+        '--days',
+        '30',
+        '--out',
+        files('www.chain.pem'),
+        '--quiet',
+      ])) === undefined
+    )
+      return result;
+    if (
+      (await must(`keyless cert import --live into ssm:${task.environment.KEYLESS_CERT_SSM_PREFIX}`, [
+        'cert',
+        'import',
+        '--key',
+        keyName,
+        '--slot',
+        SLOT,
+        '--chain',
+        files('www.chain.pem'),
+        '--live',
+        '--quiet',
+      ])) === undefined
+    )
+      return result;
 
     // ECS keeps replacing failed tasks (or the operator raises the count from 0): the service reaches one task.
     if (!edges.some((e) => e.child.exitCode === null)) {
@@ -310,11 +435,14 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       }
     }
     let oldLeaf: string | undefined;
-    const served = await waitFor(async () => {
-      const h = await handshake(nlb.port, HOSTNAME, caPem);
-      oldLeaf = h.leaf;
-      return h.ok;
-    }, 5 * REFRESH_SECONDS * 1000 + 15_000);
+    const served = await waitFor(
+      async () => {
+        const h = await handshake(nlb.port, HOSTNAME, caPem);
+        oldLeaf = h.leaf;
+        return h.ok;
+      },
+      5 * REFRESH_SECONDS * 1000 + 15_000,
+    );
     if (!served) {
       finding('serve', `no handshake for ${HOSTNAME} succeeds through the NLB after import`);
       return result;
@@ -322,12 +450,21 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     await sleep(1500); // let the task's key-operation bucket refill after the probes above
     await realPeers(nlb.port, caPem, files('dev/ca.pem'), step, (m) => finding('serve', m));
     // A client the edge must refuse (TLS 1.2 with only a CBC suite): an alert, which the dashboards count.
-    const refused = await handshake(nlb.port, HOSTNAME, caPem, undefined, 15_000, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA' });
+    const refused = await handshake(nlb.port, HOSTNAME, caPem, undefined, 15_000, {
+      maxVersion: 'TLSv1.2',
+      ciphers: 'AES128-SHA',
+    });
     if (refused.ok) finding('serve', 'a TLS 1.2 client offering only AES128-SHA (CBC) completed a handshake');
     else step('a client with no common cipher suite is refused with an alert');
     // A request the key service must refuse with a typed error (which its error metrics count).
-    const typed = await invokeKeyService(world.lambdaUrl, task.environment.KEYLESS_KEY_SERVICES?.split(',')[0] ?? '', edgeStack.region, { v: 1, op: 'no-such-operation' });
-    if (typed && /"error"|bad_request|unsupported/.test(typed)) step('a malformed key-service request gets a typed error');
+    const typed = await invokeKeyService(
+      world.lambdaUrl,
+      task.environment.KEYLESS_KEY_SERVICES?.split(',')[0] ?? '',
+      edgeStack.region,
+      { v: 1, op: 'no-such-operation' },
+    );
+    if (typed && /"error"|bad_request|unsupported/.test(typed))
+      step('a malformed key-service request gets a typed error');
     else finding('walk', `a malformed key-service request did not get a typed error: ${String(typed).slice(0, 200)}`);
 
     // 7. Rotation, while clients keep connecting.
@@ -345,7 +482,15 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     }
     await sleep(1500); // the probes above drew on the task's key-operation budget: let it refill
     const loop = clientLoop(nlb.port, HOSTNAME, caPem, loopIntervalMs(task.environment));
-    const rotateArgs = (s: string, extra: string[] = []): string[] => ['rotate', SLOT, s, '--quiet', '--refresh-seconds', String(REFRESH_SECONDS), ...extra];
+    const rotateArgs = (s: string, extra: string[] = []): string[] => [
+      'rotate',
+      SLOT,
+      s,
+      '--quiet',
+      '--refresh-seconds',
+      String(REFRESH_SECONDS),
+      ...extra,
+    ];
     let rotated = true;
     for (const [s, extra] of [
       ['new-key', [...(keyPolicy ? ['--key-policy', policyFile] : []), ...replicaPolicyArgs]],
@@ -360,7 +505,10 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     if (rotated) {
       // Every task serves the new certificate within its refresh; then the old one may go.
       // Watched through the loop's own handshakes: an extra client would compete for the task's budget.
-      const switched = await waitFor(async () => loop.latestLeaf() !== undefined && loop.latestLeaf() !== oldLeaf, 5 * REFRESH_SECONDS * 1000 + 15_000);
+      const switched = await waitFor(
+        async () => loop.latestLeaf() !== undefined && loop.latestLeaf() !== oldLeaf,
+        5 * REFRESH_SECONDS * 1000 + 15_000,
+      );
       if (!switched) finding('rotation', 'after promote the edge still serves the old certificate');
       const drainMs = (2 * REFRESH_SECONDS + 10) * 1000;
       await sleep(drainMs);
@@ -370,7 +518,11 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
           step(`keyless rotate ${SLOT} retire`);
           break;
         }
-        if (i === 4) finding('walk', `keyless rotate ${SLOT} retire exited ${r.code}: ${r.out.trim().split('\n').slice(-2).join(' | ')}`);
+        if (i === 4)
+          finding(
+            'walk',
+            `keyless rotate ${SLOT} retire exited ${r.code}: ${r.out.trim().split('\n').slice(-2).join(' | ')}`,
+          );
         await sleep(3000);
       }
     }
@@ -380,10 +532,17 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       // Which operator step each failure followed.
       const after = (at: number): string => [...stepTimes].reverse().find((s) => s.at <= at)?.text ?? 'the start';
       const byStep = new Map<string, number>();
-      for (const e of stats.errors) byStep.set(`${e.error.trim()} after "${after(e.at)}"`, (byStep.get(`${e.error.trim()} after "${after(e.at)}"`) ?? 0) + 1);
-      finding('rotation', `${stats.failed} of ${stats.ok + stats.failed} handshakes failed during rotation: ${[...byStep].map(([k, n]) => `${n}× ${k}`).join('; ')}`);
-    }
-    else step(`client loop during rotation: ${stats.ok} handshakes, 0 failed, ${stats.leaves.size} certificate(s) seen`);
+      for (const e of stats.errors)
+        byStep.set(
+          `${e.error.trim()} after "${after(e.at)}"`,
+          (byStep.get(`${e.error.trim()} after "${after(e.at)}"`) ?? 0) + 1,
+        );
+      finding(
+        'rotation',
+        `${stats.failed} of ${stats.ok + stats.failed} handshakes failed during rotation: ${[...byStep].map(([k, n]) => `${n}× ${k}`).join('; ')}`,
+      );
+    } else
+      step(`client loop during rotation: ${stats.ok} handshakes, 0 failed, ${stats.leaves.size} certificate(s) seen`);
 
     // 8. Failover: every other region's key service signs for the rotated certificate.
     if (regions.length > 1) {
@@ -402,8 +561,15 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
       }
       world.down.delete(regions[0]);
       const ksErrors = world.stdout.filter((l) => l.source.startsWith('edge') && /unknown_key/i.test(l.line)).slice(-1);
-      if (failed > 0) finding('failover', `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')} (${[...errors].join('; ')})${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 300)).join(' | ')}` : ''}`);
-      else step(`failover: ${regions.slice(1).join(', ')} signs for the rotated certificate (${ok} handshakes with ${regions[0]} down)`);
+      if (failed > 0)
+        finding(
+          'failover',
+          `with the ${regions[0]} key service down, ${failed} of ${ok + failed} handshakes for the rotated certificate failed in ${regions.slice(1).join(', ')} (${[...errors].join('; ')})${ksErrors.length ? `: ${ksErrors.map((l) => l.line.slice(0, 300)).join(' | ')}` : ''}`,
+        );
+      else
+        step(
+          `failover: ${regions.slice(1).join(', ')} signs for the rotated certificate (${ok} handshakes with ${regions[0]} down)`,
+        );
       // The circuit breaker lets the first region back in after its open interval.
       await sleep(5000);
     }
@@ -418,25 +584,35 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     }
     const live = edges.filter((e) => e.child.exitCode === null).slice(0, 2);
     if (live.length === 2) {
-      const pinned = await Promise.all(live.map(async (t) => {
-        const n = await startLocalNlb({ proxyProtocol: task.proxyProtocol });
-        n.targets.push({ port: t.tlsPort });
-        nlbs.push(n);
-        return n;
-      }));
+      const pinned = await Promise.all(
+        live.map(async (t) => {
+          const n = await startLocalNlb({ proxyProtocol: task.proxyProtocol });
+          n.targets.push({ port: t.tlsPort });
+          nlbs.push(n);
+          return n;
+        }),
+      );
       await sleep(1500);
       const a = await handshake(pinned[0].port, HOSTNAME, caPem);
       const b = await handshake(pinned[1].port, HOSTNAME, caPem);
-      if (!a.ok || !b.ok) finding('scale', `not both tasks serve: ${[a, b].map((h, i) => `task ${i + 1} ${h.ok ? 'ok' : h.error}`).join(', ')}`);
+      if (!a.ok || !b.ok)
+        finding(
+          'scale',
+          `not both tasks serve: ${[a, b].map((h, i) => `task ${i + 1} ${h.ok ? 'ok' : h.error}`).join(', ')}`,
+        );
       else step('scale: both tasks serve');
       for (const [from, to, label] of [
-        [0, 1, 'task 2 resumes task 1\'s ticket'],
-        [1, 0, 'task 1 resumes task 2\'s ticket'],
+        [0, 1, "task 2 resumes task 1's ticket"],
+        [1, 0, "task 1 resumes task 2's ticket"],
       ] as [number, number, string][]) {
         await sleep(1000); // one full handshake per task's budget refill
         const first = await handshake(pinned[from].port, HOSTNAME, caPem);
         const again = first.session ? await handshake(pinned[to].port, HOSTNAME, caPem, first.session) : undefined;
-        if (!again?.ok || !again.reused) finding('resumption', `${label}: ${!first.ok ? `the first handshake failed (${first.error})` : !first.session ? 'no ticket was issued' : !again?.ok ? `handshake failed (${again?.error})` : 'full handshake instead of resumption'}`);
+        if (!again?.ok || !again.reused)
+          finding(
+            'resumption',
+            `${label}: ${!first.ok ? `the first handshake failed (${first.error})` : !first.session ? 'no ticket was issued' : !again?.ok ? `handshake failed (${again?.error})` : 'full handshake instead of resumption'}`,
+          );
         else step(label);
       }
     }
@@ -449,7 +625,9 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalResult>
     result.calls = [...world.log.calls];
     result.stdout = [...world.stdout];
     result.keyPolicies = await keyPoliciesOf(world, result.calls);
-    await finalChecks(result, assembly, primaryRegion, finding, step).catch((e: Error) => finding('deploy', `final checks failed: ${e.message}`));
+    await finalChecks(result, assembly, primaryRegion, finding, step).catch((e: Error) =>
+      finding('deploy', `final checks failed: ${e.message}`),
+    );
     await world.close();
   }
   return result;
@@ -464,15 +642,28 @@ export async function recheck(result: RehearsalResult, mutate: (assembly: Assemb
   mutate(assembly);
   const copy: RehearsalResult = { ...result, findings: [], steps: [], queries: [] };
   const region = assembly.stacks.find((s) => s.region)?.region ?? 'eu-west-1';
-  await finalChecks(copy, assembly, region, (check, message) => copy.findings.push({ check, message }), () => undefined);
+  await finalChecks(
+    copy,
+    assembly,
+    region,
+    (check, message) => copy.findings.push({ check, message }),
+    () => undefined,
+  );
   return copy.findings;
 }
 
 async function keyPoliciesOf(world: World, calls: readonly RecordedCall[]): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
-  const arns = new Set(calls.filter((c) => c.service === 'kms').flatMap((c) => c.resources.filter((r) => r.includes(':key/'))));
+  const arns = new Set(
+    calls.filter((c) => c.service === 'kms').flatMap((c) => c.resources.filter((r) => r.includes(':key/'))),
+  );
   for (const arn of arns) {
-    const kms = new KMSClient({ region: arn.split(':')[3], endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
+    const kms = new KMSClient({
+      region: arn.split(':')[3],
+      endpoint: world.kms.url,
+      credentials: credentials(ACCESS_KEYS.cloudformation),
+      maxAttempts: 1,
+    });
     try {
       const p = await kms.send(new GetKeyPolicyCommand({ KeyId: arn, PolicyName: 'default' }));
       if (p.Policy) out.set(arn, JSON.parse(p.Policy));
@@ -486,14 +677,26 @@ async function keyPoliciesOf(world: World, calls: readonly RecordedCall[]): Prom
 }
 
 /** IAM against the calls, metrics against the dashboards and alarms. */
-async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryRegion: string, finding: (c: CheckName, m: string) => void, step: (t: string) => void): Promise<void> {
+async function finalChecks(
+  result: RehearsalResult,
+  assembly: Assembly,
+  primaryRegion: string,
+  finding: (c: CheckName, m: string) => void,
+  step: (t: string) => void,
+): Promise<void> {
   const outputs = new Map<string, Record<string, string>>();
   // Re-resolve the templates (as deployed) for their policies.
   const stacks: DeployedStack[] = [];
   for (const s of assembly.stacks) {
     const region = s.region ?? primaryRegion;
     // The ids the deployment gave its resources (a key's ARN in a policy must be the key that exists).
-    const env = { stackName: s.name, account: ACCOUNT, region, physical: new Map(DEPLOYED_PHYSICAL_IDS.get(s.name) ?? []), stackOutputs: outputs };
+    const env = {
+      stackName: s.name,
+      account: ACCOUNT,
+      region,
+      physical: new Map(DEPLOYED_PHYSICAL_IDS.get(s.name) ?? []),
+      stackOutputs: outputs,
+    };
     const resolver = new StackResolver(s.template, env);
     const out: Record<string, string> = {};
     for (const [k, o] of Object.entries(s.template.Outputs ?? {})) {
@@ -506,8 +709,15 @@ async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryR
     outputs.set(s.name, out);
     stacks.push({ name: s.name, region, template: s.template, resolver, outputs: out });
   }
-  const edgeRegion = stacks.find((s) => Object.values(s.template.Resources).some((r) => r.Type === 'AWS::ECS::TaskDefinition'))?.region ?? primaryRegion;
-  const iam = await checkIam({ stacks, calls: result.calls.filter((c) => c.principal !== 'cloudformation'), keyPolicies: result.keyPolicies as never, edgeRegion });
+  const edgeRegion =
+    stacks.find((s) => Object.values(s.template.Resources).some((r) => r.Type === 'AWS::ECS::TaskDefinition'))
+      ?.region ?? primaryRegion;
+  const iam = await checkIam({
+    stacks,
+    calls: result.calls.filter((c) => c.principal !== 'cloudformation'),
+    keyPolicies: result.keyPolicies as never,
+    edgeRegion,
+  });
   result.iamEvaluated = iam.evaluated;
   // A grant never used is only a finding when the whole walk ran (otherwise nothing had the chance).
   for (const f of iam.findings) if (f.check === 'iam-denied' || result.walked) finding(f.check, f.message);
@@ -518,11 +728,15 @@ async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryR
     for (const [id, r] of Object.entries(s.template.Resources)) {
       if (r.Type === 'AWS::CloudWatch::Dashboard') {
         const body = s.resolver.str(r.Properties!.DashboardBody);
-        result.queries.push(...dashboardQueries(body, r.Properties!.DashboardName ? s.resolver.str(r.Properties!.DashboardName) : id));
+        result.queries.push(
+          ...dashboardQueries(body, r.Properties!.DashboardName ? s.resolver.str(r.Properties!.DashboardName) : id),
+        );
       }
       if (r.Type === 'AWS::CloudWatch::Alarm') {
         try {
-          result.queries.push(...alarmQueries(s.resolver.resolve(r.Properties) as Record<string, unknown>, `${s.name}/${id}`));
+          result.queries.push(
+            ...alarmQueries(s.resolver.resolve(r.Properties) as Record<string, unknown>, `${s.name}/${id}`),
+          );
         } catch {
           // alarms on AWS/* metrics may name physical ids the rehearsal does not create; they are not checked anyway
         }
@@ -530,14 +744,21 @@ async function finalChecks(result: RehearsalResult, assembly: Assembly, primaryR
     }
   }
   for (const q of unmatchedQueries(result.queries, result.emitted)) {
-    finding('metrics-unmatched', `${q.where}: ${q.text} matches no emitted metric (${q.namespace} ${q.name ?? '*'} with dimensions {${q.dimensionNames.join(',')}}); emitted in ${q.namespace}: ${describeEmitted(result.emitted, q)}`);
+    finding(
+      'metrics-unmatched',
+      `${q.where}: ${q.text} matches no emitted metric (${q.namespace} ${q.name ?? '*'} with dimensions {${q.dimensionNames.join(',')}}); emitted in ${q.namespace}: ${describeEmitted(result.emitted, q)}`,
+    );
   }
-  step(`metrics: ${result.emitted.length} emitted metrics, ${result.queries.filter((q) => !awsPublished(q.namespace)).length} dashboard/alarm queries on them`);
+  step(
+    `metrics: ${result.emitted.length} emitted metrics, ${result.queries.filter((q) => !awsPublished(q.namespace)).length} dashboard/alarm queries on them`,
+  );
 }
 
 function describeEmitted(emitted: readonly EmittedMetric[], q: MetricQuery): string {
   const same = emitted.filter((m) => m.namespace === q.namespace && (q.name === undefined || m.name === q.name));
-  return same.length === 0 ? 'nothing' : [...new Set(same.map((m) => `${m.name}{${Object.keys(m.dimensions).sort().join(',')}}`))].slice(0, 4).join(', ');
+  return same.length === 0
+    ? 'nothing'
+    : [...new Set(same.map((m) => `${m.name}{${Object.keys(m.dimensions).sort().join(',')}}`))].slice(0, 4).join(', ');
 }
 
 interface TaskFacts {
@@ -552,7 +773,10 @@ interface TaskFacts {
 function edgeTask(stack: DeployedStack): TaskFacts {
   const res = Object.values(stack.template.Resources);
   const td = res.find((r) => r.Type === 'AWS::ECS::TaskDefinition')!;
-  const container = (stack.resolver.resolve((td.Properties!.ContainerDefinitions as unknown[])[0]) as { Environment?: { Name: string; Value: string }[]; Image: string });
+  const container = stack.resolver.resolve((td.Properties!.ContainerDefinitions as unknown[])[0]) as {
+    Environment?: { Name: string; Value: string }[];
+    Image: string;
+  };
   const environment: Record<string, string> = {};
   for (const e of container.Environment ?? []) environment[e.Name] = String(e.Value);
   const service = res.find((r) => r.Type === 'AWS::ECS::Service');
@@ -560,8 +784,11 @@ function edgeTask(stack: DeployedStack): TaskFacts {
   const desired = service?.Properties?.DesiredCount ?? scalable?.Properties?.MinCapacity ?? 1;
   const tg = res.find((r) => r.Type === 'AWS::ElasticLoadBalancingV2::TargetGroup');
   const lb = res.find((r) => r.Type === 'AWS::ElasticLoadBalancingV2::LoadBalancer');
-  const attr = (list: unknown, key: string): string | undefined => ((list as { Key: string; Value: string }[] | undefined) ?? []).find((a) => a.Key === key)?.Value;
-  const breaker = (service?.Properties?.DeploymentConfiguration as { DeploymentCircuitBreaker?: { Rollback?: boolean } } | undefined)?.DeploymentCircuitBreaker;
+  const attr = (list: unknown, key: string): string | undefined =>
+    ((list as { Key: string; Value: string }[] | undefined) ?? []).find((a) => a.Key === key)?.Value;
+  const breaker = (
+    service?.Properties?.DeploymentConfiguration as { DeploymentCircuitBreaker?: { Rollback?: boolean } } | undefined
+  )?.DeploymentCircuitBreaker;
   return {
     environment,
     imageHash: container.Image.split(':').pop()!,
@@ -584,10 +811,26 @@ function firstKmsKey(deployed: readonly DeployedStack[]): string | undefined {
 }
 
 /** The slot's CDK key policy, as `aws kms get-key-policy` prints it (docs/rotation.md). */
-async function cdkKeyPolicy(world: World, region: string, deployed: readonly DeployedStack[], keyName: string): Promise<string | undefined> {
-  const alias = deployed.flatMap((d) => Object.values(d.template.Resources).filter((r) => r.Type === 'AWS::KMS::Alias').map((r) => d.resolver.str(r.Properties!.AliasName))).find((a) => a.endsWith(`/keys/${keyName}`));
+async function cdkKeyPolicy(
+  world: World,
+  region: string,
+  deployed: readonly DeployedStack[],
+  keyName: string,
+): Promise<string | undefined> {
+  const alias = deployed
+    .flatMap((d) =>
+      Object.values(d.template.Resources)
+        .filter((r) => r.Type === 'AWS::KMS::Alias')
+        .map((r) => d.resolver.str(r.Properties!.AliasName)),
+    )
+    .find((a) => a.endsWith(`/keys/${keyName}`));
   if (!alias) return undefined;
-  const kms = new KMSClient({ region, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.operator), maxAttempts: 1 });
+  const kms = new KMSClient({
+    region,
+    endpoint: world.kms.url,
+    credentials: credentials(ACCESS_KEYS.operator),
+    maxAttempts: 1,
+  });
   try {
     const { DescribeKeyCommand } = await import('@aws-sdk/client-kms');
     const key = await kms.send(new DescribeKeyCommand({ KeyId: alias }));
@@ -599,9 +842,16 @@ async function cdkKeyPolicy(world: World, region: string, deployed: readonly Dep
 
 async function createDevCa(world: World, region: string, dir: string): Promise<string> {
   fs.mkdirSync(dir, { recursive: true });
-  const kms = new KMSClient({ region, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
+  const kms = new KMSClient({
+    region,
+    endpoint: world.kms.url,
+    credentials: credentials(ACCESS_KEYS.cloudformation),
+    maxAttempts: 1,
+  });
   try {
-    const key = await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', Description: 'rehearsal dev CA' }));
+    const key = await kms.send(
+      new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', Description: 'rehearsal dev CA' }),
+    );
     await kms.send(new CreateAliasCommand({ AliasName: DEFAULT_CA_ALIAS, TargetKeyId: key.KeyMetadata!.KeyId! }));
     const pem = await issueDevCa(kms, DEFAULT_CA_ALIAS, { subject: 'CN=keyless rehearsal CA' });
     fs.writeFileSync(path.join(dir, 'ca.pem'), pem);
@@ -611,7 +861,14 @@ async function createDevCa(world: World, region: string, dir: string): Promise<s
   }
 }
 
-function operatorCli(repo: string, cwd: string, world: World, region: string, deployment: string, replicaRegions: string[]): (args: string[]) => Promise<{ code: number; out: string }> {
+function operatorCli(
+  repo: string,
+  cwd: string,
+  world: World,
+  region: string,
+  deployment: string,
+  replicaRegions: string[],
+): (args: string[]) => Promise<{ code: number; out: string }> {
   const env = {
     ...(replicaRegions.length > 0 ? { KEYLESS_REPLICA_REGIONS: replicaRegions.join(',') } : {}),
     PATH: process.env.PATH,
@@ -627,29 +884,71 @@ function operatorCli(repo: string, cwd: string, world: World, region: string, de
   };
   return (args) =>
     new Promise((resolve) => {
-      execFile(process.execPath, [path.join(repo, 'dist', 'bin', 'keyless.js'), ...args], { cwd, env, timeout: 120_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-      });
+      execFile(
+        process.execPath,
+        [path.join(repo, 'dist', 'bin', 'keyless.js'), ...args],
+        { cwd, env, timeout: 120_000 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
+        },
+      );
     });
 }
 
-async function realPeers(port: number, _caPem: string, caFile: string, step: (t: string) => void, fail: (m: string) => void): Promise<void> {
-  const curl = await runPeer('curl', ['-sS', '--max-time', '20', '--cacert', caFile, '--resolve', `${HOSTNAME}:${port}:127.0.0.1`, `https://${HOSTNAME}:${port}/`]);
+async function realPeers(
+  port: number,
+  _caPem: string,
+  caFile: string,
+  step: (t: string) => void,
+  fail: (m: string) => void,
+): Promise<void> {
+  const curl = await runPeer('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '--cacert',
+    caFile,
+    '--resolve',
+    `${HOSTNAME}:${port}:127.0.0.1`,
+    `https://${HOSTNAME}:${port}/`,
+  ]);
   if (curl === undefined) step('curl: not installed, skipped');
   else if (curl.code !== 0) fail(`curl failed (${curl.code}): ${curl.out.trim().slice(0, 300)}`);
   else step('curl: 200 through the NLB');
-  const openssl = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', HOSTNAME, '-CAfile', caFile, '-verify_return_error', '-brief'], 'Q\n');
+  const openssl = await runPeer(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      HOSTNAME,
+      '-CAfile',
+      caFile,
+      '-verify_return_error',
+      '-brief',
+    ],
+    'Q\n',
+  );
   if (openssl === undefined) step('openssl: not installed, skipped');
-  else if (!/Verification: OK|Verify return code: 0/.test(openssl.out)) fail(`openssl s_client did not verify: ${openssl.out.trim().split('\n').slice(0, 3).join(' | ')}`);
+  else if (!/Verification: OK|Verify return code: 0/.test(openssl.out))
+    fail(`openssl s_client did not verify: ${openssl.out.trim().split('\n').slice(0, 3).join(' | ')}`);
   else step('openssl s_client: verified');
 }
 
 /** One Invoke as the edge's role makes it (the only principal allowed to invoke). */
-async function invokeKeyService(endpoint: string, functionArn: string, region: string, payload: unknown): Promise<string | undefined> {
+async function invokeKeyService(
+  endpoint: string,
+  functionArn: string,
+  region: string,
+  payload: unknown,
+): Promise<string | undefined> {
   const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
   const lambda = new LambdaClient({ region, endpoint, credentials: credentials(ACCESS_KEYS.edge), maxAttempts: 1 });
   try {
-    const out = await lambda.send(new InvokeCommand({ FunctionName: functionArn, Payload: Buffer.from(JSON.stringify(payload)) }));
+    const out = await lambda.send(
+      new InvokeCommand({ FunctionName: functionArn, Payload: Buffer.from(JSON.stringify(payload)) }),
+    );
     return out.Payload ? Buffer.from(out.Payload).toString('utf8') : undefined;
   } catch (e) {
     return `${(e as Error).name}: ${(e as Error).message}`;

@@ -21,11 +21,23 @@ export const CONFIGURATIONS: Record<string, Record<string, unknown>> = {
   'two-region': { operators: [OPERATOR_ROLE_ARN], regions: ['eu-west-1', 'eu-central-1'] },
 };
 
-export async function runRehearsals(names: string[], opts: Partial<RehearsalOptions> & { scratch: string }): Promise<RehearsalResult[]> {
+export async function runRehearsals(
+  names: string[],
+  opts: Partial<RehearsalOptions> & { scratch: string },
+): Promise<RehearsalResult[]> {
   const results: RehearsalResult[] = [];
   for (const name of names) {
     opts.log?.(`rehearsal: ${name}`);
-    results.push(await rehearse({ name, repo: opts.repo ?? repoRoot(), workDir: path.join(opts.scratch, name), config: CONFIGURATIONS[name], log: opts.log, ...opts }));
+    results.push(
+      await rehearse({
+        name,
+        repo: opts.repo ?? repoRoot(),
+        workDir: path.join(opts.scratch, name),
+        config: CONFIGURATIONS[name],
+        log: opts.log,
+        ...opts,
+      }),
+    );
   }
   return results;
 }
@@ -33,7 +45,9 @@ export async function runRehearsals(names: string[], opts: Partial<RehearsalOpti
 export function summary(results: readonly RehearsalResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
-    lines.push(`${r.name}: ${r.findings.length === 0 ? 'passed' : `${r.findings.length} finding(s)`} (${r.steps.length} steps, ${r.calls.length} recorded calls, ${r.iamEvaluated} evaluated, ${r.emitted.length} emitted metrics)`);
+    lines.push(
+      `${r.name}: ${r.findings.length === 0 ? 'passed' : `${r.findings.length} finding(s)`} (${r.steps.length} steps, ${r.calls.length} recorded calls, ${r.iamEvaluated} evaluated, ${r.emitted.length} emitted metrics)`,
+    );
     for (const f of r.findings) lines.push(`  ${f.check} — ${CHECKS[f.check]}:\n    ${f.message}`);
   }
   return lines.join('\n');
@@ -43,13 +57,22 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const keep = args.includes('--keep');
   const names = args.filter((a) => !a.startsWith('--'));
-  for (const n of names) if (!CONFIGURATIONS[n]) throw new Error(`unknown configuration ${n}; use ${Object.keys(CONFIGURATIONS).join(' or ')}`);
+  for (const n of names)
+    if (!CONFIGURATIONS[n])
+      throw new Error(`unknown configuration ${n}; use ${Object.keys(CONFIGURATIONS).join(' or ')}`);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rehearsal-'));
   try {
-    const results = await runRehearsals(names.length > 0 ? names : Object.keys(CONFIGURATIONS), { scratch, log: (l) => process.stdout.write(`${l}\n`) });
+    const results = await runRehearsals(names.length > 0 ? names : Object.keys(CONFIGURATIONS), {
+      scratch,
+      log: (l) => process.stdout.write(`${l}\n`),
+    });
     process.stdout.write(`\n${summary(results)}\n`);
     if (keep) {
-      for (const r of results) fs.writeFileSync(path.join(scratch, r.name, 'stdout.log'), r.stdout.map((l) => `${l.source}: ${l.line}`).join('\n'));
+      for (const r of results)
+        fs.writeFileSync(
+          path.join(scratch, r.name, 'stdout.log'),
+          r.stdout.map((l) => `${l.source}: ${l.line}`).join('\n'),
+        );
       process.stdout.write(`scratch kept in ${scratch} (each process's stdout in <name>/stdout.log)\n`);
     }
     process.exitCode = results.some((r) => r.findings.length > 0) ? 1 : 0;

@@ -33,18 +33,27 @@ export async function synthesize(repo: string, outDir: string, configFile?: stri
   if (configFile) args.push('--context', `keyless:configFile=${configFile}`);
   const cdk = path.join(repo, 'node_modules', '.bin', 'cdk');
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(cdk, args, { cwd: repo, env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cdk, args, {
+      cwd: repo,
+      env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new SynthError(`cdk synth exited ${code}`, text))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(text) : reject(new SynthError(`cdk synth exited ${code}`, text)),
+    );
   });
   return readAssembly(outDir, output);
 }
 
 interface Manifest {
-  artifacts: Record<string, { type: string; environment?: string; properties?: { templateFile?: string }; dependencies?: string[] }>;
+  artifacts: Record<
+    string,
+    { type: string; environment?: string; properties?: { templateFile?: string }; dependencies?: string[] }
+  >;
 }
 
 export function readAssembly(dir: string, _output = ''): Assembly {
@@ -54,7 +63,12 @@ export function readAssembly(dir: string, _output = ''): Assembly {
     if (art.type !== 'aws:cloudformation:stack') continue;
     const template = JSON.parse(fs.readFileSync(path.join(dir, art.properties!.templateFile!), 'utf8')) as Template;
     const region = /^aws:\/\/[^/]+\/(.+)$/.exec(art.environment ?? '')?.[1];
-    stacks.push({ name, template, region: region && region !== 'unknown-region' ? region : undefined, dependencies: (art.dependencies ?? []).filter((d) => manifest.artifacts[d]?.type === 'aws:cloudformation:stack') });
+    stacks.push({
+      name,
+      template,
+      region: region && region !== 'unknown-region' ? region : undefined,
+      dependencies: (art.dependencies ?? []).filter((d) => manifest.artifacts[d]?.type === 'aws:cloudformation:stack'),
+    });
   }
   const ordered: Assembly['stacks'] = [];
   const pending = [...stacks];
@@ -71,7 +85,11 @@ export function readAssembly(dir: string, _output = ''): Assembly {
       dockerImages?: Record<string, { source: { directory: string; dockerFile?: string } }>;
     };
     for (const [hash, a] of Object.entries(assets.files ?? {})) fileAssets.set(hash, path.join(dir, a.source.path));
-    for (const [hash, a] of Object.entries(assets.dockerImages ?? {})) imageAssets.set(hash, { context: path.join(dir, a.source.directory), dockerfile: a.source.dockerFile ?? 'Dockerfile' });
+    for (const [hash, a] of Object.entries(assets.dockerImages ?? {}))
+      imageAssets.set(hash, {
+        context: path.join(dir, a.source.directory),
+        dockerfile: a.source.dockerFile ?? 'Dockerfile',
+      });
   }
   return { dir, stacks: ordered, fileAssets, imageAssets };
 }

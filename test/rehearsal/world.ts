@@ -69,14 +69,21 @@ export async function startWorld(primaryRegion: string): Promise<World> {
   // region of a function ARN, else by the region the request is signed for.
   const router = http.createServer((req, res) => {
     const fn = decodeURIComponent(/^\/2015-03-31\/functions\/([^/]+)\//.exec(req.url ?? '')?.[1] ?? '');
-    const region = /^arn:aws[a-z-]*:lambda:([^:]+):/.exec(fn)?.[1] ?? sigV4Credential(req.headers.authorization)?.region ?? primaryRegion;
+    const region =
+      /^arn:aws[a-z-]*:lambda:([^:]+):/.exec(fn)?.[1] ??
+      sigV4Credential(req.headers.authorization)?.region ??
+      primaryRegion;
     const host = lambdaHosts.get(region);
     if (down.has(region)) {
       req.socket.destroy();
       return;
     }
     if (!host) {
-      res.writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException', 'content-type': 'application/json' }).end(JSON.stringify({ Type: 'User', Message: `Function not found: ${fn} (no key service deployed in ${region})` }));
+      res
+        .writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException', 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({ Type: 'User', Message: `Function not found: ${fn} (no key service deployed in ${region})` }),
+        );
       return;
     }
     const up = http.request(`${host.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
@@ -119,12 +126,29 @@ export async function startWorld(primaryRegion: string): Promise<World> {
 /** Physical ids of the resources the last deployment of each stack created (key ids), by stack name. */
 export const DEPLOYED_PHYSICAL_IDS = new Map<string, Map<string, string>>();
 
-export async function deployStack(world: World, name: string, region: string, template: Template, stackOutputs: Map<string, Record<string, string>>, notes: string[]): Promise<DeployedStack> {
+export async function deployStack(
+  world: World,
+  name: string,
+  region: string,
+  template: Template,
+  stackOutputs: Map<string, Record<string, string>>,
+  notes: string[],
+): Promise<DeployedStack> {
   const env: StackEnv = { stackName: name, account: ACCOUNT, region, physical: new Map(), stackOutputs };
   DEPLOYED_PHYSICAL_IDS.set(name, env.physical);
   const resolver = new StackResolver(template, env);
-  const kms = new KMSClient({ region, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
-  const ssm = new SSMClient({ region, endpoint: world.ssm.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
+  const kms = new KMSClient({
+    region,
+    endpoint: world.kms.url,
+    credentials: credentials(ACCESS_KEYS.cloudformation),
+    maxAttempts: 1,
+  });
+  const ssm = new SSMClient({
+    region,
+    endpoint: world.ssm.url,
+    credentials: credentials(ACCESS_KEYS.cloudformation),
+    maxAttempts: 1,
+  });
   try {
     const byType = (type: string): [string, Record<string, unknown>][] =>
       Object.entries(template.Resources)
@@ -146,22 +170,48 @@ export async function deployStack(world: World, name: string, region: string, te
     for (const [id, p] of byType('AWS::KMS::ReplicaKey')) {
       const primary = resolver.str(p.PrimaryKeyArn);
       const primaryRegion = primary.split(':')[3];
-      const inPrimary = new KMSClient({ region: primaryRegion, endpoint: world.kms.url, credentials: credentials(ACCESS_KEYS.cloudformation), maxAttempts: 1 });
+      const inPrimary = new KMSClient({
+        region: primaryRegion,
+        endpoint: world.kms.url,
+        credentials: credentials(ACCESS_KEYS.cloudformation),
+        maxAttempts: 1,
+      });
       try {
-        const out = await inPrimary.send(new ReplicateKeyCommand({ KeyId: primary, ReplicaRegion: region, Policy: p.KeyPolicy ? JSON.stringify(resolver.resolve(p.KeyPolicy)) : undefined, Description: p.Description ? resolver.str(p.Description) : undefined, Tags: tagsOf(resolver, p.Tags) }));
+        const out = await inPrimary.send(
+          new ReplicateKeyCommand({
+            KeyId: primary,
+            ReplicaRegion: region,
+            Policy: p.KeyPolicy ? JSON.stringify(resolver.resolve(p.KeyPolicy)) : undefined,
+            Description: p.Description ? resolver.str(p.Description) : undefined,
+            Tags: tagsOf(resolver, p.Tags),
+          }),
+        );
         env.physical.set(id, out.ReplicaKeyMetadata!.KeyId!);
       } catch (e) {
-        notes.push(`${name}: ${id} (AWS::KMS::ReplicaKey) could not be created locally: ${(e as Error).name}: ${(e as Error).message}`);
+        notes.push(
+          `${name}: ${id} (AWS::KMS::ReplicaKey) could not be created locally: ${(e as Error).name}: ${(e as Error).message}`,
+        );
         env.physical.set(id, primary.split('/').pop()!);
       } finally {
         inPrimary.destroy();
       }
     }
     for (const [, p] of byType('AWS::KMS::Alias')) {
-      await kms.send(new CreateAliasCommand({ AliasName: resolver.str(p.AliasName), TargetKeyId: resolver.str(p.TargetKeyId) }));
+      await kms.send(
+        new CreateAliasCommand({ AliasName: resolver.str(p.AliasName), TargetKeyId: resolver.str(p.TargetKeyId) }),
+      );
     }
     for (const [, p] of byType('AWS::SSM::Parameter')) {
-      await ssm.send(new PutParameterCommand({ Name: resolver.str(p.Name), Value: resolver.str(p.Value), Type: (p.Type as never) ?? 'String', Tier: p.Tier as never, Overwrite: true, Description: p.Description ? resolver.str(p.Description) : undefined }));
+      await ssm.send(
+        new PutParameterCommand({
+          Name: resolver.str(p.Name),
+          Value: resolver.str(p.Value),
+          Type: (p.Type as never) ?? 'String',
+          Tier: p.Tier as never,
+          Overwrite: true,
+          Description: p.Description ? resolver.str(p.Description) : undefined,
+        }),
+      );
     }
   } finally {
     kms.destroy();
@@ -176,11 +226,25 @@ export async function deployStack(world: World, name: string, region: string, te
 /** CloudFormation `Tags` ({Key, Value}) as KMS takes them ({TagKey, TagValue}). */
 function tagsOf(resolver: StackResolver, tags: unknown): { TagKey: string; TagValue: string }[] | undefined {
   if (!Array.isArray(tags)) return undefined;
-  return tags.map((t: { Key: unknown; Value: unknown }) => ({ TagKey: resolver.str(t.Key), TagValue: resolver.str(t.Value) }));
+  return tags.map((t: { Key: unknown; Value: unknown }) => ({
+    TagKey: resolver.str(t.Key),
+    TagValue: resolver.str(t.Value),
+  }));
 }
 
 /** Starts a region's key service from its asset behind a local Lambda endpoint (see key-service-host.ts). */
-export async function startKeyService(world: World, opts: { region: string; assetDir: string; handler: string; functionName: string; env: Record<string, string>; timeoutMs: number; hostScript: string }): Promise<void> {
+export async function startKeyService(
+  world: World,
+  opts: {
+    region: string;
+    assetDir: string;
+    handler: string;
+    functionName: string;
+    env: Record<string, string>;
+    timeoutMs: number;
+    hostScript: string;
+  },
+): Promise<void> {
   const child = fork(opts.hostScript, [], {
     env: {
       PATH: process.env.PATH,
@@ -203,7 +267,10 @@ export async function startKeyService(world: World, opts: { region: string; asse
   });
   collectLines(child, `key-service ${opts.region}`, world.stdout);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the key service in ${opts.region} did not start within 30 s`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the key service in ${opts.region} did not start within 30 s`)),
+      30_000,
+    );
     child.on('message', (m: { ready?: string; call?: RecordedCall }) => {
       if (m.ready) {
         clearTimeout(timer);
@@ -228,13 +295,22 @@ export interface EdgeTask {
 }
 
 /** Starts one edge task: the image's CMD in its root, with the task definition's environment. */
-export function startEdgeTask(world: World, opts: { root: string; cmd: string[]; env: Record<string, string>; label: string }): Promise<EdgeTask> {
+export function startEdgeTask(
+  world: World,
+  opts: { root: string; cmd: string[]; env: Record<string, string>; label: string },
+): Promise<EdgeTask> {
   const [exe, ...args] = opts.cmd;
   if (exe !== 'node') throw new Error(`the image's CMD runs ${exe}; the rehearsal runs node entry points only`);
-  const child = spawn(process.execPath, args, { cwd: opts.root, env: { PATH: process.env.PATH, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: opts.root,
+    env: { PATH: process.env.PATH, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stderr: string[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  const exit = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${opts.label} did not listen within 30 s`)), 30_000);
     collectLines(child, opts.label, world.stdout, (line) => {
@@ -250,12 +326,24 @@ export function startEdgeTask(world: World, opts: { root: string; cmd: string[];
     });
     void exit.then((code) => {
       clearTimeout(timer);
-      reject(Object.assign(new Error(`${opts.label} exited ${code} before listening: ${[...stderr, ...world.stdout.filter((l) => l.source === opts.label).map((l) => l.line)].slice(-3).join(' | ')}`), { exitCode: code }));
+      reject(
+        Object.assign(
+          new Error(
+            `${opts.label} exited ${code} before listening: ${[...stderr, ...world.stdout.filter((l) => l.source === opts.label).map((l) => l.line)].slice(-3).join(' | ')}`,
+          ),
+          { exitCode: code },
+        ),
+      );
     });
   });
 }
 
-function collectLines(child: ChildProcess, source: string, sink: World['stdout'], onLine?: (line: string) => void): void {
+function collectLines(
+  child: ChildProcess,
+  source: string,
+  sink: World['stdout'],
+  onLine?: (line: string) => void,
+): void {
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();

@@ -11,7 +11,11 @@ const ROOT = path.resolve(__dirname, '../..');
 const SCRIPT = path.join(ROOT, 'tools/check-layering.mjs');
 
 function run(root?: string) {
-  const r = spawnSync(process.execPath, root ? [SCRIPT, root] : [SCRIPT], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, root ? [SCRIPT, root] : [SCRIPT], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, lines: r.stderr.split('\n').filter(Boolean), stdout: r.stdout };
 }
 
@@ -25,9 +29,15 @@ describe('on a fake tree', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-layering-'));
     // Forbidden imports.
-    write('contract/protocol.ts', "import { secret } from '../lambdas/key-service/secret';\nexport const v = secret;\n");
+    write(
+      'contract/protocol.ts',
+      "import { secret } from '../lambdas/key-service/secret';\nexport const v = secret;\n",
+    );
     write('lambdas/key-service/secret.ts', 'export const secret = 1;\n');
-    write('edge-proxy/src/keyless/client.ts', "// import { x } from '../../../lib/stack'; (a comment, not an import)\nimport { secret } from '../../../lambdas/key-service/secret';\nexport const c = secret;\n");
+    write(
+      'edge-proxy/src/keyless/client.ts',
+      "// import { x } from '../../../lib/stack'; (a comment, not an import)\nimport { secret } from '../../../lambdas/key-service/secret';\nexport const c = secret;\n",
+    );
     write('edge-proxy/src/edge.ts', "import { stack } from '../../lib/stack';\nexport const e = stack;\n");
     write('lib/stack.ts', "export const stack = require('../lambdas/key-service/secret');\n");
     // A value cycle, and a cycle through type-only imports (erased at run time, so allowed).
@@ -36,8 +46,14 @@ describe('on a fake tree', () => {
     write('contract/t1.ts', "import type { T2 } from './t2';\nexport interface T1 { t2?: T2 }\n");
     write('contract/t2.ts', "import { type T1 } from './t1';\nexport interface T2 { t1?: T1 }\n");
     // Allowed: the local Lambda endpoint hosts the real handler; tests reach anywhere, cycles included.
-    write('local/lambda/main.ts', "import { secret } from '../../lambdas/key-service/secret';\nexport const m = secret;\n");
-    write('test/unit/x.test.ts', "import { secret } from '../../lambdas/key-service/secret';\nimport { y } from './y';\nexport const x = [secret, y];\n");
+    write(
+      'local/lambda/main.ts',
+      "import { secret } from '../../lambdas/key-service/secret';\nexport const m = secret;\n",
+    );
+    write(
+      'test/unit/x.test.ts',
+      "import { secret } from '../../lambdas/key-service/secret';\nimport { y } from './y';\nexport const x = [secret, y];\n",
+    );
     write('test/unit/y.ts', "import { x } from './x.test';\nexport const y = () => x;\n");
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -48,11 +64,19 @@ describe('on a fake tree', () => {
     const violations = r.lines.filter((l) => l.includes(' imports '));
     expect(violations).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^contract\/protocol\.ts:1 imports lambdas\/key-service\/secret\.ts — contract\/ imports only contract\/ — .+/),
-        expect.stringMatching(/^edge-proxy\/src\/keyless\/client\.ts:2 imports lambdas\/key-service\/secret\.ts — nothing outside lambdas\/ imports lambdas\/ .+ — import it from contract\//),
-        expect.stringMatching(/^edge-proxy\/src\/edge\.ts:1 imports lib\/stack\.ts — edge-proxy\/ never imports lib\/, bin\/ or local\/ — .+/),
+        expect.stringMatching(
+          /^contract\/protocol\.ts:1 imports lambdas\/key-service\/secret\.ts — contract\/ imports only contract\/ — .+/,
+        ),
+        expect.stringMatching(
+          /^edge-proxy\/src\/keyless\/client\.ts:2 imports lambdas\/key-service\/secret\.ts — nothing outside lambdas\/ imports lambdas\/ .+ — import it from contract\//,
+        ),
+        expect.stringMatching(
+          /^edge-proxy\/src\/edge\.ts:1 imports lib\/stack\.ts — edge-proxy\/ never imports lib\/, bin\/ or local\/ — .+/,
+        ),
         expect.stringMatching(/^lib\/stack\.ts:1 imports lambdas\/key-service\/secret\.ts — /),
-        expect.stringMatching(/^lambdas\/key-service\/a\.ts:1 imports lambdas\/key-service\/b\.ts — no import cycles among non-test modules: lambdas\/key-service\/a\.ts → lambdas\/key-service\/b\.ts → lambdas\/key-service\/a\.ts — .+/),
+        expect.stringMatching(
+          /^lambdas\/key-service\/a\.ts:1 imports lambdas\/key-service\/b\.ts — no import cycles among non-test modules: lambdas\/key-service\/a\.ts → lambdas\/key-service\/b\.ts → lambdas\/key-service\/a\.ts — .+/,
+        ),
       ]),
     );
     expect(violations).toHaveLength(5);

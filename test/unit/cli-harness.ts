@@ -43,7 +43,12 @@ export async function startCliEnv(): Promise<CliEnv> {
   const kms = await startLocalKms({ region: REGION });
   // SDK retries as in production: a reused keep-alive socket the server just closed (a loaded machine)
   // must not turn into a spurious failure of the key-service handler that shares this client.
-  const kmsClient = new KMSClient({ endpoint: kms.url, region: REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 3 });
+  const kmsClient = new KMSClient({
+    endpoint: kms.url,
+    region: REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 3,
+  });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-cli-'));
   const state: Record<string, string> = { kmsUrl: kms.url };
   const writeState = (): void => fs.writeFileSync(path.join(dir, 'stack.json'), JSON.stringify(state));

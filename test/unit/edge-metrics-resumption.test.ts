@@ -11,7 +11,12 @@ let origin: DemoOrigin;
 let e: InProcessEdge;
 beforeAll(async () => {
   origin = await startDemoOrigin();
-  e = await startInProcessEdge({ origin: origin.url, handshakeTimeoutMs: 30_000, keyOperationTimeoutMs: 20_000, keyServiceConnectTimeoutMs: 5000 });
+  e = await startInProcessEdge({
+    origin: origin.url,
+    handshakeTimeoutMs: 30_000,
+    keyOperationTimeoutMs: 20_000,
+    keyServiceConnectTimeoutMs: 5000,
+  });
 });
 afterAll(async () => {
   await e.stop();
@@ -21,7 +26,15 @@ afterAll(async () => {
 /** GET `path` on a new TLS connection; resolves with the body, whether TLS resumed, and the newest session. */
 function get(path: string, session?: Buffer): Promise<{ body: string; reused: boolean; session?: Buffer }> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port: e.port, servername: 'localhost', ca: e.pki.caPem, ALPNProtocols: ['http/1.1'], session, maxVersion: 'TLSv1.3' });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port: e.port,
+      servername: 'localhost',
+      ca: e.pki.caPem,
+      ALPNProtocols: ['http/1.1'],
+      session,
+      maxVersion: 'TLSv1.3',
+    });
     let latest: Buffer | undefined;
     let text = '';
     let reused = false;
@@ -64,8 +77,12 @@ it('counts the resumed handshake as one key operation avoided, and the demo page
   expect(m.handshakeDuration.count({ protocol: 'TLSv1.3', kind: 'resumed' })).toBe(1);
   const text = await (await fetch(`http://127.0.0.1:${e.edge.adminPort}/metrics`)).text();
   expect(text).toContain('# TYPE keyless_edge_handshake_duration_seconds histogram');
-  expect(text).toMatch(/keyless_edge_handshake_duration_seconds_bucket\{protocol="TLSv1.3",kind="resumed",le="\+Inf"\} 1/);
-  expect(text).toMatch(/keyless_edge_handshake_duration_seconds_bucket\{protocol="TLSv1.3",kind="full",le="0.001"\} \d/);
+  expect(text).toMatch(
+    /keyless_edge_handshake_duration_seconds_bucket\{protocol="TLSv1.3",kind="resumed",le="\+Inf"\} 1/,
+  );
+  expect(text).toMatch(
+    /keyless_edge_handshake_duration_seconds_bucket\{protocol="TLSv1.3",kind="full",le="0.001"\} \d/,
+  );
   expect(text).toContain('keyless_edge_key_operations_avoided_total 1');
   // The full handshake's key operation is in the key-operation latency histogram.
   expect(text).toMatch(/keyless_key_operation_duration_seconds_count\{op="tls13.certificate_verify"\} 1/);

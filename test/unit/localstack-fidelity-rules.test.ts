@@ -4,22 +4,41 @@
  * listed, a run in which they occur passes, a run in which a prediction does not occur passes with a
  * note, and a failing behaviour that is not listed fails the run.
  */
-import { classifyFidelity, fidelityFailed, loadKnownDeviations, renderFidelityReport, type TestOutcome } from '../localstack/fidelity';
+import {
+  classifyFidelity,
+  fidelityFailed,
+  loadKnownDeviations,
+  renderFidelityReport,
+  type TestOutcome,
+} from '../localstack/fidelity';
 
 const known = loadKnownDeviations();
-const outcome = (fullName: string, status: 'passed' | 'failed'): TestOutcome => ({ fullName, status, failureMessages: status === 'failed' ? ['Expected: "ValidationException"\nReceived: resolved'] : [] });
+const outcome = (fullName: string, status: 'passed' | 'failed'): TestOutcome => ({
+  fullName,
+  status,
+  failureMessages: status === 'failed' ? ['Expected: "ValidationException"\nReceived: resolved'] : [],
+});
 
 /** The fidelity suite's behaviours as a LocalStack run would report them: the listed ones fail, ten others pass. */
 function run(overrides: Record<string, 'passed' | 'failed'> = {}): TestOutcome[] {
   const fine = Array.from({ length: 10 }, (_, i) => outcome(`Sign / Verify behaviour ${i} as in AWS`, 'passed'));
-  return [...known.map((k) => outcome(k.test, overrides[k.test] ?? 'failed')), ...fine, ...Object.entries(overrides).filter(([t]) => !known.some((k) => k.test === t)).map(([t, s]) => outcome(t, s))];
+  return [
+    ...known.map((k) => outcome(k.test, overrides[k.test] ?? 'failed')),
+    ...fine,
+    ...Object.entries(overrides)
+      .filter(([t]) => !known.some((k) => k.test === t))
+      .map(([t, s]) => outcome(t, s)),
+  ];
 }
 
 describe('LocalStack 4.14.0 KMS deviations', () => {
   test.each([
     ['GetPublicKey on a symmetric key succeeds', 'GetPublicKey of a symmetric key is an UnsupportedOperationException'],
     ['key-usage/spec combinations are not checked', 'rejects key usages the key spec cannot have'],
-    ['EncryptionAlgorithm is absent from Encrypt', 'symmetric: the ciphertext names its key and is bound to the encryption context'],
+    [
+      'EncryptionAlgorithm is absent from Encrypt',
+      'symmetric: the ciphertext names its key and is bound to the encryption context',
+    ],
     ['NumberOfBytes is ignored', 'GenerateDataKey returns a key and its sealed copy'],
     ['alias/aws/ names are accepted', 'alias names: unique, prefixed alias/, alias/aws/ reserved'],
     ['unknown operations return 500 InternalError', 'an unknown operation is an UnknownOperationException'],
@@ -35,13 +54,15 @@ describe('LocalStack 4.14.0 KMS deviations', () => {
   });
 });
 
-describe('the fidelity phase\'s rules', () => {
+describe("the fidelity phase's rules", () => {
   test('a run in which every listed deviation occurs passes', () => {
     const r = classifyFidelity(run(), known);
     expect(r.known).toHaveLength(known.length);
     expect(r.unexpected).toEqual([]);
     expect(fidelityFailed(r)).toBe(false);
-    expect(renderFidelityReport(r, 'http://localhost:4566')).toContain(`fidelity: passed by the suite's rules (${known.length} listed deviation(s) occurred, 0 listed did not; nothing unlisted)`);
+    expect(renderFidelityReport(r, 'http://localhost:4566')).toContain(
+      `fidelity: passed by the suite's rules (${known.length} listed deviation(s) occurred, 0 listed did not; nothing unlisted)`,
+    );
   });
 
   test('a predicted deviation that does not occur is a note, not a failure', () => {
@@ -50,14 +71,21 @@ describe('the fidelity phase\'s rules', () => {
     expect(r.nowPassing.map((k) => k.test)).toEqual(predicted.map((k) => k.test));
     expect(fidelityFailed(r)).toBe(false);
     const text = renderFidelityReport(r, 'http://localhost:4566');
-    expect(text).toContain('note: predicted deviations that did not occur (behave as in AWS; drop them from the list): 2');
+    expect(text).toContain(
+      'note: predicted deviations that did not occur (behave as in AWS; drop them from the list): 2',
+    );
     expect(text).toContain(`✓ ${predicted[0].test} [predicted]`);
     expect(text).not.toContain('NEW deviations');
   });
 
   test('a failing behaviour that is not listed fails the run', () => {
-    const r = classifyFidelity(run({ 'Sign / Verify Verify of a bad signature throws KMSInvalidSignatureException': 'failed' }), known);
-    expect(r.unexpected.map((u) => u.fullName)).toEqual(['Sign / Verify Verify of a bad signature throws KMSInvalidSignatureException']);
+    const r = classifyFidelity(
+      run({ 'Sign / Verify Verify of a bad signature throws KMSInvalidSignatureException': 'failed' }),
+      known,
+    );
+    expect(r.unexpected.map((u) => u.fullName)).toEqual([
+      'Sign / Verify Verify of a bad signature throws KMSInvalidSignatureException',
+    ]);
     expect(fidelityFailed(r)).toBe(true);
     const text = renderFidelityReport(r, 'http://localhost:4566');
     expect(text).toContain('NEW deviations (not in the known list; the run fails): 1');

@@ -15,7 +15,12 @@ let e: InProcessEdge;
 beforeAll(async () => {
   // Generous deadlines: the key service shares this process, and a loaded machine must not turn a
   // routine close into a timeout.
-  e = await startInProcessEdge({ admission: { perClientRatePerSecond: 1000, perClientBurst: 1000 }, handshakeTimeoutMs: 30_000, keyOperationTimeoutMs: 20_000, keyServiceConnectTimeoutMs: 5000 });
+  e = await startInProcessEdge({
+    admission: { perClientRatePerSecond: 1000, perClientBurst: 1000 },
+    handshakeTimeoutMs: 30_000,
+    keyOperationTimeoutMs: 20_000,
+    keyServiceConnectTimeoutMs: 5000,
+  });
 });
 afterAll(() => e.stop());
 
@@ -28,7 +33,8 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 }
 
 const closedCount = (): number => e.edge.edgeMetrics.handshakes.sum({ result: 'closed' });
-const linesAbout = (before: number) => e.logs.slice(before).filter((l) => l.msg === 'handshake failed' || l.msg === 'handshake abandoned');
+const linesAbout = (before: number) =>
+  e.logs.slice(before).filter((l) => l.msg === 'handshake failed' || l.msg === 'handshake abandoned');
 
 /**
  * A TLS 1.3 client whose Finished never reaches the edge: a relay forwards the client's first flight
@@ -51,10 +57,19 @@ async function clientWhoseFinishedIsLost(): Promise<boolean> {
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   try {
     return await new Promise<boolean>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: (relay.address() as net.AddressInfo).port, servername: 'localhost', ca: e.pki.caPem, minVersion: 'TLSv1.3' }, () => {
-        s.destroy();
-        resolve(true);
-      });
+      const s = tls.connect(
+        {
+          host: '127.0.0.1',
+          port: (relay.address() as net.AddressInfo).port,
+          servername: 'localhost',
+          ca: e.pki.caPem,
+          minVersion: 'TLSv1.3',
+        },
+        () => {
+          s.destroy();
+          resolve(true);
+        },
+      );
       s.on('error', () => resolve(false));
     });
   } finally {
@@ -69,7 +84,11 @@ it('a TLS 1.3 client that leaves after our Finished is not a failed handshake', 
   await until(() => closedCount() === closed + 1, 'the abandoned handshake to be counted');
   const lines = linesAbout(before);
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatchObject({ level: 'debug', msg: 'handshake abandoned', error: 'peer closed the connection after the server Finished without sending its own' });
+  expect(lines[0]).toMatchObject({
+    level: 'debug',
+    msg: 'handshake abandoned',
+    error: 'peer closed the connection after the server Finished without sending its own',
+  });
   expect(lines[0].conn).toMatch(/^[0-9a-f]{6}-[0-9a-z]+$/);
   expect(e.edge.edgeMetrics.handshakes.sum({ result: 'error' })).toBe(0);
 });
@@ -83,7 +102,13 @@ it('a TCP probe that sends nothing is not a failed handshake', async () => {
     s.resume();
   });
   await until(() => closedCount() === closed + 1, 'the probe to be counted');
-  expect(linesAbout(before)).toEqual([expect.objectContaining({ level: 'debug', msg: 'handshake abandoned', error: 'peer closed the connection before sending a ClientHello' })]);
+  expect(linesAbout(before)).toEqual([
+    expect.objectContaining({
+      level: 'debug',
+      msg: 'handshake abandoned',
+      error: 'peer closed the connection before sending a ClientHello',
+    }),
+  ]);
 });
 
 it('a client that gives up in the middle of the handshake is still a warning', async () => {
@@ -97,7 +122,13 @@ it('a client that gives up in the middle of the handshake is still a warning', a
     s.resume();
   });
   await until(() => closedCount() === closed + 1, 'the failed handshake to be counted');
-  expect(linesAbout(before)).toEqual([expect.objectContaining({ level: 'warn', msg: 'handshake failed', error: 'peer closed the connection during the handshake' })]);
+  expect(linesAbout(before)).toEqual([
+    expect.objectContaining({
+      level: 'warn',
+      msg: 'handshake failed',
+      error: 'peer closed the connection during the handshake',
+    }),
+  ]);
 });
 
 it('a complete handshake still logs one info line and no failure', async () => {
@@ -110,5 +141,7 @@ it('a complete handshake still logs one info line and no failure', async () => {
   });
   await until(() => e.logs.slice(before).some((l) => l.msg === 'connection closed'), 'the connection to close');
   expect(linesAbout(before)).toEqual([]);
-  expect(e.logs.slice(before).filter((l) => l.msg === 'handshake')).toEqual([expect.objectContaining({ level: 'info', protocol: 'TLSv1.3' })]);
+  expect(e.logs.slice(before).filter((l) => l.msg === 'handshake')).toEqual([
+    expect.objectContaining({ level: 'info', protocol: 'TLSv1.3' }),
+  ]);
 });

@@ -13,7 +13,11 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(config: EdgeConfig['admin'], health: () => EdgeHealth, metrics: EdgeMetrics): Promise<AdminServer> {
+export async function startAdminServer(
+  config: EdgeConfig['admin'],
+  health: () => EdgeHealth,
+  metrics: EdgeMetrics,
+): Promise<AdminServer> {
   const admin = http.createServer((req, res) => {
     if (req.url === '/healthz') {
       const report = health();

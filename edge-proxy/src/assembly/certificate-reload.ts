@@ -11,7 +11,13 @@ import type { EdgeMetrics } from '../observability/edge-metrics';
 import type { Logger } from '../observability/log';
 import type { MetricsRegistry } from '../observability/metrics-registry';
 import type { ServerCertificate } from '../tls/certificates';
-import { applyCustody, loadCertificateSet, setFingerprint, type CertificateSet, type CertificateSources } from './certificates';
+import {
+  applyCustody,
+  loadCertificateSet,
+  setFingerprint,
+  type CertificateSet,
+  type CertificateSources,
+} from './certificates';
 import type { ReloadableCertificateStore } from './certificate-stores';
 import { stagedChecker } from './staged-checks';
 
@@ -50,39 +56,46 @@ export function startCertificateReloader(
   let lastFingerprint = setFingerprint(initialSet);
   let reloading: Promise<ServerCertificate[]> = Promise.resolve([]);
   const reload = (next?: EdgeConfig, trigger: ReloadTrigger = 'sighup'): Promise<ServerCertificate[]> => {
-    reloading = reloading.catch(() => []).then(async () => {
-      const cfg = next ?? currentConfig;
-      try {
-        const set = await loadCertificateSet(cfg, sources);
-        const fresh = set.served;
-        for (const c of fresh) keys.registerCertificateKey(c.keyName, c.publicKey);
-        const described = targets.describedKeys();
-        if (described) applyCustody(fresh, described);
-        store.replace(fresh);
-        currentConfig = cfg;
-        stagedCount = set.staged.length;
-        if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'ok' });
-        const fingerprint = setFingerprint(set);
-        const changed = fingerprint !== lastFingerprint;
-        lastFingerprint = fingerprint;
-        // The timer re-reads every minute: say so only when something changed.
-        log.log(changed || trigger === 'sighup' ? 'info' : 'debug', 'certificates reloaded', {
-          trigger,
-          changed,
-          certificates: fresh.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })),
-          staged: set.staged.map((e) => e.keyName),
-        });
-        checkStaged(set.staged);
-        return fresh;
-      } catch (e) {
-        if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'error' });
-        storeMetrics.refreshFailures.inc({ trigger });
-        log.log('error', 'certificate reload failed; still serving the previous certificates', { trigger, error: (e as Error).message });
-        throw e;
-      }
-    });
+    reloading = reloading
+      .catch(() => [])
+      .then(async () => {
+        const cfg = next ?? currentConfig;
+        try {
+          const set = await loadCertificateSet(cfg, sources);
+          const fresh = set.served;
+          for (const c of fresh) keys.registerCertificateKey(c.keyName, c.publicKey);
+          const described = targets.describedKeys();
+          if (described) applyCustody(fresh, described);
+          store.replace(fresh);
+          currentConfig = cfg;
+          stagedCount = set.staged.length;
+          if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'ok' });
+          const fingerprint = setFingerprint(set);
+          const changed = fingerprint !== lastFingerprint;
+          lastFingerprint = fingerprint;
+          // The timer re-reads every minute: say so only when something changed.
+          log.log(changed || trigger === 'sighup' ? 'info' : 'debug', 'certificates reloaded', {
+            trigger,
+            changed,
+            certificates: fresh.map((c) => ({ keyName: c.keyName, hostnames: c.hostnames, state: c.state ?? 'live' })),
+            staged: set.staged.map((e) => e.keyName),
+          });
+          checkStaged(set.staged);
+          return fresh;
+        } catch (e) {
+          if (trigger === 'sighup') edgeMetrics.certificateReloads.inc({ result: 'error' });
+          storeMetrics.refreshFailures.inc({ trigger });
+          log.log('error', 'certificate reload failed; still serving the previous certificates', {
+            trigger,
+            error: (e as Error).message,
+          });
+          throw e;
+        }
+      });
     return reloading;
   };
-  const refreshTimer = config.certificateStore ? startJitteredTimer(config.certificateStore.refreshSeconds, () => reload(undefined, 'timer')) : undefined;
+  const refreshTimer = config.certificateStore
+    ? startJitteredTimer(config.certificateStore.refreshSeconds, () => reload(undefined, 'timer'))
+    : undefined;
   return { reload, stop: () => refreshTimer?.stop() };
 }

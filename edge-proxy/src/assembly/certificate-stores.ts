@@ -45,7 +45,11 @@ export class SniRoutedCertificateStore extends ReloadableCertificateStore {
   }
 
   override candidates(serverName: string | undefined): { certs: ServerCertificate[]; matched: boolean } {
-    if (!this.routes.match(serverName?.toLowerCase())) throw new TlsAlert(AlertDescription.unrecognized_name, `no route serves the server name ${JSON.stringify(serverName ?? '')}`);
+    if (!this.routes.match(serverName?.toLowerCase()))
+      throw new TlsAlert(
+        AlertDescription.unrecognized_name,
+        `no route serves the server name ${JSON.stringify(serverName ?? '')}`,
+      );
     return super.candidates(serverName);
   }
 }
@@ -56,7 +60,10 @@ function clientAuthKey(policy: ClientAuthPolicy | undefined): string {
   if (!policy) return '';
   let key = policyKeys.get(policy);
   if (key === undefined) {
-    key = `${policy.mode}:${policy.anchors.map((a) => a.fingerprint256).sort().join(',')}`;
+    key = `${policy.mode}:${policy.anchors
+      .map((a) => a.fingerprint256)
+      .sort()
+      .join(',')}`;
     policyKeys.set(policy, key);
   }
   return key;
@@ -67,7 +74,10 @@ function clientAuthKey(policy: ClientAuthPolicy | undefined): string {
  * connection was served (by key name among the SNI's candidates), and the one a host name selects.
  */
 export function certificateEntries(store: () => CertificateStore): CertificateEntries {
-  const view = (c: ServerCertificate): CertificateEntryView => ({ hostnames: c.hostnames, clientAuth: clientAuthKey(c.clientAuth) });
+  const view = (c: ServerCertificate): CertificateEntryView => ({
+    hostnames: c.hostnames,
+    clientAuth: clientAuthKey(c.clientAuth),
+  });
   return {
     forConnection(conn) {
       const sni = typeof conn.servername === 'string' && conn.servername ? conn.servername.toLowerCase() : undefined;
@@ -86,6 +96,11 @@ export function certificateEntries(store: () => CertificateStore): CertificateEn
  * SNI routing (tcp mode) without a default route: a name no route serves is refused in the handshake
  * with unrecognized_name (RFC 6066 §3), before any key operation.
  */
-export function servedCertificateStore(config: EdgeConfig, certs: readonly ServerCertificate[]): ReloadableCertificateStore {
-  return config.proxy.mode === 'tcp' && !config.defaultRoute ? new SniRoutedCertificateStore(certs, config.routes) : new ReloadableCertificateStore(certs);
+export function servedCertificateStore(
+  config: EdgeConfig,
+  certs: readonly ServerCertificate[],
+): ReloadableCertificateStore {
+  return config.proxy.mode === 'tcp' && !config.defaultRoute
+    ? new SniRoutedCertificateStore(certs, config.routes)
+    : new ReloadableCertificateStore(certs);
 }

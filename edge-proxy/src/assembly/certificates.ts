@@ -17,14 +17,22 @@ export function loadCertificates(config: EdgeConfig): ServerCertificate[] {
     try {
       pem = fs.readFileSync(c.chainFile, 'utf8');
     } catch (e) {
-      throw new ConfigError(`certificates[${i}].chainFile`, `cannot read ${c.chainFile} (${(e as NodeJS.ErrnoException).code})`, 'Check the path, or run `npm start` once to create the local dev certificate.');
+      throw new ConfigError(
+        `certificates[${i}].chainFile`,
+        `cannot read ${c.chainFile} (${(e as NodeJS.ErrnoException).code})`,
+        'Check the path, or run `npm start` once to create the local dev certificate.',
+      );
     }
     assertNoPrivateKey(pem, `certificates[${i}].chainFile`);
     let cert: ServerCertificate;
     try {
       cert = loadCertificate(pem, c.keyName, c.hostnames);
     } catch (e) {
-      throw new ConfigError(`certificates[${i}].chainFile`, (e as Error).message, 'Give a PEM chain with the leaf certificate first.');
+      throw new ConfigError(
+        `certificates[${i}].chainFile`,
+        (e as Error).message,
+        'Give a PEM chain with the leaf certificate first.',
+      );
     }
     const clientAuth = loadClientAuth(c.clientAuth, `certificates[${i}].clientAuth.caFile`);
     const ocspResponse = loadOcspResponse(c.ocspResponseFile, `certificates[${i}].ocspResponseFile`);
@@ -39,10 +47,19 @@ function loadOcspResponse(file: string | undefined, field: string): Buffer | und
   try {
     der = fs.readFileSync(file);
   } catch (e) {
-    throw new ConfigError(field, `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`, 'Check the path, or remove the field to serve without OCSP stapling.');
+    throw new ConfigError(
+      field,
+      `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`,
+      'Check the path, or remove the field to serve without OCSP stapling.',
+    );
   }
   const problem = ocspResponseProblem(der);
-  if (problem) throw new ConfigError(field, `${file} ${problem}`, 'Fetch a fresh response in DER form, e.g. `openssl ocsp -issuer ca.pem -cert leaf.pem -url <responder> -respout ocsp.der`.');
+  if (problem)
+    throw new ConfigError(
+      field,
+      `${file} ${problem}`,
+      'Fetch a fresh response in DER form, e.g. `openssl ocsp -issuer ca.pem -cert leaf.pem -url <responder> -respout ocsp.der`.',
+    );
   return der;
 }
 
@@ -53,13 +70,21 @@ function loadClientAuth(config: ClientAuthConfig | undefined, field: string): Cl
   try {
     pem = fs.readFileSync(config.caFile, 'utf8');
   } catch (e) {
-    throw new ConfigError(field, `cannot read ${config.caFile} (${(e as NodeJS.ErrnoException).code})`, 'Check the path of the PEM bundle of client-certificate CAs.');
+    throw new ConfigError(
+      field,
+      `cannot read ${config.caFile} (${(e as NodeJS.ErrnoException).code})`,
+      'Check the path of the PEM bundle of client-certificate CAs.',
+    );
   }
   assertNoPrivateKey(pem, field);
   try {
     return loadClientAuthPolicy(config.mode, pem);
   } catch (e) {
-    throw new ConfigError(field, `${config.caFile} ${(e as Error).message}`, 'Give a PEM bundle of the CA certificates that issue your client certificates.');
+    throw new ConfigError(
+      field,
+      `${config.caFile} ${(e as Error).message}`,
+      'Give a PEM bundle of the CA certificates that issue your client certificates.',
+    );
   }
 }
 
@@ -73,7 +98,11 @@ export function certificatesFromStore(entries: readonly StoredCertificate[]): Se
     try {
       return [{ ...loadCertificate(e.chainPem, e.keyName, e.hostnames), state: e.state }];
     } catch (err) {
-      throw new ConfigError(`${e.source}.chainPem`, (err as Error).message, 'Give a PEM chain with the leaf certificate first.');
+      throw new ConfigError(
+        `${e.source}.chainPem`,
+        (err as Error).message,
+        'Give a PEM chain with the leaf certificate first.',
+      );
     }
   });
 }
@@ -100,7 +129,9 @@ export async function loadCertificateSet(config: EdgeConfig, deps: CertificateSo
   const served = loadCertificates(config);
   const store = config.certificateStore;
   if (!store) return { served, staged: [] };
-  const opened = deps.certificateStore ? { store: deps.certificateStore, close: () => undefined } : openCertificateStore(store, deps.ssmClient);
+  const opened = deps.certificateStore
+    ? { store: deps.certificateStore, close: () => undefined }
+    : openCertificateStore(store, deps.ssmClient);
   let entries: StoredCertificate[];
   try {
     entries = await opened.store.list();
@@ -110,7 +141,10 @@ export async function loadCertificateSet(config: EdgeConfig, deps: CertificateSo
   served.push(...certificatesFromStore(entries));
   const staged = entries.filter((e) => e.state === 'staged');
   if (served.length === 0) {
-    const stagedNote = staged.length > 0 ? ` (${staged.length} staged, never served: promote one with \`keyless rotate <slot> promote\`)` : '';
+    const stagedNote =
+      staged.length > 0
+        ? ` (${staged.length} staged, never served: promote one with \`keyless rotate <slot> promote\`)`
+        : '';
     if (store.ssmPrefix !== undefined) {
       throw new ConfigError(
         'certificateStore.ssmPrefix',
@@ -128,7 +162,10 @@ export async function loadCertificateSet(config: EdgeConfig, deps: CertificateSo
 }
 
 /** The certificates the edge serves (see loadCertificateSet). */
-export async function loadAllCertificates(config: EdgeConfig, deps: CertificateSources = {}): Promise<ServerCertificate[]> {
+export async function loadAllCertificates(
+  config: EdgeConfig,
+  deps: CertificateSources = {},
+): Promise<ServerCertificate[]> {
   return (await loadCertificateSet(config, deps)).served;
 }
 
@@ -141,7 +178,10 @@ export function storeLocation(config: EdgeConfig): Record<string, string> {
 
 /** A fingerprint of what is served and staged, to log a refresh only when something changed. */
 export function setFingerprint(set: CertificateSet): string {
-  return JSON.stringify([set.served.map((c) => [c.keyName, c.state ?? 'live', c.leaf.fingerprint256, c.hostnames]), set.staged.map((e) => [e.id, e.keyName, e.chainPem.length])]);
+  return JSON.stringify([
+    set.served.map((c) => [c.keyName, c.state ?? 'live', c.leaf.fingerprint256, c.hostnames]),
+    set.staged.map((e) => [e.id, e.keyName, e.chainPem.length]),
+  ]);
 }
 
 /**

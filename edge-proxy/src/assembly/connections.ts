@@ -11,7 +11,13 @@ import { PeerClosedError, type TlsServerConnection } from '../tls/connection';
 import type { TlsServer } from '../tls/server';
 import type { Frontend } from './frontend';
 
-export function routeConnections(server: TlsServer, frontend: Frontend, config: EdgeConfig, log: Logger, metrics: EdgeMetrics): void {
+export function routeConnections(
+  server: TlsServer,
+  frontend: Frontend,
+  config: EdgeConfig,
+  log: Logger,
+  metrics: EdgeMetrics,
+): void {
   const connId = connectionIds();
   // Per-connection lines are sampled (logging.sampleRate); warnings and errors never are.
   const logSampler = new LogSampler(config.logging.sampleRate);
@@ -19,9 +25,21 @@ export function routeConnections(server: TlsServer, frontend: Frontend, config: 
   server.on('secureConnection', (conn: TlsServerConnection) => {
     const i = conn.handshakeInfo;
     const clog = logSampler.forConnection(log, connId(conn));
-    metrics.handshakeSucceeded({ protocol: i?.protocol, cipher: i?.cipher, group: i?.group, resumed: i?.resumed, handshakeMs: conn.handshakeMs });
+    metrics.handshakeSucceeded({
+      protocol: i?.protocol,
+      cipher: i?.cipher,
+      group: i?.group,
+      resumed: i?.resumed,
+      handshakeMs: conn.handshakeMs,
+    });
     const openedAt = Date.now();
-    conn.once('close', () => clog.log('debug', 'connection closed', { remote: conn.remoteAddress, durationMs: Date.now() - openedAt, error: conn.lastError?.message }));
+    conn.once('close', () =>
+      clog.log('debug', 'connection closed', {
+        remote: conn.remoteAddress,
+        durationMs: Date.now() - openedAt,
+        error: conn.lastError?.message,
+      }),
+    );
     clog.log('info', 'handshake', {
       remote: conn.remoteAddress,
       protocol: i?.protocol,
@@ -46,7 +64,14 @@ export function routeConnections(server: TlsServer, frontend: Frontend, config: 
     // A TCP probe (no ClientHello) or a client that left after our whole flight — for it the
     // handshake succeeded — is routine: debug, sampled. Anything else is worth a warning.
     const routine = err.cause instanceof PeerClosedError && err.cause.stage !== 'during_handshake';
-    logSampler.forConnection(log, connId(conn)).log(routine ? 'debug' : 'warn', routine ? 'handshake abandoned' : 'handshake failed', { remote: conn.remoteAddress, error: err.message, alertSent: err.sentAlert, alertReceived: err.receivedAlert });
+    logSampler
+      .forConnection(log, connId(conn))
+      .log(routine ? 'debug' : 'warn', routine ? 'handshake abandoned' : 'handshake failed', {
+        remote: conn.remoteAddress,
+        error: err.message,
+        alertSent: err.sentAlert,
+        alertReceived: err.receivedAlert,
+      });
   });
 }
 

@@ -16,7 +16,13 @@ export interface Drain {
   readonly started: boolean;
 }
 
-export function createDrain(server: TlsServer, frontend: Frontend, config: EdgeConfig, log: Logger, metrics: EdgeMetrics): Drain {
+export function createDrain(
+  server: TlsServer,
+  frontend: Frontend,
+  config: EdgeConfig,
+  log: Logger,
+  metrics: EdgeMetrics,
+): Drain {
   let drainPromise: Promise<void> | undefined;
   const drain = (deadlineMs = config.drainTimeoutMs): Promise<void> => {
     drainPromise ??= (async () => {
@@ -35,7 +41,10 @@ export function createDrain(server: TlsServer, frontend: Frontend, config: EdgeC
       while (handshaking() > 0 && Date.now() < handshakeDeadline) await new Promise((r) => setTimeout(r, 10));
       // 3. Idle keep-alive connections are closed politely (close_notify / HTTP/2 GOAWAY), active
       //    requests finish, until the drain deadline.
-      await Promise.race([frontend.close(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+      await Promise.race([
+        frontend.close(),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
+      ]);
       // 4. Whatever is left is cut.
       const left = server.activeConnections;
       await server.close(true);
@@ -81,4 +90,3 @@ async function drainAcceptQueue(server: TlsServer, until: number): Promise<void>
     server.tcp.off('connection', count);
   }
 }
-

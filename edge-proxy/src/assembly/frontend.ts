@@ -15,8 +15,14 @@ import type { EdgeFigures } from './metrics';
 export type Frontend = HttpFrontend | TcpForwarder;
 
 /** Resolves once origin names are resolved and health checks started. */
-export async function startFrontend(config: EdgeConfig, log: Logger, figures: EdgeFigures, certificateEntries: CertificateEntries): Promise<Frontend> {
-  const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => log.log(level, msg, { ...fields, component: 'proxy' });
+export async function startFrontend(
+  config: EdgeConfig,
+  log: Logger,
+  figures: EdgeFigures,
+  certificateEntries: CertificateEntries,
+): Promise<Frontend> {
+  const proxyLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void =>
+    log.log(level, msg, { ...fields, component: 'proxy' });
   const routing = { routes: config.routes, ...(config.defaultRoute ? { defaultRoute: config.defaultRoute } : {}) };
   // Per route and origin address metrics.
   const routingMetrics = new RoutingMetrics(figures.registry);

@@ -25,7 +25,12 @@ export interface EdgeKeyOperations {
   admitted: KeyOperations;
 }
 
-export function assembleKeyOperations(config: EdgeConfig, log: Logger, figures: EdgeFigures, certs: readonly ServerCertificate[]): EdgeKeyOperations {
+export function assembleKeyOperations(
+  config: EdgeConfig,
+  log: Logger,
+  figures: EdgeFigures,
+  certs: readonly ServerCertificate[],
+): EdgeKeyOperations {
   const admission = createAdmission(config, log, figures);
   const failover = createFailover(config, log, figures);
   const keys = new KeyServiceClient({
@@ -69,8 +74,20 @@ function createFailover(config: EdgeConfig, log: Logger, figures: EdgeFigures): 
     health: { slowMs: config.keyOperationTimeoutMs / 2, halfLifeMs: config.circuitBreaker.cooldownMs },
     metrics: figures.keyClient,
     onEvent: (e) => {
-      if (e.type === 'breaker') log.log(e.to === 'closed' ? 'info' : 'warn', 'key service circuit breaker', { component: 'keyless', keyService: e.target, from: e.from, to: e.to });
-      else log.log(e.reason === 'health' ? 'warn' : 'info', 'key service failover', { component: 'keyless', from: e.from, to: e.to, reason: e.reason });
+      if (e.type === 'breaker')
+        log.log(e.to === 'closed' ? 'info' : 'warn', 'key service circuit breaker', {
+          component: 'keyless',
+          keyService: e.target,
+          from: e.from,
+          to: e.to,
+        });
+      else
+        log.log(e.reason === 'health' ? 'warn' : 'info', 'key service failover', {
+          component: 'keyless',
+          from: e.from,
+          to: e.to,
+          reason: e.reason,
+        });
     },
   });
 }

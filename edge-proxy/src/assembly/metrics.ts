@@ -23,7 +23,12 @@ export function startMetrics(config: EdgeConfig, emfWrite?: (line: string) => vo
   const keyClient = new KeyClientMetrics(registry);
   const edge = new EdgeMetrics(registry);
   const emf = config.metrics.emf
-    ? new EmfPublisher(edge, keyClient, { namespace: config.metrics.namespace, deployment: config.metrics.deployment, intervalMs: config.metrics.intervalSeconds * 1000, write: emfWrite })
+    ? new EmfPublisher(edge, keyClient, {
+        namespace: config.metrics.namespace,
+        deployment: config.metrics.deployment,
+        intervalMs: config.metrics.intervalSeconds * 1000,
+        write: emfWrite,
+      })
     : undefined;
   emf?.start();
   return { registry, keyClient, edge, ...(emf ? { emf } : {}) };

@@ -19,9 +19,18 @@ export function stagedChecker(keys: KeyServiceClient, metrics: CertificateStoreM
     for (const c of checks) {
       if (stagedResults.get(c.keyName) === c.result) continue;
       stagedResults.set(c.keyName, c.result);
-      log.log(c.result === 'ok' ? 'info' : 'warn', 'staged certificate checked', { keyName: c.keyName, entry: c.id, result: c.result, detail: c.detail });
+      log.log(c.result === 'ok' ? 'info' : 'warn', 'staged certificate checked', {
+        keyName: c.keyName,
+        entry: c.id,
+        result: c.result,
+        detail: c.detail,
+      });
     }
-    for (const name of [...stagedResults.keys()]) if (!checks.some((c) => c.keyName === name)) stagedResults.delete(name);
+    for (const name of [...stagedResults.keys()])
+      if (!checks.some((c) => c.keyName === name)) stagedResults.delete(name);
   };
-  return (staged) => void checkStaged(staged).catch((e: unknown) => log.log('warn', 'staged certificate check failed', { error: (e as Error).message }));
+  return (staged) =>
+    void checkStaged(staged).catch((e: unknown) =>
+      log.log('warn', 'staged certificate check failed', { error: (e as Error).message }),
+    );
 }

@@ -17,7 +17,12 @@ export interface SessionTickets {
 }
 
 /** Resolves after the first fetch of the ticket keys, whatever its outcome. */
-export async function startSessionTickets(config: EdgeConfig, keys: KeyOperations, log: Logger, figures: EdgeFigures): Promise<SessionTickets> {
+export async function startSessionTickets(
+  config: EdgeConfig,
+  keys: KeyOperations,
+  log: Logger,
+  figures: EdgeFigures,
+): Promise<SessionTickets> {
   if (!config.tickets.enabled) return { stop: () => undefined };
   const protector = new TicketProtector({ onRejected: (reason) => figures.edge.ticketRejected(reason) });
   const refresher = new TicketKeyRefresher(keys, protector, log);

@@ -15,20 +15,25 @@ export interface TlsServerParts {
 }
 
 export function createTlsServer(config: EdgeConfig, parts: TlsServerParts, log: Logger): TlsServer {
-  const server = new TlsServer({
-    certificates: parts.certificates,
-    keyOperations: parts.keyOperations,
-    alpnProtocols: config.alpn,
-    groups: config.groups.map((name) => groupByName(name)!),
-    // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
-    allowHalfOpen: config.proxy.mode === 'tcp',
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    tickets: parts.tickets,
-    ticketSettings: { count: config.tickets.count, lifetimeSeconds: config.tickets.lifetimeSeconds },
-  }, config.proxyProtocol);
+  const server = new TlsServer(
+    {
+      certificates: parts.certificates,
+      keyOperations: parts.keyOperations,
+      alpnProtocols: config.alpn,
+      groups: config.groups.map((name) => groupByName(name)!),
+      // tcp mode: the client's FIN ends only the client → origin direction (see proxy/tcp-forward.ts).
+      allowHalfOpen: config.proxy.mode === 'tcp',
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      tickets: parts.tickets,
+      ticketSettings: { count: config.tickets.count, lifetimeSeconds: config.tickets.lifetimeSeconds },
+    },
+    config.proxyProtocol,
+  );
   // Connections beyond the cap are closed at accept (before any TLS work): bounds memory and file descriptors.
   server.tcp.maxConnections = config.limits.maxConnections;
-  server.on('proxyProtocolError', (err, remote) => log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }));
+  server.on('proxyProtocolError', (err, remote) =>
+    log.log('warn', 'PROXY protocol header rejected', { remote, error: err.message }),
+  );
   return server;
 }
 

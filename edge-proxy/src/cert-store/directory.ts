@@ -9,7 +9,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../config';
 import type { CertificateStoreBackend } from './backend';
-import { ENTRY_ID_PATTERN, parseCertificateEntry, serializeCertificateEntry, sortById, validateEntryId, type CertificateEntryInput, type StoredCertificate } from '../../../contract/certificate-store-entry';
+import {
+  ENTRY_ID_PATTERN,
+  parseCertificateEntry,
+  serializeCertificateEntry,
+  sortById,
+  validateEntryId,
+  type CertificateEntryInput,
+  type StoredCertificate,
+} from '../../../contract/certificate-store-entry';
 
 /** Entries are small (a chain of a few certificates); anything bigger is not ours. */
 const MAX_ENTRY_BYTES = 64 * 1024;
@@ -33,7 +41,9 @@ export class DirectoryCertificateStore implements CertificateStoreBackend {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return [];
-      throw new Error(`cannot read certificates from directory ${this.dir}: ${code ?? (e as Error).message}`, { cause: e });
+      throw new Error(`cannot read certificates from directory ${this.dir}: ${code ?? (e as Error).message}`, {
+        cause: e,
+      });
     }
     const out: StoredCertificate[] = [];
     for (const name of names) {
@@ -45,16 +55,28 @@ export class DirectoryCertificateStore implements CertificateStoreBackend {
       try {
         const stat = await fs.promises.stat(file);
         if (!stat.isFile()) continue;
-        if (stat.size > MAX_ENTRY_BYTES) throw new ConfigError(file, `is ${stat.size} bytes`, `A certificate entry is at most ${MAX_ENTRY_BYTES} bytes; remove the file or keep only the chain (leaf first, no root).`);
+        if (stat.size > MAX_ENTRY_BYTES)
+          throw new ConfigError(
+            file,
+            `is ${stat.size} bytes`,
+            `A certificate entry is at most ${MAX_ENTRY_BYTES} bytes; remove the file or keep only the chain (leaf first, no root).`,
+          );
         text = await fs.promises.readFile(file, 'utf8');
       } catch (e) {
         if (e instanceof ConfigError) throw e;
         // Removed between readdir and read (a concurrent `rotate retire`): simply not there any more.
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw new Error(`cannot read certificate entry ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+        throw new Error(
+          `cannot read certificate entry ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          { cause: e },
+        );
       }
       if (!ENTRY_ID_PATTERN.test(id)) {
-        throw new ConfigError(file, 'is not named <entry id>.json', 'Name certificate entry files after their key name (letters, digits, ".", "_", "-"), or move other files out of the certificate directory.');
+        throw new ConfigError(
+          file,
+          'is not named <entry id>.json',
+          'Name certificate entry files after their key name (letters, digits, ".", "_", "-"), or move other files out of the certificate directory.',
+        );
       }
       out.push(parseCertificateEntry(file, id, text));
     }
@@ -79,7 +101,10 @@ export class DirectoryCertificateStore implements CertificateStoreBackend {
       await fs.promises.rename(tmp, target);
     } catch (e) {
       await fs.promises.rm(tmp, { force: true });
-      throw new Error(`cannot write certificate entry ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+      throw new Error(
+        `cannot write certificate entry ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 

@@ -67,7 +67,10 @@ export type PublicKeyLookup = (keyName: string) => Promise<{ spki: Buffer }>;
  * name, and the key's public key is the leaf's. A failure is reported, never thrown: a bad staged
  * entry must not disturb what is being served.
  */
-export async function checkStagedEntries(entries: readonly StoredCertificate[], publicKey: PublicKeyLookup): Promise<StagedCheck[]> {
+export async function checkStagedEntries(
+  entries: readonly StoredCertificate[],
+  publicKey: PublicKeyLookup,
+): Promise<StagedCheck[]> {
   return Promise.all(
     entries.map(async (e): Promise<StagedCheck> => {
       let cert: ServerCertificate;
@@ -81,11 +84,21 @@ export async function checkStagedEntries(entries: readonly StoredCertificate[], 
         spki = (await publicKey(e.keyName)).spki;
       } catch (err) {
         const code = (err as { code?: string }).code;
-        return { keyName: e.keyName, id: e.id, result: code === 'unknown_key' ? 'unknown_key' : 'unavailable', detail: (err as Error).message };
+        return {
+          keyName: e.keyName,
+          id: e.id,
+          result: code === 'unknown_key' ? 'unknown_key' : 'unavailable',
+          detail: (err as Error).message,
+        };
       }
       const leafSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
       if (!crypto.timingSafeEqual(sha256(leafSpki), sha256(spki))) {
-        return { keyName: e.keyName, id: e.id, result: 'key_mismatch', detail: 'the key service holds a different public key for this key name than the certificate' };
+        return {
+          keyName: e.keyName,
+          id: e.id,
+          result: 'key_mismatch',
+          detail: 'the key service holds a different public key for this key name than the certificate',
+        };
       }
       return { keyName: e.keyName, id: e.id, result: 'ok' };
     }),
@@ -103,9 +116,21 @@ export class CertificateStoreMetrics {
   private readonly seenStaged = new Set<string>();
 
   constructor(registry: MetricsRegistry) {
-    this.certificates = registry.gauge('keyless_edge_certificates', 'Certificates this edge holds now, by state (not_valid: live or retiring but outside their validity period, never served).', ['state']);
-    this.refreshFailures = registry.counter('keyless_edge_certificate_refresh_failures_total', 'Certificate store reads that failed (the last good set stays in service), by trigger: timer or sighup.', ['trigger']);
-    this.stagedChecks = registry.gauge('keyless_edge_staged_certificate_check', 'Latest check of each staged certificate: 1 for its result (ok, key_mismatch, unknown_key, unavailable, invalid), 0 for the others.', ['key_name', 'result']);
+    this.certificates = registry.gauge(
+      'keyless_edge_certificates',
+      'Certificates this edge holds now, by state (not_valid: live or retiring but outside their validity period, never served).',
+      ['state'],
+    );
+    this.refreshFailures = registry.counter(
+      'keyless_edge_certificate_refresh_failures_total',
+      'Certificate store reads that failed (the last good set stays in service), by trigger: timer or sighup.',
+      ['trigger'],
+    );
+    this.stagedChecks = registry.gauge(
+      'keyless_edge_staged_certificate_check',
+      'Latest check of each staged certificate: 1 for its result (ok, key_mismatch, unknown_key, unavailable, invalid), 0 for the others.',
+      ['key_name', 'result'],
+    );
   }
 
   /** Reads the counts from `current()` at every scrape, so certificates expiring in service show up. */
@@ -132,7 +157,8 @@ export class CertificateStoreMetrics {
     }
     for (const c of checks) {
       this.seenStaged.add(c.keyName);
-      for (const result of STAGED_CHECK_RESULTS) this.stagedChecks.set({ key_name: c.keyName, result }, result === c.result ? 1 : 0);
+      for (const result of STAGED_CHECK_RESULTS)
+        this.stagedChecks.set({ key_name: c.keyName, result }, result === c.result ? 1 : 0);
     }
   }
 }

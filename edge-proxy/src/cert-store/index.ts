@@ -10,14 +10,22 @@ export { SsmCertificateStore, createSsmClient } from './ssm';
 export * from '../../../contract/certificate-store-entry';
 
 /** Where a store lives: exactly one of an SSM prefix or a directory. */
-export type CertificateStoreLocation = { ssmPrefix: string; directory?: undefined } | { directory: string; ssmPrefix?: undefined };
+export type CertificateStoreLocation =
+  { ssmPrefix: string; directory?: undefined } | { directory: string; ssmPrefix?: undefined };
 
 /**
  * The backend for a location. For SSM, pass a client to share (its owner destroys it); otherwise one
  * is created from the environment's region and credentials and `close()` destroys it.
  */
-export function openCertificateStore(location: CertificateStoreLocation, ssmClient?: SSMClient): { store: CertificateStoreBackend; close(): void } {
-  if (location.directory !== undefined) return { store: new DirectoryCertificateStore(location.directory), close: () => undefined };
+export function openCertificateStore(
+  location: CertificateStoreLocation,
+  ssmClient?: SSMClient,
+): { store: CertificateStoreBackend; close(): void } {
+  if (location.directory !== undefined)
+    return { store: new DirectoryCertificateStore(location.directory), close: () => undefined };
   const client = ssmClient ?? createSsmClient();
-  return { store: new SsmCertificateStore(client, location.ssmPrefix), close: () => (ssmClient ? undefined : client.destroy()) };
+  return {
+    store: new SsmCertificateStore(client, location.ssmPrefix),
+    close: () => (ssmClient ? undefined : client.destroy()),
+  };
 }

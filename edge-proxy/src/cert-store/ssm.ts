@@ -6,11 +6,24 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { DeleteParametersCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient, type Parameter, type SSMClientConfig } from '@aws-sdk/client-ssm';
+import {
+  DeleteParametersCommand,
+  GetParametersByPathCommand,
+  PutParameterCommand,
+  SSMClient,
+  type Parameter,
+  type SSMClientConfig,
+} from '@aws-sdk/client-ssm';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConfigError, validateSsmPrefix } from '../config';
 import type { CertificateStoreBackend } from './backend';
-import { parseCertificateEntry, serializeCertificateEntry, validateEntryId, type CertificateEntryInput, type StoredCertificate } from '../../../contract/certificate-store-entry';
+import {
+  parseCertificateEntry,
+  serializeCertificateEntry,
+  validateEntryId,
+  type CertificateEntryInput,
+  type StoredCertificate,
+} from '../../../contract/certificate-store-entry';
 
 /** One certificate as stored in SSM; its id is the parameter name below the prefix. */
 export interface SsmCertificateEntry extends StoredCertificate {
@@ -49,9 +62,18 @@ export function createSsmClient(options: SsmClientOptions = {}): SSMClient {
 }
 
 /** Parses one parameter value strictly. Errors are ConfigErrors whose field is the parameter name. */
-export function parseCertificateParameter(name: string, type: string | undefined, value: string | undefined, prefix?: string): SsmCertificateEntry {
+export function parseCertificateParameter(
+  name: string,
+  type: string | undefined,
+  value: string | undefined,
+  prefix?: string,
+): SsmCertificateEntry {
   if (type !== undefined && type !== 'String') {
-    throw new ConfigError(name, `is a ${type} parameter`, 'Store certificates as plain String parameters: they are public data (the edge reads them without decryption).');
+    throw new ConfigError(
+      name,
+      `is a ${type} parameter`,
+      'Store certificates as plain String parameters: they are public data (the edge reads them without decryption).',
+    );
   }
   const id = prefix !== undefined && name.startsWith(prefix) ? name.slice(prefix.length) : name;
   return { ...parseCertificateEntry(name, id, value), parameter: name };
@@ -70,7 +92,15 @@ export async function loadCertificatesFromSsm(client: SSMClient, prefix: string)
   do {
     let page;
     try {
-      page = await client.send(new GetParametersByPathCommand({ Path: prefix, Recursive: true, WithDecryption: false, MaxResults: 10, NextToken: token }));
+      page = await client.send(
+        new GetParametersByPathCommand({
+          Path: prefix,
+          Recursive: true,
+          WithDecryption: false,
+          MaxResults: 10,
+          NextToken: token,
+        }),
+      );
     } catch (e) {
       const err = e as Error;
       throw new Error(`cannot read certificates from SSM under ${prefix}: ${err.name}: ${err.message}`, { cause: e });
@@ -78,7 +108,8 @@ export async function loadCertificatesFromSsm(client: SSMClient, prefix: string)
     params.push(...(page.Parameters ?? []));
     token = page.NextToken || undefined;
     if (token !== undefined) {
-      if (seen.has(token)) throw new Error(`cannot read certificates from SSM under ${prefix}: the service repeated a NextToken`);
+      if (seen.has(token))
+        throw new Error(`cannot read certificates from SSM under ${prefix}: the service repeated a NextToken`);
       seen.add(token);
     }
   } while (token !== undefined);
@@ -119,7 +150,11 @@ export class SsmCertificateStore implements CertificateStoreBackend {
     const value = serializeCertificateEntry({ ...entry, id }, name);
     const size = Buffer.byteLength(value, 'utf8');
     if (size > MAX_PARAMETER_BYTES) {
-      throw new ConfigError(name, `the value would be ${size} bytes; SSM parameters hold at most ${MAX_PARAMETER_BYTES}`, 'Drop the root CA from the chain (clients have it) and keep only the leaf and intermediates.');
+      throw new ConfigError(
+        name,
+        `the value would be ${size} bytes; SSM parameters hold at most ${MAX_PARAMETER_BYTES}`,
+        'Drop the root CA from the chain (clients have it) and keep only the leaf and intermediates.',
+      );
     }
     try {
       await this.client.send(
@@ -129,7 +164,11 @@ export class SsmCertificateStore implements CertificateStoreBackend {
           Type: 'String',
           Overwrite: true,
           Tier: 'Intelligent-Tiering',
-          Description: `keyless certificate for ${entry.hostnames.join(', ') || 'its DNS names'} (key ${entry.keyName}, ${entry.state})`.slice(0, 1024),
+          Description:
+            `keyless certificate for ${entry.hostnames.join(', ') || 'its DNS names'} (key ${entry.keyName}, ${entry.state})`.slice(
+              0,
+              1024,
+            ),
         }),
       );
     } catch (e) {

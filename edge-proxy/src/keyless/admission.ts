@@ -14,7 +14,13 @@
  * the key service); the TLS engine answers it with a `handshake_failure` alert. Resumptions never call a key operation
  * and established connections never reach this gate, so neither is affected.
  */
-import type { ConnectionScopedKeyOperations, KeyOperations, MasterSecretResult, RsaMasterSecretInput, SignResult } from '../tls/key-operations';
+import type {
+  ConnectionScopedKeyOperations,
+  KeyOperations,
+  MasterSecretResult,
+  RsaMasterSecretInput,
+  SignResult,
+} from '../tls/key-operations';
 import { KeyOperationError } from '../tls/key-operations';
 import type { SignatureSchemeName } from '../../../contract/key-service-protocol';
 
@@ -51,7 +57,10 @@ export const DEFAULT_ADMISSION: AdmissionConfig = {
  * whatever the autoscaler does in between. Undefined when the share is below 2 (a bucket needs a
  * token of burst and one of refill).
  */
-export function fleetShare(regionalBudget: number, maxTasks: number): Pick<AdmissionConfig, 'keyOperationsPerSecond' | 'keyOperationBurst'> | undefined {
+export function fleetShare(
+  regionalBudget: number,
+  maxTasks: number,
+): Pick<AdmissionConfig, 'keyOperationsPerSecond' | 'keyOperationBurst'> | undefined {
   const share = Math.floor(regionalBudget / maxTasks);
   if (!(share >= 2)) return undefined;
   const keyOperationBurst = Math.max(1, Math.floor(share / 10));
@@ -174,11 +183,21 @@ export class AdmissionController {
         }
       };
       return {
-        signTls13CertificateVerify: (keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult> =>
-          gated(() => inner.signTls13CertificateVerify(keyName, scheme, transcriptHash)),
-        signTls12ServerKeyExchange: (keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult> =>
+        signTls13CertificateVerify: (
+          keyName: string,
+          scheme: SignatureSchemeName,
+          transcriptHash: Buffer,
+        ): Promise<SignResult> => gated(() => inner.signTls13CertificateVerify(keyName, scheme, transcriptHash)),
+        signTls12ServerKeyExchange: (
+          keyName: string,
+          scheme: SignatureSchemeName,
+          clientRandom: Buffer,
+          serverRandomSeed: Buffer,
+          params: Buffer,
+        ): Promise<SignResult> =>
           gated(() => inner.signTls12ServerKeyExchange(keyName, scheme, clientRandom, serverRandomSeed, params)),
-        rsaMasterSecret: (keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult> => gated(() => inner.rsaMasterSecret(keyName, input)),
+        rsaMasterSecret: (keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult> =>
+          gated(() => inner.rsaMasterSecret(keyName, input)),
         ticketKeys: () => inner.ticketKeys(),
         publicKey: (keyName: string) => inner.publicKey(keyName),
         ping: () => inner.ping(),

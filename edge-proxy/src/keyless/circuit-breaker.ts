@@ -75,7 +75,10 @@ export class CircuitBreaker {
 
   constructor(options: CircuitBreakerOptions) {
     this.name = options.name;
-    this.failureThreshold = positiveInt(options.failureThreshold ?? BREAKER_DEFAULTS.failureThreshold, 'failureThreshold');
+    this.failureThreshold = positiveInt(
+      options.failureThreshold ?? BREAKER_DEFAULTS.failureThreshold,
+      'failureThreshold',
+    );
     const rate = options.errorRateThreshold ?? BREAKER_DEFAULTS.errorRateThreshold;
     if (!(rate > 0 && rate <= 1)) throw new TypeError('errorRateThreshold must be in (0, 1]');
     this.errorRateThreshold = rate;

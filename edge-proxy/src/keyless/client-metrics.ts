@@ -37,15 +37,53 @@ export class KeyClientMetrics {
   /** Registers the metrics in `registry` (a new one by default). */
   constructor(registry: MetricsRegistry = new MetricsRegistry()) {
     this.registry = registry;
-    this.operations = registry.counter('keyless_key_operations_total', 'Key operations by operation and outcome (ok or error code).', ['op', 'outcome']);
-    this.operationDuration = registry.histogram('keyless_key_operation_duration_seconds', 'Latency of whole key operations, retries included.', ['op'], LATENCY_BUCKETS_SECONDS);
-    this.requests = registry.counter('keyless_key_service_requests_total', 'Requests sent to each key service, by outcome.', ['target', 'outcome']);
-    this.requestDuration = registry.histogram('keyless_key_service_request_duration_seconds', 'Latency of each request to a key service.', ['target'], LATENCY_BUCKETS_SECONDS);
-    this.errors = registry.counter('keyless_key_service_errors_total', 'Failed requests to a key service by error type.', ['target', 'type']);
-    this.retries = registry.counter('keyless_key_service_retries_total', 'Retries after a retryable failure, by the target that failed and the reason.', ['target', 'reason']);
-    this.failovers = registry.counter('keyless_key_service_failovers_total', 'Traffic moved between key services: reason retry (one request) or health (the preferred key service changed).', ['from', 'to', 'reason']);
-    this.breakerState = registry.gauge('keyless_key_service_breaker_state', 'Circuit breaker state per key service: 0 closed, 1 open, 2 half-open.', ['target']);
-    this.breakerTransitions = registry.counter('keyless_key_service_breaker_transitions_total', 'Circuit breaker transitions per key service, by new state.', ['target', 'to']);
+    this.operations = registry.counter(
+      'keyless_key_operations_total',
+      'Key operations by operation and outcome (ok or error code).',
+      ['op', 'outcome'],
+    );
+    this.operationDuration = registry.histogram(
+      'keyless_key_operation_duration_seconds',
+      'Latency of whole key operations, retries included.',
+      ['op'],
+      LATENCY_BUCKETS_SECONDS,
+    );
+    this.requests = registry.counter(
+      'keyless_key_service_requests_total',
+      'Requests sent to each key service, by outcome.',
+      ['target', 'outcome'],
+    );
+    this.requestDuration = registry.histogram(
+      'keyless_key_service_request_duration_seconds',
+      'Latency of each request to a key service.',
+      ['target'],
+      LATENCY_BUCKETS_SECONDS,
+    );
+    this.errors = registry.counter(
+      'keyless_key_service_errors_total',
+      'Failed requests to a key service by error type.',
+      ['target', 'type'],
+    );
+    this.retries = registry.counter(
+      'keyless_key_service_retries_total',
+      'Retries after a retryable failure, by the target that failed and the reason.',
+      ['target', 'reason'],
+    );
+    this.failovers = registry.counter(
+      'keyless_key_service_failovers_total',
+      'Traffic moved between key services: reason retry (one request) or health (the preferred key service changed).',
+      ['from', 'to', 'reason'],
+    );
+    this.breakerState = registry.gauge(
+      'keyless_key_service_breaker_state',
+      'Circuit breaker state per key service: 0 closed, 1 open, 2 half-open.',
+      ['target'],
+    );
+    this.breakerTransitions = registry.counter(
+      'keyless_key_service_breaker_transitions_total',
+      'Circuit breaker transitions per key service, by new state.',
+      ['target', 'to'],
+    );
   }
 
   /** Plain JSON of every metric (for tests, /healthz-style debugging, the later /metrics endpoint). */

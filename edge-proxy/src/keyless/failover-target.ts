@@ -112,7 +112,8 @@ interface OperationScope {
   failed: string[];
 }
 
-type Attempt = { ok: true; response: unknown } | { ok: false; error: KeyOperationError; response?: unknown; retryable: boolean };
+type Attempt =
+  { ok: true; response: unknown } | { ok: false; error: KeyOperationError; response?: unknown; retryable: boolean };
 
 /**
  * The operation `track` is running right now. KeyServiceClient sends its request synchronously
@@ -134,7 +135,8 @@ export class FailoverTarget implements KeyServiceTarget {
   private preferredIndex = 0;
 
   constructor(options: FailoverTargetOptions) {
-    if (!Array.isArray(options.targets) || options.targets.length === 0) throw new TypeError('at least one key-service target is required');
+    if (!Array.isArray(options.targets) || options.targets.length === 0)
+      throw new TypeError('at least one key-service target is required');
     const names = options.targets.map((t) => t.name);
     if (new Set(names).size !== names.length) throw new TypeError('key-service target names must be unique');
     this.now = options.now ?? (() => performance.now());
@@ -249,8 +251,10 @@ export class FailoverTarget implements KeyServiceTarget {
    */
   trackOperations(ops: KeyOperations): KeyOperations {
     return {
-      signTls13CertificateVerify: (...a) => this.track('signTls13CertificateVerify', () => ops.signTls13CertificateVerify(...a)),
-      signTls12ServerKeyExchange: (...a) => this.track('signTls12ServerKeyExchange', () => ops.signTls12ServerKeyExchange(...a)),
+      signTls13CertificateVerify: (...a) =>
+        this.track('signTls13CertificateVerify', () => ops.signTls13CertificateVerify(...a)),
+      signTls12ServerKeyExchange: (...a) =>
+        this.track('signTls12ServerKeyExchange', () => ops.signTls12ServerKeyExchange(...a)),
       rsaMasterSecret: (...a) => this.track('rsaMasterSecret', () => ops.rsaMasterSecret(...a)),
       ticketKeys: () => this.track('ticketKeys', () => ops.ticketKeys()),
       publicKey: (...a) => this.track('publicKey', () => ops.publicKey(...a)),
@@ -284,7 +288,13 @@ export class FailoverTarget implements KeyServiceTarget {
         const started = this.now();
         try {
           const pong = await m.pinger.ping();
-          return { name: m.target.name, reachable: true, version: pong.version, keys: pong.keys, latencyMs: round(this.now() - started, 1) };
+          return {
+            name: m.target.name,
+            reachable: true,
+            version: pong.version,
+            keys: pong.keys,
+            latencyMs: round(this.now() - started, 1),
+          };
         } catch (e) {
           const err = e instanceof KeyOperationError ? `${e.code}: ${e.message}` : 'internal';
           return { name: m.target.name, reachable: false, error: err, latencyMs: round(this.now() - started, 1) };
@@ -330,7 +340,12 @@ export class FailoverTarget implements KeyServiceTarget {
     return new KeyOperationError('unavailable', `no key service available: ${why}`);
   }
 
-  private async attempt(m: Member, request: KeyServiceRequest, signal: AbortSignal, scope: OperationScope | undefined): Promise<Attempt> {
+  private async attempt(
+    m: Member,
+    request: KeyServiceRequest,
+    signal: AbortSignal,
+    scope: OperationScope | undefined,
+  ): Promise<Attempt> {
     const permit = m.breaker.tryAcquire();
     if (!permit) return { ok: false, error: m.breaker.rejection(), retryable: false };
     const started = this.now();
@@ -342,7 +357,11 @@ export class FailoverTarget implements KeyServiceTarget {
       pending.catch(() => undefined);
       response = await raceAbort(pending, signal);
     } catch (e) {
-      const error = signal.aborted ? abortReason(signal) : e instanceof KeyOperationError ? e : new KeyOperationError('internal', `${m.target.name} failed`);
+      const error = signal.aborted
+        ? abortReason(signal)
+        : e instanceof KeyOperationError
+          ? e
+          : new KeyOperationError('internal', `${m.target.name} failed`);
       this.recordFailure(m, permit, error.code, this.now() - started);
       scope?.failed.push(error.code);
       return { ok: false, error, retryable: RETRYABLE_CODES.has(error.code) && !signal.aborted };
@@ -352,7 +371,12 @@ export class FailoverTarget implements KeyServiceTarget {
     if (code !== undefined && SERVICE_FAILURE_CODES.has(code)) {
       this.recordFailure(m, permit, code, latencyMs);
       scope?.failed.push(code);
-      return { ok: false, error: new KeyOperationError(code as KeyOperationError['code'], `${m.target.name} answered ${code}`), response, retryable: RETRYABLE_CODES.has(code) };
+      return {
+        ok: false,
+        error: new KeyOperationError(code as KeyOperationError['code'], `${m.target.name} answered ${code}`),
+        response,
+        retryable: RETRYABLE_CODES.has(code),
+      };
     }
     if (scope && !scope.closed) scope.pending.push({ member: m, permit, latencyMs });
     else this.recordSuccess(m, permit, latencyMs);
@@ -407,11 +431,14 @@ function typedErrorCode(response: unknown): string | undefined {
 }
 
 function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
-  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
+  return (
+    (typeof v === 'object' || typeof v === 'function') &&
+    v !== null &&
+    typeof (v as { then?: unknown }).then === 'function'
+  );
 }
 
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
-

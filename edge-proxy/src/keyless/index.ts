@@ -1,5 +1,12 @@
 export { KeyOperationError } from '../tls/key-operations';
-export type { KeyOperations, SignResult, KeyDescription, MasterSecretResult, RsaMasterSecretInput, TicketKeys } from '../tls/key-operations';
+export type {
+  KeyOperations,
+  SignResult,
+  KeyDescription,
+  MasterSecretResult,
+  RsaMasterSecretInput,
+  TicketKeys,
+} from '../tls/key-operations';
 export type { KeyServiceTarget } from './target';
 export { KeyServiceClient, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_MS } from './key-service-client';
 export type { KeyServiceClientOptions } from './key-service-client';
@@ -7,7 +14,13 @@ export { LambdaInvokeTarget } from './lambda-key-client';
 export { mapLambdaError } from './lambda-errors';
 export { LambdaHttpTarget, type LambdaHttpTargetOptions } from './lambda-http-target';
 export type { LambdaInvokeTargetOptions } from './lambda-key-client';
-export { schemeMatchesKey, toVerificationKey, verifyTls12ServerKeyExchange, verifyTls13CertificateVerify, verifyTlsSignature } from './verify';
+export {
+  schemeMatchesKey,
+  toVerificationKey,
+  verifyTls12ServerKeyExchange,
+  verifyTls13CertificateVerify,
+  verifyTlsSignature,
+} from './verify';
 export type { CertificateKeyInput } from './verify';
 export { CircuitBreaker, BREAKER_DEFAULTS } from './circuit-breaker';
 export type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circuit-breaker';

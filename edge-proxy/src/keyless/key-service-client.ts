@@ -19,7 +19,13 @@ import {
   type PingResult,
   type SignatureSchemeName,
 } from '../../../contract/key-service-protocol';
-import { decodeResponse, encodeRequest, KeyServiceMessageError, type DecodedRequest, type DecodedResults } from '../../../contract/key-service-codec';
+import {
+  decodeResponse,
+  encodeRequest,
+  KeyServiceMessageError,
+  type DecodedRequest,
+  type DecodedResults,
+} from '../../../contract/key-service-codec';
 import {
   KeyOperationError,
   type KeyOperations,
@@ -86,7 +92,8 @@ export class KeyServiceClient implements KeyOperations {
     const initial = options.certificateKeys;
     if (initial) {
       const entries = Symbol.iterator in initial ? initial : Object.entries(initial);
-      for (const [name, input] of entries as Iterable<[string, CertificateKeyInput]>) this.registerCertificateKey(name, input);
+      for (const [name, input] of entries as Iterable<[string, CertificateKeyInput]>)
+        this.registerCertificateKey(name, input);
     }
   }
 
@@ -108,7 +115,11 @@ export class KeyServiceClient implements KeyOperations {
     this.certificateKeys.delete(keyName);
   }
 
-  async signTls13CertificateVerify(keyName: string, scheme: SignatureSchemeName, transcriptHash: Buffer): Promise<SignResult> {
+  async signTls13CertificateVerify(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    transcriptHash: Buffer,
+  ): Promise<SignResult> {
     this.checkSigningRequest(keyName, scheme);
     if (!TLS13_CERTIFICATE_VERIFY_SCHEMES.includes(scheme)) {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.3 CertificateVerify`);
@@ -133,13 +144,22 @@ export class KeyServiceClient implements KeyOperations {
       throw new KeyOperationError('unsupported', `${scheme} cannot be used in a TLS 1.2 ServerKeyExchange`);
     }
     // The codec checks the params (a named curve's point) as the service does: an engine bug costs no invocation.
-    const request = encode({ op: 'tls12.server_key_exchange', id: newRequestId(), key: keyName, scheme, clientRandom, serverRandomSeed, params });
+    const request = encode({
+      op: 'tls12.server_key_exchange',
+      id: newRequestId(),
+      key: keyName,
+      scheme,
+      clientRandom,
+      serverRandomSeed,
+      params,
+    });
     return this.signAndVerify(
       keyName,
       scheme,
       request,
       // Verified over the server random the ServerHello carries, derived from the seed as the service does.
-      (key, signature) => verifyTls12ServerKeyExchange(key, scheme, clientRandom, tls12ServerRandom(serverRandomSeed), params, signature),
+      (key, signature) =>
+        verifyTls12ServerKeyExchange(key, scheme, clientRandom, tls12ServerRandom(serverRandomSeed), params, signature),
     );
   }
 
@@ -247,12 +267,16 @@ export class KeyServiceClient implements KeyOperations {
   /** Admission (in-flight cap) and the per-operation deadline. */
   private async run<T>(op: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.active >= this.maxInFlight) {
-      throw new KeyOperationError('overloaded', `${this.active} key operations already in flight (cap ${this.maxInFlight})`);
+      throw new KeyOperationError(
+        'overloaded',
+        `${this.active} key operations already in flight (cap ${this.maxInFlight})`,
+      );
     }
     this.active++;
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new KeyOperationError('timeout', `key operation exceeded its ${this.timeoutMs} ms deadline`)),
+      () =>
+        controller.abort(new KeyOperationError('timeout', `key operation exceeded its ${this.timeoutMs} ms deadline`)),
       this.timeoutMs,
     );
     try {
@@ -298,7 +322,10 @@ export class KeyServiceClient implements KeyOperations {
   }
 
   /** One request through the target; its response decoded by the codec, a typed refusal thrown. */
-  private async call<O extends OperationName>(request: KeyServiceRequest & { op: O }, signal: AbortSignal): Promise<DecodedResults[O]> {
+  private async call<O extends OperationName>(
+    request: KeyServiceRequest & { op: O },
+    signal: AbortSignal,
+  ): Promise<DecodedResults[O]> {
     const response = await this.target.invoke(request, signal);
     let decoded;
     try {

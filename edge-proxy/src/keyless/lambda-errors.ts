@@ -48,7 +48,8 @@ export function mapLambdaError(err: unknown): KeyOperationError {
   const { name, unreachable, serverStatus } = describeAwsFailure(err);
   if (LAMBDA_THROTTLED.has(name)) return new KeyOperationError('throttled', `Lambda Invoke failed: ${name}`);
   if (LAMBDA_UNAVAILABLE.has(name)) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name}`);
-  if (unreachable) return new KeyOperationError('unavailable', `Lambda Invoke failed: endpoint unreachable (${unreachable})`);
+  if (unreachable)
+    return new KeyOperationError('unavailable', `Lambda Invoke failed: endpoint unreachable (${unreachable})`);
   if (serverStatus) return new KeyOperationError('unavailable', `Lambda Invoke failed: ${name} (HTTP ${serverStatus})`);
   return new KeyOperationError('internal', `Lambda Invoke failed: ${name}`);
 }

@@ -73,7 +73,11 @@ export class LambdaHttpTarget implements KeyServiceTarget {
     }
     this.functionName = options.functionName;
     this.name = options.name ?? `lambda:${options.functionName}`;
-    this.sdk = new LambdaClient({ region: options.region, endpoint: options.endpoint, credentials: options.credentials });
+    this.sdk = new LambdaClient({
+      region: options.region,
+      endpoint: options.endpoint,
+      credentials: options.credentials,
+    });
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: options.maxSockets });
   }
@@ -139,15 +143,33 @@ export class LambdaHttpTarget implements KeyServiceTarget {
       url = configured
         ? new URL(configured)
         : new URL(
-            config.endpointProvider({ Region: region, UseFIPS: await config.useFipsEndpoint(), UseDualStack: await config.useDualstackEndpoint() }).url.href,
+            config.endpointProvider({
+              Region: region,
+              UseFIPS: await config.useFipsEndpoint(),
+              UseDualStack: await config.useDualstackEndpoint(),
+            }).url.href,
           );
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new KeyOperationError('internal', `unsupported Lambda endpoint scheme ${url.protocol}`);
-    const signer = new SignatureV4({ service: 'lambda', region, credentials: config.credentials, sha256: config.sha256, uriEscapePath: true, applyChecksum: true });
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new KeyOperationError('internal', `unsupported Lambda endpoint scheme ${url.protocol}`);
+    const signer = new SignatureV4({
+      service: 'lambda',
+      region,
+      credentials: config.credentials,
+      sha256: config.sha256,
+      uriEscapePath: true,
+      applyChecksum: true,
+    });
     return { url, signer };
   }
 
-  private post(url: URL, path: string, headers: Record<string, string>, body: Buffer, signal: AbortSignal): Promise<HttpAnswer> {
+  private post(
+    url: URL,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+    signal: AbortSignal,
+  ): Promise<HttpAnswer> {
     const { connectTimeoutMs, requestTimeoutMs } = this.options;
     const secure = url.protocol === 'https:';
     return new Promise<HttpAnswer>((resolve, reject) => {
@@ -169,7 +191,9 @@ export class LambdaHttpTarget implements KeyServiceTarget {
         socket.once('connect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
-      req.setTimeout(requestTimeoutMs, () => req.destroy(Object.assign(new Error('Lambda request timed out'), { name: 'TimeoutError' })));
+      req.setTimeout(requestTimeoutMs, () =>
+        req.destroy(Object.assign(new Error('Lambda request timed out'), { name: 'TimeoutError' })),
+      );
       req.on('error', (err) => {
         done();
         reject(err);
@@ -179,7 +203,8 @@ export class LambdaHttpTarget implements KeyServiceTarget {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) req.destroy(new KeyOperationError('internal', 'key-service response too large'));
+          if (size > MAX_RESPONSE_BYTES)
+            req.destroy(new KeyOperationError('internal', 'key-service response too large'));
           else chunks.push(chunk);
         });
         res.on('end', () => {

@@ -34,13 +34,18 @@ export interface LambdaTargetsOptions {
  * configured more than once (e.g. the same function in two regions) they become
  * `lambda:<function>@<endpoint or region>`, and `#<position>` is added if that is still ambiguous.
  */
-export function createLambdaTargets(specs: readonly LambdaTargetSpec[], options: LambdaTargetsOptions = {}): LambdaHttpTarget[] {
+export function createLambdaTargets(
+  specs: readonly LambdaTargetSpec[],
+  options: LambdaTargetsOptions = {},
+): LambdaHttpTarget[] {
   const deadlineMs = options.deadlineMs ?? DEFAULT_TIMEOUT_MS;
   const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, deadlineMs);
   const maxSockets = options.maxSockets ?? DEFAULT_MAX_IN_FLIGHT;
   const names = specs.map((spec) => {
     const plain = `lambda:${spec.functionName}`;
-    return specs.filter((s) => s.functionName === spec.functionName).length > 1 ? `${plain}@${spec.endpoint ?? spec.region ?? 'default'}` : plain;
+    return specs.filter((s) => s.functionName === spec.functionName).length > 1
+      ? `${plain}@${spec.endpoint ?? spec.region ?? 'default'}`
+      : plain;
   });
   const unique = names.map((n, i) => (names.filter((x) => x === n).length > 1 ? `${n}#${i + 1}` : n));
   return specs.map((spec, i) => {

@@ -26,7 +26,12 @@ export interface TargetHealthOptions {
   now?: () => number;
 }
 
-export const HEALTH_DEFAULTS = { alpha: 0.3, halfLifeMs: 10_000, unhealthyErrorRate: 0.5, minLatencySamples: 3 } as const;
+export const HEALTH_DEFAULTS = {
+  alpha: 0.3,
+  halfLifeMs: 10_000,
+  unhealthyErrorRate: 0.5,
+  minLatencySamples: 3,
+} as const;
 
 export class TargetHealth {
   readonly alpha: number;
@@ -47,11 +52,13 @@ export class TargetHealth {
     this.halfLifeMs = options.halfLifeMs ?? HEALTH_DEFAULTS.halfLifeMs;
     if (!(this.halfLifeMs > 0)) throw new TypeError('halfLifeMs must be positive');
     this.unhealthyErrorRate = options.unhealthyErrorRate ?? HEALTH_DEFAULTS.unhealthyErrorRate;
-    if (!(this.unhealthyErrorRate > 0 && this.unhealthyErrorRate <= 1)) throw new TypeError('unhealthyErrorRate must be in (0, 1]');
+    if (!(this.unhealthyErrorRate > 0 && this.unhealthyErrorRate <= 1))
+      throw new TypeError('unhealthyErrorRate must be in (0, 1]');
     this.slowMs = options.slowMs ?? Infinity;
     if (!(this.slowMs > 0)) throw new TypeError('slowMs must be positive');
     this.minLatencySamples = options.minLatencySamples ?? HEALTH_DEFAULTS.minLatencySamples;
-    if (!Number.isInteger(this.minLatencySamples) || this.minLatencySamples < 1) throw new TypeError('minLatencySamples must be a positive integer');
+    if (!Number.isInteger(this.minLatencySamples) || this.minLatencySamples < 1)
+      throw new TypeError('minLatencySamples must be a positive integer');
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -69,7 +76,11 @@ export class TargetHealth {
     }
     this.samples++;
     this.updatedAt = this.now();
-    if (this.error >= this.unhealthyErrorRate || (this.latency >= this.slowMs && this.samples >= this.minLatencySamples)) this.unhealthy = true;
+    if (
+      this.error >= this.unhealthyErrorRate ||
+      (this.latency >= this.slowMs && this.samples >= this.minLatencySamples)
+    )
+      this.unhealthy = true;
   }
 
   /** Smoothed error rate, 0..1, decayed to now. */
@@ -83,7 +94,8 @@ export class TargetHealth {
   }
 
   get healthy(): boolean {
-    if (this.unhealthy && this.errorRate < this.unhealthyErrorRate / 2 && (this.latencyMs ?? 0) < this.slowMs / 2) this.unhealthy = false;
+    if (this.unhealthy && this.errorRate < this.unhealthyErrorRate / 2 && (this.latencyMs ?? 0) < this.slowMs / 2)
+      this.unhealthy = false;
     return !this.unhealthy;
   }
 

@@ -25,7 +25,8 @@ export function toVerificationKey(input: CertificateKeyInput): crypto.KeyObject 
   if (input instanceof crypto.X509Certificate) {
     key = input.publicKey;
   } else if (input instanceof crypto.KeyObject) {
-    if (input.type !== 'public') throw new TypeError('expected a public key or certificate; the edge must never hold a private key');
+    if (input.type !== 'public')
+      throw new TypeError('expected a public key or certificate; the edge must never hold a private key');
     key = input;
   } else if (typeof input === 'string') {
     if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(input)) {
@@ -69,7 +70,12 @@ export function schemeMatchesKey(scheme: SignatureSchemeName, key: crypto.KeyObj
  * length = hash length (RFC 8446 §4.2.3, also for TLS 1.2's rsa_pss_rsae_*), PKCS#1 v1.5, or DER
  * ECDSA. False on any mismatch or malformed signature; never throws for bad signatures.
  */
-export function verifyTlsSignature(key: crypto.KeyObject, scheme: SignatureSchemeName, content: Buffer, signature: Buffer): boolean {
+export function verifyTlsSignature(
+  key: crypto.KeyObject,
+  scheme: SignatureSchemeName,
+  content: Buffer,
+  signature: Buffer,
+): boolean {
   if (!schemeMatchesKey(scheme, key)) return false;
   const { hash, length } = SCHEME_HASH[scheme];
   let verifyKey: crypto.VerifyKeyObjectInput;

@@ -57,22 +57,40 @@ export class EdgeMetrics implements TcpForwardMetrics {
   private readonly sockets = new Map<Socket, { read: number; written: number }>();
 
   constructor(readonly registry: MetricsRegistry = new MetricsRegistry()) {
-    this.handshakes = registry.counter('keyless_edge_handshakes_total', 'TLS handshakes by protocol, cipher suite, group, kind (full/resumed), result and alert.', [
-      'protocol',
-      'suite',
-      'group',
-      'kind',
-      'result',
-      'alert',
-    ]);
-    this.admissionRejections = registry.counter('keyless_edge_admission_rejections_total', 'Full handshakes refused by admission control (handshake_failure sent), by reason.', ['reason']);
-    this.admissionPending = registry.gauge('keyless_edge_admission_pending', 'Full handshakes waiting for the key service now.');
-    this.connections = registry.counter('keyless_edge_connections_total', 'TCP connections accepted on the TLS listener.');
-    this.activeConnections = registry.gauge('keyless_edge_active_connections', 'Connections open now (handshaking or established).');
-    this.bytes = registry.counter('keyless_edge_bytes_total', 'Bytes on the wire on the TLS listener (TLS records, PROXY header included), by direction.', ['direction']);
+    this.handshakes = registry.counter(
+      'keyless_edge_handshakes_total',
+      'TLS handshakes by protocol, cipher suite, group, kind (full/resumed), result and alert.',
+      ['protocol', 'suite', 'group', 'kind', 'result', 'alert'],
+    );
+    this.admissionRejections = registry.counter(
+      'keyless_edge_admission_rejections_total',
+      'Full handshakes refused by admission control (handshake_failure sent), by reason.',
+      ['reason'],
+    );
+    this.admissionPending = registry.gauge(
+      'keyless_edge_admission_pending',
+      'Full handshakes waiting for the key service now.',
+    );
+    this.connections = registry.counter(
+      'keyless_edge_connections_total',
+      'TCP connections accepted on the TLS listener.',
+    );
+    this.activeConnections = registry.gauge(
+      'keyless_edge_active_connections',
+      'Connections open now (handshaking or established).',
+    );
+    this.bytes = registry.counter(
+      'keyless_edge_bytes_total',
+      'Bytes on the wire on the TLS listener (TLS records, PROXY header included), by direction.',
+      ['direction'],
+    );
     this.draining = registry.gauge('keyless_edge_draining', '1 while the edge is draining after SIGTERM, else 0.');
     this.draining.set({}, 0);
-    this.certificateReloads = registry.counter('keyless_edge_certificate_reloads_total', 'Certificate reloads (SIGHUP), by result.', ['result']);
+    this.certificateReloads = registry.counter(
+      'keyless_edge_certificate_reloads_total',
+      'Certificate reloads (SIGHUP), by result.',
+      ['result'],
+    );
     this.activeConnections.collect = (g) => g.set({}, this.sockets.size);
     this.handshakeDuration = registry.histogram(
       'keyless_edge_handshake_duration_seconds',
@@ -90,9 +108,21 @@ export class EdgeMetrics implements TcpForwardMetrics {
       'Session tickets (TLS 1.2) and PSK identities (TLS 1.3) that did not open, so the client got a full handshake instead, by reason.',
       ['reason'],
     );
-    this.tcpConnections = registry.counter('keyless_edge_tcp_connections_total', 'tcp proxy mode: TLS connections forwarded, by whether the origin connection was made.', ['result']);
-    this.tcpOriginConnectFailures = registry.counter('keyless_edge_tcp_origin_connect_failures_total', 'tcp proxy mode: origin connections that failed (the client got close_notify), by reason.', ['reason']);
-    this.tcpForwardedBytes = registry.counter('keyless_edge_tcp_bytes_total', 'tcp proxy mode: plaintext bytes forwarded (PROXY header excluded), by direction.', ['direction']);
+    this.tcpConnections = registry.counter(
+      'keyless_edge_tcp_connections_total',
+      'tcp proxy mode: TLS connections forwarded, by whether the origin connection was made.',
+      ['result'],
+    );
+    this.tcpOriginConnectFailures = registry.counter(
+      'keyless_edge_tcp_origin_connect_failures_total',
+      'tcp proxy mode: origin connections that failed (the client got close_notify), by reason.',
+      ['reason'],
+    );
+    this.tcpForwardedBytes = registry.counter(
+      'keyless_edge_tcp_bytes_total',
+      'tcp proxy mode: plaintext bytes forwarded (PROXY header excluded), by direction.',
+      ['direction'],
+    );
     this.bytes.inc({ direction: 'in' }, 0);
     this.bytes.inc({ direction: 'out' }, 0);
   }
@@ -109,8 +139,16 @@ export class EdgeMetrics implements TcpForwardMetrics {
 
   handshakeSucceeded(facts: HandshakeFacts): void {
     const kind = facts.resumed ? 'resumed' : 'full';
-    this.handshakes.inc({ protocol: facts.protocol ?? '', suite: facts.cipher ?? '', group: facts.group ?? '', kind, result: 'ok', alert: '' });
-    if (facts.handshakeMs !== undefined) this.handshakeDuration.observe({ protocol: facts.protocol ?? '', kind }, facts.handshakeMs / 1000);
+    this.handshakes.inc({
+      protocol: facts.protocol ?? '',
+      suite: facts.cipher ?? '',
+      group: facts.group ?? '',
+      kind,
+      result: 'ok',
+      alert: '',
+    });
+    if (facts.handshakeMs !== undefined)
+      this.handshakeDuration.observe({ protocol: facts.protocol ?? '', kind }, facts.handshakeMs / 1000);
     if (facts.resumed) this.keyOperationsAvoided.inc({});
   }
 
@@ -119,8 +157,21 @@ export class EdgeMetrics implements TcpForwardMetrics {
   }
 
   handshakeFailed(err: Pick<HandshakeError, 'sentAlert' | 'receivedAlert'> & { cause?: unknown }): void {
-    const result = err.sentAlert ? 'alert_sent' : err.receivedAlert ? 'alert_received' : err.cause instanceof PeerClosedError ? 'closed' : 'error';
-    this.handshakes.inc({ protocol: '', suite: '', group: '', kind: 'unknown', result, alert: err.sentAlert ?? err.receivedAlert ?? '' });
+    const result = err.sentAlert
+      ? 'alert_sent'
+      : err.receivedAlert
+        ? 'alert_received'
+        : err.cause instanceof PeerClosedError
+          ? 'closed'
+          : 'error';
+    this.handshakes.inc({
+      protocol: '',
+      suite: '',
+      group: '',
+      kind: 'unknown',
+      result,
+      alert: err.sentAlert ?? err.receivedAlert ?? '',
+    });
   }
 
   tcpConnection(result: 'connected' | 'connect_failed'): void {

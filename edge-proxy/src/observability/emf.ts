@@ -32,7 +32,11 @@ export type EmfUnit = 'Count' | 'Milliseconds';
 export interface EmfDocument {
   _aws: {
     Timestamp: number;
-    CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: EmfUnit }> }>;
+    CloudWatchMetrics: Array<{
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: Array<{ Name: string; Unit: EmfUnit }>;
+    }>;
   };
   [member: string]: unknown;
 }
@@ -140,7 +144,13 @@ export class EmfPublisher {
       const d: EmfDocument = {
         _aws: {
           Timestamp: timestamp,
-          CloudWatchMetrics: [{ Namespace: this.options.namespace, Dimensions: [Object.keys(dimensions)], Metrics: present.map(([Name, Unit]) => ({ Name, Unit })) }],
+          CloudWatchMetrics: [
+            {
+              Namespace: this.options.namespace,
+              Dimensions: [Object.keys(dimensions)],
+              Metrics: present.map(([Name, Unit]) => ({ Name, Unit })),
+            },
+          ],
         },
         ...dimensions,
       };
@@ -196,9 +206,12 @@ export class EmfPublisher {
       [EMF_METRICS.activeConnections, 'Count', active],
       [EMF_METRICS.keyOperationLatency, 'Milliseconds', this.keyLatency.take()],
     ]);
-    for (const [alert, n] of byAlert) doc({ ...dep, [METRIC_DIMENSIONS.alert]: alert }, [[EMF_METRICS.handshakeFailures, 'Count', n]]);
-    for (const [reason, n] of byReason) doc({ ...dep, [METRIC_DIMENSIONS.reason]: reason }, [[EMF_METRICS.admissionRejections, 'Count', n]]);
-    for (const [kind, r] of this.handshakeDuration) doc({ ...dep, [METRIC_DIMENSIONS.kind]: kind }, [[EMF_METRICS.handshakeDuration, 'Milliseconds', r.take()]]);
+    for (const [alert, n] of byAlert)
+      doc({ ...dep, [METRIC_DIMENSIONS.alert]: alert }, [[EMF_METRICS.handshakeFailures, 'Count', n]]);
+    for (const [reason, n] of byReason)
+      doc({ ...dep, [METRIC_DIMENSIONS.reason]: reason }, [[EMF_METRICS.admissionRejections, 'Count', n]]);
+    for (const [kind, r] of this.handshakeDuration)
+      doc({ ...dep, [METRIC_DIMENSIONS.kind]: kind }, [[EMF_METRICS.handshakeDuration, 'Milliseconds', r.take()]]);
     return docs;
   }
 

@@ -19,7 +19,12 @@ function envLevel(): Level {
   return v && v in ORDER ? v : 'info';
 }
 
-export function createLogger(component: string, minLevel: Level = envLevel(), base: Record<string, unknown> = {}, write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createLogger(
+  component: string,
+  minLevel: Level = envLevel(),
+  base: Record<string, unknown> = {},
+  write: (line: string) => void = (l) => process.stdout.write(l),
+): Logger {
   const min = ORDER[minLevel] ?? ORDER.info;
   return {
     log(level, msg, fields) {

@@ -70,7 +70,12 @@ export class Counter<K extends string = never> implements Metric {
   }
 
   snapshot(): MetricSnapshot {
-    return { name: this.name, help: this.help, type: 'counter', samples: [...this.values.values()].map((s) => ({ labels: { ...s.labels }, value: s.value })) };
+    return {
+      name: this.name,
+      help: this.help,
+      type: 'counter',
+      samples: [...this.values.values()].map((s) => ({ labels: { ...s.labels }, value: s.value })),
+    };
   }
 }
 
@@ -99,12 +104,20 @@ export class Gauge<K extends string = never> implements Metric {
 
   snapshot(): MetricSnapshot {
     this.collect?.(this);
-    return { name: this.name, help: this.help, type: 'gauge', samples: [...this.values.values()].map((s) => ({ labels: { ...s.labels }, value: s.value })) };
+    return {
+      name: this.name,
+      help: this.help,
+      type: 'gauge',
+      samples: [...this.values.values()].map((s) => ({ labels: { ...s.labels }, value: s.value })),
+    };
   }
 }
 
 export class Histogram<K extends string = never> implements Metric {
-  private readonly values = new Map<string, { labels: Record<string, string>; counts: number[]; sum: number; count: number }>();
+  private readonly values = new Map<
+    string,
+    { labels: Record<string, string>; counts: number[]; sum: number; count: number }
+  >();
   private readonly observers: Array<(labels: Labels<K>, value: number) => void> = [];
   readonly buckets: readonly number[];
 
@@ -124,7 +137,12 @@ export class Histogram<K extends string = never> implements Metric {
     const k = key(this.labelNames, labels);
     let s = this.values.get(k);
     if (!s) {
-      s = { labels: pick(this.labelNames, labels), counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
+      s = {
+        labels: pick(this.labelNames, labels),
+        counts: new Array<number>(this.buckets.length + 1).fill(0),
+        sum: 0,
+        count: 0,
+      };
       this.values.set(k, s);
     }
     let i = this.buckets.findIndex((b) => value <= b);
@@ -174,7 +192,12 @@ export class MetricsRegistry {
     return this.add(new Gauge<K>(name, help, labelNames));
   }
 
-  histogram<K extends string = never>(name: string, help: string, labelNames: readonly K[], buckets: readonly number[]): Histogram<K> {
+  histogram<K extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly K[],
+    buckets: readonly number[],
+  ): Histogram<K> {
     return this.add(new Histogram<K>(name, help, labelNames, buckets));
   }
 
@@ -203,7 +226,10 @@ export function renderPrometheus(snapshots: readonly MetricSnapshot[]): string {
     lines.push(`# TYPE ${m.name} ${m.type}`);
     if (m.type === 'histogram') {
       for (const s of m.samples) {
-        for (const b of s.buckets) lines.push(`${m.name}_bucket${labelText({ ...s.labels, le: b.le === Infinity ? '+Inf' : String(b.le) })} ${b.count}`);
+        for (const b of s.buckets)
+          lines.push(
+            `${m.name}_bucket${labelText({ ...s.labels, le: b.le === Infinity ? '+Inf' : String(b.le) })} ${b.count}`,
+          );
         lines.push(`${m.name}_sum${labelText(s.labels)} ${s.sum}`);
         lines.push(`${m.name}_count${labelText(s.labels)} ${s.count}`);
       }
@@ -215,6 +241,8 @@ export function renderPrometheus(snapshots: readonly MetricSnapshot[]): string {
 }
 
 function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`,
+  );
   return parts.length ? `{${parts.join(',')}}` : '';
 }

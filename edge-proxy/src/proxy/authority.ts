@@ -27,7 +27,10 @@ export interface CertificateEntryView {
 /** Where the frontend learns which entry served a connection and which one would serve a host. */
 export interface CertificateEntries {
   /** The entry the connection's handshake used (undefined: not known, nothing is checked). */
-  forConnection(conn: { servername?: string | false | null; handshakeInfo?: { keyName?: string } }): CertificateEntryView | undefined;
+  forConnection(conn: {
+    servername?: string | false | null;
+    handshakeInfo?: { keyName?: string };
+  }): CertificateEntryView | undefined;
   /** The entry a handshake with this SNI name would use (a name no certificate serves: the default entry). */
   forHost(host: string): CertificateEntryView;
 }
@@ -50,7 +53,13 @@ export function hostOfAuthority(authority: string): string {
  * True when the request must get 421: `host` (lower-case, no port; undefined when the request named
  * none) is not served by `entry`, the certificate entry of a connection whose SNI was `sni`.
  */
-export function isMisdirected(host: string | undefined, sni: string | undefined, entry: CertificateEntryView, http2: boolean, entries: CertificateEntries): boolean {
+export function isMisdirected(
+  host: string | undefined,
+  sni: string | undefined,
+  entry: CertificateEntryView,
+  http2: boolean,
+  entries: CertificateEntries,
+): boolean {
   if (host === undefined || host === sni || isIP(host) !== 0) return false;
   if (sni !== undefined && !http2) return true;
   if (!namesCover(entry.hostnames, host)) return true;

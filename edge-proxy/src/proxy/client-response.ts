@@ -50,7 +50,11 @@ export function discardRequestBody(stream: http2.ServerHttp2Stream, body: Readab
 }
 
 /** Forward origin trailers (hop-by-hop and framing fields removed). */
-export function addTrailers(res: http.ServerResponse | http2.Http2ServerResponse, isH2: boolean, raw: RawHeaders): void {
+export function addTrailers(
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  isH2: boolean,
+  raw: RawHeaders,
+): void {
   const filtered = filterResponseHeaders(raw).filter((_, i, all) => {
     const name = (i % 2 === 0 ? all[i] : all[i - 1]).toLowerCase();
     return name !== 'content-length' && name !== 'host';

@@ -47,10 +47,17 @@ function safely<T>(f: () => T): T | undefined {
   }
 }
 
-function clientCertFacts(auth: HandshakeInfo['clientAuth']): Pick<ConnectionFacts, 'clientCertVerified' | 'clientCertSubject' | 'clientCertSan' | 'clientCertFingerprint'> {
+function clientCertFacts(
+  auth: HandshakeInfo['clientAuth'],
+): Pick<ConnectionFacts, 'clientCertVerified' | 'clientCertSubject' | 'clientCertSan' | 'clientCertFingerprint'> {
   // Always sent, so an origin can enforce mTLS itself whatever host the request came through.
   if (!auth?.verified) return { clientCertVerified: '0' };
-  return { clientCertVerified: '1', clientCertSubject: auth.subject, clientCertSan: nonEmpty(auth.san), clientCertFingerprint: auth.fingerprint256 };
+  return {
+    clientCertVerified: '1',
+    clientCertSubject: auth.subject,
+    clientCertSan: nonEmpty(auth.san),
+    clientCertFingerprint: auth.fingerprint256,
+  };
 }
 
 /** Read the facts; never throws (a connection that is already torn down just yields fewer facts). */

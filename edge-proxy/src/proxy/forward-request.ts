@@ -136,7 +136,14 @@ class OriginForwarding {
     }
     let preq: http.ClientRequest;
     try {
-      preq = (this.secure ? https : http).request({ host: addr.host, port: addr.port, method: exchange.method, path: this.path, headers: this.headers, agent: exchange.st.agent ?? pool.agent });
+      preq = (this.secure ? https : http).request({
+        host: addr.host,
+        port: addr.port,
+        method: exchange.method,
+        path: this.path,
+        headers: this.headers,
+        agent: exchange.st.agent ?? pool.agent,
+      });
     } catch (err) {
       // Node validates the method, path and header values; reject what it would not send.
       env.ctx.log('debug', 'proxy: request rejected', { err: String(err) });
@@ -158,12 +165,20 @@ class OriginForwarding {
     this.sendBody(preq, attempt);
   }
 
-  private onError(err: Error, preq: http.ClientRequest, addr: PoolAddress, attempt: number, answered: boolean, reached: boolean): void {
+  private onError(
+    err: Error,
+    preq: http.ClientRequest,
+    addr: PoolAddress,
+    attempt: number,
+    answered: boolean,
+    reached: boolean,
+  ): void {
     const { exchange, route, env } = this;
     if (!answered) {
       env.metrics?.originRequest(route.name, addr.label, 0);
       // A failed connect or TLS handshake, or a request that got no answer, counts against the address.
-      if (!preq.reusedSocket || !isStaleSocketError(err)) route.pool.failed(addr, String((err as NodeJS.ErrnoException).code ?? err.message));
+      if (!preq.reusedSocket || !isStaleSocketError(err))
+        route.pool.failed(addr, String((err as NodeJS.ErrnoException).code ?? err.message));
     }
     if (exchange.proxyRes) {
       // The response was under way; the origin went away (or a deadline passed) mid-body.
@@ -182,17 +197,31 @@ class OriginForwarding {
   private retried(err: Error, preq: http.ClientRequest, addr: PoolAddress, attempt: number, reached: boolean): boolean {
     const { exchange, route, env } = this;
     const method = exchange.method;
-    if (attempt === 0 && !this.hasBody && preq.reusedSocket && IDEMPOTENT_METHODS.has(method) && isStaleSocketError(err)) {
+    if (
+      attempt === 0 &&
+      !this.hasBody &&
+      preq.reusedSocket &&
+      IDEMPOTENT_METHODS.has(method) &&
+      isStaleSocketError(err)
+    ) {
       env.ctx.log('debug', 'proxy: retrying on a fresh origin socket', { err: String(err) });
       this.send(1, addr);
       return true;
     }
     // Another address, for a request without a body (never replayed) that never reached the
     // origin, or that is idempotent on a route that allows it.
-    if (!this.hasBody && attempt + 1 < MAX_ATTEMPTS && (!reached || (route.retryIdempotent && IDEMPOTENT_METHODS.has(method)))) {
+    if (
+      !this.hasBody &&
+      attempt + 1 < MAX_ATTEMPTS &&
+      (!reached || (route.retryIdempotent && IDEMPOTENT_METHODS.has(method)))
+    ) {
       (this.tried ??= new Set()).add(addr);
       if (route.pool.pick(this.tried)) {
-        env.ctx.log('debug', 'proxy: retrying on another origin address', { route: route.name, address: addr.label, err: String(err) });
+        env.ctx.log('debug', 'proxy: retrying on another origin address', {
+          route: route.name,
+          address: addr.label,
+          err: String(err),
+        });
         this.send(attempt + 1);
         return true;
       }
@@ -205,7 +234,12 @@ class OriginForwarding {
     const { exchange, route, env } = this;
     const metrics = env.metrics;
     const log = env.ctx.log;
-    const fields = { route: route.name, address: addr.label, err: String(err), code: (err as NodeJS.ErrnoException).code };
+    const fields = {
+      route: route.name,
+      address: addr.label,
+      err: String(err),
+      code: (err as NodeJS.ErrnoException).code,
+    };
     if (err instanceof OriginTimeoutError) {
       metrics?.failure(route.name, 'timeout');
       log('warn', 'proxy: origin timeout', { ...fields, phase: err.phase, path: this.path });
@@ -275,7 +309,8 @@ class OriginForwarding {
       body.pipe(preq, { end: false });
       body.once('end', () => {
         const aborted = h2stream
-          ? h2stream.aborted || (h2stream.rstCode !== undefined && h2stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+          ? h2stream.aborted ||
+            (h2stream.rstCode !== undefined && h2stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
           : !req.complete;
         if (aborted) {
           if (exchange.outcome === 'ok') exchange.outcome = 'client_aborted';

@@ -27,9 +27,12 @@ export async function drainFrontend({ connections, closeTimeoutMs, closeServers 
     if (st.kind === 'h2') st.session?.close();
     else if (st.active === 0 && st.requests > 0) st.conn.end();
   }
-  const grace = setTimeout(() => {
-    for (const st of connections) if (st.kind === 'h1' && st.active === 0) st.conn.end();
-  }, Math.min(FIRST_REQUEST_GRACE_MS, closeTimeoutMs));
+  const grace = setTimeout(
+    () => {
+      for (const st of connections) if (st.kind === 'h1' && st.active === 0) st.conn.end();
+    },
+    Math.min(FIRST_REQUEST_GRACE_MS, closeTimeoutMs),
+  );
   grace.unref();
   await connections.whenEmpty(closeTimeoutMs);
   clearTimeout(grace);

@@ -22,7 +22,11 @@ export function createHttp2Frontend(options: HttpFrontendOptions, env: ForwardEn
   const states = new WeakMap<object, ConnState>();
   let adopting: ConnState | undefined;
   const server = http2.createServer({
-    settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100, enablePush: false, maxHeaderListSize: options.maxHeaderBytes ?? 16_384 },
+    settings: {
+      maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
+      enablePush: false,
+      maxHeaderListSize: options.maxHeaderBytes ?? 16_384,
+    },
   });
   server.setTimeout(env.ctx.idleTimeoutMs);
   server.on('timeout', (session: http2.ServerHttp2Session) => {

@@ -97,7 +97,8 @@ export class OriginPool {
       };
       // The name verified is the SNI name, also when connecting to an address.
       const name = o.serverName ?? o.host;
-      if (!o.dangerouslySkipTlsVerify) this.tls.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(name, cert);
+      if (!o.dangerouslySkipTlsVerify)
+        this.tls.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(name, cert);
     }
     const agentOptions = originAgentOptions(opts);
     if (o.scheme === 'http') this.agent = new http.Agent(agentOptions);
@@ -153,7 +154,12 @@ export class OriginPool {
     a.ejectedUntil = now + this.origin.ejectSeconds * 1000;
     // Readmitted after the cooldown on probation: one more failure ejects it again.
     a.failures = this.origin.ejectAfterFailures - 1;
-    this.opts.log('warn', 'proxy: origin address ejected', { route: this.route, address: a.label, reason, seconds: this.origin.ejectSeconds });
+    this.opts.log('warn', 'proxy: origin address ejected', {
+      route: this.route,
+      address: a.label,
+      reason,
+      seconds: this.origin.ejectSeconds,
+    });
     this.opts.events?.ejected(this.route, a.label);
     this.opts.events?.health(this.route, a.label, false);
   }
@@ -186,7 +192,18 @@ export class OriginPool {
 
   private setAddresses(list: readonly OriginAddress[]): void {
     const old = new Map(this.addresses.map((a) => [a.label, a]));
-    this.addresses = list.map((x) => old.get(label(x.host, x.port)) ?? { host: x.host, port: x.port, label: label(x.host, x.port), pending: 0, failures: 0, ejectedUntil: 0, checkOk: true });
+    this.addresses = list.map(
+      (x) =>
+        old.get(label(x.host, x.port)) ?? {
+          host: x.host,
+          port: x.port,
+          label: label(x.host, x.port),
+          pending: 0,
+          failures: 0,
+          ejectedUntil: 0,
+          checkOk: true,
+        },
+    );
     for (const a of this.addresses) if (!old.has(a.label)) this.opts.events?.health(this.route, a.label, true);
   }
 
@@ -196,7 +213,10 @@ export class OriginPool {
     let ttl = LOOKUP_TTL_SECONDS;
     let found: OriginAddress[] = [];
     try {
-      const [v4, v6] = await Promise.all([dns.promises.resolve4(o.host, { ttl: true }).catch(() => []), dns.promises.resolve6(o.host, { ttl: true }).catch(() => [])]);
+      const [v4, v6] = await Promise.all([
+        dns.promises.resolve4(o.host, { ttl: true }).catch(() => []),
+        dns.promises.resolve6(o.host, { ttl: true }).catch(() => []),
+      ]);
       const records = [...v4, ...v6];
       if (records.length > 0) {
         found = records.map((r) => ({ host: r.address, port: o.port }));
@@ -205,7 +225,11 @@ export class OriginPool {
         found = (await dns.promises.lookup(o.host, { all: true })).map((r) => ({ host: r.address, port: o.port }));
       }
     } catch (err) {
-      this.opts.log('warn', 'proxy: origin name did not resolve', { route: this.route, host: o.host, err: String(err) });
+      this.opts.log('warn', 'proxy: origin name did not resolve', {
+        route: this.route,
+        host: o.host,
+        err: String(err),
+      });
     }
     if (found.length > 0) this.setAddresses(found);
     if (this.closed) return;
@@ -225,10 +249,23 @@ export class OriginPool {
     if (!hc || this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       const lib = this.origin.scheme === 'https' ? https : http;
-      const req = lib.request({ host: a.host, port: a.port, path: hc.path, method: 'GET', agent: false, headers: { host: this.origin.host, 'user-agent': 'keyless-edge-health-check' }, timeout: hc.timeoutMs, ...(this.tls ?? {}) });
+      const req = lib.request({
+        host: a.host,
+        port: a.port,
+        path: hc.path,
+        method: 'GET',
+        agent: false,
+        headers: { host: this.origin.host, 'user-agent': 'keyless-edge-health-check' },
+        timeout: hc.timeoutMs,
+        ...(this.tls ?? {}),
+      });
       const verdict = (ok: boolean, why?: string): void => {
         if (ok !== a.checkOk) {
-          this.opts.log(ok ? 'info' : 'warn', ok ? 'proxy: origin address passes its health check' : 'proxy: origin address fails its health check', { route: this.route, address: a.label, reason: why });
+          this.opts.log(
+            ok ? 'info' : 'warn',
+            ok ? 'proxy: origin address passes its health check' : 'proxy: origin address fails its health check',
+            { route: this.route, address: a.label, reason: why },
+          );
           this.opts.events?.health(this.route, a.label, ok);
         }
         a.checkOk = ok;

@@ -16,7 +16,14 @@
  *   certificate presented and verified" (§2.2.5).
  */
 import { isIP } from 'node:net';
-import { encodeProxySsl, encodeProxyV2, PP2_CLIENT, PP2_SUBTYPE_SSL, PP2_TYPE, type ProxyTlv } from './proxy-protocol-v2';
+import {
+  encodeProxySsl,
+  encodeProxyV2,
+  PP2_CLIENT,
+  PP2_SUBTYPE_SSL,
+  PP2_TYPE,
+  type ProxyTlv,
+} from './proxy-protocol-v2';
 import type { SecureConnection } from './types';
 
 /** `verify` when no client certificate was verified (any non-zero value means that, §2.2.5). */
@@ -91,6 +98,10 @@ export function originProxyHeader(conn: SecureConnection): Buffer {
     });
   } catch {
     // Addresses Node reported but we could not encode: still a valid header, unspecified addresses.
-    return encodeProxyV2({ source: { address: '0.0.0.0', port: 0 }, destination: { address: '0.0.0.0', port: 0 }, tlvs });
+    return encodeProxyV2({
+      source: { address: '0.0.0.0', port: 0 },
+      destination: { address: '0.0.0.0', port: 0 },
+      tlvs,
+    });
   }
 }

@@ -22,7 +22,10 @@ export function originAgentOptions(opts: { maxSockets: number; idleSocketTimeout
  * connection only: the header names that client, so these sockets must never carry another
  * client's requests. The socket queues the write until it is connected, before any request bytes.
  */
-export function createProxyProtocolAgent(header: Buffer, opts: { maxSockets: number; idleSocketTimeoutMs: number }): http.Agent {
+export function createProxyProtocolAgent(
+  header: Buffer,
+  opts: { maxSockets: number; idleSocketTimeoutMs: number },
+): http.Agent {
   const agent = new http.Agent(originAgentOptions(opts));
   agent.createConnection = (options: http.ClientRequestArgs): net.Socket => {
     const socket = net.createConnection(options as net.NetConnectOpts);
@@ -114,4 +117,3 @@ export function armOriginTimeouts(proxyReq: http.ClientRequest, ctx: ForwardCont
   proxyReq.once('close', clear);
   proxyReq.setTimeout(ctx.originTimeoutMs, () => proxyReq.destroy(new OriginTimeoutError('response')));
 }
-

@@ -88,7 +88,8 @@ function ipv6(b: Buffer): string {
 /** Parses a complete header from `buf`, or returns null when more bytes are needed. */
 export function parseProxyV2(buf: Buffer): ProxyHeader | null {
   const have = Math.min(buf.length, PROXY_V2_SIGNATURE.length);
-  if (!buf.subarray(0, have).equals(PROXY_V2_SIGNATURE.subarray(0, have))) throw new ProxyProtocolError('connection does not start with a PROXY v2 header');
+  if (!buf.subarray(0, have).equals(PROXY_V2_SIGNATURE.subarray(0, have)))
+    throw new ProxyProtocolError('connection does not start with a PROXY v2 header');
   if (buf.length < FIXED) return null;
   const verCmd = buf[12];
   if (verCmd >> 4 !== 2) throw new ProxyProtocolError(`unsupported PROXY protocol version ${verCmd >> 4}`);
@@ -148,7 +149,8 @@ const TCP6 = 0x21;
 const V2_PROXY = 0x21;
 
 function encodeTlv(t: ProxyTlv): Buffer {
-  if (t.type < 0 || t.type > 0xff || !Number.isInteger(t.type)) throw new RangeError(`PROXY TLV type ${t.type} is not a byte`);
+  if (t.type < 0 || t.type > 0xff || !Number.isInteger(t.type))
+    throw new RangeError(`PROXY TLV type ${t.type} is not a byte`);
   if (t.value.length > 0xffff) throw new RangeError('PROXY TLV value longer than 65535 bytes');
   const h = Buffer.alloc(3);
   h[0] = t.type;
@@ -211,9 +213,14 @@ export interface ProxyHeaderToSend {
  * addresses of one header share a family.
  */
 export function encodeProxyV2(h: ProxyHeaderToSend): Buffer {
-  for (const [what, a] of [['source', h.source], ['destination', h.destination]] as const) {
-    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 0xffff) throw new RangeError(`PROXY ${what} port ${a.port} is out of range`);
-    if (isIP(a.address.replace(/%.*$/, '')) === 0) throw new RangeError(`PROXY ${what} ${JSON.stringify(a.address)} is not an IP address`);
+  for (const [what, a] of [
+    ['source', h.source],
+    ['destination', h.destination],
+  ] as const) {
+    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 0xffff)
+      throw new RangeError(`PROXY ${what} port ${a.port} is out of range`);
+    if (isIP(a.address.replace(/%.*$/, '')) === 0)
+      throw new RangeError(`PROXY ${what} ${JSON.stringify(a.address)} is not an IP address`);
   }
   const src4 = ipv4Bytes(h.source.address);
   const dst4 = ipv4Bytes(h.destination.address);
@@ -227,7 +234,8 @@ export function encodeProxyV2(h: ProxyHeaderToSend): Buffer {
     addresses.writeUInt16BE(h.destination.port, 10);
     famProto = TCP4;
   } else {
-    const v6 = (a: string, v4: Buffer | undefined): Buffer => (v4 ? Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), v4]) : ipv6Bytes(a));
+    const v6 = (a: string, v4: Buffer | undefined): Buffer =>
+      v4 ? Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), v4]) : ipv6Bytes(a);
     addresses = Buffer.alloc(36);
     v6(h.source.address, src4).copy(addresses, 0);
     v6(h.destination.address, dst4).copy(addresses, 16);

@@ -41,7 +41,8 @@ export class RequestRouter {
     const route = this.routeFor(st, host);
     if (!route) return { refuse: 421, outcome: 'misdirected', message: NO_ROUTE_MESSAGE };
     const address = route.pool.pick();
-    if (!address) return { refuse: 502, outcome: 'origin_down', message: `every origin address of route ${route.name} is down` };
+    if (!address)
+      return { refuse: 502, outcome: 'origin_down', message: `every origin address of route ${route.name} is down` };
     return { route, address, agent: st.agent };
   }
 }

@@ -26,11 +26,32 @@ export class RoutingMetrics implements OriginPoolEvents {
   readonly failures: Counter<'route' | 'reason'>;
 
   constructor(registry: MetricsRegistry) {
-    this.requests = registry.counter('keyless_edge_origin_requests_total', 'Origin requests by route, origin address and answer class (error: none).', ['route', 'address', 'class']);
-    this.duration = registry.histogram('keyless_edge_origin_request_duration_seconds', 'Origin request sent to response head, by route and origin address.', ['route', 'address'], LATENCY_BUCKETS_SECONDS);
-    this.healthy = registry.gauge('keyless_edge_origin_healthy', 'Origin address usable (1) or ejected / failing its health check (0).', ['route', 'address']);
-    this.ejections = registry.counter('keyless_edge_origin_ejections_total', 'Origin addresses ejected by passive health checks.', ['route', 'address']);
-    this.failures = registry.counter('keyless_edge_origin_failures_total', 'Requests the edge answered itself: all_down, unreachable, tls (502), timeout (504), no_route (421).', ['route', 'reason']);
+    this.requests = registry.counter(
+      'keyless_edge_origin_requests_total',
+      'Origin requests by route, origin address and answer class (error: none).',
+      ['route', 'address', 'class'],
+    );
+    this.duration = registry.histogram(
+      'keyless_edge_origin_request_duration_seconds',
+      'Origin request sent to response head, by route and origin address.',
+      ['route', 'address'],
+      LATENCY_BUCKETS_SECONDS,
+    );
+    this.healthy = registry.gauge(
+      'keyless_edge_origin_healthy',
+      'Origin address usable (1) or ejected / failing its health check (0).',
+      ['route', 'address'],
+    );
+    this.ejections = registry.counter(
+      'keyless_edge_origin_ejections_total',
+      'Origin addresses ejected by passive health checks.',
+      ['route', 'address'],
+    );
+    this.failures = registry.counter(
+      'keyless_edge_origin_failures_total',
+      'Requests the edge answered itself: all_down, unreachable, tls (502), timeout (504), no_route (421).',
+      ['route', 'reason'],
+    );
   }
 
   /** One origin request ended: its status (0 = no answer) and, when answered, the time to the head. */

@@ -51,7 +51,12 @@ export function createRouting(options: HttpFrontendOptions, log: ProxyLog): Rout
   const fallback = config.defaultRoute ? make(config.defaultRoute) : undefined;
   const all = fallback ? [...routes, fallback] : routes;
   for (const r of all) {
-    if (r.pool.origin.dangerouslySkipTlsVerify) log('warn', 'proxy: TLS VERIFICATION OF THIS ORIGIN IS OFF (dangerouslySkipTlsVerify): anyone on the path to it can read and change the traffic', { route: r.name, origin: r.pool.origin.url });
+    if (r.pool.origin.dangerouslySkipTlsVerify)
+      log(
+        'warn',
+        'proxy: TLS VERIFICATION OF THIS ORIGIN IS OFF (dangerouslySkipTlsVerify): anyone on the path to it can read and change the traffic',
+        { route: r.name, origin: r.pool.origin.url },
+      );
   }
   const ready = Promise.all(all.map((r) => r.pool.start())).then(() => undefined);
   ready.catch(() => undefined);
@@ -68,7 +73,12 @@ export function createRouting(options: HttpFrontendOptions, log: ProxyLog): Rout
 function defaultRouteOf(origin: string | undefined): RouteConfig {
   if (!origin) throw new Error('proxy: give `origin` or `routing`');
   try {
-    return { name: 'default', hosts: [], origin: parseOriginConfig(origin, 'origin', 'http', process.cwd()), retryIdempotent: false };
+    return {
+      name: 'default',
+      hosts: [],
+      origin: parseOriginConfig(origin, 'origin', 'http', process.cwd()),
+      retryIdempotent: false,
+    };
   } catch (err) {
     throw new Error(`proxy: ${(err as Error).message}`);
   }

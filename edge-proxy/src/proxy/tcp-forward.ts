@@ -44,7 +44,15 @@ export function parseTcpOrigin(origin: string): TcpOrigin {
     throw new Error(`proxy: origin must be a tcp://host:port URL, got ${JSON.stringify(origin)}`);
   }
   if (url.protocol !== 'tcp:') throw new Error(`proxy: origin must use tcp:// in tcp mode, got ${url.protocol}`);
-  if (!url.hostname || !url.port || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username || url.password) {
+  if (
+    !url.hostname ||
+    !url.port ||
+    (url.pathname !== '' && url.pathname !== '/') ||
+    url.search ||
+    url.hash ||
+    url.username ||
+    url.password
+  ) {
     throw new Error(`proxy: origin must be tcp://host:port with a port and nothing else, got ${origin}`);
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -125,7 +133,10 @@ function tcpOriginConfig(origin: string | undefined): RoutingConfig['routes'][nu
 }
 
 export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
-  const routing = options.routing ?? { routes: [], defaultRoute: { name: 'default', hosts: [], origin: tcpOriginConfig(options.origin), retryIdempotent: false } };
+  const routing = options.routing ?? {
+    routes: [],
+    defaultRoute: { name: 'default', hosts: [], origin: tcpOriginConfig(options.origin), retryIdempotent: false },
+  };
   const log: ProxyLog = options.log ?? noop;
   const pool = (r: RoutingConfig['routes'][number]): { name: string; hosts: string[]; pool: OriginPool } => ({
     name: r.name,
@@ -178,7 +189,10 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
     const address = route?.pool.pick();
     if (!route || !address) {
       metrics?.tcpConnection('connect_failed');
-      log('warn', route ? 'proxy: every origin address is down' : 'proxy: no route for this server name', { route: route?.name, sni });
+      log('warn', route ? 'proxy: every origin address is down' : 'proxy: no route for this server name', {
+        route: route?.name,
+        sni,
+      });
       closePolitely(conn);
       return;
     }
@@ -186,7 +200,13 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
     const secure = originPool.tls !== undefined;
     // allowHalfOpen: the origin's FIN ends only the origin → client direction.
     const upstream = secure
-      ? tls.connect({ ...originPool.tls, host: address.host, port: address.port, allowHalfOpen: true, noDelay: true } as tls.ConnectionOptions)
+      ? tls.connect({
+          ...originPool.tls,
+          host: address.host,
+          port: address.port,
+          allowHalfOpen: true,
+          noDelay: true,
+        } as tls.ConnectionOptions)
       : net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true });
     address.pending++;
     upstream.once('close', () => address.pending--);
@@ -238,7 +258,13 @@ export function createTcpForwarder(options: TcpForwarderOptions): TcpForwarder {
         originPool.failed(address, reason);
         metrics?.originConnectFailed(reason);
         metrics?.tcpConnection('connect_failed');
-        log('warn', 'proxy: origin connect failed', { route: route.name, origin: originPool.origin.url, address: address.label, reason, err: upstream.errored ? String(upstream.errored) : undefined });
+        log('warn', 'proxy: origin connect failed', {
+          route: route.name,
+          origin: originPool.origin.url,
+          address: address.label,
+          reason,
+          err: upstream.errored ? String(upstream.errored) : undefined,
+        });
         if (!conn.destroyed) closePolitely(conn);
         return;
       }

@@ -19,7 +19,9 @@ import { hostFieldCount } from './authority';
 const noop = (): void => undefined;
 
 /** Where an upgrade goes: a route's origin address, or the answer the edge gives itself. */
-export type UpgradeTarget = { route: Route; address: PoolAddress; agent?: http.Agent } | { refuse: 421 | 502; outcome: ProxyOutcome; message: string };
+export type UpgradeTarget =
+  | { route: Route; address: PoolAddress; agent?: http.Agent }
+  | { refuse: 421 | 502; outcome: ProxyOutcome; message: string };
 /** How long a half-closed side may linger before it is destroyed. */
 const LINGER_MS = 5000;
 
@@ -78,7 +80,14 @@ export function proxyUpgrade(
     status = code;
     outcome = why;
     const text = `${code} ${http.STATUS_CODES[code] ?? ''}: ${message}\n`;
-    const lines = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'connection', 'close'];
+    const lines = [
+      'content-type',
+      'text/plain; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(text)),
+      'connection',
+      'close',
+    ];
     if (socket.writable) socket.write(head(code, undefined, lines) + text);
     finish();
   };
@@ -106,7 +115,14 @@ export function proxyUpgrade(
   });
   try {
     const secure = route.pool.origin.scheme === 'https';
-    proxyReq = (secure ? https : http).request({ host: address.host, port: address.port, method, path, headers, agent: target.agent ?? route.pool.agent });
+    proxyReq = (secure ? https : http).request({
+      host: address.host,
+      port: address.port,
+      method,
+      path,
+      headers,
+      agent: target.agent ?? route.pool.agent,
+    });
   } catch {
     reply(400, 'bad_request', 'malformed request');
     return;

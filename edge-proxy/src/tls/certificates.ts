@@ -3,7 +3,14 @@
  * the edge holds certificate chains and public keys, never a private key.
  */
 import * as crypto from 'node:crypto';
-import { canonicalDnsName, dnsNames, isCurrentlyValid, nameCovers, pemCertificatesToDer, type Validity } from '../../../contract/x509';
+import {
+  canonicalDnsName,
+  dnsNames,
+  isCurrentlyValid,
+  nameCovers,
+  pemCertificatesToDer,
+  type Validity,
+} from '../../../contract/x509';
 import { keyShape, KeyShape } from './sigalgs';
 import type { ClientAuthPolicy } from './client-auth';
 
@@ -42,13 +49,26 @@ export function loadCertificate(chainPem: string, keyName: string, hostnames?: s
   const leaf = new crypto.X509Certificate(chain[0]);
   // Without configured hostnames, the leaf's DNS subjectAltNames (contract/x509.ts) are served.
   const names = (hostnames && hostnames.length > 0 ? hostnames : dnsNames(leaf)).map(canonicalDnsName);
-  if (names.length === 0) throw new Error(`certificate for key "${keyName}" has no hostnames (no DNS subjectAltName and none configured)`);
-  return { hostnames: names, chain, leaf, publicKey: leaf.publicKey, shape: keyShape(leaf.publicKey), keyName, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo) };
+  if (names.length === 0)
+    throw new Error(`certificate for key "${keyName}" has no hostnames (no DNS subjectAltName and none configured)`);
+  return {
+    hostnames: names,
+    chain,
+    leaf,
+    publicKey: leaf.publicKey,
+    shape: keyShape(leaf.publicKey),
+    keyName,
+    notBefore: Date.parse(leaf.validFrom),
+    notAfter: Date.parse(leaf.validTo),
+  };
 }
 
 /** The leaf's validity period, as loadCertificate recorded it (or read from the leaf). */
 export function validityOf(cert: ServerCertificate): Validity {
-  return { notBefore: cert.notBefore ?? Date.parse(cert.leaf.validFrom), notAfter: cert.notAfter ?? Date.parse(cert.leaf.validTo) };
+  return {
+    notBefore: cert.notBefore ?? Date.parse(cert.leaf.validFrom),
+    notAfter: cert.notAfter ?? Date.parse(cert.leaf.validTo),
+  };
 }
 
 /** Expired and not-yet-valid certificates are never served. */
@@ -94,9 +114,14 @@ export class CertificateStore {
     const live = usable.filter((c) => c.state !== 'retiring');
     const retiring = usable.filter((c) => c.state === 'retiring');
     if (serverName) {
-      const exact = (list: ServerCertificate[]): ServerCertificate[] => list.filter((c) => c.hostnames.includes(serverName));
-      const wild = (list: ServerCertificate[]): ServerCertificate[] => list.filter((c) => !c.hostnames.includes(serverName) && c.hostnames.some((p) => nameCovers(p, serverName)));
-      const ordered = [live, retiring].flatMap((group) => [...newestFirstPerKeyType(exact(group)), ...newestFirstPerKeyType(wild(group))]);
+      const exact = (list: ServerCertificate[]): ServerCertificate[] =>
+        list.filter((c) => c.hostnames.includes(serverName));
+      const wild = (list: ServerCertificate[]): ServerCertificate[] =>
+        list.filter((c) => !c.hostnames.includes(serverName) && c.hostnames.some((p) => nameCovers(p, serverName)));
+      const ordered = [live, retiring].flatMap((group) => [
+        ...newestFirstPerKeyType(exact(group)),
+        ...newestFirstPerKeyType(wild(group)),
+      ]);
       if (ordered.length > 0) return { certs: ordered, matched: true };
     }
     return { certs: [...live, ...retiring], matched: false };

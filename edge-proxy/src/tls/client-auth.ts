@@ -97,7 +97,10 @@ function parseCert(der: Buffer, index: number): crypto.X509Certificate {
     pathLenConstraint(der);
     return cert;
   } catch (e) {
-    return fail(AlertDescription.bad_certificate, `client certificate #${index} does not parse${e instanceof DerError ? `: ${e.message}` : ''}`);
+    return fail(
+      AlertDescription.bad_certificate,
+      `client certificate #${index} does not parse${e instanceof DerError ? `: ${e.message}` : ''}`,
+    );
   }
 }
 
@@ -122,14 +125,23 @@ function issued(issuer: crypto.X509Certificate, child: crypto.X509Certificate): 
  * Verifies a client's chain (leaf first) against the policy; returns the path, leaf first, ending
  * with the anchor. Throws the alert RFC 8446 §6.2 names for the failure.
  */
-export function verifyClientChain(chainDer: readonly Buffer[], policy: ClientAuthPolicy, now = Date.now()): crypto.X509Certificate[] {
+export function verifyClientChain(
+  chainDer: readonly Buffer[],
+  policy: ClientAuthPolicy,
+  now = Date.now(),
+): crypto.X509Certificate[] {
   if (chainDer.length === 0) fail(AlertDescription.bad_certificate, 'empty client certificate chain');
-  if (chainDer.length > MAX_CLIENT_CHAIN) fail(AlertDescription.bad_certificate, `client sent ${chainDer.length} certificates; at most ${MAX_CLIENT_CHAIN} are accepted`);
+  if (chainDer.length > MAX_CLIENT_CHAIN)
+    fail(
+      AlertDescription.bad_certificate,
+      `client sent ${chainDer.length} certificates; at most ${MAX_CLIENT_CHAIN} are accepted`,
+    );
   const sent = chainDer.map((d, i) => parseCert(d, i));
   const leaf = sent[0];
 
   const ku = keyUsageBits(leaf.raw);
-  if (ku && !ku.digitalSignature) fail(AlertDescription.unsupported_certificate, 'client certificate KeyUsage does not allow digitalSignature');
+  if (ku && !ku.digitalSignature)
+    fail(AlertDescription.unsupported_certificate, 'client certificate KeyUsage does not allow digitalSignature');
   // X509Certificate.keyUsage is the extended key usage list (undefined: no such extension).
   const eku = leaf.keyUsage;
   if (eku && !eku.includes(OID_CLIENT_AUTH) && !eku.includes(OID_ANY_EKU)) {
@@ -140,7 +152,11 @@ export function verifyClientChain(chainDer: readonly Buffer[], policy: ClientAut
   const unused = sent.slice(1);
   let current = leaf;
   while (true) {
-    checkValidity(current, now, path.length === 1 ? 'client certificate' : `client chain certificate ${path.length - 1}`);
+    checkValidity(
+      current,
+      now,
+      path.length === 1 ? 'client certificate' : `client chain certificate ${path.length - 1}`,
+    );
     const equal = policy.anchors.find((a) => a.raw.equals(current.raw));
     if (equal) break; // the client sent the anchor itself (or a pinned self-issued certificate)
     const anchor = policy.anchors.find((a) => a.ca && issued(a, current));
@@ -152,20 +168,28 @@ export function verifyClientChain(chainDer: readonly Buffer[], policy: ClientAut
     const i = unused.findIndex((c) => issuedBy(c, current));
     if (i < 0) {
       // A certificate that names a sent issuer but whose signature does not verify is corrupt, not unknown.
-      if ([...unused, ...policy.anchors].some((c) => safeCheckIssued(current, c))) fail(AlertDescription.bad_certificate, 'client chain signature does not verify');
-      fail(AlertDescription.unknown_ca, `client certificate chain does not lead to a configured CA (issuer ${current.issuer.replace(/\n/g, ', ')})`);
+      if ([...unused, ...policy.anchors].some((c) => safeCheckIssued(current, c)))
+        fail(AlertDescription.bad_certificate, 'client chain signature does not verify');
+      fail(
+        AlertDescription.unknown_ca,
+        `client certificate chain does not lead to a configured CA (issuer ${current.issuer.replace(/\n/g, ', ')})`,
+      );
     }
     const next = unused.splice(i, 1)[0];
-    if (!next.ca) fail(AlertDescription.unknown_ca, 'client chain: an intermediate certificate is not a CA (basicConstraints)');
+    if (!next.ca)
+      fail(AlertDescription.unknown_ca, 'client chain: an intermediate certificate is not a CA (basicConstraints)');
     path.push(next);
-    if (path.length > MAX_CLIENT_CHAIN) fail(AlertDescription.bad_certificate, `client certificate path longer than ${MAX_CLIENT_CHAIN}`);
+    if (path.length > MAX_CLIENT_CHAIN)
+      fail(AlertDescription.bad_certificate, `client certificate path longer than ${MAX_CLIENT_CHAIN}`);
     current = next;
   }
-  if (path.length > MAX_CLIENT_CHAIN) fail(AlertDescription.bad_certificate, `client certificate path longer than ${MAX_CLIENT_CHAIN}`);
+  if (path.length > MAX_CLIENT_CHAIN)
+    fail(AlertDescription.bad_certificate, `client certificate path longer than ${MAX_CLIENT_CHAIN}`);
   // RFC 5280 §4.2.1.9: a CA with pathLenConstraint n may have at most n intermediates below it.
   for (let j = 1; j < path.length; j++) {
     const limit = pathLenConstraint(path[j].raw);
-    if (limit !== undefined && j - 1 > limit) fail(AlertDescription.bad_certificate, `client chain exceeds the pathLenConstraint (${limit}) of a CA`);
+    if (limit !== undefined && j - 1 > limit)
+      fail(AlertDescription.bad_certificate, `client chain exceeds the pathLenConstraint (${limit}) of a CA`);
   }
   return path;
 }
@@ -188,10 +212,19 @@ function issuedBy(candidate: crypto.X509Certificate, child: crypto.X509Certifica
  * is illegal_parameter; a key that does not fit the scheme or a bad signature is decrypt_error
  * (RFC 8446 §4.4.3, as Go's crypto/tls does).
  */
-export function verifyClientSignature(leaf: crypto.X509Certificate, schemeId: number, content: Buffer, signature: Buffer, tls13: boolean): SignatureScheme {
+export function verifyClientSignature(
+  leaf: crypto.X509Certificate,
+  schemeId: number,
+  content: Buffer,
+  signature: Buffer,
+  tls13: boolean,
+): SignatureScheme {
   const scheme = schemeById(schemeId);
   if (!scheme || !acceptedClientSchemes(tls13).includes(scheme)) {
-    fail(AlertDescription.illegal_parameter, `client CertificateVerify uses signature scheme 0x${schemeId.toString(16).padStart(4, '0')}, which we did not offer`);
+    fail(
+      AlertDescription.illegal_parameter,
+      `client CertificateVerify uses signature scheme 0x${schemeId.toString(16).padStart(4, '0')}, which we did not offer`,
+    );
   }
   const key = leaf.publicKey;
   let ok = false;
@@ -203,23 +236,44 @@ export function verifyClientSignature(leaf: crypto.X509Certificate, schemeId: nu
     try {
       ok =
         scheme.padding === 'pss'
-          ? crypto.verify(scheme.hash, content, { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST }, signature)
+          ? crypto.verify(
+              scheme.hash,
+              content,
+              {
+                key,
+                padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+                saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
+              },
+              signature,
+            )
           : crypto.verify(scheme.hash, content, key, signature);
     } catch {
       ok = false;
     }
   }
-  if (!ok) fail(AlertDescription.decrypt_error, `client CertificateVerify (${scheme.name}) does not verify with the certificate's key`);
+  if (!ok)
+    fail(
+      AlertDescription.decrypt_error,
+      `client CertificateVerify (${scheme.name}) does not verify with the certificate's key`,
+    );
   return scheme;
 }
 
 /** The content a TLS 1.3 client signs (RFC 8446 §4.4.3). */
 export function clientCertificateVerifyContent13(transcriptHash: Buffer): Buffer {
-  return Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, client CertificateVerify'), Buffer.from([0]), transcriptHash]);
+  return Buffer.concat([
+    Buffer.alloc(64, 0x20),
+    Buffer.from('TLS 1.3, client CertificateVerify'),
+    Buffer.from([0]),
+    transcriptHash,
+  ]);
 }
 
 /** The result for a verified path (leaf first). */
-export function describeClient(mode: ClientAuthPolicy['mode'], path: readonly crypto.X509Certificate[]): ClientAuthResult {
+export function describeClient(
+  mode: ClientAuthPolicy['mode'],
+  path: readonly crypto.X509Certificate[],
+): ClientAuthResult {
   const leaf = path[0];
   return {
     mode,
@@ -240,7 +294,10 @@ function anonymous(policy: ClientAuthPolicy): ClientAuthResult {
  * (CA bundle reloaded, certificate since expired). Returns undefined when the ticket must not be
  * used for this host (a full handshake asks for a certificate again).
  */
-export function resumedClientAuth(policy: ClientAuthPolicy | undefined, chain: readonly Buffer[] | undefined): ClientAuthResult | undefined | 'refuse' {
+export function resumedClientAuth(
+  policy: ClientAuthPolicy | undefined,
+  chain: readonly Buffer[] | undefined,
+): ClientAuthResult | undefined | 'refuse' {
   if (!policy) return undefined;
   if (!chain || chain.length === 0) return policy.mode === 'required' ? 'refuse' : anonymous(policy);
   try {
@@ -264,12 +321,17 @@ export function certificateRequest13(policy: ClientAuthPolicy): Buffer {
  * both added to the transcript. An empty Certificate is certificate_required under `required`
  * (RFC 8446 §4.4.2.4), an anonymous client under `optional`.
  */
-export async function readClientAuth13(io: HandshakeIo, transcript: Transcript, policy: ClientAuthPolicy): Promise<ClientAuthResult> {
+export async function readClientAuth13(
+  io: HandshakeIo,
+  transcript: Transcript,
+  policy: ClientAuthPolicy,
+): Promise<ClientAuthResult> {
   const certMsg = await io.readHandshakeMessage(HandshakeType.certificate);
   const chain = parseClientCertificate13(certMsg.body);
   transcript.update(certMsg.raw);
   if (chain.length === 0) {
-    if (policy.mode === 'required') fail(AlertDescription.certificate_required, 'client sent no certificate and this host requires one');
+    if (policy.mode === 'required')
+      fail(AlertDescription.certificate_required, 'client sent no certificate and this host requires one');
     return anonymous(policy);
   }
   const path = verifyClientChain(chain, policy);
@@ -294,18 +356,26 @@ export function certificateRequest12(policy: ClientAuthPolicy): Buffer {
  * for an anonymous client under `optional`; `required` without a certificate is handshake_failure
  * (RFC 5246 §7.4.6).
  */
-export async function readClientCertificate12(io: HandshakeIo, policy: ClientAuthPolicy): Promise<{ raw: Buffer; path?: crypto.X509Certificate[] }> {
+export async function readClientCertificate12(
+  io: HandshakeIo,
+  policy: ClientAuthPolicy,
+): Promise<{ raw: Buffer; path?: crypto.X509Certificate[] }> {
   const msg = await io.readHandshakeMessage(HandshakeType.certificate);
   const chain = parseClientCertificate12(msg.body);
   if (chain.length === 0) {
-    if (policy.mode === 'required') fail(AlertDescription.handshake_failure, 'client sent no certificate and this host requires one');
+    if (policy.mode === 'required')
+      fail(AlertDescription.handshake_failure, 'client sent no certificate and this host requires one');
     return { raw: msg.raw };
   }
   return { raw: msg.raw, path: verifyClientChain(chain, policy) };
 }
 
 /** The client's CertificateVerify after ClientKeyExchange: a signature over every handshake message so far. */
-export async function readClientCertificateVerify12(io: HandshakeIo, leaf: crypto.X509Certificate, handshakeMessages: Buffer): Promise<Buffer> {
+export async function readClientCertificateVerify12(
+  io: HandshakeIo,
+  leaf: crypto.X509Certificate,
+  handshakeMessages: Buffer,
+): Promise<Buffer> {
   const msg = await io.readHandshakeMessage(HandshakeType.certificate_verify);
   const cv = parseCertificateVerify(msg.body);
   verifyClientSignature(leaf, cv.scheme, handshakeMessages, cv.signature, false);
@@ -319,7 +389,9 @@ export function anonymousClient(policy: ClientAuthPolicy): ClientAuthResult {
 // ---- TLSSocket surface --------------------------------------------------------------------------
 
 /** Node's `tls.PeerCertificate` shape (what `TLSSocket.getPeerCertificate()` returns). */
-export type LegacyPeerCertificate = ReturnType<crypto.X509Certificate['toLegacyObject']> & { issuerCertificate?: LegacyPeerCertificate };
+export type LegacyPeerCertificate = ReturnType<crypto.X509Certificate['toLegacyObject']> & {
+  issuerCertificate?: LegacyPeerCertificate;
+};
 
 /**
  * `getPeerCertificate(detailed)` for a verified client: the leaf in Node's legacy shape; with
@@ -331,7 +403,8 @@ export function peerCertificateObject(chain: readonly Buffer[], detailed: boolea
     for (let i = 0; i < objs.length; i++) {
       const next = objs[i + 1];
       if (next) objs[i].issuerCertificate = next;
-      else if (new crypto.X509Certificate(chain[i]).checkIssued(new crypto.X509Certificate(chain[i]))) objs[i].issuerCertificate = objs[i];
+      else if (new crypto.X509Certificate(chain[i]).checkIssued(new crypto.X509Certificate(chain[i])))
+        objs[i].issuerCertificate = objs[i];
     }
   }
   return objs[0];

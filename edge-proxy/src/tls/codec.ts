@@ -123,7 +123,8 @@ export class Writer {
   }
   private vec(lenBytes: 1 | 2 | 3, body: Buffer): this {
     const max = 2 ** (8 * lenBytes) - 1;
-    if (body.length > max) throw new RangeError(`vector of ${body.length} bytes does not fit a ${lenBytes}-byte length`);
+    if (body.length > max)
+      throw new RangeError(`vector of ${body.length} bytes does not fit a ${lenBytes}-byte length`);
     if (lenBytes === 1) this.u8(body.length);
     else if (lenBytes === 2) this.u16(body.length);
     else this.u24(body.length);

@@ -13,7 +13,16 @@ import { AlertDescription, AlertLevel, encodeAlert, PeerAlert, TlsAlert } from '
 import type { TlsContext } from './context';
 import type { HandshakeInfo, HandshakeIo } from './handshake-io';
 import { HandshakeJoiner, HandshakeMessage, HandshakeType } from './handshake-joiner';
-import { ContentType, MAX_PLAINTEXT, NullProtection, OpenedRecord, RawRecord, RecordProtection, RecordReader, Tls13Protection } from './record-layer';
+import {
+  ContentType,
+  MAX_PLAINTEXT,
+  NullProtection,
+  OpenedRecord,
+  RawRecord,
+  RecordProtection,
+  RecordReader,
+  Tls13Protection,
+} from './record-layer';
 import { FlightWriter } from './flight-writer';
 import { handshakeMessageLimit } from './msgs/limits';
 import { EstablishedSession, serverHandshake } from './server-handshake';
@@ -119,7 +128,11 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     private readonly socket: Socket,
     private readonly ctx: TlsContext,
     /** When a PROXY header was read first: the client's real address and the bytes after it. */
-    proxied?: { source?: { address: string; port: number }; destination?: { address: string; port: number }; rest: Buffer },
+    proxied?: {
+      source?: { address: string; port: number };
+      destination?: { address: string; port: number };
+      rest: Buffer;
+    },
   ) {
     // Half-open: a peer's close_notify ends our readable side only (RFC 8446 §6.1); the consumer
     // decides when to end ours (HTTP finishes its response first).
@@ -136,7 +149,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       if (!this.destroyed) this.destroy();
     });
     socket.on('drain', () => this.releaseDrainWaiters());
-    this.handshakeTimer = setTimeout(() => this.fail(new HandshakeError(`handshake not complete after ${ctx.handshakeTimeoutMs} ms`)), ctx.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(
+      () => this.fail(new HandshakeError(`handshake not complete after ${ctx.handshakeTimeoutMs} ms`)),
+      ctx.handshakeTimeoutMs,
+    );
     this.handshakeTimer.unref?.();
     if (proxied && proxied.rest.length > 0) this.reader.push(proxied.rest);
     socket.resume();
@@ -200,7 +216,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       if (message) {
         if (message.type === HandshakeType.client_hello) this.sawClientHello = true;
         if (message.type !== expected) {
-          throw new TlsAlert(AlertDescription.unexpected_message, `expected ${HandshakeType[expected]}, got handshake type ${HandshakeType[message.type] ?? message.type}`);
+          throw new TlsAlert(
+            AlertDescription.unexpected_message,
+            `expected ${HandshakeType[expected]}, got handshake type ${HandshakeType[message.type] ?? message.type}`,
+          );
         }
         return message;
       }
@@ -209,14 +228,16 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
       switch (record.type) {
         case ContentType.handshake:
           // RFC 8446 §5.1: zero-length handshake fragments are not allowed.
-          if (record.plaintext.length === 0) throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
+          if (record.plaintext.length === 0)
+            throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
           this.joiner.push(record.plaintext);
           break;
         case ContentType.alert:
           throw this.peerAlert(record.plaintext);
         case ContentType.change_cipher_spec:
           // TLS 1.2: a CCS where a handshake message is due is out of order.
-          if (this.tls12Records) throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec out of order');
+          if (this.tls12Records)
+            throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec out of order');
           this.checkCompatChangeCipherSpec(record.plaintext);
           break;
         default:
@@ -230,11 +251,14 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   }
 
   async readChangeCipherSpec(): Promise<void> {
-    if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans change_cipher_spec');
+    if (this.joiner.hasPartial)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans change_cipher_spec');
     const record = await this.nextRecord();
     if (record.type === ContentType.alert) throw this.peerAlert(record.plaintext);
-    if (record.type !== ContentType.change_cipher_spec) throw new TlsAlert(AlertDescription.unexpected_message, 'expected change_cipher_spec');
-    if (record.plaintext.length !== 1 || record.plaintext[0] !== 1) throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
+    if (record.type !== ContentType.change_cipher_spec)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'expected change_cipher_spec');
+    if (record.plaintext.length !== 1 || record.plaintext[0] !== 1)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
   }
 
   sendWarningAlert(description: number): void {
@@ -267,7 +291,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   }
 
   setReadProtection(p: RecordProtection): void {
-    if (this.joiner.hasPartial) throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans a key change');
+    if (this.joiner.hasPartial)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'handshake message spans a key change');
     this.readProtection = p;
     this.reader.maxFragment = p.maxFragment;
     this.peerUpdateRequested = false;
@@ -304,14 +329,20 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
 
   private onSocketEnd(): void {
     this.inputEnded = true;
-    this.endStage = !this.sawClientHello && this.reader.buffered === 0 ? 'before_client_hello' : this.sentFinished ? 'after_server_finished' : 'during_handshake';
+    this.endStage =
+      !this.sawClientHello && this.reader.buffered === 0
+        ? 'before_client_hello'
+        : this.sentFinished
+          ? 'after_server_finished'
+          : 'during_handshake';
     if (this.state === 'handshake') this.wakeReader();
     // A peer that closes without close_notify truncates the stream; end it for the reader anyway.
     else if (this.state === 'open' && !this.readClosed) this.push(null);
   }
 
   private onSocketError(err: Error): void {
-    if (this.state === 'handshake') this.fail(new HandshakeError(`socket error during handshake: ${err.message}`, undefined, undefined, err));
+    if (this.state === 'handshake')
+      this.fail(new HandshakeError(`socket error during handshake: ${err.message}`, undefined, undefined, err));
     else this.closeWithError(err);
   }
 
@@ -343,7 +374,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
         // CCS is never encrypted during a handshake. In TLS 1.3 every protected record is outwardly
         // application_data, so an alert record is one the peer sent in the clear (it could not read
         // our ServerHello); in TLS 1.2 alerts after the key change are protected and opened below.
-        if (this.readProtection.encrypted && (raw.type === ContentType.change_cipher_spec || (raw.type === ContentType.alert && !this.tls12Records))) {
+        if (
+          this.readProtection.encrypted &&
+          (raw.type === ContentType.change_cipher_spec || (raw.type === ContentType.alert && !this.tls12Records))
+        ) {
           return { type: raw.type, plaintext: raw.fragment };
         }
         return this.readProtection.open(raw);
@@ -379,7 +413,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     }
     // The AEAD tag is the only overhead we can be sure of; the rest counts as early data.
     skip.remaining -= Math.max(0, raw.fragment.length - 16);
-    if (skip.remaining < 0) throw new TlsAlert(AlertDescription.unexpected_message, 'more early data than we skip after declining 0-RTT');
+    if (skip.remaining < 0)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'more early data than we skip after declining 0-RTT');
     return 'skipped';
   }
 
@@ -388,7 +423,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     if (!this.sawClientHello || this.state !== 'handshake') {
       throw new TlsAlert(AlertDescription.unexpected_message, 'change_cipher_spec outside the handshake');
     }
-    if (payload.length !== 1 || payload[0] !== 1) throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
+    if (payload.length !== 1 || payload[0] !== 1)
+      throw new TlsAlert(AlertDescription.unexpected_message, 'malformed change_cipher_spec');
   }
 
   private peerAlert(payload: Buffer): Error {
@@ -405,7 +441,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
    */
   private checkNotInterleaved(record: OpenedRecord): void {
     if (record.type !== ContentType.handshake && this.joiner.hasPartial) {
-      throw new TlsAlert(AlertDescription.unexpected_message, `${ContentType[record.type]} record inside a fragmented handshake message`);
+      throw new TlsAlert(
+        AlertDescription.unexpected_message,
+        `${ContentType[record.type]} record inside a fragmented handshake message`,
+      );
     }
   }
 
@@ -426,7 +465,8 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
             }
             break;
           case ContentType.handshake:
-            if (record.plaintext.length === 0) throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
+            if (record.plaintext.length === 0)
+              throw new TlsAlert(AlertDescription.unexpected_message, 'empty handshake record');
             this.joiner.push(record.plaintext);
             for (let m = this.joiner.next(); m; m = this.joiner.next()) this.session?.onPostHandshakeMessage(m);
             break;
@@ -465,12 +505,19 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
    * TLS 1.2 has no key update, and renegotiation is refused).
    */
   private keyUpdateDue(): boolean {
-    return this.session?.updateWriteKeys !== undefined && this.flight.protection.sequence >= this.ctx.keyUpdateAfterRecords;
+    return (
+      this.session?.updateWriteKeys !== undefined && this.flight.protection.sequence >= this.ctx.keyUpdateAfterRecords
+    );
   }
 
   /** The peer's records under one key near the same limit: ask it to update (and update ours). */
   private requestPeerKeyUpdateIfDue(): void {
-    if (this.peerUpdateRequested || !this.session?.updateWriteKeys || this.readProtection.sequence < this.ctx.keyUpdateAfterRecords) return;
+    if (
+      this.peerUpdateRequested ||
+      !this.session?.updateWriteKeys ||
+      this.readProtection.sequence < this.ctx.keyUpdateAfterRecords
+    )
+      return;
     this.peerUpdateRequested = true;
     this.session.updateWriteKeys(true);
   }
@@ -541,7 +588,9 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
   override _final(callback: (err?: Error | null) => void): void {
     if (this.state === 'open' && !this.socket.destroyed) {
       this.flush(); // session tickets not yet sent go before close_notify
-      this.socket.write(this.flight.protection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)));
+      this.socket.write(
+        this.flight.protection.seal(ContentType.alert, encodeAlert(AlertDescription.close_notify, AlertLevel.warning)),
+      );
       this.socket.end();
     }
     callback();
@@ -571,7 +620,9 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     try {
       // Admission control (per-client limits) needs to know whose handshake a key operation is for.
       const ops = this.ctx.keyOperations;
-      const ctx = isConnectionScoped(ops) ? { ...this.ctx, keyOperations: ops.forConnection(this.remoteAddress) } : this.ctx;
+      const ctx = isConnectionScoped(ops)
+        ? { ...this.ctx, keyOperations: ops.forConnection(this.remoteAddress) }
+        : this.ctx;
       const result = await serverHandshake(this, ctx);
       if (this.state !== 'handshake') return; // failed or closed while we were waiting
       clearTimeout(this.handshakeTimer);
@@ -615,7 +666,10 @@ export class TlsServerConnection extends Duplex implements HandshakeIo {
     this.state = 'closed';
     const message = err instanceof Error ? err.message : String(err);
     if (wasHandshake) {
-      this.emit('handshakeError', new HandshakeError(message, sent !== undefined ? AlertDescription[sent] : undefined, received, err));
+      this.emit(
+        'handshakeError',
+        new HandshakeError(message, sent !== undefined ? AlertDescription[sent] : undefined, received, err),
+      );
       this.destroy();
     } else {
       this.closeWithError(err instanceof Error ? err : new Error(message));

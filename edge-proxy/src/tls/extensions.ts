@@ -69,7 +69,8 @@ export function parseServerName(data: Buffer): string | undefined {
     const nameType = list.u8();
     const name = list.vec16('host_name', 1);
     if (nameType !== 0) continue;
-    if (host !== undefined) throw new TlsAlert(AlertDescription.illegal_parameter, 'more than one host_name in server_name');
+    if (host !== undefined)
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'more than one host_name in server_name');
     const s = name.toString('latin1');
     // A HostName is an ASCII DNS name without a trailing dot; reject anything else outright.
     if (!/^[A-Za-z0-9._-]+$/.test(s) || s.endsWith('.')) {
@@ -112,7 +113,8 @@ export function parseClientKeyShares(data: Buffer): KeyShareEntry[] {
     const group = list.u16();
     const share = list.vec16('key_exchange', 1);
     // RFC 8446 §4.2.8: clients MUST NOT offer more than one share for a group.
-    if (out.some((e) => e.group === group)) throw new TlsAlert(AlertDescription.illegal_parameter, `two key shares for group ${group}`);
+    if (out.some((e) => e.group === group))
+      throw new TlsAlert(AlertDescription.illegal_parameter, `two key shares for group ${group}`);
     out.push({ group, share });
   }
   return out;
@@ -156,9 +158,11 @@ export function parseOfferedPsks(data: Buffer): OfferedPsks {
   const bl = r.sub16('binders', 33);
   r.end();
   const identities: OfferedPsks['identities'] = [];
-  while (ids.remaining > 0) identities.push({ identity: Buffer.from(ids.vec16('identity', 1)), obfuscatedAge: ids.u32() });
+  while (ids.remaining > 0)
+    identities.push({ identity: Buffer.from(ids.vec16('identity', 1)), obfuscatedAge: ids.u32() });
   const binders: Buffer[] = [];
   while (bl.remaining > 0) binders.push(Buffer.from(bl.vec8('binder', 32)));
-  if (binders.length !== identities.length) throw new TlsAlert(AlertDescription.illegal_parameter, 'pre_shared_key: binders and identities differ in number');
+  if (binders.length !== identities.length)
+    throw new TlsAlert(AlertDescription.illegal_parameter, 'pre_shared_key: binders and identities differ in number');
   return { identities, binders, bindersLength: data.length - bindersStart };
 }

@@ -63,7 +63,8 @@ export class FlightWriter {
     while (i < this.queue.length) {
       const { protection, type } = this.queue[i];
       const run: Buffer[] = [];
-      while (i < this.queue.length && this.queue[i].protection === protection && this.queue[i].type === type) run.push(this.queue[i++].data);
+      while (i < this.queue.length && this.queue[i].protection === protection && this.queue[i].type === type)
+        run.push(this.queue[i++].data);
       const data = run.length === 1 ? run[0] : Buffer.concat(run);
       const size = this.fragmentSize(protection);
       for (let off = 0; off < data.length; off += size) out.push(protection.seal(type, data.subarray(off, off + size)));

@@ -21,7 +21,12 @@ const MLKEM768_CIPHERTEXT = 1088;
 const X25519_SHARE = 32;
 
 /** draft-ietf-tls-ecdhe-mlkem §4.1: the client's share is the ML-KEM-768 encapsulation key, then its X25519 share. */
-export const X25519MLKEM768: NamedGroup = { id: 0x11ec, name: 'X25519MLKEM768', shareLength: MLKEM768_ENCAPSULATION_KEY + X25519_SHARE, hybrid: true };
+export const X25519MLKEM768: NamedGroup = {
+  id: 0x11ec,
+  name: 'X25519MLKEM768',
+  shareLength: MLKEM768_ENCAPSULATION_KEY + X25519_SHARE,
+  hybrid: true,
+};
 
 export const X25519: NamedGroup = { id: 0x001d, name: 'x25519', shareLength: 32 };
 export const SECP256R1: NamedGroup = { id: 0x0017, name: 'secp256r1', shareLength: 65 };
@@ -80,7 +85,10 @@ export function respondToKeyShare(group: NamedGroup, clientShare: Buffer): Serve
  */
 function x25519MlKem768(clientShare: Buffer): ServerKeyShare {
   if (clientShare.length !== X25519MLKEM768.shareLength) {
-    throw new TlsAlert(AlertDescription.illegal_parameter, `X25519MLKEM768 share must be ${X25519MLKEM768.shareLength} bytes, got ${clientShare.length}`);
+    throw new TlsAlert(
+      AlertDescription.illegal_parameter,
+      `X25519MLKEM768 share must be ${X25519MLKEM768.shareLength} bytes, got ${clientShare.length}`,
+    );
   }
   let encapsulationKey: crypto.KeyObject;
   try {
@@ -89,13 +97,19 @@ function x25519MlKem768(clientShare: Buffer): ServerKeyShare {
     const pub = clientShare.subarray(0, MLKEM768_ENCAPSULATION_KEY).toString('base64url');
     encapsulationKey = crypto.createPublicKey({ key: { kty: 'AKP', alg: 'ML-KEM-768', pub }, format: 'jwk' });
   } catch {
-    throw new TlsAlert(AlertDescription.illegal_parameter, 'X25519MLKEM768 encapsulation key fails the ML-KEM input checks');
+    throw new TlsAlert(
+      AlertDescription.illegal_parameter,
+      'X25519MLKEM768 encapsulation key fails the ML-KEM input checks',
+    );
   }
   const ecdh = generateEphemeral(X25519);
   const x25519Secret = ecdh.agree(clientShare.subarray(MLKEM768_ENCAPSULATION_KEY)); // illegal_parameter when unusable or all-zero
   const { sharedKey, ciphertext } = crypto.encapsulate(encapsulationKey);
   if (ciphertext.length !== MLKEM768_CIPHERTEXT) throw new Error(`ML-KEM-768 ciphertext of ${ciphertext.length} bytes`);
-  return { publicShare: Buffer.concat([ciphertext, ecdh.publicShare]), sharedSecret: Buffer.concat([sharedKey, x25519Secret]) };
+  return {
+    publicShare: Buffer.concat([ciphertext, ecdh.publicShare]),
+    sharedSecret: Buffer.concat([sharedKey, x25519Secret]),
+  };
 }
 
 /** An (EC)DHE key pair for TLS 1.2 ServerECDHParams or a TLS 1.3 (EC)DHE share; not for hybrids. */
@@ -109,17 +123,22 @@ export function generateEphemeral(group: NamedGroup): EphemeralKey {
       group,
       publicShare: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url'),
       agree(peerShare) {
-        if (peerShare.length !== 32) throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share must be 32 bytes');
+        if (peerShare.length !== 32)
+          throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share must be 32 bytes');
         let secret: Buffer;
         try {
-          const peer = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peerShare.toString('base64url') }, format: 'jwk' });
+          const peer = crypto.createPublicKey({
+            key: { kty: 'OKP', crv: 'X25519', x: peerShare.toString('base64url') },
+            format: 'jwk',
+          });
           secret = crypto.diffieHellman({ privateKey, publicKey: peer });
         } catch {
           // OpenSSL refuses to derive from a low-order point.
           throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share is not usable');
         }
         // RFC 7748 §6.1 / RFC 8446 §7.4.2: an all-zero result means a low-order point.
-        if (secret.every((b) => b === 0)) throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share is a low-order point');
+        if (secret.every((b) => b === 0))
+          throw new TlsAlert(AlertDescription.illegal_parameter, 'x25519 share is a low-order point');
         return secret;
       },
     };

@@ -42,7 +42,11 @@ export function checkRetriedClientHello(first: ClientHello, second: ClientHello)
   if (second.legacyVersion !== first.legacyVersion) fail('legacy_version');
   if (!second.random.equals(first.random)) fail('random');
   if (!second.sessionId.equals(first.sessionId)) fail('legacy_session_id');
-  if (second.cipherSuites.length !== first.cipherSuites.length || second.cipherSuites.some((s, i) => s !== first.cipherSuites[i])) fail('cipher_suites');
+  if (
+    second.cipherSuites.length !== first.cipherSuites.length ||
+    second.cipherSuites.some((s, i) => s !== first.cipherSuites[i])
+  )
+    fail('cipher_suites');
   if (!second.compressionMethods.equals(first.compressionMethods)) fail('legacy_compression_methods');
   // §4.2.10: "A client MUST NOT include the early_data extension in its followup ClientHello."
   if (second.earlyData) fail('early_data (it must be removed)');

@@ -5,7 +5,12 @@
  * KeyOperationError, which the engine answers with the alert `KEY_OPERATION_ALERTS` gives its code.
  */
 import { AlertDescription } from './alerts';
-import type { KeyDescription, PingResult, SignatureSchemeName, ErrorCode } from '../../../contract/key-service-protocol';
+import type {
+  KeyDescription,
+  PingResult,
+  SignatureSchemeName,
+  ErrorCode,
+} from '../../../contract/key-service-protocol';
 
 export interface SignResult {
   signature: Buffer;
@@ -46,7 +51,13 @@ export interface KeyOperations {
    * Sign a TLS 1.2 ServerKeyExchange: the service signs clientRandom ‖ tls12ServerRandom(serverRandomSeed)
    * ‖ params, so the ServerHello must carry `tls12ServerRandom(serverRandomSeed)`.
    */
-  signTls12ServerKeyExchange(keyName: string, scheme: SignatureSchemeName, clientRandom: Buffer, serverRandomSeed: Buffer, params: Buffer): Promise<SignResult>;
+  signTls12ServerKeyExchange(
+    keyName: string,
+    scheme: SignatureSchemeName,
+    clientRandom: Buffer,
+    serverRandomSeed: Buffer,
+    params: Buffer,
+  ): Promise<SignResult>;
   /** TLS 1.2 RSA key exchange: the master secret for this session (never the premaster). */
   rsaMasterSecret(keyName: string, input: RsaMasterSecretInput): Promise<MasterSecretResult>;
   /** Fleet-wide ticket keys (every accepted epoch). */
@@ -61,7 +72,8 @@ export interface KeyOperations {
  * — `timeout` (deadline), `overloaded` (the client's in-flight cap), `refused` (admission control
  * turned the full handshake away), `bad_signature` (the answer did not verify), `function_error`.
  */
-export type KeyOperationErrorCode = ErrorCode | 'timeout' | 'overloaded' | 'refused' | 'bad_signature' | 'function_error';
+export type KeyOperationErrorCode =
+  ErrorCode | 'timeout' | 'overloaded' | 'refused' | 'bad_signature' | 'function_error';
 
 /** A failed key operation. */
 export class KeyOperationError extends Error {

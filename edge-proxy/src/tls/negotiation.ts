@@ -14,6 +14,10 @@ export function negotiateAlpn(hello: ClientHello, ours: readonly string[]): stri
   const offered = hello.alpn;
   if (!offered || ours.length === 0) return undefined;
   const chosen = ours.find((p) => offered.includes(p));
-  if (!chosen) throw new TlsAlert(AlertDescription.no_application_protocol, `no common application protocol (client offered ${offered.join(', ')})`);
+  if (!chosen)
+    throw new TlsAlert(
+      AlertDescription.no_application_protocol,
+      `no common application protocol (client offered ${offered.join(', ')})`,
+    );
   return chosen;
 }

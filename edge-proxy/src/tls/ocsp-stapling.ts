@@ -18,7 +18,8 @@ export function clientWantsOcsp(hello: ClientHello): boolean {
  */
 export function ocspResponseProblem(der: Buffer): string | undefined {
   // SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT ... }
-  if (der.length < 5 || der[0] !== 0x30) return 'is not a DER OCSP response (expected an ASN.1 SEQUENCE; PEM or text output will not do)';
+  if (der.length < 5 || der[0] !== 0x30)
+    return 'is not a DER OCSP response (expected an ASN.1 SEQUENCE; PEM or text output will not do)';
   let off = 1;
   const lenByte = der[off++];
   if (lenByte & 0x80) off += lenByte & 0x7f;

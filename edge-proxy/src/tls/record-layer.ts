@@ -136,7 +136,8 @@ export class NullProtection implements RecordProtection {
     return [recordHeader(type, plaintext.length), plaintext];
   }
   open(record: RawRecord): OpenedRecord {
-    if (record.fragment.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext record too long');
+    if (record.fragment.length > MAX_PLAINTEXT)
+      throw new TlsAlert(AlertDescription.record_overflow, 'plaintext record too long');
     return { type: record.type, plaintext: record.fragment };
   }
 }
@@ -155,8 +156,17 @@ export function recordNonce(iv: Buffer, seq: number): Buffer {
  * Encrypts the concatenation of `parts` and returns the ciphertext pieces followed by the tag, so a
  * record is assembled with one copy.
  */
-function aeadSealParts(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], plaintextLength: number): Buffer[] {
-  const cipher = crypto.createCipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.CipherGCM;
+function aeadSealParts(
+  aead: AeadAlgorithm,
+  key: Buffer,
+  nonce: Buffer,
+  aad: Buffer,
+  parts: Buffer[],
+  plaintextLength: number,
+): Buffer[] {
+  const cipher = crypto.createCipheriv(aead, key, nonce, {
+    authTagLength: TAG,
+  } as crypto.CipherGCMOptions) as crypto.CipherGCM;
   cipher.setAAD(aad, { plaintextLength });
   const out = parts.map((p) => cipher.update(p));
   cipher.final();
@@ -165,12 +175,16 @@ function aeadSealParts(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buf
 }
 
 /** The one-byte TLSInnerPlaintext content type trailer (RFC 8446 §5.2), one shared buffer per type. */
-const CONTENT_TYPE_BYTE: Record<number, Buffer> = Object.fromEntries([20, 21, 22, 23].map((t) => [t, Buffer.from([t])]));
+const CONTENT_TYPE_BYTE: Record<number, Buffer> = Object.fromEntries(
+  [20, 21, 22, 23].map((t) => [t, Buffer.from([t])]),
+);
 
 /** Returns null when authentication fails (the caller decides the alert). */
 export function aeadOpen(aead: AeadAlgorithm, key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < TAG) return null;
-  const decipher = crypto.createDecipheriv(aead, key, nonce, { authTagLength: TAG } as crypto.CipherGCMOptions) as crypto.DecipherGCM;
+  const decipher = crypto.createDecipheriv(aead, key, nonce, {
+    authTagLength: TAG,
+  } as crypto.CipherGCMOptions) as crypto.DecipherGCM;
   decipher.setAAD(aad, { plaintextLength: sealed.length - TAG });
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
   const body = decipher.update(sealed.subarray(0, sealed.length - TAG));
@@ -206,7 +220,17 @@ export class Tls13Protection implements RecordProtection {
     const innerLength = plaintext.length + 1;
     const header = recordHeader(ContentType.application_data, innerLength + TAG);
     const typeByte = CONTENT_TYPE_BYTE[type] ?? Buffer.from([type]);
-    return [header, ...aeadSealParts(this.aead, this.key, recordNonce(this.iv, this.seq++), header, [plaintext, typeByte], innerLength)];
+    return [
+      header,
+      ...aeadSealParts(
+        this.aead,
+        this.key,
+        recordNonce(this.iv, this.seq++),
+        header,
+        [plaintext, typeByte],
+        innerLength,
+      ),
+    ];
   }
 
   open(record: RawRecord): OpenedRecord {
@@ -221,13 +245,17 @@ export class Tls13Protection implements RecordProtection {
    */
   tryOpen(record: RawRecord): OpenedRecord | null {
     if (record.type !== ContentType.application_data) {
-      throw new TlsAlert(AlertDescription.unexpected_message, `unprotected ${ContentType[record.type]} record after keys were set`);
+      throw new TlsAlert(
+        AlertDescription.unexpected_message,
+        `unprotected ${ContentType[record.type]} record after keys were set`,
+      );
     }
     const inner = aeadOpen(this.aead, this.key, recordNonce(this.iv, this.seq), record.header, record.fragment);
     if (!inner) return null;
     this.seq++;
     // RFC 8446 §5.4: padding does not change the limit; the whole TLSInnerPlaintext is at most 2^14 + 1.
-    if (inner.length > MAX_PLAINTEXT + 1) throw new TlsAlert(AlertDescription.record_overflow, 'inner plaintext too long');
+    if (inner.length > MAX_PLAINTEXT + 1)
+      throw new TlsAlert(AlertDescription.record_overflow, 'inner plaintext too long');
     // Strip zero padding; the last non-zero byte is the real content type (RFC 8446 §5.4). A record
     // that is all zeros has no content type: unexpected_message (same section).
     let end = inner.length - 1;
@@ -290,7 +318,14 @@ export class Tls12Protection implements RecordProtection {
       explicit.writeUInt32BE(Math.floor(this.seq / 0x100000000), 0);
       explicit.writeUInt32BE(this.seq >>> 0, 4);
     }
-    const body = aeadSealParts(this.aead, this.key, this.nonce(explicit), this.aad(type, plaintext.length), [plaintext], plaintext.length);
+    const body = aeadSealParts(
+      this.aead,
+      this.key,
+      this.nonce(explicit),
+      this.aad(type, plaintext.length),
+      [plaintext],
+      plaintext.length,
+    );
     this.seq++;
     const length = explicit.length + plaintext.length + TAG;
     return [recordHeader(type, length), explicit, ...body];
@@ -303,7 +338,13 @@ export class Tls12Protection implements RecordProtection {
     if (explicit.length < this.recordIvLength || plaintextLength < 0) {
       throw new TlsAlert(AlertDescription.bad_record_mac, 'record too short for its AEAD');
     }
-    const plaintext = aeadOpen(this.aead, this.key, this.nonce(explicit), this.aad(record.type, plaintextLength), sealed);
+    const plaintext = aeadOpen(
+      this.aead,
+      this.key,
+      this.nonce(explicit),
+      this.aad(record.type, plaintextLength),
+      sealed,
+    );
     if (!plaintext) throw new TlsAlert(AlertDescription.bad_record_mac, 'record failed authentication');
     this.seq++;
     if (plaintext.length > MAX_PLAINTEXT) throw new TlsAlert(AlertDescription.record_overflow, 'plaintext too long');

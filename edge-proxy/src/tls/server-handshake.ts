@@ -34,7 +34,10 @@ export function negotiateVersion(hello: ClientHello): number {
   // RFC 8446 Appendix D.5: a ClientHello with legacy_version 0x0300 or less is aborted with
   // protocol_version, even when supported_versions offers TLS 1.3 (§4.1.2: legacy_version is 0x0303).
   if (hello.legacyVersion <= SSL3) {
-    throw new TlsAlert(AlertDescription.protocol_version, `legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')} (SSL 3.0 or older)`);
+    throw new TlsAlert(
+      AlertDescription.protocol_version,
+      `legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')} (SSL 3.0 or older)`,
+    );
   }
   // Without supported_versions the client speaks TLS 1.2 at most (RFC 8446 §4.2.1).
   const offered = hello.supportedVersions ?? (hello.legacyVersion >= TLS12 ? [TLS12] : []);
@@ -45,7 +48,10 @@ export function negotiateVersion(hello: ClientHello): number {
     throw new TlsAlert(AlertDescription.inappropriate_fallback, 'TLS_FALLBACK_SCSV with a version below our best');
   }
   if (chosen === undefined) {
-    throw new TlsAlert(AlertDescription.protocol_version, `no supported protocol version offered (client max 0x${clientMax.toString(16)})`);
+    throw new TlsAlert(
+      AlertDescription.protocol_version,
+      `no supported protocol version offered (client max 0x${clientMax.toString(16)})`,
+    );
   }
   return chosen;
 }

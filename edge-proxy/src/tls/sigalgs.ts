@@ -22,10 +22,15 @@ export function keyShape(publicKey: crypto.KeyObject): KeyShape {
 
 /** Schemes this key can produce for TLS 1.3, in server preference order. */
 export function tls13SchemesFor(shape: KeyShape): SignatureScheme[] {
-  return SIGNATURE_SCHEMES.filter((s) => s.tls13 && s.keyType === shape.keyType && (s.keyType === 'rsa' || s.curve === shape.curve));
+  return SIGNATURE_SCHEMES.filter(
+    (s) => s.tls13 && s.keyType === shape.keyType && (s.keyType === 'rsa' || s.curve === shape.curve),
+  );
 }
 
 /** The first of our schemes for this key that the peer offered, or undefined. */
-export function chooseScheme(ours: readonly SignatureScheme[], peerOffered: readonly number[]): SignatureScheme | undefined {
+export function chooseScheme(
+  ours: readonly SignatureScheme[],
+  peerOffered: readonly number[],
+): SignatureScheme | undefined {
   return ours.find((s) => peerOffered.includes(s.id));
 }

@@ -50,7 +50,11 @@ export function encodeTicketState(s: TicketState): Buffer {
     .u8(s.extendedMasterSecret ? 1 : 0)
     .vec8(Buffer.from(s.serverName, 'latin1'))
     .vec8(Buffer.from(s.alpn, 'latin1'))
-    .bytes(s.clientCertificateChain?.length ? new Writer().vec24((w) => s.clientCertificateChain!.forEach((c) => w.vec24(c))).finish() : Buffer.alloc(0))
+    .bytes(
+      s.clientCertificateChain?.length
+        ? new Writer().vec24((w) => s.clientCertificateChain!.forEach((c) => w.vec24(c))).finish()
+        : Buffer.alloc(0),
+    )
     .finish();
 }
 
@@ -177,7 +181,8 @@ export class TicketProtector {
     if (this.held.length === 0) return this.reject(hadKeys ? 'expired_epoch' : 'no_keys');
     const epoch = ticket.readUInt32BE(1);
     const key = this.held.find((k) => k.epoch >>> 0 === epoch)?.key;
-    if (!key) return this.reject(epoch < this.held[this.held.length - 1].epoch >>> 0 ? 'expired_epoch' : 'unknown_epoch');
+    if (!key)
+      return this.reject(epoch < this.held[this.held.length - 1].epoch >>> 0 ? 'expired_epoch' : 'unknown_epoch');
     try {
       const d = crypto.createDecipheriv('aes-256-gcm', key, ticket.subarray(5, HEADER));
       d.setAAD(ticket.subarray(0, 5));

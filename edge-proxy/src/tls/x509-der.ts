@@ -47,7 +47,7 @@ function readTlv(buf: Buffer, off: number, limit = buf.length): Tlv {
 /** The elements inside a constructed element. */
 function children(buf: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let off = parent.body; off < parent.end; ) {
+  for (let off = parent.body; off < parent.end;) {
     const t = readTlv(buf, off, parent.end);
     out.push(t);
     off = t.end;
@@ -206,7 +206,8 @@ export function nameToString(nameDer: Buffer): string {
       const oid = oidString(nameDer.subarray(type.body, type.end));
       const text = decodeString(value.tag, nameDer.subarray(value.body, value.end));
       // Unknown string types are written as `#` + hex of the whole element (RFC 4514 §2.4).
-      const rendered = text === undefined ? `#${nameDer.subarray(value.start, value.end).toString('hex')}` : escapeValue(text);
+      const rendered =
+        text === undefined ? `#${nameDer.subarray(value.start, value.end).toString('hex')}` : escapeValue(text);
       avas.push(`${ATTRIBUTE_NAMES[oid] ?? oid}=${rendered}`);
     }
     rdns.push(avas.join('+'));

@@ -5,7 +5,15 @@ import { servedCustodies, type Backend, type HostedCustody } from './backend';
 import { KmsBackend } from './kms';
 import { SealedBackend } from './sealed';
 
-export type { Backend, HostedCustody, HostedCustodyName, HostedKeyConfig, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
+export type {
+  Backend,
+  HostedCustody,
+  HostedCustodyName,
+  HostedKeyConfig,
+  MasterSecretOutput,
+  PublicKeyOutput,
+  SignOutput,
+} from './backend';
 export { BUILT_IN_CUSTODIES, servedCustodies, UNKNOWN_KEY_SPEC } from './backend';
 export { KmsBackend, createKmsClient, getSharedKmsClient } from './kms';
 export { SealedBackend } from './sealed';
@@ -26,7 +34,10 @@ export function createBackend(key: KeyConfig, options: BackendFactoryOptions = {
       return new SealedBackend({ config: key, client: options.kmsClient });
     default: {
       const hosted = options.hostedCustodies?.find((c) => c.custody === key.custody);
-      if (!hosted) throw new ConfigError(`key "${key.name}": custody "${key.custody}" is not served by this key service (it serves ${servedCustodies(options.hostedCustodies).join(', ')})`);
+      if (!hosted)
+        throw new ConfigError(
+          `key "${key.name}": custody "${key.custody}" is not served by this key service (it serves ${servedCustodies(options.hostedCustodies).join(', ')})`,
+        );
       return hosted.createBackend(key);
     }
   }

@@ -27,7 +27,13 @@ import {
   type KeyDescription,
   type SignatureSchemeName,
 } from '../../../contract/key-service-protocol';
-import { UNKNOWN_KEY_SPEC, type Backend, type MasterSecretOutput, type PublicKeyOutput, type SignOutput } from './backend';
+import {
+  UNKNOWN_KEY_SPEC,
+  type Backend,
+  type MasterSecretOutput,
+  type PublicKeyOutput,
+  type SignOutput,
+} from './backend';
 
 /** Timeouts of the KMS HTTP client. A KMS Sign normally takes well under 100 ms. */
 export const KMS_CONNECTION_TIMEOUT_MS = 1000;
@@ -178,10 +184,16 @@ export class KmsBackend implements Backend {
     const derived = keySpecOfKeyObject(keyObject);
     const reported = out.KeySpec;
     if (derived === undefined) {
-      throw new KeyServiceError('unsupported', `KMS key type ${safeToken(reported ?? 'unknown')} cannot sign TLS handshakes`);
+      throw new KeyServiceError(
+        'unsupported',
+        `KMS key type ${safeToken(reported ?? 'unknown')} cannot sign TLS handshakes`,
+      );
     }
     if (reported !== undefined && reported !== derived) {
-      throw new KeyServiceError('internal', `KMS reported KeySpec ${safeToken(reported)} but the public key is ${derived}`);
+      throw new KeyServiceError(
+        'internal',
+        `KMS reported KeySpec ${safeToken(reported)} but the public key is ${derived}`,
+      );
     }
     const meta: KmsKeyMetadata = {
       spki,

@@ -6,7 +6,12 @@
 import * as crypto from 'node:crypto';
 import { KeyServiceError } from '../../../contract/key-service-errors';
 import { SCHEME_HASH, type SignatureSchemeName } from '../../../contract/key-service-protocol';
-import { deriveRsaMasterSecret, prepareRsaDecryptionKey, type RsaDecryptionKey, type RsaMasterSecretParams } from '../rsa-premaster';
+import {
+  deriveRsaMasterSecret,
+  prepareRsaDecryptionKey,
+  type RsaDecryptionKey,
+  type RsaMasterSecretParams,
+} from '../rsa-premaster';
 import type { MasterSecretOutput, SignOutput } from './backend';
 
 /** The node:crypto signing options of a TLS signature scheme. */
@@ -20,7 +25,12 @@ export function signOptions(privateKey: crypto.KeyObject, scheme: SignatureSchem
 }
 
 /** Sign in libuv's thread pool (keeps the event loop free). Rejects with KeyServiceError('internal'). */
-export function signWithKeyObject(privateKey: crypto.KeyObject, message: Buffer, scheme: SignatureSchemeName, what: string): Promise<SignOutput> {
+export function signWithKeyObject(
+  privateKey: crypto.KeyObject,
+  message: Buffer,
+  scheme: SignatureSchemeName,
+  what: string,
+): Promise<SignOutput> {
   const started = process.hrtime.bigint();
   return new Promise<SignOutput>((resolve, reject) => {
     crypto.sign(SCHEME_HASH[scheme].hash, message, signOptions(privateKey, scheme), (err, signature) => {

@@ -11,16 +11,17 @@
  * once the KeyObject is built.
  */
 import * as crypto from 'node:crypto';
-import {
-  DecryptCommand,
-  type KMSClient,
-} from '@aws-sdk/client-kms';
+import { DecryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import type { SealedKeyConfig } from '../../../contract/keyless-keys-entry';
 import { KeyServiceError } from '../../../contract/key-service-errors';
 import { mapKmsError } from '../../../contract/kms-errors';
 import { sealedEncryptionContext } from '../../../contract/sealed-key-envelope';
 import { timeKmsCall } from '../observability';
-import { keySpecOfKeyObject, type KeyDescription, type SignatureSchemeName } from '../../../contract/key-service-protocol';
+import {
+  keySpecOfKeyObject,
+  type KeyDescription,
+  type SignatureSchemeName,
+} from '../../../contract/key-service-protocol';
 import type { RsaMasterSecretParams } from '../rsa-premaster';
 import type { Backend, MasterSecretOutput, PublicKeyOutput, SignOutput } from './backend';
 import { getSharedKmsClient } from './kms';
@@ -60,7 +61,8 @@ export class SealedBackend implements Backend {
     this.sealedKey = Buffer.from(config.sealedKey, 'base64');
     this.spki = Buffer.from(config.publicKey, 'base64');
     // The configuration was validated (an RSA SPKI of ≥ 2048 bits), so this cannot fail.
-    this.keySpec = keySpecOfKeyObject(crypto.createPublicKey({ key: this.spki, format: 'der', type: 'spki' })) ?? 'UNKNOWN';
+    this.keySpec =
+      keySpecOfKeyObject(crypto.createPublicKey({ key: this.spki, format: 'der', type: 'spki' })) ?? 'UNKNOWN';
     this.explicitClient = options.client;
   }
 
@@ -124,10 +126,15 @@ export class SealedBackend implements Backend {
       if (mapped.upstream && PERMANENT_UNSEAL_FAILURES.has(mapped.upstream)) this.broken = mapped;
       throw mapped;
     }
-    if (!plaintext || plaintext.length === 0) throw new KeyServiceError('internal', 'KMS Decrypt returned no plaintext for the sealed key');
+    if (!plaintext || plaintext.length === 0)
+      throw new KeyServiceError('internal', 'KMS Decrypt returned no plaintext for the sealed key');
     let privateKey: crypto.KeyObject;
     try {
-      privateKey = crypto.createPrivateKey({ key: Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), format: 'der', type: 'pkcs8' });
+      privateKey = crypto.createPrivateKey({
+        key: Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength),
+        format: 'der',
+        type: 'pkcs8',
+      });
     } catch {
       this.broken = new KeyServiceError('internal', `sealed key "${this.name}" does not contain a PKCS#8 private key`);
       throw this.broken;
@@ -136,7 +143,10 @@ export class SealedBackend implements Backend {
     }
     const spki = crypto.createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
     if (!spki.equals(this.spki)) {
-      this.broken = new KeyServiceError('internal', `sealed key "${this.name}" does not match its configured public key`);
+      this.broken = new KeyServiceError(
+        'internal',
+        `sealed key "${this.name}" does not match its configured public key`,
+      );
       throw this.broken;
     }
     this.unsealed = { privateKey, decryptor: new LocalRsaDecryptor(privateKey) };

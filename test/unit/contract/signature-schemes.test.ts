@@ -56,8 +56,21 @@ describe('the signature-scheme table', () => {
   });
 
   it('gives the CDK key policies PSS then PKCS#1 v1.5 for RSA, one ECDSA hash per curve', () => {
-    const rsa = ['RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512'];
-    expect(SIGNING_ALGORITHMS).toEqual({ RSA_2048: rsa, RSA_3072: rsa, RSA_4096: rsa, ECC_NIST_P256: ['ECDSA_SHA_256'], ECC_NIST_P384: ['ECDSA_SHA_384'] });
+    const rsa = [
+      'RSASSA_PSS_SHA_256',
+      'RSASSA_PSS_SHA_384',
+      'RSASSA_PSS_SHA_512',
+      'RSASSA_PKCS1_V1_5_SHA_256',
+      'RSASSA_PKCS1_V1_5_SHA_384',
+      'RSASSA_PKCS1_V1_5_SHA_512',
+    ];
+    expect(SIGNING_ALGORITHMS).toEqual({
+      RSA_2048: rsa,
+      RSA_3072: rsa,
+      RSA_4096: rsa,
+      ECC_NIST_P256: ['ECDSA_SHA_256'],
+      ECC_NIST_P384: ['ECDSA_SHA_384'],
+    });
     expect(KMS_SIGNING_ALGORITHMS_BY_KEY_SPEC).toEqual(SIGNING_ALGORITHMS);
     expect(kmsSigningAlgorithmsFor('ECC_NIST_P521')).toEqual(['ECDSA_SHA_512']);
   });
@@ -67,11 +80,19 @@ describe('the signature-scheme table', () => {
   it('the local KMS offers every KMS algorithm of the table for each of its key specs', () => {
     for (const s of SIGNATURE_SCHEMES) {
       for (const spec of s.kmsKeySpecs) {
-        expect([s.name, spec, signingAlgorithmsFor(spec as KeySpec)]).toEqual([s.name, spec, expect.arrayContaining([s.kmsSigningAlgorithm])]);
+        expect([s.name, spec, signingAlgorithmsFor(spec as KeySpec)]).toEqual([
+          s.name,
+          spec,
+          expect.arrayContaining([s.kmsSigningAlgorithm]),
+        ]);
         expect(signingHash(s.kmsSigningAlgorithm as SigningAlgorithm).node).toBe(s.hash);
       }
     }
-    expect(KMS_SIGNING_KEY_SPECS.every((spec) => SIGNATURE_SCHEMES.some((s) => (s.kmsKeySpecs as readonly string[]).includes(spec)))).toBe(true);
+    expect(
+      KMS_SIGNING_KEY_SPECS.every((spec) =>
+        SIGNATURE_SCHEMES.some((s) => (s.kmsKeySpecs as readonly string[]).includes(spec)),
+      ),
+    ).toBe(true);
   });
 
   // Until the key-service protocol imports these facts from the table, it must agree with it.
@@ -81,8 +102,20 @@ describe('the signature-scheme table', () => {
     expect(protocol.SCHEME_TO_KMS_ALGORITHM).toEqual(SCHEME_TO_KMS_ALGORITHM);
     expect([...protocol.TLS13_CERTIFICATE_VERIFY_SCHEMES].sort()).toEqual([...TLS13_SCHEME_NAMES].sort());
     for (const name of SIGNATURE_SCHEME_NAMES) {
-      for (const spec of ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1']) {
-        expect([name, spec, protocol.schemeMatchesKeySpec(name, spec)]).toEqual([name, spec, schemeMatchesKeySpec(name, spec)]);
+      for (const spec of [
+        'RSA_2048',
+        'RSA_3072',
+        'RSA_4096',
+        'ECC_NIST_P256',
+        'ECC_NIST_P384',
+        'ECC_NIST_P521',
+        'ECC_SECG_P256K1',
+      ]) {
+        expect([name, spec, protocol.schemeMatchesKeySpec(name, spec)]).toEqual([
+          name,
+          spec,
+          schemeMatchesKeySpec(name, spec),
+        ]);
       }
     }
   });

@@ -4,13 +4,25 @@
  * built on it (RFC 5246 §8.1, RFC 7627 §4).
  */
 import * as crypto from 'node:crypto';
-import { MASTER_SECRET_LENGTH, pHash, prf12, tls12ExtendedMasterSecret, tls12MasterSecret } from '../../../contract/tls12-prf';
+import {
+  MASTER_SECRET_LENGTH,
+  pHash,
+  prf12,
+  tls12ExtendedMasterSecret,
+  tls12MasterSecret,
+} from '../../../contract/tls12-prf';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 describe('TLS 1.2 PRF test vectors', () => {
   test('P_SHA256, 100 bytes', () => {
-    const out = prf12('sha256', hex('9bbe436ba940f017b17652849a71db35'), 'test label', hex('a0ba9f936cda311827a6f796ffd5198c'), 100);
+    const out = prf12(
+      'sha256',
+      hex('9bbe436ba940f017b17652849a71db35'),
+      'test label',
+      hex('a0ba9f936cda311827a6f796ffd5198c'),
+      100,
+    );
     expect(out.toString('hex')).toBe(
       'e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a' +
         '6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab' +
@@ -20,7 +32,13 @@ describe('TLS 1.2 PRF test vectors', () => {
   });
 
   test('P_SHA384, 148 bytes', () => {
-    const out = prf12('sha384', hex('b80b733d6ceefcdc71566ea48e5567df'), 'test label', hex('cd665cf6a8447dd6ff8b27555edb7465'), 148);
+    const out = prf12(
+      'sha384',
+      hex('b80b733d6ceefcdc71566ea48e5567df'),
+      'test label',
+      hex('cd665cf6a8447dd6ff8b27555edb7465'),
+      148,
+    );
     expect(out.toString('hex')).toBe(
       '7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cd' +
         'e9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd' +
@@ -40,8 +58,14 @@ describe('TLS 1.2 PRF test vectors', () => {
     const a1 = crypto.createHmac('sha256', secret).update(seed).digest();
     const a2 = crypto.createHmac('sha256', secret).update(a1).digest();
     const expected = Buffer.concat([
-      crypto.createHmac('sha256', secret).update(Buffer.concat([a1, seed])).digest(),
-      crypto.createHmac('sha256', secret).update(Buffer.concat([a2, seed])).digest(),
+      crypto
+        .createHmac('sha256', secret)
+        .update(Buffer.concat([a1, seed]))
+        .digest(),
+      crypto
+        .createHmac('sha256', secret)
+        .update(Buffer.concat([a2, seed]))
+        .digest(),
     ]);
     expect(long.subarray(0, 64).equals(expected)).toBe(true);
   });

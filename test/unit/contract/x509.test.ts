@@ -22,7 +22,28 @@ import {
 let dir: string;
 /** A self-signed certificate made by openssl (an independent encoder), with the given subject and extensions. */
 function selfSigned(name: string, subject: string, ext: string[]): string {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', subject, ...ext.flatMap((e) => ['-addext', e])], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '1',
+      '-subj',
+      subject,
+      ...ext.flatMap((e) => ['-addext', e]),
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   return fs.readFileSync(path.join(dir, `${name}.pem`), 'utf8');
 }
 
@@ -55,8 +76,14 @@ describe('PEM', () => {
 
 describe('dnsNames', () => {
   it('is the subjectAltName dNSName entries, lower case, without IP addresses', () => {
-    const pem = selfSigned('san', '/CN=ignored.example.com', ['subjectAltName=DNS:WWW.Example.COM,IP:127.0.0.1,DNS:*.Api.Example.com,DNS:trailing.example.com.']);
-    expect(dnsNames(new crypto.X509Certificate(pem))).toEqual(['www.example.com', '*.api.example.com', 'trailing.example.com']);
+    const pem = selfSigned('san', '/CN=ignored.example.com', [
+      'subjectAltName=DNS:WWW.Example.COM,IP:127.0.0.1,DNS:*.Api.Example.com,DNS:trailing.example.com.',
+    ]);
+    expect(dnsNames(new crypto.X509Certificate(pem))).toEqual([
+      'www.example.com',
+      '*.api.example.com',
+      'trailing.example.com',
+    ]);
   });
 
   it('never falls back to the subject CN (RFC 6125 §6.4.4)', () => {

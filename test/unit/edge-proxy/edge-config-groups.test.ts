@@ -2,7 +2,11 @@
 import { loadEdgeConfig, parseEdgeConfig } from '../../../edge-proxy/src/config';
 import { configError, edgeConfigError } from '../../helpers/config-error';
 
-const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
+const minimal = {
+  certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }],
+  keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }],
+  origin: 'http://127.0.0.1:8080',
+};
 
 describe('edge configuration: groups', () => {
   it('defaults to the post-quantum hybrid first, then the classic groups', () => {
@@ -10,11 +14,19 @@ describe('edge configuration: groups', () => {
   });
 
   it('takes a list in preference order, names in any case', () => {
-    expect(parseEdgeConfig({ ...minimal, groups: ['x25519', 'x25519mlkem768'] }).groups).toEqual(['x25519', 'X25519MLKEM768']);
+    expect(parseEdgeConfig({ ...minimal, groups: ['x25519', 'x25519mlkem768'] }).groups).toEqual([
+      'x25519',
+      'X25519MLKEM768',
+    ]);
   });
 
   it('KEYLESS_GROUPS overrides the file, comma-separated', () => {
-    const c = loadEdgeConfig(undefined, { KEYLESS_ORIGIN: minimal.origin, KEYLESS_KEY_SERVICES: 'ks', KEYLESS_CERT_DIR: '/tmp', KEYLESS_GROUPS: 'x25519, secp256r1' });
+    const c = loadEdgeConfig(undefined, {
+      KEYLESS_ORIGIN: minimal.origin,
+      KEYLESS_KEY_SERVICES: 'ks',
+      KEYLESS_CERT_DIR: '/tmp',
+      KEYLESS_GROUPS: 'x25519, secp256r1',
+    });
     expect(c.groups).toEqual(['x25519', 'secp256r1']);
   });
 
@@ -31,7 +43,14 @@ describe('edge configuration: groups', () => {
   });
 
   it('names KEYLESS_GROUPS when the environment is wrong', () => {
-    const e = configError(() => loadEdgeConfig(undefined, { KEYLESS_ORIGIN: minimal.origin, KEYLESS_KEY_SERVICES: 'ks', KEYLESS_CERT_DIR: '/tmp', KEYLESS_GROUPS: 'x25519,p256' }));
+    const e = configError(() =>
+      loadEdgeConfig(undefined, {
+        KEYLESS_ORIGIN: minimal.origin,
+        KEYLESS_KEY_SERVICES: 'ks',
+        KEYLESS_CERT_DIR: '/tmp',
+        KEYLESS_GROUPS: 'x25519,p256',
+      }),
+    );
     expect(e.field).toBe('KEYLESS_GROUPS');
     expect(e.message).toMatch(/"p256" is not a supported group/);
   });

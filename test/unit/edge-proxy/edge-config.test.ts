@@ -5,7 +5,11 @@ import * as path from 'node:path';
 import { assertNoPrivateKey, loadEdgeConfig, parseEdgeConfig } from '../../../edge-proxy/src/config';
 import { edgeConfigError } from '../../helpers/config-error';
 
-const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
+const minimal = {
+  certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }],
+  keyServices: [{ functionName: 'keyless-key-service', region: 'eu-west-1' }],
+  origin: 'http://127.0.0.1:8080',
+};
 
 const error = edgeConfigError;
 
@@ -20,7 +24,10 @@ describe('edge configuration', () => {
   });
 
   it('takes the region from a Lambda ARN', () => {
-    const c = parseEdgeConfig({ ...minimal, keyServices: [{ functionName: 'arn:aws:lambda:ap-northeast-1:123456789012:function:ks:live' }] });
+    const c = parseEdgeConfig({
+      ...minimal,
+      keyServices: [{ functionName: 'arn:aws:lambda:ap-northeast-1:123456789012:function:ks:live' }],
+    });
     expect(c.keyServices[0].region).toBe('ap-northeast-1');
   });
 
@@ -49,15 +56,24 @@ describe('edge configuration', () => {
   it('refuses PEM data carrying a private key', () => {
     // The marker is built at run time so no PEM private-key marker is ever committed.
     const ecKeyMarker = `-----BEGIN EC ${'PRIVATE'} KEY-----\n`;
-    expect(() => assertNoPrivateKey(`-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n${ecKeyMarker}`, 'chain')).toThrow(/PRIVATE KEY/);
-    expect(() => assertNoPrivateKey('-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n', 'chain')).not.toThrow();
+    expect(() =>
+      assertNoPrivateKey(`-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n${ecKeyMarker}`, 'chain'),
+    ).toThrow(/PRIVATE KEY/);
+    expect(() =>
+      assertNoPrivateKey('-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n', 'chain'),
+    ).not.toThrow();
   });
 
   it('applies environment overrides on top of the file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-config-'));
     const file = path.join(dir, 'edge.json');
     fs.writeFileSync(file, JSON.stringify(minimal));
-    const c = loadEdgeConfig(file, { KEYLESS_EDGE_PORT: '9443', KEYLESS_ADMIN_PORT: '0', KEYLESS_ORIGIN: 'http://10.0.0.1:80', KEYLESS_KEY_SERVICES: 'a, b' });
+    const c = loadEdgeConfig(file, {
+      KEYLESS_EDGE_PORT: '9443',
+      KEYLESS_ADMIN_PORT: '0',
+      KEYLESS_ORIGIN: 'http://10.0.0.1:80',
+      KEYLESS_KEY_SERVICES: 'a, b',
+    });
     expect(c.listen.port).toBe(9443);
     expect(c.admin.port).toBe(0);
     expect(c.origin).toBe('http://10.0.0.1:80');

@@ -2,7 +2,11 @@
 import { parseEdgeConfig } from '../../../edge-proxy/src/config';
 import { edgeConfigError } from '../../helpers/config-error';
 
-const minimal = { certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }], keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
+const minimal = {
+  certificates: [{ chainFile: 'c.pem', keyName: 'localhost' }],
+  keyServices: [{ functionName: 'ks', region: 'eu-west-1' }],
+  origin: 'http://127.0.0.1:8080',
+};
 
 const error = edgeConfigError;
 
@@ -10,7 +14,13 @@ describe('failover configuration', () => {
   it('has defaults', () => {
     const c = parseEdgeConfig(minimal);
     expect(c.keyServiceConnectTimeoutMs).toBe(300);
-    expect(c.circuitBreaker).toEqual({ failureThreshold: 5, errorRateThreshold: 0.5, minimumRequests: 20, windowMs: 10_000, cooldownMs: 5_000 });
+    expect(c.circuitBreaker).toEqual({
+      failureThreshold: 5,
+      errorRateThreshold: 0.5,
+      minimumRequests: 20,
+      windowMs: 10_000,
+      cooldownMs: 5_000,
+    });
     expect(c.keyServices).toEqual([{ functionName: 'ks', region: 'eu-west-1' }]);
   });
 
@@ -33,7 +43,13 @@ describe('failover configuration', () => {
       { functionName: 'arn:aws:lambda:eu-central-1:123456789012:function:ks:live', region: 'eu-central-1' },
     ]);
     expect(c.keyServiceConnectTimeoutMs).toBe(150);
-    expect(c.circuitBreaker).toEqual({ failureThreshold: 3, errorRateThreshold: 0.25, minimumRequests: 20, windowMs: 10_000, cooldownMs: 2000 });
+    expect(c.circuitBreaker).toEqual({
+      failureThreshold: 3,
+      errorRateThreshold: 0.25,
+      minimumRequests: 20,
+      windowMs: 10_000,
+      cooldownMs: 2000,
+    });
   });
 
   it.each([

@@ -51,7 +51,10 @@ function configError(f: () => unknown): ConfigError {
 
 describe('clientAuth configuration', () => {
   it('resolves caFile against the configuration folder', () => {
-    expect(config({ mode: 'required', caFile: 'clients-ca.pem' }).certificates[0].clientAuth).toEqual({ mode: 'required', caFile: path.join(pki.dir, 'clients-ca.pem') });
+    expect(config({ mode: 'required', caFile: 'clients-ca.pem' }).certificates[0].clientAuth).toEqual({
+      mode: 'required',
+      caFile: path.join(pki.dir, 'clients-ca.pem'),
+    });
     expect(config({ mode: 'none' }).certificates[0].clientAuth).toEqual({ mode: 'none' });
     expect(config(undefined).certificates[0].clientAuth).toBeUndefined();
   });
@@ -77,12 +80,18 @@ describe('clientAuth configuration', () => {
   });
 
   it('names caFile when it is missing, empty of certificates, or holds a private key', () => {
-    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'missing.pem' }))).message).toMatch(/certificates\[0\]\.clientAuth\.caFile: cannot read .*missing\.pem \(ENOENT\)/);
+    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'missing.pem' }))).message).toMatch(
+      /certificates\[0\]\.clientAuth\.caFile: cannot read .*missing\.pem \(ENOENT\)/,
+    );
     fs.writeFileSync(path.join(pki.dir, 'empty.pem'), 'nothing\n');
-    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'empty.pem' }))).message).toMatch(/clientAuth\.caFile: .*no PEM CERTIFICATE block/);
+    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'empty.pem' }))).message).toMatch(
+      /clientAuth\.caFile: .*no PEM CERTIFICATE block/,
+    );
     const marker = ['-----BEGIN', 'PRIVATE KEY-----'].join(' ');
     fs.writeFileSync(path.join(pki.dir, 'withkey.pem'), `${clients.caPem}${marker}\nAAAA\n`);
-    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'withkey.pem' }))).field).toBe('certificates[0].clientAuth.caFile');
+    expect(configError(() => loadCertificates(config({ mode: 'required', caFile: 'withkey.pem' }))).field).toBe(
+      'certificates[0].clientAuth.caFile',
+    );
   });
 });
 
@@ -98,7 +107,14 @@ describe('client-certificate headers', () => {
     }) as unknown as SecureConnection;
 
   it('a verified client: 1, subject, SAN, fingerprint', () => {
-    const facts = describeConnection(conn({ verified: true, subject: 'CN=alice,O=Example', san: 'email:a@example.com', fingerprint256: 'ab'.repeat(32) }));
+    const facts = describeConnection(
+      conn({
+        verified: true,
+        subject: 'CN=alice,O=Example',
+        san: 'email:a@example.com',
+        fingerprint256: 'ab'.repeat(32),
+      }),
+    );
     const h = keylessHeaders(facts, '2');
     const get = (n: string) => h[h.indexOf(n) + 1];
     expect(get('x-keyless-client-cert-verified')).toBe('1');

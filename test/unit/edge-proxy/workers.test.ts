@@ -6,7 +6,14 @@
 import { ConfigError, parseEdgeConfig } from '../../../edge-proxy/src/config';
 import type { EdgeHealth } from '../../../edge-proxy/src/edge';
 import { MetricsRegistry } from '../../../edge-proxy/src/observability/metrics-registry';
-import { acceptMode, cgroupCpuQuota, mergeHealth, mergeSnapshots, workerCount, workerShare } from '../../../edge-proxy/src/workers';
+import {
+  acceptMode,
+  cgroupCpuQuota,
+  mergeHealth,
+  mergeSnapshots,
+  workerCount,
+  workerShare,
+} from '../../../edge-proxy/src/workers';
 
 describe('workerCount (KEYLESS_WORKERS)', () => {
   it('is 1 when unset or empty, a whole number as given, and one per vCPU for auto', () => {
@@ -66,14 +73,26 @@ describe('cgroupCpuQuota', () => {
     expect(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '200000 100000\n' }))).toBe(2);
     expect(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '50000 100000\n' }))).toBe(0.5);
     expect(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }))).toBeUndefined();
-    expect(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }))).toBe(4);
-    expect(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }))).toBeUndefined();
+    expect(
+      cgroupCpuQuota(
+        files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }),
+      ),
+    ).toBe(4);
+    expect(
+      cgroupCpuQuota(
+        files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }),
+      ),
+    ).toBeUndefined();
     expect(cgroupCpuQuota(files({}))).toBeUndefined();
   });
 });
 
 describe('workerShare', () => {
-  const base = parseEdgeConfig({ certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:8080' });
+  const base = parseEdgeConfig({
+    certificates: [{ chainFile: 'c.pem', keyName: 'k' }],
+    keyServices: [{ functionName: 'ks' }],
+    origin: 'http://127.0.0.1:8080',
+  });
 
   it('splits the per-edge budgets so the workers together keep the configured figures', () => {
     const w = workerShare(base, 2, 40000);
@@ -94,9 +113,18 @@ describe('workerShare', () => {
   });
 
   it('never rounds a budget down to zero', () => {
-    const tiny = { ...base, maxKeyOperationsInFlight: 1, admission: { ...base.admission, keyOperationBurst: 1, perClientBurst: 1, maxPendingFullHandshakes: 1 } };
+    const tiny = {
+      ...base,
+      maxKeyOperationsInFlight: 1,
+      admission: { ...base.admission, keyOperationBurst: 1, perClientBurst: 1, maxPendingFullHandshakes: 1 },
+    };
     const w = workerShare(tiny, 8, 1);
-    expect([w.maxKeyOperationsInFlight, w.admission.keyOperationBurst, w.admission.perClientBurst, w.admission.maxPendingFullHandshakes]).toEqual([1, 1, 1, 1]);
+    expect([
+      w.maxKeyOperationsInFlight,
+      w.admission.keyOperationBurst,
+      w.admission.perClientBurst,
+      w.admission.maxPendingFullHandshakes,
+    ]).toEqual([1, 1, 1, 1]);
   });
 });
 
@@ -117,7 +145,11 @@ describe('mergeSnapshots', () => {
     expect(by.keyless_edge_handshakes_total.samples).toEqual([{ labels: { kind: 'full' }, value: 7 }]);
     expect(by.keyless_edge_active_connections.samples[0]).toMatchObject({ value: 7 });
     expect(by.keyless_edge_draining.samples[0]).toMatchObject({ value: 1 });
-    const h = by.keyless_edge_handshake_duration_seconds.samples[0] as { count: number; sum: number; buckets: Array<{ le: number; count: number }> };
+    const h = by.keyless_edge_handshake_duration_seconds.samples[0] as {
+      count: number;
+      sum: number;
+      buckets: Array<{ le: number; count: number }>;
+    };
     expect(h.count).toBe(3);
     expect(h.sum).toBeCloseTo(0.555);
     expect(h.buckets.map((b) => b.count)).toEqual([1, 2, 3]);
@@ -137,12 +169,30 @@ describe('mergeSnapshots', () => {
 });
 
 describe('mergeHealth', () => {
-  const h = (ok: boolean, connections: number, draining?: boolean): EdgeHealth => ({ ok, keyService: ok ? 'reachable' : 'unreachable', connections, keyServices: [], runtime: 'node/24.22.3', origins: [], ...(draining ? { draining } : {}) });
+  const h = (ok: boolean, connections: number, draining?: boolean): EdgeHealth => ({
+    ok,
+    keyService: ok ? 'reachable' : 'unreachable',
+    connections,
+    keyServices: [],
+    runtime: 'node/24.22.3',
+    origins: [],
+    ...(draining ? { draining } : {}),
+  });
 
   it('is ok only when every worker answered ok, and sums connections', () => {
-    expect(mergeHealth([h(true, 2), h(true, 3)], false)).toMatchObject({ ok: true, connections: 5, workers: [{ ok: true, connections: 2 }, { ok: true, connections: 3 }] });
+    expect(mergeHealth([h(true, 2), h(true, 3)], false)).toMatchObject({
+      ok: true,
+      connections: 5,
+      workers: [
+        { ok: true, connections: 2 },
+        { ok: true, connections: 3 },
+      ],
+    });
     expect(mergeHealth([h(true, 2), h(false, 3)], false).ok).toBe(false);
-    expect(mergeHealth([h(true, 2), undefined], false)).toMatchObject({ ok: false, workers: [{ ok: true }, { ok: false }] });
+    expect(mergeHealth([h(true, 2), undefined], false)).toMatchObject({
+      ok: false,
+      workers: [{ ok: true }, { ok: false }],
+    });
     expect(mergeHealth([], false).ok).toBe(false);
   });
 

@@ -6,7 +6,13 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildSync } from 'esbuild';
-import { escapeHtml, renderDemoPage, startDemoOrigin, type DemoOrigin, type EdgeView } from '../../../local/demo-origin';
+import {
+  escapeHtml,
+  renderDemoPage,
+  startDemoOrigin,
+  type DemoOrigin,
+  type EdgeView,
+} from '../../../local/demo-origin';
 
 let origin: DemoOrigin;
 beforeAll(async () => {
@@ -98,9 +104,18 @@ test('/ is a self-contained HTML page with every fact', async () => {
   expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
   expect(res.headers['content-security-policy']).toContain("default-src 'none'");
   for (const text of [
-    'TLSv1.3', 'TLS_CHACHA20_POLY1305_SHA256', 'x25519', 'rsa_pss_rsae_sha256', 'demo.example.com',
-    '<code>h2</code>', '23.500 ms', '<code>no</code>', '<code>198.51.100.9</code>', '<code>HTTP/2</code>',
-    'Edge runtime</th><td><code>node/24.22.3</code>', `Origin runtime</th><td><code>node/${process.versions.node}</code>`,
+    'TLSv1.3',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'x25519',
+    'rsa_pss_rsae_sha256',
+    'demo.example.com',
+    '<code>h2</code>',
+    '23.500 ms',
+    '<code>no</code>',
+    '<code>198.51.100.9</code>',
+    '<code>HTTP/2</code>',
+    'Edge runtime</th><td><code>node/24.22.3</code>',
+    `Origin runtime</th><td><code>node/${process.versions.node}</code>`,
   ]) {
     expect(res.body).toContain(text);
   }
@@ -110,9 +125,25 @@ test('/ is a self-contained HTML page with every fact', async () => {
 
 test('the page escapes what it shows and explains resumption', () => {
   const html = renderDemoPage({
-    viaEdge: true, protocol: 'TLSv1.3', cipher: null, group: null, signatureScheme: null, keyExchange: null,
-    sni: '<script>alert(1)</script>', alpn: null, keyOperationMs: null, resumed: true, clientAddress: null,
-    forwardedFor: [], forwardedProto: null, forwardedHost: null, httpVersion: '1.1', edgeRuntime: null, originRuntime: 'node/24.22.3', route: null, origin: 'api origin',
+    viaEdge: true,
+    protocol: 'TLSv1.3',
+    cipher: null,
+    group: null,
+    signatureScheme: null,
+    keyExchange: null,
+    sni: '<script>alert(1)</script>',
+    alpn: null,
+    keyOperationMs: null,
+    resumed: true,
+    clientAddress: null,
+    forwardedFor: [],
+    forwardedProto: null,
+    forwardedHost: null,
+    httpVersion: '1.1',
+    edgeRuntime: null,
+    originRuntime: 'node/24.22.3',
+    route: null,
+    origin: 'api origin',
   });
   expect(html).not.toContain('<script>');
   expect(html).toContain(escapeHtml('<script>alert(1)</script>'));
@@ -124,8 +155,17 @@ test('the page escapes what it shows and explains resumption', () => {
 test('/api/echo hashes the body', async () => {
   const body = Buffer.from('keyless!'.repeat(1000));
   const res = await get(`${origin.url}/api/echo?x=1`, { method: 'POST', body, headers: { 'x-test': 'yes' } });
-  const echo = JSON.parse(res.body) as { method: string; path: string; headers: Record<string, string>; body: { bytes: number; sha256: string } };
-  expect(echo).toMatchObject({ method: 'POST', path: '/api/echo?x=1', body: { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') } });
+  const echo = JSON.parse(res.body) as {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    body: { bytes: number; sha256: string };
+  };
+  expect(echo).toMatchObject({
+    method: 'POST',
+    path: '/api/echo?x=1',
+    body: { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') },
+  });
   expect(echo.headers['x-test']).toBe('yes');
 });
 
@@ -140,8 +180,16 @@ test('CLI prints "origin: listening on …" and stops on SIGTERM', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-origin-cli-'));
   try {
     const outfile = path.join(dir, 'demo-origin-main.js');
-    buildSync({ entryPoints: [path.join(__dirname, '../../../local/demo-origin-main.ts')], bundle: true, platform: 'node', outfile, logLevel: 'silent' });
-    const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    buildSync({
+      entryPoints: [path.join(__dirname, '../../../local/demo-origin-main.ts')],
+      bundle: true,
+      platform: 'node',
+      outfile,
+      logLevel: 'silent',
+    });
+    const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const line = await new Promise<string>((resolve, reject) => {
       let out = '';
       child.stdout.setEncoding('utf8');

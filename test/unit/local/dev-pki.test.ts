@@ -41,7 +41,9 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const certsIn = (pem: string): crypto.X509Certificate[] =>
-  (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new crypto.X509Certificate(p));
+  (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (p) => new crypto.X509Certificate(p),
+  );
 
 async function kmsSpki(keyId: string): Promise<Buffer> {
   return Buffer.from((await kms.send(new GetPublicKeyCommand({ KeyId: keyId }))).PublicKey as Uint8Array);
@@ -134,7 +136,9 @@ describe('ensureDevPki reissues when reuse would be wrong', () => {
     const again = await ensureDevPki({ kms, dir: tmp, days: 30, now: later });
     expect(again.reused).toEqual({ ca: true, leaf: false });
     expect(again.leafPem).not.toBe(first.leafPem);
-    expect(new crypto.X509Certificate(again.leafPem).verify(new crypto.X509Certificate(first.caPem).publicKey)).toBe(true);
+    expect(new crypto.X509Certificate(again.leafPem).verify(new crypto.X509Certificate(first.caPem).publicKey)).toBe(
+      true,
+    );
   });
 
   it('a leaf whose KMS key changed is reissued', async () => {
@@ -204,18 +208,32 @@ describe('building blocks', () => {
 describe('a leaf for a key KMS does not hold as a signing key (sealed custody)', () => {
   it('certifies the given public key, signed by the KMS-held CA', async () => {
     const local = await startLocalKms({ port: 0 });
-    const client = new KMSClient({ region: 'us-east-1', endpoint: local.url, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const client = new KMSClient({
+      region: 'us-east-1',
+      endpoint: local.url,
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dev-pki-sealed-'));
     try {
       const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
       const spki = publicKey.export({ type: 'spki', format: 'der' });
-      const pki = await ensureDevPki({ kms: client, dir, leafPublicKey: { spki, keySpec: 'RSA_2048' }, chainFileName: 'sealed.chain.pem' });
+      const pki = await ensureDevPki({
+        kms: client,
+        dir,
+        leafPublicKey: { spki, keySpec: 'RSA_2048' },
+        chainFileName: 'sealed.chain.pem',
+      });
       expect(pki.keyAlias).toBeUndefined();
       expect(pki.paths.chain).toBe(path.join(dir, 'sealed.chain.pem'));
       const leaf = new crypto.X509Certificate(pki.leafPem);
       expect(leaf.publicKey.export({ type: 'spki', format: 'der' })).toEqual(spki);
       expect(leaf.verify(new crypto.X509Certificate(pki.caPem).publicKey)).toBe(true);
-      const again = await ensureDevPki({ kms: client, dir, leafPublicKey: { spki, keySpec: 'RSA_2048' }, chainFileName: 'sealed.chain.pem' });
+      const again = await ensureDevPki({
+        kms: client,
+        dir,
+        leafPublicKey: { spki, keySpec: 'RSA_2048' },
+        chainFileName: 'sealed.chain.pem',
+      });
       expect(again.reused).toEqual({ ca: true, leaf: true });
     } finally {
       client.destroy();

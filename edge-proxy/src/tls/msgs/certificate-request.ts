@@ -19,10 +19,18 @@ function authoritiesList(authorities: readonly Buffer[]): Buffer | undefined {
  * signature_algorithms, and certificate_authorities when the CA names fit in one extension.
  */
 export function encodeCertificateRequest13(schemes: readonly number[], authorities: readonly Buffer[]): Buffer {
-  const exts: Extension[] = [{ type: ExtensionType.signature_algorithms, data: new Writer().vec16((w) => schemes.forEach((s) => w.u16(s))).finish() }];
+  const exts: Extension[] = [
+    {
+      type: ExtensionType.signature_algorithms,
+      data: new Writer().vec16((w) => schemes.forEach((s) => w.u16(s))).finish(),
+    },
+  ];
   const cas = authoritiesList(authorities);
   if (cas) exts.push({ type: ExtensionType.certificate_authorities, data: cas });
-  return handshakeMessage(HandshakeType.certificate_request, new Writer().vec8(Buffer.alloc(0)).bytes(encodeExtensions(exts)).finish());
+  return handshakeMessage(
+    HandshakeType.certificate_request,
+    new Writer().vec8(Buffer.alloc(0)).bytes(encodeExtensions(exts)).finish(),
+  );
 }
 
 /** ClientCertificateType (RFC 5246 §7.4.4, RFC 8422 §5.5). */

@@ -39,7 +39,11 @@ export function parseClientCertificate13(body: Buffer): Buffer[] {
   const r = new Reader(body, 'Certificate');
   const context = r.vec8('certificate_request_context');
   // RFC 8446 §4.4.2: in the handshake the context is the one we sent, i.e. empty.
-  if (context.length !== 0) throw new TlsAlert(AlertDescription.illegal_parameter, 'client Certificate has a certificate_request_context we did not send');
+  if (context.length !== 0)
+    throw new TlsAlert(
+      AlertDescription.illegal_parameter,
+      'client Certificate has a certificate_request_context we did not send',
+    );
   const list = r.sub24('certificate_list');
   r.end();
   const chain: Buffer[] = [];
@@ -47,7 +51,11 @@ export function parseClientCertificate13(body: Buffer): Buffer[] {
     chain.push(Buffer.from(list.vec24('cert_data', 1)));
     const exts = list.vec16('CertificateEntry extensions');
     // RFC 8446 §4.4.2: entry extensions must answer extensions of our request, which asked for none.
-    if (exts.length !== 0) throw new TlsAlert(AlertDescription.unsupported_extension, 'client CertificateEntry carries extensions we did not request');
+    if (exts.length !== 0)
+      throw new TlsAlert(
+        AlertDescription.unsupported_extension,
+        'client CertificateEntry carries extensions we did not request',
+      );
   }
   return chain;
 }

@@ -62,7 +62,10 @@ export interface ClientHello {
   ecPointFormats?: number[];
 }
 
-type Typed = Omit<ClientHello, 'legacyVersion' | 'random' | 'sessionId' | 'cipherSuites' | 'compressionMethods' | 'extensions'>;
+type Typed = Omit<
+  ClientHello,
+  'legacyVersion' | 'random' | 'sessionId' | 'cipherSuites' | 'compressionMethods' | 'extensions'
+>;
 
 /** A body that must be empty (RFC 7627 §5.1, RFC 8446 §4.2.10). */
 function empty(data: Buffer, name: string): true {
@@ -96,12 +99,16 @@ function statusRequestIsOcsp(data: Buffer): boolean {
 
 function recordSizeLimit(data: Buffer): number {
   const limit = u16(data, 'record_size_limit');
-  if (limit < 64) throw new TlsAlert(AlertDescription.illegal_parameter, `record_size_limit ${limit} is below the minimum of 64`);
+  if (limit < 64)
+    throw new TlsAlert(AlertDescription.illegal_parameter, `record_size_limit ${limit} is below the minimum of 64`);
   return limit;
 }
 
 /** The decoder for each extension the server interprets, and where its result goes. */
-const DECODERS: ReadonlyMap<number, (data: Buffer, into: Typed) => void> = new Map<number, (data: Buffer, into: Typed) => void>([
+const DECODERS: ReadonlyMap<number, (data: Buffer, into: Typed) => void> = new Map<
+  number,
+  (data: Buffer, into: Typed) => void
+>([
   [ExtensionType.server_name, (d, h) => (h.serverName = parseServerName(d))],
   [ExtensionType.status_request, (d, h) => (h.wantsOcsp = statusRequestIsOcsp(d))],
   [ExtensionType.supported_groups, (d, h) => (h.supportedGroups = parseU16List(d, 'supported_groups'))],

@@ -8,5 +8,8 @@ export function encodeServerEcdhParams(group: number, publicShare: Buffer): Buff
 }
 
 export function encodeServerKeyExchange(params: Buffer, scheme: number, signature: Buffer): Buffer {
-  return handshakeMessage(HandshakeType.server_key_exchange, new Writer().bytes(params).u16(scheme).vec16(signature).finish());
+  return handshakeMessage(
+    HandshakeType.server_key_exchange,
+    new Writer().bytes(params).u16(scheme).vec16(signature).finish(),
+  );
 }

@@ -31,7 +31,15 @@ import { chooseScheme, SignatureScheme, SIGNATURE_SCHEMES, KeyShape } from '../s
 import { CipherSuite, TLS12_SUITES } from '../suites';
 import { Transcript } from '../transcript';
 import { TicketState, ticketFresh } from '../tickets';
-import { anonymousClient, certificateRequest12, ClientAuthResult, describeClient, readClientCertificate12, readClientCertificateVerify12, resumedClientAuth } from '../client-auth';
+import {
+  anonymousClient,
+  certificateRequest12,
+  ClientAuthResult,
+  describeClient,
+  readClientCertificate12,
+  readClientCertificateVerify12,
+  resumedClientAuth,
+} from '../client-auth';
 import { prf12 } from '../../../../contract/tls12-prf';
 import { DOWNGRADE_SENTINEL_TLS12, tls12ServerRandom } from '../../../../contract/key-service-protocol';
 import { clientRecordSizeLimit, maxPlaintextUnder, recordSizeLimitExtension } from '../record-size-limit';
@@ -46,7 +54,14 @@ export { DOWNGRADE_SENTINEL_TLS12 };
 /** Signature schemes for a TLS 1.2 ServerKeyExchange by this key, in preference order. Never SHA-1. */
 export function tls12SchemesFor(shape: KeyShape): SignatureScheme[] {
   if (shape.keyType === 'rsa') {
-    const order = ['rsa_pss_rsae_sha256', 'rsa_pkcs1_sha256', 'rsa_pss_rsae_sha384', 'rsa_pkcs1_sha384', 'rsa_pss_rsae_sha512', 'rsa_pkcs1_sha512'];
+    const order = [
+      'rsa_pss_rsae_sha256',
+      'rsa_pkcs1_sha256',
+      'rsa_pss_rsae_sha384',
+      'rsa_pkcs1_sha384',
+      'rsa_pss_rsae_sha512',
+      'rsa_pkcs1_sha512',
+    ];
     return order.map((n) => SIGNATURE_SCHEMES.find((s) => s.name === n)!);
   }
   // KMS binds each curve to one ECDSA hash, so the scheme follows the key's curve.
@@ -83,13 +98,17 @@ function choose(hello: ClientHello, certs: ServerCertificate[], groups: readonly
   // Some failures are the client offering only what we refuse as too weak (RFC 7919 §4, RFC 7465 §2).
   const weak = insufficientSecurity(hello.cipherSuites, hello.supportedGroups, groups);
   if (weak) throw new TlsAlert(AlertDescription.insufficient_security, weak);
-  throw new TlsAlert(AlertDescription.handshake_failure, 'no TLS 1.2 cipher suite, group and signature scheme in common');
+  throw new TlsAlert(
+    AlertDescription.handshake_failure,
+    'no TLS 1.2 cipher suite, group and signature scheme in common',
+  );
 }
 
 /** renegotiation_info (RFC 5746 §3.6): in an initial handshake renegotiated_connection must be empty. */
 function clientSignalsSecureRenegotiation(hello: ClientHello): boolean {
   if (hello.renegotiationInfo) {
-    if (hello.renegotiationInfo.length !== 0) throw new TlsAlert(AlertDescription.handshake_failure, 'renegotiation_info not empty in an initial handshake');
+    if (hello.renegotiationInfo.length !== 0)
+      throw new TlsAlert(AlertDescription.handshake_failure, 'renegotiation_info not empty in an initial handshake');
     return true;
   }
   return hello.cipherSuites.includes(0x00ff); // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
@@ -120,7 +139,8 @@ interface Negotiated12 extends Choice {
 }
 
 function negotiate12(hello: ClientHello, ctx: TlsContext): Negotiated12 {
-  if (!hello.compressionMethods.includes(0)) throw new TlsAlert(AlertDescription.handshake_failure, 'client does not offer null compression');
+  if (!hello.compressionMethods.includes(0))
+    throw new TlsAlert(AlertDescription.handshake_failure, 'client does not offer null compression');
   const secureRenegotiation = clientSignalsSecureRenegotiation(hello);
   const serverName = requestedServerName(hello);
   const { certs, matched } = ctx.certificates.candidates(serverName);
@@ -128,7 +148,10 @@ function negotiate12(hello: ClientHello, ctx: TlsContext): Negotiated12 {
   // RFC 9113 §9.2.2: HTTP/2 over TLS 1.2 needs an ephemeral key exchange (RSA key exchange is on its
   // cipher-suite block list; Chromium fails with ERR_HTTP2_INADEQUATE_TRANSPORT_SECURITY), so h2 is
   // not chosen with it.
-  const alpn = negotiateAlpn(hello, choice.suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols);
+  const alpn = negotiateAlpn(
+    hello,
+    choice.suite.keyExchange === 'RSA' ? ctx.alpnProtocols.filter((p) => p !== 'h2') : ctx.alpnProtocols,
+  );
   return {
     ...choice,
     secureRenegotiation,
@@ -213,7 +236,15 @@ class Tls12ServerHandshake {
     }
     // OCSP stapling (RFC 6066 §8): an empty status_request here, CertificateStatus after Certificate.
     if (this.staple()) extensions.push({ type: ExtensionType.status_request, data: Buffer.alloc(0) });
-    this.send(encodeServerHello({ version: TLS12, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: neg.suite.id, extensions }));
+    this.send(
+      encodeServerHello({
+        version: TLS12,
+        random: this.serverRandom,
+        sessionId: Buffer.alloc(0),
+        cipherSuite: neg.suite.id,
+        extensions,
+      }),
+    );
   }
 
   private staple(): Buffer | undefined {
@@ -234,7 +265,13 @@ class Tls12ServerHandshake {
     // Let the client work on the chain while the key service signs our ECDHE parameters.
     this.io.flush();
     const params = encodeServerEcdhParams(this.ephemeral.group.id, this.ephemeral.publicShare);
-    const signed = await this.ctx.keyOperations.signTls12ServerKeyExchange(cert.keyName, scheme.name, this.hello.random, this.seed, params);
+    const signed = await this.ctx.keyOperations.signTls12ServerKeyExchange(
+      cert.keyName,
+      scheme.name,
+      this.hello.random,
+      this.seed,
+      params,
+    );
     this.keyOperationMs = signed.latencyMs;
     this.send(encodeServerKeyExchange(params, scheme.id, signed.signature));
   }
@@ -320,7 +357,14 @@ class Tls12ServerHandshake {
     const { io, neg, keys } = this;
     const { suite } = neg;
     if (neg.issueTicket) {
-      const nst = newTicket12(this.ctx, { suite: suite.id, master: this.masterSecret, ems: neg.ems, serverName: neg.serverName, alpn: neg.alpn, clientCertificateChain: this.clientAuth?.chain });
+      const nst = newTicket12(this.ctx, {
+        suite: suite.id,
+        master: this.masterSecret,
+        ems: neg.ems,
+        serverName: neg.serverName,
+        alpn: neg.alpn,
+        clientCertificateChain: this.clientAuth?.chain,
+      });
       if (nst) {
         this.transcript.update(nst);
         io.sendHandshake(nst);
@@ -328,7 +372,9 @@ class Tls12ServerHandshake {
     }
     io.sendChangeCipherSpec();
     io.setWriteProtection(new Tls12Protection(suite.aead, keys.server.key, keys.server.iv, suite.recordIvLength!));
-    io.sendHandshake(encodeFinished(prf12(suite.hash, this.masterSecret, 'server finished', this.transcript.digest(), 12)));
+    io.sendHandshake(
+      encodeFinished(prf12(suite.hash, this.masterSecret, 'server finished', this.transcript.digest(), 12)),
+    );
     io.flush();
   }
 
@@ -369,16 +415,26 @@ class Tls12ServerHandshake {
 
 type Tls12Result = { info: HandshakeInfo; session: Tls12Session };
 
-export async function serverHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, ctx: TlsContext): Promise<Tls12Result> {
+export async function serverHandshake12(
+  io: HandshakeIo,
+  first: HandshakeMessage,
+  hello: ClientHello,
+  ctx: TlsContext,
+): Promise<Tls12Result> {
   io.useTls12Records();
   const neg = negotiate12(hello, ctx);
   const resumption = checkForResumption(hello, neg, ctx);
-  if (resumption) return resumeHandshake12(io, first, hello, resumption.state, { ...neg, clientAuth: resumption.clientAuth }, ctx);
+  if (resumption)
+    return resumeHandshake12(io, first, hello, resumption.state, { ...neg, clientAuth: resumption.clientAuth }, ctx);
   return new Tls12ServerHandshake(io, first, hello, ctx, neg).handshake();
 }
 
 /** A ticket we resume from, with the client identity it carries (mTLS: still valid for this host's policy). */
-function checkForResumption(hello: ClientHello, neg: Negotiated12, ctx: TlsContext): { state: TicketState; clientAuth?: ClientAuthResult } | undefined {
+function checkForResumption(
+  hello: ClientHello,
+  neg: Negotiated12,
+  ctx: TlsContext,
+): { state: TicketState; clientAuth?: ClientAuthResult } | undefined {
   const ticket = hello.sessionTicket;
   const state = ticket && ticket.length > 0 ? resumableTicket(ticket, hello, neg.serverName, neg.ems, ctx) : undefined;
   if (!state) return undefined;
@@ -396,18 +452,39 @@ interface TicketUse {
 }
 
 /** A valid, fresh ticket for this client, or undefined: an unusable ticket means a full handshake. */
-function resumableTicket(ticket: Buffer, hello: ClientHello, serverName: string | undefined, ems: boolean, ctx: TlsContext): TicketState | undefined {
+function resumableTicket(
+  ticket: Buffer,
+  hello: ClientHello,
+  serverName: string | undefined,
+  ems: boolean,
+  ctx: TlsContext,
+): TicketState | undefined {
   const state = ctx.tickets?.open(ticket);
   if (!state || state.protocol !== 'TLSv1.2' || !hello.cipherSuites.includes(state.suite)) return undefined;
   if (!TLS12_SUITES.some((s) => s.id === state.suite)) return undefined;
-  if (!ticketFresh(state, Date.now(), ctx.ticketSettings.ageToleranceMs) || state.serverName !== (serverName ?? '')) return undefined;
+  if (!ticketFresh(state, Date.now(), ctx.ticketSettings.ageToleranceMs) || state.serverName !== (serverName ?? ''))
+    return undefined;
   // RFC 7627 §5.3: a session with EMS must not resume without it (abort); one without EMS is not
   // resumed by a client that now offers it (full handshake).
-  if (state.extendedMasterSecret && !ems) throw new TlsAlert(AlertDescription.handshake_failure, 'resumption without extended master secret of a session that used it');
+  if (state.extendedMasterSecret && !ems)
+    throw new TlsAlert(
+      AlertDescription.handshake_failure,
+      'resumption without extended master secret of a session that used it',
+    );
   return state.extendedMasterSecret === ems ? state : undefined;
 }
 
-function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: boolean; serverName?: string; alpn?: string; clientCertificateChain?: Buffer[] }): Buffer | undefined {
+function newTicket12(
+  ctx: TlsContext,
+  s: {
+    suite: number;
+    master: Buffer;
+    ems: boolean;
+    serverName?: string;
+    alpn?: string;
+    clientCertificateChain?: Buffer[];
+  },
+): Buffer | undefined {
   const { lifetimeSeconds } = ctx.ticketSettings;
   const ticket = ctx.tickets?.seal({
     protocol: 'TLSv1.2',
@@ -431,7 +508,14 @@ function newTicket12(ctx: TlsContext, s: { suite: number; master: Buffer; ems: b
  * §3.4 lets the client recognise the resumption by the NewSessionTicket or ChangeCipherSpec that
  * follows our ServerHello.
  */
-async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello: ClientHello, state: TicketState, use: TicketUse, ctx: TlsContext): Promise<Tls12Result> {
+async function resumeHandshake12(
+  io: HandshakeIo,
+  first: HandshakeMessage,
+  hello: ClientHello,
+  state: TicketState,
+  use: TicketUse,
+  ctx: TlsContext,
+): Promise<Tls12Result> {
   const suite = TLS12_SUITES.find((x) => x.id === state.suite)!;
   const serverRandom = Buffer.concat([crypto.randomBytes(24), DOWNGRADE_SENTINEL_TLS12]);
   const extensions: Extension[] = [];
@@ -450,10 +534,25 @@ async function resumeHandshake12(io: HandshakeIo, first: HandshakeMessage, hello
     transcript.update(msg);
     io.sendHandshake(msg);
   };
-  send(encodeServerHello({ version: TLS12, random: serverRandom, sessionId: hello.sessionId, cipherSuite: suite.id, extensions }));
+  send(
+    encodeServerHello({
+      version: TLS12,
+      random: serverRandom,
+      sessionId: hello.sessionId,
+      cipherSuite: suite.id,
+      extensions,
+    }),
+  );
   const master = state.secret;
   if (use.issueTicket) {
-    const nst = newTicket12(ctx, { suite: suite.id, master, ems: use.ems, serverName: state.serverName, alpn: use.alpn, clientCertificateChain: use.clientAuth?.chain });
+    const nst = newTicket12(ctx, {
+      suite: suite.id,
+      master,
+      ems: use.ems,
+      serverName: state.serverName,
+      alpn: use.alpn,
+      clientCertificateChain: use.clientAuth?.chain,
+    });
     if (nst) send(nst);
   }
   const keys = tls12KeyBlock(suite, master, serverRandom, hello.random);

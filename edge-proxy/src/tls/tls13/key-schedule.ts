@@ -25,7 +25,12 @@ export function hkdfExpand(hash: HashName, prk: Buffer, info: Buffer, length: nu
   let prev = Buffer.alloc(0);
   let total = 0;
   for (let i = 1; total < length; i++) {
-    prev = crypto.createHmac(hash, prk).update(prev).update(info).update(Buffer.from([i])).digest();
+    prev = crypto
+      .createHmac(hash, prk)
+      .update(prev)
+      .update(info)
+      .update(Buffer.from([i]))
+      .digest();
     out.push(prev);
     total += prev.length;
   }
@@ -33,7 +38,13 @@ export function hkdfExpand(hash: HashName, prk: Buffer, info: Buffer, length: nu
 }
 
 /** HKDF-Expand-Label (RFC 8446 §7.1). */
-export function hkdfExpandLabel(hash: HashName, secret: Buffer, label: string, context: Buffer, length: number): Buffer {
+export function hkdfExpandLabel(
+  hash: HashName,
+  secret: Buffer,
+  label: string,
+  context: Buffer,
+  length: number,
+): Buffer {
   const info = new Writer()
     .u16(length)
     .vec8(Buffer.from(`tls13 ${label}`, 'latin1'))
@@ -47,7 +58,10 @@ export function hashLength(hash: HashName): number {
 }
 
 /** Hash of the empty string; a constant, computed once per hash (used 3 times per handshake). */
-const EMPTY_HASHES: Record<HashName, Buffer> = { sha256: crypto.createHash('sha256').digest(), sha384: crypto.createHash('sha384').digest() };
+const EMPTY_HASHES: Record<HashName, Buffer> = {
+  sha256: crypto.createHash('sha256').digest(),
+  sha384: crypto.createHash('sha384').digest(),
+};
 
 export function emptyHash(hash: HashName): Buffer {
   return Buffer.from(EMPTY_HASHES[hash]);

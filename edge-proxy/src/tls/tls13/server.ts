@@ -41,7 +41,10 @@ export const TLS13 = 0x0304;
 export const TLS12 = 0x0303;
 
 /** ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3). */
-export const HELLO_RETRY_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
+export const HELLO_RETRY_RANDOM = Buffer.from(
+  'cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c',
+  'hex',
+);
 
 /** What the ClientHello asks for and what we chose, computed the same way for a first and a retried hello. */
 interface Negotiated {
@@ -61,7 +64,8 @@ interface Negotiated {
 
 function required<T>(value: T | undefined, name: string): T {
   // RFC 8446 §9.2: a ClientHello without a mandatory extension gets missing_extension.
-  if (value === undefined) throw new TlsAlert(AlertDescription.missing_extension, `ClientHello has no ${name} extension`);
+  if (value === undefined)
+    throw new TlsAlert(AlertDescription.missing_extension, `ClientHello has no ${name} extension`);
   return value;
 }
 
@@ -79,7 +83,8 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
   const shares = required(hello.keyShares, 'key_share');
   // RFC 8446 §4.2.8: every share must be for a group the client listed.
   for (const s of shares) {
-    if (!clientGroups.includes(s.group)) throw new TlsAlert(AlertDescription.illegal_parameter, 'key share for a group not in supported_groups');
+    if (!clientGroups.includes(s.group))
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'key share for a group not in supported_groups');
   }
 
   const serverName = requestedServerName(hello);
@@ -93,14 +98,26 @@ function negotiate(hello: ClientHello, ctx: TlsContext): Negotiated {
       break;
     }
   }
-  if (!cert || !scheme) throw new TlsAlert(AlertDescription.handshake_failure, 'no certificate with a signature scheme the client accepts');
+  if (!cert || !scheme)
+    throw new TlsAlert(AlertDescription.handshake_failure, 'no certificate with a signature scheme the client accepts');
 
   const alpn = negotiateAlpn(hello, ctx.alpnProtocols);
   // certificate_authorities (§4.2.4) is read by nobody: our certificates are chosen by SNI and
   // signature scheme; a client that cannot verify the chain will say so with an alert.
   const recordSizeLimit = clientRecordSizeLimit(hello);
   const wantsOcsp = clientWantsOcsp(hello);
-  return { suite, cert, scheme, serverName, sniMatched: matched && serverName !== undefined, alpn, clientGroups, shares, recordSizeLimit, wantsOcsp };
+  return {
+    suite,
+    cert,
+    scheme,
+    serverName,
+    sniMatched: matched && serverName !== undefined,
+    alpn,
+    clientGroups,
+    shares,
+    recordSizeLimit,
+    wantsOcsp,
+  };
 }
 
 function supportedVersionsExtension(): Extension {
@@ -146,7 +163,13 @@ export class Tls13Session {
  * suite, fresh, its age plausible, same SNI and ALPN. Its binder must verify, else decrypt_error.
  * Only `psk_dhe_ke` is supported, so a client without that mode gets a full handshake.
  */
-function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transcriptBefore: Transcript, ctx: TlsContext): { secret: Buffer; index: number; clientAuth?: ClientAuthResult } | undefined {
+function acceptPsk(
+  hello: ClientHello,
+  helloRaw: Buffer,
+  neg: Negotiated,
+  transcriptBefore: Transcript,
+  ctx: TlsContext,
+): { secret: Buffer; index: number; clientAuth?: ClientAuthResult } | undefined {
   const offered = hello.psk;
   const modes = hello.pskModes;
   if (!offered || !ctx.tickets?.ready) return undefined;
@@ -180,7 +203,15 @@ function acceptPsk(hello: ClientHello, helloRaw: Buffer, neg: Negotiated, transc
 }
 
 /** NewSessionTicket messages after the handshake (RFC 8446 §4.6.1), under the fleet ticket keys. */
-function sendTickets(io: HandshakeIo, ctx: TlsContext, suite: CipherSuite, resumptionMaster: Buffer, neg: Negotiated, resumed: boolean, clientAuth?: ClientAuthResult): void {
+function sendTickets(
+  io: HandshakeIo,
+  ctx: TlsContext,
+  suite: CipherSuite,
+  resumptionMaster: Buffer,
+  neg: Negotiated,
+  resumed: boolean,
+  clientAuth?: ClientAuthResult,
+): void {
   if (!ctx.tickets?.ready) return;
   const { lifetimeSeconds } = ctx.ticketSettings;
   // `count` tickets after a full handshake (a client may open that many connections in parallel);
@@ -273,7 +304,15 @@ class Tls13ServerHandshake {
     await this.readClientCertificate();
     await this.readClientFinished();
     this.sendSessionTickets();
-    return { session: new Tls13Session(this.io, this.neg.suite, this.applicationSecrets.client, this.applicationSecrets.server), info: this.handshakeInfo() };
+    return {
+      session: new Tls13Session(
+        this.io,
+        this.neg.suite,
+        this.applicationSecrets.client,
+        this.applicationSecrets.server,
+      ),
+      info: this.handshakeInfo(),
+    };
   }
 
   /** A share we can use, or a HelloRetryRequest for one (RFC 8446 §4.1.4). */
@@ -299,7 +338,10 @@ class Tls13ServerHandshake {
       random: HELLO_RETRY_RANDOM,
       sessionId: first.hello.sessionId,
       cipherSuite: first.neg.suite.id,
-      extensions: [supportedVersionsExtension(), { type: ExtensionType.key_share, data: new Writer().u16(retryGroup.id).finish() }],
+      extensions: [
+        supportedVersionsExtension(),
+        { type: ExtensionType.key_share, data: new Writer().u16(retryGroup.id).finish() },
+      ],
     });
     this.sendHandshake(hrr);
     this.sendCompatCcs();
@@ -314,12 +356,17 @@ class Tls13ServerHandshake {
     if (!hello.supportedVersions?.includes(TLS13)) {
       throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello does not offer TLS 1.3');
     }
-    if (!hello.sessionId.equals(first.hello.sessionId)) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
+    if (!hello.sessionId.equals(first.hello.sessionId))
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed legacy_session_id');
     const neg = negotiate(hello, ctx);
     // RFC 8446 §4.1.4: the retried hello must use the suite we chose and one share for the group we asked for.
-    if (neg.suite.id !== first.neg.suite.id) throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed the cipher suite');
+    if (neg.suite.id !== first.neg.suite.id)
+      throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello changed the cipher suite');
     if (neg.shares.length !== 1 || neg.shares[0].group !== retryGroup.id) {
-      throw new TlsAlert(AlertDescription.illegal_parameter, 'second ClientHello must carry exactly one share, for the requested group');
+      throw new TlsAlert(
+        AlertDescription.illegal_parameter,
+        'second ClientHello must carry exactly one share, for the requested group',
+      );
     }
     this.hello = hello;
     this.helloRaw = second.raw;
@@ -394,13 +441,20 @@ class Tls13ServerHandshake {
     const { io, neg } = this;
     const { cert, scheme } = neg;
     // OCSP stapling (RFC 8446 §4.4.2.1): in the leaf's entry, only when the client asked.
-    const leafExtensions = neg.wantsOcsp && cert.ocspResponse ? [{ type: ExtensionType.status_request, data: certificateStatusBody(cert.ocspResponse) }] : [];
+    const leafExtensions =
+      neg.wantsOcsp && cert.ocspResponse
+        ? [{ type: ExtensionType.status_request, data: certificateStatusBody(cert.ocspResponse) }]
+        : [];
     this.sendHandshake(encodeTls13Certificate(cert.chain, leafExtensions));
     // Let the client start on the certificate chain while the key service signs.
     io.flush();
     // The key operations client verifies the signature against this certificate's public key
     // before returning it, so nothing unverified reaches the wire.
-    const signed = await this.ctx.keyOperations.signTls13CertificateVerify(cert.keyName, scheme.name, this.transcript.digest());
+    const signed = await this.ctx.keyOperations.signTls13CertificateVerify(
+      cert.keyName,
+      scheme.name,
+      this.transcript.digest(),
+    );
     this.keyOperationMs = signed.latencyMs;
     this.sendHandshake(encodeCertificateVerify(scheme.id, signed.signature));
   }
@@ -409,7 +463,9 @@ class Tls13ServerHandshake {
   private sendServerFinished(): void {
     const { io, neg } = this;
     const { suite } = neg;
-    this.sendHandshake(encodeFinished(finishedVerifyData(suite.hash, this.handshakeSecrets.server, this.transcript.digest())));
+    this.sendHandshake(
+      encodeFinished(finishedVerifyData(suite.hash, this.handshakeSecrets.server, this.transcript.digest())),
+    );
     this.applicationSecrets = this.schedule.applicationTrafficSecrets(this.transcript.digest());
     io.setWriteProtection(protection(suite, this.applicationSecrets.server));
     io.flush();
@@ -417,7 +473,9 @@ class Tls13ServerHandshake {
 
   /** mTLS: the client's Certificate and CertificateVerify come before its Finished, under handshake keys. */
   private async readClientCertificate(): Promise<void> {
-    this.clientAuth = this.clientPolicy ? await readClientAuth13(this.io, this.transcript, this.clientPolicy) : this.psk?.clientAuth;
+    this.clientAuth = this.clientPolicy
+      ? await readClientAuth13(this.io, this.transcript, this.clientPolicy)
+      : this.psk?.clientAuth;
   }
 
   private async readClientFinished(): Promise<void> {
@@ -432,7 +490,15 @@ class Tls13ServerHandshake {
 
   private sendSessionTickets(): void {
     const { suite } = this.neg;
-    sendTickets(this.io, this.ctx, suite, this.schedule.resumptionMasterSecret(this.transcript.digest()), this.neg, this.psk !== undefined, this.clientAuth);
+    sendTickets(
+      this.io,
+      this.ctx,
+      suite,
+      this.schedule.resumptionMasterSecret(this.transcript.digest()),
+      this.neg,
+      this.psk !== undefined,
+      this.clientAuth,
+    );
   }
 
   /** The record of what was negotiated. */
@@ -478,6 +544,11 @@ function protection(suite: CipherSuite, secret: Buffer): Tls13Protection {
   return new Tls13Protection(suite.aead, k.key, k.iv);
 }
 
-export async function serverHandshake13(io: HandshakeIo, first: HandshakeMessage, firstHello: ClientHello, ctx: TlsContext): Promise<Tls13Result> {
+export async function serverHandshake13(
+  io: HandshakeIo,
+  first: HandshakeMessage,
+  firstHello: ClientHello,
+  ctx: TlsContext,
+): Promise<Tls13Result> {
   return new Tls13ServerHandshake(io, first, firstHello, ctx).handshake();
 }

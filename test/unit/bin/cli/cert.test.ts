@@ -30,19 +30,34 @@ const write = (name: string, text: string): string => {
   return name;
 };
 const read = (name: string): string => fs.readFileSync(path.join(env.dir, name), 'utf8');
-const certsOf = (pem: string): string[] => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+const certsOf = (pem: string): string[] =>
+  pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
 
 /** key + CSR through the CLI; returns the CSR file name. */
 async function keyWithCsr(name: string, spec: string, dns: string[]): Promise<string> {
-  expect((await env.run('keys', 'create', '--local', '--name', name, '--key-spec', spec, '--quiet')).code).toBe(EXIT.ok);
-  const r = await env.run('csr', '--local', '--key', name, ...dns.flatMap((d) => ['--dns', d]), '--out', `${name}.csr`, '--quiet');
+  expect((await env.run('keys', 'create', '--local', '--name', name, '--key-spec', spec, '--quiet')).code).toBe(
+    EXIT.ok,
+  );
+  const r = await env.run(
+    'csr',
+    '--local',
+    '--key',
+    name,
+    ...dns.flatMap((d) => ['--dns', d]),
+    '--out',
+    `${name}.csr`,
+    '--quiet',
+  );
   expect(r.code).toBe(EXIT.ok);
   return `${name}.csr`;
 }
 
 /** A chain issued by the dev CA with a chosen clock (for expired / not-yet-valid certificates). */
 async function chainAt(csrFile: string, now: Date, days: number): Promise<string> {
-  const issued = await issueCertificate({ csrPem: read(csrFile), ca: { kind: 'dev', caAlias: DEFAULT_CA_ALIAS, caCertPem: caPem }, days, now }, { kms: env.kmsClient });
+  const issued = await issueCertificate(
+    { csrPem: read(csrFile), ca: { kind: 'dev', caAlias: DEFAULT_CA_ALIAS, caCertPem: caPem }, days, now },
+    { kms: env.kmsClient },
+  );
   return issued.chainPem;
 }
 
@@ -59,27 +74,66 @@ afterAll(async () => {
 });
 
 describe('keyless cert issue --dev-ca', () => {
-  test.each([['site-1'], ['site-2'], ['api-1']])('%s: a chain the CA verifies, for the CSR key and names', async (name) => {
-    const r = await env.run('cert', 'issue', '--local', '--dev-ca', '--csr', `${name}.csr`, '--days', '30', '--out', `${name}.chain.pem`, '--json');
-    expect(r.code).toBe(EXIT.ok);
-    const out = r.json<{ file: string; notBefore: string; notAfter: string; dnsNames: string[] }>();
-    const chain = certsOf(read(`${name}.chain.pem`));
-    expect(chain).toHaveLength(2);
-    expect(chain[1].trim()).toBe(caPem.trim());
-    const leaf = new crypto.X509Certificate(chain[0]);
-    expect(leaf.verify(new crypto.X509Certificate(caPem).publicKey)).toBe(true);
-    const kmsKey = (await env.run('keys', 'create', '--local', '--name', name, '--if-exists', 'reuse', '--key-spec', name === 'site-2' ? 'RSA_2048' : name === 'api-1' ? 'ECC_NIST_P384' : 'ECC_NIST_P256', '--json')).json<{ publicKey: string }>();
-    expect(leaf.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')).toBe(kmsKey.publicKey);
-    expect(leaf.subjectAltName).toBe(out.dnsNames.map((d) => `DNS:${d}`).join(', '));
-    const days = (new Date(out.notAfter).getTime() - Date.now()) / DAY;
-    expect(days).toBeGreaterThan(29);
-    expect(days).toBeLessThanOrEqual(30);
-    if (OPENSSL) {
-      write(`${name}.leaf.pem`, chain[0]);
-      const verified = execFileSync('openssl', ['verify', '-CAfile', path.join(env.dir, 'ca.pem'), '-purpose', 'sslserver', path.join(env.dir, `${name}.leaf.pem`)], { encoding: 'utf8' });
-      expect(verified.trim()).toBe(`${path.join(env.dir, `${name}.leaf.pem`)}: OK`);
-    }
-  });
+  test.each([['site-1'], ['site-2'], ['api-1']])(
+    '%s: a chain the CA verifies, for the CSR key and names',
+    async (name) => {
+      const r = await env.run(
+        'cert',
+        'issue',
+        '--local',
+        '--dev-ca',
+        '--csr',
+        `${name}.csr`,
+        '--days',
+        '30',
+        '--out',
+        `${name}.chain.pem`,
+        '--json',
+      );
+      expect(r.code).toBe(EXIT.ok);
+      const out = r.json<{ file: string; notBefore: string; notAfter: string; dnsNames: string[] }>();
+      const chain = certsOf(read(`${name}.chain.pem`));
+      expect(chain).toHaveLength(2);
+      expect(chain[1].trim()).toBe(caPem.trim());
+      const leaf = new crypto.X509Certificate(chain[0]);
+      expect(leaf.verify(new crypto.X509Certificate(caPem).publicKey)).toBe(true);
+      const kmsKey = (
+        await env.run(
+          'keys',
+          'create',
+          '--local',
+          '--name',
+          name,
+          '--if-exists',
+          'reuse',
+          '--key-spec',
+          name === 'site-2' ? 'RSA_2048' : name === 'api-1' ? 'ECC_NIST_P384' : 'ECC_NIST_P256',
+          '--json',
+        )
+      ).json<{ publicKey: string }>();
+      expect(leaf.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')).toBe(kmsKey.publicKey);
+      expect(leaf.subjectAltName).toBe(out.dnsNames.map((d) => `DNS:${d}`).join(', '));
+      const days = (new Date(out.notAfter).getTime() - Date.now()) / DAY;
+      expect(days).toBeGreaterThan(29);
+      expect(days).toBeLessThanOrEqual(30);
+      if (OPENSSL) {
+        write(`${name}.leaf.pem`, chain[0]);
+        const verified = execFileSync(
+          'openssl',
+          [
+            'verify',
+            '-CAfile',
+            path.join(env.dir, 'ca.pem'),
+            '-purpose',
+            'sslserver',
+            path.join(env.dir, `${name}.leaf.pem`),
+          ],
+          { encoding: 'utf8' },
+        );
+        expect(verified.trim()).toBe(`${path.join(env.dir, `${name}.leaf.pem`)}: OK`);
+      }
+    },
+  );
 
   test('stdout without --out is the PEM chain', async () => {
     const r = await env.run('cert', 'issue', '--local', '--dev-ca', '--csr', 'site-1.csr', '--quiet');
@@ -90,7 +144,10 @@ describe('keyless cert issue --dev-ca', () => {
   test('a request with a broken signature is refused before the CA signs anything', async () => {
     const der = Buffer.from(read('site-1.csr').replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
     der[der.length - 5] ^= 0x01; // inside the signature value
-    write('tampered.csr', `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`);
+    write(
+      'tampered.csr',
+      `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`,
+    );
     const signsBefore = env.kms.stats.operations.Sign ?? 0;
     const r = await env.run('cert', 'issue', '--local', '--dev-ca', '--csr', 'tampered.csr');
     expect(r.code).toBe(EXIT.refused);
@@ -101,7 +158,16 @@ describe('keyless cert issue --dev-ca', () => {
   test('usage errors: no CA, two CAs, missing file, bad ARN, bad days', async () => {
     const cases: [string[], RegExp][] = [
       [['--csr', 'site-1.csr'], /give exactly one CA/],
-      [['--csr', 'site-1.csr', '--dev-ca', '--pca-arn', 'arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/abc'], /give exactly one CA/],
+      [
+        [
+          '--csr',
+          'site-1.csr',
+          '--dev-ca',
+          '--pca-arn',
+          'arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/abc',
+        ],
+        /give exactly one CA/,
+      ],
       [['--csr', 'nope.csr', '--dev-ca'], /cannot read certificate request nope.csr: ENOENT/],
       [['--dev-ca'], /--csr is required/],
       [['--csr', 'site-1.csr', '--pca-arn', 'not-an-arn'], /is not a private CA ARN/],
@@ -115,7 +181,7 @@ describe('keyless cert issue --dev-ca', () => {
     }
   });
 
-  test('a CA certificate that is not the KMS CA key\'s is refused', async () => {
+  test("a CA certificate that is not the KMS CA key's is refused", async () => {
     const r = await env.run('cert', 'issue', '--local', '--dev-ca', '--csr', 'site-1.csr', '--ca-cert', 'other-ca.pem');
     expect(r.code).toBe(EXIT.refused);
     expect(r.stderr).toMatch(/CA certificate does not belong to the KMS key alias\/keyless\/dev\/ca/);
@@ -128,53 +194,165 @@ describe('keyless cert import', () => {
 
   beforeAll(async () => {
     for (const name of ['site-1', 'site-2', 'api-1']) {
-      expect((await env.run('cert', 'issue', '--local', '--dev-ca', '--csr', `${name}.csr`, '--out', `${name}.chain.pem`, '--quiet')).code).toBe(EXIT.ok);
+      expect(
+        (
+          await env.run(
+            'cert',
+            'issue',
+            '--local',
+            '--dev-ca',
+            '--csr',
+            `${name}.csr`,
+            '--out',
+            `${name}.chain.pem`,
+            '--quiet',
+          )
+        ).code,
+      ).toBe(EXIT.ok);
     }
   });
 
   test('first certificate of a slot with --live; the edge parser reads the entry back', async () => {
-    const r = await env.run('cert', 'import', '--local', '--key', 'site-1', '--slot', 'site', '--chain', 'site-1.chain.pem', '--live', '--ca', 'ca.pem', '--json');
+    const r = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-1',
+      '--slot',
+      'site',
+      '--chain',
+      'site-1.chain.pem',
+      '--live',
+      '--ca',
+      'ca.pem',
+      '--json',
+    );
     expect(r.code).toBe(EXIT.ok);
-    expect(r.json()).toMatchObject({ id: 'site-1', slot: 'site', state: 'live', hostnames: ['example.com', 'www.example.com'], publicKeySource: 'kms', replaced: false });
+    expect(r.json()).toMatchObject({
+      id: 'site-1',
+      slot: 'site',
+      state: 'live',
+      hostnames: ['example.com', 'www.example.com'],
+      publicKeySource: 'kms',
+      replaced: false,
+    });
     // The slot's live alias is created with the first live certificate.
     const { DescribeKeyCommand } = await import('@aws-sdk/client-kms');
     const alias = (await env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}site` }))).KeyMetadata!.KeyId;
-    expect(alias).toBe((await env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}site-1` }))).KeyMetadata!.KeyId);
+    expect(alias).toBe(
+      (await env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}site-1` }))).KeyMetadata!.KeyId,
+    );
     expect(r.json()).toMatchObject({ liveAlias: `${PREFIX}site` });
     const stored = await entry('site-1');
-    expect(stored).toMatchObject({ keyName: 'site-1', slot: 'site', state: 'live', hostnames: ['example.com', 'www.example.com'] });
+    expect(stored).toMatchObject({
+      keyName: 'site-1',
+      slot: 'site',
+      state: 'live',
+      hostnames: ['example.com', 'www.example.com'],
+    });
     expect(stored!.chainPem).toBe(read('site-1.chain.pem'));
   });
 
   test('the next generation goes in staged; a second live certificate for the slot is refused', async () => {
-    const live = await env.run('cert', 'import', '--local', '--key', 'site-2', '--slot', 'site', '--chain', 'site-2.chain.pem', '--live');
+    const live = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-2',
+      '--slot',
+      'site',
+      '--chain',
+      'site-2.chain.pem',
+      '--live',
+    );
     expect(live.code).toBe(EXIT.refused);
     expect(live.stderr).toMatch(/slot site already has a live certificate \(site-1\)/);
     expect(live.stderr).toMatch(/keyless rotate site/);
     expect(await entry('site-2')).toBeUndefined();
-    const staged = await env.run('cert', 'import', '--local', '--key', 'site-2', '--slot', 'site', '--chain', 'site-2.chain.pem');
+    const staged = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-2',
+      '--slot',
+      'site',
+      '--chain',
+      'site-2.chain.pem',
+    );
     expect(staged.code).toBe(EXIT.ok);
     expect(staged.stdout).toMatch(/stored staged certificate site-2 \(slot site\)/);
     expect(staged.stdout).toMatch(/promote it with keyless rotate site/);
     expect(await entry('site-2')).toMatchObject({ state: 'staged', slot: 'site' });
   });
 
-  test('re-importing a live key\'s certificate as staged is refused; --live renews it in place', async () => {
-    const staged = await env.run('cert', 'import', '--local', '--key', 'site-1', '--slot', 'site', '--chain', 'site-1.chain.pem');
+  test("re-importing a live key's certificate as staged is refused; --live renews it in place", async () => {
+    const staged = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-1',
+      '--slot',
+      'site',
+      '--chain',
+      'site-1.chain.pem',
+    );
     expect(staged.code).toBe(EXIT.refused);
     expect(staged.stderr).toMatch(/site-1's certificate is live; importing it as staged would stop serving it/);
-    const renewed = await env.run('cert', 'import', '--local', '--key', 'site-1', '--slot', 'site', '--chain', 'site-1.chain.pem', '--live', '--json');
+    const renewed = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-1',
+      '--slot',
+      'site',
+      '--chain',
+      'site-1.chain.pem',
+      '--live',
+      '--json',
+    );
     expect(renewed.code).toBe(EXIT.ok);
     expect(renewed.json()).toMatchObject({ replaced: true, state: 'live' });
-    const otherSlot = await env.run('cert', 'import', '--local', '--key', 'site-1', '--slot', 'other', '--chain', 'site-1.chain.pem', '--live');
+    const otherSlot = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'site-1',
+      '--slot',
+      'other',
+      '--chain',
+      'site-1.chain.pem',
+      '--live',
+    );
     expect(otherSlot.code).toBe(EXIT.refused);
     expect(otherSlot.stderr).toMatch(/is in slot site, not other/);
   });
 
   describe('refusals (exit 2, nothing stored)', () => {
-    const refusedImport = async (key: string, chainFile: string, message: RegExp, extra: string[] = []): Promise<void> => {
+    const refusedImport = async (
+      key: string,
+      chainFile: string,
+      message: RegExp,
+      extra: string[] = [],
+    ): Promise<void> => {
       const before = fs.existsSync(env.certDir) ? fs.readdirSync(env.certDir).sort() : [];
-      const r = await env.run('cert', 'import', '--local', '--key', key, '--slot', 'api', '--chain', chainFile, ...extra);
+      const r = await env.run(
+        'cert',
+        'import',
+        '--local',
+        '--key',
+        key,
+        '--slot',
+        'api',
+        '--chain',
+        chainFile,
+        ...extra,
+      );
       expect(r.stdout).toBe('');
       expect(r.code).toBe(EXIT.refused);
       expect(r.stderr).toMatch(message);
@@ -186,7 +364,11 @@ describe('keyless cert import', () => {
     };
 
     test('wrong key', async () => {
-      await refusedImport('api-1', 'site-1.chain.pem', /the certificate is not for key api-1: its public key \(sha256 [0-9a-f]{16}…\) is not the key's/);
+      await refusedImport(
+        'api-1',
+        'site-1.chain.pem',
+        /the certificate is not for key api-1: its public key \(sha256 [0-9a-f]{16}…\) is not the key's/,
+      );
     });
 
     test('expired', async () => {
@@ -201,7 +383,11 @@ describe('keyless cert import', () => {
 
     test('broken chain (issuer certificate of another CA)', async () => {
       write('broken.chain.pem', certsOf(read('api-1.chain.pem'))[0] + otherCaPem);
-      await refusedImport('api-1', 'broken.chain.pem', /the chain is broken: certificate 2 did not issue certificate 1/);
+      await refusedImport(
+        'api-1',
+        'broken.chain.pem',
+        /the chain is broken: certificate 2 did not issue certificate 1/,
+      );
     });
 
     test('chain in the wrong order', async () => {
@@ -211,7 +397,10 @@ describe('keyless cert import', () => {
     });
 
     test('does not lead to the given --ca', async () => {
-      await refusedImport('api-1', 'api-1.chain.pem', /the chain does not lead to the given CA/, ['--ca', 'other-ca.pem']);
+      await refusedImport('api-1', 'api-1.chain.pem', /the chain does not lead to the given CA/, [
+        '--ca',
+        'other-ca.pem',
+      ]);
     });
 
     test('a private key in the file, even after valid certificates', async () => {
@@ -230,7 +419,10 @@ describe('keyless cert import', () => {
     });
 
     test('a host name the certificate does not cover', async () => {
-      await refusedImport('api-1', 'api-1.chain.pem', /does not cover host name other.example.com/, ['--hostname', 'other.example.com']);
+      await refusedImport('api-1', 'api-1.chain.pem', /does not cover host name other.example.com/, [
+        '--hostname',
+        'other.example.com',
+      ]);
     });
 
     test('a key that does not exist', async () => {
@@ -240,7 +432,11 @@ describe('keyless cert import', () => {
 
   test('the pure check accepts a good chain and reports its facts', () => {
     const leaf = new crypto.X509Certificate(certsOf(read('api-1.chain.pem'))[0]);
-    const checked = checkCertificateChain(read('api-1.chain.pem'), { spki: leaf.publicKey.export({ type: 'spki', format: 'der' }), keyName: 'api-1', caPem });
+    const checked = checkCertificateChain(read('api-1.chain.pem'), {
+      spki: leaf.publicKey.export({ type: 'spki', format: 'der' }),
+      keyName: 'api-1',
+      caPem,
+    });
     expect(checked.hostnames).toEqual(['api.example.com']);
     expect(checked.endsAtRoot).toBe(true);
     expect(checked.certificates).toHaveLength(2);
@@ -250,41 +446,129 @@ describe('keyless cert import', () => {
     if (!OPENSSL) return;
     // A certificate without extensions: CN=cn-only.example.com and no subjectAltName.
     write('bare.cnf', '[req]\ndistinguished_name = dn\n[dn]\n');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'cn-only.key', '-out', 'cn-only.pem', '-days', '1', '-subj', '/CN=cn-only.example.com', '-config', 'bare.cnf'], { cwd: env.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'cn-only.key',
+        '-out',
+        'cn-only.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=cn-only.example.com',
+        '-config',
+        'bare.cnf',
+      ],
+      { cwd: env.dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const leaf = new crypto.X509Certificate(read('cn-only.pem'));
     expect(leaf.checkHost('cn-only.example.com')).toBe('cn-only.example.com'); // what the CN fallback would have accepted
-    const check = (): unknown => checkCertificateChain(read('cn-only.pem'), { spki: leaf.publicKey.export({ type: 'spki', format: 'der' }), keyName: 'cn-only', hostnames: ['cn-only.example.com'] });
+    const check = (): unknown =>
+      checkCertificateChain(read('cn-only.pem'), {
+        spki: leaf.publicKey.export({ type: 'spki', format: 'der' }),
+        keyName: 'cn-only',
+        hostnames: ['cn-only.example.com'],
+      });
     expect(check).toThrow(/does not cover host name cn-only\.example\.com \(it names nothing\)/);
   });
 
   test('a sealed key: the public key comes from the key service (public_key)', async () => {
-    const made = await env.run('keys', 'create', '--local', '--custody', 'sealed', '--name', 'legacy-1', '--wrapping-key', 'alias/keyless/dev/wrap', '--json').catch((e) => e);
+    const made = await env
+      .run(
+        'keys',
+        'create',
+        '--local',
+        '--custody',
+        'sealed',
+        '--name',
+        'legacy-1',
+        '--wrapping-key',
+        'alias/keyless/dev/wrap',
+        '--json',
+      )
+      .catch((e) => e);
     // The wrapping key must exist first: the refusal names it and what to do.
     expect(made.code).toBe(EXIT.refused);
     expect(made.stderr).toMatch(/the wrapping key alias\/keyless\/dev\/wrap does not exist\n {2}Sealed keys need/);
     const { CreateKeyCommand, CreateAliasCommand } = await import('@aws-sdk/client-kms');
-    const wrap = await env.kmsClient.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }));
-    await env.kmsClient.send(new CreateAliasCommand({ AliasName: 'alias/keyless/dev/wrap', TargetKeyId: wrap.KeyMetadata!.KeyId! }));
-    const sealed = (await env.run('keys', 'create', '--local', '--custody', 'sealed', '--name', 'legacy-1', '--wrapping-key', 'alias/keyless/dev/wrap', '--json')).json<{ keyServiceEntry: never; publicKey: string }>();
+    const wrap = await env.kmsClient.send(
+      new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }),
+    );
+    await env.kmsClient.send(
+      new CreateAliasCommand({ AliasName: 'alias/keyless/dev/wrap', TargetKeyId: wrap.KeyMetadata!.KeyId! }),
+    );
+    const sealed = (
+      await env.run(
+        'keys',
+        'create',
+        '--local',
+        '--custody',
+        'sealed',
+        '--name',
+        'legacy-1',
+        '--wrapping-key',
+        'alias/keyless/dev/wrap',
+        '--json',
+      )
+    ).json<{ keyServiceEntry: never; publicKey: string }>();
     await env.startKeyService([sealed.keyServiceEntry, { name: '*', custody: 'kms', aliasPrefix: PREFIX } as never]);
-    const leafPem = await issueLeaf(env.kmsClient, { caAlias: DEFAULT_CA_ALIAS, caCertPem: caPem, leafPublicKey: { spki: Buffer.from(sealed.publicKey, 'base64'), keySpec: 'RSA_2048' }, dnsNames: ['legacy.example.com'] });
+    const leafPem = await issueLeaf(env.kmsClient, {
+      caAlias: DEFAULT_CA_ALIAS,
+      caCertPem: caPem,
+      leafPublicKey: { spki: Buffer.from(sealed.publicKey, 'base64'), keySpec: 'RSA_2048' },
+      dnsNames: ['legacy.example.com'],
+    });
     write('legacy-1.chain.pem', leafPem + caPem);
-    const r = await env.run('cert', 'import', '--local', '--key', 'legacy-1', '--slot', 'legacy', '--chain', 'legacy-1.chain.pem', '--live', '--json');
+    const r = await env.run(
+      'cert',
+      'import',
+      '--local',
+      '--key',
+      'legacy-1',
+      '--slot',
+      'legacy',
+      '--chain',
+      'legacy-1.chain.pem',
+      '--live',
+      '--json',
+    );
     expect(r.code).toBe(EXIT.ok);
     expect(r.json()).toMatchObject({ publicKeySource: 'key-service', state: 'live' });
     // And a certificate for another key is refused by the same path.
     const { lambdaKeyService } = await import('../../../../bin/cli/key-service');
     const { LambdaClient } = await import('@aws-sdk/client-lambda');
     const stack = JSON.parse(read('stack.json')) as { keyServiceUrl: string };
-    const lambda = new LambdaClient({ endpoint: stack.keyServiceUrl, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+    const lambda = new LambdaClient({
+      endpoint: stack.keyServiceUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+    });
     try {
       const keyService = lambdaKeyService(lambda, 'keyless-key-service');
-      await expect(importCertificate({ keyName: 'legacy-1', slot: 'legacy', chainText: read('api-1.chain.pem'), state: 'live' }, { store: store(), keyService })).rejects.toMatchObject({
+      await expect(
+        importCertificate(
+          { keyName: 'legacy-1', slot: 'legacy', chainText: read('api-1.chain.pem'), state: 'live' },
+          { store: store(), keyService },
+        ),
+      ).rejects.toMatchObject({
         exitCode: EXIT.refused,
         message: expect.stringMatching(/not for key legacy-1/),
       });
       // A name the key service does not know: its typed unknown_key becomes a refusal.
-      await expect(importCertificate({ keyName: 'ghost', slot: 'legacy', chainText: read('api-1.chain.pem') }, { store: store(), keyService })).rejects.toMatchObject({
+      await expect(
+        importCertificate(
+          { keyName: 'ghost', slot: 'legacy', chainText: read('api-1.chain.pem') },
+          { store: store(), keyService },
+        ),
+      ).rejects.toMatchObject({
         exitCode: EXIT.refused,
         message: expect.stringMatching(/does not serve key ghost \(unknown_key\)/),
       });

@@ -14,12 +14,25 @@ const STAGING = 'service/Keyless-Staging-Edge-Cluster11111111-aaaa/Keyless-Stagi
 
 let fake: FakeAutoScaling;
 const saved: NodeJS.ProcessEnv = {};
-const SDK_ENV = ['AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING', 'AWS_ENDPOINT_URL_SSM', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_PROFILE'];
+const SDK_ENV = [
+  'AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING',
+  'AWS_ENDPOINT_URL_SSM',
+  'AWS_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_PROFILE',
+];
 
 beforeAll(async () => {
   fake = await startFakeAutoScaling();
   for (const k of SDK_ENV) saved[k] = process.env[k];
-  Object.assign(process.env, { AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING: fake.url, AWS_ENDPOINT_URL_SSM: fake.url, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING: fake.url,
+    AWS_ENDPOINT_URL_SSM: fake.url,
+    AWS_REGION: 'eu-west-1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+  });
   delete process.env.AWS_PROFILE;
 });
 
@@ -46,19 +59,30 @@ beforeEach(() => {
 async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; json<T>(): T }> {
   let stdout = '';
   let stderr = '';
-  const code = await main(argv, { env: {}, streams: { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } } });
+  const code = await main(argv, {
+    env: {},
+    streams: { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } },
+  });
   return { code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T };
 }
 
-const registered = (): Array<Record<string, unknown>> => fake.calls.filter((c) => c.op === 'RegisterScalableTarget').map((c) => c.body);
+const registered = (): Array<Record<string, unknown>> =>
+  fake.calls.filter((c) => c.op === 'RegisterScalableTarget').map((c) => c.body);
 
 describe('keyless fleet status', () => {
-  test('finds the deployment\'s edge service among others and shows its range, budget, policies and last activity', async () => {
+  test("finds the deployment's edge service among others and shows its range, budget, policies and last activity", async () => {
     const r = await run('fleet', 'status', '--deployment', 'prod', '--json');
     expect(r.code).toBe(EXIT.ok);
     const s = r.json<Record<string, unknown>>();
     expect(s).toMatchObject({ resourceId: PROD, minTasks: 2, maxTasks: 10, suspended: [], problems: [] });
-    expect(s.budget).toEqual({ kmsBudget: 400, maxTasks: 20, maximumPercent: 100, perTaskShare: 20, largestSafeMax: 20, source: `ssm:${fleetBudgetParameter('prod')}` });
+    expect(s.budget).toEqual({
+      kmsBudget: 400,
+      maxTasks: 20,
+      maximumPercent: 100,
+      perTaskShare: 20,
+      largestSafeMax: 20,
+      source: `ssm:${fleetBudgetParameter('prod')}`,
+    });
     expect(s.policies).toEqual([{ name: 'Cpu', metric: 'ECSServiceAverageCPUUtilization', target: 60 }]);
     expect(s.lastActivity).toMatchObject({ status: 'Successful', description: 'Setting desired count to 3.' });
     // Four targets on pages of two: discovery read every page.
@@ -70,7 +94,7 @@ describe('keyless fleet status', () => {
     expect(human.stdout).toContain('KMS budget: 400/s for at most 20 tasks = 20/s per task');
   });
 
-  test('lists a missing budget record and a max above the budget\'s as problems (--check exits 2)', async () => {
+  test("lists a missing budget record and a max above the budget's as problems (--check exits 2)", async () => {
     fake.parameters.clear();
     let r = await run('fleet', 'status', '--deployment', 'prod', '--check', '--quiet');
     expect(r.code).toBe(EXIT.refused);
@@ -87,7 +111,9 @@ describe('keyless fleet status', () => {
   test('refuses when no service of the deployment is autoscaled in the region, and when several match', async () => {
     let r = await run('fleet', 'status', '--deployment', 'qa');
     expect(r.code).toBe(EXIT.refused);
-    expect(r.stderr).toContain('no ECS service of deployment qa is registered with Application Auto Scaling in this region');
+    expect(r.stderr).toContain(
+      'no ECS service of deployment qa is registered with Application Auto Scaling in this region',
+    );
     expect(r.stderr).toContain('--service service/<cluster>/<service>');
 
     const second = 'service/Keyless-Prod-Edge-ClusterEB0386A7-Qw3rTy/Keyless-Prod-Edge-Service-Blue';
@@ -102,11 +128,25 @@ describe('keyless fleet status', () => {
 });
 
 describe('keyless fleet scale', () => {
-  test('changes the scalable target\'s min and max through RegisterScalableTarget', async () => {
+  test("changes the scalable target's min and max through RegisterScalableTarget", async () => {
     const r = await run('fleet', 'scale', '--deployment', 'prod', '--min', '4', '--max', '20', '--json', '--quiet');
     expect(r.code).toBe(EXIT.ok);
-    expect(r.json()).toMatchObject({ resourceId: PROD, before: { minTasks: 2, maxTasks: 10 }, after: { minTasks: 4, maxTasks: 20 }, changed: true, dryRun: false });
-    expect(registered()).toEqual([{ ServiceNamespace: 'ecs', ScalableDimension: 'ecs:service:DesiredCount', ResourceId: PROD, MinCapacity: 4, MaxCapacity: 20 }]);
+    expect(r.json()).toMatchObject({
+      resourceId: PROD,
+      before: { minTasks: 2, maxTasks: 10 },
+      after: { minTasks: 4, maxTasks: 20 },
+      changed: true,
+      dryRun: false,
+    });
+    expect(registered()).toEqual([
+      {
+        ServiceNamespace: 'ecs',
+        ScalableDimension: 'ecs:service:DesiredCount',
+        ResourceId: PROD,
+        MinCapacity: 4,
+        MaxCapacity: 20,
+      },
+    ]);
     expect(fake.targets.get(PROD)).toMatchObject({ MinCapacity: 4, MaxCapacity: 20 });
 
     // One bound alone keeps the other; the same range again changes nothing.
@@ -139,23 +179,30 @@ describe('keyless fleet scale', () => {
     fake.parameters.set(fleetBudgetParameter('prod'), JSON.stringify({ kmsBudget: 400, maxTasks: 20 }));
     r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '12', '--fleet-max-tasks', '30');
     expect(r.code).toBe(EXIT.refused);
-    expect(r.stderr).toContain('--fleet-max-tasks 30 disagrees with the deployment\'s record (20');
+    expect(r.stderr).toContain("--fleet-max-tasks 30 disagrees with the deployment's record (20");
 
     fake.parameters.set(fleetBudgetParameter('prod'), '{"kmsBudget": "lots"}');
     r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '12');
     expect(r.code).toBe(EXIT.refused);
-    expect(r.stderr).toContain('/keyless/prod/fleet is not {"kmsBudget": N, "maxTasks": M, "maximumPercent": P ≥ 100 (optional)}');
+    expect(r.stderr).toContain(
+      '/keyless/prod/fleet is not {"kmsBudget": N, "maxTasks": M, "maximumPercent": P ≥ 100 (optional)}',
+    );
   });
 
   test('counts the extra tasks of a rolling deployment (maximumPercent) against the budget', async () => {
-    fake.parameters.set(fleetBudgetParameter('prod'), JSON.stringify({ kmsBudget: 400, maxTasks: 20, maximumPercent: 200 }));
+    fake.parameters.set(
+      fleetBudgetParameter('prod'),
+      JSON.stringify({ kmsBudget: 400, maxTasks: 20, maximumPercent: 200 }),
+    );
     let r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '11');
     expect(r.code).toBe(EXIT.refused);
     expect(r.stderr).toContain('a deployment at 200% runs up to 22 of them at once');
     expect(r.stderr).toContain('Keep --max at most 10');
     r = await run('fleet', 'scale', '--deployment', 'prod', '--max', '10', '--quiet');
     expect(r.code).toBe(EXIT.ok);
-    expect((await run('fleet', 'status', '--deployment', 'prod', '--quiet')).stdout).toContain('deployments at 200%; largest safe max 10');
+    expect((await run('fleet', 'status', '--deployment', 'prod', '--quiet')).stdout).toContain(
+      'deployments at 200%; largest safe max 10',
+    );
   });
 
   test('--dry-run checks and prints the change without making it', async () => {

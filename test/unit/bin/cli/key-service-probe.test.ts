@@ -26,12 +26,22 @@ async function failure(p: Promise<unknown>): Promise<CliError> {
 
 describe('the CLI key-service probe', () => {
   it('returns a well-formed public_key answer as sent', async () => {
-    const probe = probeAnswering((req) => ({ v: PROTOCOL_VERSION, id: req.id, ok: true, result: { spki: SPKI, keySpec: 'RSA_2048' } }));
+    const probe = probeAnswering((req) => ({
+      v: PROTOCOL_VERSION,
+      id: req.id,
+      ok: true,
+      result: { spki: SPKI, keySpec: 'RSA_2048' },
+    }));
     await expect(probe.publicKey('example.com')).resolves.toEqual({ spki: SPKI, keySpec: 'RSA_2048' });
   });
 
   it('turns unknown_key into a refusal naming the key', async () => {
-    const probe = probeAnswering((req) => ({ v: PROTOCOL_VERSION, id: req.id, ok: false, error: { code: 'unknown_key', message: 'no such key' } }));
+    const probe = probeAnswering((req) => ({
+      v: PROTOCOL_VERSION,
+      id: req.id,
+      ok: false,
+      error: { code: 'unknown_key', message: 'no such key' },
+    }));
     const e = await failure(probe.publicKey('missing.example'));
     expect(e.exitCode).toBe(EXIT.refused);
     expect(e.message).toContain('does not serve key missing.example (unknown_key)');
@@ -39,10 +49,37 @@ describe('the CLI key-service probe', () => {
 
   it.each([
     ['not an object', () => 'hello'],
-    ['another protocol version', (req: { id: string }) => ({ v: PROTOCOL_VERSION + 1, id: req.id, ok: true, result: { spki: SPKI, keySpec: 'RSA_2048' } })],
-    ['another request id', () => ({ v: PROTOCOL_VERSION, id: 'someone-else', ok: true, result: { spki: SPKI, keySpec: 'RSA_2048' } })],
-    ['spki that is not canonical base64', (req: { id: string }) => ({ v: PROTOCOL_VERSION, id: req.id, ok: true, result: { spki: '!!!!', keySpec: 'RSA_2048' } })],
-    ['an unknown error code', (req: { id: string }) => ({ v: PROTOCOL_VERSION, id: req.id, ok: false, error: { code: 'teapot', message: 'x' } })],
+    [
+      'another protocol version',
+      (req: { id: string }) => ({
+        v: PROTOCOL_VERSION + 1,
+        id: req.id,
+        ok: true,
+        result: { spki: SPKI, keySpec: 'RSA_2048' },
+      }),
+    ],
+    [
+      'another request id',
+      () => ({ v: PROTOCOL_VERSION, id: 'someone-else', ok: true, result: { spki: SPKI, keySpec: 'RSA_2048' } }),
+    ],
+    [
+      'spki that is not canonical base64',
+      (req: { id: string }) => ({
+        v: PROTOCOL_VERSION,
+        id: req.id,
+        ok: true,
+        result: { spki: '!!!!', keySpec: 'RSA_2048' },
+      }),
+    ],
+    [
+      'an unknown error code',
+      (req: { id: string }) => ({
+        v: PROTOCOL_VERSION,
+        id: req.id,
+        ok: false,
+        error: { code: 'teapot', message: 'x' },
+      }),
+    ],
   ])('fails clearly on %s', async (_label, answer) => {
     const e = await failure(probeAnswering(answer as never).publicKey('example.com'));
     expect(e.exitCode).toBe(EXIT.failed);

@@ -8,7 +8,14 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, GetPublicKeyCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  GetKeyPolicyCommand,
+  GetPublicKeyCommand,
+  ListResourceTagsCommand,
+} from '@aws-sdk/client-kms';
 import * as x509 from '@peculiar/x509';
 import { parseKeysConfig } from '../../../../lambdas/key-service/config';
 import { createCsr } from '../../../../bin/cli/csr';
@@ -28,7 +35,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-const spkiOf = async (keyId: string): Promise<Buffer> => Buffer.from((await env.kmsClient.send(new GetPublicKeyCommand({ KeyId: keyId }))).PublicKey!);
+const spkiOf = async (keyId: string): Promise<Buffer> =>
+  Buffer.from((await env.kmsClient.send(new GetPublicKeyCommand({ KeyId: keyId }))).PublicKey!);
 
 describe('keyless keys create', () => {
   test.each([
@@ -37,10 +45,30 @@ describe('keyless keys create', () => {
     ['site-ec-1', 'ECC_NIST_P256'],
     ['site-ec384-1', 'ECC_NIST_P384'],
   ])('kms %s (%s): key, alias, tags, printed public key', async (name, spec) => {
-    const r = await env.run('keys', 'create', '--local', '--name', name, '--key-spec', spec, '--tag', 'team=edge', '--json', '--quiet');
+    const r = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--name',
+      name,
+      '--key-spec',
+      spec,
+      '--tag',
+      'team=edge',
+      '--json',
+      '--quiet',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(EXIT.ok);
-    const out = r.json<{ alias: string; keyId: string; keySpec: string; created: boolean; publicKey: string; publicKeySha256: string; custody: string }>();
+    const out = r.json<{
+      alias: string;
+      keyId: string;
+      keySpec: string;
+      created: boolean;
+      publicKey: string;
+      publicKeySha256: string;
+      custody: string;
+    }>();
     expect(out).toMatchObject({ alias: `${PREFIX}${name}`, keySpec: spec, created: true, custody: 'kms' });
     const meta = (await env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}${name}` }))).KeyMetadata!;
     expect(meta.KeyId).toBe(out.keyId);
@@ -50,7 +78,13 @@ describe('keyless keys create', () => {
     expect(Buffer.from(out.publicKey, 'base64').equals(spki)).toBe(true);
     expect(out.publicKeySha256).toBe(crypto.createHash('sha256').update(spki).digest('hex'));
     const tags = (await env.kmsClient.send(new ListResourceTagsCommand({ KeyId: out.keyId }))).Tags ?? [];
-    expect(tags).toEqual(expect.arrayContaining([{ TagKey: 'team', TagValue: 'edge' }, { TagKey: 'keyless:key-name', TagValue: name }, { TagKey: 'keyless:deployment', TagValue: 'dev' }]));
+    expect(tags).toEqual(
+      expect.arrayContaining([
+        { TagKey: 'team', TagValue: 'edge' },
+        { TagKey: 'keyless:key-name', TagValue: name },
+        { TagKey: 'keyless:deployment', TagValue: 'dev' },
+      ]),
+    );
   });
 
   test('human output names the alias, key id and the next step', async () => {
@@ -63,38 +97,98 @@ describe('keyless keys create', () => {
   });
 
   test('an existing name is refused (exit 2); --if-exists reuse returns the same key', async () => {
-    const first = (await env.run('keys', 'create', '--local', '--name', 'dup-1', '--key-spec', 'ECC_NIST_P256', '--json')).json<{ keyId: string }>();
+    const first = (
+      await env.run('keys', 'create', '--local', '--name', 'dup-1', '--key-spec', 'ECC_NIST_P256', '--json')
+    ).json<{ keyId: string }>();
     const again = await env.run('keys', 'create', '--local', '--name', 'dup-1', '--key-spec', 'ECC_NIST_P256');
     expect(again.code).toBe(EXIT.refused);
     expect(again.stderr).toMatch(/key name dup-1 already exists/);
     expect(again.stderr).toMatch(/immutable/);
-    const reused = await env.run('keys', 'create', '--local', '--name', 'dup-1', '--key-spec', 'ECC_NIST_P256', '--if-exists', 'reuse', '--json');
+    const reused = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--name',
+      'dup-1',
+      '--key-spec',
+      'ECC_NIST_P256',
+      '--if-exists',
+      'reuse',
+      '--json',
+    );
     expect(reused.code).toBe(EXIT.ok);
     expect(reused.json()).toMatchObject({ keyId: first.keyId, created: false });
     // Reuse never papers over a different spec.
-    const other = await env.run('keys', 'create', '--local', '--name', 'dup-1', '--key-spec', 'RSA_2048', '--if-exists', 'reuse');
+    const other = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--name',
+      'dup-1',
+      '--key-spec',
+      'RSA_2048',
+      '--if-exists',
+      'reuse',
+    );
     expect(other.code).toBe(EXIT.refused);
     expect(other.stderr).toMatch(/is a ECC_NIST_P256 SIGN_VERIFY key, not RSA_2048/);
   });
 
   test('sealed: a KMS-generated RSA pair, printed as the KEYLESS_KEYS entry the key service accepts', async () => {
-    const wrap = await env.kmsClient.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }));
-    await env.kmsClient.send(new CreateAliasCommand({ AliasName: 'alias/keyless/dev/sealed-wrapping', TargetKeyId: wrap.KeyMetadata!.KeyId! }));
-    const r = await env.run('keys', 'create', '--local', '--custody', 'sealed', '--name', 'legacy-1', '--key-spec', 'RSA_2048', '--out', 'legacy-1.json', '--json', '--quiet');
+    const wrap = await env.kmsClient.send(
+      new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }),
+    );
+    await env.kmsClient.send(
+      new CreateAliasCommand({ AliasName: 'alias/keyless/dev/sealed-wrapping', TargetKeyId: wrap.KeyMetadata!.KeyId! }),
+    );
+    const r = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--custody',
+      'sealed',
+      '--name',
+      'legacy-1',
+      '--key-spec',
+      'RSA_2048',
+      '--out',
+      'legacy-1.json',
+      '--json',
+      '--quiet',
+    );
     expect(r.code).toBe(EXIT.ok);
-    const out = r.json<{ custody: string; keyServiceEntry: Record<string, string>; publicKey: string; alias?: string }>();
+    const out = r.json<{
+      custody: string;
+      keyServiceEntry: Record<string, string>;
+      publicKey: string;
+      alias?: string;
+    }>();
     expect(out.custody).toBe('sealed');
     expect(out.alias).toBeUndefined();
     // The key service's own validator accepts the entry as is.
     const [entry] = parseKeysConfig(JSON.stringify([out.keyServiceEntry]));
-    expect(entry).toMatchObject({ name: 'legacy-1', custody: 'sealed', wrappingKeyId: 'alias/keyless/dev/sealed-wrapping' });
+    expect(entry).toMatchObject({
+      name: 'legacy-1',
+      custody: 'sealed',
+      wrappingKeyId: 'alias/keyless/dev/sealed-wrapping',
+    });
     const pub = crypto.createPublicKey({ key: Buffer.from(out.publicKey, 'base64'), format: 'der', type: 'spki' });
     expect(pub.asymmetricKeyDetails?.modulusLength).toBe(2048);
     const file = path.join(env.dir, 'legacy-1.json');
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual(out.keyServiceEntry);
     // Never overwritten.
-    const again = await env.run('keys', 'create', '--local', '--custody', 'sealed', '--name', 'legacy-2', '--out', 'legacy-1.json');
+    const again = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--custody',
+      'sealed',
+      '--name',
+      'legacy-2',
+      '--out',
+      'legacy-1.json',
+    );
     expect(again.code).toBe(EXIT.refused);
     expect(again.stderr).toMatch(/legacy-1.json already exists/);
     // Human output says what to do with it.
@@ -120,13 +214,20 @@ describe('keyless keys create', () => {
   });
 
   test('the core refuses through CliError, for rotate to build on', async () => {
-    await expect(createKey({ name: 'dup-1', custody: 'kms', keySpec: 'ECC_NIST_P256', aliasPrefix: PREFIX }, { kms: env.kmsClient })).rejects.toMatchObject({ exitCode: EXIT.refused });
+    await expect(
+      createKey(
+        { name: 'dup-1', custody: 'kms', keySpec: 'ECC_NIST_P256', aliasPrefix: PREFIX },
+        { kms: env.kmsClient },
+      ),
+    ).rejects.toMatchObject({ exitCode: EXIT.refused });
   });
 });
 
 describe('keyless csr', () => {
   const csrFor = async (name: string, spec: string, dns: string[]): Promise<{ pem: string; keyId: string }> => {
-    const created = (await env.run('keys', 'create', '--local', '--name', name, '--key-spec', spec, '--json')).json<{ keyId: string }>();
+    const created = (await env.run('keys', 'create', '--local', '--name', name, '--key-spec', spec, '--json')).json<{
+      keyId: string;
+    }>();
     const r = await env.run('csr', '--local', '--key', name, ...dns.flatMap((d) => ['--dns', d]));
     expect(r.code).toBe(EXIT.ok);
     return { pem: r.stdout, keyId: created.keyId };
@@ -145,22 +246,45 @@ describe('keyless csr', () => {
     expect(Buffer.from(csr.publicKey.rawData).equals(await spkiOf(keyId))).toBe(true);
     expect(csr.subject).toBe('CN=example.com');
     expect(csr.signatureAlgorithm).toMatchObject({ name: spec.startsWith('RSA') ? 'RSASSA-PKCS1-v1_5' : 'ECDSA' });
-    const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension)!;
+    const san = csr.extensions.find(
+      (e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension,
+    )!;
     expect(san.names.items.map((n) => n.value)).toEqual(['example.com', 'www.example.com', '*.api.example.com']);
     if (OPENSSL) {
       const file = path.join(env.dir, `${name}.csr`);
       fs.writeFileSync(file, pem);
-      const text = execFileSync('openssl', ['req', '-in', file, '-verify', '-noout', '-text'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const text = execFileSync('openssl', ['req', '-in', file, '-verify', '-noout', '-text'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       expect(text).toMatch(/DNS:example.com, DNS:www.example.com, DNS:\*.api.example.com/);
       // openssl prints "verify OK" (to stderr in 3.0); the exit status is the check.
       const asn1 = execFileSync('openssl', ['asn1parse', '-in', file], { encoding: 'utf8' });
-      expect(asn1).toContain(sigOid === '1.2.840.113549.1.1.11' ? 'sha256WithRSAEncryption' : sigOid === '1.2.840.10045.4.3.2' ? 'ecdsa-with-SHA256' : 'ecdsa-with-SHA384');
+      expect(asn1).toContain(
+        sigOid === '1.2.840.113549.1.1.11'
+          ? 'sha256WithRSAEncryption'
+          : sigOid === '1.2.840.10045.4.3.2'
+            ? 'ecdsa-with-SHA256'
+            : 'ecdsa-with-SHA384',
+      );
     }
   });
 
   test('--out writes the file; --json describes the request; --subject is used', async () => {
     await env.run('keys', 'create', '--local', '--name', 'csr-out-1', '--key-spec', 'ECC_NIST_P256');
-    const r = await env.run('csr', '--local', '--key', 'csr-out-1', '--dns', 'a.example', '--subject', 'CN=a.example, O=Example Ltd', '--out', 'out/a.csr', '--json');
+    const r = await env.run(
+      'csr',
+      '--local',
+      '--key',
+      'csr-out-1',
+      '--dns',
+      'a.example',
+      '--subject',
+      'CN=a.example, O=Example Ltd',
+      '--out',
+      'out/a.csr',
+      '--json',
+    );
     expect(r.code).toBe(EXIT.ok);
     const out = r.json<{ file: string; dnsNames: string[]; keySpec: string; subject: string }>();
     expect(out.file).toBe(path.join(env.dir, 'out/a.csr'));
@@ -188,31 +312,69 @@ describe('keyless csr', () => {
     const dead = path.join(env.dir, 'dead');
     fs.mkdirSync(dead, { recursive: true });
     fs.writeFileSync(path.join(dead, 'stack.json'), JSON.stringify({ kmsUrl: 'http://127.0.0.1:9' }));
-    for (const argv of [['keys', 'create', '--name', 'x-1'], ['csr', '--key', 'x-1', '--dns', 'example.com']]) {
+    for (const argv of [
+      ['keys', 'create', '--name', 'x-1'],
+      ['csr', '--key', 'x-1', '--dns', 'example.com'],
+    ]) {
       const r = await env.run(...argv, '--local', '--dev-dir', dead, '--quiet');
       expect(r.code).toBe(EXIT.unavailable);
-      expect(r.stderr).toMatch(/the endpoint is unreachable \(ECONNREFUSED\)\n {2}Check --region and the AWS_ENDPOINT_URL_\* variables/);
+      expect(r.stderr).toMatch(
+        /the endpoint is unreachable \(ECONNREFUSED\)\n {2}Check --region and the AWS_ENDPOINT_URL_\* variables/,
+      );
     }
   });
 
   test('a disabled key cannot sign a request', async () => {
-    const created = (await env.run('keys', 'create', '--local', '--name', 'csr-disabled-1', '--key-spec', 'ECC_NIST_P256', '--json')).json<{ keyId: string }>();
+    const created = (
+      await env.run('keys', 'create', '--local', '--name', 'csr-disabled-1', '--key-spec', 'ECC_NIST_P256', '--json')
+    ).json<{ keyId: string }>();
     const { DisableKeyCommand } = await import('@aws-sdk/client-kms');
     await env.kmsClient.send(new DisableKeyCommand({ KeyId: created.keyId }));
-    const err = await createCsr({ keyName: 'csr-disabled-1', aliasPrefix: PREFIX, dnsNames: ['example.com'] }, { kms: env.kmsClient }).catch((e: unknown) => e);
+    const err = await createCsr(
+      { keyName: 'csr-disabled-1', aliasPrefix: PREFIX, dnsNames: ['example.com'] },
+      { kms: env.kmsClient },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliError);
-    expect(err).toMatchObject({ exitCode: EXIT.refused, message: expect.stringMatching(/is Disabled and cannot sign/) });
+    expect(err).toMatchObject({
+      exitCode: EXIT.refused,
+      message: expect.stringMatching(/is Disabled and cannot sign/),
+    });
   });
 });
 
 describe('keyless keys create --key-policy', () => {
   test('the policy document is given to KMS with the new key', async () => {
-    const policy = { Version: '2012-10-17', Statement: [{ Sid: 'KeyService', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111122223333:role/key-service' }, Action: 'kms:Sign', Resource: '*' }] };
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'KeyService',
+          Effect: 'Allow',
+          Principal: { AWS: 'arn:aws:iam::111122223333:role/key-service' },
+          Action: 'kms:Sign',
+          Resource: '*',
+        },
+      ],
+    };
     const file = path.join(env.dir, 'policy.json');
     fs.writeFileSync(file, JSON.stringify(policy));
-    const r = await env.run('keys', 'create', '--local', '--name', 'pinned-1', '--key-spec', 'ECC_NIST_P256', '--key-policy', file, '--json', '--quiet');
+    const r = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--name',
+      'pinned-1',
+      '--key-spec',
+      'ECC_NIST_P256',
+      '--key-policy',
+      file,
+      '--json',
+      '--quiet',
+    );
     expect(r.code).toBe(EXIT.ok);
-    const stored = await env.kmsClient.send(new GetKeyPolicyCommand({ KeyId: r.json<{ keyId: string }>().keyId, PolicyName: 'default' }));
+    const stored = await env.kmsClient.send(
+      new GetKeyPolicyCommand({ KeyId: r.json<{ keyId: string }>().keyId, PolicyName: 'default' }),
+    );
     expect(JSON.parse(stored.Policy!)).toEqual(policy);
   });
 
@@ -222,9 +384,21 @@ describe('keyless keys create --key-policy', () => {
   ])('a policy file that is %s is a usage error (exit 64) and no key is made', async (_what, text, message) => {
     const file = path.join(env.dir, `bad-policy-${crypto.randomUUID()}.json`);
     fs.writeFileSync(file, text);
-    const r = await env.run('keys', 'create', '--local', '--name', 'unpinned-1', '--key-spec', 'ECC_NIST_P256', '--key-policy', file);
+    const r = await env.run(
+      'keys',
+      'create',
+      '--local',
+      '--name',
+      'unpinned-1',
+      '--key-spec',
+      'ECC_NIST_P256',
+      '--key-policy',
+      file,
+    );
     expect(r.code).toBe(EXIT.usage);
     expect(r.stderr).toMatch(message);
-    await expect(env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}unpinned-1` }))).rejects.toThrow(/not found|NotFound|is not found/i);
+    await expect(env.kmsClient.send(new DescribeKeyCommand({ KeyId: `${PREFIX}unpinned-1` }))).rejects.toThrow(
+      /not found|NotFound|is not found/i,
+    );
   });
 });

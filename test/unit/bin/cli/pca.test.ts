@@ -18,7 +18,9 @@ import { EXIT } from '../../../../bin/cli/errors';
 import { type CliEnv, startCliEnv } from '../../cli-harness';
 
 const CA_ARN = 'arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
-const webcrypto = crypto.webcrypto as unknown as NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
+const webcrypto = crypto.webcrypto as unknown as NonNullable<
+  Parameters<typeof x509.X509CertificateGenerator.create>[1]
+>;
 
 interface Call {
   op: string;
@@ -40,7 +42,10 @@ interface FakePca {
 }
 
 async function startFakePca(): Promise<FakePca> {
-  const caKeys = (await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+  const caKeys = (await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'sign',
+    'verify',
+  ])) as crypto.webcrypto.CryptoKeyPair;
   const now = Date.now();
   const caCert = await x509.X509CertificateGenerator.createSelfSigned(
     {
@@ -49,7 +54,10 @@ async function startFakePca(): Promise<FakePca> {
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       notBefore: new Date(now - 3_600_000),
       notAfter: new Date(now + 365 * 86_400_000),
-      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      ],
     },
     webcrypto,
   );
@@ -81,7 +89,18 @@ async function startFakePca(): Promise<FakePca> {
         if (body.CertificateAuthorityArn !== CA_ARN) return fail(res, 'ResourceNotFoundException', 'no such CA');
         switch (op) {
           case 'DescribeCertificateAuthority':
-            return ok(res, { CertificateAuthority: { Arn: CA_ARN, Status: fake.status, Type: 'SUBORDINATE', CertificateAuthorityConfiguration: { KeyAlgorithm: 'EC_prime256v1', SigningAlgorithm: 'SHA256WITHECDSA', Subject: { CommonName: 'fake private CA' } } } });
+            return ok(res, {
+              CertificateAuthority: {
+                Arn: CA_ARN,
+                Status: fake.status,
+                Type: 'SUBORDINATE',
+                CertificateAuthorityConfiguration: {
+                  KeyAlgorithm: 'EC_prime256v1',
+                  SigningAlgorithm: 'SHA256WITHECDSA',
+                  Subject: { CommonName: 'fake private CA' },
+                },
+              },
+            });
           case 'IssueCertificate': {
             if (fake.issueError) return fail(res, fake.issueError, 'refused by the test');
             const csr = new x509.Pkcs10CertificateRequest(Buffer.from(String(body.Csr), 'base64').toString('utf8'));
@@ -131,7 +150,12 @@ async function startFakePca(): Promise<FakePca> {
 let env: CliEnv;
 let pca: FakePca;
 const saved: Record<string, string | undefined> = {};
-const ENV = { AWS_ENDPOINT_URL_ACM_PCA: '', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
+const ENV = {
+  AWS_ENDPOINT_URL_ACM_PCA: '',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  AWS_REGION: 'us-east-1',
+};
 
 beforeAll(async () => {
   env = await startCliEnv();
@@ -141,8 +165,26 @@ beforeAll(async () => {
     saved[k] = process.env[k];
     process.env[k] = v;
   }
-  expect((await env.run('keys', 'create', '--local', '--name', 'site-1', '--key-spec', 'ECC_NIST_P256', '--quiet')).code).toBe(EXIT.ok);
-  expect((await env.run('csr', '--local', '--key', 'site-1', '--dns', 'example.com', '--dns', 'www.example.com', '--out', 'site-1.csr', '--quiet')).code).toBe(EXIT.ok);
+  expect(
+    (await env.run('keys', 'create', '--local', '--name', 'site-1', '--key-spec', 'ECC_NIST_P256', '--quiet')).code,
+  ).toBe(EXIT.ok);
+  expect(
+    (
+      await env.run(
+        'csr',
+        '--local',
+        '--key',
+        'site-1',
+        '--dns',
+        'example.com',
+        '--dns',
+        'www.example.com',
+        '--out',
+        'site-1.csr',
+        '--quiet',
+      )
+    ).code,
+  ).toBe(EXIT.ok);
   fs.writeFileSync(path.join(env.dir, 'pca-ca.pem'), pca.caPem);
 });
 afterAll(async () => {
@@ -162,14 +204,22 @@ beforeEach(() => {
   pca.substituteKey = undefined;
 });
 
-const issue = (...extra: string[]) => env.run('cert', 'issue', '--pca-arn', CA_ARN, '--csr', 'site-1.csr', '--region', 'us-east-1', ...extra);
+const issue = (...extra: string[]) =>
+  env.run('cert', 'issue', '--pca-arn', CA_ARN, '--csr', 'site-1.csr', '--region', 'us-east-1', ...extra);
 
-test('IssueCertificate with the CSR, the CA\'s algorithm and the validity; polls until issued; the chain imports', async () => {
+test("IssueCertificate with the CSR, the CA's algorithm and the validity; polls until issued; the chain imports", async () => {
   const r = await issue('--days', '30', '--out', 'site-1.chain.pem', '--json');
   expect(r.code).toBe(EXIT.ok);
-  expect(pca.calls.map((c) => c.op)).toEqual(['DescribeCertificateAuthority', 'IssueCertificate', 'GetCertificate', 'GetCertificate']);
+  expect(pca.calls.map((c) => c.op)).toEqual([
+    'DescribeCertificateAuthority',
+    'IssueCertificate',
+    'GetCertificate',
+    'GetCertificate',
+  ]);
   const req = pca.calls[1].body;
-  expect(Buffer.from(String(req.Csr), 'base64').toString('utf8')).toBe(fs.readFileSync(path.join(env.dir, 'site-1.csr'), 'utf8'));
+  expect(Buffer.from(String(req.Csr), 'base64').toString('utf8')).toBe(
+    fs.readFileSync(path.join(env.dir, 'site-1.csr'), 'utf8'),
+  );
   expect(req).toMatchObject({ SigningAlgorithm: 'SHA256WITHECDSA', Validity: { Type: 'DAYS', Value: 30 } });
   expect(req.IdempotencyToken).toMatch(/^[0-9a-f]{36}$/);
   expect(req.TemplateArn).toBeUndefined();
@@ -178,7 +228,22 @@ test('IssueCertificate with the CSR, the CA\'s algorithm and the validity; polls
   expect(out.dnsNames).toEqual(['example.com', 'www.example.com']);
   expect(r.stderr).toMatch(/not issued yet; waiting/);
   // The same chain passes import's checks (key match, chain to the CA).
-  const imported = await env.run('cert', 'import', '--local', '--key', 'site-1', '--slot', 'site', '--chain', 'site-1.chain.pem', '--ca', 'pca-ca.pem', '--live', '--json', '--quiet');
+  const imported = await env.run(
+    'cert',
+    'import',
+    '--local',
+    '--key',
+    'site-1',
+    '--slot',
+    'site',
+    '--chain',
+    'site-1.chain.pem',
+    '--ca',
+    'pca-ca.pem',
+    '--live',
+    '--json',
+    '--quiet',
+  );
   expect(imported.code).toBe(EXIT.ok);
   expect(imported.json()).toMatchObject({ issuer: 'CN=fake private CA', state: 'live' });
 });
@@ -187,7 +252,11 @@ test('--signing-algorithm and --template-arn are passed through', async () => {
   const template = 'arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1';
   const r = await issue('--signing-algorithm', 'SHA384WITHECDSA', '--template-arn', template, '--quiet');
   expect(r.code).toBe(EXIT.ok);
-  expect(pca.calls[1].body).toMatchObject({ SigningAlgorithm: 'SHA384WITHECDSA', TemplateArn: template, Validity: { Type: 'DAYS', Value: 90 } });
+  expect(pca.calls[1].body).toMatchObject({
+    SigningAlgorithm: 'SHA384WITHECDSA',
+    TemplateArn: template,
+    Validity: { Type: 'DAYS', Value: 90 },
+  });
 });
 
 test('a CA that is not ACTIVE is refused before any request', async () => {
@@ -199,7 +268,14 @@ test('a CA that is not ACTIVE is refused before any request', async () => {
 });
 
 test('an unknown CA is refused', async () => {
-  const r = await env.run('cert', 'issue', '--pca-arn', CA_ARN.replace('1111-2222', '9999-2222'), '--csr', 'site-1.csr');
+  const r = await env.run(
+    'cert',
+    'issue',
+    '--pca-arn',
+    CA_ARN.replace('1111-2222', '9999-2222'),
+    '--csr',
+    'site-1.csr',
+  );
   expect(r.code).toBe(EXIT.refused);
   expect(r.stderr).toMatch(/there is no private CA/);
 });
@@ -228,8 +304,13 @@ test('not issued within --wait-seconds: exit 69 and how to fetch it later', asyn
 });
 
 test('a certificate for another public key than the request is rejected', async () => {
-  const other = await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-  pca.substituteKey = new Uint8Array(await crypto.webcrypto.subtle.exportKey('spki', (other as crypto.webcrypto.CryptoKeyPair).publicKey));
+  const other = await crypto.webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ]);
+  pca.substituteKey = new Uint8Array(
+    await crypto.webcrypto.subtle.exportKey('spki', (other as crypto.webcrypto.CryptoKeyPair).publicKey),
+  );
   const r = await issue();
   expect(r.code).toBe(EXIT.failed);
   expect(r.stderr).toMatch(/certificate for another public key than the request/);

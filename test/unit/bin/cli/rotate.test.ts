@@ -14,7 +14,14 @@ import type { CertificateAuthority } from '../../../../bin/cli/cert-issue';
 import { issueCertificate } from '../../../../bin/cli/cert-issue';
 import { createCsr } from '../../../../bin/cli/csr';
 import { CliError } from '../../../../bin/cli/errors';
-import { defaultDrainSeconds, rotationPlan, runRotationStep, type RotateDeps, type RotateOptions, type RotateStep } from '../../../../bin/cli/rotate';
+import {
+  defaultDrainSeconds,
+  rotationPlan,
+  runRotationStep,
+  type RotateDeps,
+  type RotateOptions,
+  type RotateStep,
+} from '../../../../bin/cli/rotate';
 import { ensureDevPki } from '../../../../local/dev-pki';
 import { startLocalKms, type LocalKms } from '../../../../local/kms';
 
@@ -30,7 +37,12 @@ let deps: RotateDeps;
 
 beforeAll(async () => {
   local = await startLocalKms({ region: 'us-east-1' });
-  kms = new KMSClient({ endpoint: local.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+  kms = new KMSClient({
+    endpoint: local.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-rotate-'));
   const pki = await ensureDevPki({ kms, dir, leafKeySpec: 'ECC_NIST_P256' });
   ca = { kind: 'dev', caAlias: pki.caAlias, caCertPem: pki.caPem };
@@ -46,8 +58,13 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const base = (slot: string, extra: Partial<RotateOptions> = {}): RotateOptions => ({ slot, aliasPrefix: PREFIX, ...extra });
-const step = (s: RotateStep, slot: string, extra: Partial<RotateOptions> = {}, d: Partial<RotateDeps> = {}) => runRotationStep(s, base(slot, extra), { ...deps, ...d });
+const base = (slot: string, extra: Partial<RotateOptions> = {}): RotateOptions => ({
+  slot,
+  aliasPrefix: PREFIX,
+  ...extra,
+});
+const step = (s: RotateStep, slot: string, extra: Partial<RotateOptions> = {}, d: Partial<RotateDeps> = {}) =>
+  runRotationStep(s, base(slot, extra), { ...deps, ...d });
 
 async function refusal(p: Promise<unknown>): Promise<CliError> {
   try {
@@ -75,7 +92,13 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
 
   it('plans the first generation of an empty slot', async () => {
     const plan = await rotationPlan(base(slot), deps);
-    expect(plan.state).toMatchObject({ slot, liveAlias: `${PREFIX}site`, next: 'new-key', orphanKeys: [], entries: [] });
+    expect(plan.state).toMatchObject({
+      slot,
+      liveAlias: `${PREFIX}site`,
+      next: 'new-key',
+      orphanKeys: [],
+      entries: [],
+    });
     expect(plan.state.hint).toMatch(/no certificate yet/);
   });
 
@@ -83,8 +106,14 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
     const named = await refusal(step('new-key', slot, { newKey: 'site' }));
     expect(named.exitCode).toBe(2);
     expect(named.hint).toMatch(/live alias/);
-    expect(await refusal(step('csr', slot))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/no new key/) });
-    expect(await refusal(step('promote', slot))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/no staged certificate/) });
+    expect(await refusal(step('csr', slot))).toMatchObject({
+      exitCode: 2,
+      message: expect.stringMatching(/no new key/),
+    });
+    expect(await refusal(step('promote', slot))).toMatchObject({
+      exitCode: 2,
+      message: expect.stringMatching(/no staged certificate/),
+    });
   });
 
   it('new-key creates site-1 (dry run first changes nothing); re-running reuses it', async () => {
@@ -110,7 +139,9 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
     expect(await entries()).toEqual([['site-1', 'staged', 'site']]);
     expect((await step('issue', slot, { ca, dnsNames: [HOST] })).alreadyDone).toBe(true);
     const promoted = await step('promote', slot);
-    expect(promoted.actions.join('\n')).toMatch(/mark site-1 live[\s\S]*point alias\/keyless\/dev\/keys\/site at site-1/);
+    expect(promoted.actions.join('\n')).toMatch(
+      /mark site-1 live[\s\S]*point alias\/keyless\/dev\/keys\/site at site-1/,
+    );
     expect(promoted.state.next).toBe('new-key');
     expect(await entries()).toEqual([['site-1', 'live', 'site']]);
     expect((await step('promote', slot)).alreadyDone).toBe(true);
@@ -131,10 +162,16 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
     expect(wrongKey.exitCode).toBe(2);
     expect(wrongKey.message).toMatch(/site-2|public key|does not match/i);
     const good = await chainFor('site-2', [HOST]);
-    const expired = await refusal(step('import', slot, { chainText: good, now: new Date(Date.now() + 60 * 86_400_000) }));
+    const expired = await refusal(
+      step('import', slot, { chainText: good, now: new Date(Date.now() + 60 * 86_400_000) }),
+    );
     expect(expired.message).toMatch(/expired|not valid/i);
     const leafOnly = good.slice(0, good.indexOf('-----END CERTIFICATE-----') + 25);
-    const broken = await refusal(step('import', slot, { chainText: leafOnly + '\n' + site1Chain.slice(0, site1Chain.indexOf('-----END CERTIFICATE-----') + 25) + '\n' }));
+    const broken = await refusal(
+      step('import', slot, {
+        chainText: leafOnly + '\n' + site1Chain.slice(0, site1Chain.indexOf('-----END CERTIFICATE-----') + 25) + '\n',
+      }),
+    );
     expect(broken.exitCode).toBe(2);
     expect(await entries()).toEqual([['site-1', 'live', 'site']]);
   });
@@ -165,10 +202,20 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
   });
 
   it('promote refuses while an edge has not checked the staged certificate ok', async () => {
-    const metrics = (result: string) => `keyless_edge_staged_certificate_check{key_name="site-2",result="${result}"} 1\nkeyless_edge_staged_certificate_check{key_name="site-2",result="ok"} 0\n`;
-    const mismatch = await refusal(step('promote', slot, { edgeAdminUrls: ['http://edge-a:9090'] }, { fetchText: () => Promise.resolve(metrics('key_mismatch')) }));
+    const metrics = (result: string) =>
+      `keyless_edge_staged_certificate_check{key_name="site-2",result="${result}"} 1\nkeyless_edge_staged_certificate_check{key_name="site-2",result="ok"} 0\n`;
+    const mismatch = await refusal(
+      step(
+        'promote',
+        slot,
+        { edgeAdminUrls: ['http://edge-a:9090'] },
+        { fetchText: () => Promise.resolve(metrics('key_mismatch')) },
+      ),
+    );
     expect(mismatch.message).toMatch(/edge-a:9090: reports key_mismatch for site-2/);
-    const notYet = await refusal(step('promote', slot, { edgeAdminUrls: ['http://edge-b:9090'] }, { fetchText: () => Promise.resolve('') }));
+    const notYet = await refusal(
+      step('promote', slot, { edgeAdminUrls: ['http://edge-b:9090'] }, { fetchText: () => Promise.resolve('') }),
+    );
     expect(notYet.message).toMatch(/has not loaded the staged certificate/);
     expect(notYet.hint).toMatch(/SIGHUP/);
     expect(await entries()).toEqual([
@@ -179,9 +226,18 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
 
   it('promote: dry run, then site-2 live, site-1 retiring, live alias → site-2; re-run does nothing', async () => {
     const dry = await step('promote', slot, { dryRun: true });
-    expect(dry.actions).toEqual([expect.stringMatching(/^would mark site-2 live/), expect.stringMatching(/^would mark site-1 retiring/), expect.stringMatching(/^would point .*site at site-2/)]);
+    expect(dry.actions).toEqual([
+      expect.stringMatching(/^would mark site-2 live/),
+      expect.stringMatching(/^would mark site-1 retiring/),
+      expect.stringMatching(/^would point .*site at site-2/),
+    ]);
     const ok = 'keyless_edge_staged_certificate_check{key_name="site-2",result="ok"} 1\n';
-    const r = await step('promote', slot, { edgeAdminUrls: ['http://edge-a:9090'] }, { fetchText: () => Promise.resolve(ok) });
+    const r = await step(
+      'promote',
+      slot,
+      { edgeAdminUrls: ['http://edge-a:9090'] },
+      { fetchText: () => Promise.resolve(ok) },
+    );
     expect(r.state.next).toBe('retire');
     expect(await entries()).toEqual([
       ['site-1', 'retiring', 'site'],
@@ -199,7 +255,10 @@ describe('keyless rotate: first generation of a slot, then a full rotation', () 
     expect(early.hint).toMatch(/again in \d+ s/);
     expect(defaultDrainSeconds(60)).toBe(130);
     const dry = await step('retire', slot, { now: new Date(Date.now() + 7200_000), dryRun: true });
-    expect(dry.actions).toEqual([expect.stringMatching(/^would remove site-1/), expect.stringMatching(/^would disable KMS key site-1/)]);
+    expect(dry.actions).toEqual([
+      expect.stringMatching(/^would remove site-1/),
+      expect.stringMatching(/^would disable KMS key site-1/),
+    ]);
     const r = await step('retire', slot, { now: new Date(Date.now() + 7200_000) });
     expect(r.actions).toHaveLength(2);
     expect(await entries()).toEqual([['site-2', 'live', 'site']]);
@@ -224,7 +283,10 @@ describe('keyless rotate: resuming and edge cases', () => {
     const plan = await rotationPlan(base(slot), deps);
     expect(plan.state).toMatchObject({ orphanKeys: ['api-1'], next: 'retire' });
     const r = await step('retire', slot, { deleteKeyAfterDays: 7 });
-    expect(r.actions).toEqual([expect.stringMatching(/^disable KMS key api-1/), expect.stringMatching(/^schedule deletion of KMS key api-1 .* in 7 days/)]);
+    expect(r.actions).toEqual([
+      expect.stringMatching(/^disable KMS key api-1/),
+      expect.stringMatching(/^schedule deletion of KMS key api-1 .* in 7 days/),
+    ]);
     expect(await keyState('api-1')).toBe('PendingDeletion');
     expect(await keyState('api-2')).toBe('Enabled');
   });
@@ -243,7 +305,9 @@ describe('keyless rotate: resuming and edge cases', () => {
     const half1 = (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}half-1` }))).KeyMetadata!.KeyId;
     expect((await rotationPlan(base(slot), deps)).state.liveAliasTarget).toBe(half1);
     // Retire refuses: the alias still points at the old key.
-    expect((await refusal(step('retire', slot, { force: true }))).message).toMatch(/does not point at the live key half-2/);
+    expect((await refusal(step('retire', slot, { force: true }))).message).toMatch(
+      /does not point at the live key half-2/,
+    );
     const dry = await step('promote', slot, { dryRun: true });
     expect(dry.actions).toEqual([expect.stringMatching(/^would point alias\/keyless\/dev\/keys\/half at half-2/)]);
     const r = await step('promote', slot);
@@ -256,7 +320,10 @@ describe('keyless rotate: resuming and edge cases', () => {
     const slot = 'future';
     await step('new-key', slot);
     const later = new Date(Date.now() + 2 * 86_400_000);
-    await step('import', slot, { chainText: await chainFor('future-1', ['future.example.test'], later), now: new Date(later.getTime() + 60_000) });
+    await step('import', slot, {
+      chainText: await chainFor('future-1', ['future.example.test'], later),
+      now: new Date(later.getTime() + 60_000),
+    });
     const r = await refusal(step('promote', slot));
     expect(r.message).toMatch(/not valid before/);
     expect(r.hint).toMatch(/notBefore/);
@@ -279,8 +346,14 @@ describe('keyless rotate: resuming and edge cases', () => {
     await step('new-key', slot);
     await step('issue', slot, { ca, dnsNames: ['ks.example.test'] });
     const wrong = (await store.list()).find((x) => x.keyName === 'site-2')!;
-    const spki = new (await import('node:crypto')).X509Certificate(wrong.chainPem.slice(0, wrong.chainPem.indexOf('-----END CERTIFICATE-----') + 25)).publicKey.export({ type: 'spki', format: 'der' });
-    const keyService = { name: 'key service test', ping: () => Promise.reject(new Error('unused')), publicKey: () => Promise.resolve({ spki: spki.toString('base64'), keySpec: 'ECC_NIST_P256' }) };
+    const spki = new (await import('node:crypto')).X509Certificate(
+      wrong.chainPem.slice(0, wrong.chainPem.indexOf('-----END CERTIFICATE-----') + 25),
+    ).publicKey.export({ type: 'spki', format: 'der' });
+    const keyService = {
+      name: 'key service test',
+      ping: () => Promise.reject(new Error('unused')),
+      publicKey: () => Promise.resolve({ spki: spki.toString('base64'), keySpec: 'ECC_NIST_P256' }),
+    };
     const r = await refusal(step('promote', slot, {}, { keyService }));
     expect(r.message).toMatch(/key service test holds a different public key for ks-1/);
   });
@@ -290,14 +363,17 @@ describe('keyless rotate on the command line', () => {
   const run = async (argv: string[]) => {
     let out = '';
     let err = '';
-    const code = await main(argv, { streams: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } } });
+    const code = await main(argv, {
+      streams: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
+    });
     return { code, out, err };
   };
 
   it('--help describes every step', async () => {
     const r = await run(['rotate', '--help']);
     expect(r.code).toBe(0);
-    for (const s of ['new-key', 'csr', 'issue', 'import', 'promote', 'retire', '--dry-run', '--drain-seconds']) expect(r.out).toContain(s);
+    for (const s of ['new-key', 'csr', 'issue', 'import', 'promote', 'retire', '--dry-run', '--drain-seconds'])
+      expect(r.out).toContain(s);
   });
 
   it('usage errors exit 64; refusals exit 2 with advice; the plan exits 0', async () => {
@@ -305,7 +381,16 @@ describe('keyless rotate on the command line', () => {
     const bad = await run(['rotate', 'site', 'explode', '--local', '--dev-dir', dir]);
     expect(bad.code).toBe(64);
     expect(bad.err).toMatch(/unknown step "explode"/);
-    const early = await run(['rotate', 'cli', 'promote', '--local', '--dev-dir', dir, '--edge-admin', 'http://127.0.0.1:1']);
+    const early = await run([
+      'rotate',
+      'cli',
+      'promote',
+      '--local',
+      '--dev-dir',
+      dir,
+      '--edge-admin',
+      'http://127.0.0.1:1',
+    ]);
     expect(early.code).toBe(2);
     expect(early.err).toMatch(/keyless rotate: slot cli has no staged certificate to promote\n {2}Import one first/);
     const plan = await run(['rotate', 'site', '--local', '--dev-dir', dir, '--json']);
@@ -340,10 +425,26 @@ describe('keyless rotate on the command line', () => {
 
 describe('keyless rotate new-key --key-policy', () => {
   it('creates the generation with the given key policy (the pinning of the CDK-made keys)', async () => {
-    const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'KeyServiceOnly', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111122223333:role/ks' }, Action: 'kms:Sign', Resource: '*' }] });
+    const policy = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'KeyServiceOnly',
+          Effect: 'Allow',
+          Principal: { AWS: 'arn:aws:iam::111122223333:role/ks' },
+          Action: 'kms:Sign',
+          Resource: '*',
+        },
+      ],
+    });
     const made = await step('new-key', 'pinned', { keyPolicy: policy });
     expect(made.state).toMatchObject({ pendingKey: 'pinned-1' });
-    const stored = await kms.send(new GetKeyPolicyCommand({ KeyId: (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}pinned-1` }))).KeyMetadata!.KeyId, PolicyName: 'default' }));
+    const stored = await kms.send(
+      new GetKeyPolicyCommand({
+        KeyId: (await kms.send(new DescribeKeyCommand({ KeyId: `${PREFIX}pinned-1` }))).KeyMetadata!.KeyId,
+        PolicyName: 'default',
+      }),
+    );
     expect(stored.Policy).toBe(policy);
   });
 });

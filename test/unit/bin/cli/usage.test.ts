@@ -16,7 +16,10 @@ const BIN = path.resolve(__dirname, '../../../../dist/bin/keyless.js');
 async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await main(argv, { env: {}, streams: { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } } });
+  const code = await main(argv, {
+    env: {},
+    streams: { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } },
+  });
   return { code, stdout, stderr };
 }
 
@@ -48,7 +51,9 @@ describe('--help', () => {
       expect(r.code).toBe(EXIT.ok);
       for (const name of Object.keys(COMMANDS)) expect(r.stdout).toContain(`  ${name}`);
       expect(r.stdout).toContain('  dev ');
-      expect(r.stdout).toMatch(/0 ok, 1 failed, 2 refused\s+\(a precondition does not hold\), 64 usage error, 69 service unavailable/);
+      expect(r.stdout).toMatch(
+        /0 ok, 1 failed, 2 refused\s+\(a precondition does not hold\), 64 usage error, 69 service unavailable/,
+      );
     }
   });
 
@@ -69,7 +74,7 @@ describe('--help', () => {
     expect(r.code).toBe(EXIT.ok);
   });
 
-  test('keyless keys / keyless cert: the group\'s commands', async () => {
+  test("keyless keys / keyless cert: the group's commands", async () => {
     const r = await run('cert', '--help');
     expect(r.code).toBe(EXIT.ok);
     expect(r.stdout).toMatch(/usage: keyless cert <issue\|import>/);
@@ -123,11 +128,17 @@ describe('the compiled binary', () => {
   });
 
   test('a command that talks to KMS ends by itself with exit 0 (and 2 when refused)', async () => {
-    const made = await spawnCli(['keys', 'create', '--local', '--dev-dir', env.dir, '--name', 'proc-1', '--key-spec', 'ECC_NIST_P256', '--json'], env.dir);
+    const made = await spawnCli(
+      ['keys', 'create', '--local', '--dev-dir', env.dir, '--name', 'proc-1', '--key-spec', 'ECC_NIST_P256', '--json'],
+      env.dir,
+    );
     expect(made.stderr).not.toMatch(/unexpected error/);
     expect(made.code).toBe(EXIT.ok);
     expect(JSON.parse(made.stdout)).toMatchObject({ name: 'proc-1', created: true });
-    const again = await spawnCli(['keys', 'create', '--local', '--dev-dir', env.dir, '--name', 'proc-1', '--key-spec', 'ECC_NIST_P256'], env.dir);
+    const again = await spawnCli(
+      ['keys', 'create', '--local', '--dev-dir', env.dir, '--name', 'proc-1', '--key-spec', 'ECC_NIST_P256'],
+      env.dir,
+    );
     expect(again.code).toBe(EXIT.refused);
     expect(again.stderr).toMatch(/^keyless keys create: key name proc-1 already exists/m);
   });

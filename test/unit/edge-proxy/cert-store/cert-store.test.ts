@@ -5,12 +5,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DirectoryCertificateStore, parseCertificateEntry, serializeCertificateEntry, type CertificateEntryInput } from '../../../../edge-proxy/src/cert-store';
+import {
+  DirectoryCertificateStore,
+  parseCertificateEntry,
+  serializeCertificateEntry,
+  type CertificateEntryInput,
+} from '../../../../edge-proxy/src/cert-store';
 import { ConfigError } from '../../../../edge-proxy/src/config';
 import { makeTestPki, type TestPki } from '../../../helpers/certs';
 import { rejection } from '../../../helpers/rejection';
 import { configError } from '../../../helpers/config-error';
-
 
 describe('certificate entry format', () => {
   let pki: TestPki;
@@ -26,12 +30,27 @@ describe('certificate entry format', () => {
   afterAll(() => pki.cleanup());
 
   it('accepts the pre-rotation format (no slot, no state) as live', () => {
-    const e = parseCertificateEntry('src', 'site', JSON.stringify({ hostnames: ['site.example.com'], keyName: 'site', chainPem }));
-    expect(e).toEqual({ id: 'site', source: 'src', hostnames: ['site.example.com'], keyName: 'site', chainPem, state: 'live' });
+    const e = parseCertificateEntry(
+      'src',
+      'site',
+      JSON.stringify({ hostnames: ['site.example.com'], keyName: 'site', chainPem }),
+    );
+    expect(e).toEqual({
+      id: 'site',
+      source: 'src',
+      hostnames: ['site.example.com'],
+      keyName: 'site',
+      chainPem,
+      state: 'live',
+    });
   });
 
   it.each(['staged', 'live', 'retiring'] as const)('reads state %s and the slot', (state) => {
-    const e = parseCertificateEntry('src', 'site-2', JSON.stringify({ hostnames: [], keyName: 'site-2', chainPem, slot: 'site', state }));
+    const e = parseCertificateEntry(
+      'src',
+      'site-2',
+      JSON.stringify({ hostnames: [], keyName: 'site-2', chainPem, slot: 'site', state }),
+    );
     expect(e.state).toBe(state);
     expect(e.slot).toBe('site');
     expect(e.hostnames).toEqual([]);
@@ -39,28 +58,50 @@ describe('certificate entry format', () => {
 
   it('refuses unknown fields, unknown states and bad slots, naming the field', () => {
     const base = { hostnames: [], keyName: 'k', chainPem };
-    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, notAfter: 'x' }))).field).toBe('src.notAfter');
+    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, notAfter: 'x' }))).field).toBe(
+      'src.notAfter',
+    );
     const st = configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, state: 'active' })));
     expect(st.field).toBe('src.state');
     expect(st.message).toMatch(/Use one of staged, live, retiring/);
-    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, slot: 'a/b' }))).field).toBe('src.slot');
-    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, slot: 7 }))).field).toBe('src.slot');
-    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, keyName: 'has space' }))).field).toBe('src.keyName');
+    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, slot: 'a/b' }))).field).toBe(
+      'src.slot',
+    );
+    expect(configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, slot: 7 }))).field).toBe(
+      'src.slot',
+    );
+    expect(
+      configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ ...base, keyName: 'has space' }))).field,
+    ).toBe('src.keyName');
     expect(configError(() => parseCertificateEntry('src', 'k', '')).message).toMatch(/has no value/);
   });
 
   it('refuses private keys wherever they hide, before parsing', () => {
-    const hidden = configError(() => parseCertificateEntry('src', 'k', JSON.stringify({ hostnames: [], keyName: 'k', chainPem, privateKeyPem: keyPem })));
+    const hidden = configError(() =>
+      parseCertificateEntry(
+        'src',
+        'k',
+        JSON.stringify({ hostnames: [], keyName: 'k', chainPem, privateKeyPem: keyPem }),
+      ),
+    );
     expect(hidden.field).toBe('src');
     expect(hidden.message).toMatch(/PRIVATE KEY/);
     // Even in a value that is not JSON at all.
     expect(configError(() => parseCertificateEntry('src', 'k', keyPem)).message).toMatch(/PRIVATE KEY/);
     // And serialisation refuses to produce such a value.
-    expect(() => serializeCertificateEntry({ hostnames: [], keyName: 'k', chainPem: chainPem + keyPem, state: 'staged' })).toThrow(/PRIVATE KEY/);
+    expect(() =>
+      serializeCertificateEntry({ hostnames: [], keyName: 'k', chainPem: chainPem + keyPem, state: 'staged' }),
+    ).toThrow(/PRIVATE KEY/);
   });
 
   it('serialises in a fixed order that parses back to the same entry', () => {
-    const input: CertificateEntryInput = { hostnames: ['site.example.com'], keyName: 'site-2', chainPem, slot: 'site', state: 'staged' };
+    const input: CertificateEntryInput = {
+      hostnames: ['site.example.com'],
+      keyName: 'site-2',
+      chainPem,
+      slot: 'site',
+      state: 'staged',
+    };
     const text = serializeCertificateEntry(input);
     expect(Object.keys(JSON.parse(text) as object)).toEqual(['hostnames', 'keyName', 'chainPem', 'slot', 'state']);
     expect(parseCertificateEntry('x', 'site-2', text)).toEqual({ ...input, id: 'site-2', source: 'x' });
@@ -95,8 +136,20 @@ describe('directory certificate store', () => {
   });
 
   it('round-trips entries, sorted by id, and replaces an entry in place', async () => {
-    await store.put({ hostnames: ['www.example.com'], keyName: 'site-2', chainPem: ecPem, slot: 'site', state: 'staged' });
-    await store.put({ hostnames: ['www.example.com'], keyName: 'site-1', chainPem: rsaPem, slot: 'site', state: 'live' });
+    await store.put({
+      hostnames: ['www.example.com'],
+      keyName: 'site-2',
+      chainPem: ecPem,
+      slot: 'site',
+      state: 'staged',
+    });
+    await store.put({
+      hostnames: ['www.example.com'],
+      keyName: 'site-1',
+      chainPem: rsaPem,
+      slot: 'site',
+      state: 'live',
+    });
     let list = await store.list();
     expect(list.map((e) => [e.id, e.keyName, e.state])).toEqual([
       ['site-1', 'site-1', 'live'],
@@ -135,13 +188,17 @@ describe('directory certificate store', () => {
     fs.writeFileSync(file, JSON.stringify({ hostnames: [], keyName: 'bad', chainPem: rsaPem + key }));
     expect((await rejection(store.list())).message).toMatch(/PRIVATE KEY/);
     fs.rmSync(file);
-    expect(await rejection(store.put({ hostnames: [], keyName: 'bad', chainPem: rsaPem + key, state: 'live' }))).toBeInstanceOf(ConfigError);
+    expect(
+      await rejection(store.put({ hostnames: [], keyName: 'bad', chainPem: rsaPem + key, state: 'live' })),
+    ).toBeInstanceOf(ConfigError);
     expect(fs.existsSync(file)).toBe(false);
   });
 
   it('refuses ids that are not file-name safe', async () => {
     for (const id of ['../escape', '.hidden', 'a/b', 'with:colon']) {
-      expect(await rejection(store.put({ id, hostnames: [], keyName: 'a', chainPem: rsaPem, state: 'live' }))).toBeInstanceOf(ConfigError);
+      expect(
+        await rejection(store.put({ id, hostnames: [], keyName: 'a', chainPem: rsaPem, state: 'live' })),
+      ).toBeInstanceOf(ConfigError);
       expect(await rejection(store.remove(id))).toBeInstanceOf(ConfigError);
     }
     expect(fs.existsSync(path.join(dir, 'escape.json'))).toBe(false);
@@ -159,7 +216,13 @@ describe('directory certificate store', () => {
     let writes = 0;
     let reads = 0;
     const writer = (async () => {
-      for (let i = 0; i < 30; i++, writes++) await store.put({ hostnames: [], keyName: 'a', chainPem: i % 2 ? rsaPem : ecPem, state: i % 2 ? 'live' : 'retiring' });
+      for (let i = 0; i < 30; i++, writes++)
+        await store.put({
+          hostnames: [],
+          keyName: 'a',
+          chainPem: i % 2 ? rsaPem : ecPem,
+          state: i % 2 ? 'live' : 'retiring',
+        });
     })();
     let done = false;
     void writer.then(() => (done = true));

@@ -12,7 +12,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { DirectoryCertificateStore, type StoredCertificate } from '../../../../edge-proxy/src/cert-store';
-import { CertificateStoreMetrics, checkStagedEntries, jitteredDelayMs, REFRESH_JITTER } from '../../../../edge-proxy/src/cert-store/edge-refresh';
+import {
+  CertificateStoreMetrics,
+  checkStagedEntries,
+  jitteredDelayMs,
+  REFRESH_JITTER,
+} from '../../../../edge-proxy/src/cert-store/edge-refresh';
 import { loadEdgeConfig, parseEdgeConfig } from '../../../../edge-proxy/src/config';
 import { certificatesFromStore, startEdge, type RunningEdge } from '../../../../edge-proxy/src/edge';
 import { MetricsRegistry } from '../../../../edge-proxy/src/observability/metrics-registry';
@@ -26,9 +31,16 @@ const BASE = { keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origi
 
 describe('certificateStore configuration', () => {
   it('takes a directory (relative to the file) or an SSM prefix, with a refresh interval', () => {
-    expect(parseEdgeConfig({ ...BASE, certificateStore: { directory: 'certs' } }, '/etc/keyless').certificateStore).toEqual({ directory: '/etc/keyless/certs', refreshSeconds: 60 });
-    expect(parseEdgeConfig({ ...BASE, certificateStore: { ssmPrefix: '/k/p/certs/', refreshSeconds: 30 } }).certificateStore).toEqual({ ssmPrefix: '/k/p/certs/', refreshSeconds: 30 });
-    expect(parseEdgeConfig({ ...BASE, certificateStore: { directory: '/d', refreshSeconds: 1 } }).certificateStore?.refreshSeconds).toBe(1);
+    expect(
+      parseEdgeConfig({ ...BASE, certificateStore: { directory: 'certs' } }, '/etc/keyless').certificateStore,
+    ).toEqual({ directory: '/etc/keyless/certs', refreshSeconds: 60 });
+    expect(
+      parseEdgeConfig({ ...BASE, certificateStore: { ssmPrefix: '/k/p/certs/', refreshSeconds: 30 } }).certificateStore,
+    ).toEqual({ ssmPrefix: '/k/p/certs/', refreshSeconds: 30 });
+    expect(
+      parseEdgeConfig({ ...BASE, certificateStore: { directory: '/d', refreshSeconds: 1 } }).certificateStore
+        ?.refreshSeconds,
+    ).toBe(1);
   });
 
   it.each<[unknown, RegExp]>([
@@ -44,14 +56,27 @@ describe('certificateStore configuration', () => {
 
   it('KEYLESS_CERT_DIR and KEYLESS_CERT_REFRESH_SECONDS, exclusive with KEYLESS_CERT_SSM_PREFIX', () => {
     const env = { KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:8080' };
-    expect(loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/srv/certs', KEYLESS_CERT_REFRESH_SECONDS: '15' }).certificateStore).toEqual({ directory: '/srv/certs', refreshSeconds: 15 });
-    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/srv/certs', KEYLESS_CERT_SSM_PREFIX: '/a/' })).toThrow(/KEYLESS_CERT_DIR: is set together with KEYLESS_CERT_SSM_PREFIX/);
-    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/d', KEYLESS_CERT_REFRESH_SECONDS: 'soon' })).toThrow(/KEYLESS_CERT_REFRESH_SECONDS: soon is not a whole number/);
+    expect(
+      loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/srv/certs', KEYLESS_CERT_REFRESH_SECONDS: '15' })
+        .certificateStore,
+    ).toEqual({ directory: '/srv/certs', refreshSeconds: 15 });
+    expect(() =>
+      loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/srv/certs', KEYLESS_CERT_SSM_PREFIX: '/a/' }),
+    ).toThrow(/KEYLESS_CERT_DIR: is set together with KEYLESS_CERT_SSM_PREFIX/);
+    expect(() =>
+      loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_DIR: '/d', KEYLESS_CERT_REFRESH_SECONDS: 'soon' }),
+    ).toThrow(/KEYLESS_CERT_REFRESH_SECONDS: soon is not a whole number/);
     // The environment's location replaces the file's, whichever kind.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-store-config-'));
     const file = path.join(dir, 'edge.json');
-    fs.writeFileSync(file, JSON.stringify({ ...BASE, certificateStore: { ssmPrefix: '/from/file/', refreshSeconds: 30 } }));
-    expect(loadEdgeConfig(file, { KEYLESS_CERT_DIR: '/from/env' }).certificateStore).toEqual({ directory: '/from/env', refreshSeconds: 30 });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ ...BASE, certificateStore: { ssmPrefix: '/from/file/', refreshSeconds: 30 } }),
+    );
+    expect(loadEdgeConfig(file, { KEYLESS_CERT_DIR: '/from/env' }).certificateStore).toEqual({
+      directory: '/from/env',
+      refreshSeconds: 30,
+    });
     fs.rmSync(dir, { recursive: true });
   });
 });
@@ -61,7 +86,12 @@ describe('serving rule', () => {
   beforeAll(() => (pki = makeTestPki()));
   afterAll(() => pki.cleanup());
 
-  const cert = (name: string, kind: 'p256' | 'rsa2048', hosts: string[], extra: Partial<ServerCertificate> = {}): ServerCertificate => ({ ...loadCertificate(pki.leaf(name, kind, hosts).chainPem, name), ...extra });
+  const cert = (
+    name: string,
+    kind: 'p256' | 'rsa2048',
+    hosts: string[],
+    extra: Partial<ServerCertificate> = {},
+  ): ServerCertificate => ({ ...loadCertificate(pki.leaf(name, kind, hosts).chainPem, name), ...extra });
   const names = (r: { certs: ServerCertificate[] }): string[] => r.certs.map((c) => c.keyName);
 
   it('live before retiring, newest first within a key type, exact before wildcard', () => {
@@ -81,8 +111,14 @@ describe('serving rule', () => {
   });
 
   it('a retiring certificate is the fallback when no live one matches the name', () => {
-    const store = new CertificateStore([cert('retiring', 'p256', ['x.example.com'], { state: 'retiring' }), cert('other', 'p256', ['y.example.com'])]);
-    expect(store.candidates('x.example.com')).toEqual({ certs: [expect.objectContaining({ keyName: 'retiring' })], matched: true });
+    const store = new CertificateStore([
+      cert('retiring', 'p256', ['x.example.com'], { state: 'retiring' }),
+      cert('other', 'p256', ['y.example.com']),
+    ]);
+    expect(store.candidates('x.example.com')).toEqual({
+      certs: [expect.objectContaining({ keyName: 'retiring' })],
+      matched: true,
+    });
   });
 
   it('never an expired or not-yet-valid certificate', () => {
@@ -91,13 +127,24 @@ describe('serving rule', () => {
     const future = cert('future', 'p256', ['e.example.com'], { notBefore: now + 60_000 });
     const valid = cert('valid', 'p256', ['v.example.com']);
     const store = new CertificateStore([expired, future, valid]);
-    expect(store.candidates('e.example.com')).toEqual({ certs: [expect.objectContaining({ keyName: 'valid' })], matched: false });
+    expect(store.candidates('e.example.com')).toEqual({
+      certs: [expect.objectContaining({ keyName: 'valid' })],
+      matched: false,
+    });
     expect(names(store.candidates(undefined))).toEqual(['valid']);
   });
 
   it('store entries: staged ones are never served, the others carry their state', () => {
     const pem = pki.leaf('s', 'p256', ['s.example.com']).chainPem;
-    const entry = (keyName: string, state: StoredCertificate['state']): StoredCertificate => ({ id: keyName, source: keyName, keyName, hostnames: [], chainPem: pem, state, slot: 's' });
+    const entry = (keyName: string, state: StoredCertificate['state']): StoredCertificate => ({
+      id: keyName,
+      source: keyName,
+      keyName,
+      hostnames: [],
+      chainPem: pem,
+      state,
+      slot: 's',
+    });
     const served = certificatesFromStore([entry('a', 'staged'), entry('b', 'live'), entry('c', 'retiring')]);
     expect(served.map((c) => [c.keyName, c.state])).toEqual([
       ['b', 'live'],
@@ -125,13 +172,29 @@ describe('refresh timer and staged checks', () => {
       const good = pki.leaf('good', 'p256', ['g.example.com']);
       const other = pki.leaf('other', 'p256', ['o.example.com']);
       const spkiOf = (k: crypto.KeyObject) => crypto.createPublicKey(k).export({ type: 'spki', format: 'der' });
-      const e = (keyName: string, chainPem: string): StoredCertificate => ({ id: keyName, source: keyName, keyName, hostnames: [], chainPem, state: 'staged' });
+      const e = (keyName: string, chainPem: string): StoredCertificate => ({
+        id: keyName,
+        source: keyName,
+        keyName,
+        hostnames: [],
+        chainPem,
+        state: 'staged',
+      });
       const lookup = (name: string) => {
         if (name === 'good' || name === 'swapped') return Promise.resolve({ spki: spkiOf(good.key) });
         if (name === 'down') return Promise.reject(Object.assign(new Error('timeout'), { code: 'unavailable' }));
         return Promise.reject(Object.assign(new Error('unknown'), { code: 'unknown_key' }));
       };
-      const checks = await checkStagedEntries([e('good', good.chainPem), e('swapped', other.chainPem), e('missing', good.chainPem), e('down', good.chainPem), e('junk', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')], lookup);
+      const checks = await checkStagedEntries(
+        [
+          e('good', good.chainPem),
+          e('swapped', other.chainPem),
+          e('missing', good.chainPem),
+          e('down', good.chainPem),
+          e('junk', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'),
+        ],
+        lookup,
+      );
       expect(checks.map((c) => [c.keyName, c.result])).toEqual([
         ['good', 'ok'],
         ['swapped', 'key_mismatch'],
@@ -174,11 +237,21 @@ describe('an edge refreshing from a directory store', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-refresh-'));
     store = new DirectoryCertificateStore(dir);
     await store.put({ keyName: 'one', hostnames: [], chainPem: leaves.one.chainPem, slot: 'refresh', state: 'live' });
-    const handler = createLocalHandler({ keys: [{ name: 'one', custody: 'file', path: leaves.one.keyPath }, { name: 'two', custody: 'file', path: leaves.two.keyPath }], ticketKeys: null, logger: () => undefined });
+    const handler = createLocalHandler({
+      keys: [
+        { name: 'one', custody: 'file', path: leaves.one.keyPath },
+        { name: 'two', custody: 'file', path: leaves.two.keyPath },
+      ],
+      ticketKeys: null,
+      logger: () => undefined,
+    });
     lambda = await startLocalLambda({ port: 0, functions: { ks: handler } });
     origin = http.createServer((_q, r) => r.end('ok'));
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const logger = (b: Record<string, unknown>): Logger => ({ log: (level, msg, f) => logs.push({ level, msg, ...b, ...f }), child: (f) => logger({ ...b, ...f }) });
+    const logger = (b: Record<string, unknown>): Logger => ({
+      log: (level, msg, f) => logs.push({ level, msg, ...b, ...f }),
+      child: (f) => logger({ ...b, ...f }),
+    });
     const config = parseEdgeConfig({
       listen: { host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: 0 },
@@ -200,11 +273,14 @@ describe('an edge refreshing from a directory store', () => {
 
   const leafServed = (): Promise<string> =>
     new Promise((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: edge.tlsPort, servername: 'refresh.localhost', ca: pki.caPem }, () => {
-        const fp = s.getPeerX509Certificate()!.fingerprint256;
-        s.destroy();
-        resolve(fp);
-      });
+      const s = tls.connect(
+        { host: '127.0.0.1', port: edge.tlsPort, servername: 'refresh.localhost', ca: pki.caPem },
+        () => {
+          const fp = s.getPeerX509Certificate()!.fingerprint256;
+          s.destroy();
+          resolve(fp);
+        },
+      );
       s.once('error', reject);
     });
 
@@ -222,27 +298,47 @@ describe('an edge refreshing from a directory store', () => {
   it('serves staged entries never, checks them, and picks up promotion and retirement on its timer', async () => {
     expect(await leafServed()).toBe(fp('one'));
     await store.put({ keyName: 'two', hostnames: [], chainPem: leaves.two.chainPem, slot: 'refresh', state: 'staged' });
-    await waitFor('the staged check', async () => (await metrics()).includes('keyless_edge_staged_certificate_check{key_name="two",result="ok"} 1'));
+    await waitFor('the staged check', async () =>
+      (await metrics()).includes('keyless_edge_staged_certificate_check{key_name="two",result="ok"} 1'),
+    );
     expect(await leafServed()).toBe(fp('one'));
     expect(await metrics()).toMatch(/keyless_edge_certificates\{state="staged"\} 1/);
 
     await store.put({ keyName: 'two', hostnames: [], chainPem: leaves.two.chainPem, slot: 'refresh', state: 'live' });
-    await store.put({ keyName: 'one', hostnames: [], chainPem: leaves.one.chainPem, slot: 'refresh', state: 'retiring' });
+    await store.put({
+      keyName: 'one',
+      hostnames: [],
+      chainPem: leaves.one.chainPem,
+      slot: 'refresh',
+      state: 'retiring',
+    });
     await waitFor('the promoted certificate', async () => (await leafServed()) === fp('two'));
     expect(await metrics()).toMatch(/keyless_edge_certificates\{state="retiring"\} 1/);
-    expect(logs.some((l) => l.msg === 'certificates reloaded' && l.trigger === 'timer' && l.changed === true)).toBe(true);
+    expect(logs.some((l) => l.msg === 'certificates reloaded' && l.trigger === 'timer' && l.changed === true)).toBe(
+      true,
+    );
 
     await store.remove('one');
-    await waitFor('the retired certificate to go', async () => /keyless_edge_certificates\{state="retiring"\} 0/.test(await metrics()));
+    await waitFor('the retired certificate to go', async () =>
+      /keyless_edge_certificates\{state="retiring"\} 0/.test(await metrics()),
+    );
     expect(await leafServed()).toBe(fp('two'));
   });
 
   it('keeps its last good set when the store becomes unreadable, and counts the failures', async () => {
     const bad = path.join(dir, 'broken.json');
     fs.writeFileSync(bad, '{ not json');
-    await waitFor('a refresh failure', async () => /keyless_edge_certificate_refresh_failures_total\{trigger="timer"\} [1-9]/.test(await metrics()));
+    await waitFor('a refresh failure', async () =>
+      /keyless_edge_certificate_refresh_failures_total\{trigger="timer"\} [1-9]/.test(await metrics()),
+    );
     expect(await leafServed()).toBe(fp('two'));
-    expect(logs.some((l) => l.msg === 'certificate reload failed; still serving the previous certificates' && String(l.error).includes('broken.json'))).toBe(true);
+    expect(
+      logs.some(
+        (l) =>
+          l.msg === 'certificate reload failed; still serving the previous certificates' &&
+          String(l.error).includes('broken.json'),
+      ),
+    ).toBe(true);
     fs.rmSync(bad);
     // A SIGHUP-style reload works again (and the failure counter does not move for it).
     const served = await edge.reloadCertificates();

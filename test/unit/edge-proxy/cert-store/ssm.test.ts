@@ -9,7 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { createSsmClient, loadCertificatesFromSsm, SsmCertificateStore } from '../../../../edge-proxy/src/cert-store/ssm';
+import {
+  createSsmClient,
+  loadCertificatesFromSsm,
+  SsmCertificateStore,
+} from '../../../../edge-proxy/src/cert-store/ssm';
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../../../edge-proxy/src/config';
 import { loadAllCertificates } from '../../../../edge-proxy/src/edge';
 import { makeTestPki, type TestPki } from '../../../helpers/certs';
@@ -112,7 +116,14 @@ describe('certificates from SSM', () => {
     rsaPem = pki.leaf('rsa', 'rsa2048', ['www.example.com', 'example.com']).chainPem;
     ecPem = pki.leaf('ec', 'p256', ['api.example.com']).chainPem;
     fake = await startFakeSsm();
-    client = createSsmClient({ region: 'eu-west-1', endpoint: fake.endpoint, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' }, maxAttempts: 1, connectTimeoutMs: 1000, requestTimeoutMs: 2000 });
+    client = createSsmClient({
+      region: 'eu-west-1',
+      endpoint: fake.endpoint,
+      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' },
+      maxAttempts: 1,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 2000,
+    });
   });
 
   afterAll(async () => {
@@ -129,7 +140,10 @@ describe('certificates from SSM', () => {
 
   it('reads every certificate under the prefix across pages, ordered by name', async () => {
     fake.parameters = [
-      { Name: `${PREFIX}www-example-com`, Value: certValue(rsaPem, 'example-com-rsa', ['www.example.com', 'example.com']) },
+      {
+        Name: `${PREFIX}www-example-com`,
+        Value: certValue(rsaPem, 'example-com-rsa', ['www.example.com', 'example.com']),
+      },
       { Name: `${PREFIX}api-example-com`, Value: certValue(ecPem, 'api-ecdsa', ['api.example.com']) },
       { Name: '/keyless/other/certs/x', Value: 'not ours' },
     ];
@@ -148,7 +162,11 @@ describe('certificates from SSM', () => {
 
     // And the edge turns them into served certificates (public keys, hostnames, key names).
     fake.requests = [];
-    const config = parseEdgeConfig({ certificateStore: { ssmPrefix: PREFIX }, keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' });
+    const config = parseEdgeConfig({
+      certificateStore: { ssmPrefix: PREFIX },
+      keyServices: [{ functionName: 'ks', region: 'eu-west-1' }],
+      origin: 'http://127.0.0.1:8080',
+    });
     const certs = await loadAllCertificates(config, { ssmClient: client });
     expect(certs.map((c) => [c.keyName, c.hostnames, c.shape.keyType])).toEqual([
       ['api-ecdsa', ['api.example.com'], 'ec'],
@@ -157,7 +175,9 @@ describe('certificates from SSM', () => {
   });
 
   it('refuses a value carrying a private key, naming the parameter', async () => {
-    const keyPem = pki.leaf('leaky', 'p256', ['leaky.example.com']).key.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const keyPem = pki
+      .leaf('leaky', 'p256', ['leaky.example.com'])
+      .key.export({ type: 'pkcs8', format: 'pem' }) as string;
     fake.parameters = [
       { Name: `${PREFIX}good`, Value: certValue(ecPem, 'api-ecdsa', ['api.example.com']) },
       { Name: `${PREFIX}leaky`, Value: certValue(ecPem + keyPem, 'leaky', ['leaky.example.com']) },
@@ -168,25 +188,46 @@ describe('certificates from SSM', () => {
     expect(e.message).toMatch(/PRIVATE KEY/);
     expect(e.message).toMatch(/private keys stay in the key service/);
     // Also when hidden in an extra field.
-    fake.parameters = [{ Name: `${PREFIX}sneaky`, Value: JSON.stringify({ hostnames: ['a.example.com'], keyName: 'k', chainPem: ecPem, keyPem }) }];
-    expect((await rejection(loadCertificatesFromSsm(client, PREFIX))).message).toMatch(new RegExp(`${PREFIX}sneaky: contains a PRIVATE KEY`));
+    fake.parameters = [
+      {
+        Name: `${PREFIX}sneaky`,
+        Value: JSON.stringify({ hostnames: ['a.example.com'], keyName: 'k', chainPem: ecPem, keyPem }),
+      },
+    ];
+    expect((await rejection(loadCertificatesFromSsm(client, PREFIX))).message).toMatch(
+      new RegExp(`${PREFIX}sneaky: contains a PRIVATE KEY`),
+    );
   });
 
   it('refuses malformed values, naming the parameter and field', async () => {
     fake.parameters = [{ Name: `${PREFIX}broken`, Value: '{"hostnames": ["a.example.com"], "keyName": ' }];
     let e = await rejection(loadCertificatesFromSsm(client, PREFIX));
     expect(e).toBeInstanceOf(ConfigError);
-    expect(e.message).toMatch(new RegExp(`^invalid edge configuration: ${PREFIX}broken: value is not valid JSON .*\\. Store it as JSON`));
+    expect(e.message).toMatch(
+      new RegExp(`^invalid edge configuration: ${PREFIX}broken: value is not valid JSON .*\\. Store it as JSON`),
+    );
 
-    fake.parameters = [{ Name: `${PREFIX}extra`, Value: JSON.stringify({ hostnames: [], keyName: 'k', chainPem: ecPem, colour: 'blue' }) }];
+    fake.parameters = [
+      {
+        Name: `${PREFIX}extra`,
+        Value: JSON.stringify({ hostnames: [], keyName: 'k', chainPem: ecPem, colour: 'blue' }),
+      },
+    ];
     e = await rejection(loadCertificatesFromSsm(client, PREFIX));
     expect((e as ConfigError).field).toBe(`${PREFIX}extra.colour`);
 
-    fake.parameters = [{ Name: `${PREFIX}nopem`, Value: JSON.stringify({ hostnames: ['a.example.com'], keyName: 'k', chainPem: 'hello' }) }];
+    fake.parameters = [
+      {
+        Name: `${PREFIX}nopem`,
+        Value: JSON.stringify({ hostnames: ['a.example.com'], keyName: 'k', chainPem: 'hello' }),
+      },
+    ];
     e = await rejection(loadCertificatesFromSsm(client, PREFIX));
     expect((e as ConfigError).field).toBe(`${PREFIX}nopem.chainPem`);
 
-    fake.parameters = [{ Name: `${PREFIX}nokey`, Value: JSON.stringify({ hostnames: ['a.example.com'], chainPem: ecPem }) }];
+    fake.parameters = [
+      { Name: `${PREFIX}nokey`, Value: JSON.stringify({ hostnames: ['a.example.com'], chainPem: ecPem }) },
+    ];
     e = await rejection(loadCertificatesFromSsm(client, PREFIX));
     expect((e as ConfigError).field).toBe(`${PREFIX}nokey.keyName`);
 
@@ -198,7 +239,11 @@ describe('certificates from SSM', () => {
   it('fails startup with a clear message when the store holds no certificate', async () => {
     fake.parameters = [{ Name: '/keyless/other/certs/x', Value: certValue(ecPem, 'k', []) }];
     expect(await loadCertificatesFromSsm(client, PREFIX)).toEqual([]);
-    const config = loadEdgeConfig(undefined, { KEYLESS_CERT_SSM_PREFIX: PREFIX, KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:8080' });
+    const config = loadEdgeConfig(undefined, {
+      KEYLESS_CERT_SSM_PREFIX: PREFIX,
+      KEYLESS_KEY_SERVICES: 'ks',
+      KEYLESS_ORIGIN: 'http://127.0.0.1:8080',
+    });
     const e = await rejection(loadAllCertificates(config, { ssmClient: client }));
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.message).toMatch(new RegExp(`no certificate parameter found under ${PREFIX}\\. Deploy the certificates`));
@@ -208,10 +253,27 @@ describe('certificates from SSM', () => {
     const store = new SsmCertificateStore(client, PREFIX);
     expect(store.location).toBe(`ssm:${PREFIX}`);
     fake.parameters = [{ Name: `${PREFIX}site`, Value: certValue(rsaPem, 'site-1', ['www.example.com']) }];
-    await store.put({ hostnames: ['www.example.com'], keyName: 'site-2', chainPem: ecPem, slot: 'site', state: 'staged' });
+    await store.put({
+      hostnames: ['www.example.com'],
+      keyName: 'site-2',
+      chainPem: ecPem,
+      slot: 'site',
+      state: 'staged',
+    });
     const put = fake.requests.find((r) => r.target === 'AmazonSSM.PutParameter');
-    expect(put?.body).toMatchObject({ Name: `${PREFIX}site-2`, Type: 'String', Overwrite: true, Tier: 'Intelligent-Tiering' });
-    expect(JSON.parse(String(put?.body.Value))).toEqual({ hostnames: ['www.example.com'], keyName: 'site-2', chainPem: ecPem, slot: 'site', state: 'staged' });
+    expect(put?.body).toMatchObject({
+      Name: `${PREFIX}site-2`,
+      Type: 'String',
+      Overwrite: true,
+      Tier: 'Intelligent-Tiering',
+    });
+    expect(JSON.parse(String(put?.body.Value))).toEqual({
+      hostnames: ['www.example.com'],
+      keyName: 'site-2',
+      chainPem: ecPem,
+      slot: 'site',
+      state: 'staged',
+    });
     fake.pageSize = 10;
     let list = await store.list();
     // The entry written before rotation has no state (live) and keeps its own id.
@@ -234,18 +296,32 @@ describe('certificates from SSM', () => {
 
   it('as a store backend: refuses private keys, bad ids and oversize values before calling SSM', async () => {
     const store = new SsmCertificateStore(client, PREFIX);
-    const keyPem = pki.leaf('leaky2', 'p256', ['leaky.example.com']).key.export({ type: 'pkcs8', format: 'pem' }) as string;
-    await expect(store.put({ hostnames: [], keyName: 'k', chainPem: ecPem + keyPem, state: 'staged' })).rejects.toThrow(/PRIVATE KEY/);
-    await expect(store.put({ hostnames: [], keyName: 'has:colon', chainPem: ecPem, state: 'staged' })).rejects.toThrow(/not a certificate entry id/);
+    const keyPem = pki
+      .leaf('leaky2', 'p256', ['leaky.example.com'])
+      .key.export({ type: 'pkcs8', format: 'pem' }) as string;
+    await expect(store.put({ hostnames: [], keyName: 'k', chainPem: ecPem + keyPem, state: 'staged' })).rejects.toThrow(
+      /PRIVATE KEY/,
+    );
+    await expect(store.put({ hostnames: [], keyName: 'has:colon', chainPem: ecPem, state: 'staged' })).rejects.toThrow(
+      /not a certificate entry id/,
+    );
     const huge = Array.from({ length: 12 }, () => ecPem).join('');
-    await expect(store.put({ hostnames: [], keyName: 'big', chainPem: huge, state: 'staged' })).rejects.toThrow(/SSM parameters hold at most 8192.*Drop the root CA/);
+    await expect(store.put({ hostnames: [], keyName: 'big', chainPem: huge, state: 'staged' })).rejects.toThrow(
+      /SSM parameters hold at most 8192.*Drop the root CA/,
+    );
     await expect(store.remove('../x')).rejects.toThrow(ConfigError);
     expect(fake.requests).toEqual([]);
     expect(() => new SsmCertificateStore(client, 'no-slash')).toThrow(/certificateStore\.ssmPrefix/);
   });
 
   it('reports an unreachable SSM endpoint with the prefix', async () => {
-    const dead = createSsmClient({ region: 'eu-west-1', endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1, connectTimeoutMs: 500 });
+    const dead = createSsmClient({
+      region: 'eu-west-1',
+      endpoint: 'http://127.0.0.1:1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      maxAttempts: 1,
+      connectTimeoutMs: 500,
+    });
     const e = await rejection(loadCertificatesFromSsm(dead, PREFIX));
     dead.destroy();
     expect(e.message).toMatch(new RegExp(`cannot read certificates from SSM under ${PREFIX}`));
@@ -278,23 +354,39 @@ describe('edge configuration from the environment only (CDK edge stack)', () => 
     expect(loadEdgeConfig(undefined, { ...env, KEYLESS_ADMIN_HOST: '10.1.2.3' }).admin.host).toBe('10.1.2.3');
   });
 
-  it.each(['keyless/prod/certs/', '/keyless/prod/certs', '/', '/keyless//certs/', '/keyless/pr od/'])('rejects the prefix %j', (prefix) => {
-    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_SSM_PREFIX: prefix })).toThrow(/^invalid edge configuration: KEYLESS_CERT_SSM_PREFIX: .*\. [A-Z]/);
-  });
+  it.each(['keyless/prod/certs/', '/keyless/prod/certs', '/', '/keyless//certs/', '/keyless/pr od/'])(
+    'rejects the prefix %j',
+    (prefix) => {
+      expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_CERT_SSM_PREFIX: prefix })).toThrow(
+        /^invalid edge configuration: KEYLESS_CERT_SSM_PREFIX: .*\. [A-Z]/,
+      );
+    },
+  );
 
   it('accepts certificateStore in the file and validates it', () => {
     const base = { keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' };
-    expect(parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b/' } }).certificateStore).toEqual({ ssmPrefix: '/a/b/', refreshSeconds: 60 });
-    expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b' } })).toThrow(/certificateStore\.ssmPrefix: "\/a\/b" must start and end with "\/"/);
-    expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/', region: 'x' } })).toThrow(/certificateStore\.region: unknown field/);
+    expect(parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b/' } }).certificateStore).toEqual({
+      ssmPrefix: '/a/b/',
+      refreshSeconds: 60,
+    });
+    expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/b' } })).toThrow(
+      /certificateStore\.ssmPrefix: "\/a\/b" must start and end with "\/"/,
+    );
+    expect(() => parseEdgeConfig({ ...base, certificateStore: { ssmPrefix: '/a/', region: 'x' } })).toThrow(
+      /certificateStore\.region: unknown field/,
+    );
     // Without a store, certificates are still required, and the message points at the store.
-    expect(() => parseEdgeConfig(base)).toThrow(/certificates: at least one certificate is required\. .*KEYLESS_CERT_SSM_PREFIX/);
+    expect(() => parseEdgeConfig(base)).toThrow(
+      /certificates: at least one certificate is required\. .*KEYLESS_CERT_SSM_PREFIX/,
+    );
     // The environment prefix wins over the file's.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-ssm-config-'));
     const file = path.join(dir, 'edge.json');
     fs.writeFileSync(file, JSON.stringify({ ...base, certificateStore: { ssmPrefix: '/from/file/' } }));
     expect(loadEdgeConfig(file, {}).certificateStore?.ssmPrefix).toBe('/from/file/');
-    expect(loadEdgeConfig(file, { KEYLESS_CERT_SSM_PREFIX: '/from/env/' }).certificateStore?.ssmPrefix).toBe('/from/env/');
+    expect(loadEdgeConfig(file, { KEYLESS_CERT_SSM_PREFIX: '/from/env/' }).certificateStore?.ssmPrefix).toBe(
+      '/from/env/',
+    );
     fs.rmSync(dir, { recursive: true });
   });
 });

@@ -8,7 +8,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadEdgeConfig, parseEdgeConfig, ConfigError } from '../../../../edge-proxy/src/config';
-import { AdmissionController, AdmissionRejectedError, DEFAULT_ADMISSION, isConnectionScoped, TokenBucket, type AdmissionConfig, type AdmissionReason } from '../../../../edge-proxy/src/keyless/admission';
+import {
+  AdmissionController,
+  AdmissionRejectedError,
+  DEFAULT_ADMISSION,
+  isConnectionScoped,
+  TokenBucket,
+  type AdmissionConfig,
+  type AdmissionReason,
+} from '../../../../edge-proxy/src/keyless/admission';
 import type { KeyOperations, SignResult } from '../../../../edge-proxy/src/tls/key-operations';
 import { KeyOperationError } from '../../../../edge-proxy/src/tls/key-operations';
 import { CertificateStore, loadCertificate } from '../../../../edge-proxy/src/tls/certificates';
@@ -34,7 +42,9 @@ function fakeOps(): KeyOperations & { calls: number; resolveAll(): void; rejectN
         ops.rejectNext = false;
         return Promise.reject(new KeyOperationError('unavailable', 'down'));
       }
-      return new Promise<SignResult>((resolve) => waiting.push(() => resolve({ signature: Buffer.alloc(64), latencyMs: 1 })));
+      return new Promise<SignResult>((resolve) =>
+        waiting.push(() => resolve({ signature: Buffer.alloc(64), latencyMs: 1 })),
+      );
     },
     signTls12ServerKeyExchange(): Promise<SignResult> {
       ops.calls++;
@@ -44,15 +54,27 @@ function fakeOps(): KeyOperations & { calls: number; resolveAll(): void; rejectN
       ops.calls++;
       return Promise.resolve({ masterSecret: Buffer.alloc(48), latencyMs: 1 });
     },
-    ticketKeys: () => Promise.resolve({ epochSeconds: 3600, current: { epoch: 1, key: Buffer.alloc(32) }, previous: { epoch: 0, key: Buffer.alloc(32) } }),
+    ticketKeys: () =>
+      Promise.resolve({
+        epochSeconds: 3600,
+        current: { epoch: 1, key: Buffer.alloc(32) },
+        previous: { epoch: 0, key: Buffer.alloc(32) },
+      }),
     publicKey: () => Promise.resolve({ spki: Buffer.alloc(1), keySpec: 'ECC_NIST_P256' }),
     ping: () => Promise.resolve({ v: 2, ok: true } as never),
   };
   return ops;
 }
 
-function controller(over: Partial<AdmissionConfig>, clock: { t: number }, rejects: AdmissionReason[] = []): AdmissionController {
-  return new AdmissionController({ ...DEFAULT_ADMISSION, ...over }, { now: () => clock.t, onReject: (r) => rejects.push(r) });
+function controller(
+  over: Partial<AdmissionConfig>,
+  clock: { t: number },
+  rejects: AdmissionReason[] = [],
+): AdmissionController {
+  return new AdmissionController(
+    { ...DEFAULT_ADMISSION, ...over },
+    { now: () => clock.t, onReject: (r) => rejects.push(r) },
+  );
 }
 
 describe('TokenBucket', () => {
@@ -82,7 +104,9 @@ describe('AdmissionController', () => {
     expect(inner.calls).toBe(2); // the refused one never reached the key service
     inner.resolveAll();
     await Promise.all([a, b]);
-    await expect(ops.forConnection('10.0.0.3').signTls12ServerKeyExchange('k', 'ecdsa_secp256r1_sha256', HASH, HASH, HASH)).resolves.toBeDefined();
+    await expect(
+      ops.forConnection('10.0.0.3').signTls12ServerKeyExchange('k', 'ecdsa_secp256r1_sha256', HASH, HASH, HASH),
+    ).resolves.toBeDefined();
     expect(rejects).toEqual(['pending_limit']);
   });
 
@@ -92,7 +116,9 @@ describe('AdmissionController', () => {
     const adm = controller({ maxPendingFullHandshakes: 1 }, clock);
     const ops = adm.wrap(inner);
     inner.rejectNext = true;
-    await expect(ops.signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', HASH)).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(ops.signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', HASH)).rejects.toMatchObject({
+      code: 'unavailable',
+    });
     expect(adm.pending).toBe(0);
   });
 
@@ -123,7 +149,9 @@ describe('AdmissionController', () => {
     for (let ms = 0; ms < 10_000; ms += 1) {
       clock.t = ms;
       try {
-        await ops.forConnection(`198.51.100.${ms % 250}:${ms}`).signTls12ServerKeyExchange('k', 'ecdsa_secp256r1_sha256', HASH, HASH, HASH);
+        await ops
+          .forConnection(`198.51.100.${ms % 250}:${ms}`)
+          .signTls12ServerKeyExchange('k', 'ecdsa_secp256r1_sha256', HASH, HASH, HASH);
         admitted++;
       } catch (e) {
         expect(e).toBeInstanceOf(AdmissionRejectedError);
@@ -137,16 +165,24 @@ describe('AdmissionController', () => {
 
   it('does not spend a client token when the global budget refuses', async () => {
     const clock = { t: 0 };
-    const ops = controller({ keyOperationsPerSecond: 1, keyOperationBurst: 1, perClientRatePerSecond: 1, perClientBurst: 1 }, clock).wrap(fakeOps());
+    const ops = controller(
+      { keyOperationsPerSecond: 1, keyOperationBurst: 1, perClientRatePerSecond: 1, perClientBurst: 1 },
+      clock,
+    ).wrap(fakeOps());
     await ops.forConnection('a').rsaMasterSecret('k', {} as never);
-    await expect(ops.forConnection('b').rsaMasterSecret('k', {} as never)).rejects.toMatchObject({ reason: 'key_budget' });
+    await expect(ops.forConnection('b').rsaMasterSecret('k', {} as never)).rejects.toMatchObject({
+      reason: 'key_budget',
+    });
     clock.t = 1000;
     await expect(ops.forConnection('b').rsaMasterSecret('k', {} as never)).resolves.toBeDefined();
   });
 
   it('keeps the per-client map bounded', async () => {
     const clock = { t: 0 };
-    const adm = controller({ maxTrackedClients: 50, keyOperationsPerSecond: 1_000_000, keyOperationBurst: 1_000_000 }, clock);
+    const adm = controller(
+      { maxTrackedClients: 50, keyOperationsPerSecond: 1_000_000, keyOperationBurst: 1_000_000 },
+      clock,
+    );
     const ops = adm.wrap(fakeOps());
     for (let i = 0; i < 1000; i++) await ops.forConnection(`203.0.113.${i}`).rsaMasterSecret('k', {} as never);
     expect(adm.trackedClients).toBeLessThanOrEqual(50);
@@ -168,7 +204,11 @@ describe('AdmissionController', () => {
 });
 
 describe('admission configuration', () => {
-  const base = { certificates: [{ chainFile: '/dev/null', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:1' };
+  const base = {
+    certificates: [{ chainFile: '/dev/null', keyName: 'k' }],
+    keyServices: [{ functionName: 'ks' }],
+    origin: 'http://127.0.0.1:1',
+  };
 
   it('has defaults sized to a 400/s KMS budget, and a 30 s drain', () => {
     const c = parseEdgeConfig(base);
@@ -223,15 +263,28 @@ describe('admission in the TLS engine', () => {
     const keys = new InProcessKeys(new Map([['ec-key', leaf.key]]));
     const counting = countTls13Signatures(keys);
     const rejects: AdmissionReason[] = [];
-    const adm = new AdmissionController({ ...DEFAULT_ADMISSION, perClientRatePerSecond: 1, perClientBurst: 1 }, { onReject: (r) => rejects.push(r) });
-    const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: adm.wrap(counting.keys), handshakeTimeoutMs: 3000 });
+    const adm = new AdmissionController(
+      { ...DEFAULT_ADMISSION, perClientRatePerSecond: 1, perClientBurst: 1 },
+      { onReject: (r) => rejects.push(r) },
+    );
+    const server = new TlsServer({
+      certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]),
+      keyOperations: adm.wrap(counting.keys),
+      handshakeTimeoutMs: 3000,
+    });
     const serverErrors: HandshakeError[] = [];
     server.on('tlsClientError', (e) => serverErrors.push(e));
     server.on('secureConnection', (c) => c.end());
     const { port } = await server.listen(0);
     const handshake = (): Promise<string> =>
       new Promise((resolve) => {
-        const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, minVersion: 'TLSv1.3' });
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          ca: pki.caPem,
+          minVersion: 'TLSv1.3',
+        });
         s.once('secureConnect', () => {
           s.destroy();
           resolve('ok');

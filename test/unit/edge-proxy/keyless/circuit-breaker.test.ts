@@ -3,7 +3,11 @@
  * error rate over a sliding window open it, open rejects at once naming the breaker, a cool-down
  * leads to half-open with exactly one probe, and the probe closes or re-opens it.
  */
-import { CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from '../../../../edge-proxy/src/keyless/circuit-breaker';
+import {
+  CircuitBreaker,
+  type BreakerState,
+  type CircuitBreakerOptions,
+} from '../../../../edge-proxy/src/keyless/circuit-breaker';
 import { KeyOperationError } from '../../../../edge-proxy/src/tls/key-operations';
 
 function setup(options: Partial<CircuitBreakerOptions> = {}) {
@@ -102,7 +106,9 @@ describe('open', () => {
     }
     expect(err).toBeInstanceOf(KeyOperationError);
     expect((err as KeyOperationError).code).toBe('unavailable');
-    expect((err as KeyOperationError).message).toMatch(/circuit breaker "lambda:ks-eu-west-1" is open, next probe in 5000 ms/);
+    expect((err as KeyOperationError).message).toMatch(
+      /circuit breaker "lambda:ks-eu-west-1" is open, next probe in 5000 ms/,
+    );
     clock.t += 4_999;
     expect(breaker.state).toBe('open');
     expect(breaker.retryInMs).toBe(1);
@@ -210,7 +216,9 @@ describe('options and reset', () => {
 
   it('has production defaults and uses the real clock when none is given', () => {
     const b = new CircuitBreaker({ name: 'x' });
-    expect([b.failureThreshold, b.errorRateThreshold, b.minimumRequests, b.windowMs, b.cooldownMs]).toEqual([5, 0.5, 20, 10_000, 5_000]);
+    expect([b.failureThreshold, b.errorRateThreshold, b.minimumRequests, b.windowMs, b.cooldownMs]).toEqual([
+      5, 0.5, 20, 10_000, 5_000,
+    ]);
     for (let i = 0; i < 5; i++) b.acquire().failure();
     expect(b.state).toBe('open');
   });

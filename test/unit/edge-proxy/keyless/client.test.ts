@@ -53,7 +53,10 @@ beforeAll(async () => {
     logger: () => undefined,
   });
   // Same key name, different private key: what a misconfigured (or hostile) key service looks like.
-  const impostor = createLocalHandler({ keys: [{ name: 'rsa', custody: 'file', path: writeKey('other', priv.other) }], logger: () => undefined });
+  const impostor = createLocalHandler({
+    keys: [{ name: 'rsa', custody: 'file', path: writeKey('other', priv.other) }],
+    logger: () => undefined,
+  });
   newGate();
 
   const counting: LocalLambdaHandler = (event, context) => {
@@ -73,13 +76,29 @@ beforeAll(async () => {
       },
       garbage: (event) => {
         const e = event as { id: string; op: string };
-        if (e.op === 'tls13.certificate_verify') return { v: 2, id: e.id, ok: true, result: { signature: crypto.randomBytes(256).toString('base64'), backendMs: 1 } };
+        if (e.op === 'tls13.certificate_verify')
+          return {
+            v: 2,
+            id: e.id,
+            ok: true,
+            result: { signature: crypto.randomBytes(256).toString('base64'), backendMs: 1 },
+          };
         return real(event, {});
       },
       malformed: () => ({ hello: 'world' }),
       wrongId: async (event, context) => ({ ...(await real(event, context)), id: 'someone-else' }),
-      notBase64: (event) => ({ v: 2, id: (event as { id: string }).id, ok: true, result: { signature: '!!!!', backendMs: 0 } }),
-      unknownCode: (event) => ({ v: 2, id: (event as { id: string }).id, ok: false, error: { code: 'teapot', message: 'x' } }),
+      notBase64: (event) => ({
+        v: 2,
+        id: (event as { id: string }).id,
+        ok: true,
+        result: { signature: '!!!!', backendMs: 0 },
+      }),
+      unknownCode: (event) => ({
+        v: 2,
+        id: (event as { id: string }).id,
+        ok: false,
+        error: { code: 'teapot', message: 'x' },
+      }),
     },
   });
 });
@@ -109,7 +128,16 @@ function client(options: Partial<LambdaKeyClientOptions> = {}): LambdaKeyClient 
 
 const codeOf = keyOperationCode;
 
-const hashFor = (scheme: SignatureSchemeName) => crypto.randomBytes({ rsa_pss_rsae_sha256: 32, rsa_pss_rsae_sha384: 48, rsa_pss_rsae_sha512: 48, ecdsa_secp256r1_sha256: 32, ecdsa_secp384r1_sha384: 48 }[scheme as string] ?? 32);
+const hashFor = (scheme: SignatureSchemeName) =>
+  crypto.randomBytes(
+    {
+      rsa_pss_rsae_sha256: 32,
+      rsa_pss_rsae_sha384: 48,
+      rsa_pss_rsae_sha512: 48,
+      ecdsa_secp256r1_sha256: 32,
+      ecdsa_secp384r1_sha384: 48,
+    }[scheme as string] ?? 32,
+  );
 
 describe('signing through Lambda Invoke', () => {
   test.each([
@@ -125,15 +153,31 @@ describe('signing through Lambda Invoke', () => {
     expect(latencyMs).toBeGreaterThan(0);
     expect(verifyTls13CertificateVerify(pub(key), scheme, hash, signature)).toBe(true);
     // Independent check with node:crypto over the RFC 8446 §4.4.3 content.
-    const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), hash]);
+    const content = Buffer.concat([
+      Buffer.alloc(64, 0x20),
+      Buffer.from('TLS 1.3, server CertificateVerify'),
+      Buffer.from([0]),
+      hash,
+    ]);
     const digest = scheme.endsWith('512') ? 'sha512' : scheme.endsWith('384') ? 'sha384' : 'sha256';
-    const opts = key === 'rsa' ? { key: pub(key), padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST } : { key: pub(key), dsaEncoding: 'der' as const };
+    const opts =
+      key === 'rsa'
+        ? {
+            key: pub(key),
+            padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
+          }
+        : { key: pub(key), dsaEncoding: 'der' as const };
     expect(crypto.verify(digest, content, opts, signature)).toBe(true);
   });
 
   test('certificate keys can be registered as PEM/DER certificates or SPKI, never as private keys', async () => {
     const keyFile = path.join(dir, 'p256.pem');
-    const certPem = execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=localhost', '-days', '1'], { encoding: 'utf8' });
+    const certPem = execFileSync(
+      'openssl',
+      ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=localhost', '-days', '1'],
+      { encoding: 'utf8' },
+    );
     const c = client();
     c.registerCertificateKey('p256', certPem);
     const hash = crypto.randomBytes(32);
@@ -143,7 +187,9 @@ describe('signing through Lambda Invoke', () => {
     c.registerCertificateKey('p256', pub('p256').export({ type: 'spki', format: 'pem' }) as string);
     await c.signTls13CertificateVerify('p256', 'ecdsa_secp256r1_sha256', hash);
     expect(() => c.registerCertificateKey('p256', priv.p256)).toThrow(/never hold a private key/);
-    expect(() => c.registerCertificateKey('p256', priv.p256.export({ type: 'pkcs8', format: 'pem' }) as string)).toThrow(/never hold a private key/);
+    expect(() =>
+      c.registerCertificateKey('p256', priv.p256.export({ type: 'pkcs8', format: 'pem' }) as string),
+    ).toThrow(/never hold a private key/);
     expect(() => c.registerCertificateKey('p256', Buffer.from('junk'))).toThrow(TypeError);
   });
 
@@ -173,17 +219,29 @@ describe('signing through Lambda Invoke', () => {
 describe('failures', () => {
   test('service error responses become KeyOperationError with the typed code', async () => {
     const c = client();
-    await expect(codeOf(c.signTls13CertificateVerify('nope', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('unknown_key');
+    await expect(
+      codeOf(c.signTls13CertificateVerify('nope', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('unknown_key');
     await expect(codeOf(c.publicKey('nope'))).resolves.toBe('unknown_key');
     // The service's own compatibility check (no certificate key registered on the client).
-    await expect(codeOf(client({ fetchUnregisteredKeys: true }).signTls13CertificateVerify('p256', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('unsupported');
+    await expect(
+      codeOf(
+        client({ fetchUnregisteredKeys: true }).signTls13CertificateVerify(
+          'p256',
+          'rsa_pss_rsae_sha256',
+          crypto.randomBytes(32),
+        ),
+      ),
+    ).resolves.toBe('unsupported');
   });
 
   test('a slow key service → timeout at the deadline', async () => {
     newGate();
     const c = client({ functionName: 'slow', timeoutMs: 250, certificateKeys: { rsa: pub('rsa') } });
     const started = Date.now();
-    const err = await c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)).catch((e: unknown) => e);
+    const err = await c
+      .signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))
+      .catch((e: unknown) => e);
     const elapsed = Date.now() - started;
     expect(err).toBeInstanceOf(KeyOperationError);
     expect(err).toMatchObject({ code: 'timeout' });
@@ -195,7 +253,9 @@ describe('failures', () => {
 
   test('a crashing function → function_error', async () => {
     const c = client({ functionName: 'thrower', certificateKeys: { rsa: pub('rsa') } });
-    const err = await c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)).catch((e: unknown) => e);
+    const err = await c
+      .signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'function_error', message: 'key-service function error (Error)' });
   });
 
@@ -209,24 +269,34 @@ describe('failures', () => {
     const dead = await startLocalLambda({ functions: {} });
     const url = dead.url;
     await dead.close();
-    const err = await client({ endpoint: url }).ping().catch((e: unknown) => e);
+    const err = await client({ endpoint: url })
+      .ping()
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/ECONNREFUSED/) });
   });
 
   test('a signature by a different key → bad_signature', async () => {
     const c = client({ functionName: 'impostor', certificateKeys: { rsa: pub('rsa') } });
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_signature');
+    await expect(
+      codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('bad_signature');
     const g = client({ functionName: 'garbage', certificateKeys: { rsa: pub('rsa') } });
-    await expect(codeOf(g.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_signature');
+    await expect(
+      codeOf(g.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('bad_signature');
     // Verified against the service-reported key when none is registered: garbage still fails.
     const g2 = client({ functionName: 'garbage' });
-    await expect(codeOf(g2.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_signature');
+    await expect(
+      codeOf(g2.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('bad_signature');
   });
 
   test('malformed responses → internal', async () => {
     for (const functionName of ['malformed', 'wrongId', 'notBase64', 'unknownCode']) {
       const c = client({ functionName, certificateKeys: { rsa: pub('rsa') } });
-      await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('internal');
+      await expect(
+        codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+      ).resolves.toBe('internal');
     }
   });
 
@@ -237,11 +307,15 @@ describe('failures', () => {
     const first = c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', hashes[0]);
     const second = c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', hashes[1]);
     expect(c.inFlight).toBe(2);
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('overloaded');
+    await expect(
+      codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('overloaded');
     await expect(codeOf(c.ping())).resolves.toBe('overloaded');
     gate.open();
     const results = await Promise.all([first, second]);
-    results.forEach((r, i) => expect(verifyTls13CertificateVerify(pub('rsa'), 'rsa_pss_rsae_sha256', hashes[i], r.signature)).toBe(true));
+    results.forEach((r, i) =>
+      expect(verifyTls13CertificateVerify(pub('rsa'), 'rsa_pss_rsae_sha256', hashes[i], r.signature)).toBe(true),
+    );
     expect(c.inFlight).toBe(0);
     await c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha256', crypto.randomBytes(32));
   });
@@ -249,12 +323,22 @@ describe('failures', () => {
   test('requests the service would refuse are refused locally, without an invocation', async () => {
     lambda.resetStats();
     const c = client({ certificateKeys: { rsa: pub('rsa') } });
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha384', crypto.randomBytes(40)))).resolves.toBe('bad_request');
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pkcs1_sha256', crypto.randomBytes(32)))).resolves.toBe('unsupported');
-    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).resolves.toBe('unsupported');
-    await expect(codeOf(c.signTls13CertificateVerify('bad name', 'rsa_pss_rsae_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_request');
+    await expect(
+      codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pss_rsae_sha384', crypto.randomBytes(40))),
+    ).resolves.toBe('bad_request');
+    await expect(codeOf(c.signTls13CertificateVerify('rsa', 'rsa_pkcs1_sha256', crypto.randomBytes(32)))).resolves.toBe(
+      'unsupported',
+    );
+    await expect(
+      codeOf(c.signTls13CertificateVerify('rsa', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('unsupported');
+    await expect(
+      codeOf(c.signTls13CertificateVerify('bad name', 'rsa_pss_rsae_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('bad_request');
     const strict = client({ fetchUnregisteredKeys: false });
-    await expect(codeOf(strict.signTls13CertificateVerify('p256', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).resolves.toBe('bad_request');
+    await expect(
+      codeOf(strict.signTls13CertificateVerify('p256', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32))),
+    ).resolves.toBe('bad_request');
     expect(lambda.stats()['keyless-key-service'].invocations).toBe(0);
   });
 });

@@ -10,7 +10,8 @@ import { createLambdaTargets } from '../../../../edge-proxy/src/keyless/lambda-t
 
 describe('TargetHealth', () => {
   const clock = { t: 0 };
-  const health = (o: ConstructorParameters<typeof TargetHealth>[0] = {}) => new TargetHealth({ halfLifeMs: 1000, slowMs: 200, now: () => clock.t, ...o });
+  const health = (o: ConstructorParameters<typeof TargetHealth>[0] = {}) =>
+    new TargetHealth({ halfLifeMs: 1000, slowMs: 200, now: () => clock.t, ...o });
 
   it('starts healthy and unknown', () => {
     const h = health();
@@ -124,7 +125,9 @@ describe('MetricsRegistry', () => {
     h.observe({}, 0.25);
     const text = r.renderPrometheus();
     expect(text).toContain('# TYPE state gauge\nstate{target="a\\"b"} 2\n');
-    expect(text).toContain('lat_seconds_bucket{le="0.5"} 1\nlat_seconds_bucket{le="+Inf"} 1\nlat_seconds_sum 0.25\nlat_seconds_count 1\n');
+    expect(text).toContain(
+      'lat_seconds_bucket{le="0.5"} 1\nlat_seconds_bucket{le="+Inf"} 1\nlat_seconds_sum 0.25\nlat_seconds_count 1\n',
+    );
     expect(() => r.gauge('state', 'again')).toThrow(/already registered/);
     expect(() => r.counter('bad name', 'x')).toThrow(/invalid metric name/);
   });
@@ -158,7 +161,13 @@ describe('createLambdaTargets', () => {
       ],
       { deadlineMs: 500, connectTimeoutMs: 100, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } },
     );
-    expect(targets.map((t) => t.name)).toEqual(['lambda:ks@eu-west-1', 'lambda:ks@eu-central-1', 'lambda:other', 'lambda:twice@us-east-1#4', 'lambda:twice@us-east-1#5']);
+    expect(targets.map((t) => t.name)).toEqual([
+      'lambda:ks@eu-west-1',
+      'lambda:ks@eu-central-1',
+      'lambda:other',
+      'lambda:twice@us-east-1#4',
+      'lambda:twice@us-east-1#5',
+    ]);
     for (const t of targets) t.close();
   });
 });

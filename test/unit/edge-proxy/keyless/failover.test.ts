@@ -12,7 +12,11 @@ import * as path from 'node:path';
 import { type KeyServiceHandler } from '../../../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../../../local/lambda/local-key-service';
 import { PROTOCOL_VERSION, type KeyServiceRequest } from '../../../../contract/key-service-protocol';
-import { FailoverTarget, type FailoverEvent, type FailoverTargetOptions } from '../../../../edge-proxy/src/keyless/failover-target';
+import {
+  FailoverTarget,
+  type FailoverEvent,
+  type FailoverTargetOptions,
+} from '../../../../edge-proxy/src/keyless/failover-target';
 import { KeyOperationError } from '../../../../edge-proxy/src/tls/key-operations';
 import { KeyServiceClient } from '../../../../edge-proxy/src/keyless/key-service-client';
 import type { KeyServiceTarget } from '../../../../edge-proxy/src/keyless/target';
@@ -38,9 +42,19 @@ class ScriptedTarget implements KeyServiceTarget {
 
 /** A well-formed ping answer. */
 function answer(request: KeyServiceRequest): unknown {
-  return { v: PROTOCOL_VERSION, id: request.id, ok: true, result: { service: 'keyless-key-service', protocol: 2, version: 'test', keys: [] } };
+  return {
+    v: PROTOCOL_VERSION,
+    id: request.id,
+    ok: true,
+    result: { service: 'keyless-key-service', protocol: 2, version: 'test', keys: [] },
+  };
 }
-const typed = (code: string) => (request: KeyServiceRequest) => ({ v: PROTOCOL_VERSION, id: request.id, ok: false, error: { code, message: `service says ${code}` } });
+const typed = (code: string) => (request: KeyServiceRequest) => ({
+  v: PROTOCOL_VERSION,
+  id: request.id,
+  ok: false,
+  error: { code, message: `service says ${code}` },
+});
 const throwing = (code: KeyOperationError['code']) => () => {
   throw new KeyOperationError(code, `transport says ${code}`);
 };
@@ -128,15 +142,18 @@ describe('order and retries', () => {
     expect(failover.breaker('t0').consecutiveFailures).toBe(1);
   });
 
-  it.each(['bad_request', 'unknown_key', 'unsupported'])('returns a typed %s answer as is: no retry, and the key service stays healthy', async (code) => {
-    const { targets, invoke, failover, m } = setup(2);
-    targets[0].behaviour = typed(code);
-    expect(await invoke()).toMatchObject({ ok: false, error: { code } });
-    expect(targets.map((t) => t.calls)).toEqual([1, 0]);
-    expect(failover.breaker('t0').consecutiveFailures).toBe(0);
-    expect(failover.health('t0').errorRate).toBe(0);
-    expect(m.requests.get({ target: 't0', outcome: 'ok' })).toBe(1);
-  });
+  it.each(['bad_request', 'unknown_key', 'unsupported'])(
+    'returns a typed %s answer as is: no retry, and the key service stays healthy',
+    async (code) => {
+      const { targets, invoke, failover, m } = setup(2);
+      targets[0].behaviour = typed(code);
+      expect(await invoke()).toMatchObject({ ok: false, error: { code } });
+      expect(targets.map((t) => t.calls)).toEqual([1, 0]);
+      expect(failover.breaker('t0').consecutiveFailures).toBe(0);
+      expect(failover.health('t0').errorRate).toBe(0);
+      expect(m.requests.get({ target: 't0', outcome: 'ok' })).toBe(1);
+    },
+  );
 
   it('never extends the deadline: a timeout is not retried, even from a target that ignores the signal', async () => {
     const { targets, failover, m } = setup(2);
@@ -244,7 +261,9 @@ describe('breakers, health, fail over and fail back', () => {
     const err = await invoke().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KeyOperationError);
     expect((err as KeyOperationError).code).toBe('unavailable');
-    expect((err as KeyOperationError).message).toMatch(/no key service available: circuit breaker "t0" is open.*circuit breaker "t1" is open/);
+    expect((err as KeyOperationError).message).toMatch(
+      /no key service available: circuit breaker "t0" is open.*circuit breaker "t1" is open/,
+    );
     expect(targets.map((t) => t.calls)).toEqual(calls);
   });
 
@@ -319,7 +338,9 @@ describe('pings, status, lifecycle', () => {
     expect(() => new FailoverTarget({ targets: [] })).toThrow(/at least one/);
     expect(() => new FailoverTarget({ targets: [new ScriptedTarget('a'), new ScriptedTarget('a')] })).toThrow(/unique/);
     expect(new FailoverTarget({ targets: [new ScriptedTarget('a')] }).name).toBe('a');
-    expect(new FailoverTarget({ targets: [new ScriptedTarget('a'), new ScriptedTarget('b')] }).name).toBe('failover(a, b)');
+    expect(new FailoverTarget({ targets: [new ScriptedTarget('a'), new ScriptedTarget('b')] }).name).toBe(
+      'failover(a, b)',
+    );
     expect(() => failover.breaker('nope')).toThrow(RangeError);
   });
 });
@@ -343,8 +364,14 @@ beforeAll(() => {
   const good = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   certKey = crypto.createPublicKey(good);
-  real = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: write('good', good) }], logger: () => undefined });
-  impostor = createLocalHandler({ keys: [{ name: 'web', custody: 'file', path: write('other', other) }], logger: () => undefined });
+  real = createLocalHandler({
+    keys: [{ name: 'web', custody: 'file', path: write('good', good) }],
+    logger: () => undefined,
+  });
+  impostor = createLocalHandler({
+    keys: [{ name: 'web', custody: 'file', path: write('other', other) }],
+    logger: () => undefined,
+  });
 });
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -356,8 +383,18 @@ function handlerTarget(name: string, handler: () => KeyServiceHandler | Behaviou
 function stack(first: () => KeyServiceHandler | Behaviour, second: () => KeyServiceHandler | Behaviour = () => real) {
   const clock = { t: 0 };
   const targets = [handlerTarget('primary', first), handlerTarget('secondary', second)];
-  const failover = new FailoverTarget({ targets, breaker: { failureThreshold: 2, cooldownMs: 1000 }, health: { halfLifeMs: 1e9 }, now: () => clock.t });
-  const client = new KeyServiceClient({ target: failover, timeoutMs: 2000, certificateKeys: { web: certKey }, fetchUnregisteredKeys: false });
+  const failover = new FailoverTarget({
+    targets,
+    breaker: { failureThreshold: 2, cooldownMs: 1000 },
+    health: { halfLifeMs: 1e9 },
+    now: () => clock.t,
+  });
+  const client = new KeyServiceClient({
+    target: failover,
+    timeoutMs: 2000,
+    certificateKeys: { web: certKey },
+    fetchUnregisteredKeys: false,
+  });
   const keys = failover.trackOperations(client);
   const sign = () => keys.signTls13CertificateVerify('web', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32));
   return { clock, targets, failover, client, keys, sign, m: failover.metrics };
@@ -421,7 +458,9 @@ describe('tracked operations (real client, real handler)', () => {
     const { targets, failover, m } = stack(() => mixed);
     const c = new KeyServiceClient({ target: failover, timeoutMs: 2000 }); // fetches the public key too
     const k = failover.trackOperations(c);
-    expect(await codeOf(k.signTls13CertificateVerify('web', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).toBe('internal');
+    expect(await codeOf(k.signTls13CertificateVerify('web', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).toBe(
+      'internal',
+    );
     expect(targets[0].calls).toBe(2);
     expect(m.requests.get({ target: 'primary', outcome: 'ok' })).toBe(1); // public_key
     expect(m.requests.get({ target: 'primary', outcome: 'internal' })).toBe(1); // the signature
@@ -430,20 +469,31 @@ describe('tracked operations (real client, real handler)', () => {
 
   it('a typed unknown_key answer fails the operation without retry and without blaming the key service', async () => {
     const { targets, keys, failover, m } = stack(() => real);
-    const err = await keys.signTls13CertificateVerify('nope', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)).catch((e: unknown) => e);
+    const err = await keys
+      .signTls13CertificateVerify('nope', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32))
+      .catch((e: unknown) => e);
     expect((err as KeyOperationError).code).toBe('bad_request'); // not registered: rejected before any request
     expect(targets.map((t) => t.calls)).toEqual([0, 0]);
     expect(m.operations.get({ op: 'tls13.certificate_verify', outcome: 'bad_request' })).toBe(1);
     const c2 = new KeyServiceClient({ target: failover, timeoutMs: 2000 });
     const k2 = failover.trackOperations(c2);
-    expect(await codeOf(k2.signTls13CertificateVerify('nope', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).toBe('unknown_key');
+    expect(await codeOf(k2.signTls13CertificateVerify('nope', 'ecdsa_secp256r1_sha256', crypto.randomBytes(32)))).toBe(
+      'unknown_key',
+    );
     expect(failover.breaker('primary').consecutiveFailures).toBe(0);
     expect(targets[1].calls).toBe(0);
   });
 
   it('trackOperations decorates every key operation and nothing else', async () => {
     const { keys, client, failover, m } = stack(() => real);
-    expect(Object.keys(keys).sort()).toEqual(['ping', 'publicKey', 'rsaMasterSecret', 'signTls12ServerKeyExchange', 'signTls13CertificateVerify', 'ticketKeys']);
+    expect(Object.keys(keys).sort()).toEqual([
+      'ping',
+      'publicKey',
+      'rsaMasterSecret',
+      'signTls12ServerKeyExchange',
+      'signTls13CertificateVerify',
+      'ticketKeys',
+    ]);
     expect(keys).not.toBeInstanceOf(KeyServiceClient);
     client.registerCertificateKey('web2', certKey); // the client keeps its own surface
     expect(m.operations.sum()).toBe(0);

@@ -7,7 +7,12 @@
  */
 import * as tls from 'node:tls';
 import { loadEdgeConfig, ConfigError, type EdgeConfig } from '../../../../edge-proxy/src/config';
-import { AdmissionController, AdmissionRejectedError, fleetShare, type AdmissionReason } from '../../../../edge-proxy/src/keyless/admission';
+import {
+  AdmissionController,
+  AdmissionRejectedError,
+  fleetShare,
+  type AdmissionReason,
+} from '../../../../edge-proxy/src/keyless/admission';
 import type { KeyOperations, SignResult } from '../../../../edge-proxy/src/tls/key-operations';
 import { CertificateStore, loadCertificate } from '../../../../edge-proxy/src/tls/certificates';
 import type { HandshakeError } from '../../../../edge-proxy/src/tls/connection';
@@ -16,7 +21,11 @@ import { makeTestPki } from '../../../helpers/certs';
 import { countTls13Signatures, InProcessKeys } from '../../../helpers/in-process-keys';
 
 /** The edge's configuration from the environment alone, as the CDK's task definition gives it. */
-const TASK_ENV = { KEYLESS_CERT_SSM_PREFIX: '/keyless/prod/certs/', KEYLESS_KEY_SERVICES: 'keyless-prod-key-service', KEYLESS_ORIGIN: 'http://10.0.1.5:8080' };
+const TASK_ENV = {
+  KEYLESS_CERT_SSM_PREFIX: '/keyless/prod/certs/',
+  KEYLESS_KEY_SERVICES: 'keyless-prod-key-service',
+  KEYLESS_ORIGIN: 'http://10.0.1.5:8080',
+};
 const loadFromEnv = (env: NodeJS.ProcessEnv): EdgeConfig => loadEdgeConfig(undefined, { ...TASK_ENV, ...env });
 
 /** The key service as KMS sees it: the clock time of every key operation that reached it. */
@@ -67,11 +76,14 @@ describe('fleetShare', () => {
 });
 
 describe('fleet KMS budget configuration', () => {
-  it('splits KEYLESS_KMS_BUDGET over KEYLESS_FLEET_MAX_TASKS, replacing the file\'s rate and burst', () => {
+  it("splits KEYLESS_KMS_BUDGET over KEYLESS_FLEET_MAX_TASKS, replacing the file's rate and burst", () => {
     const c = loadFromEnv({ KEYLESS_KMS_BUDGET: '300', KEYLESS_FLEET_MAX_TASKS: '4' });
     expect(c.admission).toMatchObject({ keyOperationsPerSecond: 68, keyOperationBurst: 7 });
     // A budget alone is a fleet of one.
-    expect(loadFromEnv({ KEYLESS_KMS_BUDGET: '120' }).admission).toMatchObject({ keyOperationsPerSecond: 108, keyOperationBurst: 12 });
+    expect(loadFromEnv({ KEYLESS_KMS_BUDGET: '120' }).admission).toMatchObject({
+      keyOperationsPerSecond: 108,
+      keyOperationBurst: 12,
+    });
   });
 
   it.each([
@@ -79,7 +91,10 @@ describe('fleet KMS budget configuration', () => {
     [{ KEYLESS_KMS_BUDGET: '0' }, /KEYLESS_KMS_BUDGET: 0 is not a whole number from 1/],
     [{ KEYLESS_KMS_BUDGET: '400', KEYLESS_FLEET_MAX_TASKS: '-2' }, /KEYLESS_FLEET_MAX_TASKS: -2 is not a whole number/],
     [{ KEYLESS_FLEET_MAX_TASKS: '20' }, /KEYLESS_FLEET_MAX_TASKS: is set without KEYLESS_KMS_BUDGET/],
-    [{ KEYLESS_KMS_BUDGET: '30', KEYLESS_FLEET_MAX_TASKS: '20' }, /30\/s shared by 20 tasks leaves each less than 2 key operations per second.*lower the fleet's maximum task count/s],
+    [
+      { KEYLESS_KMS_BUDGET: '30', KEYLESS_FLEET_MAX_TASKS: '20' },
+      /30\/s shared by 20 tasks leaves each less than 2 key operations per second.*lower the fleet's maximum task count/s,
+    ],
   ])('refuses %j, naming the variable and the fix', (env, message) => {
     expect(() => loadFromEnv(env)).toThrow(ConfigError);
     expect(() => loadFromEnv(env)).toThrow(message);
@@ -88,7 +103,9 @@ describe('fleet KMS budget configuration', () => {
   it('takes the connection cap from KEYLESS_MAX_CONNECTIONS', () => {
     expect(loadFromEnv({}).limits.maxConnections).toBe(20_000);
     expect(loadFromEnv({ KEYLESS_MAX_CONNECTIONS: '5000' }).limits.maxConnections).toBe(5000);
-    expect(() => loadFromEnv({ KEYLESS_MAX_CONNECTIONS: '5k' })).toThrow(/KEYLESS_MAX_CONNECTIONS: 5k is not a whole number/);
+    expect(() => loadFromEnv({ KEYLESS_MAX_CONNECTIONS: '5k' })).toThrow(
+      /KEYLESS_MAX_CONNECTIONS: 5k is not a whole number/,
+    );
     expect(() => loadFromEnv({ KEYLESS_MAX_CONNECTIONS: '0' })).toThrow(/limits\.maxConnections/);
   });
 });
@@ -113,13 +130,20 @@ describe('several edges under more load than the regional budget', () => {
         if (clock.t < start) return;
         if (!edges[i]) {
           const rejects: AdmissionReason[] = [];
-          const admission = new AdmissionController({ ...config.admission, maxPendingFullHandshakes: 1_000_000 }, { now: () => clock.t, onReject: (r) => rejects.push(r) });
+          const admission = new AdmissionController(
+            { ...config.admission, maxPendingFullHandshakes: 1_000_000 },
+            { now: () => clock.t, onReject: (r) => rejects.push(r) },
+          );
           edges[i] = { ops: admission.wrap(kms), rejects };
         }
         // Many clients (no address: the per-client buckets stay out of the way), one edge-wide budget.
-        offered.push(edges[i].ops.signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', Buffer.alloc(32)).catch((e: unknown) => {
-          if (!(e instanceof AdmissionRejectedError)) throw e;
-        }));
+        offered.push(
+          edges[i].ops
+            .signTls13CertificateVerify('k', 'ecdsa_secp256r1_sha256', Buffer.alloc(32))
+            .catch((e: unknown) => {
+              if (!(e instanceof AdmissionRejectedError)) throw e;
+            }),
+        );
       });
       await Promise.all(offered);
     }
@@ -144,7 +168,6 @@ describe('several edges under more load than the regional budget', () => {
   });
 });
 
-
 describe('two edges on loopback past their share', () => {
   it('refuse the excess full handshakes with handshake_failure (reason key_budget), before any key operation', async () => {
     const pki = makeTestPki();
@@ -159,8 +182,15 @@ describe('two edges on loopback past their share', () => {
     const alerts: string[] = [];
     const edges = await Promise.all(
       [0, 1].map(async () => {
-        const admission = new AdmissionController({ ...config.admission, perClientBurst: 100 }, { now: () => 0, onReject: (r) => rejects.push(r) });
-        const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]), keyOperations: admission.wrap(counting.keys), handshakeTimeoutMs: 10_000 });
+        const admission = new AdmissionController(
+          { ...config.admission, perClientBurst: 100 },
+          { now: () => 0, onReject: (r) => rejects.push(r) },
+        );
+        const server = new TlsServer({
+          certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'ec-key')]),
+          keyOperations: admission.wrap(counting.keys),
+          handshakeTimeoutMs: 10_000,
+        });
         server.on('tlsClientError', (e: HandshakeError) => e.sentAlert && alerts.push(e.sentAlert));
         server.on('secureConnection', (c) => c.end());
         return { server, port: (await server.listen(0)).port };
@@ -168,7 +198,13 @@ describe('two edges on loopback past their share', () => {
     );
     const handshake = (port: number): Promise<string> =>
       new Promise((resolve) => {
-        const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.caPem, minVersion: 'TLSv1.3' });
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          ca: pki.caPem,
+          minVersion: 'TLSv1.3',
+        });
         s.once('secureConnect', () => {
           s.destroy();
           resolve('ok');

@@ -36,7 +36,9 @@ describe('EdgeMetrics', () => {
     m.admissionRejected('key_budget');
     const text = m.renderPrometheus();
     expect(text).toContain('# TYPE keyless_edge_handshakes_total counter');
-    expect(text).toContain('keyless_edge_handshakes_total{protocol="TLSv1.3",suite="TLS_AES_128_GCM_SHA256",group="x25519",kind="full",result="ok",alert=""} 1');
+    expect(text).toContain(
+      'keyless_edge_handshakes_total{protocol="TLSv1.3",suite="TLS_AES_128_GCM_SHA256",group="x25519",kind="full",result="ok",alert=""} 1',
+    );
     expect(text).toContain('kind="resumed",result="ok"');
     expect(text).toContain('kind="unknown",result="alert_sent",alert="handshake_failure"} 1');
     expect(text).toContain('result="alert_received",alert="bad_certificate"} 1');
@@ -98,19 +100,34 @@ describe('/metrics on the admin listener', () => {
     const text = await r.text();
     const m = parse(text);
     // Node 24 (OpenSSL 3.5) offers the post-quantum hybrid by default; TLS 1.2 has no hybrid.
-    expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.3"', 'kind="full"', 'result="ok"', 'group="X25519MLKEM768"')).toBe(1);
-    expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.2"', 'kind="full"', 'result="ok"', 'group="x25519"')).toBe(1);
+    expect(
+      sum(
+        m,
+        'keyless_edge_handshakes_total',
+        'protocol="TLSv1.3"',
+        'kind="full"',
+        'result="ok"',
+        'group="X25519MLKEM768"',
+      ),
+    ).toBe(1);
+    expect(
+      sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.2"', 'kind="full"', 'result="ok"', 'group="x25519"'),
+    ).toBe(1);
     expect(sum(m, 'keyless_edge_handshakes_total', 'protocol="TLSv1.2"', 'kind="full"', 'result="ok"')).toBe(1);
     expect(sum(m, 'keyless_edge_handshakes_total', 'result="alert_sent"', 'alert="handshake_failure"')).toBe(1);
     expect(m.get('keyless_edge_admission_rejections_total{reason="client_rate"}')).toBe(1);
-    if (resumed?.ok && resumed.resumed) expect(sum(m, 'keyless_edge_handshakes_total', 'kind="resumed"', 'result="ok"')).toBe(1);
+    if (resumed?.ok && resumed.resumed)
+      expect(sum(m, 'keyless_edge_handshakes_total', 'kind="resumed"', 'result="ok"')).toBe(1);
     expect(m.get('keyless_edge_connections_total')).toBeGreaterThanOrEqual(3);
     expect(m.get('keyless_edge_active_connections')).toBeGreaterThanOrEqual(0);
     expect(m.get('keyless_edge_bytes_total{direction="in"}')).toBeGreaterThan(500);
     expect(m.get('keyless_edge_bytes_total{direction="out"}')).toBeGreaterThan(1000);
     expect(m.get('keyless_edge_admission_pending')).toBe(0);
     // The key-service client's metrics are on the same page.
-    expect(sum(m, 'keyless_key_operations_total', 'outcome="ok"') - sum(m, 'keyless_key_operations_total', 'op="ticket_keys"')).toBe(2);
+    expect(
+      sum(m, 'keyless_key_operations_total', 'outcome="ok"') -
+        sum(m, 'keyless_key_operations_total', 'op="ticket_keys"'),
+    ).toBe(2);
     expect(text).toContain('# TYPE keyless_key_operation_duration_seconds histogram');
     // Exactly two signatures reached the key service: the refusal cost nothing.
     expect(e.invocations.filter((i) => i.op !== 'ping' && i.op !== 'ticket_keys')).toHaveLength(2);
@@ -124,7 +141,10 @@ describe('/metrics on the admin listener', () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const l of lines) expect(l.conn).toMatch(/^[0-9a-f]{6}-[0-9a-z]+$/);
     // The group of a completed handshake is in its log line (the TLS 1.3 one of the test above).
-    expect(e.logs.find((l) => l.msg === 'handshake' && l.protocol === 'TLSv1.3')).toMatchObject({ group: 'X25519MLKEM768', keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)' });
+    expect(e.logs.find((l) => l.msg === 'handshake' && l.protocol === 'TLSv1.3')).toMatchObject({
+      group: 'X25519MLKEM768',
+      keyExchange: 'ECDHE-MLKEM (X25519MLKEM768)',
+    });
     const ids = e.logs.filter((l) => typeof l.conn === 'string').map((l) => l.conn);
     expect(new Set(ids).size).toBeGreaterThan(1);
     // Never a secret in a log line.

@@ -5,7 +5,12 @@
  */
 import { loadEdgeConfig, parseEdgeConfig } from '../../../../edge-proxy/src/config';
 import { EdgeMetrics } from '../../../../edge-proxy/src/observability/edge-metrics';
-import { EMF_METRICS, EmfPublisher, MAX_VALUES_PER_METRIC, type EmfDocument } from '../../../../edge-proxy/src/observability/emf';
+import {
+  EMF_METRICS,
+  EmfPublisher,
+  MAX_VALUES_PER_METRIC,
+  type EmfDocument,
+} from '../../../../edge-proxy/src/observability/emf';
 import { KeyClientMetrics } from '../../../../edge-proxy/src/keyless/client-metrics';
 import { MetricsRegistry } from '../../../../edge-proxy/src/observability/metrics-registry';
 import { EMF_DIMENSIONS } from '../../../../lib/monitoring';
@@ -27,7 +32,14 @@ function setup() {
   const keys = new KeyClientMetrics(registry);
   const edge = new EdgeMetrics(registry);
   const lines: string[] = [];
-  const emf = new EmfPublisher(edge, keys, { namespace: 'Keyless/Edge', deployment: 'prod', intervalMs: 60_000, write: (l) => lines.push(l), now: () => 1_700_000_000_000, random: seeded(42) });
+  const emf = new EmfPublisher(edge, keys, {
+    namespace: 'Keyless/Edge',
+    deployment: 'prod',
+    intervalMs: 60_000,
+    write: (l) => lines.push(l),
+    now: () => 1_700_000_000_000,
+    random: seeded(42),
+  });
   return { edge, keys, emf, lines };
 }
 
@@ -61,7 +73,8 @@ function expectValidEmf(d: EmfDocument): void {
   }
 }
 
-const find = (docs: EmfDocument[], dims: string[]): EmfDocument[] => docs.filter((d) => JSON.stringify(d._aws.CloudWatchMetrics[0].Dimensions) === JSON.stringify([dims]));
+const find = (docs: EmfDocument[], dims: string[]): EmfDocument[] =>
+  docs.filter((d) => JSON.stringify(d._aws.CloudWatchMetrics[0].Dimensions) === JSON.stringify([dims]));
 
 describe('EmfPublisher', () => {
   it('writes one valid EMF JSON line per document, deltas of counters since the last flush', () => {
@@ -103,23 +116,37 @@ describe('EmfPublisher', () => {
       [EMF_METRICS.activeConnections]: 0,
       [EMF_METRICS.keyOperationLatency]: [42.1],
     });
-    expect(main._aws).toMatchObject({ Timestamp: 1_700_000_000_000, CloudWatchMetrics: [{ Namespace: 'Keyless/Edge' }] });
+    expect(main._aws).toMatchObject({
+      Timestamp: 1_700_000_000_000,
+      CloudWatchMetrics: [{ Namespace: 'Keyless/Edge' }],
+    });
     const units = Object.fromEntries(main._aws.CloudWatchMetrics[0].Metrics.map((m) => [m.Name, m.Unit]));
     expect(units[EMF_METRICS.keyOperationLatency]).toBe('Milliseconds');
     expect(units[EMF_METRICS.handshakesFull]).toBe('Count');
 
-    const alerts = Object.fromEntries(find(docs, ['Deployment', 'Alert']).map((d) => [d.Alert, d[EMF_METRICS.handshakeFailures]]));
+    const alerts = Object.fromEntries(
+      find(docs, ['Deployment', 'Alert']).map((d) => [d.Alert, d[EMF_METRICS.handshakeFailures]]),
+    );
     expect(alerts).toEqual({ handshake_failure: 2, 'received:bad_certificate': 1, none: 1 });
-    const reasons = Object.fromEntries(find(docs, ['Deployment', 'Reason']).map((d) => [d.Reason, d[EMF_METRICS.admissionRejections]]));
+    const reasons = Object.fromEntries(
+      find(docs, ['Deployment', 'Reason']).map((d) => [d.Reason, d[EMF_METRICS.admissionRejections]]),
+    );
     expect(reasons).toEqual({ key_budget: 1, client_rate: 2 });
-    const durations = Object.fromEntries(find(docs, ['Deployment', 'Kind']).map((d) => [d.Kind, d[EMF_METRICS.handshakeDuration]]));
+    const durations = Object.fromEntries(
+      find(docs, ['Deployment', 'Kind']).map((d) => [d.Kind, d[EMF_METRICS.handshakeDuration]]),
+    );
     expect(durations).toEqual({ full: [12.5], resumed: [1.25, 2] });
 
     // Second flush: only what happened since the first.
     edge.handshakeSucceeded({ ...ok, resumed: false });
     const next = emf.flush();
     const [main2] = find(next, ['Deployment']);
-    expect(main2).toMatchObject({ [EMF_METRICS.handshakesFull]: 1, [EMF_METRICS.handshakesResumed]: 0, [EMF_METRICS.handshakeFailures]: 0, [EMF_METRICS.admissionRejections]: 0 });
+    expect(main2).toMatchObject({
+      [EMF_METRICS.handshakesFull]: 1,
+      [EMF_METRICS.handshakesResumed]: 0,
+      [EMF_METRICS.handshakeFailures]: 0,
+      [EMF_METRICS.admissionRejections]: 0,
+    });
     expect(main2).not.toHaveProperty(EMF_METRICS.keyOperationLatency); // no observations: no empty array
     expect(find(next, ['Deployment', 'Alert'])).toEqual([]);
     expect(find(next, ['Deployment', 'Reason'])).toEqual([]);
@@ -127,7 +154,8 @@ describe('EmfPublisher', () => {
 
   it('keeps at most 100 latency values per interval, a uniform sample of them', () => {
     const { keys, emf } = setup();
-    for (let i = 0; i < 10_000; i++) keys.operationDuration.observe({ op: 'tls12.server_key_exchange' }, i < 5000 ? 0.001 : 0.1);
+    for (let i = 0; i < 10_000; i++)
+      keys.operationDuration.observe({ op: 'tls12.server_key_exchange' }, i < 5000 ? 0.001 : 0.1);
     const [main] = find(emf.flush(), ['Deployment']);
     const values = main[EMF_METRICS.keyOperationLatency] as number[];
     expect(values).toHaveLength(100);
@@ -149,7 +177,10 @@ describe('EmfPublisher', () => {
       edge.handshakeSucceeded({ protocol: 'TLSv1.2', resumed: true });
       emf.stop();
       expect(lines.length).toBeGreaterThan(n);
-      expect(JSON.parse(lines[n]) as EmfDocument).toMatchObject({ [EMF_METRICS.handshakesResumed]: 1, [EMF_METRICS.handshakesFull]: 0 });
+      expect(JSON.parse(lines[n]) as EmfDocument).toMatchObject({
+        [EMF_METRICS.handshakesResumed]: 1,
+        [EMF_METRICS.handshakesFull]: 0,
+      });
       jest.advanceTimersByTime(120_000);
       const after = lines.length;
       jest.advanceTimersByTime(120_000);
@@ -160,7 +191,13 @@ describe('EmfPublisher', () => {
   });
 
   it('emits every metric the CDK dashboard and alarms read, with the dimension sets they search', () => {
-    expect(METRICS.edgeNamespace).toBe(parseEdgeConfig({ certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:1' }).metrics.namespace);
+    expect(METRICS.edgeNamespace).toBe(
+      parseEdgeConfig({
+        certificates: [{ chainFile: 'c.pem', keyName: 'k' }],
+        keyServices: [{ functionName: 'ks' }],
+        origin: 'http://127.0.0.1:1',
+      }).metrics.namespace,
+    );
     expect(METRICS.deploymentDimension).toBe('Deployment');
     const { edge, keys, emf } = setup();
     const ok = { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', group: 'x25519' };
@@ -172,7 +209,8 @@ describe('EmfPublisher', () => {
     const emitted = new Map<string, string[]>();
     for (const d of emf.collect()) {
       for (const directive of d._aws.CloudWatchMetrics) {
-        for (const m of directive.Metrics) emitted.set(m.Name, [...(emitted.get(m.Name) ?? []), ...directive.Dimensions.map((set) => set.join('+'))]);
+        for (const m of directive.Metrics)
+          emitted.set(m.Name, [...(emitted.get(m.Name) ?? []), ...directive.Dimensions.map((set) => set.join('+'))]);
       }
     }
     // The dashboard reads HandshakeDuration per Kind, every other edge metric per Deployment alone.
@@ -186,10 +224,19 @@ describe('EmfPublisher', () => {
 });
 
 describe('metrics configuration', () => {
-  const env = { KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:1', KEYLESS_CERT_SSM_PREFIX: '/x/certs/' };
+  const env = {
+    KEYLESS_KEY_SERVICES: 'ks',
+    KEYLESS_ORIGIN: 'http://127.0.0.1:1',
+    KEYLESS_CERT_SSM_PREFIX: '/x/certs/',
+  };
 
   it('is off outside ECS, on inside ECS, and KEYLESS_EMF decides either way', () => {
-    expect(loadEdgeConfig(undefined, env).metrics).toEqual({ emf: false, namespace: 'Keyless/Edge', intervalSeconds: 60, deployment: 'default' });
+    expect(loadEdgeConfig(undefined, env).metrics).toEqual({
+      emf: false,
+      namespace: 'Keyless/Edge',
+      intervalSeconds: 60,
+      deployment: 'default',
+    });
     const ecs = { ...env, ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/abc', KEYLESS_DEPLOYMENT: 'prod' };
     expect(loadEdgeConfig(undefined, ecs).metrics).toMatchObject({ emf: true, deployment: 'prod' });
     expect(loadEdgeConfig(undefined, { ...ecs, KEYLESS_EMF: '0' }).metrics.emf).toBe(false);
@@ -198,11 +245,21 @@ describe('metrics configuration', () => {
   });
 
   it('validates the fields, naming each', () => {
-    const base = { certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:1' };
-    expect(parseEdgeConfig({ ...base, metrics: { emf: true, namespace: 'KeylessTLS/Edge', intervalSeconds: 10 } }).metrics).toEqual({ emf: true, namespace: 'KeylessTLS/Edge', intervalSeconds: 10, deployment: 'default' });
-    expect(() => parseEdgeConfig({ ...base, metrics: { namespace: 'AWS/Edge' } })).toThrow(/metrics\.namespace: "AWS\/Edge" is not a CloudWatch namespace/);
+    const base = {
+      certificates: [{ chainFile: 'c.pem', keyName: 'k' }],
+      keyServices: [{ functionName: 'ks' }],
+      origin: 'http://127.0.0.1:1',
+    };
+    expect(
+      parseEdgeConfig({ ...base, metrics: { emf: true, namespace: 'KeylessTLS/Edge', intervalSeconds: 10 } }).metrics,
+    ).toEqual({ emf: true, namespace: 'KeylessTLS/Edge', intervalSeconds: 10, deployment: 'default' });
+    expect(() => parseEdgeConfig({ ...base, metrics: { namespace: 'AWS/Edge' } })).toThrow(
+      /metrics\.namespace: "AWS\/Edge" is not a CloudWatch namespace/,
+    );
     expect(() => parseEdgeConfig({ ...base, metrics: { namespace: 'has space' } })).toThrow(/metrics\.namespace/);
-    expect(() => parseEdgeConfig({ ...base, metrics: { intervalSeconds: 0 } })).toThrow(/metrics\.intervalSeconds: 0 is out of range/);
+    expect(() => parseEdgeConfig({ ...base, metrics: { intervalSeconds: 0 } })).toThrow(
+      /metrics\.intervalSeconds: 0 is out of range/,
+    );
     expect(() => parseEdgeConfig({ ...base, metrics: { emf: 'on' } })).toThrow(/metrics\.emf/);
     expect(() => parseEdgeConfig({ ...base, metrics: { region: 'x' } })).toThrow(/metrics\.region: unknown field/);
   });
@@ -210,7 +267,12 @@ describe('metrics configuration', () => {
 
 describe('the running edge', () => {
   it('writes the figures as EMF lines on stdout, and flushes the last interval when it stops', async () => {
-    const e = await startInProcessEdge({ metrics: { emf: true, intervalSeconds: 3600, deployment: 'it' }, keyOperationTimeoutMs: 20_000, keyServiceConnectTimeoutMs: 5000, handshakeTimeoutMs: 30_000 });
+    const e = await startInProcessEdge({
+      metrics: { emf: true, intervalSeconds: 3600, deployment: 'it' },
+      keyOperationTimeoutMs: 20_000,
+      keyServiceConnectTimeoutMs: 5000,
+      handshakeTimeoutMs: 30_000,
+    });
     const lines: string[] = [];
     const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       lines.push(String(chunk));

@@ -4,7 +4,13 @@
  * configuration and its environment overrides.
  */
 import { ConfigError, loadEdgeConfig, parseEdgeConfig } from '../../../../edge-proxy/src/config';
-import { createLogger, LogSampler, unitHash, type Level, type Logger } from '../../../../edge-proxy/src/observability/log';
+import {
+  createLogger,
+  LogSampler,
+  unitHash,
+  type Level,
+  type Logger,
+} from '../../../../edge-proxy/src/observability/log';
 
 function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -85,11 +91,18 @@ describe('createLogger', () => {
 });
 
 describe('logging configuration', () => {
-  const base = { certificates: [{ chainFile: 'c.pem', keyName: 'k' }], keyServices: [{ functionName: 'ks' }], origin: 'http://127.0.0.1:8080' };
+  const base = {
+    certificates: [{ chainFile: 'c.pem', keyName: 'k' }],
+    keyServices: [{ functionName: 'ks' }],
+    origin: 'http://127.0.0.1:8080',
+  };
 
   it('defaults to info, every connection', () => {
     expect(parseEdgeConfig(base).logging).toEqual({ level: 'info', sampleRate: 1 });
-    expect(parseEdgeConfig({ ...base, logging: { level: 'debug', sampleRate: 0.05 } }).logging).toEqual({ level: 'debug', sampleRate: 0.05 });
+    expect(parseEdgeConfig({ ...base, logging: { level: 'debug', sampleRate: 0.05 } }).logging).toEqual({
+      level: 'debug',
+      sampleRate: 0.05,
+    });
   });
 
   it.each([
@@ -111,10 +124,23 @@ describe('logging configuration', () => {
   });
 
   it('takes KEYLESS_LOG_LEVEL and KEYLESS_LOG_SAMPLE_RATE from the environment', () => {
-    const env = { KEYLESS_KEY_SERVICES: 'ks', KEYLESS_ORIGIN: 'http://127.0.0.1:1', KEYLESS_CERT_SSM_PREFIX: '/x/certs/' };
-    expect(loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_LEVEL: 'warn', KEYLESS_LOG_SAMPLE_RATE: '0.25' }).logging).toEqual({ level: 'warn', sampleRate: 0.25 });
-    expect(loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_SAMPLE_RATE: '0' }).logging).toEqual({ level: 'info', sampleRate: 0 });
-    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_SAMPLE_RATE: '10%' })).toThrow(/KEYLESS_LOG_SAMPLE_RATE: 10% is not a fraction/);
-    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_LEVEL: 'loud' })).toThrow(/logging\.level: "loud" is not a log level/);
+    const env = {
+      KEYLESS_KEY_SERVICES: 'ks',
+      KEYLESS_ORIGIN: 'http://127.0.0.1:1',
+      KEYLESS_CERT_SSM_PREFIX: '/x/certs/',
+    };
+    expect(
+      loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_LEVEL: 'warn', KEYLESS_LOG_SAMPLE_RATE: '0.25' }).logging,
+    ).toEqual({ level: 'warn', sampleRate: 0.25 });
+    expect(loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_SAMPLE_RATE: '0' }).logging).toEqual({
+      level: 'info',
+      sampleRate: 0,
+    });
+    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_SAMPLE_RATE: '10%' })).toThrow(
+      /KEYLESS_LOG_SAMPLE_RATE: 10% is not a fraction/,
+    );
+    expect(() => loadEdgeConfig(undefined, { ...env, KEYLESS_LOG_LEVEL: 'loud' })).toThrow(
+      /logging\.level: "loud" is not a log level/,
+    );
   });
 });

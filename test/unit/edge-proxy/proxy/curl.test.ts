@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { createHttpFrontend } from '../../../../edge-proxy/src/proxy/http-proxy';
 import type { HttpFrontend } from '../../../../edge-proxy/src/proxy/types';
 import { startDemoOrigin, type DemoOrigin, type EdgeView } from '../../../../local/demo-origin';
-import { makeCert, startTestOrigin, startTlsEdge, type TestCert, type TestServer, type TlsEdge } from '../../../helpers/proxy';
+import {
+  makeCert,
+  startTestOrigin,
+  startTlsEdge,
+  type TestCert,
+  type TestServer,
+  type TlsEdge,
+} from '../../../helpers/proxy';
 
 const hasCurl = spawnSync('curl', ['--version']).status === 0;
 
@@ -38,7 +45,14 @@ function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   let upload: string;
   let uploadSha: string;
 
-  const base = (edge: TlsEdge): string[] => ['-sS', '--fail-with-body', '--cacert', cert.caPath, '--resolve', `localhost:${edge.port}:127.0.0.1`];
+  const base = (edge: TlsEdge): string[] => [
+    '-sS',
+    '--fail-with-body',
+    '--cacert',
+    cert.caPath,
+    '--resolve',
+    `localhost:${edge.port}:127.0.0.1`,
+  ];
 
   beforeAll(async () => {
     cert = makeCert();
@@ -66,11 +80,23 @@ function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   });
 
   test('curl --http2: demo JSON says h2 / HTTP/2 / TLSv1.3', async () => {
-    const { stdout } = await curl([...base(demoEdge), '--http2', '-w', '\n%{http_version}', `https://localhost:${demoEdge.port}/api/tls`]);
+    const { stdout } = await curl([
+      ...base(demoEdge),
+      '--http2',
+      '-w',
+      '\n%{http_version}',
+      `https://localhost:${demoEdge.port}/api/tls`,
+    ]);
     const [json, version] = stdout.trimEnd().split(/\n(?=[^\n]*$)/);
     expect(version).toBe('2');
     const view = JSON.parse(json) as EdgeView;
-    expect(view).toMatchObject({ protocol: 'TLSv1.3', alpn: 'h2', httpVersion: '2', sni: 'localhost', clientAddress: '127.0.0.1' });
+    expect(view).toMatchObject({
+      protocol: 'TLSv1.3',
+      alpn: 'h2',
+      httpVersion: '2',
+      sni: 'localhost',
+      clientAddress: '127.0.0.1',
+    });
   });
 
   test('curl --http2: the demo page', async () => {
@@ -81,21 +107,36 @@ function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   });
 
   test('curl --http1.1: demo JSON says http/1.1', async () => {
-    const { stdout } = await curl([...base(demoEdge), '--http1.1', '-w', '\n%{http_version}', `https://localhost:${demoEdge.port}/api/tls`]);
+    const { stdout } = await curl([
+      ...base(demoEdge),
+      '--http1.1',
+      '-w',
+      '\n%{http_version}',
+      `https://localhost:${demoEdge.port}/api/tls`,
+    ]);
     const [json, version] = stdout.trimEnd().split(/\n(?=[^\n]*$)/);
     expect(version).toBe('1.1');
     expect(JSON.parse(json)).toMatchObject({ alpn: 'http/1.1', httpVersion: '1.1' });
   });
 
-  test.each(['--http2', '--http1.1'])('curl %s uploads a 3 MiB file intact (HTTP/1.1: Expect: 100-continue)', async (flag) => {
-    const { stdout, stderr } = await curl([
-      ...base(originEdge), flag, '-v', '-H', 'content-type: application/octet-stream',
-      '--data-binary', `@${upload}`, `https://localhost:${originEdge.port}/hash`,
-    ]);
-    const got = JSON.parse(stdout) as { bytes: number; sha256: string; headers: Record<string, string> };
-    expect(got.bytes).toBe(fs.statSync(upload).size);
-    expect(got.sha256).toBe(uploadSha);
-    expect(got.headers.expect).toBeUndefined();
-    if (flag === '--http1.1') expect(stderr).toMatch(/HTTP\/1\.1 100 Continue/);
-  });
+  test.each(['--http2', '--http1.1'])(
+    'curl %s uploads a 3 MiB file intact (HTTP/1.1: Expect: 100-continue)',
+    async (flag) => {
+      const { stdout, stderr } = await curl([
+        ...base(originEdge),
+        flag,
+        '-v',
+        '-H',
+        'content-type: application/octet-stream',
+        '--data-binary',
+        `@${upload}`,
+        `https://localhost:${originEdge.port}/hash`,
+      ]);
+      const got = JSON.parse(stdout) as { bytes: number; sha256: string; headers: Record<string, string> };
+      expect(got.bytes).toBe(fs.statSync(upload).size);
+      expect(got.sha256).toBe(uploadSha);
+      expect(got.headers.expect).toBeUndefined();
+      if (flag === '--http1.1') expect(stderr).toMatch(/HTTP\/1\.1 100 Continue/);
+    },
+  );
 });

@@ -39,27 +39,54 @@ describe('buildOriginRequestHeaders', () => {
     const out = toMap(
       buildOriginRequestHeaders({
         rawHeaders: [
-          ':method', 'GET', ':path', '/', ':authority', 'www.example.com', ':scheme', 'https',
-          'accept', 'text/html',
-          'Connection', 'keep-alive, X-Drop-Me',
-          'x-drop-me', '1',
-          'Keep-Alive', 'timeout=5',
-          'Transfer-Encoding', 'chunked',
-          'TE', 'trailers',
-          'Trailer', 'x',
-          'Upgrade', 'h2c',
-          'Proxy-Connection', 'keep-alive',
-          'HTTP2-Settings', 'AAA',
-          'Expect', '100-continue',
-          'Host', 'www.example.com',
-          'X-Forwarded-For', '203.0.113.1',
-          'x-forwarded-for', '198.51.100.1',
-          'X-Forwarded-Proto', 'http',
-          'X-Forwarded-Host', 'evil',
-          'X-Keyless-TLS-Protocol', 'SSLv3',
-          'x-keyless-custom', 'spoof',
-          'cookie', 'a=1',
-          'cookie', 'b=2',
+          ':method',
+          'GET',
+          ':path',
+          '/',
+          ':authority',
+          'www.example.com',
+          ':scheme',
+          'https',
+          'accept',
+          'text/html',
+          'Connection',
+          'keep-alive, X-Drop-Me',
+          'x-drop-me',
+          '1',
+          'Keep-Alive',
+          'timeout=5',
+          'Transfer-Encoding',
+          'chunked',
+          'TE',
+          'trailers',
+          'Trailer',
+          'x',
+          'Upgrade',
+          'h2c',
+          'Proxy-Connection',
+          'keep-alive',
+          'HTTP2-Settings',
+          'AAA',
+          'Expect',
+          '100-continue',
+          'Host',
+          'www.example.com',
+          'X-Forwarded-For',
+          '203.0.113.1',
+          'x-forwarded-for',
+          '198.51.100.1',
+          'X-Forwarded-Proto',
+          'http',
+          'X-Forwarded-Host',
+          'evil',
+          'X-Keyless-TLS-Protocol',
+          'SSLv3',
+          'x-keyless-custom',
+          'spoof',
+          'cookie',
+          'a=1',
+          'cookie',
+          'b=2',
         ],
         authority: 'www.example.com',
         facts,
@@ -69,8 +96,14 @@ describe('buildOriginRequestHeaders', () => {
     );
     expect([...out.keys()].sort()).toEqual(
       [
-        'accept', 'cookie', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
-        ...Object.values(KEYLESS_HEADERS), 'x-keyless-client-cert-verified',
+        'accept',
+        'cookie',
+        'host',
+        'x-forwarded-for',
+        'x-forwarded-proto',
+        'x-forwarded-host',
+        ...Object.values(KEYLESS_HEADERS),
+        'x-keyless-client-cert-verified',
       ].sort(),
     );
     expect(out.get('host')).toEqual(['www.example.com']);
@@ -102,20 +135,52 @@ describe('buildOriginRequestHeaders', () => {
     );
     expect(withLength.get('content-length')).toEqual(['10']);
     expect(withLength.has('transfer-encoding')).toBe(false);
-    const chunked = toMap(buildOriginRequestHeaders({ rawHeaders: ['Transfer-Encoding', 'chunked'], authority: 'a', facts: {}, httpVersion: '1.1', hasBody: true }));
+    const chunked = toMap(
+      buildOriginRequestHeaders({
+        rawHeaders: ['Transfer-Encoding', 'chunked'],
+        authority: 'a',
+        facts: {},
+        httpVersion: '1.1',
+        hasBody: true,
+      }),
+    );
     expect(chunked.get('transfer-encoding')).toEqual(['chunked']);
-    const none = toMap(buildOriginRequestHeaders({ rawHeaders: ['content-length', '0'], authority: 'a', facts: {}, httpVersion: '2', hasBody: false }));
+    const none = toMap(
+      buildOriginRequestHeaders({
+        rawHeaders: ['content-length', '0'],
+        authority: 'a',
+        facts: {},
+        httpVersion: '2',
+        hasBody: false,
+      }),
+    );
     expect(none.has('content-length')).toBe(false);
     expect(none.has('transfer-encoding')).toBe(false);
   });
 
   test('HTTP/1.0 without Host gets the origin host, no X-Forwarded-Host; upgrade kept on request', () => {
-    const out = toMap(buildOriginRequestHeaders({ rawHeaders: [], authority: undefined, fallbackHost: '10.0.0.5:8080', facts: {}, httpVersion: '1.0', hasBody: false }));
+    const out = toMap(
+      buildOriginRequestHeaders({
+        rawHeaders: [],
+        authority: undefined,
+        fallbackHost: '10.0.0.5:8080',
+        facts: {},
+        httpVersion: '1.0',
+        hasBody: false,
+      }),
+    );
     expect(out.get('host')).toEqual(['10.0.0.5:8080']);
     expect(out.has('x-forwarded-host')).toBe(false);
     expect(out.has('x-forwarded-for')).toBe(false);
     const up = toMap(
-      buildOriginRequestHeaders({ rawHeaders: ['Connection', 'Upgrade', 'Upgrade', 'websocket'], authority: 'a', facts: {}, httpVersion: '1.1', hasBody: false, upgrade: 'websocket' }),
+      buildOriginRequestHeaders({
+        rawHeaders: ['Connection', 'Upgrade', 'Upgrade', 'websocket'],
+        authority: 'a',
+        facts: {},
+        httpVersion: '1.1',
+        hasBody: false,
+        upgrade: 'websocket',
+      }),
     );
     expect(up.get('connection')).toEqual(['upgrade']);
     expect(up.get('upgrade')).toEqual(['websocket']);
@@ -124,7 +189,10 @@ describe('buildOriginRequestHeaders', () => {
 
 describe('keylessHeaders', () => {
   test('omits absent facts and unsafe values', () => {
-    const raw = keylessHeaders({ protocol: 'TLSv1.2', sni: 'evil\r\nx-injected: 1', alpn: undefined, resumed: true }, '1.1');
+    const raw = keylessHeaders(
+      { protocol: 'TLSv1.2', sni: 'evil\r\nx-injected: 1', alpn: undefined, resumed: true },
+      '1.1',
+    );
     expect(toMap(raw)).toEqual(
       new Map([
         ['x-keyless-tls-protocol', ['TLSv1.2']],
@@ -145,29 +213,49 @@ describe('keylessHeaders', () => {
 
 describe('response headers', () => {
   const raw = [
-    'Content-Type', 'text/plain',
-    'Set-Cookie', 'a=1',
-    'Set-Cookie', 'b=2',
-    'Connection', 'keep-alive, X-Hop',
-    'X-Hop', 'secret',
-    'Keep-Alive', 'timeout=5',
-    'Transfer-Encoding', 'chunked',
-    'Upgrade', 'h2c',
-    'Proxy-Connection', 'x',
-    'Vary', 'accept',
-    'vary', 'cookie',
-    'Content-Length', '5',
-    'content-length', '5',
+    'Content-Type',
+    'text/plain',
+    'Set-Cookie',
+    'a=1',
+    'Set-Cookie',
+    'b=2',
+    'Connection',
+    'keep-alive, X-Hop',
+    'X-Hop',
+    'secret',
+    'Keep-Alive',
+    'timeout=5',
+    'Transfer-Encoding',
+    'chunked',
+    'Upgrade',
+    'h2c',
+    'Proxy-Connection',
+    'x',
+    'Vary',
+    'accept',
+    'vary',
+    'cookie',
+    'Content-Length',
+    '5',
+    'content-length',
+    '5',
   ];
   test('HTTP/1.1: hop-by-hop dropped, order and duplicates kept', () => {
     expect(filterResponseHeaders(raw)).toEqual([
-      'Content-Type', 'text/plain',
-      'Set-Cookie', 'a=1',
-      'Set-Cookie', 'b=2',
-      'Vary', 'accept',
-      'vary', 'cookie',
-      'Content-Length', '5',
-      'content-length', '5',
+      'Content-Type',
+      'text/plain',
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+      'Vary',
+      'accept',
+      'vary',
+      'cookie',
+      'Content-Length',
+      '5',
+      'content-length',
+      '5',
     ]);
   });
   test('HTTP/2: lower-case object, set-cookie list, repeats joined, one content-length', () => {
@@ -192,7 +280,11 @@ describe('describeConnection', () => {
       return 'TLSv1.2';
     }
     getCipher(): { name: string; standardName: string; version: string } {
-      return { name: 'ECDHE-ECDSA-AES128-GCM-SHA256', standardName: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', version: 'TLSv1.2' };
+      return {
+        name: 'ECDHE-ECDSA-AES128-GCM-SHA256',
+        standardName: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
+        version: 'TLSv1.2',
+      };
     }
     setTimeout(): this {
       return this;

@@ -38,8 +38,11 @@ afterAll(() => fixtures.close());
 
 type Stack = ProxyStack;
 
-const stack = (originUrl: string, extra: Parameters<typeof startProxyStack>[2] = {}, edgeOpts: Parameters<typeof startProxyStack>[3] = {}): Promise<Stack> =>
-  startProxyStack(cert, originUrl, extra, edgeOpts);
+const stack = (
+  originUrl: string,
+  extra: Parameters<typeof startProxyStack>[2] = {},
+  edgeOpts: Parameters<typeof startProxyStack>[3] = {},
+): Promise<Stack> => startProxyStack(cert, originUrl, extra, edgeOpts);
 
 describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   let s: Stack;
@@ -126,7 +129,12 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
 
   test('POST with content-length keeps it', async () => {
     const body = Buffer.from('hello keyless world');
-    const res = await httpsRequest(s.edge.port, cert, { method: 'PUT', path: '/hash', body, headers: { 'content-length': body.length } });
+    const res = await httpsRequest(s.edge.port, cert, {
+      method: 'PUT',
+      path: '/hash',
+      body,
+      headers: { 'content-length': body.length },
+    });
     const got = JSON.parse(res.body.toString()) as { bytes: number; method: string; headers: Record<string, string> };
     expect(got).toMatchObject({ bytes: body.length, method: 'PUT' });
     expect(got.headers['content-length']).toBe(String(body.length));
@@ -146,7 +154,11 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   test('X-Forwarded-For is appended; forwarded proto/host overwritten', async () => {
     const res = await httpsRequest(s.edge.port, cert, {
       path: '/headers',
-      headers: { 'x-forwarded-for': '203.0.113.7, 198.51.100.2', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil.example' },
+      headers: {
+        'x-forwarded-for': '203.0.113.7, 198.51.100.2',
+        'x-forwarded-proto': 'http',
+        'x-forwarded-host': 'evil.example',
+      },
     });
     const seen = JSON.parse(res.body.toString()) as { headers: Record<string, string> };
     expect(seen.headers['x-forwarded-for']).toBe('203.0.113.7, 198.51.100.2, 127.0.0.1');
@@ -158,11 +170,16 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
     const res = await httpsRequest(s.edge.port, cert, {
       path: '/headers',
       headers: [
-        'Host', 'localhost',
-        'X-Keyless-TLS-Protocol', 'SSLv3',
-        'x-keyless-tls-resumed', 'true',
-        'X-Keyless-Anything', 'x',
-        'x-keyless-tls-key-op-ms', '0',
+        'Host',
+        'localhost',
+        'X-Keyless-TLS-Protocol',
+        'SSLv3',
+        'x-keyless-tls-resumed',
+        'true',
+        'X-Keyless-Anything',
+        'x',
+        'x-keyless-tls-key-op-ms',
+        '0',
       ],
     });
     const seen = JSON.parse(res.body.toString()) as { headers: Record<string, string>; rawHeaders: string[] };
@@ -177,7 +194,14 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   test('hop-by-hop headers (and Connection-nominated ones) are not forwarded either way', async () => {
     const res = await httpsRequest(s.edge.port, cert, {
       path: '/headers',
-      headers: { connection: 'keep-alive, x-private-hop', 'x-private-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'x', 'x-end-to-end': 'yes' },
+      headers: {
+        connection: 'keep-alive, x-private-hop',
+        'x-private-hop': '1',
+        'keep-alive': 'timeout=5',
+        te: 'trailers',
+        'proxy-connection': 'x',
+        'x-end-to-end': 'yes',
+      },
     });
     const seen = JSON.parse(res.body.toString()) as { headers: Record<string, string> };
     expect(seen.headers['x-private-hop']).toBeUndefined();
@@ -208,7 +232,10 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   });
 
   test('absolute-form request target is forwarded as a path with its authority as Host', async () => {
-    const raw = await rawRequest(s.edge.port, `GET http://app.example/headers?q=1 HTTP/1.1\r\nhost: ignored.example\r\nconnection: close\r\n\r\n`);
+    const raw = await rawRequest(
+      s.edge.port,
+      `GET http://app.example/headers?q=1 HTTP/1.1\r\nhost: ignored.example\r\nconnection: close\r\n\r\n`,
+    );
     expect(raw).toMatch(/^HTTP\/1\.1 200/);
     const seen = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { url: string; headers: Record<string, string> };
     expect(seen.url).toBe('/headers?q=1');
@@ -216,19 +243,29 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   });
 
   test('origin trailers reach an HTTP/1.1 client', async () => {
-    const body = await new Promise<{ text: string; trailers: Record<string, string | undefined> }>((resolve, reject) => {
-      const req = https.request(
-        { host: '127.0.0.1', port: s.edge.port, servername: 'localhost', ca: cert.cert, path: '/trailers', agent: false, headers: { te: 'trailers' } },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ text, trailers: res.trailers }));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    const body = await new Promise<{ text: string; trailers: Record<string, string | undefined> }>(
+      (resolve, reject) => {
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port: s.edge.port,
+            servername: 'localhost',
+            ca: cert.cert,
+            path: '/trailers',
+            agent: false,
+            headers: { te: 'trailers' },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => resolve({ text, trailers: res.trailers }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      },
+    );
     expect(body.text).toBe('part one;part two');
     expect(body.trailers['x-checksum']).toBe('abc123');
   });
@@ -245,7 +282,12 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
   test('an origin answering before the upload is complete: response relayed, connection not reused', async () => {
     const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const res = await httpsRequest(s.edge.port, cert, { method: 'POST', path: '/missing', body: patternStream(4 * 1024 * 1024), agent });
+      const res = await httpsRequest(s.edge.port, cert, {
+        method: 'POST',
+        path: '/missing',
+        body: patternStream(4 * 1024 * 1024),
+        agent,
+      });
       expect(res.status).toBe(404);
       expect(res.headers.connection).toBe('close');
       const next = await httpsRequest(s.edge.port, cert, { path: '/headers', agent });
@@ -260,7 +302,14 @@ describe('HTTP/1.1 frontend over a Node TLSSocket', () => {
     await httpsRequest(s.edge.port, cert, { path: '/headers?event=1' });
     await sleep(20);
     expect(s.events).toContainEqual(
-      expect.objectContaining({ httpVersion: '1.1', method: 'GET', path: '/headers?event=1', status: 200, outcome: 'ok', clientAddress: '127.0.0.1' }),
+      expect.objectContaining({
+        httpVersion: '1.1',
+        method: 'GET',
+        path: '/headers?event=1',
+        status: 200,
+        outcome: 'ok',
+        clientAddress: '127.0.0.1',
+      }),
     );
   });
 });
@@ -276,7 +325,11 @@ describe('HTTP/1.1 failure handling', () => {
       expect(res.body.toString()).toMatch(/^502 Bad Gateway/);
       expect(res.body.length).toBeLessThan(200);
       // POST with a body too, and the edge keeps serving.
-      const post = await httpsRequest(s.edge.port, cert, { method: 'POST', path: '/hash', body: patternStream(512 * 1024) });
+      const post = await httpsRequest(s.edge.port, cert, {
+        method: 'POST',
+        path: '/hash',
+        body: patternStream(512 * 1024),
+      });
       expect(post.status).toBe(502);
       await sleep(20);
       expect(s.events.map((e) => e.outcome)).toEqual(['origin_unreachable', 'origin_unreachable']);
@@ -314,8 +367,14 @@ describe('HTTP/1.1 failure handling', () => {
     try {
       await new Promise<void>((resolve) => {
         const req = https.request({
-          host: '127.0.0.1', port: s.edge.port, servername: 'localhost', ca: cert.cert,
-          method: 'POST', path: '/hash?abort=1', agent: false, headers: { 'content-length': 10_000_000 },
+          host: '127.0.0.1',
+          port: s.edge.port,
+          servername: 'localhost',
+          ca: cert.cert,
+          method: 'POST',
+          path: '/hash?abort=1',
+          agent: false,
+          headers: { 'content-length': 10_000_000 },
         });
         req.on('error', () => resolve());
         req.write(Buffer.alloc(100_000));
@@ -337,7 +396,10 @@ describe('HTTP/1.1 failure handling', () => {
       const before = origin.requests.length;
       const res = await rawRequest(s.edge.port, 'GET /x HTTP/1.1\r\n\r\n'); // HTTP/1.1 without Host
       expect(res).toMatch(/^HTTP\/1\.1 400/);
-      const smuggle = await rawRequest(s.edge.port, 'POST /hash HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
+      const smuggle = await rawRequest(
+        s.edge.port,
+        'POST /hash HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      );
       expect(smuggle).toMatch(/^HTTP\/1\.1 400/);
       expect(origin.requests.length).toBe(before);
     } finally {
@@ -346,7 +408,11 @@ describe('HTTP/1.1 failure handling', () => {
   });
 
   test('a slow request head is cut off with 408 (headers deadline)', async () => {
-    const s = await stack(origin.url, { headersTimeoutMs: 300, requestTimeoutMs: 1000, connectionsCheckingIntervalMs: 50 });
+    const s = await stack(origin.url, {
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 1000,
+      connectionsCheckingIntervalMs: 50,
+    });
     try {
       const res = await rawRequest(s.edge.port, 'GET / HTTP/1.1\r\nhost: localhost\r\n', 3000);
       expect(res).toMatch(/^HTTP\/1\.1 408/);
@@ -412,12 +478,20 @@ describe('HTTP/1.1 Upgrade (WebSocket-style) tunnelling', () => {
   test('101 from the origin splices client and origin', async () => {
     const s = await stack(origin.url);
     try {
-      const sock = tls.connect({ host: '127.0.0.1', port: s.edge.port, servername: 'localhost', ca: cert.cert, ALPNProtocols: ['http/1.1'] });
+      const sock = tls.connect({
+        host: '127.0.0.1',
+        port: s.edge.port,
+        servername: 'localhost',
+        ca: cert.cert,
+        ALPNProtocols: ['http/1.1'],
+      });
       await new Promise<void>((resolve, reject) => {
         sock.once('secureConnect', resolve);
         sock.once('error', reject);
       });
-      sock.write('GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: echo\r\nx-keyless-tls-protocol: fake\r\n\r\nearly;');
+      sock.write(
+        'GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: echo\r\nx-keyless-tls-protocol: fake\r\n\r\nearly;',
+      );
       let got = '';
       sock.setEncoding('utf8');
       sock.on('data', (d: string) => (got += d));
@@ -444,7 +518,10 @@ describe('HTTP/1.1 Upgrade (WebSocket-style) tunnelling', () => {
   test('data the origin sends just before closing the tunnel is delivered', async () => {
     const s = await stack(origin.url);
     try {
-      const res = await rawRequest(s.edge.port, 'GET /bye HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n');
+      const res = await rawRequest(
+        s.edge.port,
+        'GET /bye HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n',
+      );
       expect(res).toMatch(/^HTTP\/1\.1 101 /);
       expect(res.endsWith('goodbye'.repeat(10000))).toBe(true);
     } finally {
@@ -455,7 +532,10 @@ describe('HTTP/1.1 Upgrade (WebSocket-style) tunnelling', () => {
   test('origin refusing the upgrade is relayed, origin down → 502', async () => {
     const s = await stack(origin.url);
     try {
-      const refused = await rawRequest(s.edge.port, 'GET /refuse HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n');
+      const refused = await rawRequest(
+        s.edge.port,
+        'GET /refuse HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n',
+      );
       expect(refused).toMatch(/^HTTP\/1\.1 403 /);
       expect(refused.endsWith('refused')).toBe(true);
     } finally {
@@ -463,7 +543,10 @@ describe('HTTP/1.1 Upgrade (WebSocket-style) tunnelling', () => {
     }
     const down = await stack(`http://127.0.0.1:${await deadPort()}`);
     try {
-      const res = await rawRequest(down.edge.port, 'GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n');
+      const res = await rawRequest(
+        down.edge.port,
+        'GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n',
+      );
       expect(res).toMatch(/^HTTP\/1\.1 502 /);
     } finally {
       await down.close();
@@ -476,7 +559,10 @@ describe('graceful close', () => {
     const s = await stack(origin.url);
     const inflight = httpsRequest(s.edge.port, cert, { path: '/slow?ms=400' });
     await sleep(100);
-    const idle = await httpsRequest(s.edge.port, cert, { path: '/headers', agent: new https.Agent({ keepAlive: true }) });
+    const idle = await httpsRequest(s.edge.port, cert, {
+      path: '/headers',
+      agent: new https.Agent({ keepAlive: true }),
+    });
     expect(idle.status).toBe(200);
     expect(s.frontend.connectionCount).toBe(2); // one busy, one idle keep-alive
     const t0 = Date.now();
@@ -495,7 +581,9 @@ describe('graceful close', () => {
 /** Send raw bytes over TLS (no ALPN) and collect everything until the server closes. */
 function rawRequest(port: number, text: string, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: cert.cert }, () => sock.write(text));
+    const sock = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: cert.cert }, () =>
+      sock.write(text),
+    );
     let got = '';
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => (got += d));

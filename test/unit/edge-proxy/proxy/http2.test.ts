@@ -36,7 +36,8 @@ afterAll(() => fixtures.close());
 
 type Stack = ProxyStack;
 
-const stack = (originUrl: string, wrap: boolean, extra: Parameters<typeof startProxyStack>[2] = {}): Promise<Stack> => startProxyStack(cert, originUrl, extra, { wrap });
+const stack = (originUrl: string, wrap: boolean, extra: Parameters<typeof startProxyStack>[2] = {}): Promise<Stack> =>
+  startProxyStack(cert, originUrl, extra, { wrap });
 
 function closeSession(session: http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve) => {
@@ -117,7 +118,12 @@ describe.each([
       te: 'trailers',
     });
     expect(res.headers[':status']).toBe(200);
-    const seen = JSON.parse(res.body.toString()) as { headers: Record<string, string>; url: string; method: string; httpVersion: string };
+    const seen = JSON.parse(res.body.toString()) as {
+      headers: Record<string, string>;
+      url: string;
+      method: string;
+      httpVersion: string;
+    };
     expect(seen.url).toBe('/headers?a=1');
     expect(seen.httpVersion).toBe('1.1');
     expect(seen.headers.host).toBe(`localhost:${s.edge.port}`);
@@ -149,7 +155,11 @@ describe.each([
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => {
         const body = Buffer.alloc(1000 + i, i);
-        return h2Request(session, { ':method': 'POST', ':path': `/hash?i=${i}`, 'content-length': String(body.length) }, body);
+        return h2Request(
+          session,
+          { ':method': 'POST', ':path': `/hash?i=${i}`, 'content-length': String(body.length) },
+          body,
+        );
       }),
     );
     results.forEach((r, i) => {
@@ -185,7 +195,11 @@ describe.each([
 
   test('Host disagreeing with :authority → 400; CONNECT → 405', async () => {
     const before = origin.requests.length;
-    const res = await h2Request(session, { ':path': '/headers', ':authority': `localhost:${s.edge.port}`, host: 'other.example' });
+    const res = await h2Request(session, {
+      ':path': '/headers',
+      ':authority': `localhost:${s.edge.port}`,
+      host: 'other.example',
+    });
     expect(res.headers[':status']).toBe(400);
     const connect = await h2Request(session, { ':method': 'CONNECT', ':authority': 'example.com:443' });
     expect(connect.headers[':status']).toBe(405);
@@ -269,7 +283,10 @@ describe('HTTP/2 request framing', () => {
     try {
       const before = origin.requests.length;
       const outcome = await new Promise<string>((resolve) => {
-        const stream = sess.request({ ':method': 'POST', ':path': '/hash?cl=1', 'content-length': '5' }, { endStream: false });
+        const stream = sess.request(
+          { ':method': 'POST', ':path': '/hash?cl=1', 'content-length': '5' },
+          { endStream: false },
+        );
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));

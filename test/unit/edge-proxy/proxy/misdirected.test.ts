@@ -6,7 +6,15 @@
  * origin; two Host fields are a 400 (RFC 9112 §3.2). Through the real edge (engine + proxy), with
  * SNI and Host chosen independently, over TLS 1.3, TLS 1.2 and HTTP/2.
  */
-import { startEchoOrigin, startMultiHostEdge, rawHttp1, h2Session, h2Get, type EchoOrigin, type MultiHostEdge } from '../../../helpers/multi-host-edge';
+import {
+  startEchoOrigin,
+  startMultiHostEdge,
+  rawHttp1,
+  h2Session,
+  h2Get,
+  type EchoOrigin,
+  type MultiHostEdge,
+} from '../../../helpers/multi-host-edge';
 
 let edge: MultiHostEdge;
 let origin: EchoOrigin;
@@ -30,7 +38,8 @@ afterAll(async () => {
   await origin?.close();
 });
 
-const get = (host: string, extra = ''): string => `GET /x HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`;
+const get = (host: string, extra = ''): string =>
+  `GET /x HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`;
 const versions = [
   ['TLS 1.3', 'TLSv1.3'],
   ['TLS 1.2', 'TLSv1.2'],
@@ -63,7 +72,11 @@ describe.each(versions)('HTTP/1.1 over %s', (_name, version) => {
   });
 
   it('mTLS host with a client certificate and matching Host: forwarded with verified 1', async () => {
-    const r = await rawHttp1(edge.port, edge.pki.caPem, 'secure.test', get('secure.test'), { ...opts, cert: edge.alice.chainPem, key: edge.alice.key.export({ format: 'pem', type: 'pkcs8' }) });
+    const r = await rawHttp1(edge.port, edge.pki.caPem, 'secure.test', get('secure.test'), {
+      ...opts,
+      cert: edge.alice.chainPem,
+      key: edge.alice.key.export({ format: 'pem', type: 'pkcs8' }),
+    });
     expect(r.status).toBe(200);
     const seen = JSON.parse(r.body) as { headers: Record<string, string> };
     expect(seen.headers['x-keyless-client-cert-verified']).toBe('1');
@@ -81,42 +94,74 @@ describe.each(versions)('HTTP/1.1 over %s', (_name, version) => {
   });
 
   it('absolute-form target naming another host: 421', async () => {
-    const r = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', 'GET https://secure.test/x HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n', opts);
+    const r = await rawHttp1(
+      edge.port,
+      edge.pki.caPem,
+      'open.test',
+      'GET https://secure.test/x HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n',
+      opts,
+    );
     expect(r.status).toBe(421);
   });
 
   it('a WebSocket upgrade naming another host: 421', async () => {
     const before = origin.seen.length;
-    const r = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', get('secure.test', 'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n').replace('Connection: close', 'Connection: Upgrade'), opts);
+    const r = await rawHttp1(
+      edge.port,
+      edge.pki.caPem,
+      'open.test',
+      get(
+        'secure.test',
+        'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+      ).replace('Connection: close', 'Connection: Upgrade'),
+      opts,
+    );
     expect(r.status).toBe(421);
     expect(origin.seen.length).toBe(before);
   });
 
   it('two Host fields: 400, nothing forwarded (RFC 9112 §3.2)', async () => {
     const before = origin.seen.length;
-    const r = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', 'GET /x HTTP/1.1\r\nHost: open.test\r\nHost: secure.test\r\nConnection: close\r\n\r\n', opts);
+    const r = await rawHttp1(
+      edge.port,
+      edge.pki.caPem,
+      'open.test',
+      'GET /x HTTP/1.1\r\nHost: open.test\r\nHost: secure.test\r\nConnection: close\r\n\r\n',
+      opts,
+    );
     expect(r.status).toBe(400);
     expect(origin.seen.length).toBe(before);
-    const same = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', 'GET /x HTTP/1.1\r\nHost: open.test\r\nhost: open.test\r\nConnection: close\r\n\r\n', opts);
+    const same = await rawHttp1(
+      edge.port,
+      edge.pki.caPem,
+      'open.test',
+      'GET /x HTTP/1.1\r\nHost: open.test\r\nhost: open.test\r\nConnection: close\r\n\r\n',
+      opts,
+    );
     expect(same.status).toBe(400);
   });
 });
 
 describe('HTTP/2', () => {
-  it.each(versions)('over %s: an mTLS host on a connection without mTLS: 421; the connection\'s own name: 200 with verified 0', async (_name, version) => {
-    const session = h2Session(edge.port, edge.pki.caPem, 'open.test', { minVersion: version, maxVersion: version });
-    try {
-      const before = origin.seen.length;
-      const bad = await h2Get(session, 'secure.test');
-      expect(bad.status).toBe(421);
-      expect(origin.seen.length).toBe(before);
-      const good = await h2Get(session, 'open.test');
-      expect(good.status).toBe(200);
-      expect((JSON.parse(good.body) as { headers: Record<string, string> }).headers['x-keyless-client-cert-verified']).toBe('0');
-    } finally {
-      session.close();
-    }
-  });
+  it.each(versions)(
+    "over %s: an mTLS host on a connection without mTLS: 421; the connection's own name: 200 with verified 0",
+    async (_name, version) => {
+      const session = h2Session(edge.port, edge.pki.caPem, 'open.test', { minVersion: version, maxVersion: version });
+      try {
+        const before = origin.seen.length;
+        const bad = await h2Get(session, 'secure.test');
+        expect(bad.status).toBe(421);
+        expect(origin.seen.length).toBe(before);
+        const good = await h2Get(session, 'open.test');
+        expect(good.status).toBe(200);
+        expect(
+          (JSON.parse(good.body) as { headers: Record<string, string> }).headers['x-keyless-client-cert-verified'],
+        ).toBe('0');
+      } finally {
+        session.close();
+      }
+    },
+  );
 
   it('coalescing to another name of the same certificate entry: forwarded', async () => {
     const session = h2Session(edge.port, edge.pki.caPem, 'open.test');
@@ -140,11 +185,16 @@ describe('HTTP/2', () => {
   });
 
   it('a verified client on the mTLS host: verified 1', async () => {
-    const session = h2Session(edge.port, edge.pki.caPem, 'secure.test', { cert: edge.alice.chainPem, key: edge.alice.key.export({ format: 'pem', type: 'pkcs8' }) });
+    const session = h2Session(edge.port, edge.pki.caPem, 'secure.test', {
+      cert: edge.alice.chainPem,
+      key: edge.alice.key.export({ format: 'pem', type: 'pkcs8' }),
+    });
     try {
       const r = await h2Get(session, 'secure.test');
       expect(r.status).toBe(200);
-      expect((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-keyless-client-cert-verified']).toBe('1');
+      expect(
+        (JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-keyless-client-cert-verified'],
+      ).toBe('1');
     } finally {
       session.close();
     }
@@ -152,7 +202,7 @@ describe('HTTP/2', () => {
 });
 
 describe('hosts that name no certificate entry', () => {
-  it('an IP-address Host is addressed to the connection\'s own name (SNI cannot carry an address)', async () => {
+  it("an IP-address Host is addressed to the connection's own name (SNI cannot carry an address)", async () => {
     const r = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', get(`127.0.0.1:${edge.port}`));
     expect(r.status).toBe(200);
     const v6 = await rawHttp1(edge.port, edge.pki.caPem, 'open.test', get('[::1]'));

@@ -62,7 +62,11 @@ describe('encodeProxyV2', () => {
       { type: PP2_TYPE.AUTHORITY, value: Buffer.from('www.example.com') },
       { type: PP2_TYPE.UNIQUE_ID, value: Buffer.from('abc-1') },
     ];
-    const h = encodeProxyV2({ source: { address: '203.0.113.7', port: 40000 }, destination: { address: '10.0.0.1', port: 8443 }, tlvs });
+    const h = encodeProxyV2({
+      source: { address: '203.0.113.7', port: 40000 },
+      destination: { address: '10.0.0.1', port: 8443 },
+      tlvs,
+    });
     expect(h[13]).toBe(0x11);
     const parsed = parseProxyV2(Buffer.concat([h, Buffer.from('after')]));
     expect(parsed).toEqual({
@@ -74,25 +78,41 @@ describe('encodeProxyV2', () => {
   });
 
   test('IPv6 round trip (compressed, full and embedded-IPv4 forms)', () => {
-    const h = encodeProxyV2({ source: { address: '2001:db8::1', port: 1 }, destination: { address: 'fe80::1:2%eth0', port: 65535 } });
+    const h = encodeProxyV2({
+      source: { address: '2001:db8::1', port: 1 },
+      destination: { address: 'fe80::1:2%eth0', port: 65535 },
+    });
     expect(h[13]).toBe(0x21);
     expect(h.readUInt16BE(14)).toBe(36);
     const p = parseProxyV2(h)!;
     expect(p.source).toEqual({ address: '2001:db8:0:0:0:0:0:1', port: 1 });
     expect(p.destination).toEqual({ address: 'fe80:0:0:0:0:0:1:2', port: 65535 });
     expect(p.tlvs).toBeUndefined();
-    const full = parseProxyV2(encodeProxyV2({ source: { address: '2001:db8:1:2:3:4:5:6', port: 2 }, destination: { address: '::ffff:7f00:1', port: 3 } }))!;
+    const full = parseProxyV2(
+      encodeProxyV2({
+        source: { address: '2001:db8:1:2:3:4:5:6', port: 2 },
+        destination: { address: '::ffff:7f00:1', port: 3 },
+      }),
+    )!;
     expect(full.source?.address).toBe('2001:db8:1:2:3:4:5:6');
-    const tail = parseProxyV2(encodeProxyV2({ source: { address: '64:ff9b::192.0.2.33', port: 4 }, destination: { address: '::', port: 5 } }))!;
+    const tail = parseProxyV2(
+      encodeProxyV2({ source: { address: '64:ff9b::192.0.2.33', port: 4 }, destination: { address: '::', port: 5 } }),
+    )!;
     expect(tail.source?.address).toBe('64:ff9b:0:0:0:0:c000:221');
     expect(tail.destination?.address).toBe('0:0:0:0:0:0:0:0');
   });
 
   test('IPv4-mapped addresses become AF_INET; mixed families become AF_INET6 with the IPv4 one mapped', () => {
-    const mapped = encodeProxyV2({ source: { address: '::ffff:127.0.0.1', port: 5000 }, destination: { address: '::FFFF:127.0.0.2', port: 443 } });
+    const mapped = encodeProxyV2({
+      source: { address: '::ffff:127.0.0.1', port: 5000 },
+      destination: { address: '::FFFF:127.0.0.2', port: 443 },
+    });
     expect(mapped[13]).toBe(0x11);
     expect(parseProxyV2(mapped)?.source).toEqual({ address: '127.0.0.1', port: 5000 });
-    const mixed = encodeProxyV2({ source: { address: '192.0.2.1', port: 5000 }, destination: { address: '2001:db8::2', port: 443 } });
+    const mixed = encodeProxyV2({
+      source: { address: '192.0.2.1', port: 5000 },
+      destination: { address: '2001:db8::2', port: 443 },
+    });
     expect(mixed[13]).toBe(0x21);
     expect(parseProxyV2(mixed)?.source).toEqual({ address: '0:0:0:0:0:ffff:c000:201', port: 5000 });
   });
@@ -108,8 +128,16 @@ describe('encodeProxyV2', () => {
 
 describe('TLVs', () => {
   test('PP2_TYPE_SSL value round trip', () => {
-    const v = encodeProxySsl({ client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_CONN, verify: 0xfffffffe, tlvs: [{ type: PP2_SUBTYPE_SSL.CN, value: Buffer.from('client') }] });
-    expect(decodeProxySsl(v)).toEqual({ client: 0x03, verify: 0xfffffffe, tlvs: [{ type: 0x22, value: Buffer.from('client') }] });
+    const v = encodeProxySsl({
+      client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_CONN,
+      verify: 0xfffffffe,
+      tlvs: [{ type: PP2_SUBTYPE_SSL.CN, value: Buffer.from('client') }],
+    });
+    expect(decodeProxySsl(v)).toEqual({
+      client: 0x03,
+      verify: 0xfffffffe,
+      tlvs: [{ type: 0x22, value: Buffer.from('client') }],
+    });
   });
 
   test('malformed TLV areas are rejected, not misread', () => {
@@ -117,7 +145,11 @@ describe('TLVs', () => {
     expect(() => decodeProxyTlvs(hex('01 00'))).toThrow(ProxyProtocolError);
     expect(() => decodeProxySsl(hex('01 0000'))).toThrow(ProxyProtocolError);
     // A whole header whose TLV runs past its declared length.
-    const h = encodeProxyV2({ source: { address: '192.0.2.1', port: 1 }, destination: { address: '192.0.2.2', port: 2 }, tlvs: [{ type: PP2_TYPE.NOOP, value: Buffer.alloc(4) }] });
+    const h = encodeProxyV2({
+      source: { address: '192.0.2.1', port: 1 },
+      destination: { address: '192.0.2.2', port: 2 },
+      tlvs: [{ type: PP2_TYPE.NOOP, value: Buffer.alloc(4) }],
+    });
     h.writeUInt16BE(h.readUInt16BE(14) - 2, 14);
     expect(() => parseProxyV2(h)).toThrow(ProxyProtocolError);
   });
@@ -132,7 +164,11 @@ function fakeConnection(over: Partial<Record<keyof SecureConnection, unknown>>):
     localAddress: '10.0.0.5',
     localPort: 443,
     getProtocol: () => 'TLSv1.3',
-    getCipher: () => ({ name: 'TLS_CHACHA20_POLY1305_SHA256', standardName: 'TLS_CHACHA20_POLY1305_SHA256', version: 'TLSv1.3' }),
+    getCipher: () => ({
+      name: 'TLS_CHACHA20_POLY1305_SHA256',
+      standardName: 'TLS_CHACHA20_POLY1305_SHA256',
+      version: 'TLSv1.3',
+    }),
     ...over,
   } as unknown as SecureConnection;
 }
@@ -142,7 +178,14 @@ describe('originProxyHeader', () => {
     const p = parseProxyV2(originProxyHeader(fakeConnection({ alpnProtocol: 'h2', servername: 'api.example.com' })))!;
     expect(p.source).toEqual({ address: '198.51.100.9', port: 50123 });
     expect(p.destination).toEqual({ address: '10.0.0.5', port: 443 });
-    expect(tlsFacts(p)).toEqual({ alpn: 'h2', authority: 'api.example.com', sslClient: PP2_CLIENT.SSL, sslVerify: 1, version: 'TLSv1.3', cipher: 'TLS_CHACHA20_POLY1305_SHA256' });
+    expect(tlsFacts(p)).toEqual({
+      alpn: 'h2',
+      authority: 'api.example.com',
+      sslClient: PP2_CLIENT.SSL,
+      sslVerify: 1,
+      version: 'TLSv1.3',
+      cipher: 'TLS_CHACHA20_POLY1305_SHA256',
+    });
   });
 
   test('no SNI and no ALPN: those TLVs are left out; an IPv6 client gives an AF_INET6 header', () => {
@@ -155,7 +198,16 @@ describe('originProxyHeader', () => {
   });
 
   test('a connection already torn down (no addresses, getters throwing) still yields a valid header', () => {
-    const h = originProxyHeader(fakeConnection({ remoteAddress: undefined, remotePort: undefined, localAddress: undefined, getProtocol: () => { throw new Error('gone'); } }));
+    const h = originProxyHeader(
+      fakeConnection({
+        remoteAddress: undefined,
+        remotePort: undefined,
+        localAddress: undefined,
+        getProtocol: () => {
+          throw new Error('gone');
+        },
+      }),
+    );
     const p = parseProxyV2(h)!;
     expect(p.source).toEqual({ address: '0.0.0.0', port: 0 });
     expect(tlsFacts(p).version).toBeUndefined();
@@ -171,12 +223,16 @@ describe('originProxyHeader with client certificates (mTLS)', () => {
   };
 
   test('a verified client certificate sets CERT_CONN, verify 0 and the CN', () => {
-    const conn = fakeConnection({ handshakeInfo: { clientAuth: { verified: true, subject: 'CN=client-1,O=Example' } } });
+    const conn = fakeConnection({
+      handshakeInfo: { clientAuth: { verified: true, subject: 'CN=client-1,O=Example' } },
+    });
     expect(ssl(conn)).toEqual({ client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_CONN, verify: 0, cn: 'client-1' });
   });
 
   test('a resumed session reports the certificate as presented earlier in the session (CERT_SESS)', () => {
-    const conn = fakeConnection({ handshakeInfo: { resumed: true, clientAuth: { verified: true, subject: 'O=Example,CN=svc\\,a' } } });
+    const conn = fakeConnection({
+      handshakeInfo: { resumed: true, clientAuth: { verified: true, subject: 'O=Example,CN=svc\\,a' } },
+    });
     expect(ssl(conn)).toEqual({ client: PP2_CLIENT.SSL | PP2_CLIENT.CERT_SESS, verify: 0, cn: 'svc,a' });
   });
 

@@ -31,7 +31,14 @@ beforeAll(async () => {
   const app = http.createServer((req, res) => {
     const meta = (req.socket as net.Socket & { proxy?: { id: number; header: ProxyHeader } }).proxy!;
     const f = tlsFacts(meta.header);
-    const body = JSON.stringify({ conn: meta.id, source: meta.header.source, alpn: f.alpn, authority: f.authority, version: f.version, forwardedFor: req.headers['x-forwarded-for'] as string | undefined } satisfies Seen);
+    const body = JSON.stringify({
+      conn: meta.id,
+      source: meta.header.source,
+      alpn: f.alpn,
+      authority: f.authority,
+      version: f.version,
+      forwardedFor: req.headers['x-forwarded-for'] as string | undefined,
+    } satisfies Seen);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
@@ -61,7 +68,11 @@ beforeAll(async () => {
     socket.on('data', onData);
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-  edge = await startInProcessEdge({ origin: `http://127.0.0.1:${(origin.address() as AddressInfo).port}`, proxy: { sendProxyProtocol: true }, alpn: ['h2', 'http/1.1'] });
+  edge = await startInProcessEdge({
+    origin: `http://127.0.0.1:${(origin.address() as AddressInfo).port}`,
+    proxy: { sendProxyProtocol: true },
+    alpn: ['h2', 'http/1.1'],
+  });
 });
 
 afterAll(async () => {
@@ -71,12 +82,23 @@ afterAll(async () => {
 
 function get(agent: https.Agent): Promise<{ seen: Seen; localPort: number }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: edge.port, servername: 'localhost', ca: edge.pki.caPem, agent, path: '/', ALPNProtocols: ['http/1.1'] } as https.RequestOptions, (res) => {
-      const localPort = res.socket.localPort!; // the socket goes back to the agent at 'end'
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ seen: JSON.parse(text) as Seen, localPort }));
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: edge.port,
+        servername: 'localhost',
+        ca: edge.pki.caPem,
+        agent,
+        path: '/',
+        ALPNProtocols: ['http/1.1'],
+      } as https.RequestOptions,
+      (res) => {
+        const localPort = res.socket.localPort!; // the socket goes back to the agent at 'end'
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ seen: JSON.parse(text) as Seen, localPort }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -92,7 +114,12 @@ test('HTTP/1.1: one header per origin connection, naming this client; a second c
     expect(a2.localPort).toBe(a1.localPort); // one client connection…
     expect(a2.seen.conn).toBe(a1.seen.conn); // …one origin connection, its header sent once
     expect(a1.seen.source).toEqual({ address: '127.0.0.1', port: a1.localPort });
-    expect(a1.seen).toMatchObject({ alpn: 'http/1.1', authority: 'localhost', version: 'TLSv1.3', forwardedFor: '127.0.0.1' });
+    expect(a1.seen).toMatchObject({
+      alpn: 'http/1.1',
+      authority: 'localhost',
+      version: 'TLSv1.3',
+      forwardedFor: '127.0.0.1',
+    });
     expect(b1.seen.conn).not.toBe(a1.seen.conn); // never a socket with another client's header
     expect(b1.seen.source).toEqual({ address: '127.0.0.1', port: b1.localPort });
   } finally {
@@ -109,7 +136,11 @@ test('the origin connections of a client connection close with it', async () => 
 });
 
 test('HTTP/2: the header carries ALPN h2 and the client connection', async () => {
-  const session = http2.connect(`https://localhost:${edge.port}`, { ca: edge.pki.caPem, host: '127.0.0.1', servername: 'localhost' } as http2.SecureClientSessionOptions);
+  const session = http2.connect(`https://localhost:${edge.port}`, {
+    ca: edge.pki.caPem,
+    host: '127.0.0.1',
+    servername: 'localhost',
+  } as http2.SecureClientSessionOptions);
   try {
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());

@@ -33,7 +33,11 @@ function inet(src: string, sport: number): Buffer {
 describe('parseProxyV2', () => {
   it('reads an IPv4 source and keeps the bytes after the header', () => {
     const h = parseProxyV2(Buffer.concat([v2(1, 1, inet('203.0.113.7', 51000)), Buffer.from([22, 3, 1])]));
-    expect(h).toEqual({ source: { address: '203.0.113.7', port: 51000 }, destination: { address: '10.0.0.1', port: 443 }, rest: Buffer.from([22, 3, 1]) });
+    expect(h).toEqual({
+      source: { address: '203.0.113.7', port: 51000 },
+      destination: { address: '10.0.0.1', port: 443 },
+      rest: Buffer.from([22, 3, 1]),
+    });
   });
   it('reads an IPv6 source', () => {
     const body = Buffer.alloc(36);
@@ -52,8 +56,22 @@ describe('parseProxyV2', () => {
   it.each([
     ['a TLS ClientHello instead', Buffer.from([22, 3, 1, 0, 5, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])],
     ['version 1 text', Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n')],
-    ['an unknown command', (() => { const b = v2(1, 1, inet('1.2.3.4', 1)); b[12] = 0x2f; return b; })()],
-    ['a wrong version', (() => { const b = v2(1, 1, inet('1.2.3.4', 1)); b[12] = 0x11; return b; })()],
+    [
+      'an unknown command',
+      (() => {
+        const b = v2(1, 1, inet('1.2.3.4', 1));
+        b[12] = 0x2f;
+        return b;
+      })(),
+    ],
+    [
+      'a wrong version',
+      (() => {
+        const b = v2(1, 1, inet('1.2.3.4', 1));
+        b[12] = 0x11;
+        return b;
+      })(),
+    ],
   ])('rejects %s', (_n, bytes) => {
     expect(() => parseProxyV2(bytes)).toThrow();
   });
@@ -67,7 +85,14 @@ describe('TlsServer behind a PROXY v2 load balancer', () => {
   beforeAll(async () => {
     pki = makeTestPki();
     const leaf = pki.leaf('rsa', 'rsa2048', ['localhost']);
-    server = new TlsServer({ certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'k')]), keyOperations: new InProcessKeys(new Map([['k', leaf.key]])), handshakeTimeoutMs: 1000 }, true);
+    server = new TlsServer(
+      {
+        certificates: new CertificateStore([loadCertificate(leaf.chainPem, 'k')]),
+        keyOperations: new InProcessKeys(new Map([['k', leaf.key]])),
+        handshakeTimeoutMs: 1000,
+      },
+      true,
+    );
     server.on('secureConnection', (c: TlsServerConnection) => {
       seen.push(`${c.remoteAddress}:${c.remotePort}`);
       c.end('hi');

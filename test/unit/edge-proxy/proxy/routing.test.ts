@@ -12,7 +12,16 @@ import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { makeClientPki, type TestClientPki } from '../../../helpers/certs';
-import { h2Get, h2Session, rawHttp1, startEchoOrigin, startMultiHostEdge, type EchoOrigin, type EchoSeen, type MultiHostEdge } from '../../../helpers/multi-host-edge';
+import {
+  h2Get,
+  h2Session,
+  rawHttp1,
+  startEchoOrigin,
+  startMultiHostEdge,
+  type EchoOrigin,
+  type EchoSeen,
+  type MultiHostEdge,
+} from '../../../helpers/multi-host-edge';
 import { havePeer, runPeer } from '../../../helpers/peers';
 import { deadPort } from '../../../helpers/proxy';
 
@@ -40,7 +49,11 @@ afterAll(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-function originCert(name: string, dns: string, dates: { notBefore?: Date; notAfter?: Date } = {}): { key: string; cert: string } {
+function originCert(
+  name: string,
+  dns: string,
+  dates: { notBefore?: Date; notAfter?: Date } = {},
+): { key: string; cert: string } {
   const c = originPki.issue(name, { subject: `/CN=${dns}`, san: `DNS:${dns}`, eku: 'serverAuth', ...dates });
   return { key: c.key.export({ format: 'pem', type: 'pkcs8' }) as string, cert: c.certPem };
 }
@@ -57,7 +70,10 @@ describe('http mode: two hostnames, two origins', () => {
     edge = await startMultiHostEdge([{ name: 'apps', hostnames: ['a.app.test', 'b.app.test', '*.app.test'] }], {
       routes: [
         { hosts: ['a.app.test'], origin: a.url },
-        { hosts: ['b.app.test'], origin: { url: `https://b.internal:${b.port}`, addresses: [`127.0.0.1:${b.port}`], caFile } },
+        {
+          hosts: ['b.app.test'],
+          origin: { url: `https://b.internal:${b.port}`, addresses: [`127.0.0.1:${b.port}`], caFile },
+        },
       ],
     });
   }, 60_000);
@@ -72,8 +88,16 @@ describe('http mode: two hostnames, two origins', () => {
     const ra = await rawHttp1(edge.port, edge.pki.caPem, 'a.app.test', get('a.app.test'));
     const rb = await rawHttp1(edge.port, edge.pki.caPem, 'b.app.test', get('b.app.test'));
     expect([ra.status, rb.status]).toEqual([200, 200]);
-    expect(seenOf(ra.body)).toMatchObject({ origin: 'A', host: 'a.app.test', headers: { 'x-keyless-route': 'a.app.test' } });
-    expect(seenOf(rb.body)).toMatchObject({ origin: 'B', host: 'b.app.test', headers: { 'x-keyless-route': 'b.app.test' } });
+    expect(seenOf(ra.body)).toMatchObject({
+      origin: 'A',
+      host: 'a.app.test',
+      headers: { 'x-keyless-route': 'a.app.test' },
+    });
+    expect(seenOf(rb.body)).toMatchObject({
+      origin: 'B',
+      host: 'b.app.test',
+      headers: { 'x-keyless-route': 'b.app.test' },
+    });
   });
 
   it('HTTP/2 coalescing: one connection, two authorities, two origins', async () => {
@@ -90,8 +114,23 @@ describe('http mode: two hostnames, two origins', () => {
   const maybeCurl = havePeer('curl') ? it : it.skip;
   maybeCurl('curl, HTTP/1.1 and HTTP/2: each host reaches its own origin', async () => {
     for (const proto of ['--http1.1', '--http2']) {
-      for (const [host, name] of [['a.app.test', 'A'], ['b.app.test', 'B']]) {
-        const r = await runPeer('curl', ['-sS', proto, '--cacert', edge.pki.caPath, '--resolve', `${host}:${edge.port}:127.0.0.1`, `https://${host}:${edge.port}/`], { timeoutMs: 20_000 });
+      for (const [host, name] of [
+        ['a.app.test', 'A'],
+        ['b.app.test', 'B'],
+      ]) {
+        const r = await runPeer(
+          'curl',
+          [
+            '-sS',
+            proto,
+            '--cacert',
+            edge.pki.caPath,
+            '--resolve',
+            `${host}:${edge.port}:127.0.0.1`,
+            `https://${host}:${edge.port}/`,
+          ],
+          { timeoutMs: 20_000 },
+        );
         expect(r.stderr).toBe('');
         expect(seenOf(r.stdout).origin).toBe(name);
       }
@@ -102,13 +141,23 @@ describe('http mode: two hostnames, two origins', () => {
     const r = await rawHttp1(edge.port, edge.pki.caPem, 'c.app.test', get('c.app.test'));
     expect(r.status).toBe(421);
     expect(r.body).toMatch(/no route serves this host/);
-    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(/keyless_edge_origin_failures_total\{route="",reason="no_route"\} [1-9]/);
+    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(
+      /keyless_edge_origin_failures_total\{route="",reason="no_route"\} [1-9]/,
+    );
   });
 
   it('metrics per route and origin address', async () => {
     const text = edge.edge.edgeMetrics.registry.renderPrometheus();
-    expect(text).toMatch(new RegExp(`keyless_edge_origin_requests_total\\{route="a.app.test",address="127.0.0.1:${a.port}",class="2xx"\\} [1-9]`));
-    expect(text).toMatch(new RegExp(`keyless_edge_origin_request_duration_seconds_count\\{route="b.app.test",address="127.0.0.1:${b.port}"\\} [1-9]`));
+    expect(text).toMatch(
+      new RegExp(
+        `keyless_edge_origin_requests_total\\{route="a.app.test",address="127.0.0.1:${a.port}",class="2xx"\\} [1-9]`,
+      ),
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `keyless_edge_origin_request_duration_seconds_count\\{route="b.app.test",address="127.0.0.1:${b.port}"\\} [1-9]`,
+      ),
+    );
   });
 });
 
@@ -120,16 +169,32 @@ describe('https origins: verification', () => {
     const day = 86_400_000;
     const good = await startEchoOrigin('good', { tls: originCert('good', 'origin.internal') });
     const wrongName = await startEchoOrigin('wrong-name', { tls: originCert('wrong', 'elsewhere.internal') });
-    const expired = await startEchoOrigin('expired', { tls: originCert('expired', 'origin.internal', { notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) }) });
+    const expired = await startEchoOrigin('expired', {
+      tls: originCert('expired', 'origin.internal', {
+        notBefore: new Date(Date.now() - 10 * day),
+        notAfter: new Date(Date.now() - day),
+      }),
+    });
     origins.push(good, wrongName, expired);
     const caFile = `${originPki.dir}/root/ca.pem`;
-    const origin = (o: EchoOrigin) => ({ url: `https://origin.internal:${o.port}`, addresses: [`127.0.0.1:${o.port}`], caFile });
+    const origin = (o: EchoOrigin) => ({
+      url: `https://origin.internal:${o.port}`,
+      addresses: [`127.0.0.1:${o.port}`],
+      caFile,
+    });
     edge = await startMultiHostEdge([{ name: 'tls', hostnames: ['*.tls.test'] }], {
       routes: [
         { hosts: ['good.tls.test'], origin: origin(good) },
         { hosts: ['wrong.tls.test'], origin: origin(wrongName) },
         { hosts: ['expired.tls.test'], origin: origin(expired) },
-        { hosts: ['unverified.tls.test'], origin: { url: `https://origin.internal:${wrongName.port}`, addresses: [`127.0.0.1:${wrongName.port}`], dangerouslySkipTlsVerify: true } },
+        {
+          hosts: ['unverified.tls.test'],
+          origin: {
+            url: `https://origin.internal:${wrongName.port}`,
+            addresses: [`127.0.0.1:${wrongName.port}`],
+            dangerouslySkipTlsVerify: true,
+          },
+        },
       ],
     });
   }, 60_000);
@@ -162,7 +227,14 @@ describe('https origins: verification', () => {
   it('dangerouslySkipTlsVerify: forwarded, and the edge warned about it at startup', async () => {
     const r = await rawHttp1(edge.port, edge.pki.caPem, 'unverified.tls.test', get('unverified.tls.test'));
     expect(r.status).toBe(200);
-    expect(edge.logs.some((l) => l.level === 'warn' && /TLS VERIFICATION OF THIS ORIGIN IS OFF/.test(String(l.msg)) && l.route === 'unverified.tls.test')).toBe(true);
+    expect(
+      edge.logs.some(
+        (l) =>
+          l.level === 'warn' &&
+          /TLS VERIFICATION OF THIS ORIGIN IS OFF/.test(String(l.msg)) &&
+          l.route === 'unverified.tls.test',
+      ),
+    ).toBe(true);
   });
 });
 
@@ -177,10 +249,12 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
     const dead = [await deadPort(), await deadPort(), await deadPort()];
     // An origin that reads a POST's body and then drops the connection without answering.
     const dropper = http.createServer((req) =>
-      req.on('data', () => undefined).on('end', () => {
-        if (req.method === 'POST') dropped++;
-        req.socket.destroy();
-      }),
+      req
+        .on('data', () => undefined)
+        .on('end', () => {
+          if (req.method === 'POST') dropped++;
+          req.socket.destroy();
+        }),
     );
     await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
     closers.push(() => new Promise<void>((r) => dropper.close(() => r())));
@@ -188,9 +262,33 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
     edge = await startMultiHostEdge([{ name: 'pool', hostnames: ['*.pool.test'] }], {
       proxy: { connectTimeoutMs: 1000 },
       routes: [
-        { hosts: ['three.pool.test'], retryIdempotent: true, origin: { url: 'http://three.internal', addresses: origins.map((o) => `127.0.0.1:${o.port}`), ejectAfterFailures: 2, ejectSeconds: 2 } },
-        { hosts: ['dead.pool.test'], origin: { url: 'http://dead.internal', addresses: dead.map((p) => `127.0.0.1:${p}`), ejectAfterFailures: 1, ejectSeconds: 60 } },
-        { hosts: ['drop.pool.test'], retryIdempotent: true, origin: { url: 'http://drop.internal', addresses: [`127.0.0.1:${dropperPort}`, `127.0.0.1:${origins[0].port}`] } },
+        {
+          hosts: ['three.pool.test'],
+          retryIdempotent: true,
+          origin: {
+            url: 'http://three.internal',
+            addresses: origins.map((o) => `127.0.0.1:${o.port}`),
+            ejectAfterFailures: 2,
+            ejectSeconds: 2,
+          },
+        },
+        {
+          hosts: ['dead.pool.test'],
+          origin: {
+            url: 'http://dead.internal',
+            addresses: dead.map((p) => `127.0.0.1:${p}`),
+            ejectAfterFailures: 1,
+            ejectSeconds: 60,
+          },
+        },
+        {
+          hosts: ['drop.pool.test'],
+          retryIdempotent: true,
+          origin: {
+            url: 'http://drop.internal',
+            addresses: [`127.0.0.1:${dropperPort}`, `127.0.0.1:${origins[0].port}`],
+          },
+        },
       ],
     });
     agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
@@ -204,18 +302,31 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
 
   function request(host: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: edge.port, servername: host, ca: edge.pki.caPem, agent, method, path: '/', headers: { host, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: edge.port,
+          servername: host,
+          ca: edge.pki.caPem,
+          agent,
+          method,
+          path: '/',
+          headers: { host, ...(body ? { 'content-length': String(body.length) } : {}) },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
       req.setTimeout(15_000, () => req.destroy(new Error('client timeout')));
       req.on('error', reject);
       req.end(body);
     });
   }
 
-  const addressStatus = async (route: string) => (await edge.edge.checkHealth()).origins.find((o) => o.route === route)!.addresses;
+  const addressStatus = async (route: string) =>
+    (await edge.edge.checkHealth()).origins.find((o) => o.route === route)!.addresses;
 
   it('spreads load over the addresses', async () => {
     const before = origins.map((o) => o.seen.length);
@@ -238,7 +349,9 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
     });
     await new Promise((r) => setTimeout(r, 200));
     await victim.close();
-    await until('the killed address is ejected', async () => (await addressStatus('three.pool.test')).some((a) => a.address === `127.0.0.1:${port}` && !a.healthy));
+    await until('the killed address is ejected', async () =>
+      (await addressStatus('three.pool.test')).some((a) => a.address === `127.0.0.1:${port}` && !a.healthy),
+    );
     const health = await edge.edge.checkHealth();
     expect(health.ok).toBe(true); // an origin never fails the edge's own health
     origins[1] = await startEchoOrigin('o2-again', { port });
@@ -246,13 +359,17 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
     stop = true;
     await Promise.all(workers);
     expect(failures).toEqual([]);
-    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(new RegExp(`keyless_edge_origin_ejections_total\\{route="three.pool.test",address="127.0.0.1:${port}"\\} [1-9]`));
+    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(
+      new RegExp(`keyless_edge_origin_ejections_total\\{route="three.pool.test",address="127.0.0.1:${port}"\\} [1-9]`),
+    );
   }, 60_000);
 
   it('a POST is never replayed: the origin dropped it after reading the body → 502, received once', async () => {
     const seenBefore = origins[0].seen.filter((s) => s.method === 'POST').length;
     const droppedBefore = dropped;
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => request('drop.pool.test', 'POST', `body-${i}`)));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => request('drop.pool.test', 'POST', `body-${i}`)),
+    );
     // The ones that went to the dropping address fail; none of them reached the other address too.
     const failed = results.filter((r) => r.status === 502).length;
     const ok = results.filter((r) => r.status === 200).length;
@@ -281,10 +398,14 @@ describe('several addresses: balancing, ejection, readmission, retries', () => {
       });
     });
     expect(res.status).toBe(200);
-    const dead = (JSON.parse(res.body) as { origins: Array<{ route: string; addresses: Array<{ healthy: boolean }> }> }).origins.find((o) => o.route === 'dead.pool.test');
+    const dead = (
+      JSON.parse(res.body) as { origins: Array<{ route: string; addresses: Array<{ healthy: boolean }> }> }
+    ).origins.find((o) => o.route === 'dead.pool.test');
     expect(dead?.addresses).toHaveLength(3);
     expect(dead?.addresses.every((a) => !a.healthy)).toBe(true);
-    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(/keyless_edge_origin_failures_total\{route="dead.pool.test",reason="all_down"\} [1-9]/);
+    expect(edge.edge.edgeMetrics.registry.renderPrometheus()).toMatch(
+      /keyless_edge_origin_failures_total\{route="dead.pool.test",reason="all_down"\} [1-9]/,
+    );
   });
 });
 
@@ -312,7 +433,14 @@ describe('tcp mode: SNI routing', () => {
       alpn: [],
       routes: [
         { hosts: ['plain.tcp.test'], origin: `tcp://127.0.0.1:${plain}` },
-        { hosts: ['secure.tcp.test'], origin: { url: `tls://db.internal:${secure}`, addresses: [`127.0.0.1:${secure}`], caFile: `${originPki.dir}/root/ca.pem` } },
+        {
+          hosts: ['secure.tcp.test'],
+          origin: {
+            url: `tls://db.internal:${secure}`,
+            addresses: [`127.0.0.1:${secure}`],
+            caFile: `${originPki.dir}/root/ca.pem`,
+          },
+        },
       ],
     });
   }, 60_000);

@@ -24,7 +24,14 @@ function connect(edge: InProcessEdge, opts: tls.ConnectionOptions = {}, halfOpen
   return new Promise((resolve, reject) => {
     // allowHalfOpen (passed on to the TLSSocket, missing from the ConnectionOptions type): the
     // edge's close_notify ends only our readable side.
-    const socket = tls.connect({ host: '127.0.0.1', port: edge.port, servername: 'localhost', ca: edge.pki.caPem, allowHalfOpen: true, ...opts } as tls.ConnectionOptions);
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: edge.port,
+      servername: 'localhost',
+      ca: edge.pki.caPem,
+      allowHalfOpen: true,
+      ...opts,
+    } as tls.ConnectionOptions);
     const chunks: Buffer[] = [];
     let ended = false;
     let error: string | undefined;
@@ -65,7 +72,20 @@ const hasOpenssl = havePeer('openssl', 'the close_notify-versus-truncation check
  * "unexpected eof while reading"), which Node's TLS client does not report.
  */
 function opensslClose(edge: InProcessEdge): Promise<{ code: number | null; stderr: string }> {
-  return runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${edge.port}`, '-servername', 'localhost', '-CAfile', edge.pki.caPath, '-ign_eof'], { input: 'anyone there?\n', timeoutMs: 20_000 });
+  return runPeer(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${edge.port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      edge.pki.caPath,
+      '-ign_eof',
+    ],
+    { input: 'anyone there?\n', timeoutMs: 20_000 },
+  );
 }
 
 async function metric(edge: InProcessEdge, name: string): Promise<number> {
@@ -81,7 +101,11 @@ describe('tcp mode with PROXY v2 to the origin', () => {
 
   beforeAll(async () => {
     origin = await startProxyOrigin({ expectHeader: true });
-    edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp', sendProxyProtocol: true }, alpn: undefined });
+    edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp', sendProxyProtocol: true },
+      alpn: undefined,
+    });
   });
   afterAll(async () => {
     await edge?.stop();
@@ -144,7 +168,9 @@ describe('tcp mode with PROXY v2 to the origin', () => {
     expect(r.ended).toBe(true);
     expect(r.data.length).toBe(total);
     expect(createHash('sha256').update(r.data).digest('hex')).toBe(sent.digest('hex'));
-    expect(await metric(edge, 'keyless_edge_tcp_bytes_total{direction="to_origin"}')).toBeGreaterThanOrEqual(before + total);
+    expect(await metric(edge, 'keyless_edge_tcp_bytes_total{direction="to_origin"}')).toBeGreaterThanOrEqual(
+      before + total,
+    );
     expect(await metric(edge, 'keyless_edge_tcp_bytes_total{direction="to_client"}')).toBeGreaterThanOrEqual(total);
   });
 
@@ -179,10 +205,26 @@ describe('tcp mode with PROXY v2 to the origin', () => {
   opensslIt('openssl s_client: a line there and back', async () => {
     origin.behaviour = 'line';
     const seen = origin.nextConnection();
-    const r = await runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${edge.port}`, '-servername', 'localhost', '-CAfile', edge.pki.caPath, '-quiet', '-ign_eof', '-alpn', 'imap'], {
-      input: 'from openssl\n',
-      timeoutMs: 20_000,
-    });
+    const r = await runPeer(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${edge.port}`,
+        '-servername',
+        'localhost',
+        '-CAfile',
+        edge.pki.caPath,
+        '-quiet',
+        '-ign_eof',
+        '-alpn',
+        'imap',
+      ],
+      {
+        input: 'from openssl\n',
+        timeoutMs: 20_000,
+      },
+    );
     expect(r.stdout).toContain('echo: from openssl');
     const facts = tlsFacts((await seen).header);
     expect(facts.authority).toBe('localhost');
@@ -193,7 +235,11 @@ describe('tcp mode with PROXY v2 to the origin', () => {
 describe('tcp mode: ALPN, origin failures and timeouts', () => {
   test('a configured ALPN protocol is negotiated and sent in PP2_TYPE_ALPN', async () => {
     const origin = await startProxyOrigin({ expectHeader: true, behaviour: 'line' });
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp', sendProxyProtocol: true }, alpn: ['imap'] });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp', sendProxyProtocol: true },
+      alpn: ['imap'],
+    });
     try {
       const seen = origin.nextConnection();
       const c = await connect(edge, { ALPNProtocols: ['h2', 'imap'] });
@@ -209,13 +255,23 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
 
   test('behind an NLB (PROXY v2 accepted): the origin is told the address from the NLB header', async () => {
     const origin = await startProxyOrigin({ expectHeader: true, behaviour: 'line' });
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp', sendProxyProtocol: true }, alpn: undefined, proxyProtocol: true });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp', sendProxyProtocol: true },
+      alpn: undefined,
+      proxyProtocol: true,
+    });
     try {
       const seen = origin.nextConnection();
       const raw = net.connect(edge.port, '127.0.0.1');
       await new Promise((r) => raw.once('connect', r));
       // What the NLB would send: the client 203.0.113.9:40000 connected to the listener 192.0.2.80:443.
-      raw.write(encodeProxyV2({ source: { address: '203.0.113.9', port: 40000 }, destination: { address: '192.0.2.80', port: 443 } }));
+      raw.write(
+        encodeProxyV2({
+          source: { address: '203.0.113.9', port: 40000 },
+          destination: { address: '192.0.2.80', port: 443 },
+        }),
+      );
       const s = tls.connect({ socket: raw, servername: 'localhost', ca: edge.pki.caPem });
       await new Promise((r) => s.once('secureConnect', r));
       s.write('via nlb\n');
@@ -238,7 +294,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
 
   test('without sendProxyProtocol the origin gets the plaintext only', async () => {
     const origin = await startProxyOrigin({ expectHeader: false, behaviour: 'line' });
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp' }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp' },
+      alpn: undefined,
+    });
     try {
       const seen = origin.nextConnection();
       const c = await connect(edge);
@@ -253,7 +313,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
 
   test('origin down: the client gets close_notify, the failure is counted, the edge keeps serving', async () => {
     const port = await deadPort();
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${port}`, proxy: { mode: 'tcp' }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${port}`,
+      proxy: { mode: 'tcp' },
+      alpn: undefined,
+    });
     try {
       for (let i = 0; i < 2; i++) {
         const c = await connect(edge);
@@ -295,7 +359,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`, proxy: { mode: 'tcp' }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      proxy: { mode: 'tcp' },
+      alpn: undefined,
+    });
     try {
       const c = await connect(edge);
       c.socket.pause();
@@ -320,7 +388,9 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
       expect(r.ended).toBe(true);
       expect(received).toBe(total);
       expect(hash.digest('hex')).toBe(sentSha);
-      process.stdout.write(`[proxy-tcp] origin stalled after ${(last / 1048576).toFixed(1)} MiB of ${total / 1048576} MiB while the client read nothing\n`);
+      process.stdout.write(
+        `[proxy-tcp] origin stalled after ${(last / 1048576).toFixed(1)} MiB of ${total / 1048576} MiB while the client read nothing\n`,
+      );
     } finally {
       await edge.stop();
       await new Promise<void>((r) => server.close(() => r()));
@@ -329,7 +399,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
 
   test('drain (SIGTERM): an open tunnel keeps working until its client is done, then the drain ends', async () => {
     const origin = await startProxyOrigin({ expectHeader: false, behaviour: 'echo' });
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp' }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp' },
+      alpn: undefined,
+    });
     try {
       const c = await connect(edge);
       let drained = false;
@@ -350,7 +424,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
 
   test('idle timeout closes a tunnel with no traffic either way', async () => {
     const origin = await startProxyOrigin({ expectHeader: false, behaviour: 'echo' });
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${origin.port}`, proxy: { mode: 'tcp', idleTimeoutMs: 300 }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${origin.port}`,
+      proxy: { mode: 'tcp', idleTimeoutMs: 300 },
+      alpn: undefined,
+    });
     try {
       const seen = origin.nextConnection();
       const c = await connect(edge);
@@ -373,7 +451,11 @@ describe('tcp mode: ALPN, origin failures and timeouts', () => {
       s.on('error', () => undefined);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const edge = await startInProcessEdge({ origin: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`, proxy: { mode: 'tcp' }, alpn: undefined });
+    const edge = await startInProcessEdge({
+      origin: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      proxy: { mode: 'tcp' },
+      alpn: undefined,
+    });
     try {
       const c = await connect(edge);
       c.socket.write('boom\n');

@@ -16,7 +16,14 @@ import { Writer } from '../../../../edge-proxy/src/tls/codec';
 import type { TestPki } from '../../../helpers/certs';
 import { InProcessKeys } from '../../../helpers/in-process-keys';
 import { startTlsServerFixture, type TlsServerFixture } from '../../../helpers/tls-server-fixture';
-import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../../../helpers/client-hello';
+import {
+  clientHelloBody,
+  clientHelloRecords,
+  handshakeRecord,
+  HelloOptions,
+  plainRecord,
+  x25519Share,
+} from '../../../helpers/client-hello';
 import { plainAlert as plainAlertFrom, RawTls13Client } from '../../../helpers/raw-peer';
 
 const A = AlertDescription;
@@ -29,13 +36,25 @@ beforeAll(async () => {
     (testPki) => {
       const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
       const mtls = testPki.leaf('mtls', 'p256', ['mtls.test']);
-      const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['mtls-key', mtls.key]]));
+      const keys = new InProcessKeys(
+        new Map([
+          ['rsa-key', rsa.key],
+          ['mtls-key', mtls.key],
+        ]),
+      );
       const tickets = new TicketProtector();
-      tickets.setKeys({ epochSeconds: 3600, current: { epoch: 100, key: crypto.randomBytes(32) }, previous: { epoch: 99, key: crypto.randomBytes(32) } });
+      tickets.setKeys({
+        epochSeconds: 3600,
+        current: { epoch: 100, key: crypto.randomBytes(32) },
+        previous: { epoch: 99, key: crypto.randomBytes(32) },
+      });
       return {
         certificates: new CertificateStore([
           loadCertificate(rsa.chainPem, 'rsa-key'),
-          { ...loadCertificate(mtls.chainPem, 'mtls-key'), clientAuth: loadClientAuthPolicy('optional', testPki.caPem) },
+          {
+            ...loadCertificate(mtls.chainPem, 'mtls-key'),
+            clientAuth: loadClientAuthPolicy('optional', testPki.caPem),
+          },
         ]),
         keyOperations: keys,
         tickets,
@@ -55,7 +74,10 @@ const plainAlert = (chunks: Buffer[]): Promise<{ alert?: number; closed: boolean
 const hello = clientHelloRecords;
 
 /** Completes the server's flight with the scripted client, then lets `act` break something. */
-async function afterServerFinished(act: (c: RawTls13Client) => void, o: Parameters<RawTls13Client['handshake']>[0] = {}): Promise<{ alert?: number; closed: boolean }> {
+async function afterServerFinished(
+  act: (c: RawTls13Client) => void,
+  o: Parameters<RawTls13Client['handshake']>[0] = {},
+): Promise<{ alert?: number; closed: boolean }> {
   const c = await RawTls13Client.connect(port);
   await c.handshake(o);
   act(c);
@@ -81,17 +103,27 @@ describe('decode_error (RFC 8446 §6.2: a field out of range or a wrong length)'
     expect(await plainAlert([handshakeRecord(body)])).toEqual({ alert: A.decode_error, closed: true });
   });
   it('a legacy_session_id longer than 32 bytes (§4.1.2)', async () => {
-    expect(await plainAlert(hello({ sessionId: Buffer.alloc(33, 1) }))).toEqual({ alert: A.decode_error, closed: true });
+    expect(await plainAlert(hello({ sessionId: Buffer.alloc(33, 1) }))).toEqual({
+      alert: A.decode_error,
+      closed: true,
+    });
   });
   it('a record_size_limit extension of the wrong length', async () => {
-    expect(await plainAlert(hello({ extra: [{ type: 28, data: Buffer.from([0x40]) }] }))).toEqual({ alert: A.decode_error, closed: true });
+    expect(await plainAlert(hello({ extra: [{ type: 28, data: Buffer.from([0x40]) }] }))).toEqual({
+      alert: A.decode_error,
+      closed: true,
+    });
   });
   it('a client Finished of the wrong length', async () => {
-    const r = await afterServerFinished((c) => c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.finished, Buffer.alloc(12)))));
+    const r = await afterServerFinished((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.finished, Buffer.alloc(12)))),
+    );
     expect(r).toEqual({ alert: A.decode_error, closed: true });
   });
   it('a KeyUpdate with a trailing byte', async () => {
-    const r = await established((c) => c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([0, 0])))));
+    const r = await established((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([0, 0])))),
+    );
     expect(r).toEqual({ alert: A.decode_error, closed: true });
   });
 });
@@ -102,52 +134,81 @@ describe('illegal_parameter (§4.1.2, §4.2, §4.2.11, RFC 8449)', () => {
     expect(await plainAlert(hello({ extra: [dup, dup] }))).toEqual({ alert: A.illegal_parameter, closed: true });
   });
   it('pre_shared_key not the last extension (§4.2.11)', async () => {
-    const psk = new Writer().vec16((w) => w.vec16(Buffer.alloc(16, 1)).u32(0)).vec16((w) => w.vec8(Buffer.alloc(32))).finish();
+    const psk = new Writer()
+      .vec16((w) => w.vec16(Buffer.alloc(16, 1)).u32(0))
+      .vec16((w) => w.vec8(Buffer.alloc(32)))
+      .finish();
     const modes = { type: 45, data: Buffer.from([1, 1]) };
-    expect(await plainAlert(hello({ extra: [{ type: 41, data: psk }, modes] }))).toEqual({ alert: A.illegal_parameter, closed: true });
+    expect(await plainAlert(hello({ extra: [{ type: 41, data: psk }, modes] }))).toEqual({
+      alert: A.illegal_parameter,
+      closed: true,
+    });
   });
   it('legacy_compression_methods other than exactly [null] in TLS 1.3 (§4.1.2)', async () => {
     expect(await plainAlert(hello({ compression: [1, 0] }))).toEqual({ alert: A.illegal_parameter, closed: true });
   });
   it('an extension that belongs to another message: oid_filters in a ClientHello (§4.2)', async () => {
-    expect(await plainAlert(hello({ extra: [{ type: 48, data: Buffer.from([0, 0]) }] }))).toEqual({ alert: A.illegal_parameter, closed: true });
+    expect(await plainAlert(hello({ extra: [{ type: 48, data: Buffer.from([0, 0]) }] }))).toEqual({
+      alert: A.illegal_parameter,
+      closed: true,
+    });
   });
   it('a record_size_limit below 64 (RFC 8449 §4)', async () => {
-    expect(await plainAlert(hello({ extra: [{ type: 28, data: Buffer.from([0, 63]) }] }))).toEqual({ alert: A.illegal_parameter, closed: true });
+    expect(await plainAlert(hello({ extra: [{ type: 28, data: Buffer.from([0, 63]) }] }))).toEqual({
+      alert: A.illegal_parameter,
+      closed: true,
+    });
   });
   it('a key share for a group the client did not list (§4.2.8)', async () => {
-    expect(await plainAlert(hello({ groups: [0x17], shares: [{ group: 0x1d, share: x25519Share() }] }))).toEqual({ alert: A.illegal_parameter, closed: true });
+    expect(await plainAlert(hello({ groups: [0x17], shares: [{ group: 0x1d, share: x25519Share() }] }))).toEqual({
+      alert: A.illegal_parameter,
+      closed: true,
+    });
   });
   it('a second ClientHello that changes its random (§4.1.2)', async () => {
     const c = await RawTls13Client.connect(port);
-    await expect(c.handshake({ shareGroup: null, retryOverrides: { random: crypto.randomBytes(32) } })).rejects.toThrow(/alert 47/);
+    await expect(c.handshake({ shareGroup: null, retryOverrides: { random: crypto.randomBytes(32) } })).rejects.toThrow(
+      /alert 47/,
+    );
     expect(c.alerts).toEqual([A.illegal_parameter]);
     expect((await c.untilClosed()).closed).toBe(true);
   });
   it('a second ClientHello that still offers early_data (§4.2.10)', async () => {
     const c = await RawTls13Client.connect(port);
-    await expect(c.handshake({ shareGroup: null, hello: { extra: [{ type: 42, data: Buffer.alloc(0) }] } })).rejects.toThrow(/alert 47/);
+    await expect(
+      c.handshake({ shareGroup: null, hello: { extra: [{ type: 42, data: Buffer.alloc(0) }] } }),
+    ).rejects.toThrow(/alert 47/);
     expect((await c.untilClosed()).closed).toBe(true);
   });
   it('a KeyUpdate with request_update out of range (§4.6.3)', async () => {
-    const r = await established((c) => c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([2])))));
+    const r = await established((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([2])))),
+    );
     expect(r).toEqual({ alert: A.illegal_parameter, closed: true });
   });
 });
 
 describe('unexpected_message (§5, §5.4, §4.6.3, §4.2.10)', () => {
   it('application data before the handshake', async () => {
-    expect(await plainAlert([plainRecord(23, Buffer.from('hello'))])).toEqual({ alert: A.unexpected_message, closed: true });
+    expect(await plainAlert([plainRecord(23, Buffer.from('hello'))])).toEqual({
+      alert: A.unexpected_message,
+      closed: true,
+    });
   });
   it('a handshake message other than ClientHello first', async () => {
-    expect(await plainAlert([handshakeRecord(Buffer.alloc(32), 20)])).toEqual({ alert: A.unexpected_message, closed: true });
+    expect(await plainAlert([handshakeRecord(Buffer.alloc(32), 20)])).toEqual({
+      alert: A.unexpected_message,
+      closed: true,
+    });
   });
   it('a protected record whose plaintext is all zeros: no content type (§5.4)', async () => {
     const r = await afterServerFinished((c) => c.send(c.sealRaw(Buffer.alloc(20))));
     expect(r).toEqual({ alert: A.unexpected_message, closed: true });
   });
   it('a KeyUpdate before the client Finished (§4.6.3)', async () => {
-    const r = await afterServerFinished((c) => c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([0])))));
+    const r = await afterServerFinished((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.key_update, Buffer.from([0])))),
+    );
     expect(r).toEqual({ alert: A.unexpected_message, closed: true });
   });
   it('more early data than the server skips after declining 0-RTT (§4.2.10, §4.6.1)', async () => {
@@ -176,11 +237,15 @@ describe('record_overflow (§5.1, §5.2, §5.4)', () => {
     expect(await plainAlert([rec])).toEqual({ alert: A.record_overflow, closed: true });
   });
   it('a protected record longer than 2^14 + 256', async () => {
-    const r = await afterServerFinished((c) => c.send(Buffer.from([23, 3, 3, 0x41, 0x01]), Buffer.alloc(MAX_PLAINTEXT + 257)));
+    const r = await afterServerFinished((c) =>
+      c.send(Buffer.from([23, 3, 3, 0x41, 0x01]), Buffer.alloc(MAX_PLAINTEXT + 257)),
+    );
     expect(r).toEqual({ alert: A.record_overflow, closed: true });
   });
   it('a padded inner plaintext longer than 2^14 + 1 that authenticates (§5.4)', async () => {
-    const r = await afterServerFinished((c) => c.send(c.protectedRecord(ContentType.handshake, c.finishedMessage(), MAX_PLAINTEXT)));
+    const r = await afterServerFinished((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, c.finishedMessage(), MAX_PLAINTEXT)),
+    );
     expect(r).toEqual({ alert: A.record_overflow, closed: true });
   });
 });
@@ -190,22 +255,37 @@ describe('handshake_failure (§4.1.1: nothing in common)', () => {
     expect(await plainAlert(hello({ suites: [0x1304] }))).toEqual({ alert: A.handshake_failure, closed: true });
   });
   it('only SHA-1 signature schemes', async () => {
-    expect(await plainAlert(hello({ sigalgs: [0x0201, 0x0203] }))).toEqual({ alert: A.handshake_failure, closed: true });
+    expect(await plainAlert(hello({ sigalgs: [0x0201, 0x0203] }))).toEqual({
+      alert: A.handshake_failure,
+      closed: true,
+    });
   });
   it('no common key-exchange group', async () => {
-    expect(await plainAlert(hello({ groups: [0x1e], shares: [] }))).toEqual({ alert: A.handshake_failure, closed: true });
+    expect(await plainAlert(hello({ groups: [0x1e], shares: [] }))).toEqual({
+      alert: A.handshake_failure,
+      closed: true,
+    });
   });
   it('TLS 1.2 with only RSA key exchange against a kms-custody key (a capability, not a security level)', async () => {
-    expect(await plainAlert(hello({ versions: [0x0303], suites: [0x009c] }))).toEqual({ alert: A.handshake_failure, closed: true });
+    expect(await plainAlert(hello({ versions: [0x0303], suites: [0x009c] }))).toEqual({
+      alert: A.handshake_failure,
+      closed: true,
+    });
   });
 });
 
 describe('protocol_version (§4.2.1, Appendix D)', () => {
   it('a ClientHello for TLS 1.1 at most, without supported_versions', async () => {
-    expect(await plainAlert(hello({ legacyVersion: 0x0302, versions: null }))).toEqual({ alert: A.protocol_version, closed: true });
+    expect(await plainAlert(hello({ legacyVersion: 0x0302, versions: null }))).toEqual({
+      alert: A.protocol_version,
+      closed: true,
+    });
   });
   it('supported_versions offering only TLS 1.0 and 1.1', async () => {
-    expect(await plainAlert(hello({ versions: [0x0302, 0x0301] }))).toEqual({ alert: A.protocol_version, closed: true });
+    expect(await plainAlert(hello({ versions: [0x0302, 0x0301] }))).toEqual({
+      alert: A.protocol_version,
+      closed: true,
+    });
   });
 });
 
@@ -223,8 +303,14 @@ describe('missing_extension (§9.2, §4.2.9)', () => {
     expect(await plainAlert([handshakeRecord(stripped)])).toEqual({ alert: A.missing_extension, closed: true });
   });
   it('pre_shared_key without psk_key_exchange_modes (§4.2.9)', async () => {
-    const psk = new Writer().vec16((w) => w.vec16(Buffer.alloc(16, 1)).u32(0)).vec16((w) => w.vec8(Buffer.alloc(32))).finish();
-    expect(await plainAlert(hello({ extra: [{ type: 41, data: psk }] }))).toEqual({ alert: A.missing_extension, closed: true });
+    const psk = new Writer()
+      .vec16((w) => w.vec16(Buffer.alloc(16, 1)).u32(0))
+      .vec16((w) => w.vec8(Buffer.alloc(32)))
+      .finish();
+    expect(await plainAlert(hello({ extra: [{ type: 41, data: psk }] }))).toEqual({
+      alert: A.missing_extension,
+      closed: true,
+    });
   });
 });
 
@@ -233,7 +319,10 @@ describe('unsupported_extension (§4.4.2, §6.2: an extension the server did not
     const r = await afterServerFinished(
       (c) => {
         const entryExt = new Writer().vec16((w) => w.u16(5).vec16(Buffer.alloc(0))).finish();
-        const body = new Writer().vec8(Buffer.alloc(0)).vec24((w) => w.vec24(pemCertificatesToDer(pki.caPem)[0]).bytes(entryExt)).finish();
+        const body = new Writer()
+          .vec8(Buffer.alloc(0))
+          .vec24((w) => w.vec24(pemCertificatesToDer(pki.caPem)[0]).bytes(entryExt))
+          .finish();
         c.send(c.protectedRecord(ContentType.handshake, handshakeMessage(HandshakeType.certificate, body)));
       },
       { hello: { serverName: 'mtls.test' } },
@@ -244,25 +333,38 @@ describe('unsupported_extension (§4.4.2, §6.2: an extension the server did not
 
 describe('decrypt_error (§4.4.4)', () => {
   it('a client Finished that does not verify', async () => {
-    const r = await afterServerFinished((c) => c.send(c.protectedRecord(ContentType.handshake, c.finishedMessage(false))));
+    const r = await afterServerFinished((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, c.finishedMessage(false))),
+    );
     expect(r).toEqual({ alert: A.decrypt_error, closed: true });
   });
 });
 
 describe('insufficient_security (RFC 8446 §6.2: the server requires more than the client supports)', () => {
   it('TLS 1.2 client that can only do finite-field DH (RFC 7919 §4: MUST)', async () => {
-    const r = await plainAlert(hello({ versions: [0x0303], suites: [TLS_DHE_RSA_WITH_AES_128_GCM_SHA256], groups: [ffdhe2048], shares: null }));
+    const r = await plainAlert(
+      hello({ versions: [0x0303], suites: [TLS_DHE_RSA_WITH_AES_128_GCM_SHA256], groups: [ffdhe2048], shares: null }),
+    );
     expect(r).toEqual({ alert: A.insufficient_security, closed: true });
   });
   it('TLS 1.2 client that offers only RC4 suites (RFC 7465 §2)', async () => {
-    const r = await plainAlert(hello({ versions: [0x0303], suites: [TLS_ECDHE_RSA_WITH_RC4_128_SHA, TLS_RSA_WITH_RC4_128_SHA, 0x00ff], shares: null }));
+    const r = await plainAlert(
+      hello({
+        versions: [0x0303],
+        suites: [TLS_ECDHE_RSA_WITH_RC4_128_SHA, TLS_RSA_WITH_RC4_128_SHA, 0x00ff],
+        shares: null,
+      }),
+    );
     expect(r).toEqual({ alert: A.insufficient_security, closed: true });
   });
 });
 
 describe('inappropriate_fallback (RFC 7507)', () => {
   it('TLS_FALLBACK_SCSV from a client whose best version is below ours', async () => {
-    expect(await plainAlert(hello({ versions: [0x0303], suites: [0xc02f, 0x5600] }))).toEqual({ alert: A.inappropriate_fallback, closed: true });
+    expect(await plainAlert(hello({ versions: [0x0303], suites: [0xc02f, 0x5600] }))).toEqual({
+      alert: A.inappropriate_fallback,
+      closed: true,
+    });
   });
   it('is not sent when the client offers our best version', async () => {
     const c = await RawTls13Client.connect(port);
@@ -280,7 +382,7 @@ function withoutExtension(body: Buffer, type: number): Buffer {
   off += 1 + body[off];
   const extStart = off + 2;
   const kept: Buffer[] = [];
-  for (let p = extStart; p < body.length; ) {
+  for (let p = extStart; p < body.length;) {
     const t = body.readUInt16BE(p);
     const len = body.readUInt16BE(p + 2);
     if (t !== type) kept.push(body.subarray(p, p + 4 + len));

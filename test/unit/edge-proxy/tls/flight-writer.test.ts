@@ -11,8 +11,15 @@ import { encodeAlert, AlertDescription } from '../../../../edge-proxy/src/tls/al
 const key = crypto.randomBytes(16);
 const iv = crypto.randomBytes(12);
 /** Our side and the peer's side of one direction's keys. */
-const pair = (): { ours: Tls13Protection; peers: Tls13Protection } => ({ ours: new Tls13Protection('aes-128-gcm', key, iv), peers: new Tls13Protection('aes-128-gcm', key, iv) });
-const asRecord = (wire: Buffer): RawRecord => ({ type: wire[0], header: wire.subarray(0, 5), fragment: wire.subarray(5) });
+const pair = (): { ours: Tls13Protection; peers: Tls13Protection } => ({
+  ours: new Tls13Protection('aes-128-gcm', key, iv),
+  peers: new Tls13Protection('aes-128-gcm', key, iv),
+});
+const asRecord = (wire: Buffer): RawRecord => ({
+  type: wire[0],
+  header: wire.subarray(0, 5),
+  fragment: wire.subarray(5),
+});
 const msg = (n: number): Buffer => Buffer.alloc(n, n);
 
 describe('FlightWriter', () => {
@@ -23,7 +30,9 @@ describe('FlightWriter', () => {
     w.queueHandshake(msg(10)); // EncryptedExtensions
     w.discard();
     expect(w.alertProtection).toBeInstanceOf(NullProtection);
-    expect([...w.alertProtection.seal(ContentType.alert, encodeAlert(AlertDescription.unexpected_message))]).toEqual([21, 3, 3, 0, 2, 2, 10]);
+    expect([...w.alertProtection.seal(ContentType.alert, encodeAlert(AlertDescription.unexpected_message))]).toEqual([
+      21, 3, 3, 0, 2, 2, 10,
+    ]);
   });
 
   it('messages discarded after a send are not sealed: the alert takes the next sequence number the peer expects', () => {
@@ -50,7 +59,9 @@ describe('FlightWriter', () => {
     const sent = w.seal();
     expect(hs.peers.open(asRecord(sent[0])).plaintext).toEqual(msg(36));
     expect(w.alertProtection).toBe(app.ours);
-    expect(app.peers.open(asRecord(w.alertProtection.seal(ContentType.alert, Buffer.from([2, 10])))).plaintext).toEqual(Buffer.from([2, 10]));
+    expect(app.peers.open(asRecord(w.alertProtection.seal(ContentType.alert, Buffer.from([2, 10])))).plaintext).toEqual(
+      Buffer.from([2, 10]),
+    );
   });
 
   it('coalesces messages under one protection and keeps each message under the protection it was queued with', () => {

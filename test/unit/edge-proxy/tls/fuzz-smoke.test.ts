@@ -16,7 +16,13 @@ import { createTlsContext } from '../../../../edge-proxy/src/tls/context';
 
 /** Fixed: the same mutation stream every run. */
 const SEED = 20260914;
-const EXECS: Record<string, number> = { record: 250, 'handshake-parser': 250, 'server-tls13': 200, 'server-tls12': 200, 'server-mtls': 200 };
+const EXECS: Record<string, number> = {
+  record: 250,
+  'handshake-parser': 250,
+  'server-tls13': 200,
+  'server-tls12': 200,
+  'server-mtls': 200,
+};
 
 let targets: FuzzTarget[];
 const crashDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-fuzz-smoke-'));
@@ -33,7 +39,8 @@ afterAll(() => {
 describe('seed corpus', () => {
   it('holds real ClientHellos from OpenSSL, GnuTLS, Go, Chromium, curl and Node', () => {
     const names = fs.readdirSync(path.join(corpusDir(), 'client-hello'));
-    for (const peer of ['openssl', 'gnutls', 'go', 'chromium', 'curl', 'node']) expect(names.filter((n) => n.startsWith(`${peer}-`)).length).toBeGreaterThan(0);
+    for (const peer of ['openssl', 'gnutls', 'go', 'chromium', 'curl', 'node'])
+      expect(names.filter((n) => n.startsWith(`${peer}-`)).length).toBeGreaterThan(0);
     for (const hello of loadCorpus('client-hello')) {
       expect(hello[0]).toBe(22); // a handshake record…
       expect(hello[5]).toBe(1); // …carrying a ClientHello
@@ -46,17 +53,24 @@ function fuzzInFreshProcess(name: string): Promise<FuzzReport> {
   const child = path.join(__dirname, '../../../../dist/test/fuzz/smoke-child.js');
   if (!fs.existsSync(child)) throw new Error(`${child} is missing: run \`npm run build\` (npm test does it first)`);
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [child, name, String(SEED), String(EXECS[name]), crashDir], { maxBuffer: 64 << 20, timeout: 170_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`fuzz run of ${name} failed: ${err.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as FuzzReport);
-    });
+    execFile(
+      process.execPath,
+      [child, name, String(SEED), String(EXECS[name]), crashDir],
+      { maxBuffer: 64 << 20, timeout: 170_000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`fuzz run of ${name} failed: ${err.message}\n${stderr}`));
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as FuzzReport);
+      },
+    );
   });
 }
 
 describe.each(Object.keys(EXECS))('fuzz target %s', (name) => {
   it('survives the seeds and a seeded mutation run, and coverage grows', async () => {
     const report = await fuzzInFreshProcess(name);
-    const findings = report.findings.map((f) => `${f.kind} ${f.label}: ${f.detail.split('\n').slice(0, 4).join(' | ')}`);
+    const findings = report.findings.map(
+      (f) => `${f.kind} ${f.label}: ${f.detail.split('\n').slice(0, 4).join(' | ')}`,
+    );
     expect(findings).toEqual([]);
     expect(report.execs).toBe(EXECS[name]);
     expect(report.blocksAtEnd).toBeGreaterThan(report.blocksAfterSeeds);
@@ -72,7 +86,10 @@ describe('fuzz target server-mtls', () => {
     expect(await target.run(helloAndChain)).toEqual({ kind: 'ok', label: 'closed at EOF' }); // chain verified, waiting for ClientKeyExchange
     const corrupted = Buffer.from(helloAndChain);
     corrupted[corrupted.length - 40] ^= 0xff; // inside the intermediate's signature
-    expect(await target.run(corrupted)).toMatchObject({ kind: 'ok', label: expect.stringMatching(/^alert (bad_certificate|unknown_ca|decrypt_error)$/) });
+    expect(await target.run(corrupted)).toMatchObject({
+      kind: 'ok',
+      label: expect.stringMatching(/^alert (bad_certificate|unknown_ca|decrypt_error)$/),
+    });
   });
 });
 
@@ -83,7 +100,8 @@ describe('regressions from test/fuzz/crashes', () => {
     const failing: string[] = [];
     for (const t of targets) {
       const mine = files.filter((f) => f.startsWith(`${t.name}-`)).map((f) => path.join(dir, f));
-      for (const r of await replay(t, mine)) failing.push(`${path.basename(r.file)}: ${r.outcome.kind} ${r.outcome.label}`);
+      for (const r of await replay(t, mine))
+        failing.push(`${path.basename(r.file)}: ${r.outcome.kind} ${r.outcome.label}`);
     }
     expect(failing).toEqual([]);
   }, 120_000);
@@ -100,9 +118,14 @@ describe('the oracle itself', () => {
     try {
       const broken = createTlsContext({
         certificates: fixture.ctx.certificates,
-        keyOperations: withOverride(fixture.ctx.keyOperations, { signTls13CertificateVerify: () => Promise.reject(new TypeError('simulated bug')) }),
+        keyOperations: withOverride(fixture.ctx.keyOperations, {
+          signTls13CertificateVerify: () => Promise.reject(new TypeError('simulated bug')),
+        }),
       });
-      const outcome = await runConnection(broken, fs.readFileSync(path.join(corpusDir(), 'client-hello', 'openssl-default.bin')));
+      const outcome = await runConnection(
+        broken,
+        fs.readFileSync(path.join(corpusDir(), 'client-hello', 'openssl-default.bin')),
+      );
       expect(outcome).toMatchObject({ kind: 'crash', label: 'internal error' });
       expect((outcome as { detail: string }).detail).toContain('simulated bug');
     } finally {
@@ -115,9 +138,14 @@ describe('the oracle itself', () => {
     try {
       const refusing = createTlsContext({
         certificates: fixture.ctx.certificates,
-        keyOperations: withOverride(fixture.ctx.keyOperations, { signTls13CertificateVerify: () => Promise.reject(new KeyOperationError('throttled', 'test')) }),
+        keyOperations: withOverride(fixture.ctx.keyOperations, {
+          signTls13CertificateVerify: () => Promise.reject(new KeyOperationError('throttled', 'test')),
+        }),
       });
-      const outcome = await runConnection(refusing, fs.readFileSync(path.join(corpusDir(), 'client-hello', 'openssl-default.bin')));
+      const outcome = await runConnection(
+        refusing,
+        fs.readFileSync(path.join(corpusDir(), 'client-hello', 'openssl-default.bin')),
+      );
       expect(outcome).toEqual({ kind: 'ok', label: 'key operation throttled' });
     } finally {
       fixture.pki.cleanup();

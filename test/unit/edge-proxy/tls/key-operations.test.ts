@@ -3,7 +3,11 @@
  * refusal by admission control is `handshake_failure`, everything else `internal_error`.
  */
 import { AlertDescription } from '../../../../edge-proxy/src/tls/alerts';
-import { isConnectionScoped, KEY_OPERATION_ALERTS, type KeyOperations } from '../../../../edge-proxy/src/tls/key-operations';
+import {
+  isConnectionScoped,
+  KEY_OPERATION_ALERTS,
+  type KeyOperations,
+} from '../../../../edge-proxy/src/tls/key-operations';
 
 describe('KEY_OPERATION_ALERTS', () => {
   it('answers a refusal with handshake_failure', () => {
@@ -13,7 +17,18 @@ describe('KEY_OPERATION_ALERTS', () => {
   it('answers every other failure with internal_error', () => {
     const others = Object.entries(KEY_OPERATION_ALERTS).filter(([code]) => code !== 'refused');
     expect(others.map(([code]) => code).sort()).toEqual(
-      ['bad_request', 'bad_signature', 'function_error', 'internal', 'overloaded', 'throttled', 'timeout', 'unavailable', 'unknown_key', 'unsupported'].sort(),
+      [
+        'bad_request',
+        'bad_signature',
+        'function_error',
+        'internal',
+        'overloaded',
+        'throttled',
+        'timeout',
+        'unavailable',
+        'unknown_key',
+        'unsupported',
+      ].sort(),
     );
     for (const [, alert] of others) expect(alert).toBe(AlertDescription.internal_error);
   });

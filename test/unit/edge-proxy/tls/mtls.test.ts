@@ -20,15 +20,29 @@ import {
   verifyClientSignature,
   type ClientAuthPolicy,
 } from '../../../../edge-proxy/src/tls/client-auth';
-import { encodeCertificateRequest12, encodeCertificateRequest13 } from '../../../../edge-proxy/src/tls/msgs/certificate-request';
+import {
+  encodeCertificateRequest12,
+  encodeCertificateRequest13,
+} from '../../../../edge-proxy/src/tls/msgs/certificate-request';
 import { parseClientCertificate12, parseClientCertificate13 } from '../../../../edge-proxy/src/tls/msgs/certificate';
 import { parseCertificateVerify } from '../../../../edge-proxy/src/tls/msgs/certificate-verify';
 import { Reader, Writer } from '../../../../edge-proxy/src/tls/codec';
 import type { HandshakeError, TlsServerConnection } from '../../../../edge-proxy/src/tls/connection';
 import { TlsServer } from '../../../../edge-proxy/src/tls/server';
-import { decodeTicketState, encodeTicketState, TicketProtector, type TicketState } from '../../../../edge-proxy/src/tls/tickets';
+import {
+  decodeTicketState,
+  encodeTicketState,
+  TicketProtector,
+  type TicketState,
+} from '../../../../edge-proxy/src/tls/tickets';
 import { nameToString, subjectDer, subjectString } from '../../../../edge-proxy/src/tls/x509-der';
-import { makeClientPki, makeTestPki, type TestClientCert, type TestClientPki, type TestPki } from '../../../helpers/certs';
+import {
+  makeClientPki,
+  makeTestPki,
+  type TestClientCert,
+  type TestClientPki,
+  type TestPki,
+} from '../../../helpers/certs';
 import { InProcessKeys } from '../../../helpers/in-process-keys';
 
 let pki: TestPki;
@@ -41,7 +55,10 @@ let expired: TestClientCert;
 let notYet: TestClientCert;
 let serverOnly: TestClientCert; // extendedKeyUsage serverAuth only
 
-const der = (pem: string): Buffer[] => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((b) => new crypto.X509Certificate(b).raw);
+const der = (pem: string): Buffer[] =>
+  (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map(
+    (b) => new crypto.X509Certificate(b).raw,
+  );
 
 function alertOf(f: () => unknown): string {
   try {
@@ -61,8 +78,16 @@ beforeAll(() => {
   alice = clients.issue('alice', { subject: '/O=Example, Inc/CN=alice', san: 'email:alice@example.com' });
   bob = clients.issue('bob', { kind: 'rsa2048', subject: '/CN=bob', san: 'DNS:bob.example', issuer: 'intermediate' });
   stranger = clients.issue('stranger', { subject: '/CN=stranger', issuer: 'unknown' });
-  expired = clients.issue('expired', { subject: '/CN=expired', notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) });
-  notYet = clients.issue('notyet', { subject: '/CN=notyet', notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 2 * day) });
+  expired = clients.issue('expired', {
+    subject: '/CN=expired',
+    notBefore: new Date(Date.now() - 10 * day),
+    notAfter: new Date(Date.now() - day),
+  });
+  notYet = clients.issue('notyet', {
+    subject: '/CN=notyet',
+    notBefore: new Date(Date.now() + day),
+    notAfter: new Date(Date.now() + 2 * day),
+  });
   serverOnly = clients.issue('serveronly', { subject: '/CN=serveronly', eku: 'serverAuth' });
 });
 
@@ -93,7 +118,11 @@ describe('DER names', () => {
 describe('chain verification', () => {
   it('accepts a leaf issued by the CA and returns the path to the anchor', () => {
     const path = verifyClientChain(der(alice.chainPem), policy);
-    expect(path.map((c) => c.subject)).toEqual(['O=Example, Inc\nCN=alice', 'O=Keyless Test\nCN=keyless test client CA'].map((s) => s.replace('Example, Inc', 'Example\\, Inc')));
+    expect(path.map((c) => c.subject)).toEqual(
+      ['O=Example, Inc\nCN=alice', 'O=Keyless Test\nCN=keyless test client CA'].map((s) =>
+        s.replace('Example, Inc', 'Example\\, Inc'),
+      ),
+    );
   });
 
   it('accepts a leaf under an intermediate the client sends', () => {
@@ -113,7 +142,9 @@ describe('chain verification', () => {
     leaf[leaf.length - 5] ^= 0x01; // inside the signature
     expect(alertOf(() => verifyClientChain([leaf], policy))).toBe('bad_certificate');
     expect(alertOf(() => verifyClientChain([Buffer.from('not a certificate')], policy))).toBe('bad_certificate');
-    expect(alertOf(() => verifyClientChain(Array(MAX_CLIENT_CHAIN + 1).fill(der(alice.certPem)[0]), policy))).toBe('bad_certificate');
+    expect(alertOf(() => verifyClientChain(Array(MAX_CLIENT_CHAIN + 1).fill(der(alice.certPem)[0]), policy))).toBe(
+      'bad_certificate',
+    );
   });
 
   it('enforces pathLenConstraint: no CA below an intermediate with pathlen 0', () => {
@@ -122,11 +153,73 @@ describe('chain verification', () => {
     const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     fs.writeFileSync(path.join(dir, 'sub.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
     fs.writeFileSync(path.join(dir, 'deep.ext'), 'extendedKeyUsage=clientAuth\n');
-    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'sub.key', '-out', 'sub.csr', '-subj', '/CN=sub CA']);
-    run(['x509', '-req', '-in', 'sub.csr', '-CA', 'intermediate/ca.pem', '-CAkey', 'intermediate/ca.key', '-CAcreateserial', '-out', 'sub.pem', '-days', '2', '-extfile', 'sub.ext']);
-    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'deep.key', '-out', 'deep.csr', '-subj', '/CN=deep']);
-    run(['x509', '-req', '-in', 'deep.csr', '-CA', 'sub.pem', '-CAkey', 'sub.key', '-CAcreateserial', '-out', 'deep.pem', '-days', '2', '-extfile', 'deep.ext']);
-    const chain = ['deep.pem', 'sub.pem', 'intermediate/ca.pem'].map((f) => der(fs.readFileSync(path.join(dir, f), 'utf8'))[0]);
+    run([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'sub.key',
+      '-out',
+      'sub.csr',
+      '-subj',
+      '/CN=sub CA',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'sub.csr',
+      '-CA',
+      'intermediate/ca.pem',
+      '-CAkey',
+      'intermediate/ca.key',
+      '-CAcreateserial',
+      '-out',
+      'sub.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'sub.ext',
+    ]);
+    run([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'deep.key',
+      '-out',
+      'deep.csr',
+      '-subj',
+      '/CN=deep',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'deep.csr',
+      '-CA',
+      'sub.pem',
+      '-CAkey',
+      'sub.key',
+      '-CAcreateserial',
+      '-out',
+      'deep.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'deep.ext',
+    ]);
+    const chain = ['deep.pem', 'sub.pem', 'intermediate/ca.pem'].map(
+      (f) => der(fs.readFileSync(path.join(dir, f), 'utf8'))[0],
+    );
     expect(alertOf(() => verifyClientChain(chain, policy))).toBe('bad_certificate');
     expect(() => verifyClientChain(chain, policy)).toThrow(/pathLenConstraint \(0\)/);
     // A leaf directly under that intermediate is within its constraint.
@@ -144,7 +237,10 @@ describe('chain verification', () => {
     const otherPolicy = loadClientAuthPolicy('required', new crypto.X509Certificate(stranger.certPem).toString());
     expect(resumedClientAuth(otherPolicy, path)).toBe('refuse');
     expect(resumedClientAuth(policy, undefined)).toBe('refuse');
-    expect(resumedClientAuth({ ...policy, mode: 'optional' }, undefined)).toEqual({ mode: 'optional', verified: false });
+    expect(resumedClientAuth({ ...policy, mode: 'optional' }, undefined)).toEqual({
+      mode: 'optional',
+      verified: false,
+    });
     expect(resumedClientAuth(undefined, path)).toBeUndefined();
   });
 
@@ -159,9 +255,15 @@ describe('CertificateVerify', () => {
 
   it('verifies ECDSA and RSA-PSS signatures over the TLS 1.3 client content', () => {
     const ec = new crypto.X509Certificate(alice.certPem);
-    expect(verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', content, alice.key), true).name).toBe('ecdsa_secp256r1_sha256');
+    expect(verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', content, alice.key), true).name).toBe(
+      'ecdsa_secp256r1_sha256',
+    );
     const rsa = new crypto.X509Certificate(bob.certPem);
-    const pss = crypto.sign('sha256', content, { key: bob.key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+    const pss = crypto.sign('sha256', content, {
+      key: bob.key,
+      padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: 32,
+    });
     expect(verifyClientSignature(rsa, 0x0804, content, pss, true).name).toBe('rsa_pss_rsae_sha256');
   });
 
@@ -173,8 +275,14 @@ describe('CertificateVerify', () => {
 
   it('decrypt_error for a signature by another key or over other bytes', () => {
     const ec = new crypto.X509Certificate(alice.certPem);
-    expect(alertOf(() => verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', content, stranger.key), true))).toBe('decrypt_error');
-    expect(alertOf(() => verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', Buffer.from('other'), alice.key), true))).toBe('decrypt_error');
+    expect(
+      alertOf(() => verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', content, stranger.key), true)),
+    ).toBe('decrypt_error');
+    expect(
+      alertOf(() =>
+        verifyClientSignature(ec, 0x0403, content, crypto.sign('sha256', Buffer.from('other'), alice.key), true),
+      ),
+    ).toBe('decrypt_error');
     // A scheme for another key type: the key does not fit, so the signature cannot verify.
     expect(alertOf(() => verifyClientSignature(ec, 0x0804, content, Buffer.alloc(256, 1), true))).toBe('decrypt_error');
   });
@@ -211,19 +319,42 @@ describe('codecs', () => {
 
   it('parses client Certificates and refuses a context or entry extensions we did not ask for', () => {
     const certs = der(bob.chainPem);
-    const body13 = (ctx: Buffer, ext: Buffer) => new Writer().vec8(ctx).vec24((w) => certs.forEach((c) => w.vec24(c).vec16(ext))).finish();
+    const body13 = (ctx: Buffer, ext: Buffer) =>
+      new Writer()
+        .vec8(ctx)
+        .vec24((w) => certs.forEach((c) => w.vec24(c).vec16(ext)))
+        .finish();
     expect(parseClientCertificate13(body13(Buffer.alloc(0), Buffer.alloc(0)))).toEqual(certs);
-    expect(alertOf(() => parseClientCertificate13(body13(Buffer.from([1]), Buffer.alloc(0))))).toBe('illegal_parameter');
-    expect(alertOf(() => parseClientCertificate13(body13(Buffer.alloc(0), Buffer.from([0, 5, 0, 0]))))).toBe('unsupported_extension');
+    expect(alertOf(() => parseClientCertificate13(body13(Buffer.from([1]), Buffer.alloc(0))))).toBe(
+      'illegal_parameter',
+    );
+    expect(alertOf(() => parseClientCertificate13(body13(Buffer.alloc(0), Buffer.from([0, 5, 0, 0]))))).toBe(
+      'unsupported_extension',
+    );
     expect(parseClientCertificate13(Buffer.from([0, 0, 0, 0]))).toEqual([]);
-    expect(parseClientCertificate12(new Writer().vec24((w) => certs.forEach((c) => w.vec24(c))).finish())).toEqual(certs);
+    expect(parseClientCertificate12(new Writer().vec24((w) => certs.forEach((c) => w.vec24(c))).finish())).toEqual(
+      certs,
+    );
     expect(alertOf(() => parseClientCertificate12(Buffer.from([0, 0, 3, 0, 0, 0])))).toBe('decode_error');
-    expect(parseCertificateVerify(Buffer.from([4, 3, 0, 1, 9]))).toEqual({ scheme: 0x0403, signature: Buffer.from([9]) });
+    expect(parseCertificateVerify(Buffer.from([4, 3, 0, 1, 9]))).toEqual({
+      scheme: 0x0403,
+      signature: Buffer.from([9]),
+    });
     expect(alertOf(() => parseCertificateVerify(Buffer.from([4, 3, 0, 0])))).toBe('decode_error');
   });
 
   it('tickets carry the client chain, and tickets without one are encoded as before', () => {
-    const base: TicketState = { protocol: 'TLSv1.3', suite: 0x1301, secret: Buffer.alloc(32, 7), issuedAt: 1_700_000_000_000, ageAdd: 5, lifetimeSeconds: 60, extendedMasterSecret: false, serverName: 'a', alpn: '' };
+    const base: TicketState = {
+      protocol: 'TLSv1.3',
+      suite: 0x1301,
+      secret: Buffer.alloc(32, 7),
+      issuedAt: 1_700_000_000_000,
+      ageAdd: 5,
+      lifetimeSeconds: 60,
+      extendedMasterSecret: false,
+      serverName: 'a',
+      alpn: '',
+    };
     const plain = encodeTicketState(base);
     expect(decodeTicketState(plain)?.clientCertificateChain).toBeUndefined();
     const chain = der(bob.chainPem);
@@ -246,16 +377,33 @@ interface Seen {
   resumed: boolean;
   protocol: string | null;
   clientAuth?: { mode: string; verified: boolean; subject?: string; san?: string; fingerprint256?: string };
-  peer: { subject?: Record<string, string>; subjectaltname?: string; fingerprint256?: string; raw?: string; issuerCN?: string; valid_to?: string };
+  peer: {
+    subject?: Record<string, string>;
+    subjectaltname?: string;
+    fingerprint256?: string;
+    raw?: string;
+    issuerCN?: string;
+    valid_to?: string;
+  };
 }
 
 beforeAll(async () => {
   const rsa = pki.leaf('srv-rsa', 'rsa2048', ['localhost', 'required.test']);
   const ec = pki.leaf('srv-ec', 'p256', ['optional.test']);
   const plain = pki.leaf('srv-plain', 'p256', ['plain.test']);
-  const keys = new InProcessKeys(new Map([['rsa', rsa.key], ['ec', ec.key], ['plain', plain.key]]));
+  const keys = new InProcessKeys(
+    new Map([
+      ['rsa', rsa.key],
+      ['ec', ec.key],
+      ['plain', plain.key],
+    ]),
+  );
   const tickets = new TicketProtector();
-  tickets.setKeys({ epochSeconds: 3600, current: { epoch: 10, key: crypto.randomBytes(32) }, previous: { epoch: 9, key: crypto.randomBytes(32) } });
+  tickets.setKeys({
+    epochSeconds: 3600,
+    current: { epoch: 10, key: crypto.randomBytes(32) },
+    previous: { epoch: 9, key: crypto.randomBytes(32) },
+  });
   server = new TlsServer({
     certificates: new CertificateStore([
       { ...loadCertificate(rsa.chainPem, 'rsa'), allowRsaKeyExchange: true, clientAuth: policy },
@@ -270,14 +418,29 @@ beforeAll(async () => {
     const peer = c.getPeerCertificate(true) as Partial<tls.DetailedPeerCertificate>;
     const auth = c.handshakeInfo?.clientAuth;
     // The chain is checked through getPeerCertificate; the rest of the result is compared whole.
-    const clientAuth = auth ? { mode: auth.mode, verified: auth.verified, subject: auth.subject, san: auth.san, fingerprint256: auth.fingerprint256 } : undefined;
+    const clientAuth = auth
+      ? {
+          mode: auth.mode,
+          verified: auth.verified,
+          subject: auth.subject,
+          san: auth.san,
+          fingerprint256: auth.fingerprint256,
+        }
+      : undefined;
     const seen: Seen = {
       authorized: c.authorized,
       authorizationError: c.authorizationError,
       resumed: c.isSessionReused(),
       protocol: c.getProtocol(),
       clientAuth,
-      peer: { subject: peer.subject as unknown as Record<string, string>, subjectaltname: peer.subjectaltname, fingerprint256: peer.fingerprint256, raw: peer.raw?.toString('base64'), issuerCN: String(peer.issuerCertificate?.subject?.CN), valid_to: peer.valid_to },
+      peer: {
+        subject: peer.subject as unknown as Record<string, string>,
+        subjectaltname: peer.subjectaltname,
+        fingerprint256: peer.fingerprint256,
+        raw: peer.raw?.toString('base64'),
+        issuerCN: String(peer.issuerCertificate?.subject?.CN),
+        valid_to: peer.valid_to,
+      },
     };
     c.end(JSON.stringify(seen));
   });
@@ -317,7 +480,10 @@ function connect(servername: string, opts: tls.ConnectionOptions = {}): Promise<
   });
 }
 
-const withCert = (c: TestClientCert): tls.ConnectionOptions => ({ cert: c.chainPem, key: c.key.export({ type: 'pkcs8', format: 'pem' }) as string });
+const withCert = (c: TestClientCert): tls.ConnectionOptions => ({
+  cert: c.chainPem,
+  key: c.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+});
 
 /** The alert the server sent for the most recent failed handshake (waits for the event). */
 async function lastServerAlert(before: number): Promise<string | undefined> {
@@ -391,12 +557,21 @@ describe.each([
       expect(o.clientError).toBeDefined();
       return;
     }
-    expect(o.seen).toMatchObject({ authorized: false, authorizationError: 'NO_PEER_CERTIFICATE', clientAuth: { mode: 'optional', verified: false }, peer: {} });
+    expect(o.seen).toMatchObject({
+      authorized: false,
+      authorizationError: 'NO_PEER_CERTIFICATE',
+      clientAuth: { mode: 'optional', verified: false },
+      peer: {},
+    });
     expect(o.seen?.peer.subject).toBeUndefined();
   });
 
   it('a host without mTLS does not ask, even when the client has a certificate', async () => {
-    const o = await connect('plain.test', { ...versionOpts, ciphers: versionOpts.ciphers?.replace('RSA', 'ECDSA'), ...withCert(alice) });
+    const o = await connect('plain.test', {
+      ...versionOpts,
+      ciphers: versionOpts.ciphers?.replace('RSA', 'ECDSA'),
+      ...withCert(alice),
+    });
     if (name.includes('RSA key exchange')) return; // EC certificate: covered by the ECDHE case
     expect(o.seen).toMatchObject({ authorized: false, peer: {} });
     expect(o.seen?.authorizationError).toBeUndefined();

@@ -5,14 +5,22 @@
  */
 import * as crypto from 'node:crypto';
 import { AlertDescription, TlsAlert } from '../../../../edge-proxy/src/tls/alerts';
-import { ContentType, NullProtection, RecordReader, Tls12Protection, Tls13Protection } from '../../../../edge-proxy/src/tls/record-layer';
+import {
+  ContentType,
+  NullProtection,
+  RecordReader,
+  Tls12Protection,
+  Tls13Protection,
+} from '../../../../edge-proxy/src/tls/record-layer';
 
 const plain = new NullProtection();
-const records = [Buffer.alloc(0), crypto.randomBytes(1), crypto.randomBytes(300), crypto.randomBytes(16384)].map((b, i) => ({
-  type: i % 2 ? ContentType.handshake : ContentType.application_data,
-  wire: plain.seal(i % 2 ? ContentType.handshake : ContentType.application_data, b),
-  body: b,
-}));
+const records = [Buffer.alloc(0), crypto.randomBytes(1), crypto.randomBytes(300), crypto.randomBytes(16384)].map(
+  (b, i) => ({
+    type: i % 2 ? ContentType.handshake : ContentType.application_data,
+    wire: plain.seal(i % 2 ? ContentType.handshake : ContentType.application_data, b),
+    body: b,
+  }),
+);
 const stream = Buffer.concat(records.map((r) => r.wire));
 
 function readAll(reader: RecordReader, chunks: Buffer[]): Array<{ type: number; header: Buffer; fragment: Buffer }> {
@@ -68,10 +76,14 @@ describe('RecordReader', () => {
     big.maxFragment = 100;
     big.push(Buffer.from([ContentType.application_data, 3, 3]));
     big.push(Buffer.from([0, 101]));
-    expect(() => big.next()).toThrow(expect.objectContaining({ description: AlertDescription.record_overflow }) as TlsAlert);
+    expect(() => big.next()).toThrow(
+      expect.objectContaining({ description: AlertDescription.record_overflow }) as TlsAlert,
+    );
     const odd = new RecordReader();
     odd.push(Buffer.from([99, 3, 3, 0, 0]));
-    expect(() => odd.next()).toThrow(expect.objectContaining({ description: AlertDescription.unexpected_message }) as TlsAlert);
+    expect(() => odd.next()).toThrow(
+      expect.objectContaining({ description: AlertDescription.unexpected_message }) as TlsAlert,
+    );
   });
 });
 
@@ -79,13 +91,29 @@ describe('sealParts', () => {
   const key = crypto.randomBytes(16);
   const iv = crypto.randomBytes(12);
   it.each([
-    ['TLS 1.3', (): [Tls13Protection, Tls13Protection] => [new Tls13Protection('aes-128-gcm', key, iv), new Tls13Protection('aes-128-gcm', key, iv)]],
-    ['TLS 1.2', (): [Tls12Protection, Tls12Protection] => [new Tls12Protection('aes-128-gcm', key, iv.subarray(0, 4), 8), new Tls12Protection('aes-128-gcm', key, iv.subarray(0, 4), 8)]],
+    [
+      'TLS 1.3',
+      (): [Tls13Protection, Tls13Protection] => [
+        new Tls13Protection('aes-128-gcm', key, iv),
+        new Tls13Protection('aes-128-gcm', key, iv),
+      ],
+    ],
+    [
+      'TLS 1.2',
+      (): [Tls12Protection, Tls12Protection] => [
+        new Tls12Protection('aes-128-gcm', key, iv.subarray(0, 4), 8),
+        new Tls12Protection('aes-128-gcm', key, iv.subarray(0, 4), 8),
+      ],
+    ],
   ])('%s: the pieces are the bytes of the whole record, and use one sequence number each', (_name, make) => {
     const [whole, pieces] = make();
     for (const size of [0, 1, 16384]) {
       const data = crypto.randomBytes(size);
-      expect(Buffer.concat(pieces.sealParts(ContentType.application_data, data)).equals(whole.seal(ContentType.application_data, data))).toBe(true);
+      expect(
+        Buffer.concat(pieces.sealParts(ContentType.application_data, data)).equals(
+          whole.seal(ContentType.application_data, data),
+        ),
+      ).toBe(true);
     }
     expect(pieces.sequence).toBe(3);
   });

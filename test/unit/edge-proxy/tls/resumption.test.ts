@@ -17,12 +17,18 @@ let keys: InProcessKeys;
 let certs: CertificateStore;
 let edges: ResumptionEdges;
 
-const epochKeys = (epoch: number, key = crypto.randomBytes(32), prev = crypto.randomBytes(32)) => ({ epochSeconds: 3600, current: { epoch, key }, previous: { epoch: epoch - 1, key: prev } });
+const epochKeys = (epoch: number, key = crypto.randomBytes(32), prev = crypto.randomBytes(32)) => ({
+  epochSeconds: 3600,
+  current: { epoch, key },
+  previous: { epoch: epoch - 1, key: prev },
+});
 
-const serve = (tickets: TicketProtector, lifetimeSeconds?: number): Promise<number> => edges.serve(tickets, lifetimeSeconds);
+const serve = (tickets: TicketProtector, lifetimeSeconds?: number): Promise<number> =>
+  edges.serve(tickets, lifetimeSeconds);
 
 /** Connects, returns whether the server resumed, and the session to resume with next time. */
-const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> => connectForResumption(port, pki.caPem, opts);
+const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> =>
+  connectForResumption(port, pki.caPem, opts);
 
 beforeAll(() => {
   pki = makeTestPki();
@@ -77,7 +83,9 @@ describe.each([
     const [port1, port2] = [await serve(p1), await serve(p2)];
     const first = await connect(port1, version);
     expect(await connect(port2, { ...version, session: first.session })).toMatchObject({ said: 'full', reused: false });
-    expect(await connect(port1, { ...version, session: first.session, servername: 'other.test' })).toMatchObject({ said: 'full' });
+    expect(await connect(port1, { ...version, session: first.session, servername: 'other.test' })).toMatchObject({
+      said: 'full',
+    });
   });
 
   it('falls back to a full handshake for an expired ticket', async () => {
@@ -94,7 +102,17 @@ describe('ticket protection', () => {
   it('seals and opens state, and rejects tampering', () => {
     const p = new TicketProtector();
     p.setKeys(epochKeys(5));
-    const state = { protocol: 'TLSv1.3' as const, suite: 0x1301, secret: crypto.randomBytes(32), issuedAt: Date.now(), ageAdd: 7, lifetimeSeconds: 60, extendedMasterSecret: false, serverName: 'localhost', alpn: 'h2' };
+    const state = {
+      protocol: 'TLSv1.3' as const,
+      suite: 0x1301,
+      secret: crypto.randomBytes(32),
+      issuedAt: Date.now(),
+      ageAdd: 7,
+      lifetimeSeconds: 60,
+      extendedMasterSecret: false,
+      serverName: 'localhost',
+      alpn: 'h2',
+    };
     const t = p.seal(state)!;
     expect(p.open(t)).toEqual(state);
     const bad = Buffer.from(t);

@@ -19,10 +19,15 @@ let certs: CertificateStore;
 let edges: ResumptionEdges;
 const EPOCH = Math.floor(Date.now() / 3_600_000);
 
-const fleetKeys = (current = crypto.randomBytes(32), epoch = EPOCH) => ({ epochSeconds: 3600, current: { epoch, key: current }, previous: { epoch: epoch - 1, key: crypto.randomBytes(32) } });
+const fleetKeys = (current = crypto.randomBytes(32), epoch = EPOCH) => ({
+  epochSeconds: 3600,
+  current: { epoch, key: current },
+  previous: { epoch: epoch - 1, key: crypto.randomBytes(32) },
+});
 
 const serve = (tickets: TicketProtector): Promise<number> => edges.serve(tickets);
-const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> => connectForResumption(port, pki.caPem, opts);
+const connect = (port: number, opts: tls.ConnectionOptions = {}): Promise<ResumptionOutcome> =>
+  connectForResumption(port, pki.caPem, opts);
 
 beforeAll(() => {
   pki = makeTestPki();

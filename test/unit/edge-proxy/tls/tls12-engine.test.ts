@@ -27,16 +27,30 @@ beforeAll(async () => {
       const sealed = testPki.leaf('sealed', 'rsa2048', ['sealed.test']);
       const ec = testPki.leaf('ec', 'p256', ['localhost', 'ec.test']);
       const ec384 = testPki.leaf('ec384', 'p384', ['p384.test']);
-      const keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['sealed-key', sealed.key], ['ec-key', ec.key], ['ec384-key', ec384.key]]));
+      const keys = new InProcessKeys(
+        new Map([
+          ['rsa-key', rsa.key],
+          ['sealed-key', sealed.key],
+          ['ec-key', ec.key],
+          ['ec384-key', ec384.key],
+        ]),
+      );
       const sealedCert = { ...loadCertificate(sealed.chainPem, 'sealed-key'), allowRsaKeyExchange: true };
       return {
-        certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key'), loadCertificate(ec.chainPem, 'ec-key'), sealedCert, loadCertificate(ec384.chainPem, 'ec384-key')]),
+        certificates: new CertificateStore([
+          loadCertificate(rsa.chainPem, 'rsa-key'),
+          loadCertificate(ec.chainPem, 'ec-key'),
+          sealedCert,
+          loadCertificate(ec384.chainPem, 'ec384-key'),
+        ]),
         keyOperations: keys,
       };
     },
     (c: TlsServerConnection) => {
       const i = c.handshakeInfo!;
-      c.write(`${c.getProtocol()} ${c.getCipher().name} ${i.group} ${i.signatureScheme} ems=${i.extendedMasterSecret} ${i.keyExchange.split(' ')[0]}\n`);
+      c.write(
+        `${c.getProtocol()} ${c.getCipher().name} ${i.group} ${i.signatureScheme} ems=${i.extendedMasterSecret} ${i.keyExchange.split(' ')[0]}\n`,
+      );
       c.pipe(c);
     },
   );
@@ -47,7 +61,14 @@ afterAll(() => fixture.close());
 
 function connect(opts: tls.ConnectionOptions): Promise<{ summary: string; echoed: string; peer: tls.PeerCertificate }> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.caPem, servername: 'localhost', maxVersion: 'TLSv1.2', ...opts });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca: pki.caPem,
+      servername: 'localhost',
+      maxVersion: 'TLSv1.2',
+      ...opts,
+    });
     let data = '';
     let peer: tls.PeerCertificate;
     socket.on('data', (d: Buffer) => (data += d.toString()));
@@ -91,14 +112,19 @@ describe('TLS 1.2 with Node/OpenSSL', () => {
     expect(r.summary.split(' ')[2]).toBe(name);
   });
 
-  it.each(['AES128-GCM-SHA256', 'AES256-GCM-SHA384'])('RSA key exchange %s for a sealed/file-custody certificate', async (cipher) => {
-    const r = await connect({ ciphers: cipher, servername: 'sealed.test' });
-    expect(r.summary).toBe(`TLSv1.2 ${cipher} undefined undefined ems=true RSA`);
-    expect(r.peer.subjectaltname).toContain('sealed.test');
-  });
+  it.each(['AES128-GCM-SHA256', 'AES256-GCM-SHA384'])(
+    'RSA key exchange %s for a sealed/file-custody certificate',
+    async (cipher) => {
+      const r = await connect({ ciphers: cipher, servername: 'sealed.test' });
+      expect(r.summary).toBe(`TLSv1.2 ${cipher} undefined undefined ems=true RSA`);
+      expect(r.peer.subjectaltname).toContain('sealed.test');
+    },
+  );
 
   it('never offers RSA key exchange for a certificate whose key is in KMS custody', async () => {
-    await expect(connect({ ciphers: 'AES128-GCM-SHA256', servername: 'localhost' })).rejects.toThrow(/handshake failure/i);
+    await expect(connect({ ciphers: 'AES128-GCM-SHA256', servername: 'localhost' })).rejects.toThrow(
+      /handshake failure/i,
+    );
   });
 
   it('prefers TLS 1.3 when the client offers both', async () => {
@@ -125,7 +151,12 @@ describe('TLS 1.2 protocol details', () => {
   });
 
   it('rejects a non-empty renegotiation_info in an initial handshake', async () => {
-    const hello = clientHelloBody({ versions: null, suites: [0xc02f], shares: null, extra: [{ type: 0xff01, data: Buffer.from([1, 7]) }] });
+    const hello = clientHelloBody({
+      versions: null,
+      suites: [0xc02f],
+      shares: null,
+      extra: [{ type: 0xff01, data: Buffer.from([1, 7]) }],
+    });
     const r = await rawExchange(port, [handshakeRecord(hello)]);
     expect(r.plainAlert).toBe(40);
   });
@@ -133,7 +164,16 @@ describe('TLS 1.2 protocol details', () => {
   const maybe = havePeer('openssl') ? it : it.skip;
   maybe('shows EMS and secure renegotiation to openssl, and refuses renegotiation with no_renegotiation', async () => {
     const out = await new Promise<string>((resolve) => {
-      const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, '-tls1_2']);
+      const p = spawn('openssl', [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-servername',
+        'localhost',
+        '-CAfile',
+        pki.caPath,
+        '-tls1_2',
+      ]);
       let text = '';
       p.stdout.on('data', (d: Buffer) => (text += d.toString()));
       p.stderr.on('data', (d: Buffer) => (text += d.toString()));

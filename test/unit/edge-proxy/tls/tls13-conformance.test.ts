@@ -36,10 +36,13 @@ let port: number;
 
 async function serve(extra: Partial<ConstructorParameters<typeof TlsServer>[0]> = {}): Promise<number> {
   const tickets = new TicketProtector();
-  tickets.setKeys({ epochSeconds: 3600, current: { epoch: 7, key: crypto.randomBytes(32) }, previous: { epoch: 6, key: crypto.randomBytes(32) } });
+  tickets.setKeys({
+    epochSeconds: 3600,
+    current: { epoch: 7, key: crypto.randomBytes(32) },
+    previous: { epoch: 6, key: crypto.randomBytes(32) },
+  });
   const s = new TlsServer({ certificates: certs, keyOperations: keys, tickets, handshakeTimeoutMs: 5000, ...extra });
   s.on('secureConnection', (c: TlsServerConnection) => {
-
     c.pipe(c);
   });
   servers.push(s);
@@ -49,12 +52,31 @@ async function serve(extra: Partial<ConstructorParameters<typeof TlsServer>[0]> 
 /** A real OCSP response for the leaf from `openssl ocsp`, signed by the test CA (status good). */
 function makeOcspResponse(leafPath: string): Buffer {
   const dir = pki.dir;
-  const serial = execFileSync('openssl', ['x509', '-in', leafPath, '-noout', '-serial']).toString().trim().split('=')[1];
+  const serial = execFileSync('openssl', ['x509', '-in', leafPath, '-noout', '-serial'])
+    .toString()
+    .trim()
+    .split('=')[1];
   const expiry = new Date(Date.now() + 2 * 86400_000).toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
   fs.writeFileSync(path.join(dir, 'ocsp-index.txt'), `V\t${expiry}\t\t${serial}\tunknown\t/CN=localhost\n`);
   const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run(['ocsp', '-issuer', 'ca.pem', '-cert', leafPath, '-no_nonce', '-reqout', 'ocsp-req.der']);
-  run(['ocsp', '-index', 'ocsp-index.txt', '-CA', 'ca.pem', '-rsigner', 'ca.pem', '-rkey', 'ca.key', '-reqin', 'ocsp-req.der', '-respout', 'ocsp-resp.der', '-ndays', '1']);
+  run([
+    'ocsp',
+    '-index',
+    'ocsp-index.txt',
+    '-CA',
+    'ca.pem',
+    '-rsigner',
+    'ca.pem',
+    '-rkey',
+    'ca.key',
+    '-reqin',
+    'ocsp-req.der',
+    '-respout',
+    'ocsp-resp.der',
+    '-ndays',
+    '1',
+  ]);
   return fs.readFileSync(path.join(dir, 'ocsp-resp.der'));
 }
 
@@ -62,9 +84,17 @@ beforeAll(async () => {
   pki = makeTestPki();
   const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
   const ec384 = pki.leaf('ec384', 'p384', ['p384.test']);
-  keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['ec384-key', ec384.key]]));
+  keys = new InProcessKeys(
+    new Map([
+      ['rsa-key', rsa.key],
+      ['ec384-key', ec384.key],
+    ]),
+  );
   ocspDer = makeOcspResponse(rsa.certPath);
-  certs = new CertificateStore([{ ...loadCertificate(rsa.chainPem, 'rsa-key'), ocspResponse: ocspDer }, loadCertificate(ec384.chainPem, 'ec384-key')]);
+  certs = new CertificateStore([
+    { ...loadCertificate(rsa.chainPem, 'rsa-key'), ocspResponse: ocspDer },
+    loadCertificate(ec384.chainPem, 'ec384-key'),
+  ]);
   port = await serve();
 });
 
@@ -84,19 +114,24 @@ function unknownPsk(): { type: number; data: Buffer }[] {
   ];
 }
 /** 0-RTT records as a client sends them: application_data under keys the server does not have. */
-const zeroRtt = (n: number, size = 600): Buffer[] => Array.from({ length: n }, () => plainRecord(23, crypto.randomBytes(size)));
+const zeroRtt = (n: number, size = 600): Buffer[] =>
+  Array.from({ length: n }, () => plainRecord(23, crypto.randomBytes(size)));
 
 /** Sends `data` in records of at most 2^14 bytes and returns what the echo server sent back for it. */
 async function echo(c: RawTls13Client, data: Buffer): Promise<Buffer> {
   const start = c.appData.length;
-  for (let off = 0; off < data.length; off += 16384) c.send(c.protectedRecord(ContentType.application_data, data.subarray(off, off + 16384)));
+  for (let off = 0; off < data.length; off += 16384)
+    c.send(c.protectedRecord(ContentType.application_data, data.subarray(off, off + 16384)));
   return (await c.readAppData(start + data.length)).subarray(start, start + data.length);
 }
 
 describe('0-RTT is declined and the early data skipped (RFC 8446 §4.2.10)', () => {
   it('skips records that do not decrypt under the handshake keys, then completes the handshake', async () => {
     const c = await RawTls13Client.connect(port);
-    const flight = await c.handshake({ hello: { sessionId: crypto.randomBytes(32), extra: [earlyData, ...unknownPsk()] }, afterClientHello: zeroRtt(3) });
+    const flight = await c.handshake({
+      hello: { sessionId: crypto.randomBytes(32), extra: [earlyData, ...unknownPsk()] },
+      afterClientHello: zeroRtt(3),
+    });
     expect(flight.encryptedExtensions.has(42)).toBe(false); // early_data not accepted
     expect(flight.serverHelloExtensions.has(41)).toBe(false); // the PSK was not ours
     c.sendFinished();
@@ -106,7 +141,12 @@ describe('0-RTT is declined and the early data skipped (RFC 8446 §4.2.10)', () 
 
   it('after a HelloRetryRequest, skips application_data records until the second ClientHello', async () => {
     const c = await RawTls13Client.connect(port);
-    const flight = await c.handshake({ shareGroup: null, hello: { extra: [earlyData, ...unknownPsk()] }, dropOnRetry: [42], afterClientHello: zeroRtt(2) });
+    const flight = await c.handshake({
+      shareGroup: null,
+      hello: { extra: [earlyData, ...unknownPsk()] },
+      dropOnRetry: [42],
+      afterClientHello: zeroRtt(2),
+    });
     expect(flight.helloRetry).toBe(true);
     c.sendFinished();
     expect((await echo(c, Buffer.from('after HRR'))).toString()).toBe('after HRR');
@@ -125,7 +165,16 @@ describe('0-RTT is declined and the early data skipped (RFC 8446 §4.2.10)', () 
     const sess = path.join(pki.dir, 'sess.pem');
     const early = path.join(pki.dir, 'early.txt');
     fs.writeFileSync(early, 'GET /early HTTP/1.1\r\n'.repeat(20));
-    const base = ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, '-tls1_3'];
+    const base = [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      pki.caPath,
+      '-tls1_3',
+    ];
     // s_client writes -sess_out when a ticket arrives: wait for it before closing.
     await runOpenssl([...base, '-sess_out', sess], 'first\n', /Post-Handshake New Session Ticket arrived/);
     expect(fs.readFileSync(sess, 'utf8')).toContain('BEGIN SSL SESSION PARAMETERS');
@@ -169,7 +218,11 @@ describe('legacy fields (RFC 8446 §4.1.2, §4.1.3, §4.2.1, Appendix D)', () =>
   });
 
   it('answers legacy_version 0x0304 without supported_versions with TLS 1.2 (§4.2.1)', async () => {
-    const r = await rawExchange(port, [handshakeRecord(clientHelloBody({ legacyVersion: 0x0304, versions: null, suites: [0xc02f] }))], 1500);
+    const r = await rawExchange(
+      port,
+      [handshakeRecord(clientHelloBody({ legacyVersion: 0x0304, versions: null, suites: [0xc02f] }))],
+      1500,
+    );
     expect(r.received[0]).toBe(22);
     expect(r.received[5]).toBe(HandshakeType.server_hello);
     expect(r.received.readUInt16BE(9)).toBe(0x0303);
@@ -248,7 +301,13 @@ describe('KeyUpdate (RFC 8446 §4.6.3, §5.5)', () => {
     servers.at(-1)!.on('secureConnection', (conn: TlsServerConnection) => conns.push(conn));
     const payload = crypto.randomBytes(600 * 1024); // ~37 full records each way: several updates
     const echoed = await new Promise<Buffer>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: limited, ca: pki.caPem, servername: 'localhost', minVersion: 'TLSv1.3' });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: limited,
+        ca: pki.caPem,
+        servername: 'localhost',
+        minVersion: 'TLSv1.3',
+      });
       const got: Buffer[] = [];
       let received = 0;
       const half = payload.length / 2;
@@ -295,7 +354,19 @@ describe('record_size_limit (RFC 8449)', () => {
   });
 
   it('announces 2^14 in a TLS 1.2 ServerHello', async () => {
-    const r = await rawExchange(port, [handshakeRecord(clientHelloBody({ versions: [0x0303], suites: [0xc02f], extra: [{ type: 28, data: Buffer.from([0x02, 0x00]) }] }))], 1500);
+    const r = await rawExchange(
+      port,
+      [
+        handshakeRecord(
+          clientHelloBody({
+            versions: [0x0303],
+            suites: [0xc02f],
+            extra: [{ type: 28, data: Buffer.from([0x02, 0x00]) }],
+          }),
+        ),
+      ],
+      1500,
+    );
     const exts = serverHelloExtensions(r.received);
     expect(exts.get(28)?.readUInt16BE(0)).toBe(16384);
   });
@@ -312,7 +383,14 @@ describe('OCSP stapling (RFC 8446 §4.4.2.1, RFC 6066 §8)', () => {
     fs.writeFileSync(path.join(pki.dir, 'good.der'), ocspDer);
     fs.writeFileSync(path.join(pki.dir, 'bad.der'), 'OCSP Response Status: successful');
     const config = (file: string) =>
-      parseEdgeConfig({ certificates: [{ chainFile: 'rsa.pem', keyName: 'rsa-key', ocspResponseFile: file }], keyServices: [{ functionName: 'ks', region: 'eu-west-1' }], origin: 'http://127.0.0.1:8080' }, pki.dir);
+      parseEdgeConfig(
+        {
+          certificates: [{ chainFile: 'rsa.pem', keyName: 'rsa-key', ocspResponseFile: file }],
+          keyServices: [{ functionName: 'ks', region: 'eu-west-1' }],
+          origin: 'http://127.0.0.1:8080',
+        },
+        pki.dir,
+      );
     const good = config('good.der');
     expect(good.certificates[0].ocspResponseFile).toBe(path.join(pki.dir, 'good.der'));
     expect(loadCertificates(good)[0].ocspResponse?.equals(ocspDer)).toBe(true);
@@ -329,30 +407,61 @@ describe('OCSP stapling (RFC 8446 §4.4.2.1, RFC 6066 §8)', () => {
     const flight = await c.handshake({ hello: { extra: [statusRequest] } });
     const cert = flight.messages.find((m) => m.type === HandshakeType.certificate)!;
     const entries = certificateEntries(cert.body);
-    expect(entries[0].extensions.get(5)).toEqual(Buffer.concat([Buffer.from([1, ocspDer.length >> 16, (ocspDer.length >> 8) & 0xff, ocspDer.length & 0xff]), ocspDer]));
+    expect(entries[0].extensions.get(5)).toEqual(
+      Buffer.concat([
+        Buffer.from([1, ocspDer.length >> 16, (ocspDer.length >> 8) & 0xff, ocspDer.length & 0xff]),
+        ocspDer,
+      ]),
+    );
     expect(entries.slice(1).every((e) => e.extensions.size === 0)).toBe(true);
     c.destroy();
     const plain = await RawTls13Client.connect(port);
     const none = await plain.handshake();
-    expect(certificateEntries(none.messages.find((m) => m.type === HandshakeType.certificate)!.body)[0].extensions.size).toBe(0);
+    expect(
+      certificateEntries(none.messages.find((m) => m.type === HandshakeType.certificate)!.body)[0].extensions.size,
+    ).toBe(0);
     plain.destroy();
   });
 
   const maybe = havePeer('openssl') ? it : it.skip;
-  it.each([['-tls1_3'], ['-tls1_2']])('openssl s_client -status %s reads "OCSP Response Status: successful"', async (version) => {
-    if (!havePeer('openssl')) {
-      console.log('skipped: openssl not installed');
-      return;
-    }
-    const out = await runOpenssl(['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, version, '-status'], 'Q\n');
-    expect(out).toContain('OCSP Response Status: successful');
-    expect(out).toMatch(/Cert Status: good/);
-    expect(out).toContain('Verify return code: 0 (ok)');
-  });
+  it.each([['-tls1_3'], ['-tls1_2']])(
+    'openssl s_client -status %s reads "OCSP Response Status: successful"',
+    async (version) => {
+      if (!havePeer('openssl')) {
+        console.log('skipped: openssl not installed');
+        return;
+      }
+      const out = await runOpenssl(
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${port}`,
+          '-servername',
+          'localhost',
+          '-CAfile',
+          pki.caPath,
+          version,
+          '-status',
+        ],
+        'Q\n',
+      );
+      expect(out).toContain('OCSP Response Status: successful');
+      expect(out).toMatch(/Cert Status: good/);
+      expect(out).toContain('Verify return code: 0 (ok)');
+    },
+  );
   const maybeGnutls = havePeer('gnutls-cli', 'the GnuTLS stapling check is skipped') ? it : it.skip;
   maybeGnutls.each([['TLS1.3'], ['TLS1.2']])('gnutls-cli accepts the stapled response over %s', async (version) => {
     const out = await new Promise<string>((resolve) => {
-      const p = spawn('gnutls-cli', ['--x509cafile', pki.caPath, '-p', String(port), '--priority', `NORMAL:-VERS-ALL:+VERS-${version}`, 'localhost']);
+      const p = spawn('gnutls-cli', [
+        '--x509cafile',
+        pki.caPath,
+        '-p',
+        String(port),
+        '--priority',
+        `NORMAL:-VERS-ALL:+VERS-${version}`,
+        'localhost',
+      ]);
       let text = '';
       p.stdout.on('data', (d: Buffer) => (text += d.toString()));
       p.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -368,7 +477,10 @@ describe('OCSP stapling (RFC 8446 §4.4.2.1, RFC 6066 §8)', () => {
     expect(out).toMatch(/Options:.*OCSP status request/); // GnuTLS received a staple and checked it
   });
   maybe('sends no OCSP response for a certificate that has none configured', async () => {
-    const out = await runOpenssl(['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'p384.test', '-CAfile', pki.caPath, '-status'], 'Q\n');
+    const out = await runOpenssl(
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'p384.test', '-CAfile', pki.caPath, '-status'],
+      'Q\n',
+    );
     expect(out).toContain('OCSP response: no response sent');
     expect(out).toContain('Verify return code: 0 (ok)');
   });
@@ -386,10 +498,11 @@ function withMaxEarlyData(pem: string, max: number): string {
     const n = b & 0x7f;
     return [der.readUIntBE(off + 1, n), off + 1 + n];
   };
-  const encLen = (n: number): Buffer => (n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]));
+  const encLen = (n: number): Buffer =>
+    n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
   const [, bodyStart] = readLen(1);
   const elements: Buffer[] = [];
-  for (let off = bodyStart; off < der.length; ) {
+  for (let off = bodyStart; off < der.length;) {
     const [len, start] = readLen(off + 1);
     elements.push(der.subarray(off, start + len));
     off = start + len;
@@ -413,7 +526,11 @@ async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-function runOpenssl(args: string[], input: string, ready = /Verify return code|Max Early Data|---\n(Post-Handshake|read R BLOCK)/): Promise<string> {
+function runOpenssl(
+  args: string[],
+  input: string,
+  ready = /Verify return code|Max Early Data|---\n(Post-Handshake|read R BLOCK)/,
+): Promise<string> {
   return new Promise((resolve) => {
     const p = spawn('openssl', args);
     p.stdin.on('error', () => undefined); // s_client may exit before we write

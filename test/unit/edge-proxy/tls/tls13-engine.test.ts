@@ -27,15 +27,25 @@ beforeAll(async () => {
   pki = makeTestPki();
   const rsa = pki.leaf('rsa', 'rsa2048', ['localhost', 'rsa.test']);
   const ec = pki.leaf('ec', 'p256', ['ec.test']);
-  keys = new InProcessKeys(new Map([['rsa-key', rsa.key], ['ec-key', ec.key]]));
+  keys = new InProcessKeys(
+    new Map([
+      ['rsa-key', rsa.key],
+      ['ec-key', ec.key],
+    ]),
+  );
   server = new TlsServer({
-    certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key'), loadCertificate(ec.chainPem, 'ec-key')]),
+    certificates: new CertificateStore([
+      loadCertificate(rsa.chainPem, 'rsa-key'),
+      loadCertificate(ec.chainPem, 'ec-key'),
+    ]),
     keyOperations: keys,
     handshakeTimeoutMs: 1500,
   });
   server.on('secureConnection', (c: TlsServerConnection) => {
     // Echo server with a summary line first.
-    c.write(`${c.getProtocol()} ${c.getCipher()?.name} ${c.handshakeInfo?.group} ${c.handshakeInfo?.signatureScheme} ${c.alpnProtocol} ${c.servername} hrr=${c.handshakeInfo?.helloRetry}\n`);
+    c.write(
+      `${c.getProtocol()} ${c.getCipher()?.name} ${c.handshakeInfo?.group} ${c.handshakeInfo?.signatureScheme} ${c.alpnProtocol} ${c.servername} hrr=${c.handshakeInfo?.helloRetry}\n`,
+    );
     c.pipe(c);
   });
   server.on('tlsClientError', (e) => clientErrors.push(e));
@@ -47,9 +57,18 @@ afterAll(async () => {
   pki.cleanup();
 });
 
-function connect(opts: tls.ConnectionOptions & { payload?: Buffer }): Promise<{ summary: string; echoed: Buffer; socket: tls.TLSSocket; peer: tls.PeerCertificate }> {
+function connect(
+  opts: tls.ConnectionOptions & { payload?: Buffer },
+): Promise<{ summary: string; echoed: Buffer; socket: tls.TLSSocket; peer: tls.PeerCertificate }> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.caPem, servername: 'localhost', minVersion: 'TLSv1.3', ...opts });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca: pki.caPem,
+      servername: 'localhost',
+      minVersion: 'TLSv1.3',
+      ...opts,
+    });
     const chunks: Buffer[] = [];
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.on('error', reject);
@@ -67,11 +86,14 @@ function connect(opts: tls.ConnectionOptions & { payload?: Buffer }): Promise<{ 
 }
 
 describe('handshakes with Node/OpenSSL', () => {
-  it.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])('negotiates %s', async (suite) => {
-    const r = await connect({ ciphers: suite });
-    expect(r.summary.split(' ').slice(0, 2)).toEqual(['TLSv1.3', suite]);
-    expect(r.echoed.toString()).toBe('ping');
-  });
+  it.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])(
+    'negotiates %s',
+    async (suite) => {
+      const r = await connect({ ciphers: suite });
+      expect(r.summary.split(' ').slice(0, 2)).toEqual(['TLSv1.3', suite]);
+      expect(r.echoed.toString()).toBe('ping');
+    },
+  );
 
   it.each([
     ['X25519', 'x25519'],
@@ -125,7 +147,16 @@ describe('KeyUpdate (RFC 8446 §4.6.3)', () => {
   maybe('follows the client to new keys and answers update_requested with its own KeyUpdate', async () => {
     // s_client sends KeyUpdate on a line "k" (update_not_requested) or "K" (update_requested).
     const out = await new Promise<string>((resolve) => {
-      const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, '-tls1_3']);
+      const p = spawn('openssl', [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-servername',
+        'localhost',
+        '-CAfile',
+        pki.caPath,
+        '-tls1_3',
+      ]);
       let text = '';
       p.stdout.on('data', (d: Buffer) => (text += d.toString()));
       p.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -153,23 +184,71 @@ describe('bad input gets the right alert', () => {
   const cases: [string, Buffer[], number][] = [
     ['non-TLS bytes', [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')], 10],
     ['an oversized record', [Buffer.from([22, 3, 1, 0x48, 0x01]), Buffer.alloc(64)], 22],
-    ['a truncated cipher_suites vector', [handshakeRecord(Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32), Buffer.from([0, 0, 200])]))], 50],
+    [
+      'a truncated cipher_suites vector',
+      [handshakeRecord(Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32), Buffer.from([0, 0, 200])]))],
+      50,
+    ],
     ['application data first', [plainRecord(23, Buffer.from('hello'))], 10],
     ['a Finished instead of a ClientHello', [handshakeRecord(Buffer.alloc(32), 20)], 10],
     ['TLS 1.1 only', [handshakeRecord(clientHelloBody({ legacyVersion: 0x0302, versions: null }))], 70],
-    ['TLS 1.2 only with TLS_FALLBACK_SCSV', [handshakeRecord(clientHelloBody({ versions: [0x0303], suites: [0xc02f, 0x5600] }))], 86],
+    [
+      'TLS 1.2 only with TLS_FALLBACK_SCSV',
+      [handshakeRecord(clientHelloBody({ versions: [0x0303], suites: [0xc02f, 0x5600] }))],
+      86,
+    ],
     ['no key_share', [handshakeRecord(clientHelloBody({ shares: null }))], 109],
     ['no signature_algorithms', [handshakeRecord(clientHelloBody({ sigalgs: null }))], 109],
     ['no common cipher suite', [handshakeRecord(clientHelloBody({ suites: [0xc02f] }))], 40],
     ['only SHA-1 signature schemes', [handshakeRecord(clientHelloBody({ sigalgs: [0x0201, 0x0203] }))], 40],
     ['non-null compression', [handshakeRecord(clientHelloBody({ compression: [1, 0] }))], 47],
-    ['a duplicated extension', [handshakeRecord(clientHelloBody({ extra: [{ type: 0xff02, data: Buffer.alloc(0) }, { type: 0xff02, data: Buffer.alloc(0) }] }))], 47],
-    ['an invalid x25519 share length', [handshakeRecord(clientHelloBody({ shares: [{ group: 0x1d, share: Buffer.alloc(31, 1) }] }))], 47],
-    ['an all-zero (low-order) x25519 share', [handshakeRecord(clientHelloBody({ shares: [{ group: 0x1d, share: Buffer.alloc(32) }] }))], 47],
-    ['a P-256 share off the curve', [handshakeRecord(clientHelloBody({ groups: [0x17], shares: [{ group: 0x17, share: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]) }] }))], 47],
-    ['a key share for a group it did not list', [handshakeRecord(clientHelloBody({ groups: [0x17], shares: [{ group: 0x1d, share: x25519Share() }] }))], 47],
+    [
+      'a duplicated extension',
+      [
+        handshakeRecord(
+          clientHelloBody({
+            extra: [
+              { type: 0xff02, data: Buffer.alloc(0) },
+              { type: 0xff02, data: Buffer.alloc(0) },
+            ],
+          }),
+        ),
+      ],
+      47,
+    ],
+    [
+      'an invalid x25519 share length',
+      [handshakeRecord(clientHelloBody({ shares: [{ group: 0x1d, share: Buffer.alloc(31, 1) }] }))],
+      47,
+    ],
+    [
+      'an all-zero (low-order) x25519 share',
+      [handshakeRecord(clientHelloBody({ shares: [{ group: 0x1d, share: Buffer.alloc(32) }] }))],
+      47,
+    ],
+    [
+      'a P-256 share off the curve',
+      [
+        handshakeRecord(
+          clientHelloBody({
+            groups: [0x17],
+            shares: [{ group: 0x17, share: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]) }],
+          }),
+        ),
+      ],
+      47,
+    ],
+    [
+      'a key share for a group it did not list',
+      [handshakeRecord(clientHelloBody({ groups: [0x17], shares: [{ group: 0x1d, share: x25519Share() }] }))],
+      47,
+    ],
     ['a non-DNS server name', [handshakeRecord(clientHelloBody({ serverName: 'bad name!' }))], 47],
-    ['an empty ALPN protocol name', [handshakeRecord(clientHelloBody({ extra: [{ type: 16, data: Buffer.from([0, 1, 0]) }] }))], 50],
+    [
+      'an empty ALPN protocol name',
+      [handshakeRecord(clientHelloBody({ extra: [{ type: 16, data: Buffer.from([0, 1, 0]) }] }))],
+      50,
+    ],
     ['no group in common', [handshakeRecord(clientHelloBody({ groups: [0x1e], shares: [] }))], 40],
     ['a zero-length handshake record', [plainRecord(22, Buffer.alloc(0))], 10],
     ['a malformed change_cipher_spec', [plainRecord(20, Buffer.from([1, 1]))], 10],
@@ -206,7 +285,11 @@ describe('bad input gets the right alert', () => {
   });
 
   it('survives a flood of random garbage without throwing', async () => {
-    const results = await Promise.all(Array.from({ length: 40 }, () => rawExchange(port, [crypto.randomBytes(200 + Math.floor(Math.random() * 2000))], 2000)));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        rawExchange(port, [crypto.randomBytes(200 + Math.floor(Math.random() * 2000))], 2000),
+      ),
+    );
     for (const r of results) expect(r.closed).toBe(true);
     const ok = await connect({});
     expect(ok.echoed.toString()).toBe('ping');

@@ -9,7 +9,14 @@ import * as tls from 'node:tls';
 import { TlsServer } from '../../../../edge-proxy/src/tls/server';
 import { CertificateStore, loadCertificate } from '../../../../edge-proxy/src/tls/certificates';
 import type { TlsServerConnection } from '../../../../edge-proxy/src/tls/connection';
-import { generateEphemeral, SECP256R1, tls12Groups, X25519, X25519MLKEM768, respondToKeyShare } from '../../../../edge-proxy/src/tls/groups';
+import {
+  generateEphemeral,
+  SECP256R1,
+  tls12Groups,
+  X25519,
+  X25519MLKEM768,
+  respondToKeyShare,
+} from '../../../../edge-proxy/src/tls/groups';
 import { AlertDescription, TlsAlert } from '../../../../edge-proxy/src/tls/alerts';
 import { makeTestPki, TestPki } from '../../../helpers/certs';
 import { InProcessKeys } from '../../../helpers/in-process-keys';
@@ -96,9 +103,16 @@ describe('X25519MLKEM768 on the wire', () => {
     const rsa = pki.leaf('rsa', 'rsa2048', ['localhost']);
     const start = async (groups?: (typeof X25519)[]): Promise<number> => {
       const keys = new InProcessKeys(new Map([['rsa-key', rsa.key]]));
-      const server = new TlsServer({ certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]), keyOperations: keys, handshakeTimeoutMs: 3000, groups });
+      const server = new TlsServer({
+        certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]),
+        keyOperations: keys,
+        handshakeTimeoutMs: 3000,
+        groups,
+      });
       server.on('secureConnection', (c: TlsServerConnection) => {
-        c.write(`${c.getProtocol()} ${c.handshakeInfo?.group} ${c.handshakeInfo?.keyExchange} hrr=${c.handshakeInfo?.helloRetry}\n`);
+        c.write(
+          `${c.getProtocol()} ${c.handshakeInfo?.group} ${c.handshakeInfo?.keyExchange} hrr=${c.handshakeInfo?.helloRetry}\n`,
+        );
         c.pipe(c);
       });
       servers.push(server);
@@ -120,7 +134,9 @@ describe('X25519MLKEM768 on the wire', () => {
     ['an all-zero X25519 part', Buffer.concat([fixedClient().share.subarray(0, 1184), Buffer.alloc(32)])],
   ];
   it.each(malformed)('a ClientHello with %s gets illegal_parameter', async (_name, share) => {
-    const r = await rawExchange(port, [handshakeRecord(clientHelloBody({ groups: [HYBRID, 0x1d], shares: [{ group: HYBRID, share }] }))]);
+    const r = await rawExchange(port, [
+      handshakeRecord(clientHelloBody({ groups: [HYBRID, 0x1d], shares: [{ group: HYBRID, share }] })),
+    ]);
     expect(r.plainAlert).toBe(AlertDescription.illegal_parameter);
     expect(r.closed).toBe(true);
   });
@@ -132,7 +148,12 @@ describe('X25519MLKEM768 on the wire', () => {
       c.sendFinished();
       c.useApplicationKeys();
       const summary = (await c.readAppData(1)).toString();
-      return { helloRetry: flight.helloRetry, group: flight.serverHelloExtensions.get(51)!.readUInt16BE(0), shareLength: flight.serverHelloExtensions.get(51)!.readUInt16BE(2), summary };
+      return {
+        helloRetry: flight.helloRetry,
+        group: flight.serverHelloExtensions.get(51)!.readUInt16BE(0),
+        shareLength: flight.serverHelloExtensions.get(51)!.readUInt16BE(2),
+        summary,
+      };
     } finally {
       c.destroy();
     }
@@ -147,10 +168,13 @@ describe('X25519MLKEM768 on the wire', () => {
     ['an X25519 share', 0x1d, [HYBRID, 0x1d], 0x1d],
     ['an X25519 share, X25519 listed first', 0x1d, [0x1d, HYBRID], 0x1d],
     ['a P-256 share', 0x17, [HYBRID, 0x1d, 0x17], 0x17],
-  ])('a client that lists the hybrid but sends only %s is never forced into a HelloRetryRequest', async (_n, share, groups, expected) => {
-    const r = await handshake(port, groups, share);
-    expect(r).toMatchObject({ helloRetry: false, group: expected });
-  });
+  ])(
+    'a client that lists the hybrid but sends only %s is never forced into a HelloRetryRequest',
+    async (_n, share, groups, expected) => {
+      const r = await handshake(port, groups, share);
+      expect(r).toMatchObject({ helloRetry: false, group: expected });
+    },
+  );
 
   it('HelloRetryRequest to the hybrid when the client sent no share at all', async () => {
     const r = await handshake(port, [0x1d, HYBRID], null);
@@ -182,6 +206,8 @@ describe('X25519MLKEM768 on the wire', () => {
   });
 
   it('TLS 1.2 never picks the hybrid: a client listing it first gets X25519', async () => {
-    expect(await nodeClient({ maxVersion: 'TLSv1.2', ecdhCurve: 'X25519MLKEM768:X25519' })).toMatch(/^TLSv1\.2 x25519 /);
+    expect(await nodeClient({ maxVersion: 'TLSv1.2', ecdhCurve: 'X25519MLKEM768:X25519' })).toMatch(
+      /^TLSv1\.2 x25519 /,
+    );
   });
 });

@@ -25,7 +25,14 @@ import { MAX_CLIENT_HELLO } from '../../../../edge-proxy/src/tls/msgs/limits';
 import type { TestPki } from '../../../helpers/certs';
 import { InProcessKeys } from '../../../helpers/in-process-keys';
 import { startTlsServerFixture, type TlsServerFixture } from '../../../helpers/tls-server-fixture';
-import { clientHelloBody, clientHelloRecords, handshakeRecord, HelloOptions, plainRecord, x25519Share } from '../../../helpers/client-hello';
+import {
+  clientHelloBody,
+  clientHelloRecords,
+  handshakeRecord,
+  HelloOptions,
+  plainRecord,
+  x25519Share,
+} from '../../../helpers/client-hello';
 import { plainAlert as plainAlertFrom, rawExchange, RawTls13Client, resumeTls12 } from '../../../helpers/raw-peer';
 import { havePeer, runPeer } from '../../../helpers/peers';
 
@@ -42,8 +49,17 @@ beforeAll(async () => {
       const rsa = testPki.leaf('rsa', 'rsa2048', ['localhost']);
       keys = new InProcessKeys(new Map([['rsa-key', rsa.key]]));
       tickets = new TicketProtector();
-      tickets.setKeys({ epochSeconds: 3600, current: { epoch: 7, key: crypto.randomBytes(32) }, previous: { epoch: 6, key: crypto.randomBytes(32) } });
-      return { certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]), keyOperations: keys, tickets, handshakeTimeoutMs: 8000 };
+      tickets.setKeys({
+        epochSeconds: 3600,
+        current: { epoch: 7, key: crypto.randomBytes(32) },
+        previous: { epoch: 6, key: crypto.randomBytes(32) },
+      });
+      return {
+        certificates: new CertificateStore([loadCertificate(rsa.chainPem, 'rsa-key')]),
+        keyOperations: keys,
+        tickets,
+        handshakeTimeoutMs: 8000,
+      };
     },
     (c) => c.pipe(c),
   );
@@ -58,7 +74,9 @@ const hello = clientHelloRecords;
 const tls12 = (o: HelloOptions = {}): HelloOptions => ({ versions: null, suites: [0xc02f], ...o });
 
 /** The server's flight done by the scripted client; `act` then sends under the client's handshake keys. */
-async function underHandshakeKeys(act: (c: RawTls13Client) => void): Promise<{ alert?: number; closed: boolean; echoed: string }> {
+async function underHandshakeKeys(
+  act: (c: RawTls13Client) => void,
+): Promise<{ alert?: number; closed: boolean; echoed: string }> {
   const c = await RawTls13Client.connect(port);
   await c.handshake();
   act(c);
@@ -67,7 +85,9 @@ async function underHandshakeKeys(act: (c: RawTls13Client) => void): Promise<{ a
 }
 
 /** Both Finished exchanged; `act` then sends under the client's application keys. */
-async function underApplicationKeys(act: (c: RawTls13Client) => void): Promise<{ alert?: number; closed: boolean; echoed: string }> {
+async function underApplicationKeys(
+  act: (c: RawTls13Client) => void,
+): Promise<{ alert?: number; closed: boolean; echoed: string }> {
   return underHandshakeKeys((c) => {
     c.sendFinished();
     act(c);
@@ -78,20 +98,27 @@ describe('RFC 8446 §5.1: no other record between the fragments of a handshake m
   const keyUpdate = handshakeMessage(HandshakeType.key_update, Buffer.from([0]));
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
 
-  it.each([1, 2, 3, 4])('a KeyUpdate split after byte %i with application data in between: unexpected_message, nothing answered', async (at) => {
-    const r = await underApplicationKeys((c) =>
-      c.send(
-        c.protectedRecord(ContentType.handshake, keyUpdate.subarray(0, at)),
-        c.protectedRecord(ContentType.application_data, request),
-        c.protectedRecord(ContentType.handshake, keyUpdate.subarray(at)),
-      ),
-    );
-    expect(r).toEqual({ alert: A.unexpected_message, closed: true, echoed: '' });
-  });
+  it.each([1, 2, 3, 4])(
+    'a KeyUpdate split after byte %i with application data in between: unexpected_message, nothing answered',
+    async (at) => {
+      const r = await underApplicationKeys((c) =>
+        c.send(
+          c.protectedRecord(ContentType.handshake, keyUpdate.subarray(0, at)),
+          c.protectedRecord(ContentType.application_data, request),
+          c.protectedRecord(ContentType.handshake, keyUpdate.subarray(at)),
+        ),
+      );
+      expect(r).toEqual({ alert: A.unexpected_message, closed: true, echoed: '' });
+    },
+  );
 
   it('an alert (close_notify) between the fragments of a KeyUpdate', async () => {
     const r = await underApplicationKeys((c) =>
-      c.send(c.protectedRecord(ContentType.handshake, keyUpdate.subarray(0, 2)), c.protectedRecord(ContentType.alert, Buffer.from([1, 0])), c.protectedRecord(ContentType.handshake, keyUpdate.subarray(2))),
+      c.send(
+        c.protectedRecord(ContentType.handshake, keyUpdate.subarray(0, 2)),
+        c.protectedRecord(ContentType.alert, Buffer.from([1, 0])),
+        c.protectedRecord(ContentType.handshake, keyUpdate.subarray(2)),
+      ),
     );
     expect(r).toEqual({ alert: A.unexpected_message, closed: true, echoed: '' });
   });
@@ -99,7 +126,11 @@ describe('RFC 8446 §5.1: no other record between the fragments of a handshake m
   it('a ChangeCipherSpec between the fragments of the client Finished (handshake keys)', async () => {
     const r = await underHandshakeKeys((c) => {
       const fin = c.finishedMessage();
-      c.send(c.protectedRecord(ContentType.handshake, fin.subarray(0, 10)), plainRecord(20, Buffer.from([1])), c.protectedRecord(ContentType.handshake, fin.subarray(10)));
+      c.send(
+        c.protectedRecord(ContentType.handshake, fin.subarray(0, 10)),
+        plainRecord(20, Buffer.from([1])),
+        c.protectedRecord(ContentType.handshake, fin.subarray(10)),
+      );
     });
     expect(r).toMatchObject({ alert: A.unexpected_message, closed: true });
   });
@@ -107,14 +138,24 @@ describe('RFC 8446 §5.1: no other record between the fragments of a handshake m
   it('application data between the fragments of the client Finished (handshake keys)', async () => {
     const r = await underHandshakeKeys((c) => {
       const fin = c.finishedMessage();
-      c.send(c.protectedRecord(ContentType.handshake, fin.subarray(0, 10)), c.protectedRecord(ContentType.application_data, request), c.protectedRecord(ContentType.handshake, fin.subarray(10)));
+      c.send(
+        c.protectedRecord(ContentType.handshake, fin.subarray(0, 10)),
+        c.protectedRecord(ContentType.application_data, request),
+        c.protectedRecord(ContentType.handshake, fin.subarray(10)),
+      );
     });
     expect(r).toMatchObject({ alert: A.unexpected_message, closed: true });
   });
 
   it('a ChangeCipherSpec between the fragments of the ClientHello (no keys yet)', async () => {
     const ch = handshakeRecord(clientHelloBody({})).subarray(5);
-    expect(await plainAlert([plainRecord(22, ch.subarray(0, 40)), plainRecord(20, Buffer.from([1])), plainRecord(22, ch.subarray(40))])).toEqual({ alert: A.unexpected_message, closed: true });
+    expect(
+      await plainAlert([
+        plainRecord(22, ch.subarray(0, 40)),
+        plainRecord(20, Buffer.from([1])),
+        plainRecord(22, ch.subarray(40)),
+      ]),
+    ).toEqual({ alert: A.unexpected_message, closed: true });
   });
 });
 
@@ -202,7 +243,16 @@ describe('strict extension bodies (RFC 8446 §4.2, RFC 7627 §5.1): decode_error
     ['renegotiation_info', 0xff01, Buffer.from([0])],
   ];
   it.each(wellFormed)('a repeated %s extension', async (_name, type, data) => {
-    expect(await plainAlert(hello({ extra: [{ type, data }, { type, data }] }))).toEqual({ alert: A.illegal_parameter, closed: true });
+    expect(
+      await plainAlert(
+        hello({
+          extra: [
+            { type, data },
+            { type, data },
+          ],
+        }),
+      ),
+    ).toEqual({ alert: A.illegal_parameter, closed: true });
   });
   it.each([
     ['supported_groups', 10, Buffer.from([0, 2, 0, 0x1d])],
@@ -222,7 +272,17 @@ describe('strict extension bodies (RFC 8446 §4.2, RFC 7627 §5.1): decode_error
 describe('RFC 5077 §3.4: a TLS 1.2 ticket resumes with an empty session id', () => {
   const suite = TLS12_SUITES.find((s) => s.id === 0xc02f)!;
   const ticketFor = (master: Buffer): Buffer =>
-    tickets.seal({ protocol: 'TLSv1.2', suite: suite.id, secret: master, issuedAt: Date.now(), ageAdd: 0, lifetimeSeconds: 3600, extendedMasterSecret: true, serverName: '', alpn: '' })!;
+    tickets.seal({
+      protocol: 'TLSv1.2',
+      suite: suite.id,
+      secret: master,
+      issuedAt: Date.now(),
+      ageAdd: 0,
+      lifetimeSeconds: 3600,
+      extendedMasterSecret: true,
+      serverName: '',
+      alpn: '',
+    })!;
 
   it.each([
     ['an empty session id', Buffer.alloc(0)],
@@ -230,7 +290,14 @@ describe('RFC 5077 §3.4: a TLS 1.2 ticket resumes with an empty session id', ()
   ])('with %s: abbreviated handshake, no key operation, the session id echoed', async (_name, sessionId) => {
     const master = crypto.randomBytes(48);
     const before = keys.signatures + keys.masterSecrets;
-    const r = await resumeTls12(port, { ticket: ticketFor(master), master, suite, sessionId, extendedMasterSecret: true, appData: Buffer.from('resumed') });
+    const r = await resumeTls12(port, {
+      ticket: ticketFor(master),
+      master,
+      suite,
+      sessionId,
+      extendedMasterSecret: true,
+      appData: Buffer.from('resumed'),
+    });
     expect(r.alert).toBeUndefined();
     expect(r.messageTypes).toEqual([HandshakeType.server_hello, HandshakeType.new_session_ticket]);
     expect(r.sessionId).toEqual(sessionId);
@@ -242,7 +309,18 @@ describe('RFC 5077 §3.4: a TLS 1.2 ticket resumes with an empty session id', ()
   const maybe = havePeer('openssl') ? it : it.skip;
   maybe('openssl s_client -tls1_2 -sess_out, then -sess_in: reused without a key operation', async () => {
     const sess = path.join(pki.dir, 'tls12-sess.pem');
-    const base = ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caPath, '-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'];
+    const base = [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      pki.caPath,
+      '-tls1_2',
+      '-cipher',
+      'ECDHE-RSA-AES128-GCM-SHA256',
+    ];
     const first = await runPeer('openssl', [...base, '-sess_out', sess], { input: 'first\n' });
     expect(first.stdout).toMatch(/New, TLSv1.2/);
     expect(fs.readFileSync(sess, 'utf8')).toContain('BEGIN SSL SESSION PARAMETERS');
@@ -310,12 +388,19 @@ describe('ClientHello size: every legal ClientHello is read (131,396 bytes at mo
   });
 
   it('a ClientHello header announcing one byte more is illegal_parameter, before the body is read', async () => {
-    const header = Buffer.from([1, (MAX_CLIENT_HELLO + 1) >> 16, ((MAX_CLIENT_HELLO + 1) >> 8) & 0xff, (MAX_CLIENT_HELLO + 1) & 0xff]);
+    const header = Buffer.from([
+      1,
+      (MAX_CLIENT_HELLO + 1) >> 16,
+      ((MAX_CLIENT_HELLO + 1) >> 8) & 0xff,
+      (MAX_CLIENT_HELLO + 1) & 0xff,
+    ]);
     expect(await plainAlert([plainRecord(22, header)])).toEqual({ alert: A.illegal_parameter, closed: true });
   });
 
   it('any other message over maxHandshakeMessageSize (64 KiB) is illegal_parameter: a KeyUpdate header announcing 70,000 bytes', async () => {
-    const r = await underApplicationKeys((c) => c.send(c.protectedRecord(ContentType.handshake, Buffer.from([HandshakeType.key_update, 0x01, 0x11, 0x70]))));
+    const r = await underApplicationKeys((c) =>
+      c.send(c.protectedRecord(ContentType.handshake, Buffer.from([HandshakeType.key_update, 0x01, 0x11, 0x70]))),
+    );
     expect(r).toMatchObject({ alert: A.illegal_parameter, closed: true });
   });
 });

@@ -9,14 +9,24 @@ import { CreateAliasCommand, CreateKeyCommand, DisableKeyCommand, KMSClient } fr
 import { parseKeysConfig } from '../../../../lambdas/key-service/config';
 import { ConfigError } from '../../../../contract/key-service-errors';
 import { createHandler, type KeyServiceHandler } from '../../../../lambdas/key-service/handler';
-import { PROTOCOL_VERSION, type PingResult, type PublicKeyResult, type SignatureResult } from '../../../../contract/key-service-protocol';
+import {
+  PROTOCOL_VERSION,
+  type PingResult,
+  type PublicKeyResult,
+  type SignatureResult,
+} from '../../../../contract/key-service-protocol';
 import { startLocalKms, type LocalKms } from '../../../../local/kms';
 
 const PREFIX = 'alias/keyless/test/keys/';
 
 describe('KEYLESS_KEYS alias-prefix entry', () => {
   it('parses one "*" entry next to configured keys', () => {
-    const keys = parseKeysConfig(JSON.stringify([{ name: 'fixed', custody: 'kms', keyId: 'alias/x' }, { name: '*', custody: 'kms', aliasPrefix: PREFIX }]));
+    const keys = parseKeysConfig(
+      JSON.stringify([
+        { name: 'fixed', custody: 'kms', keyId: 'alias/x' },
+        { name: '*', custody: 'kms', aliasPrefix: PREFIX },
+      ]),
+    );
     expect(keys).toEqual([
       { name: 'fixed', custody: 'kms', keyId: 'alias/x' },
       { name: '*', custody: 'kms', aliasPrefix: PREFIX },
@@ -55,11 +65,21 @@ describe('key service resolving names by alias prefix (local KMS)', () => {
 
   beforeAll(async () => {
     local = await startLocalKms({ region: 'us-east-1' });
-    kms = new KMSClient({ endpoint: local.url, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 1 });
+    kms = new KMSClient({
+      endpoint: local.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 1,
+    });
     const created = await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
     keyId = created.KeyMetadata!.KeyId!;
     await kms.send(new CreateAliasCommand({ AliasName: `${PREFIX}site-2`, TargetKeyId: keyId }));
-    handler = createHandler({ keys: [{ name: '*', custody: 'kms', aliasPrefix: PREFIX }], kmsClient: kms, ticketKeys: null, logger: () => undefined });
+    handler = createHandler({
+      keys: [{ name: '*', custody: 'kms', aliasPrefix: PREFIX }],
+      kmsClient: kms,
+      ticketKeys: null,
+      logger: () => undefined,
+    });
     const pk = await call({ op: 'public_key', key: 'site-2' });
     expect(pk.ok).toBe(true);
     spki = Buffer.from((pk as { result: PublicKeyResult }).result.spki, 'base64');
@@ -80,11 +100,23 @@ describe('key service resolving names by alias prefix (local KMS)', () => {
 
   it('signs a TLS 1.3 CertificateVerify with the key behind <prefix><name>, created after the service started', async () => {
     const transcriptHash = crypto.randomBytes(32);
-    const r = await call({ op: 'tls13.certificate_verify', key: 'site-2', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: transcriptHash.toString('base64') });
+    const r = await call({
+      op: 'tls13.certificate_verify',
+      key: 'site-2',
+      scheme: 'ecdsa_secp256r1_sha256',
+      transcriptHash: transcriptHash.toString('base64'),
+    });
     expect(r.ok).toBe(true);
     const sig = Buffer.from((r as { result: SignatureResult }).result.signature, 'base64');
-    const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), transcriptHash]);
-    expect(crypto.verify('sha256', content, crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }), sig)).toBe(true);
+    const content = Buffer.concat([
+      Buffer.alloc(64, 0x20),
+      Buffer.from('TLS 1.3, server CertificateVerify'),
+      Buffer.from([0]),
+      transcriptHash,
+    ]);
+    expect(
+      crypto.verify('sha256', content, crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }), sig),
+    ).toBe(true);
 
     // A key generation made now is served at once: no redeploy, no restart.
     const next = await kms.send(new CreateKeyCommand({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' }));
@@ -95,9 +127,17 @@ describe('key service resolving names by alias prefix (local KMS)', () => {
 
   it('an alias that does not exist is unknown_key; names an alias cannot hold are unknown_key without a KMS call', async () => {
     const before = local.stats.requests;
-    expect(await call({ op: 'public_key', key: 'no-such-key' })).toMatchObject({ ok: false, error: { code: 'unknown_key' } });
+    expect(await call({ op: 'public_key', key: 'no-such-key' })).toMatchObject({
+      ok: false,
+      error: { code: 'unknown_key' },
+    });
     expect(local.stats.requests).toBe(before + 1);
-    const r = await call({ op: 'tls13.certificate_verify', key: 'no-such-key', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: crypto.randomBytes(32).toString('base64') });
+    const r = await call({
+      op: 'tls13.certificate_verify',
+      key: 'no-such-key',
+      scheme: 'ecdsa_secp256r1_sha256',
+      transcriptHash: crypto.randomBytes(32).toString('base64'),
+    });
     expect(r).toMatchObject({ ok: false, error: { code: 'unknown_key' } });
     // "." and ":" are valid key names but not alias characters.
     const mid = local.stats.requests;
@@ -128,7 +168,12 @@ describe('key service resolving names by alias prefix (local KMS)', () => {
     await kms.send(new CreateAliasCommand({ AliasName: `${PREFIX}old-1`, TargetKeyId: k.KeyMetadata!.KeyId! }));
     expect((await call({ op: 'public_key', key: 'old-1' })).ok).toBe(true);
     await kms.send(new DisableKeyCommand({ KeyId: k.KeyMetadata!.KeyId! }));
-    const r = await call({ op: 'tls13.certificate_verify', key: 'old-1', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: crypto.randomBytes(32).toString('base64') });
+    const r = await call({
+      op: 'tls13.certificate_verify',
+      key: 'old-1',
+      scheme: 'ecdsa_secp256r1_sha256',
+      transcriptHash: crypto.randomBytes(32).toString('base64'),
+    });
     expect(r).toMatchObject({ ok: false, error: { code: 'unavailable' } });
   });
 });

@@ -6,12 +6,24 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createHandler, createLambdaEntry, type KeyServiceHandler, type KeyServiceLogRecord } from '../../../../lambdas/key-service/handler';
+import {
+  createHandler,
+  createLambdaEntry,
+  type KeyServiceHandler,
+  type KeyServiceLogRecord,
+} from '../../../../lambdas/key-service/handler';
 import { createLocalHandler, parseLocalKeysConfig } from '../../../../local/lambda/local-key-service';
 import { parseKeysConfig, loadKeysConfigFromEnv } from '../../../../lambdas/key-service/config';
 import { ConfigError } from '../../../../contract/key-service-errors';
 import { decodeBase64Strict } from '../../../../contract/strict-base64';
-import type { ErrorResponse, KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../../../contract/key-service-protocol';
+import type {
+  ErrorResponse,
+  KeyServiceResponse,
+  OkResponse,
+  PingResult,
+  PublicKeyResult,
+  SignatureResult,
+} from '../../../../contract/key-service-protocol';
 
 let dir: string;
 const keys: Record<'rsa' | 'p256' | 'p384', crypto.KeyObject> = {} as never;
@@ -45,7 +57,12 @@ afterAll(() => {
 
 /** RFC 8446 §4.4.3, spelled out independently of the implementation. */
 function expectedContent(hash: Buffer): Buffer {
-  return Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0x00]), hash]);
+  return Buffer.concat([
+    Buffer.alloc(64, 0x20),
+    Buffer.from('TLS 1.3, server CertificateVerify'),
+    Buffer.from([0x00]),
+    hash,
+  ]);
 }
 
 function ok<T>(res: KeyServiceResponse): OkResponse<T> {
@@ -79,9 +96,14 @@ describe('tls13.certificate_verify', () => {
 
   test.each(cases)('$scheme with the $key key signs the RFC 8446 content', async ({ key, scheme, hash, len }) => {
     // The transcript hash is the cipher suite's (SHA-256 or SHA-384), whatever the scheme's hash.
-    const transcriptHash = crypto.createHash(hash === 'sha512' ? 'sha384' : hash).update(crypto.randomBytes(100)).digest();
+    const transcriptHash = crypto
+      .createHash(hash === 'sha512' ? 'sha384' : hash)
+      .update(crypto.randomBytes(100))
+      .digest();
     expect(transcriptHash.length).toBe(Math.min(len, 48));
-    const res = ok<SignatureResult>(await handler(cv({ key, scheme, transcriptHash: transcriptHash.toString('base64'), id: `t.${scheme}` })));
+    const res = ok<SignatureResult>(
+      await handler(cv({ key, scheme, transcriptHash: transcriptHash.toString('base64'), id: `t.${scheme}` })),
+    );
     expect(res).toMatchObject({ v: 2, id: `t.${scheme}`, ok: true });
     expect(res.result.backendMs).toBeGreaterThanOrEqual(0);
     const signature = decodeBase64Strict(res.result.signature)!;
@@ -99,13 +121,24 @@ describe('tls13.certificate_verify', () => {
       expect(crypto.verify(hash, content, { key: pub, dsaEncoding: 'der' }, signature)).toBe(true);
     }
     // Not a signature over the bare hash or over another context string.
-    expect(crypto.verify(hash, transcriptHash, { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: len, dsaEncoding: 'der' }, signature)).toBe(false);
+    expect(
+      crypto.verify(
+        hash,
+        transcriptHash,
+        { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: len, dsaEncoding: 'der' },
+        signature,
+      ),
+    ).toBe(false);
   });
 });
 
 describe('public_key and ping', () => {
   test('public_key returns the SPKI and key spec', async () => {
-    for (const [name, spec] of [['rsa', 'RSA_2048'], ['p256', 'ECC_NIST_P256'], ['p384', 'ECC_NIST_P384']] as const) {
+    for (const [name, spec] of [
+      ['rsa', 'RSA_2048'],
+      ['p256', 'ECC_NIST_P256'],
+      ['p384', 'ECC_NIST_P384'],
+    ] as const) {
       const res = ok<PublicKeyResult>(await handler({ v: 2, id: 'pk', op: 'public_key', key: name }));
       expect(res.result.keySpec).toBe(spec);
       const expected = crypto.createPublicKey(keys[name]).export({ type: 'spki', format: 'der' });
@@ -139,12 +172,27 @@ describe('rejections', () => {
     ['wrong type: id', cv({ id: 7 }), 'bad_request', null],
     ['wrong type: v', cv({ v: '1' }), 'bad_request', 'req-1'],
     ['bad base64: alphabet', cv({ transcriptHash: hash32.slice(0, -4) + '$$$=' }), 'bad_request', 'req-1'],
-    ['bad base64: url-safe', cv({ transcriptHash: Buffer.alloc(32, 0xfb).toString('base64url') + '=' }), 'bad_request', 'req-1'],
+    [
+      'bad base64: url-safe',
+      cv({ transcriptHash: Buffer.alloc(32, 0xfb).toString('base64url') + '=' }),
+      'bad_request',
+      'req-1',
+    ],
     ['bad base64: missing padding', cv({ transcriptHash: hash32.replace(/=+$/, '') }), 'bad_request', 'req-1'],
     ['bad base64: non-canonical bits', cv({ transcriptHash: hash32.slice(0, -2) + 'B=' }), 'bad_request', 'req-1'],
     ['bad base64: whitespace', cv({ transcriptHash: ` ${hash32}` }), 'bad_request', 'req-1'],
-    ['wrong hash length', cv({ scheme: 'rsa_pss_rsae_sha384', transcriptHash: Buffer.alloc(40, 1).toString('base64') }), 'bad_request', 'req-1'],
-    ['a SHA-512-sized hash (no TLS 1.3 suite uses SHA-512)', cv({ scheme: 'rsa_pss_rsae_sha512', transcriptHash: Buffer.alloc(64, 1).toString('base64') }), 'bad_request', 'req-1'],
+    [
+      'wrong hash length',
+      cv({ scheme: 'rsa_pss_rsae_sha384', transcriptHash: Buffer.alloc(40, 1).toString('base64') }),
+      'bad_request',
+      'req-1',
+    ],
+    [
+      'a SHA-512-sized hash (no TLS 1.3 suite uses SHA-512)',
+      cv({ scheme: 'rsa_pss_rsae_sha512', transcriptHash: Buffer.alloc(64, 1).toString('base64') }),
+      'bad_request',
+      'req-1',
+    ],
     ['empty hash', cv({ transcriptHash: '' }), 'bad_request', 'req-1'],
     ['oversize hash', cv({ transcriptHash: crypto.randomBytes(300).toString('base64') }), 'bad_request', 'req-1'],
     ['unknown key', cv({ key: 'nope' }), 'unknown_key', 'req-1'],
@@ -152,7 +200,12 @@ describe('rejections', () => {
     ['key with bad characters', cv({ key: 'arn:aws:kms:us-east-1:1:key/x y' }), 'bad_request', 'req-1'],
     ['incompatible scheme: ECDSA on RSA', cv({ scheme: 'ecdsa_secp256r1_sha256' }), 'unsupported', 'req-1'],
     ['incompatible scheme: PSS on P-256', cv({ key: 'p256' }), 'unsupported', 'req-1'],
-    ['incompatible scheme: P-384 scheme on P-256', cv({ key: 'p256', scheme: 'ecdsa_secp384r1_sha384', transcriptHash: crypto.randomBytes(48).toString('base64') }), 'unsupported', 'req-1'],
+    [
+      'incompatible scheme: P-384 scheme on P-256',
+      cv({ key: 'p256', scheme: 'ecdsa_secp384r1_sha384', transcriptHash: crypto.randomBytes(48).toString('base64') }),
+      'unsupported',
+      'req-1',
+    ],
     ['PKCS#1 v1.5 in TLS 1.3 CertificateVerify', cv({ scheme: 'rsa_pkcs1_sha256' }), 'unsupported', 'req-1'],
     ['unknown scheme', cv({ scheme: 'rsa_pkcs1_sha1' }), 'unsupported', 'req-1'],
     ['bad version (v1, the previous release)', cv({ v: 1 }), 'unsupported', 'req-1'],
@@ -162,16 +215,24 @@ describe('rejections', () => {
     ['oversize id', cv({ id: 'i'.repeat(65) }), 'bad_request', null],
     ['id with bad characters', cv({ id: 'a b' }), 'bad_request', null],
     ['missing id', { v: 2, op: 'ping' }, 'bad_request', null],
-    ['missing transcriptHash', { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'rsa', scheme: 'rsa_pss_rsae_sha256' }, 'bad_request', 'x'],
+    [
+      'missing transcriptHash',
+      { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'rsa', scheme: 'rsa_pss_rsae_sha256' },
+      'bad_request',
+      'x',
+    ],
     ['not an object: array', [1, 2], 'bad_request', null],
     ['not an object: string', '{"v":1}', 'bad_request', null],
     ['not an object: null', null, 'bad_request', null],
   ];
 
-  test.each(cases.map(([label, event, code, id]) => ({ label, event, code, id })))('$label → $code', async ({ event, code, id }) => {
-    const res = err(await handler(event));
-    expect(res).toEqual({ v: 2, id, ok: false, error: { code, message: expect.any(String) } });
-  });
+  test.each(cases.map(([label, event, code, id]) => ({ label, event, code, id })))(
+    '$label → $code',
+    async ({ event, code, id }) => {
+      const res = err(await handler(event));
+      expect(res).toEqual({ v: 2, id, ok: false, error: { code, message: expect.any(String) } });
+    },
+  );
 
   test('error messages never echo request values', async () => {
     const secretish = 'QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ=='; // 40 bytes of 'A'
@@ -191,7 +252,15 @@ describe('logging', () => {
     const res = ok<SignatureResult>(await handler(cv({ id: 'log-1', transcriptHash }), { awsRequestId: 'aws-1' }));
     await handler(cv({ id: 'log-2', key: 'missing' }));
     expect(logs).toHaveLength(2);
-    expect(logs[0]).toMatchObject({ level: 'info', msg: 'key_service_request', id: 'log-1', op: 'tls13.certificate_verify', key: 'rsa', outcome: 'ok', awsRequestId: 'aws-1' });
+    expect(logs[0]).toMatchObject({
+      level: 'info',
+      msg: 'key_service_request',
+      id: 'log-1',
+      op: 'tls13.certificate_verify',
+      key: 'rsa',
+      outcome: 'ok',
+      awsRequestId: 'aws-1',
+    });
     expect(typeof logs[0].latencyMs).toBe('number');
     expect(logs[1]).toMatchObject({ id: 'log-2', outcome: 'unknown_key' });
     const text = JSON.stringify(logs);
@@ -207,7 +276,10 @@ describe('configuration', () => {
       ['{}', /expected a JSON array/],
       ['[]', /at least one key/],
       ['[{"name":"a","custody":"kms"}]', /\[0\]\.keyId/],
-      ['[{"name":"a","custody":"file","path":"/abs/key.pem"}]', /\[0\]\.custody: "file" custody is for local development only; this key service serves kms, sealed/],
+      [
+        '[{"name":"a","custody":"file","path":"/abs/key.pem"}]',
+        /\[0\]\.custody: "file" custody is for local development only; this key service serves kms, sealed/,
+      ],
       ['[{"name":"a","custody":"hsm"}]', /\[0\]\.custody/],
       ['[{"custody":"kms","keyId":"k"}]', /\[0\]\.name/],
       ['[{"name":"a b","custody":"kms","keyId":"k"}]', /\[0\]\.name/],
@@ -228,16 +300,27 @@ describe('configuration', () => {
       expect(() => parseLocalKeysConfig(json)).toThrow(ConfigError);
       expect(() => parseLocalKeysConfig(json)).toThrow(message);
     }
-    expect(parseLocalKeysConfig('[{"name":"a","custody":"file","path":"/abs/key.pem"}]')).toEqual([{ name: 'a', custody: 'file', path: '/abs/key.pem' }]);
+    expect(parseLocalKeysConfig('[{"name":"a","custody":"file","path":"/abs/key.pem"}]')).toEqual([
+      { name: 'a', custody: 'file', path: '/abs/key.pem' },
+    ]);
     // Keys handed to the production handler directly get the same refusal.
-    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: '/abs/key.pem' }] })).toThrow(/key "x": custody "file" is not served by this key service \(it serves kms, sealed\)/);
+    expect(() => createHandler({ keys: [{ name: 'x', custody: 'file', path: '/abs/key.pem' }] })).toThrow(
+      /key "x": custody "file" is not served by this key service \(it serves kms, sealed\)/,
+    );
     const spki = crypto.createPublicKey(keys.rsa).export({ type: 'spki', format: 'der' }).toString('base64');
     const sealedKey = crypto.randomBytes(1200).toString('base64');
-    const sealed = { name: 's', custody: 'sealed', wrappingKeyId: 'alias/keyless/prod/sealed-wrapping', sealedKey, publicKey: spki };
-    expect(parseKeysConfig(JSON.stringify([{ name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' }, sealed]))).toEqual([
-      { name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' },
-      sealed,
-    ]);
+    const sealed = {
+      name: 's',
+      custody: 'sealed',
+      wrappingKeyId: 'alias/keyless/prod/sealed-wrapping',
+      sealedKey,
+      publicKey: spki,
+    };
+    expect(
+      parseKeysConfig(
+        JSON.stringify([{ name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' }, sealed]),
+      ),
+    ).toEqual([{ name: 'localhost', custody: 'kms', keyId: 'alias/keyless-localhost' }, sealed]);
     const p256Spki = crypto.createPublicKey(keys.p256).export({ type: 'spki', format: 'der' }).toString('base64');
     const badSealed: Array<[Record<string, unknown>, RegExp]> = [
       [{ ...sealed, blob: 'x' }, /\[0\]: unknown field "blob"/],
@@ -253,16 +336,34 @@ describe('configuration', () => {
 
   test('unreadable, encrypted or weak file keys are configuration errors without key bytes', () => {
     const missing = path.join(dir, 'missing.pem');
-    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: missing }] })).toThrow(/file key "x": cannot read key file \(ENOENT\)/);
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: missing }] })).toThrow(
+      /file key "x": cannot read key file \(ENOENT\)/,
+    );
     const encrypted = path.join(dir, 'enc.pem');
-    fs.writeFileSync(encrypted, keys.p256.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }), { mode: 0o600 });
-    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: encrypted }] })).toThrow(/not an unencrypted PEM private key/);
+    fs.writeFileSync(
+      encrypted,
+      keys.p256.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }),
+      { mode: 0o600 },
+    );
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: encrypted }] })).toThrow(
+      /not an unencrypted PEM private key/,
+    );
     const weak = path.join(dir, 'weak.pem');
-    fs.writeFileSync(weak, crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: weak }] })).toThrow(/at least 2048 bits/);
+    fs.writeFileSync(
+      weak,
+      crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      { mode: 0o600 },
+    );
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: weak }] })).toThrow(
+      /at least 2048 bits/,
+    );
     const ed = path.join(dir, 'ed.pem');
-    fs.writeFileSync(ed, crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: ed }] })).toThrow(/unsupported key type/);
+    fs.writeFileSync(ed, crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o600,
+    });
+    expect(() => createLocalHandler({ keys: [{ name: 'x', custody: 'file', path: ed }] })).toThrow(
+      /unsupported key type/,
+    );
   });
 
   test('the Lambda entry point reads KEYLESS_KEYS once, logs through Powertools, and never throws', async () => {
@@ -278,7 +379,11 @@ describe('configuration', () => {
       const res = err(await lambdaHandler({ v: 2, id: 'x', op: 'ping' }));
       expect(res.error).toEqual({ code: 'internal', message: 'key service is misconfigured (see its logs)' });
       expect(res.id).toBe('x');
-      expect(JSON.parse(String(errors.mock.calls.at(-1)?.[0]))).toMatchObject({ level: 'ERROR', message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS: not set/) });
+      expect(JSON.parse(String(errors.mock.calls.at(-1)?.[0]))).toMatchObject({
+        level: 'ERROR',
+        message: 'key_service_config_error',
+        reason: expect.stringMatching(/KEYLESS_KEYS: not set/),
+      });
       errors.mockRestore();
 
       // The Lambda serves kms and sealed custody only: a file key is a configuration error naming the field.
@@ -286,7 +391,10 @@ describe('configuration', () => {
       const errors2 = jest.spyOn(console, 'error').mockImplementation(() => undefined);
       lambdaHandler = createLambdaEntry();
       expect(err(await lambdaHandler({ v: 2, id: 'f', op: 'ping' })).error.code).toBe('internal');
-      expect(JSON.parse(String(errors2.mock.calls.at(-1)?.[0]))).toMatchObject({ message: 'key_service_config_error', reason: expect.stringMatching(/KEYLESS_KEYS\[0\]\.custody: "file" custody is for local development only/) });
+      expect(JSON.parse(String(errors2.mock.calls.at(-1)?.[0]))).toMatchObject({
+        message: 'key_service_config_error',
+        reason: expect.stringMatching(/KEYLESS_KEYS\[0\]\.custody: "file" custody is for local development only/),
+      });
       errors2.mockRestore();
 
       process.env.KEYLESS_KEYS = JSON.stringify([{ name: 'dev', custody: 'kms', keyId: 'alias/dev' }]);
@@ -294,7 +402,15 @@ describe('configuration', () => {
       const pong = ok<PingResult>(await lambdaHandler({ v: 2, id: 'y', op: 'ping' }, { awsRequestId: 'r' }));
       expect(pong.result.keys).toEqual([{ name: 'dev', custody: 'kms', keySpec: 'UNKNOWN' }]);
       const line = JSON.parse(String(quiet.mock.calls.at(-1)?.[0]));
-      expect(line).toMatchObject({ level: 'INFO', message: 'key_service_request', id: 'y', op: 'ping', outcome: 'ok', service: 'keyless-key-service', awsRequestId: 'r' });
+      expect(line).toMatchObject({
+        level: 'INFO',
+        message: 'key_service_request',
+        id: 'y',
+        op: 'ping',
+        outcome: 'ok',
+        service: 'keyless-key-service',
+        awsRequestId: 'r',
+      });
       quiet.mockRestore();
     } finally {
       if (saved === undefined) delete process.env.KEYLESS_KEYS;

@@ -5,7 +5,11 @@
  * Real handler, local KMS, production SDK client.
  */
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { createHandler, DEFAULT_UNKNOWN_KEY_CACHE, type KeyServiceHandler } from '../../../../lambdas/key-service/handler';
+import {
+  createHandler,
+  DEFAULT_UNKNOWN_KEY_CACHE,
+  type KeyServiceHandler,
+} from '../../../../lambdas/key-service/handler';
 import { PROTOCOL_VERSION, type KeyServiceResponse } from '../../../../contract/key-service-protocol';
 import { startLocalKms, type LocalKms } from '../../../../local/kms';
 
@@ -16,7 +20,12 @@ let seq = 0;
 
 beforeAll(async () => {
   local = await startLocalKms({ region: 'us-east-1' });
-  kms = new KMSClient({ endpoint: local.url, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 1 });
+  kms = new KMSClient({
+    endpoint: local.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    maxAttempts: 1,
+  });
 });
 
 afterAll(async () => {
@@ -25,10 +34,17 @@ afterAll(async () => {
 });
 
 function service(cache: { ttlMs?: number; maxEntries?: number; now?: () => number }): KeyServiceHandler {
-  return createHandler({ keys: [{ name: '*', custody: 'kms', aliasPrefix: PREFIX }], kmsClient: kms, ticketKeys: null, logger: () => undefined, unknownKeyCache: cache });
+  return createHandler({
+    keys: [{ name: '*', custody: 'kms', aliasPrefix: PREFIX }],
+    kmsClient: kms,
+    ticketKeys: null,
+    logger: () => undefined,
+    unknownKeyCache: cache,
+  });
 }
 
-const publicKey = (h: KeyServiceHandler, key: string) => h({ v: PROTOCOL_VERSION, id: `r-${seq++}`, op: 'public_key', key });
+const publicKey = (h: KeyServiceHandler, key: string) =>
+  h({ v: PROTOCOL_VERSION, id: `r-${seq++}`, op: 'public_key', key });
 const code = (r: KeyServiceResponse) => (r.ok ? 'ok' : r.error.code);
 const kmsCalls = () => local.stats.requests; // every KMS request, failed ones included
 
@@ -48,7 +64,18 @@ test('an unknown name costs one KMS call per TTL; a key created meanwhile is ser
   expect(code(await publicKey(h, 'later'))).toBe('unknown_key');
   expect(kmsCalls()).toBe(1);
   for (let i = 0; i < 5; i++) expect(code(await publicKey(h, 'later'))).toBe('unknown_key');
-  expect(code(await h({ v: PROTOCOL_VERSION, id: 'sig', op: 'tls13.certificate_verify', key: 'later', scheme: 'ecdsa_secp256r1_sha256', transcriptHash: Buffer.alloc(32).toString('base64') }))).toBe('unknown_key');
+  expect(
+    code(
+      await h({
+        v: PROTOCOL_VERSION,
+        id: 'sig',
+        op: 'tls13.certificate_verify',
+        key: 'later',
+        scheme: 'ecdsa_secp256r1_sha256',
+        transcriptHash: Buffer.alloc(32).toString('base64'),
+      }),
+    ),
+  ).toBe('unknown_key');
   expect(kmsCalls()).toBe(1);
 
   await createAliasedKey('later');

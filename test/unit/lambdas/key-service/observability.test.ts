@@ -9,7 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createLocalHandler } from '../../../../local/lambda/local-key-service';
-import { createPowertoolsLogger, createPowertoolsMetrics, type RequestMetrics } from '../../../../lambdas/key-service/observability';
+import {
+  createPowertoolsLogger,
+  createPowertoolsMetrics,
+  type RequestMetrics,
+} from '../../../../lambdas/key-service/observability';
 import { METRICS } from '../../../../lib/naming';
 
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
@@ -51,28 +55,49 @@ describe('EMF metrics', () => {
     } finally {
       spy.mockRestore();
     }
-    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> } });
+    const records = lines.map(
+      (l) =>
+        JSON.parse(l) as Record<string, unknown> & {
+          _aws: {
+            CloudWatchMetrics: Array<{
+              Namespace: string;
+              Dimensions: string[][];
+              Metrics: Array<{ Name: string; Unit: string }>;
+            }>;
+          };
+        },
+    );
     const byName = (name: string) => records.filter((r) => r._aws.CloudWatchMetrics[0].Metrics[0].Name === name);
     for (const r of records) {
       expect(r._aws.CloudWatchMetrics[0].Namespace).toBe('Keyless/KeyService');
       expect(r.Deployment).toBe('prod');
     }
-    expect(byName(METRICS.keyService.operationLatency)).toEqual([expect.objectContaining({ Operation: 'tls13.certificate_verify', OperationLatency: 12.5 })]);
-    expect(byName(METRICS.keyService.operationLatency)[0]._aws.CloudWatchMetrics[0].Dimensions[0]).toEqual(expect.arrayContaining(['Operation', 'Deployment']));
+    expect(byName(METRICS.keyService.operationLatency)).toEqual([
+      expect.objectContaining({ Operation: 'tls13.certificate_verify', OperationLatency: 12.5 }),
+    ]);
+    expect(byName(METRICS.keyService.operationLatency)[0]._aws.CloudWatchMetrics[0].Dimensions[0]).toEqual(
+      expect.arrayContaining(['Operation', 'Deployment']),
+    );
     expect(byName(METRICS.keyService.errors)).toEqual([expect.objectContaining({ Code: 'throttled', Errors: 1 })]);
     expect(byName(METRICS.keyService.kmsLatency).map((r) => [r.Operation, r.KmsLatency])).toEqual([
       ['GetPublicKey', 3],
       ['Sign', 7],
     ]);
-    expect(byName(METRICS.keyService.kmsThrottles)).toEqual([expect.objectContaining({ Operation: 'Sign', KmsThrottles: 1 })]);
+    expect(byName(METRICS.keyService.kmsThrottles)).toEqual([
+      expect.objectContaining({ Operation: 'Sign', KmsThrottles: 1 }),
+    ]);
   });
 
   test('outside Lambda, with no Powertools environment, recording never throws', () => {
     const quiet = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     try {
-      const metrics = withEnv({ POWERTOOLS_METRICS_NAMESPACE: undefined, POWERTOOLS_DEV: undefined }, () => createPowertoolsMetrics());
+      const metrics = withEnv({ POWERTOOLS_METRICS_NAMESPACE: undefined, POWERTOOLS_DEV: undefined }, () =>
+        createPowertoolsMetrics(),
+      );
       expect(() => metrics.request({ op: 'ping', outcome: 'ok', latencyMs: 0.1, kms: [] })).not.toThrow();
-      expect(() => metrics.request({ op: '', outcome: '', latencyMs: Number.NaN, kms: [{ operation: '', ms: -1 }] })).not.toThrow();
+      expect(() =>
+        metrics.request({ op: '', outcome: '', latencyMs: Number.NaN, kms: [{ operation: '', ms: -1 }] }),
+      ).not.toThrow();
     } finally {
       quiet.mockRestore();
     }
@@ -95,7 +120,14 @@ describe('structured logs', () => {
       spies.forEach((s) => s.mockRestore());
     }
     expect(out.map(([level]) => level)).toEqual(['info', 'warn', 'error']);
-    expect(JSON.parse(out[0][1])).toMatchObject({ level: 'INFO', message: 'key_service_request', service: 'keyless-key-service', id: 'a', op: 'ping', outcome: 'ok' });
+    expect(JSON.parse(out[0][1])).toMatchObject({
+      level: 'INFO',
+      message: 'key_service_request',
+      service: 'keyless-key-service',
+      id: 'a',
+      op: 'ping',
+      outcome: 'ok',
+    });
     expect(JSON.parse(out[2][1])).toMatchObject({ level: 'ERROR', message: 'key_service_config_error', reason: 'x' });
   });
 });
@@ -105,9 +137,18 @@ describe('the handler feeds the metrics sink', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-obs-'));
     try {
       const file = path.join(dir, 'k.pem');
-      fs.writeFileSync(file, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      fs.writeFileSync(
+        file,
+        crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        { mode: 0o600 },
+      );
       const records: RequestMetrics[] = [];
-      const h = createLocalHandler({ keys: [{ name: 'k', custody: 'file', path: file }], ticketKeys: null, logger: () => undefined, metrics: { request: (m) => records.push(m) } });
+      const h = createLocalHandler({
+        keys: [{ name: 'k', custody: 'file', path: file }],
+        ticketKeys: null,
+        logger: () => undefined,
+        metrics: { request: (m) => records.push(m) },
+      });
       await h({ v: 2, id: 'a', op: 'ping' });
       await h({ v: 2, id: 'b', op: 'public_key', key: 'nope' });
       await h({ v: 2, id: 'c', op: 'no-such-op' });
@@ -146,6 +187,9 @@ describe('sinks that fail', () => {
       },
     });
     await expect(h({ v: 2, id: 'a', op: 'ping' })).resolves.toMatchObject({ ok: true });
-    await expect(h({ v: 2, id: 'b', op: 'nope' })).resolves.toMatchObject({ ok: false, error: { code: 'unsupported' } });
+    await expect(h({ v: 2, id: 'b', op: 'nope' })).resolves.toMatchObject({
+      ok: false,
+      error: { code: 'unsupported' },
+    });
   });
 });

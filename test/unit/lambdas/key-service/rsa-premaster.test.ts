@@ -38,33 +38,43 @@ describe('decryptPreMasterSecret', () => {
     expect(key.modulus.equals(Buffer.from(publicKey.export({ format: 'jwk' }).n as string, 'base64url'))).toBe(true);
     expect(prepareRsaDecryptionKey(privateKey).rejectionKey.equals(key.rejectionKey)).toBe(true);
     expect(prepareRsaDecryptionKey(other.privateKey).rejectionKey.equals(key.rejectionKey)).toBe(false);
-    expect(() => prepareRsaDecryptionKey(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)).toThrow(TypeError);
+    expect(() => prepareRsaDecryptionKey(crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)).toThrow(
+      TypeError,
+    );
     expect(() => prepareRsaDecryptionKey(publicKey)).toThrow(TypeError);
   });
 
-  test.each([0x0303, 0x0304, 0x03ff])('a well-formed PKCS#1 v1.5 block yields the premaster (client_version %s)', (v) => {
-    const pm = newPreMaster(v);
-    expect(decryptPreMasterSecret(key, encryptPreMaster(publicKey, pm), v).equals(pm)).toBe(true);
-    // Minimum padding (8 bytes) is accepted too; built by hand so the padding length is exact.
-    const minimal = Buffer.concat([Buffer.from([0, 2]), Buffer.alloc(256 - 3 - 48, 0x11), Buffer.from([0]), pm]);
-    expect(decryptPreMasterSecret(key, rawRsaEncrypt(publicKey, minimal), v).equals(pm)).toBe(true);
-  });
+  test.each([0x0303, 0x0304, 0x03ff])(
+    'a well-formed PKCS#1 v1.5 block yields the premaster (client_version %s)',
+    (v) => {
+      const pm = newPreMaster(v);
+      expect(decryptPreMasterSecret(key, encryptPreMaster(publicKey, pm), v).equals(pm)).toBe(true);
+      // Minimum padding (8 bytes) is accepted too; built by hand so the padding length is exact.
+      const minimal = Buffer.concat([Buffer.from([0, 2]), Buffer.alloc(256 - 3 - 48, 0x11), Buffer.from([0]), pm]);
+      expect(decryptPreMasterSecret(key, rawRsaEncrypt(publicKey, minimal), v).equals(pm)).toBe(true);
+    },
+  );
 
-  test.each(MALFORMED_PREMASTER_CASES.map((c) => [c.label, c]))('%s → synthetic premaster, stable per ciphertext', (_label, c) => {
-    const v = 0x0303;
-    const ct = c.ciphertext(publicKey, v);
-    const out = decryptPreMasterSecret(key, ct, v);
-    expect(out.length).toBe(48);
-    expect(out.readUInt16BE(0)).toBe(v);
-    // Exactly the documented synthetic value: client_version ‖ HKDF-SHA256(K_key, ciphertext, info)[0..45].
-    const expected = Buffer.concat([
-      Buffer.from([0x03, 0x03]),
-      Buffer.from(crypto.hkdfSync('sha256', ct, key.rejectionKey, Buffer.from('keyless tls12 implicit rejection v1'), 46)),
-    ]);
-    expect(out.equals(expected)).toBe(true);
-    expect(out.equals(syntheticPreMasterSecret(key, ct, v))).toBe(true);
-    expect(decryptPreMasterSecret(key, ct, v).equals(out)).toBe(true); // stable
-  });
+  test.each(MALFORMED_PREMASTER_CASES.map((c) => [c.label, c]))(
+    '%s → synthetic premaster, stable per ciphertext',
+    (_label, c) => {
+      const v = 0x0303;
+      const ct = c.ciphertext(publicKey, v);
+      const out = decryptPreMasterSecret(key, ct, v);
+      expect(out.length).toBe(48);
+      expect(out.readUInt16BE(0)).toBe(v);
+      // Exactly the documented synthetic value: client_version ‖ HKDF-SHA256(K_key, ciphertext, info)[0..45].
+      const expected = Buffer.concat([
+        Buffer.from([0x03, 0x03]),
+        Buffer.from(
+          crypto.hkdfSync('sha256', ct, key.rejectionKey, Buffer.from('keyless tls12 implicit rejection v1'), 46),
+        ),
+      ]);
+      expect(out.equals(expected)).toBe(true);
+      expect(out.equals(syntheticPreMasterSecret(key, ct, v))).toBe(true);
+      expect(decryptPreMasterSecret(key, ct, v).equals(out)).toBe(true); // stable
+    },
+  );
 
   test('a well-formed ciphertext under another key gets a synthetic premaster like any other bad one', () => {
     const pm = newPreMaster();
@@ -122,7 +132,13 @@ describe('public request checks and the master secret', () => {
   test('without EMS: PRF(premaster, "master secret", client_random ‖ server_random)', () => {
     for (const prfHash of ['sha256', 'sha384'] as const) {
       const p = params({ prfHash });
-      const expected = prf12(prfHash, p.preMaster, 'master secret', Buffer.concat([p.clientRandom, p.serverRandom]), 48);
+      const expected = prf12(
+        prfHash,
+        p.preMaster,
+        'master secret',
+        Buffer.concat([p.clientRandom, p.serverRandom]),
+        48,
+      );
       expect(rsaMasterSecret(key, p).equals(expected)).toBe(true);
     }
   });
@@ -130,9 +146,16 @@ describe('public request checks and the master secret', () => {
   test('with EMS: PRF(premaster, "extended master secret", Hash(handshake_messages))', () => {
     for (const prfHash of ['sha256', 'sha384'] as const) {
       const p = params({ prfHash });
-      p.handshakeMessages = rsaHandshakeMessages({ clientVersion: 0x0303, clientRandom: p.clientRandom, serverRandom: p.serverRandom, ciphertext: p.encryptedPreMasterSecret });
+      p.handshakeMessages = rsaHandshakeMessages({
+        clientVersion: 0x0303,
+        clientRandom: p.clientRandom,
+        serverRandom: p.serverRandom,
+        ciphertext: p.encryptedPreMasterSecret,
+      });
       const sessionHash = crypto.createHash(prfHash).update(p.handshakeMessages).digest();
-      expect(rsaMasterSecret(key, p).equals(prf12(prfHash, p.preMaster, 'extended master secret', sessionHash, 48))).toBe(true);
+      expect(
+        rsaMasterSecret(key, p).equals(prf12(prfHash, p.preMaster, 'extended master secret', sessionHash, 48)),
+      ).toBe(true);
     }
   });
 
@@ -167,22 +190,43 @@ describe('public request checks and the master secret', () => {
 
   test('EMS: the handshake messages must be this handshake', () => {
     const p = params();
-    const hm = (o: Partial<{ clientVersion: number; clientRandom: Buffer; serverRandom: Buffer; ciphertext: Buffer }> = {}) =>
-      rsaHandshakeMessages({ clientVersion: 0x0303, clientRandom: p.clientRandom, serverRandom: p.serverRandom, ciphertext: p.encryptedPreMasterSecret, ...o });
+    const hm = (
+      o: Partial<{ clientVersion: number; clientRandom: Buffer; serverRandom: Buffer; ciphertext: Buffer }> = {},
+    ) =>
+      rsaHandshakeMessages({
+        clientVersion: 0x0303,
+        clientRandom: p.clientRandom,
+        serverRandom: p.serverRandom,
+        ciphertext: p.encryptedPreMasterSecret,
+        ...o,
+      });
     expect(() => checkRsaMasterSecretRequest({ ...p, handshakeMessages: hm() })).not.toThrow();
     badRequest({ ...p, handshakeMessages: hm({ serverRandom: crypto.randomBytes(32) }) }, /ServerHello.random differs/);
     badRequest({ ...p, handshakeMessages: hm({ clientRandom: crypto.randomBytes(32) }) }, /ClientHello.random differs/);
     badRequest({ ...p, handshakeMessages: hm({ clientVersion: 0x0304 }) }, /client_version differs/);
-    badRequest({ ...p, handshakeMessages: hm({ ciphertext: encryptPreMaster(publicKey, newPreMaster()) }) }, /ClientKeyExchange does not carry/);
+    badRequest(
+      { ...p, handshakeMessages: hm({ ciphertext: encryptPreMaster(publicKey, newPreMaster()) }) },
+      /ClientKeyExchange does not carry/,
+    );
     const full = hm();
     badRequest({ ...p, handshakeMessages: full.subarray(0, full.length - 1) }, /truncated/);
     badRequest({ ...p, handshakeMessages: Buffer.concat([full, Buffer.from([0x10])]) }, /truncated/);
-    badRequest({ ...p, handshakeMessages: Buffer.concat([handshakeMessage(2, Buffer.alloc(40)), full]) }, /first message must be the ClientHello/);
-    badRequest({ ...p, handshakeMessages: Buffer.concat([full, handshakeMessage(20, Buffer.alloc(12))]) }, /last message must be the ClientKeyExchange/);
+    badRequest(
+      { ...p, handshakeMessages: Buffer.concat([handshakeMessage(2, Buffer.alloc(40)), full]) },
+      /first message must be the ClientHello/,
+    );
+    badRequest(
+      { ...p, handshakeMessages: Buffer.concat([full, handshakeMessage(20, Buffer.alloc(12))]) },
+      /last message must be the ClientKeyExchange/,
+    );
     // A ServerKeyExchange has no place in an RSA key exchange: insert one after the ServerHello.
     const chLength = 4 + full.readUIntBE(1, 3);
     const shLength = 4 + full.readUIntBE(chLength + 1, 3);
-    const withSke = Buffer.concat([full.subarray(0, chLength + shLength), handshakeMessage(12, Buffer.alloc(10)), full.subarray(chLength + shLength)]);
+    const withSke = Buffer.concat([
+      full.subarray(0, chLength + shLength),
+      handshakeMessage(12, Buffer.alloc(10)),
+      full.subarray(chLength + shLength),
+    ]);
     badRequest({ ...p, handshakeMessages: withSke }, /unexpected handshake message type/);
   });
 

@@ -16,9 +16,19 @@ import { createHandler } from '../../../../lambdas/key-service/handler';
 import type { KeyServiceResponse, OkResponse, TicketKeysResult } from '../../../../contract/key-service-protocol';
 import { KmsTicketKeyEnvelope, ticketKeyEncryptionContext } from '../../../../lambdas/key-service/ticket-key-envelope';
 import { MemoryTicketKeyStore, type TicketKeyStore } from '../../../../lambdas/key-service/ticket-key-store';
-import { StoredTicketKeys, keyExpiresAtMs, loadTicketKeysConfigFromEnv, TICKET_KEY_GRACE_SECONDS } from '../../../../lambdas/key-service/ticket-keys';
+import {
+  StoredTicketKeys,
+  keyExpiresAtMs,
+  loadTicketKeysConfigFromEnv,
+  TICKET_KEY_GRACE_SECONDS,
+} from '../../../../lambdas/key-service/ticket-keys';
 import { TicketProtector, type TicketState } from '../../../../edge-proxy/src/tls/tickets';
-import { KeyOperationError, KeyServiceClient, type KeyServiceTarget, type TicketKeys } from '../../../../edge-proxy/src/keyless';
+import {
+  KeyOperationError,
+  KeyServiceClient,
+  type KeyServiceTarget,
+  type TicketKeys,
+} from '../../../../edge-proxy/src/keyless';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 const DEPLOYMENT = 'test';
@@ -31,7 +41,13 @@ let client: KMSClient;
 beforeAll(async () => {
   kms = await startLocalKms({ port: 0 });
   client = createKmsClient({ endpoint: kms.url, region: 'us-east-1', credentials });
-  const key = await client.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', Description: 'test ticket keys' }));
+  const key = await client.send(
+    new CreateKeyCommand({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      Description: 'test ticket keys',
+    }),
+  );
   await client.send(new CreateAliasCommand({ AliasName: KEY_ALIAS, TargetKeyId: key.KeyMetadata!.KeyId! }));
 });
 
@@ -67,7 +83,13 @@ function ok<T>(res: KeyServiceResponse): OkResponse<T> {
 /** What the edge client hands the protector. */
 function edgeKeys(r: TicketKeysResult): TicketKeys {
   const k = (x: { epoch: number; key: string }) => ({ epoch: x.epoch, key: Buffer.from(x.key, 'base64') });
-  return { epochSeconds: r.epochSeconds, current: k(r.current), previous: k(r.previous), epochsAccepted: r.epochsAccepted, older: r.older?.map(k) };
+  return {
+    epochSeconds: r.epochSeconds,
+    current: k(r.current),
+    previous: k(r.previous),
+    epochsAccepted: r.epochsAccepted,
+    older: r.older?.map(k),
+  };
 }
 
 const state: TicketState = {
@@ -98,11 +120,18 @@ describe('random per-epoch keys in the store', () => {
     const record = store.records.get(epoch)!;
     expect(record.ciphertext.includes(key)).toBe(false);
     expect(record.expiresAtMs).toBe((epoch + 2) * H + TICKET_KEY_GRACE_SECONDS * 1000);
-    const plain = await client.send(new DecryptCommand({ CiphertextBlob: record.ciphertext, EncryptionContext: ticketKeyEncryptionContext(DEPLOYMENT, epoch) }));
+    const plain = await client.send(
+      new DecryptCommand({
+        CiphertextBlob: record.ciphertext,
+        EncryptionContext: ticketKeyEncryptionContext(DEPLOYMENT, epoch),
+      }),
+    );
     expect(Buffer.from(plain.Plaintext!).equals(key)).toBe(true);
     // Under another epoch's or deployment's context the same ciphertext does not decrypt.
     for (const ctx of [ticketKeyEncryptionContext(DEPLOYMENT, epoch + 1), ticketKeyEncryptionContext('other', epoch)]) {
-      await expect(client.send(new DecryptCommand({ CiphertextBlob: record.ciphertext, EncryptionContext: ctx }))).rejects.toMatchObject({ name: 'InvalidCiphertextException' });
+      await expect(
+        client.send(new DecryptCommand({ CiphertextBlob: record.ciphertext, EncryptionContext: ctx })),
+      ).rejects.toMatchObject({ name: 'InvalidCiphertextException' });
     }
     // No key was made for the previous epoch (nothing was sealed under it): a stand-in, never stored.
     expect(store.records.has(epoch - 1)).toBe(false);
@@ -148,7 +177,10 @@ describe('random per-epoch keys in the store', () => {
     const inner = new MemoryTicketKeyStore(new Map(), c.now);
     let down = true;
     const flaky: TicketKeyStore = {
-      get: (e) => (down ? Promise.reject(new KeyServiceError('unavailable', 'SSM GetParameter failed: InternalServerError')) : inner.get(e)),
+      get: (e) =>
+        down
+          ? Promise.reject(new KeyServiceError('unavailable', 'SSM GetParameter failed: InternalServerError'))
+          : inner.get(e),
       create: (e, b, x) => inner.create(e, b, x),
       delete: (e) => inner.delete(e),
     };
@@ -159,15 +191,29 @@ describe('random per-epoch keys in the store', () => {
     down = false;
     expect(ok<TicketKeysResult>(await h({ v: 2, id: 'b', op: 'ticket_keys' })).result.current.key).toHaveLength(44);
 
-    const wrongKey = new StoredTicketKeys({ store: new MemoryTicketKeyStore(), envelope: new KmsTicketKeyEnvelope({ keyId: 'alias/keyless/test/missing', deployment: DEPLOYMENT, client }), epochSeconds: EPOCH_SECONDS, epochsAccepted: 2 });
+    const wrongKey = new StoredTicketKeys({
+      store: new MemoryTicketKeyStore(),
+      envelope: new KmsTicketKeyEnvelope({ keyId: 'alias/keyless/test/missing', deployment: DEPLOYMENT, client }),
+      epochSeconds: EPOCH_SECONDS,
+      epochsAccepted: 2,
+    });
     const res2 = await handlerOver(wrongKey)({ v: 2, id: 'c', op: 'ticket_keys' });
-    expect(!res2.ok && res2.error).toEqual({ code: 'internal', message: 'KMS Encrypt failed: NotFoundException (the ticket key, KEYLESS_TICKET_KEY_ID)' });
+    expect(!res2.ok && res2.error).toEqual({
+      code: 'internal',
+      message: 'KMS Encrypt failed: NotFoundException (the ticket key, KEYLESS_TICKET_KEY_ID)',
+    });
   });
 });
 
 describe('the edge client reads both answer shapes', () => {
-  const direct = (h: (e: unknown) => Promise<unknown>): KeyServiceTarget => ({ name: 'direct', invoke: async (r) => JSON.parse(JSON.stringify(await h(JSON.parse(JSON.stringify(r))))) });
-  const answering = (result: unknown): KeyServiceTarget => ({ name: 'fake', invoke: async (r) => ({ v: 2, id: r.id, ok: true, result }) });
+  const direct = (h: (e: unknown) => Promise<unknown>): KeyServiceTarget => ({
+    name: 'direct',
+    invoke: async (r) => JSON.parse(JSON.stringify(await h(JSON.parse(JSON.stringify(r))))),
+  });
+  const answering = (result: unknown): KeyServiceTarget => ({
+    name: 'fake',
+    invoke: async (r) => ({ v: 2, id: r.id, ok: true, result }),
+  });
 
   test('three epochs accepted: epochsAccepted and older reach the protector', async () => {
     const c = clock();
@@ -285,7 +331,11 @@ describe('a ticket from an expired epoch cannot be opened by anything still runn
     const edge = new TicketProtector({ now: c.now });
     const epoch = Math.floor(c.t / H);
     const current = crypto.randomBytes(32);
-    edge.setKeys({ epochSeconds: EPOCH_SECONDS, current: { epoch, key: current }, previous: { epoch: epoch - 1, key: crypto.randomBytes(32) } });
+    edge.setKeys({
+      epochSeconds: EPOCH_SECONDS,
+      current: { epoch, key: current },
+      previous: { epoch: epoch - 1, key: crypto.randomBytes(32) },
+    });
     const ticket = edge.seal(state)!;
     c.t = (epoch + 1) * H + 1; // just after the boundary, before the refresh: still opens and seals
     expect(edge.open(ticket)).toEqual(state);
@@ -314,27 +364,55 @@ describe('no derivation from a long-lived key', () => {
   test('the key service has no GenerateMac code path and refuses the removed configuration', () => {
     const dir = path.resolve(__dirname, '../../../../lambdas/key-service');
     const sources = fs.readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.ts'));
-    for (const f of sources) expect(fs.readFileSync(path.join(dir, String(f)), 'utf8')).not.toMatch(/GenerateMacCommand|ticketKeyMessage/);
-    expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/keyless/prod/ticket-mac' })).toThrow(/KEYLESS_TICKET_MAC_KEY_ID: ticket keys are no longer derived/);
+    for (const f of sources)
+      expect(fs.readFileSync(path.join(dir, String(f)), 'utf8')).not.toMatch(/GenerateMacCommand|ticketKeyMessage/);
+    expect(() => loadTicketKeysConfigFromEnv({ KEYLESS_TICKET_MAC_KEY_ID: 'alias/keyless/prod/ticket-mac' })).toThrow(
+      /KEYLESS_TICKET_MAC_KEY_ID: ticket keys are no longer derived/,
+    );
   });
 });
 
 describe('configuration', () => {
-  const base = { KEYLESS_TICKET_KEY_ID: 'alias/keyless/prod/ticket-keys', KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/', KEYLESS_DEPLOYMENT: 'prod' };
+  const base = {
+    KEYLESS_TICKET_KEY_ID: 'alias/keyless/prod/ticket-keys',
+    KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/',
+    KEYLESS_DEPLOYMENT: 'prod',
+  };
 
   test('defaults, bounds, and errors that name the variable', () => {
     expect(loadTicketKeysConfigFromEnv({})).toBeUndefined();
-    expect(loadTicketKeysConfigFromEnv(base)).toEqual({ keyId: base.KEYLESS_TICKET_KEY_ID, parameterPrefix: base.KEYLESS_TICKET_PARAMETER_PREFIX, deployment: 'prod', epochSeconds: 3600, epochsAccepted: 2 });
-    expect(loadTicketKeysConfigFromEnv({ ...base, KEYLESS_TICKET_EPOCH_SECONDS: '600', KEYLESS_TICKET_EPOCHS_ACCEPTED: '4' })).toMatchObject({ epochSeconds: 600, epochsAccepted: 4 });
+    expect(loadTicketKeysConfigFromEnv(base)).toEqual({
+      keyId: base.KEYLESS_TICKET_KEY_ID,
+      parameterPrefix: base.KEYLESS_TICKET_PARAMETER_PREFIX,
+      deployment: 'prod',
+      epochSeconds: 3600,
+      epochsAccepted: 2,
+    });
+    expect(
+      loadTicketKeysConfigFromEnv({
+        ...base,
+        KEYLESS_TICKET_EPOCH_SECONDS: '600',
+        KEYLESS_TICKET_EPOCHS_ACCEPTED: '4',
+      }),
+    ).toMatchObject({ epochSeconds: 600, epochsAccepted: 4 });
     const bad: Array<[Record<string, string>, RegExp]> = [
       [{ ...base, KEYLESS_TICKET_EPOCH_SECONDS: '59' }, /^KEYLESS_TICKET_EPOCH_SECONDS: must be 60\.\.604800/],
       [{ ...base, KEYLESS_TICKET_EPOCH_SECONDS: '1e3' }, /^KEYLESS_TICKET_EPOCH_SECONDS: expected an integer/],
       [{ ...base, KEYLESS_TICKET_EPOCHS_ACCEPTED: '1' }, /^KEYLESS_TICKET_EPOCHS_ACCEPTED: must be 2\.\.8/],
       [{ ...base, KEYLESS_TICKET_EPOCHS_ACCEPTED: '9' }, /^KEYLESS_TICKET_EPOCHS_ACCEPTED: must be 2\.\.8/],
       [{ KEYLESS_TICKET_KEY_ID: 'alias/x', KEYLESS_DEPLOYMENT: 'prod' }, /^KEYLESS_TICKET_PARAMETER_PREFIX: not set/],
-      [{ KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/', KEYLESS_DEPLOYMENT: 'prod' }, /^KEYLESS_TICKET_KEY_ID: not set/],
-      [{ ...base, KEYLESS_TICKET_PARAMETER_PREFIX: 'keyless/prod' }, /^KEYLESS_TICKET_PARAMETER_PREFIX: expected a parameter path/],
-      [{ ...base, KEYLESS_TICKET_PARAMETER_PREFIX: '/aws/x/' }, /^KEYLESS_TICKET_PARAMETER_PREFIX: expected a parameter path/],
+      [
+        { KEYLESS_TICKET_PARAMETER_PREFIX: '/keyless/prod/ticket-keys/', KEYLESS_DEPLOYMENT: 'prod' },
+        /^KEYLESS_TICKET_KEY_ID: not set/,
+      ],
+      [
+        { ...base, KEYLESS_TICKET_PARAMETER_PREFIX: 'keyless/prod' },
+        /^KEYLESS_TICKET_PARAMETER_PREFIX: expected a parameter path/,
+      ],
+      [
+        { ...base, KEYLESS_TICKET_PARAMETER_PREFIX: '/aws/x/' },
+        /^KEYLESS_TICKET_PARAMETER_PREFIX: expected a parameter path/,
+      ],
       [{ ...base, KEYLESS_TICKET_KEY_ID: 'alias/x y' }, /^KEYLESS_TICKET_KEY_ID: not a valid KMS key identifier/],
       [{ ...base, KEYLESS_DEPLOYMENT: '' }, /^KEYLESS_DEPLOYMENT: set it to the deployment name/],
     ];

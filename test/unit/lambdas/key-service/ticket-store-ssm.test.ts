@@ -32,7 +32,9 @@ beforeAll(async () => {
   [kms, ssm] = await Promise.all([startLocalKms({ port: 0 }), startLocalSsm({ port: 0, region: REGION })]);
   kmsClient = createKmsClient({ endpoint: kms.url, region: REGION, credentials });
   const key = await kmsClient.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }));
-  await kmsClient.send(new CreateAliasCommand({ AliasName: 'alias/keyless/test/ticket-keys', TargetKeyId: key.KeyMetadata!.KeyId! }));
+  await kmsClient.send(
+    new CreateAliasCommand({ AliasName: 'alias/keyless/test/ticket-keys', TargetKeyId: key.KeyMetadata!.KeyId! }),
+  );
 });
 
 afterAll(async () => {
@@ -52,8 +54,13 @@ test('one Advanced-tier parameter per epoch, created once, never overwritten, wi
   const sdk = ssmClient();
   const got = await sdk.send(new GetParameterCommand({ Name: `${PREFIX}100` }));
   expect(got.Parameter).toMatchObject({ Type: 'String', Version: 1 });
-  const described = await sdk.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [`${PREFIX}100`] }] }));
-  expect(described.Parameters?.[0]).toMatchObject({ Tier: 'Advanced', Policies: [{ PolicyType: 'Expiration', PolicyText: JSON.stringify(JSON.parse(expirationPolicy(expiresAt))[0]) }] });
+  const described = await sdk.send(
+    new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Values: [`${PREFIX}100`] }] }),
+  );
+  expect(described.Parameters?.[0]).toMatchObject({
+    Tier: 'Advanced',
+    Policies: [{ PolicyType: 'Expiration', PolicyText: JSON.stringify(JSON.parse(expirationPolicy(expiresAt))[0]) }],
+  });
 
   await store.delete(100);
   expect(await store.get(100)).toBeUndefined();
@@ -69,10 +76,20 @@ test('the Expiration policy deletes the parameter: after it, the epoch is gone f
 });
 
 test('containers with their own SSM clients racing on a new epoch converge on one key', async () => {
-  const envelope = new KmsTicketKeyEnvelope({ keyId: 'alias/keyless/test/ticket-keys', deployment: 'test', client: kmsClient });
+  const envelope = new KmsTicketKeyEnvelope({
+    keyId: 'alias/keyless/test/ticket-keys',
+    deployment: 'test',
+    client: kmsClient,
+  });
   const containers = Array.from(
     { length: 6 },
-    () => new StoredTicketKeys({ store: new SsmTicketKeyStore({ prefix: PREFIX, client: ssmClient() }), envelope, epochSeconds: 3600, epochsAccepted: 2 }),
+    () =>
+      new StoredTicketKeys({
+        store: new SsmTicketKeyStore({ prefix: PREFIX, client: ssmClient() }),
+        envelope,
+        epochSeconds: 3600,
+        epochsAccepted: 2,
+      }),
   );
   const answers = await Promise.all(containers.map((c) => c.get()));
   expect(new Set(answers.map((a) => a.current.key.toString('hex'))).size).toBe(1);

@@ -10,10 +10,22 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type KeyServiceHandler, type KeyServiceLogRecord } from '../../../../lambdas/key-service/handler';
 import { createLocalHandler } from '../../../../local/lambda/local-key-service';
-import type { ErrorResponse, KeyServiceResponse, MasterSecretResult, OkResponse, SignatureResult } from '../../../../contract/key-service-protocol';
+import type {
+  ErrorResponse,
+  KeyServiceResponse,
+  MasterSecretResult,
+  OkResponse,
+  SignatureResult,
+} from '../../../../contract/key-service-protocol';
 import { prf12 } from '../../../../contract/tls12-prf';
 import { decodeBase64Strict } from '../../../../contract/strict-base64';
-import { MALFORMED_PREMASTER_CASES, encryptPreMaster, newPreMaster, rsaHandshakeMessages, seededServerRandom } from '../../../helpers/rsa-kex';
+import {
+  MALFORMED_PREMASTER_CASES,
+  encryptPreMaster,
+  newPreMaster,
+  rsaHandshakeMessages,
+  seededServerRandom,
+} from '../../../helpers/rsa-kex';
 
 let dir: string;
 // Generated at load time: describe blocks build request tables from them.
@@ -115,9 +127,16 @@ describe('tls12.server_key_exchange', () => {
       const clientRandom = crypto.randomBytes(32);
       const seed = crypto.randomBytes(32);
       // SHA-256(seed)[0..24] ‖ "DOWNGRD\x01": what the edge sends in its ServerHello.
-      const serverRandom = Buffer.concat([crypto.createHash('sha256').update(seed).digest().subarray(0, 24), Buffer.from('DOWNGRD\x01', 'latin1')]);
+      const serverRandom = Buffer.concat([
+        crypto.createHash('sha256').update(seed).digest().subarray(0, 24),
+        Buffer.from('DOWNGRD\x01', 'latin1'),
+      ]);
       const params = make();
-      const res = ok<SignatureResult>(await handler(ske({ key, scheme, clientRandom: b64(clientRandom), serverRandomSeed: b64(seed), params: b64(params) })));
+      const res = ok<SignatureResult>(
+        await handler(
+          ske({ key, scheme, clientRandom: b64(clientRandom), serverRandomSeed: b64(seed), params: b64(params) }),
+        ),
+      );
       expect(Object.keys(res.result).sort()).toEqual(['backendMs', 'signature']);
       const signature = decodeBase64Strict(res.result.signature)!;
       const content = Buffer.concat([clientRandom, serverRandom, params]);
@@ -130,7 +149,9 @@ describe('tls12.server_key_exchange', () => {
           : { key: pub(key), dsaEncoding: 'der' };
       expect(crypto.verify(hash, content, verifyKey, signature)).toBe(true);
       // Not a signature over the params alone or with the randoms swapped.
-      expect(crypto.verify(hash, Buffer.concat([serverRandom, clientRandom, params]), verifyKey, signature)).toBe(false);
+      expect(crypto.verify(hash, Buffer.concat([serverRandom, clientRandom, params]), verifyKey, signature)).toBe(
+        false,
+      );
     },
   );
 
@@ -159,12 +180,28 @@ describe('tls12.server_key_exchange', () => {
     ['secp256r1 point not on the curve', { params: b64(ecdhParams(23, offCurve)) }, 'bad_request'],
     ['secp256r1 point sent as secp384r1', { params: b64(ecdhParams(24, p256)) }, 'bad_request'],
     ['secp384r1 point sent as secp256r1', { params: b64(ecdhParams(23, nistPoint('secp384r1'))) }, 'bad_request'],
-    ['secp256r1 all-zero point', { params: b64(ecdhParams(23, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)]))) }, 'bad_request'],
-    ['trailing byte after the point', { params: b64(Buffer.concat([ecdhParams(29, xp), Buffer.from([0])])) }, 'bad_request'],
-    ['point length larger than the data', { params: b64(Buffer.concat([Buffer.from([3, 0, 29, 40]), xp])) }, 'bad_request'],
+    [
+      'secp256r1 all-zero point',
+      { params: b64(ecdhParams(23, Buffer.concat([Buffer.from([4]), Buffer.alloc(64)]))) },
+      'bad_request',
+    ],
+    [
+      'trailing byte after the point',
+      { params: b64(Buffer.concat([ecdhParams(29, xp), Buffer.from([0])])) },
+      'bad_request',
+    ],
+    [
+      'point length larger than the data',
+      { params: b64(Buffer.concat([Buffer.from([3, 0, 29, 40]), xp])) },
+      'bad_request',
+    ],
     ['params too short', { params: b64(Buffer.from([3, 0, 29])) }, 'bad_request'],
     ['params oversize', { params: b64(crypto.randomBytes(260)) }, 'bad_request'],
-    ['params with a point of 255 bytes for x25519', { params: b64(ecdhParams(29, Buffer.alloc(255, 1))) }, 'bad_request'],
+    [
+      'params with a point of 255 bytes for x25519',
+      { params: b64(ecdhParams(29, Buffer.alloc(255, 1))) },
+      'bad_request',
+    ],
     ['params empty', { params: '' }, 'bad_request'],
     ['params not base64', { params: '***' }, 'bad_request'],
     ['params missing', { params: undefined }, 'bad_request'],
@@ -188,27 +225,41 @@ describe('tls12.server_key_exchange', () => {
     const event: Record<string, unknown> = ske({ v: 1, serverRandom: b64(crypto.randomBytes(32)) });
     delete event.serverRandomSeed;
     const res = err(await handler(event));
-    expect(res).toEqual({ v: 2, id: 'ske-1', ok: false, error: { code: 'unsupported', message: expect.stringMatching(/protocol version 1 not supported .*same release/) } });
+    expect(res).toEqual({
+      v: 2,
+      id: 'ske-1',
+      ok: false,
+      error: { code: 'unsupported', message: expect.stringMatching(/protocol version 1 not supported .*same release/) },
+    });
   });
 
   test.each(cases.map(([label, over, code]) => ({ label, over, code })))('$label → $code', async ({ over, code }) => {
     const event: Record<string, unknown> = ske(over);
     for (const [k, v] of Object.entries(event)) if (v === undefined) delete event[k];
-    expect(err(await handler(event))).toEqual({ v: 2, id: 'ske-1', ok: false, error: { code, message: expect.any(String) } });
+    expect(err(await handler(event))).toEqual({
+      v: 2,
+      id: 'ske-1',
+      ok: false,
+      error: { code, message: expect.any(String) },
+    });
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 
 describe('tls12.rsa_master_secret', () => {
-  function material(over: { prfHash?: 'sha256' | 'sha384'; ems?: boolean; ciphertext?: Buffer; clientVersion?: number } = {}) {
+  function material(
+    over: { prfHash?: 'sha256' | 'sha384'; ems?: boolean; ciphertext?: Buffer; clientVersion?: number } = {},
+  ) {
     const clientVersion = over.clientVersion ?? 0x0303;
     const preMaster = newPreMaster(clientVersion);
     const ciphertext = over.ciphertext ?? encryptPreMaster(pub('rsa'), preMaster);
     const clientRandom = crypto.randomBytes(32);
     const { seed, serverRandom } = seededServerRandom();
     const prfHash = over.prfHash ?? 'sha256';
-    const handshakeMessages = over.ems ? rsaHandshakeMessages({ clientVersion, clientRandom, serverRandom, ciphertext }) : undefined;
+    const handshakeMessages = over.ems
+      ? rsaHandshakeMessages({ clientVersion, clientRandom, serverRandom, ciphertext })
+      : undefined;
     const request: Record<string, unknown> = {
       v: 2,
       id: 'rsa-1',
@@ -224,7 +275,13 @@ describe('tls12.rsa_master_secret', () => {
     };
     // The expected master secret, computed here with the PRF (RFC 5246 §8.1 / RFC 7627 §4).
     const expected = handshakeMessages
-      ? prf12(prfHash, preMaster, 'extended master secret', crypto.createHash(prfHash).update(handshakeMessages).digest(), 48)
+      ? prf12(
+          prfHash,
+          preMaster,
+          'extended master secret',
+          crypto.createHash(prfHash).update(handshakeMessages).digest(),
+          48,
+        )
       : prf12(prfHash, preMaster, 'master secret', Buffer.concat([clientRandom, serverRandom]), 48);
     return { request, expected, preMaster, ciphertext, clientRandom, serverRandom, seed };
   }
@@ -234,23 +291,29 @@ describe('tls12.rsa_master_secret', () => {
     { prfHash: 'sha384', ems: false },
     { prfHash: 'sha256', ems: true },
     { prfHash: 'sha384', ems: true },
-  ] as const)('a correct ciphertext yields the master secret (prf $prfHash, EMS $ems), never the premaster', async ({ prfHash, ems }) => {
-    const m = material({ prfHash, ems });
-    const res = ok<MasterSecretResult>(await handler(m.request));
-    expect(Object.keys(res.result).sort()).toEqual(['backendMs', 'masterSecret']);
-    const ms = decodeBase64Strict(res.result.masterSecret)!;
-    expect(ms.length).toBe(48);
-    expect(ms.equals(m.expected)).toBe(true);
-    expect(JSON.stringify(res)).not.toContain(b64(m.preMaster));
-    expect(Number.isInteger(res.result.backendMs)).toBe(true); // whole milliseconds only
-  });
+  ] as const)(
+    'a correct ciphertext yields the master secret (prf $prfHash, EMS $ems), never the premaster',
+    async ({ prfHash, ems }) => {
+      const m = material({ prfHash, ems });
+      const res = ok<MasterSecretResult>(await handler(m.request));
+      expect(Object.keys(res.result).sort()).toEqual(['backendMs', 'masterSecret']);
+      const ms = decodeBase64Strict(res.result.masterSecret)!;
+      expect(ms.length).toBe(48);
+      expect(ms.equals(m.expected)).toBe(true);
+      expect(JSON.stringify(res)).not.toContain(b64(m.preMaster));
+      expect(Number.isInteger(res.result.backendMs)).toBe(true); // whole milliseconds only
+    },
+  );
 
   describe('no oracle: every malformed ciphertext is answered like a good one', () => {
     const baseline = () => material();
 
     const malformed = [
       ...MALFORMED_PREMASTER_CASES.map((c) => ({ label: c.label, make: () => c.ciphertext(pub('rsa'), 0x0303) })),
-      { label: 'well-formed ciphertext under a different key', make: () => encryptPreMaster(pub('other'), newPreMaster()) },
+      {
+        label: 'well-formed ciphertext under a different key',
+        make: () => encryptPreMaster(pub('other'), newPreMaster()),
+      },
     ];
 
     test.each(malformed)('$label → ok, 48-byte master secret, same shape, stable', async ({ make }) => {
@@ -274,7 +337,19 @@ describe('tls12.rsa_master_secret', () => {
       // And the logs say nothing different either: same fields, outcome ok.
       expect(logs.map((l) => l.outcome)).toEqual(['ok', 'ok']);
       expect(Object.keys(logs[0]).sort()).toEqual(
-        ['level', 'msg', 'id', 'op', 'key', 'scheme', 'ems', 'awsRequestId', 'outcome', 'latencyMs', 'backendMs'].sort(),
+        [
+          'level',
+          'msg',
+          'id',
+          'op',
+          'key',
+          'scheme',
+          'ems',
+          'awsRequestId',
+          'outcome',
+          'latencyMs',
+          'backendMs',
+        ].sort(),
       );
     });
 
@@ -301,7 +376,11 @@ describe('tls12.rsa_master_secret', () => {
   const cases: Array<[string, Record<string, unknown>, string]> = [
     ['server random not derived from the seed', { serverRandomSeed: b64(crypto.randomBytes(32)) }, 'bad_request'],
     ['a replayed (unseeded) server random', { serverRandom: b64(crypto.randomBytes(32)) }, 'bad_request'],
-    ['EMS messages of another handshake', { handshakeMessages: material({ ems: true }).request.handshakeMessages }, 'bad_request'],
+    [
+      'EMS messages of another handshake',
+      { handshakeMessages: material({ ems: true }).request.handshakeMessages },
+      'bad_request',
+    ],
     ['EMS messages that are not handshake messages', { handshakeMessages: b64(crypto.randomBytes(64)) }, 'bad_request'],
     ['clientVersion below TLS 1.2', { clientVersion: 0x0302 }, 'bad_request'],
     ['clientVersion not TLS-shaped', { clientVersion: 0x0404 }, 'bad_request'],
@@ -326,12 +405,20 @@ describe('tls12.rsa_master_secret', () => {
     ['an EC key cannot decrypt', { key: 'p256' }, 'unsupported'],
   ];
 
-  test.each(cases.map(([label, over, code]) => ({ label, over, code })))('$label → $code', async ({ label, over, code }) => {
-    const base = label.startsWith('EMS') ? withEms.request : m.request;
-    const event: Record<string, unknown> = { ...base, ...over };
-    for (const [k, v] of Object.entries(event)) if (v === undefined) delete event[k];
-    expect(err(await handler(event))).toEqual({ v: 2, id: 'rsa-1', ok: false, error: { code, message: expect.any(String) } });
-  });
+  test.each(cases.map(([label, over, code]) => ({ label, over, code })))(
+    '$label → $code',
+    async ({ label, over, code }) => {
+      const base = label.startsWith('EMS') ? withEms.request : m.request;
+      const event: Record<string, unknown> = { ...base, ...over };
+      for (const [k, v] of Object.entries(event)) if (v === undefined) delete event[k];
+      expect(err(await handler(event))).toEqual({
+        v: 2,
+        id: 'rsa-1',
+        ok: false,
+        error: { code, message: expect.any(String) },
+      });
+    },
+  );
 
   test('logs carry no ciphertext, seed, randoms, premaster or master secret', async () => {
     logs.length = 0;
@@ -339,7 +426,14 @@ describe('tls12.rsa_master_secret', () => {
     const res = ok<MasterSecretResult>(await handler(x.request));
     await handler({ ...x.request, serverRandomSeed: b64(crypto.randomBytes(32)) });
     const text = JSON.stringify(logs);
-    for (const secret of [res.result.masterSecret, b64(x.ciphertext), b64(x.seed), b64(x.preMaster), b64(x.clientRandom), b64(x.serverRandom)]) {
+    for (const secret of [
+      res.result.masterSecret,
+      b64(x.ciphertext),
+      b64(x.seed),
+      b64(x.preMaster),
+      b64(x.clientRandom),
+      b64(x.serverRandom),
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(logs[0]).toMatchObject({ op: 'tls12.rsa_master_secret', key: 'rsa', ems: true, outcome: 'ok' });

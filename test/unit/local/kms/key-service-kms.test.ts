@@ -18,7 +18,13 @@ import { startLocalKms, type LocalKms } from '../../../../local/kms';
 import { mapKmsError } from '../../../../contract/kms-errors';
 import { createKmsClient } from '../../../../lambdas/key-service/backends/kms';
 import { createHandler, type KeyServiceHandler } from '../../../../lambdas/key-service/handler';
-import type { KeyServiceResponse, OkResponse, PingResult, PublicKeyResult, SignatureResult } from '../../../../contract/key-service-protocol';
+import type {
+  KeyServiceResponse,
+  OkResponse,
+  PingResult,
+  PublicKeyResult,
+  SignatureResult,
+} from '../../../../contract/key-service-protocol';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 let kms: LocalKms;
@@ -26,7 +32,9 @@ let client: KMSClient;
 let handler: KeyServiceHandler;
 
 async function createKey(alias: string, keySpec: KeySpec, keyUsage: KeyUsageType = 'SIGN_VERIFY'): Promise<string> {
-  const out = await client.send(new CreateKeyCommand({ KeySpec: keySpec, KeyUsage: keyUsage, Description: `test ${alias}` }));
+  const out = await client.send(
+    new CreateKeyCommand({ KeySpec: keySpec, KeyUsage: keyUsage, Description: `test ${alias}` }),
+  );
   const keyId = out.KeyMetadata!.KeyId!;
   await client.send(new CreateAliasCommand({ AliasName: `alias/${alias}`, TargetKeyId: keyId }));
   return keyId;
@@ -74,7 +82,14 @@ function ok<T>(res: KeyServiceResponse): OkResponse<T> {
 
 async function sign(key: string, scheme: string, hashLen: number, id = 'kms-1') {
   const transcriptHash = crypto.randomBytes(hashLen);
-  const res = await handler({ v: 2, id, op: 'tls13.certificate_verify', key, scheme, transcriptHash: transcriptHash.toString('base64') });
+  const res = await handler({
+    v: 2,
+    id,
+    op: 'tls13.certificate_verify',
+    key,
+    scheme,
+    transcriptHash: transcriptHash.toString('base64'),
+  });
   return { res, transcriptHash };
 }
 
@@ -96,19 +111,31 @@ describe('kms custody', () => {
     const { res, transcriptHash } = await sign(key, scheme, len);
     const sig = Buffer.from(ok<SignatureResult>(res).result.signature, 'base64');
     const opts = scheme.startsWith('rsa_pss')
-      ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST }
+      ? {
+          key: pub,
+          padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
+        }
       : { key: pub, dsaEncoding: 'der' as const };
     expect(crypto.verify(hash, content(transcriptHash), opts, sig)).toBe(true);
   });
 
   test('GetPublicKey is cached per container; ping reports the learned key specs', async () => {
     kms.resetStats();
-    for (let i = 0; i < 3; i++) ok(( await sign('rsa', 'rsa_pss_rsae_sha256', 32)).res);
+    for (let i = 0; i < 3; i++) ok((await sign('rsa', 'rsa_pss_rsae_sha256', 32)).res);
     expect(kms.stats.operations.Sign).toBe(3);
     expect(kms.stats.operations.GetPublicKey ?? 0).toBe(0); // fetched by the earlier tests, still cached
     const ping = ok<PingResult>(await handler({ v: 2, id: 'p', op: 'ping' }));
-    expect(ping.result.keys.find((k) => k.name === 'rsa')).toEqual({ name: 'rsa', custody: 'kms', keySpec: 'RSA_2048' });
-    expect(ping.result.keys.find((k) => k.name === 'missing')).toEqual({ name: 'missing', custody: 'kms', keySpec: 'UNKNOWN' });
+    expect(ping.result.keys.find((k) => k.name === 'rsa')).toEqual({
+      name: 'rsa',
+      custody: 'kms',
+      keySpec: 'RSA_2048',
+    });
+    expect(ping.result.keys.find((k) => k.name === 'missing')).toEqual({
+      name: 'missing',
+      custody: 'kms',
+      keySpec: 'UNKNOWN',
+    });
   });
 
   test('incompatible scheme is refused before KMS is asked to sign', async () => {
@@ -128,7 +155,10 @@ describe('kms custody', () => {
     ok((await sign('later', 'ecdsa_secp256r1_sha256', 32)).res);
     await client.send(new DisableKeyCommand({ KeyId: keyIds.later }));
     const { res } = await sign('later', 'ecdsa_secp256r1_sha256', 32);
-    expect(res).toMatchObject({ ok: false, error: { code: 'unavailable', message: 'KMS Sign failed: DisabledException' } });
+    expect(res).toMatchObject({
+      ok: false,
+      error: { code: 'unavailable', message: 'KMS Sign failed: DisabledException' },
+    });
     await client.send(new EnableKeyCommand({ KeyId: keyIds.later }));
     ok((await sign('later', 'ecdsa_secp256r1_sha256', 32)).res);
   });
@@ -156,9 +186,16 @@ describe('kms custody', () => {
     await dead.close();
     const deadClient = createKmsClient({ endpoint: url, region: 'us-east-1', credentials, maxAttempts: 1 });
     try {
-      const h = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: 'alias/x' }], kmsClient: deadClient, logger: () => undefined });
+      const h = createHandler({
+        keys: [{ name: 'k', custody: 'kms', keyId: 'alias/x' }],
+        kmsClient: deadClient,
+        logger: () => undefined,
+      });
       const res = await h({ v: 2, id: 'd', op: 'public_key', key: 'k' });
-      expect(res).toMatchObject({ ok: false, error: { code: 'unavailable', message: expect.stringMatching(/unreachable \(ECONNREFUSED\)/) } });
+      expect(res).toMatchObject({
+        ok: false,
+        error: { code: 'unavailable', message: expect.stringMatching(/unreachable \(ECONNREFUSED\)/) },
+      });
     } finally {
       deadClient.destroy();
     }
@@ -166,7 +203,8 @@ describe('kms custody', () => {
 });
 
 describe('mapKmsError', () => {
-  const named = (name: string, extra: Record<string, unknown> = {}) => Object.assign(new Error('arn:aws:kms:secret-detail'), { name, ...extra });
+  const named = (name: string, extra: Record<string, unknown> = {}) =>
+    Object.assign(new Error('arn:aws:kms:secret-detail'), { name, ...extra });
   test.each([
     ['DisabledException', 'unavailable'],
     ['KMSInvalidStateException', 'unavailable'],

@@ -71,7 +71,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (REMOTE) {
-    for (const alias of createdAliases) await kms.send(new DeleteAliasCommand({ AliasName: alias })).catch(() => undefined);
+    for (const alias of createdAliases)
+      await kms.send(new DeleteAliasCommand({ AliasName: alias })).catch(() => undefined);
     for (const keyId of createdKeys) {
       await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
     }
@@ -91,7 +92,10 @@ async function createKey(input: CreateKeyCommandInput): Promise<string> {
 
 const keyCache = new Map<string, Promise<string>>();
 /** One shared key per (spec, usage), created on first use. */
-function sharedKey(KeySpec: CreateKeyCommandInput['KeySpec'], KeyUsage: CreateKeyCommandInput['KeyUsage']): Promise<string> {
+function sharedKey(
+  KeySpec: CreateKeyCommandInput['KeySpec'],
+  KeyUsage: CreateKeyCommandInput['KeyUsage'],
+): Promise<string> {
   const id = `${KeySpec}/${KeyUsage}`;
   let p = keyCache.get(id);
   if (!p) {
@@ -125,14 +129,25 @@ const HASH: Record<string, { node: string; bytes: number }> = {
 const hashOf = (alg: string) => HASH[/SHA_\d+$/.exec(alg)?.[0] as string];
 
 /** Verify a KMS signature with node:crypto over the *original* message. */
-function nodeVerify(alg: string, pub: crypto.KeyObject, message: Buffer, signature: Buffer, saltLength?: number): boolean {
+function nodeVerify(
+  alg: string,
+  pub: crypto.KeyObject,
+  message: Buffer,
+  signature: Buffer,
+  saltLength?: number,
+): boolean {
   const h = hashOf(alg);
   if (alg.startsWith('RSASSA_PSS')) {
-    return crypto.verify(h.node, message, {
-      key: pub,
-      padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
-      saltLength: saltLength ?? h.bytes,
-    }, signature);
+    return crypto.verify(
+      h.node,
+      message,
+      {
+        key: pub,
+        padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: saltLength ?? h.bytes,
+      },
+      signature,
+    );
   }
   if (alg.startsWith('RSASSA_PKCS1')) {
     return crypto.verify(h.node, message, { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
@@ -142,7 +157,12 @@ function nodeVerify(alg: string, pub: crypto.KeyObject, message: Buffer, signatu
 
 async function kmsSign(keyId: string, alg: string, message: Buffer, type: 'RAW' | 'DIGEST' = 'RAW'): Promise<Buffer> {
   const out = await kms.send(
-    new SignCommand({ KeyId: keyId, Message: message, MessageType: type, SigningAlgorithm: alg as SigningAlgorithmSpec }),
+    new SignCommand({
+      KeyId: keyId,
+      Message: message,
+      MessageType: type,
+      SigningAlgorithm: alg as SigningAlgorithmSpec,
+    }),
   );
   return Buffer.from(out.Signature as Uint8Array);
 }
@@ -160,8 +180,12 @@ async function rawPost(target: string, body: string): Promise<{ status: number; 
 // --- signing -----------------------------------------------------------------------------------
 
 const RSA_ALGS = [
-  'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512',
-  'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512',
+  'RSASSA_PSS_SHA_256',
+  'RSASSA_PSS_SHA_384',
+  'RSASSA_PSS_SHA_512',
+  'RSASSA_PKCS1_V1_5_SHA_256',
+  'RSASSA_PKCS1_V1_5_SHA_384',
+  'RSASSA_PKCS1_V1_5_SHA_512',
 ];
 const ECC_CASES: [string, string][] = [
   ['ECC_NIST_P256', 'ECDSA_SHA_256'],
@@ -172,27 +196,39 @@ const message = Buffer.from('TLS 1.3, server CertificateVerify — keyless fidel
 
 describe('Sign / Verify', () => {
   describe.each(RSA_ALGS)('RSA_2048 %s', (alg) => {
-    it.each(['RAW', 'DIGEST'] as const)('MessageType %s signs the message exactly once, verifiable by node:crypto', async (type) => {
-      const keyId = await sharedKey('RSA_2048', 'SIGN_VERIFY');
-      const pub = await publicKey(keyId);
-      const input = type === 'RAW' ? message : crypto.createHash(hashOf(alg).node).update(message).digest();
-      const sig = await kmsSign(keyId, alg, input, type);
-      expect(sig.length).toBe(256);
-      expect(nodeVerify(alg, pub, message, sig)).toBe(true);
-      if (type === 'DIGEST') {
-        // Not hashed again: the signature is over the message, not over H(digest).
-        expect(nodeVerify(alg, pub, input, sig)).toBe(false);
-      }
-      // KMS Verify accepts it with either message type.
-      const digest = crypto.createHash(hashOf(alg).node).update(message).digest();
-      for (const [m, t] of [[message, 'RAW'], [digest, 'DIGEST']] as const) {
-        const v = await kms.send(new VerifyCommand({
-          KeyId: keyId, Message: m, MessageType: t, Signature: sig, SigningAlgorithm: alg as SigningAlgorithmSpec,
-        }));
-        expect(v.SignatureValid).toBe(true);
-        expect(v.SigningAlgorithm).toBe(alg);
-      }
-    });
+    it.each(['RAW', 'DIGEST'] as const)(
+      'MessageType %s signs the message exactly once, verifiable by node:crypto',
+      async (type) => {
+        const keyId = await sharedKey('RSA_2048', 'SIGN_VERIFY');
+        const pub = await publicKey(keyId);
+        const input = type === 'RAW' ? message : crypto.createHash(hashOf(alg).node).update(message).digest();
+        const sig = await kmsSign(keyId, alg, input, type);
+        expect(sig.length).toBe(256);
+        expect(nodeVerify(alg, pub, message, sig)).toBe(true);
+        if (type === 'DIGEST') {
+          // Not hashed again: the signature is over the message, not over H(digest).
+          expect(nodeVerify(alg, pub, input, sig)).toBe(false);
+        }
+        // KMS Verify accepts it with either message type.
+        const digest = crypto.createHash(hashOf(alg).node).update(message).digest();
+        for (const [m, t] of [
+          [message, 'RAW'],
+          [digest, 'DIGEST'],
+        ] as const) {
+          const v = await kms.send(
+            new VerifyCommand({
+              KeyId: keyId,
+              Message: m,
+              MessageType: t,
+              Signature: sig,
+              SigningAlgorithm: alg as SigningAlgorithmSpec,
+            }),
+          );
+          expect(v.SignatureValid).toBe(true);
+          expect(v.SigningAlgorithm).toBe(alg);
+        }
+      },
+    );
   });
 
   it('RSASSA-PSS salt length equals the hash length (what TLS 1.3 rsa_pss_rsae_* requires)', async () => {
@@ -229,10 +265,19 @@ describe('Sign / Verify', () => {
       expect(nodeVerify(alg, pub, message, sig)).toBe(true);
       if (type === 'DIGEST') expect(nodeVerify(alg, pub, input, sig)).toBe(false);
       const digest = crypto.createHash(hashOf(alg).node).update(message).digest();
-      for (const [m, t] of [[message, 'RAW'], [digest, 'DIGEST']] as const) {
-        const v = await kms.send(new VerifyCommand({
-          KeyId: keyId, Message: m, MessageType: t, Signature: sig, SigningAlgorithm: alg as SigningAlgorithmSpec,
-        }));
+      for (const [m, t] of [
+        [message, 'RAW'],
+        [digest, 'DIGEST'],
+      ] as const) {
+        const v = await kms.send(
+          new VerifyCommand({
+            KeyId: keyId,
+            Message: m,
+            MessageType: t,
+            Signature: sig,
+            SigningAlgorithm: alg as SigningAlgorithmSpec,
+          }),
+        );
         expect(v.SignatureValid).toBe(true);
       }
     });
@@ -261,7 +306,10 @@ describe('Sign / Verify', () => {
     const rsa = await sharedKey('RSA_2048', 'SIGN_VERIFY');
     const ec = await sharedKey('ECC_NIST_P256', 'SIGN_VERIFY');
     for (const len of [20, 31, 33, 48, 64]) {
-      await expectKmsError(kmsSign(rsa, 'RSASSA_PKCS1_V1_5_SHA_256', crypto.randomBytes(len), 'DIGEST'), 'ValidationException');
+      await expectKmsError(
+        kmsSign(rsa, 'RSASSA_PKCS1_V1_5_SHA_256', crypto.randomBytes(len), 'DIGEST'),
+        'ValidationException',
+      );
       await expectKmsError(kmsSign(ec, 'ECDSA_SHA_256', crypto.randomBytes(len), 'DIGEST'), 'ValidationException');
     }
     await expectKmsError(kmsSign(rsa, 'RSASSA_PSS_SHA_512', crypto.randomBytes(32), 'DIGEST'), 'ValidationException');
@@ -269,16 +317,24 @@ describe('Sign / Verify', () => {
   });
 
   it('Verify of a bad signature throws KMSInvalidSignatureException', async () => {
-    for (const [spec, alg] of [['RSA_2048', 'RSASSA_PSS_SHA_256'], ['ECC_NIST_P256', 'ECDSA_SHA_256']] as const) {
+    for (const [spec, alg] of [
+      ['RSA_2048', 'RSASSA_PSS_SHA_256'],
+      ['ECC_NIST_P256', 'ECDSA_SHA_256'],
+    ] as const) {
       const keyId = await sharedKey(spec, 'SIGN_VERIFY');
       const sig = await kmsSign(keyId, alg, message);
       const verify = (m: Buffer, s: Buffer, type: 'RAW' | 'DIGEST' = 'RAW') =>
-        kms.send(new VerifyCommand({ KeyId: keyId, Message: m, MessageType: type, Signature: s, SigningAlgorithm: alg }));
+        kms.send(
+          new VerifyCommand({ KeyId: keyId, Message: m, MessageType: type, Signature: s, SigningAlgorithm: alg }),
+        );
       const flipped = Buffer.from(sig);
       flipped[flipped.length - 3] ^= 0x01;
       await expectKmsError(verify(message, flipped), 'KMSInvalidSignatureException');
       await expectKmsError(verify(Buffer.from('another message'), sig), 'KMSInvalidSignatureException');
-      await expectKmsError(verify(crypto.createHash('sha256').update('x').digest(), sig, 'DIGEST'), 'KMSInvalidSignatureException');
+      await expectKmsError(
+        verify(crypto.createHash('sha256').update('x').digest(), sig, 'DIGEST'),
+        'KMSInvalidSignatureException',
+      );
       await expectKmsError(verify(message, Buffer.from([0x30, 0x00])), 'KMSInvalidSignatureException');
     }
   });
@@ -327,7 +383,11 @@ describe('CreateKey / DescribeKey / GetPublicKey', () => {
     const pub = crypto.createPublicKey({ key: Buffer.from(out.PublicKey as Uint8Array), format: 'der', type: 'spki' });
     expect(pub.asymmetricKeyType).toBe('ec');
     expect(pub.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
-    expect(out).toMatchObject({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] });
+    expect(out).toMatchObject({
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+      SigningAlgorithms: ['ECDSA_SHA_256'],
+    });
     expect(out.KeyId).toMatch(/^arn:aws:kms:/);
 
     const enc = await kms.send(new GetPublicKeyCommand({ KeyId: await sharedKey('RSA_2048', 'ENCRYPT_DECRYPT') }));
@@ -355,18 +415,25 @@ describe('CreateKey / DescribeKey / GetPublicKey', () => {
 
   it('an unknown key is a NotFoundException, whatever the identifier form', async () => {
     const id = crypto.randomUUID();
-    for (const keyId of [id, `arn:aws:kms:${REGION}:000000000000:key/${id}`, `alias/keyless-fidelity/${run}/none`, 'not-a-key-id']) {
+    for (const keyId of [
+      id,
+      `arn:aws:kms:${REGION}:000000000000:key/${id}`,
+      `alias/keyless-fidelity/${run}/none`,
+      'not-a-key-id',
+    ]) {
       await expectKmsError(kms.send(new DescribeKeyCommand({ KeyId: keyId })), 'NotFoundException');
     }
   });
 
   it('accepts Tags and the MultiRegion flag; TagResource / ListResourceTags', async () => {
-    const out = await kms.send(new CreateKeyCommand({
-      KeySpec: 'ECC_NIST_P256',
-      KeyUsage: 'SIGN_VERIFY',
-      MultiRegion: true,
-      Tags: [{ TagKey: 'keyless:purpose', TagValue: 'fidelity' }],
-    }));
+    const out = await kms.send(
+      new CreateKeyCommand({
+        KeySpec: 'ECC_NIST_P256',
+        KeyUsage: 'SIGN_VERIFY',
+        MultiRegion: true,
+        Tags: [{ TagKey: 'keyless:purpose', TagValue: 'fidelity' }],
+      }),
+    );
     const keyId = out.KeyMetadata?.KeyId as string;
     createdKeys.push(keyId);
     expect(keyId).toMatch(/^mrk-[0-9a-f]{32}$/);
@@ -374,12 +441,19 @@ describe('CreateKey / DescribeKey / GetPublicKey', () => {
     expect(out.KeyMetadata?.MultiRegionConfiguration?.MultiRegionKeyType).toBe('PRIMARY');
     await kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'owner', TagValue: 'edge' }] }));
     const tags = await kms.send(new ListResourceTagsCommand({ KeyId: keyId }));
-    expect(tags.Tags).toEqual(expect.arrayContaining([
-      { TagKey: 'keyless:purpose', TagValue: 'fidelity' },
-      { TagKey: 'owner', TagValue: 'edge' },
-    ]));
-    await expectKmsError(kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'aws:reserved', TagValue: 'x' }] })), 'TagException');
-    expect(nodeVerify('ECDSA_SHA_256', await publicKey(keyId), message, await kmsSign(keyId, 'ECDSA_SHA_256', message))).toBe(true);
+    expect(tags.Tags).toEqual(
+      expect.arrayContaining([
+        { TagKey: 'keyless:purpose', TagValue: 'fidelity' },
+        { TagKey: 'owner', TagValue: 'edge' },
+      ]),
+    );
+    await expectKmsError(
+      kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'aws:reserved', TagValue: 'x' }] })),
+      'TagException',
+    );
+    expect(
+      nodeVerify('ECDSA_SHA_256', await publicKey(keyId), message, await kmsSign(keyId, 'ECDSA_SHA_256', message)),
+    ).toBe(true);
   });
 
   it('ListKeys lists created keys', async () => {
@@ -408,41 +482,66 @@ describe('Encrypt / Decrypt', () => {
     const blob = Buffer.from(enc.CiphertextBlob as Uint8Array);
 
     // No KeyId needed, as with KMS.
-    const dec = await kms.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { tenant: 'a', purpose: 'keyless-test' } }));
+    const dec = await kms.send(
+      new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { tenant: 'a', purpose: 'keyless-test' } }),
+    );
     expect(Buffer.from(dec.Plaintext as Uint8Array)).toEqual(plaintext);
     expect(dec.KeyId).toMatch(new RegExp(`key/${keyId}$`));
 
-    await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { ...context, tenant: 'b' } })), 'InvalidCiphertextException');
+    await expectKmsError(
+      kms.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { ...context, tenant: 'b' } })),
+      'InvalidCiphertextException',
+    );
     await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: blob })), 'InvalidCiphertextException');
     const tampered = Buffer.from(blob);
     tampered[tampered.length - 20] ^= 0x01;
-    await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: tampered, EncryptionContext: context })), 'InvalidCiphertextException');
+    await expectKmsError(
+      kms.send(new DecryptCommand({ CiphertextBlob: tampered, EncryptionContext: context })),
+      'InvalidCiphertextException',
+    );
   });
 
   it('symmetric: decrypting with another KeyId is an IncorrectKeyException', async () => {
     const keyId = await sharedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
     const other = await createKey({});
     const enc = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
-    await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, KeyId: other })), 'IncorrectKeyException');
+    await expectKmsError(
+      kms.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, KeyId: other })),
+      'IncorrectKeyException',
+    );
   });
 
   it('RSA: OAEP with SHA-1 and SHA-256 only — interoperable with node:crypto', async () => {
     const keyId = await sharedKey('RSA_2048', 'ENCRYPT_DECRYPT');
     const pub = await publicKey(keyId);
     const premaster = crypto.randomBytes(48);
-    for (const [alg, hash] of [['RSAES_OAEP_SHA_1', 'sha1'], ['RSAES_OAEP_SHA_256', 'sha256']] as const) {
-      const ct = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, premaster);
+    for (const [alg, hash] of [
+      ['RSAES_OAEP_SHA_1', 'sha1'],
+      ['RSAES_OAEP_SHA_256', 'sha256'],
+    ] as const) {
+      const ct = crypto.publicEncrypt(
+        { key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash },
+        premaster,
+      );
       const dec = await kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct, EncryptionAlgorithm: alg }));
       expect(Buffer.from(dec.Plaintext as Uint8Array)).toEqual(premaster);
       expect(dec.EncryptionAlgorithm).toBe(alg);
       // Encrypt through KMS, decrypt through KMS.
       const enc = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: premaster, EncryptionAlgorithm: alg }));
-      const back = await kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: enc.CiphertextBlob, EncryptionAlgorithm: alg }));
+      const back = await kms.send(
+        new DecryptCommand({ KeyId: keyId, CiphertextBlob: enc.CiphertextBlob, EncryptionAlgorithm: alg }),
+      );
       expect(Buffer.from(back.Plaintext as Uint8Array)).toEqual(premaster);
     }
     // The wrong OAEP hash does not decrypt.
-    const ct256 = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, premaster);
-    await expectKmsError(kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct256, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' })), 'InvalidCiphertextException');
+    const ct256 = crypto.publicEncrypt(
+      { key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      premaster,
+    );
+    await expectKmsError(
+      kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct256, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' })),
+      'InvalidCiphertextException',
+    );
   });
 
   it('RSA: a PKCS#1 v1.5 ciphertext (a TLS 1.2 premaster secret) cannot be decrypted', async () => {
@@ -452,26 +551,71 @@ describe('Encrypt / Decrypt', () => {
     const ct = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, premaster);
     // There is no PKCS#1 v1.5 algorithm to ask for...
     await expectKmsError(
-      kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct, EncryptionAlgorithm: 'RSAES_PKCS1_V1_5' as never })),
+      kms.send(
+        new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct, EncryptionAlgorithm: 'RSAES_PKCS1_V1_5' as never }),
+      ),
       'ValidationException',
     );
     // ...and OAEP refuses the v1.5 padding.
     for (const alg of ['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256'] as const) {
-      await expectKmsError(kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct, EncryptionAlgorithm: alg })), 'InvalidCiphertextException');
+      await expectKmsError(
+        kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: ct, EncryptionAlgorithm: alg })),
+        'InvalidCiphertextException',
+      );
     }
   });
 
   it('RSA: plaintext is limited to what OAEP can carry', async () => {
     const keyId = await sharedKey('RSA_2048', 'ENCRYPT_DECRYPT');
-    await expect(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: crypto.randomBytes(214), EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' }))).resolves.toBeDefined();
-    await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: crypto.randomBytes(215), EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' })), 'ValidationException');
-    await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: crypto.randomBytes(191), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' })), 'ValidationException');
+    await expect(
+      kms.send(
+        new EncryptCommand({
+          KeyId: keyId,
+          Plaintext: crypto.randomBytes(214),
+          EncryptionAlgorithm: 'RSAES_OAEP_SHA_1',
+        }),
+      ),
+    ).resolves.toBeDefined();
+    await expectKmsError(
+      kms.send(
+        new EncryptCommand({
+          KeyId: keyId,
+          Plaintext: crypto.randomBytes(215),
+          EncryptionAlgorithm: 'RSAES_OAEP_SHA_1',
+        }),
+      ),
+      'ValidationException',
+    );
+    await expectKmsError(
+      kms.send(
+        new EncryptCommand({
+          KeyId: keyId,
+          Plaintext: crypto.randomBytes(191),
+          EncryptionAlgorithm: 'RSAES_OAEP_SHA_256',
+        }),
+      ),
+      'ValidationException',
+    );
   });
 
   it('signing keys cannot encrypt or decrypt', async () => {
     const keyId = await sharedKey('RSA_2048', 'SIGN_VERIFY');
-    await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' })), 'InvalidKeyUsageException');
-    await expectKmsError(kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: crypto.randomBytes(256), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' })), 'InvalidKeyUsageException');
+    await expectKmsError(
+      kms.send(
+        new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }),
+      ),
+      'InvalidKeyUsageException',
+    );
+    await expectKmsError(
+      kms.send(
+        new DecryptCommand({
+          KeyId: keyId,
+          CiphertextBlob: crypto.randomBytes(256),
+          EncryptionAlgorithm: 'RSAES_OAEP_SHA_256',
+        }),
+      ),
+      'InvalidKeyUsageException',
+    );
   });
 });
 
@@ -482,12 +626,22 @@ describe('data keys and data key pairs', () => {
 
   it('GenerateDataKeyPair: the private key is returned in clear and sealed under the symmetric key', async () => {
     const wrap = await sharedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-    const out = await kms.send(new GenerateDataKeyPairCommand({ KeyId: wrap, KeyPairSpec: 'RSA_2048', EncryptionContext: context }));
+    const out = await kms.send(
+      new GenerateDataKeyPairCommand({ KeyId: wrap, KeyPairSpec: 'RSA_2048', EncryptionContext: context }),
+    );
     expect(out.KeyPairSpec).toBe('RSA_2048');
-    const priv = crypto.createPrivateKey({ key: Buffer.from(out.PrivateKeyPlaintext as Uint8Array), format: 'der', type: 'pkcs8' });
+    const priv = crypto.createPrivateKey({
+      key: Buffer.from(out.PrivateKeyPlaintext as Uint8Array),
+      format: 'der',
+      type: 'pkcs8',
+    });
     expect(priv.asymmetricKeyDetails?.modulusLength).toBe(2048);
-    expect(crypto.createPublicKey(priv).export({ type: 'spki', format: 'der' })).toEqual(Buffer.from(out.PublicKey as Uint8Array));
-    const unsealed = await kms.send(new DecryptCommand({ CiphertextBlob: out.PrivateKeyCiphertextBlob, EncryptionContext: context }));
+    expect(crypto.createPublicKey(priv).export({ type: 'spki', format: 'der' })).toEqual(
+      Buffer.from(out.PublicKey as Uint8Array),
+    );
+    const unsealed = await kms.send(
+      new DecryptCommand({ CiphertextBlob: out.PrivateKeyCiphertextBlob, EncryptionContext: context }),
+    );
     expect(Buffer.from(unsealed.Plaintext as Uint8Array)).toEqual(Buffer.from(out.PrivateKeyPlaintext as Uint8Array));
   });
 
@@ -495,29 +649,59 @@ describe('data keys and data key pairs', () => {
     'GenerateDataKeyPairWithoutPlaintext %s: unsealed via Decrypt, matches the public key',
     async (spec) => {
       const wrap = await sharedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-      const out = await kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrap, KeyPairSpec: spec, EncryptionContext: context }));
+      const out = await kms.send(
+        new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrap, KeyPairSpec: spec, EncryptionContext: context }),
+      );
       expect('PrivateKeyPlaintext' in out).toBe(false);
       expect(out.KeyId).toMatch(new RegExp(`key/${wrap}$`));
-      const unsealed = await kms.send(new DecryptCommand({ CiphertextBlob: out.PrivateKeyCiphertextBlob, EncryptionContext: context }));
-      const priv = crypto.createPrivateKey({ key: Buffer.from(unsealed.Plaintext as Uint8Array), format: 'der', type: 'pkcs8' });
-      const pub = crypto.createPublicKey({ key: Buffer.from(out.PublicKey as Uint8Array), format: 'der', type: 'spki' });
-      expect(crypto.createPublicKey(priv).export({ type: 'spki', format: 'der' })).toEqual(pub.export({ type: 'spki', format: 'der' }));
+      const unsealed = await kms.send(
+        new DecryptCommand({ CiphertextBlob: out.PrivateKeyCiphertextBlob, EncryptionContext: context }),
+      );
+      const priv = crypto.createPrivateKey({
+        key: Buffer.from(unsealed.Plaintext as Uint8Array),
+        format: 'der',
+        type: 'pkcs8',
+      });
+      const pub = crypto.createPublicKey({
+        key: Buffer.from(out.PublicKey as Uint8Array),
+        format: 'der',
+        type: 'spki',
+      });
+      expect(crypto.createPublicKey(priv).export({ type: 'spki', format: 'der' })).toEqual(
+        pub.export({ type: 'spki', format: 'der' }),
+      );
       const sig = crypto.sign('sha256', message, priv);
       expect(crypto.verify('sha256', message, pub, sig)).toBe(true);
       // The sealed key is bound to its context.
-      await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: out.PrivateKeyCiphertextBlob, EncryptionContext: { 'keyless:key': 'evil.example' } })), 'InvalidCiphertextException');
+      await expectKmsError(
+        kms.send(
+          new DecryptCommand({
+            CiphertextBlob: out.PrivateKeyCiphertextBlob,
+            EncryptionContext: { 'keyless:key': 'evil.example' },
+          }),
+        ),
+        'InvalidCiphertextException',
+      );
     },
   );
 
   it('data key pairs need a symmetric encryption key', async () => {
-    for (const keyId of [await sharedKey('RSA_2048', 'SIGN_VERIFY'), await sharedKey('HMAC_256', 'GENERATE_VERIFY_MAC')]) {
-      await expectKmsError(kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: keyId, KeyPairSpec: 'RSA_2048' })), 'InvalidKeyUsageException');
+    for (const keyId of [
+      await sharedKey('RSA_2048', 'SIGN_VERIFY'),
+      await sharedKey('HMAC_256', 'GENERATE_VERIFY_MAC'),
+    ]) {
+      await expectKmsError(
+        kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: keyId, KeyPairSpec: 'RSA_2048' })),
+        'InvalidKeyUsageException',
+      );
     }
   });
 
   it('GenerateDataKey returns a key and its sealed copy', async () => {
     const wrap = await sharedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-    const out = await kms.send(new GenerateDataKeyCommand({ KeyId: wrap, KeySpec: 'AES_256', EncryptionContext: context }));
+    const out = await kms.send(
+      new GenerateDataKeyCommand({ KeyId: wrap, KeySpec: 'AES_256', EncryptionContext: context }),
+    );
     expect(out.Plaintext).toHaveLength(32);
     const dec = await kms.send(new DecryptCommand({ CiphertextBlob: out.CiphertextBlob, EncryptionContext: context }));
     expect(Buffer.from(dec.Plaintext as Uint8Array)).toEqual(Buffer.from(out.Plaintext as Uint8Array));
@@ -532,30 +716,63 @@ describe('GenerateMac / VerifyMac', () => {
   it('HMAC is deterministic per key and message, and verifies', async () => {
     const keyId = await sharedKey('HMAC_256', 'GENERATE_VERIFY_MAC');
     const mac = async (m: string) =>
-      Buffer.from((await kms.send(new GenerateMacCommand({ KeyId: keyId, Message: Buffer.from(m), MacAlgorithm: 'HMAC_SHA_256' }))).Mac as Uint8Array);
+      Buffer.from(
+        (
+          await kms.send(
+            new GenerateMacCommand({ KeyId: keyId, Message: Buffer.from(m), MacAlgorithm: 'HMAC_SHA_256' }),
+          )
+        ).Mac as Uint8Array,
+      );
     const a1 = await mac('ticket-epoch-42');
     const a2 = await mac('ticket-epoch-42');
     expect(a1).toHaveLength(32);
     expect(a1).toEqual(a2);
     expect(await mac('ticket-epoch-43')).not.toEqual(a1);
-    const v = await kms.send(new VerifyMacCommand({ KeyId: keyId, Message: Buffer.from('ticket-epoch-42'), Mac: a1, MacAlgorithm: 'HMAC_SHA_256' }));
+    const v = await kms.send(
+      new VerifyMacCommand({
+        KeyId: keyId,
+        Message: Buffer.from('ticket-epoch-42'),
+        Mac: a1,
+        MacAlgorithm: 'HMAC_SHA_256',
+      }),
+    );
     expect(v.MacValid).toBe(true);
     const bad = Buffer.from(a1);
     bad[0] ^= 1;
-    await expectKmsError(kms.send(new VerifyMacCommand({ KeyId: keyId, Message: Buffer.from('ticket-epoch-42'), Mac: bad, MacAlgorithm: 'HMAC_SHA_256' })), 'KMSInvalidMacException');
+    await expectKmsError(
+      kms.send(
+        new VerifyMacCommand({
+          KeyId: keyId,
+          Message: Buffer.from('ticket-epoch-42'),
+          Mac: bad,
+          MacAlgorithm: 'HMAC_SHA_256',
+        }),
+      ),
+      'KMSInvalidMacException',
+    );
 
     const other = await createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-    const b = await kms.send(new GenerateMacCommand({ KeyId: other, Message: Buffer.from('ticket-epoch-42'), MacAlgorithm: 'HMAC_SHA_256' }));
+    const b = await kms.send(
+      new GenerateMacCommand({ KeyId: other, Message: Buffer.from('ticket-epoch-42'), MacAlgorithm: 'HMAC_SHA_256' }),
+    );
     expect(Buffer.from(b.Mac as Uint8Array)).not.toEqual(a1);
   });
 
   it('the MAC algorithm must match the key spec, and only HMAC keys make MACs', async () => {
     const keyId = await sharedKey('HMAC_256', 'GENERATE_VERIFY_MAC');
-    await expectKmsError(kms.send(new GenerateMacCommand({ KeyId: keyId, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_384' })), 'InvalidKeyUsageException');
+    await expectKmsError(
+      kms.send(new GenerateMacCommand({ KeyId: keyId, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_384' })),
+      'InvalidKeyUsageException',
+    );
     const sym = await sharedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-    await expectKmsError(kms.send(new GenerateMacCommand({ KeyId: sym, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_256' })), 'InvalidKeyUsageException');
+    await expectKmsError(
+      kms.send(new GenerateMacCommand({ KeyId: sym, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_256' })),
+      'InvalidKeyUsageException',
+    );
     const h512 = await createKey({ KeySpec: 'HMAC_512', KeyUsage: 'GENERATE_VERIFY_MAC' });
-    const out = await kms.send(new GenerateMacCommand({ KeyId: h512, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_512' }));
+    const out = await kms.send(
+      new GenerateMacCommand({ KeyId: h512, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_512' }),
+    );
     expect(out.Mac).toHaveLength(64);
   });
 });
@@ -595,11 +812,26 @@ describe('aliases', () => {
     const keyId = await sharedKey('ECC_NIST_P256', 'SIGN_VERIFY');
     const name = await aliasName('unique');
     await kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: keyId }));
-    await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: keyId })), 'AlreadyExistsException');
-    await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: `keyless-${run}`, TargetKeyId: keyId })), 'ValidationException');
-    await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: `alias/aws/keyless-${run}`, TargetKeyId: keyId })), 'NotAuthorizedException');
-    await expectKmsError(kms.send(new UpdateAliasCommand({ AliasName: `alias/keyless-fidelity/${run}/missing`, TargetKeyId: keyId })), 'NotFoundException');
-    await expectKmsError(kms.send(new DeleteAliasCommand({ AliasName: `alias/keyless-fidelity/${run}/missing` })), 'NotFoundException');
+    await expectKmsError(
+      kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: keyId })),
+      'AlreadyExistsException',
+    );
+    await expectKmsError(
+      kms.send(new CreateAliasCommand({ AliasName: `keyless-${run}`, TargetKeyId: keyId })),
+      'ValidationException',
+    );
+    await expectKmsError(
+      kms.send(new CreateAliasCommand({ AliasName: `alias/aws/keyless-${run}`, TargetKeyId: keyId })),
+      'NotAuthorizedException',
+    );
+    await expectKmsError(
+      kms.send(new UpdateAliasCommand({ AliasName: `alias/keyless-fidelity/${run}/missing`, TargetKeyId: keyId })),
+      'NotFoundException',
+    );
+    await expectKmsError(
+      kms.send(new DeleteAliasCommand({ AliasName: `alias/keyless-fidelity/${run}/missing` })),
+      'NotFoundException',
+    );
   });
 });
 
@@ -617,7 +849,10 @@ describe('key states', () => {
 
     const sym = await createKey({});
     await kms.send(new DisableKeyCommand({ KeyId: sym }));
-    await expectKmsError(kms.send(new EncryptCommand({ KeyId: sym, Plaintext: Buffer.from('x') })), 'DisabledException');
+    await expectKmsError(
+      kms.send(new EncryptCommand({ KeyId: sym, Plaintext: Buffer.from('x') })),
+      'DisabledException',
+    );
   });
 
   it('a key pending deletion refuses everything with KMSInvalidStateException; cancelling leaves it Disabled', async () => {
@@ -634,7 +869,10 @@ describe('key states', () => {
     await expectKmsError(kmsSign(keyId, 'ECDSA_SHA_256', message), 'KMSInvalidStateException');
     await expectKmsError(kms.send(new GetPublicKeyCommand({ KeyId: keyId })), 'KMSInvalidStateException');
     await expectKmsError(kms.send(new EnableKeyCommand({ KeyId: keyId })), 'KMSInvalidStateException');
-    await expectKmsError(kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })), 'KMSInvalidStateException');
+    await expectKmsError(
+      kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })),
+      'KMSInvalidStateException',
+    );
 
     const cancelled = await kms.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
     expect(cancelled.KeyId).toMatch(new RegExp(`key/${keyId}$`));
@@ -648,7 +886,10 @@ describe('key states', () => {
   it('the pending window is 7..30 days', async () => {
     const keyId = await createKey({});
     for (const days of [6, 31]) {
-      await expectKmsError(kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: days })), 'ValidationException');
+      await expectKmsError(
+        kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: days })),
+        'ValidationException',
+      );
     }
   });
 });
@@ -669,7 +910,10 @@ describe('AWS JSON 1.1 wire protocol', () => {
   });
 
   it('a missing required member is a ValidationException', async () => {
-    const r = await rawPost('TrentService.Sign', JSON.stringify({ Message: 'aGVsbG8=', SigningAlgorithm: 'ECDSA_SHA_256' }));
+    const r = await rawPost(
+      'TrentService.Sign',
+      JSON.stringify({ Message: 'aGVsbG8=', SigningAlgorithm: 'ECDSA_SHA_256' }),
+    );
     expect(r.status).toBe(400);
     expect(String(r.json.__type)).toMatch(/ValidationException$/);
     expect(String(r.json.message)).toMatch(/keyId/);
@@ -689,9 +933,13 @@ localOnly('local endpoint', () => {
     const dataDir = path.join(tmp, 'kms');
     const first = await startLocalKms({ dataDir, region: REGION });
     const c1 = client(first.url);
-    const { KeyMetadata: md } = await c1.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
+    const { KeyMetadata: md } = await c1.send(
+      new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+    );
     await c1.send(new CreateAliasCommand({ AliasName: 'alias/dev/leaf', TargetKeyId: md?.KeyId }));
-    const pub1 = Buffer.from((await c1.send(new GetPublicKeyCommand({ KeyId: 'alias/dev/leaf' }))).PublicKey as Uint8Array);
+    const pub1 = Buffer.from(
+      (await c1.send(new GetPublicKeyCommand({ KeyId: 'alias/dev/leaf' }))).PublicKey as Uint8Array,
+    );
     c1.destroy();
     await first.close();
 
@@ -702,10 +950,17 @@ localOnly('local endpoint', () => {
 
     const second = await startLocalKms({ dataDir, region: REGION });
     const c2 = client(second.url);
-    const pub2 = Buffer.from((await c2.send(new GetPublicKeyCommand({ KeyId: 'alias/dev/leaf' }))).PublicKey as Uint8Array);
+    const pub2 = Buffer.from(
+      (await c2.send(new GetPublicKeyCommand({ KeyId: 'alias/dev/leaf' }))).PublicKey as Uint8Array,
+    );
     expect(pub2).toEqual(pub1);
-    const sig = Buffer.from((await c2.send(new SignCommand({ KeyId: 'alias/dev/leaf', Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }))).Signature as Uint8Array);
-    expect(crypto.verify('sha256', message, crypto.createPublicKey({ key: pub1, format: 'der', type: 'spki' }), sig)).toBe(true);
+    const sig = Buffer.from(
+      (await c2.send(new SignCommand({ KeyId: 'alias/dev/leaf', Message: message, SigningAlgorithm: 'ECDSA_SHA_256' })))
+        .Signature as Uint8Array,
+    );
+    expect(
+      crypto.verify('sha256', message, crypto.createPublicKey({ key: pub1, format: 'der', type: 'spki' }), sig),
+    ).toBe(true);
     c2.destroy();
     await second.close();
   });
@@ -723,7 +978,9 @@ localOnly('local endpoint', () => {
   it('counts operations and errors', async () => {
     const srv = await startLocalKms({});
     const c = client(srv.url);
-    const { KeyMetadata: md } = await c.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
+    const { KeyMetadata: md } = await c.send(
+      new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+    );
     await c.send(new SignCommand({ KeyId: md?.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }));
     await c.send(new SignCommand({ KeyId: md?.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }));
     await c.send(new DescribeKeyCommand({ KeyId: 'alias/missing' })).catch(() => undefined);
@@ -780,11 +1037,18 @@ localOnly('local endpoint', () => {
     const name = await aliasName('mgmt');
     await kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: keyId }));
     await expectKmsError(kms.send(new DisableKeyCommand({ KeyId: name })), 'NotFoundException');
-    await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: `${name}-2`, TargetKeyId: name })), 'ValidationException');
+    await expectKmsError(
+      kms.send(new CreateAliasCommand({ AliasName: `${name}-2`, TargetKeyId: name })),
+      'ValidationException',
+    );
   });
 
   it('CLI arguments', () => {
-    expect(parseArgs(['--port', '4599', '--data-dir', '/x/kms'])).toMatchObject({ port: 4599, dataDir: '/x/kms', host: '127.0.0.1' });
+    expect(parseArgs(['--port', '4599', '--data-dir', '/x/kms'])).toMatchObject({
+      port: 4599,
+      dataDir: '/x/kms',
+      host: '127.0.0.1',
+    });
     expect(parseArgs(['--in-memory']).dataDir).toBeUndefined();
     expect(() => parseArgs(['--port', 'x'])).toThrow(/--port/);
     expect(() => parseArgs(['--bogus'])).toThrow(/unknown argument/);

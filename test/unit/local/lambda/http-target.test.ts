@@ -20,7 +20,14 @@ import type { KeyServiceTarget } from '../../../../edge-proxy/src/keyless/target
 import type { KeyServiceRequest } from '../../../../contract/key-service-protocol';
 
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
-const REQUEST = { v: 2, id: 'req-1', op: 'tls13.certificate_verify', key: 'example.com', scheme: 'rsa_pss_rsae_sha256', hash: 'AAAA' } as unknown as KeyServiceRequest;
+const REQUEST = {
+  v: 2,
+  id: 'req-1',
+  op: 'tls13.certificate_verify',
+  key: 'example.com',
+  scheme: 'rsa_pss_rsae_sha256',
+  hash: 'AAAA',
+} as unknown as KeyServiceRequest;
 
 interface Captured {
   method: string;
@@ -33,7 +40,10 @@ interface Captured {
 /** AWS SigV4 verification, written from the published algorithm (not from the SDK). */
 function verifySigV4(req: Captured, secret: string, service: string): { ok: boolean; reason?: string } {
   const auth = String(req.headers.authorization ?? '');
-  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(auth);
+  const m =
+    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+      auth,
+    );
   if (!m) return { ok: false, reason: `malformed Authorization: ${auth}` };
   const [, , day, region, svc, signedHeaders, signature] = m;
   if (svc !== service) return { ok: false, reason: `service ${svc}` };
@@ -43,7 +53,8 @@ function verifySigV4(req: Captured, secret: string, service: string): { ok: bool
   if (!names.includes('host')) return { ok: false, reason: 'host not signed' };
   const headerValue = (name: string) => {
     const values: string[] = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].toLowerCase() === name) values.push(req.rawHeaders[i + 1].trim().replace(/\s+/g, ' '));
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      if (req.rawHeaders[i].toLowerCase() === name) values.push(req.rawHeaders[i + 1].trim().replace(/\s+/g, ' '));
     return values.join(',');
   };
   const [pathPart, query = ''] = req.url.split('?');
@@ -53,9 +64,19 @@ function verifySigV4(req: Captured, secret: string, service: string): { ok: bool
     .map((seg) => encodeURIComponent(seg).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
     .join('/');
   const payloadHash = crypto.createHash('sha256').update(req.body).digest('hex');
-  const canonical = [req.method, canonicalUri, query, ...names.map((n) => `${n}:${headerValue(n)}`), '', signedHeaders, payloadHash].join('\n');
+  const canonical = [
+    req.method,
+    canonicalUri,
+    query,
+    ...names.map((n) => `${n}:${headerValue(n)}`),
+    '',
+    signedHeaders,
+    payloadHash,
+  ].join('\n');
   const scope = `${day}/${region}/${service}/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, crypto.createHash('sha256').update(canonical).digest('hex')].join('\n');
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, crypto.createHash('sha256').update(canonical).digest('hex')].join(
+    '\n',
+  );
   let key: Buffer = crypto.createHmac('sha256', `AWS4${secret}`).update(day).digest();
   for (const part of [region, service, 'aws4_request']) key = crypto.createHmac('sha256', key).update(part).digest();
   const expected = crypto.createHmac('sha256', key).update(toSign).digest('hex');
@@ -69,7 +90,13 @@ async function startCapture(): Promise<{ url: string; requests: Captured[]; clos
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) });
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body: Buffer.concat(chunks),
+      });
       res.writeHead(200, { 'content-type': 'application/json', 'x-amz-executed-version': '$LATEST' });
       res.end('{"ok":true}');
     });
@@ -82,16 +109,29 @@ async function startCapture(): Promise<{ url: string; requests: Captured[]; clos
   };
 }
 
-const FUNCTION_NAMES = ['keyless-key-service', 'keyless-key-service:live', 'arn:aws:lambda:eu-west-1:123456789012:function:keyless-key-service:live'];
+const FUNCTION_NAMES = [
+  'keyless-key-service',
+  'keyless-key-service:live',
+  'arn:aws:lambda:eu-west-1:123456789012:function:keyless-key-service:live',
+];
 
 describe('SigV4: an independent verifier accepts the SDK and the lean transport alike', () => {
   let capture: Awaited<ReturnType<typeof startCapture>>;
   beforeAll(async () => (capture = await startCapture()));
   afterAll(() => capture.close());
 
-  const sdkTarget = (functionName: string) => new LambdaInvokeTarget({ functionName, region: 'eu-west-1', endpoint: capture.url, credentials: CREDENTIALS });
+  const sdkTarget = (functionName: string) =>
+    new LambdaInvokeTarget({ functionName, region: 'eu-west-1', endpoint: capture.url, credentials: CREDENTIALS });
   const leanTarget = (functionName: string) =>
-    new LambdaHttpTarget({ functionName, region: 'eu-west-1', endpoint: capture.url, credentials: CREDENTIALS, connectTimeoutMs: 1000, requestTimeoutMs: 2000, maxSockets: 4 });
+    new LambdaHttpTarget({
+      functionName,
+      region: 'eu-west-1',
+      endpoint: capture.url,
+      credentials: CREDENTIALS,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 2000,
+      maxSockets: 4,
+    });
 
   it.each(FUNCTION_NAMES)('%s', async (functionName) => {
     const results: Captured[] = [];
@@ -114,7 +154,9 @@ describe('SigV4: an independent verifier accepts the SDK and the lean transport 
     // The verifier is able to fail: a changed body, another secret, or another path are rejected.
     expect(verifySigV4({ ...lean, body: Buffer.from('{}') }, CREDENTIALS.secretAccessKey, 'lambda').ok).toBe(false);
     expect(verifySigV4(lean, 'another-secret', 'lambda').ok).toBe(false);
-    expect(verifySigV4({ ...lean, url: lean.url.replace('keyless', 'keyles5') }, CREDENTIALS.secretAccessKey, 'lambda').ok).toBe(false);
+    expect(
+      verifySigV4({ ...lean, url: lean.url.replace('keyless', 'keyles5') }, CREDENTIALS.secretAccessKey, 'lambda').ok,
+    ).toBe(false);
   });
 
   it('signs at the time it is given, in the scope of its region', async () => {
@@ -162,8 +204,22 @@ describe('every outcome maps as the SDK transport maps it', () => {
   afterEach(() => (fault = undefined));
 
   const targets = (functionName: string, endpoint = lambda.url): KeyServiceTarget[] => [
-    new LambdaInvokeTarget({ functionName, region: 'us-east-1', endpoint, credentials: CREDENTIALS, httpTimeoutMs: 300 }),
-    new LambdaHttpTarget({ functionName, region: 'us-east-1', endpoint, credentials: CREDENTIALS, connectTimeoutMs: 300, requestTimeoutMs: 1500, maxSockets: 4 }),
+    new LambdaInvokeTarget({
+      functionName,
+      region: 'us-east-1',
+      endpoint,
+      credentials: CREDENTIALS,
+      httpTimeoutMs: 300,
+    }),
+    new LambdaHttpTarget({
+      functionName,
+      region: 'us-east-1',
+      endpoint,
+      credentials: CREDENTIALS,
+      connectTimeoutMs: 300,
+      requestTimeoutMs: 1500,
+      maxSockets: 4,
+    }),
   ];
 
   /** Both transports' outcomes for one invocation: the value, or the error's code and message. */
@@ -187,12 +243,42 @@ describe('every outcome maps as the SDK transport maps it', () => {
 
   const cases: Array<[string, string, LocalLambdaFault | undefined, unknown]> = [
     ['a result', 'echo', undefined, { value: { echoed: JSON.parse(JSON.stringify(REQUEST)) } }],
-    ['an unknown function', 'nope', undefined, { code: 'unavailable', message: 'Lambda Invoke failed: ResourceNotFoundException' }],
-    ['a function that throws', 'thrower', undefined, { code: 'function_error', message: 'key-service function error (TypeError)' }],
-    ['throttling (429)', 'echo', { type: 'error', status: 429, errorType: 'TooManyRequestsException' }, { code: 'throttled', message: 'Lambda Invoke failed: TooManyRequestsException' }],
-    ['a service fault (500)', 'echo', { type: 'error', status: 500, errorType: 'ServiceException' }, { code: 'unavailable', message: 'Lambda Invoke failed: ServiceException' }],
-    ['an ENI limit (502)', 'echo', { type: 'error', status: 502, errorType: 'ENILimitReachedException' }, { code: 'unavailable', message: 'Lambda Invoke failed: ENILimitReachedException' }],
-    ['a payload that is not JSON', 'echo', { type: 'raw', body: 'not json' }, { code: 'internal', message: 'malformed key-service response: not JSON' }],
+    [
+      'an unknown function',
+      'nope',
+      undefined,
+      { code: 'unavailable', message: 'Lambda Invoke failed: ResourceNotFoundException' },
+    ],
+    [
+      'a function that throws',
+      'thrower',
+      undefined,
+      { code: 'function_error', message: 'key-service function error (TypeError)' },
+    ],
+    [
+      'throttling (429)',
+      'echo',
+      { type: 'error', status: 429, errorType: 'TooManyRequestsException' },
+      { code: 'throttled', message: 'Lambda Invoke failed: TooManyRequestsException' },
+    ],
+    [
+      'a service fault (500)',
+      'echo',
+      { type: 'error', status: 500, errorType: 'ServiceException' },
+      { code: 'unavailable', message: 'Lambda Invoke failed: ServiceException' },
+    ],
+    [
+      'an ENI limit (502)',
+      'echo',
+      { type: 'error', status: 502, errorType: 'ENILimitReachedException' },
+      { code: 'unavailable', message: 'Lambda Invoke failed: ENILimitReachedException' },
+    ],
+    [
+      'a payload that is not JSON',
+      'echo',
+      { type: 'raw', body: 'not json' },
+      { code: 'internal', message: 'malformed key-service response: not JSON' },
+    ],
   ];
   it.each(cases)('%s', async (_label, functionName, injected, expected) => {
     fault = injected;
@@ -222,8 +308,17 @@ describe('every outcome maps as the SDK transport maps it', () => {
     const saved = process.env.AWS_ENDPOINT_URL_LAMBDA;
     process.env.AWS_ENDPOINT_URL_LAMBDA = lambda.url;
     try {
-      const target = new LambdaHttpTarget({ functionName: 'echo', region: 'us-east-1', credentials: CREDENTIALS, connectTimeoutMs: 300, requestTimeoutMs: 1500, maxSockets: 1 });
-      await expect(target.invoke(REQUEST, new AbortController().signal)).resolves.toEqual({ echoed: JSON.parse(JSON.stringify(REQUEST)) });
+      const target = new LambdaHttpTarget({
+        functionName: 'echo',
+        region: 'us-east-1',
+        credentials: CREDENTIALS,
+        connectTimeoutMs: 300,
+        requestTimeoutMs: 1500,
+        maxSockets: 1,
+      });
+      await expect(target.invoke(REQUEST, new AbortController().signal)).resolves.toEqual({
+        echoed: JSON.parse(JSON.stringify(REQUEST)),
+      });
       target.close();
     } finally {
       if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_LAMBDA;

@@ -33,7 +33,12 @@ beforeAll(async () => {
       nothing: () => undefined,
     },
   });
-  client = new LambdaClient({ endpoint: lambda.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+  client = new LambdaClient({
+    endpoint: lambda.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
 });
 
 afterAll(async () => {
@@ -42,8 +47,11 @@ afterAll(async () => {
 });
 
 const decode = (p: Uint8Array | undefined): unknown => JSON.parse(Buffer.from(p ?? []).toString('utf8'));
-const invoke = (FunctionName: string, payload: unknown = { hello: 'world' }, extra: Partial<ConstructorParameters<typeof InvokeCommand>[0]> = {}) =>
-  client.send(new InvokeCommand({ FunctionName, Payload: Buffer.from(JSON.stringify(payload)), ...extra }));
+const invoke = (
+  FunctionName: string,
+  payload: unknown = { hello: 'world' },
+  extra: Partial<ConstructorParameters<typeof InvokeCommand>[0]> = {},
+) => client.send(new InvokeCommand({ FunctionName, Payload: Buffer.from(JSON.stringify(payload)), ...extra }));
 
 describe('local Lambda endpoint', () => {
   test('listens on loopback only', async () => {
@@ -56,10 +64,13 @@ describe('local Lambda endpoint', () => {
     const send = (host: string | undefined, path = '/2015-03-31/functions/echo/invocations') =>
       new Promise<{ status: number; type?: string }>((resolve, reject) => {
         const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
-        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers, setHost: host !== undefined }, (res) => {
-          res.resume();
-          resolve({ status: res.statusCode as number, type: res.headers['x-amzn-errortype'] as string | undefined });
-        });
+        const req = http.request(
+          { host: '127.0.0.1', port, method: 'POST', path, headers, setHost: host !== undefined },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode as number, type: res.headers['x-amzn-errortype'] as string | undefined });
+          },
+        );
         if (host !== undefined) req.setHeader('host', host);
         req.on('error', reject);
         req.end('{}');
@@ -71,7 +82,8 @@ describe('local Lambda endpoint', () => {
     expect((await send(undefined)).status).toBe(400); // HTTP/1.1 without Host: Node refuses it first
     expect((await send('attacker.example', '/_local/stats/reset')).status).toBe(403);
     expect(lambda.stats().echo.invocations).toBe(0);
-    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) expect((await send(host)).status).toBe(200);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
+      expect((await send(host)).status).toBe(200);
     expect(lambda.stats().echo.invocations).toBe(3);
   });
 
@@ -91,19 +103,28 @@ describe('local Lambda endpoint', () => {
   });
 
   test('function names: ARN, partial ARN, $LATEST and qualifiers', async () => {
-    expect(decode((await invoke('arn:aws:lambda:eu-west-1:123456789012:function:echo')).Payload)).toEqual({ got: { hello: 'world' } });
+    expect(decode((await invoke('arn:aws:lambda:eu-west-1:123456789012:function:echo')).Payload)).toEqual({
+      got: { hello: 'world' },
+    });
     expect(decode((await invoke('123456789012:function:echo')).Payload)).toEqual({ got: { hello: 'world' } });
     expect(decode((await invoke('echo:$LATEST')).Payload)).toEqual({ got: { hello: 'world' } });
     expect(decode((await invoke('echo', {}, { Qualifier: '$LATEST' })).Payload)).toEqual({ got: {} });
     expect(decode((await invoke('echo:live')).Payload)).toEqual({ alias: 'live' });
-    expect(decode((await invoke('arn:aws:lambda:us-east-1:123456789012:function:echo:live')).Payload)).toEqual({ alias: 'live' });
+    expect(decode((await invoke('arn:aws:lambda:us-east-1:123456789012:function:echo:live')).Payload)).toEqual({
+      alias: 'live',
+    });
     expect(decode((await invoke('echo', {}, { Qualifier: 'live' })).Payload)).toEqual({ alias: 'live' });
     await expect(invoke('echo:other')).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
-    await expect(invoke('echo:live', {}, { Qualifier: 'other' })).rejects.toMatchObject({ name: 'InvalidParameterValueException' });
+    await expect(invoke('echo:live', {}, { Qualifier: 'other' })).rejects.toMatchObject({
+      name: 'InvalidParameterValueException',
+    });
   });
 
   test('a throwing handler: 200 with X-Amz-Function-Error: Unhandled and errorType/errorMessage', async () => {
-    for (const [fn, type, message] of [['boom', 'TypeError', 'kaboom'], ['asyncBoom', 'RangeError', 'late kaboom']]) {
+    for (const [fn, type, message] of [
+      ['boom', 'TypeError', 'kaboom'],
+      ['asyncBoom', 'RangeError', 'late kaboom'],
+    ]) {
       const out = await invoke(fn);
       expect(out.StatusCode).toBe(200);
       expect(out.FunctionError).toBe('Unhandled');
@@ -126,7 +147,9 @@ describe('local Lambda endpoint', () => {
   });
 
   test('a payload that is not JSON → InvalidRequestContentException', async () => {
-    const err = await client.send(new InvokeCommand({ FunctionName: 'echo', Payload: Buffer.from('{nope') })).catch((e: unknown) => e);
+    const err = await client
+      .send(new InvokeCommand({ FunctionName: 'echo', Payload: Buffer.from('{nope') }))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'InvalidRequestContentException', $metadata: { httpStatusCode: 400 } });
   });
 
@@ -161,7 +184,11 @@ describe('local Lambda endpoint', () => {
 describe('CLI (local/lambda/main.ts)', () => {
   test('parses its flags', () => {
     expect(parseArgs([])).toEqual({ functionName: 'keyless-key-service', port: 3001, host: '127.0.0.1' });
-    expect(parseArgs(['--function-name', 'ks-a', '--port=0'])).toEqual({ functionName: 'ks-a', port: 0, host: '127.0.0.1' });
+    expect(parseArgs(['--function-name', 'ks-a', '--port=0'])).toEqual({
+      functionName: 'ks-a',
+      port: 0,
+      host: '127.0.0.1',
+    });
     expect(() => parseArgs(['--port', '70000'])).toThrow(/--port/);
     expect(() => parseArgs(['--function-name', 'bad name'])).toThrow(/--function-name/);
     expect(() => parseArgs(['--bogus'])).toThrow(/unknown argument/);
@@ -170,18 +197,36 @@ describe('CLI (local/lambda/main.ts)', () => {
   test('serves the real key-service handler under --function-name from KEYLESS_KEYS', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keyless-ll-'));
     const keyFile = path.join(dir, 'dev.pem');
-    fs.writeFileSync(keyFile, crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    fs.writeFileSync(
+      keyFile,
+      crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      { mode: 0o600 },
+    );
     const lines: string[] = [];
     const server = await run(['--function-name', 'ks-test', '--port', '0'], {
       env: { KEYLESS_KEYS: JSON.stringify([{ name: 'dev', custody: 'file', path: keyFile }]) },
       out: (l) => lines.push(l),
       logger: () => undefined,
     });
-    const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
+    const c = new LambdaClient({
+      endpoint: server.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+      maxAttempts: 1,
+    });
     try {
       expect(lines).toEqual([`lambda: listening on http://127.0.0.1:${server.port} (node/${process.versions.node})`]);
-      const out = await c.send(new InvokeCommand({ FunctionName: 'ks-test', Payload: Buffer.from(JSON.stringify({ v: 2, id: 'cli', op: 'ping' })) }));
-      expect(decode(out.Payload)).toMatchObject({ ok: true, id: 'cli', result: { keys: [{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }] } });
+      const out = await c.send(
+        new InvokeCommand({
+          FunctionName: 'ks-test',
+          Payload: Buffer.from(JSON.stringify({ v: 2, id: 'cli', op: 'ping' })),
+        }),
+      );
+      expect(decode(out.Payload)).toMatchObject({
+        ok: true,
+        id: 'cli',
+        result: { keys: [{ name: 'dev', custody: 'file', keySpec: 'ECC_NIST_P256' }] },
+      });
       await expect(run(['--port', '0'], { env: {}, out: () => undefined })).rejects.toThrow(/KEYLESS_KEYS: not set/);
     } finally {
       c.destroy();
@@ -193,10 +238,31 @@ describe('CLI (local/lambda/main.ts)', () => {
   test('the real handler never produces a function error for bad input', async () => {
     const h = createHandler({ keys: [{ name: 'k', custody: 'kms', keyId: 'alias/none' }], logger: () => undefined });
     const server = await startLocalLambda({ functions: { ks: h } });
-    const c = new LambdaClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' }, maxAttempts: 1 });
+    const c = new LambdaClient({
+      endpoint: server.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+      maxAttempts: 1,
+    });
     try {
-      for (const payload of [null, 42, 'str', [], { v: 2 }, { v: 2, id: 'x', op: 'tls13.certificate_verify', key: 'zzz', scheme: 'rsa_pss_rsae_sha256', transcriptHash: 'AA==' }]) {
-        const out = await c.send(new InvokeCommand({ FunctionName: 'ks', Payload: Buffer.from(JSON.stringify(payload)) }));
+      for (const payload of [
+        null,
+        42,
+        'str',
+        [],
+        { v: 2 },
+        {
+          v: 2,
+          id: 'x',
+          op: 'tls13.certificate_verify',
+          key: 'zzz',
+          scheme: 'rsa_pss_rsae_sha256',
+          transcriptHash: 'AA==',
+        },
+      ]) {
+        const out = await c.send(
+          new InvokeCommand({ FunctionName: 'ks', Payload: Buffer.from(JSON.stringify(payload)) }),
+        );
         expect(out.FunctionError).toBeUndefined();
         expect(decode(out.Payload)).toMatchObject({ v: 2, ok: false, error: { code: expect.any(String) } });
       }

@@ -3,7 +3,12 @@
  * record protection of our engine reproduce the published trace byte for byte.
  */
 import * as crypto from 'node:crypto';
-import { finishedVerifyData, KeySchedule, trafficKeys, hkdfExpandLabel } from '../../../../../edge-proxy/src/tls/tls13/key-schedule';
+import {
+  finishedVerifyData,
+  KeySchedule,
+  trafficKeys,
+  hkdfExpandLabel,
+} from '../../../../../edge-proxy/src/tls/tls13/key-schedule';
 import { ContentType, RecordReader, Tls13Protection } from '../../../../../edge-proxy/src/tls/record-layer';
 import { Transcript } from '../../../../../edge-proxy/src/tls/transcript';
 import { parseClientHello } from '../../../../../edge-proxy/src/tls/msgs/client-hello';
@@ -29,11 +34,21 @@ const certificateVerify = h(
 );
 const serverFinished = h('140000209b9b141d906337fbd2cbdce71df4deda4ab42c309572cb7fffee5454b78f0718');
 const clientFinished = h('14000020a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61');
-const serverFlightRecordPrefix = h('17030302a2d1ff334a56f5bff6594a07cc87b580233f500f45e489e7f33af35edf7869fcf40aa40aa2b8ea73f848a7ca07612ef9f945cb960b4068905123ea78b111b429ba9191cd05d2a389280f526134aadc7fc78c4b729df828b5ecf7b13bd9aefb0e57f271585b8ea9bb355c7c79020716cfb9b1183ef3ab20e37d57a6b9d7477609aee6e122a4cf51427325250c7d0e509289444c9b3a648f1d71035d2ed65b0e3cdd0cbae8bf2d0b227812cbb360987255cc744110c453baa4fcd610928d809810e4b7ed1a8fd991f06aa6248204797e36a6a73b70a2559c09ead686945ba246ab66e5edd8044b4c6de3fcf2a89441ac66272fd8fb330ef8190579b3684596c960bd596eea520a56a8d650f563aad27409960dca63d3e688611ea5e22f4415cf9538d51a200c27034272968a264ed6540c84838d89f72c24461aad6d26f59ecaba9acbbb317b66d902f4f292a36ac1b639c637ce343117b659622245317b49eeda0c6258f100d7d961ffb138647e92ea330faeea6dfa31c7a84dc3bd7e1b7a6c7178af36879018e3f252107f243d243dc7339d5684c8b0378bf30244da8c87c843f5e56eb4c5e8280a2b48052cf93b16499a66db7cca71e4599426f7d461e66f99882bd89fc50800becca62d6c74116dbd2972fda1fa80f85df881edbe5a37668936b335583b599186dc5c6918a396fa48a181d6b6fa4f9d62d513afbb992f2b992f67f8afe67f76913fa388cb5630c8ca01e0c65d11c66a1e2ac4c85977b7c7a6999bbf10dc35ae69f5515614636c0b9b68c19ed2e31c0b3b66763038ebba42f3b38edc0399f3a9f23faa63978c317fc9fa66a73f60f0504de93b5b845e275592c12335ee340bbc4fddd502784016e4b3be7ef04dda49f4b440a30cb5d2af939828fd4ae3794e44f94df5a631ede42c1719bfdabf0253fe5175be898e750edc53370d2b');
-const clientFinishedRecord = h('170303003575ec4dc238cce60b298044a71e219c56cc77b0517fe9b93c7a4bfc44d87f38f80338ac98fc46deb384bd1caeacab6867d726c40546');
-const appPayload = h('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031');
-const clientDataRecord = h('1703030043a23f7054b62c94d0affafe8228ba55cbefacea42f914aa66bcab3f2b9819a8a5b46b395bd54a9a20441e2b62974e1f5a6292a2977014bd1e3deae63aeebb21694915e4');
-const serverDataRecord = h('17030300432e937e11ef4ac740e538ad36005fc4a46932fc3225d05f82aa1b36e30efaf97d90e6dffc602dcb501a59a8fcc49c4bf2e5f0a21c0047c2abf332540dd032e167c2955d');
+const serverFlightRecordPrefix = h(
+  '17030302a2d1ff334a56f5bff6594a07cc87b580233f500f45e489e7f33af35edf7869fcf40aa40aa2b8ea73f848a7ca07612ef9f945cb960b4068905123ea78b111b429ba9191cd05d2a389280f526134aadc7fc78c4b729df828b5ecf7b13bd9aefb0e57f271585b8ea9bb355c7c79020716cfb9b1183ef3ab20e37d57a6b9d7477609aee6e122a4cf51427325250c7d0e509289444c9b3a648f1d71035d2ed65b0e3cdd0cbae8bf2d0b227812cbb360987255cc744110c453baa4fcd610928d809810e4b7ed1a8fd991f06aa6248204797e36a6a73b70a2559c09ead686945ba246ab66e5edd8044b4c6de3fcf2a89441ac66272fd8fb330ef8190579b3684596c960bd596eea520a56a8d650f563aad27409960dca63d3e688611ea5e22f4415cf9538d51a200c27034272968a264ed6540c84838d89f72c24461aad6d26f59ecaba9acbbb317b66d902f4f292a36ac1b639c637ce343117b659622245317b49eeda0c6258f100d7d961ffb138647e92ea330faeea6dfa31c7a84dc3bd7e1b7a6c7178af36879018e3f252107f243d243dc7339d5684c8b0378bf30244da8c87c843f5e56eb4c5e8280a2b48052cf93b16499a66db7cca71e4599426f7d461e66f99882bd89fc50800becca62d6c74116dbd2972fda1fa80f85df881edbe5a37668936b335583b599186dc5c6918a396fa48a181d6b6fa4f9d62d513afbb992f2b992f67f8afe67f76913fa388cb5630c8ca01e0c65d11c66a1e2ac4c85977b7c7a6999bbf10dc35ae69f5515614636c0b9b68c19ed2e31c0b3b66763038ebba42f3b38edc0399f3a9f23faa63978c317fc9fa66a73f60f0504de93b5b845e275592c12335ee340bbc4fddd502784016e4b3be7ef04dda49f4b440a30cb5d2af939828fd4ae3794e44f94df5a631ede42c1719bfdabf0253fe5175be898e750edc53370d2b',
+);
+const clientFinishedRecord = h(
+  '170303003575ec4dc238cce60b298044a71e219c56cc77b0517fe9b93c7a4bfc44d87f38f80338ac98fc46deb384bd1caeacab6867d726c40546',
+);
+const appPayload = h(
+  '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031',
+);
+const clientDataRecord = h(
+  '1703030043a23f7054b62c94d0affafe8228ba55cbefacea42f914aa66bcab3f2b9819a8a5b46b395bd54a9a20441e2b62974e1f5a6292a2977014bd1e3deae63aeebb21694915e4',
+);
+const serverDataRecord = h(
+  '17030300432e937e11ef4ac740e538ad36005fc4a46932fc3225d05f82aa1b36e30efaf97d90e6dffc602dcb501a59a8fcc49c4bf2e5f0a21c0047c2abf332540dd032e167c2955d',
+);
 const serverAlertRecord = h('1703030013b58fd67166ebf599d24720cfbe7efa7a8864a9');
 const clientAlertRecord = h('1703030013c9872760655666b74d7ff1153efd6db6d0b0e3');
 
@@ -42,7 +57,11 @@ const X25519_SPKI_PREFIX = h('302a300506032b656e032100');
 
 function x25519(priv: Buffer, pub: Buffer): Buffer {
   return crypto.diffieHellman({
-    privateKey: crypto.createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, priv]), format: 'der', type: 'pkcs8' }),
+    privateKey: crypto.createPrivateKey({
+      key: Buffer.concat([X25519_PKCS8_PREFIX, priv]),
+      format: 'der',
+      type: 'pkcs8',
+    }),
     publicKey: crypto.createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, pub]), format: 'der', type: 'spki' }),
   });
 }
@@ -73,12 +92,20 @@ describe('RFC 8448 simple 1-RTT trace', () => {
   });
 
   it('derives the early secret, shared secret and handshake secrets', () => {
-    expect(schedule.earlySecret.toString('hex')).toBe('33ad0a1c607ec03b09e6cd9893680ce210adf300aa1f2660e1b22e10f170f92a');
+    expect(schedule.earlySecret.toString('hex')).toBe(
+      '33ad0a1c607ec03b09e6cd9893680ce210adf300aa1f2660e1b22e10f170f92a',
+    );
     expect(shared.toString('hex')).toBe('8bd4054fb55b9d63fdfbacf9f04b9f0d35e6d63f537563efd46272900f89492d');
     expect(helloHash.toString('hex')).toBe('860c06edc07858ee8e78f0e7428c58edd6b43f2ca3e6e95f02ed063cf0e1cad8');
     expect(hs.client.toString('hex')).toBe('b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21');
     expect(hs.server.toString('hex')).toBe('b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38');
-    const derived = hkdfExpandLabel('sha256', schedule.earlySecret, 'derived', crypto.createHash('sha256').digest(), 32);
+    const derived = hkdfExpandLabel(
+      'sha256',
+      schedule.earlySecret,
+      'derived',
+      crypto.createHash('sha256').digest(),
+      32,
+    );
     expect(derived.toString('hex')).toBe('6f2615a108c702c5678f54fc9dbab69716c076189c48250cebeac3576c3611ba');
   });
 
@@ -108,7 +135,8 @@ describe('RFC 8448 simple 1-RTT trace', () => {
 
   it('derives application secrets and protects application data and alerts both ways', () => {
     const th = new Transcript('sha256');
-    for (const m of [clientHello, serverHello, encryptedExtensions, certificate, certificateVerify, serverFinished]) th.update(m);
+    for (const m of [clientHello, serverHello, encryptedExtensions, certificate, certificateVerify, serverFinished])
+      th.update(m);
     expect(th.digest().toString('hex')).toBe('9608102a0f1ccc6db6250b7b7e417b1a000eaada3daae4777a7686c9ff83df13');
     const app = schedule.applicationTrafficSecrets(th.digest());
     expect(app.client.toString('hex')).toBe('9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5');
