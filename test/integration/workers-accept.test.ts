@@ -24,12 +24,13 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 15_000): Promise<T> {
+async function waitFor<T>(what: string, get: () => T | undefined, ms = 15_000, seen?: () => string): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = get();
     if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until)
+      throw new Error(`timed out waiting for ${what}${seen ? `; the edge logged ${seen()}` : ''}`);
     await sleep(25);
   }
 }
@@ -45,12 +46,24 @@ const workerPids = () =>
     .filter((l) => l.msg === 'worker listening')
     .map((l) => l.pid as number);
 
-/** A TLS handshake over `socket` (already connected); resolves with the negotiated protocol. */
+/**
+ * A TLS handshake over `socket` (already connected), then one request; resolves with the negotiated
+ * protocol once the response's status line arrived. The request matters: a TLS 1.3 client counts its
+ * handshake done before the server has read its Finished, so only an answer shows the edge finished
+ * the handshake too (and served the connection's first request, even while draining).
+ */
 function handshakeOver(socket: net.Socket): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ socket, servername: 'localhost', ca: stack.caPem, ALPNProtocols: ['http/1.1'] }, () => {
-      resolve(s.getProtocol());
-      s.end();
+      s.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    });
+    let head = '';
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n')) return;
+      if (head.startsWith('HTTP/1.1 200 ')) resolve(s.getProtocol());
+      else reject(new Error(`unexpected answer ${JSON.stringify(head.split('\r\n')[0])}`));
+      s.destroy();
     });
     s.once('error', reject);
   });
@@ -133,8 +146,11 @@ it('SIGTERM lets the handshakes in flight on both workers complete, then the edg
   await waitFor('both workers draining', () => (logsSince(mark, 'draining').length >= 2 ? true : undefined));
   const protocols = await Promise.all(sockets.map(handshakeOver));
   expect(protocols).toEqual(sockets.map(() => 'TLSv1.3'));
-  const handshakes = await waitFor('16 handshake lines', () =>
-    logsSince(mark, 'handshake').length >= 16 ? logsSince(mark, 'handshake') : undefined,
+  const handshakes = await waitFor(
+    '16 handshake lines',
+    () => (logsSince(mark, 'handshake').length >= 16 ? logsSince(mark, 'handshake') : undefined),
+    15_000,
+    () => JSON.stringify(stack.edgeLogs().slice(mark)),
   );
   expect(new Set(handshakes.map((l) => l.worker))).toEqual(new Set([0, 1]));
   const drained = await waitFor(

@@ -36,9 +36,12 @@ export function createDrain(
       await drainAcceptQueue(server, Math.min(deadline, started + ACCEPT_QUEUE_MAX_MS));
       const allClosed = server.close();
       // 2. Handshakes in flight finish and are handed to the HTTP frontend, which still takes them.
-      const handshaking = (): number => server.activeConnections - frontend.connectionCount;
+      //    Counted by the TLS server itself: the difference of two connection counts (TLS, HTTP) is
+      //    wrong while finished connections leave the two sets in either order.
       const handshakeDeadline = Math.min(deadline, started + config.handshakeTimeoutMs);
-      while (handshaking() > 0 && Date.now() < handshakeDeadline) await new Promise((r) => setTimeout(r, 10));
+      while (server.handshakingConnections > 0 && Date.now() < handshakeDeadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       // 3. Idle keep-alive connections are closed politely (close_notify / HTTP/2 GOAWAY), active
       //    requests finish, until the drain deadline.
       await Promise.race([

@@ -15,6 +15,8 @@ export class TlsServer extends EventEmitter<TlsServerEvents> {
   readonly tcp: net.Server;
   private readonly ctx: TlsContext;
   private readonly connections = new Set<TlsServerConnection>();
+  /** Connections whose handshake has neither completed nor failed yet (a graceful stop waits for them). */
+  private readonly handshaking = new Set<TlsServerConnection>();
 
   constructor(
     options: TlsServerOptions,
@@ -46,15 +48,30 @@ export class TlsServer extends EventEmitter<TlsServerEvents> {
   private accept(socket: net.Socket, proxied?: ProxyHeader): void {
     const conn = new TlsServerConnection(socket, this.ctx, proxied);
     this.connections.add(conn);
-    conn.once('close', () => this.connections.delete(conn));
-    conn.once('secure', () => this.emit('secureConnection', conn));
-    conn.once('handshakeError', (err: HandshakeError) => this.emit('tlsClientError', err, conn));
+    this.handshaking.add(conn);
+    conn.once('close', () => {
+      this.connections.delete(conn);
+      this.handshaking.delete(conn);
+    });
+    conn.once('secure', () => {
+      this.handshaking.delete(conn);
+      this.emit('secureConnection', conn);
+    });
+    conn.once('handshakeError', (err: HandshakeError) => {
+      this.handshaking.delete(conn);
+      this.emit('tlsClientError', err, conn);
+    });
     // Errors after the handshake belong to whoever consumes the connection; never let one crash us.
     conn.on('error', () => undefined);
   }
 
   get activeConnections(): number {
     return this.connections.size;
+  }
+
+  /** Connections still in their handshake. */
+  get handshakingConnections(): number {
+    return this.handshaking.size;
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<net.AddressInfo> {
