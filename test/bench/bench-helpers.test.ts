@@ -145,9 +145,9 @@ describe('phasesOf (the traced edge, phases.ts)', () => {
     const byName = Object.fromEntries(PHASES.map(([name], i) => [name.split(' (')[0], p[i]]));
     expect(byName['accept → ClientHello read']).toBeCloseTo(0.1);
     expect(byName['ClientHello read → key operation start']).toBeCloseTo(1.9);
-    expect(byName['key operation: AWS SDK before the HTTP request']).toBeCloseTo(1);
+    expect(byName['key operation: request building and SigV4 before the HTTP request']).toBeCloseTo(1);
     expect(byName['key operation: HTTP hop to the key service']).toBeCloseTo(2);
-    expect(byName['key operation: AWS SDK after the response, signature check']).toBeCloseTo(2);
+    expect(byName['key operation: response decoding and signature check']).toBeCloseTo(2);
     expect(byName['key operation end → server flight written']).toBeCloseTo(0.5);
     expect(byName['flight written → client Finished read']).toBeCloseTo(1.5);
     expect(byName['edge own total: accept → client Finished, key operation excluded']).toBeCloseTo(4);

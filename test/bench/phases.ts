@@ -3,7 +3,7 @@
  * (one line per connection). For a full TLS 1.3 handshake at c=1, as the edge sees it:
  *
  *   accept → ClientHello read → key operation start (engine work; ServerHello…Certificate written)
- *   → key operation (AWS SDK before the HTTP request, the HTTP hop to the key service, the SDK after it
+ *   → key operation (request building and SigV4 before the HTTP request, the HTTP hop to the key service, decoding after it
  *   and the signature check) → server flight written (CertificateVerify, Finished) → client Finished read
  *   (the client's work and a loopback round trip) → first response byte written (the proxy hop).
  */
@@ -33,9 +33,9 @@ export interface PhaseRow {
 export const PHASES = [
   ['accept → ClientHello read', true],
   ['ClientHello read → key operation start (engine: hello, key share, key schedule, first flight written)', true],
-  ['key operation: AWS SDK before the HTTP request', false],
+  ['key operation: request building and SigV4 before the HTTP request', false],
   ['key operation: HTTP hop to the key service (Lambda Invoke)', false],
-  ['key operation: AWS SDK after the response, signature check', false],
+  ['key operation: response decoding and signature check', false],
   ['key operation end → server flight written (CertificateVerify, Finished)', true],
   ['flight written → client Finished read (client work + loopback round trip)', true],
   ['edge own total: accept → client Finished, key operation excluded', true],
