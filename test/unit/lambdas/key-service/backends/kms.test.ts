@@ -14,17 +14,17 @@ import {
   type KeySpec,
   type KeyUsageType,
 } from '@aws-sdk/client-kms';
-import { startLocalKms, type LocalKms } from '../../../../local/kms';
-import { mapKmsError } from '../../../../contract/kms-errors';
-import { createKmsClient } from '../../../../lambdas/key-service/backends/kms';
-import { createHandler, type KeyServiceHandler } from '../../../../lambdas/key-service/handler';
+import { startLocalKms, type LocalKms } from '../../../../../local/kms';
+import { mapKmsError } from '../../../../../contract/kms-errors';
+import { createKmsClient } from '../../../../../lambdas/key-service/backends/kms';
+import { createHandler, type KeyServiceHandler } from '../../../../../lambdas/key-service/handler';
 import type {
   KeyServiceResponse,
   OkResponse,
   PingResult,
   PublicKeyResult,
   SignatureResult,
-} from '../../../../contract/key-service-protocol';
+} from '../../../../../contract/key-service-protocol';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 let kms: LocalKms;
