@@ -307,7 +307,7 @@ function admission(v: unknown): AdmissionConfig {
   const d = DEFAULT_ADMISSION;
   if (v === undefined) return { ...d };
   const fix =
-    'Write it as {"keyOperationsPerSecond": 400, "keyOperationBurst": 40, "maxPendingFullHandshakes": 256, "perClientRatePerSecond": 20, "perClientBurst": 40, "maxTrackedClients": 100000} (every field optional).';
+    'Write it as {"keyOperationsPerSecond": 400, "keyOperationBurst": 40, "maxPendingFullHandshakes": 256, "perClientRatePerSecond": 20, "perClientBurst": 40, "maxTrackedClients": 100000, "keyOperationWindow": 0} (every field optional; a keyOperationWindow above 0 replaces the key-operation bucket by at most that many in any one-second window).';
   if (!isObject(v)) throw new ConfigError('admission', 'must be an object', fix);
   for (const k of Object.keys(v)) {
     if (!(k in d))
@@ -332,6 +332,11 @@ function admission(v: unknown): AdmissionConfig {
       'Keep the burst at most one second of the budget (default: a tenth of it).',
     );
   }
+  // 0 (the default) keeps the bucket; the fleet KMS budget sets the task's share.
+  const keyOperationWindow =
+    v.keyOperationWindow === undefined || v.keyOperationWindow === 0
+      ? 0
+      : positive(v.keyOperationWindow, 'admission.keyOperationWindow', 100_000);
   return {
     maxPendingFullHandshakes: int('maxPendingFullHandshakes', 100_000),
     perClientRatePerSecond: int('perClientRatePerSecond', 1_000_000),
@@ -339,6 +344,7 @@ function admission(v: unknown): AdmissionConfig {
     maxTrackedClients: int('maxTrackedClients', 10_000_000),
     keyOperationsPerSecond,
     keyOperationBurst,
+    keyOperationWindow,
   };
 }
 

@@ -196,6 +196,8 @@ export function workerShare(
       perClientBurst: part(a.perClientBurst),
       keyOperationsPerSecond: a.keyOperationsPerSecond / count,
       keyOperationBurst: part(a.keyOperationBurst),
+      // Rounded down, so the workers together never admit more than the task's window.
+      keyOperationWindow: a.keyOperationWindow > 0 ? Math.max(1, Math.floor(a.keyOperationWindow / count)) : 0,
     },
   };
 }

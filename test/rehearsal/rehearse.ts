@@ -915,11 +915,6 @@ async function realPeers(
   if (curl === undefined) step('curl: not installed, skipped');
   else if (curl.code !== 0) fail(`curl failed (${curl.code}): ${curl.out.trim().slice(0, 300)}`);
   else step('curl: 200 through the NLB');
-  // The task admits full handshakes within its share of the fleet's KMS budget: a bucket whose burst
-  // is a tenth of the share (docs/configuration.md, "Fleet KMS budget"), 1 for the sample. curl just
-  // spent it, so a second full handshake at once may be refused by admission — this step checks
-  // serving, not the burst: give the bucket a second to refill.
-  await new Promise((r) => setTimeout(r, 1000));
   const openssl = await runPeer(
     'openssl',
     [

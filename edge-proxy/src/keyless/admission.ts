@@ -37,6 +37,13 @@ export interface AdmissionConfig {
   keyOperationsPerSecond: number;
   /** Key operations allowed in a burst above the steady rate. */
   keyOperationBurst: number;
+  /**
+   * When above 0: at most this many key operations in any one-second window, enforced exactly by a
+   * sliding window instead of the keyOperationsPerSecond/keyOperationBurst bucket. The fleet KMS
+   * budget sets it to the task's share: the same bound as the bucket, without refusing a burst the
+   * share has room for.
+   */
+  keyOperationWindow: number;
 }
 
 export const DEFAULT_ADMISSION: AdmissionConfig = {
@@ -46,25 +53,27 @@ export const DEFAULT_ADMISSION: AdmissionConfig = {
   maxTrackedClients: 100_000,
   keyOperationsPerSecond: 400,
   keyOperationBurst: 40,
+  keyOperationWindow: 0,
 };
 
 /**
  * One task's share of a regional KMS budget (docs/configuration.md, "Fleet KMS budget"). KMS quotas
  * are per region and per second, and every task admits on its own, so the budget is split statically:
- * each of at most `maxTasks` tasks gets `floor(regionalBudget / maxTasks)` key operations per second,
- * as a bucket whose burst plus one second of refill equals that share. Over any one-second window a
- * task then admits at most its share, and any number of tasks up to `maxTasks` at most the budget —
- * whatever the autoscaler does in between. Undefined when the share is below 2 (a bucket needs a
- * token of burst and one of refill).
+ * each of at most `maxTasks` tasks gets `floor(regionalBudget / maxTasks)` key operations in any
+ * one-second window (`keyOperationWindow`). A task then admits at most its share in any such window,
+ * and any number of tasks up to `maxTasks` at most the budget — whatever the autoscaler does in
+ * between — while a burst within the share is never refused. The bucket fields (burst plus one second
+ * of refill = the share) describe the same bound for readers of the configuration. Undefined when the
+ * share is below 2.
  */
 export function fleetShare(
   regionalBudget: number,
   maxTasks: number,
-): Pick<AdmissionConfig, 'keyOperationsPerSecond' | 'keyOperationBurst'> | undefined {
+): Pick<AdmissionConfig, 'keyOperationsPerSecond' | 'keyOperationBurst' | 'keyOperationWindow'> | undefined {
   const share = Math.floor(regionalBudget / maxTasks);
   if (!(share >= 2)) return undefined;
   const keyOperationBurst = Math.max(1, Math.floor(share / 10));
-  return { keyOperationsPerSecond: share - keyOperationBurst, keyOperationBurst };
+  return { keyOperationsPerSecond: share - keyOperationBurst, keyOperationBurst, keyOperationWindow: share };
 }
 
 export type AdmissionReason = 'pending_limit' | 'client_rate' | 'key_budget';
@@ -118,6 +127,32 @@ export class TokenBucket {
   }
 }
 
+/**
+ * At most `limit` admissions in any `windowMs` window, exactly: a ring of the last `limit` admission
+ * times, whose oldest entry must have left the window before another is admitted. Unlike a bucket it
+ * refuses nothing while fewer than `limit` admissions fall in the window.
+ */
+export class SlidingWindow {
+  private readonly times: Float64Array;
+  private oldest = 0;
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs = 1000,
+  ) {
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new RangeError(`window limit ${limit} must be a whole number from 1`);
+    this.times = new Float64Array(limit).fill(-Infinity);
+  }
+
+  take(now: number): boolean {
+    if (now - this.times[this.oldest] < this.windowMs) return false;
+    this.times[this.oldest] = now;
+    this.oldest = (this.oldest + 1) % this.limit;
+    return true;
+  }
+}
+
 export { isConnectionScoped, type ConnectionScopedKeyOperations } from '../tls/key-operations';
 
 export interface AdmissionOptions {
@@ -129,7 +164,7 @@ export interface AdmissionOptions {
 
 export class AdmissionController {
   private readonly now: () => number;
-  private readonly global: TokenBucket;
+  private readonly global: { take(now: number): boolean };
   private readonly clients = new Map<string, TokenBucket>();
   private pendingCount = 0;
 
@@ -138,7 +173,10 @@ export class AdmissionController {
     private readonly options: AdmissionOptions = {},
   ) {
     this.now = options.now ?? (() => performance.now());
-    this.global = new TokenBucket(config.keyOperationsPerSecond, config.keyOperationBurst, this.now());
+    this.global =
+      config.keyOperationWindow > 0
+        ? new SlidingWindow(config.keyOperationWindow)
+        : new TokenBucket(config.keyOperationsPerSecond, config.keyOperationBurst, this.now());
   }
 
   /** Full handshakes currently waiting for the key service. */

@@ -105,6 +105,13 @@ describe('workerShare', () => {
     expect(w.limits.maxConnections).toBe(Math.ceil(base.limits.maxConnections / 2));
     expect(w.maxKeyOperationsInFlight).toBe(Math.ceil(base.maxKeyOperationsInFlight / 2));
     expect(w.listen).toEqual(base.listen);
+    expect(w.admission.keyOperationWindow).toBe(0); // no fleet budget: the bucket
+  });
+
+  it('splits a fleet share’s one-second window rounding down, so the workers never exceed the task’s share', () => {
+    const fleet = { ...base, admission: { ...base.admission, keyOperationWindow: 13 } };
+    expect(workerShare(fleet, 2, 40000).admission.keyOperationWindow).toBe(6);
+    expect(workerShare(fleet, 4, 40000).admission.keyOperationWindow).toBe(3);
   });
 
   it('listens on the port the primary chose for every worker (reuseport with a configured port 0)', () => {

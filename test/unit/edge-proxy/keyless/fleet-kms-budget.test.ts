@@ -11,6 +11,7 @@ import {
   AdmissionController,
   AdmissionRejectedError,
   fleetShare,
+  SlidingWindow,
   type AdmissionReason,
 } from '../../../../edge-proxy/src/keyless/admission';
 import type { KeyOperations, SignResult } from '../../../../edge-proxy/src/tls/key-operations';
@@ -66,19 +67,48 @@ interface Edge {
 }
 
 describe('fleetShare', () => {
-  it('gives each task its share as burst + one second of refill', () => {
-    expect(fleetShare(400, 1)).toEqual({ keyOperationsPerSecond: 360, keyOperationBurst: 40 });
-    expect(fleetShare(300, 4)).toEqual({ keyOperationsPerSecond: 68, keyOperationBurst: 7 }); // share 75
-    expect(fleetShare(500, 20)).toEqual({ keyOperationsPerSecond: 23, keyOperationBurst: 2 }); // share 25
-    expect(fleetShare(10, 5)).toEqual({ keyOperationsPerSecond: 1, keyOperationBurst: 1 });
-    expect(fleetShare(9, 5)).toBeUndefined(); // 1 per task: no room for a burst and a refill
+  it('gives each task its share as a one-second window (and, for readers, as burst + one second of refill)', () => {
+    expect(fleetShare(400, 1)).toEqual({ keyOperationsPerSecond: 360, keyOperationBurst: 40, keyOperationWindow: 400 });
+    expect(fleetShare(300, 4)).toEqual({ keyOperationsPerSecond: 68, keyOperationBurst: 7, keyOperationWindow: 75 });
+    expect(fleetShare(500, 20)).toEqual({ keyOperationsPerSecond: 23, keyOperationBurst: 2, keyOperationWindow: 25 });
+    expect(fleetShare(10, 5)).toEqual({ keyOperationsPerSecond: 1, keyOperationBurst: 1, keyOperationWindow: 2 });
+    expect(fleetShare(9, 5)).toBeUndefined(); // 1 per task: too little to admit a handshake and its retry
+  });
+});
+
+describe('SlidingWindow', () => {
+  it('admits at most its limit in any one-second window, and refuses only when the window is full', () => {
+    const limit = 7;
+    const w = new SlidingWindow(limit);
+    const admitted: number[] = [];
+    // Pseudo-random arrivals over 10 s, in bursts and lulls (deterministic: a linear congruential walk).
+    let seed = 12345;
+    for (let t = 0; t <= 10_000; t++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const offered = seed % 100 < 3 ? 1 + (seed % 5) : 0;
+      for (let i = 0; i < offered; i++) {
+        const inWindow = admitted.filter((a) => a > t - 1000).length;
+        const ok = w.take(t);
+        expect(ok).toBe(inWindow < limit); // refused exactly when `limit` admissions are in the window
+        if (ok) admitted.push(t);
+      }
+    }
+    expect(maxPerSecond(admitted, 10_000)).toBeLessThanOrEqual(limit);
+    expect(admitted.length).toBeGreaterThan(limit * 5);
+  });
+
+  it('admits a whole burst up to the limit at one instant, then the next one a window later', () => {
+    const w = new SlidingWindow(3);
+    expect([w.take(0), w.take(0), w.take(0), w.take(0)]).toEqual([true, true, true, false]);
+    expect(w.take(999)).toBe(false);
+    expect(w.take(1000)).toBe(true);
   });
 });
 
 describe('fleet KMS budget configuration', () => {
   it("splits KEYLESS_KMS_BUDGET over KEYLESS_FLEET_MAX_TASKS, replacing the file's rate and burst", () => {
     const c = loadFromEnv({ KEYLESS_KMS_BUDGET: '300', KEYLESS_FLEET_MAX_TASKS: '4' });
-    expect(c.admission).toMatchObject({ keyOperationsPerSecond: 68, keyOperationBurst: 7 });
+    expect(c.admission).toMatchObject({ keyOperationsPerSecond: 68, keyOperationBurst: 7, keyOperationWindow: 75 });
     // A budget alone is a fleet of one.
     expect(loadFromEnv({ KEYLESS_KMS_BUDGET: '120' }).admission).toMatchObject({
       keyOperationsPerSecond: 108,
@@ -174,10 +204,10 @@ describe('two edges on loopback past their share', () => {
     const leaf = pki.leaf('ec', 'p256', ['localhost']);
     const keys = new InProcessKeys(new Map([['ec-key', leaf.key]]));
     const counting = countTls13Signatures(keys);
-    // A regional budget of 20/s for at most 10 tasks: 2/s each, a burst of 1. The clock stands still,
-    // so no token refills while the test runs, however slow the machine.
+    // A regional budget of 20/s for at most 10 tasks: 2 in any one-second window each. The clock
+    // stands still, so the window never moves while the test runs, however slow the machine.
     const config = loadFromEnv({ KEYLESS_KMS_BUDGET: '20', KEYLESS_FLEET_MAX_TASKS: '10' });
-    expect(config.admission).toMatchObject({ keyOperationsPerSecond: 1, keyOperationBurst: 1 });
+    expect(config.admission).toMatchObject({ keyOperationWindow: 2 });
     const rejects: AdmissionReason[] = [];
     const alerts: string[] = [];
     const edges = await Promise.all(
@@ -213,11 +243,12 @@ describe('two edges on loopback past their share', () => {
       });
     try {
       for (const { port } of edges) {
-        expect(await handshake(port)).toBe('ok');
+        // Two at once fit the share (a bucket with a burst of 1 refused the second), the rest do not.
+        expect(await Promise.all([handshake(port), handshake(port)])).toEqual(['ok', 'ok']);
         expect(await handshake(port)).toMatch(/alert handshake failure/i);
         expect(await handshake(port)).toMatch(/alert handshake failure/i);
       }
-      expect(counting.signed).toBe(2); // one per edge: its burst
+      expect(counting.signed).toBe(4); // two per edge: its share
       expect(rejects).toEqual(['key_budget', 'key_budget', 'key_budget', 'key_budget']);
       expect(alerts).toEqual(['handshake_failure', 'handshake_failure', 'handshake_failure', 'handshake_failure']);
     } finally {
