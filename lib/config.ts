@@ -1034,12 +1034,19 @@ function resolveEdge(v: unknown, where: string, p: Problems): EdgeConfig | undef
     );
   }
   // The budget is split over maxTasks plus a rolling deploy's surplus (ECS maximumPercent 200), and
-  // the edge refuses a share under 2/s at startup (edge-proxy/src/config.ts).
+  // the edge refuses a share under 2/s at startup (edge-proxy/src/config.ts). Each task splits its
+  // share over its workers again, and a worker needs at least 1 in any second.
   const admitting = e.maxTasks * 2;
-  if (e.kmsBudget < 2 * admitting) {
+  const workers = workersPerTask(e.cpu);
+  const perTask = Math.max(2, workers);
+  if (e.kmsBudget < perTask * admitting) {
+    const need =
+      workers > 2
+        ? `${perTask} key operations per second (one for each of its ${workers} workers)`
+        : '2 key operations per second';
     p.add(
       `${where}.kmsBudget`,
-      `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under 2 key operations per second: raise it (and the KMS quota) to at least ${2 * admitting}, or lower maxTasks`,
+      `(${e.kmsBudget}/s) leaves each of up to ${admitting} tasks (maxTasks ${e.maxTasks}, doubled during a rolling deploy) under ${need}: raise it (and the KMS quota) to at least ${perTask * admitting}, or lower maxTasks${workers > 2 ? ' or cpu' : ''}`,
     );
   }
   return e;
@@ -1273,4 +1280,9 @@ function resolveTags(v: unknown, where: string, p: Problems): Record<string, str
     else out[k] = val;
   }
   return out;
+}
+
+/** Edge worker processes per task: one per whole vCPU (the task definition sets KEYLESS_WORKERS to it). */
+export function workersPerTask(cpu: number): number {
+  return Math.max(1, Math.floor(cpu / 1024));
 }

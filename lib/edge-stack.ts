@@ -15,6 +15,7 @@ import {
   type AlarmConfig,
   type CertificateEntry,
   type EdgeConfig,
+  workersPerTask,
 } from './config';
 import { EdgeLoadBalancer } from './edge-load-balancer';
 import { EdgeNetwork, type OriginEgress } from './edge-network';
@@ -247,7 +248,7 @@ function edgeEnvironment(props: EdgeStackProps, prefix: string): Record<string, 
     KEYLESS_PROXY_MODE: e.proxyMode,
     KEYLESS_GROUPS: e.groups.join(','),
     // One edge worker process per vCPU of the task size (edge-proxy/src/workers.ts).
-    KEYLESS_WORKERS: String(Math.max(1, Math.floor(e.cpu / 1024))),
+    KEYLESS_WORKERS: String(workersPerTask(e.cpu)),
     // Drain for as long as the NLB keeps sending the task's connections, but finish before ECS's
     // SIGKILL (stopTimeout) with a few seconds to spare for the last responses and the exit.
     KEYLESS_DRAIN_TIMEOUT_MS: String(

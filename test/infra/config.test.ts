@@ -282,6 +282,14 @@ describe('rejections name the field and the fix', () => {
       /edge\.kmsBudget: \(30\/s\) leaves each of up to 40 tasks \(maxTasks 20, doubled during a rolling deploy\) under 2 key operations per second/,
     ],
     [
+      'KMS budget too thin for the workers of large tasks',
+      {
+        ...minimal,
+        edge: { origin: 'http://o.example.com', kmsBudget: 100, maxTasks: 20, cpu: 4096, memoryMiB: 8192 },
+      },
+      /edge\.kmsBudget: \(100\/s\) leaves each of up to 40 tasks \(maxTasks 20, doubled during a rolling deploy\) under 4 key operations per second \(one for each of its 4 workers\): raise it \(and the KMS quota\) to at least 160, or lower maxTasks or cpu/,
+    ],
+    [
       'no NAT without private endpoints',
       { ...minimal, edge: { origin: 'http://10.80.0.5', natGateways: 0, privateEndpoints: false } },
       /edge\.natGateways: 0 needs edge\.privateEndpoints true/,
