@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -198,13 +199,24 @@ export async function startHttpServer(handler: http.RequestListener): Promise<Te
   };
 }
 
-/** A port nothing listens on (bound, then released). */
+/**
+ * A port nothing listens on, that stays so for the test's life: chosen below Linux's ephemeral range
+ * (ip_local_port_range starts at 32768), where no `listen(0)` of a parallel test can be given it — a
+ * port bound and released would soon be handed to another test's server. Checked refused first.
+ */
 export async function deadPort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
 }
 
 /** Deterministic pseudo-random bytes, produced lazily in chunks (a streamed body). */
