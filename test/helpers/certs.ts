@@ -182,56 +182,21 @@ export function makeClientPki(): TestClientPki {
     fs.writeFileSync(path.join(d, 'serial'), crypto.randomBytes(8).toString('hex').toUpperCase() + '\n');
     return d;
   };
+  /** A self-signed P-256 CA (ca.key, ca.pem) in `dir`. */
+  const selfSignedCa = (dir: string, subject: string): void =>
+    openssl(
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+        ...['-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', subject],
+        ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+      ],
+      dir,
+    );
   const root = caDir('root');
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '3',
-      '-subj',
-      '/O=Keyless Test/CN=keyless test client CA',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    root,
-  );
+  selfSignedCa(root, '/O=Keyless Test/CN=keyless test client CA');
   const unknown = caDir('unknown');
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '3',
-      '-subj',
-      '/CN=keyless test client CA',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    unknown,
-  );
+  // A CA the edge does not trust (a look-alike name, its own key): its client certificates must not verify.
+  selfSignedCa(unknown, '/CN=keyless test client CA');
   const inter = caDir('intermediate');
   openssl(
     [
